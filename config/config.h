@@ -1,0 +1,122 @@
+#ifndef SEALMAIL_CONFIG_H
+#define SEALMAIL_CONFIG_H
+/*
+ * The configuration: one YAML file (DESIGN.md) loaded with libyaml into one validated,
+ * immutable struct config. Nothing outside config/ includes yaml.h.
+ *
+ * Every path in the struct is absolute: relative paths in the file are resolved against
+ * the folder of the file. Every error names file, line and key:
+ *   /etc/sealmail/sealmail.yaml:12: listeners[2].port: 70000 is out of range (1-65535)
+ * The key list lives in one table (config_keys.c) from which docs/configuration.md is
+ * generated (`sealmaild --print-config-reference`).
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum cfg_protocol { CFG_PROTO_SUBMISSION, CFG_PROTO_SMTP, CFG_PROTO_IMAP, CFG_PROTO_POP3 };
+enum cfg_tls_mode { CFG_TLS_IMPLICIT, CFG_TLS_STARTTLS };
+enum cfg_client_cert { CFG_CLIENT_CERT_NONE, CFG_CLIENT_CERT_OPTIONAL, CFG_CLIENT_CERT_REQUIRED };
+/* certificate_login: "none" (default: a certificate never logs in by itself; EXTERNAL
+ * is still offered where a verified certificate is present) or "preauth" (IMAP greets a
+ * verified user with PREAUTH, SMTP submission treats the certificate as the login). */
+enum cfg_cert_login { CFG_CERT_LOGIN_NONE, CFG_CERT_LOGIN_PREAUTH };
+enum cfg_tls_version { CFG_TLS_1_2, CFG_TLS_1_3 };
+enum cfg_route_tls { CFG_ROUTE_TLS_VERIFY, CFG_ROUTE_TLS_ENCRYPT, CFG_ROUTE_TLS_NONE };
+
+struct cfg_listener {
+	enum cfg_protocol protocol;
+	char *address;          /* numeric IPv4 or IPv6 address */
+	uint16_t port;          /* 0 is allowed: the kernel picks (tests); the real port is logged */
+	enum cfg_tls_mode tls;
+	enum cfg_client_cert client_certificate; /* default none */
+	enum cfg_cert_login certificate_login;   /* default none */
+	unsigned max_connections;                /* default 0 = only the global limit */
+	int line;                                /* line of the listener in the file */
+};
+
+struct cfg_route {
+	char *domain;           /* lower-case domain, or "*" */
+	char *host;
+	uint16_t port;          /* default 25 */
+	enum cfg_route_tls tls; /* default verify */
+	char *ca;               /* absolute path, or NULL for the system store */
+	int line;
+};
+
+struct cfg_limits {
+	uint64_t message_size;        /* bytes, default 52428800 */
+	unsigned recipients;          /* per message, default 100 */
+	unsigned connections;         /* global, default 10000 */
+	unsigned connections_per_ip;  /* default 100 */
+	unsigned line_length;         /* after login, default 65536 (IMAP commands can be long) */
+	unsigned line_length_preauth; /* before login, default 2048 */
+	unsigned handshake_timeout;   /* seconds, default 30 */
+	unsigned idle_timeout;        /* seconds after login, default 1800 */
+	unsigned idle_timeout_preauth;/* seconds before login, default 60 */
+	unsigned session_duration;    /* seconds, 0 = unlimited (default 0; SMTP uses it) */
+	unsigned commands;            /* per session before login, default 100 */
+	unsigned errors;              /* per session, default 10 */
+};
+
+struct cfg_relay {
+	char *certificate;            /* presented to peers, or NULL */
+	char *key;
+	struct cfg_route *routes;
+	size_t n_routes;
+	char **legacy_gateways;       /* addresses where route tls: none is allowed besides loopback */
+	size_t n_legacy_gateways;
+	unsigned retry_initial;       /* seconds, default 300 */
+	unsigned retry_max;           /* seconds, default 14400 */
+	unsigned give_up;             /* seconds, default 432000 (5 days) */
+};
+
+struct config {
+	char *path;                   /* absolute path of the file */
+	char *dir;                    /* its folder */
+	char *hostname;               /* default: gethostname() */
+	char **domains;               /* lower-case */
+	size_t n_domains;
+	char *data_dir;               /* absolute; default "<dir>/data" */
+	struct {
+		char *certificate;    /* PEM chain, required */
+		char *key;            /* PEM key, required */
+		char *client_ca;      /* required when a listener asks for client certificates */
+		char *crl;            /* optional */
+		enum cfg_tls_version min_version; /* default 1.2 */
+	} tls;
+	struct cfg_listener *listeners;
+	size_t n_listeners;
+	struct {
+		bool require_client_certificate;
+	} auth;
+	struct cfg_relay relay;
+	struct cfg_limits limits;
+};
+
+/* Collected errors, each one line "file:line: key: message". */
+struct cfg_errors {
+	char **lines;
+	size_t n;
+};
+
+/*
+ * Loads and validates the file. On success returns 0 and sets *cfg_r (caller frees with
+ * cfg_free). On failure returns -EINVAL (or -errno when the file cannot be read), sets
+ * *cfg_r to NULL and appends every problem found to errs (caller frees with
+ * cfg_errors_free). Checks files: certificate, key, client_ca and crl must be readable.
+ */
+int cfg_load(const char *path, struct config **cfg_r, struct cfg_errors *errs);
+void cfg_free(struct config *cfg);
+void cfg_errors_free(struct cfg_errors *errs);
+
+/* True when domain (any case) is one of cfg->domains. */
+bool cfg_is_local_domain(const struct config *cfg, const char *domain, size_t len);
+
+const char *cfg_protocol_name(enum cfg_protocol p); /* "submission", "smtp", "imap", "pop3" */
+
+/* Writes the reference documentation of every key (Markdown) to fp. */
+void cfg_print_reference(FILE *fp);
+
+#endif

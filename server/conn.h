@@ -1,0 +1,89 @@
+#ifndef SEALMAIL_CONN_H
+#define SEALMAIL_CONN_H
+/*
+ * A client connection as protocol code sees it: complete lines in, plaintext out.
+ *
+ * conn.c owns the socket (libuv), the TLS session, the bounded line reader, the write
+ * queue with back-pressure and the timers. Protocol sessions (smtp/, imap/, pop3/) are
+ * driven only through struct proto_handler callbacks and talk back only through the
+ * functions below, so they can be unit-tested against a fake conn (tests/unit/server/
+ * conn_fake.c) with no socket, no libuv and no GnuTLS.
+ *
+ * Rules:
+ * - Lines arrive without their line ending; a line is NUL-terminated for convenience but
+ *   may contain NUL bytes (len is the truth). A bare LF also ends a line; has_cr says
+ *   whether the line ended with CRLF, so SMTP DATA can refuse bare LF.
+ * - A line longer than the current limit is never buffered whole: the protocol's
+ *   line_too_long callback runs once, then the rest of that line is skipped.
+ * - After conn_start_tls() nothing that was already received in plaintext is ever
+ *   delivered (CVE-2011-0411): the buffer is discarded, then the handshake runs.
+ * - While paused (conn_pause), no callbacks run; input stays buffered (bounded).
+ * - Every callback is invoked from the loop thread. After close() nothing else is called.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+struct conn;
+struct tls_session;
+
+struct proto_handler {
+	const char *name; /* "smtp", "imap", "pop3" */
+	/* Once, when the protocol may speak: at accept on STARTTLS listeners, after the
+	 * handshake on implicit-TLS ones. Returns the session state passed to the rest. The
+	 * greeting is usually written here. */
+	void *(*open)(struct conn *c);
+	/* One complete line. The buffer is borrowed until return. */
+	void (*line)(void *sess, char *line, size_t len, bool has_cr);
+	/* The current line is over the limit. Reply with the protocol's error; the conn
+	 * skips to the next line ending (or the protocol calls conn_close). */
+	void (*line_too_long)(void *sess);
+	/* Raw bytes requested with conn_expect_bytes (IMAP literals, BDAT chunks). Called
+	 * one or more times; last is true on the final piece. */
+	void (*bytes)(void *sess, const char *data, size_t len, bool last);
+	/* The STARTTLS handshake finished; the session is now encrypted. */
+	void (*tls_ready)(void *sess);
+	/* The idle timer fired. Write a goodbye if the protocol has one; the conn closes
+	 * right after. May be NULL. */
+	void (*timeout)(void *sess);
+	/* The connection is gone (or going): free the state. Nothing may be written. */
+	void (*close)(void *sess);
+};
+
+/* Queue plaintext for the peer (encrypted when TLS is on). Never fails; a peer that does
+ * not read is bounded by back-pressure: input stops until the queue drains. */
+void conn_write(struct conn *c, const void *data, size_t len);
+void conn_write_str(struct conn *c, const char *s);
+void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Starts TLS after everything already written has been flushed in plaintext. Any input
+ * already buffered is discarded. tls_ready runs on success; on failure the connection is
+ * closed (close runs). */
+void conn_start_tls(struct conn *c);
+bool conn_is_tls(const struct conn *c);
+/* The TLS session (for version, cipher, peer certificate), or NULL before TLS. */
+struct tls_session *conn_tls(struct conn *c);
+
+/* Flushes what was written, then closes. Idempotent. reason is logged. */
+void conn_close(struct conn *c, const char *reason);
+
+/* Login done: the line limit and idle timeout switch to their authenticated values. */
+void conn_set_authenticated(struct conn *c, const char *user);
+
+/* Stop / resume delivering input callbacks (while an asynchronous operation runs). */
+void conn_pause(struct conn *c);
+void conn_resume(struct conn *c);
+
+/* The next n bytes go to the bytes callback instead of the line reader. */
+void conn_expect_bytes(struct conn *c, uint64_t n);
+/* Overrides the current line limit (0 restores the default for the login state). */
+void conn_set_line_limit(struct conn *c, size_t limit);
+
+const struct cfg_listener *conn_listener(const struct conn *c);
+const struct config *conn_config(const struct conn *c);
+const char *conn_id(const struct conn *c);      /* short session id for logs, "3fa2c1d0" */
+const char *conn_peer_ip(const struct conn *c); /* "127.0.0.1" */
+
+#endif
