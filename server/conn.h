@@ -48,6 +48,9 @@ struct proto_handler {
 	/* The idle timer fired. Write a goodbye if the protocol has one; the conn closes
 	 * right after. May be NULL. */
 	void (*timeout)(void *sess);
+	/* The server is shutting down (SIGTERM): write the protocol's goodbye (SMTP 421,
+	 * IMAP * BYE, POP3 -ERR). The conn closes right after. May be NULL. */
+	void (*shutdown)(void *sess);
 	/* The connection is gone (or going): free the state. Nothing may be written. */
 	void (*close)(void *sess);
 };
