@@ -10,10 +10,10 @@
 #include <stddef.h>
 
 struct buf {
-	char *data;  /* always NUL-terminated after len when data != NULL */
+	char *data; /* always NUL-terminated after len when data != NULL */
 	size_t len;
 	size_t cap;
-	size_t max;  /* appends that would exceed max fail with -ENOBUFS */
+	size_t max; /* appends that would exceed max fail with -ENOBUFS */
 };
 
 void buf_init(struct buf *b, size_t max);

@@ -7,7 +7,7 @@ Test(log, escape_keeps_plain_bytes)
 {
 	char out[64];
 	cr_assert_str_eq(log_escape(out, sizeof(out), "alice@corp.example", 18),
-			 "alice@corp.example");
+	                 "alice@corp.example");
 }
 
 Test(log, escape_hides_control_and_separators)

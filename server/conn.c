@@ -1,0 +1,744 @@
+/*
+ * A connection: TCP handle + optional TLS session + bounded line reader + write queue.
+ *
+ * Input flows socket -> (TLS) -> linebuf -> protocol callbacks; output flows protocol ->
+ * (TLS) -> uv_write. Reading stops whenever the protocol is paused, the line buffer has no
+ * room for another read, or too much output is queued (back-pressure), and starts again
+ * when that clears. One read buffer is shared by every connection: libuv calls read_cb
+ * right after alloc_cb on the loop thread, and the bytes are consumed before it returns.
+ */
+#include "server/conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "server/server_private.h"
+#include "server/tls.h"
+
+#define READ_CHUNK     16384
+#define WRITE_HIGH     (256 * 1024) /* stop reading above this much queued output */
+#define CLOSE_GRACE_MS 5000         /* flush time allowed before a forced close */
+
+static char read_area[READ_CHUNK];
+static char plain_area[READ_CHUNK];
+
+struct conn_write_owned {
+	uv_write_t req;
+	struct conn *conn;
+	size_t len;
+	void *data; /* malloc'd by tls_session_take_output */
+};
+
+static void conn_update_reading(struct conn *c);
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
+static void conn_pump(struct conn *c);
+static void conn_finish_close(struct conn *c);
+static void conn_flush(struct conn *c);
+static void conn_enter(struct conn *c);
+static void conn_leave(struct conn *c);
+
+static uint64_t now_ms(struct conn *c)
+{
+	return uv_now(c->server->loop);
+}
+
+static size_t conn_line_limit(const struct conn *c)
+{
+	const struct cfg_limits *lim = &c->server->cfg->limits;
+	if (c->line_limit_override)
+		return c->line_limit_override;
+	return c->authenticated ? lim->line_length : lim->line_length_preauth;
+}
+
+static void conn_apply_line_limit(struct conn *c)
+{
+	linebuf_set_limit(&c->in, conn_line_limit(c), READ_CHUNK);
+}
+
+/* ---- timers ---------------------------------------------------------------------- */
+
+static void conn_timer_cb(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	switch (c->state) {
+	case CONN_HANDSHAKE:
+		log_event(LOGL_INFO, "session=%s event=tls_failed ip=%s reason=handshake_timeout",
+		          c->id, c->ip);
+		conn_finish_close(c);
+		break;
+	case CONN_CLOSING:
+		conn_finish_close(c);
+		break;
+	case CONN_PLAIN:
+	case CONN_TLS:
+		if (c->sess != NULL && c->proto->timeout != NULL) {
+			conn_enter(c);
+			c->proto->timeout(c->sess);
+			conn_leave(c);
+		}
+		conn_close(c, "idle_timeout");
+		break;
+	case CONN_CLOSED:
+		break;
+	}
+}
+
+static void conn_arm_timer(struct conn *c)
+{
+	const struct cfg_limits *lim = &c->server->cfg->limits;
+	uint64_t secs;
+	if (c->state == CONN_CLOSED)
+		return;
+	if (c->state == CONN_CLOSING) {
+		uv_timer_start(&c->timer, conn_timer_cb, CLOSE_GRACE_MS, 0);
+		return;
+	}
+	if (c->state == CONN_HANDSHAKE)
+		secs = lim->handshake_timeout;
+	else
+		secs = c->authenticated ? lim->idle_timeout : lim->idle_timeout_preauth;
+	uv_timer_start(&c->timer, conn_timer_cb, secs * 1000, 0);
+}
+
+/* ---- output ---------------------------------------------------------------------- */
+
+static void conn_write_done(struct conn *c, size_t len, int status)
+{
+	c->write_queued -= len;
+	if (status < 0 && c->state != CONN_CLOSED) {
+		log_event(LOGL_DEBUG, "session=%s event=write_failed error=%s", c->id,
+		          uv_strerror(status));
+		conn_finish_close(c);
+		return;
+	}
+	c->bytes_out += len;
+	if (c->state == CONN_CLOSING && c->write_queued == 0) {
+		conn_finish_close(c);
+		return;
+	}
+	if (c->state != CONN_CLOSED)
+		conn_update_reading(c);
+}
+
+static void conn_write_cb(uv_write_t *req, int status)
+{
+	struct conn_write_owned *w = (struct conn_write_owned *)req;
+	struct conn *c = w->conn;
+	size_t len = w->len;
+	free(w->data);
+	free(w);
+	conn_write_done(c, len, status);
+}
+
+/* Hands a malloc'd buffer to libuv; it is freed in the write callback. */
+static void conn_send(struct conn *c, void *data, size_t len)
+{
+	if (c->state == CONN_CLOSED) {
+		free(data);
+		return;
+	}
+	struct conn_write_owned *w = xmalloc(sizeof(*w));
+	w->conn = c;
+	w->len = len;
+	w->data = data;
+	uv_buf_t b = uv_buf_init(data, (unsigned int)len);
+	c->write_queued += len;
+	int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb);
+	if (r < 0) {
+		c->write_queued -= len;
+		free(data);
+		free(w);
+		log_event(LOGL_DEBUG, "session=%s event=write_failed error=%s", c->id,
+		          uv_strerror(r));
+		conn_finish_close(c);
+	}
+}
+
+/* Moves TLS ciphertext waiting in the session onto the socket. */
+static void conn_flush_tls(struct conn *c)
+{
+	size_t len;
+	void *data;
+	while (c->tls != NULL && (data = tls_session_take_output(c->tls, &len)) != NULL)
+		conn_send(c, data, len);
+}
+
+/* Everything the protocol wrote since the last flush goes out as one write (one TLS
+ * record when encrypted). */
+static void conn_flush(struct conn *c)
+{
+	struct buf *out = &c->out;
+	if (out->len > 0 && (c->state == CONN_PLAIN || c->state == CONN_TLS ||
+	                     (c->state == CONN_CLOSING && !c->was_tls))) {
+		if (c->tls != NULL) {
+			if (tls_session_write(c->tls, out->data, out->len) < 0) {
+				buf_reset(out);
+				conn_finish_close(c);
+				return;
+			}
+		} else {
+			void *data = xmalloc(out->len);
+			memcpy(data, out->data, out->len);
+			conn_send(c, data, out->len);
+		}
+	}
+	buf_reset(out);
+	if (out->cap > 4096)
+		buf_free(out); /* idle connections keep no big buffers */
+	conn_flush_tls(c);
+}
+
+void conn_write(struct conn *c, const void *data, size_t len)
+{
+	if ((c->state != CONN_PLAIN && c->state != CONN_TLS) || c->proto_closed || len == 0)
+		return;
+	if (buf_append(&c->out, data, len) < 0)
+		abort(); /* out.max is effectively unbounded; back-pressure bounds it */
+	if (c->dispatching == 0)
+		conn_flush(c);
+}
+
+void conn_write_str(struct conn *c, const char *s)
+{
+	conn_write(c, s, strlen(s));
+}
+
+void conn_printf(struct conn *c, const char *fmt, ...)
+{
+	char small[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof(small)) {
+		conn_write(c, small, (size_t)n);
+		return;
+	}
+	char *big = xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	conn_write(c, big, (size_t)n);
+	free(big);
+}
+
+/* ---- closing --------------------------------------------------------------------- */
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	if (--c->handles_open > 0)
+		return;
+	struct server *srv = c->server;
+	linebuf_free(&c->in);
+	buf_free(&c->out);
+	free(c);
+	server_conn_gone(srv);
+}
+
+/* Protocol callbacks run between conn_enter and conn_leave. A close requested inside one
+ * frees the protocol state only after the callback has returned. */
+static void conn_enter(struct conn *c)
+{
+	conn_enter(c);
+}
+
+static void conn_proto_close(struct conn *c);
+
+static void conn_leave(struct conn *c)
+{
+	if (--c->dispatching == 0 && c->proto_close_pending) {
+		c->proto_close_pending = false;
+		conn_proto_close(c);
+	}
+}
+
+static void conn_proto_close(struct conn *c)
+{
+	if (c->dispatching > 0) {
+		c->proto_close_pending = c->sess != NULL;
+		c->proto_closed = true;
+		return;
+	}
+	if (c->sess != NULL) {
+		c->proto_closed = true;
+		c->proto->close(c->sess);
+		c->sess = NULL;
+	}
+	c->proto_closed = true;
+}
+
+/* Closes the handles now; frees the conn in the last close callback. */
+static void conn_finish_close(struct conn *c)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	conn_proto_close(c);
+	c->state = CONN_CLOSED;
+	struct server *srv = c->server;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	srv->n_conns--;
+	c->listener->n_conns--;
+	server_ip_release(srv, c->ip);
+	log_event(LOGL_INFO,
+	          "session=%s proto=%s event=disconnect ip=%s duration_ms=%llu bytes_in=%llu "
+	          "bytes_out=%llu",
+	          c->id, c->proto->name, c->ip, (unsigned long long)(now_ms(c) - c->started_ms),
+	          (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
+	if (c->tls != NULL) {
+		tls_session_free(c->tls);
+		c->tls = NULL;
+	}
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+	uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+}
+
+void conn_close(struct conn *c, const char *reason)
+{
+	if (c->state == CONN_CLOSING || c->state == CONN_CLOSED)
+		return;
+	log_event(LOGL_DEBUG, "session=%s event=closing reason=%s", c->id, reason);
+	if (c->state == CONN_TLS && c->tls != NULL) {
+		/* Give the protocol's last words to TLS before close_notify. */
+		conn_flush(c);
+		tls_session_bye(c->tls);
+	}
+	bool plain = c->state == CONN_PLAIN;
+	c->state = CONN_CLOSING;
+	conn_proto_close(c);
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+	(void)plain;
+	conn_flush(c);
+	if (c->write_queued == 0) {
+		conn_finish_close(c);
+		return;
+	}
+	conn_arm_timer(c);
+}
+
+/* ---- input ----------------------------------------------------------------------- */
+
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct conn *c = h->data;
+	size_t room = c->in.buf.max - c->in.buf.len;
+	size_t n = READ_CHUNK;
+	(void)suggested;
+	if (c->state == CONN_PLAIN && room < n)
+		n = room;
+	*b = uv_buf_init(read_area, (unsigned int)n);
+}
+
+static bool conn_can_dispatch(const struct conn *c)
+{
+	return (c->state == CONN_PLAIN || c->state == CONN_TLS) && !c->paused &&
+	       !c->starttls_requested && c->sess != NULL;
+}
+
+static void conn_update_reading(struct conn *c)
+{
+	bool want = c->state != CONN_CLOSING && c->state != CONN_CLOSED && !c->paused &&
+	            c->write_queued < WRITE_HIGH && c->in.buf.max - c->in.buf.len >= READ_CHUNK;
+	if (c->state == CONN_HANDSHAKE)
+		want = true;
+	if (want && !c->reading) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0)
+			c->reading = true;
+	} else if (!want && c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+}
+
+static void conn_begin_tls(struct conn *c);
+
+/* Delivers buffered lines (and raw bytes) to the protocol while it may take them. */
+static void conn_dispatch(struct conn *c)
+{
+	conn_enter(c);
+	while (conn_can_dispatch(c)) {
+		if (c->expect_bytes > 0) {
+			const char *data;
+			size_t max =
+			    c->expect_bytes > SIZE_MAX ? SIZE_MAX : (size_t)c->expect_bytes;
+			size_t n = linebuf_peek_raw(&c->in, &data, max);
+			if (n == 0)
+				break;
+			c->expect_bytes -= n;
+			bool last = c->expect_bytes == 0;
+			/* The protocol may pause or close; the bytes stay valid until consumed. */
+			if (c->proto->bytes != NULL)
+				c->proto->bytes(c->sess, data, n, last);
+			linebuf_consume_raw(&c->in, n);
+			if (last)
+				conn_apply_line_limit(c);
+			continue;
+		}
+		char *line;
+		size_t len;
+		bool has_cr;
+		int r = linebuf_next(&c->in, &line, &len, &has_cr);
+		if (r == 0)
+			break;
+		if (r == -E2BIG) {
+			c->proto->line_too_long(c->sess);
+			continue;
+		}
+		c->proto->line(c->sess, line, len, has_cr);
+		/* The line is consumed after the callback: it may have closed the conn, but
+		 * the linebuf lives until the conn is freed, which is never inside a
+		 * callback (uv_close defers it). */
+		linebuf_consume_line(&c->in);
+	}
+	conn_leave(c);
+	if (c->starttls_requested && c->state == CONN_PLAIN) {
+		conn_flush(c);
+		conn_begin_tls(c);
+		return;
+	}
+	if (c->state != CONN_CLOSED && c->dispatching == 0)
+		conn_flush(c);
+	if (c->in.buf.len == 0 && c->in.buf.cap > 4096)
+		buf_free(&c->in.buf); /* idle connections keep no big buffers */
+}
+
+/* Moves decrypted bytes into the line buffer while it has room, dispatching as it goes. */
+static void conn_pump(struct conn *c)
+{
+	for (;;) {
+		conn_dispatch(c);
+		if (c->state != CONN_TLS || c->paused || c->starttls_requested)
+			break;
+		size_t room = c->in.buf.max - c->in.buf.len;
+		if (room == 0)
+			break;
+		const char *err = NULL;
+		ssize_t n =
+		    tls_session_read(c->tls, plain_area,
+		                     room < sizeof(plain_area) ? room : sizeof(plain_area), &err);
+		if (n == 0)
+			break;
+		if (n == TLS_EOF) {
+			conn_close(c, "tls_close_notify");
+			return;
+		}
+		if (n < 0) {
+			log_event(LOGL_INFO, "session=%s event=tls_error ip=%s reason=\"%s\"",
+			          c->id, c->ip, err ? err : "read");
+			conn_finish_close(c);
+			return;
+		}
+		linebuf_feed(&c->in, plain_area, (size_t)n);
+	}
+	if (c->state != CONN_CLOSED) {
+		conn_flush_tls(c);
+		conn_update_reading(c);
+	}
+}
+
+static void conn_open_proto(struct conn *c)
+{
+	conn_enter(c);
+	c->sess = c->proto->open(c);
+	conn_leave(c);
+}
+
+static void conn_handshake(struct conn *c)
+{
+	const char *err = NULL;
+	int r = tls_session_handshake(c->tls, &err);
+	conn_flush_tls(c);
+	if (r == 0)
+		return;
+	if (r < 0) {
+		log_event(LOGL_INFO, "session=%s proto=%s event=tls_failed ip=%s reason=\"%s\"",
+		          c->id, c->proto->name, c->ip, err ? err : "handshake");
+		/* Let the alert reach the peer, then close. */
+		conn_proto_close(c);
+		c->state = CONN_CLOSING;
+		if (c->write_queued == 0)
+			conn_finish_close(c);
+		else
+			conn_arm_timer(c);
+		return;
+	}
+	c->state = CONN_TLS;
+	c->was_tls = true;
+	const char *subject = tls_session_peer_subject(c->tls);
+	char subj[256];
+	log_event(LOGL_INFO,
+	          "session=%s proto=%s event=tls_established ip=%s version=%s cipher=%s "
+	          "resumed=%s client_cert=%s%s%s",
+	          c->id, c->proto->name, c->ip, tls_session_version(c->tls),
+	          tls_session_cipher(c->tls), tls_session_resumed(c->tls) ? "yes" : "no",
+	          tls_session_peer_verified(c->tls) ? "verified" : "none",
+	          subject ? " subject=" : "",
+	          subject ? log_escape(subj, sizeof(subj), subject, strlen(subject)) : "");
+	conn_apply_line_limit(c);
+	conn_arm_timer(c);
+	if (c->sess == NULL) {
+		conn_open_proto(c); /* implicit TLS: the protocol starts now */
+	} else {
+		conn_enter(c);
+		c->proto->tls_ready(c->sess);
+		conn_leave(c);
+	}
+	conn_pump(c);
+}
+
+static void conn_begin_tls(struct conn *c)
+{
+	c->starttls_requested = false;
+	/* CVE-2011-0411: whatever arrived in plaintext after STARTTLS is dropped. */
+	linebuf_discard(&c->in);
+	c->expect_bytes = 0;
+	c->tls = tls_session_new(server_tls(c->server), c->listener->cfg->client_certificate);
+	c->state = CONN_HANDSHAKE;
+	conn_arm_timer(c);
+	conn_update_reading(c);
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	struct conn *c = s->data;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		if (nread != UV_EOF)
+			log_event(LOGL_DEBUG, "session=%s event=read_failed error=%s", c->id,
+			          uv_strerror((int)nread));
+		if (c->state == CONN_CLOSING)
+			conn_finish_close(c);
+		else
+			conn_close(c, nread == UV_EOF ? "peer_closed" : "read_error");
+		return;
+	}
+	c->bytes_in += (uint64_t)nread;
+	switch (c->state) {
+	case CONN_PLAIN:
+		conn_arm_timer(c);
+		linebuf_feed(&c->in, b->base, (size_t)nread);
+		conn_dispatch(c);
+		if (c->state == CONN_PLAIN)
+			conn_update_reading(c);
+		break;
+	case CONN_HANDSHAKE:
+		if (tls_session_feed(c->tls, b->base, (size_t)nread) < 0) {
+			conn_finish_close(c);
+			return;
+		}
+		conn_handshake(c);
+		break;
+	case CONN_TLS:
+		conn_arm_timer(c);
+		if (tls_session_feed(c->tls, b->base, (size_t)nread) < 0) {
+			conn_finish_close(c);
+			return;
+		}
+		conn_pump(c);
+		break;
+	case CONN_CLOSING:
+	case CONN_CLOSED:
+		break;
+	}
+}
+
+/* ---- accept ---------------------------------------------------------------------- */
+
+void conn_accepted(struct listener *l)
+{
+	struct server *srv = l->server;
+	struct conn *c = xcalloc(1, sizeof(*c));
+	c->server = srv;
+	c->listener = l;
+	c->proto = l->proto;
+	uv_tcp_init(srv->loop, &c->tcp);
+	c->tcp.data = c;
+	if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&c->tcp) < 0) {
+		c->handles_open = 1;
+		c->state = CONN_CLOSED;
+		/* Not counted anywhere yet: free through a close callback of its own. */
+		uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+		return;
+	}
+	uv_timer_init(srv->loop, &c->timer);
+	c->timer.data = c;
+	c->handles_open = 2;
+	c->started_ms = uv_now(srv->loop);
+	snprintf(c->id, sizeof(c->id), "%08llx", (unsigned long long)(srv->next_id++));
+
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	c->ip[0] = '\0';
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+		if (ss.ss_family == AF_INET)
+			uv_ip4_name((struct sockaddr_in *)&ss, c->ip, sizeof(c->ip));
+		else if (ss.ss_family == AF_INET6)
+			uv_ip6_name((struct sockaddr_in6 *)&ss, c->ip, sizeof(c->ip));
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	buf_init(&c->out, (size_t)1 << 40);
+
+	/* Linked in before the checks so that the close path is the same for all. */
+	c->next = srv->conns;
+	if (srv->conns != NULL)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->n_conns++;
+	l->n_conns++;
+	linebuf_init(&c->in, srv->cfg->limits.line_length_preauth, READ_CHUNK);
+
+	const char *refuse = NULL;
+	bool ip_ok = server_ip_acquire(srv, c->ip);
+	if (srv->stopping)
+		refuse = "shutting_down";
+	else if (srv->n_conns > srv->cfg->limits.connections)
+		refuse = "too_many_connections";
+	else if (l->cfg->max_connections && l->n_conns > l->cfg->max_connections)
+		refuse = "listener_full";
+	else if (!ip_ok)
+		refuse = "too_many_connections_from_ip";
+	log_event(refuse ? LOGL_WARN : LOGL_INFO,
+	          "session=%s proto=%s event=connect ip=%s listener=%s:%u tls=%s%s%s", c->id,
+	          c->proto->name, c->ip, l->cfg->address, l->port,
+	          l->cfg->tls == CFG_TLS_IMPLICIT ? "implicit" : "starttls",
+	          refuse ? " refused=" : "", refuse ? refuse : "");
+	if (refuse != NULL) {
+		c->state = CONN_CLOSING;
+		conn_finish_close(c);
+		return;
+	}
+	if (l->cfg->tls == CFG_TLS_IMPLICIT) {
+		conn_begin_tls(c);
+	} else {
+		c->state = CONN_PLAIN;
+		conn_arm_timer(c);
+		conn_open_proto(c);
+		conn_flush(c);
+		if (c->state == CONN_PLAIN)
+			conn_update_reading(c);
+	}
+}
+
+void conn_shutdown_all(struct server *srv)
+{
+	struct conn *c = srv->conns;
+	while (c != NULL) {
+		struct conn *next = c->next;
+		if (c->state == CONN_HANDSHAKE) {
+			conn_finish_close(c);
+		} else if ((c->state == CONN_PLAIN || c->state == CONN_TLS) && !c->paused) {
+			if (c->sess != NULL && c->proto->shutdown != NULL) {
+				conn_enter(c);
+				c->proto->shutdown(c->sess);
+				conn_leave(c);
+			}
+			conn_close(c, "shutdown");
+		}
+		c = next;
+	}
+}
+
+/* ---- the protocol's side --------------------------------------------------------- */
+
+void conn_start_tls(struct conn *c)
+{
+	if (c->state == CONN_PLAIN && c->tls == NULL)
+		c->starttls_requested = true;
+}
+
+bool conn_is_tls(const struct conn *c)
+{
+	return c->tls != NULL && c->state == CONN_TLS;
+}
+
+struct tls_session *conn_tls(struct conn *c)
+{
+	return c->state == CONN_TLS ? c->tls : NULL;
+}
+
+void conn_set_authenticated(struct conn *c, const char *user)
+{
+	c->authenticated = true;
+	snprintf(c->user, sizeof(c->user), "%s", user ? user : "");
+	conn_apply_line_limit(c);
+	conn_arm_timer(c);
+}
+
+void conn_pause(struct conn *c)
+{
+	c->paused = true;
+	conn_update_reading(c);
+}
+
+void conn_resume(struct conn *c)
+{
+	if (!c->paused)
+		return;
+	c->paused = false;
+	if (c->state != CONN_PLAIN && c->state != CONN_TLS)
+		return;
+	if (c->server->stopping) {
+		conn_close(c, "shutdown");
+		return;
+	}
+	if (c->dispatching > 0)
+		return; /* the running dispatch loop picks the next line up */
+	if (c->state == CONN_TLS)
+		conn_pump(c);
+	else {
+		conn_dispatch(c);
+		if (c->state == CONN_PLAIN)
+			conn_update_reading(c);
+	}
+}
+
+void conn_expect_bytes(struct conn *c, uint64_t n)
+{
+	c->expect_bytes = n;
+}
+
+void conn_set_line_limit(struct conn *c, size_t limit)
+{
+	c->line_limit_override = limit;
+	conn_apply_line_limit(c);
+}
+
+const struct cfg_listener *conn_listener(const struct conn *c)
+{
+	return c->listener->cfg;
+}
+
+const struct config *conn_config(const struct conn *c)
+{
+	return c->server->cfg;
+}
+
+const char *conn_id(const struct conn *c)
+{
+	return c->id;
+}
+
+const char *conn_peer_ip(const struct conn *c)
+{
+	return c->ip;
+}

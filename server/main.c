@@ -1,0 +1,96 @@
+/*
+ * sealmaild: the mail server. `sealmaild -c FILE` runs in the foreground and logs to
+ * standard error; `--check` validates the configuration (and that the TLS files load).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "config/config.h"
+#include "server/server.h"
+#include "server/tls.h"
+
+static void usage(FILE *fp)
+{
+	fprintf(fp, "usage: sealmaild -c FILE [--check]\n"
+	            "       sealmaild --print-config-reference\n"
+	            "  -c, --config FILE   the configuration file (YAML)\n"
+	            "      --check         validate the configuration and exit (0 = valid)\n"
+	            "  -h, --help          this text\n"
+	            "  -V, --version       print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 'k'},
+	    {"print-config-reference", no_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *path = NULL;
+	int check = 0, opt;
+
+	while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'k':
+			check = 1;
+			break;
+		case 'r':
+			cfg_print_reference(stdout);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("sealmaild 0.1.0\n");
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (path == NULL || optind != argc) {
+		fprintf(stderr, "sealmaild: missing -c FILE; run sealmaild --help\n");
+		return 2;
+	}
+
+	struct config *cfg = NULL;
+	struct cfg_errors errs = {0};
+	if (cfg_load(path, &cfg, &errs) < 0) {
+		for (size_t i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.lines[i]);
+		if (errs.n == 0)
+			fprintf(stderr, "%s: cannot load the configuration\n", path);
+		cfg_errors_free(&errs);
+		return 1;
+	}
+	cfg_errors_free(&errs);
+
+	if (check) {
+		/* The files exist; make sure they also load as certificates and keys. */
+		struct tls_ctx *ctx = NULL;
+		const char *err = NULL;
+		int r = tls_ctx_new(cfg, &ctx, &err);
+		if (r < 0) {
+			fprintf(stderr, "%s: tls: %s\n", cfg->path, err ? err : "cannot load");
+			cfg_free(cfg);
+			return 1;
+		}
+		tls_ctx_unref(ctx);
+		printf("%s: configuration ok (%zu listeners)\n", cfg->path, cfg->n_listeners);
+		cfg_free(cfg);
+		return 0;
+	}
+
+	int ret = server_run(cfg);
+	cfg_free(cfg);
+	return ret;
+}

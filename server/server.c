@@ -1,0 +1,201 @@
+#include "server/server.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "server/server_private.h"
+#include "server/tls.h"
+
+#define STOP_GRACE_MS 10000 /* connections still busy after this are cut */
+#define IP_BUCKETS    1024
+
+struct ipcount {
+	struct ipcount *next;
+	unsigned count;
+	char ip[48];
+};
+
+static unsigned ip_hash(const char *ip)
+{
+	unsigned h = 2166136261u;
+	for (; *ip; ip++)
+		h = (h ^ (unsigned char)*ip) * 16777619u;
+	return h % IP_BUCKETS;
+}
+
+bool server_ip_acquire(struct server *srv, const char *ip)
+{
+	struct ipcount **bucket = &srv->ipcounts[ip_hash(ip)].next;
+	struct ipcount *e;
+	for (e = *bucket; e != NULL; e = e->next)
+		if (strcmp(e->ip, ip) == 0)
+			break;
+	if (e == NULL) {
+		e = xcalloc(1, sizeof(*e));
+		snprintf(e->ip, sizeof(e->ip), "%s", ip);
+		e->next = *bucket;
+		*bucket = e;
+	}
+	e->count++;
+	return e->count <= srv->cfg->limits.connections_per_ip;
+}
+
+void server_ip_release(struct server *srv, const char *ip)
+{
+	struct ipcount **pp = &srv->ipcounts[ip_hash(ip)].next;
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		struct ipcount *e = *pp;
+		if (strcmp(e->ip, ip) != 0)
+			continue;
+		if (--e->count == 0) {
+			*pp = e->next;
+			free(e);
+		}
+		return;
+	}
+}
+
+struct tls_ctx *server_tls(struct server *srv)
+{
+	return srv->tls;
+}
+
+static void server_finish(struct server *srv)
+{
+	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+	uv_close((uv_handle_t *)&srv->sig_term, NULL);
+	uv_close((uv_handle_t *)&srv->sig_int, NULL);
+	uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+}
+
+void server_conn_gone(struct server *srv)
+{
+	if (srv->stopping && srv->n_conns == 0 && !uv_is_closing((uv_handle_t *)&srv->sig_hup))
+		server_finish(srv);
+}
+
+static void server_reload(struct server *srv)
+{
+	struct tls_ctx *ctx = NULL;
+	const char *err = NULL;
+	if (tls_ctx_new(srv->cfg, &ctx, &err) < 0) {
+		log_event(LOGL_ERROR, "event=reload_failed reason=\"%s\" action=kept_old_context",
+		          err ? err : "unknown");
+		return;
+	}
+	struct tls_ctx *old = srv->tls;
+	srv->tls = ctx;
+	tls_ctx_unref(old); /* live sessions keep their own reference */
+	log_event(LOGL_INFO, "event=reloaded what=tls_context ticket_key=rotated");
+}
+
+static void stop_timer_cb(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+	log_event(LOGL_WARN, "event=stop_forced connections=%u", srv->n_conns);
+	/* Busy connections had their grace; cut them now. */
+	for (struct conn *c = srv->conns; c != NULL; c = c->next)
+		c->paused = false;
+	conn_shutdown_all(srv);
+}
+
+static void server_stop(struct server *srv)
+{
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	log_event(LOGL_INFO, "event=stopping connections=%u", srv->n_conns);
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		listener_stop(&srv->listeners[i]);
+	conn_shutdown_all(srv);
+	if (srv->n_conns == 0) {
+		server_finish(srv);
+		return;
+	}
+	uv_timer_start(&srv->stop_timer, stop_timer_cb, STOP_GRACE_MS, 0);
+}
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+	struct server *srv = s->data;
+	if (signum == SIGHUP)
+		server_reload(srv);
+	else
+		server_stop(srv);
+}
+
+int server_run(struct config *cfg)
+{
+	struct server srv;
+	const char *err = NULL;
+	int ret = 1;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.cfg = cfg;
+	uint64_t seed = 0;
+	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		seed = (uint64_t)uv_hrtime();
+	srv.next_id = seed & 0xffffffffffULL;
+	srv.ipcounts = xcalloc(IP_BUCKETS, sizeof(*srv.ipcounts));
+
+	if (tls_ctx_new(cfg, &srv.tls, &err) < 0) {
+		log_event(LOGL_ERROR, "event=start_failed reason=\"%s\"", err ? err : "tls");
+		free(srv.ipcounts);
+		return 1;
+	}
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	srv.loop = &loop;
+	signal(SIGPIPE, SIG_IGN);
+	uv_signal_init(&loop, &srv.sig_hup);
+	uv_signal_init(&loop, &srv.sig_term);
+	uv_signal_init(&loop, &srv.sig_int);
+	uv_timer_init(&loop, &srv.stop_timer);
+	srv.sig_hup.data = srv.sig_term.data = srv.sig_int.data = srv.stop_timer.data = &srv;
+	uv_signal_start(&srv.sig_hup, signal_cb, SIGHUP);
+	uv_signal_start(&srv.sig_term, signal_cb, SIGTERM);
+	uv_signal_start(&srv.sig_int, signal_cb, SIGINT);
+
+	srv.listeners = xcalloc(cfg->n_listeners, sizeof(*srv.listeners));
+	srv.n_listeners = cfg->n_listeners;
+	bool ok = true;
+	for (size_t i = 0; i < cfg->n_listeners && ok; i++) {
+		if (listener_start(&srv, &srv.listeners[i], &cfg->listeners[i], &err) < 0) {
+			log_event(LOGL_ERROR, "event=start_failed reason=\"%s\"", err);
+			ok = false;
+		}
+	}
+	if (ok) {
+		log_event(LOGL_INFO, "event=ready hostname=%s listeners=%zu", cfg->hostname,
+		          cfg->n_listeners);
+		ret = 0;
+	} else {
+		for (size_t i = 0; i < srv.n_listeners; i++)
+			listener_stop(&srv.listeners[i]);
+		server_finish(&srv);
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	int lc = uv_loop_close(&loop);
+	if (lc != 0) {
+		log_event(LOGL_ERROR, "event=loop_close_failed error=%s", uv_strerror(lc));
+		ret = 1;
+	}
+	tls_ctx_unref(srv.tls);
+	free(srv.listeners);
+	for (size_t i = 0; i < IP_BUCKETS; i++) {
+		while (srv.ipcounts[i].next != NULL) {
+			struct ipcount *e = srv.ipcounts[i].next;
+			srv.ipcounts[i].next = e->next;
+			free(e);
+		}
+	}
+	free(srv.ipcounts);
+	if (ret == 0)
+		log_event(LOGL_INFO, "event=stopped");
+	return ret;
+}

@@ -1,0 +1,103 @@
+#ifndef SEALMAIL_SERVER_PRIVATE_H
+#define SEALMAIL_SERVER_PRIVATE_H
+/*
+ * Inside sealmaild: the server (loop, config, the current TLS context, listeners and the
+ * live connections), listeners and connections. Protocol code never includes this; it
+ * sees only conn.h.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "server/conn.h"
+#include "server/linebuf.h"
+
+struct tls_ctx;
+struct tls_session;
+
+struct listener {
+	struct server *server;
+	const struct cfg_listener *cfg;
+	const struct proto_handler *proto;
+	uv_tcp_t tcp;
+	unsigned n_conns;
+	uint16_t port; /* bound port (cfg port may be 0) */
+	bool open;
+};
+
+struct ipcount; /* per-address connection counts (server.c) */
+
+struct server {
+	uv_loop_t *loop;
+	struct config *cfg;
+	struct tls_ctx *tls; /* current context; sessions hold their own reference */
+	struct listener *listeners;
+	size_t n_listeners;
+	uv_signal_t sig_hup, sig_term, sig_int;
+	uv_timer_t stop_timer;
+	struct conn *conns; /* intrusive list of live connections */
+	unsigned n_conns;
+	struct ipcount *ipcounts;
+	bool stopping;
+	uint64_t next_id;
+};
+
+enum conn_state {
+	CONN_PLAIN,     /* STARTTLS listener before TLS */
+	CONN_HANDSHAKE, /* TLS handshake running */
+	CONN_TLS,       /* encrypted */
+	CONN_CLOSING,   /* flushing, then closing */
+	CONN_CLOSED,    /* uv_close called */
+};
+
+struct conn {
+	uv_tcp_t tcp; /* first member: handle->data is the conn too */
+	uv_timer_t timer;
+	struct server *server;
+	struct listener *listener;
+	struct conn *prev, *next;
+	const struct proto_handler *proto;
+	void *sess; /* protocol state, NULL until open */
+	struct tls_session *tls;
+	struct linebuf in;
+	struct buf out;        /* written since the last flush */
+	uint64_t expect_bytes; /* raw bytes still owed to proto->bytes */
+	size_t line_limit_override;
+	size_t write_queued; /* bytes handed to uv_write, not yet completed */
+	uint64_t bytes_in, bytes_out;
+	uint64_t started_ms;
+	enum conn_state state;
+	unsigned handles_open; /* tcp + timer close callbacks still owed */
+	unsigned dispatching;  /* >0 while protocol callbacks run: writes are batched */
+	bool reading;
+	bool paused;
+	bool starttls_requested;
+	bool authenticated;
+	bool proto_closed;
+	bool proto_close_pending;
+	bool was_tls;
+	char id[17];
+	char ip[48];
+	char user[128];
+};
+
+/* conn.c */
+void conn_accepted(struct listener *l);
+/* Closes every connection that is not in the middle of work (SIGTERM). */
+void conn_shutdown_all(struct server *srv);
+
+/* server.c */
+bool server_ip_acquire(struct server *srv, const char *ip);
+void server_ip_release(struct server *srv, const char *ip);
+/* A connection went away; when stopping and none is left, the server finishes. */
+void server_conn_gone(struct server *srv);
+struct tls_ctx *server_tls(struct server *srv);
+
+/* listener.c */
+int listener_start(struct server *srv, struct listener *l, const struct cfg_listener *cfg,
+                   const char **error_r);
+void listener_stop(struct listener *l);
+const struct proto_handler *listener_proto_for(enum cfg_protocol p);
+
+#endif
