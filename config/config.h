@@ -27,8 +27,8 @@ enum cfg_route_tls { CFG_ROUTE_TLS_VERIFY, CFG_ROUTE_TLS_ENCRYPT, CFG_ROUTE_TLS_
 
 struct cfg_listener {
 	enum cfg_protocol protocol;
-	char *address;          /* numeric IPv4 or IPv6 address */
-	uint16_t port;          /* 0 is allowed: the kernel picks (tests); the real port is logged */
+	char *address; /* numeric IPv4 or IPv6 address */
+	uint16_t port; /* 0 is allowed: the kernel picks (tests); the real port is logged */
 	enum cfg_tls_mode tls;
 	enum cfg_client_cert client_certificate; /* default none */
 	enum cfg_cert_login certificate_login;   /* default none */
@@ -37,7 +37,7 @@ struct cfg_listener {
 };
 
 struct cfg_route {
-	char *domain;           /* lower-case domain, or "*" */
+	char *domain; /* lower-case domain, or "*" */
 	char *host;
 	uint16_t port;          /* default 25 */
 	enum cfg_route_tls tls; /* default verify */
@@ -46,44 +46,44 @@ struct cfg_route {
 };
 
 struct cfg_limits {
-	uint64_t message_size;        /* bytes, default 52428800 */
-	unsigned recipients;          /* per message, default 100 */
-	unsigned connections;         /* global, default 10000 */
-	unsigned connections_per_ip;  /* default 100 */
-	unsigned line_length;         /* after login, default 65536 (IMAP commands can be long) */
-	unsigned line_length_preauth; /* before login, default 2048 */
-	unsigned handshake_timeout;   /* seconds, default 30 */
-	unsigned idle_timeout;        /* seconds after login, default 1800 */
-	unsigned idle_timeout_preauth;/* seconds before login, default 60 */
-	unsigned session_duration;    /* seconds, 0 = unlimited (default 0; SMTP uses it) */
-	unsigned commands;            /* per session before login, default 100 */
-	unsigned errors;              /* per session, default 10 */
+	uint64_t message_size;         /* bytes, default 52428800 */
+	unsigned recipients;           /* per message, default 100 */
+	unsigned connections;          /* global, default 10000 */
+	unsigned connections_per_ip;   /* default 100 */
+	unsigned line_length;          /* after login, default 65536 (IMAP commands can be long) */
+	unsigned line_length_preauth;  /* before login, default 2048 */
+	unsigned handshake_timeout;    /* seconds, default 30 */
+	unsigned idle_timeout;         /* seconds after login, default 1800 */
+	unsigned idle_timeout_preauth; /* seconds before login, default 60 */
+	unsigned session_duration;     /* seconds, 0 = unlimited (default 0; SMTP uses it) */
+	unsigned commands;             /* per session before login, default 100 */
+	unsigned errors;               /* per session, default 10 */
 };
 
 struct cfg_relay {
-	char *certificate;            /* presented to peers, or NULL */
+	char *certificate; /* presented to peers, or NULL */
 	char *key;
 	struct cfg_route *routes;
 	size_t n_routes;
-	char **legacy_gateways;       /* addresses where route tls: none is allowed besides loopback */
+	char **legacy_gateways; /* addresses where route tls: none is allowed besides loopback */
 	size_t n_legacy_gateways;
-	unsigned retry_initial;       /* seconds, default 300 */
-	unsigned retry_max;           /* seconds, default 14400 */
-	unsigned give_up;             /* seconds, default 432000 (5 days) */
+	unsigned retry_initial; /* seconds, default 300 */
+	unsigned retry_max;     /* seconds, default 14400 */
+	unsigned give_up;       /* seconds, default 432000 (5 days) */
 };
 
 struct config {
-	char *path;                   /* absolute path of the file */
-	char *dir;                    /* its folder */
-	char *hostname;               /* default: gethostname() */
-	char **domains;               /* lower-case */
+	char *path;     /* absolute path of the file */
+	char *dir;      /* its folder */
+	char *hostname; /* default: gethostname() */
+	char **domains; /* lower-case */
 	size_t n_domains;
-	char *data_dir;               /* absolute; default "<dir>/data" */
+	char *data_dir; /* absolute; default "<dir>/data" */
 	struct {
-		char *certificate;    /* PEM chain, required */
-		char *key;            /* PEM key, required */
-		char *client_ca;      /* required when a listener asks for client certificates */
-		char *crl;            /* optional */
+		char *certificate; /* PEM chain, required */
+		char *key;         /* PEM key, required */
+		char *client_ca;   /* required when a listener asks for client certificates */
+		char *crl;         /* optional */
 		enum cfg_tls_version min_version; /* default 1.2 */
 	} tls;
 	struct cfg_listener *listeners;
@@ -118,5 +118,29 @@ const char *cfg_protocol_name(enum cfg_protocol p); /* "submission", "smtp", "im
 
 /* Writes the reference documentation of every key (Markdown) to fp. */
 void cfg_print_reference(FILE *fp);
+
+/* ----- Added with the loader (config.c). ----- */
+
+/*
+ * Error lines name keys by path, list items counted from 0 ("listeners[0].port"). Problems
+ * that belong to no key use "(file)" (unreadable, empty, not a mapping, too many errors)
+ * or "(syntax)" (YAML syntax, with the line libyaml reports).
+ */
+
+/* Writes every line of errs to fp, one per line. */
+void cfg_errors_print(const struct cfg_errors *errs, FILE *fp);
+
+/*
+ * The route for a recipient domain (any case, trailing dot ignored): the route whose domain
+ * is equal (no subdomain matching), else the "*" route, else NULL (use MX hosts, tls
+ * verify). Borrowed from cfg.
+ */
+const struct cfg_route *cfg_route_find(const struct config *cfg, const char *domain, size_t len);
+
+/* Names as written in the file: "implicit"/"starttls", "none"/"optional"/"required",
+ * "verify"/"encrypt"/"none". */
+const char *cfg_tls_mode_name(enum cfg_tls_mode m);
+const char *cfg_client_cert_name(enum cfg_client_cert m);
+const char *cfg_route_tls_name(enum cfg_route_tls m);
 
 #endif

@@ -1,0 +1,487 @@
+/*
+ * Every configuration key, once. The loader walks the YAML file with this table (a key not
+ * here is a typo and an error) and docs/configuration.md is generated from it, so the
+ * documentation and the behaviour cannot drift apart: defaults are applied by parsing
+ * the `def` text exactly as if it had been written in the file.
+ */
+#include <inttypes.h>
+#include <limits.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "config/config_private.h"
+
+#define C(field)  CFG_SCOPE_CONFIG, offsetof(struct config, field)
+#define L(field)  CFG_SCOPE_LISTENER, offsetof(struct cfg_listener, field)
+#define R(field)  CFG_SCOPE_ROUTE, offsetof(struct cfg_route, field)
+#define SECTION   CFG_TYPE_SECTION, CFG_SCOPE_CONFIG, 0
+#define UINT_MAX_ UINT_MAX
+
+static const char *const protocol_values[] = {"submission", "smtp", "imap", "pop3", NULL};
+static const char *const tls_mode_values[] = {"implicit", "starttls", NULL};
+static const char *const client_cert_values[] = {"none", "optional", "required", NULL};
+static const char *const cert_login_values[] = {"none", "preauth", NULL};
+static const char *const tls_version_values[] = {"1.2", "1.3", NULL};
+static const char *const route_tls_values[] = {"verify", "encrypt", "none", NULL};
+
+/* The enums are stored through an int pointer by the loader. */
+_Static_assert(sizeof(enum cfg_protocol) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_tls_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_client_cert) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_cert_login) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_tls_version) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_route_tls) == sizeof(int), "enum size");
+
+const struct cfg_key cfg_keys[] = {
+    {.path = "hostname",
+     .type = CFG_TYPE_HOSTNAME,
+     C(hostname),
+     .def_doc = "the machine's host name (gethostname)",
+     .doc = "The name this server gives in greetings, EHLO and Received: lines."},
+    {.path = "domains",
+     .type = CFG_TYPE_DOMAINS,
+     C(domains),
+     .count_offset = offsetof(struct config, n_domains),
+     .required = true,
+     .doc = "Mail for these domains is delivered into the store; mail for any other domain "
+            "is relayed. Lower-cased when loaded. Use the A-label (xn--) form for "
+            "internationalised names."},
+    {.path = "data_dir",
+     .type = CFG_TYPE_DIR,
+     C(data_dir),
+     .def = "data",
+     .doc = "Folder of the mail database (mail.db), the spool and the built-in client CA "
+            "(ca/). Created by sealctl when missing."},
+
+    {.path = "tls", SECTION, .required = true, .doc = "The server's TLS credentials and policy."},
+    {.path = "tls.certificate",
+     .type = CFG_TYPE_FILE,
+     C(tls.certificate),
+     .required = true,
+     .doc = "PEM file with the server certificate followed by its chain. Reloaded on SIGHUP."},
+    {.path = "tls.key",
+     .type = CFG_TYPE_FILE,
+     C(tls.key),
+     .required = true,
+     .doc = "PEM file with the private key of tls.certificate. Reloaded on SIGHUP."},
+    {.path = "tls.client_ca",
+     .type = CFG_TYPE_FILE,
+     C(tls.client_ca),
+     .doc = "PEM file with the CA certificates that may sign client certificates. Required "
+            "when a listener sets client_certificate to optional or required, or when "
+            "auth.require_client_certificate is true."},
+    {.path = "tls.crl",
+     .type = CFG_TYPE_FILE,
+     C(tls.crl),
+     .doc = "PEM file with the certificate revocation list of tls.client_ca. Reloaded on "
+            "SIGHUP. Without it revoked client certificates are not detected."},
+    {.path = "tls.min_version",
+     .type = CFG_TYPE_ENUM,
+     C(tls.min_version),
+     .values = tls_version_values,
+     .def = "1.2",
+     .doc = "The oldest TLS version accepted. Quote it in YAML (\"1.3\")."},
+
+    {.path = "listeners",
+     .type = CFG_TYPE_LIST,
+     C(listeners),
+     .count_offset = offsetof(struct config, n_listeners),
+     .elem_size = sizeof(struct cfg_listener),
+     .elem_line_offset = offsetof(struct cfg_listener, line),
+     .required = true,
+     .doc = "The sockets the server accepts connections on, at least one. Every listener is "
+            "TLS: there is no plaintext service. Two listeners may not share an address and "
+            "port."},
+    {.path = "listeners[].protocol",
+     .type = CFG_TYPE_ENUM,
+     L(protocol),
+     .values = protocol_values,
+     .required = true,
+     .doc = "What the listener speaks: submission (mail from users), smtp (mail from peer "
+            "servers), imap or pop3."},
+    {.path = "listeners[].address",
+     .type = CFG_TYPE_ADDRESS,
+     L(address),
+     .required = true,
+     .doc = "Numeric IPv4 or IPv6 address to bind (0.0.0.0 or :: for every address). Host "
+            "names are not accepted."},
+    {.path = "listeners[].port",
+     .type = CFG_TYPE_PORT,
+     L(port),
+     .min = 0,
+     .max = 65535,
+     .required = true,
+     .doc = "TCP port. 0 lets the kernel pick a free port (for tests); the port is logged."},
+    {.path = "listeners[].tls",
+     .type = CFG_TYPE_ENUM,
+     L(tls),
+     .values = tls_mode_values,
+     .required = true,
+     .doc = "implicit: TLS from the first byte (465, 993, 995). starttls: the client must "
+            "send STARTTLS (STLS in POP3) before anything else is accepted (587, 143, 110, "
+            "25). There is no `none`."},
+    {.path = "listeners[].client_certificate",
+     .type = CFG_TYPE_ENUM,
+     L(client_certificate),
+     .values = client_cert_values,
+     .def = "none",
+     .doc = "none: no certificate is asked for. optional: asked for and verified against "
+            "tls.client_ca when sent. required: the handshake fails without a valid one. Apple "
+            "Mail and Outlook cannot send client certificates: give them a listener without "
+            "required."},
+    {.path = "listeners[].certificate_login",
+     .type = CFG_TYPE_ENUM,
+     L(certificate_login),
+     .values = cert_login_values,
+     .def = "none",
+     .doc = "none: a certificate never logs in by itself (SASL EXTERNAL is still offered). "
+            "preauth: a verified certificate is the login (IMAP greets with PREAUTH, "
+            "submission takes the sender from it). Needs client_certificate optional or "
+            "required."},
+    {.path = "listeners[].max_connections",
+     .type = CFG_TYPE_UINT,
+     L(max_connections),
+     .min = 0,
+     .max = UINT_MAX_,
+     .def = "0",
+     .doc = "Connections this listener accepts at once; 0 means only limits.connections "
+            "applies."},
+
+    {.path = "auth", SECTION, .doc = "Login policy."},
+    {.path = "auth.require_client_certificate",
+     .type = CFG_TYPE_BOOL,
+     C(auth.require_client_certificate),
+     .def = "false",
+     .doc = "true: every user needs a valid client certificate as well as the password, on "
+            "every listener. false: per-user policy (sealctl user require-cert)."},
+
+    {.path = "relay", SECTION, .doc = "Mail for domains that are not local."},
+    {.path = "relay.certificate",
+     .type = CFG_TYPE_FILE,
+     C(relay.certificate),
+     .doc = "PEM certificate (and chain) presented to peer servers that ask for one (mutual "
+            "TLS). Needs relay.key."},
+    {.path = "relay.key",
+     .type = CFG_TYPE_FILE,
+     C(relay.key),
+     .doc = "PEM private key of relay.certificate. Needs relay.certificate."},
+    {.path = "relay.routes",
+     .type = CFG_TYPE_LIST,
+     C(relay.routes),
+     .count_offset = offsetof(struct config, relay.n_routes),
+     .elem_size = sizeof(struct cfg_route),
+     .elem_line_offset = offsetof(struct cfg_route, line),
+     .def_doc = "none: every domain goes to its MX hosts",
+     .doc = "Where mail for a domain goes. The route whose domain equals the recipient's "
+            "domain wins, then the route for \"*\"; without a match the MX hosts of the "
+            "domain are used with tls: verify."},
+    {.path = "relay.routes[].domain",
+     .type = CFG_TYPE_ROUTE_DOMAIN,
+     R(domain),
+     .required = true,
+     .doc = "Recipient domain (exact, lower-cased), or \"*\" for every other domain."},
+    {.path = "relay.routes[].host",
+     .type = CFG_TYPE_HOST,
+     R(host),
+     .required = true,
+     .doc = "Host name or numeric address of the next hop."},
+    {.path = "relay.routes[].port",
+     .type = CFG_TYPE_PORT,
+     R(port),
+     .min = 1,
+     .max = 65535,
+     .def = "25",
+     .doc = "TCP port of the next hop."},
+    {.path = "relay.routes[].tls",
+     .type = CFG_TYPE_ENUM,
+     R(tls),
+     .values = route_tls_values,
+     .def = "verify",
+     .doc = "verify: STARTTLS required and the certificate checked against ca (or the "
+            "system store) and host. encrypt: STARTTLS required, certificate not checked. "
+            "none: plaintext, allowed only to loopback (127.0.0.0/8, ::1, localhost) or a host "
+            "in relay.legacy_gateways, and logged as a warning."},
+    {.path = "relay.routes[].ca",
+     .type = CFG_TYPE_FILE,
+     R(ca),
+     .def_doc = "the system's trust store",
+     .doc = "PEM file with the CA certificates the next hop's certificate must chain to. "
+            "Only meaningful with tls: verify."},
+    {.path = "relay.legacy_gateways",
+     .type = CFG_TYPE_HOSTS,
+     C(relay.legacy_gateways),
+     .count_offset = offsetof(struct config, relay.n_legacy_gateways),
+     .def_doc = "none",
+     .doc = "Hosts (names or addresses, as written in routes[].host) besides loopback to "
+            "which a route may use tls: none."},
+    {.path = "relay.retry_initial",
+     .type = CFG_TYPE_UINT,
+     C(relay.retry_initial),
+     .min = 1,
+     .max = UINT_MAX_,
+     .def = "300",
+     .doc = "Seconds before the first retry of a deferred message; doubles each retry."},
+    {.path = "relay.retry_max",
+     .type = CFG_TYPE_UINT,
+     C(relay.retry_max),
+     .min = 1,
+     .max = UINT_MAX_,
+     .def = "14400",
+     .doc = "Longest wait in seconds between retries. At least relay.retry_initial."},
+    {.path = "relay.give_up",
+     .type = CFG_TYPE_UINT,
+     C(relay.give_up),
+     .min = 1,
+     .max = UINT_MAX_,
+     .def = "432000",
+     .doc = "Seconds after which an undelivered message is bounced to its sender (432000 "
+            "is 5 days)."},
+
+    {.path = "limits", SECTION, .doc = "Bounds on what a client may use."},
+    {.path = "limits.message_size",
+     .type = CFG_TYPE_U64,
+     C(limits.message_size),
+     .min = 1,
+     .max = UINT64_MAX,
+     .def = "52428800",
+     .doc = "Largest message accepted, in bytes (a plain number: 52428800 is 50 MiB). "
+            "Announced in the SMTP SIZE extension."},
+    {.path = "limits.recipients",
+     .type = CFG_TYPE_UINT,
+     C(limits.recipients),
+     .min = 1,
+     .max = UINT_MAX_,
+     .def = "100",
+     .doc = "Recipients per message."},
+    {.path = "limits.connections",
+     .type = CFG_TYPE_UINT,
+     C(limits.connections),
+     .min = 1,
+     .max = UINT_MAX_,
+     .def = "10000",
+     .doc = "Connections open at once over all listeners."},
+    {.path = "limits.connections_per_ip",
+     .type = CFG_TYPE_UINT,
+     C(limits.connections_per_ip),
+     .min = 1,
+     .max = UINT_MAX_,
+     .def = "100",
+     .doc = "Connections open at once from one client address."},
+    {.path = "limits.line_length",
+     .type = CFG_TYPE_UINT,
+     C(limits.line_length),
+     .min = 1000,
+     .max = 16777216,
+     .def = "65536",
+     .doc = "Longest command line in bytes after login (IMAP commands with long sequence "
+            "sets need room). At least 1000, the SMTP text line limit (RFC 5321)."},
+    {.path = "limits.line_length_preauth",
+     .type = CFG_TYPE_UINT,
+     C(limits.line_length_preauth),
+     .min = 512,
+     .max = 16777216,
+     .def = "2048",
+     .doc = "Longest command line in bytes before login. At least 512 (RFC 5321) and at most "
+            "limits.line_length."},
+    {.path = "limits.handshake_timeout",
+     .type = CFG_TYPE_UINT,
+     C(limits.handshake_timeout),
+     .min = 1,
+     .max = UINT_MAX_,
+     .def = "30",
+     .doc = "Seconds a client has to complete the TLS handshake."},
+    {.path = "limits.idle_timeout",
+     .type = CFG_TYPE_UINT,
+     C(limits.idle_timeout),
+     .min = 1,
+     .max = UINT_MAX_,
+     .def = "1800",
+     .doc = "Seconds a logged-in client may stay silent (IMAP IDLE included; RFC 9051 asks "
+            "for at least 1800)."},
+    {.path = "limits.idle_timeout_preauth",
+     .type = CFG_TYPE_UINT,
+     C(limits.idle_timeout_preauth),
+     .min = 1,
+     .max = UINT_MAX_,
+     .def = "60",
+     .doc = "Seconds a client that has not logged in may stay silent."},
+    {.path = "limits.session_duration",
+     .type = CFG_TYPE_UINT,
+     C(limits.session_duration),
+     .min = 0,
+     .max = UINT_MAX_,
+     .def = "0",
+     .doc = "Longest SMTP session in seconds; 0 means unlimited."},
+    {.path = "limits.commands",
+     .type = CFG_TYPE_UINT,
+     C(limits.commands),
+     .min = 1,
+     .max = UINT_MAX_,
+     .def = "100",
+     .doc = "Commands a client may send before it logs in."},
+    {.path = "limits.errors",
+     .type = CFG_TYPE_UINT,
+     C(limits.errors),
+     .min = 1,
+     .max = UINT_MAX_,
+     .def = "10",
+     .doc = "Failed commands (protocol errors, failed logins) after which a session is "
+            "closed."},
+};
+
+const size_t cfg_n_keys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
+
+const struct cfg_key *cfg_key_find(const char *path)
+{
+	for (size_t i = 0; i < cfg_n_keys; i++) {
+		if (strcmp(cfg_keys[i].path, path) == 0)
+			return &cfg_keys[i];
+	}
+	return NULL;
+}
+
+const char *cfg_key_name(const struct cfg_key *key)
+{
+	const char *dot = strrchr(key->path, '.');
+	return dot != NULL ? dot + 1 : key->path;
+}
+
+bool cfg_key_is_child(const struct cfg_key *key, const char *parent)
+{
+	size_t n = strlen(parent);
+	if (n == 0)
+		return strchr(key->path, '.') == NULL;
+	return strncmp(key->path, parent, n) == 0 && key->path[n] == '.' &&
+	       strchr(key->path + n + 1, '.') == NULL;
+}
+
+static const char *type_doc(const struct cfg_key *key)
+{
+	switch (key->type) {
+	case CFG_TYPE_SECTION:
+		return "mapping";
+	case CFG_TYPE_LIST:
+		return "list of mappings";
+	case CFG_TYPE_HOSTNAME:
+		return "host name";
+	case CFG_TYPE_HOST:
+		return "host name or numeric address";
+	case CFG_TYPE_ADDRESS:
+		return "numeric IPv4 or IPv6 address";
+	case CFG_TYPE_DOMAINS:
+		return "list of domains";
+	case CFG_TYPE_HOSTS:
+		return "list of host names or addresses";
+	case CFG_TYPE_ROUTE_DOMAIN:
+		return "domain or \"*\"";
+	case CFG_TYPE_FILE:
+		return "path to a readable file (relative to the configuration file's folder)";
+	case CFG_TYPE_DIR:
+		return "path to a folder (relative to the configuration file's folder)";
+	case CFG_TYPE_BOOL:
+		return "true or false";
+	case CFG_TYPE_UINT:
+	case CFG_TYPE_U64:
+	case CFG_TYPE_PORT:
+		return "whole number";
+	case CFG_TYPE_ENUM:
+		return "one of";
+	}
+	return "?";
+}
+
+static void print_key(FILE *fp, const struct cfg_key *key)
+{
+	fprintf(fp, "### `%s`\n\n", key->path);
+	fprintf(fp, "- Type: %s", type_doc(key));
+	if (key->type == CFG_TYPE_ENUM) {
+		for (size_t i = 0; key->values[i] != NULL; i++)
+			fprintf(fp, "%s`%s`", i == 0 ? " " : ", ", key->values[i]);
+	}
+	if (key->type == CFG_TYPE_UINT || key->type == CFG_TYPE_U64 || key->type == CFG_TYPE_PORT)
+		fprintf(fp, " from %" PRIu64 " to %" PRIu64, key->min, key->max);
+	fprintf(fp, "\n");
+	if (key->required)
+		fprintf(fp, "- Required\n");
+	else if (key->def != NULL)
+		fprintf(fp, "- Default: `%s`\n", key->def);
+	else if (key->def_doc != NULL)
+		fprintf(fp, "- Default: %s\n", key->def_doc);
+	else if (key->type != CFG_TYPE_SECTION)
+		fprintf(fp, "- Default: not set\n");
+	fprintf(fp, "\n%s\n\n", key->doc);
+}
+
+void cfg_print_reference(FILE *fp)
+{
+	fprintf(fp, "# sealmail configuration reference\n\n"
+	            "<!-- Generated from config/config_keys.c by sealmail-config-reference "
+	            "(`sealmaild --print-config-reference`). Do not edit: change the table and "
+	            "regenerate. -->\n\n"
+	            "The configuration is one YAML file, given with `-c FILE`. Block and flow "
+	            "styles both work. Relative paths are relative to the folder of the file. "
+	            "An unknown key is an error, never ignored: `sealmaild -c FILE --check` prints "
+	            "every problem as `FILE:LINE: KEY: what is wrong` (list items are counted from "
+	            "0, as in `listeners[0].port`).\n\n"
+	            "A key written with an empty value (`crl:` or `crl: ~`) counts as not written. "
+	            "Numbers are plain decimal numbers without units or quotes.\n\n");
+	for (size_t i = 0; i < cfg_n_keys; i++) {
+		const struct cfg_key *key = &cfg_keys[i];
+		bool top = strchr(key->path, '.') == NULL;
+		if (i == 0)
+			fprintf(fp, "## Top-level keys\n\n");
+		if (top && (key->type == CFG_TYPE_SECTION || key->type == CFG_TYPE_LIST)) {
+			fprintf(fp, "## `%s`\n\n%s%s\n\n", key->path, key->doc,
+			        key->required ? " Required." : "");
+			continue;
+		}
+		print_key(fp, key);
+	}
+	fprintf(fp,
+	        "## Example\n\n"
+	        "```yaml\n"
+	        "hostname: mail.corp.example\n"
+	        "domains: [corp.example]\n"
+	        "data_dir: data\n"
+	        "tls:\n"
+	        "  certificate: certs/server.crt\n"
+	        "  key: certs/server.key\n"
+	        "  client_ca: data/ca/ca.crt\n"
+	        "  crl: data/ca/crl.pem\n"
+	        "  min_version: \"1.2\"\n"
+	        "listeners:\n"
+	        "  - { protocol: submission, address: 127.0.0.1, port: 465, tls: implicit, "
+	        "client_certificate: optional }\n"
+	        "  - { protocol: imap, address: 127.0.0.1, port: 993, tls: implicit, "
+	        "client_certificate: required, certificate_login: preauth }\n"
+	        "  - { protocol: imap, address: 127.0.0.1, port: 143, tls: starttls }\n"
+	        "  - { protocol: smtp, address: 127.0.0.1, port: 25, tls: starttls, "
+	        "client_certificate: required }\n"
+	        "relay:\n"
+	        "  routes:\n"
+	        "    - { domain: partner.example, host: mx.partner.example, tls: verify, "
+	        "ca: certs/partner-ca.crt }\n"
+	        "    - { domain: legacy.corp.example, host: 127.0.0.1, port: 2525, tls: none }\n"
+	        "limits: { message_size: 52428800, recipients: 100, connections: 10000 }\n"
+	        "```\n");
+}
+
+const char *cfg_protocol_name(enum cfg_protocol p)
+{
+	return (unsigned)p < 4 ? protocol_values[p] : "?";
+}
+
+const char *cfg_tls_mode_name(enum cfg_tls_mode m)
+{
+	return (unsigned)m < 2 ? tls_mode_values[m] : "?";
+}
+
+const char *cfg_client_cert_name(enum cfg_client_cert m)
+{
+	return (unsigned)m < 3 ? client_cert_values[m] : "?";
+}
+
+const char *cfg_route_tls_name(enum cfg_route_tls m)
+{
+	return (unsigned)m < 3 ? route_tls_values[m] : "?";
+}
