@@ -3,17 +3,14 @@
  * with the key table from config_keys.c, then checks what involves several keys. Every
  * problem is collected; the walk never stops at the first one, so `--check` shows them all.
  */
-#include <arpa/inet.h>
-#include <ctype.h>
+#include <arpa/inet.h> /* AF_INET */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -22,15 +19,9 @@
 #include "config/config.h"
 #include "config/config_private.h"
 
-/* A configuration file is small; a huge one is a mistake (or an attack on --check). */
-#define CFG_MAX_FILE_SIZE (1024 * 1024)
 /* Aliases can make a small file expand into very many errors: stop listing them here. */
 #define CFG_MAX_ERRORS 100
 #define CFG_MAX_KEYS   64
-/* Bound of any text this module builds (error lines name a path, a key and a short value). */
-#define CFG_TEXT_MAX (64 * 1024)
-/* How much of a bad value an error line repeats. */
-#define CFG_MAX_ECHO 64
 
 _Static_assert(CFG_MAX_KEYS >= 50, "key table grew: raise CFG_MAX_KEYS");
 
@@ -78,26 +69,6 @@ static void err(struct ctx *c, int line, const char *key, const char *fmt, ...)
 	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
 	errs_add(c->errs, b.data != NULL ? b.data : xstrdup("(error line too long)"));
-}
-
-/* Client-of-the-file bytes in an error line: printable ASCII, the rest as \xNN, bounded. */
-static char *esc(const char *s, size_t len)
-{
-	struct buf b;
-	buf_init(&b, CFG_TEXT_MAX);
-	buf_append(&b, "", 0);
-	for (size_t i = 0; i < len; i++) {
-		if (i == CFG_MAX_ECHO) {
-			buf_append_str(&b, "...");
-			break;
-		}
-		unsigned char ch = (unsigned char)s[i];
-		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
-			buf_append(&b, &ch, 1);
-		else
-			buf_printf(&b, "\\x%02x", ch);
-	}
-	return b.data;
 }
 
 static void record_line(struct ctx *c, const char *key, int line)
@@ -157,184 +128,6 @@ static char *join(const char *prefix, const char *name)
 	return prefix[0] == '\0' ? xstrdup(name) : xasprintf("%s.%s", prefix, name);
 }
 
-/* ----- paths ----- */
-
-/* Removes empty and "." components; ".." is kept, since folders may be symbolic links. */
-static void path_normalize(char *p)
-{
-	char *out = p;
-	const char *in = p;
-	while (*in != '\0') {
-		if (*in == '/') {
-			while (*in == '/')
-				in++;
-			if (in[0] == '.' && (in[1] == '/' || in[1] == '\0')) {
-				in++;
-				continue;
-			}
-			*out++ = '/';
-			continue;
-		}
-		*out++ = *in++;
-	}
-	if (out > p + 1 && out[-1] == '/')
-		out--;
-	if (out == p)
-		*out++ = '/';
-	*out = '\0';
-}
-
-static char *path_resolve(const char *dir, const char *p)
-{
-	char *r = p[0] == '/' ? xstrdup(p) : xasprintf("%s/%s", dir, p);
-	path_normalize(r);
-	return r;
-}
-
-/* 0, or -errno with a reason why the file cannot serve as a certificate/key/CRL file. */
-static int file_check(const char *path, const char **reason_r)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		int e = errno;
-		*reason_r = strerror(e);
-		return -e;
-	}
-	struct stat st;
-	int ret = 0;
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		*reason_r = strerror(errno);
-	} else if (!S_ISREG(st.st_mode)) {
-		ret = -EINVAL;
-		*reason_r = "not a regular file";
-	}
-	close(fd);
-	return ret;
-}
-
-/* ----- value checks ----- */
-
-static bool is_dns_name(const char *s)
-{
-	size_t len = strlen(s), label = 0;
-	if (len == 0 || len > 253)
-		return false;
-	for (size_t i = 0; i <= len; i++) {
-		char ch = s[i];
-		if (ch == '.' || ch == '\0') {
-			if (label == 0 || label > 63 || s[i - 1] == '-')
-				return false;
-			label = 0;
-			continue;
-		}
-		if (!(isalnum((unsigned char)ch) || (ch == '-' && label > 0)))
-			return false;
-		label++;
-	}
-	return true;
-}
-
-struct addr {
-	int family;
-	unsigned char bytes[16];
-};
-
-static bool addr_parse(const char *s, struct addr *a)
-{
-	memset(a, 0, sizeof(*a));
-	if (inet_pton(AF_INET, s, a->bytes) == 1) {
-		a->family = AF_INET;
-		return true;
-	}
-	if (inet_pton(AF_INET6, s, a->bytes) == 1) {
-		a->family = AF_INET6;
-		return true;
-	}
-	return false;
-}
-
-static bool addr_is_wildcard(const struct addr *a)
-{
-	static const unsigned char zero[16];
-	return memcmp(a->bytes, zero, a->family == AF_INET ? 4 : 16) == 0;
-}
-
-static bool host_is_loopback(const char *host)
-{
-	struct addr a;
-	if (strcasecmp(host, "localhost") == 0)
-		return true;
-	if (!addr_parse(host, &a))
-		return false;
-	if (a.family == AF_INET)
-		return a.bytes[0] == 127;
-	static const unsigned char v6_loopback[16] = {[15] = 1};
-	static const unsigned char v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
-	if (memcmp(a.bytes, v6_loopback, 16) == 0)
-		return true;
-	return memcmp(a.bytes, v4_mapped, 12) == 0 && a.bytes[12] == 127;
-}
-
-static bool host_equal(const char *x, const char *y)
-{
-	struct addr a, b;
-	if (addr_parse(x, &a) && addr_parse(y, &b))
-		return a.family == b.family && memcmp(a.bytes, b.bytes, 16) == 0;
-	return strcasecmp(x, y) == 0;
-}
-
-static void lower(char *s)
-{
-	for (; *s != '\0'; s++)
-		*s = (char)tolower((unsigned char)*s);
-}
-
-/* Decimal digits only: no sign, no units, no hex. -ERANGE when above UINT64_MAX. */
-static int parse_u64(const char *s, uint64_t *v_r)
-{
-	uint64_t v = 0;
-	if (*s == '\0')
-		return -EINVAL;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		unsigned d = (unsigned)(*s - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return -ERANGE;
-		v = v * 10 + d;
-	}
-	*v_r = v;
-	return 0;
-}
-
-/* ----- the walk ----- */
-
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	size_t row[33];
-	if (la > 32 || lb > 32)
-		return SIZE_MAX;
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		size_t diag = row[0];
-		row[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t up = row[j];
-			size_t best = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			row[j] = best;
-			diag = up;
-		}
-	}
-	return row[lb];
-}
-
 static void err_unknown(struct ctx *c, int line, const char *tpath, const char *dkey,
                         const char *name)
 {
@@ -348,7 +141,7 @@ static void err_unknown(struct ctx *c, int line, const char *tpath, const char *
 			continue;
 		const char *kn = cfg_key_name(&cfg_keys[i]);
 		buf_printf(&allowed, "%s%s", allowed.len == 0 ? "" : ", ", kn);
-		size_t d = edit_distance(name, kn);
+		size_t d = cfg_edit_distance(name, kn);
 		if (d < best_d) {
 			best_d = d;
 			best = &cfg_keys[i];
@@ -384,13 +177,13 @@ static void set_scalar(struct ctx *c, const struct cfg_key *key, const char *tex
 		err(c, line, dkey, "contains a NUL byte");
 		return;
 	}
-	char *shown = esc(text, len);
+	char *shown = cfg_escape(text, len);
 	uint64_t v = 0;
 	int ret;
-	struct addr a;
+	struct cfg_addr a;
 	switch (key->type) {
 	case CFG_TYPE_HOSTNAME:
-		if (!is_dns_name(text)) {
+		if (!cfg_is_dns_name(text)) {
 			err(c, line, dkey,
 			    "'%s' is not a host name (letters, digits, '-' and '.'; use the "
 			    "A-label "
@@ -401,7 +194,7 @@ static void set_scalar(struct ctx *c, const struct cfg_key *key, const char *tex
 		set_string(base, key->offset, xstrdup(text));
 		break;
 	case CFG_TYPE_HOST:
-		if (!is_dns_name(text) && !addr_parse(text, &a)) {
+		if (!cfg_is_dns_name(text) && !cfg_addr_parse(text, &a)) {
 			err(c, line, dkey, "'%s' is neither a host name nor a numeric address",
 			    shown);
 			break;
@@ -409,7 +202,7 @@ static void set_scalar(struct ctx *c, const struct cfg_key *key, const char *tex
 		set_string(base, key->offset, xstrdup(text));
 		break;
 	case CFG_TYPE_ADDRESS:
-		if (!addr_parse(text, &a)) {
+		if (!cfg_addr_parse(text, &a)) {
 			err(c, line, dkey,
 			    "'%s' is not a numeric IPv4 or IPv6 address (host names are not "
 			    "accepted; 0.0.0.0 or :: means every address)",
@@ -419,12 +212,12 @@ static void set_scalar(struct ctx *c, const struct cfg_key *key, const char *tex
 		set_string(base, key->offset, xstrdup(text));
 		break;
 	case CFG_TYPE_ROUTE_DOMAIN:
-		if (strcmp(text, "*") != 0 && !is_dns_name(text)) {
+		if (strcmp(text, "*") != 0 && !cfg_is_dns_name(text)) {
 			err(c, line, dkey, "'%s' is neither a domain nor \"*\"", shown);
 			break;
 		}
 		set_string(base, key->offset, xstrdup(text));
-		lower(*(char **)field(base, key->offset));
+		cfg_lower(*(char **)field(base, key->offset));
 		break;
 	case CFG_TYPE_FILE:
 	case CFG_TYPE_DIR: {
@@ -432,10 +225,10 @@ static void set_scalar(struct ctx *c, const struct cfg_key *key, const char *tex
 			err(c, line, dkey, "the path is empty");
 			break;
 		}
-		char *p = path_resolve(c->dir, text);
+		char *p = cfg_path_resolve(c->dir, text);
 		const char *reason;
-		if (key->type == CFG_TYPE_FILE && file_check(p, &reason) < 0) {
-			char *ps = esc(p, strlen(p));
+		if (key->type == CFG_TYPE_FILE && cfg_file_check(p, &reason) < 0) {
+			char *ps = cfg_escape(p, strlen(p));
 			err(c, line, dkey, "cannot read %s: %s", ps, reason);
 			free(ps);
 		}
@@ -464,7 +257,14 @@ static void set_scalar(struct ctx *c, const struct cfg_key *key, const char *tex
 			    shown);
 			break;
 		}
-		ret = parse_u64(text, &v);
+		ret = cfg_parse_u64(text, &v);
+		if (ret == -EDOM) {
+			err(c, line, dkey,
+			    "'%s' has a leading zero, which YAML 1.1 reads as octal: write it "
+			    "without",
+			    shown);
+			break;
+		}
 		if (ret == -EINVAL) {
 			err(c, line, dkey,
 			    "expected a whole number (plain decimal digits, no units), got '%s'",
@@ -536,23 +336,23 @@ static void set_strings(struct ctx *c, const struct cfg_key *key, yaml_node_t *n
 			continue;
 		}
 		const char *text = (const char *)item->data.scalar.value;
-		char *shown = esc(text, item->data.scalar.length);
+		char *shown = cfg_escape(text, item->data.scalar.length);
 		bool domain = key->type == CFG_TYPE_DOMAINS;
-		struct addr a;
+		struct cfg_addr a;
 		if (strlen(text) != item->data.scalar.length) {
 			err(c, line, ikey, "contains a NUL byte");
-		} else if (domain && !is_dns_name(text)) {
+		} else if (domain && !cfg_is_dns_name(text)) {
 			err(c, line, ikey,
 			    "'%s' is not a domain (letters, digits, '-' and '.'; use the A-label "
 			    "xn-- form for international names)",
 			    shown);
-		} else if (!domain && !is_dns_name(text) && !addr_parse(text, &a)) {
+		} else if (!domain && !cfg_is_dns_name(text) && !cfg_addr_parse(text, &a)) {
 			err(c, line, ikey, "'%s' is neither a host name nor a numeric address",
 			    shown);
 		} else {
 			char *v = xstrdup(text);
 			if (domain)
-				lower(v);
+				cfg_lower(v);
 			size_t dup;
 			for (dup = 0; dup < *n; dup++) {
 				if (strcasecmp((*items)[dup], v) == 0)
@@ -675,7 +475,7 @@ static void walk_mapping(struct ctx *c, yaml_node_t *node, int parent_line, cons
 				continue;
 			}
 			const char *name = (const char *)k->data.scalar.value;
-			char *shown = esc(name, k->data.scalar.length);
+			char *shown = cfg_escape(name, k->data.scalar.length);
 			char *dkey = join(dpath, shown);
 			char *tkey = join(tpath, name);
 			const struct cfg_key *key = NULL;
@@ -760,19 +560,19 @@ static void check_listeners(struct ctx *c)
 			         "listener never asks for a certificate)");
 		if (l->address == NULL || l->port == 0)
 			continue;
-		struct addr a;
-		if (!addr_parse(l->address, &a))
+		struct cfg_addr a;
+		if (!cfg_addr_parse(l->address, &a))
 			continue;
 		for (size_t j = 0; j < i; j++) {
 			struct cfg_listener *o = &cfg->listeners[j];
-			struct addr b;
+			struct cfg_addr b;
 			if (o->address == NULL || o->port != l->port ||
-			    !addr_parse(o->address, &b) || a.family != b.family)
+			    !cfg_addr_parse(o->address, &b) || a.family != b.family)
 				continue;
-			if (memcmp(a.bytes, b.bytes, 16) != 0 && !addr_is_wildcard(&a) &&
-			    !addr_is_wildcard(&b))
+			if (memcmp(a.bytes, b.bytes, 16) != 0 && !cfg_addr_is_wildcard(&a) &&
+			    !cfg_addr_is_wildcard(&b))
 				continue;
-			char *ea = esc(l->address, strlen(l->address));
+			char *ea = cfg_escape(l->address, strlen(l->address));
 			err_item(c, "listeners", i, "port", l->line,
 			         "%s%s%s:%u is already used by listeners[%zu] (line %d)",
 			         a.family == AF_INET6 ? "[" : "", ea,
@@ -813,12 +613,12 @@ static void check_relay(struct ctx *c)
 	for (size_t i = 0; i < r->n_routes; i++) {
 		struct cfg_route *rt = &r->routes[i];
 		if (rt->tls == CFG_ROUTE_TLS_NONE && rt->host != NULL &&
-		    !host_is_loopback(rt->host)) {
+		    !cfg_host_is_loopback(rt->host)) {
 			bool listed = false;
 			for (size_t j = 0; j < r->n_legacy_gateways && !listed; j++)
-				listed = host_equal(rt->host, r->legacy_gateways[j]);
+				listed = cfg_host_equal(rt->host, r->legacy_gateways[j]);
 			if (!listed) {
-				char *h = esc(rt->host, strlen(rt->host));
+				char *h = cfg_escape(rt->host, strlen(rt->host));
 				err_item(c, "relay.routes", i, "tls", rt->line,
 				         "none sends mail in plaintext, allowed only to loopback "
 				         "(127.0.0.0/8, ::1, localhost) or a host in "
@@ -865,7 +665,7 @@ static void check(struct ctx *c)
 	check_limits(c);
 	if (c->cfg->hostname == NULL && line_of(c, "hostname") == 0) {
 		char name[HOST_NAME_MAX + 1] = {0};
-		if (gethostname(name, sizeof(name) - 1) < 0 || !is_dns_name(name))
+		if (gethostname(name, sizeof(name) - 1) < 0 || !cfg_is_dns_name(name))
 			err(c, 1, "hostname",
 			    "missing, and the machine's host name '%s' cannot be used: write it",
 			    name);
@@ -875,58 +675,6 @@ static void check(struct ctx *c)
 }
 
 /* ----- loading ----- */
-
-static int read_file(const char *path, char **data_r, size_t *len_r, const char **reason_r)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		int e = errno;
-		*reason_r = strerror(e);
-		return -e;
-	}
-	struct stat st;
-	int ret = 0;
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		*reason_r = strerror(errno);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		ret = -EINVAL;
-		*reason_r = "not a regular file";
-		goto out;
-	}
-	struct buf b;
-	buf_init(&b, CFG_MAX_FILE_SIZE);
-	buf_append(&b, "", 0);
-	for (;;) {
-		char chunk[8192];
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = -errno;
-			*reason_r = strerror(errno);
-			break;
-		}
-		if (n == 0)
-			break;
-		if (buf_append(&b, chunk, (size_t)n) < 0) {
-			ret = -EFBIG;
-			*reason_r = "larger than 1 MiB, which no configuration needs";
-			break;
-		}
-	}
-	if (ret < 0) {
-		buf_free(&b);
-		goto out;
-	}
-	*data_r = b.data;
-	*len_r = b.len;
-out:
-	close(fd);
-	return ret;
-}
 
 static void err_syntax(struct ctx *c, const yaml_parser_t *parser)
 {
@@ -940,20 +688,6 @@ static void err_syntax(struct ctx *c, const yaml_parser_t *parser)
 		    (int)parser->context_mark.line + 1);
 	else
 		err(c, line, "(syntax)", "%s", problem);
-}
-
-static char *absolute(const char *path)
-{
-	char *p;
-	if (path[0] == '/') {
-		p = xstrdup(path);
-	} else {
-		char *cwd = getcwd(NULL, 0);
-		p = xasprintf("%s/%s", cwd != NULL ? cwd : ".", path);
-		free(cwd);
-	}
-	path_normalize(p);
-	return p;
 }
 
 static void parse(struct ctx *c, const char *data, size_t len)
@@ -998,7 +732,7 @@ static void parse(struct ctx *c, const char *data, size_t len)
 int cfg_load(const char *path, struct config **cfg_r, struct cfg_errors *errs)
 {
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
-	cfg->path = absolute(path);
+	cfg->path = cfg_path_absolute(path);
 	char *slash = strrchr(cfg->path, '/');
 	cfg->dir =
 	    slash == cfg->path ? xstrdup("/") : xstrndup(cfg->path, (size_t)(slash - cfg->path));
@@ -1009,7 +743,7 @@ int cfg_load(const char *path, struct config **cfg_r, struct cfg_errors *errs)
 	const char *reason = NULL;
 
 	*cfg_r = NULL;
-	ret = read_file(cfg->path, &data, &len, &reason);
+	ret = cfg_read_file(cfg->path, &data, &len, &reason);
 	if (ret < 0) {
 		err(&c, 1, "(file)", "cannot read: %s", reason);
 		goto out;

@@ -57,4 +57,48 @@ const char *cfg_key_name(const struct cfg_key *key);
 /* True when key sits directly under parent ("" for the top level, "listeners[]", "tls"). */
 bool cfg_key_is_child(const struct cfg_key *key, const char *parent);
 
+/* ----- config_value.c: pure helpers of the loader ----- */
+
+/* Bound of any text the module builds (error lines name a path, a key and a short value). */
+#define CFG_TEXT_MAX (64 * 1024)
+/* A configuration file is small; a huge one is a mistake (or an attack on --check). */
+#define CFG_MAX_FILE_SIZE (1024 * 1024)
+/* How much of a bad value an error line repeats. */
+#define CFG_MAX_ECHO 64
+
+struct cfg_addr {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char bytes[16];
+};
+
+/* Bytes from the file made safe for one error line: printable ASCII kept, the rest as \xNN,
+ * at most CFG_MAX_ECHO bytes then "...". Returns a new string (caller frees). */
+char *cfg_escape(const char *s, size_t len);
+/* Removes empty and "." components in place; ".." stays, since folders may be symlinks. */
+void cfg_path_normalize(char *p);
+/* p if absolute, else dir/p; normalized; a new string. */
+char *cfg_path_resolve(const char *dir, const char *p);
+/* path against the current folder, normalized (symbolic links are not resolved). */
+char *cfg_path_absolute(const char *path);
+/* 0 when path opens for reading and is a regular file; else -errno and a reason (static). */
+int cfg_file_check(const char *path, const char **reason_r);
+/* Reads a whole regular file of at most CFG_MAX_FILE_SIZE bytes: 0 and *data_r (caller
+ * frees, NUL-terminated) or -errno/-EFBIG and a reason (static). */
+int cfg_read_file(const char *path, char **data_r, size_t *len_r, const char **reason_r);
+/* Letters, digits and '-' in dot-separated labels of 1-63, at most 253 in all. */
+bool cfg_is_dns_name(const char *s);
+/* Numeric IPv4 or IPv6 (inet_pton). */
+bool cfg_addr_parse(const char *s, struct cfg_addr *a);
+bool cfg_addr_is_wildcard(const struct cfg_addr *a);
+/* localhost, 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
+bool cfg_host_is_loopback(const char *host);
+/* Same address (any spelling) or same name (any case). */
+bool cfg_host_equal(const char *x, const char *y);
+void cfg_lower(char *s);
+/* Plain decimal digits: 0, or -EINVAL (not digits: sign, unit, hex, empty), -EDOM (a
+ * leading zero, octal in YAML 1.1), -ERANGE (above UINT64_MAX). */
+int cfg_parse_u64(const char *s, uint64_t *v_r);
+/* Levenshtein distance, SIZE_MAX when either is longer than 32 bytes. */
+size_t cfg_edit_distance(const char *a, const char *b);
+
 #endif

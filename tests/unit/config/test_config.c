@@ -15,6 +15,7 @@
 
 #include "common/xmalloc.h"
 #include "config/config.h"
+#include "config/config_private.h"
 
 static char dir[PATH_MAX];
 static char cfg_path[PATH_MAX + 32];
@@ -81,12 +82,14 @@ static char *errors_joined(const struct cfg_errors *errs)
 	size_t n = 1;
 	for (size_t i = 0; i < errs->n; i++)
 		n += strlen(errs->lines[i]) + 1;
-	char *s = xmalloc(n);
-	s[0] = '\0';
+	char *s = xmalloc(n), *at = s;
 	for (size_t i = 0; i < errs->n; i++) {
-		strncat(s, errs->lines[i], n - strlen(s) - 1);
-		strncat(s, "\n", n - strlen(s) - 1);
+		size_t len = strlen(errs->lines[i]);
+		memcpy(at, errs->lines[i], len);
+		at[len] = '\n';
+		at += len + 1;
 	}
+	*at = '\0';
 	return s;
 }
 
@@ -428,6 +431,10 @@ static const struct error_case error_cases[] = {
      MIN "  - { protocol: imap, address: 127.0.0.1, port: \"994\", tls: "
          "implicit }\n",
      8, "listeners[1].port", "without quotes"},
+    {"leading zero",
+     MIN "  - { protocol: imap, address: 127.0.0.1, port: 0993, tls: "
+         "implicit }\n",
+     8, "listeners[1].port", "'0993' has a leading zero"},
     {"negative port",
      MIN "  - { protocol: imap, address: 127.0.0.1, port: -1, tls: "
          "implicit }\n",
@@ -782,6 +789,65 @@ Test(config, error_flood_is_bounded)
 	cr_assert_eq(errs.n, 101);
 	cr_assert_not_null(strstr(errs.lines[100], "more than 100 errors"));
 	cfg_errors_free(&errs);
+}
+
+Test(config, value_helpers)
+{
+	struct {
+		const char *in, *out;
+	} paths[] = {{"/a//b/./c/", "/a/b/c"},
+	             {"/./", "/"},
+	             {"/a/../b", "/a/../b"},
+	             {"//", "/"},
+	             {"/a/.b/.", "/a/.b"}};
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		char *p = xstrdup(paths[i].in);
+		cfg_path_normalize(p);
+		cr_expect_str_eq(p, paths[i].out, "normalize(%s)", paths[i].in);
+		free(p);
+	}
+	char *r = cfg_path_resolve("/etc/sealmail", "./certs/x.crt");
+	cr_expect_str_eq(r, "/etc/sealmail/certs/x.crt");
+	free(r);
+
+	uint64_t v;
+	cr_expect_eq(cfg_parse_u64("0", &v), 0);
+	cr_expect_eq(v, 0);
+	cr_expect_eq(cfg_parse_u64("18446744073709551615", &v), 0);
+	cr_expect_eq(v, UINT64_MAX);
+	cr_expect_eq(cfg_parse_u64("18446744073709551616", &v), -ERANGE);
+	cr_expect_eq(cfg_parse_u64("010", &v), -EDOM);
+	const char *bad[] = {"", "+1", "-1", "1e3", "0x10", " 1", "1 ", "1_000", "50M"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(cfg_parse_u64(bad[i], &v), -EINVAL, "'%s'", bad[i]);
+
+	cr_expect(cfg_is_dns_name("a"));
+	cr_expect(cfg_is_dns_name("xn--bcher-kva.example"));
+	cr_expect_not(cfg_is_dns_name("a..b"));
+	cr_expect_not(cfg_is_dns_name("a-.b"));
+	cr_expect_not(cfg_is_dns_name("a.b."));
+	cr_expect_not(cfg_is_dns_name("b\xc3\xbccher.example"));
+	char label[80];
+	memset(label, 'a', 64);
+	label[64] = '\0';
+	cr_expect_not(cfg_is_dns_name(label));
+
+	const char *loop[] = {"localhost", "LocalHost",        "127.0.0.1",      "127.255.0.9",
+	                      "::1",       "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"};
+	for (size_t i = 0; i < sizeof(loop) / sizeof(loop[0]); i++)
+		cr_expect(cfg_host_is_loopback(loop[i]), "%s", loop[i]);
+	const char *remote[] = {"128.0.0.1", "::2", "localhost.example", "10.0.0.1", "::"};
+	for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++)
+		cr_expect_not(cfg_host_is_loopback(remote[i]), "%s", remote[i]);
+	cr_expect(cfg_host_equal("::1", "0::1"));
+	cr_expect(cfg_host_equal("Old.Example", "old.example"));
+	cr_expect_not(cfg_host_equal("10.0.0.1", "10.0.0.2"));
+
+	char *e = cfg_escape("a\n\\\x01", 4);
+	cr_expect_str_eq(e, "a\\x0a\\x5c\\x01");
+	free(e);
+	cr_expect_eq(cfg_edit_distance("prot", "port"), 2);
+	cr_expect_eq(cfg_edit_distance("hostnme", "hostname"), 1);
 }
 
 /* ----- hostile input: prefixes and mutations of a valid file ----- */
