@@ -38,8 +38,8 @@ static int buf_reserve(struct buf *b, size_t n)
 	size_t cap = b->cap ? b->cap : 64;
 	while (cap < need)
 		cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
-	if (cap > b->max + 1)
-		cap = b->max + 1;
+	if (b->max < (size_t)-1 && cap > b->max + 1)
+		cap = b->max + 1; /* never allocate past what max allows */
 	b->data = xrealloc(b->data, cap);
 	b->cap = cap;
 	return 0;

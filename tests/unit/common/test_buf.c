@@ -41,3 +41,13 @@ Test(buf, huge_length_does_not_overflow)
 	cr_assert_eq(buf_append(&b, "y", (size_t)-1), -ENOBUFS);
 	buf_free(&b);
 }
+
+Test(buf, unbounded_maximum_does_not_wrap)
+{
+	struct buf b;
+	buf_init(&b, (size_t)-1);
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(buf_printf(&b, "%d,", i), 0);
+	cr_assert_eq(strncmp(b.data, "0,1,2,", 6), 0);
+	buf_free(&b);
+}
