@@ -44,6 +44,8 @@ static void conn_finish_close(struct conn *c);
 static void conn_flush(struct conn *c);
 static void conn_enter(struct conn *c);
 static void conn_leave(struct conn *c);
+static void conn_resume_input(struct conn *c);
+static void conn_arm_timer(struct conn *c);
 
 static uint64_t now_ms(struct conn *c)
 {
@@ -68,6 +70,20 @@ static void conn_apply_line_limit(struct conn *c)
 static void conn_timer_cb(uv_timer_t *t)
 {
 	struct conn *c = t->data;
+	if (c->delay_fn != NULL && (c->state == CONN_PLAIN || c->state == CONN_TLS)) {
+		void (*fn)(void *) = c->delay_fn;
+		c->delay_fn = NULL;
+		c->paused = false;
+		conn_arm_timer(c);
+		if (c->sess != NULL) {
+			conn_enter(c);
+			fn(c->sess);
+			conn_leave(c);
+		}
+		if (!c->paused)
+			conn_resume_input(c);
+		return;
+	}
 	switch (c->state) {
 	case CONN_HANDSHAKE:
 		log_event(LOGL_INFO, "session=%s event=tls_failed ip=%s reason=handshake_timeout",
@@ -95,7 +111,7 @@ static void conn_arm_timer(struct conn *c)
 {
 	const struct cfg_limits *lim = &c->server->cfg->limits;
 	uint64_t secs;
-	if (c->state == CONN_CLOSED)
+	if (c->state == CONN_CLOSED || c->delay_fn != NULL)
 		return;
 	if (c->state == CONN_CLOSING) {
 		uv_timer_start(&c->timer, conn_timer_cb, CLOSE_GRACE_MS, 0);
@@ -234,11 +250,8 @@ void conn_printf(struct conn *c, const char *fmt, ...)
 
 /* ---- closing --------------------------------------------------------------------- */
 
-static void conn_handle_closed(uv_handle_t *h)
+static void conn_free(struct conn *c)
 {
-	struct conn *c = h->data;
-	if (--c->handles_open > 0)
-		return;
 	struct server *srv = c->server;
 	linebuf_free(&c->in);
 	buf_free(&c->out);
@@ -246,18 +259,26 @@ static void conn_handle_closed(uv_handle_t *h)
 	server_conn_gone(srv);
 }
 
+static void conn_handle_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	if (--c->handles_open > 0 || c->holds > 0)
+		return; /* the last conn_release frees it */
+	conn_free(c);
+}
+
 /* Protocol callbacks run between conn_enter and conn_leave. A close requested inside one
  * frees the protocol state only after the callback has returned. */
 static void conn_enter(struct conn *c)
 {
-	conn_enter(c);
+	c->dispatching++;
 }
 
 static void conn_proto_close(struct conn *c);
 
 static void conn_leave(struct conn *c)
 {
-	if (--c->dispatching == 0 && c->proto_close_pending) {
+	if (--c->dispatching == 0 && c->holds == 0 && c->proto_close_pending) {
 		c->proto_close_pending = false;
 		conn_proto_close(c);
 	}
@@ -265,7 +286,7 @@ static void conn_leave(struct conn *c)
 
 static void conn_proto_close(struct conn *c)
 {
-	if (c->dispatching > 0) {
+	if (c->dispatching > 0 || c->holds > 0) {
 		c->proto_close_pending = c->sess != NULL;
 		c->proto_closed = true;
 		return;
@@ -703,13 +724,63 @@ void conn_resume(struct conn *c)
 	}
 	if (c->dispatching > 0)
 		return; /* the running dispatch loop picks the next line up */
+	conn_resume_input(c);
+}
+
+static void conn_resume_input(struct conn *c)
+{
 	if (c->state == CONN_TLS)
 		conn_pump(c);
-	else {
+	else if (c->state == CONN_PLAIN) {
 		conn_dispatch(c);
 		if (c->state == CONN_PLAIN)
 			conn_update_reading(c);
 	}
+}
+
+void conn_hold(struct conn *c)
+{
+	c->holds++;
+}
+
+bool conn_release(struct conn *c)
+{
+	c->holds--;
+	bool alive = c->state == CONN_PLAIN || c->state == CONN_TLS || c->state == CONN_HANDSHAKE;
+	if (c->holds > 0)
+		return alive;
+	if (c->proto_close_pending && c->dispatching == 0) {
+		c->proto_close_pending = false;
+		conn_proto_close(c);
+	}
+	if (c->state == CONN_CLOSED && c->handles_open == 0)
+		conn_free(c);
+	return alive;
+}
+
+void conn_delay(struct conn *c, unsigned ms, void (*fn)(void *sess))
+{
+	if (c->state != CONN_PLAIN && c->state != CONN_TLS)
+		return;
+	c->paused = true;
+	conn_update_reading(c);
+	c->delay_fn = fn;
+	uv_timer_start(&c->timer, conn_timer_cb, ms, 0);
+}
+
+struct services *conn_services(struct conn *c)
+{
+	return c->server->services;
+}
+
+uint64_t conn_now_ms(const struct conn *c)
+{
+	return uv_now(c->server->loop);
+}
+
+const char *conn_user(const struct conn *c)
+{
+	return c->authenticated ? c->user : NULL;
 }
 
 void conn_expect_bytes(struct conn *c, uint64_t n)

@@ -84,6 +84,29 @@ void conn_expect_bytes(struct conn *c, uint64_t n);
 /* Overrides the current line limit (0 restores the default for the login state). */
 void conn_set_line_limit(struct conn *c, size_t limit);
 
+/*
+ * Asynchronous work (store operations) and the connection's lifetime. Before starting an
+ * operation whose completion will touch the session, call conn_hold(c); the completion
+ * starts with `if (!conn_release(c)) return;`. conn_release returns false when the
+ * connection closed meanwhile: then the session state is already freed (or will be when
+ * the last hold is released) and the completion must return without touching it. While
+ * holds are outstanding, close() is deferred, so a completion never sees freed state.
+ */
+void conn_hold(struct conn *c);
+bool conn_release(struct conn *c);
+
+/* Pauses input and calls fn(sess) after ms milliseconds (failed-login delays); input
+ * resumes after fn returns unless fn paused again. One delay at a time. */
+void conn_delay(struct conn *c, unsigned ms, void (*fn)(void *sess));
+
+/* The services shared by every session: the store, login throttling and cache. */
+struct services;
+struct services *conn_services(struct conn *c);
+/* Milliseconds of a monotonic clock (the loop's time). */
+uint64_t conn_now_ms(const struct conn *c);
+/* The authenticated user given to conn_set_authenticated, or NULL. */
+const char *conn_user(const struct conn *c);
+
 const struct cfg_listener *conn_listener(const struct conn *c);
 const struct config *conn_config(const struct conn *c);
 const char *conn_id(const struct conn *c);      /* short session id for logs, "3fa2c1d0" */

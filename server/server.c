@@ -8,11 +8,14 @@
 
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "server/auth/auth.h"
 #include "server/server_private.h"
+#include "server/services.h"
 #include "server/tls.h"
 
-#define STOP_GRACE_MS 10000 /* connections still busy after this are cut */
-#define IP_BUCKETS    1024
+#define STOP_GRACE_MS      10000 /* connections still busy after this are cut */
+#define IP_BUCKETS         1024
+#define LOGIN_CACHE_TTL_MS (5 * 60 * 1000) /* successful logins remembered */
 
 struct ipcount {
 	struct ipcount *next;
@@ -142,10 +145,18 @@ int server_run(struct config *cfg)
 		seed = (uint64_t)uv_hrtime();
 	srv.next_id = seed & 0xffffffffffULL;
 	srv.ipcounts = xcalloc(IP_BUCKETS, sizeof(*srv.ipcounts));
+	struct services services = {
+	    .cfg = cfg,
+	    .authfail = authfail_new(),
+	    .authcache = authcache_new(LOGIN_CACHE_TTL_MS),
+	};
+	srv.services = &services;
 
 	if (tls_ctx_new(cfg, &srv.tls, &err) < 0) {
 		log_event(LOGL_ERROR, "event=start_failed reason=\"%s\"", err ? err : "tls");
 		free(srv.ipcounts);
+		authfail_free(services.authfail);
+		authcache_free(services.authcache);
 		return 1;
 	}
 	uv_loop_t loop;
@@ -195,6 +206,8 @@ int server_run(struct config *cfg)
 		}
 	}
 	free(srv.ipcounts);
+	authfail_free(services.authfail);
+	authcache_free(services.authcache);
 	if (ret == 0)
 		log_event(LOGL_INFO, "event=stopped");
 	return ret;

@@ -27,6 +27,7 @@ struct listener {
 };
 
 struct ipcount; /* per-address connection counts (server.c) */
+struct poster;
 
 struct server {
 	uv_loop_t *loop;
@@ -39,6 +40,8 @@ struct server {
 	struct conn *conns; /* intrusive list of live connections */
 	unsigned n_conns;
 	struct ipcount *ipcounts;
+	struct services *services;
+	struct poster *poster;
 	bool stopping;
 	uint64_t next_id;
 };
@@ -68,8 +71,10 @@ struct conn {
 	uint64_t bytes_in, bytes_out;
 	uint64_t started_ms;
 	enum conn_state state;
-	unsigned handles_open; /* tcp + timer close callbacks still owed */
-	unsigned dispatching;  /* >0 while protocol callbacks run: writes are batched */
+	unsigned handles_open;        /* tcp + timer close callbacks still owed */
+	unsigned dispatching;         /* >0 while protocol callbacks run: writes are batched */
+	unsigned holds;               /* asynchronous operations in flight (conn_hold) */
+	void (*delay_fn)(void *sess); /* conn_delay: runs when the timer fires */
 	bool reading;
 	bool paused;
 	bool starttls_requested;
