@@ -104,6 +104,10 @@ struct services;
 struct services *conn_services(struct conn *c);
 /* Milliseconds of a monotonic clock (the loop's time). */
 uint64_t conn_now_ms(const struct conn *c);
+/* The e-mail identity of the connection's verified client certificate (SAN rfc822Name,
+ * else subject emailAddress; lower case), or NULL when there is none. Never a name the
+ * client typed. Whether it is a user of this server is for the caller to check. */
+const char *conn_cert_identity(struct conn *c);
 /* The authenticated user given to conn_set_authenticated, or NULL. */
 const char *conn_user(const struct conn *c);
 

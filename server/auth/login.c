@@ -1,0 +1,181 @@
+/*
+ * The password login shared by every protocol (see login.h). Runs on the loop thread;
+ * the expensive parts (the hash check) run in the store's workers.
+ */
+#include "server/auth/login.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "server/auth/auth.h"
+#include "server/server_private.h"
+#include "server/services.h"
+#include "storage/store.h"
+
+struct login {
+	struct conn *conn;
+	auth_login_cb *cb;
+	uv_timer_t timer;
+	char mech[16];
+	char *user;
+	char *password;
+	char *password_tag; /* of the stored hash, from store_user_get, for the cache */
+	int64_t user_id;
+	bool require_cert;
+	bool cached;
+};
+
+static bool login_alive(const struct login *l)
+{
+	return l->conn->state == CONN_PLAIN || l->conn->state == CONN_TLS;
+}
+
+static void login_free_cb(uv_handle_t *h)
+{
+	struct login *l = h->data;
+	free(l);
+}
+
+static void login_finish(struct login *l, enum auth_login_status status, const char *why)
+{
+	struct conn *c = l->conn;
+	struct services *sv = c->server->services;
+	char user_esc[200];
+	log_escape(user_esc, sizeof(user_esc), l->user, strlen(l->user));
+	if (status == AUTH_LOGIN_OK) {
+		log_event(LOGL_INFO,
+			  "session=%s proto=%s event=auth_ok mech=%s user=%s ip=%s cached=%s", c->id,
+			  c->proto->name, l->mech, user_esc, c->ip, l->cached ? "yes" : "no");
+	} else {
+		log_event(LOGL_WARN,
+			  "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
+			  c->id, c->proto->name, l->mech, user_esc, c->ip, why);
+	}
+	if (status != AUTH_LOGIN_TEMPFAIL)
+		authfail_record(sv->authfail, c->ip, l->user, status == AUTH_LOGIN_OK,
+				conn_now_ms(c));
+	if (status == AUTH_LOGIN_OK && !l->cached && l->password_tag != NULL)
+		authcache_add(sv->authcache, l->user, l->password, l->password_tag,
+			      conn_now_ms(c));
+	explicit_bzero(l->password, strlen(l->password));
+	free(l->password);
+	l->password = NULL;
+	if (login_alive(l)) {
+		struct auth_login_result r = {
+			.status = status,
+			.user_id = l->user_id,
+			.user = l->user,
+		};
+		void *sess = c->sess;
+		if (sess != NULL)
+			l->cb(sess, &r);
+		conn_resume(c);
+	}
+	free(l->user);
+	free(l->password_tag);
+	conn_release(c);
+	uv_close((uv_handle_t *)&l->timer, login_free_cb);
+}
+
+/* Step 4: certificate policy, once the password is known to be right. */
+static void login_check_cert(struct login *l)
+{
+	struct conn *c = l->conn;
+	const struct config *cfg = c->server->cfg;
+	const char *identity = conn_cert_identity(c);
+	if (identity != NULL && strcmp(identity, l->user) != 0) {
+		login_finish(l, AUTH_LOGIN_CERT, "certificate_user_mismatch");
+		return;
+	}
+	if ((cfg->auth.require_client_certificate || l->require_cert) && identity == NULL) {
+		login_finish(l, AUTH_LOGIN_CERT, "client_certificate_required");
+		return;
+	}
+	login_finish(l, AUTH_LOGIN_OK, NULL);
+}
+
+static void login_auth_done(void *ctx, int rc, struct store_result *res)
+{
+	struct login *l = ctx;
+	if (rc == 0) {
+		l->user_id = res->user_id;
+		l->require_cert = res->require_client_certificate;
+		login_check_cert(l);
+	} else if (rc == -EACCES || rc == -ENOENT || rc == -EINVAL) {
+		login_finish(l, AUTH_LOGIN_FAILED, "bad_credentials");
+	} else {
+		log_event(LOGL_ERROR, "session=%s event=store_error op=auth error=\"%s\"",
+			  l->conn->id, store_strerror(rc));
+		login_finish(l, AUTH_LOGIN_TEMPFAIL, "store_error");
+	}
+}
+
+static void login_check_password(struct login *l)
+{
+	struct store *st = l->conn->server->services->store;
+	int r = store_auth(st, l->user, l->password, login_auth_done, l);
+	if (r < 0)
+		login_auth_done(l, r, NULL);
+}
+
+/* Step 2: the cache, keyed by the stored hash's tag so a changed password misses. */
+static void login_user_got(void *ctx, int rc, struct store_result *res)
+{
+	struct login *l = ctx;
+	if (!login_alive(l)) {
+		login_finish(l, AUTH_LOGIN_FAILED, "connection_closed");
+		return;
+	}
+	if (rc == 0 && res->n_users == 1 && res->users[0].password_tag != NULL) {
+		const struct store_user *u = &res->users[0];
+		l->password_tag = xstrdup(u->password_tag);
+		struct services *sv = l->conn->server->services;
+		if (!u->disabled && authcache_hit(sv->authcache, l->user, l->password,
+						  l->password_tag, conn_now_ms(l->conn))) {
+			l->cached = true;
+			l->user_id = u->id;
+			l->require_cert = u->require_client_certificate;
+			login_check_cert(l);
+			return;
+		}
+	}
+	login_check_password(l);
+}
+
+/* Step 1 done (the delay is over). */
+static void login_timer_cb(uv_timer_t *t)
+{
+	struct login *l = t->data;
+	if (!login_alive(l)) {
+		login_finish(l, AUTH_LOGIN_FAILED, "connection_closed");
+		return;
+	}
+	struct store *st = l->conn->server->services->store;
+	int r = store_user_get(st, l->user, login_user_got, l);
+	if (r < 0)
+		login_check_password(l);
+}
+
+void auth_login(struct conn *c, const char *mech, const char *user, const char *password,
+		auth_login_cb *cb)
+{
+	struct login *l = xcalloc(1, sizeof(*l));
+	struct services *sv = c->server->services;
+	l->conn = c;
+	l->cb = cb;
+	snprintf(l->mech, sizeof(l->mech), "%s", mech);
+	l->user = xstrdup(user);
+	for (char *p = l->user; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	l->password = xstrdup(password);
+	conn_pause(c);
+	conn_hold(c);
+	uv_timer_init(c->server->loop, &l->timer);
+	l->timer.data = l;
+	unsigned delay = authfail_delay_ms(sv->authfail, c->ip, l->user, conn_now_ms(c));
+	uv_timer_start(&l->timer, login_timer_cb, delay, 0);
+}

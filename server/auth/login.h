@@ -1,0 +1,46 @@
+#ifndef SEALMAIL_AUTH_LOGIN_H
+#define SEALMAIL_AUTH_LOGIN_H
+/*
+ * A password login for any protocol session, with everything around it done once for
+ * SMTP, IMAP and POP3 alike:
+ *   1. the failed-login delay for this client address and account (the answer waits);
+ *   2. the cache of recent successful logins (a warm login skips the yescrypt hash);
+ *   3. the store's check (a worker thread; unknown users cost and answer the same);
+ *   4. the certificate policy: auth.require_client_certificate or the user's own
+ *      require-cert flag demands a verified client certificate that maps to this user,
+ *      and a connection that carries a verified certificate may only log in as its user;
+ *   5. one log line: event=auth_ok or event=auth_failed with proto, mech, user, ip
+ *      (fail2ban matches `event=auth_failed .* ip=<HOST>`), and the failure accounting.
+ * Protocol code calls auth_login and answers from the callback.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+
+struct conn;
+
+enum auth_login_status {
+	AUTH_LOGIN_OK = 0,
+	AUTH_LOGIN_FAILED,   /* wrong password, unknown or disabled user: one answer */
+	AUTH_LOGIN_CERT,     /* a client certificate for this user is required / mismatch */
+	AUTH_LOGIN_TEMPFAIL, /* the store failed: answer with a temporary error */
+};
+
+struct auth_login_result {
+	enum auth_login_status status;
+	int64_t user_id;
+	const char *user; /* normalised address, valid during the callback */
+};
+
+typedef void auth_login_cb(void *sess, const struct auth_login_result *r);
+
+/*
+ * Starts a login as user with password (both copied; the copy of the password is wiped).
+ * mech names the mechanism for the log ("PLAIN", "LOGIN", "USER"). The connection is
+ * paused and held until cb has run; cb runs exactly once, on the loop thread, unless the
+ * connection closed meanwhile (then never). On AUTH_LOGIN_OK the caller calls
+ * conn_set_authenticated itself (so it can word its reply first).
+ */
+void auth_login(struct conn *c, const char *mech, const char *user, const char *password,
+		auth_login_cb *cb);
+
+#endif
