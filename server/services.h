@@ -10,12 +10,14 @@
 struct store;
 struct authfail;
 struct authcache;
+struct notify;
 
 struct services {
 	const struct config *cfg;
 	struct store *store; /* NULL in protocol unit tests that need none */
 	struct authfail *authfail;
 	struct authcache *authcache;
+	struct notify *notify; /* mailbox change watchers, POP3 maildrop locks */
 };
 
 #endif
