@@ -1,6 +1,8 @@
 #include "server/server.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +12,10 @@
 #include "common/xmalloc.h"
 #include "server/auth/auth.h"
 #include "server/server_private.h"
+#include "server/notify.h"
+#include "server/poster.h"
 #include "server/services.h"
+#include "storage/store.h"
 #include "server/tls.h"
 
 #define STOP_GRACE_MS      10000 /* connections still busy after this are cut */
@@ -70,6 +75,16 @@ struct tls_ctx *server_tls(struct server *srv)
 
 static void server_finish(struct server *srv)
 {
+	/* Every connection is gone: finish the store's queued work (its completions run
+	 * through the poster, drained when it closes). */
+	if (srv->services->store != NULL) {
+		store_close(srv->services->store);
+		srv->services->store = NULL;
+	}
+	if (srv->poster != NULL) {
+		poster_close(srv->poster);
+		srv->poster = NULL;
+	}
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
@@ -132,6 +147,43 @@ static void signal_cb(uv_signal_t *s, int signum)
 		server_stop(srv);
 }
 
+static void server_store_changed(void *ctx, const struct store_change *change)
+{
+	struct server *srv = ctx;
+	notify_publish(srv->services->notify, change);
+}
+
+static int server_open_store(struct server *srv)
+{
+	static struct store_poster poster;
+	poster.post = poster_post;
+	poster.ctx = srv->poster;
+	char *path = xasprintf("%s/mail.db", srv->cfg->data_dir);
+	struct store_options opt = {
+	    .path = path,
+	    .max_message_size = srv->cfg->limits.message_size,
+	    .poster = &poster,
+	    .on_change = server_store_changed,
+	    .change_ctx = srv,
+	};
+	const char *err = NULL;
+	if (mkdir(srv->cfg->data_dir, 0700) < 0 && errno != EEXIST) {
+		log_event(LOGL_ERROR, "event=start_failed reason=\"cannot create data_dir %s: %s\"",
+		          srv->cfg->data_dir, strerror(errno));
+		free(path);
+		return -1;
+	}
+	int r = store_open(&opt, &srv->services->store, &err);
+	if (r < 0) {
+		log_event(LOGL_ERROR, "event=start_failed reason=\"store %s: %s\"", path,
+		          err ? err : store_strerror(r));
+		free(path);
+		return -1;
+	}
+	free(path);
+	return 0;
+}
+
 int server_run(struct config *cfg)
 {
 	struct server srv;
@@ -162,6 +214,20 @@ int server_run(struct config *cfg)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	srv.loop = &loop;
+	services.notify = notify_new();
+	srv.poster = poster_new(&loop);
+	if (server_open_store(&srv) < 0) {
+		poster_close(srv.poster);
+		srv.poster = NULL;
+		uv_run(&loop, UV_RUN_DEFAULT);
+		uv_loop_close(&loop);
+		tls_ctx_unref(srv.tls);
+		free(srv.ipcounts);
+		authfail_free(services.authfail);
+		authcache_free(services.authcache);
+		notify_free(services.notify);
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	uv_signal_init(&loop, &srv.sig_hup);
 	uv_signal_init(&loop, &srv.sig_term);
@@ -208,6 +274,7 @@ int server_run(struct config *cfg)
 	free(srv.ipcounts);
 	authfail_free(services.authfail);
 	authcache_free(services.authcache);
+	notify_free(services.notify);
 	if (ret == 0)
 		log_event(LOGL_INFO, "event=stopped");
 	return ret;
