@@ -1,0 +1,525 @@
+/*
+ * The store's threads: one writer committing in groups, a pool of workers for reads and
+ * for the slow half of writes (hashing, MIME parsing), and the handing back of results
+ * through the poster. Operations live in the other files; they only build jobs.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "storage/sqlite/store_private.h"
+
+static _Thread_local char store_error_buf[512];
+
+void store_set_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(store_error_buf, sizeof(store_error_buf), fmt, ap);
+	va_end(ap);
+}
+
+int store_err(sqlite3 *db, int sqlite_rc)
+{
+	int rc;
+	switch (sqlite_rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_FULL:
+		rc = -ENOSPC;
+		break;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		rc = -EBUSY;
+		break;
+	case SQLITE_CONSTRAINT:
+		rc = -EEXIST;
+		break;
+	case SQLITE_TOOBIG:
+		rc = -EFBIG;
+		break;
+	case SQLITE_READONLY:
+		rc = -EROFS;
+		break;
+	case SQLITE_NOMEM:
+		rc = -ENOMEM;
+		break;
+	default: /* CORRUPT, NOTADB, IOERR, CANTOPEN, ... */
+		rc = -EIO;
+		break;
+	}
+	if (rc != -EEXIST)
+		log_event(LOGL_ERROR, "event=store_error sqlite_rc=%d msg=\"%s\"", sqlite_rc,
+		          db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(sqlite_rc));
+	return rc;
+}
+
+const char *store_strerror(int rc)
+{
+	switch (rc) {
+	case 0:
+		return "success";
+	case -ENOENT:
+		return "no such user, mailbox or message";
+	case -EEXIST:
+		return "already exists";
+	case -EINVAL:
+		return "invalid argument";
+	case -EACCES:
+		return "authentication failed";
+	case -EDQUOT:
+		return "over quota";
+	case -ENOSPC:
+		return "disk full";
+	case -EBUSY:
+		return "database is locked by another process";
+	case -EIO:
+		return "database is corrupt or unreadable";
+	case -EFBIG:
+		return "message too large";
+	case -ESHUTDOWN:
+		return "store is closing";
+	case -EPROTO:
+		return "database schema is newer than this program";
+	case -EROFS:
+		return "database is read-only";
+	default:
+		return strerror(-rc);
+	}
+}
+
+/* ---- Results ---- */
+
+static void user_free_all(struct store_user *u, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		store_user_clear(&u[i]);
+	free(u);
+}
+
+static void queue_free_all(struct store_queue_entry *q, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < q[i].n_rcpts; j++) {
+			free(q[i].rcpts[j].address);
+			free(q[i].rcpts[j].notify);
+			free(q[i].rcpts[j].orcpt);
+			free(q[i].rcpts[j].last_error);
+		}
+		free(q[i].rcpts);
+		free(q[i].sender);
+		free(q[i].ret);
+		free(q[i].envid);
+	}
+	free(q);
+}
+
+void store_result_free(struct store_result *res)
+{
+	user_free_all(res->users, res->n_users);
+	for (size_t i = 0; i < res->n_mailboxes; i++)
+		store_mailbox_clear(&res->mailboxes[i]);
+	free(res->mailboxes);
+	for (size_t i = 0; i < res->n_msgs; i++)
+		store_msg_clear(&res->msgs[i]);
+	free(res->msgs);
+	free(res->uids);
+	free(res->uids2);
+	free(res->delivered);
+	queue_free_all(res->queue, res->n_queue);
+	free(res->scram.salt);
+	free(res->scram.stored_key);
+	free(res->scram.server_key);
+	free(res->data);
+	memset(res, 0, sizeof(*res));
+}
+
+void store_result_move(struct store_result *dst, struct store_result *src)
+{
+	store_result_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
+/* ---- Blocking face ---- */
+
+struct store_sync_impl {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+};
+
+void store_sync_init(struct store_sync *w)
+{
+	struct store_sync_impl *impl = xcalloc(1, sizeof(*impl));
+	memset(w, 0, sizeof(*w));
+	pthread_mutex_init(&impl->lock, NULL);
+	pthread_cond_init(&impl->cv, NULL);
+	w->impl = impl;
+}
+
+void store_sync_cb(void *ctx, int rc, struct store_result *res)
+{
+	struct store_sync *w = ctx;
+	struct store_sync_impl *impl = w->impl;
+	pthread_mutex_lock(&impl->lock);
+	w->rc = rc;
+	store_result_move(&w->res, res);
+	w->done = true;
+	pthread_cond_signal(&impl->cv);
+	pthread_mutex_unlock(&impl->lock);
+}
+
+int store_sync_wait(struct store_sync *w, int submit_rc)
+{
+	struct store_sync_impl *impl = w->impl;
+	if (submit_rc < 0)
+		return submit_rc;
+	pthread_mutex_lock(&impl->lock);
+	while (!w->done)
+		pthread_cond_wait(&impl->cv, &impl->lock);
+	pthread_mutex_unlock(&impl->lock);
+	return w->rc;
+}
+
+void store_sync_done(struct store_sync *w)
+{
+	struct store_sync_impl *impl = w->impl;
+	store_result_free(&w->res);
+	if (impl != NULL) {
+		pthread_mutex_destroy(&impl->lock);
+		pthread_cond_destroy(&impl->cv);
+		free(impl);
+	}
+	w->impl = NULL;
+}
+
+/* ---- Jobs ---- */
+
+void *store_job_new(size_t size, struct store *s, enum store_job_kind kind, store_job_run_fn *run,
+                    store_cb *cb, void *ctx)
+{
+	struct store_job *job = xcalloc(1, size);
+	job->store = s;
+	job->kind = kind;
+	job->run = run;
+	job->cb = cb;
+	job->ctx = ctx;
+	return job;
+}
+
+static void job_destroy(struct store_job *job)
+{
+	store_result_free(&job->res);
+	if (job->free_args != NULL)
+		job->free_args(job);
+	free(job->changes);
+	free(job);
+}
+
+void store_job_note_change(struct store_job *job, int64_t user_id, int64_t mailbox_id,
+                           uint64_t modseq, uint32_t uidnext, uint32_t exists)
+{
+	for (size_t i = 0; i < job->n_changes; i++) {
+		if (job->changes[i].mailbox_id == mailbox_id) {
+			job->changes[i].highest_modseq = modseq;
+			job->changes[i].uidnext = uidnext;
+			job->changes[i].exists = exists;
+			return;
+		}
+	}
+	job->changes = xreallocarray(job->changes, job->n_changes + 1, sizeof(*job->changes));
+	job->changes[job->n_changes++] = (struct store_change){
+	    .user_id = user_id,
+	    .mailbox_id = mailbox_id,
+	    .highest_modseq = modseq,
+	    .uidnext = uidnext,
+	    .exists = exists,
+	};
+}
+
+/* Runs on the loop thread (poster) or a store thread (no poster). The job carries copies of
+ * what it needs: the store may be closed by now. */
+static void job_complete(void *arg)
+{
+	struct store_job *job = arg;
+	if (job->rc == 0 && job->on_change != NULL)
+		for (size_t i = 0; i < job->n_changes; i++)
+			job->on_change(job->change_ctx, &job->changes[i]);
+	job->cb(job->ctx, job->rc, &job->res);
+	job_destroy(job);
+}
+
+static void job_finish(struct store_job *job)
+{
+	struct store *s = job->store;
+	if (job->rc < 0) {
+		store_result_free(&job->res);
+		job->n_changes = 0;
+	}
+	/* With a poster the completion may run after store_close: copy the hook. */
+	job->on_change = s->opt.on_change;
+	job->change_ctx = s->opt.change_ctx;
+	if (s->has_poster)
+		s->poster.post(s->poster.ctx, job_complete, job);
+	else
+		job_complete(job);
+}
+
+static void queue_push(struct store_queue *q, struct store_job *job)
+{
+	job->next = NULL;
+	if (q->tail != NULL)
+		q->tail->next = job;
+	else
+		q->head = job;
+	q->tail = job;
+	q->len++;
+}
+
+static struct store_job *queue_pop(struct store_queue *q)
+{
+	struct store_job *job = q->head;
+	if (job == NULL)
+		return NULL;
+	q->head = job->next;
+	if (q->head == NULL)
+		q->tail = NULL;
+	q->len--;
+	job->next = NULL;
+	return job;
+}
+
+int store_job_submit(struct store_job *job)
+{
+	struct store *s = job->store;
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		job_destroy(job);
+		return -ESHUTDOWN;
+	}
+	if (job->kind == STORE_JOB_WRITE && job->prepare == NULL) {
+		queue_push(&s->writes, job);
+		pthread_cond_signal(&s->writer_cv);
+	} else {
+		queue_push(&s->reads, job);
+		pthread_cond_signal(&s->worker_cv);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* ---- Writer ---- */
+
+static void writer_run_batch(struct store *s, struct store_job *batch)
+{
+	struct store_conn *c = &s->wconn;
+	int rc = store_exec_stmt(c, SQL_BEGIN);
+	struct store_job *job;
+
+	if (rc == 0) {
+		for (job = batch; job != NULL; job = job->next) {
+			rc = store_exec_stmt(c, SQL_SAVEPOINT);
+			if (rc < 0)
+				break;
+			job->rc = job->run(c, job);
+			if (job->rc < 0) {
+				rc = store_exec_stmt(c, SQL_ROLLBACK_TO);
+				if (rc < 0)
+					break;
+			}
+			rc = store_exec_stmt(c, SQL_RELEASE);
+			if (rc < 0)
+				break;
+		}
+		if (rc == 0)
+			rc = store_exec_stmt(c, SQL_COMMIT);
+		if (rc < 0 && !sqlite3_get_autocommit(c->db))
+			store_exec_stmt(c, SQL_ROLLBACK);
+	}
+	/* Completions only after COMMIT returned: a 250 means durable. */
+	while (batch != NULL) {
+		job = batch;
+		batch = batch->next;
+		if (rc < 0)
+			job->rc = rc;
+		job_finish(job);
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct store *s = arg;
+	for (;;) {
+		pthread_mutex_lock(&s->lock);
+		while (s->writes.head == NULL && !(s->stopping && s->writer_exit_ok))
+			pthread_cond_wait(&s->writer_cv, &s->lock);
+		if (s->writes.head == NULL) {
+			pthread_mutex_unlock(&s->lock);
+			break;
+		}
+		struct store_job *batch;
+		if (s->opt.no_group_commit) {
+			batch = queue_pop(&s->writes);
+		} else {
+			/* Everything pending goes into this transaction (bounded). */
+			batch = s->writes.head;
+			struct store_job *last = batch;
+			size_t n = 1;
+			while (last->next != NULL && n < STORE_MAX_BATCH) {
+				last = last->next;
+				n++;
+			}
+			s->writes.head = last->next;
+			if (s->writes.head == NULL)
+				s->writes.tail = NULL;
+			s->writes.len -= n;
+			last->next = NULL;
+		}
+		pthread_mutex_unlock(&s->lock);
+		writer_run_batch(s, batch);
+	}
+	return NULL;
+}
+
+/* ---- Workers ---- */
+
+static void *worker_main(void *arg)
+{
+	struct store_worker_slot *slot = arg;
+	struct store_conn *c = &slot->conn;
+	struct store *s = slot->store;
+	for (;;) {
+		pthread_mutex_lock(&s->lock);
+		while (s->reads.head == NULL && !s->stopping)
+			pthread_cond_wait(&s->worker_cv, &s->lock);
+		struct store_job *job = queue_pop(&s->reads);
+		pthread_mutex_unlock(&s->lock);
+		if (job == NULL)
+			break;
+		if (job->kind == STORE_JOB_READ) {
+			job->rc = job->run(c, job);
+			job_finish(job);
+			continue;
+		}
+		job->rc = job->prepare(job);
+		if (job->rc < 0) {
+			job_finish(job);
+			continue;
+		}
+		pthread_mutex_lock(&s->lock);
+		queue_push(&s->writes, job);
+		pthread_cond_signal(&s->writer_cv);
+		pthread_mutex_unlock(&s->lock);
+	}
+	return NULL;
+}
+
+/* ---- Open and close ---- */
+
+int store_open(const struct store_options *opt, struct store **store_r, const char **error_r)
+{
+	struct store *s;
+	const char *err = NULL;
+	int rc;
+
+	*store_r = NULL;
+	store_error_buf[0] = '\0';
+	if (opt->path == NULL) {
+		*error_r = "no database path given";
+		return -EINVAL;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->opt = *opt;
+	s->path = xstrdup(opt->path);
+	s->opt.path = s->path;
+	if (s->opt.workers == 0)
+		s->opt.workers = 4;
+	if (s->opt.busy_ms == 0)
+		s->opt.busy_ms = 5000;
+	if (s->opt.max_message_size == 0)
+		s->opt.max_message_size = 50 * 1024 * 1024;
+	if (opt->poster != NULL) {
+		s->poster = *opt->poster;
+		s->has_poster = true;
+	}
+	s->opt.poster = NULL;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->writer_cv, NULL);
+	pthread_cond_init(&s->worker_cv, NULL);
+
+	rc = store_conn_open(&s->wconn, s->path, s->opt.busy_ms, true, &err);
+	if (rc == 0)
+		rc = store_schema_migrate(s->wconn.db, &err);
+	if (rc < 0)
+		goto fail;
+
+	struct store_worker_slot *slots = xcalloc(s->opt.workers, sizeof(*slots));
+	s->slots = slots;
+	s->workers = xcalloc(s->opt.workers, sizeof(*s->workers));
+	for (unsigned i = 0; i < s->opt.workers; i++) {
+		slots[i].store = s;
+		rc = store_conn_open(&slots[i].conn, s->path, s->opt.busy_ms, false, &err);
+		if (rc < 0)
+			goto fail_workers;
+		s->n_workers++;
+	}
+	for (unsigned i = 0; i < s->n_workers; i++)
+		pthread_create(&s->workers[i], NULL, worker_main, &slots[i]);
+	pthread_create(&s->writer, NULL, writer_main, s);
+	*store_r = s;
+	return 0;
+
+fail_workers:
+	for (unsigned i = 0; i < s->n_workers; i++)
+		store_conn_close(&slots[i].conn);
+fail:
+	store_conn_close(&s->wconn);
+	*error_r = err != NULL ? err : "cannot open the database";
+	free(s->slots);
+	free(s->workers);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->writer_cv);
+	pthread_cond_destroy(&s->worker_cv);
+	free(s->path);
+	free(s);
+	return rc;
+}
+
+void store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	struct store_worker_slot *slots = s->slots;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->worker_cv);
+	pthread_mutex_unlock(&s->lock);
+	/* Workers drain the read queue (and hand prepared writes on) before the writer may
+	 * stop, so no queued job is dropped. */
+	for (unsigned i = 0; i < s->n_workers; i++)
+		pthread_join(s->workers[i], NULL);
+	pthread_mutex_lock(&s->lock);
+	s->writer_exit_ok = true;
+	pthread_cond_signal(&s->writer_cv);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->writer, NULL);
+
+	for (unsigned i = 0; i < s->n_workers; i++)
+		store_conn_close(&slots[i].conn);
+	/* A clean close checkpoints the WAL into the main file. */
+	store_conn_close(&s->wconn);
+	free(s->slots);
+	free(s->workers);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->writer_cv);
+	pthread_cond_destroy(&s->worker_cv);
+	free(s->path);
+	free(s);
+}

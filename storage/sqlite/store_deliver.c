@@ -1,0 +1,397 @@
+/*
+ * Delivery: one message to N mailboxes and the relay queue in one transaction. The slow,
+ * lock-free half (SHA-256 of the bytes, MIME parsing) runs on a worker; the writer then
+ * stores the content once (or finds it already stored), streams spooled bytes into the
+ * blob in chunks, and adds one entry per target mailbox.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include "common/xmalloc.h"
+#include "storage/sqlite/store_private.h"
+
+struct deliver_job {
+	struct store_job job;
+	const struct store_deliver_req *req; /* borrowed until the callback */
+	uint64_t size;
+	unsigned char sha256[32];
+	struct store_mime_info mime;
+	char **keywords; /* normalized, per target */
+};
+
+static void deliver_job_free(struct store_job *job)
+{
+	struct deliver_job *j = (struct deliver_job *)job;
+	store_mime_info_clear(&j->mime);
+	if (j->keywords != NULL)
+		for (size_t i = 0; i < j->req->n_targets; i++)
+			free(j->keywords[i]);
+	free(j->keywords);
+}
+
+static int hash_file(const char *path, uint64_t max, uint64_t *size_r, unsigned char *out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	gnutls_hash_hd_t h = NULL;
+	unsigned char *chunk = NULL;
+	struct stat stt;
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &stt) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if ((uint64_t)stt.st_size > max) {
+		rc = -EFBIG;
+		goto out;
+	}
+	*size_r = (uint64_t)stt.st_size;
+	if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) {
+		rc = -EIO;
+		goto out;
+	}
+	chunk = xmalloc(STORE_BLOB_CHUNK);
+	uint64_t done = 0;
+	while (done < *size_r) {
+		ssize_t n = read(fd, chunk, STORE_BLOB_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO; /* shrank under us */
+			goto out;
+		}
+		gnutls_hash(h, chunk, (size_t)n);
+		done += (uint64_t)n;
+	}
+out:
+	if (h != NULL)
+		gnutls_hash_deinit(h, out);
+	free(chunk);
+	close(fd);
+	return rc;
+}
+
+static int deliver_prepare(struct store_job *job)
+{
+	struct deliver_job *j = (struct deliver_job *)job;
+	const struct store_deliver_req *req = j->req;
+	uint64_t max = job->store->opt.max_message_size;
+	int rc;
+
+	if (req->spool_path != NULL) {
+		rc = hash_file(req->spool_path, max, &j->size, j->sha256);
+		if (rc == 0)
+			rc = store_mime_parse_file(req->spool_path, &j->mime);
+	} else {
+		if (req->size > max)
+			return -EFBIG;
+		j->size = req->size;
+		rc = gnutls_hash_fast(GNUTLS_DIG_SHA256, req->data, req->size, j->sha256) < 0 ? -EIO
+		                                                                              : 0;
+		if (rc == 0)
+			rc = store_mime_parse_mem(req->data, req->size, &j->mime);
+	}
+	return rc;
+}
+
+/* Streams the spool file into the zeroblob of the new row, chunk by chunk. */
+static int blob_fill(struct store_conn *c, int64_t content_id, const char *path, uint64_t size)
+{
+	sqlite3_blob *blob = NULL;
+	unsigned char *chunk = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc;
+	if (fd < 0)
+		return -errno;
+	rc = sqlite3_blob_open(c->db, "main", "contents", "body", content_id, 1, &blob);
+	if (rc != SQLITE_OK) {
+		rc = store_err(c->db, rc);
+		goto out;
+	}
+	chunk = xmalloc(STORE_BLOB_CHUNK);
+	uint64_t done = 0;
+	while (done < size) {
+		size_t want =
+		    size - done < STORE_BLOB_CHUNK ? (size_t)(size - done) : STORE_BLOB_CHUNK;
+		ssize_t n = read(fd, chunk, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			goto out;
+		}
+		rc = sqlite3_blob_write(blob, chunk, (int)n, (int)done);
+		if (rc != SQLITE_OK) {
+			rc = store_err(c->db, rc);
+			goto out;
+		}
+		done += (uint64_t)n;
+	}
+	rc = 0;
+out:
+	if (blob != NULL)
+		sqlite3_blob_close(blob);
+	free(chunk);
+	close(fd);
+	return rc;
+}
+
+static int content_store(struct store_conn *c, struct deliver_job *j, int64_t *id_r)
+{
+	const struct store_deliver_req *req = j->req;
+	sqlite3_stmt *st = store_stmt(c, SQL_CONTENT_BY_HASH);
+	int rc;
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_blob(st, 1, j->sha256, sizeof(j->sha256), SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id_r = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0; /* stored once, shared */
+	if (rc != SQLITE_DONE)
+		return store_err(c->db, rc);
+
+	st = store_stmt(c, SQL_CONTENT_INSERT);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_blob(st, 1, j->sha256, sizeof(j->sha256), SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)j->size);
+	if (req->spool_path != NULL)
+		sqlite3_bind_zeroblob64(st, 3, j->size);
+	else
+		sqlite3_bind_blob64(st, 3, req->data, req->size, SQLITE_STATIC);
+	store_bind_text(st, 4, j->mime.json);
+	store_bind_text(st, 5, j->mime.from);
+	store_bind_text(st, 6, j->mime.to);
+	store_bind_text(st, 7, j->mime.cc);
+	store_bind_text(st, 8, j->mime.subject);
+	store_bind_text(st, 9, j->mime.message_id);
+	sqlite3_bind_int64(st, 10, j->mime.date);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store_err(c->db, rc);
+	*id_r = sqlite3_last_insert_rowid(c->db);
+	if (req->spool_path != NULL) {
+		rc = blob_fill(c, *id_r, req->spool_path, j->size);
+		if (rc < 0)
+			return rc;
+	}
+	st = store_stmt(c, SQL_FTS_INSERT);
+	if (st == NULL)
+		return -EIO;
+	char *addresses =
+	    xasprintf("%s %s %s", j->mime.from != NULL ? j->mime.from : "",
+	              j->mime.to != NULL ? j->mime.to : "", j->mime.cc != NULL ? j->mime.cc : "");
+	sqlite3_bind_int64(st, 1, *id_r);
+	store_bind_text(st, 2, j->mime.subject);
+	store_bind_text(st, 3, addresses);
+	store_bind_text(st, 4, j->mime.text);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	free(addresses);
+	return rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
+}
+
+static int resolve_mailbox(struct store_conn *c, const struct store_target *t, int64_t *id_r,
+                           int64_t *user_r, uint32_t *uidvalidity_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+	int64_t id = t->mailbox_id;
+	if (id == 0) {
+		st = store_stmt(c, SQL_MAILBOX_INBOX);
+		if (st == NULL)
+			return -EIO;
+		sqlite3_bind_int64(st, 1, t->user_id);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			id = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW)
+			return rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
+	}
+	st = store_stmt(c, SQL_MAILBOX_BY_ID);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*id_r = id;
+		*user_r = sqlite3_column_int64(st, 1);
+		*uidvalidity_r = (uint32_t)sqlite3_column_int64(st, 5);
+		rc = (t->user_id != 0 && *user_r != t->user_id) ? -ENOENT : 0;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* -EDQUOT when adding size would pass the user's quota. */
+static int quota_check(struct store_conn *c, int64_t user_id, uint64_t size)
+{
+	sqlite3_stmt *st = store_stmt(c, SQL_QUOTA_CHECK);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, user_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		uint64_t quota = (uint64_t)sqlite3_column_int64(st, 0);
+		uint64_t used = (uint64_t)sqlite3_column_int64(st, 1);
+		rc = quota != 0 && used + size > quota ? -EDQUOT : 0;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_entry_add(struct store_conn *c, struct store_job *job, int64_t mailbox_id,
+                    int64_t content_id, uint64_t size, unsigned flags, const char *keywords,
+                    int64_t internal_date, uint32_t *uid_r)
+{
+	uint64_t modseq;
+	uint32_t uid;
+	int rc = store_mailbox_bump(c, mailbox_id, 1, &modseq, &uid);
+	if (rc < 0)
+		return rc;
+	sqlite3_stmt *st = store_stmt(c, SQL_ENTRY_INSERT);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, content_id);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)modseq);
+	sqlite3_bind_int(st, 5, (int)flags);
+	store_bind_text(st, 6, keywords != NULL ? keywords : "");
+	sqlite3_bind_int64(st, 7, internal_date);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)size);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store_err(c->db, rc);
+	*uid_r = uid;
+	return store_mailbox_note(c, job, mailbox_id);
+}
+
+static int relay_enqueue(struct store_conn *c, struct deliver_job *j, int64_t content_id,
+                         int64_t now)
+{
+	const struct store_deliver_req *req = j->req;
+	sqlite3_stmt *st = store_stmt(c, SQL_QUEUE_INSERT);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, content_id);
+	store_bind_text(st, 2, req->sender != NULL ? req->sender : "");
+	sqlite3_bind_int(st, 3, req->requiretls);
+	store_bind_text(st, 4, req->ret);
+	store_bind_text(st, 5, req->envid);
+	sqlite3_bind_int64(st, 6, now);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store_err(c->db, rc);
+	int64_t qid = sqlite3_last_insert_rowid(c->db);
+	for (size_t i = 0; i < req->n_relay; i++) {
+		st = store_stmt(c, SQL_QUEUE_RCPT_INSERT);
+		if (st == NULL)
+			return -EIO;
+		sqlite3_bind_int64(st, 1, qid);
+		store_bind_text(st, 2, req->relay[i].address);
+		store_bind_text(st, 3, req->relay[i].notify);
+		store_bind_text(st, 4, req->relay[i].orcpt);
+		sqlite3_bind_int64(st, 5, now);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return store_err(c->db, rc);
+	}
+	j->job.res.queue = xcalloc(1, sizeof(*j->job.res.queue));
+	j->job.res.n_queue = 1;
+	j->job.res.queue[0].id = qid;
+	j->job.res.queue[0].content_id = content_id;
+	j->job.res.queue[0].size = j->size;
+	return 0;
+}
+
+static int deliver_run(struct store_conn *c, struct store_job *job)
+{
+	struct deliver_job *j = (struct deliver_job *)job;
+	const struct store_deliver_req *req = j->req;
+	int64_t now = (int64_t)time(NULL);
+	int64_t content_id = 0;
+	size_t ok = 0;
+	int rc = content_store(c, j, &content_id);
+	if (rc < 0)
+		return rc;
+	job->res.id = content_id;
+	job->res.total_size = j->size;
+	job->res.delivered = xcalloc(req->n_targets + 1, sizeof(*job->res.delivered));
+	job->res.n_delivered = req->n_targets;
+	for (size_t i = 0; i < req->n_targets; i++) {
+		struct store_delivered *d = &job->res.delivered[i];
+		int64_t user_id = 0;
+		d->rc =
+		    resolve_mailbox(c, &req->targets[i], &d->mailbox_id, &user_id, &d->uidvalidity);
+		if (d->rc == 0)
+			d->rc = quota_check(c, user_id, j->size);
+		if (d->rc == 0)
+			d->rc = store_entry_add(c, job, d->mailbox_id, content_id, j->size,
+			                        req->targets[i].flags, j->keywords[i],
+			                        req->internal_date != 0 ? req->internal_date : now,
+			                        &d->uid);
+		if (d->rc == -ENOENT || d->rc == -EDQUOT)
+			continue;
+		if (d->rc < 0)
+			return d->rc; /* disk full, I/O: the whole delivery fails */
+		ok++;
+	}
+	if (req->n_relay > 0) {
+		rc = relay_enqueue(c, j, content_id, now);
+		if (rc < 0)
+			return rc;
+		ok++;
+	}
+	/* Nothing refers to the content: fail, and the savepoint takes it back. */
+	return ok > 0 ? 0 : -ENOENT;
+}
+
+int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb *cb, void *ctx)
+{
+	if ((req->data == NULL && req->spool_path == NULL) ||
+	    (req->n_targets == 0 && req->n_relay == 0))
+		return -EINVAL;
+	if (req->spool_path == NULL && req->size > s->opt.max_message_size)
+		return -EFBIG;
+	for (size_t i = 0; i < req->n_relay; i++)
+		if (req->relay[i].address == NULL)
+			return -EINVAL;
+	char **kw = xcalloc(req->n_targets + 1, sizeof(*kw));
+	for (size_t i = 0; i < req->n_targets; i++) {
+		if (store_keywords_normalize(req->targets[i].keywords, &kw[i]) < 0) {
+			for (size_t k = 0; k < i; k++)
+				free(kw[k]);
+			free(kw);
+			return -EINVAL;
+		}
+	}
+	struct deliver_job *j = store_job_new(sizeof(*j), s, STORE_JOB_WRITE, deliver_run, cb, ctx);
+	j->job.free_args = deliver_job_free;
+	j->job.prepare = deliver_prepare;
+	j->req = req;
+	j->keywords = kw;
+	return store_job_submit(&j->job);
+}

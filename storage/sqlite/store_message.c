@@ -1,0 +1,371 @@
+/*
+ * Reading messages: the list of a mailbox (SELECT), one message with what IMAP FETCH
+ * needs, content by byte range (BODY[]<partial>, POP3 RETR streaming), VANISHED, and
+ * SEARCH BODY/TEXT over the FTS5 index. Also the keyword set helpers.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xmalloc.h"
+#include "storage/sqlite/store_private.h"
+
+#define KEYWORDS_MAX_LEN 4096
+
+void store_msg_clear(struct store_msg *m)
+{
+	free(m->keywords);
+	free(m->mime_json);
+	free(m->hdr_from);
+	free(m->hdr_to);
+	free(m->hdr_cc);
+	free(m->hdr_subject);
+	free(m->hdr_message_id);
+	memset(m, 0, sizeof(*m));
+}
+
+void store_msg_load(sqlite3_stmt *st, struct store_msg *m)
+{
+	m->uid = (uint32_t)sqlite3_column_int64(st, 0);
+	m->modseq = (uint64_t)sqlite3_column_int64(st, 1);
+	m->flags = (unsigned)sqlite3_column_int(st, 2);
+	m->keywords = store_col_text(st, 3);
+	if (m->keywords == NULL)
+		m->keywords = xstrdup("");
+	m->internal_date = sqlite3_column_int64(st, 4);
+	m->size = (uint64_t)sqlite3_column_int64(st, 5);
+	m->content_id = sqlite3_column_int64(st, 6);
+}
+
+/* ---- Keywords ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* IMAP atom characters, and not a system flag. */
+static bool keyword_valid(const char *k)
+{
+	if (k[0] == '\\' || k[0] == '\0')
+		return false;
+	for (const unsigned char *p = (const unsigned char *)k; *p != '\0'; p++)
+		if (*p <= 0x20 || *p >= 0x7f || strchr("(){%*\"\\]", *p) != NULL)
+			return false;
+	return true;
+}
+
+int store_keywords_normalize(const char *in, char **out_r)
+{
+	*out_r = NULL;
+	if (in == NULL || in[0] == '\0') {
+		*out_r = xstrdup("");
+		return 0;
+	}
+	if (strlen(in) > KEYWORDS_MAX_LEN)
+		return -EINVAL;
+	char *copy = xstrdup(in);
+	char **words = NULL;
+	size_t n = 0;
+	for (char *p = copy; *p != '\0';) {
+		while (*p == ' ')
+			*p++ = '\0';
+		if (*p == '\0')
+			break;
+		char *w = p;
+		while (*p != ' ' && *p != '\0')
+			p++;
+		if (*p == ' ')
+			*p++ = '\0';
+		if (!keyword_valid(w)) {
+			free(words);
+			free(copy);
+			return -EINVAL;
+		}
+		words = xreallocarray(words, n + 1, sizeof(*words));
+		words[n++] = w;
+	}
+	qsort(words, n, sizeof(*words), cmp_str);
+	char *out = xmalloc(strlen(in) + 1);
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0 && strcmp(words[i], words[i - 1]) == 0)
+			continue;
+		if (len > 0)
+			out[len++] = ' ';
+		size_t wl = strlen(words[i]);
+		memcpy(out + len, words[i], wl);
+		len += wl;
+	}
+	out[len] = '\0';
+	free(words);
+	free(copy);
+	*out_r = out;
+	return 0;
+}
+
+struct store_uid_range *store_ranges_dup(const struct store_uid_range *r, size_t n)
+{
+	struct store_uid_range *out = xcalloc(n + 1, sizeof(*out));
+	if (n > 0)
+		memcpy(out, r, n * sizeof(*r));
+	return out;
+}
+
+/* ---- Jobs ---- */
+
+struct msg_job {
+	struct store_job job;
+	int64_t mailbox_id;
+	uint32_t uid;
+	uint64_t since;
+	uint64_t offset;
+	size_t max_len;
+	char *text;
+};
+
+static void msg_job_free(struct store_job *job)
+{
+	free(((struct msg_job *)job)->text);
+}
+
+static struct msg_job *msg_job_new(struct store *s, store_job_run_fn *run, int64_t mailbox_id,
+                                   store_cb *cb, void *ctx)
+{
+	struct msg_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, run, cb, ctx);
+	j->job.free_args = msg_job_free;
+	j->mailbox_id = mailbox_id;
+	return j;
+}
+
+static int list_run(struct store_conn *c, struct store_job *job)
+{
+	struct msg_job *j = (struct msg_job *)job;
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc = store_exec_stmt(c, SQL_BEGIN_READ); /* one snapshot for both queries */
+	if (rc < 0)
+		return rc;
+	st = store_stmt(c, SQL_MAILBOX_BY_ID);
+	if (st == NULL) {
+		rc = -EIO;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, j->mailbox_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		job->res.uidvalidity = (uint32_t)sqlite3_column_int64(st, 5);
+		job->res.modseq = (uint64_t)sqlite3_column_int64(st, 7);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
+		goto out;
+	}
+	st = store_stmt(c, j->since > 0 ? SQL_ENTRY_LIST_SINCE : SQL_ENTRY_LIST);
+	if (st == NULL) {
+		rc = -EIO;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, j->mailbox_id);
+	if (j->since > 0)
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)j->since);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (job->res.n_msgs == cap) {
+			cap = cap != 0 ? cap * 2 : 64;
+			job->res.msgs = xreallocarray(job->res.msgs, cap, sizeof(*job->res.msgs));
+		}
+		memset(&job->res.msgs[job->res.n_msgs], 0, sizeof(*job->res.msgs));
+		store_msg_load(st, &job->res.msgs[job->res.n_msgs++]);
+	}
+	sqlite3_reset(st);
+	rc = rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
+out:
+	store_exec_stmt(c, SQL_COMMIT);
+	return rc;
+}
+
+int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
+                       void *ctx)
+{
+	struct msg_job *j = msg_job_new(s, list_run, mailbox_id, cb, ctx);
+	j->since = changed_since;
+	return store_job_submit(&j->job);
+}
+
+static int get_run(struct store_conn *c, struct store_job *job)
+{
+	struct msg_job *j = (struct msg_job *)job;
+	sqlite3_stmt *st = store_stmt(c, SQL_ENTRY_GET);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, j->mailbox_id);
+	sqlite3_bind_int64(st, 2, j->uid);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		struct store_msg *m = xcalloc(1, sizeof(*m));
+		store_msg_load(st, m);
+		m->mime_json = store_col_text(st, 7);
+		m->hdr_from = store_col_text(st, 8);
+		m->hdr_to = store_col_text(st, 9);
+		m->hdr_cc = store_col_text(st, 10);
+		m->hdr_subject = store_col_text(st, 11);
+		m->hdr_message_id = store_col_text(st, 12);
+		m->hdr_date = sqlite3_column_int64(st, 13);
+		job->res.msgs = m;
+		job->res.n_msgs = 1;
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_message_get(struct store *s, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx)
+{
+	struct msg_job *j = msg_job_new(s, get_run, mailbox_id, cb, ctx);
+	j->uid = uid;
+	return store_job_submit(&j->job);
+}
+
+static int read_run(struct store_conn *c, struct store_job *job)
+{
+	struct msg_job *j = (struct msg_job *)job;
+	sqlite3_stmt *st = store_stmt(c, SQL_ENTRY_CONTENT);
+	sqlite3_blob *blob = NULL;
+	int64_t content_id = 0;
+	int rc;
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, j->mailbox_id);
+	sqlite3_bind_int64(st, 2, j->uid);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		content_id = sqlite3_column_int64(st, 0);
+		job->res.total_size = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
+	if (j->offset >= job->res.total_size) {
+		job->res.data = xmalloc(1);
+		return 0;
+	}
+	size_t n = job->res.total_size - j->offset < j->max_len
+	               ? (size_t)(job->res.total_size - j->offset)
+	               : j->max_len;
+	rc = sqlite3_blob_open(c->db, "main", "contents", "body", content_id, 0, &blob);
+	if (rc != SQLITE_OK)
+		return store_err(c->db, rc);
+	job->res.data = xmalloc(n + 1);
+	rc = sqlite3_blob_read(blob, job->res.data, (int)n, (int)j->offset);
+	sqlite3_blob_close(blob);
+	if (rc != SQLITE_OK)
+		return store_err(c->db, rc);
+	job->res.data_len = n;
+	return 0;
+}
+
+int store_content_read(struct store *s, int64_t mailbox_id, uint32_t uid, uint64_t offset,
+                       size_t max_len, store_cb *cb, void *ctx)
+{
+	if (max_len == 0 || max_len > STORE_READ_MAX)
+		return -EINVAL;
+	struct msg_job *j = msg_job_new(s, read_run, mailbox_id, cb, ctx);
+	j->uid = uid;
+	j->offset = offset;
+	j->max_len = max_len;
+	return store_job_submit(&j->job);
+}
+
+static int uids_run(struct store_conn *c, struct store_job *job, sqlite3_stmt *st)
+{
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (job->res.n_uids == cap) {
+			cap = cap != 0 ? cap * 2 : 64;
+			job->res.uids = xreallocarray(job->res.uids, cap, sizeof(*job->res.uids));
+		}
+		job->res.uids[job->res.n_uids++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
+}
+
+static int vanished_run(struct store_conn *c, struct store_job *job)
+{
+	struct msg_job *j = (struct msg_job *)job;
+	sqlite3_stmt *st = store_stmt(c, SQL_EXPUNGED_SINCE);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, j->mailbox_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)j->since);
+	return uids_run(c, job, st);
+}
+
+int store_vanished(struct store *s, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
+                   void *ctx)
+{
+	struct msg_job *j = msg_job_new(s, vanished_run, mailbox_id, cb, ctx);
+	j->since = since_modseq;
+	return store_job_submit(&j->job);
+}
+
+/* Client text becomes an FTS5 query of quoted terms, so no FTS5 syntax gets through. */
+static char *fts_query(const char *text)
+{
+	size_t len = strlen(text);
+	char *q = xmalloc(len * 4 + 3);
+	size_t n = 0;
+	bool in_term = false;
+	for (const char *p = text; *p != '\0'; p++) {
+		bool space = *p == ' ' || *p == '\t';
+		if (space) {
+			if (in_term)
+				q[n++] = '"';
+			in_term = false;
+			continue;
+		}
+		if (!in_term) {
+			if (n > 0)
+				q[n++] = ' ';
+			q[n++] = '"';
+			in_term = true;
+		}
+		if (*p == '"')
+			q[n++] = '"';
+		q[n++] = *p;
+	}
+	if (in_term)
+		q[n++] = '"';
+	q[n] = '\0';
+	return q;
+}
+
+static int search_run(struct store_conn *c, struct store_job *job)
+{
+	struct msg_job *j = (struct msg_job *)job;
+	sqlite3_stmt *st = store_stmt(c, SQL_SEARCH_TEXT);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, j->mailbox_id);
+	store_bind_text(st, 2, j->text);
+	return uids_run(c, job, st);
+}
+
+int store_search_text(struct store *s, int64_t mailbox_id, const char *text, store_cb *cb,
+                      void *ctx)
+{
+	if (text == NULL || strlen(text) > KEYWORDS_MAX_LEN)
+		return -EINVAL;
+	char *q = fts_query(text);
+	if (q[0] == '\0') {
+		free(q);
+		return -EINVAL;
+	}
+	struct msg_job *j = msg_job_new(s, search_run, mailbox_id, cb, ctx);
+	j->text = q;
+	return store_job_submit(&j->job);
+}

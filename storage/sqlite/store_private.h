@@ -1,0 +1,201 @@
+#ifndef SEALMAIL_STORE_PRIVATE_H
+#define SEALMAIL_STORE_PRIVATE_H
+/*
+ * Inside the SQLite store: connections with their prepared statements, the job queues of
+ * the writer and the workers, and the pieces each operation file shares. Only
+ * storage/sqlite/ includes this (and sqlite3.h).
+ */
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "storage/store.h"
+
+#define STORE_SCHEMA_VERSION 2
+#define STORE_BLOB_CHUNK     (64 * 1024)
+#define STORE_READ_MAX       (1024 * 1024)
+#define STORE_MAX_BATCH      4096
+#define STORE_MIME_DEPTH     32
+#define STORE_MIME_PARTS     1000
+#define STORE_MIME_HEADERS   1000
+#define STORE_FTS_MAX        (1024 * 1024)
+
+/* Every SQL statement, prepared at most once per connection (store_sql.c). */
+enum store_sql {
+	SQL_BEGIN,
+	SQL_BEGIN_READ,
+	SQL_COMMIT,
+	SQL_ROLLBACK,
+	SQL_SAVEPOINT,
+	SQL_RELEASE,
+	SQL_ROLLBACK_TO,
+	SQL_USER_INSERT,
+	SQL_USER_BY_ADDRESS,
+	SQL_USER_LIST,
+	SQL_USER_DELETE,
+	SQL_USER_SET_PASSWORD,
+	SQL_USER_SET_REQUIRE_CERT,
+	SQL_USER_SET_DISABLED,
+	SQL_USER_SET_QUOTA,
+	SQL_USER_AUTH,
+	SQL_USER_SCRAM,
+	SQL_MAILBOX_INSERT,
+	SQL_MAILBOX_LIST,
+	SQL_MAILBOX_BY_NAME,
+	SQL_MAILBOX_BY_ID,
+	SQL_MAILBOX_INBOX,
+	SQL_MAILBOX_DELETE,
+	SQL_MAILBOX_RENAME,
+	SQL_MAILBOX_SUBSCRIBE,
+	SQL_MAILBOX_BUMP,
+	SQL_MAILBOX_STATE,
+	SQL_CONTENT_BY_HASH,
+	SQL_CONTENT_INSERT,
+	SQL_FTS_INSERT,
+	SQL_ENTRY_INSERT,
+	SQL_ENTRY_LIST,
+	SQL_ENTRY_LIST_SINCE,
+	SQL_ENTRY_GET,
+	SQL_ENTRY_CONTENT,
+	SQL_ENTRY_RANGE,
+	SQL_ENTRY_SET_FLAGS,
+	SQL_ENTRY_DELETED_RANGE,
+	SQL_ENTRY_DELETE,
+	SQL_EXPUNGED_INSERT,
+	SQL_EXPUNGED_SINCE,
+	SQL_QUOTA_CHECK,
+	SQL_QUEUE_INSERT,
+	SQL_QUEUE_RCPT_INSERT,
+	SQL_QUEUE_LIST,
+	SQL_QUEUE_RCPTS,
+	SQL_QUEUE_DELETE,
+	SQL_SEARCH_TEXT,
+	SQL__COUNT
+};
+
+struct store_conn {
+	sqlite3 *db;
+	sqlite3_stmt *stmts[SQL__COUNT];
+};
+
+enum store_job_kind { STORE_JOB_READ, STORE_JOB_WRITE };
+
+struct store_job;
+/* Runs on a worker or the writer with that thread's connection. Returns 0 or -errno. */
+typedef int store_job_run_fn(struct store_conn *c, struct store_job *job);
+/* Runs on a worker before a write job goes to the writer (hashing, MIME parsing). */
+typedef int store_job_prep_fn(struct store_job *job);
+typedef void store_job_free_fn(struct store_job *job);
+
+struct store_job {
+	struct store_job *next;
+	struct store *store;
+	enum store_job_kind kind;
+	store_job_prep_fn *prepare;
+	store_job_run_fn *run;
+	store_job_free_fn *free_args; /* frees the op's own arguments, may be NULL */
+	store_cb *cb;
+	void *ctx;
+	int rc;
+	struct store_result res;
+	/* Changes noted by a write, announced after commit. */
+	struct store_change *changes;
+	size_t n_changes;
+	store_change_fn *on_change;
+	void *change_ctx;
+};
+
+struct store;
+struct store_worker_slot {
+	struct store_conn conn;
+	struct store *store;
+};
+
+struct store_queue {
+	struct store_job *head, *tail;
+	size_t len;
+};
+
+struct store {
+	struct store_options opt;
+	char *path;
+	struct store_poster poster;
+	bool has_poster;
+
+	pthread_mutex_t lock;
+	pthread_cond_t writer_cv;
+	pthread_cond_t worker_cv;
+	struct store_queue writes;
+	struct store_queue reads;
+	bool stopping;
+	bool writer_exit_ok; /* workers joined: the writer may stop once its queue is empty */
+
+	pthread_t writer;
+	struct store_conn wconn;
+	unsigned n_workers;
+	pthread_t *workers;
+	struct store_worker_slot *slots;
+};
+
+/* store_core.c */
+void *store_job_new(size_t size, struct store *s, enum store_job_kind kind, store_job_run_fn *run,
+                    store_cb *cb, void *ctx);
+/* Queues the job: 0, or -ESHUTDOWN (job freed, callback never runs). */
+int store_job_submit(struct store_job *job);
+void store_job_note_change(struct store_job *job, int64_t user_id, int64_t mailbox_id,
+                           uint64_t modseq, uint32_t uidnext, uint32_t exists);
+int store_err(sqlite3 *db, int sqlite_rc);
+void store_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* store_sql.c */
+/* The statement, reset and with bindings cleared; NULL when it cannot be prepared. */
+sqlite3_stmt *store_stmt(struct store_conn *c, enum store_sql id);
+int store_exec_stmt(struct store_conn *c, enum store_sql id);
+void store_conn_close(struct store_conn *c);
+int store_conn_open(struct store_conn *c, const char *path, unsigned busy_ms, bool writer,
+                    const char **error_r);
+char *store_col_text(sqlite3_stmt *st, int col);
+int store_bind_text(sqlite3_stmt *st, int col, const char *text);
+
+/* store_schema.c */
+int store_schema_migrate(sqlite3 *db, const char **error_r);
+int store_schema_migrate_to(sqlite3 *db, int target, const char **error_r);
+
+/* store_user.c */
+int store_user_load(struct store_conn *c, const char *address, struct store_user *u);
+void store_user_clear(struct store_user *u);
+
+/* store_mailbox.c */
+int store_mailbox_load(struct store_conn *c, sqlite3_stmt *st, struct store_mailbox *mb);
+void store_mailbox_clear(struct store_mailbox *mb);
+bool store_mailbox_name_valid(const char *name);
+/* Bumps the mailbox's modseq (and uidnext by n_uids); returns the new values. */
+int store_mailbox_bump(struct store_conn *c, int64_t mailbox_id, uint32_t n_uids,
+                       uint64_t *modseq_r, uint32_t *first_uid_r);
+/* Notes the mailbox's current state as a change of the job. */
+int store_mailbox_note(struct store_conn *c, struct store_job *job, int64_t mailbox_id);
+
+/* store_message.c */
+void store_msg_clear(struct store_msg *m);
+void store_msg_load(sqlite3_stmt *st, struct store_msg *m);
+/* Keywords as stored: atoms, sorted, unique, space separated ("" for none; NULL in). 0 or
+ * -EINVAL. */
+int store_keywords_normalize(const char *in, char **out_r);
+/* Adds one message entry (new UID and modseq) and notes the change. */
+int store_entry_add(struct store_conn *c, struct store_job *job, int64_t mailbox_id,
+                    int64_t content_id, uint64_t size, unsigned flags, const char *keywords,
+                    int64_t internal_date, uint32_t *uid_r);
+/* UID ranges, copied for a job. */
+struct store_uid_range *store_ranges_dup(const struct store_uid_range *r, size_t n);
+
+/* store_mime.c: what IMAP needs, parsed from the message once at delivery. */
+struct store_mime_info {
+	char *json;
+	char *from, *to, *cc, *subject, *message_id;
+	int64_t date;
+	char *text; /* decoded text for the FTS index, bounded */
+};
+int store_mime_parse_mem(const void *data, size_t size, struct store_mime_info *info);
+int store_mime_parse_file(const char *path, struct store_mime_info *info);
+void store_mime_info_clear(struct store_mime_info *info);
+
+#endif

@@ -1,0 +1,176 @@
+/*
+ * The schema and its migrations. PRAGMA user_version is the schema version; each step runs
+ * in its own transaction together with the version bump, so a crash leaves the database at
+ * one version or the next. A version newer than this binary knows is refused, never reset.
+ * docs/storage.md describes the tables.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "storage/sqlite/store_private.h"
+
+static const char *const migrations[STORE_SCHEMA_VERSION] = {
+    /* 1: users, mailboxes, content stored once, mailbox entries, relay queue. */
+    "CREATE TABLE users ("
+    " id INTEGER PRIMARY KEY,"
+    " address TEXT NOT NULL UNIQUE,"
+    " password_hash TEXT NOT NULL,"
+    " scram_salt TEXT, scram_iterations INTEGER, scram_stored_key TEXT, scram_server_key TEXT,"
+    " require_client_cert INTEGER NOT NULL DEFAULT 0,"
+    " disabled INTEGER NOT NULL DEFAULT 0,"
+    " quota_bytes INTEGER NOT NULL DEFAULT 0,"
+    " used_bytes INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE mailboxes ("
+    " id INTEGER PRIMARY KEY,"
+    " user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL,"
+    " special_use INTEGER NOT NULL DEFAULT 0,"
+    " subscribed INTEGER NOT NULL DEFAULT 1,"
+    " uidvalidity INTEGER NOT NULL,"
+    " uidnext INTEGER NOT NULL DEFAULT 1,"
+    " highest_modseq INTEGER NOT NULL DEFAULT 1,"
+    " UNIQUE (user_id, name));"
+    "CREATE TABLE contents ("
+    " id INTEGER PRIMARY KEY,"
+    " sha256 BLOB NOT NULL UNIQUE,"
+    " size INTEGER NOT NULL,"
+    " refs INTEGER NOT NULL DEFAULT 0,"
+    " body BLOB NOT NULL,"
+    " mime TEXT, hdr_from TEXT, hdr_to TEXT, hdr_cc TEXT, hdr_subject TEXT,"
+    " hdr_message_id TEXT, hdr_date INTEGER);"
+    "CREATE TABLE entries ("
+    " mailbox_id INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,"
+    " uid INTEGER NOT NULL,"
+    " content_id INTEGER NOT NULL REFERENCES contents (id),"
+    " modseq INTEGER NOT NULL,"
+    " flags INTEGER NOT NULL DEFAULT 0,"
+    " keywords TEXT NOT NULL DEFAULT '',"
+    " internal_date INTEGER NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+    "CREATE INDEX entries_modseq ON entries (mailbox_id, modseq);"
+    "CREATE INDEX entries_content ON entries (content_id);"
+    "CREATE TABLE expunged ("
+    " mailbox_id INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,"
+    " uid INTEGER NOT NULL,"
+    " modseq INTEGER NOT NULL,"
+    " PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+    "CREATE TABLE queue ("
+    " id INTEGER PRIMARY KEY,"
+    " content_id INTEGER NOT NULL REFERENCES contents (id),"
+    " sender TEXT NOT NULL,"
+    " requiretls INTEGER NOT NULL DEFAULT 0,"
+    " ret TEXT, envid TEXT,"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE queue_rcpts ("
+    " id INTEGER PRIMARY KEY,"
+    " queue_id INTEGER NOT NULL REFERENCES queue (id) ON DELETE CASCADE,"
+    " address TEXT NOT NULL,"
+    " notify TEXT, orcpt TEXT,"
+    " status INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt INTEGER NOT NULL,"
+    " last_error TEXT);"
+    "CREATE INDEX queue_rcpts_queue ON queue_rcpts (queue_id);"
+    "CREATE INDEX queue_rcpts_due ON queue_rcpts (status, next_attempt);"
+    /* Content lives while an entry or a queue message refers to it; usage follows entries. */
+    "CREATE TRIGGER entries_ref AFTER INSERT ON entries BEGIN"
+    " UPDATE contents SET refs = refs + 1 WHERE id = NEW.content_id;"
+    " UPDATE users SET used_bytes = used_bytes + NEW.size"
+    "  WHERE id = (SELECT user_id FROM mailboxes WHERE id = NEW.mailbox_id);"
+    " END;"
+    "CREATE TRIGGER entries_unref AFTER DELETE ON entries BEGIN"
+    " UPDATE users SET used_bytes = used_bytes - OLD.size"
+    "  WHERE id = (SELECT user_id FROM mailboxes WHERE id = OLD.mailbox_id);"
+    " UPDATE contents SET refs = refs - 1 WHERE id = OLD.content_id;"
+    " DELETE FROM contents WHERE id = OLD.content_id AND refs <= 0;"
+    " END;"
+    "CREATE TRIGGER queue_ref AFTER INSERT ON queue BEGIN"
+    " UPDATE contents SET refs = refs + 1 WHERE id = NEW.content_id;"
+    " END;"
+    "CREATE TRIGGER queue_unref AFTER DELETE ON queue BEGIN"
+    " UPDATE contents SET refs = refs - 1 WHERE id = OLD.content_id;"
+    " DELETE FROM contents WHERE id = OLD.content_id AND refs <= 0;"
+    " END;",
+
+    /* 2: full-text index of the decoded text, rowid = contents.id. */
+    "CREATE VIRTUAL TABLE fts USING fts5 (subject, addresses, body,"
+    " tokenize = 'unicode61 remove_diacritics 2');"
+    "CREATE TRIGGER contents_fts_unref AFTER DELETE ON contents BEGIN"
+    " DELETE FROM fts WHERE rowid = OLD.id;"
+    " END;",
+};
+
+static _Thread_local char schema_error[512];
+
+static int schema_version(sqlite3 *db, int *version_r)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_err(db, rc);
+	rc = sqlite3_step(st);
+	*version_r = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	rc = rc == SQLITE_ROW ? 0 : store_err(db, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_schema_migrate_to(sqlite3 *db, int target, const char **error_r)
+{
+	int version = 0;
+	int rc = schema_version(db, &version);
+	char *msg = NULL;
+
+	if (rc < 0) {
+		*error_r = "cannot read the database schema version: the file is corrupt or locked";
+		return rc;
+	}
+	if (version > STORE_SCHEMA_VERSION) {
+		snprintf(
+		    schema_error, sizeof(schema_error),
+		    "the database has schema version %d but this sealmail knows only up to %d: "
+		    "run a newer sealmail (the database was not changed)",
+		    version, STORE_SCHEMA_VERSION);
+		*error_r = schema_error;
+		return -EPROTO;
+	}
+	while (version < target) {
+		char bump[64];
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d;", version + 1);
+		rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+		if (rc == SQLITE_OK) {
+			/* Another process may have migrated while we waited for the lock. */
+			int now = 0;
+			if (schema_version(db, &now) == 0 && now > version) {
+				sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+				version = now;
+				continue;
+			}
+			rc = sqlite3_exec(db, migrations[version], NULL, NULL, &msg);
+		}
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(db, bump, NULL, NULL, &msg);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
+		if (rc != SQLITE_OK) {
+			snprintf(schema_error, sizeof(schema_error),
+			         "migrating the database to schema version %d failed: %s: nothing "
+			         "was changed, fix the cause and retry",
+			         version + 1, msg != NULL ? msg : sqlite3_errstr(rc));
+			sqlite3_free(msg);
+			if (!sqlite3_get_autocommit(db))
+				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			*error_r = schema_error;
+			return store_err(db, rc);
+		}
+		version++;
+	}
+	return 0;
+}
+
+int store_schema_migrate(sqlite3 *db, const char **error_r)
+{
+	return store_schema_migrate_to(db, STORE_SCHEMA_VERSION, error_r);
+}

@@ -1,0 +1,223 @@
+/*
+ * Every SQL statement of the store, in one table, prepared lazily and at most once per
+ * connection; and the opening of a connection with the pragmas durability depends on.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xmalloc.h"
+#include "storage/sqlite/store_private.h"
+
+#define MB_COLS                                                                                    \
+	"m.id, m.user_id, m.name, m.special_use, m.subscribed, m.uidvalidity, m.uidnext, "         \
+	"m.highest_modseq, "                                                                       \
+	"(SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id), "                             \
+	"(SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id AND (e.flags & 1) = 0), "       \
+	"(SELECT total(e.size) FROM entries e WHERE e.mailbox_id = m.id)"
+#define USER_COLS  "id, address, require_client_cert, disabled, quota_bytes, used_bytes"
+#define ENTRY_COLS "uid, modseq, flags, keywords, internal_date, size, content_id"
+
+static const char *const store_sql_text[SQL__COUNT] = {
+    [SQL_BEGIN] = "BEGIN IMMEDIATE",
+    [SQL_BEGIN_READ] = "BEGIN",
+    [SQL_COMMIT] = "COMMIT",
+    [SQL_ROLLBACK] = "ROLLBACK",
+    [SQL_SAVEPOINT] = "SAVEPOINT job",
+    [SQL_RELEASE] = "RELEASE job",
+    [SQL_ROLLBACK_TO] = "ROLLBACK TO job",
+    [SQL_USER_INSERT] = "INSERT INTO users (address, password_hash, scram_salt, "
+                        "scram_iterations, scram_stored_key, scram_server_key, created) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+    [SQL_USER_BY_ADDRESS] = "SELECT " USER_COLS " FROM users WHERE address = ?",
+    [SQL_USER_LIST] = "SELECT " USER_COLS " FROM users ORDER BY address",
+    [SQL_USER_DELETE] = "DELETE FROM users WHERE address = ?",
+    [SQL_USER_SET_PASSWORD] = "UPDATE users SET password_hash = ?2, scram_salt = ?3, "
+                              "scram_iterations = ?4, scram_stored_key = ?5, "
+                              "scram_server_key = ?6 WHERE address = ?1",
+    [SQL_USER_SET_REQUIRE_CERT] = "UPDATE users SET require_client_cert = ?2 WHERE address = ?1",
+    [SQL_USER_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE address = ?1",
+    [SQL_USER_SET_QUOTA] = "UPDATE users SET quota_bytes = ?2 WHERE address = ?1",
+    [SQL_USER_AUTH] = "SELECT id, password_hash, require_client_cert, disabled FROM users "
+                      "WHERE address = ?",
+    [SQL_USER_SCRAM] = "SELECT id, scram_salt, scram_iterations, scram_stored_key, "
+                       "scram_server_key, disabled FROM users WHERE address = ?",
+    [SQL_MAILBOX_INSERT] = "INSERT INTO mailboxes (user_id, name, special_use, uidvalidity) "
+                           "VALUES (?, ?, ?, ?)",
+    [SQL_MAILBOX_LIST] = "SELECT " MB_COLS " FROM mailboxes m WHERE m.user_id = ? "
+                         "ORDER BY m.name <> 'INBOX', m.name",
+    [SQL_MAILBOX_BY_NAME] = "SELECT " MB_COLS " FROM mailboxes m "
+                            "WHERE m.user_id = ? AND m.name = ?",
+    [SQL_MAILBOX_BY_ID] = "SELECT " MB_COLS " FROM mailboxes m WHERE m.id = ?",
+    [SQL_MAILBOX_INBOX] = "SELECT id FROM mailboxes WHERE user_id = ? AND name = 'INBOX'",
+    [SQL_MAILBOX_DELETE] = "DELETE FROM mailboxes WHERE id = ?",
+    [SQL_MAILBOX_RENAME] = "UPDATE mailboxes SET name = ?3 || substr(name, length(?2) + 1) "
+                           "WHERE user_id = ?1 AND (name = ?2 OR "
+                           "substr(name, 1, length(?2) + 1) = ?2 || '/')",
+    [SQL_MAILBOX_SUBSCRIBE] = "UPDATE mailboxes SET subscribed = ?3 "
+                              "WHERE user_id = ?1 AND name = ?2",
+    [SQL_MAILBOX_BUMP] = "UPDATE mailboxes SET highest_modseq = highest_modseq + 1, "
+                         "uidnext = uidnext + ?2 WHERE id = ?1 "
+                         "RETURNING highest_modseq, uidnext",
+    [SQL_MAILBOX_STATE] = "SELECT user_id, highest_modseq, uidnext, "
+                          "(SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id) "
+                          "FROM mailboxes m WHERE m.id = ?",
+    [SQL_CONTENT_BY_HASH] = "SELECT id FROM contents WHERE sha256 = ?",
+    [SQL_CONTENT_INSERT] = "INSERT INTO contents (sha256, size, body, mime, hdr_from, hdr_to, "
+                           "hdr_cc, hdr_subject, hdr_message_id, hdr_date) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [SQL_FTS_INSERT] = "INSERT INTO fts (rowid, subject, addresses, body) VALUES (?, ?, ?, ?)",
+    [SQL_ENTRY_INSERT] = "INSERT INTO entries (mailbox_id, uid, content_id, modseq, flags, "
+                         "keywords, internal_date, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    [SQL_ENTRY_LIST] = "SELECT " ENTRY_COLS " FROM entries WHERE mailbox_id = ? ORDER BY uid",
+    [SQL_ENTRY_LIST_SINCE] = "SELECT " ENTRY_COLS " FROM entries "
+                             "WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+    [SQL_ENTRY_GET] = "SELECT e.uid, e.modseq, e.flags, e.keywords, e.internal_date, e.size, "
+                      "e.content_id, c.mime, c.hdr_from, c.hdr_to, c.hdr_cc, c.hdr_subject, "
+                      "c.hdr_message_id, c.hdr_date FROM entries e "
+                      "JOIN contents c ON c.id = e.content_id "
+                      "WHERE e.mailbox_id = ? AND e.uid = ?",
+    [SQL_ENTRY_CONTENT] = "SELECT content_id, size FROM entries WHERE mailbox_id = ? AND uid = ?",
+    [SQL_ENTRY_RANGE] = "SELECT " ENTRY_COLS " FROM entries "
+                        "WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid",
+    [SQL_ENTRY_SET_FLAGS] = "UPDATE entries SET flags = ?3, keywords = ?4, modseq = ?5 "
+                            "WHERE mailbox_id = ?1 AND uid = ?2",
+    [SQL_ENTRY_DELETED_RANGE] = "SELECT uid FROM entries WHERE mailbox_id = ?1 "
+                                "AND uid BETWEEN ?2 AND ?3 AND (flags & 8) <> 0 ORDER BY uid",
+    [SQL_ENTRY_DELETE] = "DELETE FROM entries WHERE mailbox_id = ? AND uid = ?",
+    [SQL_EXPUNGED_INSERT] = "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) "
+                            "VALUES (?, ?, ?)",
+    [SQL_EXPUNGED_SINCE] = "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? "
+                           "ORDER BY uid",
+    [SQL_QUOTA_CHECK] = "SELECT quota_bytes, used_bytes FROM users WHERE id = ?",
+    [SQL_QUEUE_INSERT] = "INSERT INTO queue (content_id, sender, requiretls, ret, envid, "
+                         "created) VALUES (?, ?, ?, ?, ?, ?)",
+    [SQL_QUEUE_RCPT_INSERT] = "INSERT INTO queue_rcpts (queue_id, address, notify, orcpt, "
+                              "next_attempt) VALUES (?, ?, ?, ?, ?)",
+    [SQL_QUEUE_LIST] = "SELECT q.id, q.content_id, c.size, q.sender, q.requiretls, q.ret, "
+                       "q.envid, q.created FROM queue q JOIN contents c ON c.id = q.content_id "
+                       "ORDER BY q.id",
+    [SQL_QUEUE_RCPTS] = "SELECT id, address, notify, orcpt, status, attempts, next_attempt, "
+                        "last_error FROM queue_rcpts WHERE queue_id = ? ORDER BY id",
+    [SQL_QUEUE_DELETE] = "DELETE FROM queue WHERE id = ?",
+    [SQL_SEARCH_TEXT] = "SELECT e.uid FROM entries e WHERE e.mailbox_id = ?1 AND "
+                        "e.content_id IN (SELECT rowid FROM fts WHERE fts MATCH ?2) "
+                        "ORDER BY e.uid",
+};
+
+sqlite3_stmt *store_stmt(struct store_conn *c, enum store_sql id)
+{
+	sqlite3_stmt *st = c->stmts[id];
+	if (st == NULL) {
+		int rc = sqlite3_prepare_v3(c->db, store_sql_text[id], -1,
+		                            SQLITE_PREPARE_PERSISTENT, &st, NULL);
+		if (rc != SQLITE_OK) {
+			store_err(c->db, rc);
+			return NULL;
+		}
+		c->stmts[id] = st;
+	} else {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+	return st;
+}
+
+int store_exec_stmt(struct store_conn *c, enum store_sql id)
+{
+	sqlite3_stmt *st = store_stmt(c, id);
+	if (st == NULL)
+		return -EIO;
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_err(c->db, rc);
+}
+
+char *store_col_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return t != NULL ? xstrdup((const char *)t) : NULL;
+}
+
+int store_bind_text(sqlite3_stmt *st, int col, const char *text)
+{
+	if (text == NULL)
+		return sqlite3_bind_null(st, col);
+	return sqlite3_bind_text(st, col, text, -1, SQLITE_STATIC);
+}
+
+void store_conn_close(struct store_conn *c)
+{
+	for (size_t i = 0; i < SQL__COUNT; i++) {
+		sqlite3_finalize(c->stmts[i]);
+		c->stmts[i] = NULL;
+	}
+	if (c->db != NULL)
+		sqlite3_close_v2(c->db);
+	c->db = NULL;
+}
+
+static _Thread_local char conn_error[512];
+
+static int conn_pragma(struct store_conn *c, const char *sql, const char *path,
+                       const char **error_r)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
+	if (rc == SQLITE_OK)
+		return 0;
+	int err = store_err(c->db, rc);
+	switch (rc & 0xff) {
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+		snprintf(conn_error, sizeof(conn_error),
+		         "%s is not a sealmail database or is corrupt: restore it from a backup",
+		         path);
+		break;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		snprintf(conn_error, sizeof(conn_error),
+		         "%s is locked by another process: retry, or stop the process holding it",
+		         path);
+		break;
+	default:
+		snprintf(conn_error, sizeof(conn_error), "%s: %s: check the file and its folder",
+		         path, msg != NULL ? msg : sqlite3_errstr(rc));
+		break;
+	}
+	sqlite3_free(msg);
+	*error_r = conn_error;
+	return err;
+}
+
+int store_conn_open(struct store_conn *c, const char *path, unsigned busy_ms, bool writer,
+                    const char **error_r)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(conn_error, sizeof(conn_error),
+		         "cannot open %s: %s: check the path and its "
+		         "permissions",
+		         path, c->db != NULL ? sqlite3_errmsg(c->db) : "out of memory");
+		*error_r = conn_error;
+		store_conn_close(c);
+		return -EIO;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, (int)busy_ms);
+	rc = conn_pragma(c, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;", path, error_r);
+	if (rc == 0 && writer) {
+		/* Reading the header here is what detects a file that is not a database. */
+		rc = conn_pragma(c, "PRAGMA journal_mode = WAL;", path, error_r);
+	}
+	if (rc == 0 && !writer)
+		rc = conn_pragma(c, "PRAGMA query_only = ON;", path, error_r);
+	if (rc < 0)
+		store_conn_close(c);
+	return rc;
+}

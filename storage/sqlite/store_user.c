@@ -1,0 +1,509 @@
+/*
+ * Users and passwords. Hashing (yescrypt, about 40 ms) and checking run on worker threads,
+ * never on the writer (it would stall every commit) and never on the caller's loop. An
+ * unknown or disabled user is checked against a dummy hash: same time, same answer.
+ */
+#include <crypt.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include "common/xmalloc.h"
+#include "storage/sqlite/store_private.h"
+
+#define SCRAM_ITERATIONS 4096
+#define SCRAM_SALT_LEN   16
+
+static const struct {
+	const char *name;
+	unsigned special_use;
+} default_mailboxes[] = {
+    {"INBOX", 0},
+    {"Sent", STORE_SU_SENT},
+    {"Drafts", STORE_SU_DRAFTS},
+    {"Trash", STORE_SU_TRASH},
+    {"Junk", STORE_SU_JUNK},
+    {"Archive", STORE_SU_ARCHIVE},
+};
+
+/* ---- Addresses ---- */
+
+static bool local_char(unsigned char ch)
+{
+	return isalnum(ch) || (ch != '\0' && strchr("!#$%&'*+/=?^_`{|}~-.", ch) != NULL);
+}
+
+int store_address_normalize(const char *address, char **out_r)
+{
+	size_t len = address != NULL ? strlen(address) : 0;
+	const char *at = address != NULL ? strrchr(address, '@') : NULL;
+	*out_r = NULL;
+	if (len == 0 || len > 254 || at == NULL || at == address || at - address > 64)
+		return -EINVAL;
+	/* Local part: dot-atom. */
+	for (const char *p = address; p < at; p++) {
+		if (!local_char((unsigned char)*p))
+			return -EINVAL;
+		if (*p == '.' && (p == address || p + 1 == at || p[1] == '.'))
+			return -EINVAL;
+	}
+	/* Domain: LDH labels of 1..63. */
+	const char *label = at + 1;
+	if (*label == '\0')
+		return -EINVAL;
+	for (const char *p = label;; p++) {
+		if (*p == '.' || *p == '\0') {
+			size_t n = (size_t)(p - label);
+			if (n == 0 || n > 63 || label[0] == '-' || p[-1] == '-')
+				return -EINVAL;
+			if (*p == '\0')
+				break;
+			label = p + 1;
+		} else if (!isalnum((unsigned char)*p) && *p != '-') {
+			return -EINVAL;
+		}
+	}
+	char *out = xstrdup(address);
+	for (char *p = out; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	*out_r = out;
+	return 0;
+}
+
+/* ---- Hashes ---- */
+
+static int password_hash(const char *password, char **hash_r)
+{
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct crypt_data *cd = xcalloc(1, sizeof(*cd));
+	int rc = -EIO;
+
+	*hash_r = NULL;
+	if (crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof(salt)) != NULL) {
+		const char *h = crypt_rn(password, salt, cd, sizeof(*cd));
+		if (h != NULL && h[0] != '*') {
+			*hash_r = xstrdup(h);
+			rc = 0;
+		}
+	}
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	return rc;
+}
+
+static char *dummy_hash;
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+
+static void dummy_init(void)
+{
+	unsigned char rnd[16];
+	char pw[33];
+	gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof(rnd));
+	for (size_t i = 0; i < sizeof(rnd); i++) {
+		pw[2 * i] = "0123456789abcdef"[rnd[i] >> 4];
+		pw[2 * i + 1] = "0123456789abcdef"[rnd[i] & 15];
+	}
+	pw[32] = '\0';
+	if (password_hash(pw, &dummy_hash) < 0)
+		dummy_hash = xstrdup("$6$saltsalt$invalid");
+	explicit_bzero(pw, sizeof(pw));
+}
+
+/* True when password matches hash (yescrypt, $6$, $2b$), in time independent of where the
+ * strings differ. */
+static bool password_verify(const char *password, const char *hash)
+{
+	struct crypt_data *cd = xcalloc(1, sizeof(*cd));
+	const char *h = crypt_rn(password, hash, cd, sizeof(*cd));
+	bool ok = false;
+	if (h != NULL && h[0] != '*') {
+		size_t a = strlen(h), b = strlen(hash);
+		unsigned char diff = a != b;
+		for (size_t i = 0; i < a && i < b; i++)
+			diff |= (unsigned char)(h[i] ^ hash[i]);
+		ok = diff == 0;
+	}
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	return ok;
+}
+
+static char *b64(const void *data, size_t len)
+{
+	gnutls_datum_t in = {.data = (unsigned char *)data, .size = (unsigned)len}, out;
+	if (gnutls_base64_encode2(&in, &out) < 0)
+		return NULL;
+	char *s = xstrndup((const char *)out.data, out.size);
+	gnutls_free(out.data);
+	return s;
+}
+
+/* RFC 5802: SaltedPassword = PBKDF2(password, salt, i); StoredKey = H(HMAC(SP, "Client
+ * Key")); ServerKey = HMAC(SP, "Server Key"). */
+static int scram_derive(const char *password, struct store_scram *out)
+{
+	unsigned char salt[SCRAM_SALT_LEN], sp[32], ck[32], sk[32], stored[32];
+	gnutls_datum_t key = {.data = (unsigned char *)password,
+	                      .size = (unsigned)strlen(password)};
+	gnutls_datum_t sd = {.data = salt, .size = sizeof(salt)};
+	int rc = -EIO;
+
+	memset(out, 0, sizeof(*out));
+	if (gnutls_rnd(GNUTLS_RND_NONCE, salt, sizeof(salt)) < 0 ||
+	    gnutls_pbkdf2(GNUTLS_MAC_SHA256, &key, &sd, SCRAM_ITERATIONS, sp, sizeof(sp)) < 0 ||
+	    gnutls_hmac_fast(GNUTLS_MAC_SHA256, sp, sizeof(sp), "Client Key", 10, ck) < 0 ||
+	    gnutls_hash_fast(GNUTLS_DIG_SHA256, ck, sizeof(ck), stored) < 0 ||
+	    gnutls_hmac_fast(GNUTLS_MAC_SHA256, sp, sizeof(sp), "Server Key", 10, sk) < 0)
+		goto out;
+	out->salt = b64(salt, sizeof(salt));
+	out->stored_key = b64(stored, sizeof(stored));
+	out->server_key = b64(sk, sizeof(sk));
+	out->iterations = SCRAM_ITERATIONS;
+	rc = out->salt != NULL && out->stored_key != NULL && out->server_key != NULL ? 0 : -EIO;
+out:
+	explicit_bzero(sp, sizeof(sp));
+	explicit_bzero(ck, sizeof(ck));
+	return rc;
+}
+
+/* ---- Loading ---- */
+
+void store_user_clear(struct store_user *u)
+{
+	free(u->address);
+	memset(u, 0, sizeof(*u));
+}
+
+static void user_from_row(sqlite3_stmt *st, struct store_user *u)
+{
+	u->id = sqlite3_column_int64(st, 0);
+	u->address = store_col_text(st, 1);
+	u->require_client_certificate = sqlite3_column_int(st, 2) != 0;
+	u->disabled = sqlite3_column_int(st, 3) != 0;
+	u->quota_bytes = (uint64_t)sqlite3_column_int64(st, 4);
+	u->used_bytes = (uint64_t)sqlite3_column_int64(st, 5);
+}
+
+int store_user_load(struct store_conn *c, const char *address, struct store_user *u)
+{
+	sqlite3_stmt *st = store_stmt(c, SQL_USER_BY_ADDRESS);
+	if (st == NULL)
+		return -EIO;
+	store_bind_text(st, 1, address);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		user_from_row(st, u);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* ---- Jobs ---- */
+
+struct user_job {
+	struct store_job job;
+	char *address;  /* normalized */
+	char *password; /* wiped and freed once hashed */
+	char *hash;
+	struct store_scram scram;
+	int64_t value;
+	enum store_sql sql;
+};
+
+static void user_job_free(struct store_job *job)
+{
+	struct user_job *j = (struct user_job *)job;
+	free(j->address);
+	if (j->password != NULL) {
+		explicit_bzero(j->password, strlen(j->password));
+		free(j->password);
+	}
+	free(j->hash);
+	free(j->scram.salt);
+	free(j->scram.stored_key);
+	free(j->scram.server_key);
+}
+
+static struct user_job *user_job_new(struct store *s, enum store_job_kind kind,
+                                     store_job_run_fn *run, const char *address, store_cb *cb,
+                                     void *ctx, int *rc_r)
+{
+	char *norm;
+	*rc_r = store_address_normalize(address, &norm);
+	if (*rc_r < 0)
+		return NULL;
+	struct user_job *j = store_job_new(sizeof(*j), s, kind, run, cb, ctx);
+	j->job.free_args = user_job_free;
+	j->address = norm;
+	return j;
+}
+
+static int user_prep_hash(struct store_job *job)
+{
+	struct user_job *j = (struct user_job *)job;
+	int rc = password_hash(j->password, &j->hash);
+	if (rc == 0)
+		rc = scram_derive(j->password, &j->scram);
+	explicit_bzero(j->password, strlen(j->password));
+	free(j->password);
+	j->password = NULL;
+	return rc;
+}
+
+static int bind_secrets(sqlite3_stmt *st, struct user_job *j)
+{
+	store_bind_text(st, 2, j->hash);
+	store_bind_text(st, 3, j->scram.salt);
+	sqlite3_bind_int(st, 4, (int)j->scram.iterations);
+	store_bind_text(st, 5, j->scram.stored_key);
+	return store_bind_text(st, 6, j->scram.server_key);
+}
+
+static int user_add_run(struct store_conn *c, struct store_job *job)
+{
+	struct user_job *j = (struct user_job *)job;
+	sqlite3_stmt *st = store_stmt(c, SQL_USER_INSERT);
+	int rc;
+	if (st == NULL)
+		return -EIO;
+	store_bind_text(st, 1, j->address);
+	bind_secrets(st, j);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)time(NULL));
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return store_err(c->db, rc);
+	int64_t user_id = sqlite3_last_insert_rowid(c->db);
+	uint32_t uidvalidity = (uint32_t)time(NULL);
+	for (size_t i = 0; i < sizeof(default_mailboxes) / sizeof(default_mailboxes[0]); i++) {
+		st = store_stmt(c, SQL_MAILBOX_INSERT);
+		if (st == NULL)
+			return -EIO;
+		sqlite3_bind_int64(st, 1, user_id);
+		store_bind_text(st, 2, default_mailboxes[i].name);
+		sqlite3_bind_int(st, 3, (int)default_mailboxes[i].special_use);
+		sqlite3_bind_int64(st, 4, uidvalidity);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			return store_err(c->db, rc);
+	}
+	job->res.users = xcalloc(1, sizeof(*job->res.users));
+	rc = store_user_load(c, j->address, &job->res.users[0]);
+	job->res.n_users = rc == 0;
+	return rc;
+}
+
+int store_user_add(struct store *s, const char *address, const char *password, store_cb *cb,
+                   void *ctx)
+{
+	int rc;
+	if (password == NULL || password[0] == '\0')
+		return -EINVAL;
+	struct user_job *j = user_job_new(s, STORE_JOB_WRITE, user_add_run, address, cb, ctx, &rc);
+	if (j == NULL)
+		return rc;
+	j->password = xstrdup(password);
+	j->job.prepare = user_prep_hash;
+	return store_job_submit(&j->job);
+}
+
+static int user_update_run(struct store_conn *c, struct store_job *job)
+{
+	struct user_job *j = (struct user_job *)job;
+	sqlite3_stmt *st = store_stmt(c, j->sql);
+	if (st == NULL)
+		return -EIO;
+	store_bind_text(st, 1, j->address);
+	if (j->sql == SQL_USER_SET_PASSWORD)
+		bind_secrets(st, j);
+	else if (j->sql != SQL_USER_DELETE)
+		sqlite3_bind_int64(st, 2, j->value);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return store_err(c->db, rc);
+	return sqlite3_changes(c->db) > 0 ? 0 : -ENOENT;
+}
+
+static int user_update(struct store *s, const char *address, enum store_sql sql, int64_t value,
+                       const char *password, store_cb *cb, void *ctx)
+{
+	int rc;
+	struct user_job *j =
+	    user_job_new(s, STORE_JOB_WRITE, user_update_run, address, cb, ctx, &rc);
+	if (j == NULL)
+		return rc;
+	j->sql = sql;
+	j->value = value;
+	if (password != NULL) {
+		j->password = xstrdup(password);
+		j->job.prepare = user_prep_hash;
+	}
+	return store_job_submit(&j->job);
+}
+
+int store_user_del(struct store *s, const char *address, store_cb *cb, void *ctx)
+{
+	return user_update(s, address, SQL_USER_DELETE, 0, NULL, cb, ctx);
+}
+
+int store_user_passwd(struct store *s, const char *address, const char *password, store_cb *cb,
+                      void *ctx)
+{
+	if (password == NULL || password[0] == '\0')
+		return -EINVAL;
+	return user_update(s, address, SQL_USER_SET_PASSWORD, 0, password, cb, ctx);
+}
+
+int store_user_set_require_cert(struct store *s, const char *address, bool on, store_cb *cb,
+                                void *ctx)
+{
+	return user_update(s, address, SQL_USER_SET_REQUIRE_CERT, on, NULL, cb, ctx);
+}
+
+int store_user_set_disabled(struct store *s, const char *address, bool on, store_cb *cb, void *ctx)
+{
+	return user_update(s, address, SQL_USER_SET_DISABLED, on, NULL, cb, ctx);
+}
+
+int store_user_set_quota(struct store *s, const char *address, uint64_t bytes, store_cb *cb,
+                         void *ctx)
+{
+	if (bytes > INT64_MAX)
+		return -EINVAL;
+	return user_update(s, address, SQL_USER_SET_QUOTA, (int64_t)bytes, NULL, cb, ctx);
+}
+
+static int user_get_run(struct store_conn *c, struct store_job *job)
+{
+	struct user_job *j = (struct user_job *)job;
+	job->res.users = xcalloc(1, sizeof(*job->res.users));
+	int rc = store_user_load(c, j->address, &job->res.users[0]);
+	job->res.n_users = rc == 0;
+	return rc;
+}
+
+int store_user_get(struct store *s, const char *address, store_cb *cb, void *ctx)
+{
+	int rc;
+	struct user_job *j = user_job_new(s, STORE_JOB_READ, user_get_run, address, cb, ctx, &rc);
+	return j != NULL ? store_job_submit(&j->job) : rc;
+}
+
+static int user_list_run(struct store_conn *c, struct store_job *job)
+{
+	sqlite3_stmt *st = store_stmt(c, SQL_USER_LIST);
+	size_t cap = 0;
+	int rc;
+	if (st == NULL)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (job->res.n_users == cap) {
+			cap = cap != 0 ? cap * 2 : 16;
+			job->res.users =
+			    xreallocarray(job->res.users, cap, sizeof(*job->res.users));
+		}
+		user_from_row(st, &job->res.users[job->res.n_users++]);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
+}
+
+int store_user_list(struct store *s, store_cb *cb, void *ctx)
+{
+	struct store_job *job =
+	    store_job_new(sizeof(*job), s, STORE_JOB_READ, user_list_run, cb, ctx);
+	return store_job_submit(job);
+}
+
+static int auth_run(struct store_conn *c, struct store_job *job)
+{
+	struct user_job *j = (struct user_job *)job;
+	sqlite3_stmt *st = store_stmt(c, SQL_USER_AUTH);
+	char *hash = NULL;
+	bool usable = false;
+	int rc;
+
+	pthread_once(&dummy_once, dummy_init);
+	if (st == NULL)
+		return -EIO;
+	store_bind_text(st, 1, j->address);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		job->res.user_id = sqlite3_column_int64(st, 0);
+		hash = store_col_text(st, 1);
+		job->res.require_client_certificate = sqlite3_column_int(st, 2) != 0;
+		usable = sqlite3_column_int(st, 3) == 0 && hash != NULL;
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
+	}
+	sqlite3_reset(st);
+	if (rc < 0) {
+		free(hash);
+		return rc;
+	}
+	/* Always one hash computation, whether or not the user exists. */
+	bool ok = password_verify(j->password, usable ? hash : dummy_hash) && usable;
+	explicit_bzero(j->password, strlen(j->password));
+	free(hash);
+	if (!ok) {
+		job->res.user_id = 0;
+		job->res.require_client_certificate = false;
+		return -EACCES;
+	}
+	return 0;
+}
+
+int store_auth(struct store *s, const char *address, const char *password, store_cb *cb, void *ctx)
+{
+	int rc;
+	if (password == NULL)
+		return -EINVAL;
+	struct user_job *j = user_job_new(s, STORE_JOB_READ, auth_run, address, cb, ctx, &rc);
+	if (j == NULL) {
+		/* A malformed address gets a job too: the caller must not learn more, nor
+		 * sooner, than from a wrong password. */
+		j = store_job_new(sizeof(*j), s, STORE_JOB_READ, auth_run, cb, ctx);
+		j->job.free_args = user_job_free;
+		j->address = xstrdup("");
+	}
+	j->password = xstrdup(password);
+	return store_job_submit(&j->job);
+}
+
+static int scram_run(struct store_conn *c, struct store_job *job)
+{
+	struct user_job *j = (struct user_job *)job;
+	sqlite3_stmt *st = store_stmt(c, SQL_USER_SCRAM);
+	if (st == NULL)
+		return -EIO;
+	store_bind_text(st, 1, j->address);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 1) != SQLITE_NULL &&
+	    sqlite3_column_int(st, 5) == 0) {
+		job->res.user_id = sqlite3_column_int64(st, 0);
+		job->res.scram.salt = store_col_text(st, 1);
+		job->res.scram.iterations = (unsigned)sqlite3_column_int(st, 2);
+		job->res.scram.stored_key = store_col_text(st, 3);
+		job->res.scram.server_key = store_col_text(st, 4);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_user_scram(struct store *s, const char *address, store_cb *cb, void *ctx)
+{
+	int rc;
+	struct user_job *j = user_job_new(s, STORE_JOB_READ, scram_run, address, cb, ctx, &rc);
+	return j != NULL ? store_job_submit(&j->job) : rc;
+}

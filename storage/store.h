@@ -1,0 +1,384 @@
+#ifndef SEALMAIL_STORE_H
+#define SEALMAIL_STORE_H
+/*
+ * The mail store: users, mailboxes, messages, flags, UIDs, modseqs and the relay queue,
+ * spoken in mail terms. The only backend today is SQLite (storage/sqlite/); nothing here
+ * mentions SQL, and no caller ever sees a database handle. The store is not a protocol
+ * engine: it does not format IMAP responses or parse SMTP, it keeps what they need.
+ *
+ * Threads. A store owns one writer thread (every change, committed in groups: all writes
+ * pending when a transaction starts share it and its one fsync) and a small pool of worker
+ * threads with read connections (reads, password hashing, MIME parsing of new messages).
+ * Every operation is asynchronous: it returns 0 after queueing the work, or a negative
+ * errno code (and then never calls its callback). A queued operation calls its callback
+ * exactly once:
+ *   - on the loop thread, through the poster given to store_open (the server's face), or
+ *   - on a store thread when no poster was given (the blocking face: pair the call with
+ *     struct store_sync, see below; sealctl, tests and benchmarks use it).
+ * A write's callback runs only after its transaction has been committed durably.
+ *
+ * Results. Every callback receives rc (0 or negative errno) and a struct store_result
+ * whose fields are borrowed until the callback returns; each function below says which
+ * fields it fills. store_result_move() takes ownership of them instead.
+ *
+ * Errors (rc): -ENOENT no such user/mailbox/message, -EEXIST already exists, -EINVAL bad
+ * argument (address syntax, mailbox name), -EACCES wrong password (or unknown user, or
+ * disabled: the same answer), -EDQUOT over quota, -ENOSPC disk full, -EBUSY database
+ * locked by another process for too long, -EIO corrupt or unreadable database, -EFBIG
+ * message over the store's limits, -ESHUTDOWN store closing. store_strerror() names them.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* The server's way to run a function on its loop thread (server/poster.c). post() is
+ * called from store threads and must run fn(arg) exactly once on the loop thread. */
+struct store_poster {
+	void (*post)(void *ctx, void (*fn)(void *arg), void *arg);
+	void *ctx;
+};
+
+/* "mailbox_id reached highest_modseq; next UID is uidnext": after every committed change
+ * (delivery, append, flags, expunge, copy/move, mailbox delete with highest_modseq 0).
+ * Runs like a callback: on the loop thread through the poster, else on the writer. */
+struct store_change {
+	int64_t user_id;
+	int64_t mailbox_id;
+	uint64_t highest_modseq;
+	uint32_t uidnext;
+	uint32_t exists;
+};
+typedef void store_change_fn(void *ctx, const struct store_change *change);
+
+struct store_options {
+	const char *path;          /* the database file (data_dir/mail.db); created when missing */
+	unsigned workers;          /* read/hash threads, 0 = 4 */
+	unsigned busy_ms;          /* wait this long for another process's lock, 0 = 5000 */
+	bool no_group_commit;      /* one transaction per write (benchmarks only) */
+	uint64_t max_message_size; /* 0 = 50 MiB */
+	const struct store_poster *poster; /* NULL: callbacks on store threads */
+	store_change_fn *on_change;        /* optional */
+	void *change_ctx;
+};
+
+/*
+ * Opens (creating or migrating the schema as needed) and starts the threads. Returns 0 and
+ * *store_r, or a negative errno with *error_r set to one line saying what to do (valid until
+ * the next store_open on this thread). A schema newer than this binary, a corrupt file and
+ * a file that is not a database are refused (-EPROTO, -EIO), never reset.
+ */
+int store_open(const struct store_options *opt, struct store **store_r, const char **error_r);
+/* Finishes every queued operation (their callbacks run), stops the threads and closes the
+ * database. No operation may be started during or after the call. With a poster, the
+ * caller keeps it alive until the posted completions have run. */
+void store_close(struct store *s);
+const char *store_strerror(int rc);
+
+/* ---- Results ---- */
+
+enum store_flag {
+	STORE_SEEN = 1 << 0,
+	STORE_ANSWERED = 1 << 1,
+	STORE_FLAGGED = 1 << 2,
+	STORE_DELETED = 1 << 3,
+	STORE_DRAFT = 1 << 4,
+};
+
+enum store_special_use {
+	STORE_SU_SENT = 1 << 0,
+	STORE_SU_DRAFTS = 1 << 1,
+	STORE_SU_TRASH = 1 << 2,
+	STORE_SU_JUNK = 1 << 3,
+	STORE_SU_ARCHIVE = 1 << 4,
+};
+
+struct store_user {
+	int64_t id;
+	char *address; /* lower case */
+	bool require_client_certificate;
+	bool disabled;
+	uint64_t quota_bytes; /* 0 = unlimited */
+	uint64_t used_bytes;
+};
+
+struct store_mailbox {
+	int64_t id;
+	int64_t user_id;
+	char *name;           /* UTF-8, "/" separated, "INBOX" for the inbox */
+	unsigned special_use; /* enum store_special_use bits */
+	bool subscribed;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highest_modseq;
+	uint32_t messages;
+	uint32_t unseen;
+	uint64_t size; /* bytes of all messages */
+};
+
+/* One message in one mailbox. */
+struct store_msg {
+	uint32_t uid;
+	uint64_t modseq;
+	unsigned flags;        /* enum store_flag bits */
+	char *keywords;        /* space separated, sorted, "" when none */
+	int64_t internal_date; /* seconds since the epoch */
+	uint64_t size;
+	int64_t content_id; /* same value for every copy of the same bytes */
+	/* Filled by store_message_get only (else NULL / 0): */
+	char *mime_json; /* body structure with byte offsets, docs/storage.md */
+	char *hdr_from, *hdr_to, *hdr_cc, *hdr_subject, *hdr_message_id; /* decoded, UTF-8 */
+	int64_t hdr_date; /* Date: header, seconds since the epoch, 0 when missing/bad */
+};
+
+/* Per target of store_deliver, in request order. */
+struct store_delivered {
+	int rc; /* 0, -ENOENT (no such user/mailbox), -EDQUOT */
+	int64_t mailbox_id;
+	uint32_t uid;
+	uint32_t uidvalidity;
+};
+
+struct store_queue_rcpt {
+	int64_t id;
+	char *address;
+	char *notify; /* DSN NOTIFY, NULL when not given */
+	char *orcpt;  /* DSN ORCPT, NULL when not given */
+	int status;   /* 0 pending, 1 delivered, 2 failed */
+	unsigned attempts;
+	int64_t next_attempt;
+	char *last_error;
+};
+
+struct store_queue_entry {
+	int64_t id;
+	int64_t content_id;
+	uint64_t size;
+	char *sender; /* "" for the null sender */
+	bool requiretls;
+	char *ret;   /* DSN RET (FULL/HDRS) or NULL */
+	char *envid; /* DSN ENVID or NULL */
+	int64_t created;
+	struct store_queue_rcpt *rcpts;
+	size_t n_rcpts;
+};
+
+/* SCRAM-SHA-256 material, base64 (what GNU SASL wants, FACTS.md). */
+struct store_scram {
+	char *salt;
+	unsigned iterations;
+	char *stored_key;
+	char *server_key;
+};
+
+struct store_result {
+	struct store_user *users;
+	size_t n_users;
+	struct store_mailbox *mailboxes;
+	size_t n_mailboxes;
+	struct store_msg *msgs;
+	size_t n_msgs;
+	uint32_t *uids; /* expunged / found / copy source UIDs */
+	size_t n_uids;
+	uint32_t *uids2; /* copy destination UIDs, parallel to uids */
+	struct store_delivered *delivered;
+	size_t n_delivered;
+	struct store_queue_entry *queue;
+	size_t n_queue;
+	struct store_scram scram;
+	unsigned char *data; /* store_content_read */
+	size_t data_len;
+	uint64_t total_size;
+	int64_t id;                      /* content id (deliver), queue id */
+	int64_t user_id;                 /* store_auth */
+	bool require_client_certificate; /* store_auth */
+	uint64_t modseq;                 /* highest modseq after a change */
+	uint32_t uidvalidity;
+};
+
+typedef void store_cb(void *ctx, int rc, struct store_result *res);
+
+/* Moves every field of src into dst (dst's previous contents are freed); src is left empty. */
+void store_result_move(struct store_result *dst, struct store_result *src);
+void store_result_free(struct store_result *res);
+
+/* ---- Blocking face ----
+ *   struct store_sync w;
+ *   store_sync_init(&w);
+ *   int rc = store_sync_wait(&w, store_user_list(s, store_sync_cb, &w));
+ *   ... use w.res ...
+ *   store_sync_done(&w);
+ * Only for a store opened without a poster, from a thread that is not a store thread. */
+struct store_sync {
+	int rc;
+	bool done;
+	struct store_result res;
+	void *impl; /* mutex and condition variable */
+};
+void store_sync_init(struct store_sync *w);
+void store_sync_cb(void *ctx, int rc, struct store_result *res);
+/* Waits for the callback (unless submit_rc < 0) and returns its rc, or submit_rc. */
+int store_sync_wait(struct store_sync *w, int submit_rc);
+/* Frees w.res and the waiting machinery. */
+void store_sync_done(struct store_sync *w);
+
+/* ---- Users ---- */
+
+/* Address syntax check and lower-casing: 0 and a new string in *out_r, or -EINVAL. */
+int store_address_normalize(const char *address, char **out_r);
+
+/* Creates the user with a yescrypt hash and SCRAM material of password (borrowed, wiped
+ * from the store's own copies after use) and the mailboxes INBOX, Sent, Drafts, Trash,
+ * Junk, Archive. res: users[0]. -EEXIST, -EINVAL. */
+int store_user_add(struct store *s, const char *address, const char *password, store_cb *cb,
+                   void *ctx);
+/* Deletes the user, its mailboxes and messages (content is freed with its last reference).
+ * -ENOENT. */
+int store_user_del(struct store *s, const char *address, store_cb *cb, void *ctx);
+/* New password (hash and SCRAM material). -ENOENT. */
+int store_user_passwd(struct store *s, const char *address, const char *password, store_cb *cb,
+                      void *ctx);
+int store_user_set_require_cert(struct store *s, const char *address, bool on, store_cb *cb,
+                                void *ctx);
+int store_user_set_disabled(struct store *s, const char *address, bool on, store_cb *cb, void *ctx);
+int store_user_set_quota(struct store *s, const char *address, uint64_t bytes, store_cb *cb,
+                         void *ctx);
+/* res: users[0]. -ENOENT. */
+int store_user_get(struct store *s, const char *address, store_cb *cb, void *ctx);
+/* res: users[], ordered by address. */
+int store_user_list(struct store *s, store_cb *cb, void *ctx);
+/*
+ * Password check on a worker thread: rc 0 with res.user_id and
+ * res.require_client_certificate, or -EACCES for a wrong password, an unknown user and a
+ * disabled user alike (an unknown user is checked against a dummy hash: same time).
+ * Verifies yescrypt and imported $6$ / $2b$ hashes.
+ */
+int store_auth(struct store *s, const char *address, const char *password, store_cb *cb, void *ctx);
+/* res: scram (salt, iterations, stored_key, server_key), user_id. -ENOENT when unknown or
+ * disabled, or when the user has no SCRAM material (imported hash). */
+int store_user_scram(struct store *s, const char *address, store_cb *cb, void *ctx);
+
+/* ---- Mailboxes ---- */
+
+/* res: mailboxes[] of the user with counts, ordered by name (INBOX first). -ENOENT. */
+int store_mailbox_list(struct store *s, int64_t user_id, store_cb *cb, void *ctx);
+/* One mailbox by name (INBOX any case) with counts: SELECT, STATUS. res: mailboxes[0].
+ * -ENOENT. */
+int store_mailbox_get(struct store *s, int64_t user_id, const char *name, store_cb *cb, void *ctx);
+/* res: mailboxes[0]. -EEXIST, -EINVAL (bad name). */
+int store_mailbox_create(struct store *s, int64_t user_id, const char *name, unsigned special_use,
+                         store_cb *cb, void *ctx);
+/* Deletes the mailbox and its messages (not INBOX: -EINVAL). */
+int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, store_cb *cb,
+                         void *ctx);
+/* Renames (new UIDVALIDITY is not needed: ids are stable). -ENOENT, -EEXIST, -EINVAL. */
+int store_mailbox_rename(struct store *s, int64_t user_id, const char *name, const char *new_name,
+                         store_cb *cb, void *ctx);
+int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, bool on,
+                            store_cb *cb, void *ctx);
+
+/* ---- Messages ---- */
+
+/* Where a new message goes. mailbox_id 0 means the user's INBOX. */
+struct store_target {
+	int64_t user_id;
+	int64_t mailbox_id;
+	unsigned flags;       /* enum store_flag bits */
+	const char *keywords; /* space separated, NULL for none */
+};
+
+/* A DSN-aware remote recipient for the relay queue. */
+struct store_relay_rcpt {
+	const char *address;
+	const char *notify; /* NULL when not given */
+	const char *orcpt;  /* NULL when not given */
+};
+
+/*
+ * One message to deliver. The bytes come from memory (data/size, borrowed until the
+ * callback) or from a spool file (spool_path, read in chunks and never held whole; the
+ * store neither deletes nor keeps it: delete it after the callback).
+ */
+struct store_deliver_req {
+	const void *data;
+	size_t size;
+	const char *spool_path;
+	int64_t internal_date; /* 0 = now */
+	const struct store_target *targets;
+	size_t n_targets;
+	/* Relay queue, in the same transaction; n_relay 0 for none. */
+	const char *sender; /* reverse path, "" for the null sender */
+	const struct store_relay_rcpt *relay;
+	size_t n_relay;
+	bool requiretls;
+	const char *ret;   /* DSN RET or NULL */
+	const char *envid; /* DSN ENVID or NULL */
+};
+
+/*
+ * Stores the content once (reused when the same bytes are already stored), adds it to each
+ * target mailbox with a new UID and modseq, queues the relay recipients, all in one
+ * transaction; the callback runs after COMMIT. The MIME structure and SEARCH fields are
+ * computed on a worker thread first. The request is borrowed until the callback.
+ * res: id (content id), delivered[] (one per target: rc per target: a target over quota or
+ * unknown does not fail the others), queue[0].id when relayed. rc: -ENOSPC (disk full:
+ * nothing stored), -EFBIG, -EIO, -ENOENT when every target failed and nothing is relayed.
+ */
+int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb *cb, void *ctx);
+
+/* Every message of a mailbox in UID order (SELECT, FETCH FLAGS, POP3 maildrop).
+ * changed_since > 0 lists only messages with a higher modseq. res: msgs[], modseq,
+ * uidvalidity. */
+int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
+                       void *ctx);
+/* One message with its MIME JSON and header fields. res: msgs[0]. -ENOENT. */
+int store_message_get(struct store *s, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx);
+/*
+ * Reads at most max_len (≤ 1 MiB) bytes of the message from offset: stream a message by
+ * calling again with offset += data_len until offset == total_size. res: data, data_len,
+ * total_size. -ENOENT.
+ */
+int store_content_read(struct store *s, int64_t mailbox_id, uint32_t uid, uint64_t offset,
+                       size_t max_len, store_cb *cb, void *ctx);
+
+struct store_uid_range {
+	uint32_t first, last; /* inclusive; last UINT32_MAX for "*" */
+};
+
+enum store_flag_mode { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
+
+/*
+ * STORE: changes flags (and keywords, space separated, NULL to leave them alone in ADD and
+ * REMOVE; SET with NULL clears them) of the messages in the ranges. unchanged_since > 0
+ * skips messages whose modseq is higher (CONDSTORE). Messages whose flags change get a new
+ * modseq. res: msgs[] changed (new flags, modseq), uids[] skipped by unchanged_since,
+ * modseq.
+ */
+int store_flags_store(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
+                      size_t n_ranges, enum store_flag_mode mode, unsigned flags,
+                      const char *keywords, uint64_t unchanged_since, store_cb *cb, void *ctx);
+/* Removes \Deleted messages (within ranges when n_ranges > 0: UID EXPUNGE). UIDs are never
+ * reused. res: uids[] expunged, modseq. */
+int store_expunge(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
+                  size_t n_ranges, store_cb *cb, void *ctx);
+/* COPY / MOVE the messages in ranges to dst (same user). res: uids[] source and uids2[]
+ * destination (COPYUID), uidvalidity of dst. -ENOENT, -EDQUOT (copy only). */
+int store_copy(struct store *s, int64_t src_mailbox_id, const struct store_uid_range *ranges,
+               size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx);
+/* UIDs expunged since modseq (QRESYNC VANISHED). res: uids[]. */
+int store_vanished(struct store *s, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
+                   void *ctx);
+/* SEARCH BODY/TEXT: FTS5 query over decoded text (terms AND-ed, quoted phrases kept).
+ * res: uids[] in the mailbox whose message matches. */
+int store_search_text(struct store *s, int64_t mailbox_id, const char *text, store_cb *cb,
+                      void *ctx);
+
+/* ---- Relay queue ---- */
+
+/* res: queue[] with recipients, oldest first. */
+int store_queue_list(struct store *s, store_cb *cb, void *ctx);
+/* Deletes a queue entry (its content is freed with the last reference). -ENOENT. */
+int store_queue_delete(struct store *s, int64_t queue_id, store_cb *cb, void *ctx);
+
+#endif
