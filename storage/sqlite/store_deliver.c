@@ -25,15 +25,16 @@ struct deliver_job {
 	unsigned char sha256[32];
 	struct store_mime_info mime;
 	char **keywords; /* normalized, per target */
+	size_t n_keywords;
 };
 
 static void deliver_job_free(struct store_job *job)
 {
 	struct deliver_job *j = (struct deliver_job *)job;
 	store_mime_info_clear(&j->mime);
-	if (j->keywords != NULL)
-		for (size_t i = 0; i < j->req->n_targets; i++)
-			free(j->keywords[i]);
+	/* Not through req: it may be gone once the callback returned. */
+	for (size_t i = 0; i < j->n_keywords; i++)
+		free(j->keywords[i]);
 	free(j->keywords);
 }
 
@@ -393,5 +394,6 @@ int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb
 	j->job.prepare = deliver_prepare;
 	j->req = req;
 	j->keywords = kw;
+	j->n_keywords = req->n_targets;
 	return store_job_submit(&j->job);
 }

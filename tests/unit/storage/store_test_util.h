@@ -1,0 +1,65 @@
+#ifndef SEALMAIL_STORE_TEST_UTIL_H
+#define SEALMAIL_STORE_TEST_UTIL_H
+/* Shared by the store tests: a fresh database folder and blocking calls. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "storage/store.h"
+
+struct store_fixture {
+	char dir[64];
+	char path[128];
+	struct store *s;
+	struct store_sync w;
+};
+
+static inline void fx_dir(struct store_fixture *fx)
+{
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/sealmail-store-XXXXXX");
+	cr_assert(mkdtemp(fx->dir) != NULL);
+	snprintf(fx->path, sizeof(fx->path), "%s/mail.db", fx->dir);
+}
+
+static inline int fx_open_opts(struct store_fixture *fx, struct store_options *opt)
+{
+	const char *err = NULL;
+	opt->path = fx->path;
+	int rc = store_open(opt, &fx->s, &err);
+	if (rc < 0)
+		cr_log_info("store_open: %s", err);
+	return rc;
+}
+
+static inline void fx_open(struct store_fixture *fx)
+{
+	struct store_options opt = {0};
+	cr_assert_eq(fx_open_opts(fx, &opt), 0);
+}
+
+static inline void fx_rmdir(struct store_fixture *fx)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* Starts a blocking call: fx->w is fresh; returns the call's rc after waiting. */
+static inline struct store_sync *fx_begin(struct store_fixture *fx)
+{
+	store_sync_done(&fx->w);
+	store_sync_init(&fx->w);
+	return &fx->w;
+}
+
+static inline int fx_wait(struct store_fixture *fx, int submit_rc)
+{
+	return store_sync_wait(&fx->w, submit_rc);
+}
+
+#define FX_CALL(fx, call) fx_wait((fx), (fx_begin(fx), (call)))
+
+#endif

@@ -1,0 +1,582 @@
+/*
+ * storage/: every operation on a real SQLite file, through the blocking face. UIDs strictly
+ * increase and are never reused, modseq grows on every change, shared content is stored
+ * once and freed with its last reference, passwords check right/wrong/unknown alike.
+ */
+#include <sqlite3.h>
+
+#include "tests/unit/storage/store_test_util.h"
+
+static struct store_fixture fx;
+
+static void setup(void)
+{
+	memset(&fx, 0, sizeof(fx));
+	fx_dir(&fx);
+	fx_open(&fx);
+	store_sync_init(&fx.w);
+}
+
+static void teardown(void)
+{
+	store_sync_done(&fx.w);
+	store_close(fx.s);
+	fx_rmdir(&fx);
+}
+
+TestSuite(store, .init = setup, .fini = teardown, .timeout = 60);
+
+static int64_t add_user(const char *address, const char *password)
+{
+	int rc = FX_CALL(&fx, store_user_add(fx.s, address, password, store_sync_cb, &fx.w));
+	cr_assert_eq(rc, 0, "user_add %s: %s", address, store_strerror(rc));
+	cr_assert_eq(fx.w.res.n_users, 1);
+	return fx.w.res.users[0].id;
+}
+
+static int64_t mailbox_id(int64_t user, const char *name)
+{
+	int rc = FX_CALL(&fx, store_mailbox_get(fx.s, user, name, store_sync_cb, &fx.w));
+	cr_assert_eq(rc, 0, "mailbox_get %s: %s", name, store_strerror(rc));
+	return fx.w.res.mailboxes[0].id;
+}
+
+static int deliver(const char *msg, const struct store_target *t, size_t n)
+{
+	struct store_deliver_req req = {
+	    .data = msg, .size = strlen(msg), .targets = t, .n_targets = n};
+	return FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w));
+}
+
+/* SELECT count(*) ... on the database file, beside the store. */
+static long long count_rows(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	long long n = -1;
+	cr_assert_eq(sqlite3_open_v2(fx.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sql);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+static const char msg1[] = "From: a@corp.example\r\nTo: b@corp.example\r\nSubject: hi\r\n\r\n"
+                           "Hello there.\r\n";
+
+Test(store, address_normalize)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"Alice@Corp.Example", "alice@corp.example"},
+	    {"a.b+tag@x.y", "a.b+tag@x.y"},
+	    {"@corp.example", NULL},
+	    {"alice@", NULL},
+	    {".a@x.y", NULL},
+	    {"a..b@x.y", NULL},
+	    {"a b@x.y", NULL},
+	    {"a@-x.y", NULL},
+	    {"a@x..y", NULL},
+	    {"noat", NULL},
+	    {"", NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *out = NULL;
+		int rc = store_address_normalize(cases[i].in, &out);
+		if (cases[i].out == NULL) {
+			cr_expect_eq(rc, -EINVAL, "%s", cases[i].in);
+		} else {
+			cr_expect_eq(rc, 0, "%s", cases[i].in);
+			cr_expect_str_eq(out, cases[i].out);
+		}
+		free(out);
+	}
+}
+
+Test(store, user_lifecycle)
+{
+	int64_t id = add_user("Alice@Corp.Example", "secret one");
+	cr_assert_gt(id, 0);
+	cr_assert_str_eq(fx.w.res.users[0].address, "alice@corp.example");
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_add(fx.s, "alice@corp.example", "x", store_sync_cb, &fx.w)),
+	    -EEXIST);
+	cr_assert_eq(store_user_add(fx.s, "not an address", "x", store_sync_cb, &fx.w), -EINVAL);
+	cr_assert_eq(store_user_add(fx.s, "b@corp.example", "", store_sync_cb, &fx.w), -EINVAL);
+	add_user("bob@corp.example", "pw");
+
+	cr_assert_eq(FX_CALL(&fx, store_user_list(fx.s, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_users, 2);
+	cr_assert_str_eq(fx.w.res.users[0].address, "alice@corp.example");
+	cr_assert_str_eq(fx.w.res.users[1].address, "bob@corp.example");
+
+	cr_assert_eq(FX_CALL(&fx, store_user_set_require_cert(fx.s, "alice@corp.example", true,
+	                                                      store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(FX_CALL(&fx, store_user_set_quota(fx.s, "alice@corp.example", 12345,
+	                                               store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "ALICE@corp.example", store_sync_cb, &fx.w)),
+	             0);
+	cr_assert(fx.w.res.users[0].require_client_certificate);
+	cr_assert_eq(fx.w.res.users[0].quota_bytes, 12345);
+	cr_assert_eq(FX_CALL(&fx, store_user_set_require_cert(fx.s, "nobody@corp.example", true,
+	                                                      store_sync_cb, &fx.w)),
+	             -ENOENT);
+
+	cr_assert_eq(FX_CALL(&fx, store_user_del(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(FX_CALL(&fx, store_user_del(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
+	             -ENOENT);
+	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
+	             -ENOENT);
+	cr_assert_eq(count_rows("SELECT count(*) FROM mailboxes"), 6);
+}
+
+Test(store, default_mailboxes)
+{
+	int64_t id = add_user("alice@corp.example", "pw");
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_list(fx.s, id, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_mailboxes, 6);
+	static const struct {
+		const char *name;
+		unsigned su;
+	} want[] = {{"INBOX", 0},
+	            {"Archive", STORE_SU_ARCHIVE},
+	            {"Drafts", STORE_SU_DRAFTS},
+	            {"Junk", STORE_SU_JUNK},
+	            {"Sent", STORE_SU_SENT},
+	            {"Trash", STORE_SU_TRASH}};
+	for (size_t i = 0; i < 6; i++) {
+		struct store_mailbox *mb = &fx.w.res.mailboxes[i];
+		cr_expect_str_eq(mb->name, want[i].name);
+		cr_expect_eq(mb->special_use, want[i].su, "%s", mb->name);
+		cr_expect_eq(mb->uidnext, 1);
+		cr_expect_gt(mb->uidvalidity, 0);
+		cr_expect(mb->subscribed);
+	}
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_list(fx.s, 999, store_sync_cb, &fx.w)), -ENOENT);
+	/* INBOX in any case is INBOX. */
+	cr_assert_eq(mailbox_id(id, "inbox"), mailbox_id(id, "INBOX"));
+}
+
+Test(store, passwords)
+{
+	add_user("alice@corp.example", "correct horse");
+	int64_t uid = fx.w.res.users[0].id;
+	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "correct horse",
+	                                     store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.res.user_id, uid);
+	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "Alice@corp.example", "correct horse",
+	                                     store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "wrong", store_sync_cb, &fx.w)),
+	    -EACCES);
+	cr_assert_eq(fx.w.res.user_id, 0);
+	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "nobody@corp.example", "correct horse",
+	                                     store_sync_cb, &fx.w)),
+	             -EACCES);
+	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "garbage", "x", store_sync_cb, &fx.w)), -EACCES);
+
+	/* The hash is yescrypt; the password itself is nowhere in the file. */
+	cr_assert_eq(count_rows("SELECT count(*) FROM users WHERE password_hash LIKE '$y$%'"), 1);
+	cr_assert_eq(count_rows("SELECT count(*) FROM users WHERE password_hash LIKE "
+	                        "'%correct horse%' OR scram_salt LIKE '%correct%'"),
+	             0);
+
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_scram(fx.s, "alice@corp.example", store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.scram.iterations, 4096);
+	cr_assert_eq(strlen(fx.w.res.scram.stored_key), 44); /* base64 of 32 bytes */
+	cr_assert_eq(strlen(fx.w.res.scram.server_key), 44);
+	cr_assert_eq(strlen(fx.w.res.scram.salt), 24);
+	char *old_salt = strdup(fx.w.res.scram.salt);
+
+	cr_assert_eq(FX_CALL(&fx, store_user_passwd(fx.s, "alice@corp.example", "new one",
+	                                            store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "correct horse",
+	                                     store_sync_cb, &fx.w)),
+	             -EACCES);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "new one", store_sync_cb, &fx.w)),
+	    0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_scram(fx.s, "alice@corp.example", store_sync_cb, &fx.w)), 0);
+	cr_assert_str_neq(fx.w.res.scram.salt, old_salt);
+	free(old_salt);
+
+	/* Disabled: the same answer as a wrong password. */
+	cr_assert_eq(FX_CALL(&fx, store_user_set_disabled(fx.s, "alice@corp.example", true,
+	                                                  store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "new one", store_sync_cb, &fx.w)),
+	    -EACCES);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_scram(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
+	    -ENOENT);
+}
+
+Test(store, imported_hashes)
+{
+	add_user("alice@corp.example", "x");
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	/* "pw" as SHA-512 crypt and bcrypt. */
+	cr_assert_eq(sqlite3_exec(db,
+	                          "UPDATE users SET password_hash = "
+	                          "'$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/"
+	                          "jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/'",
+	                          NULL, NULL, NULL),
+	             SQLITE_OK);
+	sqlite3_close(db);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "password", store_sync_cb, &fx.w)),
+	    0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "pw", store_sync_cb, &fx.w)),
+	    -EACCES);
+}
+
+Test(store, deliver_shared_content)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	int64_t b = add_user("bob@corp.example", "pw");
+	struct store_target t[] = {{.user_id = a}, {.user_id = b}, {.user_id = 4242}};
+	cr_assert_eq(deliver(msg1, t, 3), 0);
+	cr_assert_eq(fx.w.res.n_delivered, 3);
+	cr_assert_eq(fx.w.res.delivered[0].rc, 0);
+	cr_assert_eq(fx.w.res.delivered[0].uid, 1);
+	cr_assert_eq(fx.w.res.delivered[1].rc, 0);
+	cr_assert_eq(fx.w.res.delivered[1].uid, 1);
+	cr_assert_eq(fx.w.res.delivered[2].rc, -ENOENT);
+	int64_t inbox_a = fx.w.res.delivered[0].mailbox_id;
+	cr_assert_eq(count_rows("SELECT count(*) FROM contents"), 1);
+	cr_assert_eq(count_rows("SELECT refs FROM contents"), 2);
+
+	/* The same bytes again: still one content row. */
+	cr_assert_eq(deliver(msg1, t, 1), 0);
+	cr_assert_eq(fx.w.res.delivered[0].uid, 2);
+	cr_assert_eq(count_rows("SELECT count(*) FROM contents"), 1);
+	cr_assert_eq(count_rows("SELECT refs FROM contents"), 3);
+
+	/* Read back by ranges. */
+	size_t len = strlen(msg1);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_content_read(fx.s, inbox_a, 1, 0, 10, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.total_size, len);
+	cr_assert_eq(fx.w.res.data_len, 10);
+	cr_assert_eq(memcmp(fx.w.res.data, msg1, 10), 0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_content_read(fx.s, inbox_a, 1, 10, 1 << 20, store_sync_cb, &fx.w)),
+	    0);
+	cr_assert_eq(fx.w.res.data_len, len - 10);
+	cr_assert_eq(memcmp(fx.w.res.data, msg1 + 10, len - 10), 0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_content_read(fx.s, inbox_a, 99, 0, 10, store_sync_cb, &fx.w)),
+	    -ENOENT);
+
+	/* Deleting users drops references; the last one frees the content. */
+	cr_assert_eq(FX_CALL(&fx, store_user_del(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(count_rows("SELECT refs FROM contents"), 1);
+	cr_assert_eq(FX_CALL(&fx, store_user_del(fx.s, "bob@corp.example", store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(count_rows("SELECT count(*) FROM contents"), 0);
+	cr_assert_eq(count_rows("SELECT count(*) FROM fts"), 0);
+}
+
+Test(store, uids_never_reused_and_modseq_grows)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	int64_t inbox = mailbox_id(a, "INBOX");
+	struct store_target t = {.user_id = a};
+	uint64_t last_modseq = fx.w.res.mailboxes[0].highest_modseq;
+	uint32_t last_uid = 0;
+	char msg[128];
+
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 5; i++) {
+			snprintf(msg, sizeof(msg), "Subject: %d.%d\r\n\r\nbody\r\n", round, i);
+			cr_assert_eq(deliver(msg, &t, 1), 0);
+			cr_assert_gt(fx.w.res.delivered[0].uid, last_uid);
+			last_uid = fx.w.res.delivered[0].uid;
+			cr_assert_eq(
+			    FX_CALL(&fx, store_message_list(fx.s, inbox, 0, store_sync_cb, &fx.w)),
+			    0);
+			cr_assert_gt(fx.w.res.modseq, last_modseq);
+			last_modseq = fx.w.res.modseq;
+		}
+		/* Flag everything \Deleted, expunge: modseq grows each time. */
+		struct store_uid_range all = {1, UINT32_MAX};
+		cr_assert_eq(
+		    FX_CALL(&fx, store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_ADD,
+		                                   STORE_DELETED, NULL, 0, store_sync_cb, &fx.w)),
+		    0);
+		cr_assert_eq(fx.w.res.n_msgs, 5);
+		cr_assert_gt(fx.w.res.modseq, last_modseq);
+		last_modseq = fx.w.res.modseq;
+		cr_assert_eq(
+		    FX_CALL(&fx, store_expunge(fx.s, inbox, NULL, 0, store_sync_cb, &fx.w)), 0);
+		cr_assert_eq(fx.w.res.n_uids, 5);
+		cr_assert_gt(fx.w.res.modseq, last_modseq);
+		last_modseq = fx.w.res.modseq;
+		cr_assert_eq(fx.w.res.uids[4], last_uid);
+		/* VANISHED since the previous modseq lists them. */
+		cr_assert_eq(FX_CALL(&fx, store_vanished(fx.s, inbox, last_modseq - 1,
+		                                         store_sync_cb, &fx.w)),
+		             0);
+		cr_assert_eq(fx.w.res.n_uids, 5);
+	}
+	cr_assert_eq(last_uid, 15);
+	cr_assert_eq(count_rows("SELECT count(*) FROM contents"), 0);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.mailboxes[0].uidnext, 16);
+	cr_assert_eq(fx.w.res.mailboxes[0].messages, 0);
+}
+
+Test(store, flags_and_keywords)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	int64_t inbox = mailbox_id(a, "INBOX");
+	struct store_target t = {.user_id = a, .flags = STORE_SEEN, .keywords = "work $Junk"};
+	cr_assert_eq(deliver(msg1, &t, 1), 0);
+	cr_assert_eq(deliver("Subject: 2\r\n\r\nx\r\n", &t, 1), 0);
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, 0, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_msgs, 2);
+	cr_assert_eq(fx.w.res.msgs[0].flags, STORE_SEEN);
+	cr_assert_str_eq(fx.w.res.msgs[0].keywords, "$Junk work");
+	uint64_t m1 = fx.w.res.msgs[0].modseq, m2 = fx.w.res.msgs[1].modseq;
+	cr_assert_gt(m2, m1);
+
+	struct store_uid_range r1 = {1, 1}, all = {1, UINT32_MAX};
+	cr_assert_eq(
+	    FX_CALL(&fx, store_flags_store(fx.s, inbox, &r1, 1, STORE_FLAGS_ADD, STORE_FLAGGED,
+	                                   "home", 0, store_sync_cb, &fx.w)),
+	    0);
+	cr_assert_eq(fx.w.res.n_msgs, 1);
+	cr_assert_eq(fx.w.res.msgs[0].flags, STORE_SEEN | STORE_FLAGGED);
+	cr_assert_str_eq(fx.w.res.msgs[0].keywords, "$Junk home work");
+	cr_assert_gt(fx.w.res.msgs[0].modseq, m2);
+	uint64_t m3 = fx.w.res.msgs[0].modseq;
+
+	cr_assert_eq(FX_CALL(&fx, store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_REMOVE,
+	                                            STORE_SEEN, "work", 0, store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.res.n_msgs, 2);
+	cr_assert_eq(fx.w.res.msgs[0].flags, STORE_FLAGGED);
+	cr_assert_str_eq(fx.w.res.msgs[0].keywords, "$Junk home");
+	cr_assert_str_eq(fx.w.res.msgs[1].keywords, "$Junk");
+
+	/* No change, no new modseq. */
+	uint64_t m4 = fx.w.res.modseq;
+	cr_assert_eq(FX_CALL(&fx, store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_REMOVE,
+	                                            STORE_SEEN, NULL, 0, store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.res.n_msgs, 0);
+
+	/* CONDSTORE: UNCHANGEDSINCE older than message 1's modseq skips it. */
+	cr_assert_eq(
+	    FX_CALL(&fx, store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_SET, STORE_ANSWERED,
+	                                   NULL, m3 - 1, store_sync_cb, &fx.w)),
+	    -0);
+	cr_assert_eq(fx.w.res.n_msgs, 0);
+	cr_assert_eq(fx.w.res.n_uids, 2);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_SET, STORE_ANSWERED,
+	                                   NULL, m4, store_sync_cb, &fx.w)),
+	    0);
+	cr_assert_eq(fx.w.res.n_msgs, 2);
+	cr_assert_eq(fx.w.res.msgs[1].flags, STORE_ANSWERED);
+	cr_assert_str_eq(fx.w.res.msgs[1].keywords, "");
+
+	/* CHANGEDSINCE listing. */
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, m4, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_msgs, 2);
+	cr_assert_eq(store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_SET, 0, "bad\\kw", 0,
+	                               store_sync_cb, &fx.w),
+	             -EINVAL);
+}
+
+Test(store, mailboxes_copy_move)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	int64_t inbox = mailbox_id(a, "INBOX");
+	cr_assert_eq(
+	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Projects/2026", 0, store_sync_cb, &fx.w)),
+	    0);
+	int64_t proj = fx.w.res.mailboxes[0].id;
+	cr_assert_eq(
+	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Projects/2026", 0, store_sync_cb, &fx.w)),
+	    -EEXIST);
+	cr_assert_eq(store_mailbox_create(fx.s, a, "../etc", 0, store_sync_cb, &fx.w), -EINVAL);
+	cr_assert_eq(store_mailbox_create(fx.s, a, "a\nb", 0, store_sync_cb, &fx.w), -EINVAL);
+	cr_assert_eq(store_mailbox_create(fx.s, a, "/abs", 0, store_sync_cb, &fx.w), -EINVAL);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_create(fx.s, 777, "X", 0, store_sync_cb, &fx.w)),
+	             -ENOENT);
+
+	struct store_target t = {.user_id = a, .flags = STORE_SEEN};
+	cr_assert_eq(deliver(msg1, &t, 1), 0);
+	cr_assert_eq(deliver("Subject: 2\r\n\r\nx\r\n", &t, 1), 0);
+	struct store_uid_range all = {1, UINT32_MAX};
+	cr_assert_eq(
+	    FX_CALL(&fx, store_copy(fx.s, inbox, &all, 1, proj, false, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_uids, 2);
+	cr_assert_eq(fx.w.res.uids2[0], 1);
+	cr_assert_eq(fx.w.res.uids2[1], 2);
+	cr_assert_eq(count_rows("SELECT sum(refs) FROM contents"), 4);
+
+	int64_t trash = mailbox_id(a, "Trash");
+	struct store_uid_range one = {2, 2};
+	cr_assert_eq(
+	    FX_CALL(&fx, store_copy(fx.s, inbox, &one, 1, trash, true, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_uids, 1);
+	cr_assert_eq(fx.w.res.uids[0], 2);
+	cr_assert_eq(fx.w.res.uids2[0], 1);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.mailboxes[0].messages, 1);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "Trash", store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.mailboxes[0].messages, 1);
+	cr_assert_eq(fx.w.res.mailboxes[0].unseen, 0);
+
+	cr_assert_eq(
+	    FX_CALL(&fx, store_mailbox_rename(fx.s, a, "Projects", "Old", store_sync_cb, &fx.w)),
+	    -ENOENT);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Projects", 0, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_mailbox_rename(fx.s, a, "Projects", "Old", store_sync_cb, &fx.w)),
+	    0);
+	cr_assert_eq(mailbox_id(a, "Old/2026"), proj);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_mailbox_subscribe(fx.s, a, "Old", false, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "Old", store_sync_cb, &fx.w)), 0);
+	cr_assert(!fx.w.res.mailboxes[0].subscribed);
+	cr_assert_eq(store_mailbox_delete(fx.s, a, "inbox", store_sync_cb, &fx.w), -EINVAL);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_delete(fx.s, a, "Old/2026", store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(count_rows("SELECT sum(refs) FROM contents"), 2);
+	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.res.users[0].used_bytes,
+	             strlen(msg1) + strlen("Subject: 2\r\n\r\nx\r\n"));
+}
+
+Test(store, quota)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	int64_t b = add_user("bob@corp.example", "pw");
+	cr_assert_eq(FX_CALL(&fx, store_user_set_quota(fx.s, "alice@corp.example", 100,
+	                                               store_sync_cb, &fx.w)),
+	             0);
+	struct store_target t[] = {{.user_id = a}, {.user_id = b}};
+	cr_assert_eq(deliver(msg1, t, 2), 0); /* 70 bytes fit */
+	cr_assert_eq(fx.w.res.delivered[0].rc, 0);
+	cr_assert_eq(deliver("Subject: second\r\n\r\nsecond body\r\n", t, 2), 0);
+	cr_assert_eq(fx.w.res.delivered[0].rc, -EDQUOT);
+	cr_assert_eq(fx.w.res.delivered[1].rc, 0);
+	/* Every target over quota or unknown: the delivery fails and nothing is stored. */
+	cr_assert_eq(deliver("Subject: third\r\n\r\nthird body\r\n", t, 1), -ENOENT);
+	cr_assert_eq(count_rows("SELECT count(*) FROM contents"), 2);
+}
+
+Test(store, relay_queue)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	struct store_target t = {.user_id = a};
+	struct store_relay_rcpt rr[] = {
+	    {.address = "x@partner.example", .notify = "FAILURE,DELAY", .orcpt = "rfc822;x@p"},
+	    {.address = "y@partner.example"},
+	};
+	struct store_deliver_req req = {.data = msg1,
+	                                .size = strlen(msg1),
+	                                .targets = &t,
+	                                .n_targets = 1,
+	                                .sender = "alice@corp.example",
+	                                .relay = rr,
+	                                .n_relay = 2,
+	                                .requiretls = true,
+	                                .ret = "HDRS",
+	                                .envid = "abc"};
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_queue, 1);
+	int64_t qid = fx.w.res.queue[0].id;
+	cr_assert_eq(count_rows("SELECT refs FROM contents"), 2);
+
+	cr_assert_eq(FX_CALL(&fx, store_queue_list(fx.s, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_queue, 1);
+	struct store_queue_entry *q = &fx.w.res.queue[0];
+	cr_assert_eq(q->id, qid);
+	cr_assert_str_eq(q->sender, "alice@corp.example");
+	cr_assert(q->requiretls);
+	cr_assert_str_eq(q->ret, "HDRS");
+	cr_assert_str_eq(q->envid, "abc");
+	cr_assert_eq(q->size, strlen(msg1));
+	cr_assert_eq(q->n_rcpts, 2);
+	cr_assert_str_eq(q->rcpts[0].notify, "FAILURE,DELAY");
+	cr_assert_str_eq(q->rcpts[0].orcpt, "rfc822;x@p");
+	cr_assert_null(q->rcpts[1].notify);
+	cr_assert_eq(q->rcpts[1].status, 0);
+
+	/* Relay only (no local target) is a delivery too. */
+	req.n_targets = 0;
+	req.data = "Subject: r\r\n\r\nr\r\n";
+	req.size = strlen(req.data);
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
+	int64_t qid2 = fx.w.res.queue[0].id;
+	cr_assert_eq(FX_CALL(&fx, store_queue_delete(fx.s, qid2, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_queue_delete(fx.s, qid2, store_sync_cb, &fx.w)), -ENOENT);
+	cr_assert_eq(FX_CALL(&fx, store_queue_delete(fx.s, qid, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(count_rows("SELECT count(*) FROM contents"), 1);
+	cr_assert_eq(count_rows("SELECT count(*) FROM queue_rcpts"), 0);
+}
+
+Test(store, spooled_large_message)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	int64_t inbox = mailbox_id(a, "INBOX");
+	char spool[160];
+	snprintf(spool, sizeof(spool), "%s/spool-1", fx.dir);
+	FILE *fp = fopen(spool, "wb");
+	cr_assert_not_null(fp);
+	size_t size = 3 * 1024 * 1024 + 17;
+	unsigned char *bytes = malloc(size);
+	const char *head = "Subject: big\r\n\r\n";
+	memcpy(bytes, head, strlen(head));
+	for (size_t i = strlen(head); i < size; i++)
+		bytes[i] = (i % 77 == 75)   ? '\r'
+		           : (i % 77 == 76) ? '\n'
+		                            : (unsigned char)('a' + i % 26);
+	cr_assert_eq(fwrite(bytes, 1, size, fp), size);
+	fclose(fp);
+
+	struct store_target t = {.user_id = a};
+	struct store_deliver_req req = {.spool_path = spool, .targets = &t, .n_targets = 1};
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
+	uint32_t uid = fx.w.res.delivered[0].uid;
+	size_t off = 0;
+	while (off < size) {
+		cr_assert_eq(FX_CALL(&fx, store_content_read(fx.s, inbox, uid, off, 1 << 20,
+		                                             store_sync_cb, &fx.w)),
+		             0);
+		cr_assert_eq(fx.w.res.total_size, size);
+		cr_assert_gt(fx.w.res.data_len, 0);
+		cr_assert_eq(memcmp(fx.w.res.data, bytes + off, fx.w.res.data_len), 0, "at %zu",
+		             off);
+		off += fx.w.res.data_len;
+	}
+	free(bytes);
+
+	/* Over the store's limit. */
+	store_close(fx.s);
+	struct store_options opt = {.max_message_size = 1024 * 1024};
+	cr_assert_eq(fx_open_opts(&fx, &opt), 0);
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), -EFBIG);
+}
