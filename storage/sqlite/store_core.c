@@ -317,6 +317,47 @@ int store_job_submit(struct store_job *job)
 
 /* ---- Writer ---- */
 
+static void store_job_unlink(struct store_job **list, struct store_job *job)
+{
+	for (struct store_job **p = list; *p != NULL; p = &(*p)->next) {
+		if (*p == job) {
+			*p = job->next;
+			job->next = NULL;
+			return;
+		}
+	}
+}
+
+/* Puts jobs back at the head of the write queue, as if they had never run. */
+static void writer_requeue(struct store *s, struct store_job *first)
+{
+	struct store_job *head = NULL, **tail = &head;
+	for (struct store_job *job = first, *next; job != NULL; job = next) {
+		next = job->next;
+		store_result_free(&job->res);
+		job->n_changes = 0;
+		job->rc = 0;
+		*tail = job;
+		tail = &job->next;
+	}
+	*tail = NULL;
+	if (head == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	struct store_job *last = head;
+	size_t n = 1;
+	while (last->next != NULL) {
+		last = last->next;
+		n++;
+	}
+	last->next = s->writes.head;
+	s->writes.head = head;
+	if (s->writes.tail == NULL)
+		s->writes.tail = last;
+	s->writes.len += n;
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void writer_run_batch(struct store *s, struct store_job *batch)
 {
 	struct store_conn *c = &s->wconn;
@@ -329,6 +370,14 @@ static void writer_run_batch(struct store *s, struct store_job *batch)
 			if (rc < 0)
 				break;
 			job->rc = job->run(c, job);
+			if (job->rc < 0 && sqlite3_get_autocommit(c->db)) {
+				/* Some errors (SQLITE_FULL, IOERR) roll the whole transaction
+				 * back: fail this job, run the others again. */
+				store_job_unlink(&batch, job);
+				writer_requeue(s, batch);
+				job_finish(job);
+				return;
+			}
 			if (job->rc < 0) {
 				rc = store_exec_stmt(c, SQL_ROLLBACK_TO);
 				if (rc < 0)

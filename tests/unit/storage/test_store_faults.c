@@ -1,0 +1,347 @@
+/*
+ * storage/: what happens around the operations. Readers run beside the writer; async
+ * completions run exactly once on the posting thread; change notifications; migrations;
+ * a newer schema, a corrupt file and a locked file are refused; a full disk fails the
+ * delivery and stores nothing.
+ */
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "storage/sqlite/store_private.h"
+#include "tests/unit/storage/store_test_util.h"
+
+static struct store_fixture fx;
+
+static void setup(void)
+{
+	memset(&fx, 0, sizeof(fx));
+	fx_dir(&fx);
+	store_sync_init(&fx.w);
+}
+
+static void teardown(void)
+{
+	store_sync_done(&fx.w);
+	store_close(fx.s);
+	fx_rmdir(&fx);
+}
+
+TestSuite(faults, .init = setup, .fini = teardown, .timeout = 60);
+
+static void exec_sql(const char *sql)
+{
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	char *msg = NULL;
+	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s", sql, msg);
+	sqlite3_close(db);
+}
+
+static int64_t add_user(const char *address)
+{
+	cr_assert_eq(FX_CALL(&fx, store_user_add(fx.s, address, "pw", store_sync_cb, &fx.w)), 0);
+	return fx.w.res.users[0].id;
+}
+
+/* ---- Readers beside the writer ---- */
+
+struct reader_arg {
+	struct store *s;
+	int64_t inbox;
+	volatile bool stop;
+	size_t reads;
+	size_t last_seen;
+	int failures;
+};
+
+static void *reader_main(void *p)
+{
+	struct reader_arg *r = p;
+	while (!r->stop) {
+		struct store_sync w;
+		store_sync_init(&w);
+		int rc =
+		    store_sync_wait(&w, store_message_list(r->s, r->inbox, 0, store_sync_cb, &w));
+		if (rc != 0 || w.res.n_msgs < r->last_seen)
+			r->failures++;
+		r->last_seen = w.res.n_msgs;
+		r->reads++;
+		store_sync_done(&w);
+	}
+	return NULL;
+}
+
+struct producer_arg {
+	struct store *s;
+	int64_t user;
+	int id;
+	int n;
+	int failures;
+};
+
+static void *producer_main(void *p)
+{
+	struct producer_arg *a = p;
+	for (int i = 0; i < a->n; i++) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "Subject: p%d m%d\r\n\r\nbody %d %d\r\n", a->id, i,
+		         a->id, i);
+		struct store_target t = {.user_id = a->user};
+		struct store_deliver_req req = {
+		    .data = msg, .size = strlen(msg), .targets = &t, .n_targets = 1};
+		struct store_sync w;
+		store_sync_init(&w);
+		if (store_sync_wait(&w, store_deliver(a->s, &req, store_sync_cb, &w)) != 0)
+			a->failures++;
+		store_sync_done(&w);
+	}
+	return NULL;
+}
+
+Test(faults, readers_concurrent_with_writer)
+{
+	fx_open(&fx);
+	int64_t a = add_user("alice@corp.example");
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
+	struct reader_arg r = {.s = fx.s, .inbox = fx.w.res.mailboxes[0].id};
+	pthread_t rt, pt[4];
+	struct producer_arg pa[4];
+	pthread_create(&rt, NULL, reader_main, &r);
+	for (int i = 0; i < 4; i++) {
+		pa[i] = (struct producer_arg){.s = fx.s, .user = a, .id = i, .n = 50};
+		pthread_create(&pt[i], NULL, producer_main, &pa[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(pt[i], NULL);
+		cr_assert_eq(pa[i].failures, 0);
+	}
+	r.stop = true;
+	pthread_join(rt, NULL);
+	cr_assert_eq(r.failures, 0);
+	cr_assert_gt(r.reads, 0);
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, r.inbox, 0, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_msgs, 200);
+	for (size_t i = 0; i < 200; i++)
+		cr_assert_eq(fx.w.res.msgs[i].uid, i + 1);
+}
+
+/* ---- Async completions through a poster ---- */
+
+struct test_poster {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	struct item {
+		void (*fn)(void *);
+		void *arg;
+	} items[256];
+	size_t n;
+};
+
+static void test_post(void *ctx, void (*fn)(void *arg), void *arg)
+{
+	struct test_poster *p = ctx;
+	pthread_mutex_lock(&p->lock);
+	cr_assert_lt(p->n, 256);
+	p->items[p->n++] = (struct item){fn, arg};
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Runs what was posted, on this (the "loop") thread. */
+static size_t poster_drain(struct test_poster *p)
+{
+	struct item items[256];
+	pthread_mutex_lock(&p->lock);
+	size_t n = p->n;
+	memcpy(items, p->items, n * sizeof(items[0]));
+	p->n = 0;
+	pthread_mutex_unlock(&p->lock);
+	for (size_t i = 0; i < n; i++)
+		items[i].fn(items[i].arg);
+	return n;
+}
+
+static pthread_t loop_thread;
+static int calls[64];
+static int changes;
+static uint64_t last_change_modseq;
+
+static void async_cb(void *ctx, int rc, struct store_result *res)
+{
+	int *slot = ctx;
+	cr_assert(pthread_equal(pthread_self(), loop_thread), "callback off the loop thread");
+	(*slot)++;
+	(void)rc;
+	(void)res;
+}
+
+static void on_change(void *ctx, const struct store_change *ch)
+{
+	cr_assert(pthread_equal(pthread_self(), loop_thread));
+	cr_assert_geq(ch->highest_modseq, last_change_modseq);
+	last_change_modseq = ch->highest_modseq;
+	changes++;
+	(void)ctx;
+}
+
+Test(faults, async_completions_run_once_on_the_loop)
+{
+	struct test_poster p = {.n = 0};
+	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	struct store_poster poster = {.post = test_post, .ctx = &p};
+	struct store_options opt = {.poster = &poster, .on_change = on_change};
+	loop_thread = pthread_self();
+	cr_assert_eq(fx_open_opts(&fx, &opt), 0);
+
+	cr_assert_eq(store_user_add(fx.s, "alice@corp.example", "pw", async_cb, &calls[0]), 0);
+	/* A call that fails to start never calls back. */
+	cr_assert_eq(store_user_add(fx.s, "bad address", "pw", async_cb, &calls[1]), -EINVAL);
+	while (calls[0] == 0) {
+		pthread_mutex_lock(&p.lock);
+		while (p.n == 0)
+			pthread_cond_wait(&p.cv, &p.lock);
+		pthread_mutex_unlock(&p.lock);
+		poster_drain(&p);
+	}
+	struct store_target t = {.mailbox_id = 1};
+	static const char msg[] = "Subject: x\r\n\r\ny\r\n";
+	struct store_deliver_req req = {
+	    .data = msg, .size = sizeof(msg) - 1, .targets = &t, .n_targets = 1};
+	for (int i = 2; i < 42; i++)
+		cr_assert_eq(store_deliver(fx.s, &req, async_cb, &calls[i]), 0);
+	cr_assert_eq(store_user_list(fx.s, async_cb, &calls[42]), 0);
+	cr_assert_eq(store_auth(fx.s, "alice@corp.example", "pw", async_cb, &calls[43]), 0);
+	/* Completions that are queued run only when the loop drains them: then all at once. */
+	store_close(fx.s);
+	fx.s = NULL;
+	poster_drain(&p);
+	cr_assert_eq(calls[0], 1);
+	cr_assert_eq(calls[1], 0);
+	for (int i = 2; i < 44; i++)
+		cr_assert_eq(calls[i], 1, "call %d ran %d times", i, calls[i]);
+	cr_assert_eq(changes, 40);
+	cr_assert_eq(last_change_modseq, 41);
+	pthread_mutex_destroy(&p.lock);
+	pthread_cond_destroy(&p.cv);
+}
+
+/* ---- Schema ---- */
+
+Test(faults, migrations_from_version_1)
+{
+	sqlite3 *db;
+	const char *err = NULL;
+	cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+	cr_assert_eq(store_schema_migrate_to(db, 1, &err), 0);
+	sqlite3_close(db);
+	exec_sql("INSERT INTO users (address, password_hash, created) VALUES ('old@x.y', 'h', 0)");
+
+	fx_open(&fx);
+	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "old@x.y", store_sync_cb, &fx.w)), 0);
+	store_close(fx.s);
+	fx.s = NULL;
+	exec_sql("SELECT count(*) FROM fts"); /* version 2 added it */
+	cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+	cr_assert_eq(sqlite3_column_int(st, 0), STORE_SCHEMA_VERSION);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+Test(faults, newer_schema_refused)
+{
+	fx_open(&fx);
+	add_user("alice@corp.example");
+	store_close(fx.s);
+	fx.s = NULL;
+	exec_sql("PRAGMA user_version = 99");
+	const char *err = NULL;
+	struct store_options opt = {.path = fx.path};
+	cr_assert_eq(store_open(&opt, &fx.s, &err), -EPROTO);
+	cr_assert_null(fx.s);
+	cr_assert(strstr(err, "99") != NULL && strstr(err, "newer") != NULL, "%s", err);
+	/* Untouched: the user is still there. */
+	exec_sql("PRAGMA user_version = 2");
+	fx_open(&fx);
+	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
+	             0);
+}
+
+Test(faults, corrupt_file_refused)
+{
+	FILE *fp = fopen(fx.path, "wb");
+	for (int i = 0; i < 512; i++)
+		fputs("this is not a database ", fp);
+	fclose(fp);
+	const char *err = NULL;
+	struct store_options opt = {.path = fx.path};
+	cr_assert_eq(store_open(&opt, &fx.s, &err), -EIO);
+	cr_assert(strstr(err, "corrupt") != NULL, "%s", err);
+	/* Never reset. */
+	fp = fopen(fx.path, "rb");
+	char head[24];
+	cr_assert_eq(fread(head, 1, sizeof(head), fp), sizeof(head));
+	fclose(fp);
+	cr_assert_eq(memcmp(head, "this is not a database ", 23), 0);
+}
+
+Test(faults, unreadable_path_refused)
+{
+	const char *err = NULL;
+	struct store_options opt = {.path = "/nonexistent-dir/sub/mail.db"};
+	cr_assert_lt(store_open(&opt, &fx.s, &err), 0);
+	cr_assert(strstr(err, "/nonexistent-dir") != NULL, "%s", err);
+}
+
+Test(faults, locked_database_refused)
+{
+	fx_open(&fx);
+	store_close(fx.s);
+	fx.s = NULL;
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+	cr_assert_eq(
+	    sqlite3_exec(db, "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;", NULL, NULL, NULL),
+	    SQLITE_OK);
+	const char *err = NULL;
+	struct store_options opt = {.path = fx.path, .busy_ms = 200};
+	int rc = store_open(&opt, &fx.s, &err);
+	cr_assert_eq(rc, -EBUSY, "%d %s", rc, err);
+	cr_assert(strstr(err, "locked") != NULL, "%s", err);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+}
+
+Test(faults, disk_full_fails_delivery)
+{
+	fx_open(&fx);
+	int64_t a = add_user("alice@corp.example");
+	/* Simulate a full disk: the writer's file may not grow. Safe here: the writer is idle. */
+	sqlite3_stmt *st;
+	cr_assert_eq(sqlite3_prepare_v2(fx.s->wconn.db, "PRAGMA page_count", -1, &st, NULL), 0);
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+	char *pragma = sqlite3_mprintf("PRAGMA max_page_count = %d", sqlite3_column_int(st, 0) + 8);
+	sqlite3_finalize(st);
+	cr_assert_eq(sqlite3_exec(fx.s->wconn.db, pragma, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_free(pragma);
+	size_t size = 512 * 1024;
+	char *big = malloc(size);
+	memset(big, 'x', size);
+	memcpy(big, "Subject: big\r\n\r\n", 16);
+	struct store_target t = {.user_id = a};
+	struct store_deliver_req req = {.data = big, .size = size, .targets = &t, .n_targets = 1};
+	int rc = FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w));
+	free(big);
+	cr_assert_eq(rc, -ENOSPC, "%d", rc);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.mailboxes[0].messages, 0);
+	cr_assert_eq(fx.w.res.mailboxes[0].uidnext, 1);
+	/* A small one still fits: the store keeps working. */
+	req.data = "Subject: s\r\n\r\ns\r\n";
+	req.size = strlen(req.data);
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
+}
