@@ -1,0 +1,394 @@
+/*
+ * TRANSACTION and UPDATE (see pop3_mail.h). Replies follow RFC 1939 with the response
+ * codes of RFC 2449/3206 where one applies.
+ */
+#include "server/pop3/pop3_mail.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "server/conn.h"
+#include "server/notify.h"
+#include "server/services.h"
+#include "storage/store.h"
+
+/* Bytes read from the store per step of RETR/TOP: big enough to keep TLS records full,
+ * small enough that a session never holds much of a message. */
+#define POP3_CHUNK (64 * 1024)
+
+static struct store *pop3_store(struct pop3_mail *m)
+{
+	return conn_services(m->c)->store;
+}
+
+void pop3_mail_init(struct pop3_mail *m, struct conn *c, void *sess)
+{
+	memset(m, 0, sizeof(*m));
+	m->c = c;
+	m->sess = sess;
+}
+
+void pop3_mail_free(struct pop3_mail *m)
+{
+	if (m->locked) {
+		notify_unlock_mailbox(conn_services(m->c)->notify, m->mailbox_id);
+		m->locked = false;
+	}
+	pop3_maildrop_free(&m->md);
+	free(m->out);
+	m->out = NULL;
+	m->open = false;
+}
+
+/* Ends an asynchronous step: input flows again and the session hears the outcome. */
+static void pop3_mail_finish(struct pop3_mail *m, int rc)
+{
+	pop3_mail_done_fn *done = m->done;
+	m->done = NULL;
+	conn_resume(m->c);
+	if (done != NULL)
+		done(m->sess, rc);
+}
+
+/* ---- login: lock and snapshot ---------------------------------------------------- */
+
+static void pop3_mail_listed(void *ctx, int rc, struct store_result *res)
+{
+	struct pop3_mail *m = ctx;
+	if (!conn_release(m->c))
+		return;
+	if (rc == 0) {
+		pop3_maildrop_init(&m->md, res->uidvalidity, res->msgs, res->n_msgs);
+		m->open = true;
+	}
+	pop3_mail_finish(m, rc);
+}
+
+static void pop3_mail_got_inbox(void *ctx, int rc, struct store_result *res)
+{
+	struct pop3_mail *m = ctx;
+	if (!conn_release(m->c))
+		return;
+	if (rc == 0 && res->n_mailboxes != 1)
+		rc = -EIO;
+	if (rc < 0) {
+		pop3_mail_finish(m, rc);
+		return;
+	}
+	m->mailbox_id = res->mailboxes[0].id;
+	/* The lock comes before the snapshot, so no other POP3 session changes what we
+	 * list. */
+	if (!notify_lock_mailbox(conn_services(m->c)->notify, m->mailbox_id)) {
+		pop3_mail_finish(m, -EBUSY);
+		return;
+	}
+	m->locked = true;
+	conn_hold(m->c);
+	rc = store_message_list(pop3_store(m), m->mailbox_id, 0, pop3_mail_listed, m);
+	if (rc < 0) {
+		conn_release(m->c);
+		pop3_mail_finish(m, rc);
+	}
+}
+
+void pop3_mail_open(struct pop3_mail *m, int64_t user_id, pop3_mail_done_fn *done)
+{
+	m->user_id = user_id;
+	m->done = done;
+	conn_pause(m->c);
+	struct store *s = pop3_store(m);
+	int rc = s != NULL ? 0 : -EIO;
+	if (rc == 0) {
+		conn_hold(m->c);
+		rc = store_mailbox_get(s, user_id, "INBOX", pop3_mail_got_inbox, m);
+		if (rc < 0)
+			conn_release(m->c);
+	}
+	if (rc < 0)
+		pop3_mail_finish(m, rc);
+}
+
+/* ---- argument parsing ------------------------------------------------------------ */
+
+/* One message number, or "-ERR" written and NULL. */
+static struct pop3_msg *pop3_mail_arg_msg(struct pop3_mail *m, const char *arg, size_t len,
+                                          uint64_t *msgno_r)
+{
+	uint64_t n;
+	if (pop3_parse_number(arg, len, &n) < 0) {
+		conn_write_str(m->c, "-ERR invalid message number\r\n");
+		return NULL;
+	}
+	struct pop3_msg *msg = pop3_maildrop_get(&m->md, n);
+	if (msg == NULL) {
+		if (n >= 1 && n <= m->md.n)
+			conn_write_str(m->c, "-ERR message already deleted\r\n");
+		else
+			conn_write_str(m->c, "-ERR no such message\r\n");
+		return NULL;
+	}
+	*msgno_r = n;
+	return msg;
+}
+
+/* ---- STAT, LIST, UIDL, DELE, RSET ------------------------------------------------ */
+
+void pop3_mail_stat(struct pop3_mail *m, const char *arg, size_t len)
+{
+	size_t count;
+	uint64_t octets;
+	if (len > 0) {
+		conn_write_str(m->c, "-ERR STAT takes no argument\r\n");
+		return;
+	}
+	pop3_maildrop_stat(&m->md, &count, &octets);
+	conn_printf(m->c, "+OK %zu %" PRIu64 "\r\n", count, octets);
+}
+
+static void pop3_mail_listing(struct pop3_mail *m, const char *arg, size_t len, bool uidl)
+{
+	char uid[POP3_UIDL_MAX];
+	if (len > 0) {
+		uint64_t n;
+		struct pop3_msg *msg = pop3_mail_arg_msg(m, arg, len, &n);
+		if (msg == NULL)
+			return;
+		if (uidl) {
+			pop3_maildrop_uidl(&m->md, msg, uid);
+			conn_printf(m->c, "+OK %" PRIu64 " %s\r\n", n, uid);
+		} else {
+			conn_printf(m->c, "+OK %" PRIu64 " %" PRIu64 "\r\n", n, msg->size);
+		}
+		return;
+	}
+	size_t count;
+	uint64_t octets;
+	pop3_maildrop_stat(&m->md, &count, &octets);
+	if (uidl)
+		conn_write_str(m->c, "+OK unique-id listing follows\r\n");
+	else
+		conn_printf(m->c, "+OK %zu messages (%" PRIu64 " octets)\r\n", count, octets);
+	for (size_t i = 0; i < m->md.n; i++) {
+		const struct pop3_msg *msg = &m->md.msgs[i];
+		if (msg->deleted)
+			continue;
+		if (uidl) {
+			pop3_maildrop_uidl(&m->md, msg, uid);
+			conn_printf(m->c, "%zu %s\r\n", i + 1, uid);
+		} else {
+			conn_printf(m->c, "%zu %" PRIu64 "\r\n", i + 1, msg->size);
+		}
+	}
+	conn_write_str(m->c, ".\r\n");
+}
+
+void pop3_mail_list(struct pop3_mail *m, const char *arg, size_t len)
+{
+	pop3_mail_listing(m, arg, len, false);
+}
+
+void pop3_mail_uidl(struct pop3_mail *m, const char *arg, size_t len)
+{
+	pop3_mail_listing(m, arg, len, true);
+}
+
+void pop3_mail_dele(struct pop3_mail *m, const char *arg, size_t len)
+{
+	uint64_t n;
+	struct pop3_msg *msg = pop3_mail_arg_msg(m, arg, len, &n);
+	if (msg == NULL)
+		return;
+	msg->deleted = true;
+	conn_printf(m->c, "+OK message %" PRIu64 " deleted\r\n", n);
+}
+
+void pop3_mail_rset(struct pop3_mail *m, const char *arg, size_t len)
+{
+	if (len > 0) {
+		conn_write_str(m->c, "-ERR RSET takes no argument\r\n");
+		return;
+	}
+	pop3_maildrop_reset(&m->md);
+	size_t count;
+	uint64_t octets;
+	pop3_maildrop_stat(&m->md, &count, &octets);
+	conn_printf(m->c, "+OK maildrop has %zu messages (%" PRIu64 " octets)\r\n", count, octets);
+}
+
+/* ---- RETR, TOP ------------------------------------------------------------------- */
+
+static void pop3_mail_read_next(struct pop3_mail *m);
+
+static void pop3_mail_stream_end(struct pop3_mail *m)
+{
+	free(m->out);
+	m->out = NULL;
+	conn_resume(m->c);
+}
+
+static void pop3_mail_chunk(void *ctx, int rc, struct store_result *res)
+{
+	struct pop3_mail *m = ctx;
+	if (!conn_release(m->c))
+		return;
+	if (rc == 0 && res->data_len == 0 && m->offset < res->total_size)
+		rc = -EIO; /* no progress: never loop */
+	if (rc < 0) {
+		if (m->offset == 0) {
+			/* Nothing written yet: an ordinary error answer. The message was
+			 * expunged by another session since the snapshot, or the store
+			 * failed. */
+			if (rc == -ENOENT)
+				conn_write_str(
+				    m->c, "-ERR no such message (removed by another session)\r\n");
+			else
+				conn_write_str(m->c, "-ERR [SYS/TEMP] cannot read the message\r\n");
+			pop3_mail_stream_end(m);
+			return;
+		}
+		/* A multi-line answer cannot be taken back: the client must see that the
+		 * message is incomplete, and only a closed connection says so. */
+		log_event(LOGL_WARN,
+		          "session=%s proto=pop3 event=retr_failed uid=%" PRIu32 " rc=%d",
+		          conn_id(m->c), m->uid, rc);
+		free(m->out);
+		m->out = NULL;
+		conn_close(m->c, "message read failed");
+		return;
+	}
+	if (m->offset == 0)
+		conn_printf(m->c, "+OK %" PRIu64 " octets\r\n", res->total_size);
+	size_t n = pop3_dotstuff_feed(&m->ds, (const char *)res->data, res->data_len, m->out);
+	if (n > 0)
+		conn_write(m->c, m->out, n);
+	m->offset += res->data_len;
+	if (m->offset < res->total_size && !pop3_dotstuff_done(&m->ds)) {
+		pop3_mail_read_next(m);
+		return;
+	}
+	char end[POP3_DOTSTUFF_FINISH_MAX];
+	n = pop3_dotstuff_finish(&m->ds, end);
+	conn_write(m->c, end, n);
+	pop3_mail_stream_end(m);
+}
+
+static void pop3_mail_read_next(struct pop3_mail *m)
+{
+	conn_hold(m->c);
+	int rc = store_content_read(pop3_store(m), m->mailbox_id, m->uid, m->offset, POP3_CHUNK,
+	                            pop3_mail_chunk, m);
+	if (rc < 0) {
+		conn_release(m->c);
+		if (m->offset == 0) {
+			conn_write_str(m->c, "-ERR [SYS/TEMP] cannot read the message\r\n");
+			pop3_mail_stream_end(m);
+		} else {
+			free(m->out);
+			m->out = NULL;
+			conn_close(m->c, "message read failed");
+		}
+	}
+}
+
+static void pop3_mail_stream(struct pop3_mail *m, const struct pop3_msg *msg)
+{
+	m->uid = msg->uid;
+	m->size = msg->size;
+	m->offset = 0;
+	m->out = xmalloc(POP3_DOTSTUFF_MAX_OUT(POP3_CHUNK));
+	conn_pause(m->c);
+	pop3_mail_read_next(m);
+}
+
+void pop3_mail_retr(struct pop3_mail *m, const char *arg, size_t len)
+{
+	uint64_t n;
+	const struct pop3_msg *msg = pop3_mail_arg_msg(m, arg, len, &n);
+	if (msg == NULL)
+		return;
+	pop3_dotstuff_init(&m->ds);
+	pop3_mail_stream(m, msg);
+}
+
+void pop3_mail_top(struct pop3_mail *m, const char *arg, size_t len)
+{
+	const char *sp = memchr(arg, ' ', len);
+	uint64_t n, lines;
+	if (sp == NULL || pop3_parse_number(sp + 1, len - (size_t)(sp + 1 - arg), &lines) < 0) {
+		conn_write_str(m->c, "-ERR usage: TOP msg lines\r\n");
+		return;
+	}
+	const struct pop3_msg *msg = pop3_mail_arg_msg(m, arg, (size_t)(sp - arg), &n);
+	if (msg == NULL)
+		return;
+	pop3_dotstuff_init_top(&m->ds, lines);
+	pop3_mail_stream(m, msg);
+}
+
+/* ---- UPDATE ---------------------------------------------------------------------- */
+
+static void pop3_mail_update_step(struct pop3_mail *m, int rc)
+{
+	if (rc < 0 && m->update_rc == 0)
+		m->update_rc = rc;
+	m->update_pending--;
+	if (!conn_release(m->c))
+		return;
+	if (m->update_pending == 0)
+		pop3_mail_finish(m, m->update_rc);
+}
+
+static void pop3_mail_flagged(void *ctx, int rc, struct store_result *res)
+{
+	pop3_mail_update_step(ctx, rc);
+}
+
+static void pop3_mail_expunged(void *ctx, int rc, struct store_result *res)
+{
+	struct pop3_mail *m = ctx;
+	if (rc == 0)
+		log_event(LOGL_INFO, "session=%s proto=pop3 event=update deleted=%zu expunged=%zu",
+		          conn_id(m->c), m->update_n, res->n_uids);
+	pop3_mail_update_step(m, rc);
+}
+
+void pop3_mail_update(struct pop3_mail *m, pop3_mail_done_fn *done)
+{
+	struct store_uid_range *ranges;
+	size_t n = pop3_maildrop_deleted_ranges(&m->md, &ranges);
+	m->done = done;
+	m->update_rc = 0;
+	m->update_n = pop3_maildrop_n_deleted(&m->md);
+	conn_pause(m->c);
+	if (n == 0) {
+		pop3_mail_finish(m, 0);
+		return;
+	}
+	/* Both go to the writer back to back (usually one group commit). The expunge is
+	 * limited to the DELE'd UIDs, so a message another client flagged \Deleted stays. */
+	struct store *s = pop3_store(m);
+	conn_hold(m->c);
+	m->update_pending = 1;
+	int rc = store_flags_store(s, m->mailbox_id, ranges, n, STORE_FLAGS_ADD, STORE_DELETED,
+	                           NULL, 0, pop3_mail_flagged, m);
+	if (rc < 0) {
+		m->update_pending = 0;
+		conn_release(m->c);
+		free(ranges);
+		pop3_mail_finish(m, rc);
+		return;
+	}
+	conn_hold(m->c);
+	m->update_pending = 2;
+	rc = store_expunge(s, m->mailbox_id, ranges, n, pop3_mail_expunged, m);
+	free(ranges);
+	if (rc < 0) {
+		m->update_pending = 1;
+		m->update_rc = rc;
+		conn_release(m->c);
+	}
+}

@@ -1,0 +1,78 @@
+#ifndef SEALMAIL_POP3_MAIL_H
+#define SEALMAIL_POP3_MAIL_H
+/*
+ * The authenticated half of a POP3 session (RFC 1939 TRANSACTION and UPDATE states): the
+ * maildrop lock, the snapshot of the INBOX taken at login, the maildrop commands and the
+ * deletions applied at QUIT. The session (pop3_session.c) owns the state machine and the
+ * command table; it embeds a struct pop3_mail and calls the functions below only in the
+ * states where the command is allowed, so nothing here re-checks "are we logged in?".
+ *
+ * Every asynchronous step pauses input and holds the connection (conn_hold); completions
+ * run on the loop thread and return at once when the connection has gone. Nothing is
+ * written to the store before QUIT, so a dropped connection deletes nothing.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/pop3/pop3_dotstuff.h"
+#include "server/pop3/pop3_maildrop.h"
+
+struct conn;
+
+/* Called once when an asynchronous step ends (unless the connection closed meanwhile). */
+typedef void pop3_mail_done_fn(void *sess, int rc);
+
+struct pop3_mail {
+	struct conn *c;
+	void *sess;
+	int64_t user_id;
+	int64_t mailbox_id;
+	bool locked; /* holds the maildrop lock of mailbox_id */
+	bool open;   /* the snapshot is taken */
+	struct pop3_maildrop md;
+	pop3_mail_done_fn *done;
+	/* RETR / TOP in progress */
+	struct pop3_dotstuff ds;
+	uint32_t uid;
+	uint64_t offset;
+	uint64_t size;
+	char *out; /* encoder output, one chunk's worth */
+	/* UPDATE */
+	int update_rc;
+	unsigned update_pending;
+	size_t update_n;
+};
+
+/* Zeroes m and remembers its connection and session (for completions). */
+void pop3_mail_init(struct pop3_mail *m, struct conn *c, void *sess);
+/* Releases the maildrop lock and frees the snapshot. Nothing is deleted. */
+void pop3_mail_free(struct pop3_mail *m);
+
+/*
+ * After a successful login: finds the user's INBOX, takes the maildrop lock and the
+ * snapshot. done(sess, rc): 0 (maildrop ready), -EBUSY (another POP3 session holds the
+ * lock: [IN-USE]), or another negative errno (store trouble: [SYS/TEMP]). Writes nothing.
+ */
+void pop3_mail_open(struct pop3_mail *m, int64_t user_id, pop3_mail_done_fn *done);
+
+/* The TRANSACTION commands: arg is the text after the command name and one space (len 0
+ * when none). Each writes its whole reply; RETR and TOP stream theirs asynchronously. */
+void pop3_mail_stat(struct pop3_mail *m, const char *arg, size_t len);
+void pop3_mail_list(struct pop3_mail *m, const char *arg, size_t len);
+void pop3_mail_uidl(struct pop3_mail *m, const char *arg, size_t len);
+void pop3_mail_dele(struct pop3_mail *m, const char *arg, size_t len);
+void pop3_mail_rset(struct pop3_mail *m, const char *arg, size_t len);
+void pop3_mail_retr(struct pop3_mail *m, const char *arg, size_t len);
+void pop3_mail_top(struct pop3_mail *m, const char *arg, size_t len);
+
+/*
+ * QUIT in the TRANSACTION state (the UPDATE state): removes exactly the messages marked by
+ * DELE from the store (\Deleted on those UIDs, then an expunge limited to those UIDs: a
+ * crash between the two leaves them flagged, never removes another message). IMAP sessions
+ * see the expunges through the store's change notification. done(sess, rc): 0, or a
+ * negative errno (some messages were not removed). Writes nothing.
+ */
+void pop3_mail_update(struct pop3_mail *m, pop3_mail_done_fn *done);
+
+#endif
