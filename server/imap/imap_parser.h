@@ -1,0 +1,129 @@
+#ifndef SEALMAIL_IMAP_PARSER_H
+#define SEALMAIL_IMAP_PARSER_H
+/*
+ * The IMAP command reader and argument parser. Pure: no I/O, no libuv, no store.
+ *
+ * Two stages:
+ * 1. struct imap_reader assembles one command from the conn's lines and literal bytes.
+ *    Each line is appended with its CRLF; when a line ends in a literal announcement
+ *    ({N}, or {N+} / {N-less-than-4097+} for LITERAL+/LITERAL-) the reader checks N against
+ *    the limit *before* the caller sends the "+" continuation, and the next N bytes are
+ *    appended as they arrive. The whole command, literals included, ends up contiguous in
+ *    one bounded buffer (the wire form, so the parser sees exactly what the client sent).
+ *    Limits: an APPEND literal may be as large as the message size limit, any other
+ *    literal at most IMAP_LITERAL_MAX_SMALL; the whole command at most the message size
+ *    limit plus IMAP_COMMAND_MAX_EXTRA.
+ *    Decision on LITERAL+: we advertise LITERAL+ (any size, RFC 7888). A non-synchronising
+ *    literal over its limit cannot be refused before the client sends it; the reader
+ *    reports -E2BIG with nonsync set, the session answers BAD and closes the connection
+ *    (RFC 7888 section 4 allows this) rather than swallowing megabytes.
+ * 2. imap_parse() turns the assembled command into a tree of arguments whose strings are
+ *    views into the reader's buffer (valid until the next imap_reader_reset). Quoted
+ *    strings are unescaped in place. Bounds: IMAP_PARSE_MAX_DEPTH nested lists,
+ *    IMAP_PARSE_MAX_ARGS arguments in all.
+ *
+ * Atoms follow RFC 3501 loosely: an atom may contain a bracketed part that itself holds
+ * spaces and parentheses (BODY[HEADER.FIELDS (From To)]<0.100>), as fetch-att needs.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+#define IMAP_LITERAL_MAX_SMALL (64 * 1024)
+#define IMAP_COMMAND_MAX_EXTRA (1024 * 1024)
+#define IMAP_PARSE_MAX_DEPTH   32
+#define IMAP_PARSE_MAX_ARGS    10000
+
+struct imap_reader {
+	struct buf cmd;
+	uint64_t message_max;  /* limit for an APPEND literal */
+	uint64_t literal_left; /* bytes still expected for the current literal */
+	bool in_literal;
+};
+
+void imap_reader_init(struct imap_reader *r, uint64_t message_max);
+void imap_reader_free(struct imap_reader *r);
+/* Forgets the assembled command (after it has been handled). */
+void imap_reader_reset(struct imap_reader *r);
+
+struct imap_literal {
+	uint64_t size;
+	bool nonsync; /* {N+}: the client sends without waiting for "+" */
+};
+
+/*
+ * Appends one line (without its line ending). Returns 1 when the command is complete,
+ * 0 when a literal follows (*lit_r says its size and kind; send "+ " unless nonsync, then
+ * expect lit_r->size bytes), or a negative error: -E2BIG literal over its limit (nothing
+ * was appended; lit_r is filled), -ENOBUFS the command as a whole is too long, -EINVAL a
+ * line inside a literal (a caller bug). After an error the reader is reset.
+ */
+int imap_reader_line(struct imap_reader *r, const char *line, size_t len,
+                     struct imap_literal *lit_r);
+/* Appends literal bytes. Returns 0, or -ENOBUFS (cannot happen when the announcement was
+ * accepted). */
+int imap_reader_bytes(struct imap_reader *r, const char *data, size_t len);
+
+enum imap_arg_type {
+	IMAP_ARG_ATOM,
+	IMAP_ARG_STRING, /* quoted or literal */
+	IMAP_ARG_NIL,
+	IMAP_ARG_LIST,
+};
+
+struct imap_arg {
+	enum imap_arg_type type;
+	bool literal;
+	const char *s; /* atom / string bytes (not NUL-terminated; strings may hold NUL) */
+	size_t len;
+	struct imap_arg *list; /* IMAP_ARG_LIST: the children */
+	size_t n;
+};
+
+struct imap_args {
+	struct imap_arg *v; /* top-level arguments */
+	size_t n;
+	struct imap_arg *pool; /* owned */
+	size_t used, cap;
+};
+
+/*
+ * Parses data[0..len) (a complete command as assembled by the reader, or any buffer of
+ * the same wire form; it is modified: quoted strings are unescaped in place) into args.
+ * Returns 0, or -EINVAL with *error_r naming the problem (unbalanced parenthesis,
+ * unterminated quote, bad literal, NUL or CR/LF outside a literal, too deep, too many).
+ * args must be freed with imap_args_free (also after an error).
+ */
+int imap_parse(char *data, size_t len, struct imap_args *args, const char **error_r);
+void imap_args_free(struct imap_args *args);
+
+/* Convenience: true when arg is an atom equal to word (ASCII case-insensitive). */
+bool imap_arg_is(const struct imap_arg *arg, const char *word);
+/* An astring (atom or string) as a new NUL-terminated string, or NULL when arg is not one
+ * or holds a NUL byte. */
+char *imap_arg_dup(const struct imap_arg *arg);
+/* True when arg is an atom or string (astring). */
+bool imap_arg_is_astring(const struct imap_arg *arg);
+
+/* ---- Sequence sets ---- */
+
+struct imap_range {
+	uint32_t first, last; /* inclusive, first <= last; UINT32_MAX stands for "*" */
+};
+
+struct imap_seqset {
+	struct imap_range *r;
+	size_t n;
+	bool dollar; /* "$" (SEARCHRES) */
+};
+
+/* Parses "1,3:5,7:*" (a "*" becomes UINT32_MAX; ranges are normalised first <= last).
+ * 0 or -EINVAL. At most 10000 ranges. */
+int imap_seqset_parse(const char *s, size_t len, struct imap_seqset *set);
+void imap_seqset_free(struct imap_seqset *set);
+/* True when v is in the set; star is the value "*" stands for. */
+bool imap_seqset_contains(const struct imap_seqset *set, uint32_t v, uint32_t star);
+
+#endif
