@@ -1,0 +1,41 @@
+#ifndef SEALMAIL_CLI_PRIVATE_H
+#define SEALMAIL_CLI_PRIVATE_H
+/*
+ * sealctl internals: one file per noun (cmd_user.c, cmd_mailbox.c, later cmd_cert.c,
+ * cmd_queue.c), dispatched from sealctl.c. A noun handler returns the exit code:
+ * CLI_OK, CLI_FAIL (operational failure) or CLI_USAGE, after printing one line on
+ * standard error that says what to do.
+ */
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "storage/store.h"
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+struct cli {
+	const char *config_path;
+	struct config *cfg;
+	struct store *store; /* opened on first use by cli_store() */
+};
+
+struct cli_noun {
+	const char *name;
+	const char *usage;                                  /* lines of "<noun> <verb> ..." */
+	int (*run)(struct cli *cli, int argc, char **argv); /* argv[0] is the verb */
+};
+
+extern const struct cli_noun cli_noun_user;
+extern const struct cli_noun cli_noun_mailbox;
+
+/* The store of the configured data_dir (created when missing), or NULL after printing why. */
+struct store *cli_store(struct cli *cli);
+/* Prints "sealctl: <formatted>" on standard error. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_usage(const struct cli_noun *noun, const char *problem);
+/* Normalizes address and checks that its domain is configured: 0, or an exit code. */
+int cli_local_address(struct cli *cli, const char *address, char **norm_r);
+/* Runs one store call to completion: rc of the operation. */
+int cli_wait(struct store_sync *w, int submit_rc);
+
+#endif
