@@ -42,14 +42,16 @@ static int cert_identity_san(gnutls_x509_crt_t crt, char **found, const char **e
 		if (ret == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
 			return 0;
 		if (ret != GNUTLS_E_SHORT_MEMORY_BUFFER && ret < 0)
-			return cert_gnutls_error(error_r, ret, "subjectAltName");
+			return cert_error(error_r, -EINVAL, "subjectAltName: %s",
+			                  gnutls_strerror(ret));
 		if (size > 65536)
 			return cert_error(error_r, -EINVAL, "subjectAltName: entry too long");
 		buf = xmalloc(size + 1);
 		ret = gnutls_x509_crt_get_subject_alt_name2(crt, seq, buf, &size, &type, &critical);
 		if (ret < 0) {
 			free(buf);
-			return cert_gnutls_error(error_r, ret, "subjectAltName");
+			return cert_error(error_r, -EINVAL, "subjectAltName: %s",
+			                  gnutls_strerror(ret));
 		}
 		if (ret == GNUTLS_SAN_RFC822NAME && cert_identity_merge(found, buf, size) < 0) {
 			free(buf);
@@ -74,7 +76,8 @@ static int cert_identity_email_attr(gnutls_x509_crt_t crt, char **found, const c
 		if (ret == GNUTLS_E_SHORT_MEMORY_BUFFER)
 			return cert_error(error_r, -EINVAL, "subject emailAddress: too long");
 		if (ret < 0)
-			return cert_gnutls_error(error_r, ret, "subject emailAddress");
+			return cert_error(error_r, -EINVAL, "subject emailAddress: %s",
+			                  gnutls_strerror(ret));
 		if (cert_identity_merge(found, buf, size) < 0)
 			return cert_error(error_r, -EINVAL,
 			                  "subject emailAddress: malformed or ambiguous");
