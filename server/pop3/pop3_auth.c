@@ -137,10 +137,8 @@ static void pop3_auth_ext_got(void *ctx, int rc, struct store_result *res)
 		          "session=%s proto=pop3 event=auth_failed mech=EXTERNAL user=%s ip=%s "
 		          "reason=%s",
 		          conn_id(c), esc, conn_peer_ip(c), why);
-	/* As after auth_login: the session answers (and may pause again), then input
-	 * flows; a closes with the session, so c is kept aside. */
+	/* Input stays paused: the session answers and resumes it. */
 	a->done(a->sess, &r);
-	conn_resume(c);
 }
 
 static void pop3_auth_external(struct pop3_auth *a, const char *resp, size_t len)
@@ -174,11 +172,9 @@ static void pop3_auth_external(struct pop3_auth *a, const char *resp, size_t len
 	conn_hold(a->c);
 	int rc = store_user_get(sv->store, identity, pop3_auth_ext_got, a);
 	if (rc < 0) {
-		struct conn *c = a->c;
-		conn_release(c);
+		conn_release(a->c);
 		struct auth_login_result r = {.status = AUTH_LOGIN_TEMPFAIL};
 		a->done(a->sess, &r);
-		conn_resume(c);
 	}
 }
 

@@ -9,7 +9,10 @@
  *
  * The session's command table lets USER, PASS and AUTH run only after TLS and before
  * login. The outcome goes to the session's done callback, which opens the maildrop and
- * writes the reply: nothing here writes the final +OK / -ERR of a login.
+ * writes the reply: nothing here writes the final +OK / -ERR of a login. done may run
+ * before the command function returns (an answer that needs no store), or later on the
+ * loop thread with input paused (auth_login resumes input after done returns; EXTERNAL
+ * leaves resuming to the session).
  */
 #include <stdbool.h>
 #include <stddef.h>

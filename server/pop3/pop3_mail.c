@@ -25,11 +25,12 @@ static struct store *pop3_store(struct pop3_mail *m)
 	return conn_services(m->c)->store;
 }
 
-void pop3_mail_init(struct pop3_mail *m, struct conn *c, void *sess)
+void pop3_mail_init(struct pop3_mail *m, struct conn *c, void *sess, pop3_mail_done_fn *done)
 {
 	memset(m, 0, sizeof(*m));
 	m->c = c;
 	m->sess = sess;
+	m->done = done;
 }
 
 void pop3_mail_free(struct pop3_mail *m)
@@ -44,14 +45,11 @@ void pop3_mail_free(struct pop3_mail *m)
 	m->open = false;
 }
 
-/* Ends an asynchronous step: input flows again and the session hears the outcome. */
+/* Ends an asynchronous step. Input stays paused: the session resumes it, because only
+ * the session knows whether another step (or a replayed pipelined line) follows. */
 static void pop3_mail_finish(struct pop3_mail *m, int rc)
 {
-	pop3_mail_done_fn *done = m->done;
-	m->done = NULL;
-	conn_resume(m->c);
-	if (done != NULL)
-		done(m->sess, rc);
+	m->done(m->sess, rc);
 }
 
 /* ---- login: lock and snapshot ---------------------------------------------------- */
@@ -95,10 +93,9 @@ static void pop3_mail_got_inbox(void *ctx, int rc, struct store_result *res)
 	}
 }
 
-void pop3_mail_open(struct pop3_mail *m, int64_t user_id, pop3_mail_done_fn *done)
+void pop3_mail_open(struct pop3_mail *m, int64_t user_id)
 {
 	m->user_id = user_id;
-	m->done = done;
 	conn_pause(m->c);
 	struct store *s = pop3_store(m);
 	int rc = s != NULL ? 0 : -EIO;
@@ -227,7 +224,7 @@ static void pop3_mail_stream_end(struct pop3_mail *m)
 {
 	free(m->out);
 	m->out = NULL;
-	conn_resume(m->c);
+	pop3_mail_finish(m, 0);
 }
 
 static void pop3_mail_chunk(void *ctx, int rc, struct store_result *res)
@@ -294,7 +291,7 @@ static void pop3_mail_read_next(struct pop3_mail *m)
 	}
 }
 
-static void pop3_mail_stream(struct pop3_mail *m, const struct pop3_msg *msg)
+static int pop3_mail_stream(struct pop3_mail *m, const struct pop3_msg *msg)
 {
 	m->uid = msg->uid;
 	m->size = msg->size;
@@ -302,31 +299,32 @@ static void pop3_mail_stream(struct pop3_mail *m, const struct pop3_msg *msg)
 	m->out = xmalloc(POP3_DOTSTUFF_MAX_OUT(POP3_CHUNK));
 	conn_pause(m->c);
 	pop3_mail_read_next(m);
+	return 1;
 }
 
-void pop3_mail_retr(struct pop3_mail *m, const char *arg, size_t len)
+int pop3_mail_retr(struct pop3_mail *m, const char *arg, size_t len)
 {
 	uint64_t n;
 	const struct pop3_msg *msg = pop3_mail_arg_msg(m, arg, len, &n);
 	if (msg == NULL)
-		return;
+		return 0;
 	pop3_dotstuff_init(&m->ds);
-	pop3_mail_stream(m, msg);
+	return pop3_mail_stream(m, msg);
 }
 
-void pop3_mail_top(struct pop3_mail *m, const char *arg, size_t len)
+int pop3_mail_top(struct pop3_mail *m, const char *arg, size_t len)
 {
 	const char *sp = memchr(arg, ' ', len);
 	uint64_t n, lines;
 	if (sp == NULL || pop3_parse_number(sp + 1, len - (size_t)(sp + 1 - arg), &lines) < 0) {
 		conn_write_str(m->c, "-ERR usage: TOP msg lines\r\n");
-		return;
+		return 0;
 	}
 	const struct pop3_msg *msg = pop3_mail_arg_msg(m, arg, (size_t)(sp - arg), &n);
 	if (msg == NULL)
-		return;
+		return 0;
 	pop3_dotstuff_init_top(&m->ds, lines);
-	pop3_mail_stream(m, msg);
+	return pop3_mail_stream(m, msg);
 }
 
 /* ---- UPDATE ---------------------------------------------------------------------- */
@@ -356,11 +354,10 @@ static void pop3_mail_expunged(void *ctx, int rc, struct store_result *res)
 	pop3_mail_update_step(m, rc);
 }
 
-void pop3_mail_update(struct pop3_mail *m, pop3_mail_done_fn *done)
+void pop3_mail_update(struct pop3_mail *m)
 {
 	struct store_uid_range *ranges;
 	size_t n = pop3_maildrop_deleted_ranges(&m->md, &ranges);
-	m->done = done;
 	m->update_rc = 0;
 	m->update_n = pop3_maildrop_n_deleted(&m->md);
 	conn_pause(m->c);

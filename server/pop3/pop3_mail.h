@@ -20,7 +20,8 @@
 
 struct conn;
 
-/* Called once when an asynchronous step ends (unless the connection closed meanwhile). */
+/* Called once when an asynchronous step (open, RETR/TOP, update) ends, unless the
+ * connection closed meanwhile. Input is still paused: the session resumes it. */
 typedef void pop3_mail_done_fn(void *sess, int rc);
 
 struct pop3_mail {
@@ -44,35 +45,39 @@ struct pop3_mail {
 	size_t update_n;
 };
 
-/* Zeroes m and remembers its connection and session (for completions). */
-void pop3_mail_init(struct pop3_mail *m, struct conn *c, void *sess);
+/* Zeroes m and remembers its connection, session and completion. */
+void pop3_mail_init(struct pop3_mail *m, struct conn *c, void *sess, pop3_mail_done_fn *done);
 /* Releases the maildrop lock and frees the snapshot. Nothing is deleted. */
 void pop3_mail_free(struct pop3_mail *m);
 
 /*
- * After a successful login: finds the user's INBOX, takes the maildrop lock and the
- * snapshot. done(sess, rc): 0 (maildrop ready), -EBUSY (another POP3 session holds the
- * lock: [IN-USE]), or another negative errno (store trouble: [SYS/TEMP]). Writes nothing.
+ * After a successful login: pauses input, finds the user's INBOX, takes the maildrop lock
+ * and the snapshot. done(sess, rc) (maybe before this returns): 0 (maildrop ready), -EBUSY
+ * (another POP3 session holds the lock: [IN-USE]), or another negative errno (store
+ * trouble: [SYS/TEMP]). Writes nothing.
  */
-void pop3_mail_open(struct pop3_mail *m, int64_t user_id, pop3_mail_done_fn *done);
+void pop3_mail_open(struct pop3_mail *m, int64_t user_id);
 
 /* The TRANSACTION commands: arg is the text after the command name and one space (len 0
- * when none). Each writes its whole reply; RETR and TOP stream theirs asynchronously. */
+ * when none). Each writes its whole reply. RETR and TOP return 1 when they started
+ * streaming (input paused; done(sess, 0) follows, or the connection is closed if the
+ * message cannot be read after its first bytes went out), 0 when they answered at once. */
 void pop3_mail_stat(struct pop3_mail *m, const char *arg, size_t len);
 void pop3_mail_list(struct pop3_mail *m, const char *arg, size_t len);
 void pop3_mail_uidl(struct pop3_mail *m, const char *arg, size_t len);
 void pop3_mail_dele(struct pop3_mail *m, const char *arg, size_t len);
 void pop3_mail_rset(struct pop3_mail *m, const char *arg, size_t len);
-void pop3_mail_retr(struct pop3_mail *m, const char *arg, size_t len);
-void pop3_mail_top(struct pop3_mail *m, const char *arg, size_t len);
+int pop3_mail_retr(struct pop3_mail *m, const char *arg, size_t len);
+int pop3_mail_top(struct pop3_mail *m, const char *arg, size_t len);
 
 /*
  * QUIT in the TRANSACTION state (the UPDATE state): removes exactly the messages marked by
  * DELE from the store (\Deleted on those UIDs, then an expunge limited to those UIDs: a
  * crash between the two leaves them flagged, never removes another message). IMAP sessions
- * see the expunges through the store's change notification. done(sess, rc): 0, or a
- * negative errno (some messages were not removed). Writes nothing.
+ * see the expunges through the store's change notification. Pauses input; done(sess, rc)
+ * (maybe before this returns): 0, or a negative errno (some messages were not removed).
+ * Writes nothing.
  */
-void pop3_mail_update(struct pop3_mail *m, pop3_mail_done_fn *done);
+void pop3_mail_update(struct pop3_mail *m);
 
 #endif
