@@ -1,5 +1,6 @@
 /* certs/: CA creation, issuing, PKCS#12, CRL and the certificate-to-address mapping. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -75,6 +76,18 @@ static char *slurp(const char *path, size_t *len_r)
 	if (len_r != NULL)
 		*len_r = (size_t)len;
 	return data;
+}
+
+/* Atomic writes leave no temporary files behind. */
+static void assert_no_tmp_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	cr_assert_not_null(d, "%s", dir);
+	while ((e = readdir(d)) != NULL)
+		cr_assert_null(strstr(e->d_name, ".tmp."), "%s/%s left behind", dir, e->d_name);
+	closedir(d);
 }
 
 static struct cert_ca *new_ca(void)
@@ -173,6 +186,7 @@ Test(certs, ca_init_creates_files_with_modes_and_refuses_overwrite)
 	cr_assert_eq(unlink(key), 0);
 	cr_assert_eq(cert_ca_init(ca_dir, "Other", 10, &error), -EEXIST);
 	cr_assert_eq(access(key, F_OK), -1);
+	assert_no_tmp_files(ca_dir);
 
 	cr_assert_eq(cert_info_from_pem(crt, &info, &error), 0, "%s", error);
 	cr_assert(info.is_ca);
@@ -453,6 +467,7 @@ static void issue_and_check_files(bool legacy, const char *password)
 	cr_assert_eq(file_mode(key), 0600);
 	cr_assert_eq(file_mode(p12), 0600);
 	cr_assert_eq(file_mode(crt), 0644);
+	assert_no_tmp_files(tmpdir);
 	file_pem = slurp(crt, NULL);
 	file_key = slurp(key, NULL);
 	cr_assert_str_eq(file_pem, is.cert_pem);
@@ -619,6 +634,7 @@ Test(certs, crl_revokes_and_has_next_update)
 	struct cert_revoked rev[] = {{upper, now - 60}};
 	cr_assert_eq(cert_crl_write(ca, rev, 1, 7, 7, crl_path, &error), 0, "%s", error);
 	cr_assert_eq(file_mode(crl_path), 0644);
+	assert_no_tmp_files(ca_dir);
 
 	crl = crl_from_file(crl_path);
 	bad_crt = crt_from_pem(bad.cert_pem);
