@@ -693,15 +693,19 @@ ssize_t tls_session_read(struct tls_session *s, void *buf, size_t len, const cha
 		if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_WARNING_ALERT_RECEIVED)
 			continue;
 		if (n == GNUTLS_E_REHANDSHAKE) {
-			/* A client asking to renegotiate: politely refuse, keep the session. */
+			/* A TLS 1.2 client asking to renegotiate. GnuTLS cannot go on reading
+			 * past the ClientHello it buffered, so say no and end the session. */
 			gnutls_alert_send(s->gs, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
+			gnutls_alert_send(s->gs, GNUTLS_AL_FATAL, GNUTLS_A_HANDSHAKE_FAILURE);
+			tls_fail(s, "client-initiated renegotiation refused");
+		} else if (!gnutls_error_is_fatal((int)n)) {
 			continue;
+		} else {
+			if (n != GNUTLS_E_FATAL_ALERT_RECEIVED &&
+			    n != GNUTLS_E_PREMATURE_TERMINATION)
+				gnutls_alert_send_appropriate(s->gs, (int)n);
+			tls_fail(s, gnutls_strerror((int)n));
 		}
-		if (!gnutls_error_is_fatal((int)n))
-			continue;
-		if (n != GNUTLS_E_FATAL_ALERT_RECEIVED && n != GNUTLS_E_PREMATURE_TERMINATION)
-			gnutls_alert_send_appropriate(s->gs, (int)n);
-		tls_fail(s, gnutls_strerror((int)n));
 		if (got > 0)
 			break; /* the error is returned on the next call */
 		*error_r = s->error;
@@ -753,8 +757,17 @@ void *tls_session_take_output(struct tls_session *s, size_t *len_r)
 
 const char *tls_session_version(const struct tls_session *s)
 {
-	const char *name = gnutls_protocol_get_name(gnutls_protocol_get_version(s->gs));
-	return name != NULL ? name : "unknown";
+	/* The names other mail servers log (and tls.h promises), not GnuTLS's "TLS1.3". */
+	switch (gnutls_protocol_get_version(s->gs)) {
+	case GNUTLS_TLS1_3:
+		return "TLSv1.3";
+	case GNUTLS_TLS1_2:
+		return "TLSv1.2";
+	default: {
+		const char *name = gnutls_protocol_get_name(gnutls_protocol_get_version(s->gs));
+		return name != NULL ? name : "unknown";
+	}
+	}
 }
 
 const char *tls_session_cipher(const struct tls_session *s)

@@ -576,8 +576,8 @@ Test(tls, tls13_handshake)
 	struct conv v;
 	conv_open(&v, ctx, CFG_CLIENT_CERT_NONE, PRIO_ANY, NULL);
 	assert_established(&v);
-	cr_assert_str_eq(tls_session_version(v.s), "TLS1.3");
-	cr_assert_not_null(strstr(tls_session_cipher(v.s), "TLS_"), "%s", tls_session_cipher(v.s));
+	cr_assert_str_eq(tls_session_version(v.s), "TLSv1.3");
+	cr_assert_str_eq(tls_session_cipher(v.s), "TLS_AES_256_GCM_SHA384");
 	cr_assert_not(tls_session_resumed(v.s));
 	cr_assert_not(tls_session_peer_verified(v.s));
 	cr_assert_null(tls_session_peer_error(v.s));
@@ -597,7 +597,7 @@ Test(tls, tls12_handshake)
 	struct conv v;
 	conv_open(&v, ctx, CFG_CLIENT_CERT_NONE, PRIO_12, NULL);
 	assert_established(&v);
-	cr_assert_str_eq(tls_session_version(v.s), "TLS1.2");
+	cr_assert_str_eq(tls_session_version(v.s), "TLSv1.2");
 	cr_assert_not_null(strstr(tls_session_cipher(v.s), "ECDHE"), "%s", tls_session_cipher(v.s));
 	conv_close(&v);
 	tls_ctx_unref(ctx);
@@ -625,7 +625,7 @@ Test(tls, min_version_13_refuses_12)
 	conv_close(&v);
 	conv_open(&v, ctx, CFG_CLIENT_CERT_NONE, PRIO_ANY, NULL);
 	assert_established(&v);
-	cr_assert_str_eq(tls_session_version(v.s), "TLS1.3");
+	cr_assert_str_eq(tls_session_version(v.s), "TLSv1.3");
 	conv_close(&v);
 	tls_ctx_unref(ctx);
 }
@@ -800,6 +800,67 @@ Test(tls, read_before_handshake_and_pipelined_data)
 	cr_assert_eq(tls_session_read(s, tmp, sizeof(tmp), &err), 0);
 	tls_session_free(s);
 	client_free(c);
+	tls_ctx_unref(ctx);
+}
+
+/* Client bytes into the server, then everything the server can read. */
+static void feed_and_read(struct client *c, struct tls_session *s, struct buf *into)
+{
+	server_receive(c, s, c->out.len > 0 ? c->out.len : 1, into);
+}
+
+Test(tls, key_update_then_data)
+{
+	struct tls_ctx *ctx = ctx_make(NULL, CFG_TLS_1_2);
+	struct conv v;
+	conv_open(&v, ctx, CFG_CLIENT_CERT_NONE, PRIO_13, NULL);
+	assert_established(&v);
+	cr_assert_eq(client_recv(v.c, NULL), GNUTLS_E_AGAIN);
+	/* A KeyUpdate (asking for ours) and data in one piece: the data must not stall
+	 * behind the record that carried none. */
+	cr_assert_eq(gnutls_session_key_update(v.c->gs, GNUTLS_KU_PEER), 0);
+	client_send(v.c, "after update\r\n", 14);
+	struct buf got;
+	buf_init(&got, 1024);
+	feed_and_read(v.c, v.s, &got);
+	cr_assert_eq(got.len, 14);
+	cr_assert_arr_eq(got.data, "after update\r\n", 14);
+	buf_reset(&got);
+	cr_assert_eq(tls_session_write(v.s, "reply\r\n", 7), 0);
+	to_client(v.s, v.c);
+	cr_assert_eq(client_recv(v.c, &got), GNUTLS_E_AGAIN);
+	cr_assert_str_eq(got.data, "reply\r\n");
+	buf_free(&got);
+	conv_close(&v);
+	tls_ctx_unref(ctx);
+}
+
+Test(tls, renegotiation_refused)
+{
+	struct tls_ctx *ctx = ctx_make(NULL, CFG_TLS_1_2);
+	struct conv v;
+	conv_open(&v, ctx, CFG_CLIENT_CERT_NONE, PRIO_12, NULL);
+	assert_established(&v);
+	cr_assert_eq(gnutls_handshake(v.c->gs), GNUTLS_E_AGAIN); /* a new ClientHello */
+	cr_assert_eq(tls_session_feed(v.s, v.c->out.data, v.c->out.len), 0);
+	buf_reset(&v.c->out);
+	/* A client-initiated renegotiation is refused: the read fails, no_renegotiation and
+	 * a fatal alert go out, and the session stays failed. */
+	char tmp[64];
+	const char *err = NULL;
+	cr_assert_lt(tls_session_read(v.s, tmp, sizeof(tmp), &err), 0);
+	cr_assert_not_null(err);
+	cr_assert_not_null(strstr(err, "renegotiation"), "%s", err);
+	cr_assert_gt(to_client(v.s, v.c), 0, "an alert");
+	cr_assert_lt(tls_session_read(v.s, tmp, sizeof(tmp), &err), 0);
+	cr_assert_lt(tls_session_write(v.s, "x", 1), 0);
+	int r;
+	while ((r = gnutls_handshake(v.c->gs)) == GNUTLS_E_WARNING_ALERT_RECEIVED)
+		cr_assert_eq(gnutls_alert_get(v.c->gs), GNUTLS_A_NO_RENEGOTIATION);
+	cr_assert_eq(r, GNUTLS_E_FATAL_ALERT_RECEIVED, "%s", gnutls_strerror(r));
+	cr_assert_eq(gnutls_alert_get(v.c->gs), GNUTLS_A_HANDSHAKE_FAILURE, "%s",
+	             gnutls_alert_get_name(gnutls_alert_get(v.c->gs)));
+	conv_close(&v);
 	tls_ctx_unref(ctx);
 }
 
