@@ -31,7 +31,7 @@ int store_mailbox_load(struct store_conn *c, sqlite3_stmt *st, struct store_mail
 	mb->highest_modseq = (uint64_t)sqlite3_column_int64(st, 7);
 	mb->messages = (uint32_t)sqlite3_column_int64(st, 8);
 	mb->unseen = (uint32_t)sqlite3_column_int64(st, 9);
-	mb->size = (uint64_t)sqlite3_column_double(st, 10);
+	mb->size = (uint64_t)sqlite3_column_int64(st, 10);
 	(void)c;
 	return 0;
 }

@@ -12,10 +12,7 @@
 
 #define MB_COLS                                                                                    \
 	"m.id, m.user_id, m.name, m.special_use, m.subscribed, m.uidvalidity, m.uidnext, "         \
-	"m.highest_modseq, "                                                                       \
-	"(SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id), "                             \
-	"(SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id AND (e.flags & 1) = 0), "       \
-	"(SELECT total(e.size) FROM entries e WHERE e.mailbox_id = m.id)"
+	"m.highest_modseq, m.messages, m.unseen, m.bytes"
 #define USER_COLS  "id, address, require_client_cert, disabled, quota_bytes, used_bytes"
 #define ENTRY_COLS "uid, modseq, flags, keywords, internal_date, size, content_id"
 
@@ -60,9 +57,8 @@ static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_MAILBOX_BUMP] = "UPDATE mailboxes SET highest_modseq = highest_modseq + 1, "
                          "uidnext = uidnext + ?2 WHERE id = ?1 "
                          "RETURNING highest_modseq, uidnext",
-    [SQL_MAILBOX_STATE] = "SELECT user_id, highest_modseq, uidnext, "
-                          "(SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id) "
-                          "FROM mailboxes m WHERE m.id = ?",
+    [SQL_MAILBOX_STATE] = "SELECT user_id, highest_modseq, uidnext, messages "
+			      "FROM mailboxes WHERE id = ?",
     [SQL_CONTENT_BY_HASH] = "SELECT id FROM contents WHERE sha256 = ?",
     [SQL_CONTENT_INSERT] = "INSERT INTO contents (sha256, size, body, mime, hdr_from, hdr_to, "
                            "hdr_cc, hdr_subject, hdr_message_id, hdr_date) "
