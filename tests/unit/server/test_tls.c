@@ -935,6 +935,9 @@ static const struct reject_case reject_cases[] = {
     {"expired", "ca.crl", "expired", "expired", GNUTLS_A_CERTIFICATE_EXPIRED},
     {"revoked", "ca.crl", "revoked", "revoked", GNUTLS_A_CERTIFICATE_REVOKED},
     {"alice", "stale.crl", "CRL expired", "CRL expired", GNUTLS_A_CERTIFICATE_UNKNOWN},
+    /* A server certificate (serverAuth only) is no client certificate. */
+    {"server", "ca.crl", "not for client authentication", "not for client authentication",
+     GNUTLS_A_BAD_CERTIFICATE},
     {"revoked", "stale.crl", "revoked", NULL, 0},
 };
 
@@ -950,6 +953,7 @@ static void check_required_rejections(const char *prio)
 			cr_assert_lt(v.st.hs, 0, "case %zu accepted", i);
 		} else {
 			assert_rejected(&v, rc->reason, rc->alert);
+			cr_assert_str_eq(tls_session_peer_error(v.s), rc->peer_error);
 		}
 		conv_close(&v);
 		tls_ctx_unref(ctx);
