@@ -210,6 +210,12 @@ int store_conn_open(struct store_conn *c, const char *path, unsigned busy_ms, bo
 	if (rc == 0 && writer) {
 		/* Reading the header here is what detects a file that is not a database. */
 		rc = conn_pragma(c, "PRAGMA journal_mode = WAL;", path, error_r);
+	if (rc == 0 && writer) {
+		/* Fewer, larger checkpoints; a page cache that holds the hot b-tree pages of a
+		 * group. */
+		rc = conn_pragma(c, "PRAGMA wal_autocheckpoint = 4096; PRAGMA cache_size = -32768;",
+				 path, error_r);
+	}
 	}
 	if (rc == 0 && !writer)
 		rc = conn_pragma(c, "PRAGMA query_only = ON;", path, error_r);
