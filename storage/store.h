@@ -101,6 +101,9 @@ struct store_user {
 	bool disabled;
 	uint64_t quota_bytes; /* 0 = unlimited */
 	uint64_t used_bytes;
+	/* SHA-256 (hex) of the stored password hash: changes whenever the password does, so
+	 * the server's login cache can tell a stale entry; reveals nothing usable. */
+	char *password_tag;
 };
 
 struct store_mailbox {

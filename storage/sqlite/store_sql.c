@@ -13,7 +13,8 @@
 #define MB_COLS                                                                                    \
 	"m.id, m.user_id, m.name, m.special_use, m.subscribed, m.uidvalidity, m.uidnext, "         \
 	"m.highest_modseq, m.messages, m.unseen, m.bytes"
-#define USER_COLS  "id, address, require_client_cert, disabled, quota_bytes, used_bytes"
+#define USER_COLS                                                                                  \
+	"id, address, require_client_cert, disabled, quota_bytes, used_bytes, password_hash"
 #define ENTRY_COLS "uid, modseq, flags, keywords, internal_date, size, content_id"
 
 static const char *const store_sql_text[SQL__COUNT] = {
@@ -58,7 +59,7 @@ static const char *const store_sql_text[SQL__COUNT] = {
                          "uidnext = uidnext + ?2 WHERE id = ?1 "
                          "RETURNING highest_modseq, uidnext",
     [SQL_MAILBOX_STATE] = "SELECT user_id, highest_modseq, uidnext, messages "
-			      "FROM mailboxes WHERE id = ?",
+                          "FROM mailboxes WHERE id = ?",
     [SQL_CONTENT_BY_HASH] = "SELECT id FROM contents WHERE sha256 = ?",
     [SQL_CONTENT_INSERT] = "INSERT INTO contents (sha256, size, body, mime, hdr_from, hdr_to, "
                            "hdr_cc, hdr_subject, hdr_message_id, hdr_date) "
@@ -210,12 +211,13 @@ int store_conn_open(struct store_conn *c, const char *path, unsigned busy_ms, bo
 	if (rc == 0 && writer) {
 		/* Reading the header here is what detects a file that is not a database. */
 		rc = conn_pragma(c, "PRAGMA journal_mode = WAL;", path, error_r);
-	if (rc == 0 && writer) {
-		/* Fewer, larger checkpoints; a page cache that holds the hot b-tree pages of a
-		 * group. */
-		rc = conn_pragma(c, "PRAGMA wal_autocheckpoint = 4096; PRAGMA cache_size = -32768;",
-				 path, error_r);
-	}
+		if (rc == 0 && writer) {
+			/* Fewer, larger checkpoints; a page cache that holds the hot b-tree pages
+			 * of a group. */
+			rc = conn_pragma(
+			    c, "PRAGMA wal_autocheckpoint = 4096; PRAGMA cache_size = -32768;",
+			    path, error_r);
+		}
 	}
 	if (rc == 0 && !writer)
 		rc = conn_pragma(c, "PRAGMA query_only = ON;", path, error_r);

@@ -176,6 +176,7 @@ out:
 void store_user_clear(struct store_user *u)
 {
 	free(u->address);
+	free(u->password_tag);
 	memset(u, 0, sizeof(*u));
 }
 
@@ -187,6 +188,18 @@ static void user_from_row(sqlite3_stmt *st, struct store_user *u)
 	u->disabled = sqlite3_column_int(st, 3) != 0;
 	u->quota_bytes = (uint64_t)sqlite3_column_int64(st, 4);
 	u->used_bytes = (uint64_t)sqlite3_column_int64(st, 5);
+	const unsigned char *hash = sqlite3_column_text(st, 6);
+	unsigned char d[32];
+	static const char hex[] = "0123456789abcdef";
+	if (hash != NULL && gnutls_hash_fast(GNUTLS_DIG_SHA256, hash,
+	                                     (size_t)sqlite3_column_bytes(st, 6), d) == 0) {
+		u->password_tag = xmalloc(65);
+		for (size_t i = 0; i < 32; i++) {
+			u->password_tag[2 * i] = hex[d[i] >> 4];
+			u->password_tag[2 * i + 1] = hex[d[i] & 15];
+		}
+		u->password_tag[64] = '\0';
+	}
 }
 
 int store_user_load(struct store_conn *c, const char *address, struct store_user *u)
