@@ -22,6 +22,7 @@
 #include "common/xmalloc.h"
 #include "server/server_private.h"
 #include "server/tls.h"
+#include "certs/cert.h"
 
 #define READ_CHUNK     16384
 #define WRITE_HIGH     (256 * 1024) /* stop reading above this much queued output */
@@ -255,6 +256,7 @@ static void conn_free(struct conn *c)
 	struct server *srv = c->server;
 	linebuf_free(&c->in);
 	buf_free(&c->out);
+	free(c->identity);
 	free(c);
 	server_conn_gone(srv);
 }
@@ -776,6 +778,26 @@ struct services *conn_services(struct conn *c)
 uint64_t conn_now_ms(const struct conn *c)
 {
 	return uv_now(c->server->loop);
+}
+
+const char *conn_cert_identity(struct conn *c)
+{
+	if (c->state != CONN_TLS || c->tls == NULL || !tls_session_peer_verified(c->tls))
+		return NULL;
+	if (!c->identity_done) {
+		size_t len = 0;
+		const void *der = tls_session_peer_der(c->tls, &len);
+		const char *err = NULL;
+		c->identity_done = true;
+		if (der == NULL || cert_identity_from_der(der, len, &c->identity, &err) < 0) {
+			c->identity = NULL;
+			log_event(LOGL_INFO,
+			          "session=%s event=cert_no_identity ip=%s serial=%s reason=\"%s\"",
+			          c->id, c->ip, tls_session_peer_serial(c->tls),
+			          err ? err : "no e-mail address in the certificate");
+		}
+	}
+	return c->identity;
 }
 
 const char *conn_user(const struct conn *c)

@@ -82,6 +82,8 @@ struct conn {
 	bool proto_closed;
 	bool proto_close_pending;
 	bool was_tls;
+	bool identity_done;
+	char *identity; /* conn_cert_identity, computed once */
 	char id[17];
 	char ip[48];
 	char user[128];
