@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Install every Debian 12 package that sealmail's build, tests and quick start need.
+#
+# Idempotent and non-interactive. When every package is already installed it does nothing
+# (fast for developers); set SEALMAIL_FORCE_APT=1 (or CI=true) to always run apt-get update
+# and install, as CI does on a fresh machine. Runs apt through sudo when not root.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential meson ninja-build pkg-config
+  libgnutls28-dev gnutls-bin libuv1-dev libsqlite3-dev sqlite3 libyaml-dev libcriterion-dev
+  libgmime-3.0-dev libgsasl-dev libc-ares-dev libidn2-dev libcrypt-dev
+  python3 python3-pytest curl swaks openssl nodejs npm
+)
+
+installed() {
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if installed "$p"; then
+    continue
+  fi
+  # NodeSource's nodejs ships npm itself and conflicts with Debian's npm package.
+  if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then
+    continue
+  fi
+  missing+=("$p")
+done
+
+force=${SEALMAIL_FORCE_APT:-}
+[ "${CI:-}" = true ] && force=1
+if [ ${#missing[@]} -eq 0 ] && [ -z "$force" ]; then
+  exit 0
+fi
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+  else
+    echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: apt-get update" >&2
+"${SUDO[@]}" apt-get update -qq >/dev/null
+
+# Keep only packages this machine's apt knows about (and that do not clash with what is
+# already here, e.g. npm beside NodeSource's nodejs): warn about the rest.
+want=()
+for p in "${PACKAGES[@]}"; do
+  if [ "$p" = npm ] && ! installed npm && command -v npm >/dev/null 2>&1; then
+    continue
+  fi
+  cand=$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ {print $2}')
+  if [ -z "$cand" ] || [ "$cand" = "(none)" ]; then
+    if ! installed "$p"; then
+      echo "install-deps: warning: no apt candidate for $p; skipping it" >&2
+    fi
+    continue
+  fi
+  want+=("$p")
+done
+
+echo "install-deps: apt-get install ${#want[@]} packages" >&2
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends \
+  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+  "${want[@]}" >/dev/null

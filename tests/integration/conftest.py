@@ -1,0 +1,61 @@
+"""pytest fixtures that run the real sealmaild (see harness.py).
+
+- certs: the test PKI, made once per session.
+- server: a sealmaild with the default listeners, one per test module.
+- make_server(**kw): a sealmaild with a custom config (tls=, limits=, listeners=,
+  extra_yaml=), started; stopped at the end of the test.
+Every server is stopped with SIGTERM at teardown; the test errors if the exit code is not 0
+within 10 s or if the server's stderr holds a sanitizer report.
+"""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    return harness.CertSet(str(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture(scope="session")
+def sealmaild_bin():
+    try:
+        return harness.tool("sealmaild")
+    except FileNotFoundError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def server(certs, sealmaild_bin, tmp_path_factory):
+    srv = harness.Server(certs, workdir=str(tmp_path_factory.mktemp("srv")))
+    srv.start()
+    yield srv
+    srv.check_stopped()
+
+
+@pytest.fixture
+def make_server(certs, sealmaild_bin, tmp_path_factory):
+    started = []
+
+    def make(start=True, **kw):
+        srv = harness.Server(certs, workdir=str(tmp_path_factory.mktemp("srv")), **kw)
+        started.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield make
+    errors = []
+    for srv in started:
+        if srv.proc is None:
+            continue
+        try:
+            srv.check_stopped()
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n\n".join(errors), pytrace=False)
