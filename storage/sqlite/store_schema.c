@@ -78,7 +78,7 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE INDEX queue_rcpts_queue ON queue_rcpts (queue_id);"
     "CREATE INDEX queue_rcpts_due ON queue_rcpts (status, next_attempt);"
     /* Content lives while an entry or a queue message refers to it; usage and mailbox
-	 * counts follow entries, so SELECT and STATUS never count rows. */
+     * counts follow entries, so SELECT and STATUS never count rows. */
     "CREATE TRIGGER entries_ref AFTER INSERT ON entries BEGIN"
     " UPDATE mailboxes SET messages = messages + 1, bytes = bytes + NEW.size,"
     "  unseen = unseen + ((NEW.flags & 1) = 0) WHERE id = NEW.mailbox_id;"

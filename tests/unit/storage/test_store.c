@@ -580,3 +580,67 @@ Test(store, spooled_large_message)
 	cr_assert_eq(fx_open_opts(&fx, &opt), 0);
 	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), -EFBIG);
 }
+
+Test(store, mime_fields_and_search)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	int64_t inbox = mailbox_id(a, "INBOX");
+	static const char mime[] = "From: =?UTF-8?Q?J=C3=BCrgen?= <j@corp.example>\r\n"
+	                           "To: alice@corp.example\r\n"
+	                           "Subject: =?UTF-8?Q?=C3=9Cberweisung?= heute\r\n"
+	                           "Message-ID: <m1@corp.example>\r\n"
+	                           "Date: Sat, 28 Nov 2026 10:00:00 +0000\r\n"
+	                           "MIME-Version: 1.0\r\n"
+	                           "Content-Type: multipart/mixed; boundary=\"b1\"\r\n"
+	                           "\r\n"
+	                           "--b1\r\n"
+	                           "Content-Type: text/plain; charset=iso-8859-1\r\n"
+	                           "Content-Transfer-Encoding: quoted-printable\r\n"
+	                           "\r\n"
+	                           "Die Gr=FC=DFe und die Rechnung.\r\n"
+	                           "--b1\r\n"
+	                           "Content-Type: application/pdf; name=r.pdf\r\n"
+	                           "Content-Disposition: attachment; filename=r.pdf\r\n"
+	                           "Content-Transfer-Encoding: base64\r\n"
+	                           "\r\n"
+	                           "JVBERi0xLjQK\r\n"
+	                           "--b1--\r\n";
+	struct store_target t = {.user_id = a};
+	cr_assert_eq(deliver(mime, &t, 1), 0);
+	cr_assert_eq(FX_CALL(&fx, store_message_get(fx.s, inbox, 1, store_sync_cb, &fx.w)), 0);
+	struct store_msg *m = &fx.w.res.msgs[0];
+	cr_assert_str_eq(m->hdr_subject, "\xc3\x9c"
+	                                 "berweisung heute");
+	cr_assert(strstr(m->hdr_from, "J\xc3\xbcrgen") != NULL, "%s", m->hdr_from);
+	cr_assert_str_eq(m->hdr_message_id, "m1@corp.example");
+	cr_assert_eq(m->hdr_date, 1795860000);
+	cr_assert_not_null(m->mime_json);
+	cr_assert(strstr(m->mime_json, "\"type\":\"multipart\",\"subtype\":\"mixed\"") != NULL,
+	          "%s", m->mime_json);
+	cr_assert(strstr(m->mime_json, "\"filename\":\"r.pdf\"") != NULL, "%s", m->mime_json);
+	cr_assert(strstr(m->mime_json, "\"encoding\":\"base64\"") != NULL, "%s", m->mime_json);
+	/* The pdf part's body offset points at its bytes in the stored message. */
+	const char *bo = strstr(strstr(m->mime_json, "application"), "\"body_offset\":");
+	cr_assert_not_null(bo);
+	long off = strtol(bo + 14, NULL, 10);
+	cr_assert_eq(memcmp(mime + off, "JVBERi0xLjQK", 12), 0, "offset %ld", off);
+
+	/* FTS: decoded text, diacritics folded, quoted so no FTS syntax gets through. */
+	static const struct {
+		const char *q;
+		size_t hits;
+	} cases[] = {{"uberweisung", 1},
+	             {"gru\xc3\x9f"
+	              "e",
+	              1},
+	             {"Rechnung", 1},
+	             {"nothing", 0},
+	             {"\"NEAR(", 0},
+	             {"rechnung OR x", 0}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_eq(
+		    FX_CALL(&fx, store_search_text(fx.s, inbox, cases[i].q, store_sync_cb, &fx.w)),
+		    0, "%s", cases[i].q);
+		cr_expect_eq(fx.w.res.n_uids, cases[i].hits, "%s", cases[i].q);
+	}
+}
