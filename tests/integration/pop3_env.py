@@ -1,7 +1,7 @@
 """Helpers for the POP3 integration tests: clients, users, and store_tool deliveries.
 
-Pop3Env wraps a running server (the harness's object when conftest.py provides one, else
-the small launcher below) and knows where its POP3 listeners, CA and database are.
+Pop3Env wraps a running harness.Server (conftest.py's `server` / `make_server`) and knows
+where its POP3 listeners, CA and database are.
 """
 import os
 import poplib
@@ -13,89 +13,21 @@ import subprocess
 import tempfile
 import time
 
-SRC = os.environ.get("SEALMAIL_SOURCE_ROOT",
-                     os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-BUILD = os.environ.get("SEALMAIL_BUILD_ROOT", os.path.join(SRC, "build"))
-DOMAIN = "corp.example"
-HOSTNAME = "mail.corp.example"
+import harness
+from harness import DOMAIN, HOSTNAME
 
-
-def _tool(name):
-    for p in (os.path.join(BUILD, name), os.path.join(BUILD, "server", name),
-              os.path.join(BUILD, "cli", name), os.path.join(BUILD, "tests", name)):
-        if os.path.exists(p):
-            return p
-    raise FileNotFoundError("%s not built under %s (set SEALMAIL_BUILD_ROOT)" % (name, BUILD))
-
-
-class Launched:
-    """A sealmaild of our own: CA + server certificate from openssl, ephemeral ports."""
-
-    def __init__(self, extra_yaml=""):
-        self.dir = tempfile.mkdtemp(prefix="sealmail-pop3-")
-        d = self.dir
-        os.makedirs(os.path.join(d, "certs"))
-        os.makedirs(os.path.join(d, "data"), mode=0o700)
-        self.ca = os.path.join(d, "certs", "ca.crt")
-        run = lambda *a: subprocess.run(a, check=True, capture_output=True, cwd=d)
-        run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-keyout", "certs/ca.key", "-out", "certs/ca.crt", "-days", "2",
-            "-subj", "/CN=Test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-        run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "certs/server.key", "-out", "certs/server.csr", "-subj",
-            "/CN=" + HOSTNAME)
-        with open(os.path.join(d, "certs", "ext"), "w") as f:
-            f.write("subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n" % HOSTNAME)
-        run("openssl", "x509", "-req", "-in", "certs/server.csr", "-CA", "certs/ca.crt",
-            "-CAkey", "certs/ca.key", "-CAcreateserial", "-out", "certs/server.crt", "-days",
-            "2", "-extfile", "certs/ext")
-        self.config = os.path.join(d, "sealmail.yaml")
-        with open(self.config, "w") as f:
-            f.write("hostname: %s\ndomains: [%s]\ndata_dir: data\n"
-                    "tls:\n  certificate: certs/server.crt\n  key: certs/server.key\n"
-                    "listeners:\n"
-                    "  - { protocol: pop3, address: 127.0.0.1, port: 0, tls: implicit }\n"
-                    "  - { protocol: pop3, address: 127.0.0.1, port: 0, tls: starttls }\n"
-                    % (HOSTNAME, DOMAIN) + extra_yaml)
-        self.log_path = os.path.join(d, "sealmaild.log")
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([_tool("sealmaild"), "-c", self.config],
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=d)
-        self.ports = {}
-        deadline = time.time() + 10
-        while time.time() < deadline and len(self.ports) < 2:
-            text = open(self.log_path, encoding="utf-8", errors="replace").read()
-            for m in re.finditer(r"event=listening protocol=pop3 tls=(\w+) .*?port=(\d+)", text):
-                self.ports[m.group(1)] = int(m.group(2))
-            if self.proc.poll() is not None:
-                raise RuntimeError("sealmaild exited:\n" + text)
-            time.sleep(0.05)
-        if len(self.ports) < 2:
-            raise RuntimeError("no listening lines in " + self.log_path)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-    def log_text(self):
-        return open(self.log_path, encoding="utf-8", errors="replace").read()
+_tool = harness.tool
 
 
 class Pop3Env:
     def __init__(self, srv):
         self.srv = srv
         self.hostname = HOSTNAME
-        self.ca = srv.ca
-        self.pop3s_port = srv.ports["implicit"]
-        self.stls_port = srv.ports["starttls"]
-        self.db = os.path.join(os.path.dirname(srv.config), "data", "mail.db")
-        self.config = srv.config
+        self.ca = srv.certs.ca
+        self.pop3s_port = srv.port("pop3", "implicit")
+        self.stls_port = srv.port("pop3", "starttls")
+        self.db = os.path.join(srv.dir, "data", "mail.db")
+        self.config = srv.config_path
 
     def add_user(self, local, password):
         address = "%s@%s" % (local, DOMAIN)
@@ -126,8 +58,7 @@ class Pop3Env:
 
 
 def pop3s(env):
-    return poplib.POP3_SSL(env.hostname if False else "127.0.0.1", env.pop3s_port,
-                           context=_ctx_for(env), timeout=30)
+    return poplib.POP3_SSL("127.0.0.1", env.pop3s_port, context=_ctx_for(env), timeout=30)
 
 
 def pop3_stls(env):
@@ -137,11 +68,8 @@ def pop3_stls(env):
 
 
 def _ctx_for(env):
-    ctx = env.ssl_context()
-    # We connect to 127.0.0.1; the certificate names the server's host name.
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
+    # The test server certificate names 127.0.0.1 too: verify it fully.
+    return env.ssl_context()
 
 
 def deliver(env, user, data):

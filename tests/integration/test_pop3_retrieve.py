@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from pop3_env import Launched, Pop3Env, deliver, expunge, inbox_uids, pop3s, pop3_stls
+from pop3_env import Pop3Env, deliver, expunge, inbox_uids, pop3s, pop3_stls
 
 PASSWORD = "correct horse battery staple"
 
@@ -23,16 +23,9 @@ def drop(p):
     p.sock.close()
 
 
-@pytest.fixture(scope="module")
-def pop3_server():
-    srv = Launched()
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture
-def env(pop3_server):
-    return Pop3Env(pop3_server)
+def env(server):
+    return Pop3Env(server)
 
 
 def msg_bytes(n, extra=b""):
