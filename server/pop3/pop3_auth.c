@@ -65,11 +65,11 @@ void pop3_auth_user(struct pop3_auth *a, const char *arg, size_t len)
 	conn_write_str(a->c, "+OK send PASS\r\n");
 }
 
-void pop3_auth_pass(struct pop3_auth *a, const char *arg, size_t len)
+int pop3_auth_pass(struct pop3_auth *a, const char *arg, size_t len)
 {
 	if (!a->have_user) {
 		conn_write_str(a->c, "-ERR USER first\r\n");
-		return;
+		return 0;
 	}
 	a->have_user = false; /* RFC 1939: a failed PASS needs a new USER */
 	if (!pop3_auth_field_ok(arg, len)) {
@@ -77,18 +77,19 @@ void pop3_auth_pass(struct pop3_auth *a, const char *arg, size_t len)
 		 * it has the right shape; an empty password is simply wrong. */
 		char none[1] = "";
 		auth_login(a->c, "USER", a->user, none, a->done);
-		return;
+		return 1;
 	}
 	char pass[AUTH_FIELD_MAX + 1];
 	memcpy(pass, arg, len);
 	pass[len] = '\0';
 	auth_login(a->c, "USER", a->user, pass, a->done);
 	explicit_bzero(pass, sizeof(pass));
+	return 1;
 }
 
 /* ---- SASL PLAIN ------------------------------------------------------------------ */
 
-static void pop3_auth_plain(struct pop3_auth *a, const char *resp, size_t len)
+static int pop3_auth_plain(struct pop3_auth *a, const char *resp, size_t len)
 {
 	struct auth_plain p;
 	if (len == 1 && resp[0] == '=')
@@ -96,16 +97,17 @@ static void pop3_auth_plain(struct pop3_auth *a, const char *resp, size_t len)
 	if (auth_plain_decode(resp, len, &p) < 0) {
 		auth_plain_wipe(&p);
 		conn_write_str(a->c, "-ERR [AUTH] malformed SASL PLAIN response\r\n");
-		return;
+		return 0;
 	}
 	if (p.authzid[0] != '\0' && strcmp(p.authzid, p.authcid) != 0) {
 		/* No proxy logins: acting as another user is not a password's right. */
 		auth_plain_wipe(&p);
 		pop3_auth_fail_now(a);
-		return;
+		return 1;
 	}
 	auth_login(a->c, "PLAIN", p.authcid, p.password, a->done);
 	auth_plain_wipe(&p);
+	return 1;
 }
 
 /* ---- SASL EXTERNAL --------------------------------------------------------------- */
@@ -141,7 +143,7 @@ static void pop3_auth_ext_got(void *ctx, int rc, struct store_result *res)
 	a->done(a->sess, &r);
 }
 
-static void pop3_auth_external(struct pop3_auth *a, const char *resp, size_t len)
+static int pop3_auth_external(struct pop3_auth *a, const char *resp, size_t len)
 {
 	const char *identity = conn_cert_identity(a->c);
 	struct services *sv = conn_services(a->c);
@@ -154,17 +156,17 @@ static void pop3_auth_external(struct pop3_auth *a, const char *resp, size_t len
 		                                                   : -EINVAL;
 		if (n < 0) {
 			conn_write_str(a->c, "-ERR [AUTH] malformed SASL EXTERNAL response\r\n");
-			return;
+			return 0;
 		}
 		if (identity == NULL || (size_t)n != strlen(identity) ||
 		    strncasecmp((const char *)authz, identity, (size_t)n) != 0) {
 			pop3_auth_fail_now(a);
-			return;
+			return 1;
 		}
 	}
 	if (identity == NULL || sv->store == NULL) {
 		pop3_auth_fail_now(a);
-		return;
+		return 1;
 	}
 	free(a->ext_user);
 	a->ext_user = xstrdup(identity);
@@ -176,6 +178,7 @@ static void pop3_auth_external(struct pop3_auth *a, const char *resp, size_t len
 		struct auth_login_result r = {.status = AUTH_LOGIN_TEMPFAIL};
 		a->done(a->sess, &r);
 	}
+	return 1;
 }
 
 /* ---- AUTH ------------------------------------------------------------------------ */
@@ -185,7 +188,7 @@ const char *pop3_auth_mechanisms(struct pop3_auth *a)
 	return conn_cert_identity(a->c) != NULL ? "PLAIN EXTERNAL" : "PLAIN";
 }
 
-void pop3_auth_auth(struct pop3_auth *a, const char *arg, size_t len)
+int pop3_auth_auth(struct pop3_auth *a, const char *arg, size_t len)
 {
 	const char *sp = memchr(arg, ' ', len);
 	size_t mlen = sp != NULL ? (size_t)(sp - arg) : len;
@@ -199,17 +202,16 @@ void pop3_auth_auth(struct pop3_auth *a, const char *arg, size_t len)
 		wait = POP3_AUTH_EXTERNAL_WAIT;
 	} else {
 		conn_write_str(a->c, "-ERR [AUTH] unsupported mechanism\r\n");
-		return;
+		return 0;
 	}
 	if (resp == NULL) {
 		a->step = wait;
 		conn_write_str(a->c, "+ \r\n");
-		return;
+		return 0;
 	}
 	if (wait == POP3_AUTH_PLAIN_WAIT)
-		pop3_auth_plain(a, resp, rlen);
-	else
-		pop3_auth_external(a, resp, rlen);
+		return pop3_auth_plain(a, resp, rlen);
+	return pop3_auth_external(a, resp, rlen);
 }
 
 bool pop3_auth_waiting(const struct pop3_auth *a)
@@ -217,18 +219,16 @@ bool pop3_auth_waiting(const struct pop3_auth *a)
 	return a->step != POP3_AUTH_IDLE;
 }
 
-void pop3_auth_continue(struct pop3_auth *a, const char *line, size_t len)
+int pop3_auth_continue(struct pop3_auth *a, const char *line, size_t len)
 {
 	enum pop3_auth_step step = a->step;
 	a->step = POP3_AUTH_IDLE;
 	if (len == 1 && line[0] == '*') {
 		conn_write_str(a->c, "-ERR authentication cancelled\r\n");
-		return;
+		return 0;
 	}
-	if (step == POP3_AUTH_PLAIN_WAIT) {
-		/* In a continuation an empty line is the empty response. */
-		pop3_auth_plain(a, len == 0 ? "=" : line, len == 0 ? 1 : len);
-	} else {
-		pop3_auth_external(a, len == 0 ? "=" : line, len == 0 ? 1 : len);
-	}
+	/* In a continuation an empty line is the empty response. */
+	if (step == POP3_AUTH_PLAIN_WAIT)
+		return pop3_auth_plain(a, len == 0 ? "=" : line, len == 0 ? 1 : len);
+	return pop3_auth_external(a, len == 0 ? "=" : line, len == 0 ? 1 : len);
 }

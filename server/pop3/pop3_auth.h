@@ -46,15 +46,17 @@ struct pop3_auth {
 void pop3_auth_init(struct pop3_auth *a, struct conn *c, void *sess, pop3_auth_done_fn *done);
 void pop3_auth_free(struct pop3_auth *a);
 
-/* arg/len: the command's argument (after one space), len 0 when none. */
+/* arg/len: the command's argument (after one space), len 0 when none. USER answers at
+ * once. PASS, AUTH and pop3_auth_continue return 1 when done runs (or already ran) with
+ * the outcome, 0 when they answered themselves (usage errors, "+ " continuation, "*"). */
 void pop3_auth_user(struct pop3_auth *a, const char *arg, size_t len);
 /* The password is secret: the caller must not log the line. */
-void pop3_auth_pass(struct pop3_auth *a, const char *arg, size_t len);
-void pop3_auth_auth(struct pop3_auth *a, const char *arg, size_t len);
+int pop3_auth_pass(struct pop3_auth *a, const char *arg, size_t len);
+int pop3_auth_auth(struct pop3_auth *a, const char *arg, size_t len);
 /* True while a SASL exchange waits for the client's next line; that line goes to
  * pop3_auth_continue, not to the command table, and is secret. */
 bool pop3_auth_waiting(const struct pop3_auth *a);
-void pop3_auth_continue(struct pop3_auth *a, const char *line, size_t len);
+int pop3_auth_continue(struct pop3_auth *a, const char *line, size_t len);
 /* The SASL mechanisms to advertise in CAPA now ("PLAIN" or "PLAIN EXTERNAL"). */
 const char *pop3_auth_mechanisms(struct pop3_auth *a);
 
