@@ -1,0 +1,347 @@
+/*
+ * The mail transaction: recipients, the message's bytes (memory, then spool) and the one
+ * store_deliver that makes it durable.
+ */
+#include "server/smtp/smtp_txn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "server/conn.h"
+#include "server/services.h"
+#include "server/smtp/smtp_received.h"
+#include "server/spool.h"
+#include "server/tls.h"
+#include "storage/store.h"
+
+/* In memory when there is no spool: the message limit plus room for added fields. */
+#define TXN_HEADER_SLACK (64u * 1024)
+
+void smtp_txn_init(struct smtp_txn *t, struct conn *c, void *sess)
+{
+	memset(t, 0, sizeof(*t));
+	t->c = c;
+	t->sess = sess;
+	buf_init(&t->mem, SMTP_TXN_MEM_MAX);
+}
+
+static void txn_free_message(struct smtp_txn *t)
+{
+	if (t->spool != NULL) {
+		spool_free(t->spool);
+		t->spool = NULL;
+	}
+	t->spool_error = 0;
+	buf_free(&t->mem);
+	buf_init(&t->mem, SMTP_TXN_MEM_MAX);
+	free(t->msgid_line);
+	free(t->date_line);
+	t->msgid_line = t->date_line = NULL;
+	if (t->paused) {
+		t->paused = false;
+		conn_resume(t->c);
+	}
+	t->reading = false;
+}
+
+void smtp_txn_reset(struct smtp_txn *t)
+{
+	for (size_t i = 0; i < t->n_rcpts; i++) {
+		free(t->rcpts[i].address);
+		free(t->rcpts[i].notify);
+		free(t->rcpts[i].orcpt);
+	}
+	free(t->rcpts);
+	t->rcpts = NULL;
+	t->n_rcpts = t->cap_rcpts = 0;
+	t->n_local = t->n_relay = 0;
+	txn_free_message(t);
+	free(t->targets);
+	free(t->relay);
+	free(t->req);
+	t->targets = NULL;
+	t->relay = NULL;
+	t->req = NULL;
+	t->active = false;
+	t->delivering = false;
+	memset(&t->mail, 0, sizeof(t->mail));
+}
+
+void smtp_txn_mail(struct smtp_txn *t, const struct smtp_mail_args *m)
+{
+	smtp_txn_reset(t);
+	t->mail = *m;
+	t->active = true;
+}
+
+bool smtp_txn_has_rcpt(const struct smtp_txn *t, const char *address)
+{
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		if (strcmp(t->rcpts[i].address, address) == 0)
+			return true;
+	return false;
+}
+
+void smtp_txn_add_rcpt(struct smtp_txn *t, const char *address, int64_t user_id, unsigned notify,
+                       const char *orcpt)
+{
+	if (t->n_rcpts == t->cap_rcpts) {
+		t->cap_rcpts = t->cap_rcpts ? t->cap_rcpts * 2 : 4;
+		t->rcpts = xreallocarray(t->rcpts, t->cap_rcpts, sizeof(*t->rcpts));
+	}
+	struct smtp_txn_rcpt *r = &t->rcpts[t->n_rcpts++];
+	memset(r, 0, sizeof(*r));
+	r->address = xstrdup(address);
+	r->user_id = user_id;
+	if (notify != 0) {
+		char n[40];
+		r->notify = xstrdup(smtp_notify_str(notify, n, sizeof(n)));
+	}
+	if (orcpt != NULL && orcpt[0] != '\0')
+		r->orcpt = xstrdup(orcpt);
+	if (user_id > 0)
+		t->n_local++;
+	else
+		t->n_relay++;
+}
+
+/* ---- the message's bytes ---------------------------------------------------------- */
+
+static void txn_drained(void *ctx)
+{
+	struct smtp_txn *t = ctx;
+	if (t->paused && !t->delivering) {
+		t->paused = false;
+		conn_resume(t->c);
+	}
+}
+
+static int txn_sink(void *ctx, const void *data, size_t len)
+{
+	struct smtp_txn *t = ctx;
+	int r;
+	if (t->spool == NULL) {
+		if (t->mem.len + len <= SMTP_TXN_MEM_MAX || t->spool_error == -ENOTSUP)
+			return buf_append(&t->mem, data, len);
+		r = spool_create(&t->spool);
+		if (r == -ENOTSUP) {
+			/* No spool folder (tests, or not set up): memory, bounded by the limit. */
+			t->spool_error = r;
+			t->mem.max = t->data.opts.max_size + TXN_HEADER_SLACK;
+			return buf_append(&t->mem, data, len);
+		}
+		if (r < 0)
+			return r;
+		r = spool_write(t->spool, t->mem.data, t->mem.len);
+		buf_free(&t->mem);
+		buf_init(&t->mem, SMTP_TXN_MEM_MAX);
+		if (r < 0)
+			return r;
+	}
+	r = spool_write(t->spool, data, len);
+	if (r < 0)
+		return r;
+	if (!t->paused && spool_pending(t->spool) > SMTP_TXN_SPOOL_PAUSE) {
+		/* The disk lags the client: stop reading until the spool catches up. */
+		t->paused = true;
+		conn_pause(t->c);
+		spool_on_drain(t->spool, txn_drained, t);
+	}
+	return 0;
+}
+
+void smtp_txn_begin(struct smtp_txn *t, const struct smtp_txn_msg_opts *o)
+{
+	txn_free_message(t);
+	t->reading = true;
+	snprintf(t->id, sizeof(t->id), "%s.%u", conn_id(t->c), ++t->seq);
+	int64_t now = (int64_t)time(NULL);
+	struct smtp_data_opts dopts = {.max_size = o->max_size, .binary = o->binary};
+	if (o->submission) {
+		struct tm tm;
+		time_t tt = (time_t)now;
+		gmtime_r(&tt, &tm);
+		t->msgid_line = xasprintf("Message-ID: <%04d%02d%02d%02d%02d%02d.%s@%s>\r\n",
+		                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		                          tm.tm_min, tm.tm_sec, t->id, o->hostname);
+		char date[40];
+		smtp_format_date(now, date, sizeof(date));
+		t->date_line = xasprintf("Date: %s\r\n", date);
+		dopts.add_message_id = t->msgid_line;
+		dopts.add_date = t->date_line;
+	}
+	struct smtp_sink sink = {txn_sink, t};
+	smtp_data_init(&t->data, &dopts, &sink);
+
+	struct tls_session *tls = conn_tls(t->c);
+	struct smtp_received_info ri = {
+	    .helo = o->helo,
+	    .peer_ip = conn_peer_ip(t->c),
+	    .hostname = o->hostname,
+	    .tls_version = tls ? tls_session_version(tls) : NULL,
+	    .tls_cipher = tls ? tls_session_cipher(tls) : NULL,
+	    .auth_user = conn_user(t->c),
+	    .peer_subject = o->peer_subject,
+	    .id = t->id,
+	    .rcpt = t->n_rcpts == 1 ? t->rcpts[0].address : NULL,
+	    .smtputf8 = t->mail.smtputf8,
+	    .time = now,
+	};
+	struct buf rcv;
+	buf_init(&rcv, 4096);
+	if (smtp_received_format(&ri, &rcv) == 0)
+		smtp_data_prepend(&t->data, rcv.data, rcv.len);
+	buf_free(&rcv);
+}
+
+/* ---- delivery ----------------------------------------------------------------------- */
+
+static void txn_finish(struct smtp_txn *t, bool ok, bool close, const char *reply)
+{
+	smtp_txn_done_cb *done = t->done;
+	t->done = NULL;
+	smtp_txn_reset(t);
+	done(t->sess, ok, close, reply);
+}
+
+static const char *txn_store_reply(int rc)
+{
+	switch (rc) {
+	case -EFBIG:
+		return "552 5.3.4 Message too big";
+	case -ENOSPC:
+		return "452 4.3.1 Insufficient system storage";
+	case -EDQUOT:
+		return "452 4.2.2 Mailbox full";
+	default:
+		return "451 4.3.0 Temporary failure storing the message, try again later";
+	}
+}
+
+static void txn_delivered(void *ctx, int rc, struct store_result *res)
+{
+	struct smtp_txn *t = ctx;
+	if (!conn_release(t->c))
+		return;
+	char from[200];
+	log_escape(from, sizeof(from), t->mail.address, strlen(t->mail.address));
+	if (rc < 0) {
+		log_event(LOGL_WARN, "session=%s proto=smtp event=delivery_failed id=%s error=%s",
+		          conn_id(t->c), t->id, store_strerror(rc));
+		txn_finish(t, false, false, txn_store_reply(rc));
+		return;
+	}
+	unsigned failed = 0;
+	for (size_t i = 0; i < res->n_delivered; i++) {
+		if (res->delivered[i].rc == 0)
+			continue;
+		/* Checked at RCPT; a user deleted or over quota since then is logged. */
+		failed++;
+		log_event(LOGL_WARN,
+		          "session=%s proto=smtp event=delivery_target_failed id=%s user_id=%lld "
+		          "error=%s",
+		          conn_id(t->c), t->id, (long long)t->targets[i].user_id,
+		          store_strerror(res->delivered[i].rc));
+	}
+	log_event(LOGL_INFO,
+	          "session=%s proto=smtp event=queued id=%s from=%s size=%llu local=%u relay=%u "
+	          "failed=%u",
+	          conn_id(t->c), t->id, from, (unsigned long long)t->data.size, t->n_local,
+	          t->n_relay, failed);
+	char reply[96];
+	snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", t->id);
+	txn_finish(t, true, false, reply);
+}
+
+static void txn_deliver(struct smtp_txn *t)
+{
+	struct store *s = conn_services(t->c)->store;
+	if (s == NULL) {
+		txn_finish(t, false, false, txn_store_reply(-EIO));
+		return;
+	}
+	t->targets = xcalloc(t->n_local + 1, sizeof(*t->targets));
+	t->relay = xcalloc(t->n_relay + 1, sizeof(*t->relay));
+	size_t nt = 0, nr = 0;
+	for (size_t i = 0; i < t->n_rcpts; i++) {
+		const struct smtp_txn_rcpt *r = &t->rcpts[i];
+		if (r->user_id > 0) {
+			bool dup = false;
+			for (size_t k = 0; k < nt; k++)
+				dup = dup || t->targets[k].user_id == r->user_id;
+			if (!dup)
+				t->targets[nt++].user_id = r->user_id;
+		} else {
+			t->relay[nr].address = r->address;
+			t->relay[nr].notify = r->notify;
+			t->relay[nr].orcpt = r->orcpt;
+			nr++;
+		}
+	}
+	t->req = xcalloc(1, sizeof(*t->req));
+	struct store_deliver_req *req = t->req;
+	if (t->spool != NULL) {
+		req->spool_path = spool_path(t->spool);
+	} else {
+		req->data = t->mem.data ? t->mem.data : "";
+		req->size = t->mem.len;
+	}
+	req->targets = t->targets;
+	req->n_targets = nt;
+	req->sender = t->mail.address;
+	req->relay = t->relay;
+	req->n_relay = nr;
+	req->requiretls = t->mail.requiretls;
+	req->ret = t->mail.ret == SMTP_RET_FULL   ? "FULL"
+	           : t->mail.ret == SMTP_RET_HDRS ? "HDRS"
+	                                          : NULL;
+	req->envid = t->mail.envid[0] ? t->mail.envid : NULL;
+	conn_hold(t->c);
+	int rc = store_deliver(s, req, txn_delivered, t);
+	if (rc < 0) {
+		conn_release(t->c);
+		txn_finish(t, false, false, txn_store_reply(rc));
+	}
+}
+
+static void txn_spooled(void *ctx, int rc)
+{
+	struct smtp_txn *t = ctx;
+	if (!conn_release(t->c))
+		return;
+	if (rc < 0) {
+		log_event(LOGL_WARN, "session=%s proto=smtp event=spool_failed id=%s error=%s",
+		          conn_id(t->c), t->id, strerror(-rc));
+		txn_finish(t, false, false, txn_store_reply(rc));
+		return;
+	}
+	txn_deliver(t);
+}
+
+void smtp_txn_end(struct smtp_txn *t, smtp_txn_done_cb *done)
+{
+	t->done = done;
+	t->reading = false;
+	enum smtp_data_status st = smtp_data_finish(&t->data);
+	if (st != SMTP_DATA_OK) {
+		txn_finish(t, false, st == SMTP_DATA_LINE_TOO_LONG, smtp_data_reply(st));
+		return;
+	}
+	t->delivering = true;
+	conn_pause(t->c);
+	if (t->spool != NULL) {
+		conn_hold(t->c);
+		spool_finish(t->spool, txn_spooled, t);
+		return;
+	}
+	txn_deliver(t);
+}
+
+void smtp_txn_abort(struct smtp_txn *t)
+{
+	txn_free_message(t);
+}
