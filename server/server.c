@@ -89,12 +89,38 @@ static void server_finish(struct server *srv)
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
 	uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+	uv_close((uv_handle_t *)&srv->crl_poll, NULL);
+	uv_close((uv_handle_t *)&srv->crl_timer, NULL);
 }
 
 void server_conn_gone(struct server *srv)
 {
 	if (srv->stopping && srv->n_conns == 0 && !uv_is_closing((uv_handle_t *)&srv->sig_hup))
 		server_finish(srv);
+}
+
+/* After a reload: sessions whose client certificate the new context no longer accepts
+ * (revoked, CRL expired) are closed. */
+static void server_recheck_sessions(struct server *srv)
+{
+	struct conn *c = srv->conns;
+	while (c != NULL) {
+		struct conn *next = c->next;
+		const char *why = NULL;
+		if (c->state == CONN_TLS && c->tls != NULL && tls_session_peer_verified(c->tls) &&
+		    tls_ctx_recheck_peer(srv->tls, c->tls, &why) < 0) {
+			log_event(LOGL_WARN,
+			          "session=%s proto=%s event=session_closed reason=certificate_%s "
+			          "serial=%s ip=%s",
+			          c->id, c->proto->name,
+			          strcmp(why, "revoked") == 0 ? "revoked" : "invalid",
+			          tls_session_peer_serial(c->tls), c->ip);
+			if (c->sess != NULL && c->proto->shutdown != NULL && !c->paused)
+				c->proto->shutdown(c->sess);
+			conn_close(c, "certificate_revoked");
+		}
+		c = next;
+	}
 }
 
 static void server_reload(struct server *srv)
@@ -110,6 +136,38 @@ static void server_reload(struct server *srv)
 	srv->tls = ctx;
 	tls_ctx_unref(old); /* live sessions keep their own reference */
 	log_event(LOGL_INFO, "event=reloaded what=tls_context ticket_key=rotated");
+	if (tls_ctx_crl_expired(srv->tls))
+		log_event(LOGL_ERROR,
+		          "event=crl_expired crl=%s action=refusing_client_certificates "
+		          "fix=\"run sealctl cert crl\"",
+		          srv->cfg->tls.crl ? srv->cfg->tls.crl : "-");
+	server_recheck_sessions(srv);
+}
+
+/* The CRL file changed (sealctl cert revoke / cert crl wrote a new one): reload without
+ * waiting for SIGHUP. Polling stat() every two seconds also sees atomic renames, which an
+ * inotify watch on the old inode would miss. */
+static void crl_poll_cb(uv_fs_poll_t *h, int status, const uv_stat_t *prev, const uv_stat_t *cur)
+{
+	struct server *srv = h->data;
+	(void)prev;
+	(void)cur;
+	if (status < 0)
+		return;
+	log_event(LOGL_INFO, "event=crl_changed crl=%s", srv->cfg->tls.crl);
+	server_reload(srv);
+}
+
+/* Once a minute: a CRL past its nextUpdate makes every certificate login fail; say so
+ * loudly until someone runs `sealctl cert crl`. */
+static void crl_check_cb(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+	if (tls_ctx_crl_expired(srv->tls))
+		log_event(LOGL_ERROR,
+		          "event=crl_expired crl=%s action=refusing_client_certificates "
+		          "fix=\"run sealctl cert crl\"",
+		          srv->cfg->tls.crl ? srv->cfg->tls.crl : "-");
 }
 
 static void stop_timer_cb(uv_timer_t *t)
@@ -237,6 +295,13 @@ int server_run(struct config *cfg)
 	uv_signal_start(&srv.sig_hup, signal_cb, SIGHUP);
 	uv_signal_start(&srv.sig_term, signal_cb, SIGTERM);
 	uv_signal_start(&srv.sig_int, signal_cb, SIGINT);
+	uv_fs_poll_init(&loop, &srv.crl_poll);
+	uv_timer_init(&loop, &srv.crl_timer);
+	srv.crl_poll.data = srv.crl_timer.data = &srv;
+	if (cfg->tls.crl != NULL) {
+		uv_fs_poll_start(&srv.crl_poll, crl_poll_cb, cfg->tls.crl, 2000);
+		uv_timer_start(&srv.crl_timer, crl_check_cb, 0, 60000);
+	}
 
 	srv.listeners = xcalloc(cfg->n_listeners, sizeof(*srv.listeners));
 	srv.n_listeners = cfg->n_listeners;

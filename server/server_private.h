@@ -37,7 +37,9 @@ struct server {
 	size_t n_listeners;
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t stop_timer;
-	struct conn *conns; /* intrusive list of live connections */
+	uv_fs_poll_t crl_poll; /* reload when tls.crl changes */
+	uv_timer_t crl_timer;  /* complain while the CRL is past nextUpdate */
+	struct conn *conns;    /* intrusive list of live connections */
 	unsigned n_conns;
 	struct ipcount *ipcounts;
 	struct services *services;

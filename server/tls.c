@@ -827,3 +827,40 @@ int tls_session_channel_binding(struct tls_session *s, unsigned char *out, size_
 	gnutls_free(cb.data);
 	return r;
 }
+
+int tls_ctx_recheck_peer(struct tls_ctx *ctx, const struct tls_session *s, const char **reason_r)
+{
+	if (!s->peer_verified || s->peer_der == NULL)
+		return 0;
+	if (tls_ctx_crl_expired(ctx)) {
+		*reason_r = "CRL expired";
+		return -EACCES;
+	}
+	gnutls_x509_trust_list_t tl = NULL;
+	gnutls_certificate_get_trust_list(ctx->cred, &tl);
+	if (tl == NULL) {
+		*reason_r = "no client CA";
+		return -EACCES;
+	}
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_datum_t der = {s->peer_der, (unsigned)s->peer_der_len};
+	int r = -EACCES;
+	unsigned status = 0;
+	gnutls_typed_vdata_st purpose = {
+	    .type = GNUTLS_DT_KEY_PURPOSE_OID,
+	    .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT,
+	    .size = 0,
+	};
+	*reason_r = "invalid";
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return -ENOMEM;
+	if (gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER) == 0 &&
+	    gnutls_x509_trust_list_verify_crt2(tl, &crt, 1, &purpose, 1, 0, &status, NULL) == 0) {
+		if (status == 0)
+			r = 0;
+		else
+			*reason_r = tls_status_reason(status);
+	}
+	gnutls_x509_crt_deinit(crt);
+	return r;
+}

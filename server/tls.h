@@ -78,6 +78,11 @@ const void *tls_session_peer_der(const struct tls_session *s, size_t *len_r);
  * "revoked", "CRL expired"), or NULL. */
 const char *tls_session_peer_error(const struct tls_session *s);
 
+/* Checks the verified peer certificate of s again, against ctx (a context built after s
+ * started, e.g. with a new CRL). 0 still valid (or s has no verified certificate),
+ * -EACCES with *reason_r ("revoked", "CRL expired", ...) when it no longer is. */
+int tls_ctx_recheck_peer(struct tls_ctx *ctx, const struct tls_session *s, const char **reason_r);
+
 /* tls-exporter channel binding (RFC 9266) for SCRAM-PLUS; 0 or <0. */
 int tls_session_channel_binding(struct tls_session *s, unsigned char *out, size_t len);
 

@@ -1218,3 +1218,29 @@ Test(tls, context_without_client_ca)
 	conv_close(&v);
 	tls_ctx_unref(ctx);
 }
+
+/* A CRL reload must catch sessions that verified before the revocation. */
+Test(tls, recheck_after_reload)
+{
+	struct tls_ctx *before = ctx_make(NULL, CFG_TLS_1_2);
+	struct tls_ctx *after = ctx_make("ca.crl", CFG_TLS_1_2);
+	struct tls_ctx *stale = ctx_make("stale.crl", CFG_TLS_1_2);
+	const char *why = NULL;
+	struct conv v, w;
+	conv_open(&v, before, CFG_CLIENT_CERT_REQUIRED, PRIO_13, "revoked");
+	assert_established(&v);
+	cr_assert(tls_session_peer_verified(v.s));
+	cr_assert_eq(tls_ctx_recheck_peer(before, v.s, &why), 0);
+	cr_assert_eq(tls_ctx_recheck_peer(after, v.s, &why), -EACCES);
+	cr_assert_str_eq(why, "revoked");
+	conv_open(&w, before, CFG_CLIENT_CERT_REQUIRED, PRIO_13, "alice");
+	assert_established(&w);
+	cr_assert_eq(tls_ctx_recheck_peer(after, w.s, &why), 0);
+	cr_assert_eq(tls_ctx_recheck_peer(stale, w.s, &why), -EACCES);
+	cr_assert_str_eq(why, "CRL expired");
+	conv_close(&v);
+	conv_close(&w);
+	tls_ctx_unref(before);
+	tls_ctx_unref(after);
+	tls_ctx_unref(stale);
+}
