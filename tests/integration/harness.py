@@ -470,3 +470,112 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmRSS for pid %d" % pid)
+
+
+# --------------------------------------------------------------------------- protocol helpers
+
+def plain_connect(port, timeout=5):
+    """A plaintext LineClient to 127.0.0.1:port (for STARTTLS listeners)."""
+    return LineClient(socket.create_connection(("127.0.0.1", port), timeout=timeout), timeout)
+
+
+def tls_client(port, ctx, timeout=5):
+    """A LineClient over implicit TLS."""
+    return LineClient(tls_connect(port, ctx, timeout), timeout)
+
+
+def upgrade(lc, ctx, server_hostname="127.0.0.1"):
+    """Starts TLS on a LineClient after the server's STARTTLS/STLS reply."""
+    assert lc.buf == b"", "bytes after the STARTTLS reply, before the handshake: %r" % lc.buf
+    lc.sock = ctx.wrap_socket(lc.sock, server_hostname=server_hostname)
+    return lc
+
+
+def starttls(lc, protocol):
+    """Sends the protocol's STARTTLS (after the greeting has been read); returns the reply."""
+    if protocol in ("smtp", "submission"):
+        lc.send("EHLO client.example\r\n")
+        lc.smtp_reply()
+        lc.send("STARTTLS\r\n")
+        return lc.smtp_reply()
+    if protocol == "imap":
+        lc.send("s1 STARTTLS\r\n")
+        return lc.imap_tagged("s1")
+    lc.send("STLS\r\n")
+    return [lc.readline()]
+
+
+def alive_check(lc, protocol):
+    """One harmless command; asserts its success reply (NOOP, or CAPA for POP3)."""
+    if protocol in ("smtp", "submission"):
+        lc.send("NOOP\r\n")
+        r = lc.smtp_reply()
+        assert r[-1].startswith(b"250"), r
+    elif protocol == "imap":
+        lc.send("z9 NOOP\r\n")
+        r = lc.imap_tagged("z9")
+        assert r[-1].startswith(b"z9 OK"), r
+    else:
+        lc.send("CAPA\r\n")
+        r = lc.pop3_multiline()
+        assert r[0].startswith(b"+OK"), r
+
+
+def greeting_ok(protocol, line):
+    if protocol in ("smtp", "submission"):
+        return line.startswith(b"220 ")
+    if protocol == "imap":
+        return line.startswith(b"* OK")
+    return line.startswith(b"+OK")
+
+
+def client_hello(version, extensions=True):
+    """A raw ClientHello record offering exactly one legacy version, e.g. (3, 1) = TLS 1.0.
+
+    Lets a test check that the *server* refuses old versions, whatever the local client
+    libraries would still agree to send."""
+    import struct
+    suites = [0xc02b, 0xc02f, 0xc009, 0xc013, 0xc00a, 0xc014, 0x009c, 0x002f, 0x0035,
+              0x000a, 0x00ff]
+    body = bytes(version) + os.urandom(32) + b"\x00"
+    body += struct.pack("!H", 2 * len(suites)) + b"".join(struct.pack("!H", s) for s in suites)
+    body += b"\x01\x00"
+    if extensions:
+        exts = b""
+        groups = struct.pack("!HHH", 4, 0x0017, 0x001d)
+        exts += struct.pack("!HH", 0x000a, len(groups)) + groups
+        exts += struct.pack("!HHBB", 0x000b, 2, 1, 0)
+        if version >= (3, 3):
+            algs = struct.pack("!HHHHH", 8, 0x0403, 0x0804, 0x0401, 0x0503)
+            exts += struct.pack("!HH", 0x000d, len(algs)) + algs
+        body += struct.pack("!H", len(exts)) + exts
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16" + bytes((3, 1 if version > (3, 0) else 0)) + struct.pack("!H", len(hs)) + hs
+
+
+def probe_version(port, version, timeout=5):
+    """Sends a raw ClientHello; returns ('server_hello', (maj, min)), ('alert', desc),
+    ('closed', None) or ('timeout', None)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(client_hello(version, extensions=version > (3, 0)))
+        data = b""
+        while len(data) < 11:
+            try:
+                chunk = s.recv(4096)
+            except socket.timeout:
+                return ("timeout", None)
+            except ConnectionResetError:
+                return ("closed", None)
+            if not chunk:
+                break
+            data += chunk
+        if len(data) >= 7 and data[0] == 0x15:
+            return ("alert", data[6])
+        if len(data) >= 11 and data[0] == 0x16 and data[5] == 0x02:
+            return ("server_hello", (data[9], data[10]))
+        if not data:
+            return ("closed", None)
+        return ("other", data[:16])
+    finally:
+        s.close()
