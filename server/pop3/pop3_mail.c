@@ -257,7 +257,9 @@ static void pop3_mail_chunk(void *ctx, int rc, struct store_result *res)
 		conn_close(m->c, "message read failed");
 		return;
 	}
-	if (m->offset == 0)
+	if (m->offset == 0 && m->ds.limited)
+		conn_write_str(m->c, "+OK top of message follows\r\n");
+	else if (m->offset == 0)
 		conn_printf(m->c, "+OK %" PRIu64 " octets\r\n", res->total_size);
 	size_t n = pop3_dotstuff_feed(&m->ds, (const char *)res->data, res->data_len, m->out);
 	if (n > 0)
