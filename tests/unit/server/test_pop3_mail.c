@@ -356,8 +356,8 @@ Test(pop3_mail, retr_and_top_are_dot_stuffed)
 	cr_assert_str_eq(take(&s), want);
 	cr_assert_eq(CMD(&s, pop3_mail_top, "1 1"), 1);
 	cr_assert_eq(finish(&s), 0);
-	snprintf(want, sizeof(want), "+OK %zu octets\r\nSubject: d\r\n\r\n..one\r\n.\r\n",
-	         strlen(msg));
+	snprintf(want, sizeof(want),
+	         "+OK top of message follows\r\nSubject: d\r\n\r\n..one\r\n.\r\n");
 	cr_assert_str_eq(take(&s), want);
 	cr_assert_eq(CMD(&s, pop3_mail_top, "1"), 0);
 	cr_assert(strncmp(take(&s), "-ERR", 4) == 0);
