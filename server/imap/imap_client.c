@@ -1,0 +1,789 @@
+/*
+ * The IMAP command engine: command assembly, dispatch by table, state changes, tagged
+ * replies and untagged updates at command boundaries (see imap_client.h).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "server/imap/imap_client.h"
+#include "server/imap/imap_mutf7.h"
+#include "server/imap/imap_private.h"
+#include "server/services.h"
+
+#define ALL_AUTH (IMAP_STATE_AUTH | IMAP_STATE_SELECTED)
+#define ANY      (IMAP_STATE_NOAUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED)
+
+static void cmd_starttls(struct imap_client *cl, const struct imap_arg *a, size_t n);
+
+static const struct imap_command commands[] = {
+    {"CAPABILITY", imap_cmd_capability, ANY, 0},
+    {"NOOP", imap_cmd_noop, ANY, 0},
+    {"LOGOUT", imap_cmd_logout, ANY, 0},
+    {"STARTTLS", cmd_starttls, IMAP_STATE_NOAUTH, 0},
+    {"LOGIN", imap_cmd_login, IMAP_STATE_NOAUTH, IMAP_CMD_SECRET},
+    {"AUTHENTICATE", imap_cmd_authenticate, IMAP_STATE_NOAUTH, IMAP_CMD_SECRET},
+    {"ENABLE", imap_cmd_enable, ALL_AUTH, 0},
+    {"ID", imap_cmd_id, ANY, 0},
+    {"NAMESPACE", imap_cmd_namespace, ALL_AUTH, 0},
+    {"IDLE", imap_cmd_idle, ALL_AUTH, 0},
+    {"LIST", imap_cmd_list, ALL_AUTH, 0},
+    {"LSUB", imap_cmd_lsub, ALL_AUTH, 0},
+    {"CREATE", imap_cmd_create, ALL_AUTH, 0},
+    {"DELETE", imap_cmd_delete, ALL_AUTH, 0},
+    {"RENAME", imap_cmd_rename, ALL_AUTH, 0},
+    {"SUBSCRIBE", imap_cmd_subscribe, ALL_AUTH, 0},
+    {"UNSUBSCRIBE", imap_cmd_unsubscribe, ALL_AUTH, 0},
+    {"STATUS", imap_cmd_status, ALL_AUTH, 0},
+    {"SELECT", imap_cmd_select, ALL_AUTH, 0},
+    {"EXAMINE", imap_cmd_examine, ALL_AUTH, 0},
+    {"APPEND", imap_cmd_append, ALL_AUTH, 0},
+    {"CLOSE", imap_cmd_close, IMAP_STATE_SELECTED, 0},
+    {"UNSELECT", imap_cmd_unselect, IMAP_STATE_SELECTED, 0},
+    {"CHECK", imap_cmd_check, IMAP_STATE_SELECTED, 0},
+    {"EXPUNGE", imap_cmd_expunge, IMAP_STATE_SELECTED, 0},
+    {"FETCH", imap_cmd_fetch, IMAP_STATE_SELECTED, IMAP_CMD_NO_EXPUNGE},
+    {"STORE", imap_cmd_store, IMAP_STATE_SELECTED, IMAP_CMD_NO_EXPUNGE},
+    {"SEARCH", imap_cmd_search, IMAP_STATE_SELECTED, IMAP_CMD_NO_EXPUNGE},
+    {"COPY", imap_cmd_copy, IMAP_STATE_SELECTED, IMAP_CMD_NO_EXPUNGE},
+    {"MOVE", imap_cmd_move, IMAP_STATE_SELECTED, 0},
+};
+
+struct store *imap_store(struct imap_client *cl)
+{
+	struct services *sv = conn_services(cl->c);
+	return sv != NULL ? sv->store : NULL;
+}
+
+void imap_async_begin(struct imap_client *cl)
+{
+	conn_pause(cl->c);
+	conn_hold(cl->c);
+}
+
+bool imap_async_end(struct imap_client *cl)
+{
+	return conn_release(cl->c);
+}
+
+void imap_set_state(struct imap_client *cl, enum imap_state st)
+{
+	if (st != IMAP_STATE_SELECTED) {
+		imap_watch(cl, false);
+		imap_snapshot_clear(cl);
+		free(cl->mailbox_name);
+		cl->mailbox_name = NULL;
+		cl->mailbox_id = 0;
+		free(cl->saved);
+		cl->saved = NULL;
+		cl->n_saved = 0;
+	}
+	cl->state = st;
+}
+
+/* ---- snapshot ---- */
+
+void imap_snapshot_clear(struct imap_client *cl)
+{
+	for (size_t i = 0; i < cl->n_msgs; i++)
+		free(cl->msgs[i].keywords);
+	free(cl->msgs);
+	cl->msgs = NULL;
+	cl->n_msgs = cl->cap_msgs = 0;
+}
+
+static void msg_from_store(struct imap_msg *d, struct store_msg *s)
+{
+	d->uid = s->uid;
+	d->flags = s->flags;
+	d->keywords = s->keywords != NULL ? s->keywords : xstrdup("");
+	s->keywords = NULL;
+	d->modseq = s->modseq;
+	d->size = s->size;
+	d->internal_date = s->internal_date;
+}
+
+void imap_snapshot_set(struct imap_client *cl, struct store_msg *msgs, size_t n)
+{
+	imap_snapshot_clear(cl);
+	cl->msgs = xcalloc(n > 0 ? n : 1, sizeof(*cl->msgs));
+	cl->cap_msgs = n > 0 ? n : 1;
+	for (size_t i = 0; i < n; i++)
+		msg_from_store(&cl->msgs[i], &msgs[i]);
+	cl->n_msgs = n;
+}
+
+uint32_t imap_seq_of(const struct imap_client *cl, uint32_t uid)
+{
+	size_t lo = 0, hi = cl->n_msgs;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (cl->msgs[mid].uid == uid)
+			return (uint32_t)mid + 1;
+		if (cl->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+int imap_set_to_ranges(struct imap_client *cl, const struct imap_arg *a, bool uid,
+                       struct store_uid_range **ranges_r, size_t *n_r)
+{
+	struct imap_seqset set;
+	*ranges_r = NULL;
+	*n_r = 0;
+	if (a == NULL || a->type != IMAP_ARG_ATOM || imap_seqset_parse(a->s, a->len, &set) < 0)
+		return -EINVAL;
+	struct store_uid_range *r = NULL;
+	size_t n = 0;
+	if (set.dollar) {
+		r = xcalloc(cl->n_saved + 1, sizeof(*r));
+		for (size_t i = 0; i < cl->n_saved; i++)
+			r[n++] = (struct store_uid_range){cl->saved[i], cl->saved[i]};
+	} else if (uid) {
+		r = xcalloc(set.n, sizeof(*r));
+		uint32_t maxuid = cl->n_msgs > 0 ? cl->msgs[cl->n_msgs - 1].uid : 0;
+		for (size_t i = 0; i < set.n; i++) {
+			uint32_t f = set.r[i].first, l = set.r[i].last;
+			/* "*" is the highest UID; "N:*" with N above it still means that one. */
+			if (f == UINT32_MAX)
+				f = maxuid;
+			if (l == UINT32_MAX)
+				l = maxuid > set.r[i].first || set.r[i].first == UINT32_MAX
+				        ? maxuid
+				        : set.r[i].first;
+			if (f > l) {
+				uint32_t t = f;
+				f = l;
+				l = t;
+			}
+			if (f == 0)
+				f = 1;
+			if (l == 0)
+				continue;
+			r[n++] = (struct store_uid_range){f, l};
+		}
+	} else {
+		/* Sequence numbers: each one must exist. */
+		r = xcalloc(cl->n_msgs + 1, sizeof(*r));
+		for (size_t i = 0; i < set.n; i++) {
+			uint32_t f =
+			    set.r[i].first == UINT32_MAX ? (uint32_t)cl->n_msgs : set.r[i].first;
+			uint32_t l =
+			    set.r[i].last == UINT32_MAX ? (uint32_t)cl->n_msgs : set.r[i].last;
+			if (f > l) {
+				uint32_t t = f;
+				f = l;
+				l = t;
+			}
+			if (f == 0 || l > cl->n_msgs) {
+				free(r);
+				imap_seqset_free(&set);
+				return -ERANGE;
+			}
+		}
+		for (size_t s = 1; s <= cl->n_msgs; s++)
+			if (imap_seqset_contains(&set, (uint32_t)s, (uint32_t)cl->n_msgs)) {
+				uint32_t u = cl->msgs[s - 1].uid;
+				if (n > 0 && r[n - 1].last + 1 == u)
+					r[n - 1].last = u;
+				else
+					r[n++] = (struct store_uid_range){u, u};
+			}
+	}
+	imap_seqset_free(&set);
+	*ranges_r = r;
+	*n_r = n;
+	return 0;
+}
+
+/* ---- flags ---- */
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} flag_names[] = {{"\\Seen", STORE_SEEN},
+                  {"\\Answered", STORE_ANSWERED},
+                  {"\\Flagged", STORE_FLAGGED},
+                  {"\\Deleted", STORE_DELETED},
+                  {"\\Draft", STORE_DRAFT}};
+
+void imap_fmt_flags(struct buf *o, unsigned flags, const char *keywords)
+{
+	bool first = true;
+	buf_append(o, "(", 1);
+	for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++)
+		if (flags & flag_names[i].bit) {
+			if (!first)
+				buf_append(o, " ", 1);
+			buf_append_str(o, flag_names[i].name);
+			first = false;
+		}
+	if (keywords != NULL && keywords[0] != '\0') {
+		if (!first)
+			buf_append(o, " ", 1);
+		buf_append_str(o, keywords);
+	}
+	buf_append(o, ")", 1);
+}
+
+int imap_parse_flags(const struct imap_arg *a, unsigned *flags_r, char **keywords_r)
+{
+	const struct imap_arg *v = a;
+	size_t n = 1;
+	if (a->type == IMAP_ARG_LIST) {
+		v = a->list;
+		n = a->n;
+	}
+	struct buf kw;
+	buf_init(&kw, 64 * 1024);
+	*flags_r = 0;
+	*keywords_r = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].type != IMAP_ARG_ATOM)
+			goto bad;
+		bool found = false;
+		for (size_t k = 0; k < sizeof(flag_names) / sizeof(flag_names[0]); k++)
+			if (imap_arg_is(&v[i], flag_names[k].name)) {
+				*flags_r |= flag_names[k].bit;
+				found = true;
+			}
+		if (found || imap_arg_is(&v[i], "\\Recent"))
+			continue;
+		if (v[i].s[0] == '\\')
+			goto bad;
+		for (size_t k = 0; k < v[i].len; k++)
+			if (strchr("()]{%*\"\\", v[i].s[k]) != NULL)
+				goto bad;
+		if (kw.len > 0)
+			buf_append(&kw, " ", 1);
+		if (buf_append(&kw, v[i].s, v[i].len) < 0)
+			goto bad;
+	}
+	if (kw.len > 0)
+		*keywords_r = xstrndup(kw.data, kw.len);
+	buf_free(&kw);
+	return 0;
+bad:
+	buf_free(&kw);
+	return -EINVAL;
+}
+
+char *imap_mailbox_arg(struct imap_client *cl, const struct imap_arg *a)
+{
+	char *name = NULL;
+	if (!imap_arg_is_astring(a) ||
+	    imap_mailbox_from_client(a->s, a->len, cl->utf8, &name) < 0) {
+		imap_done(cl, "NO", "[CANNOT] invalid mailbox name");
+		return NULL;
+	}
+	return name;
+}
+
+void imap_write_capability(struct imap_client *cl, struct buf *o)
+{
+	buf_append_str(o, "CAPABILITY IMAP4rev1 IMAP4rev2");
+	if (!conn_is_tls(cl->c)) {
+		buf_append_str(o, " STARTTLS LOGINDISABLED");
+		return;
+	}
+	if (cl->state == IMAP_STATE_NOAUTH) {
+		buf_append_str(o, " AUTH=PLAIN SASL-IR LITERAL+ ID ENABLE");
+		return;
+	}
+	buf_append_str(o, " LITERAL+ ID ENABLE IDLE UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN "
+	                  "SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE "
+	                  "QRESYNC MULTIAPPEND UTF8=ACCEPT");
+}
+
+/* ---- updates at command boundaries ---- */
+
+static void on_change(struct notify_watcher *w, const struct store_change *ch)
+{
+	struct imap_client *cl = w->ctx;
+	if (ch->highest_modseq > cl->highest_modseq || ch->exists != cl->n_msgs)
+		cl->changed = true;
+	if (cl->idling && !cl->busy)
+		imap_sync_then(cl, NULL);
+}
+
+void imap_watch(struct imap_client *cl, bool on)
+{
+	struct services *sv = conn_services(cl->c);
+	if (sv == NULL || sv->notify == NULL)
+		return;
+	if (cl->watcher.linked)
+		notify_unsubscribe(sv->notify, &cl->watcher);
+	if (on) {
+		cl->watcher.mailbox_id = cl->mailbox_id;
+		cl->watcher.fn = on_change;
+		cl->watcher.ctx = cl;
+		notify_subscribe(sv->notify, &cl->watcher);
+	}
+}
+
+struct sync_op {
+	struct imap_client *cl;
+	void (*then)(struct imap_client *cl);
+};
+
+static void synced(void *ctx, int rc, struct store_result *res)
+{
+	struct sync_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	void (*then)(struct imap_client *) = op->then;
+	free(op);
+	if (!imap_async_end(cl))
+		return;
+	cl->syncing = false;
+	if (rc == 0 && cl->state == IMAP_STATE_SELECTED) {
+		struct buf o;
+		buf_init(&o, SIZE_MAX);
+		bool allow_expunge = !(cl->cmd_flags & IMAP_CMD_NO_EXPUNGE) || !cl->busy;
+		/* Expunged: in the snapshot, not in the store list (walk both in UID order). */
+		size_t j = 0, keep = 0;
+		struct imap_msg *old = cl->msgs;
+		size_t n_old = cl->n_msgs;
+		struct imap_msg *nw = xcalloc(res->n_msgs + n_old + 1, sizeof(*nw));
+		size_t nn = 0;
+		uint32_t seq_shift = 0;
+		for (size_t i = 0; i < n_old; i++) {
+			while (j < res->n_msgs && res->msgs[j].uid < old[i].uid)
+				j++;
+			bool gone = j >= res->n_msgs || res->msgs[j].uid != old[i].uid;
+			if (gone && allow_expunge) {
+				if (cl->qresync)
+					buf_printf(&o, "* VANISHED %u\r\n", old[i].uid);
+				else
+					buf_printf(&o, "* %zu EXPUNGE\r\n", i + 1 - seq_shift);
+				seq_shift++;
+				free(old[i].keywords);
+				continue;
+			}
+			nw[nn] = old[i];
+			if (!gone) {
+				struct store_msg *s = &res->msgs[j];
+				bool kwchg = strcmp(old[i].keywords,
+				                    s->keywords != NULL ? s->keywords : "") != 0;
+				if (s->flags != old[i].flags || kwchg) {
+					nw[nn].flags = s->flags;
+					if (kwchg) {
+						free(nw[nn].keywords);
+						nw[nn].keywords =
+						    xstrdup(s->keywords != NULL ? s->keywords : "");
+					}
+					buf_printf(&o, "* %zu FETCH (", nn + 1);
+					if (cl->uid || cl->condstore)
+						buf_printf(&o, "UID %u ", s->uid);
+					buf_append_str(&o, "FLAGS ");
+					imap_fmt_flags(&o, nw[nn].flags, nw[nn].keywords);
+					if (cl->condstore)
+						buf_printf(&o, " MODSEQ (%llu)",
+						           (unsigned long long)s->modseq);
+					buf_append_str(&o, ")\r\n");
+				}
+				nw[nn].modseq = s->modseq;
+			}
+			nn++;
+			keep++;
+		}
+		/* New messages: UIDs above the last one we had. */
+		uint32_t last = n_old > 0 ? old[n_old - 1].uid : 0;
+		size_t added = 0;
+		for (size_t k = 0; k < res->n_msgs; k++)
+			if (res->msgs[k].uid > last) {
+				msg_from_store(&nw[nn++], &res->msgs[k]);
+				added++;
+			}
+		free(old);
+		cl->msgs = nw;
+		cl->n_msgs = nn;
+		cl->cap_msgs = res->n_msgs + n_old + 1;
+		if (added > 0 || seq_shift > 0)
+			buf_printf(&o, "* %zu EXISTS\r\n", nn);
+		if (allow_expunge && res->modseq > cl->highest_modseq)
+			cl->highest_modseq = res->modseq;
+		if (allow_expunge)
+			cl->changed = false;
+		if (o.len > 0)
+			conn_write(cl->c, o.data, o.len);
+		buf_free(&o);
+	}
+	if (then != NULL)
+		then(cl);
+	else
+		conn_resume(cl->c);
+}
+
+void imap_sync_then(struct imap_client *cl, void (*then)(struct imap_client *cl))
+{
+	struct store *s = imap_store(cl);
+	if (cl->state != IMAP_STATE_SELECTED || s == NULL || cl->syncing) {
+		if (then != NULL)
+			then(cl);
+		return;
+	}
+	struct sync_op *op = xcalloc(1, sizeof(*op));
+	op->cl = cl;
+	op->then = then;
+	cl->syncing = true;
+	imap_async_begin(cl);
+	if (store_message_list(s, cl->mailbox_id, 0, synced, op) < 0) {
+		conn_release(cl->c);
+		cl->syncing = false;
+		free(op);
+		if (then != NULL)
+			then(cl);
+	}
+}
+
+/* ---- replies ---- */
+
+static void send_tagged(struct imap_client *cl)
+{
+	conn_printf(cl->c, "%s %s\r\n", cl->tag != NULL ? cl->tag : "*", cl->reply);
+	free(cl->reply);
+	cl->reply = NULL;
+	free(cl->tag);
+	cl->tag = NULL;
+	cl->busy = false;
+	cl->cmd_flags = 0;
+	cl->uid = false;
+	if (cl->op_free != NULL)
+		cl->op_free(cl->op);
+	cl->op = NULL;
+	cl->op_free = NULL;
+	imap_args_free(&cl->args);
+	imap_reader_reset(&cl->reader);
+	if (cl->state == IMAP_STATE_LOGOUT) {
+		conn_close(cl->c, "logout");
+		return;
+	}
+	conn_resume(cl->c);
+}
+
+void imap_done(struct imap_client *cl, const char *status, const char *text)
+{
+	free(cl->reply);
+	cl->reply = xasprintf("%s %s", status, text);
+	/* Pending changes go out before the tagged OK (never EXPUNGE during FETCH, STORE,
+	 * SEARCH or COPY by sequence number: the sync checks cmd_flags). */
+	if (strcmp(status, "OK") == 0 && cl->changed && cl->state == IMAP_STATE_SELECTED &&
+	    !((cl->cmd_flags & IMAP_CMD_NO_EXPUNGE) && !cl->uid)) {
+		imap_sync_then(cl, send_tagged);
+		return;
+	}
+	send_tagged(cl);
+}
+
+void imap_donef(struct imap_client *cl, const char *status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *t = NULL;
+	if (vasprintf(&t, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	imap_done(cl, status, t);
+	free(t);
+}
+
+/* ---- dispatch ---- */
+
+static void cmd_starttls(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	if (conn_is_tls(cl->c)) {
+		imap_done(cl, "BAD", "TLS is already active");
+		return;
+	}
+	conn_printf(cl->c, "%s OK Begin TLS negotiation now\r\n", cl->tag);
+	free(cl->tag);
+	cl->tag = NULL;
+	cl->busy = false;
+	imap_args_free(&cl->args);
+	imap_reader_reset(&cl->reader);
+	conn_start_tls(cl->c);
+}
+
+static bool valid_tag(const struct imap_arg *a)
+{
+	if (a->type != IMAP_ARG_ATOM || a->len == 0 || a->len > 64)
+		return false;
+	for (size_t i = 0; i < a->len; i++)
+		if (a->s[i] == '+' || a->s[i] == '*' || a->s[i] == '%' || a->s[i] == '[' ||
+		    a->s[i] == '\\')
+			return false;
+	return true;
+}
+
+static void bad_line(struct imap_client *cl, const char *tag, const char *text)
+{
+	conn_printf(cl->c, "%s BAD %s\r\n", tag, text);
+	imap_args_free(&cl->args);
+	imap_reader_reset(&cl->reader);
+	if (++cl->errors >= conn_config(cl->c)->limits.errors) {
+		conn_write_str(cl->c, "* BYE Too many errors\r\n");
+		conn_close(cl->c, "too many errors");
+	}
+}
+
+static void dispatch(struct imap_client *cl)
+{
+	const char *err = NULL;
+	if (imap_parse(cl->reader.cmd.data, cl->reader.cmd.len, &cl->args, &err) < 0) {
+		bad_line(cl, "*", err);
+		return;
+	}
+	const struct imap_arg *v = cl->args.v;
+	size_t n = cl->args.n;
+	if (n == 0) {
+		bad_line(cl, "*", "Empty command");
+		return;
+	}
+	if (!valid_tag(&v[0])) {
+		bad_line(cl, "*", "Invalid tag");
+		return;
+	}
+	char *tag = xstrndup(v[0].s, v[0].len);
+	if (n < 2 || v[1].type != IMAP_ARG_ATOM) {
+		bad_line(cl, tag, "Missing command");
+		free(tag);
+		return;
+	}
+	size_t first = 2;
+	bool uid = false;
+	const struct imap_arg *name = &v[1];
+	if (imap_arg_is(name, "UID") && cl->state == IMAP_STATE_SELECTED && n >= 3) {
+		uid = true;
+		name = &v[2];
+		first = 3;
+		if (!imap_arg_is(name, "FETCH") && !imap_arg_is(name, "STORE") &&
+		    !imap_arg_is(name, "SEARCH") && !imap_arg_is(name, "COPY") &&
+		    !imap_arg_is(name, "MOVE") && !imap_arg_is(name, "EXPUNGE")) {
+			bad_line(cl, tag, "Unknown UID command");
+			free(tag);
+			return;
+		}
+	}
+	const struct imap_command *cmd = NULL;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (imap_arg_is(name, commands[i].name))
+			cmd = &commands[i];
+	if (cl->state == IMAP_STATE_NOAUTH &&
+	    ++cl->preauth_commands > conn_config(cl->c)->limits.commands) {
+		conn_write_str(cl->c, "* BYE Too many commands before login\r\n");
+		conn_close(cl->c, "too many commands");
+		free(tag);
+		return;
+	}
+	if (cmd == NULL) {
+		bad_line(cl, tag, "Unknown command");
+		free(tag);
+		return;
+	}
+	if (!(cmd->states & cl->state)) {
+		bad_line(cl, tag,
+		         cl->state == IMAP_STATE_NOAUTH ? "Log in first"
+		                                        : "Wrong state for command");
+		free(tag);
+		return;
+	}
+	if (!conn_is_tls(cl->c) && strcmp(cmd->name, "CAPABILITY") != 0 &&
+	    strcmp(cmd->name, "NOOP") != 0 && strcmp(cmd->name, "LOGOUT") != 0 &&
+	    strcmp(cmd->name, "STARTTLS") != 0) {
+		bad_line(cl, tag, "[PRIVACYREQUIRED] Start TLS first");
+		free(tag);
+		return;
+	}
+	cl->tag = tag;
+	cl->uid = uid;
+	cl->busy = true;
+	cl->cmd_flags = cmd->flags;
+	if (!(cmd->flags & IMAP_CMD_SECRET))
+		log_event(LOGL_DEBUG, "session=%s proto=imap event=command name=%s", conn_id(cl->c),
+		          cmd->name);
+	cmd->fn(cl, v + first, n - first);
+}
+
+void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_cr)
+{
+	if (cl->idling) {
+		imap_idle_line(cl, line, len);
+		return;
+	}
+	if (cl->auth_continue) {
+		imap_authenticate_response(cl, line, len);
+		return;
+	}
+	if (cl->busy)
+		return; /* cannot happen: input is paused while a command runs */
+	struct imap_literal lit;
+	int rc = imap_reader_line(&cl->reader, line, len, &lit);
+	if (rc == 1) {
+		dispatch(cl);
+		return;
+	}
+	if (rc == 0) {
+		if (lit.size == 0)
+			return;
+		if (!lit.nonsync)
+			conn_write_str(cl->c, "+ Ready for literal data\r\n");
+		conn_expect_bytes(cl->c, lit.size);
+		return;
+	}
+	if (rc == -E2BIG && lit.nonsync) {
+		conn_write_str(cl->c, "* BYE [TOOBIG] Literal too large\r\n");
+		conn_close(cl->c, "literal too large");
+		return;
+	}
+	bad_line(cl, "*", rc == -E2BIG ? "[TOOBIG] Literal too large" : "Command too long");
+}
+
+void imap_client_bytes(struct imap_client *cl, const char *data, size_t len, bool last)
+{
+	if (imap_reader_bytes(&cl->reader, data, len) < 0) {
+		conn_write_str(cl->c, "* BYE Internal error\r\n");
+		conn_close(cl->c, "literal overflow");
+	}
+}
+
+void imap_client_line_too_long(struct imap_client *cl)
+{
+	imap_reader_reset(&cl->reader);
+	conn_write_str(cl->c, "* BAD [TOOBIG] Line too long\r\n");
+	if (++cl->errors >= conn_config(cl->c)->limits.errors)
+		conn_close(cl->c, "too many errors");
+}
+
+void imap_client_timeout(struct imap_client *cl)
+{
+	conn_write_str(cl->c, "* BYE Idle timeout\r\n");
+}
+
+void imap_client_shutdown(struct imap_client *cl)
+{
+	conn_write_str(cl->c, "* BYE Server shutting down\r\n");
+}
+
+/* ---- greeting and PREAUTH ---- */
+
+static void greet(struct imap_client *cl, bool preauth)
+{
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	buf_append_str(&o, preauth ? "* PREAUTH [" : "* OK [");
+	imap_write_capability(cl, &o);
+	buf_append_str(&o, preauth ? "] Logged in by certificate\r\n" : "] sealmail ready\r\n");
+	conn_write(cl->c, o.data, o.len);
+	buf_free(&o);
+}
+
+static void preauth_user(void *ctx, int rc, struct store_result *res)
+{
+	struct imap_client *cl = ctx;
+	if (!imap_async_end(cl))
+		return;
+	if (rc == 0 && res->n_users == 1 && !res->users[0].disabled) {
+		cl->user_id = res->users[0].id;
+		cl->user = xstrdup(res->users[0].address);
+		imap_set_state(cl, IMAP_STATE_AUTH);
+		conn_set_authenticated(cl->c, cl->user);
+		log_event(LOGL_INFO,
+		          "session=%s proto=imap event=auth_ok mech=certificate user=%s ip=%s",
+		          conn_id(cl->c), cl->user, conn_peer_ip(cl->c));
+		greet(cl, true);
+	} else {
+		greet(cl, false);
+	}
+	conn_resume(cl->c);
+}
+
+struct imap_client *imap_client_new(struct conn *c)
+{
+	struct imap_client *cl = xcalloc(1, sizeof(*cl));
+	cl->c = c;
+	cl->state = IMAP_STATE_NOAUTH;
+	const struct config *cfg = conn_config(c);
+	imap_reader_init(&cl->reader, cfg != NULL ? cfg->limits.message_size : 52428800);
+	const struct cfg_listener *l = conn_listener(c);
+	const char *ident = conn_cert_identity(c);
+	struct store *s = imap_store(cl);
+	if (l != NULL && l->certificate_login == CFG_CERT_LOGIN_PREAUTH && ident != NULL &&
+	    s != NULL && conn_is_tls(c)) {
+		imap_async_begin(cl);
+		if (store_user_get(s, ident, preauth_user, cl) == 0)
+			return cl;
+		conn_release(c);
+		conn_resume(c);
+	}
+	greet(cl, false);
+	return cl;
+}
+
+void imap_client_free(struct imap_client *cl)
+{
+	imap_set_state(cl, IMAP_STATE_LOGOUT);
+	if (cl->op_free != NULL)
+		cl->op_free(cl->op);
+	imap_args_free(&cl->args);
+	imap_reader_free(&cl->reader);
+	free(cl->tag);
+	free(cl->reply);
+	free(cl->user);
+	free(cl->idle_tag);
+	free(cl);
+}
+
+/* ---- proto_handler ---- */
+
+static void *p_open(struct conn *c)
+{
+	return imap_client_new(c);
+}
+static void p_line(void *s, char *line, size_t len, bool has_cr)
+{
+	imap_client_line(s, line, len, has_cr);
+}
+static void p_too_long(void *s)
+{
+	imap_client_line_too_long(s);
+}
+static void p_bytes(void *s, const char *d, size_t len, bool last)
+{
+	imap_client_bytes(s, d, len, last);
+}
+static void p_tls_ready(void *s)
+{
+	(void)s;
+}
+static void p_timeout(void *s)
+{
+	imap_client_timeout(s);
+}
+static void p_shutdown(void *s)
+{
+	imap_client_shutdown(s);
+}
+static void p_close(void *s)
+{
+	imap_client_free(s);
+}
+
+const struct proto_handler imap_client_proto = {
+    .name = "imap",
+    .open = p_open,
+    .line = p_line,
+    .line_too_long = p_too_long,
+    .bytes = p_bytes,
+    .tls_ready = p_tls_ready,
+    .timeout = p_timeout,
+    .shutdown = p_shutdown,
+    .close = p_close,
+};

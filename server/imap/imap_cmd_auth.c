@@ -1,0 +1,227 @@
+/*
+ * CAPABILITY, NOOP, LOGOUT, LOGIN, AUTHENTICATE PLAIN, ENABLE, ID, NAMESPACE, IDLE.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/xmalloc.h"
+#include "server/auth/auth.h"
+#include "server/auth/login.h"
+#include "server/imap/imap_private.h"
+
+void imap_cmd_capability(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	buf_append_str(&o, "* ");
+	imap_write_capability(cl, &o);
+	buf_append_str(&o, "\r\n");
+	conn_write(cl->c, o.data, o.len);
+	buf_free(&o);
+	imap_done(cl, "OK", "CAPABILITY completed");
+}
+
+static void noop_synced(struct imap_client *cl)
+{
+	imap_done(cl, "OK", "NOOP completed");
+}
+
+void imap_cmd_noop(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	if (cl->changed)
+		imap_sync_then(cl, noop_synced);
+	else
+		imap_done(cl, "OK", "NOOP completed");
+}
+
+void imap_cmd_check(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	imap_cmd_noop(cl, a, n);
+}
+
+void imap_cmd_logout(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	conn_write_str(cl->c, "* BYE Logging out\r\n");
+	imap_set_state(cl, IMAP_STATE_LOGOUT);
+	imap_done(cl, "OK", "LOGOUT completed");
+}
+
+static void login_done(void *sess, const struct auth_login_result *r)
+{
+	struct imap_client *cl = sess;
+	switch (r->status) {
+	case AUTH_LOGIN_OK:
+		cl->user_id = r->user_id;
+		free(cl->user);
+		cl->user = xstrdup(r->user);
+		conn_set_authenticated(cl->c, cl->user);
+		imap_set_state(cl, IMAP_STATE_AUTH);
+		{
+			struct buf o;
+			buf_init(&o, SIZE_MAX);
+			buf_append_str(&o, "[");
+			imap_write_capability(cl, &o);
+			buf_append_str(&o, "] Logged in");
+			/* auth_login resumes input itself after this callback. */
+			conn_printf(cl->c, "%s OK %s\r\n", cl->tag, o.data);
+			buf_free(&o);
+		}
+		break;
+	case AUTH_LOGIN_CERT:
+		conn_printf(cl->c,
+		            "%s NO [AUTHENTICATIONFAILED] A client certificate for this "
+		            "user is required\r\n",
+		            cl->tag);
+		break;
+	case AUTH_LOGIN_TEMPFAIL:
+		conn_printf(cl->c, "%s NO [UNAVAILABLE] Try again later\r\n", cl->tag);
+		break;
+	default:
+		conn_printf(cl->c, "%s NO [AUTHENTICATIONFAILED] Invalid credentials\r\n", cl->tag);
+		break;
+	}
+	free(cl->tag);
+	cl->tag = NULL;
+	cl->busy = false;
+	cl->cmd_flags = 0;
+	imap_args_free(&cl->args);
+	imap_reader_reset(&cl->reader);
+}
+
+static void start_login(struct imap_client *cl, const char *mech, const char *user,
+                        const char *pass)
+{
+	auth_login(cl->c, mech, user, pass, login_done);
+}
+
+void imap_cmd_login(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	if (n != 2 || !imap_arg_is_astring(&a[0]) || !imap_arg_is_astring(&a[1])) {
+		imap_done(cl, "BAD", "LOGIN needs a user name and a password");
+		return;
+	}
+	char *user = imap_arg_dup(&a[0]);
+	char *pass = imap_arg_dup(&a[1]);
+	if (user == NULL || pass == NULL || a[0].len > AUTH_FIELD_MAX ||
+	    a[1].len > AUTH_FIELD_MAX) {
+		free(user);
+		if (pass != NULL)
+			explicit_bzero(pass, strlen(pass));
+		free(pass);
+		imap_done(cl, "NO", "[AUTHENTICATIONFAILED] Invalid credentials");
+		return;
+	}
+	start_login(cl, "LOGIN", user, pass);
+	explicit_bzero(pass, strlen(pass));
+	free(pass);
+	free(user);
+	/* Wipe the password from the command buffer too. */
+	explicit_bzero((char *)a[1].s, a[1].len);
+}
+
+static void plain_login(struct imap_client *cl, const char *b64, size_t len)
+{
+	struct auth_plain p;
+	if (len == 1 && b64[0] == '*') {
+		imap_done(cl, "BAD", "Authentication cancelled");
+		return;
+	}
+	if (auth_plain_decode(b64, len, &p) < 0) {
+		imap_done(cl, "BAD", "Invalid SASL PLAIN response");
+		return;
+	}
+	if (p.authzid[0] != '\0' && strcmp(p.authzid, p.authcid) != 0) {
+		auth_plain_wipe(&p);
+		imap_done(cl, "NO", "[AUTHORIZATIONFAILED] Cannot act as another user");
+		return;
+	}
+	start_login(cl, "PLAIN", p.authcid, p.password);
+	auth_plain_wipe(&p);
+}
+
+void imap_cmd_authenticate(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	if (n < 1 || n > 2 || a[0].type != IMAP_ARG_ATOM) {
+		imap_done(cl, "BAD", "AUTHENTICATE needs a mechanism");
+		return;
+	}
+	if (!imap_arg_is(&a[0], "PLAIN")) {
+		imap_done(cl, "NO", "Unsupported authentication mechanism");
+		return;
+	}
+	if (n == 2) {
+		if (a[1].len == 1 && a[1].s[0] == '=')
+			plain_login(cl, "", 0);
+		else
+			plain_login(cl, a[1].s, a[1].len);
+		return;
+	}
+	cl->auth_continue = true;
+	conn_set_line_limit(cl->c, 4096);
+	conn_write_str(cl->c, "+ \r\n");
+}
+
+void imap_authenticate_response(struct imap_client *cl, const char *line, size_t len)
+{
+	cl->auth_continue = false;
+	conn_set_line_limit(cl->c, 0);
+	plain_login(cl, line, len);
+}
+
+void imap_cmd_enable(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	buf_append_str(&o, "* ENABLED");
+	for (size_t i = 0; i < n; i++) {
+		if (imap_arg_is(&a[i], "CONDSTORE") && !cl->condstore) {
+			cl->condstore = true;
+			buf_append_str(&o, " CONDSTORE");
+		} else if (imap_arg_is(&a[i], "QRESYNC") && !cl->qresync) {
+			cl->qresync = cl->condstore = true;
+			buf_append_str(&o, " QRESYNC");
+		} else if (imap_arg_is(&a[i], "UTF8=ACCEPT") && !cl->utf8) {
+			cl->utf8 = true;
+			buf_append_str(&o, " UTF8=ACCEPT");
+		} else if (imap_arg_is(&a[i], "IMAP4rev2") && !cl->rev2) {
+			cl->rev2 = true;
+			buf_append_str(&o, " IMAP4rev2");
+		}
+	}
+	buf_append_str(&o, "\r\n");
+	conn_write(cl->c, o.data, o.len);
+	buf_free(&o);
+	imap_done(cl, "OK", "ENABLE completed");
+}
+
+void imap_cmd_id(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	conn_write_str(cl->c, "* ID (\"name\" \"sealmail\" \"version\" \"0.1.0\")\r\n");
+	imap_done(cl, "OK", "ID completed");
+}
+
+void imap_cmd_namespace(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	conn_write_str(cl->c, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+	imap_done(cl, "OK", "NAMESPACE completed");
+}
+
+void imap_cmd_idle(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	cl->idling = true;
+	conn_write_str(cl->c, "+ idling\r\n");
+	/* Stay "busy" (the tag is kept) but take lines: DONE ends it. */
+	if (cl->changed)
+		imap_sync_then(cl, NULL);
+}
+
+void imap_idle_line(struct imap_client *cl, const char *line, size_t len)
+{
+	cl->idling = false;
+	if (len == 4 && strncasecmp(line, "DONE", 4) == 0)
+		imap_done(cl, "OK", "IDLE terminated");
+	else
+		imap_done(cl, "BAD", "Expected DONE");
+}

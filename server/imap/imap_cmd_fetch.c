@@ -1,0 +1,366 @@
+/*
+ * FETCH and UID FETCH: items from the snapshot when they can be, else from the message
+ * bytes (read from the store in chunks, parsed once per message).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/xmalloc.h"
+#include "server/imap/imap_fetch_fmt.h"
+#include "server/imap/imap_mime.h"
+#include "server/imap/imap_private.h"
+
+#define CHUNK (1024 * 1024)
+
+enum fitem {
+	FI_FLAGS,
+	FI_UID,
+	FI_INTERNALDATE,
+	FI_SIZE,
+	FI_ENVELOPE,
+	FI_BODYSTRUCTURE,
+	FI_BODY,
+	FI_SECTION, /* BODY[...] / BODY.PEEK[...] / RFC822* */
+	FI_MODSEQ,
+};
+
+struct fetch_item {
+	enum fitem kind;
+	struct imap_section sec;
+	bool peek;
+	const char *rfc822; /* "RFC822", "RFC822.HEADER", "RFC822.TEXT" or NULL */
+};
+
+struct fetch_op {
+	struct imap_client *cl;
+	struct fetch_item items[64];
+	size_t n_items;
+	bool need_content, set_seen;
+	uint64_t changedsince;
+	uint32_t *seqs;
+	size_t n_seqs, next;
+	struct buf content;
+	uint32_t *seen_uids;
+	size_t n_seen;
+};
+
+static void fetch_op_free(void *p)
+{
+	struct fetch_op *op = p;
+	for (size_t i = 0; i < op->n_items; i++)
+		imap_section_free(&op->items[i].sec);
+	free(op->seqs);
+	free(op->seen_uids);
+	buf_free(&op->content);
+	free(op);
+}
+
+static int add_item(struct fetch_op *op, const struct imap_arg *a)
+{
+	if (a->type != IMAP_ARG_ATOM || op->n_items == 64)
+		return -EINVAL;
+	struct fetch_item *it = &op->items[op->n_items];
+	memset(it, 0, sizeof(*it));
+	static const struct {
+		const char *n;
+		enum fitem k;
+	} simple[] = {{"FLAGS", FI_FLAGS},
+	              {"UID", FI_UID},
+	              {"INTERNALDATE", FI_INTERNALDATE},
+	              {"RFC822.SIZE", FI_SIZE},
+	              {"ENVELOPE", FI_ENVELOPE},
+	              {"BODYSTRUCTURE", FI_BODYSTRUCTURE},
+	              {"BODY", FI_BODY},
+	              {"MODSEQ", FI_MODSEQ}};
+	for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++)
+		if (imap_arg_is(a, simple[i].n)) {
+			it->kind = simple[i].k;
+			if (it->kind == FI_ENVELOPE || it->kind == FI_BODYSTRUCTURE ||
+			    it->kind == FI_BODY)
+				op->need_content = true;
+			op->n_items++;
+			return 0;
+		}
+	static const char *const r822[] = {"RFC822", "RFC822.HEADER", "RFC822.TEXT"};
+	static const char *const r822sec[] = {"[]", "[HEADER]", "[TEXT]"};
+	for (size_t i = 0; i < 3; i++)
+		if (imap_arg_is(a, r822[i])) {
+			it->kind = FI_SECTION;
+			it->rfc822 = r822[i];
+			it->peek = i == 1;
+			if (imap_section_parse(r822sec[i], strlen(r822sec[i]), &it->sec) < 0)
+				return -EINVAL;
+			op->need_content = true;
+			op->n_items++;
+			return 0;
+		}
+	size_t skip = 0;
+	if (a->len > 10 && strncasecmp(a->s, "BODY.PEEK[", 10) == 0) {
+		skip = 9;
+		it->peek = true;
+	} else if (a->len > 5 && strncasecmp(a->s, "BODY[", 5) == 0) {
+		skip = 4;
+	} else {
+		return -EINVAL;
+	}
+	if (imap_section_parse(a->s + skip, a->len - skip, &it->sec) < 0)
+		return -EINVAL;
+	it->kind = FI_SECTION;
+	op->need_content = true;
+	op->n_items++;
+	return 0;
+}
+
+static int parse_items(struct fetch_op *op, const struct imap_arg *a)
+{
+	if (imap_arg_is(a, "ALL") || imap_arg_is(a, "FAST") || imap_arg_is(a, "FULL")) {
+		const char *names[] = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"};
+		size_t n = imap_arg_is(a, "FAST") ? 3 : imap_arg_is(a, "ALL") ? 4 : 5;
+		for (size_t i = 0; i < n; i++) {
+			struct imap_arg t = {IMAP_ARG_ATOM,    false, names[i],
+			                     strlen(names[i]), NULL,  0};
+			add_item(op, &t);
+		}
+		return 0;
+	}
+	if (a->type == IMAP_ARG_LIST) {
+		if (a->n == 0)
+			return -EINVAL;
+		for (size_t i = 0; i < a->n; i++)
+			if (add_item(op, &a->list[i]) < 0)
+				return -EINVAL;
+		return 0;
+	}
+	return add_item(op, a);
+}
+
+static void fmt_date(struct buf *o, int64_t t)
+{
+	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	buf_printf(o, "\"%02d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday, mon[tm.tm_mon],
+	           tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static void fetch_next(struct fetch_op *op);
+
+static void emit(struct fetch_op *op, uint32_t seq, const struct imap_mime *m)
+{
+	struct imap_client *cl = op->cl;
+	struct imap_msg *msg = &cl->msgs[seq - 1];
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	buf_printf(&o, "* %u FETCH (", seq);
+	bool sp = false, had_uid = false, had_flags = false, had_modseq = false;
+	bool mark_seen = false;
+	for (size_t i = 0; i < op->n_items; i++)
+		if (op->items[i].kind == FI_SECTION && !op->items[i].peek && !cl->readonly &&
+		    !(msg->flags & STORE_SEEN))
+			mark_seen = true;
+	if (mark_seen) {
+		msg->flags |= STORE_SEEN;
+		op->seen_uids = xreallocarray(op->seen_uids, op->n_seen + 1, sizeof(uint32_t));
+		op->seen_uids[op->n_seen++] = msg->uid;
+	}
+	for (size_t i = 0; i < op->n_items; i++) {
+		const struct fetch_item *it = &op->items[i];
+		if (sp)
+			buf_append(&o, " ", 1);
+		sp = true;
+		switch (it->kind) {
+		case FI_FLAGS:
+			buf_append_str(&o, "FLAGS ");
+			imap_fmt_flags(&o, msg->flags, msg->keywords);
+			had_flags = true;
+			break;
+		case FI_UID:
+			buf_printf(&o, "UID %u", msg->uid);
+			had_uid = true;
+			break;
+		case FI_INTERNALDATE:
+			buf_append_str(&o, "INTERNALDATE ");
+			fmt_date(&o, msg->internal_date);
+			break;
+		case FI_SIZE:
+			buf_printf(&o, "RFC822.SIZE %llu", (unsigned long long)msg->size);
+			break;
+		case FI_MODSEQ:
+			buf_printf(&o, "MODSEQ (%llu)", (unsigned long long)msg->modseq);
+			had_modseq = true;
+			break;
+		case FI_ENVELOPE:
+			buf_append_str(&o, "ENVELOPE ");
+			imap_fmt_envelope(&o, m, &m->root, cl->utf8);
+			break;
+		case FI_BODYSTRUCTURE:
+		case FI_BODY:
+			buf_append_str(&o, it->kind == FI_BODY ? "BODY " : "BODYSTRUCTURE ");
+			imap_fmt_bodystructure(&o, m, &m->root, it->kind == FI_BODYSTRUCTURE,
+			                       cl->utf8);
+			break;
+		case FI_SECTION: {
+			if (it->rfc822 != NULL)
+				buf_printf(&o, "%s ", it->rfc822);
+			else if (it->sec.partial)
+				buf_printf(&o, "BODY[%s]<%llu> ", it->sec.spec,
+				           (unsigned long long)it->sec.p_off);
+			else
+				buf_printf(&o, "BODY[%s] ", it->sec.spec);
+			struct buf part;
+			buf_init(&part, SIZE_MAX);
+			if (imap_section_extract(m, &it->sec, &part) < 0 || part.len == 0) {
+				buf_append_str(&o,
+				               it->sec.partial || part.len == 0 ? "\"\"" : "NIL");
+			} else {
+				buf_printf(&o, "{%zu}\r\n", part.len);
+				buf_append(&o, part.data, part.len);
+			}
+			buf_free(&part);
+			break;
+		}
+		}
+	}
+	if (cl->uid && !had_uid)
+		buf_printf(&o, "%sUID %u", sp ? " " : "", msg->uid), sp = true;
+	if (mark_seen && !had_flags) {
+		buf_append_str(&o, sp ? " FLAGS " : "FLAGS ");
+		imap_fmt_flags(&o, msg->flags, msg->keywords);
+	}
+	if ((op->changedsince > 0 || (cl->condstore && mark_seen)) && !had_modseq)
+		buf_printf(&o, " MODSEQ (%llu)", (unsigned long long)msg->modseq);
+	buf_append_str(&o, ")\r\n");
+	conn_write(cl->c, o.data, o.len);
+	buf_free(&o);
+}
+
+static void content_read(void *ctx, int rc, struct store_result *res)
+{
+	struct fetch_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	uint32_t seq = op->seqs[op->next];
+	if (rc < 0) {
+		/* Expunged meanwhile: skip it. */
+		buf_reset(&op->content);
+		op->next++;
+		fetch_next(op);
+		return;
+	}
+	buf_append(&op->content, res->data, res->data_len);
+	if (op->content.len < res->total_size && res->data_len > 0) {
+		imap_async_begin(cl);
+		if (store_content_read(imap_store(cl), cl->mailbox_id, cl->msgs[seq - 1].uid,
+		                       op->content.len, CHUNK, content_read, op) == 0)
+			return;
+		conn_release(cl->c);
+	}
+	struct imap_mime m;
+	imap_mime_parse(&m, op->content.data != NULL ? op->content.data : "", op->content.len);
+	emit(op, seq, &m);
+	imap_mime_free(&m);
+	buf_free(&op->content);
+	buf_init(&op->content, SIZE_MAX);
+	op->next++;
+	fetch_next(op);
+}
+
+static void seen_stored(void *ctx, int rc, struct store_result *res)
+{
+	struct fetch_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	/* Keep our snapshot's modseqs in step so the change is not shown again. */
+	for (size_t i = 0; rc == 0 && i < res->n_msgs; i++) {
+		uint32_t s = imap_seq_of(cl, res->msgs[i].uid);
+		if (s > 0)
+			cl->msgs[s - 1].modseq = res->msgs[i].modseq;
+	}
+	imap_done(cl, "OK", "FETCH completed");
+}
+
+static void fetch_next(struct fetch_op *op)
+{
+	struct imap_client *cl = op->cl;
+	while (op->next < op->n_seqs) {
+		uint32_t seq = op->seqs[op->next];
+		if (!op->need_content) {
+			emit(op, seq, NULL);
+			op->next++;
+			continue;
+		}
+		imap_async_begin(cl);
+		if (store_content_read(imap_store(cl), cl->mailbox_id, cl->msgs[seq - 1].uid, 0,
+		                       CHUNK, content_read, op) == 0)
+			return;
+		conn_release(cl->c);
+		op->next++;
+	}
+	if (op->n_seen > 0) {
+		struct store_uid_range *r = xcalloc(op->n_seen, sizeof(*r));
+		for (size_t i = 0; i < op->n_seen; i++)
+			r[i] = (struct store_uid_range){op->seen_uids[i], op->seen_uids[i]};
+		imap_async_begin(cl);
+		int rc = store_flags_store(imap_store(cl), cl->mailbox_id, r, op->n_seen,
+		                           STORE_FLAGS_ADD, STORE_SEEN, NULL, 0, seen_stored, op);
+		free(r);
+		if (rc == 0)
+			return;
+		conn_release(cl->c);
+	}
+	imap_done(cl, "OK", "FETCH completed");
+}
+
+void imap_cmd_fetch(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	if (n < 2) {
+		imap_done(cl, "BAD", "FETCH needs a set and items");
+		return;
+	}
+	struct fetch_op *op = xcalloc(1, sizeof(*op));
+	op->cl = cl;
+	buf_init(&op->content, SIZE_MAX);
+	cl->op = op;
+	cl->op_free = fetch_op_free;
+	if (parse_items(op, &a[1]) < 0) {
+		imap_done(cl, "BAD", "Invalid FETCH items");
+		return;
+	}
+	if (n >= 3 && a[2].type == IMAP_ARG_LIST) {
+		for (size_t i = 0; i + 1 < a[2].n; i++)
+			if (imap_arg_is(&a[2].list[i], "CHANGEDSINCE")) {
+				const struct imap_arg *v = &a[2].list[i + 1];
+				char *s = imap_arg_dup(v);
+				char *end = NULL;
+				op->changedsince = s != NULL ? strtoull(s, &end, 10) : 0;
+				free(s);
+				cl->condstore = true;
+			}
+	}
+	struct store_uid_range *r;
+	size_t nr;
+	int rc = imap_set_to_ranges(cl, &a[0], cl->uid, &r, &nr);
+	if (rc < 0) {
+		imap_done(cl, rc == -ERANGE ? "BAD" : "BAD",
+		          rc == -ERANGE ? "Invalid message sequence number"
+		                        : "Invalid sequence set");
+		return;
+	}
+	op->seqs = xcalloc(cl->n_msgs + 1, sizeof(*op->seqs));
+	for (size_t s = 0; s < cl->n_msgs; s++) {
+		uint32_t u = cl->msgs[s].uid;
+		bool in = false;
+		for (size_t k = 0; k < nr && !in; k++)
+			in = u >= r[k].first && u <= r[k].last;
+		if (in && (op->changedsince == 0 || cl->msgs[s].modseq > op->changedsince))
+			op->seqs[op->n_seqs++] = (uint32_t)s + 1;
+	}
+	free(r);
+	fetch_next(op);
+}

@@ -1,0 +1,561 @@
+/*
+ * Changing messages: STORE, COPY, MOVE, EXPUNGE, APPEND; and SEARCH.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/xmalloc.h"
+#include "server/imap/imap_private.h"
+#include "server/imap/imap_search.h"
+
+struct chg_op {
+	struct imap_client *cl;
+	bool silent, move;
+	char *dst;
+	struct store_uid_range *r;
+	size_t nr;
+	struct imap_search search;
+	bool has_search;
+	size_t text_pending;
+	int64_t dst_id;
+};
+
+static void chg_free(void *p)
+{
+	struct chg_op *op = p;
+	free(op->dst);
+	free(op->r);
+	if (op->has_search)
+		imap_search_free(&op->search);
+	free(op);
+}
+
+static struct chg_op *chg_new(struct imap_client *cl)
+{
+	struct chg_op *op = xcalloc(1, sizeof(*op));
+	op->cl = cl;
+	cl->op = op;
+	cl->op_free = chg_free;
+	return op;
+}
+
+static void fail(struct imap_client *cl, int rc)
+{
+	conn_release(cl->c);
+	imap_done(cl, "NO",
+	          rc == -EDQUOT ? "[OVERQUOTA] Quota exceeded" : "[SERVERBUG] Store error");
+}
+
+/* ---- STORE ---- */
+
+static void stored(void *ctx, int rc, struct store_result *res)
+{
+	struct chg_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	if (rc < 0) {
+		imap_done(cl, "NO", "[SERVERBUG] STORE failed");
+		return;
+	}
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	for (size_t i = 0; i < res->n_msgs; i++) {
+		uint32_t s = imap_seq_of(cl, res->msgs[i].uid);
+		if (s == 0)
+			continue;
+		struct imap_msg *m = &cl->msgs[s - 1];
+		m->flags = res->msgs[i].flags;
+		free(m->keywords);
+		m->keywords = xstrdup(res->msgs[i].keywords != NULL ? res->msgs[i].keywords : "");
+		m->modseq = res->msgs[i].modseq;
+		if (op->silent && !cl->condstore)
+			continue;
+		buf_printf(&o, "* %u FETCH (", s);
+		if (cl->uid)
+			buf_printf(&o, "UID %u ", m->uid);
+		if (!op->silent) {
+			buf_append_str(&o, "FLAGS ");
+			imap_fmt_flags(&o, m->flags, m->keywords);
+		}
+		if (cl->condstore)
+			buf_printf(&o, "%sMODSEQ (%llu)", op->silent ? "" : " ",
+			           (unsigned long long)m->modseq);
+		buf_append_str(&o, ")\r\n");
+	}
+	if (o.len > 0)
+		conn_write(cl->c, o.data, o.len);
+	buf_free(&o);
+	if (res->n_uids > 0) {
+		struct buf m;
+		buf_init(&m, SIZE_MAX);
+		imap_fmt_seqset(&m, res->uids, res->n_uids);
+		imap_donef(cl, "OK", "[MODIFIED %s] Conditional STORE failed", m.data);
+		buf_free(&m);
+		return;
+	}
+	imap_done(cl, "OK", "STORE completed");
+}
+
+void imap_cmd_store(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	uint64_t unchanged = 0;
+	size_t i = 1;
+	if (n >= 2 && a[1].type == IMAP_ARG_LIST) {
+		for (size_t k = 0; k + 1 < a[1].n; k++)
+			if (imap_arg_is(&a[1].list[k], "UNCHANGEDSINCE")) {
+				char *s = imap_arg_dup(&a[1].list[k + 1]);
+				unchanged = s != NULL ? strtoull(s, NULL, 10) : 0;
+				free(s);
+				cl->condstore = true;
+			}
+		i = 2;
+	}
+	if (n != i + 2 || a[i].type != IMAP_ARG_ATOM) {
+		imap_done(cl, "BAD", "STORE needs a set, an action and flags");
+		return;
+	}
+	if (cl->readonly) {
+		imap_done(cl, "NO", "[READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	struct chg_op *op = chg_new(cl);
+	char *act = imap_arg_dup(&a[i]);
+	enum store_flag_mode mode;
+	const char *p = act;
+	if (*p == '+' || *p == '-')
+		p++;
+	mode = act[0] == '+'   ? STORE_FLAGS_ADD
+	       : act[0] == '-' ? STORE_FLAGS_REMOVE
+	                       : STORE_FLAGS_SET;
+	bool ok =
+	    strncasecmp(p, "FLAGS", 5) == 0 && (p[5] == '\0' || strcasecmp(p + 5, ".SILENT") == 0);
+	op->silent = ok && p[5] != '\0';
+	free(act);
+	unsigned flags;
+	char *kw;
+	if (!ok || imap_parse_flags(&a[i + 1], &flags, &kw) < 0) {
+		imap_done(cl, "BAD", "Invalid STORE action or flags");
+		return;
+	}
+	int rc = imap_set_to_ranges(cl, &a[0], cl->uid, &op->r, &op->nr);
+	if (rc < 0) {
+		free(kw);
+		imap_done(cl, "BAD", "Invalid sequence set");
+		return;
+	}
+	if (op->nr == 0) {
+		free(kw);
+		imap_done(cl, "OK", "STORE completed");
+		return;
+	}
+	imap_async_begin(cl);
+	rc = store_flags_store(imap_store(cl), cl->mailbox_id, op->r, op->nr, mode, flags, kw,
+	                       unchanged, stored, op);
+	free(kw);
+	if (rc < 0)
+		fail(cl, rc);
+}
+
+/* ---- EXPUNGE ---- */
+
+static void expunged(void *ctx, int rc, struct store_result *res)
+{
+	struct chg_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	if (rc < 0) {
+		imap_done(cl, "NO", "[SERVERBUG] EXPUNGE failed");
+		return;
+	}
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	if (cl->qresync && res->n_uids > 0) {
+		buf_append_str(&o, "* VANISHED ");
+		imap_fmt_seqset(&o, res->uids, res->n_uids);
+		buf_append_str(&o, "\r\n");
+	}
+	for (size_t i = 0; i < res->n_uids; i++) {
+		uint32_t s = imap_seq_of(cl, res->uids[i]);
+		if (s == 0)
+			continue;
+		if (!cl->qresync)
+			buf_printf(&o, "* %u EXPUNGE\r\n", s);
+		free(cl->msgs[s - 1].keywords);
+		memmove(&cl->msgs[s - 1], &cl->msgs[s], (cl->n_msgs - s) * sizeof(cl->msgs[0]));
+		cl->n_msgs--;
+	}
+	if (o.len > 0)
+		conn_write(cl->c, o.data, o.len);
+	buf_free(&o);
+	if (op->move) {
+		imap_done(cl, "OK", "MOVE completed");
+		return;
+	}
+	imap_donef(cl, "OK", "[HIGHESTMODSEQ %llu] EXPUNGE completed",
+	           (unsigned long long)(res->modseq > cl->highest_modseq ? res->modseq
+	                                                                 : cl->highest_modseq));
+}
+
+void imap_cmd_expunge(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	if (cl->readonly) {
+		imap_done(cl, "NO", "[READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	struct chg_op *op = chg_new(cl);
+	if (cl->uid) {
+		if (n != 1 || imap_set_to_ranges(cl, &a[0], true, &op->r, &op->nr) < 0) {
+			imap_done(cl, "BAD", "UID EXPUNGE needs a UID set");
+			return;
+		}
+		if (op->nr == 0) {
+			imap_done(cl, "OK", "EXPUNGE completed");
+			return;
+		}
+	}
+	imap_async_begin(cl);
+	int rc = store_expunge(imap_store(cl), cl->mailbox_id, op->r, op->nr, expunged, op);
+	if (rc < 0)
+		fail(cl, rc);
+}
+
+/* ---- COPY / MOVE ---- */
+
+static void copied(void *ctx, int rc, struct store_result *res)
+{
+	struct chg_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	if (rc < 0) {
+		imap_done(cl, "NO",
+		          rc == -ENOENT   ? "[TRYCREATE] No such mailbox"
+		          : rc == -EDQUOT ? "[OVERQUOTA] Quota exceeded"
+		                          : "[SERVERBUG] COPY failed");
+		return;
+	}
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	if (res->n_uids > 0) {
+		buf_printf(&o, "[COPYUID %u ", res->uidvalidity);
+		imap_fmt_seqset(&o, res->uids, res->n_uids);
+		buf_append_str(&o, " ");
+		/* Destination UIDs are parallel to the source ones, not necessarily sorted as
+		 * a set: write them one by one in the same order. */
+		for (size_t i = 0; i < res->n_uids; i++)
+			buf_printf(&o, "%s%u", i > 0 ? "," : "", res->uids2[i]);
+		buf_append_str(&o, "] ");
+	}
+	if (!op->move) {
+		buf_append_str(&o, "COPY completed");
+		imap_done(cl, "OK", o.data);
+		buf_free(&o);
+		return;
+	}
+	/* MOVE: COPYUID goes in an untagged OK, then the expunges. */
+	if (res->n_uids > 0) {
+		conn_printf(cl->c, "* OK %.*s\r\n", (int)(o.len - 1), o.data);
+		struct store_result fake = {0};
+		fake.uids = res->uids;
+		fake.n_uids = res->n_uids;
+		fake.modseq = res->modseq;
+		imap_async_begin(cl);
+		expunged(op, 0, &fake);
+	} else {
+		imap_done(cl, "OK", "MOVE completed");
+	}
+	buf_free(&o);
+}
+
+static void copy_dst(void *ctx, int rc, struct store_result *res)
+{
+	struct chg_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	if (rc < 0 || res->n_mailboxes != 1) {
+		imap_done(cl, "NO", "[TRYCREATE] No such mailbox");
+		return;
+	}
+	imap_async_begin(cl);
+	rc = store_copy(imap_store(cl), cl->mailbox_id, op->r, op->nr, res->mailboxes[0].id,
+	                op->move, copied, op);
+	if (rc < 0)
+		fail(cl, rc);
+}
+
+static void copy_move(struct imap_client *cl, const struct imap_arg *a, size_t n, bool move)
+{
+	if (n != 2) {
+		imap_done(cl, "BAD", "Needs a set and a mailbox");
+		return;
+	}
+	if (move && cl->readonly) {
+		imap_done(cl, "NO", "[READ-ONLY] Mailbox is read-only");
+		return;
+	}
+	struct chg_op *op = chg_new(cl);
+	op->move = move;
+	if (imap_set_to_ranges(cl, &a[0], cl->uid, &op->r, &op->nr) < 0) {
+		imap_done(cl, "BAD", "Invalid sequence set");
+		return;
+	}
+	op->dst = imap_mailbox_arg(cl, &a[1]);
+	if (op->dst == NULL)
+		return;
+	if (op->nr == 0) {
+		imap_done(cl, "OK", "Nothing to do");
+		return;
+	}
+	imap_async_begin(cl);
+	int rc = store_mailbox_get(imap_store(cl), cl->user_id, op->dst, copy_dst, op);
+	if (rc < 0)
+		fail(cl, rc);
+}
+
+void imap_cmd_copy(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	copy_move(cl, a, n, false);
+}
+
+void imap_cmd_move(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	copy_move(cl, a, n, true);
+}
+
+/* ---- APPEND ---- */
+
+struct append_op {
+	struct imap_client *cl;
+	struct store_target target;
+	char *keywords;
+	struct store_deliver_req req;
+};
+
+static void append_free(void *p)
+{
+	struct append_op *op = p;
+	free(op->keywords);
+	free(op);
+}
+
+static void appended(void *ctx, int rc, struct store_result *res)
+{
+	struct append_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	if (rc == 0 && res->n_delivered == 1 && res->delivered[0].rc < 0)
+		rc = res->delivered[0].rc;
+	if (rc < 0) {
+		imap_done(cl, "NO",
+		          rc == -EDQUOT  ? "[OVERQUOTA] Quota exceeded"
+		          : rc == -EFBIG ? "[TOOBIG] Message too large"
+		                         : "[SERVERBUG] APPEND failed");
+		return;
+	}
+	if (cl->state == IMAP_STATE_SELECTED && res->delivered[0].mailbox_id == cl->mailbox_id)
+		cl->changed = true;
+	imap_donef(cl, "OK", "[APPENDUID %u %u] APPEND completed", res->delivered[0].uidvalidity,
+	           res->delivered[0].uid);
+}
+
+static void append_dst(void *ctx, int rc, struct store_result *res)
+{
+	struct append_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	if (rc < 0 || res->n_mailboxes != 1) {
+		imap_done(cl, "NO", "[TRYCREATE] No such mailbox");
+		return;
+	}
+	op->target.mailbox_id = res->mailboxes[0].id;
+	imap_async_begin(cl);
+	rc = store_deliver(imap_store(cl), &op->req, appended, op);
+	if (rc < 0)
+		fail(cl, rc);
+}
+
+void imap_cmd_append(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	/* APPEND mailbox [flags] [date] literal (MULTIAPPEND: first message only here). */
+	if (n < 2) {
+		imap_done(cl, "BAD", "APPEND needs a mailbox and a message");
+		return;
+	}
+	struct append_op *op = xcalloc(1, sizeof(*op));
+	op->cl = cl;
+	cl->op = op;
+	cl->op_free = append_free;
+	size_t i = 1;
+	unsigned flags = 0;
+	if (a[i].type == IMAP_ARG_LIST) {
+		if (imap_parse_flags(&a[i], &flags, &op->keywords) < 0) {
+			imap_done(cl, "BAD", "Invalid flags");
+			return;
+		}
+		i++;
+	}
+	int64_t date = 0;
+	if (i < n && a[i].type == IMAP_ARG_STRING && !a[i].literal) {
+		i++; /* date-time: accepted, the store stamps the arrival time */
+		(void)date;
+	}
+	if (i + 1 != n || a[i].type != IMAP_ARG_STRING || !a[i].literal) {
+		imap_done(cl, "BAD", "APPEND needs a message literal");
+		return;
+	}
+	char *name = imap_mailbox_arg(cl, &a[0]);
+	if (name == NULL)
+		return;
+	op->target.user_id = cl->user_id;
+	op->target.flags = flags;
+	op->target.keywords = op->keywords;
+	op->req.data = a[i].s;
+	op->req.size = a[i].len;
+	op->req.targets = &op->target;
+	op->req.n_targets = 1;
+	op->req.sender = "";
+	imap_async_begin(cl);
+	int rc = store_mailbox_get(imap_store(cl), cl->user_id, name, append_dst, op);
+	free(name);
+	if (rc < 0)
+		fail(cl, rc);
+}
+
+/* ---- SEARCH ---- */
+
+static void search_finish(struct chg_op *op);
+
+static void text_found(void *ctx, int rc, struct store_result *res);
+
+struct text_ctx {
+	struct chg_op *op;
+	struct imap_search_key *k;
+};
+
+static int cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+	return a < b ? -1 : a > b;
+}
+
+static void text_found(void *ctx, int rc, struct store_result *res)
+{
+	struct text_ctx *t = ctx;
+	struct chg_op *op = t->op;
+	struct imap_client *cl = op->cl;
+	struct imap_search_key *k = t->k;
+	free(t);
+	if (!imap_async_end(cl))
+		return;
+	if (rc == 0 && res->n_uids > 0) {
+		k->uids = xmalloc(res->n_uids * sizeof(uint32_t));
+		memcpy(k->uids, res->uids, res->n_uids * sizeof(uint32_t));
+		k->n_uids = res->n_uids;
+		qsort(k->uids, k->n_uids, sizeof(uint32_t), cmp_u32);
+	}
+	if (--op->text_pending == 0)
+		search_finish(op);
+}
+
+static void start_text(struct imap_search_key *k, void *ctx)
+{
+	struct chg_op *op = ctx;
+	struct text_ctx *t = xcalloc(1, sizeof(*t));
+	t->op = op;
+	t->k = k;
+	op->text_pending++;
+	imap_async_begin(op->cl);
+	if (store_search_text(imap_store(op->cl), op->cl->mailbox_id, k->str, text_found, t) < 0) {
+		conn_release(op->cl->c);
+		free(t);
+		op->text_pending--;
+	}
+}
+
+static void search_finish(struct chg_op *op)
+{
+	struct imap_client *cl = op->cl;
+	uint32_t max_uid = cl->n_msgs > 0 ? cl->msgs[cl->n_msgs - 1].uid : 0;
+	uint32_t *hits = xmalloc((cl->n_msgs + 1) * sizeof(uint32_t));
+	size_t nh = 0;
+	uint64_t maxmod = 0;
+	for (size_t i = 0; i < cl->n_msgs; i++) {
+		struct imap_search_msg m = {(uint32_t)i + 1,
+		                            cl->msgs[i].uid,
+		                            cl->msgs[i].flags,
+		                            cl->msgs[i].keywords,
+		                            cl->msgs[i].size,
+		                            cl->msgs[i].modseq,
+		                            cl->msgs[i].internal_date,
+		                            NULL,
+		                            0};
+		if (imap_search_match(&op->search.root, &m, (uint32_t)cl->n_msgs, max_uid)) {
+			hits[nh++] = cl->uid ? cl->msgs[i].uid : (uint32_t)i + 1;
+			if (cl->msgs[i].modseq > maxmod)
+				maxmod = cl->msgs[i].modseq;
+		}
+	}
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	if (op->search.esearch & IMAP_ES_SAVE) {
+		free(cl->saved);
+		cl->saved = xmalloc((nh + 1) * sizeof(uint32_t));
+		for (size_t i = 0; i < nh; i++)
+			cl->saved[i] = cl->uid ? hits[i] : cl->msgs[hits[i] - 1].uid;
+		cl->n_saved = nh;
+	}
+	if (op->search.has_return) {
+		unsigned e = op->search.esearch;
+		buf_printf(&o, "* ESEARCH (TAG \"%s\")%s", cl->tag, cl->uid ? " UID" : "");
+		if ((e & IMAP_ES_MIN) && nh > 0)
+			buf_printf(&o, " MIN %u", hits[0]);
+		if ((e & IMAP_ES_MAX) && nh > 0)
+			buf_printf(&o, " MAX %u", hits[nh - 1]);
+		if (e & IMAP_ES_COUNT)
+			buf_printf(&o, " COUNT %zu", nh);
+		if ((e & IMAP_ES_ALL) && nh > 0) {
+			buf_append_str(&o, " ALL ");
+			imap_fmt_seqset(&o, hits, nh);
+		}
+		if (op->search.needs_modseq && nh > 0)
+			buf_printf(&o, " MODSEQ %llu", (unsigned long long)maxmod);
+	} else {
+		buf_append_str(&o, "* SEARCH");
+		for (size_t i = 0; i < nh; i++)
+			buf_printf(&o, " %u", hits[i]);
+		if (op->search.needs_modseq && nh > 0)
+			buf_printf(&o, " (MODSEQ %llu)", (unsigned long long)maxmod);
+	}
+	buf_append_str(&o, "\r\n");
+	conn_write(cl->c, o.data, o.len);
+	buf_free(&o);
+	free(hits);
+	imap_done(cl, "OK", "SEARCH completed");
+}
+
+void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	struct chg_op *op = chg_new(cl);
+	const char *err = NULL;
+	int rc = imap_search_parse(a, n, &op->search, &err);
+	if (rc < 0) {
+		imap_done(cl, rc == -ENOTSUP ? "NO" : "BAD", err);
+		return;
+	}
+	op->has_search = true;
+	if (op->search.needs_modseq)
+		cl->condstore = true;
+	/* TODO: header keys (FROM, SUBJECT, ...) need the message header: evaluated as no
+	 * match until the store's decoded header fields are wired in. */
+	op->text_pending = 1;
+	imap_search_each_text(&op->search.root, start_text, op);
+	if (--op->text_pending == 0)
+		search_finish(op);
+}

@@ -1,0 +1,154 @@
+#ifndef SEALMAIL_IMAP_PRIVATE_H
+#define SEALMAIL_IMAP_PRIVATE_H
+/*
+ * The IMAP command engine's shared state (module-internal). struct imap_client is one
+ * session after the front door: it assembles commands (imap_parser), dispatches them
+ * through the command table (state and flag checks happen once, in imap_client.c), and
+ * keeps the selected mailbox's message snapshot in sequence order.
+ *
+ * Asynchronous store calls follow conn.h: imap_async_begin() pauses and holds the conn;
+ * every completion starts with imap_async_end() and returns when it says the conn is gone.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "server/conn.h"
+#include "server/imap/imap_parser.h"
+#include "server/notify.h"
+#include "storage/store.h"
+
+enum imap_state {
+	IMAP_STATE_NOAUTH = 1 << 0,
+	IMAP_STATE_AUTH = 1 << 1,
+	IMAP_STATE_SELECTED = 1 << 2,
+	IMAP_STATE_LOGOUT = 1 << 3,
+};
+
+enum imap_cmd_flag {
+	IMAP_CMD_SECRET = 1 << 0,     /* arguments never logged */
+	IMAP_CMD_NO_EXPUNGE = 1 << 1, /* no EXPUNGE responses before its tagged reply */
+};
+
+struct imap_client;
+
+struct imap_command {
+	const char *name;
+	void (*fn)(struct imap_client *cl, const struct imap_arg *args, size_t n);
+	unsigned states; /* enum imap_state bits where it is allowed */
+	unsigned flags;
+};
+
+struct imap_msg {
+	uint32_t uid;
+	unsigned flags;
+	char *keywords;
+	uint64_t modseq, size;
+	int64_t internal_date;
+};
+
+struct imap_client {
+	struct conn *c;
+	enum imap_state state;
+	struct imap_reader reader;
+	struct imap_args args;
+	char *tag;   /* of the running command */
+	char *reply; /* its tagged reply, while pending updates go out first */
+	bool uid;    /* the running command is a UID command */
+	bool busy;   /* a command is running (async) */
+	unsigned cmd_flags;
+	unsigned preauth_commands, errors;
+	/* AUTHENTICATE waiting for the client's response line. */
+	bool auth_continue;
+	/* APPEND literal target etc. are in the parsed args (the whole command is buffered). */
+	int64_t user_id;
+	char *user;
+	bool utf8, condstore, qresync, rev2;
+	/* Selected mailbox. */
+	int64_t mailbox_id;
+	char *mailbox_name;
+	bool readonly;
+	uint32_t uidvalidity, uidnext;
+	uint64_t highest_modseq;
+	struct imap_msg *msgs;
+	size_t n_msgs, cap_msgs;
+	struct notify_watcher watcher;
+	bool changed; /* the store reported a change not yet shown */
+	bool syncing;
+	/* IDLE */
+	bool idling;
+	char *idle_tag;
+	/* The running command's own state (one at a time). */
+	void *op;
+	void (*op_free)(void *op);
+	/* SEARCHRES ($) */
+	uint32_t *saved;
+	size_t n_saved;
+};
+
+/* imap_client.c */
+struct store *imap_store(struct imap_client *cl);
+void imap_async_begin(struct imap_client *cl);
+bool imap_async_end(struct imap_client *cl); /* false: the connection is gone, return */
+/* Ends the running command with "tag OK|NO|BAD text" (after pending updates when
+ * allowed), resumes input and frees the command's op. */
+void imap_done(struct imap_client *cl, const char *status, const char *text);
+void imap_donef(struct imap_client *cl, const char *status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void imap_set_state(struct imap_client *cl, enum imap_state st);
+/* Replaces the snapshot; res->msgs are moved in. */
+void imap_snapshot_set(struct imap_client *cl, struct store_msg *msgs, size_t n);
+void imap_snapshot_clear(struct imap_client *cl);
+/* Sequence number (1-based) of uid, or 0. */
+uint32_t imap_seq_of(const struct imap_client *cl, uint32_t uid);
+/* Turns a sequence or UID set argument into store UID ranges (sequence numbers are
+ * mapped through the snapshot). 0 or -EINVAL (message written? no: caller answers). */
+int imap_set_to_ranges(struct imap_client *cl, const struct imap_arg *a, bool uid,
+                       struct store_uid_range **ranges_r, size_t *n_r);
+/* "\\Seen \\Answered ... keywords" */
+void imap_fmt_flags(struct buf *o, unsigned flags, const char *keywords);
+/* Parses a flag list: 0 or -EINVAL; keywords_r is a new space-separated string or NULL. */
+int imap_parse_flags(const struct imap_arg *a, unsigned *flags_r, char **keywords_r);
+/* A mailbox argument as a store name, or NULL after answering NO/BAD. */
+char *imap_mailbox_arg(struct imap_client *cl, const struct imap_arg *a);
+void imap_write_capability(struct imap_client *cl, struct buf *o);
+void imap_sync_then(struct imap_client *cl, void (*then)(struct imap_client *cl));
+void imap_watch(struct imap_client *cl, bool on);
+
+/* Command handlers, one file per group. */
+void imap_cmd_capability(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_noop(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_logout(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_login(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_authenticate(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_authenticate_response(struct imap_client *cl, const char *line, size_t len);
+void imap_cmd_enable(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_id(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_namespace(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_idle(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_idle_line(struct imap_client *cl, const char *line, size_t len);
+
+void imap_cmd_list(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_lsub(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_create(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_delete(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_rename(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_subscribe(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_unsubscribe(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_status(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_select(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_examine(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_close(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_unselect(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_check(struct imap_client *cl, const struct imap_arg *a, size_t n);
+
+void imap_cmd_fetch(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_store(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_copy(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_move(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_expunge(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_append(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n);
+
+#endif

@@ -1,0 +1,479 @@
+/*
+ * SEARCH key parsing and evaluation (see imap_search.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/xmalloc.h"
+#include "server/imap/imap_mime.h"
+#include "server/imap/imap_search.h"
+#include "storage/store.h"
+
+#define SEARCH_MAX_DEPTH 32
+
+static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                     "jul", "aug", "sep", "oct", "nov", "dec"};
+
+int imap_parse_date(const char *s, size_t len, int64_t *t_r)
+{
+	size_t i = 0;
+	int day = 0;
+	while (i < len && i < 2 && s[i] >= '0' && s[i] <= '9')
+		day = day * 10 + (s[i++] - '0');
+	if (i == 0 || i >= len || s[i] != '-' || len - i != 9 || day < 1 || day > 31)
+		return -EINVAL;
+	i++;
+	int mon = -1;
+	for (int k = 0; k < 12; k++)
+		if (strncasecmp(s + i, months[k], 3) == 0)
+			mon = k;
+	if (mon < 0 || s[i + 3] != '-')
+		return -EINVAL;
+	i += 4;
+	int year = 0;
+	for (int k = 0; k < 4; k++) {
+		if (s[i + (size_t)k] < '0' || s[i + (size_t)k] > '9')
+			return -EINVAL;
+		year = year * 10 + (s[i + (size_t)k] - '0');
+	}
+	if (i + 4 != len)
+		return -EINVAL;
+	struct tm tm = {0};
+	tm.tm_mday = day;
+	tm.tm_mon = mon;
+	tm.tm_year = year - 1900;
+	*t_r = (int64_t)timegm(&tm);
+	return 0;
+}
+
+struct sp {
+	const struct imap_arg *a;
+	size_t n, i;
+	const char *error;
+	bool needs_header, needs_modseq;
+};
+
+static const struct imap_arg *next(struct sp *p)
+{
+	return p->i < p->n ? &p->a[p->i++] : NULL;
+}
+
+static char *next_str(struct sp *p)
+{
+	char *s = imap_arg_dup(next(p));
+	if (s == NULL)
+		p->error = "missing or bad string argument";
+	return s;
+}
+
+static int next_num(struct sp *p, uint64_t *v)
+{
+	const struct imap_arg *a = next(p);
+	if (a == NULL || a->type != IMAP_ARG_ATOM || a->len == 0 || a->len > 19) {
+		p->error = "number expected";
+		return -EINVAL;
+	}
+	uint64_t x = 0;
+	for (size_t i = 0; i < a->len; i++) {
+		if (a->s[i] < '0' || a->s[i] > '9') {
+			p->error = "number expected";
+			return -EINVAL;
+		}
+		x = x * 10 + (uint64_t)(a->s[i] - '0');
+	}
+	*v = x;
+	return 0;
+}
+
+static int next_date(struct sp *p, uint64_t *v)
+{
+	const struct imap_arg *a = next(p);
+	int64_t t;
+	if (!imap_arg_is_astring(a) || imap_parse_date(a->s, a->len, &t) < 0) {
+		p->error = "bad date";
+		return -EINVAL;
+	}
+	*v = (uint64_t)t;
+	return 0;
+}
+
+static void key_free(struct imap_search_key *k)
+{
+	for (size_t i = 0; i < k->n_kids; i++)
+		key_free(&k->kids[i]);
+	free(k->kids);
+	free(k->str);
+	free(k->field);
+	free(k->uids);
+	imap_seqset_free(&k->set);
+}
+
+static int parse_key(struct sp *p, struct imap_search_key *k, unsigned depth);
+
+static struct imap_search_key *add_kid(struct imap_search_key *k)
+{
+	k->kids = xreallocarray(k->kids, k->n_kids + 1, sizeof(*k->kids));
+	struct imap_search_key *c = &k->kids[k->n_kids++];
+	memset(c, 0, sizeof(*c));
+	return c;
+}
+
+struct flagword {
+	const char *word;
+	enum imap_skey type;
+	unsigned flag;
+};
+
+static const struct flagword flagwords[] = {
+    {"ANSWERED", IMAP_SK_FLAG, STORE_ANSWERED},
+    {"DELETED", IMAP_SK_FLAG, STORE_DELETED},
+    {"DRAFT", IMAP_SK_FLAG, STORE_DRAFT},
+    {"FLAGGED", IMAP_SK_FLAG, STORE_FLAGGED},
+    {"SEEN", IMAP_SK_FLAG, STORE_SEEN},
+    {"UNANSWERED", IMAP_SK_NOFLAG, STORE_ANSWERED},
+    {"UNDELETED", IMAP_SK_NOFLAG, STORE_DELETED},
+    {"UNDRAFT", IMAP_SK_NOFLAG, STORE_DRAFT},
+    {"UNFLAGGED", IMAP_SK_NOFLAG, STORE_FLAGGED},
+    {"UNSEEN", IMAP_SK_NOFLAG, STORE_SEEN},
+    {"OLD", IMAP_SK_ALL, 0},
+    {"NEW", IMAP_SK_NEW, 0},
+    {"RECENT", IMAP_SK_NEW, 0},
+    {"ALL", IMAP_SK_ALL, 0},
+};
+
+static int parse_key(struct sp *p, struct imap_search_key *k, unsigned depth)
+{
+	const struct imap_arg *a = next(p);
+	if (a == NULL) {
+		p->error = "missing search key";
+		return -EINVAL;
+	}
+	if (depth > SEARCH_MAX_DEPTH) {
+		p->error = "search keys nested too deep";
+		return -EINVAL;
+	}
+	if (a->type == IMAP_ARG_LIST) {
+		struct sp sub = {a->list, a->n, 0, NULL, false, false};
+		k->type = IMAP_SK_AND;
+		if (a->n == 0) {
+			p->error = "empty list";
+			return -EINVAL;
+		}
+		while (sub.i < sub.n)
+			if (parse_key(&sub, add_kid(k), depth + 1) < 0) {
+				p->error = sub.error;
+				return -EINVAL;
+			}
+		p->needs_header |= sub.needs_header;
+		p->needs_modseq |= sub.needs_modseq;
+		return 0;
+	}
+	if (a->type != IMAP_ARG_ATOM) {
+		p->error = "search key expected";
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < sizeof(flagwords) / sizeof(flagwords[0]); i++) {
+		if (imap_arg_is(a, flagwords[i].word)) {
+			k->type = flagwords[i].type;
+			k->flag = flagwords[i].flag;
+			return 0;
+		}
+	}
+	if (imap_arg_is(a, "NOT")) {
+		k->type = IMAP_SK_NOT;
+		return parse_key(p, add_kid(k), depth + 1);
+	}
+	if (imap_arg_is(a, "OR")) {
+		k->type = IMAP_SK_OR;
+		if (parse_key(p, add_kid(k), depth + 1) < 0)
+			return -EINVAL;
+		return parse_key(p, add_kid(k), depth + 1);
+	}
+	if (imap_arg_is(a, "KEYWORD") || imap_arg_is(a, "UNKEYWORD")) {
+		k->type = imap_arg_is(a, "KEYWORD") ? IMAP_SK_KEYWORD : IMAP_SK_UNKEYWORD;
+		return (k->str = next_str(p)) != NULL ? 0 : -EINVAL;
+	}
+	if (imap_arg_is(a, "LARGER") || imap_arg_is(a, "SMALLER")) {
+		k->type = imap_arg_is(a, "LARGER") ? IMAP_SK_LARGER : IMAP_SK_SMALLER;
+		return next_num(p, &k->num);
+	}
+	if (imap_arg_is(a, "MODSEQ")) {
+		k->type = IMAP_SK_MODSEQ;
+		p->needs_modseq = true;
+		/* Optional entry name and type: MODSEQ "/flags/\\seen" all 5 */
+		if (p->i < p->n && p->a[p->i].type == IMAP_ARG_STRING)
+			p->i += 2;
+		return next_num(p, &k->num);
+	}
+	static const struct {
+		const char *w;
+		enum imap_skey t;
+	} dates[] = {{"BEFORE", IMAP_SK_BEFORE}, {"ON", IMAP_SK_ON},
+	             {"SINCE", IMAP_SK_SINCE},   {"SENTBEFORE", IMAP_SK_SENTBEFORE},
+	             {"SENTON", IMAP_SK_SENTON}, {"SENTSINCE", IMAP_SK_SENTSINCE}};
+	for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
+		if (imap_arg_is(a, dates[i].w)) {
+			k->type = dates[i].t;
+			if (k->type >= IMAP_SK_SENTBEFORE)
+				p->needs_header = true;
+			return next_date(p, &k->num);
+		}
+	}
+	static const char *const hdrs[] = {"FROM", "TO", "CC", "BCC", "SUBJECT"};
+	for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+		if (imap_arg_is(a, hdrs[i])) {
+			k->type = IMAP_SK_HEADER;
+			k->field = xstrdup(hdrs[i]);
+			p->needs_header = true;
+			return (k->str = next_str(p)) != NULL ? 0 : -EINVAL;
+		}
+	}
+	if (imap_arg_is(a, "HEADER")) {
+		k->type = IMAP_SK_HEADER;
+		p->needs_header = true;
+		if ((k->field = next_str(p)) == NULL)
+			return -EINVAL;
+		return (k->str = next_str(p)) != NULL ? 0 : -EINVAL;
+	}
+	if (imap_arg_is(a, "BODY") || imap_arg_is(a, "TEXT")) {
+		k->type = IMAP_SK_TEXT;
+		k->body_only = imap_arg_is(a, "BODY");
+		return (k->str = next_str(p)) != NULL ? 0 : -EINVAL;
+	}
+	bool uid = imap_arg_is(a, "UID");
+	if (uid)
+		a = next(p);
+	if (a != NULL && a->type == IMAP_ARG_ATOM &&
+	    imap_seqset_parse(a->s, a->len, &k->set) == 0) {
+		k->type = k->set.dollar ? IMAP_SK_SAVED : uid ? IMAP_SK_UID : IMAP_SK_SEQ;
+		return 0;
+	}
+	p->error = uid ? "bad UID set" : "unknown search key";
+	return -EINVAL;
+}
+
+int imap_search_parse(const struct imap_arg *args, size_t n, struct imap_search *s,
+                      const char **error_r)
+{
+	memset(s, 0, sizeof(*s));
+	s->root.type = IMAP_SK_AND;
+	struct sp p = {args, n, 0, NULL, false, false};
+	if (p.i < n && imap_arg_is(&args[p.i], "RETURN")) {
+		p.i++;
+		const struct imap_arg *l = next(&p);
+		if (l == NULL || l->type != IMAP_ARG_LIST) {
+			*error_r = "RETURN needs a list";
+			return -EINVAL;
+		}
+		s->has_return = true;
+		for (size_t i = 0; i < l->n; i++) {
+			if (imap_arg_is(&l->list[i], "MIN"))
+				s->esearch |= IMAP_ES_MIN;
+			else if (imap_arg_is(&l->list[i], "MAX"))
+				s->esearch |= IMAP_ES_MAX;
+			else if (imap_arg_is(&l->list[i], "COUNT"))
+				s->esearch |= IMAP_ES_COUNT;
+			else if (imap_arg_is(&l->list[i], "ALL"))
+				s->esearch |= IMAP_ES_ALL;
+			else if (imap_arg_is(&l->list[i], "SAVE"))
+				s->esearch |= IMAP_ES_SAVE;
+			else {
+				*error_r = "unknown RETURN option";
+				return -EINVAL;
+			}
+		}
+		if (s->esearch == 0 || s->esearch == IMAP_ES_SAVE)
+			s->esearch |= IMAP_ES_ALL;
+	}
+	if (p.i < n && imap_arg_is(&args[p.i], "CHARSET")) {
+		p.i++;
+		const struct imap_arg *cs = next(&p);
+		if (!imap_arg_is_astring(cs) ||
+		    !((cs->len == 5 && strncasecmp(cs->s, "UTF-8", 5) == 0) ||
+		      (cs->len == 8 && strncasecmp(cs->s, "US-ASCII", 8) == 0))) {
+			*error_r = "[BADCHARSET (UTF-8 US-ASCII)] unsupported charset";
+			return -ENOTSUP;
+		}
+	}
+	if (p.i >= n) {
+		*error_r = "missing search key";
+		return -EINVAL;
+	}
+	while (p.i < p.n) {
+		if (parse_key(&p, add_kid(&s->root), 0) < 0) {
+			*error_r = p.error != NULL ? p.error : "bad search key";
+			imap_search_free(s);
+			return -EINVAL;
+		}
+	}
+	s->needs_header = p.needs_header;
+	s->needs_modseq = p.needs_modseq;
+	return 0;
+}
+
+void imap_search_free(struct imap_search *s)
+{
+	key_free(&s->root);
+	memset(&s->root, 0, sizeof(s->root));
+}
+
+void imap_search_each_text(struct imap_search_key *k,
+                           void (*fn)(struct imap_search_key *k, void *ctx), void *ctx)
+{
+	if (k->type == IMAP_SK_TEXT)
+		fn(k, ctx);
+	for (size_t i = 0; i < k->n_kids; i++)
+		imap_search_each_text(&k->kids[i], fn, ctx);
+}
+
+/* ASCII case-insensitive substring. */
+static bool contains_ci(const char *h, size_t hl, const char *n)
+{
+	size_t nl = strlen(n);
+	if (nl == 0)
+		return true;
+	for (size_t i = 0; i + nl <= hl; i++)
+		if (strncasecmp(h + i, n, nl) == 0)
+			return true;
+	return false;
+}
+
+static bool has_keyword(const char *kws, const char *kw)
+{
+	size_t l = strlen(kw);
+	const char *p = kws;
+	while (p != NULL && *p != '\0') {
+		const char *e = strchr(p, ' ');
+		size_t wl = e != NULL ? (size_t)(e - p) : strlen(p);
+		if (wl == l && strncasecmp(p, kw, l) == 0)
+			return true;
+		p = e != NULL ? e + 1 : NULL;
+	}
+	return false;
+}
+
+static int64_t day_of(int64_t t)
+{
+	return t - (((t % 86400) + 86400) % 86400);
+}
+
+static int64_t sent_date(const struct imap_search_msg *m)
+{
+	const char *v;
+	size_t vl;
+	if (m->hdr == NULL || !imap_mime_header(m->hdr, m->hdr_len, "Date", &v, &vl))
+		return 0;
+	char *d = imap_mime_unfold(v, vl);
+	struct tm tm = {0};
+	const char *p = d;
+	const char *comma = strchr(d, ',');
+	if (comma != NULL)
+		p = comma + 1;
+	char *end = strptime(p, " %d %b %Y %H:%M:%S", &tm);
+	free(d);
+	return end != NULL ? day_of((int64_t)timegm(&tm)) : 0;
+}
+
+static bool in_uids(const struct imap_search_key *k, uint32_t uid)
+{
+	size_t lo = 0, hi = k->n_uids;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (k->uids[mid] == uid)
+			return true;
+		if (k->uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+bool imap_search_match(const struct imap_search_key *k, const struct imap_search_msg *m,
+                       uint32_t max_seq, uint32_t max_uid)
+{
+	switch (k->type) {
+	case IMAP_SK_ALL:
+		return true;
+	case IMAP_SK_AND:
+		for (size_t i = 0; i < k->n_kids; i++)
+			if (!imap_search_match(&k->kids[i], m, max_seq, max_uid))
+				return false;
+		return true;
+	case IMAP_SK_OR:
+		return imap_search_match(&k->kids[0], m, max_seq, max_uid) ||
+		       imap_search_match(&k->kids[1], m, max_seq, max_uid);
+	case IMAP_SK_NOT:
+		return !imap_search_match(&k->kids[0], m, max_seq, max_uid);
+	case IMAP_SK_FLAG:
+		return (m->flags & k->flag) != 0;
+	case IMAP_SK_NOFLAG:
+		return (m->flags & k->flag) == 0;
+	case IMAP_SK_NEW:
+		return false;
+	case IMAP_SK_KEYWORD:
+		return has_keyword(m->keywords, k->str);
+	case IMAP_SK_UNKEYWORD:
+		return !has_keyword(m->keywords, k->str);
+	case IMAP_SK_LARGER:
+		return m->size > k->num;
+	case IMAP_SK_SMALLER:
+		return m->size < k->num;
+	case IMAP_SK_BEFORE:
+		return day_of(m->internal_date) < (int64_t)k->num;
+	case IMAP_SK_ON:
+		return day_of(m->internal_date) == (int64_t)k->num;
+	case IMAP_SK_SINCE:
+		return day_of(m->internal_date) >= (int64_t)k->num;
+	case IMAP_SK_SENTBEFORE:
+	case IMAP_SK_SENTON:
+	case IMAP_SK_SENTSINCE: {
+		int64_t d = sent_date(m);
+		if (d == 0)
+			return false;
+		if (k->type == IMAP_SK_SENTBEFORE)
+			return d < (int64_t)k->num;
+		if (k->type == IMAP_SK_SENTON)
+			return d == (int64_t)k->num;
+		return d >= (int64_t)k->num;
+	}
+	case IMAP_SK_SEQ:
+		return imap_seqset_contains(&k->set, m->seq, max_seq);
+	case IMAP_SK_UID:
+		return imap_seqset_contains(&k->set, m->uid, max_uid);
+	case IMAP_SK_SAVED:
+		return false;
+	case IMAP_SK_HEADER: {
+		const char *v;
+		size_t vl;
+		if (m->hdr == NULL || !imap_mime_header(m->hdr, m->hdr_len, k->field, &v, &vl))
+			return false;
+		return contains_ci(v, vl, k->str);
+	}
+	case IMAP_SK_TEXT:
+		return in_uids(k, m->uid);
+	case IMAP_SK_MODSEQ:
+		return m->modseq >= k->num;
+	}
+	return false;
+}
+
+void imap_fmt_seqset(struct buf *o, const uint32_t *v, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		size_t j = i;
+		while (j + 1 < n && v[j + 1] == v[j] + 1)
+			j++;
+		if (i > 0)
+			buf_append(o, ",", 1);
+		if (j == i)
+			buf_printf(o, "%u", v[i]);
+		else
+			buf_printf(o, "%u:%u", v[i], v[j]);
+		i = j + 1;
+	}
+}

@@ -1,0 +1,100 @@
+#ifndef SEALMAIL_IMAP_SEARCH_H
+#define SEALMAIL_IMAP_SEARCH_H
+/*
+ * SEARCH keys: parsed from command arguments into a tree, evaluated per message against
+ * what the session already holds (flags, UIDs, sizes, dates, modseqs), the message header
+ * (only when a key needs it: FROM, TO, CC, BCC, SUBJECT, HEADER, SENT*) and the UID sets
+ * that BODY/TEXT keys got from the store's full-text index beforehand. Pure.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "server/imap/imap_parser.h"
+
+enum imap_skey {
+	IMAP_SK_ALL,
+	IMAP_SK_AND,    /* children */
+	IMAP_SK_OR,     /* two children */
+	IMAP_SK_NOT,    /* one child */
+	IMAP_SK_FLAG,   /* flags set: u.flag */
+	IMAP_SK_NOFLAG, /* flags clear */
+	IMAP_SK_NEW,    /* \Recent and not \Seen: we have no \Recent, so never */
+	IMAP_SK_KEYWORD,
+	IMAP_SK_UNKEYWORD,
+	IMAP_SK_LARGER,
+	IMAP_SK_SMALLER,
+	IMAP_SK_BEFORE, /* internal date, by day */
+	IMAP_SK_ON,
+	IMAP_SK_SINCE,
+	IMAP_SK_SENTBEFORE, /* Date: header */
+	IMAP_SK_SENTON,
+	IMAP_SK_SENTSINCE,
+	IMAP_SK_SEQ,
+	IMAP_SK_UID,
+	IMAP_SK_HEADER, /* field name + substring */
+	IMAP_SK_TEXT,   /* BODY / TEXT: uids from the full-text index */
+	IMAP_SK_MODSEQ,
+	IMAP_SK_SAVED, /* $ */
+};
+
+struct imap_search_key {
+	enum imap_skey type;
+	unsigned flag;
+	char *str;   /* keyword, header value, text */
+	char *field; /* header name */
+	bool body_only;
+	uint64_t num; /* size, day (epoch seconds at 00:00 UTC), modseq */
+	struct imap_seqset set;
+	struct imap_search_key *kids;
+	size_t n_kids;
+	/* Filled by the session before evaluation (IMAP_SK_TEXT): sorted UIDs. */
+	uint32_t *uids;
+	size_t n_uids;
+};
+
+struct imap_search_msg {
+	uint32_t seq, uid;
+	unsigned flags;
+	const char *keywords; /* space separated */
+	uint64_t size, modseq;
+	int64_t internal_date;
+	const char *hdr; /* the message header, or NULL when the tree needs none */
+	size_t hdr_len;
+};
+
+enum imap_esearch_opt {
+	IMAP_ES_MIN = 1,
+	IMAP_ES_MAX = 2,
+	IMAP_ES_COUNT = 4,
+	IMAP_ES_ALL = 8,
+	IMAP_ES_SAVE = 16,
+};
+
+struct imap_search {
+	struct imap_search_key root; /* an AND */
+	unsigned esearch;            /* RETURN (...) options; 0 for plain SEARCH */
+	bool has_return;
+	bool needs_header;
+	bool needs_modseq; /* a MODSEQ key: the reply carries (MODSEQ n) */
+};
+
+/* Parses args[0..n) (after "SEARCH"; RETURN (...) and CHARSET are handled). 0 or -EINVAL
+ * with *error_r; -ENOTSUP for an unknown charset ([BADCHARSET]). */
+int imap_search_parse(const struct imap_arg *args, size_t n, struct imap_search *s,
+                      const char **error_r);
+void imap_search_free(struct imap_search *s);
+/* Calls fn for every TEXT key (for the session to fill uids). */
+void imap_search_each_text(struct imap_search_key *k,
+                           void (*fn)(struct imap_search_key *k, void *ctx), void *ctx);
+/* Evaluates; max_seq and max_uid are what "*" stands for. saved is the SEARCHRES result. */
+bool imap_search_match(const struct imap_search_key *k, const struct imap_search_msg *m,
+                       uint32_t max_seq, uint32_t max_uid);
+
+/* "1:3,5" from sorted numbers. */
+void imap_fmt_seqset(struct buf *o, const uint32_t *v, size_t n);
+/* Parses "1-Feb-1994" into seconds at 00:00 UTC. 0 or -EINVAL. */
+int imap_parse_date(const char *s, size_t len, int64_t *t_r);
+
+#endif

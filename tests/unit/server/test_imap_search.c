@@ -1,0 +1,113 @@
+/* SEARCH key parsing and evaluation. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "server/imap/imap_parser.h"
+#include "server/imap/imap_search.h"
+#include "storage/store.h"
+
+static const char hdr[] = "From: Alice <alice@x.org>\r\nSubject: Quarterly report\r\n"
+                          "Date: Tue, 2 Jan 2024 10:00:00 +0000\r\n\r\n";
+
+static const struct imap_search_msg msgs[] = {
+    {1, 10, STORE_SEEN, "", 100, 5, 1704067200, hdr, sizeof(hdr) - 1}, /* 1 Jan */
+    {2, 11, 0, "$Work", 5000, 6, 1704153600, hdr, sizeof(hdr) - 1},    /* 2 Jan */
+    {3, 15, STORE_DELETED | STORE_FLAGGED, "", 300, 9, 1704240000, "To: b@y\r\n\r\n",
+     11}, /* 3 Jan */
+};
+
+/* Returns the matching sequence numbers as "1 3", or "BAD". */
+static char *run(const char *query)
+{
+	char *cmd = NULL;
+	size_t l = (size_t)asprintf(&cmd, "%s\r\n", query);
+	struct imap_args args;
+	const char *err;
+	struct buf o;
+	buf_init(&o, 4096);
+	if (imap_parse(cmd, l, &args, &err) < 0) {
+		buf_append_str(&o, "PARSE");
+	} else {
+		struct imap_search s;
+		if (imap_search_parse(args.v, args.n, &s, &err) < 0) {
+			buf_append_str(&o, "BAD");
+		} else {
+			for (size_t i = 0; i < 3; i++)
+				if (imap_search_match(&s.root, &msgs[i], 3, 15))
+					buf_printf(&o, "%s%u", o.len > 0 ? " " : "", msgs[i].seq);
+			imap_search_free(&s);
+		}
+	}
+	imap_args_free(&args);
+	free(cmd);
+	char *r = strdup(o.data != NULL ? o.data : "");
+	buf_free(&o);
+	return r;
+}
+
+Test(imap_search, keys)
+{
+	struct {
+		const char *q, *want;
+	} c[] = {
+	    {"ALL", "1 2 3"},
+	    {"SEEN", "1"},
+	    {"UNSEEN", "2 3"},
+	    {"DELETED FLAGGED", "3"},
+	    {"OR SEEN DELETED", "1 3"},
+	    {"NOT SEEN", "2 3"},
+	    {"(SEEN) (ALL)", "1"},
+	    {"KEYWORD $Work", "2"},
+	    {"UNKEYWORD $work", "1 3"},
+	    {"LARGER 200", "2 3"},
+	    {"SMALLER 200", "1"},
+	    {"UID 11:*", "2 3"},
+	    {"UID *", "3"},
+	    {"2:*", "2 3"},
+	    {"1,3", "1 3"},
+	    {"SINCE 2-Jan-2024", "2 3"},
+	    {"BEFORE 2-Jan-2024", "1"},
+	    {"ON 3-Jan-2024", "3"},
+	    {"FROM alice", "1 2"},
+	    {"SUBJECT QUARTERLY", "1 2"},
+	    {"HEADER To b@y", "3"},
+	    {"SENTON 2-Jan-2024", "1 2"},
+	    {"MODSEQ 6", "2 3"},
+	    {"CHARSET UTF-8 SEEN", "1"},
+	    {"CHARSET KOI8-R SEEN", "BAD"},
+	    {"RETURN (COUNT) SEEN", "1"},
+	    {"BOGUS", "BAD"},
+	    {"OR SEEN", "BAD"},
+	    {"SINCE 32-Jan-2024", "BAD"},
+	    {"", "BAD"},
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		char *got = run(c[i].q);
+		cr_expect_str_eq(got, c[i].want, "%s", c[i].q);
+		free(got);
+	}
+}
+
+Test(imap_search, deep_nesting_refused)
+{
+	char q[400] = "";
+	for (int i = 0; i < 40; i++)
+		memcpy(q + 4 * i, "NOT ", 5);
+	memcpy(q + 160, "ALL", 4);
+	char *got = run(q);
+	cr_assert_str_eq(got, "BAD");
+	free(got);
+}
+
+Test(imap_search, seqset_format)
+{
+	uint32_t v[] = {1, 2, 3, 5, 7, 8};
+	struct buf o;
+	buf_init(&o, 100);
+	imap_fmt_seqset(&o, v, 6);
+	cr_assert_str_eq(o.data, "1:3,5,7:8");
+	buf_free(&o);
+}
