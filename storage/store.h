@@ -148,7 +148,7 @@ struct store_queue_rcpt {
 	char *address;
 	char *notify; /* DSN NOTIFY, NULL when not given */
 	char *orcpt;  /* DSN ORCPT, NULL when not given */
-	int status;   /* 0 pending, 1 delivered, 2 failed */
+	int status;   /* 0 pending, 1 delivered, 2 failed, 3 in flight (leased by the relay) */
 	unsigned attempts;
 	int64_t next_attempt;
 	char *last_error;
@@ -198,6 +198,9 @@ struct store_result {
 	bool require_client_certificate; /* store_auth */
 	uint64_t modseq;                 /* highest modseq after a change */
 	uint32_t uidvalidity;
+	struct store_cert *certs; /* issued certificates (store_cert_*) */
+	size_t n_certs;
+	uint64_t crl_number; /* store_cert_revoke, store_cert_crl_next */
 };
 
 typedef void store_cb(void *ctx, int rc, struct store_result *res);
@@ -383,5 +386,111 @@ int store_search_text(struct store *s, int64_t mailbox_id, const char *text, sto
 int store_queue_list(struct store *s, store_cb *cb, void *ctx);
 /* Deletes a queue entry (its content is freed with the last reference). -ENOENT. */
 int store_queue_delete(struct store *s, int64_t queue_id, store_cb *cb, void *ctx);
+
+/* ---- Relay runner (store_relay.c) ----
+ *
+ * The relay takes due work with store_queue_due, which leases it (status 3, next_attempt =
+ * now + lease): a server that dies mid-delivery leaves its lease, which expires and makes
+ * the recipients due again, and store_queue_recover (run at start) ends every lease at once.
+ * So a queued recipient is never lost; at worst it is delivered twice (RFC 5321 6.1
+ * allows duplicates, never losses). store_queue_report records the outcome of an attempt,
+ * and delivers the DSN for it in the same transaction.
+ */
+
+/* Up to limit entries with recipients due at now (status 0 or an expired lease), each with
+ * only those recipients, which are leased until now + lease_seconds. res: queue[] (oldest
+ * first; rcpts[].status is what it was before the lease). */
+int store_queue_due(struct store *s, int64_t now, unsigned lease_seconds, size_t limit,
+                    store_cb *cb, void *ctx);
+/* Ends every lease (status 3 back to 0, next_attempt kept): at start, when no delivery of
+ * this database can be in flight. */
+int store_queue_recover(struct store *s, store_cb *cb, void *ctx);
+/* Makes the pending recipients of one entry (queue_id > 0) or of all (0) due at now.
+ * -ENOENT when queue_id names no entry with pending recipients. */
+int store_queue_flush(struct store *s, int64_t queue_id, int64_t now, store_cb *cb, void *ctx);
+/* Reads the message of a queue entry by its content id (store_queue_entry.content_id),
+ * like store_content_read. res: data, data_len, total_size. -ENOENT. */
+int store_queue_content_read(struct store *s, int64_t content_id, uint64_t offset,
+                             size_t max_len, store_cb *cb, void *ctx);
+
+struct store_queue_outcome {
+	int64_t rcpt_id;
+	int status;           /* 0 retry at next_attempt, 1 delivered, 2 failed for good */
+	int64_t next_attempt; /* for status 0 */
+	const char *error;    /* the last error (reply or reason), NULL to keep the old one */
+};
+
+struct store_queue_report {
+	int64_t queue_id;
+	const struct store_queue_outcome *outcomes;
+	size_t n_outcomes;
+	/* A complete DSN message (RFC 3464) for this report, or NULL. It goes to the entry's
+	 * sender: into the INBOX of that local user when dsn_local (an unknown user gets
+	 * none), else into the relay queue with the null sender. An entry whose sender is
+	 * the null sender never gets one, whatever the caller passes (no bounce of a bounce). */
+	const void *dsn;
+	size_t dsn_len;
+	bool dsn_local;
+};
+
+/* Records every outcome (attempts + 1) and the DSN in one transaction; the entry is
+ * removed when no recipient is left pending. The report is borrowed until the callback.
+ * res: id = queue id of a queued remote DSN (else 0). -ENOENT when the entry is gone
+ * (deleted by sealctl meanwhile: nothing recorded). */
+int store_queue_report(struct store *s, const struct store_queue_report *rep, store_cb *cb,
+                       void *ctx);
+
+/* ---- Certificates issued by the built-in client CA ----
+ * The record of what sealctl issued and revoked (the certificates themselves and the CRL
+ * file live under data_dir/ca/, made by certs/). Serials are lowercase hex as
+ * cert_serial_normalize gives them; times are seconds since the epoch. A record outlives
+ * its user (user_id becomes 0) so a deleted user's certificate stays revocable. */
+
+enum store_cert_kind { STORE_CERT_CLIENT, STORE_CERT_SERVER };
+
+struct store_cert {
+	int64_t id;
+	char *serial;
+	char *address;   /* client: the e-mail address; server: the host name */
+	int64_t user_id; /* 0: none (server certificate, or the user was deleted) */
+	enum store_cert_kind kind;
+	int64_t not_before, not_after;
+	int64_t revoked_at; /* 0: not revoked */
+	int64_t created;
+};
+
+/* What store_cert_add records; borrowed until the call returns. */
+struct store_cert_new {
+	const char *serial;
+	const char *address; /* lower-cased by the caller (certs/ already does) */
+	enum store_cert_kind kind;
+	int64_t not_before, not_after;
+};
+
+/* Records an issued certificate; a client certificate is linked to the user of that address
+ * when there is one. res: certs[0]. -EEXIST (serial already recorded), -EINVAL. */
+int store_cert_add(struct store *s, const struct store_cert_new *cert, store_cb *cb, void *ctx);
+/* Every certificate ordered by not_after; with expiring_before > 0 only those not revoked
+ * whose not_after <= expiring_before (expired ones included). res: certs[]. */
+int store_cert_list(struct store *s, int64_t expiring_before, store_cb *cb, void *ctx);
+/* res: certs[0]. -ENOENT, -EINVAL (serial not lowercase hex). */
+int store_cert_get(struct store *s, const char *serial, store_cb *cb, void *ctx);
+/* The client certificates of address that are neither revoked nor expired at now.
+ * res: certs[] (possibly none). */
+int store_cert_find_valid(struct store *s, const char *address, int64_t now, store_cb *cb,
+                          void *ctx);
+/*
+ * Revokes, at now, the certificate with that serial (address NULL) or every valid (as
+ * store_cert_find_valid) certificate of address (serial NULL), and takes the next CRL
+ * number in the same transaction. res: certs[] now revoked, crl_number. -ENOENT (no such
+ * serial, or address has no valid certificate), -EALREADY (that serial is already revoked:
+ * nothing changed, no number taken), -EINVAL.
+ */
+int store_cert_revoke(struct store *s, const char *serial, const char *address, int64_t now,
+                      store_cb *cb, void *ctx);
+/* Takes the next CRL number (1 the first time; strictly increasing). res: crl_number. */
+int store_cert_crl_next(struct store *s, store_cb *cb, void *ctx);
+/* Every revoked certificate, oldest revocation first (what a CRL lists). res: certs[]. */
+int store_cert_list_revoked(struct store *s, store_cb *cb, void *ctx);
 
 #endif

@@ -20,22 +20,23 @@
 
 struct deliver_job {
 	struct store_job job;
-	const struct store_deliver_req *req; /* borrowed until the callback */
-	uint64_t size;
-	unsigned char sha256[32];
-	struct store_mime_info mime;
-	char **keywords; /* normalized, per target */
-	size_t n_keywords;
+	struct store_delivery d;
 };
+
+void store_delivery_clear(struct store_delivery *d)
+{
+	store_mime_info_clear(&d->mime);
+	/* Not through req: it may be gone once the callback returned. */
+	for (size_t i = 0; i < d->n_keywords; i++)
+		free(d->keywords[i]);
+	free(d->keywords);
+	d->keywords = NULL;
+	d->n_keywords = 0;
+}
 
 static void deliver_job_free(struct store_job *job)
 {
-	struct deliver_job *j = (struct deliver_job *)job;
-	store_mime_info_clear(&j->mime);
-	/* Not through req: it may be gone once the callback returned. */
-	for (size_t i = 0; i < j->n_keywords; i++)
-		free(j->keywords[i]);
-	free(j->keywords);
+	store_delivery_clear(&((struct deliver_job *)job)->d);
 }
 
 static int hash_file(const char *path, uint64_t max, uint64_t *size_r, unsigned char *out)
@@ -82,11 +83,10 @@ out:
 	return rc;
 }
 
-static int deliver_prepare(struct store_job *job)
+int store_delivery_prepare(struct store *s, struct store_delivery *j)
 {
-	struct deliver_job *j = (struct deliver_job *)job;
 	const struct store_deliver_req *req = j->req;
-	uint64_t max = job->store->opt.max_message_size;
+	uint64_t max = s->opt.max_message_size;
 	int rc;
 
 	if (req->spool_path != NULL) {
@@ -103,6 +103,11 @@ static int deliver_prepare(struct store_job *job)
 			rc = store_mime_parse_mem(req->data, req->size, &j->mime);
 	}
 	return rc;
+}
+
+static int deliver_prepare(struct store_job *job)
+{
+	return store_delivery_prepare(job->store, &((struct deliver_job *)job)->d);
 }
 
 /* Streams the spool file into the zeroblob of the new row, chunk by chunk. */
@@ -147,7 +152,7 @@ out:
 	return rc;
 }
 
-static int content_store(struct store_conn *c, struct deliver_job *j, int64_t *id_r)
+static int content_store(struct store_conn *c, struct store_delivery *j, int64_t *id_r)
 {
 	const struct store_deliver_req *req = j->req;
 	sqlite3_stmt *st = store_stmt(c, SQL_CONTENT_BY_HASH);
@@ -288,8 +293,8 @@ int store_entry_add(struct store_conn *c, struct store_job *job, int64_t mailbox
 	return store_mailbox_note(c, job, mailbox_id);
 }
 
-static int relay_enqueue(struct store_conn *c, struct deliver_job *j, int64_t content_id,
-                         int64_t now)
+static int relay_enqueue(struct store_conn *c, struct store_job *job, struct store_delivery *j,
+                         int64_t content_id, int64_t now)
 {
 	const struct store_deliver_req *req = j->req;
 	sqlite3_stmt *st = store_stmt(c, SQL_QUEUE_INSERT);
@@ -320,17 +325,16 @@ static int relay_enqueue(struct store_conn *c, struct deliver_job *j, int64_t co
 		if (rc != SQLITE_DONE)
 			return store_err(c->db, rc);
 	}
-	j->job.res.queue = xcalloc(1, sizeof(*j->job.res.queue));
-	j->job.res.n_queue = 1;
-	j->job.res.queue[0].id = qid;
-	j->job.res.queue[0].content_id = content_id;
-	j->job.res.queue[0].size = j->size;
+	job->res.queue = xcalloc(1, sizeof(*job->res.queue));
+	job->res.n_queue = 1;
+	job->res.queue[0].id = qid;
+	job->res.queue[0].content_id = content_id;
+	job->res.queue[0].size = j->size;
 	return 0;
 }
 
-static int deliver_run(struct store_conn *c, struct store_job *job)
+int store_delivery_run(struct store_conn *c, struct store_job *job, struct store_delivery *j)
 {
-	struct deliver_job *j = (struct deliver_job *)job;
 	const struct store_deliver_req *req = j->req;
 	int64_t now = (int64_t)time(NULL);
 	int64_t content_id = 0;
@@ -361,13 +365,18 @@ static int deliver_run(struct store_conn *c, struct store_job *job)
 		ok++;
 	}
 	if (req->n_relay > 0) {
-		rc = relay_enqueue(c, j, content_id, now);
+		rc = relay_enqueue(c, job, j, content_id, now);
 		if (rc < 0)
 			return rc;
 		ok++;
 	}
 	/* Nothing refers to the content: fail, and the savepoint takes it back. */
 	return ok > 0 ? 0 : -ENOENT;
+}
+
+static int deliver_run(struct store_conn *c, struct store_job *job)
+{
+	return store_delivery_run(c, job, &((struct deliver_job *)job)->d);
 }
 
 int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb *cb, void *ctx)
@@ -392,8 +401,8 @@ int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb
 	struct deliver_job *j = store_job_new(sizeof(*j), s, STORE_JOB_WRITE, deliver_run, cb, ctx);
 	j->job.free_args = deliver_job_free;
 	j->job.prepare = deliver_prepare;
-	j->req = req;
-	j->keywords = kw;
-	j->n_keywords = req->n_targets;
+	j->d.req = req;
+	j->d.keywords = kw;
+	j->d.n_keywords = req->n_targets;
 	return store_job_submit(&j->job);
 }

@@ -10,7 +10,7 @@
 
 #include "storage/store.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_BLOB_CHUNK     (64 * 1024)
 #define STORE_READ_MAX       (1024 * 1024)
 #define STORE_MAX_BATCH      4096
@@ -68,7 +68,23 @@ enum store_sql {
 	SQL_QUEUE_LIST,
 	SQL_QUEUE_RCPTS,
 	SQL_QUEUE_DELETE,
+	SQL_QUEUE_DUE,
+	SQL_QUEUE_GET,
+	SQL_QUEUE_RCPTS_DUE,
+	SQL_QUEUE_RCPT_LEASE,
+	SQL_QUEUE_RCPT_SET,
+	SQL_QUEUE_PENDING,
+	SQL_QUEUE_FLUSH,
+	SQL_QUEUE_RECOVER,
+	SQL_CONTENT_SIZE,
 	SQL_SEARCH_TEXT,
+	SQL_CERT_INSERT,
+	SQL_CERT_BY_SERIAL,
+	SQL_CERT_LIST,
+	SQL_CERT_VALID_BY_ADDRESS,
+	SQL_CERT_REVOKE,
+	SQL_CERT_REVOKED,
+	SQL_CRL_NEXT,
 	SQL__COUNT
 };
 
@@ -197,5 +213,24 @@ struct store_mime_info {
 int store_mime_parse_mem(const void *data, size_t size, struct store_mime_info *info);
 int store_mime_parse_file(const char *path, struct store_mime_info *info);
 void store_mime_info_clear(struct store_mime_info *info);
+
+/* store_cert.c */
+void store_cert_free_all(struct store_cert *certs, size_t n);
+
+/* store_deliver.c: one message delivered as part of a write job (store_deliver's own job,
+ * and the relay's bounces in store_relay.c). req and keywords are set by the caller
+ * (keywords: n_targets normalized strings or NULLs, owned); prepare runs on a worker
+ * (hash, MIME), run on the writer inside the job's transaction. */
+struct store_delivery {
+	const struct store_deliver_req *req;
+	uint64_t size;
+	unsigned char sha256[32];
+	struct store_mime_info mime;
+	char **keywords;
+	size_t n_keywords;
+};
+int store_delivery_prepare(struct store *s, struct store_delivery *d);
+int store_delivery_run(struct store_conn *c, struct store_job *job, struct store_delivery *d);
+void store_delivery_clear(struct store_delivery *d);
 
 #endif

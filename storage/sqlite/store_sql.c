@@ -16,6 +16,8 @@
 #define USER_COLS                                                                                  \
 	"id, address, require_client_cert, disabled, quota_bytes, used_bytes, password_hash"
 #define ENTRY_COLS "uid, modseq, flags, keywords, internal_date, size, content_id"
+#define CERT_COLS                                                                                  \
+	"id, serial, address, user_id, kind, not_before, not_after, revoked_at, created"
 
 static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_BEGIN] = "BEGIN IMMEDIATE",
@@ -98,9 +100,41 @@ static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_QUEUE_RCPTS] = "SELECT id, address, notify, orcpt, status, attempts, next_attempt, "
                         "last_error FROM queue_rcpts WHERE queue_id = ? ORDER BY id",
     [SQL_QUEUE_DELETE] = "DELETE FROM queue WHERE id = ?",
+    /* Relay runner (store_relay.c). Status 3 is "in flight": leased until next_attempt. */
+    [SQL_QUEUE_DUE] = "SELECT DISTINCT queue_id FROM queue_rcpts WHERE status IN (0, 3) AND "
+                      "next_attempt <= ? ORDER BY queue_id LIMIT ?",
+    [SQL_QUEUE_GET] = "SELECT q.id, q.content_id, c.size, q.sender, q.requiretls, q.ret, "
+                      "q.envid, q.created FROM queue q JOIN contents c ON c.id = q.content_id "
+                      "WHERE q.id = ?",
+    [SQL_QUEUE_RCPTS_DUE] = "SELECT id, address, notify, orcpt, status, attempts, "
+                            "next_attempt, last_error FROM queue_rcpts WHERE queue_id = ? AND "
+                            "status IN (0, 3) AND next_attempt <= ? ORDER BY id",
+    [SQL_QUEUE_RCPT_LEASE] = "UPDATE queue_rcpts SET status = 3, next_attempt = ? WHERE id = ?",
+    [SQL_QUEUE_RCPT_SET] = "UPDATE queue_rcpts SET status = ?, attempts = attempts + 1, "
+                           "next_attempt = ?, last_error = coalesce(?, last_error) "
+                           "WHERE id = ? AND queue_id = ?",
+    [SQL_QUEUE_PENDING] = "SELECT count(*) FROM queue_rcpts WHERE queue_id = ? AND "
+                          "status IN (0, 3)",
+    [SQL_QUEUE_FLUSH] = "UPDATE queue_rcpts SET next_attempt = ?2 WHERE status = 0 AND "
+                        "(?1 = 0 OR queue_id = ?1)",
+    [SQL_QUEUE_RECOVER] = "UPDATE queue_rcpts SET status = 0 WHERE status = 3",
+    [SQL_CONTENT_SIZE] = "SELECT size FROM contents WHERE id = ?",
     [SQL_SEARCH_TEXT] = "SELECT e.uid FROM entries e WHERE e.mailbox_id = ?1 AND "
                         "e.content_id IN (SELECT rowid FROM fts WHERE fts MATCH ?2) "
                         "ORDER BY e.uid",
+    [SQL_CERT_INSERT] = "INSERT INTO certs (serial, address, user_id, kind, not_before, "
+                        "not_after, created) VALUES (?1, ?2, (SELECT id FROM users WHERE "
+                        "address = ?2 AND ?3 = 'client'), ?3, ?4, ?5, ?6)",
+    [SQL_CERT_BY_SERIAL] = "SELECT " CERT_COLS " FROM certs WHERE serial = ?",
+    [SQL_CERT_LIST] = "SELECT " CERT_COLS " FROM certs WHERE ?1 = 0 OR "
+                      "(revoked_at IS NULL AND not_after <= ?1) ORDER BY not_after, id",
+    [SQL_CERT_VALID_BY_ADDRESS] = "SELECT " CERT_COLS " FROM certs WHERE address = ?1 AND "
+                                  "kind = 'client' AND revoked_at IS NULL AND not_after > ?2 "
+                                  "ORDER BY id",
+    [SQL_CERT_REVOKE] = "UPDATE certs SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+    [SQL_CERT_REVOKED] = "SELECT " CERT_COLS " FROM certs WHERE revoked_at IS NOT NULL "
+                         "ORDER BY revoked_at, id",
+    [SQL_CRL_NEXT] = "UPDATE crl_state SET number = number + 1 WHERE id = 1 RETURNING number",
 };
 
 sqlite3_stmt *store_stmt(struct store_conn *c, enum store_sql id)
