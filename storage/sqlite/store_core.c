@@ -133,6 +133,7 @@ void store_result_free(struct store_result *res)
 	free(res->uids2);
 	free(res->delivered);
 	queue_free_all(res->queue, res->n_queue);
+	store_cert_free_all(res->certs, res->n_certs);
 	free(res->scram.salt);
 	free(res->scram.stored_key);
 	free(res->scram.server_key);

@@ -112,6 +112,26 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TRIGGER contents_fts_unref AFTER DELETE ON contents BEGIN"
     " DELETE FROM fts WHERE rowid = OLD.id;"
     " END;",
+
+    /* 3: certificates issued by the built-in CA (sealctl cert) and the CRL number. A
+     * record outlives its user (user_id becomes NULL): a deleted user's certificate must
+     * stay revocable by serial and by address. */
+    "CREATE TABLE certs ("
+    " id INTEGER PRIMARY KEY,"
+    " serial TEXT NOT NULL UNIQUE,"
+    " address TEXT NOT NULL,"
+    " user_id INTEGER REFERENCES users (id) ON DELETE SET NULL,"
+    " kind TEXT NOT NULL CHECK (kind IN ('client', 'server')),"
+    " not_before INTEGER NOT NULL,"
+    " not_after INTEGER NOT NULL,"
+    " revoked_at INTEGER,"
+    " created INTEGER NOT NULL);"
+    "CREATE INDEX certs_address ON certs (address);"
+    "CREATE INDEX certs_user ON certs (user_id);"
+    "CREATE TABLE crl_state ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " number INTEGER NOT NULL);"
+    "INSERT INTO crl_state (id, number) VALUES (1, 0);",
 };
 
 static _Thread_local char schema_error[512];

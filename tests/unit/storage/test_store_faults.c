@@ -265,7 +265,9 @@ Test(faults, newer_schema_refused)
 	cr_assert_null(fx.s);
 	cr_assert(strstr(err, "99") != NULL && strstr(err, "newer") != NULL, "%s", err);
 	/* Untouched: the user is still there. */
-	exec_sql("PRAGMA user_version = 2");
+	char restore[64];
+	snprintf(restore, sizeof(restore), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+	exec_sql(restore);
 	fx_open(&fx);
 	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
 	             0);
