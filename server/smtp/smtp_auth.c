@@ -1,0 +1,177 @@
+/*
+ * SMTP AUTH PLAIN / LOGIN exchanges. Secrets live in stack buffers that are wiped before
+ * returning; auth_login copies (and wipes) what it keeps.
+ */
+#include "server/smtp/smtp_auth.h"
+
+#include <string.h>
+
+#include "server/auth/login.h"
+#include "server/conn.h"
+
+#define R_OK     "235 2.7.0 Authentication successful\r\n"
+#define R_FAIL   "535 5.7.8 Authentication credentials invalid\r\n"
+#define R_CERT   "535 5.7.8 Authentication refused: this account needs its client certificate\r\n"
+#define R_TEMP   "454 4.7.0 Temporary authentication failure\r\n"
+#define R_CANCEL "501 5.7.0 Authentication cancelled\r\n"
+#define R_BAD64  "501 5.5.2 Cannot decode the response\r\n"
+#define R_MECH   "504 5.5.4 Unrecognized authentication mechanism\r\n"
+#define R_SYNTAX "501 5.5.4 Syntax: AUTH mechanism [initial-response]\r\n"
+
+void smtp_auth_init(struct smtp_auth *a, struct conn *c, void *sess)
+{
+	memset(a, 0, sizeof(*a));
+	a->c = c;
+	a->sess = sess;
+}
+
+const char *smtp_auth_mechanisms(void)
+{
+	return "PLAIN LOGIN";
+}
+
+static bool ieq(const char *a, size_t n, const char *lit)
+{
+	if (strlen(lit) != n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char x = a[i] >= 'a' && a[i] <= 'z' ? (char)(a[i] - 32) : a[i];
+		if (x != lit[i])
+			return false;
+	}
+	return true;
+}
+
+static void auth_fail_now(struct smtp_auth *a, const char *reply)
+{
+	explicit_bzero(a->user, sizeof(a->user));
+	a->state = SMTP_AUTH_IDLE;
+	conn_write_str(a->c, reply);
+	a->done(a->sess, false, NULL);
+}
+
+static void auth_checked(void *sess, const struct auth_login_result *r)
+{
+	struct smtp_auth *a = smtp_session_auth(sess);
+	a->state = SMTP_AUTH_IDLE;
+	explicit_bzero(a->user, sizeof(a->user));
+	switch (r->status) {
+	case AUTH_LOGIN_OK:
+		conn_write_str(a->c, R_OK);
+		a->done(a->sess, true, r->user);
+		return;
+	case AUTH_LOGIN_CERT:
+		conn_write_str(a->c, R_CERT);
+		break;
+	case AUTH_LOGIN_TEMPFAIL:
+		conn_write_str(a->c, R_TEMP);
+		break;
+	case AUTH_LOGIN_FAILED:
+		conn_write_str(a->c, R_FAIL);
+		break;
+	}
+	a->done(a->sess, false, NULL);
+}
+
+static void auth_check(struct smtp_auth *a, const char *mech, const char *user,
+                       const char *password)
+{
+	a->state = SMTP_AUTH_CHECKING;
+	auth_login(a->c, mech, user, password, auth_checked);
+}
+
+static void auth_plain(struct smtp_auth *a, const char *b64, size_t len)
+{
+	struct auth_plain p;
+	if (auth_plain_decode(b64, len, &p) < 0) {
+		auth_plain_wipe(&p);
+		auth_fail_now(a, R_BAD64);
+		return;
+	}
+	/* An authorization identity other than the login itself is not supported: the
+	 * same answer as a wrong password. */
+	if (p.authzid[0] != '\0' && strcmp(p.authzid, p.authcid) != 0) {
+		auth_plain_wipe(&p);
+		auth_fail_now(a, R_FAIL);
+		return;
+	}
+	auth_check(a, "PLAIN", p.authcid, p.password);
+	auth_plain_wipe(&p);
+}
+
+void smtp_auth_start(struct smtp_auth *a, const char *args, size_t len, smtp_auth_done_cb *done)
+{
+	a->done = done;
+	size_t m = 0;
+	while (m < len && args[m] != ' ')
+		m++;
+	const char *ir = m < len ? args + m + 1 : NULL;
+	size_t ir_len = ir ? len - m - 1 : 0;
+	if (m == 0 || (ir && (ir_len == 0 || memchr(ir, ' ', ir_len)))) {
+		auth_fail_now(a, R_SYNTAX);
+		return;
+	}
+	bool empty_ir = ir && ir_len == 1 && ir[0] == '=';
+	if (ieq(args, m, "PLAIN")) {
+		if (ir == NULL) {
+			a->state = SMTP_AUTH_PLAIN_WAIT;
+			conn_write_str(a->c, "334 \r\n");
+			return;
+		}
+		auth_plain(a, empty_ir ? "" : ir, empty_ir ? 0 : ir_len);
+		return;
+	}
+	if (ieq(args, m, "LOGIN")) {
+		if (ir == NULL) {
+			a->state = SMTP_AUTH_LOGIN_USER;
+			conn_write_str(a->c, "334 VXNlcm5hbWU6\r\n");
+			return;
+		}
+		/* RFC 4954 allows the user name as an initial response to LOGIN. */
+		if (auth_login_decode(ir, ir_len, a->user, sizeof(a->user)) < 0 ||
+		    a->user[0] == '\0') {
+			auth_fail_now(a, R_BAD64);
+			return;
+		}
+		a->state = SMTP_AUTH_LOGIN_PASS;
+		conn_write_str(a->c, "334 UGFzc3dvcmQ6\r\n");
+		return;
+	}
+	auth_fail_now(a, R_MECH);
+}
+
+void smtp_auth_line(struct smtp_auth *a, const char *line, size_t len)
+{
+	if (len == 1 && line[0] == '*') {
+		auth_fail_now(a, R_CANCEL);
+		return;
+	}
+	switch (a->state) {
+	case SMTP_AUTH_PLAIN_WAIT:
+		auth_plain(a, line, len);
+		return;
+	case SMTP_AUTH_LOGIN_USER:
+		if (auth_login_decode(line, len, a->user, sizeof(a->user)) < 0 ||
+		    a->user[0] == '\0') {
+			auth_fail_now(a, R_BAD64);
+			return;
+		}
+		a->state = SMTP_AUTH_LOGIN_PASS;
+		conn_write_str(a->c, "334 UGFzc3dvcmQ6\r\n");
+		return;
+	case SMTP_AUTH_LOGIN_PASS: {
+		char pw[AUTH_FIELD_MAX + 1];
+		if (auth_login_decode(line, len, pw, sizeof(pw)) < 0 || pw[0] == '\0') {
+			explicit_bzero(pw, sizeof(pw));
+			auth_fail_now(a, R_BAD64);
+			return;
+		}
+		auth_check(a, "LOGIN", a->user, pw);
+		explicit_bzero(pw, sizeof(pw));
+		return;
+	}
+	case SMTP_AUTH_IDLE:
+	case SMTP_AUTH_CHECKING:
+		break; /* input is paused while checking; nothing to do */
+	}
+}

@@ -1,0 +1,52 @@
+"""kill -9 while clients submit: every message that got its 250 is in its mailbox after a
+restart (the 250 is sent only after the store's transaction is durable)."""
+import signal
+import smtplib
+import threading
+import time
+
+import harness
+from smtp_env import SmtpEnv
+
+
+def test_acknowledged_messages_survive_sigkill(certs, sealmaild_bin, tmp_path_factory):
+    srv = harness.Server(certs, workdir=str(tmp_path_factory.mktemp("srv")))
+    srv.start()
+    env = SmtpEnv(srv)
+    alice = env.add_user("alice")
+    rcpts = [env.add_user("r%d" % i) for i in range(4)]
+    acked = {r: [] for r in rcpts}
+    stop = threading.Event()
+
+    def client(n):
+        rcpt = rcpts[n]
+        i = 0
+        while not stop.is_set():
+            try:
+                with env.smtps(alice) as s:
+                    while not stop.is_set():
+                        tag = "kill-%d-%d" % (n, i)
+                        i += 1
+                        s.sendmail(alice, [rcpt], ("Subject: %s\r\n\r\n%s\r\n"
+                                                   % (tag, tag)).encode())
+                        acked[rcpt].append(tag)  # only after the 250
+            except (smtplib.SMTPException, OSError):
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(len(rcpts))]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait()
+    stop.set()
+    for t in threads:
+        t.join(10)
+    total = sum(len(v) for v in acked.values())
+    assert total > 20, "too few messages were acknowledged: %d" % total
+    srv.start()
+    for rcpt, tags in acked.items():
+        bodies = b"\n".join(env.inbox(rcpt))
+        missing = [t for t in tags if ("Subject: %s\r\n" % t).encode() not in bodies]
+        assert not missing, "%s lost acknowledged messages %s" % (rcpt, missing[:5])
+    srv.check_stopped()
