@@ -45,10 +45,10 @@ setup_build() { # dir, extra meson options...
   shift
   local opts=(-Dwerror=$WERROR -Dbuildtype=debugoptimized "$@")
   if [ -f "$dir/meson-private/coredata.dat" ]; then
-    meson configure "$dir" "${opts[@]}" >/dev/null 2>&1 ||
-      meson setup --wipe "$dir" "${opts[@]}" >/dev/null
+    meson configure "$dir" "${opts[@]}" >"$LOGDIR/$dir-setup.log" 2>&1 ||
+      meson setup --wipe "$dir" "${opts[@]}" >"$LOGDIR/$dir-setup.log" 2>&1
   else
-    meson setup "$dir" "${opts[@]}" >/dev/null
+    meson setup "$dir" "${opts[@]}" >"$LOGDIR/$dir-setup.log" 2>&1
   fi
 }
 
@@ -127,9 +127,15 @@ for b in "${BUILDS[@]}"; do
     unset ASAN_OPTIONS UBSAN_OPTIONS
   fi
   say "$b: meson setup and build"
-  if ! setup_build "$b" "${opts[@]}" || ! ninja -C "$b" -j "$JOBS" >"$LOGDIR/$b-ninja.log" 2>&1; then
-    tail -40 "$LOGDIR/$b-ninja.log" >&2 2>/dev/null
-    say "$b: build FAILED (log: $LOGDIR/$b-ninja.log)"
+  if ! setup_build "$b" "${opts[@]}"; then
+    tail -20 "$LOGDIR/$b-setup.log" >&2
+    say "$b: meson setup FAILED (log: ${LOGDIR#$ROOT/}/$b-setup.log)"
+    record 0 1 "$b:build"
+    continue
+  fi
+  if ! ninja -C "$b" -j "$JOBS" >"$LOGDIR/$b-ninja.log" 2>&1; then
+    grep -E 'error|FAILED' "$LOGDIR/$b-ninja.log" | head -30 >&2
+    say "$b: build FAILED (log: ${LOGDIR#$ROOT/}/$b-ninja.log)"
     record 0 1 "$b:build"
     continue
   fi
