@@ -19,6 +19,7 @@
 static const struct cli_noun *const nouns[] = {
     &cli_noun_user,
     &cli_noun_mailbox,
+    &cli_noun_cert,
 };
 
 void cli_error(const char *fmt, ...)
