@@ -225,17 +225,29 @@ class LineClient:
             lines.append(self.readline())
         return lines
 
-    def at_eof(self, timeout=2):
-        """True when the peer closed (orderly or reset) within timeout with no more data."""
-        if self.buf:
+    def at_eof(self, timeout=2, allow_data=False):
+        """True when the peer closed (orderly or reset) within timeout. With allow_data,
+        bytes before the close (a goodbye line) are read and dropped; without, any byte
+        means False."""
+        if self.buf and not allow_data:
             return False
-        self.sock.settimeout(timeout)
-        try:
-            return self.sock.recv(4096) == b""
-        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
-            return True
-        except socket.timeout:
-            return False
+        self.buf = b""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(4096)
+            except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+                return True
+            except socket.timeout:
+                return False
+            if data == b"":
+                return True
+            if not allow_data:
+                return False
 
     def close(self):
         try:

@@ -38,7 +38,7 @@ def test_gnutls_cli_handshake(server, certs, vers):
                         "--priority", "NORMAL:-VERS-ALL:+VERS-" + vers, "127.0.0.1"],
                        input=b"a LOGOUT\n", capture_output=True, timeout=15)
     out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
-    assert "(%s)" % vers.replace("TLS", "TLS") in out or "Version: " + vers in out, out
+    assert "- Description: (%s-" % vers in out, out
     assert "* OK" in out, out
     assert "* BYE" in out, out
 
@@ -80,10 +80,9 @@ def test_openssl_tls11_refused_by_server(server, certs):
                        input=b"", capture_output=True, timeout=15)
     out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
     assert r.returncode != 0, out
-    assert "Protocol  : TLSv1.1" not in out, out
+    assert "Cipher is (NONE)" in out, out  # no session was established
     # The client sent its hello and the server refused it (not the client refusing).
-    assert "alert protocol version" in out or "wrong version" in out or \
-        "unsupported protocol" in out, out
+    assert "alert protocol version" in out, out
     server.wait_log(r"event=tls_failed", since=since)
 
 
@@ -96,7 +95,9 @@ def test_gnutls_cli_tls11_refused_by_server(server, certs):
                        input=b"", capture_output=True, timeout=15)
     out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
     assert r.returncode != 0, out
-    assert "Handshake failed" in out, out
+    assert "Handshake was completed" not in out, out
+    # The server answered the TLS 1.1 hello with a protocol_version alert (70).
+    assert "Received alert [70]" in out or "Handshake failed" in out, out
     server.wait_log(r"event=tls_failed", since=since)
 
 
