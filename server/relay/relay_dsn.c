@@ -1,0 +1,152 @@
+/*
+ * DSN bounces (RFC 3464 multipart/report, RFC 3461 parameters): one report per attempt
+ * that failed recipients for good, to the envelope sender (relay_private.h).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/relay/relay_private.h"
+
+static void rfc5322_date(int64_t t, char *out, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(out, len, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+void relay_dsn_status(int code, const char *reply, char *out, size_t outlen)
+{
+	/* "550 5.1.1 text" or "550-5.1.1 text": the class must agree with the code. */
+	const char *p = reply;
+	if (p != NULL && strlen(p) > 4 && isdigit((unsigned char)p[0]))
+		p += 4;
+	if (p != NULL && (p[0] == '2' || p[0] == '4' || p[0] == '5') && p[1] == '.' &&
+	    code / 100 == p[0] - '0') {
+		size_t n = 0;
+		while (p[n] != '\0' && (isdigit((unsigned char)p[n]) || p[n] == '.') && n < 11)
+			n++;
+		int dots = 0;
+		for (size_t i = 0; i < n; i++)
+			dots += p[i] == '.';
+		if (dots == 2 && p[n - 1] != '.') {
+			snprintf(out, outlen, "%.*s", (int)n, p);
+			return;
+		}
+	}
+	snprintf(out, outlen, "%d.0.0", code / 100 == 4 ? 4 : 5);
+}
+
+/* Header block of original: up to and including the empty line (or all of it). */
+static size_t header_len(const char *m, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (m[i] == '\n' && m[i + 1] == '\n')
+			return i + 2;
+		if (m[i] == '\n' && m[i + 1] == '\r' && i + 2 < len && m[i + 2] == '\n')
+			return i + 3;
+	}
+	return len;
+}
+
+/* Appends bytes with every line ending in CRLF. */
+static int append_crlf(struct buf *out, const char *p, size_t len)
+{
+	int rc = 0;
+	for (size_t i = 0; i < len && rc == 0; i++) {
+		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+			rc = buf_append(out, "\r", 1);
+		if (rc == 0)
+			rc = buf_append(out, &p[i], 1);
+	}
+	if (rc == 0 && len > 0 && p[len - 1] != '\n')
+		rc = buf_append(out, "\r\n", 2);
+	return rc;
+}
+
+/* A value from an envelope or a peer, for a header field: printable ASCII only. */
+static void clean(char *out, size_t outlen, const char *in)
+{
+	size_t o = 0;
+	for (; in != NULL && *in != '\0' && o + 1 < outlen; in++)
+		out[o++] = (unsigned char)*in >= ' ' && (unsigned char)*in < 127 ? *in : '?';
+	out[o] = '\0';
+}
+
+int relay_dsn_format(const struct relay_dsn *d, struct buf *out)
+{
+	char date[64], arrival[64], v[RELAY_REPLY_MAX + 8];
+	rfc5322_date(d->now, date, sizeof(date));
+	rfc5322_date(d->arrival, arrival, sizeof(arrival));
+	int rc = 0;
+#define P(...)                                                                                     \
+	do {                                                                                       \
+		if (rc == 0)                                                                       \
+			rc = buf_printf(out, __VA_ARGS__);                                         \
+	} while (0)
+	clean(v, sizeof(v), d->sender);
+	P("From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", d->reporting_mta);
+	P("To: <%s>\r\n", v);
+	P("Subject: Undelivered Mail Returned to Sender\r\n");
+	P("Date: %s\r\n", date);
+	P("Message-ID: <%s@%s>\r\n", d->boundary, d->reporting_mta);
+	P("Auto-Submitted: auto-replied\r\n");
+	P("MIME-Version: 1.0\r\n");
+	P("Content-Type: multipart/report; report-type=delivery-status;\r\n"
+	  "\tboundary=\"%s\"\r\n\r\n",
+	  d->boundary);
+	P("This is a MIME-encapsulated message.\r\n\r\n--%s\r\n", d->boundary);
+	P("Content-Type: text/plain; charset=us-ascii\r\n\r\n");
+	P("This is the mail system at host %s.\r\n\r\n", d->reporting_mta);
+	P("Your message could not be delivered to %s:\r\n\r\n",
+	  d->n_rcpts == 1 ? "this recipient" : "these recipients");
+	for (size_t i = 0; i < d->n_rcpts; i++) {
+		char a[320];
+		clean(a, sizeof(a), d->rcpts[i].address);
+		clean(v, sizeof(v), d->rcpts[i].diagnostic);
+		P("<%s>: %s\r\n", a, v);
+	}
+	P("\r\n--%s\r\nContent-Type: message/delivery-status\r\n\r\n", d->boundary);
+	P("Reporting-MTA: dns; %s\r\n", d->reporting_mta);
+	if (d->envid != NULL) {
+		clean(v, sizeof(v), d->envid);
+		P("Original-Envelope-Id: %s\r\n", v);
+	}
+	P("Arrival-Date: %s\r\n", arrival);
+	for (size_t i = 0; i < d->n_rcpts; i++) {
+		const struct relay_dsn_rcpt *r = &d->rcpts[i];
+		char a[320];
+		P("\r\n");
+		if (r->orcpt != NULL) {
+			clean(a, sizeof(a), r->orcpt);
+			P("Original-Recipient: %s\r\n", a);
+		}
+		clean(a, sizeof(a), r->address);
+		P("Final-Recipient: rfc822; %s\r\n", a);
+		P("Action: failed\r\n");
+		P("Status: %s\r\n", r->status);
+		if (r->remote_mta != NULL) {
+			clean(a, sizeof(a), r->remote_mta);
+			P("Remote-MTA: dns; %s\r\n", a);
+		}
+		clean(v, sizeof(v), r->diagnostic);
+		P("Diagnostic-Code: %s; %s\r\n", r->remote_mta != NULL ? "smtp" : "x-sealmail", v);
+		P("Last-Attempt-Date: %s\r\n", date);
+	}
+	if (d->original != NULL && d->original_len > 0) {
+		bool full = d->full && d->original_complete;
+		P("\r\n--%s\r\nContent-Type: %s\r\n\r\n", d->boundary,
+		  full ? "message/rfc822" : "text/rfc822-headers");
+		if (rc == 0)
+			rc = append_crlf(out, d->original,
+			                 full ? d->original_len
+			                      : header_len(d->original, d->original_len));
+	}
+	P("\r\n--%s--\r\n", d->boundary);
+#undef P
+	return rc;
+}

@@ -1,0 +1,382 @@
+/*
+ * server/relay: the SMTP client machine over canned transcripts, dot-stuffing, DSN
+ * formatting and the policy decisions (back-off, plaintext, NOTIFY, TLS-Required).
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/relay/relay_private.h"
+
+struct tr {
+	struct relay_session s;
+	struct relay_rcpt rcpts[3];
+	struct relay_params p;
+};
+
+static void tr_init(struct tr *t, enum cfg_route_tls tls, size_t n_rcpts, bool requiretls)
+{
+	memset(t, 0, sizeof(*t));
+	static const char *addrs[] = {"a@b.example", "c@b.example", "d@b.example"};
+	for (size_t i = 0; i < n_rcpts; i++)
+		t->rcpts[i].address = addrs[i];
+	t->rcpts[0].notify = "FAILURE,DELAY";
+	t->rcpts[0].orcpt = "rfc822;A@b.example";
+	t->p = (struct relay_params){.helo = "mx.a.example",
+	                             .tls = tls,
+	                             .tls_verified = tls == CFG_ROUTE_TLS_VERIFY,
+	                             .sender = "s@a.example",
+	                             .size = 1234,
+	                             .requiretls = requiretls,
+	                             .ret = "HDRS",
+	                             .envid = "env1",
+	                             .rcpts = t->rcpts,
+	                             .n_rcpts = n_rcpts};
+	relay_session_init(&t->s, &t->p);
+}
+
+/* Feeds one reply line and returns the action; *sent gets what the session wrote. */
+static enum relay_action feed(struct tr *t, const char *line, char *sent, size_t len)
+{
+	enum relay_action a = relay_session_line(&t->s, line, strlen(line));
+	snprintf(sent, len, "%.*s", (int)t->s.out.len, t->s.out.data ? t->s.out.data : "");
+	buf_reset(&t->s.out);
+	return a;
+}
+
+static const char *EHLO_TLS = "250-mx.b.example\0";
+
+static void to_mail_sent(struct tr *t, const char *caps_after_tls, char *out, size_t out_len)
+{
+	char sent[512];
+	cr_assert_eq(feed(t, "220 mx.b.example ESMTP", sent, sizeof(sent)), RELAY_ACT_CONTINUE);
+	cr_assert_str_eq(sent, "EHLO mx.a.example\r\n");
+	cr_assert_eq(feed(t, "250-mx.b.example", sent, sizeof(sent)), RELAY_ACT_CONTINUE);
+	cr_assert_str_eq(sent, "");
+	cr_assert_eq(feed(t, "250 STARTTLS", sent, sizeof(sent)), RELAY_ACT_CONTINUE);
+	cr_assert_str_eq(sent, "STARTTLS\r\n");
+	cr_assert_eq(feed(t, "220 go ahead", sent, sizeof(sent)), RELAY_ACT_START_TLS);
+	relay_session_tls_done(&t->s);
+	cr_assert_eq(feed(t, EHLO_TLS, sent, sizeof(sent)), RELAY_ACT_CONTINUE);
+	cr_assert_str_eq(sent, "EHLO mx.a.example\r\n");
+	feed(t, caps_after_tls, out, out_len);
+}
+
+#define to_mail(t, caps) to_mail_sent(t, caps, sent, sizeof(sent))
+
+Test(relay_session, full_delivery_with_dsn_and_requiretls)
+{
+	struct tr t;
+	char sent[512];
+	tr_init(&t, CFG_ROUTE_TLS_VERIFY, 2, true);
+	to_mail(&t, "250-SIZE 100000");
+	cr_assert_eq(feed(&t, "250-DSN", sent, sizeof(sent)), RELAY_ACT_CONTINUE);
+	cr_assert_eq(feed(&t, "250 REQUIRETLS", sent, sizeof(sent)), RELAY_ACT_CONTINUE);
+	cr_assert_str_eq(sent,
+	                 "MAIL FROM:<s@a.example> SIZE=1234 REQUIRETLS RET=HDRS ENVID=env1\r\n");
+	feed(&t, "250 ok", sent, sizeof(sent));
+	cr_assert_str_eq(sent,
+	                 "RCPT TO:<a@b.example> NOTIFY=FAILURE,DELAY ORCPT=rfc822;A@b.example\r\n");
+	feed(&t, "250 ok", sent, sizeof(sent));
+	cr_assert_str_eq(sent, "RCPT TO:<c@b.example>\r\n");
+	feed(&t, "550 5.1.1 no such user", sent, sizeof(sent));
+	cr_assert_str_eq(sent, "DATA\r\n");
+	cr_assert_eq(feed(&t, "354 go", sent, sizeof(sent)), RELAY_ACT_SEND_BODY);
+	relay_session_body_done(&t.s);
+	feed(&t, "250 2.0.0 queued", sent, sizeof(sent));
+	cr_assert_str_eq(sent, "QUIT\r\n");
+	cr_assert_eq(feed(&t, "221 bye", sent, sizeof(sent)), RELAY_ACT_DONE);
+	const char *why;
+	cr_assert_eq(relay_session_outcome(&t.s, 0, &why), 1);
+	cr_assert_eq(relay_session_outcome(&t.s, 1, &why), 2);
+	cr_assert_str_eq(why, "550 5.1.1 no such user");
+	relay_session_free(&t.s);
+}
+
+Test(relay_session, no_starttls_sends_nothing_more)
+{
+	struct tr t;
+	char sent[512];
+	tr_init(&t, CFG_ROUTE_TLS_VERIFY, 1, false);
+	feed(&t, "220 hi", sent, sizeof(sent));
+	feed(&t, "250-mx.b.example", sent, sizeof(sent));
+	cr_assert_eq(feed(&t, "250 SIZE 1000", sent, sizeof(sent)), RELAY_ACT_FAIL);
+	cr_assert_str_eq(sent, "");
+	cr_assert_str_eq(t.s.error, "peer offers no STARTTLS");
+	const char *why;
+	cr_assert_eq(relay_session_outcome(&t.s, 0, &why), 0);
+	cr_assert_str_eq(why, "peer offers no STARTTLS");
+	relay_session_free(&t.s);
+}
+
+Test(relay_session, starttls_refused_is_temporary)
+{
+	struct tr t;
+	char sent[512];
+	tr_init(&t, CFG_ROUTE_TLS_ENCRYPT, 1, false);
+	feed(&t, "220 hi", sent, sizeof(sent));
+	feed(&t, "250-hi", sent, sizeof(sent));
+	feed(&t, "250 STARTTLS", sent, sizeof(sent));
+	cr_assert_eq(feed(&t, "454 TLS not available", sent, sizeof(sent)), RELAY_ACT_FAIL);
+	const char *why;
+	cr_assert_eq(relay_session_outcome(&t.s, 0, &why), 0);
+	cr_assert_not_null(strstr(why, "454"));
+	relay_session_free(&t.s);
+}
+
+Test(relay_session, tls_failure_abort_is_temporary)
+{
+	struct tr t;
+	char sent[512];
+	tr_init(&t, CFG_ROUTE_TLS_VERIFY, 2, false);
+	feed(&t, "220 hi", sent, sizeof(sent));
+	feed(&t, "250-hi", sent, sizeof(sent));
+	feed(&t, "250 STARTTLS", sent, sizeof(sent));
+	cr_assert_eq(feed(&t, "220 go", sent, sizeof(sent)), RELAY_ACT_START_TLS);
+	relay_session_abort(&t.s, "certificate verification failed: name mismatch");
+	const char *why;
+	cr_assert_eq(relay_session_outcome(&t.s, 1, &why), 0);
+	cr_assert_str_eq(why, "certificate verification failed: name mismatch");
+	relay_session_free(&t.s);
+}
+
+Test(relay_session, requiretls_needs_the_peer_extension)
+{
+	struct tr t;
+	char sent[512];
+	tr_init(&t, CFG_ROUTE_TLS_VERIFY, 1, true);
+	to_mail(&t, "250 SIZE");
+	cr_assert_str_eq(sent, "QUIT\r\n"); /* over TLS; no MAIL */
+	cr_assert_eq(t.s.state, RELAY_S_QUIT);
+	const char *why;
+	cr_assert_eq(relay_session_outcome(&t.s, 0, &why), 2);
+	cr_assert_not_null(strstr(why, "REQUIRETLS"));
+	relay_session_free(&t.s);
+}
+
+Test(relay_session, requiretls_never_over_unverified_tls)
+{
+	struct tr t;
+	char sent[512];
+	tr_init(&t, CFG_ROUTE_TLS_ENCRYPT, 1, true);
+	to_mail(&t, "250 REQUIRETLS");
+	cr_assert(t.s.failed);
+	const char *why;
+	cr_assert_eq(relay_session_outcome(&t.s, 0, &why), 2);
+	relay_session_free(&t.s);
+}
+
+Test(relay_session, plaintext_route_skips_starttls)
+{
+	struct tr t;
+	char sent[512];
+	tr_init(&t, CFG_ROUTE_TLS_NONE, 1, false);
+	feed(&t, "220 hi", sent, sizeof(sent));
+	feed(&t, "250-hi", sent, sizeof(sent));
+	feed(&t, "250 STARTTLS", sent, sizeof(sent));
+	cr_assert_str_eq(sent, "MAIL FROM:<s@a.example>\r\n");
+	relay_session_free(&t.s);
+}
+
+Test(relay_session, mail_refused_and_data_temp_failure)
+{
+	struct tr t;
+	char sent[512];
+	const char *why;
+	tr_init(&t, CFG_ROUTE_TLS_VERIFY, 2, false);
+	to_mail(&t, "250 OK");
+	feed(&t, "451 4.3.0 try later", sent, sizeof(sent));
+	cr_assert_str_eq(sent, "QUIT\r\n");
+	cr_assert_eq(relay_session_outcome(&t.s, 0, &why), 0);
+	cr_assert_str_eq(why, "451 4.3.0 try later");
+	relay_session_free(&t.s);
+
+	tr_init(&t, CFG_ROUTE_TLS_VERIFY, 1, false);
+	to_mail(&t, "250 OK");
+	feed(&t, "250 ok", sent, sizeof(sent));
+	feed(&t, "250 ok", sent, sizeof(sent));
+	feed(&t, "354 go", sent, sizeof(sent));
+	relay_session_body_done(&t.s);
+	feed(&t, "452 4.3.1 full", sent, sizeof(sent));
+	cr_assert_eq(relay_session_outcome(&t.s, 0, &why), 0);
+	relay_session_free(&t.s);
+}
+
+Test(relay_session, connection_lost_after_rcpt_is_not_delivered)
+{
+	struct tr t;
+	char sent[512];
+	const char *why;
+	tr_init(&t, CFG_ROUTE_TLS_VERIFY, 1, false);
+	to_mail(&t, "250 OK");
+	feed(&t, "250 ok", sent, sizeof(sent));
+	feed(&t, "250 ok", sent, sizeof(sent));
+	feed(&t, "354 go", sent, sizeof(sent));
+	relay_session_body_done(&t.s);
+	relay_session_abort(&t.s, "connection lost");
+	cr_assert_eq(relay_session_outcome(&t.s, 0, &why), 0);
+	cr_assert_str_eq(why, "connection lost");
+	relay_session_free(&t.s);
+}
+
+Test(relay_session, malformed_replies_fail)
+{
+	static const char *bad[] = {"", "22", "abc hello", "220x", "620 what", "099 no"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct tr t;
+		char sent[64];
+		tr_init(&t, CFG_ROUTE_TLS_VERIFY, 1, false);
+		cr_assert_eq(feed(&t, bad[i], sent, sizeof(sent)), RELAY_ACT_FAIL, "%s", bad[i]);
+		relay_session_free(&t.s);
+	}
+}
+
+Test(relay_session, size_over_peer_limit_is_permanent)
+{
+	struct tr t;
+	char sent[512];
+	const char *why;
+	tr_init(&t, CFG_ROUTE_TLS_VERIFY, 1, false);
+	to_mail(&t, "250 SIZE 1000");
+	cr_assert_str_eq(sent, "QUIT\r\n");
+	cr_assert_eq(relay_session_outcome(&t.s, 0, &why), 2);
+	relay_session_free(&t.s);
+}
+
+static void stuff(const char *const *chunks, size_t n, const char *want)
+{
+	struct relay_dotstuff d = {0};
+	struct buf out;
+	buf_init(&out, 4096);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(relay_dotstuff(&d, chunks[i], strlen(chunks[i]), &out), 0);
+	cr_assert_eq(relay_dotstuff_finish(&d, &out), 0);
+	cr_assert_str_eq(out.data, want);
+	buf_free(&out);
+}
+
+Test(relay_dotstuff, lines_and_chunks)
+{
+	const char *a[] = {".hello\r\n..x\r\nend\r\n"};
+	stuff(a, 1, "..hello\r\n...x\r\nend\r\n.\r\n");
+	const char *b[] = {"a\r", "\n", ".", "b\r\n", "."};
+	stuff(b, 5, "a\r\n..b\r\n..\r\n.\r\n");
+	const char *c[] = {"bare\nlf\n.x"};
+	stuff(c, 1, "bare\r\nlf\r\n..x\r\n.\r\n");
+	const char *e[] = {""};
+	stuff(e, 1, ".\r\n");
+}
+
+Test(relay_policy, backoff_doubles_to_max)
+{
+	cr_assert_eq(relay_backoff(1, 300, 14400), 300);
+	cr_assert_eq(relay_backoff(2, 300, 14400), 600);
+	cr_assert_eq(relay_backoff(3, 300, 14400), 1200);
+	cr_assert_eq(relay_backoff(6, 300, 14400), 9600);
+	cr_assert_eq(relay_backoff(7, 300, 14400), 14400);
+	cr_assert_eq(relay_backoff(1000, 300, 14400), 14400);
+	cr_assert_eq(relay_backoff(1, 2, 5), 2);
+	cr_assert_eq(relay_backoff(3, 2, 5), 5);
+	cr_assert(relay_give_up(100, 100 + 432000, 432000));
+	cr_assert_not(relay_give_up(100, 100 + 431999, 432000));
+}
+
+Test(relay_policy, plaintext_only_to_loopback_or_legacy)
+{
+	char *gw[] = {"10.1.2.3", "legacy.corp.example"};
+	struct cfg_relay r = {.legacy_gateways = gw, .n_legacy_gateways = 2};
+	cr_assert(relay_plaintext_allowed(&r, "127.0.0.1"));
+	cr_assert(relay_plaintext_allowed(&r, "127.5.0.1"));
+	cr_assert(relay_plaintext_allowed(&r, "::1"));
+	cr_assert(relay_plaintext_allowed(&r, "localhost"));
+	cr_assert(relay_plaintext_allowed(&r, "10.1.2.3"));
+	cr_assert(relay_plaintext_allowed(&r, "LEGACY.corp.example"));
+	cr_assert_not(relay_plaintext_allowed(&r, "10.1.2.4"));
+	cr_assert_not(relay_plaintext_allowed(&r, "mx.partner.example"));
+	cr_assert_not(relay_plaintext_allowed(&r, "128.0.0.1"));
+}
+
+Test(relay_policy, notify_and_tls_required)
+{
+	cr_assert(relay_dsn_wanted(NULL));
+	cr_assert(relay_dsn_wanted("FAILURE"));
+	cr_assert(relay_dsn_wanted("SUCCESS,FAILURE"));
+	cr_assert_not(relay_dsn_wanted("NEVER"));
+	cr_assert_not(relay_dsn_wanted("SUCCESS,DELAY"));
+	const char *m1 = "From: a\r\nTLS-Required: No\r\n\r\nbody";
+	cr_assert(relay_tls_optional_header(m1, strlen(m1)));
+	const char *m2 = "From: a\r\ntls-required:   no  \r\n\r\n";
+	cr_assert(relay_tls_optional_header(m2, strlen(m2)));
+	const char *m3 = "From: a\r\n\r\nTLS-Required: No\r\n";
+	cr_assert_not(relay_tls_optional_header(m3, strlen(m3)));
+	const char *m4 = "TLS-Required: Yes\r\n\r\n";
+	cr_assert_not(relay_tls_optional_header(m4, strlen(m4)));
+}
+
+Test(relay_dsn, report_per_recipient)
+{
+	struct relay_dsn_rcpt r[2] = {
+	    {.address = "a@b.example",
+	     .orcpt = "rfc822;A@b.example",
+	     .status = "5.1.1",
+	     .diagnostic = "550 5.1.1 no such user",
+	     .remote_mta = "mx.b.example"},
+	    {.address = "c@b.example",
+	     .status = "4.4.7",
+	     .diagnostic = "gave up: peer offers no STARTTLS"},
+	};
+	const char *orig = "From: s@a.example\r\nSubject: hi\r\n\r\nsecret body\r\n";
+	struct relay_dsn d = {.reporting_mta = "mx.a.example",
+	                      .sender = "s@a.example",
+	                      .envid = "env1",
+	                      .arrival = 0,
+	                      .now = 86400,
+	                      .rcpts = r,
+	                      .n_rcpts = 2,
+	                      .original = orig,
+	                      .original_len = strlen(orig),
+	                      .original_complete = true,
+	                      .boundary = "b-123"};
+	struct buf out;
+	buf_init(&out, 1 << 20);
+	cr_assert_eq(relay_dsn_format(&d, &out), 0);
+	const char *m = out.data;
+	cr_assert_not_null(
+	    strstr(m, "Content-Type: multipart/report; report-type=delivery-status;"));
+	cr_assert_not_null(strstr(m, "To: <s@a.example>\r\n"));
+	cr_assert_not_null(strstr(m, "Auto-Submitted: auto-replied\r\n"));
+	cr_assert_not_null(strstr(m, "Reporting-MTA: dns; mx.a.example\r\n"));
+	cr_assert_not_null(strstr(m, "Original-Envelope-Id: env1\r\n"));
+	cr_assert_not_null(strstr(m, "Original-Recipient: rfc822;A@b.example\r\n"
+	                             "Final-Recipient: rfc822; a@b.example\r\n"
+	                             "Action: failed\r\nStatus: 5.1.1\r\n"
+	                             "Remote-MTA: dns; mx.b.example\r\n"
+	                             "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"));
+	cr_assert_not_null(strstr(m, "Final-Recipient: rfc822; c@b.example\r\nAction: failed\r\n"
+	                             "Status: 4.4.7\r\n"));
+	/* RET not FULL: headers only. */
+	cr_assert_not_null(strstr(m, "Content-Type: text/rfc822-headers\r\n\r\nFrom: s@a.example"));
+	cr_assert_null(strstr(m, "secret body"));
+	cr_assert_not_null(strstr(m, "\r\n--b-123--\r\n"));
+	buf_free(&out);
+
+	d.full = true;
+	buf_init(&out, 1 << 20);
+	cr_assert_eq(relay_dsn_format(&d, &out), 0);
+	cr_assert_not_null(strstr(out.data, "Content-Type: message/rfc822\r\n"));
+	cr_assert_not_null(strstr(out.data, "secret body"));
+	buf_free(&out);
+}
+
+Test(relay_dsn, status_codes)
+{
+	char s[16];
+	relay_dsn_status(550, "550 5.1.1 no such user", s, sizeof(s));
+	cr_assert_str_eq(s, "5.1.1");
+	relay_dsn_status(550, "550 no such user", s, sizeof(s));
+	cr_assert_str_eq(s, "5.0.0");
+	relay_dsn_status(451, "451 5.1.1 mismatched class", s, sizeof(s));
+	cr_assert_str_eq(s, "4.0.0");
+	relay_dsn_status(554, "554 5.7.30 REQUIRETLS needed", s, sizeof(s));
+	cr_assert_str_eq(s, "5.7.30");
+}
