@@ -1,49 +1,133 @@
 /*
- * The SMTP session: a table-driven state machine (STYLE.md 5). Each command names the
- * states it is allowed in and its flags; the dispatcher checks both before the handler
- * runs, so no handler asks "are we in TLS?" or "did EHLO happen?" again.
+ * The SMTP front door: the command table, the state machine and the replies of the
+ * commands that need no mail transaction (see smtp.h).
  *
- * Before TLS only EHLO, HELO, STARTTLS, NOOP, RSET, QUIT, HELP and VRFY are answered;
- * everything else gets 530 5.7.0 (RFC 3207), and EHLO offers STARTTLS and nothing that
- * would tempt a client to send secrets in clear.
+ * States (one bit each, so table entries can list where a command is allowed):
+ *   CONNECT   greeted, no EHLO/HELO yet (also right after the TLS handshake, RFC 3207)
+ *   HELO      EHLO/HELO seen, no transaction
+ *   MAIL      MAIL accepted                               (issue 4)
+ *   RCPT      at least one RCPT accepted                   (issue 4)
+ *   STARTTLS  STARTTLS answered, waiting for the handshake: every line is ignored
+ *   QUIT      goodbye written: every line is ignored
+ * Before TLS only CMD_PRE_TLS commands run; the rest get 530 (the check in cmdtab.c runs
+ * before any handler, so handlers never re-check TLS, login or state).
+ *
+ * Decisions worth knowing:
+ * - EHLO before TLS shows only STARTTLS and ENHANCEDSTATUSCODES: nothing else is usable
+ *   before TLS, and PIPELINING is not offered where a pipelined STARTTLS would matter.
+ * - AUTH is advertised and accepted only on submission listeners (issue 4: none on smtp).
+ * - The per-session command limit (limits.commands) counts commands before login; an smtp
+ *   listener has no login, so there it counts only the commands before TLS.
+ * - Every refusal and syntax error counts towards limits.errors; at the limit the session
+ *   answers 421 4.7.0 and closes. A line too long gets 500 5.5.6 then 421 and the close
+ *   (STYLE.md 6: framing after an over-long line is not trusted).
  */
-#include "server/smtp/smtp.h"
-
-#include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include "common/log.h"
 #include "common/xmalloc.h"
+#include "server/cmdtab.h"
+#include "server/smtp/smtp.h"
 
 enum smtp_state {
-	SMTP_S_GREETED = 1 << 0,  /* before EHLO/HELO */
-	SMTP_S_READY = 1 << 1,    /* after EHLO/HELO */
-	SMTP_S_STARTTLS = 1 << 2, /* STARTTLS answered, handshake pending */
+	SMTP_S_CONNECT = 1 << 0,
+	SMTP_S_HELO = 1 << 1,
+	SMTP_S_MAIL = 1 << 2,
+	SMTP_S_RCPT = 1 << 3,
+	SMTP_S_STARTTLS = 1 << 4,
+	SMTP_S_QUIT = 1 << 5,
 };
-#define SMTP_S_ANY (SMTP_S_GREETED | SMTP_S_READY)
 
-enum smtp_cmd_flag {
-	SMTP_F_PRE_TLS = 1 << 0, /* allowed before TLS */
-	SMTP_F_SECRET = 1 << 1,  /* arguments never logged */
-};
+#define SMTP_S_ANY (SMTP_S_CONNECT | SMTP_S_HELO | SMTP_S_MAIL | SMTP_S_RCPT)
 
 struct smtp_session {
 	struct conn *c;
 	enum smtp_state state;
-	bool esmtp;
-	unsigned commands;
-	unsigned errors;
-	char helo[256];
+	bool submission;    /* listener protocol "submission" (else "smtp") */
+	bool authenticated; /* set by AUTH (issue 4) */
+	unsigned commands, errors;
 };
 
-struct smtp_command {
-	const char *name;
-	void (*fn)(struct smtp_session *s, const char *arg);
-	unsigned states;
-	unsigned flags;
+static void smtp_cmd_ehlo(void *sess, const char *args, size_t len);
+static void smtp_cmd_helo(void *sess, const char *args, size_t len);
+static void smtp_cmd_starttls(void *sess, const char *args, size_t len);
+static void smtp_cmd_noop(void *sess, const char *args, size_t len);
+static void smtp_cmd_rset(void *sess, const char *args, size_t len);
+static void smtp_cmd_quit(void *sess, const char *args, size_t len);
+static void smtp_cmd_help(void *sess, const char *args, size_t len);
+static void smtp_cmd_vrfy(void *sess, const char *args, size_t len);
+static void smtp_cmd_not_offered(void *sess, const char *args, size_t len);
+static void smtp_cmd_todo(void *sess, const char *args, size_t len);
+
+#define PRE (CMD_PRE_TLS | CMD_PRE_AUTH)
+
+static const struct cmdtab_entry smtp_commands[] = {
+    {"EHLO", smtp_cmd_ehlo, PRE, SMTP_S_ANY},
+    {"HELO", smtp_cmd_helo, PRE, SMTP_S_ANY},
+    {"STARTTLS", smtp_cmd_starttls, PRE | CMD_NOT_TLS, SMTP_S_CONNECT | SMTP_S_HELO},
+    {"NOOP", smtp_cmd_noop, PRE, SMTP_S_ANY},
+    {"RSET", smtp_cmd_rset, PRE, SMTP_S_ANY},
+    {"QUIT", smtp_cmd_quit, PRE, SMTP_S_ANY},
+    {"HELP", smtp_cmd_help, PRE, SMTP_S_ANY},
+    {"VRFY", smtp_cmd_vrfy, PRE, SMTP_S_ANY},
+    /* TODO(issue 4): AUTH, MAIL, RCPT, DATA, BDAT handlers replace smtp_cmd_todo. */
+    {"AUTH", smtp_cmd_todo, CMD_PRE_AUTH | CMD_SECRET, SMTP_S_HELO},
+    {"MAIL", smtp_cmd_todo, 0, SMTP_S_HELO},
+    {"RCPT", smtp_cmd_todo, 0, SMTP_S_MAIL | SMTP_S_RCPT},
+    {"DATA", smtp_cmd_todo, 0, SMTP_S_RCPT},
+    {"BDAT", smtp_cmd_todo, 0, SMTP_S_RCPT},
+    /* Known but never offered: refused before TLS like the rest, 502 after. */
+    {"EXPN", smtp_cmd_not_offered, CMD_PRE_AUTH, SMTP_S_ANY},
+    {"ETRN", smtp_cmd_not_offered, CMD_PRE_AUTH, SMTP_S_ANY},
+    {"TURN", smtp_cmd_not_offered, CMD_PRE_AUTH, SMTP_S_ANY},
+    {"ATRN", smtp_cmd_not_offered, CMD_PRE_AUTH, SMTP_S_ANY},
+    {"SEND", smtp_cmd_not_offered, CMD_PRE_AUTH, SMTP_S_ANY},
+    {"SOML", smtp_cmd_not_offered, CMD_PRE_AUTH, SMTP_S_ANY},
+    {"SAML", smtp_cmd_not_offered, CMD_PRE_AUTH, SMTP_S_ANY},
 };
+
+/* EHLO keywords, in the order shown. */
+enum smtp_ehlo_flag {
+	SMTP_EHLO_PLAIN = 1 << 0,      /* shown before TLS */
+	SMTP_EHLO_TLS = 1 << 1,        /* shown once TLS is active */
+	SMTP_EHLO_SUBMISSION = 1 << 2, /* only on submission listeners */
+	SMTP_EHLO_SIZE = 1 << 3,       /* followed by " <limits.message_size>" */
+};
+
+static const struct {
+	const char *keyword;
+	unsigned flags;
+} smtp_ehlo_keywords[] = {
+    {"STARTTLS", SMTP_EHLO_PLAIN},
+    {"PIPELINING", SMTP_EHLO_TLS},
+    {"SIZE", SMTP_EHLO_TLS | SMTP_EHLO_SIZE},
+    {"8BITMIME", SMTP_EHLO_TLS},
+    {"SMTPUTF8", SMTP_EHLO_TLS},
+    {"ENHANCEDSTATUSCODES", SMTP_EHLO_PLAIN | SMTP_EHLO_TLS},
+    {"CHUNKING", SMTP_EHLO_TLS},
+    {"DSN", SMTP_EHLO_TLS},
+    {"REQUIRETLS", SMTP_EHLO_TLS},
+    {"AUTH PLAIN LOGIN", SMTP_EHLO_TLS | SMTP_EHLO_SUBMISSION},
+};
+
+static const char *smtp_hostname(const struct smtp_session *s)
+{
+	const char *h = conn_config(s->c)->hostname;
+	return h != NULL ? h : "localhost";
+}
+
+static const char *smtp_proto_name(const struct smtp_session *s)
+{
+	return s->submission ? "submission" : "smtp";
+}
+
+/* The ONLY function that changes s->state. */
+static void smtp_set_state(struct smtp_session *s, enum smtp_state st)
+{
+	/* TODO(issue 4): leaving MAIL/RCPT resets the transaction (smtp_txn_reset). */
+	s->state = st;
+}
 
 static void smtp_reply(struct smtp_session *s, const char *line)
 {
@@ -51,224 +135,275 @@ static void smtp_reply(struct smtp_session *s, const char *line)
 	conn_write(s->c, "\r\n", 2);
 }
 
-/* The one place the state changes. */
-static void smtp_set_state(struct smtp_session *s, enum smtp_state st)
+static void smtp_goodbye(struct smtp_session *s, const char *reply, const char *reason)
 {
-	s->state = st;
+	smtp_reply(s, reply);
+	smtp_set_state(s, SMTP_S_QUIT);
+	conn_close(s->c, reason);
 }
 
+/* A refusal or syntax error: the reply, then the error limit. */
 static void smtp_error(struct smtp_session *s, const char *line)
 {
+	unsigned max = conn_config(s->c)->limits.errors;
+
 	smtp_reply(s, line);
-	const struct config *cfg = conn_config(s->c);
-	if (++s->errors >= cfg->limits.errors) {
-		smtp_reply(s, "421 4.7.0 Too many errors, closing connection");
-		conn_close(s->c, "too_many_errors");
-	}
+	s->errors++;
+	if (max > 0 && s->errors >= max)
+		smtp_goodbye(s, "421 4.7.0 Too many errors", "too many errors");
 }
 
-static const char *smtp_hostname(struct smtp_session *s)
+static bool smtp_preauth(const struct smtp_session *s)
 {
-	return conn_config(s->c)->hostname;
+	if (s->authenticated)
+		return false;
+	return s->submission || !conn_is_tls(s->c);
 }
 
-static void cmd_ehlo_common(struct smtp_session *s, const char *arg, bool esmtp)
+static bool smtp_no_args(struct smtp_session *s, size_t len, const char *syntax)
 {
-	if (*arg == '\0') {
+	if (len == 0)
+		return true;
+	smtp_error(s, syntax);
+	return false;
+}
+
+static void smtp_cmd_ehlo(void *sess, const char *args, size_t len)
+{
+	struct smtp_session *s = sess;
+	bool tls = conn_is_tls(s->c);
+	unsigned want = tls ? SMTP_EHLO_TLS : SMTP_EHLO_PLAIN;
+	size_t last = 0, n = sizeof(smtp_ehlo_keywords) / sizeof(smtp_ehlo_keywords[0]);
+
+	(void)args;
+	if (len == 0) {
 		smtp_error(s, "501 5.5.4 Syntax: EHLO hostname");
 		return;
 	}
-	snprintf(s->helo, sizeof(s->helo), "%s", arg);
-	s->esmtp = esmtp;
-	smtp_set_state(s, SMTP_S_READY);
-	if (!esmtp) {
-		conn_printf(s->c, "250 %s\r\n", smtp_hostname(s));
-		return;
+	for (size_t i = 0; i < n; i++) {
+		unsigned f = smtp_ehlo_keywords[i].flags;
+		if ((f & want) != 0 && ((f & SMTP_EHLO_SUBMISSION) == 0 || s->submission))
+			last = i;
 	}
 	conn_printf(s->c, "250-%s\r\n", smtp_hostname(s));
-	if (!conn_is_tls(s->c)) {
-		conn_write_str(s->c,
-		               "250-STARTTLS\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n");
-		return;
+	for (size_t i = 0; i <= last; i++) {
+		unsigned f = smtp_ehlo_keywords[i].flags;
+		if ((f & want) == 0 || ((f & SMTP_EHLO_SUBMISSION) != 0 && !s->submission))
+			continue;
+		conn_printf(s->c, "250%c%s", i == last ? ' ' : '-', smtp_ehlo_keywords[i].keyword);
+		if ((f & SMTP_EHLO_SIZE) != 0)
+			conn_printf(s->c, " %llu",
+			            (unsigned long long)conn_config(s->c)->limits.message_size);
+		conn_write(s->c, "\r\n", 2);
 	}
-	const struct config *cfg = conn_config(s->c);
-	conn_printf(s->c,
-	            "250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
-	            "250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n250-REQUIRETLS\r\n",
-	            (unsigned long long)cfg->limits.message_size);
-	if (conn_listener(s->c)->protocol == CFG_PROTO_SUBMISSION)
-		conn_write_str(s->c, "250-AUTH PLAIN LOGIN\r\n");
-	conn_write_str(s->c, "250 HELP\r\n");
+	smtp_set_state(s, SMTP_S_HELO);
 }
 
-static void cmd_ehlo(struct smtp_session *s, const char *arg)
+static void smtp_cmd_helo(void *sess, const char *args, size_t len)
 {
-	cmd_ehlo_common(s, arg, true);
-}
+	struct smtp_session *s = sess;
 
-static void cmd_helo(struct smtp_session *s, const char *arg)
-{
-	cmd_ehlo_common(s, arg, false);
-}
-
-static void cmd_starttls(struct smtp_session *s, const char *arg)
-{
-	if (conn_is_tls(s->c)) {
-		smtp_error(s, "503 5.5.1 TLS already active");
+	(void)args;
+	if (len == 0) {
+		smtp_error(s, "501 5.5.4 Syntax: HELO hostname");
 		return;
 	}
-	if (*arg != '\0') {
-		smtp_error(s, "501 5.5.4 Syntax: STARTTLS");
+	conn_printf(s->c, "250 %s\r\n", smtp_hostname(s));
+	smtp_set_state(s, SMTP_S_HELO);
+}
+
+static void smtp_cmd_starttls(void *sess, const char *args, size_t len)
+{
+	struct smtp_session *s = sess;
+
+	(void)args;
+	if (!smtp_no_args(s, len, "501 5.5.4 Syntax: STARTTLS"))
 		return;
-	}
 	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	/* Lines already received or arriving before tls_ready are never executed. */
 	smtp_set_state(s, SMTP_S_STARTTLS);
 	conn_start_tls(s->c);
 }
 
-static void cmd_noop(struct smtp_session *s, const char *arg)
+static void smtp_cmd_noop(void *sess, const char *args, size_t len)
 {
+	(void)args;
+	(void)len; /* RFC 5321 4.1.1.9: a parameter is allowed and ignored */
+	smtp_reply(sess, "250 2.0.0 OK");
+}
+
+static void smtp_cmd_rset(void *sess, const char *args, size_t len)
+{
+	struct smtp_session *s = sess;
+
+	(void)args;
+	if (!smtp_no_args(s, len, "501 5.5.4 Syntax: RSET"))
+		return;
+	if (s->state != SMTP_S_CONNECT)
+		smtp_set_state(s, SMTP_S_HELO);
 	smtp_reply(s, "250 2.0.0 OK");
 }
 
-static void cmd_rset(struct smtp_session *s, const char *arg)
+static void smtp_cmd_quit(void *sess, const char *args, size_t len)
 {
-	smtp_reply(s, "250 2.0.0 OK");
+	struct smtp_session *s = sess;
+
+	(void)args;
+	if (!smtp_no_args(s, len, "501 5.5.4 Syntax: QUIT"))
+		return;
+	smtp_goodbye(s, "221 2.0.0 Bye", "quit");
 }
 
-static void cmd_quit(struct smtp_session *s, const char *arg)
+static void smtp_cmd_help(void *sess, const char *args, size_t len)
 {
-	conn_printf(s->c, "221 2.0.0 %s closing connection\r\n", smtp_hostname(s));
-	conn_close(s->c, "quit");
+	(void)args;
+	(void)len;
+	smtp_reply(sess, "214 2.0.0 sealmail: see RFC 5321");
 }
 
-static void cmd_help(struct smtp_session *s, const char *arg)
+static void smtp_cmd_vrfy(void *sess, const char *args, size_t len)
 {
-	smtp_reply(s, "214 2.0.0 See RFC 5321 and RFC 6409");
-}
+	struct smtp_session *s = sess;
 
-static void cmd_vrfy(struct smtp_session *s, const char *arg)
-{
-	/* Reveals nothing about which addresses exist. */
-	smtp_reply(s, "252 2.5.0 Cannot verify the user, but will accept the message");
-}
-
-static void cmd_not_yet(struct smtp_session *s, const char *arg)
-{
-	/* Filled in by the SMTP submission issue. */
-	smtp_error(s, "502 5.5.1 Command not implemented");
-}
-
-static const struct smtp_command smtp_commands[] = {
-    {"EHLO", cmd_ehlo, SMTP_S_ANY, SMTP_F_PRE_TLS},
-    {"HELO", cmd_helo, SMTP_S_ANY, SMTP_F_PRE_TLS},
-    {"STARTTLS", cmd_starttls, SMTP_S_READY, SMTP_F_PRE_TLS},
-    {"NOOP", cmd_noop, SMTP_S_ANY, SMTP_F_PRE_TLS},
-    {"RSET", cmd_rset, SMTP_S_ANY, SMTP_F_PRE_TLS},
-    {"QUIT", cmd_quit, SMTP_S_ANY, SMTP_F_PRE_TLS},
-    {"HELP", cmd_help, SMTP_S_ANY, SMTP_F_PRE_TLS},
-    {"VRFY", cmd_vrfy, SMTP_S_ANY, SMTP_F_PRE_TLS},
-    {"AUTH", cmd_not_yet, SMTP_S_READY, SMTP_F_SECRET},
-    {"MAIL", cmd_not_yet, SMTP_S_READY, 0},
-    {"RCPT", cmd_not_yet, SMTP_S_READY, 0},
-    {"DATA", cmd_not_yet, SMTP_S_READY, 0},
-    {"BDAT", cmd_not_yet, SMTP_S_READY, 0},
-    {"EXPN", cmd_not_yet, SMTP_S_READY, 0},
-    {"ETRN", cmd_not_yet, SMTP_S_READY, 0},
-};
-
-static const struct smtp_command *smtp_find(const char *name, size_t len)
-{
-	for (size_t i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]); i++)
-		if (strlen(smtp_commands[i].name) == len &&
-		    strncasecmp(smtp_commands[i].name, name, len) == 0)
-			return &smtp_commands[i];
-	return NULL;
-}
-
-static void smtp_log_command(struct smtp_session *s, const struct smtp_command *cmd,
-                             const char *line, size_t len)
-{
-	char esc[256];
-	if (cmd != NULL && (cmd->flags & SMTP_F_SECRET)) {
-		log_event(LOGL_DEBUG, "session=%s proto=smtp event=command name=%s args=***",
-		          conn_id(s->c), cmd->name);
+	(void)args;
+	if (len == 0) {
+		smtp_error(s, "501 5.5.4 Syntax: VRFY address");
 		return;
 	}
-	log_event(LOGL_DEBUG, "session=%s proto=smtp event=command line=%s", conn_id(s->c),
-	          log_escape(esc, sizeof(esc), line, len));
+	/* RFC 5321 3.5.3: 252 reveals nothing about which users exist. */
+	smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void smtp_cmd_not_offered(void *sess, const char *args, size_t len)
+{
+	(void)args;
+	(void)len;
+	smtp_error(sess, "502 5.5.1 Command not implemented");
+}
+
+static void smtp_cmd_todo(void *sess, const char *args, size_t len)
+{
+	(void)args;
+	(void)len;
+	smtp_error(sess, "502 5.5.1 Not implemented");
+}
+
+static void smtp_refuse_state(struct smtp_session *s, const struct cmdtab_entry *e)
+{
+	if (s->state == SMTP_S_CONNECT)
+		smtp_error(s, "503 5.5.1 Send EHLO or HELO first");
+	else if (strcmp(e->name, "MAIL") == 0)
+		smtp_error(s, "503 5.5.1 Nested MAIL command");
+	else if (strcmp(e->name, "AUTH") == 0)
+		smtp_error(s, "503 5.5.1 Not permitted during a mail transaction");
+	else if (s->state == SMTP_S_HELO)
+		smtp_error(s, "503 5.5.1 Need MAIL command first");
+	else if (s->state == SMTP_S_MAIL)
+		smtp_error(s, "503 5.5.1 Need RCPT command first");
+	else
+		smtp_error(s, "503 5.5.1 Bad sequence of commands");
+}
+
+static void smtp_dispatch(struct smtp_session *s, char *line, size_t len)
+{
+	const struct cmdtab_entry *e;
+	const char *args;
+	size_t wlen, alen;
+
+	cmdtab_split(line, len, &wlen, &args, &alen);
+	e = cmdtab_find(smtp_commands, sizeof(smtp_commands) / sizeof(smtp_commands[0]), line,
+	                wlen);
+	cmdtab_log(conn_id(s->c), smtp_proto_name(s), e, line, wlen, args, alen);
+	/* On smtp listeners there is no login: MAIL and friends need none. */
+	bool authed = s->authenticated || !s->submission;
+	switch (cmdtab_check(e, (unsigned)s->state, conn_is_tls(s->c), authed)) {
+	case CMDTAB_OK:
+		e->handler(s, args, alen);
+		return;
+	case CMDTAB_UNKNOWN:
+		smtp_error(s, "500 5.5.2 Command unrecognized");
+		return;
+	case CMDTAB_NEED_TLS:
+		smtp_error(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return;
+	case CMDTAB_TLS_ACTIVE:
+		smtp_error(s, "503 5.5.1 TLS already active");
+		return;
+	case CMDTAB_NEED_AUTH:
+		smtp_error(s, "530 5.7.0 Authentication required");
+		return;
+	case CMDTAB_BAD_STATE:
+		smtp_refuse_state(s, e);
+		return;
+	}
 }
 
 static void *smtp_open(struct conn *c)
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
+
 	s->c = c;
-	smtp_set_state(s, SMTP_S_GREETED);
-	conn_printf(c, "220 %s ESMTP sealmail\r\n", conn_config(c)->hostname);
+	s->submission = conn_listener(c)->protocol == CFG_PROTO_SUBMISSION;
+	smtp_set_state(s, SMTP_S_CONNECT);
+	conn_printf(c, "220 %s ESMTP sealmail\r\n", smtp_hostname(s));
 	return s;
 }
 
 static void smtp_line(void *sess, char *line, size_t len, bool has_cr)
 {
 	struct smtp_session *s = sess;
-	const struct config *cfg = conn_config(s->c);
-	if (s->state == SMTP_S_STARTTLS)
-		return; /* never act on bytes between STARTTLS and the handshake */
-	if (memchr(line, '\0', len) != NULL) {
-		smtp_error(s, "500 5.5.2 NUL byte in command");
+	unsigned max = conn_config(s->c)->limits.commands;
+
+	(void)has_cr; /* commands tolerate a bare LF; DATA does not (issue 4) */
+	if (s->state == SMTP_S_STARTTLS || s->state == SMTP_S_QUIT)
+		return;
+	if (smtp_preauth(s) && max > 0 && ++s->commands > max) {
+		smtp_goodbye(s, "421 4.7.0 Too many commands", "too many commands");
 		return;
 	}
-	size_t nlen = strcspn(line, " ");
-	const struct smtp_command *cmd = smtp_find(line, nlen);
-	smtp_log_command(s, cmd, line, len);
-	if (conn_user(s->c) == NULL && ++s->commands > cfg->limits.commands) {
-		smtp_reply(s, "421 4.7.0 Too many commands, closing connection");
-		conn_close(s->c, "too_many_commands");
+	if (len == 0 || memchr(line, '\0', len) != NULL) {
+		smtp_error(s, "500 5.5.2 Syntax error");
 		return;
 	}
-	if (cmd == NULL) {
-		smtp_error(s, "500 5.5.2 Command unrecognized");
-		return;
-	}
-	if (!(cmd->flags & SMTP_F_PRE_TLS) && !conn_is_tls(s->c)) {
-		smtp_error(s, "530 5.7.0 Must issue a STARTTLS command first");
-		return;
-	}
-	if (!(cmd->states & s->state)) {
-		smtp_error(s, "503 5.5.1 Send EHLO first");
-		return;
-	}
-	const char *arg = line + nlen;
-	while (*arg == ' ')
-		arg++;
-	cmd->fn(s, arg);
+	smtp_dispatch(s, line, len);
 }
 
 static void smtp_line_too_long(void *sess)
 {
 	struct smtp_session *s = sess;
-	smtp_error(s, "500 5.5.6 Line too long");
+
+	if (s->state == SMTP_S_STARTTLS || s->state == SMTP_S_QUIT)
+		return;
+	smtp_reply(s, "500 5.5.6 Line too long");
+	conn_printf(s->c, "421 4.7.0 %s Closing connection\r\n", smtp_hostname(s));
+	smtp_set_state(s, SMTP_S_QUIT);
+	conn_close(s->c, "line too long");
 }
 
 static void smtp_tls_ready(void *sess)
 {
-	struct smtp_session *s = sess;
-	/* RFC 3207: forget everything learnt before TLS, including EHLO. */
-	s->helo[0] = '\0';
-	s->esmtp = false;
-	smtp_set_state(s, SMTP_S_GREETED);
+	/* RFC 3207 4.2: forget what the client said before TLS; it must EHLO again. */
+	smtp_set_state(sess, SMTP_S_CONNECT);
 }
 
 static void smtp_timeout(void *sess)
 {
 	struct smtp_session *s = sess;
-	conn_printf(s->c, "421 4.4.2 %s Idle timeout, closing connection\r\n", smtp_hostname(s));
+
+	if (s->state == SMTP_S_QUIT)
+		return;
+	conn_printf(s->c, "421 4.4.2 %s Idle timeout\r\n", smtp_hostname(s));
+	smtp_set_state(s, SMTP_S_QUIT);
 }
 
 static void smtp_shutdown(void *sess)
 {
 	struct smtp_session *s = sess;
+
+	if (s->state == SMTP_S_QUIT)
+		return;
 	conn_printf(s->c, "421 4.3.2 %s Service shutting down\r\n", smtp_hostname(s));
+	smtp_set_state(s, SMTP_S_QUIT);
 }
 
 static void smtp_close(void *sess)
@@ -281,6 +416,7 @@ const struct proto_handler smtp_proto_handler = {
     .open = smtp_open,
     .line = smtp_line,
     .line_too_long = smtp_line_too_long,
+    .bytes = NULL,
     .tls_ready = smtp_tls_ready,
     .timeout = smtp_timeout,
     .shutdown = smtp_shutdown,

@@ -1,0 +1,70 @@
+#ifndef SEALMAIL_CMDTAB_H
+#define SEALMAIL_CMDTAB_H
+/*
+ * The command dispatcher shared by the SMTP, IMAP and POP3 sessions (STYLE.md 5).
+ *
+ * A protocol describes its commands in a const table of struct cmdtab_entry. Before any
+ * handler runs, the session asks cmdtab_check() whether the command may run now; the
+ * verdict names the one refusal that applies and the protocol words it. No handler
+ * re-checks TLS, login or state. This module is protocol-neutral: it never writes to the
+ * peer, knows no reply texts and includes neither conn.h nor libuv.
+ *
+ * States are protocol-defined bit masks (one bit per state); a session is in exactly
+ * one state and passes that bit to cmdtab_check().
+ */
+#include <stdbool.h>
+#include <stddef.h>
+
+enum cmdtab_flag {
+	CMD_PRE_TLS = 1 << 0,  /* allowed before TLS is active (STARTTLS listeners) */
+	CMD_PRE_AUTH = 1 << 1, /* allowed before login */
+	CMD_SECRET = 1 << 2,   /* arguments are never logged (passwords, SASL responses) */
+	CMD_NOT_TLS = 1 << 3,  /* refused once TLS is active (STARTTLS, STLS) */
+};
+
+/* The handler gets the session, then the arguments: the bytes after the command name and
+ * its separator (not NUL-terminated in general; args[len] is readable). */
+typedef void cmdtab_fn(void *sess, const char *args, size_t len);
+
+struct cmdtab_entry {
+	const char *name; /* upper case */
+	cmdtab_fn *handler;
+	unsigned flags;  /* enum cmdtab_flag */
+	unsigned states; /* protocol state bits where the command is allowed */
+};
+
+/* In the order cmdtab_check() tests them: the first refusal that applies wins. */
+enum cmdtab_verdict {
+	CMDTAB_OK = 0,
+	CMDTAB_UNKNOWN,    /* no such command (e == NULL) */
+	CMDTAB_NEED_TLS,   /* not CMD_PRE_TLS and TLS is not active */
+	CMDTAB_TLS_ACTIVE, /* CMD_NOT_TLS and TLS is already active */
+	CMDTAB_NEED_AUTH,  /* not CMD_PRE_AUTH and not logged in */
+	CMDTAB_BAD_STATE,  /* the current state is not in e->states */
+};
+
+/* The entry whose name equals name[0..len) ignoring ASCII case, or NULL. name need not be
+ * NUL-terminated; a name containing NUL never matches. */
+const struct cmdtab_entry *cmdtab_find(const struct cmdtab_entry *tab, size_t n, const char *name,
+                                       size_t len);
+
+/* Whether e may run in state (one bit) with the given TLS and login status. */
+enum cmdtab_verdict cmdtab_check(const struct cmdtab_entry *e, unsigned state, bool tls,
+                                 bool authed);
+
+/* Splits line[0..len) at the first space: *word_len is the length of the first word,
+ * *args and *args_len the rest after one space (empty when there is none). */
+void cmdtab_split(const char *line, size_t len, size_t *word_len, const char **args,
+                  size_t *args_len);
+
+/*
+ * Logs one "event=command" line at debug level:
+ *   session=ID proto=P event=command cmd=NAME args=ESCAPED
+ * For a known command the name is the table's; args are escaped with log_escape. When e is
+ * NULL (unknown) or CMD_SECRET, the arguments are not logged, only args_len=N: an unknown
+ * command may be a mistyped secret.
+ */
+void cmdtab_log(const char *session, const char *proto, const struct cmdtab_entry *e,
+                const char *name, size_t name_len, const char *args, size_t args_len);
+
+#endif
