@@ -14,6 +14,7 @@
 #include "server/server_private.h"
 #include "server/notify.h"
 #include "server/poster.h"
+#include "server/relay/relay.h"
 #include "server/services.h"
 #include "storage/store.h"
 #include "server/tls.h"
@@ -186,6 +187,7 @@ static void server_stop(struct server *srv)
 		return;
 	srv->stopping = true;
 	log_event(LOGL_INFO, "event=stopping connections=%u", srv->n_conns);
+	relay_stop(srv);
 	for (size_t i = 0; i < srv->n_listeners; i++)
 		listener_stop(&srv->listeners[i]);
 	conn_shutdown_all(srv);
@@ -316,6 +318,10 @@ int server_run(struct config *cfg)
 		log_event(LOGL_INFO, "event=ready hostname=%s listeners=%zu", cfg->hostname,
 		          cfg->n_listeners);
 		ret = 0;
+		if (relay_start(&srv) < 0) {
+			ret = 1;
+			server_stop(&srv);
+		}
 	} else {
 		for (size_t i = 0; i < srv.n_listeners; i++)
 			listener_stop(&srv.listeners[i]);

@@ -1,0 +1,880 @@
+/*
+ * The relay runner (relay.h). One struct relay_delivery per (queue entry, recipient
+ * domain): read the head of the message, resolve the next hop (route or MX, MX on the
+ * thread pool with the libc resolver: c-ares's own event loop would need a second poll
+ * integration for one query per delivery, which the thread pool already gives us), connect,
+ * drive relay_session over plaintext then TLS, stream the content dot-stuffed, and record
+ * the outcome of every recipient with its DSN in one store transaction.
+ *
+ * Deliveries own their handles (tcp, timer); a delivery is freed only after both close
+ * callbacks ran and its store report completed.
+ */
+#include "server/relay/relay.h"
+
+#include <arpa/nameser.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <resolv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "server/relay/relay_private.h"
+#include "server/server_private.h"
+#include "server/services.h"
+#include "server/tls_client.h"
+#include "storage/store.h"
+
+#define RELAY_TICK_MS     2000
+#define RELAY_LEASE_S     900 /* longer than any delivery: then it is due again */
+#define RELAY_BATCH       32
+#define RELAY_MAX_ACTIVE  64
+#define RELAY_TIMEOUT_MS  60000 /* per reply (RFC 5321 4.5.3.2 allows longer; we retry) */
+#define RELAY_CHUNK       (256 * 1024)
+#define RELAY_LINE_MAX    2048
+#define RELAY_WRITE_LIMIT (1024 * 1024)
+
+struct relay_delivery;
+
+struct relay {
+	struct server *srv;
+	const struct config *cfg;
+	struct store *store;
+	uv_timer_t tick;
+	bool taking; /* a store_queue_due is in flight */
+	bool stopping;
+	bool tick_closed;
+	struct tls_client_ctx *sys_ctx;
+	struct tls_client_ctx **route_ctx; /* per route with a ca, else NULL */
+	struct relay_delivery *active;
+	unsigned n_active;
+};
+
+struct relay_delivery {
+	struct relay *relay;
+	struct relay_delivery *prev, *next;
+	struct store_queue_entry q; /* this delivery's recipients only; owned */
+	char *domain;
+	char host[256];
+	uint16_t port;
+	enum cfg_route_tls policy;
+	struct tls_client_ctx *tctx;
+	struct relay_rcpt *rr;
+	struct relay_session sess;
+	bool sess_init;
+	unsigned char *head; /* the first RELAY_CHUNK bytes of the message */
+	size_t head_len;
+	uint64_t total;
+	uv_work_t mx_work;
+	int mx_rc;
+	uv_getaddrinfo_t gai;
+	uv_connect_t connect;
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	unsigned handles; /* close callbacks owed */
+	struct tls_client *tls;
+	struct buf in;
+	uint64_t body_off;
+	struct relay_dotstuff ds;
+	size_t write_queued;
+	bool body_reading;
+	bool closing;
+	bool reported;
+	char reason[300];
+	struct store_queue_outcome *outs;
+	struct store_queue_report rep;
+	struct buf dsn;
+};
+
+static struct relay *the_relay;
+
+/* ----- Lifetime ----- */
+
+static void relay_maybe_free(struct relay *r)
+{
+	if (!r->stopping || r->n_active > 0 || !r->tick_closed || r->taking)
+		return;
+	tls_client_ctx_free(r->sys_ctx);
+	for (size_t i = 0; i < r->cfg->relay.n_routes; i++)
+		tls_client_ctx_free(r->route_ctx[i]);
+	free(r->route_ctx);
+	free(r);
+	if (the_relay == r)
+		the_relay = NULL;
+}
+
+static void delivery_free(struct relay_delivery *d)
+{
+	struct relay *r = d->relay;
+	if (d->prev != NULL)
+		d->prev->next = d->next;
+	else
+		r->active = d->next;
+	if (d->next != NULL)
+		d->next->prev = d->prev;
+	r->n_active--;
+	if (d->sess_init)
+		relay_session_free(&d->sess);
+	tls_client_free(d->tls);
+	buf_free(&d->in);
+	buf_free(&d->dsn);
+	for (size_t i = 0; i < d->q.n_rcpts; i++) {
+		free(d->q.rcpts[i].address);
+		free(d->q.rcpts[i].notify);
+		free(d->q.rcpts[i].orcpt);
+		free(d->q.rcpts[i].last_error);
+	}
+	free(d->q.rcpts);
+	free(d->q.sender);
+	free(d->q.ret);
+	free(d->q.envid);
+	free(d->domain);
+	free(d->rr);
+	free(d->head);
+	free(d->outs);
+	free(d);
+	relay_maybe_free(r);
+}
+
+/* ----- Outcomes ----- */
+
+static void report_cb(void *ctx, int rc, struct store_result *res)
+{
+	struct relay_delivery *d = ctx;
+	if (rc < 0 && rc != -ENOENT)
+		log_event(LOGL_ERROR,
+		          "proto=relay event=report_failed queue=%" PRId64 " error=\"%s\"", d->q.id,
+		          store_strerror(rc));
+	delivery_free(d);
+}
+
+static void build_dsn(struct relay_delivery *d, const struct relay_dsn_rcpt *rcpts, size_t n,
+                      int64_t now)
+{
+	struct relay *r = d->relay;
+	char boundary[96];
+	snprintf(boundary, sizeof(boundary), "sealmail-dsn-%" PRId64 "-%" PRId64 "-%08x", d->q.id,
+	         now, (unsigned)uv_hrtime());
+	struct relay_dsn dsn = {
+	    .reporting_mta = r->cfg->hostname,
+	    .sender = d->q.sender,
+	    .envid = d->q.envid,
+	    .full = d->q.ret != NULL && strcasecmp(d->q.ret, "FULL") == 0,
+	    .arrival = d->q.created,
+	    .now = now,
+	    .rcpts = rcpts,
+	    .n_rcpts = n,
+	    .original = (const char *)d->head,
+	    .original_len = d->head_len,
+	    .original_complete = d->head_len == d->total,
+	    .boundary = boundary,
+	};
+	buf_init(&d->dsn, r->cfg->limits.message_size);
+	if (relay_dsn_format(&dsn, &d->dsn) < 0) {
+		/* Too big with the whole message: headers only. */
+		buf_free(&d->dsn);
+		buf_init(&d->dsn, r->cfg->limits.message_size);
+		dsn.full = false;
+		relay_dsn_format(&dsn, &d->dsn);
+	}
+	const char *at = strrchr(d->q.sender, '@');
+	d->rep.dsn = d->dsn.data;
+	d->rep.dsn_len = d->dsn.len;
+	d->rep.dsn_local = at != NULL && cfg_is_local_domain(r->cfg, at + 1, strlen(at + 1));
+}
+
+/* Every recipient's outcome to the store, with a DSN for those that failed for good. */
+static void delivery_report(struct relay_delivery *d)
+{
+	struct relay *r = d->relay;
+	const struct cfg_relay *rc = &r->cfg->relay;
+	int64_t now = (int64_t)time(NULL);
+	d->reported = true;
+	if (r->stopping) {
+		/* Cut by a shutdown: the lease brings it back at the next start. */
+		delivery_free(d);
+		return;
+	}
+	d->outs = xcalloc(d->q.n_rcpts, sizeof(*d->outs));
+	struct relay_dsn_rcpt *dr = xcalloc(d->q.n_rcpts, sizeof(*dr));
+	char(*status)[16] = xcalloc(d->q.n_rcpts, sizeof(*status));
+	char(*gave)[RELAY_REPLY_MAX + 64] = xcalloc(d->q.n_rcpts, sizeof(*gave));
+	size_t n_dsn = 0;
+	bool answered = d->sess.state != RELAY_S_GREETING;
+	for (size_t i = 0; i < d->q.n_rcpts; i++) {
+		struct store_queue_outcome *o = &d->outs[i];
+		const char *why = NULL;
+		int st = relay_session_outcome(&d->sess, i, &why);
+		unsigned attempts = d->q.rcpts[i].attempts + 1;
+		o->rcpt_id = d->q.rcpts[i].id;
+		o->error = why[0] != '\0' ? why : NULL;
+		if (st == 0 && relay_give_up(d->q.created, now, rc->give_up)) {
+			snprintf(gave[i], sizeof(gave[i]), "gave up after %u attempts: %s",
+			         attempts, why);
+			o->error = gave[i];
+			snprintf(status[i], sizeof(status[i]), "4.4.7");
+			st = 2;
+		} else if (st == 2) {
+			relay_dsn_status(d->rr[i].code != 0 ? d->rr[i].code : 550, d->rr[i].reply,
+			                 status[i], sizeof(status[i]));
+			if (status[i][0] == '4')
+				snprintf(status[i], sizeof(status[i]), "5.0.0");
+			if (d->rr[i].code == 0 && strstr(why, "REQUIRETLS") != NULL)
+				snprintf(status[i], sizeof(status[i]), "5.7.30");
+		}
+		o->status = st;
+		if (st == 0)
+			o->next_attempt =
+			    now + relay_backoff(attempts, rc->retry_initial, rc->retry_max);
+		log_event(st == 1 ? LOGL_INFO : LOGL_WARN,
+		          "proto=relay event=%s queue=%" PRId64 " rcpt=%s host=%s attempt=%u%s%s%s",
+		          st == 1   ? "delivered"
+		          : st == 2 ? "failed"
+		                    : "deferred",
+		          d->q.id, d->q.rcpts[i].address, d->host[0] ? d->host : "-", attempts,
+		          o->error ? " error=\"" : "", o->error ? o->error : "",
+		          o->error ? "\"" : "");
+		if (st == 2 && relay_dsn_wanted(d->q.rcpts[i].notify)) {
+			dr[n_dsn].address = d->q.rcpts[i].address;
+			dr[n_dsn].orcpt = d->q.rcpts[i].orcpt;
+			dr[n_dsn].status = status[i];
+			dr[n_dsn].diagnostic = o->error != NULL ? o->error : "failed";
+			dr[n_dsn].remote_mta = answered && d->rr[i].code != 0 ? d->host : NULL;
+			n_dsn++;
+		}
+	}
+	d->rep.queue_id = d->q.id;
+	d->rep.outcomes = d->outs;
+	d->rep.n_outcomes = d->q.n_rcpts;
+	/* Never bounce a bounce: the null sender gets no DSN (the store checks it too). */
+	if (n_dsn > 0 && d->q.sender[0] != '\0')
+		build_dsn(d, dr, n_dsn, now);
+	/* The report borrows o->error strings: copy those that point into our arrays. */
+	for (size_t i = 0; i < d->q.n_rcpts; i++)
+		if (d->outs[i].error != NULL)
+			d->outs[i].error = xstrdup(d->outs[i].error);
+	free(dr);
+	free(status);
+	free(gave);
+	int rcode = store_queue_report(r->store, &d->rep, report_cb, d);
+	if (rcode < 0) {
+		log_event(LOGL_ERROR,
+		          "proto=relay event=report_failed queue=%" PRId64 " error=\"%s\"", d->q.id,
+		          store_strerror(rcode));
+		delivery_free(d);
+	}
+}
+
+/* ----- Connection ----- */
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct relay_delivery *d = h->data;
+	/* A content read in flight finishes the delivery itself (body_read_cb). */
+	if (--d->handles == 0 && !d->body_reading)
+		delivery_report(d);
+}
+
+/* Ends the delivery: closes what is open; the report runs when the handles are closed. */
+static void delivery_end(struct relay_delivery *d, const char *reason)
+{
+	if (d->closing)
+		return;
+	d->closing = true;
+	if (reason != NULL)
+		relay_session_abort(&d->sess, reason);
+	if (d->handles == 0) {
+		delivery_report(d);
+		return;
+	}
+	uv_close((uv_handle_t *)&d->timer, handle_closed);
+	if (d->handles == 2)
+		uv_close((uv_handle_t *)&d->tcp, handle_closed);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct relay_delivery *d = req->data;
+	uv_buf_t *b = (uv_buf_t *)(req + 1);
+	d->write_queued -= b->len;
+	free(b->base);
+	free(req);
+	if (status < 0 && !d->closing)
+		delivery_end(d, "connection lost while sending");
+}
+
+/* Sends raw bytes (ciphertext, or plaintext before TLS); takes ownership of data. */
+static void send_raw(struct relay_delivery *d, void *data, size_t len)
+{
+	if (len == 0 || d->closing) {
+		free(data);
+		return;
+	}
+	uv_write_t *req = xmalloc(sizeof(*req) + sizeof(uv_buf_t));
+	uv_buf_t *b = (uv_buf_t *)(req + 1);
+	*b = uv_buf_init(data, (unsigned)len);
+	req->data = d;
+	d->write_queued += len;
+	if (uv_write(req, (uv_stream_t *)&d->tcp, b, 1, write_cb) < 0) {
+		d->write_queued -= len;
+		free(data);
+		free(req);
+		delivery_end(d, "connection lost while sending");
+	}
+}
+
+static void flush_tls(struct relay_delivery *d)
+{
+	size_t len;
+	void *out = tls_client_take_output(d->tls, &len);
+	if (out != NULL)
+		send_raw(d, out, len);
+}
+
+/* Sends plaintext: through TLS once it is up. */
+static void send_plain(struct relay_delivery *d, const void *data, size_t len)
+{
+	if (len == 0)
+		return;
+	if (d->tls != NULL) {
+		if (tls_client_write(d->tls, data, len) < 0) {
+			delivery_end(d, "TLS write failed");
+			return;
+		}
+		flush_tls(d);
+		return;
+	}
+	void *copy = xmalloc(len);
+	memcpy(copy, data, len);
+	send_raw(d, copy, len);
+}
+
+static void flush_session(struct relay_delivery *d)
+{
+	send_plain(d, d->sess.out.data, d->sess.out.len);
+	buf_reset(&d->sess.out);
+}
+
+static void body_read_cb(void *ctx, int rc, struct store_result *res);
+
+static void body_next(struct relay_delivery *d)
+{
+	if (d->closing)
+		return;
+	struct buf out;
+	if (d->body_off >= d->total) {
+		buf_init(&out, 16);
+		relay_dotstuff_finish(&d->ds, &out);
+		send_plain(d, out.data, out.len);
+		buf_free(&out);
+		relay_session_body_done(&d->sess);
+		return;
+	}
+	if (d->body_off < d->head_len) {
+		buf_init(&out, (size_t)-1);
+		relay_dotstuff(&d->ds, d->head, d->head_len, &out);
+		send_plain(d, out.data, out.len);
+		buf_free(&out);
+		d->body_off = d->head_len;
+		body_next(d);
+		return;
+	}
+	d->body_reading = true;
+	int rc = store_queue_content_read(d->relay->store, d->q.content_id, d->body_off,
+	                                  RELAY_CHUNK, body_read_cb, d);
+	if (rc < 0) {
+		d->body_reading = false;
+		delivery_end(d, "cannot read the queued message");
+	}
+}
+
+static void body_read_cb(void *ctx, int rc, struct store_result *res)
+{
+	struct relay_delivery *d = ctx;
+	d->body_reading = false;
+	if (d->closing) {
+		if (d->handles == 0 && !d->reported)
+			delivery_report(d);
+		return;
+	}
+	if (rc < 0 || res->data_len == 0) {
+		delivery_end(d, "cannot read the queued message");
+		return;
+	}
+	struct buf out;
+	buf_init(&out, (size_t)-1);
+	relay_dotstuff(&d->ds, res->data, res->data_len, &out);
+	send_plain(d, out.data, out.len);
+	buf_free(&out);
+	d->body_off += res->data_len;
+	body_next(d);
+}
+
+static void start_tls(struct relay_delivery *d)
+{
+	/* Whatever came with or after the 220 is dropped (CVE-2011-0411's client side). */
+	buf_reset(&d->in);
+	d->tls = tls_client_new(d->tctx, d->host, d->policy == CFG_ROUTE_TLS_VERIFY);
+	const char *err = NULL;
+	if (tls_client_handshake(d->tls, &err) < 0) {
+		delivery_end(d, err);
+		return;
+	}
+	flush_tls(d);
+}
+
+static void on_line(struct relay_delivery *d, const char *line, size_t len)
+{
+	enum relay_action a = relay_session_line(&d->sess, line, len);
+	flush_session(d);
+	switch (a) {
+	case RELAY_ACT_CONTINUE:
+		break;
+	case RELAY_ACT_START_TLS:
+		start_tls(d);
+		break;
+	case RELAY_ACT_SEND_BODY:
+		body_next(d);
+		break;
+	case RELAY_ACT_DONE:
+	case RELAY_ACT_FAIL:
+		delivery_end(d, NULL);
+		break;
+	}
+}
+
+static void on_plaintext(struct relay_delivery *d, const char *data, size_t len)
+{
+	if (buf_append(&d->in, data, len) < 0) {
+		delivery_end(d, "reply line too long");
+		return;
+	}
+	while (!d->closing && d->in.len > 0) {
+		char *nl = memchr(d->in.data, '\n', d->in.len);
+		if (nl == NULL)
+			break;
+		size_t n = (size_t)(nl - d->in.data);
+		bool was_plain = d->tls == NULL;
+		on_line(d, d->in.data, n);
+		if (was_plain && d->tls != NULL)
+			return; /* start_tls dropped the rest */
+		if (d->in.len > n)
+			buf_consume(&d->in, n + 1);
+	}
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	static char rbuf[16384];
+	*b = uv_buf_init(rbuf, sizeof(rbuf));
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	struct relay_delivery *d = s->data;
+	if (nread == 0 || d->closing)
+		return;
+	if (nread < 0) {
+		delivery_end(d,
+		             nread == UV_EOF ? "connection closed by the peer" : "connection lost");
+		return;
+	}
+	uv_timer_again(&d->timer);
+	if (d->tls == NULL) {
+		on_plaintext(d, b->base, (size_t)nread);
+		return;
+	}
+	const char *err = NULL;
+	if (tls_client_feed(d->tls, b->base, (size_t)nread) < 0) {
+		delivery_end(d, "TLS input overflow");
+		return;
+	}
+	if (d->sess.state == RELAY_S_HANDSHAKE) {
+		int rc = tls_client_handshake(d->tls, &err);
+		flush_tls(d);
+		if (rc < 0) {
+			delivery_end(d, err);
+			return;
+		}
+		if (rc == 0)
+			return;
+		log_event(LOGL_INFO,
+		          "proto=relay event=tls queue=%" PRId64 " host=%s version=%s cipher=%s "
+		          "verified=%s",
+		          d->q.id, d->host, tls_client_version(d->tls), tls_client_cipher(d->tls),
+		          tls_client_verified(d->tls) ? "yes" : "no");
+		relay_session_tls_done(&d->sess);
+		flush_session(d);
+	}
+	char plain[16384];
+	for (;;) {
+		ssize_t n = tls_client_read(d->tls, plain, sizeof(plain), &err);
+		if (n > 0) {
+			on_plaintext(d, plain, (size_t)n);
+			if (d->closing)
+				return;
+			continue;
+		}
+		if (n == 0)
+			break;
+		delivery_end(d, n == TLS_CLIENT_EOF ? "connection closed by the peer" : err);
+		return;
+	}
+}
+
+static void timeout_cb(uv_timer_t *t)
+{
+	struct relay_delivery *d = t->data;
+	char why[128];
+	snprintf(why, sizeof(why), "timeout waiting for the peer (state %d)", (int)d->sess.state);
+	delivery_end(d, why);
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct relay_delivery *d = req->data;
+	if (d->closing)
+		return;
+	if (status < 0) {
+		char why[320];
+		snprintf(why, sizeof(why), "cannot connect to %s port %u: %s", d->host, d->port,
+		         uv_strerror(status));
+		delivery_end(d, why);
+		return;
+	}
+	uv_tcp_nodelay(&d->tcp, 1);
+	uv_read_start((uv_stream_t *)&d->tcp, alloc_cb, read_cb);
+}
+
+static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+{
+	struct relay_delivery *d = req->data;
+	uv_loop_t *loop = d->relay->srv->loop;
+	if (status < 0 || ai == NULL || d->relay->stopping) {
+		snprintf(d->reason, sizeof(d->reason), "cannot resolve %s: %s", d->host,
+		         status < 0 ? uv_strerror(status) : "no address");
+		if (ai != NULL)
+			uv_freeaddrinfo(ai);
+		delivery_end(d, d->reason);
+		return;
+	}
+	uv_tcp_init(loop, &d->tcp);
+	uv_timer_init(loop, &d->timer);
+	d->tcp.data = d->timer.data = d;
+	d->handles = 2;
+	uv_timer_start(&d->timer, timeout_cb, RELAY_TIMEOUT_MS, RELAY_TIMEOUT_MS);
+	d->connect.data = d;
+	int rc = uv_tcp_connect(&d->connect, &d->tcp, ai->ai_addr, connect_cb);
+	uv_freeaddrinfo(ai);
+	if (rc < 0) {
+		snprintf(d->reason, sizeof(d->reason), "cannot connect to %s port %u: %s", d->host,
+		         d->port, uv_strerror(rc));
+		delivery_end(d, d->reason);
+	}
+}
+
+static void resolve_host(struct relay_delivery *d)
+{
+	char port[8];
+	snprintf(port, sizeof(port), "%u", d->port);
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
+	d->gai.data = d;
+	int rc = uv_getaddrinfo(d->relay->srv->loop, &d->gai, gai_cb, d->host, port, &hints);
+	if (rc < 0) {
+		snprintf(d->reason, sizeof(d->reason), "cannot resolve %s: %s", d->host,
+		         uv_strerror(rc));
+		delivery_end(d, d->reason);
+	}
+}
+
+/* On the thread pool: the most preferred MX host of d->domain, or the domain itself
+ * (RFC 5321 5.1 implicit MX) when it has none. */
+static void mx_work(uv_work_t *w)
+{
+	struct relay_delivery *d = w->data;
+	unsigned char ans[4096];
+	int best = 70000;
+	snprintf(d->host, sizeof(d->host), "%s", d->domain);
+	int n = res_query(d->domain, C_IN, T_MX, ans, sizeof(ans));
+	if (n < 12 || n > (int)sizeof(ans)) {
+		d->mx_rc = n < 0 && h_errno == HOST_NOT_FOUND ? -ENOENT : 0;
+		return;
+	}
+	const unsigned char *end = ans + n, *p = ans + 12;
+	unsigned qd = (unsigned)(ans[4] << 8 | ans[5]), an = (unsigned)(ans[6] << 8 | ans[7]);
+	for (unsigned i = 0; i < qd; i++) {
+		int l = dn_skipname(p, end);
+		if (l < 0 || p + l + 4 > end)
+			return;
+		p += l + 4;
+	}
+	for (unsigned i = 0; i < an; i++) {
+		int l = dn_skipname(p, end);
+		if (l < 0 || p + l + 10 > end)
+			return;
+		p += l;
+		unsigned type = (unsigned)(p[0] << 8 | p[1]);
+		unsigned rdlen = (unsigned)(p[8] << 8 | p[9]);
+		p += 10;
+		if (p + rdlen > end)
+			return;
+		if (type == T_MX && rdlen > 2) {
+			int pref = p[0] << 8 | p[1];
+			char name[256];
+			if (dn_expand(ans, end, p + 2, name, sizeof(name)) >= 0 && pref < best &&
+			    name[0] != '\0') {
+				best = pref;
+				snprintf(d->host, sizeof(d->host), "%s", name);
+			}
+		}
+		p += rdlen;
+	}
+}
+
+static void mx_done(uv_work_t *w, int status)
+{
+	struct relay_delivery *d = w->data;
+	if (status < 0 || d->mx_rc < 0) {
+		delivery_end(d, "recipient domain not found in DNS");
+		return;
+	}
+	resolve_host(d);
+}
+
+static void head_cb(void *ctx, int rc, struct store_result *res)
+{
+	struct relay_delivery *d = ctx;
+	struct relay *r = d->relay;
+	if (r->stopping) {
+		delivery_end(d, "server stopping");
+		return;
+	}
+	if (rc < 0) {
+		delivery_end(d, "cannot read the queued message");
+		return;
+	}
+	d->head = (unsigned char *)res->data;
+	d->head_len = res->data_len;
+	d->total = res->total_size;
+	res->data = NULL;
+	res->data_len = 0;
+	if (!d->q.requiretls && relay_tls_optional_header((const char *)d->head, d->head_len))
+		/* RFC 8689 5: TLS-Required: No lifts TLS policies such as MTA-STS, which we do
+		 * not apply; the route's own policy is the administrator's and still holds. */
+		log_event(LOGL_INFO,
+		          "proto=relay event=tls_required_no queue=%" PRId64
+		          " action=route_policy_applies",
+		          d->q.id);
+	if (d->policy == CFG_ROUTE_TLS_NONE) {
+		if (!relay_plaintext_allowed(&r->cfg->relay, d->host)) {
+			delivery_end(d, "route tls: none is only allowed to loopback or a legacy "
+			                "gateway");
+			return;
+		}
+		log_event(LOGL_WARN,
+		          "proto=relay event=plaintext_delivery queue=%" PRId64 " host=%s port=%u",
+		          d->q.id, d->host, d->port);
+	}
+	if (d->host[0] != '\0') {
+		resolve_host(d);
+		return;
+	}
+	d->mx_work.data = d;
+	if (uv_queue_work(r->srv->loop, &d->mx_work, mx_work, mx_done) < 0)
+		delivery_end(d, "cannot start the MX lookup");
+}
+
+/* ----- Taking work ----- */
+
+static void delivery_start(struct relay *r, const struct store_queue_entry *q, const char *domain,
+                           size_t dlen)
+{
+	struct relay_delivery *d = xcalloc(1, sizeof(*d));
+	d->relay = r;
+	d->next = r->active;
+	if (r->active != NULL)
+		r->active->prev = d;
+	r->active = d;
+	r->n_active++;
+	buf_init(&d->in, RELAY_LINE_MAX);
+	buf_init(&d->dsn, 16);
+	d->domain = xstrndup(domain, dlen);
+	for (char *p = d->domain; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	d->q.id = q->id;
+	d->q.content_id = q->content_id;
+	d->q.size = q->size;
+	d->q.sender = xstrdup(q->sender != NULL ? q->sender : "");
+	d->q.requiretls = q->requiretls;
+	d->q.ret = q->ret != NULL ? xstrdup(q->ret) : NULL;
+	d->q.envid = q->envid != NULL ? xstrdup(q->envid) : NULL;
+	d->q.created = q->created;
+	d->q.rcpts = xcalloc(q->n_rcpts, sizeof(*d->q.rcpts));
+	d->rr = xcalloc(q->n_rcpts, sizeof(*d->rr));
+	for (size_t i = 0; i < q->n_rcpts; i++) {
+		const struct store_queue_rcpt *src = &q->rcpts[i];
+		const char *at = strrchr(src->address, '@');
+		const char *dom = at != NULL ? at + 1 : "";
+		if (strlen(dom) != dlen || strncasecmp(dom, domain, dlen) != 0)
+			continue;
+		struct store_queue_rcpt *dst = &d->q.rcpts[d->q.n_rcpts];
+		*dst = *src;
+		dst->address = xstrdup(src->address);
+		dst->notify = src->notify != NULL ? xstrdup(src->notify) : NULL;
+		dst->orcpt = src->orcpt != NULL ? xstrdup(src->orcpt) : NULL;
+		dst->last_error = NULL;
+		d->rr[d->q.n_rcpts].address = dst->address;
+		d->rr[d->q.n_rcpts].notify = dst->notify;
+		d->rr[d->q.n_rcpts].orcpt = dst->orcpt;
+		d->q.n_rcpts++;
+	}
+	const struct cfg_route *route = cfg_route_find(r->cfg, d->domain, strlen(d->domain));
+	d->policy = CFG_ROUTE_TLS_VERIFY;
+	d->port = 25;
+	d->tctx = r->sys_ctx;
+	if (route != NULL) {
+		snprintf(d->host, sizeof(d->host), "%s", route->host);
+		d->port = route->port;
+		d->policy = route->tls;
+		size_t idx = (size_t)(route - r->cfg->relay.routes);
+		if (r->route_ctx[idx] != NULL)
+			d->tctx = r->route_ctx[idx];
+	}
+	struct relay_params p = {
+	    .helo = r->cfg->hostname,
+	    .tls = d->policy,
+	    .tls_verified = d->policy == CFG_ROUTE_TLS_VERIFY,
+	    .sender = d->q.sender,
+	    .size = d->q.size,
+	    .requiretls = d->q.requiretls,
+	    .ret = d->q.ret,
+	    .envid = d->q.envid,
+	    .rcpts = d->rr,
+	    .n_rcpts = d->q.n_rcpts,
+	};
+	relay_session_init(&d->sess, &p);
+	d->sess_init = true;
+	int rc = store_queue_content_read(r->store, d->q.content_id, 0, RELAY_CHUNK, head_cb, d);
+	if (rc < 0)
+		delivery_end(d, "cannot read the queued message");
+}
+
+static void due_cb(void *ctx, int rc, struct store_result *res)
+{
+	struct relay *r = ctx;
+	r->taking = false;
+	if (r->stopping) {
+		relay_maybe_free(r);
+		return;
+	}
+	if (rc < 0) {
+		log_event(LOGL_ERROR, "proto=relay event=queue_failed error=\"%s\"",
+		          store_strerror(rc));
+		return;
+	}
+	for (size_t i = 0; i < res->n_queue; i++) {
+		const struct store_queue_entry *q = &res->queue[i];
+		/* One delivery per recipient domain, each domain once. */
+		for (size_t k = 0; k < q->n_rcpts; k++) {
+			const char *at = strrchr(q->rcpts[k].address, '@');
+			const char *dom = at != NULL ? at + 1 : "";
+			bool seen = false;
+			for (size_t j = 0; j < k && !seen; j++) {
+				const char *at2 = strrchr(q->rcpts[j].address, '@');
+				seen = at2 != NULL && strcasecmp(at2 + 1, dom) == 0;
+			}
+			if (!seen)
+				delivery_start(r, q, dom, strlen(dom));
+		}
+	}
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+	struct relay *r = t->data;
+	if (r->stopping || r->taking || r->n_active >= RELAY_MAX_ACTIVE)
+		return;
+	r->taking = true;
+	int rc = store_queue_due(r->store, (int64_t)time(NULL), RELAY_LEASE_S,
+	                         RELAY_MAX_ACTIVE - r->n_active, due_cb, r);
+	if (rc < 0)
+		r->taking = false;
+}
+
+static void recover_cb(void *ctx, int rc, struct store_result *res)
+{
+	struct relay *r = ctx;
+	r->taking = false;
+	if (r->stopping) {
+		relay_maybe_free(r);
+		return;
+	}
+	tick_cb(&r->tick);
+}
+
+int relay_start(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	struct relay *r = xcalloc(1, sizeof(*r));
+	const char *err = NULL;
+	r->srv = srv;
+	r->cfg = cfg;
+	r->store = srv->services->store;
+	r->route_ctx = xcalloc(cfg->relay.n_routes + 1, sizeof(*r->route_ctx));
+	int rc =
+	    tls_client_ctx_new(NULL, cfg->relay.certificate, cfg->relay.key, &r->sys_ctx, &err);
+	for (size_t i = 0; rc == 0 && i < cfg->relay.n_routes; i++) {
+		const struct cfg_route *rt = &cfg->relay.routes[i];
+		if (rt->ca != NULL)
+			rc = tls_client_ctx_new(rt->ca, cfg->relay.certificate, cfg->relay.key,
+			                        &r->route_ctx[i], &err);
+		if (rt->tls == CFG_ROUTE_TLS_NONE)
+			log_event(LOGL_WARN,
+			          "proto=relay event=plaintext_route domain=%s host=%s port=%u "
+			          "allowed=%s",
+			          rt->domain, rt->host, rt->port,
+			          relay_plaintext_allowed(&cfg->relay, rt->host) ? "yes" : "no");
+	}
+	if (rc < 0) {
+		log_event(LOGL_ERROR, "event=start_failed reason=\"%s\"", err);
+		r->stopping = true;
+		r->tick_closed = true;
+		relay_maybe_free(r);
+		return rc;
+	}
+	uv_timer_init(srv->loop, &r->tick);
+	r->tick.data = r;
+	uv_timer_start(&r->tick, tick_cb, RELAY_TICK_MS, RELAY_TICK_MS);
+	the_relay = r;
+	r->taking = true;
+	if (store_queue_recover(r->store, recover_cb, r) < 0)
+		r->taking = false;
+	return 0;
+}
+
+static void tick_closed(uv_handle_t *h)
+{
+	struct relay *r = h->data;
+	r->tick_closed = true;
+	relay_maybe_free(r);
+}
+
+void relay_stop(struct server *srv)
+{
+	struct relay *r = the_relay;
+	if (r == NULL || r->stopping)
+		return;
+	r->stopping = true;
+	uv_close((uv_handle_t *)&r->tick, tick_closed);
+	for (struct relay_delivery *d = r->active, *next; d != NULL; d = next) {
+		next = d->next;
+		if (d->handles > 0)
+			delivery_end(d, "server stopping");
+	}
+}
