@@ -486,7 +486,7 @@ static int cmd_list(struct cli *cli, int argc, char **argv)
 		wserial = ls > wserial ? ls : wserial;
 		waddr = la > waddr ? la : waddr;
 	}
-	printf("%-*s  %-*s  %-20s  %-8s  %s\n", wserial, "SERIAL", waddr, "ADDRESS", "NOT-AFTER",
+	printf("%-*s  %-*s  %-20s  %-13s  %s\n", wserial, "SERIAL", waddr, "ADDRESS", "NOT-AFTER",
 	       "STATUS", "KIND");
 	for (size_t i = 0; i < w.res.n_certs; i++) {
 		const struct store_cert *c = &w.res.certs[i];
@@ -494,7 +494,7 @@ static int cmd_list(struct cli *cli, int argc, char **argv)
 		/* --expiring lists what still works and soon will not. */
 		if (days > 0 && c->not_after < now)
 			continue;
-		printf("%-*s  %-*s  %-20s  %-8s  %s\n", wserial, c->serial, waddr, c->address,
+		printf("%-*s  %-*s  %-20s  %-13s  %s\n", wserial, c->serial, waddr, c->address,
 		       fmt_time((time_t)c->not_after, t), status_of(c, now),
 		       c->kind == STORE_CERT_SERVER ? "server" : "client");
 	}
