@@ -27,6 +27,7 @@ struct cli_noun {
 
 extern const struct cli_noun cli_noun_user;
 extern const struct cli_noun cli_noun_mailbox;
+extern const struct cli_noun cli_noun_queue;
 extern const struct cli_noun cli_noun_cert;
 
 /* The store of the configured data_dir (created when missing), or NULL after printing why. */

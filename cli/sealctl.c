@@ -20,6 +20,7 @@ static const struct cli_noun *const nouns[] = {
     &cli_noun_user,
     &cli_noun_mailbox,
     &cli_noun_cert,
+    &cli_noun_queue,
 };
 
 void cli_error(const char *fmt, ...)
