@@ -87,7 +87,7 @@ chmod 700 "$DEMO/data"
 
 "$SEALMAILD" -c "$CONF" --check
 port_of() { # protocol tls -> port from the config
-  awk -v p="$1" -v t="$2" '$0 ~ "protocol: "p"," && $0 ~ "tls: "t"," {
+  awk -v p="$1" -v t="$2" '$0 ~ "protocol: "p"," && $0 ~ "tls: "t"[ ,}]" {
     match($0, /port: [0-9]+/); print substr($0, RSTART + 6, RLENGTH - 6); exit }' "$CONF"
 }
 IMAPS=$(port_of imap implicit)
