@@ -131,7 +131,7 @@ int main(int argc, char **argv)
 	}
 
 	struct cfg_errors errs = {0};
-	if (cfg_load(cli.config_path, &cli.cfg, &errs) < 0) {
+	if (cfg_load_flags(cli.config_path, CFG_LOAD_NO_FILE_CHECKS, &cli.cfg, &errs) < 0) {
 		cfg_errors_print(&errs, stderr);
 		cfg_errors_free(&errs);
 		cli_error("fix the configuration file %s first", cli.config_path);

@@ -108,6 +108,12 @@ struct cfg_errors {
  * cfg_errors_free). Checks files: certificate, key, client_ca and crl must be readable.
  */
 int cfg_load(const char *path, struct config **cfg_r, struct cfg_errors *errs);
+/* CFG_LOAD_NO_FILE_CHECKS: paths are resolved but not opened. For sealctl, which creates
+ * the CA, CRL and server certificate that the configuration names (the server always
+ * checks them). */
+#define CFG_LOAD_NO_FILE_CHECKS 1u
+int cfg_load_flags(const char *path, unsigned flags, struct config **cfg_r,
+                   struct cfg_errors *errs);
 void cfg_free(struct config *cfg);
 void cfg_errors_free(struct cfg_errors *errs);
 

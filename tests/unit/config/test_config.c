@@ -941,3 +941,30 @@ Test(config, committed_reference_is_current)
 	free(doc);
 	free(p);
 }
+
+/* sealctl creates the CA, CRL and server certificate the file names: it loads without
+ * opening them, and the server (plain cfg_load) still refuses them. */
+Test(config, no_file_checks_for_sealctl)
+{
+	static const char text[] =
+	    "domains: [corp.example]\n"
+	    "tls:\n"
+	    "  certificate: certs/missing.crt\n"
+	    "  key: certs/missing.key\n"
+	    "  client_ca: data/ca/ca.crt\n"
+	    "  crl: data/ca/crl.pem\n"
+	    "listeners:\n"
+	    "  - { protocol: imap, address: 127.0.0.1, port: 993, tls: implicit,"
+	    " client_certificate: required }\n";
+	write_file("sealmail.yaml", text, sizeof(text) - 1);
+	struct config *cfg = NULL;
+	struct cfg_errors errs = {0};
+	cr_assert_lt(cfg_load(cfg_path, &cfg, &errs), 0);
+	cr_assert_geq(find_error(&errs, 3, "tls.certificate", "cannot read"), 0);
+	cfg_errors_free(&errs);
+	cr_assert_eq(cfg_load_flags(cfg_path, CFG_LOAD_NO_FILE_CHECKS, &cfg, &errs), 0, "%s",
+	             errs.n ? errs.lines[0] : "");
+	assert_path(cfg->tls.crl, "data/ca/crl.pem");
+	cfg_free(cfg);
+	cfg_errors_free(&errs);
+}
