@@ -29,25 +29,9 @@
 #include "common/xmalloc.h"
 #include "server/cmdtab.h"
 #include "server/smtp/smtp.h"
-
-enum smtp_state {
-	SMTP_S_CONNECT = 1 << 0,
-	SMTP_S_HELO = 1 << 1,
-	SMTP_S_MAIL = 1 << 2,
-	SMTP_S_RCPT = 1 << 3,
-	SMTP_S_STARTTLS = 1 << 4,
-	SMTP_S_QUIT = 1 << 5,
-};
+#include "server/smtp/smtp_private.h"
 
 #define SMTP_S_ANY (SMTP_S_CONNECT | SMTP_S_HELO | SMTP_S_MAIL | SMTP_S_RCPT)
-
-struct smtp_session {
-	struct conn *c;
-	enum smtp_state state;
-	bool submission;    /* listener protocol "submission" (else "smtp") */
-	bool authenticated; /* set by AUTH (issue 4) */
-	unsigned commands, errors;
-};
 
 static void smtp_cmd_ehlo(void *sess, const char *args, size_t len);
 static void smtp_cmd_helo(void *sess, const char *args, size_t len);
@@ -58,7 +42,6 @@ static void smtp_cmd_quit(void *sess, const char *args, size_t len);
 static void smtp_cmd_help(void *sess, const char *args, size_t len);
 static void smtp_cmd_vrfy(void *sess, const char *args, size_t len);
 static void smtp_cmd_not_offered(void *sess, const char *args, size_t len);
-static void smtp_cmd_todo(void *sess, const char *args, size_t len);
 
 #define PRE (CMD_PRE_TLS | CMD_PRE_AUTH)
 
@@ -71,12 +54,12 @@ static const struct cmdtab_entry smtp_commands[] = {
     {"QUIT", smtp_cmd_quit, PRE, SMTP_S_ANY},
     {"HELP", smtp_cmd_help, PRE, SMTP_S_ANY},
     {"VRFY", smtp_cmd_vrfy, PRE, SMTP_S_ANY},
-    /* TODO(issue 4): AUTH, MAIL, RCPT, DATA, BDAT handlers replace smtp_cmd_todo. */
-    {"AUTH", smtp_cmd_todo, CMD_PRE_AUTH | CMD_SECRET, SMTP_S_HELO},
-    {"MAIL", smtp_cmd_todo, 0, SMTP_S_HELO},
-    {"RCPT", smtp_cmd_todo, 0, SMTP_S_MAIL | SMTP_S_RCPT},
-    {"DATA", smtp_cmd_todo, 0, SMTP_S_RCPT},
-    {"BDAT", smtp_cmd_todo, 0, SMTP_S_RCPT},
+    {"AUTH", smtp_cmd_auth, CMD_PRE_AUTH | CMD_SECRET, SMTP_S_HELO},
+    {"MAIL", smtp_cmd_mail, 0, SMTP_S_HELO},
+    {"RCPT", smtp_cmd_rcpt, 0, SMTP_S_MAIL | SMTP_S_RCPT},
+    {"DATA", smtp_cmd_data, 0, SMTP_S_RCPT},
+    /* BDAT checks its state itself: a refused chunk's bytes must still be read. */
+    {"BDAT", smtp_cmd_bdat, 0, SMTP_S_HELO | SMTP_S_MAIL | SMTP_S_RCPT},
     /* Known but never offered: refused before TLS like the rest, 502 after. */
     {"EXPN", smtp_cmd_not_offered, CMD_PRE_AUTH, SMTP_S_ANY},
     {"ETRN", smtp_cmd_not_offered, CMD_PRE_AUTH, SMTP_S_ANY},
@@ -111,7 +94,7 @@ static const struct {
     {"AUTH PLAIN LOGIN", SMTP_EHLO_TLS | SMTP_EHLO_SUBMISSION},
 };
 
-static const char *smtp_hostname(const struct smtp_session *s)
+const char *smtp_hostname(const struct smtp_session *s)
 {
 	const char *h = conn_config(s->c)->hostname;
 	return h != NULL ? h : "localhost";
@@ -123,19 +106,25 @@ static const char *smtp_proto_name(const struct smtp_session *s)
 }
 
 /* The ONLY function that changes s->state. */
-static void smtp_set_state(struct smtp_session *s, enum smtp_state st)
+void smtp_set_state(struct smtp_session *s, enum smtp_state st)
 {
-	/* TODO(issue 4): leaving MAIL/RCPT resets the transaction (smtp_txn_reset). */
+	/* Leaving a transaction (RSET, EHLO, QUIT, the end of DATA) forgets it. */
+	if (st != SMTP_S_MAIL && st != SMTP_S_RCPT && !s->txn.delivering) {
+		smtp_txn_reset(&s->txn);
+		s->in_data = false;
+		s->bdat = false;
+		s->bdat_last = false;
+	}
 	s->state = st;
 }
 
-static void smtp_reply(struct smtp_session *s, const char *line)
+void smtp_reply(struct smtp_session *s, const char *line)
 {
 	conn_write_str(s->c, line);
 	conn_write(s->c, "\r\n", 2);
 }
 
-static void smtp_goodbye(struct smtp_session *s, const char *reply, const char *reason)
+void smtp_goodbye(struct smtp_session *s, const char *reply, const char *reason)
 {
 	smtp_reply(s, reply);
 	smtp_set_state(s, SMTP_S_QUIT);
@@ -143,7 +132,7 @@ static void smtp_goodbye(struct smtp_session *s, const char *reply, const char *
 }
 
 /* A refusal or syntax error: the reply, then the error limit. */
-static void smtp_error(struct smtp_session *s, const char *line)
+void smtp_error(struct smtp_session *s, const char *line)
 {
 	unsigned max = conn_config(s->c)->limits.errors;
 
@@ -168,6 +157,16 @@ static bool smtp_no_args(struct smtp_session *s, size_t len, const char *syntax)
 	return false;
 }
 
+/* The EHLO/HELO argument for the Received: field (sanitised there). */
+static void smtp_remember_helo(struct smtp_session *s, const char *args, size_t len)
+{
+	size_t n = 0;
+	while (n < len && n < SMTP_HELO_MAX && args[n] != ' ')
+		n++;
+	memcpy(s->helo, args, n);
+	s->helo[n] = '\0';
+}
+
 static void smtp_cmd_ehlo(void *sess, const char *args, size_t len)
 {
 	struct smtp_session *s = sess;
@@ -180,6 +179,7 @@ static void smtp_cmd_ehlo(void *sess, const char *args, size_t len)
 		smtp_error(s, "501 5.5.4 Syntax: EHLO hostname");
 		return;
 	}
+	smtp_remember_helo(s, args, len);
 	for (size_t i = 0; i < n; i++) {
 		unsigned f = smtp_ehlo_keywords[i].flags;
 		if ((f & want) != 0 && ((f & SMTP_EHLO_SUBMISSION) == 0 || s->submission))
@@ -208,6 +208,7 @@ static void smtp_cmd_helo(void *sess, const char *args, size_t len)
 		smtp_error(s, "501 5.5.4 Syntax: HELO hostname");
 		return;
 	}
+	smtp_remember_helo(s, args, len);
 	conn_printf(s->c, "250 %s\r\n", smtp_hostname(s));
 	smtp_set_state(s, SMTP_S_HELO);
 }
@@ -281,13 +282,6 @@ static void smtp_cmd_not_offered(void *sess, const char *args, size_t len)
 	smtp_error(sess, "502 5.5.1 Command not implemented");
 }
 
-static void smtp_cmd_todo(void *sess, const char *args, size_t len)
-{
-	(void)args;
-	(void)len;
-	smtp_error(sess, "502 5.5.1 Not implemented");
-}
-
 static void smtp_refuse_state(struct smtp_session *s, const struct cmdtab_entry *e)
 {
 	if (s->state == SMTP_S_CONNECT)
@@ -344,8 +338,13 @@ static void *smtp_open(struct conn *c)
 
 	s->c = c;
 	s->submission = conn_listener(c)->protocol == CFG_PROTO_SUBMISSION;
+	s->started_ms = conn_now_ms(c);
+	smtp_auth_init(&s->auth, c, s);
+	smtp_txn_init(&s->txn, c, s);
 	smtp_set_state(s, SMTP_S_CONNECT);
 	conn_printf(c, "220 %s ESMTP sealmail\r\n", smtp_hostname(s));
+	if (conn_is_tls(c))
+		smtp_cert_preauth(s);
 	return s;
 }
 
@@ -354,9 +353,21 @@ static void smtp_line(void *sess, char *line, size_t len, bool has_cr)
 	struct smtp_session *s = sess;
 	unsigned max = conn_config(s->c)->limits.commands;
 
-	(void)has_cr; /* commands tolerate a bare LF; DATA does not (issue 4) */
 	if (s->state == SMTP_S_STARTTLS || s->state == SMTP_S_QUIT)
 		return;
+	if (s->in_data) {
+		smtp_data_input(s, line, len, has_cr); /* DATA refuses bare LF itself */
+		return;
+	}
+	if (smtp_auth_active(&s->auth)) {
+		smtp_auth_line(&s->auth, line, len); /* a secret: never logged */
+		return;
+	}
+	unsigned dur = conn_config(s->c)->limits.session_duration;
+	if (dur > 0 && conn_now_ms(s->c) - s->started_ms > (uint64_t)dur * 1000) {
+		smtp_goodbye(s, "421 4.4.2 Session too long, closing", "session duration");
+		return;
+	}
 	if (smtp_preauth(s) && max > 0 && ++s->commands > max) {
 		smtp_goodbye(s, "421 4.7.0 Too many commands", "too many commands");
 		return;
@@ -374,6 +385,10 @@ static void smtp_line_too_long(void *sess)
 
 	if (s->state == SMTP_S_STARTTLS || s->state == SMTP_S_QUIT)
 		return;
+	if (s->in_data) {
+		smtp_data_line_too_long(smtp_txn_data(&s->txn));
+		return;
+	}
 	smtp_reply(s, "500 5.5.6 Line too long");
 	conn_printf(s->c, "421 4.7.0 %s Closing connection\r\n", smtp_hostname(s));
 	smtp_set_state(s, SMTP_S_QUIT);
@@ -384,6 +399,7 @@ static void smtp_tls_ready(void *sess)
 {
 	/* RFC 3207 4.2: forget what the client said before TLS; it must EHLO again. */
 	smtp_set_state(sess, SMTP_S_CONNECT);
+	smtp_cert_preauth(sess);
 }
 
 static void smtp_timeout(void *sess)
@@ -408,7 +424,18 @@ static void smtp_shutdown(void *sess)
 
 static void smtp_close(void *sess)
 {
-	free(sess);
+	struct smtp_session *s = sess;
+
+	s->txn.delivering = false;
+	smtp_txn_reset(&s->txn);
+	free(s);
+}
+
+struct smtp_auth *smtp_session_auth(void *sess)
+{
+	struct smtp_session *s = sess;
+
+	return &s->auth;
 }
 
 const struct proto_handler smtp_proto_handler = {
@@ -416,7 +443,7 @@ const struct proto_handler smtp_proto_handler = {
     .open = smtp_open,
     .line = smtp_line,
     .line_too_long = smtp_line_too_long,
-    .bytes = NULL,
+    .bytes = smtp_bdat_bytes,
     .tls_ready = smtp_tls_ready,
     .timeout = smtp_timeout,
     .shutdown = smtp_shutdown,

@@ -259,7 +259,8 @@ static void txn_delivered(void *ctx, int rc, struct store_result *res)
 
 static void txn_deliver(struct smtp_txn *t)
 {
-	struct store *s = conn_services(t->c)->store;
+	struct services *sv = conn_services(t->c);
+	struct store *s = sv != NULL ? sv->store : NULL;
 	if (s == NULL) {
 		txn_finish(t, false, false, txn_store_reply(-EIO));
 		return;

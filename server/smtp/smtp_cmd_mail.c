@@ -1,0 +1,400 @@
+/*
+ * AUTH, MAIL, RCPT, DATA and BDAT: who may send what (issue 4), recipients checked against
+ * the store, and the message handed to the transaction (smtp_txn.c).
+ *
+ * Rules:
+ * - submission: AUTH is required for MAIL (the command table enforces it); MAIL FROM must
+ *   be the authenticated user's own address (553 5.7.1, also for the null sender); local
+ *   recipients must exist (550 5.1.1); other domains go to the relay queue.
+ * - smtp (peer servers): no AUTH; any sender; only local recipients (550 5.7.1 otherwise):
+ *   never an open relay.
+ * - Store look-ups pause input (so pipelined commands wait and replies stay in order) and
+ *   hold the conn (so a close meanwhile never frees what the completion touches).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "server/services.h"
+#include "server/smtp/smtp_private.h"
+#include "server/tls.h"
+#include "storage/store.h"
+
+#define SMTP_BDAT_SLACK (1024u * 1024)
+
+/* ---- AUTH ----------------------------------------------------------------------------- */
+
+static void smtp_auth_done(void *sess, bool ok, const char *user)
+{
+	struct smtp_session *s = sess;
+	unsigned max = conn_config(s->c)->limits.errors;
+
+	if (ok) {
+		s->authenticated = true;
+		conn_set_authenticated(s->c, user);
+		return;
+	}
+	s->errors++;
+	if (max > 0 && s->errors >= max)
+		smtp_goodbye(s, "421 4.7.0 Too many errors", "too many errors");
+}
+
+void smtp_cmd_auth(void *sess, const char *args, size_t len)
+{
+	struct smtp_session *s = sess;
+
+	if (!s->submission) {
+		smtp_error(s, "503 5.5.1 AUTH is not offered on this port");
+		return;
+	}
+	if (s->authenticated) {
+		smtp_error(s, "503 5.5.1 Already authenticated");
+		return;
+	}
+	smtp_auth_start(&s->auth, args, len, smtp_auth_done);
+}
+
+/* ---- certificate login ------------------------------------------------------------------ */
+
+static void smtp_cert_user(void *ctx, int rc, struct store_result *res)
+{
+	struct smtp_session *s = ctx;
+
+	if (!conn_release(s->c))
+		return;
+	s->waiting = false;
+	if (rc == 0 && res->n_users == 1 && !res->users[0].disabled) {
+		s->authenticated = true;
+		conn_set_authenticated(s->c, res->users[0].address);
+		log_event(LOGL_INFO,
+		          "session=%s proto=submission event=auth_ok mech=CERTIFICATE "
+		          "user=%s ip=%s",
+		          conn_id(s->c), res->users[0].address, conn_peer_ip(s->c));
+	}
+	conn_resume(s->c);
+}
+
+void smtp_cert_preauth(struct smtp_session *s)
+{
+	const char *id = conn_cert_identity(s->c);
+	struct store *st = conn_services(s->c) ? conn_services(s->c)->store : NULL;
+
+	if (!s->submission || s->authenticated || id == NULL || st == NULL ||
+	    conn_listener(s->c)->certificate_login != CFG_CERT_LOGIN_PREAUTH)
+		return;
+	conn_pause(s->c);
+	conn_hold(s->c);
+	s->waiting = true;
+	if (store_user_get(st, id, smtp_cert_user, s) < 0) {
+		s->waiting = false;
+		conn_release(s->c);
+		conn_resume(s->c);
+	}
+}
+
+/* ---- MAIL ------------------------------------------------------------------------------- */
+
+static bool addr_ieq(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++) {
+		char x = *a >= 'A' && *a <= 'Z' ? (char)(*a + 32) : *a;
+		char y = *b >= 'A' && *b <= 'Z' ? (char)(*b + 32) : *b;
+		if (x != y)
+			return false;
+	}
+	return *a == *b;
+}
+
+void smtp_cmd_mail(void *sess, const char *args, size_t len)
+{
+	struct smtp_session *s = sess;
+	const struct config *cfg = conn_config(s->c);
+	struct smtp_mail_args m;
+	const char *reply;
+
+	if (smtp_parse_mail(args, len, &m, &reply) < 0) {
+		smtp_error(s, reply);
+		return;
+	}
+	if (m.has_size && cfg->limits.message_size > 0 && m.size > cfg->limits.message_size) {
+		smtp_error(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		return;
+	}
+	if (m.body == SMTP_BODY_BINARYMIME) {
+		smtp_error(s, "555 5.5.4 BODY=BINARYMIME is not supported");
+		return;
+	}
+	if (s->submission) {
+		const char *user = conn_user(s->c);
+		if (user == NULL || !addr_ieq(m.address, user)) {
+			smtp_error(
+			    s, "553 5.7.1 Sender address does not belong to the logged in user");
+			return;
+		}
+	}
+	smtp_txn_mail(&s->txn, &m);
+	smtp_set_state(s, SMTP_S_MAIL);
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+/* ---- RCPT ------------------------------------------------------------------------------- */
+
+struct smtp_rcpt_wait {
+	struct smtp_session *s;
+	unsigned notify;
+	char orcpt[SMTP_ORCPT_MAX + 1];
+	char *address; /* normalised */
+};
+
+static void smtp_rcpt_looked_up(void *ctx, int rc, struct store_result *res)
+{
+	struct smtp_rcpt_wait *w = ctx;
+	struct smtp_session *s = w->s;
+
+	if (!conn_release(s->c)) {
+		free(w->address);
+		free(w);
+		return;
+	}
+	s->waiting = false;
+	if (rc == 0 && (res->n_users != 1 || res->users[0].disabled))
+		rc = -ENOENT;
+	if (rc == -ENOENT) {
+		smtp_error(s, "550 5.1.1 Recipient address rejected: user unknown");
+	} else if (rc < 0) {
+		smtp_reply(s, "451 4.3.0 Temporary failure looking up the recipient");
+	} else if (res->users[0].quota_bytes > 0 &&
+	           res->users[0].used_bytes >= res->users[0].quota_bytes) {
+		smtp_reply(s, "452 4.2.2 Mailbox full");
+	} else {
+		if (!smtp_txn_has_rcpt(&s->txn, w->address))
+			smtp_txn_add_rcpt(&s->txn, w->address, res->users[0].id, w->notify,
+			                  w->orcpt);
+		smtp_set_state(s, SMTP_S_RCPT);
+		smtp_reply(s, "250 2.1.5 Ok");
+	}
+	free(w->address);
+	free(w);
+	conn_resume(s->c);
+}
+
+void smtp_cmd_rcpt(void *sess, const char *args, size_t len)
+{
+	struct smtp_session *s = sess;
+	const struct config *cfg = conn_config(s->c);
+	struct smtp_rcpt_args r;
+	const char *reply;
+
+	if (cfg->limits.recipients > 0 && s->txn.n_rcpts >= cfg->limits.recipients) {
+		smtp_reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if (smtp_parse_rcpt(args, len, s->txn.mail.smtputf8, &r, &reply) < 0) {
+		smtp_error(s, reply);
+		return;
+	}
+	char pm[SMTP_PATH_MAX + 1];
+	const char *address = r.address;
+	const char *domain = r.address + r.at + 1;
+	if (r.postmaster) {
+		/* RFC 5321 4.5.1: <Postmaster> is the postmaster of our first domain. */
+		const char *d = cfg->n_domains > 0 ? cfg->domains[0] : smtp_hostname(s);
+		snprintf(pm, sizeof(pm), "postmaster@%s", d);
+		address = pm;
+		domain = pm + strlen("postmaster@");
+	}
+	bool local = domain[0] != '[' && cfg_is_local_domain(cfg, domain, strlen(domain));
+	if (!local) {
+		if (!s->submission || !s->authenticated) {
+			smtp_error(s, "550 5.7.1 Relay access denied");
+			return;
+		}
+		if (!smtp_txn_has_rcpt(&s->txn, address))
+			smtp_txn_add_rcpt(&s->txn, address, 0, r.notify, r.orcpt);
+		smtp_set_state(s, SMTP_S_RCPT);
+		smtp_reply(s, "250 2.1.5 Ok");
+		return;
+	}
+	struct store *st = conn_services(s->c) ? conn_services(s->c)->store : NULL;
+	char *norm = NULL;
+	if (store_address_normalize(address, &norm) < 0) {
+		smtp_error(s, "550 5.1.1 Recipient address rejected: user unknown");
+		return;
+	}
+	if (st == NULL) {
+		free(norm);
+		smtp_reply(s, "451 4.3.0 Temporary failure looking up the recipient");
+		return;
+	}
+	struct smtp_rcpt_wait *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		abort();
+	w->s = s;
+	w->notify = r.notify;
+	memcpy(w->orcpt, r.orcpt, sizeof(w->orcpt));
+	w->address = norm;
+	conn_pause(s->c);
+	conn_hold(s->c);
+	s->waiting = true;
+	if (store_user_get(st, norm, smtp_rcpt_looked_up, w) < 0) {
+		s->waiting = false;
+		conn_release(s->c);
+		conn_resume(s->c);
+		free(w->address);
+		free(w);
+		smtp_reply(s, "451 4.3.0 Temporary failure looking up the recipient");
+	}
+}
+
+/* ---- DATA / BDAT -------------------------------------------------------------------------- */
+
+static void smtp_msg_done(void *sess, bool ok, bool close, const char *reply)
+{
+	struct smtp_session *s = sess;
+
+	s->in_data = false;
+	conn_set_line_limit(s->c, 0);
+	if (ok)
+		smtp_reply(s, reply);
+	else
+		smtp_error(s, reply);
+	if (s->state != SMTP_S_QUIT)
+		smtp_set_state(s, SMTP_S_HELO);
+	if (close && s->state != SMTP_S_QUIT)
+		smtp_goodbye(s, "421 4.7.0 Closing connection", "message line too long");
+	conn_resume(s->c);
+}
+
+static void smtp_begin_message(struct smtp_session *s)
+{
+	const struct config *cfg = conn_config(s->c);
+	struct tls_session *tls = conn_tls(s->c);
+	struct smtp_txn_msg_opts o = {
+	    .submission = s->submission,
+	    .max_size = cfg->limits.message_size,
+	    .helo = s->helo,
+	    .hostname = smtp_hostname(s),
+	    .peer_subject = !s->submission && tls ? tls_session_peer_subject(tls) : NULL,
+	};
+	smtp_txn_begin(&s->txn, &o);
+}
+
+void smtp_cmd_data(void *sess, const char *args, size_t len)
+{
+	struct smtp_session *s = sess;
+	const struct config *cfg = conn_config(s->c);
+
+	(void)args;
+	if (len != 0) {
+		smtp_error(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (s->bdat) {
+		smtp_error(s, "503 5.5.1 DATA cannot follow BDAT");
+		return;
+	}
+	smtp_begin_message(s);
+	s->in_data = true;
+	/* Message lines may be longer than commands (up to limits.line_length). */
+	conn_set_line_limit(s->c, cfg->limits.line_length > 1000 ? cfg->limits.line_length : 1000);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+void smtp_data_input(struct smtp_session *s, const char *line, size_t len, bool has_cr)
+{
+	if (smtp_data_line(smtp_txn_data(&s->txn), line, len, has_cr) == 1)
+		smtp_txn_end(&s->txn, smtp_msg_done);
+}
+
+/* "n" or "n LAST": 0, or -EINVAL. */
+static int smtp_parse_bdat(const char *args, size_t len, uint64_t *n_r, bool *last_r)
+{
+	size_t i = 0;
+	uint64_t n = 0;
+	while (i < len && args[i] >= '0' && args[i] <= '9') {
+		if (i >= 19)
+			return -EINVAL;
+		n = n * 10 + (uint64_t)(args[i] - '0');
+		i++;
+	}
+	if (i == 0)
+		return -EINVAL;
+	*last_r = false;
+	if (i < len) {
+		const char *w = args + i;
+		size_t wl = len - i;
+		if (wl != 5 || w[0] != ' ' || strncasecmp(w + 1, "LAST", 4) != 0)
+			return -EINVAL;
+		*last_r = true;
+	}
+	*n_r = n;
+	return 0;
+}
+
+void smtp_cmd_bdat(void *sess, const char *args, size_t len)
+{
+	struct smtp_session *s = sess;
+	const struct config *cfg = conn_config(s->c);
+	uint64_t n;
+	bool last;
+
+	if (smtp_parse_bdat(args, len, &n, &last) < 0) {
+		/* The chunk's length is unknown: its bytes cannot be skipped. */
+		smtp_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		smtp_goodbye(s, "421 4.7.0 Closing connection", "bad BDAT");
+		return;
+	}
+	uint64_t max = cfg->limits.message_size ? cfg->limits.message_size + SMTP_BDAT_SLACK : 0;
+	if (max > 0 && n > max) {
+		smtp_reply(s, "552 5.3.4 Chunk too big");
+		smtp_goodbye(s, "421 4.7.0 Closing connection", "BDAT chunk too big");
+		return;
+	}
+	if (s->state != SMTP_S_RCPT) {
+		/* RFC 3030 2: a refused chunk is still read, then dropped. */
+		s->bdat_discard = true;
+		s->bdat_last = last;
+		if (n > 0) {
+			conn_expect_bytes(s->c, n);
+			return;
+		}
+		smtp_bdat_bytes(s, "", 0, true);
+		return;
+	}
+	if (!s->bdat) {
+		s->bdat = true;
+		smtp_begin_message(s);
+	}
+	s->bdat_last = last;
+	if (n > 0) {
+		conn_expect_bytes(s->c, n);
+		return;
+	}
+	smtp_bdat_bytes(s, "", 0, true);
+}
+
+void smtp_bdat_bytes(void *sess, const char *data, size_t len, bool last)
+{
+	struct smtp_session *s = sess;
+
+	if (s->bdat_discard) {
+		if (!last)
+			return;
+		s->bdat_discard = false;
+		smtp_error(s, s->state == SMTP_S_MAIL ? "503 5.5.1 Need RCPT command first"
+		                                      : "503 5.5.1 Need MAIL command first");
+		return;
+	}
+	smtp_data_bytes(smtp_txn_data(&s->txn), data, len);
+	if (!last)
+		return;
+	if (s->bdat_last) {
+		smtp_txn_end(&s->txn, smtp_msg_done);
+		return;
+	}
+	char reply[64];
+	snprintf(reply, sizeof(reply), "250 2.0.0 %llu octets received",
+	         (unsigned long long)smtp_txn_data(&s->txn)->size);
+	smtp_reply(s, reply);
+}

@@ -1,0 +1,67 @@
+/*
+ * Fakes for the SMTP session tests: the pieces that live in sealmaild rather than in the
+ * protocol library. auth_login accepts password "secret" for any user (as the fake conn
+ * runs no store); the spool is "not set up", so messages stay in memory.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "server/auth/login.h"
+#include "server/conn.h"
+#include "server/spool.h"
+
+void auth_login(struct conn *c, const char *mech, const char *user, const char *password,
+                auth_login_cb *cb);
+void *fake_conn_sess(struct conn *c);
+
+void auth_login(struct conn *c, const char *mech, const char *user, const char *password,
+                auth_login_cb *cb)
+{
+	(void)mech;
+	struct auth_login_result r = {
+	    .status = strcmp(password, "secret") == 0 ? AUTH_LOGIN_OK : AUTH_LOGIN_FAILED,
+	    .user_id = 1,
+	    .user = user,
+	};
+	cb(fake_conn_sess(c), &r);
+}
+
+int spool_create(struct spool_file **f_r)
+{
+	(void)f_r;
+	return -ENOTSUP;
+}
+
+int spool_write(struct spool_file *f, const void *data, size_t len)
+{
+	(void)f, (void)data, (void)len;
+	return -ENOTSUP;
+}
+
+size_t spool_pending(const struct spool_file *f)
+{
+	(void)f;
+	return 0;
+}
+
+void spool_on_drain(struct spool_file *f, void (*drained)(void *ctx), void *ctx)
+{
+	(void)f, (void)drained, (void)ctx;
+}
+
+void spool_finish(struct spool_file *f, void (*cb)(void *ctx, int rc), void *ctx)
+{
+	(void)f;
+	cb(ctx, -ENOTSUP);
+}
+
+const char *spool_path(const struct spool_file *f)
+{
+	(void)f;
+	return "";
+}
+
+void spool_free(struct spool_file *f)
+{
+	(void)f;
+}
