@@ -17,7 +17,10 @@
 
 #include "common/buf.h"
 #include "common/xmalloc.h"
+#include "server/auth/login.h"
 #include "server/conn.h"
+#include "server/notify.h"
+#include "storage/store.h"
 
 struct conn {
 	const struct proto_handler *h;
@@ -297,13 +300,13 @@ void *fake_conn_sess(struct conn *c)
  * step; the session tests link proto_lib alone, so those are faked here. The store and
  * notifier are never reached by a front-door transcript (conn_services() is NULL): their
  * stubs abort. auth_login answers "failed" at once, as for a wrong password.
+ * All are weak: a test that links the real store or its own auth_login (smtp_fakes.c)
+ * gets those instead.
  */
-#include "server/auth/login.h"
-#include "server/notify.h"
-#include "storage/store.h"
+#define FAKE_WEAK __attribute__((weak))
 
-void auth_login(struct conn *c, const char *mech, const char *user, const char *password,
-                auth_login_cb *cb)
+FAKE_WEAK void auth_login(struct conn *c, const char *mech, const char *user, const char *password,
+                          auth_login_cb *cb)
 {
 	struct auth_login_result r;
 
@@ -321,126 +324,131 @@ void auth_login(struct conn *c, const char *mech, const char *user, const char *
 		abort();                                                                           \
 	} while (0)
 
-bool notify_lock_mailbox(struct notify *n, int64_t mailbox_id)
+FAKE_WEAK bool notify_lock_mailbox(struct notify *n, int64_t mailbox_id)
 {
 	(void)n;
 	(void)mailbox_id;
 	FAKE_UNREACHED();
 }
 
-void notify_unlock_mailbox(struct notify *n, int64_t mailbox_id)
+FAKE_WEAK void notify_unlock_mailbox(struct notify *n, int64_t mailbox_id)
 {
 	(void)n;
 	(void)mailbox_id;
 	FAKE_UNREACHED();
 }
 
-void notify_subscribe(struct notify *n, struct notify_watcher *w)
+FAKE_WEAK void notify_subscribe(struct notify *n, struct notify_watcher *w)
 {
 	(void)n;
 	(void)w;
 	FAKE_UNREACHED();
 }
 
-void notify_unsubscribe(struct notify *n, struct notify_watcher *w)
+FAKE_WEAK void notify_unsubscribe(struct notify *n, struct notify_watcher *w)
 {
 	(void)n;
 	(void)w;
 	FAKE_UNREACHED();
 }
 
-int store_user_get(struct store *s, const char *address, store_cb *cb, void *ctx)
+FAKE_WEAK int store_user_get(struct store *s, const char *address, store_cb *cb, void *ctx)
 {
 	(void)s, (void)address, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
 
-int store_mailbox_list(struct store *s, int64_t user_id, store_cb *cb, void *ctx)
+FAKE_WEAK int store_mailbox_list(struct store *s, int64_t user_id, store_cb *cb, void *ctx)
 {
 	(void)s, (void)user_id, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
 
-int store_mailbox_get(struct store *s, int64_t user_id, const char *name, store_cb *cb, void *ctx)
+FAKE_WEAK int store_mailbox_get(struct store *s, int64_t user_id, const char *name, store_cb *cb,
+                                void *ctx)
 {
 	(void)s, (void)user_id, (void)name, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
 
-int store_mailbox_create(struct store *s, int64_t user_id, const char *name, unsigned special_use,
-                         store_cb *cb, void *ctx)
+FAKE_WEAK int store_mailbox_create(struct store *s, int64_t user_id, const char *name,
+                                   unsigned special_use, store_cb *cb, void *ctx)
 {
 	(void)s, (void)user_id, (void)name, (void)special_use, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
 
-int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, store_cb *cb,
-                         void *ctx)
+FAKE_WEAK int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, store_cb *cb,
+                                   void *ctx)
 {
 	(void)s, (void)user_id, (void)name, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
 
-int store_mailbox_rename(struct store *s, int64_t user_id, const char *name, const char *new_name,
-                         store_cb *cb, void *ctx)
+FAKE_WEAK int store_mailbox_rename(struct store *s, int64_t user_id, const char *name,
+                                   const char *new_name, store_cb *cb, void *ctx)
 {
 	(void)s, (void)user_id, (void)name, (void)new_name, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
 
-int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, bool on,
-                            store_cb *cb, void *ctx)
+FAKE_WEAK int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, bool on,
+                                      store_cb *cb, void *ctx)
 {
 	(void)s, (void)user_id, (void)name, (void)on, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
 
-int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb *cb, void *ctx)
+FAKE_WEAK int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb *cb,
+                            void *ctx)
 {
 	(void)s, (void)req, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
 
-int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
-                       void *ctx)
+FAKE_WEAK int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_since,
+                                 store_cb *cb, void *ctx)
 {
 	(void)s, (void)mailbox_id, (void)changed_since, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
 
-int store_content_read(struct store *s, int64_t mailbox_id, uint32_t uid, uint64_t offset,
-                       size_t max_len, store_cb *cb, void *ctx)
+FAKE_WEAK int store_content_read(struct store *s, int64_t mailbox_id, uint32_t uid, uint64_t offset,
+                                 size_t max_len, store_cb *cb, void *ctx)
 {
 	(void)s, (void)mailbox_id, (void)uid, (void)offset, (void)max_len, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
 
-int store_flags_store(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
-                      size_t n_ranges, enum store_flag_mode mode, unsigned flags,
-                      const char *keywords, uint64_t unchanged_since, store_cb *cb, void *ctx)
+FAKE_WEAK int store_flags_store(struct store *s, int64_t mailbox_id,
+                                const struct store_uid_range *ranges, size_t n_ranges,
+                                enum store_flag_mode mode, unsigned flags, const char *keywords,
+                                uint64_t unchanged_since, store_cb *cb, void *ctx)
 {
 	(void)s, (void)mailbox_id, (void)ranges, (void)n_ranges, (void)mode, (void)flags;
 	(void)keywords, (void)unchanged_since, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
 
-int store_expunge(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
-                  size_t n_ranges, store_cb *cb, void *ctx)
+FAKE_WEAK int store_expunge(struct store *s, int64_t mailbox_id,
+                            const struct store_uid_range *ranges, size_t n_ranges, store_cb *cb,
+                            void *ctx)
 {
 	(void)s, (void)mailbox_id, (void)ranges, (void)n_ranges, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
 
-int store_copy(struct store *s, int64_t src_mailbox_id, const struct store_uid_range *ranges,
-               size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx)
+FAKE_WEAK int store_copy(struct store *s, int64_t src_mailbox_id,
+                         const struct store_uid_range *ranges, size_t n_ranges,
+                         int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx)
 {
 	(void)s, (void)src_mailbox_id, (void)ranges, (void)n_ranges, (void)dst_mailbox_id;
 	(void)move, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
 
-int store_search_text(struct store *s, int64_t mailbox_id, const char *text, store_cb *cb,
-                      void *ctx)
+FAKE_WEAK int store_search_text(struct store *s, int64_t mailbox_id, const char *text, store_cb *cb,
+                                void *ctx)
 {
 	(void)s, (void)mailbox_id, (void)text, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
