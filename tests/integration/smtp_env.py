@@ -55,6 +55,7 @@ class SmtpEnv:
     def submission_starttls(self, user=None, password=PASSWORD):
         s = smtplib.SMTP("127.0.0.1", self.port("starttls"), timeout=10)
         s.starttls(context=self.ctx())
+        s.ehlo()
         if user:
             s.login(user, password)
         return s
