@@ -1,0 +1,247 @@
+/*
+ * The POP3 session's front door against the fake conn: every command before and after TLS
+ * with its exact reply, STLS injection, limits, hostile lines. (The maildrop half is
+ * tested against a real store in test_pop3_mail.c and the integration tests.)
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <string.h>
+
+#include "server/pop3/pop3.h"
+
+/* tests/unit/server/conn_fake.c */
+struct conn *fake_conn_open(const struct proto_handler *h, const struct config *cfg,
+                            const struct cfg_listener *l, bool tls);
+void fake_conn_line_n(struct conn *c, const char *line, size_t len);
+void fake_conn_line(struct conn *c, const char *line);
+void fake_conn_too_long(struct conn *c);
+void fake_conn_tls_ready(struct conn *c);
+void fake_conn_timeout(struct conn *c);
+void fake_conn_shutdown(struct conn *c);
+const char *fake_conn_output(struct conn *c);
+void fake_conn_clear_output(struct conn *c);
+unsigned fake_conn_start_tls_calls(const struct conn *c);
+bool fake_conn_closed(const struct conn *c);
+const char *fake_conn_close_reason(const struct conn *c);
+void fake_conn_free(struct conn *c);
+
+#define CAPA_PLAIN                                                                                 \
+	"+OK Capability list "                                                                     \
+	"follows\r\nSTLS\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\n.\r\n"
+#define CAPA_TLS                                                                                   \
+	"+OK Capability list follows\r\nUSER\r\nSASL PLAIN\r\nRESP-CODES\r\nPIPELINING\r\n"        \
+	"TOP\r\nUIDL\r\nAUTH-RESP-CODE\r\n.\r\n"
+#define NEED_TLS_AUTH "-ERR [AUTH] TLS required, use STLS first\r\n"
+#define NEED_TLS      "-ERR TLS required, use STLS first\r\n"
+#define NOT_AUTHED    "-ERR Not authenticated\r\n"
+
+static struct config cfg;
+static struct cfg_listener listener;
+
+static void setup(void)
+{
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&listener, 0, sizeof(listener));
+	cfg.hostname = "mail.test";
+	cfg.limits.commands = 100;
+	cfg.limits.errors = 10;
+	listener.protocol = CFG_PROTO_POP3;
+	listener.tls = CFG_TLS_STARTTLS;
+}
+
+static struct conn *open_session(bool tls)
+{
+	struct conn *c = fake_conn_open(&pop3_proto_handler, &cfg, &listener, false);
+	cr_assert_str_eq(fake_conn_output(c), "+OK sealmail ready\r\n");
+	if (tls) {
+		fake_conn_line(c, "STLS");
+		cr_assert_eq(fake_conn_start_tls_calls(c), 1);
+		fake_conn_tls_ready(c);
+	}
+	fake_conn_clear_output(c);
+	return c;
+}
+
+struct row {
+	bool tls;
+	const char *pre;
+	const char *in;
+	const char *out;
+	bool closed;
+};
+
+static const struct row rows[] = {
+    /* Before TLS. */
+    {false, NULL, "CAPA", CAPA_PLAIN, false},
+    {false, NULL, "capa", CAPA_PLAIN, false},
+    {false, NULL, "CAPA x", "-ERR Unexpected arguments\r\n", false},
+    {false, NULL, "NOOP", "+OK\r\n", false},
+    {false, NULL, "QUIT", "+OK Bye\r\n", true},
+    {false, NULL, "qUiT", "+OK Bye\r\n", true},
+    {false, NULL, "STLS", "+OK Begin TLS negotiation\r\n", false},
+    {false, NULL, "STLS now", "-ERR Unexpected arguments\r\n", false},
+    {false, NULL, "USER bob@corp.test", NEED_TLS_AUTH, false},
+    {false, NULL, "PASS secret", NEED_TLS_AUTH, false},
+    {false, NULL, "AUTH PLAIN", NEED_TLS_AUTH, false},
+    {false, NULL, "AUTH PLAIN AGJvYgBzZWNyZXQ=", NEED_TLS_AUTH, false},
+    {false, NULL, "APOP bob 0123456789abcdef", NEED_TLS_AUTH, false},
+    {false, NULL, "STAT", NEED_TLS, false},
+    {false, NULL, "LIST", NEED_TLS, false},
+    {false, NULL, "RETR 1", NEED_TLS, false},
+    {false, NULL, "DELE 1", NEED_TLS, false},
+    {false, NULL, "UIDL", NEED_TLS, false},
+    {false, NULL, "TOP 1 0", NEED_TLS, false},
+    {false, NULL, "RSET", NEED_TLS, false},
+    {false, NULL, "FOO", "-ERR Unknown command\r\n", false},
+    {false, NULL, "STLSX", "-ERR Unknown command\r\n", false},
+    {false, NULL, "", "-ERR Empty command line\r\n", false},
+    {false, NULL, " CAPA", "-ERR Unknown command\r\n", false},
+    /* After STLS and the handshake. */
+    {true, NULL, "CAPA", CAPA_TLS, false},
+    {true, NULL, "STLS", "-ERR TLS already active\r\n", false},
+    {true, NULL, "NOOP", "+OK\r\n", false},
+    {true, NULL, "QUIT", "+OK Bye\r\n", true},
+    {true, NULL, "USER bob@corp.test", "+OK send PASS\r\n", false},
+    {true, NULL, "PASS secret", "-ERR USER first\r\n", false},
+    {true, "USER bob@corp.test", "PASS wrong", "-ERR [AUTH] invalid user name or password\r\n",
+     false},
+    {true, NULL, "AUTH PLAIN", "+ \r\n", false},
+    {true, NULL, "APOP bob 0123456789abcdef", "-ERR APOP not supported\r\n", false},
+    {true, NULL, "STAT", NOT_AUTHED, false},
+    {true, NULL, "LIST", NOT_AUTHED, false},
+    {true, NULL, "RETR 1", NOT_AUTHED, false},
+    {true, NULL, "DELE 1", NOT_AUTHED, false},
+    {true, NULL, "UIDL", NOT_AUTHED, false},
+    {true, NULL, "TOP 1 0", NOT_AUTHED, false},
+    {true, NULL, "RSET", NOT_AUTHED, false},
+    {true, NULL, "FOO", "-ERR Unknown command\r\n", false},
+};
+
+/* Criterion may run each case in a fresh process (addresses differ under ASLR): the
+ * parameters are indices into the static table, never pointers. */
+static size_t indices[sizeof(rows) / sizeof(rows[0])];
+
+ParameterizedTestParameters(pop3, row)
+{
+	size_t n = sizeof(rows) / sizeof(rows[0]);
+	for (size_t i = 0; i < n; i++)
+		indices[i] = i;
+	return cr_make_param_array(size_t, indices, n);
+}
+
+ParameterizedTest(size_t *i, pop3, row, .init = setup)
+{
+	const struct row *r = &rows[*i];
+	struct conn *c = open_session(r->tls);
+	if (r->pre != NULL) {
+		fake_conn_line(c, r->pre);
+		fake_conn_clear_output(c);
+	}
+	fake_conn_line(c, r->in);
+	cr_expect_str_eq(fake_conn_output(c), r->out, "in: %s", r->in);
+	cr_expect_eq(fake_conn_closed(c), r->closed, "in: %s", r->in);
+	fake_conn_free(c);
+}
+
+Test(pop3, implicit_tls, .init = setup)
+{
+	listener.tls = CFG_TLS_IMPLICIT;
+	struct conn *c = fake_conn_open(&pop3_proto_handler, &cfg, &listener, true);
+	fake_conn_line(c, "CAPA");
+	fake_conn_line(c, "STLS");
+	cr_assert_str_eq(fake_conn_output(c),
+	                 "+OK sealmail ready\r\n" CAPA_TLS "-ERR TLS already active\r\n");
+	cr_assert_eq(fake_conn_start_tls_calls(c), 0);
+	fake_conn_free(c);
+}
+
+Test(pop3, pipelined_after_stls_is_never_executed, .init = setup)
+{
+	struct conn *c = open_session(false);
+	fake_conn_line(c, "STLS");
+	fake_conn_line(c, "QUIT");
+	fake_conn_line(c, "USER bob@corp.test");
+	fake_conn_too_long(c);
+	cr_assert_str_eq(fake_conn_output(c), "+OK Begin TLS negotiation\r\n");
+	cr_assert(!fake_conn_closed(c));
+	fake_conn_tls_ready(c);
+	fake_conn_clear_output(c);
+	/* USER was not remembered: PASS still needs it. */
+	fake_conn_line(c, "PASS secret");
+	cr_assert_str_eq(fake_conn_output(c), "-ERR USER first\r\n");
+	fake_conn_free(c);
+}
+
+Test(pop3, sasl_response_line_is_not_a_command, .init = setup)
+{
+	struct conn *c = open_session(true);
+	fake_conn_line(c, "AUTH PLAIN");
+	fake_conn_clear_output(c);
+	fake_conn_line(c, "QUIT"); /* the client's SASL response, not QUIT */
+	cr_assert(!fake_conn_closed(c));
+	cr_assert(strncmp(fake_conn_output(c), "-ERR", 4) == 0, "%s", fake_conn_output(c));
+	fake_conn_free(c);
+}
+
+Test(pop3, error_limit_closes, .init = setup)
+{
+	cfg.limits.errors = 3;
+	struct conn *c = open_session(false);
+	fake_conn_line(c, "FOO");
+	fake_conn_line(c, "USER bob");
+	cr_assert(!fake_conn_closed(c));
+	fake_conn_line(c, "BAR");
+	cr_assert_str_eq(fake_conn_output(c), "-ERR Unknown command\r\n" NEED_TLS_AUTH
+	                                      "-ERR Unknown command\r\n-ERR Too many errors\r\n");
+	cr_assert(fake_conn_closed(c));
+	fake_conn_line(c, "CAPA");
+	fake_conn_free(c);
+}
+
+Test(pop3, command_limit_closes, .init = setup)
+{
+	cfg.limits.commands = 2;
+	struct conn *c = open_session(false);
+	fake_conn_line(c, "NOOP");
+	fake_conn_line(c, "NOOP");
+	fake_conn_line(c, "NOOP");
+	cr_assert_str_eq(fake_conn_output(c), "+OK\r\n+OK\r\n-ERR Too many commands\r\n");
+	cr_assert(fake_conn_closed(c));
+	fake_conn_free(c);
+}
+
+Test(pop3, line_too_long_closes, .init = setup)
+{
+	struct conn *c = open_session(true);
+	fake_conn_too_long(c);
+	cr_assert_str_eq(fake_conn_output(c), "-ERR Line too long\r\n");
+	cr_assert(fake_conn_closed(c));
+	fake_conn_free(c);
+}
+
+Test(pop3, nul_in_command, .init = setup)
+{
+	struct conn *c = open_session(true);
+	fake_conn_line_n(c, "NO\0OP", 5);
+	fake_conn_line_n(c, "USER a\0b", 8);
+	cr_assert_str_eq(fake_conn_output(c),
+	                 "-ERR NUL in command line\r\n-ERR NUL in command line\r\n");
+	fake_conn_free(c);
+}
+
+Test(pop3, timeout_is_silent, .init = setup)
+{
+	struct conn *c = open_session(false);
+	fake_conn_timeout(c);
+	cr_assert_str_eq(fake_conn_output(c), "");
+	cr_assert(fake_conn_closed(c));
+	fake_conn_free(c);
+}
+
+Test(pop3, shutdown_says_err, .init = setup)
+{
+	struct conn *c = open_session(true);
+	fake_conn_shutdown(c);
+	cr_assert_str_eq(fake_conn_output(c), "-ERR [SYS/TEMP] Server shutting down\r\n");
+	fake_conn_free(c);
+}
