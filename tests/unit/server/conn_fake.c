@@ -38,6 +38,8 @@ struct conn {
 	uint64_t expect_bytes;
 	size_t line_limit;
 	uint64_t now;
+	struct services *services; /* fake_conn_set_services; NULL by default */
+	const char *cert_identity; /* fake_conn_set_cert_identity; borrowed */
 };
 
 /* The fake's own interface (the tests declare these too). */
@@ -246,8 +248,7 @@ void conn_delay(struct conn *c, unsigned ms, void (*fn)(void *sess))
 
 struct services *conn_services(struct conn *c)
 {
-	(void)c;
-	return NULL;
+	return c->services;
 }
 
 uint64_t conn_now_ms(const struct conn *c)
@@ -257,8 +258,7 @@ uint64_t conn_now_ms(const struct conn *c)
 
 const char *conn_cert_identity(struct conn *c)
 {
-	(void)c;
-	return NULL;
+	return c->cert_identity;
 }
 
 const char *conn_user(const struct conn *c)
@@ -451,5 +451,33 @@ FAKE_WEAK int store_search_text(struct store *s, int64_t mailbox_id, const char 
                                 void *ctx)
 {
 	(void)s, (void)mailbox_id, (void)text, (void)cb, (void)ctx;
+	FAKE_UNREACHED();
+}
+
+/* Sessions that use the store (POP3 with pop3_fakes.c) get their services here. */
+void fake_conn_set_services(struct conn *c, struct services *sv);
+void fake_conn_set_services(struct conn *c, struct services *sv)
+{
+	c->services = sv;
+}
+
+/* A verified client certificate's identity for conn_cert_identity (borrowed). */
+void fake_conn_set_cert_identity(struct conn *c, const char *identity);
+void fake_conn_set_cert_identity(struct conn *c, const char *identity)
+{
+	c->cert_identity = identity;
+}
+
+/* Outstanding conn_hold calls: 0 when every asynchronous step has completed. */
+unsigned fake_conn_holds(const struct conn *c);
+unsigned fake_conn_holds(const struct conn *c)
+{
+	return c->holds;
+}
+
+FAKE_WEAK int store_vanished(struct store *s, int64_t mailbox_id, uint64_t since_modseq,
+                             store_cb *cb, void *ctx)
+{
+	(void)s, (void)mailbox_id, (void)since_modseq, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
