@@ -52,6 +52,8 @@ static const struct imap_command commands[] = {
     {"SEARCH", imap_cmd_search, IMAP_STATE_SELECTED, IMAP_CMD_NO_EXPUNGE},
     {"COPY", imap_cmd_copy, IMAP_STATE_SELECTED, IMAP_CMD_NO_EXPUNGE},
     {"MOVE", imap_cmd_move, IMAP_STATE_SELECTED, 0},
+    {"GETQUOTA", imap_cmd_getquota, ALL_AUTH, 0},
+    {"GETQUOTAROOT", imap_cmd_getquotaroot, ALL_AUTH, 0},
 };
 
 struct store *imap_store(struct imap_client *cl)
@@ -300,7 +302,7 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 	}
 	buf_append_str(o, " LITERAL+ ID ENABLE IDLE UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN "
 	                  "SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE "
-	                  "QRESYNC MULTIAPPEND UTF8=ACCEPT");
+	                  "QRESYNC MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE");
 }
 
 /* ---- updates at command boundaries ---- */
@@ -310,7 +312,8 @@ static void on_change(struct notify_watcher *w, const struct store_change *ch)
 	struct imap_client *cl = w->ctx;
 	if (ch->highest_modseq > cl->highest_modseq || ch->exists != cl->n_msgs)
 		cl->changed = true;
-	if (cl->idling && !cl->busy)
+	/* IDLE keeps its tag (busy) but takes updates at once. */
+	if (cl->idling && !cl->syncing && cl->changed)
 		imap_sync_then(cl, NULL);
 }
 
@@ -523,15 +526,78 @@ static bool valid_tag(const struct imap_arg *a)
 	return true;
 }
 
+static void count_error(struct imap_client *cl)
+{
+	if (++cl->errors >= conn_config(cl->c)->limits.errors) {
+		conn_write_str(cl->c, "* BYE Too many errors\r\n");
+		conn_close(cl->c, "too many errors");
+	}
+}
+
 static void bad_line(struct imap_client *cl, const char *tag, const char *text)
 {
 	conn_printf(cl->c, "%s BAD %s\r\n", tag, text);
 	imap_args_free(&cl->args);
 	imap_reader_reset(&cl->reader);
-	if (++cl->errors >= conn_config(cl->c)->limits.errors) {
-		conn_write_str(cl->c, "* BYE Too many errors\r\n");
-		conn_close(cl->c, "too many errors");
-	}
+	count_error(cl);
+}
+
+static bool pre_tls_ok(const struct imap_client *cl, const struct imap_command *cmd)
+{
+	return conn_is_tls(cl->c) || strcmp(cmd->name, "CAPABILITY") == 0 ||
+	       strcmp(cmd->name, "NOOP") == 0 || strcmp(cmd->name, "LOGOUT") == 0 ||
+	       strcmp(cmd->name, "STARTTLS") == 0;
+}
+
+static const struct imap_command *find_command(const char *s, size_t len)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strlen(commands[i].name) == len && strncasecmp(commands[i].name, s, len) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/*
+ * A literal is announced on the first line of a command: refuse a command that cannot run
+ * here (unknown, wrong state, before TLS) before the "+" continuation, so no client sends
+ * megabytes for a command that fails anyway. Before login every literal is small and the
+ * whole command is bounded by PREAUTH_MAX. Returns NULL when the literal may come, else
+ * the reason for a tagged BAD.
+ */
+#define PREAUTH_MAX (64 * 1024)
+static const char *literal_refusal(struct imap_client *cl, const struct imap_literal *lit)
+{
+	const char *s = cl->reader.cmd.data;
+	size_t len = cl->reader.cmd.len;
+	if (cl->state == IMAP_STATE_NOAUTH && len + lit->size > PREAUTH_MAX)
+		return "[TOOBIG] Literal too large before login";
+	const char *sp = memchr(s, ' ', len);
+	if (sp == NULL)
+		return NULL; /* the tag itself is a literal? the parser will say BAD */
+	const char *name = sp + 1;
+	size_t nl = 0;
+	while (name + nl < s + len && name[nl] != ' ' && name[nl] != '\r')
+		nl++;
+	if (nl == 3 && strncasecmp(name, "UID", 3) == 0)
+		return cl->state == IMAP_STATE_SELECTED ? NULL : "Wrong state for command";
+	const struct imap_command *cmd = find_command(name, nl);
+	if (cmd == NULL)
+		return "Unknown command";
+	if (!(cmd->states & cl->state))
+		return cl->state == IMAP_STATE_NOAUTH ? "Log in first" : "Wrong state for command";
+	if (!pre_tls_ok(cl, cmd))
+		return "[PRIVACYREQUIRED] Start TLS first";
+	return NULL;
+}
+
+/* The tag of the command being assembled (for a refusal before its end), or "*". */
+static char *pending_tag(const struct imap_client *cl)
+{
+	const char *s = cl->reader.cmd.data;
+	size_t n = 0;
+	while (n < cl->reader.cmd.len && n < 64 && s[n] != ' ' && s[n] != '\r')
+		n++;
+	return n > 0 && n < cl->reader.cmd.len && s[n] == ' ' ? xstrndup(s, n) : xstrdup("*");
 }
 
 static void dispatch(struct imap_client *cl)
@@ -595,10 +661,16 @@ static void dispatch(struct imap_client *cl)
 		free(tag);
 		return;
 	}
-	if (!conn_is_tls(cl->c) && strcmp(cmd->name, "CAPABILITY") != 0 &&
-	    strcmp(cmd->name, "NOOP") != 0 && strcmp(cmd->name, "LOGOUT") != 0 &&
-	    strcmp(cmd->name, "STARTTLS") != 0) {
-		bad_line(cl, tag, "[PRIVACYREQUIRED] Start TLS first");
+	if (!pre_tls_ok(cl, cmd)) {
+		/* LOGIN and AUTHENTICATE are valid here but for LOGINDISABLED: NO. */
+		if (cmd->flags & IMAP_CMD_SECRET) {
+			conn_printf(cl->c, "%s NO [PRIVACYREQUIRED] Use STARTTLS first\r\n", tag);
+			imap_args_free(&cl->args);
+			imap_reader_reset(&cl->reader);
+			count_error(cl);
+		} else {
+			bad_line(cl, tag, "[PRIVACYREQUIRED] Start TLS first");
+		}
 		free(tag);
 		return;
 	}
@@ -631,6 +703,23 @@ void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_c
 		return;
 	}
 	if (rc == 0) {
+		const char *why = literal_refusal(cl, &lit);
+		if (why != NULL) {
+			char *tag = pending_tag(cl);
+			bool too_big = strncmp(why, "[TOOBIG]", 8) == 0;
+			bad_line(cl, tag, why);
+			free(tag);
+			if (lit.nonsync && lit.size > 0) {
+				/* The bytes are on their way: skip them (small) or hang up. */
+				if (too_big || lit.size > IMAP_LITERAL_MAX_SMALL) {
+					conn_close(cl->c, "literal refused");
+					return;
+				}
+				cl->discard = lit.size;
+				conn_expect_bytes(cl->c, lit.size);
+			}
+			return;
+		}
 		if (lit.size == 0)
 			return;
 		if (!lit.nonsync)
@@ -648,6 +737,10 @@ void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_c
 
 void imap_client_bytes(struct imap_client *cl, const char *data, size_t len, bool last)
 {
+	if (cl->discard > 0) {
+		cl->discard -= len < cl->discard ? len : cl->discard;
+		return;
+	}
 	if (imap_reader_bytes(&cl->reader, data, len) < 0) {
 		conn_write_str(cl->c, "* BYE Internal error\r\n");
 		conn_close(cl->c, "literal overflow");

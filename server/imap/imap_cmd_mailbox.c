@@ -11,6 +11,7 @@
 #include "server/imap/imap_fetch_fmt.h"
 #include "server/imap/imap_mutf7.h"
 #include "server/imap/imap_private.h"
+#include "server/imap/imap_search.h"
 
 struct mbox_op {
 	struct imap_client *cl;
@@ -19,6 +20,12 @@ struct mbox_op {
 	unsigned status_items;
 	bool examine;
 	struct store_mailbox mb;
+	/* SELECT ... (QRESYNC (uidvalidity modseq [known-uids])) */
+	bool qr;
+	uint32_t qr_uidvalidity;
+	uint64_t qr_modseq;
+	struct imap_seqset qr_known;
+	bool qr_has_known;
 };
 
 static void mbox_op_free(void *p)
@@ -28,6 +35,7 @@ static void mbox_op_free(void *p)
 	free(op->name2);
 	free(op->pattern);
 	free(op->mb.name);
+	imap_seqset_free(&op->qr_known);
 	free(op);
 }
 
@@ -326,6 +334,45 @@ static bool name_match(const char *pattern, const char *name)
 	return match(pattern, name);
 }
 
+static bool mailbox_exists(const struct store_result *res, const char *name, size_t len)
+{
+	for (size_t i = 0; i < res->n_mailboxes; i++)
+		if (strlen(res->mailboxes[i].name) == len &&
+		    strncmp(res->mailboxes[i].name, name, len) == 0)
+			return true;
+	return false;
+}
+
+/* Parents that are not mailboxes themselves ("a" of "a/b") are listed \Noselect once. */
+static void list_parents(struct imap_client *cl, const struct mbox_op *op,
+                         const struct store_result *res, struct buf *o)
+{
+	if (op->lsub || op->subscribed_only)
+		return;
+	for (size_t i = 0; i < res->n_mailboxes; i++) {
+		const char *name = res->mailboxes[i].name;
+		for (const char *sl = strchr(name, '/'); sl != NULL; sl = strchr(sl + 1, '/')) {
+			size_t len = (size_t)(sl - name);
+			if (mailbox_exists(res, name, len))
+				continue;
+			bool seen = false;
+			for (size_t k = 0; k < i && !seen; k++)
+				seen = strncmp(res->mailboxes[k].name, name, len + 1) == 0;
+			if (seen)
+				continue;
+			char *p = xstrndup(name, len);
+			if (name_match(op->pattern, p)) {
+				buf_append_str(o, "* LIST (\\Noselect \\HasChildren) \"/\" ");
+				char *cname = imap_mailbox_to_client(p, cl->utf8);
+				imap_fmt_cstring(o, cname, true);
+				free(cname);
+				buf_append_str(o, "\r\n");
+			}
+			free(p);
+		}
+	}
+}
+
 static void list_got(void *ctx, int rc, struct store_result *res)
 {
 	struct mbox_op *op = ctx;
@@ -374,6 +421,7 @@ static void list_got(void *ctx, int rc, struct store_result *res)
 		if (op->status_items != 0)
 			fmt_status(cl, &o, mb, op->status_items);
 	}
+	list_parents(cl, op, res, &o);
 	conn_write(cl->c, o.data, o.len);
 	buf_free(&o);
 	imap_done(cl, "OK", op->lsub ? "LSUB completed" : "LIST completed");
@@ -454,6 +502,47 @@ void imap_cmd_lsub(struct imap_client *cl, const struct imap_arg *a, size_t n)
 
 /* ---- SELECT / EXAMINE ---- */
 
+static void select_finish(struct mbox_op *op)
+{
+	imap_done(op->cl, "OK",
+	          op->examine ? "[READ-ONLY] EXAMINE completed" : "[READ-WRITE] SELECT completed");
+}
+
+/* QRESYNC (RFC 7162 3.2.5): what vanished since the client's modseq (of the UIDs it
+ * knows), then the flags of every message changed since. */
+static void select_vanished(void *ctx, int rc, struct store_result *res)
+{
+	struct mbox_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	uint32_t *v = xcalloc(res->n_uids + 1, sizeof(*v));
+	size_t nv = 0;
+	for (size_t i = 0; rc == 0 && i < res->n_uids; i++)
+		if (!op->qr_has_known ||
+		    imap_seqset_contains(&op->qr_known, res->uids[i], UINT32_MAX))
+			v[nv++] = res->uids[i];
+	if (nv > 0) {
+		buf_append_str(&o, "* VANISHED (EARLIER) ");
+		imap_fmt_seqset(&o, v, nv);
+		buf_append_str(&o, "\r\n");
+	}
+	free(v);
+	for (size_t i = 0; i < cl->n_msgs; i++) {
+		const struct imap_msg *m = &cl->msgs[i];
+		if (m->modseq <= op->qr_modseq)
+			continue;
+		buf_printf(&o, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
+		imap_fmt_flags(&o, m->flags, m->keywords);
+		buf_printf(&o, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
+	}
+	conn_write(cl->c, o.data, o.len);
+	buf_free(&o);
+	select_finish(op);
+}
+
 static void select_listed(void *ctx, int rc, struct store_result *res)
 {
 	struct mbox_op *op = ctx;
@@ -499,8 +588,14 @@ static void select_listed(void *ctx, int rc, struct store_result *res)
 	           cl->uidvalidity, uidnext, (unsigned long long)cl->highest_modseq);
 	conn_write(cl->c, o.data, o.len);
 	buf_free(&o);
-	imap_done(cl, "OK",
-	          op->examine ? "[READ-ONLY] EXAMINE completed" : "[READ-WRITE] SELECT completed");
+	if (op->qr && op->qr_uidvalidity == cl->uidvalidity) {
+		imap_async_begin(cl);
+		if (store_vanished(imap_store(cl), cl->mailbox_id, op->qr_modseq, select_vanished,
+		                   op) == 0)
+			return;
+		conn_release(cl->c);
+	}
+	select_finish(op);
 }
 
 static void select_got(void *ctx, int rc, struct store_result *res)
@@ -523,6 +618,38 @@ static void select_got(void *ctx, int rc, struct store_result *res)
 	}
 }
 
+static int parse_num(const struct imap_arg *a, uint64_t *v)
+{
+	if (a->type != IMAP_ARG_ATOM || a->len == 0 || a->len > 19)
+		return -EINVAL;
+	uint64_t x = 0;
+	for (size_t i = 0; i < a->len; i++) {
+		if (a->s[i] < '0' || a->s[i] > '9')
+			return -EINVAL;
+		x = x * 10 + (uint64_t)(a->s[i] - '0');
+	}
+	*v = x;
+	return 0;
+}
+
+static int parse_qresync(struct mbox_op *op, const struct imap_arg *l)
+{
+	uint64_t uv, ms;
+	if (l->type != IMAP_ARG_LIST || l->n < 2 || l->n > 4 || parse_num(&l->list[0], &uv) < 0 ||
+	    parse_num(&l->list[1], &ms) < 0 || uv == 0 || uv > UINT32_MAX)
+		return -EINVAL;
+	if (l->n >= 3) {
+		const struct imap_arg *k = &l->list[2];
+		if (k->type != IMAP_ARG_ATOM || imap_seqset_parse(k->s, k->len, &op->qr_known) < 0)
+			return -EINVAL;
+		op->qr_has_known = true;
+	}
+	op->qr = true;
+	op->qr_uidvalidity = (uint32_t)uv;
+	op->qr_modseq = ms;
+	return 0;
+}
+
 static void select_common(struct imap_client *cl, const struct imap_arg *a, size_t n, bool examine)
 {
 	if (n < 1) {
@@ -534,19 +661,26 @@ static void select_common(struct imap_client *cl, const struct imap_arg *a, size
 		conn_write_str(cl->c, "* OK [CLOSED] Previous mailbox closed\r\n");
 		imap_set_state(cl, IMAP_STATE_AUTH);
 	}
+	struct mbox_op *op = mbox_op_new(cl);
 	if (n >= 2 && a[1].type == IMAP_ARG_LIST)
 		for (size_t i = 0; i < a[1].n; i++) {
 			if (imap_arg_is(&a[1].list[i], "CONDSTORE"))
 				cl->condstore = true;
-			if (imap_arg_is(&a[1].list[i], "QRESYNC") && !cl->qresync) {
+			if (!imap_arg_is(&a[1].list[i], "QRESYNC"))
+				continue;
+			if (!cl->qresync) {
 				imap_done(cl, "BAD", "QRESYNC is not enabled");
 				return;
 			}
+			if (i + 1 >= a[1].n || parse_qresync(op, &a[1].list[i + 1]) < 0) {
+				imap_done(cl, "BAD", "Invalid QRESYNC parameters");
+				return;
+			}
+			i++;
 		}
 	char *name = imap_mailbox_arg(cl, &a[0]);
 	if (name == NULL)
 		return;
-	struct mbox_op *op = mbox_op_new(cl);
 	op->name = name;
 	op->examine = examine;
 	imap_async_begin(cl);

@@ -1,5 +1,5 @@
 /*
- * Changing messages: STORE, COPY, MOVE, EXPUNGE, APPEND; and SEARCH.
+ * Changing messages: STORE, COPY, MOVE, EXPUNGE; and SEARCH (APPEND: imap_cmd_append.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -325,107 +325,6 @@ void imap_cmd_copy(struct imap_client *cl, const struct imap_arg *a, size_t n)
 void imap_cmd_move(struct imap_client *cl, const struct imap_arg *a, size_t n)
 {
 	copy_move(cl, a, n, true);
-}
-
-/* ---- APPEND ---- */
-
-struct append_op {
-	struct imap_client *cl;
-	struct store_target target;
-	char *keywords;
-	struct store_deliver_req req;
-};
-
-static void append_free(void *p)
-{
-	struct append_op *op = p;
-	free(op->keywords);
-	free(op);
-}
-
-static void appended(void *ctx, int rc, struct store_result *res)
-{
-	struct append_op *op = ctx;
-	struct imap_client *cl = op->cl;
-	if (!imap_async_end(cl))
-		return;
-	if (rc == 0 && res->n_delivered == 1 && res->delivered[0].rc < 0)
-		rc = res->delivered[0].rc;
-	if (rc < 0) {
-		imap_done(cl, "NO",
-		          rc == -EDQUOT  ? "[OVERQUOTA] Quota exceeded"
-		          : rc == -EFBIG ? "[TOOBIG] Message too large"
-		                         : "[SERVERBUG] APPEND failed");
-		return;
-	}
-	if (cl->state == IMAP_STATE_SELECTED && res->delivered[0].mailbox_id == cl->mailbox_id)
-		cl->changed = true;
-	imap_donef(cl, "OK", "[APPENDUID %u %u] APPEND completed", res->delivered[0].uidvalidity,
-	           res->delivered[0].uid);
-}
-
-static void append_dst(void *ctx, int rc, struct store_result *res)
-{
-	struct append_op *op = ctx;
-	struct imap_client *cl = op->cl;
-	if (!imap_async_end(cl))
-		return;
-	if (rc < 0 || res->n_mailboxes != 1) {
-		imap_done(cl, "NO", "[TRYCREATE] No such mailbox");
-		return;
-	}
-	op->target.mailbox_id = res->mailboxes[0].id;
-	imap_async_begin(cl);
-	rc = store_deliver(imap_store(cl), &op->req, appended, op);
-	if (rc < 0)
-		fail(cl, rc);
-}
-
-void imap_cmd_append(struct imap_client *cl, const struct imap_arg *a, size_t n)
-{
-	/* APPEND mailbox [flags] [date] literal (MULTIAPPEND: first message only here). */
-	if (n < 2) {
-		imap_done(cl, "BAD", "APPEND needs a mailbox and a message");
-		return;
-	}
-	struct append_op *op = xcalloc(1, sizeof(*op));
-	op->cl = cl;
-	cl->op = op;
-	cl->op_free = append_free;
-	size_t i = 1;
-	unsigned flags = 0;
-	if (a[i].type == IMAP_ARG_LIST) {
-		if (imap_parse_flags(&a[i], &flags, &op->keywords) < 0) {
-			imap_done(cl, "BAD", "Invalid flags");
-			return;
-		}
-		i++;
-	}
-	int64_t date = 0;
-	if (i < n && a[i].type == IMAP_ARG_STRING && !a[i].literal) {
-		i++; /* date-time: accepted, the store stamps the arrival time */
-		(void)date;
-	}
-	if (i + 1 != n || a[i].type != IMAP_ARG_STRING || !a[i].literal) {
-		imap_done(cl, "BAD", "APPEND needs a message literal");
-		return;
-	}
-	char *name = imap_mailbox_arg(cl, &a[0]);
-	if (name == NULL)
-		return;
-	op->target.user_id = cl->user_id;
-	op->target.flags = flags;
-	op->target.keywords = op->keywords;
-	op->req.data = a[i].s;
-	op->req.size = a[i].len;
-	op->req.targets = &op->target;
-	op->req.n_targets = 1;
-	op->req.sender = "";
-	imap_async_begin(cl);
-	int rc = store_mailbox_get(imap_store(cl), cl->user_id, name, append_dst, op);
-	free(name);
-	if (rc < 0)
-		fail(cl, rc);
 }
 
 /* ---- SEARCH ---- */

@@ -82,6 +82,7 @@ struct imap_client {
 	/* The running command's own state (one at a time). */
 	void *op;
 	void (*op_free)(void *op);
+	uint64_t discard; /* literal bytes of a refused command still to skip */
 	/* SEARCHRES ($) */
 	uint32_t *saved;
 	size_t n_saved;
@@ -150,5 +151,9 @@ void imap_cmd_move(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_expunge(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_append(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n);
+/* "dd-Mon-yyyy hh:mm:ss +zzzz" (RFC 3501 date-time) as epoch seconds. 0 or -EINVAL. */
+int imap_parse_datetime(const char *s, size_t len, int64_t *t_r);
+void imap_cmd_getquota(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_getquotaroot(struct imap_client *cl, const struct imap_arg *a, size_t n);
 
 #endif

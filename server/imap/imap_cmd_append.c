@@ -1,0 +1,343 @@
+/*
+ * APPEND with MULTIAPPEND (RFC 3502): every message of the command (each with its own
+ * flags and date-time) goes to the store in order; APPENDUID names them all. Also QUOTA
+ * (RFC 9208): one quota root "" per user, STORAGE from the store's user record.
+ *
+ * The messages are literals in the assembled command (bounded by limits.message_size
+ * each, the reader checks that before the "+" continuation). They are delivered one
+ * after the other: a failure part-way reports NO, and the ones already stored are
+ * expunged again so MULTIAPPEND stays all-or-nothing as RFC 3502 asks.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/xmalloc.h"
+#include "server/imap/imap_fetch_fmt.h"
+#include "server/imap/imap_mutf7.h"
+#include "server/imap/imap_private.h"
+#include "server/imap/imap_search.h"
+
+struct append_msg {
+	unsigned flags;
+	char *keywords;
+	int64_t date;
+	const char *data; /* view into the command buffer */
+	size_t len;
+};
+
+struct append_op {
+	struct imap_client *cl;
+	char *name;
+	struct append_msg *msgs;
+	size_t n, next;
+	struct store_target target;
+	struct store_deliver_req req;
+	uint32_t uidvalidity;
+	uint32_t *uids;
+	int rc;
+};
+
+static void append_free(void *p)
+{
+	struct append_op *op = p;
+	for (size_t i = 0; i < op->n; i++)
+		free(op->msgs[i].keywords);
+	free(op->msgs);
+	free(op->uids);
+	free(op->name);
+	free(op);
+}
+
+static int two(const char *s)
+{
+	if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9')
+		return -1;
+	return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+/* "dd-Mon-yyyy hh:mm:ss +zzzz" (day may be " d"), RFC 3501 date-time. 0 or -EINVAL. */
+int imap_parse_datetime(const char *s, size_t len, int64_t *t_r)
+{
+	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	if (len != 26 || s[2] != '-' || s[6] != '-' || s[11] != ' ' || s[14] != ':' ||
+	    s[17] != ':' || s[20] != ' ' || (s[21] != '+' && s[21] != '-'))
+		return -EINVAL;
+	char d[2] = {s[0] == ' ' ? '0' : s[0], s[1]};
+	int day = two(d), year1 = two(s + 7), year2 = two(s + 9), hh = two(s + 12),
+	    mm = two(s + 15), ss = two(s + 18), zh = two(s + 22), zm = two(s + 24);
+	int m = -1;
+	for (int i = 0; i < 12; i++)
+		if (strncasecmp(s + 3, mon[i], 3) == 0)
+			m = i;
+	if (day < 1 || day > 31 || m < 0 || year1 < 0 || year2 < 0 || hh < 0 || hh > 23 || mm < 0 ||
+	    mm > 59 || ss < 0 || ss > 60 || zh < 0 || zh > 23 || zm < 0 || zm > 59)
+		return -EINVAL;
+	struct tm tm = {0};
+	tm.tm_mday = day;
+	tm.tm_mon = m;
+	tm.tm_year = year1 * 100 + year2 - 1900;
+	tm.tm_hour = hh;
+	tm.tm_min = mm;
+	tm.tm_sec = ss;
+	int64_t off = (int64_t)(zh * 3600 + zm * 60) * (s[21] == '-' ? -1 : 1);
+	*t_r = (int64_t)timegm(&tm) - off;
+	return 0;
+}
+
+static void append_next(struct append_op *op);
+
+static void undone(void *ctx, int rc, struct store_result *res)
+{
+	struct append_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	(void)rc;
+	(void)res;
+	if (!imap_async_end(cl))
+		return;
+	imap_done(cl, "NO",
+	          op->rc == -EDQUOT  ? "[OVERQUOTA] Quota exceeded"
+	          : op->rc == -EFBIG ? "[TOOBIG] Message too large"
+	                             : "[SERVERBUG] APPEND failed");
+}
+
+/* Takes back what a failed MULTIAPPEND already stored: flag \Deleted, UID EXPUNGE. */
+static void undo_flagged(void *ctx, int rc, struct store_result *res)
+{
+	struct append_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	(void)res;
+	if (!imap_async_end(cl))
+		return;
+	struct store_uid_range *r = xcalloc(op->next + 1, sizeof(*r));
+	for (size_t i = 0; i < op->next; i++)
+		r[i] = (struct store_uid_range){op->uids[i], op->uids[i]};
+	imap_async_begin(cl);
+	rc = store_expunge(imap_store(cl), op->target.mailbox_id, r, op->next, undone, op);
+	free(r);
+	if (rc < 0)
+		undone(op, 0, NULL); /* it ends the hold taken above */
+}
+
+static void fail(struct append_op *op, int rc)
+{
+	struct imap_client *cl = op->cl;
+	op->rc = rc;
+	if (op->next == 0) {
+		imap_async_begin(cl);
+		undone(op, 0, NULL);
+		return;
+	}
+	struct store_uid_range *r = xcalloc(op->next + 1, sizeof(*r));
+	for (size_t i = 0; i < op->next; i++)
+		r[i] = (struct store_uid_range){op->uids[i], op->uids[i]};
+	imap_async_begin(cl);
+	int src = store_flags_store(imap_store(cl), op->target.mailbox_id, r, op->next,
+	                            STORE_FLAGS_ADD, STORE_DELETED, NULL, 0, undo_flagged, op);
+	free(r);
+	if (src < 0)
+		undone(op, 0, NULL);
+}
+
+static void appended(void *ctx, int rc, struct store_result *res)
+{
+	struct append_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	if (rc == 0 && res->n_delivered == 1 && res->delivered[0].rc < 0)
+		rc = res->delivered[0].rc;
+	if (rc < 0) {
+		fail(op, rc);
+		return;
+	}
+	op->uidvalidity = res->delivered[0].uidvalidity;
+	op->uids[op->next++] = res->delivered[0].uid;
+	if (cl->state == IMAP_STATE_SELECTED && res->delivered[0].mailbox_id == cl->mailbox_id)
+		cl->changed = true;
+	append_next(op);
+}
+
+static void append_next(struct append_op *op)
+{
+	struct imap_client *cl = op->cl;
+	if (op->next == op->n) {
+		struct buf o;
+		buf_init(&o, SIZE_MAX);
+		buf_printf(&o, "[APPENDUID %u ", op->uidvalidity);
+		imap_fmt_seqset(&o, op->uids, op->n);
+		buf_append_str(&o, "] APPEND completed");
+		imap_done(cl, "OK", o.data);
+		buf_free(&o);
+		return;
+	}
+	const struct append_msg *m = &op->msgs[op->next];
+	op->target.flags = m->flags;
+	op->target.keywords = m->keywords;
+	memset(&op->req, 0, sizeof(op->req));
+	op->req.data = m->data;
+	op->req.size = m->len;
+	op->req.internal_date = m->date;
+	op->req.targets = &op->target;
+	op->req.n_targets = 1;
+	op->req.sender = "";
+	imap_async_begin(cl);
+	int rc = store_deliver(imap_store(cl), &op->req, appended, op);
+	if (rc < 0) {
+		conn_release(cl->c);
+		fail(op, rc);
+	}
+}
+
+static void append_dst(void *ctx, int rc, struct store_result *res)
+{
+	struct append_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	if (rc < 0 || res->n_mailboxes != 1) {
+		imap_done(cl, "NO", "[TRYCREATE] No such mailbox");
+		return;
+	}
+	op->target.user_id = cl->user_id;
+	op->target.mailbox_id = res->mailboxes[0].id;
+	append_next(op);
+}
+
+void imap_cmd_append(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	if (n < 2) {
+		imap_done(cl, "BAD", "APPEND needs a mailbox and a message");
+		return;
+	}
+	struct append_op *op = xcalloc(1, sizeof(*op));
+	op->cl = cl;
+	cl->op = op;
+	cl->op_free = append_free;
+	op->msgs = xcalloc(n, sizeof(*op->msgs));
+	for (size_t i = 1; i < n;) {
+		struct append_msg *m = &op->msgs[op->n++];
+		if (a[i].type == IMAP_ARG_LIST) {
+			if (imap_parse_flags(&a[i], &m->flags, &m->keywords) < 0) {
+				imap_done(cl, "BAD", "Invalid flags");
+				return;
+			}
+			i++;
+		}
+		if (i < n && a[i].type == IMAP_ARG_STRING && !a[i].literal) {
+			if (imap_parse_datetime(a[i].s, a[i].len, &m->date) < 0) {
+				imap_done(cl, "BAD", "Invalid date-time");
+				return;
+			}
+			i++;
+		}
+		if (i >= n || a[i].type != IMAP_ARG_STRING || !a[i].literal) {
+			imap_done(cl, "BAD", "APPEND needs a message literal");
+			return;
+		}
+		m->data = a[i].s;
+		m->len = a[i].len;
+		i++;
+	}
+	op->uids = xcalloc(op->n, sizeof(*op->uids));
+	op->name = imap_mailbox_arg(cl, &a[0]);
+	if (op->name == NULL)
+		return;
+	imap_async_begin(cl);
+	if (store_mailbox_get(imap_store(cl), cl->user_id, op->name, append_dst, op) < 0) {
+		conn_release(cl->c);
+		imap_done(cl, "NO", "[SERVERBUG] Store error");
+	}
+}
+
+/* ---- QUOTA ---- */
+
+struct quota_op {
+	struct imap_client *cl;
+	bool root; /* GETQUOTAROOT: also the QUOTAROOT line */
+	char *mailbox;
+};
+
+static void quota_free(void *p)
+{
+	struct quota_op *op = p;
+	free(op->mailbox);
+	free(op);
+}
+
+static void quota_got(void *ctx, int rc, struct store_result *res)
+{
+	struct quota_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	if (rc < 0 || res->n_users != 1) {
+		imap_done(cl, "NO", "[SERVERBUG] Cannot read the quota");
+		return;
+	}
+	const struct store_user *u = &res->users[0];
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	if (op->root) {
+		buf_append_str(&o, "* QUOTAROOT ");
+		imap_fmt_cstring(&o, op->mailbox, true);
+		buf_append_str(&o, " \"\"\r\n");
+	}
+	if (u->quota_bytes > 0)
+		buf_printf(&o, "* QUOTA \"\" (STORAGE %llu %llu)\r\n",
+		           (unsigned long long)((u->used_bytes + 1023) / 1024),
+		           (unsigned long long)(u->quota_bytes / 1024));
+	else
+		buf_append_str(&o, "* QUOTA \"\" ()\r\n");
+	conn_write(cl->c, o.data, o.len);
+	buf_free(&o);
+	imap_done(cl, "OK", op->root ? "GETQUOTAROOT completed" : "GETQUOTA completed");
+}
+
+static void quota_start(struct imap_client *cl, struct quota_op *op)
+{
+	imap_async_begin(cl);
+	if (store_user_get(imap_store(cl), cl->user, quota_got, op) < 0) {
+		conn_release(cl->c);
+		imap_done(cl, "NO", "[SERVERBUG] Store error");
+	}
+}
+
+void imap_cmd_getquota(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	if (n != 1 || !imap_arg_is_astring(&a[0])) {
+		imap_done(cl, "BAD", "GETQUOTA needs a quota root");
+		return;
+	}
+	if (a[0].len != 0) {
+		imap_done(cl, "NO", "[NONEXISTENT] No such quota root");
+		return;
+	}
+	struct quota_op *op = xcalloc(1, sizeof(*op));
+	op->cl = cl;
+	cl->op = op;
+	cl->op_free = quota_free;
+	quota_start(cl, op);
+}
+
+void imap_cmd_getquotaroot(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	if (n != 1 || !imap_arg_is_astring(&a[0])) {
+		imap_done(cl, "BAD", "GETQUOTAROOT needs a mailbox");
+		return;
+	}
+	struct quota_op *op = xcalloc(1, sizeof(*op));
+	op->cl = cl;
+	cl->op = op;
+	cl->op_free = quota_free;
+	char *name = imap_mailbox_arg(cl, &a[0]);
+	if (name == NULL)
+		return;
+	op->root = true;
+	op->mailbox = imap_mailbox_to_client(name, cl->utf8);
+	free(name);
+	quota_start(cl, op);
+}
