@@ -3,6 +3,7 @@ as someone else, open relay attempts, over-long lines, recipient floods and over
 after each, the server still serves another client."""
 import base64
 import socket
+import ssl
 
 import pytest
 
@@ -159,9 +160,16 @@ def test_oversize_declared_and_actual(env):
 
 def test_overlong_command_line(env):
     lc = env.raw_login(env.alice)
-    lc.send(b"MAIL FROM:<" + b"a" * 100000 + b"@corp.example>\r\n")
-    r = lc.smtp_reply()[-1]
-    assert r[:1] == b"5", r
+    try:
+        lc.send(b"MAIL FROM:<" + b"a" * 100000 + b"@corp.example>\r\n")
+    except (OSError, ssl.SSLError):
+        pass  # the server may close before the client has written everything
+    try:
+        r = lc.smtp_reply()[-1]
+        assert r.startswith(b"500 5.5.6"), r
+        assert lc.at_eof() or lc.smtp_reply()[-1].startswith(b"421")
+    except (EOFError, ConnectionResetError, ssl.SSLError):
+        pass  # closed with our unread bytes in its buffer: the kernel reset the connection
     lc.close()
     still_serving(env)
 
