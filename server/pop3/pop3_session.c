@@ -299,21 +299,29 @@ static void pop3_cmd_top(void *sess, const char *args, size_t len)
 		s->op = POP3_OP_STREAM;
 }
 
-/* A step ended: run the line pipelined behind it, else resume input. */
+/* A step ended: run the line pipelined behind it, else resume input. This often runs
+ * in a store completion, outside any conn callback: there a goodbye in the replayed line
+ * would free the session at once, so the conn is held around it and s is not touched
+ * once the release says the connection is gone. */
 static void pop3_resume(struct pop3_session *s)
 {
+	struct conn *c = s->c;
+
 	s->op = POP3_OP_NONE;
 	if (s->stashed) {
 		char *l = s->stash;
 		size_t n = s->stash_len;
 		s->stash = NULL;
 		s->stashed = false;
+		conn_hold(c);
 		pop3_line(s, l, n, true);
+		explicit_bzero(l, n); /* may have been a password */
 		free(l);
-		if (s->op != POP3_OP_NONE)
+		bool busy = s->op != POP3_OP_NONE;
+		if (!conn_release(c) || busy)
 			return;
 	}
-	conn_resume(s->c);
+	conn_resume(c);
 }
 
 static void pop3_mail_done(void *sess, int rc)
@@ -514,8 +522,11 @@ static void pop3_close(void *sess)
 {
 	struct pop3_session *s = sess;
 
+	/* Nothing is deleted here: only a finished UPDATE removes messages. */
 	pop3_auth_free(&s->auth);
 	pop3_mail_free(&s->mail);
+	if (s->stash != NULL)
+		explicit_bzero(s->stash, s->stash_len);
 	free(s->stash);
 	free(s);
 }

@@ -11,7 +11,7 @@
 #include "tests/unit/storage/store_test_util.h"
 
 struct conn *fake_conn_open(const struct proto_handler *h, const struct config *cfg,
-			    const struct cfg_listener *l, bool tls);
+                            const struct cfg_listener *l, bool tls);
 void fake_conn_line(struct conn *c, const char *line);
 void fake_conn_tls_ready(struct conn *c);
 const char *fake_conn_output(struct conn *c);
@@ -45,11 +45,11 @@ static void setup(void)
 	cr_assert_eq(store_open(&opt, &sv.store, &err), 0);
 	sv.notify = notify_new();
 	cr_assert_eq(FX_CALL(&fx, store_user_add(fx.s, "alice@corp.example", "pw-alice",
-						 store_sync_cb, &fx.w)),
-		     0);
+	                                         store_sync_cb, &fx.w)),
+	             0);
 	alice = fx.w.res.users[0].id;
 	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, alice, "INBOX", store_sync_cb, &fx.w)),
-		     0);
+	             0);
 	alice_inbox = fx.w.res.mailboxes[0].id;
 }
 
@@ -75,8 +75,8 @@ static void deliver(const char *msg)
 
 static size_t inbox_count(void)
 {
-	cr_assert_eq(
-	    FX_CALL(&fx, store_message_list(fx.s, alice_inbox, 0, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, alice_inbox, 0, store_sync_cb, &fx.w)),
+	             0);
 	return fx.w.res.n_msgs;
 }
 
@@ -106,11 +106,10 @@ static const char *say(struct conn *c, const char *line)
 }
 
 #define EXPECT(c, line, want) cr_assert_str_eq(say((c), (line)), (want), "after %s", (line))
-#define EXPECT_PREFIX(c, line, want)                                                       \
-	do {                                                                               \
-		const char *got_ = say((c), (line));                                       \
-		cr_assert(strncmp(got_, (want), strlen(want)) == 0, "after %s: %s", (line),  \
-			  got_);                                                           \
+#define EXPECT_PREFIX(c, line, want)                                                               \
+	do {                                                                                       \
+		const char *got_ = say((c), (line));                                               \
+		cr_assert(strncmp(got_, (want), strlen(want)) == 0, "after %s: %s", (line), got_); \
 	} while (0)
 
 static void login(struct conn *c)
@@ -164,7 +163,7 @@ Test(pop3_transcript, pipelined_login_and_commands_keep_their_order)
 	fake_conn_line(c, "STAT");
 	cr_assert(pop3_fake_run_until(no_holds, c));
 	cr_assert_str_eq(fake_conn_output(c),
-			 "+OK send PASS\r\n+OK maildrop has 1 messages\r\n+OK 1 17\r\n");
+	                 "+OK send PASS\r\n+OK maildrop locked and ready\r\n+OK 1 17\r\n");
 	fake_conn_free(c);
 }
 
