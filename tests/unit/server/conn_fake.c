@@ -40,6 +40,8 @@ struct conn {
 	uint64_t now;
 	struct services *services; /* fake_conn_set_services; NULL by default */
 	const char *cert_identity; /* fake_conn_set_cert_identity; borrowed */
+	/* A login answered "on the loop": after the current callback returns. */
+	auth_login_cb *login_cb;
 };
 
 /* The fake's own interface (the tests declare these too). */
@@ -82,6 +84,15 @@ void fake_conn_line_n(struct conn *c, const char *line, size_t len)
 	copy[len] = '\0';
 	c->h->line(c->sess, copy, len, true);
 	free(copy);
+	/* The loop turns: a pending login completes, as the real one does after its hash. */
+	if (c->login_cb != NULL && !c->closed) {
+		auth_login_cb *cb = c->login_cb;
+		struct auth_login_result r;
+		memset(&r, 0, sizeof(r));
+		r.status = AUTH_LOGIN_FAILED;
+		c->login_cb = NULL;
+		cb(c->sess, &r);
+	}
 }
 
 void fake_conn_line(struct conn *c, const char *line)
@@ -299,7 +310,8 @@ void *fake_conn_sess(struct conn *c)
  * proto_lib's IMAP engine and POP3 maildrop call the store, the notifier and the login
  * step; the session tests link proto_lib alone, so those are faked here. The store and
  * notifier are never reached by a front-door transcript (conn_services() is NULL): their
- * stubs abort. auth_login answers "failed" at once, as for a wrong password.
+ * stubs abort. auth_login answers "failed", as for a wrong password, once the line
+ * callback that started it has returned (never inside it: the real one is asynchronous).
  * All are weak: a test that links the real store or its own auth_login (smtp_fakes.c)
  * gets those instead.
  */
@@ -308,14 +320,10 @@ void *fake_conn_sess(struct conn *c)
 FAKE_WEAK void auth_login(struct conn *c, const char *mech, const char *user, const char *password,
                           auth_login_cb *cb)
 {
-	struct auth_login_result r;
-
 	(void)mech;
 	(void)user;
 	(void)password;
-	memset(&r, 0, sizeof(r));
-	r.status = AUTH_LOGIN_FAILED;
-	cb(c->sess, &r);
+	c->login_cb = cb;
 }
 
 #define FAKE_UNREACHED()                                                                           \
