@@ -16,6 +16,7 @@
 #include "server/poster.h"
 #include "server/relay/relay.h"
 #include "server/services.h"
+#include "server/spool.h"
 #include "storage/store.h"
 #include "server/tls.h"
 
@@ -188,6 +189,7 @@ static void server_stop(struct server *srv)
 	srv->stopping = true;
 	log_event(LOGL_INFO, "event=stopping connections=%u", srv->n_conns);
 	relay_stop(srv);
+	spool_teardown();
 	for (size_t i = 0; i < srv->n_listeners; i++)
 		listener_stop(&srv->listeners[i]);
 	conn_shutdown_all(srv);
@@ -308,6 +310,13 @@ int server_run(struct config *cfg)
 	srv.listeners = xcalloc(cfg->n_listeners, sizeof(*srv.listeners));
 	srv.n_listeners = cfg->n_listeners;
 	bool ok = true;
+	/* Large messages go to data_dir/spool while they arrive, never whole into memory. */
+	int sr = spool_setup(&loop, cfg->data_dir);
+	if (sr < 0) {
+		log_event(LOGL_ERROR, "event=start_failed reason=\"spool in %s: %s\"",
+		          cfg->data_dir, strerror(-sr));
+		ok = false;
+	}
 	for (size_t i = 0; i < cfg->n_listeners && ok; i++) {
 		if (listener_start(&srv, &srv.listeners[i], &cfg->listeners[i], &err) < 0) {
 			log_event(LOGL_ERROR, "event=start_failed reason=\"%s\"", err);
@@ -323,6 +332,7 @@ int server_run(struct config *cfg)
 			server_stop(&srv);
 		}
 	} else {
+		spool_teardown();
 		for (size_t i = 0; i < srv.n_listeners; i++)
 			listener_stop(&srv.listeners[i]);
 		server_finish(&srv);
