@@ -2,15 +2,16 @@
 # Install every Debian 12 package that sealmail's build, tests and quick start need.
 #
 # Idempotent and non-interactive. When every package is already installed it does nothing
-# (fast for developers); set SEALMAIL_FORCE_APT=1 (or CI=true) to always run apt-get update
-# and install, as CI does on a fresh machine. Runs apt through sudo when not root.
+# (fast for developers); with SEALMAIL_FORCE_APT=1 or CI=true it always runs apt-get update
+# and install (a fresh CI machine has none of them). Packages already installed are never
+# upgraded (--no-upgrade). Runs apt through sudo when not root.
 set -euo pipefail
 
 PACKAGES=(
   build-essential meson ninja-build pkg-config
   libgnutls28-dev gnutls-bin libuv1-dev libsqlite3-dev sqlite3 libyaml-dev libcriterion-dev
   libgmime-3.0-dev libgsasl-dev libc-ares-dev libidn2-dev libcrypt-dev
-  python3 python3-pytest curl swaks openssl nodejs npm
+  python3 python3-pytest curl swaks libnet-ssleay-perl fetchmail openssl nodejs npm
 )
 
 installed() {
@@ -67,6 +68,6 @@ for p in "${PACKAGES[@]}"; do
 done
 
 echo "install-deps: apt-get install ${#want[@]} packages" >&2
-"${SUDO[@]}" apt-get install -y -qq --no-install-recommends \
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends --no-upgrade \
   -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
   "${want[@]}" >/dev/null
