@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# House rules a machine can check (STYLE.md 4 and 20):
+#   - banned functions: strcpy strcat sprintf vsprintf strtok atoi atol sscanf gets
+#   - dependencies point one way: only config/ includes yaml.h; only storage/sqlite/ (and
+#     tests, benchmarks) include sqlite3.h; storage/ never includes uv.h or server/ headers;
+#     protocol code (server/smtp, server/imap, server/pop3) never includes uv.h, GnuTLS,
+#     sqlite3.h or the server's internals.
+# Prints each violation as file:line: rule and exits 1 if there is any.
+set -u
+cd "$(dirname "$0")/.."
+
+files=$(git ls-files '*.c' '*.h' 2>/dev/null)
+[ -n "$files" ] || files=$(find . -name '*.c' -o -name '*.h' | sed 's|^\./||')
+
+check_file() {
+	local f=$1
+	grep -nE '(^|[^_a-zA-Z0-9.>])(strcpy|strcat|sprintf|vsprintf|strtok|atoi|atol|sscanf|gets)\(' "$f" |
+		grep -vE '^[0-9]+:\s*(\*|/\*|//)' |
+		sed -E "s|^([0-9]+):.*|$f:\1: banned function|"
+	case "$f" in
+	config/*) ;;
+	*) grep -nE '#include\s*<yaml\.h>' "$f" | sed -E "s|^([0-9]+):.*|$f:\1: yaml.h outside config/|" ;;
+	esac
+	case "$f" in
+	storage/sqlite/* | bench/* | tests/*) ;;
+	*) grep -nE '#include\s*<sqlite3\.h>' "$f" |
+		sed -E "s|^([0-9]+):.*|$f:\1: sqlite3.h outside storage/sqlite/|" ;;
+	esac
+	case "$f" in
+	storage/*)
+		grep -nE '#include\s*(<uv\.h>|"server/)' "$f" |
+			sed -E "s|^([0-9]+):.*|$f:\1: storage includes libuv or server/|" ;;
+	server/smtp/* | server/imap/* | server/pop3/*)
+		grep -nE '#include\s*(<uv\.h>|<gnutls/|<sqlite3\.h>|"server/server_private\.h")' "$f" |
+			sed -E "s|^([0-9]+):.*|$f:\1: protocol code includes libuv, GnuTLS, SQLite or server internals|" ;;
+	esac
+}
+
+out=$(for f in $files; do [ -f "$f" ] && check_file "$f"; done)
+if [ -n "$out" ]; then
+	echo "$out"
+	echo "lint: $(echo "$out" | wc -l) violation(s) of STYLE.md 4/20"
+	exit 1
+fi
+echo "lint: ok ($(echo "$files" | wc -w) files)"
