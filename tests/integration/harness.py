@@ -138,6 +138,31 @@ class CertSet:
         return crt, key
 
 
+def make_crl(certs, out, revoked=(), expired=False, number=1):
+    """Writes a CRL from the test CA to out: revoked is a list of certificate paths; expired
+    makes one whose nextUpdate is in the past."""
+    folder = os.path.dirname(os.path.abspath(out))
+    tmpl = out + ".tmpl"
+    if expired:
+        _write(tmpl, 'crl_this_update_date = "2020-01-01 00:00:00"\n'
+                     'crl_next_update_date = "2020-02-01 00:00:00"\ncrl_number = %d\n' % number)
+    else:
+        _write(tmpl, "crl_next_update = 7\ncrl_number = %d\n" % number)
+    args = ["--generate-crl", "--load-ca-privkey", certs.ca_key,
+            "--load-ca-certificate", certs.ca, "--template", tmpl]
+    if revoked:
+        bundle = out + ".revoked.pem"
+        with open(bundle, "w") as f:
+            for path in revoked:
+                with open(path) as c:
+                    f.write(c.read())
+        args += ["--load-certificate", bundle]
+    tmp = out + ".new"
+    _certtool(*args, "--outfile", tmp, cwd=folder)
+    os.replace(tmp, out)
+    return out
+
+
 def fingerprint_pem(path):
     """SHA-256 of the first certificate in a PEM file (its DER form)."""
     with open(path) as f:
