@@ -340,6 +340,10 @@ int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_sin
                        void *ctx);
 /* One message with its MIME JSON and header fields. res: msgs[0]. -ENOENT. */
 int store_message_get(struct store *s, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx);
+/* Every message of a mailbox in UID order with its decoded header fields (hdr_from, hdr_to,
+ * hdr_cc, hdr_subject, hdr_message_id, hdr_date; no mime_json): IMAP SEARCH header keys in
+ * one round trip (storage/sqlite/store_imap.c). res: msgs[]. */
+int store_message_headers(struct store *s, int64_t mailbox_id, store_cb *cb, void *ctx);
 /*
  * Reads at most max_len (≤ 1 MiB) bytes of the message from offset: stream a message by
  * calling again with offset += data_len until offset == total_size. res: data, data_len,

@@ -11,8 +11,10 @@
 #include "server/imap/imap_fetch_fmt.h"
 #include "server/imap/imap_mime.h"
 #include "server/imap/imap_private.h"
+#include "server/imap/imap_search.h"
 
-#define CHUNK (1024 * 1024)
+#define CHUNK      (1024 * 1024)
+#define STREAM_MIN (256 * 1024) /* smaller messages are read whole and parsed */
 
 enum fitem {
 	FI_FLAGS,
@@ -44,6 +46,13 @@ struct fetch_op {
 	struct buf content;
 	uint32_t *seen_uids;
 	size_t n_seen;
+	/* Streaming a whole-message section (BODY[], RFC822) of a large message: the item,
+	 * the next offset and the end of the range (STREAM_MIN and up only). */
+	const struct fetch_item *stream_it;
+	uint64_t stream_off, stream_end;
+	bool vanished; /* UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 3.2.6 */
+	struct store_uid_range *ranges;
+	size_t n_ranges;
 };
 
 static void fetch_op_free(void *p)
@@ -53,6 +62,7 @@ static void fetch_op_free(void *p)
 		imap_section_free(&op->items[i].sec);
 	free(op->seqs);
 	free(op->seen_uids);
+	free(op->ranges);
 	buf_free(&op->content);
 	free(op);
 }
@@ -149,7 +159,10 @@ static void fmt_date(struct buf *o, int64_t t)
 
 static void fetch_next(struct fetch_op *op);
 
-static void emit(struct fetch_op *op, uint32_t seq, const struct imap_mime *m)
+/* Writes the FETCH response of seq. With stream_it, that item is left out and the
+ * response ends in its literal announcement (stream_len bytes follow, then ")"). */
+static void emit(struct fetch_op *op, uint32_t seq, const struct imap_mime *m,
+                 const struct fetch_item *stream_it, uint64_t stream_len)
 {
 	struct imap_client *cl = op->cl;
 	struct imap_msg *msg = &cl->msgs[seq - 1];
@@ -169,6 +182,8 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct imap_mime *m)
 	}
 	for (size_t i = 0; i < op->n_items; i++) {
 		const struct fetch_item *it = &op->items[i];
+		if (it == stream_it)
+			continue;
 		if (sp)
 			buf_append(&o, " ", 1);
 		sp = true;
@@ -233,7 +248,19 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct imap_mime *m)
 	}
 	if ((op->changedsince > 0 || (cl->condstore && mark_seen)) && !had_modseq)
 		buf_printf(&o, " MODSEQ (%llu)", (unsigned long long)msg->modseq);
-	buf_append_str(&o, ")\r\n");
+	if (stream_it != NULL) {
+		if (sp)
+			buf_append(&o, " ", 1);
+		if (stream_it->rfc822 != NULL)
+			buf_printf(&o, "%s ", stream_it->rfc822);
+		else if (stream_it->sec.partial)
+			buf_printf(&o, "BODY[]<%llu> ", (unsigned long long)stream_it->sec.p_off);
+		else
+			buf_append_str(&o, "BODY[] ");
+		buf_printf(&o, "{%llu}\r\n", (unsigned long long)stream_len);
+	} else {
+		buf_append_str(&o, ")\r\n");
+	}
 	conn_write(cl->c, o.data, o.len);
 	buf_free(&o);
 }
@@ -262,7 +289,7 @@ static void content_read(void *ctx, int rc, struct store_result *res)
 	}
 	struct imap_mime m;
 	imap_mime_parse(&m, op->content.data != NULL ? op->content.data : "", op->content.len);
-	emit(op, seq, &m);
+	emit(op, seq, &m, NULL, 0);
 	imap_mime_free(&m);
 	buf_free(&op->content);
 	buf_init(&op->content, SIZE_MAX);
@@ -285,13 +312,102 @@ static void seen_stored(void *ctx, int rc, struct store_result *res)
 	imap_done(cl, "OK", "FETCH completed");
 }
 
+/*
+ * The one item that needs content is the whole message (BODY[], BODY.PEEK[], RFC822,
+ * with or without <partial>): it can go out in store_content_read ranges as they come,
+ * never parsed nor held whole. Returns that item, or NULL.
+ */
+static const struct fetch_item *stream_item(const struct fetch_op *op)
+{
+	const struct fetch_item *found = NULL;
+	for (size_t i = 0; i < op->n_items; i++) {
+		const struct fetch_item *it = &op->items[i];
+		if (it->kind == FI_ENVELOPE || it->kind == FI_BODYSTRUCTURE || it->kind == FI_BODY)
+			return NULL;
+		if (it->kind != FI_SECTION)
+			continue;
+		if (found != NULL || it->sec.kind != IMAP_SEC_ALL || it->sec.n_path != 0)
+			return NULL;
+		found = it;
+	}
+	return found;
+}
+
+static void stream_read(void *ctx, int rc, struct store_result *res)
+{
+	struct fetch_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	if (rc < 0 || res->data_len == 0) {
+		/* Expunged or shrunk under us: the literal was announced, so its length is
+		 * owed; nothing sane can follow. */
+		conn_write_str(cl->c, "\r\n* BYE [SERVERBUG] Message vanished while sent\r\n");
+		conn_close(cl->c, "fetch stream failed");
+		return;
+	}
+	size_t n = res->data_len;
+	if (n > op->stream_end - op->stream_off)
+		n = (size_t)(op->stream_end - op->stream_off);
+	conn_write(cl->c, res->data, n);
+	op->stream_off += n;
+	uint32_t seq = op->seqs[op->next];
+	if (op->stream_off < op->stream_end) {
+		size_t want = op->stream_end - op->stream_off < CHUNK
+		                  ? (size_t)(op->stream_end - op->stream_off)
+		                  : CHUNK;
+		imap_async_begin(cl);
+		if (store_content_read(imap_store(cl), cl->mailbox_id, cl->msgs[seq - 1].uid,
+		                       op->stream_off, want, stream_read, op) == 0)
+			return;
+		conn_release(cl->c);
+		conn_close(cl->c, "fetch stream failed");
+		return;
+	}
+	conn_write_str(cl->c, ")\r\n");
+	op->next++;
+	fetch_next(op);
+}
+
+static void stream_start(struct fetch_op *op, uint32_t seq)
+{
+	struct imap_client *cl = op->cl;
+	const struct fetch_item *it = op->stream_it;
+	uint64_t size = cl->msgs[seq - 1].size;
+	uint64_t off = 0, end = size;
+	if (it->sec.partial) {
+		off = it->sec.p_off < size ? it->sec.p_off : size;
+		end = it->sec.p_len < size - off ? off + it->sec.p_len : size;
+	}
+	emit(op, seq, NULL, it, end - off);
+	op->stream_off = off;
+	op->stream_end = end;
+	if (off == end) {
+		conn_write_str(cl->c, ")\r\n");
+		op->next++;
+		fetch_next(op);
+		return;
+	}
+	imap_async_begin(cl);
+	if (store_content_read(imap_store(cl), cl->mailbox_id, cl->msgs[seq - 1].uid, off,
+	                       end - off < CHUNK ? (size_t)(end - off) : CHUNK, stream_read,
+	                       op) == 0)
+		return;
+	conn_release(cl->c);
+	conn_close(cl->c, "fetch stream failed");
+}
+
 static void fetch_next(struct fetch_op *op)
 {
 	struct imap_client *cl = op->cl;
 	while (op->next < op->n_seqs) {
 		uint32_t seq = op->seqs[op->next];
+		if (op->stream_it != NULL && cl->msgs[seq - 1].size >= STREAM_MIN) {
+			stream_start(op, seq);
+			return;
+		}
 		if (!op->need_content) {
-			emit(op, seq, NULL);
+			emit(op, seq, NULL, NULL, 0);
 			op->next++;
 			continue;
 		}
@@ -315,6 +431,34 @@ static void fetch_next(struct fetch_op *op)
 		conn_release(cl->c);
 	}
 	imap_done(cl, "OK", "FETCH completed");
+}
+
+static void vanished_got(void *ctx, int rc, struct store_result *res)
+{
+	struct fetch_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	uint32_t *v = xcalloc(res->n_uids + 1, sizeof(*v));
+	size_t nv = 0;
+	for (size_t i = 0; rc == 0 && i < res->n_uids; i++)
+		for (size_t k = 0; k < op->n_ranges; k++)
+			if (res->uids[i] >= op->ranges[k].first &&
+			    res->uids[i] <= op->ranges[k].last) {
+				v[nv++] = res->uids[i];
+				break;
+			}
+	if (nv > 0) {
+		struct buf o;
+		buf_init(&o, SIZE_MAX);
+		buf_append_str(&o, "* VANISHED (EARLIER) ");
+		imap_fmt_seqset(&o, v, nv);
+		buf_append_str(&o, "\r\n");
+		conn_write(cl->c, o.data, o.len);
+		buf_free(&o);
+	}
+	free(v);
+	fetch_next(op);
 }
 
 void imap_cmd_fetch(struct imap_client *cl, const struct imap_arg *a, size_t n)
@@ -342,6 +486,13 @@ void imap_cmd_fetch(struct imap_client *cl, const struct imap_arg *a, size_t n)
 				free(s);
 				cl->condstore = true;
 			}
+		for (size_t i = 0; i < a[2].n; i++)
+			if (imap_arg_is(&a[2].list[i], "VANISHED"))
+				op->vanished = true;
+	}
+	if (op->vanished && (!cl->uid || !cl->qresync || op->changedsince == 0)) {
+		imap_done(cl, "BAD", "VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE");
+		return;
 	}
 	struct store_uid_range *r;
 	size_t nr;
@@ -361,6 +512,15 @@ void imap_cmd_fetch(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		if (in && (op->changedsince == 0 || cl->msgs[s].modseq > op->changedsince))
 			op->seqs[op->n_seqs++] = (uint32_t)s + 1;
 	}
-	free(r);
+	op->ranges = r;
+	op->n_ranges = nr;
+	op->stream_it = stream_item(op);
+	if (op->vanished) {
+		imap_async_begin(cl);
+		if (store_vanished(imap_store(cl), cl->mailbox_id, op->changedsince, vanished_got,
+		                   op) == 0)
+			return;
+		conn_release(cl->c);
+	}
 	fetch_next(op);
 }

@@ -1,5 +1,6 @@
 /*
- * Changing messages: STORE, COPY, MOVE, EXPUNGE; and SEARCH (APPEND: imap_cmd_append.c).
+ * Changing messages: STORE, COPY, MOVE, EXPUNGE (APPEND: imap_cmd_append.c, SEARCH:
+ * imap_cmd_search.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -8,7 +9,7 @@
 
 #include "common/xmalloc.h"
 #include "server/imap/imap_private.h"
-#include "server/imap/imap_search.h"
+#include "server/imap/imap_search.h" /* imap_fmt_seqset */
 
 struct chg_op {
 	struct imap_client *cl;
@@ -16,9 +17,6 @@ struct chg_op {
 	char *dst;
 	struct store_uid_range *r;
 	size_t nr;
-	struct imap_search search;
-	bool has_search;
-	size_t text_pending;
 	int64_t dst_id;
 };
 
@@ -27,8 +25,6 @@ static void chg_free(void *p)
 	struct chg_op *op = p;
 	free(op->dst);
 	free(op->r);
-	if (op->has_search)
-		imap_search_free(&op->search);
 	free(op);
 }
 
@@ -325,136 +321,4 @@ void imap_cmd_copy(struct imap_client *cl, const struct imap_arg *a, size_t n)
 void imap_cmd_move(struct imap_client *cl, const struct imap_arg *a, size_t n)
 {
 	copy_move(cl, a, n, true);
-}
-
-/* ---- SEARCH ---- */
-
-static void search_finish(struct chg_op *op);
-
-static void text_found(void *ctx, int rc, struct store_result *res);
-
-struct text_ctx {
-	struct chg_op *op;
-	struct imap_search_key *k;
-};
-
-static int cmp_u32(const void *x, const void *y)
-{
-	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-	return a < b ? -1 : a > b;
-}
-
-static void text_found(void *ctx, int rc, struct store_result *res)
-{
-	struct text_ctx *t = ctx;
-	struct chg_op *op = t->op;
-	struct imap_client *cl = op->cl;
-	struct imap_search_key *k = t->k;
-	free(t);
-	if (!imap_async_end(cl))
-		return;
-	if (rc == 0 && res->n_uids > 0) {
-		k->uids = xmalloc(res->n_uids * sizeof(uint32_t));
-		memcpy(k->uids, res->uids, res->n_uids * sizeof(uint32_t));
-		k->n_uids = res->n_uids;
-		qsort(k->uids, k->n_uids, sizeof(uint32_t), cmp_u32);
-	}
-	if (--op->text_pending == 0)
-		search_finish(op);
-}
-
-static void start_text(struct imap_search_key *k, void *ctx)
-{
-	struct chg_op *op = ctx;
-	struct text_ctx *t = xcalloc(1, sizeof(*t));
-	t->op = op;
-	t->k = k;
-	op->text_pending++;
-	imap_async_begin(op->cl);
-	if (store_search_text(imap_store(op->cl), op->cl->mailbox_id, k->str, text_found, t) < 0) {
-		conn_release(op->cl->c);
-		free(t);
-		op->text_pending--;
-	}
-}
-
-static void search_finish(struct chg_op *op)
-{
-	struct imap_client *cl = op->cl;
-	uint32_t max_uid = cl->n_msgs > 0 ? cl->msgs[cl->n_msgs - 1].uid : 0;
-	uint32_t *hits = xmalloc((cl->n_msgs + 1) * sizeof(uint32_t));
-	size_t nh = 0;
-	uint64_t maxmod = 0;
-	for (size_t i = 0; i < cl->n_msgs; i++) {
-		struct imap_search_msg m = {(uint32_t)i + 1,
-		                            cl->msgs[i].uid,
-		                            cl->msgs[i].flags,
-		                            cl->msgs[i].keywords,
-		                            cl->msgs[i].size,
-		                            cl->msgs[i].modseq,
-		                            cl->msgs[i].internal_date,
-		                            NULL,
-		                            0};
-		if (imap_search_match(&op->search.root, &m, (uint32_t)cl->n_msgs, max_uid)) {
-			hits[nh++] = cl->uid ? cl->msgs[i].uid : (uint32_t)i + 1;
-			if (cl->msgs[i].modseq > maxmod)
-				maxmod = cl->msgs[i].modseq;
-		}
-	}
-	struct buf o;
-	buf_init(&o, SIZE_MAX);
-	if (op->search.esearch & IMAP_ES_SAVE) {
-		free(cl->saved);
-		cl->saved = xmalloc((nh + 1) * sizeof(uint32_t));
-		for (size_t i = 0; i < nh; i++)
-			cl->saved[i] = cl->uid ? hits[i] : cl->msgs[hits[i] - 1].uid;
-		cl->n_saved = nh;
-	}
-	if (op->search.has_return) {
-		unsigned e = op->search.esearch;
-		buf_printf(&o, "* ESEARCH (TAG \"%s\")%s", cl->tag, cl->uid ? " UID" : "");
-		if ((e & IMAP_ES_MIN) && nh > 0)
-			buf_printf(&o, " MIN %u", hits[0]);
-		if ((e & IMAP_ES_MAX) && nh > 0)
-			buf_printf(&o, " MAX %u", hits[nh - 1]);
-		if (e & IMAP_ES_COUNT)
-			buf_printf(&o, " COUNT %zu", nh);
-		if ((e & IMAP_ES_ALL) && nh > 0) {
-			buf_append_str(&o, " ALL ");
-			imap_fmt_seqset(&o, hits, nh);
-		}
-		if (op->search.needs_modseq && nh > 0)
-			buf_printf(&o, " MODSEQ %llu", (unsigned long long)maxmod);
-	} else {
-		buf_append_str(&o, "* SEARCH");
-		for (size_t i = 0; i < nh; i++)
-			buf_printf(&o, " %u", hits[i]);
-		if (op->search.needs_modseq && nh > 0)
-			buf_printf(&o, " (MODSEQ %llu)", (unsigned long long)maxmod);
-	}
-	buf_append_str(&o, "\r\n");
-	conn_write(cl->c, o.data, o.len);
-	buf_free(&o);
-	free(hits);
-	imap_done(cl, "OK", "SEARCH completed");
-}
-
-void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n)
-{
-	struct chg_op *op = chg_new(cl);
-	const char *err = NULL;
-	int rc = imap_search_parse(a, n, &op->search, &err);
-	if (rc < 0) {
-		imap_done(cl, rc == -ENOTSUP ? "NO" : "BAD", err);
-		return;
-	}
-	op->has_search = true;
-	if (op->search.needs_modseq)
-		cl->condstore = true;
-	/* TODO: header keys (FROM, SUBJECT, ...) need the message header: evaluated as no
-	 * match until the store's decoded header fields are wired in. */
-	op->text_pending = 1;
-	imap_search_each_text(&op->search.root, start_text, op);
-	if (--op->text_pending == 0)
-		search_finish(op);
 }

@@ -255,6 +255,30 @@ static int parse_key(struct sp *p, struct imap_search_key *k, unsigned depth)
 	return -EINVAL;
 }
 
+/* Header fields the store keeps decoded (imap_search_msg). */
+static const char *decoded_field(const struct imap_search_msg *m, const char *field)
+{
+	static const char *const names[] = {"From", "To", "Cc", "Subject", "Message-ID"};
+	const char *vals[] = {m->from, m->to, m->cc, m->subject, m->message_id};
+	for (size_t i = 0; i < 5; i++)
+		if (strcasecmp(field, names[i]) == 0)
+			return vals[i] != NULL ? vals[i] : "";
+	return NULL;
+}
+
+static bool needs_raw(const struct imap_search_key *k)
+{
+	if (k->type == IMAP_SK_HEADER) {
+		struct imap_search_msg probe = {0};
+		if (decoded_field(&probe, k->field) == NULL)
+			return true;
+	}
+	for (size_t i = 0; i < k->n_kids; i++)
+		if (needs_raw(&k->kids[i]))
+			return true;
+	return false;
+}
+
 int imap_search_parse(const struct imap_arg *args, size_t n, struct imap_search *s,
                       const char **error_r)
 {
@@ -310,6 +334,7 @@ int imap_search_parse(const struct imap_arg *args, size_t n, struct imap_search 
 		}
 	}
 	s->needs_header = p.needs_header;
+	s->needs_raw_header = needs_raw(&s->root);
 	s->needs_modseq = p.needs_modseq;
 	return 0;
 }
@@ -431,7 +456,7 @@ bool imap_search_match(const struct imap_search_key *k, const struct imap_search
 	case IMAP_SK_SENTBEFORE:
 	case IMAP_SK_SENTON:
 	case IMAP_SK_SENTSINCE: {
-		int64_t d = sent_date(m);
+		int64_t d = m->decoded ? (m->date != 0 ? day_of(m->date) : 0) : sent_date(m);
 		if (d == 0)
 			return false;
 		if (k->type == IMAP_SK_SENTBEFORE)
@@ -449,6 +474,12 @@ bool imap_search_match(const struct imap_search_key *k, const struct imap_search
 	case IMAP_SK_HEADER: {
 		const char *v;
 		size_t vl;
+		const char *dv = m->decoded ? decoded_field(m, k->field) : NULL;
+		if (dv != NULL) {
+			/* A field that is there but empty still matches an empty string. */
+			return contains_ci(dv, strlen(dv), k->str) &&
+			       (dv[0] != '\0' || k->str[0] == '\0');
+		}
 		if (m->hdr == NULL || !imap_mime_header(m->hdr, m->hdr_len, k->field, &v, &vl))
 			return false;
 		return contains_ci(v, vl, k->str);

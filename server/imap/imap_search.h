@@ -60,8 +60,14 @@ struct imap_search_msg {
 	const char *keywords; /* space separated */
 	uint64_t size, modseq;
 	int64_t internal_date;
-	const char *hdr; /* the message header, or NULL when the tree needs none */
+	const char *hdr; /* the raw message header, or NULL when the tree needs none */
 	size_t hdr_len;
+	/* Decoded fields from the store (NULL when absent or not loaded); decoded says they
+	 * were loaded, and then they answer FROM, TO, CC, SUBJECT, HEADER Message-ID and the
+	 * SENT* keys instead of the raw header. */
+	bool decoded;
+	const char *from, *to, *cc, *subject, *message_id;
+	int64_t date; /* Date: in epoch seconds, 0 when missing */
 };
 
 enum imap_esearch_opt {
@@ -76,8 +82,9 @@ struct imap_search {
 	struct imap_search_key root; /* an AND */
 	unsigned esearch;            /* RETURN (...) options; 0 for plain SEARCH */
 	bool has_return;
-	bool needs_header;
-	bool needs_modseq; /* a MODSEQ key: the reply carries (MODSEQ n) */
+	bool needs_header;     /* a header key: load the decoded fields */
+	bool needs_raw_header; /* a key the decoded fields cannot answer (BCC, other fields) */
+	bool needs_modseq;     /* a MODSEQ key: the reply carries (MODSEQ n) */
 };
 
 /* Parses args[0..n) (after "SEARCH"; RETURN (...) and CHARSET are handled). 0 or -EINVAL

@@ -184,7 +184,6 @@ def test_search(env):
     assert uids(m, "UID", "2:*") == [2, 3]
     assert uids(m, "2:3", "NOT", "FLAGGED") == [3]
     assert uids(m, "FROM", "billing") == [1]
-    assert uids(m, "FROM", "JÜRGEN".encode("utf-8").decode("latin-1")) == [] or True
     assert uids(m, "SUBJECT", "holiday") == [2]
     assert uids(m, "SUBJECT", "quartalsbericht") == [3]
     assert uids(m, "TO", "bob@corp.example") == [3]
@@ -211,8 +210,9 @@ def test_search(env):
     assert data == [b"2"], data
     typ, data = m.search("UTF-8", "SUBJECT", "Quartal")
     assert data == [b"3"], data
-    typ, data = m.uid("SEARCH", "RETURN", "(MIN MAX COUNT)", "ALL")
-    assert b"MIN 1 MAX 3 COUNT 3" in data[0], data
+    typ, _ = m.uid("SEARCH", "RETURN", "(MIN MAX COUNT)", "ALL")
+    typ, data = m.response("ESEARCH")
+    assert b"MIN 1 MAX 3 COUNT 3" in data[-1], data
     m.logout()
 
 

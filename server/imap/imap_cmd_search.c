@@ -1,0 +1,300 @@
+/*
+ * SEARCH and UID SEARCH (with ESEARCH RETURN options and SEARCHRES). Keys are evaluated
+ * per message of the snapshot (imap_search.c); what the snapshot lacks is loaded first:
+ * - BODY / TEXT: UID sets from the store's full-text index, one query per key;
+ * - FROM, TO, CC, SUBJECT, Message-ID, SENT*: the decoded header fields of the whole
+ *   mailbox in one store_message_headers call;
+ * - any other HEADER field (and BCC): each message's raw header, read with
+ *   store_content_read (at most HDR_MAX bytes each, one message at a time).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xmalloc.h"
+#include "server/imap/imap_private.h"
+#include "server/imap/imap_search.h"
+
+#define HDR_MAX (64 * 1024)
+
+struct search_hdr {
+	uint32_t uid;
+	char *from, *to, *cc, *subject, *message_id;
+	int64_t date;
+};
+
+struct search_op {
+	struct imap_client *cl;
+	struct imap_search search;
+	size_t text_pending;
+	/* Decoded header fields of the mailbox, in UID order (copied from the store's result). */
+	struct search_hdr *hdrs;
+	size_t n_hdrs;
+	/* Raw headers, parallel to the snapshot (NULL when unread). */
+	char **raw;
+	size_t *raw_len;
+	size_t raw_next, raw_n;
+};
+
+static void search_free(void *p)
+{
+	struct search_op *op = p;
+	imap_search_free(&op->search);
+	for (size_t i = 0; i < op->n_hdrs; i++) {
+		free(op->hdrs[i].from);
+		free(op->hdrs[i].to);
+		free(op->hdrs[i].cc);
+		free(op->hdrs[i].subject);
+		free(op->hdrs[i].message_id);
+	}
+	free(op->hdrs);
+	for (size_t i = 0; i < op->raw_n; i++)
+		free(op->raw[i]);
+	free(op->raw);
+	free(op->raw_len);
+	free(op);
+}
+
+static int cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+	return a < b ? -1 : a > b;
+}
+
+static const struct search_hdr *hdr_of(const struct search_op *op, uint32_t uid)
+{
+	size_t lo = 0, hi = op->n_hdrs;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (op->hdrs[mid].uid == uid)
+			return &op->hdrs[mid];
+		if (op->hdrs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static void search_finish(struct search_op *op)
+{
+	struct imap_client *cl = op->cl;
+	uint32_t max_uid = cl->n_msgs > 0 ? cl->msgs[cl->n_msgs - 1].uid : 0;
+	uint32_t *hits = xmalloc((cl->n_msgs + 1) * sizeof(uint32_t));
+	size_t nh = 0;
+	uint64_t maxmod = 0;
+	for (size_t i = 0; i < cl->n_msgs; i++) {
+		struct imap_search_msg m = {
+		    .seq = (uint32_t)i + 1,
+		    .uid = cl->msgs[i].uid,
+		    .flags = cl->msgs[i].flags,
+		    .keywords = cl->msgs[i].keywords,
+		    .size = cl->msgs[i].size,
+		    .modseq = cl->msgs[i].modseq,
+		    .internal_date = cl->msgs[i].internal_date,
+		};
+		if (op->search.needs_header) {
+			const struct search_hdr *h = hdr_of(op, m.uid);
+			m.decoded = true;
+			if (h != NULL) {
+				m.from = h->from;
+				m.to = h->to;
+				m.cc = h->cc;
+				m.subject = h->subject;
+				m.message_id = h->message_id;
+				m.date = h->date;
+			}
+		}
+		if (op->raw != NULL && i < op->raw_n && op->raw[i] != NULL) {
+			m.hdr = op->raw[i];
+			m.hdr_len = op->raw_len[i];
+		}
+		if (imap_search_match(&op->search.root, &m, (uint32_t)cl->n_msgs, max_uid)) {
+			hits[nh++] = cl->uid ? cl->msgs[i].uid : (uint32_t)i + 1;
+			if (cl->msgs[i].modseq > maxmod)
+				maxmod = cl->msgs[i].modseq;
+		}
+	}
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	if (op->search.esearch & IMAP_ES_SAVE) {
+		free(cl->saved);
+		cl->saved = xmalloc((nh + 1) * sizeof(uint32_t));
+		for (size_t i = 0; i < nh; i++)
+			cl->saved[i] = cl->uid ? hits[i] : cl->msgs[hits[i] - 1].uid;
+		cl->n_saved = nh;
+	}
+	if (op->search.has_return) {
+		unsigned e = op->search.esearch;
+		buf_printf(&o, "* ESEARCH (TAG \"%s\")%s", cl->tag, cl->uid ? " UID" : "");
+		if ((e & IMAP_ES_MIN) && nh > 0)
+			buf_printf(&o, " MIN %u", hits[0]);
+		if ((e & IMAP_ES_MAX) && nh > 0)
+			buf_printf(&o, " MAX %u", hits[nh - 1]);
+		if (e & IMAP_ES_COUNT)
+			buf_printf(&o, " COUNT %zu", nh);
+		if ((e & IMAP_ES_ALL) && nh > 0) {
+			buf_append_str(&o, " ALL ");
+			imap_fmt_seqset(&o, hits, nh);
+		}
+		if (op->search.needs_modseq && nh > 0)
+			buf_printf(&o, " MODSEQ %llu", (unsigned long long)maxmod);
+	} else {
+		buf_append_str(&o, "* SEARCH");
+		for (size_t i = 0; i < nh; i++)
+			buf_printf(&o, " %u", hits[i]);
+		if (op->search.needs_modseq && nh > 0)
+			buf_printf(&o, " (MODSEQ %llu)", (unsigned long long)maxmod);
+	}
+	buf_append_str(&o, "\r\n");
+	conn_write(cl->c, o.data, o.len);
+	buf_free(&o);
+	free(hits);
+	imap_done(cl, "OK", "SEARCH completed");
+}
+
+/* ---- raw headers, one message at a time ---- */
+
+static void raw_next(struct search_op *op);
+
+static void raw_read(void *ctx, int rc, struct store_result *res)
+{
+	struct search_op *op = ctx;
+	if (!imap_async_end(op->cl))
+		return;
+	if (rc == 0 && res->data_len > 0) {
+		const char *d = (const char *)res->data;
+		size_t len = res->data_len;
+		const char *end = memmem(d, len, "\r\n\r\n", 4);
+		if (end != NULL)
+			len = (size_t)(end - d) + 4;
+		op->raw[op->raw_next] = xmalloc(len + 1);
+		memcpy(op->raw[op->raw_next], d, len);
+		op->raw[op->raw_next][len] = '\0';
+		op->raw_len[op->raw_next] = len;
+	}
+	op->raw_next++;
+	raw_next(op);
+}
+
+static void raw_next(struct search_op *op)
+{
+	struct imap_client *cl = op->cl;
+	while (op->raw_next < op->raw_n) {
+		imap_async_begin(cl);
+		if (store_content_read(imap_store(cl), cl->mailbox_id, cl->msgs[op->raw_next].uid,
+		                       0, HDR_MAX, raw_read, op) == 0)
+			return;
+		conn_release(cl->c);
+		op->raw_next++;
+	}
+	search_finish(op);
+}
+
+/* ---- decoded headers, then raw ones, then evaluation ---- */
+
+static void after_text(struct search_op *op)
+{
+	if (op->search.needs_raw_header && op->cl->n_msgs > 0) {
+		op->raw_n = op->cl->n_msgs;
+		op->raw = xcalloc(op->raw_n, sizeof(*op->raw));
+		op->raw_len = xcalloc(op->raw_n, sizeof(*op->raw_len));
+		raw_next(op);
+		return;
+	}
+	search_finish(op);
+}
+
+static void text_found(void *ctx, int rc, struct store_result *res);
+
+struct text_ctx {
+	struct search_op *op;
+	struct imap_search_key *k;
+};
+
+static void text_found(void *ctx, int rc, struct store_result *res)
+{
+	struct text_ctx *t = ctx;
+	struct search_op *op = t->op;
+	struct imap_search_key *k = t->k;
+	free(t);
+	if (!imap_async_end(op->cl))
+		return;
+	if (rc == 0 && res->n_uids > 0) {
+		k->uids = xmalloc(res->n_uids * sizeof(uint32_t));
+		memcpy(k->uids, res->uids, res->n_uids * sizeof(uint32_t));
+		k->n_uids = res->n_uids;
+		qsort(k->uids, k->n_uids, sizeof(uint32_t), cmp_u32);
+	}
+	if (--op->text_pending == 0)
+		after_text(op);
+}
+
+static void start_text(struct imap_search_key *k, void *ctx)
+{
+	struct search_op *op = ctx;
+	struct text_ctx *t = xcalloc(1, sizeof(*t));
+	t->op = op;
+	t->k = k;
+	op->text_pending++;
+	imap_async_begin(op->cl);
+	if (store_search_text(imap_store(op->cl), op->cl->mailbox_id, k->str, text_found, t) < 0) {
+		conn_release(op->cl->c);
+		free(t);
+		op->text_pending--;
+	}
+}
+
+static void start_texts(struct search_op *op)
+{
+	op->text_pending = 1;
+	imap_search_each_text(&op->search.root, start_text, op);
+	if (--op->text_pending == 0)
+		after_text(op);
+}
+
+static void headers_got(void *ctx, int rc, struct store_result *res)
+{
+	struct search_op *op = ctx;
+	if (!imap_async_end(op->cl))
+		return;
+	if (rc == 0 && res->n_msgs > 0) {
+		op->hdrs = xcalloc(res->n_msgs, sizeof(*op->hdrs));
+		for (size_t i = 0; i < res->n_msgs; i++) {
+			const struct store_msg *s = &res->msgs[i];
+			struct search_hdr *h = &op->hdrs[op->n_hdrs++];
+			h->uid = s->uid;
+			h->from = s->hdr_from != NULL ? xstrdup(s->hdr_from) : NULL;
+			h->to = s->hdr_to != NULL ? xstrdup(s->hdr_to) : NULL;
+			h->cc = s->hdr_cc != NULL ? xstrdup(s->hdr_cc) : NULL;
+			h->subject = s->hdr_subject != NULL ? xstrdup(s->hdr_subject) : NULL;
+			h->message_id =
+			    s->hdr_message_id != NULL ? xstrdup(s->hdr_message_id) : NULL;
+			h->date = s->hdr_date;
+		}
+	}
+	start_texts(op);
+}
+
+void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	struct search_op *op = xcalloc(1, sizeof(*op));
+	op->cl = cl;
+	cl->op = op;
+	cl->op_free = search_free;
+	const char *err = NULL;
+	int rc = imap_search_parse(a, n, &op->search, &err);
+	if (rc < 0) {
+		imap_done(cl, rc == -ENOTSUP ? "NO" : "BAD", err);
+		return;
+	}
+	if (op->search.needs_modseq)
+		cl->condstore = true;
+	if (op->search.needs_header && cl->n_msgs > 0) {
+		imap_async_begin(cl);
+		if (store_message_headers(imap_store(cl), cl->mailbox_id, headers_got, op) == 0)
+			return;
+		conn_release(cl->c);
+	}
+	start_texts(op);
+}

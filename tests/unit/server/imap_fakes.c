@@ -1,0 +1,17 @@
+/*
+ * Store calls of the IMAP engine that tests/unit/server/conn_fake.c does not fake (added
+ * after it): weak, aborting, like the fakes there. A test linking the real store gets the
+ * real ones.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "storage/store.h"
+
+__attribute__((weak)) int store_message_headers(struct store *s, int64_t mailbox_id, store_cb *cb,
+                                                void *ctx)
+{
+	(void)s, (void)mailbox_id, (void)cb, (void)ctx;
+	fprintf(stderr, "imap_fakes: %s reached\n", __func__);
+	abort();
+}
