@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/xmalloc.h"
 #include "server/imap/imap_parser.h"
 #include "server/imap/imap_search.h"
 #include "storage/store.h"
@@ -13,11 +14,31 @@ static const char hdr[] = "From: Alice <alice@x.org>\r\nSubject: Quarterly repor
                           "Date: Tue, 2 Jan 2024 10:00:00 +0000\r\n\r\n";
 
 static const struct imap_search_msg msgs[] = {
-    {1, 10, STORE_SEEN, "", 100, 5, 1704067200, hdr, sizeof(hdr) - 1}, /* 1 Jan */
-    {2, 11, 0, "$Work", 5000, 6, 1704153600, hdr, sizeof(hdr) - 1},    /* 2 Jan */
-    {3, 15, STORE_DELETED | STORE_FLAGGED, "", 300, 9, 1704240000, "To: b@y\r\n\r\n",
-     11}, /* 3 Jan */
+    {1, 10, STORE_SEEN, "", 100, 5, 1704067200, hdr, sizeof(hdr) - 1, false, NULL, NULL, NULL, NULL,
+     NULL, 0}, /* 1 Jan */
+    {2, 11, 0, "$Work", 5000, 6, 1704153600, hdr, sizeof(hdr) - 1, false, NULL, NULL, NULL, NULL,
+     NULL, 0}, /* 2 Jan */
+    {3, 15, STORE_DELETED | STORE_FLAGGED, "", 300, 9, 1704240000, "To: b@y\r\n\r\n", 11, false,
+     NULL, NULL, NULL, NULL, NULL, 0}, /* 3 Jan */
 };
+
+/* The decoded fields the store keeps answer header keys when loaded. */
+static const struct imap_search_msg decoded_msg = {1,
+                                                   20,
+                                                   0,
+                                                   "",
+                                                   100,
+                                                   1,
+                                                   0,
+                                                   NULL,
+                                                   0,
+                                                   true,
+                                                   "=?x?= Jürgen <j@example.org>",
+                                                   "bob@corp.example",
+                                                   NULL,
+                                                   "Quartalsbericht Q3",
+                                                   "mp-1@example.org",
+                                                   1733216400};
 
 /* Returns the matching sequence numbers as "1 3", or "BAD". */
 static char *run(const char *query)
@@ -110,4 +131,38 @@ Test(imap_search, seqset_format)
 	imap_fmt_seqset(&o, v, 6);
 	cr_assert_str_eq(o.data, "1:3,5,7:8");
 	buf_free(&o);
+}
+
+Test(imap_search, decoded_header_fields)
+{
+	static const struct {
+		const char *q;
+		bool match;
+	} cases[] = {
+	    {"FROM j@example", true},
+	    {"FROM nobody", false},
+	    {"SUBJECT quartals", true},
+	    {"TO bob", true},
+	    {"CC x", false},
+	    {"HEADER Message-ID mp-1", true},
+	    {"SENTON 3-Dec-2024", true},
+	    {"SENTBEFORE 3-Dec-2024", false},
+	    {"SENTSINCE 1-Dec-2024", true},
+	    {"HEADER X-Other y", false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *cmd = xstrdup(cases[i].q);
+		struct imap_args args = {0};
+		const char *err = NULL;
+		cr_assert_eq(imap_parse(cmd, strlen(cmd), &args, &err), 0);
+		struct imap_search s;
+		cr_assert_eq(imap_search_parse(args.v, args.n, &s, &err), 0, "%s", cases[i].q);
+		cr_assert(s.needs_header, "%s", cases[i].q);
+		cr_assert_eq(imap_search_match(&s.root, &decoded_msg, 1, 20), cases[i].match, "%s",
+		             cases[i].q);
+		cr_assert_eq(s.needs_raw_header, strstr(cases[i].q, "X-Other") != NULL);
+		imap_search_free(&s);
+		imap_args_free(&args);
+		free(cmd);
+	}
 }
