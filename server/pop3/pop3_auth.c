@@ -51,25 +51,26 @@ static void pop3_auth_fail_now(struct pop3_auth *a)
 	a->done(a->sess, &r);
 }
 
-void pop3_auth_user(struct pop3_auth *a, const char *arg, size_t len)
+int pop3_auth_user(struct pop3_auth *a, const char *arg, size_t len)
 {
 	if (!pop3_auth_field_ok(arg, len)) {
 		a->have_user = false;
 		conn_write_str(a->c, "-ERR usage: USER name\r\n");
-		return;
+		return -1;
 	}
 	memcpy(a->user, arg, len);
 	a->user[len] = '\0';
 	a->have_user = true;
 	/* The same answer for every name: whether it exists is PASS's business. */
 	conn_write_str(a->c, "+OK send PASS\r\n");
+	return 0;
 }
 
 int pop3_auth_pass(struct pop3_auth *a, const char *arg, size_t len)
 {
 	if (!a->have_user) {
 		conn_write_str(a->c, "-ERR USER first\r\n");
-		return 0;
+		return -1;
 	}
 	a->have_user = false; /* RFC 1939: a failed PASS needs a new USER */
 	if (!pop3_auth_field_ok(arg, len)) {
@@ -97,7 +98,7 @@ static int pop3_auth_plain(struct pop3_auth *a, const char *resp, size_t len)
 	if (auth_plain_decode(resp, len, &p) < 0) {
 		auth_plain_wipe(&p);
 		conn_write_str(a->c, "-ERR [AUTH] malformed SASL PLAIN response\r\n");
-		return 0;
+		return -1;
 	}
 	if (p.authzid[0] != '\0' && strcmp(p.authzid, p.authcid) != 0) {
 		/* No proxy logins: acting as another user is not a password's right. */
@@ -139,8 +140,11 @@ static void pop3_auth_ext_got(void *ctx, int rc, struct store_result *res)
 		          "session=%s proto=pop3 event=auth_failed mech=EXTERNAL user=%s ip=%s "
 		          "reason=%s",
 		          conn_id(c), esc, conn_peer_ip(c), why);
-	/* Input stays paused: the session answers and resumes it. */
+	/* Input stays paused: the session answers and resumes it. Held during the call
+	 * so that a close there frees the session only after done returns. */
+	conn_hold(c);
 	a->done(a->sess, &r);
+	conn_release(c);
 }
 
 static int pop3_auth_external(struct pop3_auth *a, const char *resp, size_t len)
@@ -156,7 +160,7 @@ static int pop3_auth_external(struct pop3_auth *a, const char *resp, size_t len)
 		                                                   : -EINVAL;
 		if (n < 0) {
 			conn_write_str(a->c, "-ERR [AUTH] malformed SASL EXTERNAL response\r\n");
-			return 0;
+			return -1;
 		}
 		if (identity == NULL || (size_t)n != strlen(identity) ||
 		    strncasecmp((const char *)authz, identity, (size_t)n) != 0) {
@@ -202,7 +206,7 @@ int pop3_auth_auth(struct pop3_auth *a, const char *arg, size_t len)
 		wait = POP3_AUTH_EXTERNAL_WAIT;
 	} else {
 		conn_write_str(a->c, "-ERR [AUTH] unsupported mechanism\r\n");
-		return 0;
+		return -1;
 	}
 	if (resp == NULL) {
 		a->step = wait;
@@ -225,7 +229,7 @@ int pop3_auth_continue(struct pop3_auth *a, const char *line, size_t len)
 	a->step = POP3_AUTH_IDLE;
 	if (len == 1 && line[0] == '*') {
 		conn_write_str(a->c, "-ERR authentication cancelled\r\n");
-		return 0;
+		return -1;
 	}
 	/* In a continuation an empty line is the empty response. */
 	if (step == POP3_AUTH_PLAIN_WAIT)

@@ -49,7 +49,12 @@ void pop3_mail_free(struct pop3_mail *m)
  * the session knows whether another step (or a replayed pipelined line) follows. */
 static void pop3_mail_finish(struct pop3_mail *m, int rc)
 {
+	/* Held during the callback: the session may close (a goodbye) and must still be
+	 * there when done returns, even in a store completion outside any conn callback. */
+	struct conn *c = m->c;
+	conn_hold(c);
 	m->done(m->sess, rc);
+	conn_release(c);
 }
 
 /* ---- login: lock and snapshot ---------------------------------------------------- */
@@ -134,33 +139,34 @@ static struct pop3_msg *pop3_mail_arg_msg(struct pop3_mail *m, const char *arg, 
 
 /* ---- STAT, LIST, UIDL, DELE, RSET ------------------------------------------------ */
 
-void pop3_mail_stat(struct pop3_mail *m, const char *arg, size_t len)
+int pop3_mail_stat(struct pop3_mail *m, const char *arg, size_t len)
 {
 	size_t count;
 	uint64_t octets;
 	if (len > 0) {
 		conn_write_str(m->c, "-ERR STAT takes no argument\r\n");
-		return;
+		return -1;
 	}
 	pop3_maildrop_stat(&m->md, &count, &octets);
 	conn_printf(m->c, "+OK %zu %" PRIu64 "\r\n", count, octets);
+	return 0;
 }
 
-static void pop3_mail_listing(struct pop3_mail *m, const char *arg, size_t len, bool uidl)
+static int pop3_mail_listing(struct pop3_mail *m, const char *arg, size_t len, bool uidl)
 {
 	char uid[POP3_UIDL_MAX];
 	if (len > 0) {
 		uint64_t n;
 		struct pop3_msg *msg = pop3_mail_arg_msg(m, arg, len, &n);
 		if (msg == NULL)
-			return;
+			return -1;
 		if (uidl) {
 			pop3_maildrop_uidl(&m->md, msg, uid);
 			conn_printf(m->c, "+OK %" PRIu64 " %s\r\n", n, uid);
 		} else {
 			conn_printf(m->c, "+OK %" PRIu64 " %" PRIu64 "\r\n", n, msg->size);
 		}
-		return;
+		return 0;
 	}
 	size_t count;
 	uint64_t octets;
@@ -181,39 +187,42 @@ static void pop3_mail_listing(struct pop3_mail *m, const char *arg, size_t len, 
 		}
 	}
 	conn_write_str(m->c, ".\r\n");
+	return 0;
 }
 
-void pop3_mail_list(struct pop3_mail *m, const char *arg, size_t len)
+int pop3_mail_list(struct pop3_mail *m, const char *arg, size_t len)
 {
-	pop3_mail_listing(m, arg, len, false);
+	return pop3_mail_listing(m, arg, len, false);
 }
 
-void pop3_mail_uidl(struct pop3_mail *m, const char *arg, size_t len)
+int pop3_mail_uidl(struct pop3_mail *m, const char *arg, size_t len)
 {
-	pop3_mail_listing(m, arg, len, true);
+	return pop3_mail_listing(m, arg, len, true);
 }
 
-void pop3_mail_dele(struct pop3_mail *m, const char *arg, size_t len)
+int pop3_mail_dele(struct pop3_mail *m, const char *arg, size_t len)
 {
 	uint64_t n;
 	struct pop3_msg *msg = pop3_mail_arg_msg(m, arg, len, &n);
 	if (msg == NULL)
-		return;
+		return -1;
 	msg->deleted = true;
 	conn_printf(m->c, "+OK message %" PRIu64 " deleted\r\n", n);
+	return 0;
 }
 
-void pop3_mail_rset(struct pop3_mail *m, const char *arg, size_t len)
+int pop3_mail_rset(struct pop3_mail *m, const char *arg, size_t len)
 {
 	if (len > 0) {
 		conn_write_str(m->c, "-ERR RSET takes no argument\r\n");
-		return;
+		return -1;
 	}
 	pop3_maildrop_reset(&m->md);
 	size_t count;
 	uint64_t octets;
 	pop3_maildrop_stat(&m->md, &count, &octets);
 	conn_printf(m->c, "+OK maildrop has %zu messages (%" PRIu64 " octets)\r\n", count, octets);
+	return 0;
 }
 
 /* ---- RETR, TOP ------------------------------------------------------------------- */
@@ -309,7 +318,7 @@ int pop3_mail_retr(struct pop3_mail *m, const char *arg, size_t len)
 	uint64_t n;
 	const struct pop3_msg *msg = pop3_mail_arg_msg(m, arg, len, &n);
 	if (msg == NULL)
-		return 0;
+		return -1;
 	pop3_dotstuff_init(&m->ds);
 	return pop3_mail_stream(m, msg);
 }
@@ -320,11 +329,11 @@ int pop3_mail_top(struct pop3_mail *m, const char *arg, size_t len)
 	uint64_t n, lines;
 	if (sp == NULL || pop3_parse_number(sp + 1, len - (size_t)(sp + 1 - arg), &lines) < 0) {
 		conn_write_str(m->c, "-ERR usage: TOP msg lines\r\n");
-		return 0;
+		return -1;
 	}
 	const struct pop3_msg *msg = pop3_mail_arg_msg(m, arg, (size_t)(sp - arg), &n);
 	if (msg == NULL)
-		return 0;
+		return -1;
 	pop3_dotstuff_init_top(&m->ds, lines);
 	return pop3_mail_stream(m, msg);
 }

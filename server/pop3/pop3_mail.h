@@ -59,14 +59,16 @@ void pop3_mail_free(struct pop3_mail *m);
 void pop3_mail_open(struct pop3_mail *m, int64_t user_id);
 
 /* The TRANSACTION commands: arg is the text after the command name and one space (len 0
- * when none). Each writes its whole reply. RETR and TOP return 1 when they started
- * streaming (input paused; done(sess, 0) follows, or the connection is closed if the
- * message cannot be read after its first bytes went out), 0 when they answered at once. */
-void pop3_mail_stat(struct pop3_mail *m, const char *arg, size_t len);
-void pop3_mail_list(struct pop3_mail *m, const char *arg, size_t len);
-void pop3_mail_uidl(struct pop3_mail *m, const char *arg, size_t len);
-void pop3_mail_dele(struct pop3_mail *m, const char *arg, size_t len);
-void pop3_mail_rset(struct pop3_mail *m, const char *arg, size_t len);
+ * when none). Each writes its whole reply and returns 0, or -1 when the reply was an
+ * -ERR (the session counts those against limits.errors). RETR and TOP return 1 when they
+ * started streaming (input paused; done(sess, 0) follows, maybe before they return, or
+ * the connection is closed if the message cannot be read after its first bytes went
+ * out), -1 when they answered -ERR at once. */
+int pop3_mail_stat(struct pop3_mail *m, const char *arg, size_t len);
+int pop3_mail_list(struct pop3_mail *m, const char *arg, size_t len);
+int pop3_mail_uidl(struct pop3_mail *m, const char *arg, size_t len);
+int pop3_mail_dele(struct pop3_mail *m, const char *arg, size_t len);
+int pop3_mail_rset(struct pop3_mail *m, const char *arg, size_t len);
 int pop3_mail_retr(struct pop3_mail *m, const char *arg, size_t len);
 int pop3_mail_top(struct pop3_mail *m, const char *arg, size_t len);
 

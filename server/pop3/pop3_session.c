@@ -142,13 +142,26 @@ static void pop3_goodbye(struct pop3_session *s, const char *reply, const char *
 	conn_close(s->c, reason);
 }
 
-static void pop3_error(struct pop3_session *s, const char *line)
+/* An -ERR was written (here or by pop3_auth / pop3_mail): count it. */
+static void pop3_count_error(struct pop3_session *s)
 {
 	unsigned max = conn_config(s->c)->limits.errors;
 
-	pop3_reply(s, line);
 	if (max > 0 && ++s->errors >= max)
 		pop3_goodbye(s, "-ERR Too many errors", "too many errors");
+}
+
+static void pop3_error(struct pop3_session *s, const char *line)
+{
+	pop3_reply(s, line);
+	pop3_count_error(s);
+}
+
+/* The outcome of a pop3_auth / pop3_mail handler: < 0 means it answered -ERR. */
+static void pop3_handled(struct pop3_session *s, int rc)
+{
+	if (rc < 0)
+		pop3_count_error(s);
 }
 
 static bool pop3_no_args(struct pop3_session *s, size_t len)
@@ -233,7 +246,7 @@ static void pop3_cmd_user(void *sess, const char *args, size_t len)
 {
 	struct pop3_session *s = sess;
 
-	pop3_auth_user(&s->auth, args, len);
+	pop3_handled(s, pop3_auth_user(&s->auth, args, len));
 }
 
 static void pop3_cmd_pass(void *sess, const char *args, size_t len)
@@ -245,8 +258,11 @@ static void pop3_cmd_pass(void *sess, const char *args, size_t len)
 		return;
 	}
 	s->op = POP3_OP_LOGIN;
-	if (!pop3_auth_pass(&s->auth, args, len))
+	int rc = pop3_auth_pass(&s->auth, args, len);
+	if (rc <= 0) {
 		s->op = POP3_OP_NONE;
+		pop3_handled(s, rc);
+	}
 }
 
 static void pop3_cmd_auth(void *sess, const char *args, size_t len)
@@ -254,49 +270,72 @@ static void pop3_cmd_auth(void *sess, const char *args, size_t len)
 	struct pop3_session *s = sess;
 
 	s->op = POP3_OP_LOGIN;
-	if (!pop3_auth_auth(&s->auth, args, len))
+	int rc = pop3_auth_auth(&s->auth, args, len);
+	if (rc <= 0) {
 		s->op = POP3_OP_NONE;
+		pop3_handled(s, rc);
+	}
 }
 
 static void pop3_cmd_stat(void *sess, const char *args, size_t len)
 {
-	pop3_mail_stat(&((struct pop3_session *)sess)->mail, args, len);
+	struct pop3_session *s = sess;
+
+	pop3_handled(s, pop3_mail_stat(&s->mail, args, len));
 }
 
 static void pop3_cmd_list(void *sess, const char *args, size_t len)
 {
-	pop3_mail_list(&((struct pop3_session *)sess)->mail, args, len);
+	struct pop3_session *s = sess;
+
+	pop3_handled(s, pop3_mail_list(&s->mail, args, len));
 }
 
 static void pop3_cmd_uidl(void *sess, const char *args, size_t len)
 {
-	pop3_mail_uidl(&((struct pop3_session *)sess)->mail, args, len);
+	struct pop3_session *s = sess;
+
+	pop3_handled(s, pop3_mail_uidl(&s->mail, args, len));
 }
 
 static void pop3_cmd_dele(void *sess, const char *args, size_t len)
 {
-	pop3_mail_dele(&((struct pop3_session *)sess)->mail, args, len);
+	struct pop3_session *s = sess;
+
+	pop3_handled(s, pop3_mail_dele(&s->mail, args, len));
 }
 
 static void pop3_cmd_rset(void *sess, const char *args, size_t len)
 {
-	pop3_mail_rset(&((struct pop3_session *)sess)->mail, args, len);
+	struct pop3_session *s = sess;
+
+	pop3_handled(s, pop3_mail_rset(&s->mail, args, len));
 }
 
+/* RETR and TOP: the step is marked before the call, because the store may fail at once
+ * and end the step (pop3_resume) before the call returns. */
 static void pop3_cmd_retr(void *sess, const char *args, size_t len)
 {
 	struct pop3_session *s = sess;
 
-	if (pop3_mail_retr(&s->mail, args, len))
-		s->op = POP3_OP_STREAM;
+	s->op = POP3_OP_STREAM;
+	int rc = pop3_mail_retr(&s->mail, args, len);
+	if (rc < 0) {
+		s->op = POP3_OP_NONE;
+		pop3_handled(s, rc);
+	}
 }
 
 static void pop3_cmd_top(void *sess, const char *args, size_t len)
 {
 	struct pop3_session *s = sess;
 
-	if (pop3_mail_top(&s->mail, args, len))
-		s->op = POP3_OP_STREAM;
+	s->op = POP3_OP_STREAM;
+	int rc = pop3_mail_top(&s->mail, args, len);
+	if (rc < 0) {
+		s->op = POP3_OP_NONE;
+		pop3_handled(s, rc);
+	}
 }
 
 /* A step ended: run the line pipelined behind it, else resume input. This often runs
@@ -369,10 +408,11 @@ static void pop3_login_done(void *sess, const struct auth_login_result *r)
 		pop3_mail_open(&s->mail, r->user_id);
 		return;
 	case AUTH_LOGIN_FAILED:
-		pop3_reply(s, "-ERR [AUTH] invalid user name or password");
+		/* Counted: limits.errors failed logins end the connection. */
+		pop3_error(s, "-ERR [AUTH] invalid user name or password");
 		break;
 	case AUTH_LOGIN_CERT:
-		pop3_reply(s, "-ERR [AUTH] a client certificate for this user is required");
+		pop3_error(s, "-ERR [AUTH] a client certificate for this user is required");
 		break;
 	case AUTH_LOGIN_TEMPFAIL:
 		pop3_reply(s, "-ERR [SYS/TEMP] try again later");
@@ -481,8 +521,11 @@ static void pop3_line(void *sess, char *line, size_t len, bool has_cr)
 	if (pop3_auth_waiting(&s->auth)) {
 		/* The client's SASL response: secret, never logged, not a command. */
 		s->op = POP3_OP_LOGIN;
-		if (!pop3_auth_continue(&s->auth, line, len))
+		int rc = pop3_auth_continue(&s->auth, line, len);
+		if (rc <= 0) {
 			s->op = POP3_OP_NONE;
+			pop3_handled(s, rc);
+		}
 		return;
 	}
 	pop3_dispatch(s, line, len);

@@ -186,15 +186,33 @@ def test_pipelined_session(env):
 def test_bad_arguments(env):
     user = env.add_user("args", PASSWORD)
     deliver(env, user, b"Subject: a\r\n\r\nb\r\n")
+    bad = [b"RETR", b"RETR 0", b"RETR 2", b"RETR -1", b"RETR 1x", b"RETR 99999999999",
+           b"TOP 1", b"TOP 1 -1", b"TOP x 1", b"DELE", b"LIST 0", b"UIDL 2", b"STAT 1",
+           b"USER x", b"PASS x", b"AUTH PLAIN", b"STLS", b"XYZZY"]
+    # limits.errors (10 by default) ends a session: 6 refusals per session.
+    for i in range(0, len(bad), 6):
+        r = tls(env)
+        assert login(r, user).startswith(b"+OK")
+        for cmd in bad[i:i + 6]:
+            r.send(cmd + b"\r\n")
+            assert r.line().startswith(b"-ERR"), cmd
+        r.send(b"NOOP\r\n")
+        assert r.line().startswith(b"+OK")
+        r.send(b"QUIT\r\n")
+        assert r.line().startswith(b"+OK")
+
+
+def test_too_many_errors_close_the_session(env):
+    user = env.add_user("errs", PASSWORD)
     r = tls(env)
     assert login(r, user).startswith(b"+OK")
-    for cmd in (b"RETR", b"RETR 0", b"RETR 2", b"RETR -1", b"RETR 1x", b"RETR 99999999999",
-                b"TOP 1", b"TOP 1 -1", b"TOP x 1", b"DELE", b"LIST 0", b"UIDL 2", b"STAT 1",
-                b"USER x", b"PASS x", b"AUTH PLAIN", b"STLS", b"XYZZY"):
-        r.send(cmd + b"\r\n")
-        assert r.line().startswith(b"-ERR"), cmd
-    r.send(b"NOOP\r\n")
-    assert r.line().startswith(b"+OK")
+    for i in range(9):
+        r.send(b"RETR 5\r\n")
+        assert r.line().startswith(b"-ERR")
+    r.send(b"RETR 5\r\n")
+    assert r.line().startswith(b"-ERR")
+    assert r.line() == b"-ERR Too many errors"
+    assert r.eof()
 
 
 def test_auth_plain_with_another_authzid_fails(env):

@@ -249,3 +249,45 @@ Test(pop3_transcript, login_commands_refused_before_tls)
 	cr_assert_eq(pop3_fake_logins, 0);
 	fake_conn_free(c);
 }
+
+Test(pop3_transcript, errors_after_login_count_towards_the_limit)
+{
+	struct conn *c = open_tls();
+	login(c);
+	for (int i = 0; i < 9; i++)
+		EXPECT(c, "RETR 99", "-ERR no such message\r\n");
+	EXPECT(c, "RETR 99", "-ERR no such message\r\n-ERR Too many errors\r\n");
+	cr_assert(fake_conn_closed(c));
+	fake_conn_free(c);
+}
+
+Test(pop3_transcript, failed_logins_count_towards_the_limit)
+{
+	struct conn *c = open_tls();
+	for (int i = 0; i < 9; i++) {
+		EXPECT_PREFIX(c, "USER alice@corp.example", "+OK");
+		EXPECT_PREFIX(c, "PASS wrong", "-ERR [AUTH]");
+	}
+	EXPECT_PREFIX(c, "USER alice@corp.example", "+OK");
+	const char *last = say(c, "PASS wrong");
+	cr_assert(strstr(last, "-ERR Too many errors") != NULL, "%s", last);
+	cr_assert(fake_conn_closed(c));
+	fake_conn_free(c);
+}
+
+Test(pop3_transcript, quit_during_a_pipelined_login_is_kept_in_order)
+{
+	deliver("Subject: q\r\n\r\nx\r\n");
+	struct conn *c = open_tls();
+	fake_conn_line(c, "USER alice@corp.example");
+	fake_conn_line(c, "PASS pw-alice");
+	fake_conn_line(c, "DELE 1");
+	cr_assert(pop3_fake_run_until(no_holds, c));
+	fake_conn_line(c, "QUIT");
+	cr_assert(pop3_fake_run_until(no_holds, c));
+	cr_assert_str_eq(fake_conn_output(c), "+OK send PASS\r\n+OK maildrop locked and ready\r\n"
+	                                      "+OK message 1 deleted\r\n+OK Bye\r\n");
+	cr_assert(fake_conn_closed(c));
+	fake_conn_free(c);
+	cr_assert_eq(inbox_count(), 0);
+}
