@@ -282,3 +282,23 @@ def test_fetchmail_retrieves_and_deletes(env, tmp_path):
         # fetchmail adds a Received: line and writes LF line ends to the MDA
         assert b.replace(b"\r\n", b"\n") in got
     assert inbox_uids(env, user) == []
+
+
+def test_imap_session_sees_the_pop3_expunges(env):
+    import imaplib
+    user = env.add_user("imapsees", PASSWORD)
+    for i in range(3):
+        deliver(env, user, msg_bytes(100 + i))
+    m = imaplib.IMAP4_SSL("127.0.0.1", env.srv.port("imap", "implicit"),
+                          ssl_context=env.ssl_context())
+    m.login(user, PASSWORD)
+    assert m.select("INBOX") == ("OK", [b"3"])
+    p = pop3s(env)
+    p.user(user)
+    p.pass_(PASSWORD)
+    p.dele(2)
+    p.quit()
+    typ, _ = m.noop()
+    assert typ == "OK"
+    assert m.untagged_responses.get("EXPUNGE") == [b"2"]
+    m.logout()
