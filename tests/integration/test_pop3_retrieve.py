@@ -302,3 +302,28 @@ def test_imap_session_sees_the_pop3_expunges(env):
     assert typ == "OK"
     assert m.untagged_responses.get("EXPUNGE") == [b"2"]
     m.logout()
+
+
+def test_message_submitted_over_smtp_is_retrieved_byte_exact(env):
+    import smtplib
+    user = env.add_user("viasmtp", PASSWORD)
+    body = (b"From: viasmtp@corp.example\r\nTo: viasmtp@corp.example\r\n"
+            b"Subject: over SMTP\r\nMessage-ID: <pop3-smtp-1@corp.example>\r\n"
+            b"Date: Sun, 29 Nov 2026 04:00:00 +0000\r\n\r\n"
+            b"first line\r\n.leading dot\r\n..two\r\nlast line\r\n")
+    s = smtplib.SMTP_SSL("127.0.0.1", env.srv.port("submission", "implicit"),
+                         context=env.ssl_context(), timeout=30)
+    s.login(user, PASSWORD)
+    s.sendmail(user, [user], body)
+    s.quit()
+    p = pop3s(env)
+    p.user(user)
+    p.pass_(PASSWORD)
+    assert p.stat()[0] == 1
+    resp, lines, size = p.retr(1)
+    got = b"\r\n".join(lines) + b"\r\n"
+    # The server adds its trace header(s) on top; the submitted bytes follow unchanged.
+    assert got.endswith(body), got
+    assert got.split(b"\r\n", 1)[0].startswith(b"Received:") or got == body
+    assert int(p.list(1).split()[2]) == len(got)
+    p.quit()
