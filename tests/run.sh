@@ -145,7 +145,7 @@ for b in "${BUILDS[@]}"; do
   say "$b: unit tests (meson test)"
   meson test -C "$b" --no-rebuild --suite unit --num-processes "$JOBS" --print-errorlogs \
     >"$LOGDIR/$b-unit.log" 2>&1
-  grep -E '^ *[0-9]+/[0-9]+ ' "$LOGDIR/$b-unit.log" | grep -v ' OK ' >&2 || true
+  grep -E '^ *[0-9]+/[0-9]+ ' "$LOGDIR/$b-unit.log" | grep -vE ' (OK|SKIP) ' | sort -u >&2 || true
   summarize_unit "$b" "$b:unit" >>"$LOGDIR/results"
 
   say "$b: integration tests (pytest)"
