@@ -557,6 +557,12 @@ static void pop3_shutdown(void *sess)
 
 	if (s->state == POP3_S_QUIT)
 		return;
+	/* Mid-RETR a line would land inside the message; during UPDATE it would deny a
+	 * QUIT whose deletions the store still applies. The close alone says it there. */
+	if (s->op == POP3_OP_STREAM || s->op == POP3_OP_UPDATE) {
+		pop3_set_state(s, POP3_S_QUIT);
+		return;
+	}
 	pop3_reply(s, "-ERR [SYS/TEMP] Server shutting down");
 	pop3_set_state(s, POP3_S_QUIT);
 }

@@ -354,3 +354,28 @@ Test(pop3_transcript, random_walks_never_crash)
 		fake_conn_free(c);
 	}
 }
+
+void fake_conn_shutdown(struct conn *c);
+
+Test(pop3_transcript, shutdown_mid_retr_writes_nothing_into_the_message)
+{
+	deliver("Subject: s\r\n\r\nbody\r\n");
+	struct conn *c = open_tls();
+	login(c);
+	fake_conn_line(c, "RETR 1"); /* the read is queued, not yet answered */
+	fake_conn_shutdown(c);
+	cr_assert_str_eq(fake_conn_output(c), "");
+	cr_assert(fake_conn_closed(c));
+	cr_assert(pop3_fake_run_until(no_holds, c));
+	cr_assert_str_eq(fake_conn_output(c), "");
+	fake_conn_free(c);
+}
+
+Test(pop3_transcript, shutdown_outside_a_step_says_goodbye)
+{
+	struct conn *c = open_tls();
+	login(c);
+	fake_conn_shutdown(c);
+	cr_assert_str_eq(fake_conn_output(c), "-ERR [SYS/TEMP] Server shutting down\r\n");
+	fake_conn_free(c);
+}
