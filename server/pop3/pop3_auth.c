@@ -199,6 +199,15 @@ int pop3_auth_auth(struct pop3_auth *a, const char *arg, size_t len)
 	const char *resp = sp != NULL ? sp + 1 : NULL;
 	size_t rlen = sp != NULL ? len - mlen - 1 : 0;
 	enum pop3_auth_step wait;
+	if (len == 0) {
+		/* Bare AUTH lists the mechanisms (draft-myers-sasl-pop3, still sent by some
+		 * clients before RFC 5034 CAPA). */
+		conn_write_str(a->c, "+OK\r\nPLAIN\r\n");
+		if (conn_cert_identity(a->c) != NULL)
+			conn_write_str(a->c, "EXTERNAL\r\n");
+		conn_write_str(a->c, ".\r\n");
+		return 0;
+	}
 	if (mlen == 5 && strncasecmp(arg, "PLAIN", 5) == 0) {
 		wait = POP3_AUTH_PLAIN_WAIT;
 	} else if (mlen == 8 && strncasecmp(arg, "EXTERNAL", 8) == 0 &&

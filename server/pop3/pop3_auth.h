@@ -49,7 +49,8 @@ void pop3_auth_free(struct pop3_auth *a);
 /* arg/len: the command's argument (after one space), len 0 when none. USER answers at
  * once: 0, or -1 when it answered -ERR. PASS, AUTH and pop3_auth_continue return 1 when
  * done runs (or already ran) with the outcome, 0 when they answered "+ " (a continuation
- * follows), -1 when they answered -ERR themselves (usage, malformed response, "*"). */
+ * follows) or, for a bare AUTH, the list of mechanisms, -1 when they answered -ERR
+ * themselves (usage, malformed response, "*"). */
 int pop3_auth_user(struct pop3_auth *a, const char *arg, size_t len);
 /* The password is secret: the caller must not log the line. */
 int pop3_auth_pass(struct pop3_auth *a, const char *arg, size_t len);

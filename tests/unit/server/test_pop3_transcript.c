@@ -379,3 +379,13 @@ Test(pop3_transcript, shutdown_outside_a_step_says_goodbye)
 	cr_assert_str_eq(fake_conn_output(c), "-ERR [SYS/TEMP] Server shutting down\r\n");
 	fake_conn_free(c);
 }
+
+Test(pop3_transcript, bare_auth_lists_the_mechanisms)
+{
+	struct conn *c = open_tls();
+	EXPECT(c, "AUTH", "+OK\r\nPLAIN\r\n.\r\n");
+	fake_conn_set_cert_identity(c, "alice@corp.example");
+	EXPECT(c, "AUTH", "+OK\r\nPLAIN\r\nEXTERNAL\r\n.\r\n");
+	login(c);
+	fake_conn_free(c);
+}
