@@ -590,21 +590,32 @@ static const char *literal_refusal(struct imap_client *cl, const struct imap_lit
 	return NULL;
 }
 
-/* The tag of the command being assembled (for a refusal before its end), or "*". */
+/* The tag at the start of a raw command (for a reply when the rest cannot be parsed), or
+ * "*" when there is no valid one. */
+static char *raw_tag(const char *s, size_t len)
+{
+	size_t n = 0;
+	while (n < len && n <= 64 && s[n] != ' ') {
+		unsigned char ch = (unsigned char)s[n];
+		if (ch <= 0x20 || ch >= 0x7f || strchr("(){%*\"\\+", ch) != NULL)
+			return xstrdup("*");
+		n++;
+	}
+	return n > 0 && n <= 64 && n < len ? xstrndup(s, n) : xstrdup("*");
+}
+
 static char *pending_tag(const struct imap_client *cl)
 {
-	const char *s = cl->reader.cmd.data;
-	size_t n = 0;
-	while (n < cl->reader.cmd.len && n < 64 && s[n] != ' ' && s[n] != '\r')
-		n++;
-	return n > 0 && n < cl->reader.cmd.len && s[n] == ' ' ? xstrndup(s, n) : xstrdup("*");
+	return raw_tag(cl->reader.cmd.data, cl->reader.cmd.len);
 }
 
 static void dispatch(struct imap_client *cl)
 {
 	const char *err = NULL;
 	if (imap_parse(cl->reader.cmd.data, cl->reader.cmd.len, &cl->args, &err) < 0) {
-		bad_line(cl, "*", err);
+		char *tag = raw_tag(cl->reader.cmd.data, cl->reader.cmd.len);
+		bad_line(cl, tag, err);
+		free(tag);
 		return;
 	}
 	const struct imap_arg *v = cl->args.v;
@@ -697,6 +708,7 @@ void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_c
 	if (cl->busy)
 		return; /* cannot happen: input is paused while a command runs */
 	struct imap_literal lit;
+	bool first = cl->reader.cmd.len == 0;
 	int rc = imap_reader_line(&cl->reader, line, len, &lit);
 	if (rc == 1) {
 		dispatch(cl);
@@ -732,7 +744,9 @@ void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_c
 		conn_close(cl->c, "literal too large");
 		return;
 	}
-	bad_line(cl, "*", rc == -E2BIG ? "[TOOBIG] Literal too large" : "Command too long");
+	char *tag = first ? raw_tag(line, len) : xstrdup("*");
+	bad_line(cl, tag, rc == -E2BIG ? "[TOOBIG] Literal too large" : "Command too long");
+	free(tag);
 }
 
 void imap_client_bytes(struct imap_client *cl, const char *data, size_t len, bool last)
