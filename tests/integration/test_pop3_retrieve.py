@@ -253,6 +253,15 @@ def test_curl_pop3s(env):
         capture_output=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(b"1 ")
+    # STLS on the plain port, TLS required.
+    out = subprocess.run(
+        ["curl", "-sS", "--ssl-reqd", "--cacert", env.ca, "--resolve",
+         "%s:%d:127.0.0.1" % (env.hostname, env.stls_port),
+         "--user", "%s:%s" % (user, PASSWORD),
+         "pop3://%s:%d/1" % (env.hostname, env.stls_port)],
+        capture_output=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == body
 
 
 def test_fetchmail_retrieves_and_deletes(env, tmp_path):
