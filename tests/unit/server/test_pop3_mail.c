@@ -670,3 +670,22 @@ Test(pop3_mail, auth_external_with_a_certificate_identity)
 	cr_assert_eq(s.r.status, AUTH_LOGIN_FAILED);
 	asess_free(&s);
 }
+
+Test(pop3_mail, bare_lf_message_and_top_beyond_the_body)
+{
+	deliver("Subject: lf\n\n.dot\nend", 21);
+	struct sess s;
+	sess_init(&s);
+	cr_assert_eq(open_maildrop(&s), 0);
+	cr_assert_eq(CMD(&s, pop3_mail_retr, "1"), 1);
+	cr_assert_eq(finish(&s), 0);
+	cr_assert_str_eq(take(&s), "+OK 21 octets\r\nSubject: lf\r\n\r\n..dot\r\nend\r\n.\r\n");
+	cr_assert_eq(CMD(&s, pop3_mail_top, "1 0"), 1);
+	cr_assert_eq(finish(&s), 0);
+	cr_assert_str_eq(take(&s), "+OK top of message follows\r\nSubject: lf\r\n\r\n.\r\n");
+	cr_assert_eq(CMD(&s, pop3_mail_top, "1 99"), 1);
+	cr_assert_eq(finish(&s), 0);
+	cr_assert_str_eq(take(&s),
+	                 "+OK top of message follows\r\nSubject: lf\r\n\r\n..dot\r\nend\r\n.\r\n");
+	sess_free(&s);
+}
