@@ -15,6 +15,9 @@
 #include "server/services.h"
 #include "storage/store.h"
 
+/* A SASL continuation line: base64 of authzid, authcid and password plus slack. */
+#define POP3_SASL_LINE_MAX 4096
+
 void pop3_auth_init(struct pop3_auth *a, struct conn *c, void *sess, pop3_auth_done_fn *done)
 {
 	memset(a, 0, sizeof(*a));
@@ -219,6 +222,9 @@ int pop3_auth_auth(struct pop3_auth *a, const char *arg, size_t len)
 	}
 	if (resp == NULL) {
 		a->step = wait;
+		/* Room for the longest PLAIN response (three AUTH_FIELD_MAX fields in
+		 * base64), which is longer than an ordinary line before login. */
+		conn_set_line_limit(a->c, POP3_SASL_LINE_MAX);
 		conn_write_str(a->c, "+ \r\n");
 		return 0;
 	}
@@ -236,6 +242,7 @@ int pop3_auth_continue(struct pop3_auth *a, const char *line, size_t len)
 {
 	enum pop3_auth_step step = a->step;
 	a->step = POP3_AUTH_IDLE;
+	conn_set_line_limit(a->c, 0);
 	if (len == 1 && line[0] == '*') {
 		conn_write_str(a->c, "-ERR authentication cancelled\r\n");
 		return -1;

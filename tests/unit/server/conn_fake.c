@@ -489,3 +489,10 @@ FAKE_WEAK int store_vanished(struct store *s, int64_t mailbox_id, uint64_t since
 	(void)s, (void)mailbox_id, (void)since_modseq, (void)cb, (void)ctx;
 	FAKE_UNREACHED();
 }
+
+/* The limit last given to conn_set_line_limit (0: the login state's default). */
+size_t fake_conn_line_limit(const struct conn *c);
+size_t fake_conn_line_limit(const struct conn *c)
+{
+	return c->line_limit;
+}

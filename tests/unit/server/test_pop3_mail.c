@@ -80,6 +80,11 @@ const char *conn_cert_identity(struct conn *c)
 {
 	return c->identity;
 }
+void conn_set_line_limit(struct conn *c, size_t limit)
+{
+	(void)c;
+	(void)limit;
+}
 
 /* auth_login through the store's password check, answered on the loop. */
 struct fake_login {

@@ -21,6 +21,7 @@ void fake_conn_free(struct conn *c);
 void fake_conn_set_services(struct conn *c, struct services *sv);
 void fake_conn_set_cert_identity(struct conn *c, const char *identity);
 unsigned fake_conn_holds(const struct conn *c);
+size_t fake_conn_line_limit(const struct conn *c);
 
 static struct config cfg;
 static struct cfg_listener listener;
@@ -387,5 +388,20 @@ Test(pop3_transcript, bare_auth_lists_the_mechanisms)
 	fake_conn_set_cert_identity(c, "alice@corp.example");
 	EXPECT(c, "AUTH", "+OK\r\nPLAIN\r\nEXTERNAL\r\n.\r\n");
 	login(c);
+	fake_conn_free(c);
+}
+
+Test(pop3_transcript, a_sasl_continuation_may_be_longer_than_a_command)
+{
+	/* Three AUTH_FIELD_MAX fields in base64 exceed the 2048-byte line before login:
+	 * the continuation line gets room, and the limit is restored after it. */
+	struct conn *c = open_tls();
+	EXPECT(c, "AUTH PLAIN", "+ \r\n");
+	cr_assert_eq(fake_conn_line_limit(c), 4096);
+	EXPECT_PREFIX(c, "*", "-ERR");
+	cr_assert_eq(fake_conn_line_limit(c), 0);
+	EXPECT(c, "AUTH PLAIN", "+ \r\n");
+	EXPECT_PREFIX(c, "AGFsaWNlQGNvcnAuZXhhbXBsZQBwdy1hbGljZQ==", "+OK");
+	cr_assert_eq(fake_conn_line_limit(c), 1024); /* the authenticated POP3 limit */
 	fake_conn_free(c);
 }
