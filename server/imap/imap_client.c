@@ -103,8 +103,14 @@ static void msg_from_store(struct imap_msg *d, struct store_msg *s)
 {
 	d->uid = s->uid;
 	d->flags = s->flags;
-	d->keywords = s->keywords != NULL ? s->keywords : xstrdup("");
-	s->keywords = NULL;
+	/* Most messages have no keywords: NULL, not a malloc'd "" per message (the snapshot
+	 * is what an idle session costs per message). */
+	if (s->keywords != NULL && s->keywords[0] != '\0') {
+		d->keywords = s->keywords;
+		s->keywords = NULL;
+	} else {
+		d->keywords = NULL;
+	}
 	d->modseq = s->modseq;
 	d->size = s->size;
 	d->internal_date = s->internal_date;
@@ -216,6 +222,11 @@ static const struct {
                   {"\\Flagged", STORE_FLAGGED},
                   {"\\Deleted", STORE_DELETED},
                   {"\\Draft", STORE_DRAFT}};
+
+char *imap_keywords_dup(const char *kw)
+{
+	return kw != NULL && kw[0] != '\0' ? xstrdup(kw) : NULL;
+}
 
 void imap_fmt_flags(struct buf *o, unsigned flags, const char *keywords)
 {
@@ -373,14 +384,13 @@ static void synced(void *ctx, int rc, struct store_result *res)
 			nw[nn] = old[i];
 			if (!gone) {
 				struct store_msg *s = &res->msgs[j];
-				bool kwchg = strcmp(old[i].keywords,
+				bool kwchg = strcmp(old[i].keywords != NULL ? old[i].keywords : "",
 				                    s->keywords != NULL ? s->keywords : "") != 0;
 				if (s->flags != old[i].flags || kwchg) {
 					nw[nn].flags = s->flags;
 					if (kwchg) {
 						free(nw[nn].keywords);
-						nw[nn].keywords =
-						    xstrdup(s->keywords != NULL ? s->keywords : "");
+						nw[nn].keywords = imap_keywords_dup(s->keywords);
 					}
 					buf_printf(&o, "* %zu FETCH (", nn + 1);
 					if (cl->uid || cl->condstore)

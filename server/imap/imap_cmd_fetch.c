@@ -13,8 +13,7 @@
 #include "server/imap/imap_private.h"
 #include "server/imap/imap_search.h"
 
-#define CHUNK      (1024 * 1024)
-#define STREAM_MIN (256 * 1024) /* smaller messages are read whole and parsed */
+#define CHUNK (1024 * 1024)
 
 enum fitem {
 	FI_FLAGS,
@@ -46,8 +45,8 @@ struct fetch_op {
 	struct buf content;
 	uint32_t *seen_uids;
 	size_t n_seen;
-	/* Streaming a whole-message section (BODY[], RFC822) of a large message: the item,
-	 * the next offset and the end of the range (STREAM_MIN and up only). */
+	/* Streaming a whole-message section (BODY[], RFC822): the item, the next offset and
+	 * the end of the range. Such a FETCH never parses nor holds a message whole. */
 	const struct fetch_item *stream_it;
 	uint64_t stream_off, stream_end;
 	bool vanished; /* UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 3.2.6 */
@@ -162,7 +161,7 @@ static void fetch_next(struct fetch_op *op);
 /* Writes the FETCH response of seq. With stream_it, that item is left out and the
  * response ends in its literal announcement (stream_len bytes follow, then ")"). */
 static void emit(struct fetch_op *op, uint32_t seq, const struct imap_mime *m,
-                 const struct fetch_item *stream_it, uint64_t stream_len)
+                 const struct fetch_item *stream_it, uint64_t stream_len, const void *data)
 {
 	struct imap_client *cl = op->cl;
 	struct imap_msg *msg = &cl->msgs[seq - 1];
@@ -258,6 +257,10 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct imap_mime *m,
 		else
 			buf_append_str(&o, "BODY[] ");
 		buf_printf(&o, "{%llu}\r\n", (unsigned long long)stream_len);
+		if (data != NULL) { /* all of it at hand: one write */
+			buf_append(&o, data, (size_t)stream_len);
+			buf_append_str(&o, ")\r\n");
+		}
 	} else {
 		buf_append_str(&o, ")\r\n");
 	}
@@ -289,7 +292,7 @@ static void content_read(void *ctx, int rc, struct store_result *res)
 	}
 	struct imap_mime m;
 	imap_mime_parse(&m, op->content.data != NULL ? op->content.data : "", op->content.len);
-	emit(op, seq, &m, NULL, 0);
+	emit(op, seq, &m, NULL, 0, NULL);
 	imap_mime_free(&m);
 	buf_free(&op->content);
 	buf_init(&op->content, SIZE_MAX);
@@ -369,6 +372,24 @@ static void stream_read(void *ctx, int rc, struct store_result *res)
 	fetch_next(op);
 }
 
+static void stream_small(void *ctx, int rc, struct store_result *res)
+{
+	struct fetch_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	uint32_t seq = op->seqs[op->next];
+	if (rc == 0) {
+		/* A message that shrank (cannot happen: content is immutable) is sent as it is. */
+		uint64_t n = res->data_len < op->stream_end - op->stream_off
+		                 ? res->data_len
+		                 : op->stream_end - op->stream_off;
+		emit(op, seq, NULL, op->stream_it, n, res->data);
+	}
+	op->next++; /* rc < 0: expunged meanwhile, skipped */
+	fetch_next(op);
+}
+
 static void stream_start(struct fetch_op *op, uint32_t seq)
 {
 	struct imap_client *cl = op->cl;
@@ -379,9 +400,20 @@ static void stream_start(struct fetch_op *op, uint32_t seq)
 		off = it->sec.p_off < size ? it->sec.p_off : size;
 		end = it->sec.p_len < size - off ? off + it->sec.p_len : size;
 	}
-	emit(op, seq, NULL, it, end - off);
 	op->stream_off = off;
 	op->stream_end = end;
+	if (off < end && end - off <= CHUNK) {
+		/* Small: one read, one write, as the parsed path would but without parsing. */
+		imap_async_begin(cl);
+		if (store_content_read(imap_store(cl), cl->mailbox_id, cl->msgs[seq - 1].uid, off,
+		                       (size_t)(end - off), stream_small, op) == 0)
+			return;
+		conn_release(cl->c);
+		op->next++;
+		fetch_next(op);
+		return;
+	}
+	emit(op, seq, NULL, it, end - off, NULL);
 	if (off == end) {
 		conn_write_str(cl->c, ")\r\n");
 		op->next++;
@@ -402,12 +434,12 @@ static void fetch_next(struct fetch_op *op)
 	struct imap_client *cl = op->cl;
 	while (op->next < op->n_seqs) {
 		uint32_t seq = op->seqs[op->next];
-		if (op->stream_it != NULL && cl->msgs[seq - 1].size >= STREAM_MIN) {
+		if (op->stream_it != NULL) {
 			stream_start(op, seq);
 			return;
 		}
 		if (!op->need_content) {
-			emit(op, seq, NULL, NULL, 0);
+			emit(op, seq, NULL, NULL, 0, NULL);
 			op->next++;
 			continue;
 		}

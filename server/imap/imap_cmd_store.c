@@ -65,7 +65,7 @@ static void stored(void *ctx, int rc, struct store_result *res)
 		struct imap_msg *m = &cl->msgs[s - 1];
 		m->flags = res->msgs[i].flags;
 		free(m->keywords);
-		m->keywords = xstrdup(res->msgs[i].keywords != NULL ? res->msgs[i].keywords : "");
+		m->keywords = imap_keywords_dup(res->msgs[i].keywords);
 		m->modseq = res->msgs[i].modseq;
 		if (op->silent && !cl->condstore)
 			continue;

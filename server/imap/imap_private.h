@@ -43,7 +43,7 @@ struct imap_command {
 struct imap_msg {
 	uint32_t uid;
 	unsigned flags;
-	char *keywords;
+	char *keywords; /* NULL when none */
 	uint64_t modseq, size;
 	int64_t internal_date;
 };
@@ -107,6 +107,8 @@ uint32_t imap_seq_of(const struct imap_client *cl, uint32_t uid);
  * mapped through the snapshot). 0 or -EINVAL (message written? no: caller answers). */
 int imap_set_to_ranges(struct imap_client *cl, const struct imap_arg *a, bool uid,
                        struct store_uid_range **ranges_r, size_t *n_r);
+/* A snapshot keyword string: NULL for none, else a copy. */
+char *imap_keywords_dup(const char *kw);
 /* "\\Seen \\Answered ... keywords" */
 void imap_fmt_flags(struct buf *o, unsigned flags, const char *keywords);
 /* Parses a flag list: 0 or -EINVAL; keywords_r is a new space-separated string or NULL. */
