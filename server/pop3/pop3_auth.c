@@ -171,7 +171,7 @@ static int pop3_auth_external(struct pop3_auth *a, const char *resp, size_t len)
 			return 1;
 		}
 	}
-	if (identity == NULL || sv->store == NULL) {
+	if (identity == NULL || sv == NULL || sv->store == NULL) {
 		pop3_auth_fail_now(a);
 		return 1;
 	}

@@ -20,9 +20,11 @@
  * small enough that a session never holds much of a message. */
 #define POP3_CHUNK (64 * 1024)
 
+/* NULL when the server runs without a store (protocol tests of the front door). */
 static struct store *pop3_store(struct pop3_mail *m)
 {
-	return conn_services(m->c)->store;
+	struct services *sv = conn_services(m->c);
+	return sv != NULL ? sv->store : NULL;
 }
 
 void pop3_mail_init(struct pop3_mail *m, struct conn *c, void *sess, pop3_mail_done_fn *done)
