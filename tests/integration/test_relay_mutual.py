@@ -1,0 +1,73 @@
+"""Two sealmaild instances, for a.test and b.test, relaying to each other over mutual TLS
+with route tls: verify (issue 8, "Done means" 1): a message submitted at one arrives
+byte-exact, plus Received: fields, in a mailbox at the other, and the receiving side's
+Received: field names the sending server's client certificate."""
+import pytest
+
+from test_relay_env import Mta, leaf, message, strip_received
+
+
+@pytest.fixture
+def pair(certs, sealmaild_bin, tmp_path_factory):
+    started = []
+    a_cert, a_key = leaf(certs, "relay-a", "mail.a.test", dns=["mail.a.test"], client=True)
+    b_cert, b_key = leaf(certs, "relay-b", "mail.b.test", dns=["mail.b.test"], client=True)
+
+    def relay(cert, key, domain, port):
+        return {"certificate": cert, "key": key, "retry_initial": 1, "retry_max": 2,
+                "routes": [{"domain": domain, "host": "127.0.0.1", "port": port,
+                            "tls": "verify", "ca": certs.ca}]}
+
+    # B first on port 0 (its route to A is a placeholder), then A with a route to B's smtp
+    # port, then B again on the same port with its route to A's.
+    bdir = str(tmp_path_factory.mktemp("mta-b"))
+    b = Mta(certs, bdir, "b.test", relay=relay(b_cert, b_key, "a.test", 9))
+    started.append(b)
+    b.start()
+    b_port = b.smtp_port()
+    a = Mta(certs, str(tmp_path_factory.mktemp("mta-a")), "a.test",
+            relay=relay(a_cert, a_key, "b.test", b_port))
+    started.append(a)
+    a.start()
+    b.check_stopped()
+    b = Mta(certs, bdir, "b.test", relay=relay(b_cert, b_key, "a.test", a.smtp_port()),
+            smtp_port=b_port)
+    started.append(b)
+    b.start()
+    yield a, b
+    errors = []
+    for s in started:
+        try:
+            s.check_stopped()
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n\n".join(errors), pytrace=False)
+
+
+def test_mutual_tls_relay_both_ways(pair):
+    a, b = pair
+    alice = a.add_user("alice")
+    bob = b.add_user("bob")
+
+    msg = message(alice, bob, "a to b")
+    a.submit(alice, [bob], msg)
+    got = b.wait_inbox(bob, 1)[0]
+    received, rest = strip_received(got)
+    assert rest == msg
+    assert len(received) >= 2, received  # A's (submission) and B's (peer smtp)
+    top = received[0].decode()
+    assert 'client certificate "' in top and "mail.a.test" in top, top
+    assert "by mail.b.test" in top, top
+    a.wait_queue_empty()
+    a.wait_log(r"proto=relay event=tls .*verified=yes")
+    a.wait_log(r"proto=relay event=delivered .*rcpt=%s" % bob)
+
+    back = message(bob, alice, "b to a")
+    b.submit(bob, [alice], back)
+    got = a.wait_inbox(alice, 1)[0]
+    received, rest = strip_received(got)
+    assert rest == back
+    top = received[0].decode()
+    assert 'client certificate "' in top and "mail.b.test" in top, top
+    b.wait_queue_empty()
