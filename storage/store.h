@@ -344,6 +344,13 @@ int store_message_get(struct store *s, int64_t mailbox_id, uint32_t uid, store_c
  * hdr_cc, hdr_subject, hdr_message_id, hdr_date; no mime_json): IMAP SEARCH header keys in
  * one round trip (storage/sqlite/store_imap.c). res: msgs[]. */
 int store_message_headers(struct store *s, int64_t mailbox_id, store_cb *cb, void *ctx);
+/* The whole content of several messages in one read, in the order of uids[0..n), as long
+ * as their sizes add up to at most max_total (≤ 1 MiB): IMAP FETCH BODY[] of many small
+ * messages. res: msgs[] (uid and size = bytes of each message read; expunged ones are left
+ * out; reading stops before the first that does not fit, so n_msgs may be < n: ask again
+ * from there), data (the contents, one after the other), data_len. */
+int store_content_read_batch(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                             size_t max_total, store_cb *cb, void *ctx);
 /*
  * Reads at most max_len (≤ 1 MiB) bytes of the message from offset: stream a message by
  * calling again with offset += data_len until offset == total_size. res: data, data_len,

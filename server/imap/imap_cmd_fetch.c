@@ -49,7 +49,9 @@ struct fetch_op {
 	 * the end of the range. Such a FETCH never parses nor holds a message whole. */
 	const struct fetch_item *stream_it;
 	uint64_t stream_off, stream_end;
-	bool vanished; /* UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 3.2.6 */
+	size_t batch_n;  /* messages in the running store_content_read_batch */
+	struct buf *out; /* emit() appends here instead of writing, when set */
+	bool vanished;   /* UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 3.2.6 */
 	struct store_uid_range *ranges;
 	size_t n_ranges;
 };
@@ -264,7 +266,10 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct imap_mime *m,
 	} else {
 		buf_append_str(&o, ")\r\n");
 	}
-	conn_write(cl->c, o.data, o.len);
+	if (op->out != NULL)
+		buf_append(op->out, o.data, o.len);
+	else
+		conn_write(cl->c, o.data, o.len);
 	buf_free(&o);
 }
 
@@ -390,6 +395,81 @@ static void stream_small(void *ctx, int rc, struct store_result *res)
 	fetch_next(op);
 }
 
+/* The part of a whole message a (partial) section asks for: [*off_r, *end_r). */
+static void section_range(const struct fetch_item *it, uint64_t size, uint64_t *off_r,
+                          uint64_t *end_r)
+{
+	uint64_t off = 0, end = size;
+	if (it->sec.partial) {
+		off = it->sec.p_off < size ? it->sec.p_off : size;
+		end = it->sec.p_len < size - off ? off + it->sec.p_len : size;
+	}
+	*off_r = off;
+	*end_r = end;
+}
+
+static void batch_got(void *ctx, int rc, struct store_result *res)
+{
+	struct fetch_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	size_t n = op->batch_n, done = 0;
+	if (rc == 0) {
+		struct buf o;
+		buf_init(&o, SIZE_MAX);
+		op->out = &o;
+		size_t j = 0, data_off = 0;
+		for (size_t k = 0; k < n; k++) {
+			uint32_t seq = op->seqs[op->next + k];
+			uint32_t uid = cl->msgs[seq - 1].uid;
+			if (j >= res->n_msgs) /* did not fit: the rest goes in the next batch */
+				break;
+			done = k + 1;
+			if (res->msgs[j].uid != uid)
+				continue; /* expunged meanwhile: skipped */
+			uint64_t size = res->msgs[j].size, off, end;
+			section_range(op->stream_it, size, &off, &end);
+			emit(op, seq, NULL, op->stream_it, end - off,
+			     end > off ? res->data + data_off + off : (const void *)"");
+			data_off += size;
+			j++;
+		}
+		op->out = NULL;
+		conn_write(cl->c, o.data, o.len);
+		buf_free(&o);
+	}
+	op->next += done > 0 ? done : n; /* a failed read skips the batch */
+	fetch_next(op);
+}
+
+/* Up to a megabyte of small messages from op->next in one store read. 0 when started. */
+static int batch_start(struct fetch_op *op)
+{
+	struct imap_client *cl = op->cl;
+	uint32_t uids[512];
+	size_t n = 0;
+	uint64_t total = 0;
+	while (op->next + n < op->n_seqs && n < 512) {
+		const struct imap_msg *m = &cl->msgs[op->seqs[op->next + n] - 1];
+		if (m->size > CHUNK - total)
+			break;
+		uids[n] = m->uid;
+		n++;
+		total += m->size;
+	}
+	if (n == 0)
+		return -E2BIG;
+	op->batch_n = n;
+	imap_async_begin(cl);
+	if (store_content_read_batch(imap_store(cl), cl->mailbox_id, uids, n, CHUNK, batch_got,
+	                             op) == 0)
+		return 0;
+	conn_release(cl->c);
+	op->next += n;
+	return -EIO;
+}
+
 static void stream_start(struct fetch_op *op, uint32_t seq)
 {
 	struct imap_client *cl = op->cl;
@@ -435,7 +515,12 @@ static void fetch_next(struct fetch_op *op)
 	while (op->next < op->n_seqs) {
 		uint32_t seq = op->seqs[op->next];
 		if (op->stream_it != NULL) {
-			stream_start(op, seq);
+			int rc = batch_start(op);
+			if (rc == 0)
+				return;
+			if (rc == -EIO)
+				continue;
+			stream_start(op, seq); /* over a megabyte: in ranges */
 			return;
 		}
 		if (!op->need_content) {

@@ -60,3 +60,91 @@ int store_message_headers(struct store *s, int64_t mailbox_id, store_cb *cb, voi
 	j->mailbox_id = mailbox_id;
 	return store_job_submit(&j->job);
 }
+
+/* ---- many small messages in one read (IMAP FETCH BODY[] of a mailbox) ---- */
+
+struct batch_job {
+	struct store_job job;
+	int64_t mailbox_id;
+	uint32_t *uids;
+	size_t n;
+	size_t max_total;
+};
+
+static void batch_job_free(struct store_job *job)
+{
+	free(((struct batch_job *)job)->uids);
+}
+
+static int batch_run(struct store_conn *c, struct store_job *job)
+{
+	struct batch_job *j = (struct batch_job *)job;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v3(c->db,
+	                            "SELECT content_id, size FROM entries "
+	                            "WHERE mailbox_id = ? AND uid = ?",
+	                            -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_err(c->db, rc);
+	rc = store_exec_stmt(c, SQL_BEGIN_READ); /* one snapshot for the whole batch */
+	if (rc < 0) {
+		sqlite3_finalize(st);
+		return rc;
+	}
+	size_t total = 0;
+	job->res.msgs = xcalloc(j->n, sizeof(*job->res.msgs));
+	job->res.data = xmalloc(j->max_total + 1);
+	for (size_t i = 0; i < j->n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, j->mailbox_id);
+		sqlite3_bind_int64(st, 2, j->uids[i]);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE)
+			continue; /* expunged meanwhile: left out */
+		if (rc != SQLITE_ROW) {
+			rc = store_err(c->db, rc);
+			goto out;
+		}
+		int64_t content_id = sqlite3_column_int64(st, 0);
+		uint64_t size = (uint64_t)sqlite3_column_int64(st, 1);
+		if (size > j->max_total - total)
+			break; /* the caller asks again from here */
+		if (size > 0) {
+			sqlite3_blob *blob = NULL;
+			rc = sqlite3_blob_open(c->db, "main", "contents", "body", content_id, 0,
+			                       &blob);
+			if (rc == SQLITE_OK)
+				rc = sqlite3_blob_read(blob, job->res.data + total, (int)size, 0);
+			sqlite3_blob_close(blob);
+			if (rc != SQLITE_OK) {
+				rc = store_err(c->db, rc);
+				goto out;
+			}
+		}
+		struct store_msg *m = &job->res.msgs[job->res.n_msgs++];
+		m->uid = j->uids[i];
+		m->size = size;
+		total += size;
+	}
+	job->res.data_len = total;
+	rc = 0;
+out:
+	store_exec_stmt(c, SQL_COMMIT);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_content_read_batch(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                             size_t max_total, store_cb *cb, void *ctx)
+{
+	if (n == 0 || max_total == 0 || max_total > STORE_READ_MAX)
+		return -EINVAL;
+	struct batch_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, batch_run, cb, ctx);
+	j->job.free_args = batch_job_free;
+	j->mailbox_id = mailbox_id;
+	j->uids = xmalloc(n * sizeof(*uids));
+	memcpy(j->uids, uids, n * sizeof(*uids));
+	j->n = n;
+	j->max_total = max_total;
+	return store_job_submit(&j->job);
+}

@@ -198,3 +198,27 @@ def test_message_from_smtp_is_byte_identical(env):
     assert got.startswith(b"Received: "), got[:100]
     assert got.endswith(msg), got
     m.logout()
+
+
+def test_fetch_many_bodies_in_one_command(env):
+    """Whole-message sections of many messages go out in batches: every literal exact."""
+    user = env.add_user("batcher")
+    m = env.imaps(user)
+    msgs = [simple_message("b%d" % i, "x" * (i * 997 % 50000) + "\r\n") for i in range(60)]
+    for msg in msgs:
+        m.append("INBOX", None, None, msg)
+    m.select("INBOX")
+    m.store("7", "+FLAGS", r"(\Deleted)")
+    m.expunge()
+    del msgs[6]
+    typ, data = m.fetch("1:*", "(UID BODY.PEEK[])")
+    got = [d[1] for d in data if isinstance(d, tuple)]
+    assert got == msgs
+    typ, data = m.fetch("1:*", "(BODY.PEEK[]<3.40> FLAGS)")
+    got = [d[1] for d in data if isinstance(d, tuple)]
+    assert got == [x[3:43] for x in msgs]
+    typ, data = m.fetch("2", "(RFC822)")
+    assert data[0][1] == msgs[1]
+    typ, data = m.fetch("2", "(FLAGS)")
+    assert b"\\Seen" in data[0], data
+    m.logout()

@@ -15,3 +15,12 @@ __attribute__((weak)) int store_message_headers(struct store *s, int64_t mailbox
 	fprintf(stderr, "imap_fakes: %s reached\n", __func__);
 	abort();
 }
+
+__attribute__((weak)) int store_content_read_batch(struct store *s, int64_t mailbox_id,
+                                                   const uint32_t *uids, size_t n, size_t max_total,
+                                                   store_cb *cb, void *ctx)
+{
+	(void)s, (void)mailbox_id, (void)uids, (void)n, (void)max_total, (void)cb, (void)ctx;
+	fprintf(stderr, "imap_fakes: %s reached\n", __func__);
+	abort();
+}
