@@ -116,6 +116,18 @@ static int pop3_auth_plain(struct pop3_auth *a, const char *resp, size_t len)
 
 /* ---- SASL EXTERNAL --------------------------------------------------------------- */
 
+/*
+ * EXTERNAL is the certificate alone. Where the administrator demands a certificate AND a
+ * password (auth.require_client_certificate, or the user's require-cert flag), it would
+ * drop the password, so it is not offered (globally) or refused (for that user).
+ */
+static bool pop3_auth_external_allowed(struct pop3_auth *a)
+{
+	const struct config *cfg = conn_config(a->c);
+	return conn_cert_identity(a->c) != NULL &&
+	       (cfg == NULL || !cfg->auth.require_client_certificate);
+}
+
 static void pop3_auth_ext_got(void *ctx, int rc, struct store_result *res)
 {
 	struct pop3_auth *a = ctx;
@@ -124,7 +136,10 @@ static void pop3_auth_ext_got(void *ctx, int rc, struct store_result *res)
 		return;
 	struct auth_login_result r = {.status = AUTH_LOGIN_FAILED};
 	const char *why = "unknown_user";
-	if (rc == 0 && res->n_users == 1 && !res->users[0].disabled) {
+	if (rc == 0 && res->n_users == 1 && !res->users[0].disabled &&
+	    res->users[0].require_client_certificate) {
+		why = "password_required";
+	} else if (rc == 0 && res->n_users == 1 && !res->users[0].disabled) {
 		r.status = AUTH_LOGIN_OK;
 		r.user_id = res->users[0].id;
 		r.user = a->ext_user;
@@ -192,7 +207,7 @@ static int pop3_auth_external(struct pop3_auth *a, const char *resp, size_t len)
 
 const char *pop3_auth_mechanisms(struct pop3_auth *a)
 {
-	return conn_cert_identity(a->c) != NULL ? "PLAIN EXTERNAL" : "PLAIN";
+	return pop3_auth_external_allowed(a) ? "PLAIN EXTERNAL" : "PLAIN";
 }
 
 int pop3_auth_auth(struct pop3_auth *a, const char *arg, size_t len)
@@ -206,7 +221,7 @@ int pop3_auth_auth(struct pop3_auth *a, const char *arg, size_t len)
 		/* Bare AUTH lists the mechanisms (draft-myers-sasl-pop3, still sent by some
 		 * clients before RFC 5034 CAPA). */
 		conn_write_str(a->c, "+OK\r\nPLAIN\r\n");
-		if (conn_cert_identity(a->c) != NULL)
+		if (pop3_auth_external_allowed(a))
 			conn_write_str(a->c, "EXTERNAL\r\n");
 		conn_write_str(a->c, ".\r\n");
 		return 0;
@@ -214,7 +229,7 @@ int pop3_auth_auth(struct pop3_auth *a, const char *arg, size_t len)
 	if (mlen == 5 && strncasecmp(arg, "PLAIN", 5) == 0) {
 		wait = POP3_AUTH_PLAIN_WAIT;
 	} else if (mlen == 8 && strncasecmp(arg, "EXTERNAL", 8) == 0 &&
-	           conn_cert_identity(a->c) != NULL) {
+	           pop3_auth_external_allowed(a)) {
 		wait = POP3_AUTH_EXTERNAL_WAIT;
 	} else {
 		conn_write_str(a->c, "-ERR [AUTH] unsupported mechanism\r\n");

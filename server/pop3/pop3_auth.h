@@ -3,9 +3,11 @@
 /*
  * POP3 logins in the AUTHORIZATION state: USER/PASS (RFC 1939) and AUTH (RFC 5034) with
  * PLAIN (initial response or a "+ " continuation; "*" cancels) and EXTERNAL (the verified
- * client certificate's identity). The password check, the failed-login delays, the login
- * cache, the certificate policy and the auth log line are auth_login's (server/auth/
- * login.h); this file only speaks the protocol around it and never logs a secret.
+ * client certificate's identity; not offered where auth.require_client_certificate
+ * demands certificate AND password, refused for users whose require-cert flag does). The
+ * password check, the failed-login delays, the login cache, the certificate policy and the
+ * auth log line are auth_login's (server/auth/login.h); this file only speaks the protocol
+ * around it and never logs a secret.
  *
  * The session's command table lets USER, PASS and AUTH run only after TLS and before
  * login. The outcome goes to the session's done callback, which opens the maildrop and

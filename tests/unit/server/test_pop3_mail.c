@@ -23,6 +23,7 @@ struct conn {
 	bool paused;
 	bool closed;
 	const char *identity;
+	const struct config *cfg; /* NULL: defaults */
 	struct services sv;
 };
 
@@ -79,6 +80,10 @@ const char *conn_peer_ip(const struct conn *c)
 const char *conn_cert_identity(struct conn *c)
 {
 	return c->identity;
+}
+const struct config *conn_config(const struct conn *c)
+{
+	return c->cfg;
 }
 void conn_set_line_limit(struct conn *c, size_t limit)
 {
@@ -693,4 +698,29 @@ Test(pop3_mail, bare_lf_message_and_top_beyond_the_body)
 	cr_assert_str_eq(take(&s),
 	                 "+OK top of message follows\r\nSubject: lf\r\n\r\n..dot\r\nend\r\n.\r\n");
 	sess_free(&s);
+}
+
+Test(pop3_mail, external_is_refused_where_a_password_is_demanded_too)
+{
+	struct asess s;
+	asess_init(&s);
+	s.c.identity = "alice@corp.example";
+	/* The global policy: certificate AND password for everyone: not even offered. */
+	struct config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.auth.require_client_certificate = true;
+	s.c.cfg = &cfg;
+	cr_assert_str_eq(pop3_auth_mechanisms(&s.a), "PLAIN");
+	cr_assert_eq(pop3_auth_auth(&s.a, "EXTERNAL =", 10), -1);
+	cr_assert(strncmp(atake(&s), "-ERR", 4) == 0);
+	/* The user's own flag: offered, but refused for that user. */
+	s.c.cfg = NULL;
+	cr_assert_eq(FX_CALL(&fx, store_user_set_require_cert(fx.s, "alice@corp.example", true,
+	                                                      store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_str_eq(pop3_auth_mechanisms(&s.a), "PLAIN EXTERNAL");
+	cr_assert_eq(pop3_auth_auth(&s.a, "EXTERNAL =", 10), 1);
+	pump_until(&s.done);
+	cr_assert_eq(s.r.status, AUTH_LOGIN_FAILED);
+	asess_free(&s);
 }
