@@ -141,6 +141,18 @@ static void conn_write_done(struct conn *c, size_t len, int status)
 		conn_finish_close(c);
 		return;
 	}
+	if (c->drain_fn != NULL && c->write_queued <= c->drain_low &&
+	    (c->state == CONN_PLAIN || c->state == CONN_TLS) && c->sess != NULL) {
+		void (*fn)(void *) = c->drain_fn;
+		c->drain_fn = NULL;
+		conn_enter(c);
+		fn(c->drain_arg);
+		conn_leave(c);
+		if (c->state == CONN_CLOSED)
+			return;
+		if (c->dispatching == 0)
+			conn_flush(c);
+	}
 	if (c->state != CONN_CLOSED)
 		conn_update_reading(c);
 }
@@ -768,6 +780,20 @@ void conn_delay(struct conn *c, unsigned ms, void (*fn)(void *sess))
 	conn_update_reading(c);
 	c->delay_fn = fn;
 	uv_timer_start(&c->timer, conn_timer_cb, ms, 0);
+}
+
+void conn_when_drained(struct conn *c, size_t low, void (*fn)(void *arg), void *arg)
+{
+	if (c->state != CONN_PLAIN && c->state != CONN_TLS)
+		return;
+	if (c->write_queued <= low) {
+		c->drain_fn = NULL;
+		fn(arg);
+		return;
+	}
+	c->drain_fn = fn;
+	c->drain_arg = arg;
+	c->drain_low = low;
 }
 
 struct services *conn_services(struct conn *c)

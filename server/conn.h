@@ -99,6 +99,14 @@ bool conn_release(struct conn *c);
  * resumes after fn returns unless fn paused again. One delay at a time. */
 void conn_delay(struct conn *c, unsigned ms, void (*fn)(void *sess));
 
+/* Calls fn(arg) once when at most low bytes of output are still queued for the peer:
+ * before returning if that is already so, else when enough writes complete. For
+ * producers that write more than a reply (POP3 RETR, IMAP FETCH): write a chunk, then
+ * wait here before the next, so a peer that does not read holds little memory. One at a
+ * time (a new call replaces the pending one); never called once the connection is
+ * closing (arg may then be freed with the session). */
+void conn_when_drained(struct conn *c, size_t low, void (*fn)(void *arg), void *arg);
+
 /* The services shared by every session: the store, login throttling and cache. */
 struct services;
 struct services *conn_services(struct conn *c);

@@ -77,6 +77,9 @@ struct conn {
 	unsigned dispatching;         /* >0 while protocol callbacks run: writes are batched */
 	unsigned holds;               /* asynchronous operations in flight (conn_hold) */
 	void (*delay_fn)(void *sess); /* conn_delay: runs when the timer fires */
+	void (*drain_fn)(void *arg);  /* conn_when_drained */
+	void *drain_arg;
+	size_t drain_low;
 	bool reading;
 	bool paused;
 	bool starttls_requested;

@@ -19,6 +19,8 @@
 /* Bytes read from the store per step of RETR/TOP: big enough to keep TLS records full,
  * small enough that a session never holds much of a message. */
 #define POP3_CHUNK (64 * 1024)
+/* Read the next chunk when at most this much output waits for the peer. */
+#define POP3_DRAIN_LOW (2 * POP3_CHUNK)
 
 /* NULL when the server runs without a store (protocol tests of the front door). */
 static struct store *pop3_store(struct pop3_mail *m)
@@ -238,6 +240,11 @@ static void pop3_mail_stream_end(struct pop3_mail *m)
 	pop3_mail_finish(m, 0);
 }
 
+static void pop3_mail_drained(void *arg)
+{
+	pop3_mail_read_next(arg);
+}
+
 static void pop3_mail_chunk(void *ctx, int rc, struct store_result *res)
 {
 	struct pop3_mail *m = ctx;
@@ -277,7 +284,8 @@ static void pop3_mail_chunk(void *ctx, int rc, struct store_result *res)
 		conn_write(m->c, m->out, n);
 	m->offset += res->data_len;
 	if (m->offset < res->total_size && !pop3_dotstuff_done(&m->ds)) {
-		pop3_mail_read_next(m);
+		/* The next chunk only once the peer has taken most of this one. */
+		conn_when_drained(m->c, POP3_DRAIN_LOW, pop3_mail_drained, m);
 		return;
 	}
 	char end[POP3_DOTSTUFF_FINISH_MAX];
