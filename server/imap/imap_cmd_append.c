@@ -150,6 +150,10 @@ static void appended(void *ctx, int rc, struct store_result *res)
 		return;
 	if (rc == 0 && res->n_delivered == 1 && res->delivered[0].rc < 0)
 		rc = res->delivered[0].rc;
+	/* When its only target fails the store answers -ENOENT and keeps no per-target rc;
+	 * the mailbox was there a moment ago, so the quota is the likely reason. */
+	if (rc == -ENOENT)
+		rc = -EDQUOT;
 	if (rc < 0) {
 		fail(op, rc);
 		return;
@@ -192,6 +196,26 @@ static void append_next(struct append_op *op)
 	}
 }
 
+/* A MULTIAPPEND that cannot fit is refused before any message is stored. */
+static void append_quota(void *ctx, int rc, struct store_result *res)
+{
+	struct append_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	if (rc == 0 && res->n_users == 1 && res->users[0].quota_bytes > 0) {
+		uint64_t total = 0;
+		for (size_t i = 0; i < op->n; i++)
+			total += op->msgs[i].len;
+		const struct store_user *u = &res->users[0];
+		if (u->used_bytes + total > u->quota_bytes) {
+			imap_done(cl, "NO", "[OVERQUOTA] Quota exceeded");
+			return;
+		}
+	}
+	append_next(op);
+}
+
 static void append_dst(void *ctx, int rc, struct store_result *res)
 {
 	struct append_op *op = ctx;
@@ -204,7 +228,11 @@ static void append_dst(void *ctx, int rc, struct store_result *res)
 	}
 	op->target.user_id = cl->user_id;
 	op->target.mailbox_id = res->mailboxes[0].id;
-	append_next(op);
+	imap_async_begin(cl);
+	if (store_user_get(imap_store(cl), cl->user, append_quota, op) < 0) {
+		conn_release(cl->c);
+		append_next(op);
+	}
 }
 
 void imap_cmd_append(struct imap_client *cl, const struct imap_arg *a, size_t n)

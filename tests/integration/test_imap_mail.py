@@ -229,3 +229,30 @@ def test_quota(env):
     assert b"q3 NO" in r, r
     lc.close()
     m.logout()
+
+
+def test_quota_limits_append_and_multiappend_is_all_or_nothing(env):
+    import os
+    import sqlite3
+    user = env.add_user("tight")
+    db = os.path.join(env.srv.dir, "data", "mail.db")
+    con = sqlite3.connect(db, timeout=10)
+    con.execute("UPDATE users SET quota_bytes = 20000 WHERE address = ?", (user,))
+    con.commit()
+    con.close()
+    lc = env.raw(user)
+    r = b"".join(cmd(lc, "q1", 'GETQUOTA ""'))
+    assert re.search(rb'\* QUOTA "" \(STORAGE 0 19\)', r), r
+    small = simple_message("fits", "x" * 5000 + "\r\n")
+    r = cmd(lc, "a1", "APPEND INBOX", literal=small)
+    assert r[-1].startswith(b"a1 OK"), r
+    # Three messages of which the last goes over: none of them stays.
+    lc.send(b"a2 APPEND INBOX {%d+}\r\n%s {%d+}\r\n%s {%d+}\r\n%s\r\n"
+            % (len(small), small, len(small), small, 12000, b"y" * 12000))
+    r = lc.imap_tagged("a2")
+    assert r[-1].startswith(b"a2 NO") and b"OVERQUOTA" in r[-1], r
+    r = b"".join(cmd(lc, "s", "SELECT INBOX"))
+    assert b"* 1 EXISTS" in r, r
+    r = b"".join(cmd(lc, "q2", "GETQUOTAROOT INBOX"))
+    assert re.search(rb'\* QUOTA "" \(STORAGE [56] 19\)', r), r
+    lc.close()
