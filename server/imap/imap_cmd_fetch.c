@@ -49,9 +49,10 @@ struct fetch_op {
 	 * the end of the range. Such a FETCH never parses nor holds a message whole. */
 	const struct fetch_item *stream_it;
 	uint64_t stream_off, stream_end;
-	size_t batch_n;  /* messages in the running store_content_read_batch */
-	struct buf *out; /* emit() appends here instead of writing, when set */
-	bool vanished;   /* UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 3.2.6 */
+	size_t batch_n;   /* messages in the running store_content_read_batch */
+	bool header_only; /* every content item needs only the top-level header */
+	struct buf *out;  /* emit() appends here instead of writing, when set */
+	bool vanished;    /* UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 3.2.6 */
 	struct store_uid_range *ranges;
 	size_t n_ranges;
 };
@@ -288,7 +289,17 @@ static void content_read(void *ctx, int rc, struct store_result *res)
 		return;
 	}
 	buf_append(&op->content, res->data, res->data_len);
-	if (op->content.len < res->total_size && res->data_len > 0) {
+	uint64_t total = res->total_size;
+	if (op->header_only) {
+		/* Only the top-level header is asked for: stop at its end (a header longer than
+		 * one chunk is read on, like a whole message). */
+		const char *end = memmem(op->content.data, op->content.len, "\r\n\r\n", 4);
+		if (end != NULL) {
+			op->content.len = (size_t)(end - op->content.data) + 4;
+			total = op->content.len;
+		}
+	}
+	if (op->content.len < total && res->data_len > 0) {
 		imap_async_begin(cl);
 		if (store_content_read(imap_store(cl), cl->mailbox_id, cl->msgs[seq - 1].uid,
 		                       op->content.len, CHUNK, content_read, op) == 0)
@@ -339,6 +350,30 @@ static const struct fetch_item *stream_item(const struct fetch_op *op)
 		found = it;
 	}
 	return found;
+}
+
+/* ENVELOPE, BODY[HEADER], BODY[HEADER.FIELDS (...)] (.NOT), RFC822.HEADER of the message
+ * itself: what mail clients fetch to list a mailbox. */
+static bool header_only(const struct fetch_op *op)
+{
+	bool any = false;
+	for (size_t i = 0; i < op->n_items; i++) {
+		const struct fetch_item *it = &op->items[i];
+		if (it->kind == FI_BODYSTRUCTURE || it->kind == FI_BODY)
+			return false;
+		if (it->kind == FI_ENVELOPE) {
+			any = true;
+			continue;
+		}
+		if (it->kind != FI_SECTION)
+			continue;
+		if (it->sec.n_path != 0 ||
+		    (it->sec.kind != IMAP_SEC_HEADER && it->sec.kind != IMAP_SEC_FIELDS &&
+		     it->sec.kind != IMAP_SEC_FIELDS_NOT))
+			return false;
+		any = true;
+	}
+	return any;
 }
 
 static void stream_read(void *ctx, int rc, struct store_result *res)
@@ -632,6 +667,7 @@ void imap_cmd_fetch(struct imap_client *cl, const struct imap_arg *a, size_t n)
 	op->ranges = r;
 	op->n_ranges = nr;
 	op->stream_it = stream_item(op);
+	op->header_only = header_only(op);
 	if (op->vanished) {
 		imap_async_begin(cl);
 		if (store_vanished(imap_store(cl), cl->mailbox_id, op->changedsince, vanished_got,

@@ -222,3 +222,20 @@ def test_fetch_many_bodies_in_one_command(env):
     typ, data = m.fetch("2", "(FLAGS)")
     assert b"\\Seen" in data[0], data
     m.logout()
+
+
+def test_header_items_of_a_large_message(env):
+    """Header-only items read the header, not the whole message."""
+    user = env.add_user("headeronly")
+    big = simple_message("large one", "") + b"z" * (3 * 1024 * 1024)
+    m = env.imaps(user)
+    m.append("INBOX", None, None, big)
+    m.select("INBOX")
+    typ, data = m.fetch("1", "(ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822.SIZE)")
+    assert typ == "OK"
+    flat = b"".join(x if isinstance(x, bytes) else b"".join(x) for x in data)
+    assert b'"large one"' in flat and b"Subject: large one\r\n\r\n" in flat, flat[:300]
+    assert b"RFC822.SIZE %d" % len(big) in flat
+    typ, data = m.fetch("1", "(BODY.PEEK[HEADER])")
+    assert data[0][1] == big.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+    m.logout()
