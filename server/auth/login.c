@@ -71,9 +71,15 @@ static void login_finish(struct login *l, enum auth_login_status status, const c
 			.user = l->user,
 		};
 		void *sess = c->sess;
+		/* The login's own pause ends here; if the callback starts another asynchronous
+		 * step it pauses again, and then input must stay stopped. */
+		c->paused = false;
 		if (sess != NULL)
 			l->cb(sess, &r);
-		conn_resume(c);
+		if (!c->paused) {
+			c->paused = true;
+			conn_resume(c);
+		}
 	}
 	free(l->user);
 	free(l->password_tag);
