@@ -1,0 +1,278 @@
+/*
+ * The selected mailbox as the session sees it: the snapshot of its messages in sequence
+ * order, sequence/UID set mapping, and the untagged updates (EXISTS, FETCH FLAGS, EXPUNGE
+ * or VANISHED) that bring it up to date with the store at command boundaries and in IDLE,
+ * woken by the notifier (no polling).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xmalloc.h"
+#include "server/imap/imap_private.h"
+#include "server/services.h"
+
+/* ---- snapshot ---- */
+
+void imap_snapshot_clear(struct imap_client *cl)
+{
+	for (size_t i = 0; i < cl->n_msgs; i++)
+		free(cl->msgs[i].keywords);
+	free(cl->msgs);
+	cl->msgs = NULL;
+	cl->n_msgs = cl->cap_msgs = 0;
+}
+
+static void msg_from_store(struct imap_msg *d, struct store_msg *s)
+{
+	d->uid = s->uid;
+	d->flags = s->flags;
+	/* Most messages have no keywords: NULL, not a malloc'd "" per message (the snapshot
+	 * is what an idle session costs per message). */
+	if (s->keywords != NULL && s->keywords[0] != '\0') {
+		d->keywords = s->keywords;
+		s->keywords = NULL;
+	} else {
+		d->keywords = NULL;
+	}
+	d->modseq = s->modseq;
+	d->size = s->size;
+	d->internal_date = s->internal_date;
+}
+
+void imap_snapshot_set(struct imap_client *cl, struct store_msg *msgs, size_t n)
+{
+	imap_snapshot_clear(cl);
+	cl->msgs = xcalloc(n > 0 ? n : 1, sizeof(*cl->msgs));
+	cl->cap_msgs = n > 0 ? n : 1;
+	for (size_t i = 0; i < n; i++)
+		msg_from_store(&cl->msgs[i], &msgs[i]);
+	cl->n_msgs = n;
+}
+
+uint32_t imap_seq_of(const struct imap_client *cl, uint32_t uid)
+{
+	size_t lo = 0, hi = cl->n_msgs;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (cl->msgs[mid].uid == uid)
+			return (uint32_t)mid + 1;
+		if (cl->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+int imap_set_to_ranges(struct imap_client *cl, const struct imap_arg *a, bool uid,
+                       struct store_uid_range **ranges_r, size_t *n_r)
+{
+	struct imap_seqset set;
+	*ranges_r = NULL;
+	*n_r = 0;
+	if (a == NULL || a->type != IMAP_ARG_ATOM || imap_seqset_parse(a->s, a->len, &set) < 0)
+		return -EINVAL;
+	struct store_uid_range *r = NULL;
+	size_t n = 0;
+	if (set.dollar) {
+		r = xcalloc(cl->n_saved + 1, sizeof(*r));
+		for (size_t i = 0; i < cl->n_saved; i++)
+			r[n++] = (struct store_uid_range){cl->saved[i], cl->saved[i]};
+	} else if (uid) {
+		r = xcalloc(set.n, sizeof(*r));
+		uint32_t maxuid = cl->n_msgs > 0 ? cl->msgs[cl->n_msgs - 1].uid : 0;
+		for (size_t i = 0; i < set.n; i++) {
+			uint32_t f = set.r[i].first, l = set.r[i].last;
+			/* "*" is the highest UID; "N:*" with N above it still means that one. */
+			if (f == UINT32_MAX)
+				f = maxuid;
+			if (l == UINT32_MAX)
+				l = maxuid > set.r[i].first || set.r[i].first == UINT32_MAX
+				        ? maxuid
+				        : set.r[i].first;
+			if (f > l) {
+				uint32_t t = f;
+				f = l;
+				l = t;
+			}
+			if (f == 0)
+				f = 1;
+			if (l == 0)
+				continue;
+			r[n++] = (struct store_uid_range){f, l};
+		}
+	} else {
+		/* Sequence numbers: each one must exist. */
+		r = xcalloc(cl->n_msgs + 1, sizeof(*r));
+		for (size_t i = 0; i < set.n; i++) {
+			uint32_t f =
+			    set.r[i].first == UINT32_MAX ? (uint32_t)cl->n_msgs : set.r[i].first;
+			uint32_t l =
+			    set.r[i].last == UINT32_MAX ? (uint32_t)cl->n_msgs : set.r[i].last;
+			if (f > l) {
+				uint32_t t = f;
+				f = l;
+				l = t;
+			}
+			if (f == 0 || l > cl->n_msgs) {
+				free(r);
+				imap_seqset_free(&set);
+				return -ERANGE;
+			}
+		}
+		for (size_t s = 1; s <= cl->n_msgs; s++)
+			if (imap_seqset_contains(&set, (uint32_t)s, (uint32_t)cl->n_msgs)) {
+				uint32_t u = cl->msgs[s - 1].uid;
+				if (n > 0 && r[n - 1].last + 1 == u)
+					r[n - 1].last = u;
+				else
+					r[n++] = (struct store_uid_range){u, u};
+			}
+	}
+	imap_seqset_free(&set);
+	*ranges_r = r;
+	*n_r = n;
+	return 0;
+}
+
+/* ---- updates at command boundaries ---- */
+
+static void on_change(struct notify_watcher *w, const struct store_change *ch)
+{
+	struct imap_client *cl = w->ctx;
+	if (ch->highest_modseq > cl->highest_modseq || ch->exists != cl->n_msgs)
+		cl->changed = true;
+	/* IDLE keeps its tag (busy) but takes updates at once. */
+	if (cl->idling && !cl->syncing && cl->changed)
+		imap_sync_then(cl, NULL);
+}
+
+void imap_watch(struct imap_client *cl, bool on)
+{
+	struct services *sv = conn_services(cl->c);
+	if (sv == NULL || sv->notify == NULL)
+		return;
+	if (cl->watcher.linked)
+		notify_unsubscribe(sv->notify, &cl->watcher);
+	if (on) {
+		cl->watcher.mailbox_id = cl->mailbox_id;
+		cl->watcher.fn = on_change;
+		cl->watcher.ctx = cl;
+		notify_subscribe(sv->notify, &cl->watcher);
+	}
+}
+
+struct sync_op {
+	struct imap_client *cl;
+	void (*then)(struct imap_client *cl);
+};
+
+static void synced(void *ctx, int rc, struct store_result *res)
+{
+	struct sync_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	void (*then)(struct imap_client *) = op->then;
+	free(op);
+	if (!imap_async_end(cl))
+		return;
+	cl->syncing = false;
+	if (rc == 0 && cl->state == IMAP_STATE_SELECTED) {
+		struct buf o;
+		buf_init(&o, SIZE_MAX);
+		bool allow_expunge = !(cl->cmd_flags & IMAP_CMD_NO_EXPUNGE) || !cl->busy;
+		/* Expunged: in the snapshot, not in the store list (walk both in UID order). */
+		size_t j = 0, keep = 0;
+		struct imap_msg *old = cl->msgs;
+		size_t n_old = cl->n_msgs;
+		struct imap_msg *nw = xcalloc(res->n_msgs + n_old + 1, sizeof(*nw));
+		size_t nn = 0;
+		uint32_t seq_shift = 0;
+		for (size_t i = 0; i < n_old; i++) {
+			while (j < res->n_msgs && res->msgs[j].uid < old[i].uid)
+				j++;
+			bool gone = j >= res->n_msgs || res->msgs[j].uid != old[i].uid;
+			if (gone && allow_expunge) {
+				if (cl->qresync)
+					buf_printf(&o, "* VANISHED %u\r\n", old[i].uid);
+				else
+					buf_printf(&o, "* %zu EXPUNGE\r\n", i + 1 - seq_shift);
+				seq_shift++;
+				free(old[i].keywords);
+				continue;
+			}
+			nw[nn] = old[i];
+			if (!gone) {
+				struct store_msg *s = &res->msgs[j];
+				bool kwchg = strcmp(old[i].keywords != NULL ? old[i].keywords : "",
+				                    s->keywords != NULL ? s->keywords : "") != 0;
+				if (s->flags != old[i].flags || kwchg) {
+					nw[nn].flags = s->flags;
+					if (kwchg) {
+						free(nw[nn].keywords);
+						nw[nn].keywords = imap_keywords_dup(s->keywords);
+					}
+					buf_printf(&o, "* %zu FETCH (", nn + 1);
+					if (cl->uid || cl->condstore)
+						buf_printf(&o, "UID %u ", s->uid);
+					buf_append_str(&o, "FLAGS ");
+					imap_fmt_flags(&o, nw[nn].flags, nw[nn].keywords);
+					if (cl->condstore)
+						buf_printf(&o, " MODSEQ (%llu)",
+						           (unsigned long long)s->modseq);
+					buf_append_str(&o, ")\r\n");
+				}
+				nw[nn].modseq = s->modseq;
+			}
+			nn++;
+			keep++;
+		}
+		/* New messages: UIDs above the last one we had. */
+		uint32_t last = n_old > 0 ? old[n_old - 1].uid : 0;
+		size_t added = 0;
+		for (size_t k = 0; k < res->n_msgs; k++)
+			if (res->msgs[k].uid > last) {
+				msg_from_store(&nw[nn++], &res->msgs[k]);
+				added++;
+			}
+		free(old);
+		cl->msgs = nw;
+		cl->n_msgs = nn;
+		cl->cap_msgs = res->n_msgs + n_old + 1;
+		if (added > 0 || seq_shift > 0)
+			buf_printf(&o, "* %zu EXISTS\r\n", nn);
+		if (allow_expunge && res->modseq > cl->highest_modseq)
+			cl->highest_modseq = res->modseq;
+		if (allow_expunge)
+			cl->changed = false;
+		if (o.len > 0)
+			conn_write(cl->c, o.data, o.len);
+		buf_free(&o);
+	}
+	if (then != NULL)
+		then(cl);
+	else
+		conn_resume(cl->c);
+}
+
+void imap_sync_then(struct imap_client *cl, void (*then)(struct imap_client *cl))
+{
+	struct store *s = imap_store(cl);
+	if (cl->state != IMAP_STATE_SELECTED || s == NULL || cl->syncing) {
+		if (then != NULL)
+			then(cl);
+		return;
+	}
+	struct sync_op *op = xcalloc(1, sizeof(*op));
+	op->cl = cl;
+	op->then = then;
+	cl->syncing = true;
+	imap_async_begin(cl);
+	if (store_message_list(s, cl->mailbox_id, 0, synced, op) < 0) {
+		conn_release(cl->c);
+		cl->syncing = false;
+		free(op);
+		if (then != NULL)
+			then(cl);
+	}
+}
