@@ -298,6 +298,17 @@ static void delivery_end(struct relay_delivery *d, const char *reason)
 		uv_close((uv_handle_t *)&d->tcp, handle_closed);
 }
 
+/* The connection failed: the last error says in which step ("connection closed by the
+ * peer during the TLS handshake"), which is what an operator needs from queue list. */
+static void delivery_lost(struct relay_delivery *d, const char *what)
+{
+	if (d->closing)
+		return;
+	snprintf(d->reason, sizeof(d->reason), "%s during %s", what,
+	         relay_session_state_name(&d->sess));
+	delivery_end(d, d->reason);
+}
+
 static void write_cb(uv_write_t *req, int status)
 {
 	struct relay_delivery *d = req->data;
@@ -306,7 +317,7 @@ static void write_cb(uv_write_t *req, int status)
 	free(b->base);
 	free(req);
 	if (status < 0 && !d->closing)
-		delivery_end(d, "connection lost while sending");
+		delivery_lost(d, "connection lost while sending");
 }
 
 /* Sends raw bytes (ciphertext, or plaintext before TLS); takes ownership of data. */
@@ -325,7 +336,7 @@ static void send_raw(struct relay_delivery *d, void *data, size_t len)
 		d->write_queued -= len;
 		free(data);
 		free(req);
-		delivery_end(d, "connection lost while sending");
+		delivery_lost(d, "connection lost while sending");
 	}
 }
 
@@ -481,8 +492,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	if (nread == 0 || d->closing)
 		return;
 	if (nread < 0) {
-		delivery_end(d,
-		             nread == UV_EOF ? "connection closed by the peer" : "connection lost");
+		delivery_lost(d, nread == UV_EOF ? "connection closed by the peer"
+		                                 : "connection lost");
 		return;
 	}
 	uv_timer_again(&d->timer);
@@ -523,7 +534,10 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		}
 		if (n == 0)
 			break;
-		delivery_end(d, n == TLS_CLIENT_EOF ? "connection closed by the peer" : err);
+		if (n == TLS_CLIENT_EOF)
+			delivery_lost(d, "connection closed by the peer");
+		else
+			delivery_end(d, err);
 		return;
 	}
 }
@@ -531,9 +545,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 static void timeout_cb(uv_timer_t *t)
 {
 	struct relay_delivery *d = t->data;
-	char why[128];
-	snprintf(why, sizeof(why), "timeout waiting for the peer (state %d)", (int)d->sess.state);
-	delivery_end(d, why);
+	delivery_lost(d, "timeout waiting for the peer");
 }
 
 static void connect_cb(uv_connect_t *req, int status)

@@ -96,6 +96,8 @@ void relay_session_free(struct relay_session *s);
 enum relay_action relay_session_line(struct relay_session *s, const char *line, size_t len);
 /* TLS is up: sends EHLO again (discarding what the peer said before TLS). */
 void relay_session_tls_done(struct relay_session *s);
+/* The step the session is in, for messages: "greeting", "TLS handshake", "end of data". */
+const char *relay_session_state_name(const struct relay_session *s);
 /* The content has been sent: sends the end of data. */
 void relay_session_body_done(struct relay_session *s);
 /* The session cannot go on (connection lost, TLS failed, timeout): every recipient without

@@ -351,6 +351,11 @@ void relay_session_tls_done(struct relay_session *s)
 	send_ehlo(s, RELAY_S_EHLO_TLS);
 }
 
+const char *relay_session_state_name(const struct relay_session *s)
+{
+	return relay_states[s->state].name;
+}
+
 void relay_session_body_done(struct relay_session *s)
 {
 	relay_state(s, RELAY_S_DOT);

@@ -124,7 +124,15 @@ int store_queue_due(struct store *s, int64_t now, unsigned lease_seconds, size_t
 
 static int recover_run(struct store_conn *c, struct store_job *job)
 {
-	return store_exec_stmt(c, SQL_QUEUE_RECOVER);
+	/* At start nothing is in flight: a lease left by a crash is due now, not when it
+	 * would have expired (up to RELAY_LEASE_S later). One fixed statement, run once per
+	 * start, so it is not among the prepared ones. */
+	char *msg = NULL;
+	int rc = sqlite3_exec(
+	    c->db, "UPDATE queue_rcpts SET status = 0, next_attempt = 0 WHERE status = 3", NULL,
+	    NULL, &msg);
+	sqlite3_free(msg);
+	return rc == SQLITE_OK ? 0 : store_err(c->db, rc);
 }
 
 int store_queue_recover(struct store *s, store_cb *cb, void *ctx)

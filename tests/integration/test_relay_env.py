@@ -42,6 +42,9 @@ def leaf(certs, name, cn, dns=(), ip=(), client=False, server=False):
 # --------------------------------------------------------------------------- sealmaild
 
 class Mta(harness.Server):
+    # A user in a domain the server does not serve can only be made with a second config
+    # (sealctl refuses addresses outside domains:); see add_foreign_user.
+
     """A sealmaild for one domain: submission (implicit TLS, AUTH), smtp (STARTTLS, client
     certificate required, for peers), IMAP; relay settings from relay (a dict: routes is a
     list of dicts, other keys are scalars)."""
@@ -88,6 +91,20 @@ class Mta(harness.Server):
     def add_user(self, local):
         address = "%s@%s" % (local, self.domain)
         r = self.sealctl("user", "add", address, "--password-stdin", stdin=PASSWORD + "\n")
+        assert r.returncode == 0, r.stderr
+        return address
+
+    def add_foreign_user(self, address):
+        """A user whose domain is not one of the server's: the server sees its mail as
+        coming from a remote sender (so its bounces are relayed, with the null sender)."""
+        alt = os.path.join(self.dir, "sealctl-foreign.yaml")
+        domain = address.rsplit("@", 1)[1]
+        with open(alt, "w") as f:
+            f.write(self.config_text().replace("domains: [%s]" % self.domain,
+                                               "domains: [%s, %s]" % (self.domain, domain)))
+        r = subprocess.run([harness.tool("sealctl"), "-c", alt, "user", "add", address,
+                            "--password-stdin"], input=PASSWORD + "\n", capture_output=True,
+                           text=True, timeout=20)
         assert r.returncode == 0, r.stderr
         return address
 
@@ -222,6 +239,7 @@ class StubPeer:
         self.cert, self.key = cert, key
         self.requiretls = requiretls
         self.data_delay = 0.0
+        self.delaying = 0  # end-of-data replies being held back right now
         self.commands = []
         self.messages = []
         self.connections = 0
@@ -303,8 +321,13 @@ class StubPeer:
                     if l == b".\r\n":
                         break
                     data += l[1:] if l.startswith(b".") else l
-                if self.data_delay:
-                    time.sleep(self.data_delay)
+                delay = self.data_delay
+                if delay:
+                    with self.lock:
+                        self.delaying += 1
+                    time.sleep(delay)
+                    with self.lock:
+                        self.delaying -= 1
                 self.messages.append((mail, rcpts, data))
                 lc.send("250 2.0.0 queued\r\n")
             elif verb == "QUIT":
