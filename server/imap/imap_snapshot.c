@@ -163,96 +163,169 @@ void imap_watch(struct imap_client *cl, bool on)
 	}
 }
 
+/*
+ * A sync is incremental: the messages changed since the snapshot's HIGHESTMODSEQ (new ones
+ * included) and the UIDs expunged since then, two indexed store reads, so a delivery that
+ * wakes a thousand idle sessions costs each a few rows, not a scan of the mailbox.
+ */
 struct sync_op {
 	struct imap_client *cl;
 	void (*then)(struct imap_client *cl);
+	struct imap_msg *changed; /* UID order, keywords owned */
+	size_t n_changed;
+	uint64_t modseq; /* the mailbox's HIGHESTMODSEQ when the list was read */
 };
 
-static void synced(void *ctx, int rc, struct store_result *res)
+static void sync_op_free(struct sync_op *op)
 {
-	struct sync_op *op = ctx;
-	struct imap_client *cl = op->cl;
-	void (*then)(struct imap_client *) = op->then;
+	for (size_t i = 0; i < op->n_changed; i++)
+		free(op->changed[i].keywords);
+	free(op->changed);
 	free(op);
-	if (!imap_async_end(cl))
-		return;
-	cl->syncing = false;
-	if (rc == 0 && cl->state == IMAP_STATE_SELECTED) {
-		struct buf o;
-		buf_init(&o, SIZE_MAX);
-		bool allow_expunge = !(cl->cmd_flags & IMAP_CMD_NO_EXPUNGE) || !cl->busy;
-		/* Expunged: in the snapshot, not in the store list (walk both in UID order). */
-		size_t j = 0, keep = 0;
-		struct imap_msg *old = cl->msgs;
-		size_t n_old = cl->n_msgs;
-		struct imap_msg *nw = xcalloc(res->n_msgs + n_old + 1, sizeof(*nw));
-		size_t nn = 0;
-		uint32_t seq_shift = 0;
-		for (size_t i = 0; i < n_old; i++) {
-			while (j < res->n_msgs && res->msgs[j].uid < old[i].uid)
-				j++;
-			bool gone = j >= res->n_msgs || res->msgs[j].uid != old[i].uid;
-			if (gone && allow_expunge) {
-				if (cl->qresync)
-					buf_printf(&o, "* VANISHED %u\r\n", old[i].uid);
-				else
-					buf_printf(&o, "* %zu EXPUNGE\r\n", i + 1 - seq_shift);
-				seq_shift++;
-				free(old[i].keywords);
-				continue;
-			}
-			nw[nn] = old[i];
-			if (!gone) {
-				struct store_msg *s = &res->msgs[j];
-				bool kwchg = strcmp(old[i].keywords != NULL ? old[i].keywords : "",
-				                    s->keywords != NULL ? s->keywords : "") != 0;
-				if (s->flags != old[i].flags || kwchg) {
-					nw[nn].flags = s->flags;
-					if (kwchg) {
-						free(nw[nn].keywords);
-						nw[nn].keywords = imap_keywords_dup(s->keywords);
-					}
-					buf_printf(&o, "* %zu FETCH (", nn + 1);
-					if (cl->uid || cl->condstore)
-						buf_printf(&o, "UID %u ", s->uid);
-					buf_append_str(&o, "FLAGS ");
-					imap_fmt_flags(&o, nw[nn].flags, nw[nn].keywords);
-					if (cl->condstore)
-						buf_printf(&o, " MODSEQ (%llu)",
-						           (unsigned long long)s->modseq);
-					buf_append_str(&o, ")\r\n");
-				}
-				nw[nn].modseq = s->modseq;
-			}
-			nn++;
-			keep++;
-		}
-		/* New messages: UIDs above the last one we had. */
-		uint32_t last = n_old > 0 ? old[n_old - 1].uid : 0;
-		size_t added = 0;
-		for (size_t k = 0; k < res->n_msgs; k++)
-			if (res->msgs[k].uid > last) {
-				msg_from_store(&nw[nn++], &res->msgs[k]);
-				added++;
-			}
-		free(old);
-		cl->msgs = nw;
-		cl->n_msgs = nn;
-		cl->cap_msgs = res->n_msgs + n_old + 1;
-		if (added > 0 || seq_shift > 0)
-			buf_printf(&o, "* %zu EXISTS\r\n", nn);
-		if (allow_expunge && res->modseq > cl->highest_modseq)
-			cl->highest_modseq = res->modseq;
-		if (allow_expunge)
-			cl->changed = false;
-		if (o.len > 0)
-			conn_write(cl->c, o.data, o.len);
-		buf_free(&o);
+}
+
+static bool uid_in(const uint32_t *v, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (v[mid] == uid)
+			return true;
+		if (v[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
+	return false;
+}
+
+static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *gone_uids,
+                  size_t n_gone)
+{
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	bool allow_expunge = !(cl->cmd_flags & IMAP_CMD_NO_EXPUNGE) || !cl->busy;
+	struct imap_msg *old = cl->msgs;
+	size_t n_old = cl->n_msgs, j = 0, nn = 0;
+	struct imap_msg *nw = xcalloc(op->n_changed + n_old + 1, sizeof(*nw));
+	uint32_t seq_shift = 0;
+	for (size_t i = 0; i < n_old; i++) {
+		if (uid_in(gone_uids, n_gone, old[i].uid) && allow_expunge) {
+			if (cl->qresync)
+				buf_printf(&o, "* VANISHED %u\r\n", old[i].uid);
+			else
+				buf_printf(&o, "* %zu EXPUNGE\r\n", i + 1 - seq_shift);
+			seq_shift++;
+			free(old[i].keywords);
+			continue;
+		}
+		nw[nn] = old[i];
+		while (j < op->n_changed && op->changed[j].uid < old[i].uid)
+			j++;
+		if (j < op->n_changed && op->changed[j].uid == old[i].uid) {
+			struct imap_msg *s = &op->changed[j];
+			bool kwchg = strcmp(old[i].keywords != NULL ? old[i].keywords : "",
+			                    s->keywords != NULL ? s->keywords : "") != 0;
+			if (s->flags != old[i].flags || kwchg) {
+				nw[nn].flags = s->flags;
+				if (kwchg) {
+					free(nw[nn].keywords);
+					nw[nn].keywords = s->keywords;
+					s->keywords = NULL;
+				}
+				buf_printf(&o, "* %zu FETCH (", nn + 1);
+				if (cl->uid || cl->condstore)
+					buf_printf(&o, "UID %u ", s->uid);
+				buf_append_str(&o, "FLAGS ");
+				imap_fmt_flags(&o, nw[nn].flags, nw[nn].keywords);
+				if (cl->condstore)
+					buf_printf(&o, " MODSEQ (%llu)",
+					           (unsigned long long)s->modseq);
+				buf_append_str(&o, ")\r\n");
+			}
+			nw[nn].modseq = s->modseq;
+		}
+		nn++;
+	}
+	/* New messages: UIDs above the last one we had. */
+	uint32_t last = n_old > 0 ? old[n_old - 1].uid : 0;
+	size_t added = 0;
+	for (size_t k = 0; k < op->n_changed; k++)
+		if (op->changed[k].uid > last) {
+			nw[nn] = op->changed[k];
+			op->changed[k].keywords = NULL;
+			nn++;
+			added++;
+		}
+	free(old);
+	cl->msgs = nw;
+	cl->n_msgs = nn;
+	cl->cap_msgs = op->n_changed + n_old + 1;
+	if (added > 0 || seq_shift > 0)
+		buf_printf(&o, "* %zu EXISTS\r\n", nn);
+	/* Expunges held back (FETCH, STORE, SEARCH by sequence number) are read again next
+	 * time: the snapshot's modseq stays until they have been shown. */
+	if (allow_expunge) {
+		if (op->modseq > cl->highest_modseq)
+			cl->highest_modseq = op->modseq;
+		cl->changed = false;
+	}
+	if (o.len > 0)
+		conn_write(cl->c, o.data, o.len);
+	buf_free(&o);
+}
+
+static void sync_end(struct imap_client *cl, void (*then)(struct imap_client *cl))
+{
+	cl->syncing = false;
 	if (then != NULL)
 		then(cl);
 	else
 		conn_resume(cl->c);
+}
+
+static void sync_vanished(void *ctx, int rc, struct store_result *res)
+{
+	struct sync_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	void (*then)(struct imap_client *) = op->then;
+	if (!imap_async_end(cl)) {
+		sync_op_free(op);
+		return;
+	}
+	if (rc == 0 && cl->state == IMAP_STATE_SELECTED)
+		merge(cl, op, res->uids, res->n_uids);
+	sync_op_free(op);
+	sync_end(cl, then);
+}
+
+static void sync_listed(void *ctx, int rc, struct store_result *res)
+{
+	struct sync_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	void (*then)(struct imap_client *) = op->then;
+	if (!imap_async_end(cl)) {
+		sync_op_free(op);
+		return;
+	}
+	if (rc < 0 || cl->state != IMAP_STATE_SELECTED) {
+		sync_op_free(op);
+		sync_end(cl, then);
+		return;
+	}
+	op->changed = xcalloc(res->n_msgs + 1, sizeof(*op->changed));
+	for (size_t i = 0; i < res->n_msgs; i++)
+		msg_from_store(&op->changed[i], &res->msgs[i]);
+	op->n_changed = res->n_msgs;
+	op->modseq = res->modseq;
+	imap_async_begin(cl);
+	if (store_vanished(imap_store(cl), cl->mailbox_id, cl->highest_modseq, sync_vanished, op) ==
+	    0)
+		return;
+	conn_release(cl->c);
+	merge(cl, op, NULL, 0);
+	sync_op_free(op);
+	sync_end(cl, then);
 }
 
 void imap_sync_then(struct imap_client *cl, void (*then)(struct imap_client *cl))
@@ -268,10 +341,10 @@ void imap_sync_then(struct imap_client *cl, void (*then)(struct imap_client *cl)
 	op->then = then;
 	cl->syncing = true;
 	imap_async_begin(cl);
-	if (store_message_list(s, cl->mailbox_id, 0, synced, op) < 0) {
+	if (store_message_list(s, cl->mailbox_id, cl->highest_modseq, sync_listed, op) < 0) {
 		conn_release(cl->c);
 		cl->syncing = false;
-		free(op);
+		sync_op_free(op);
 		if (then != NULL)
 			then(cl);
 	}
