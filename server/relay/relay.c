@@ -137,6 +137,9 @@ static void delivery_free(struct relay_delivery *d)
 	free(d->domain);
 	free(d->rr);
 	free(d->head);
+	/* delivery_report copied every error string for the store job: they are ours. */
+	for (size_t i = 0; d->outs != NULL && i < d->q.n_rcpts; i++)
+		free((char *)d->outs[i].error);
 	free(d->outs);
 	free(d);
 	relay_maybe_free(r);
@@ -165,7 +168,8 @@ static void build_dsn(struct relay_delivery *d, const struct relay_dsn_rcpt *rcp
 	    .reporting_mta = r->cfg->hostname,
 	    .sender = d->q.sender,
 	    .envid = d->q.envid,
-	    .full = d->q.ret != NULL && strcasecmp(d->q.ret, "FULL") == 0,
+	    /* RFC 8689 5: the bounce of a REQUIRETLS message carries its headers only. */
+	    .full = !d->q.requiretls && d->q.ret != NULL && strcasecmp(d->q.ret, "FULL") == 0,
 	    .arrival = d->q.created,
 	    .now = now,
 	    .rcpts = rcpts,

@@ -250,7 +250,8 @@ static int report_prepare(struct store_job *job)
 
 /* The DSN to the entry's sender (never to the null sender): into the local user's INBOX,
  * or queued for relay with the null sender. */
-static int report_dsn(struct store_conn *c, struct report_job *j, const char *sender)
+static int report_dsn(struct store_conn *c, struct report_job *j, const char *sender,
+                      bool requiretls)
 {
 	const struct store_queue_report *rep = j->rep;
 	struct store_job *job = &j->job;
@@ -277,6 +278,8 @@ static int report_dsn(struct store_conn *c, struct report_job *j, const char *se
 		j->rcpt.address = sender;
 		j->req.relay = &j->rcpt;
 		j->req.n_relay = 1;
+		/* RFC 8689 5: a bounce of a REQUIRETLS message is sent with REQUIRETLS. */
+		j->req.requiretls = requiretls;
 	}
 	j->d.keywords = xcalloc(1, sizeof(*j->d.keywords));
 	j->d.n_keywords = j->req.n_targets;
@@ -318,7 +321,7 @@ static int report_run(struct store_conn *c, struct store_job *job)
 	}
 	rc = 0;
 	if (rep->dsn != NULL && q.sender != NULL && q.sender[0] != '\0') {
-		rc = report_dsn(c, j, q.sender);
+		rc = report_dsn(c, j, q.sender, q.requiretls);
 		if (rc < 0)
 			goto out;
 	}
