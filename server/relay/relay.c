@@ -84,6 +84,7 @@ struct relay_delivery {
 	struct relay_dotstuff ds;
 	size_t write_queued;
 	bool body_reading;
+	bool body_waiting; /* the next chunk waits for the output to drain */
 	bool closing;
 	bool reported;
 	char reason[300];
@@ -313,6 +314,8 @@ static void delivery_lost(struct relay_delivery *d, const char *what)
 	delivery_end(d, d->reason);
 }
 
+static void body_next(struct relay_delivery *d);
+
 static void write_cb(uv_write_t *req, int status)
 {
 	struct relay_delivery *d = req->data;
@@ -320,8 +323,14 @@ static void write_cb(uv_write_t *req, int status)
 	d->write_queued -= b->len;
 	free(b->base);
 	free(req);
-	if (status < 0 && !d->closing)
+	if (status < 0 && !d->closing) {
 		delivery_lost(d, "connection lost while sending");
+		return;
+	}
+	if (d->body_waiting && !d->closing && d->write_queued <= RELAY_WRITE_LIMIT / 2) {
+		d->body_waiting = false;
+		body_next(d);
+	}
 }
 
 /* Sends raw bytes (ciphertext, or plaintext before TLS); takes ownership of data. */
@@ -428,6 +437,12 @@ static void body_read_cb(void *ctx, int rc, struct store_result *res)
 	send_plain(d, out.data, out.len);
 	buf_free(&out);
 	d->body_off += res->data_len;
+	/* At most about RELAY_WRITE_LIMIT of a message in memory: a slow peer slows the
+	 * reading, write_cb goes on. */
+	if (d->write_queued > RELAY_WRITE_LIMIT) {
+		d->body_waiting = true;
+		return;
+	}
 	body_next(d);
 }
 

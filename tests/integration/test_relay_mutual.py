@@ -1,6 +1,6 @@
 """Two sealmaild instances, for a.test and b.test, relaying to each other over mutual TLS
 with route tls: verify (issue 8, "Done means" 1): a message submitted at one arrives
-byte-exact, plus Received: fields, in a mailbox at the other, and the receiving side's
+byte-exact, plus Received: fields, in a mailbox at the other (a 3.9 MB one too), and the receiving side's
 Received: field names the sending server's client certificate."""
 import pytest
 
@@ -62,6 +62,14 @@ def test_mutual_tls_relay_both_ways(pair):
     a.wait_queue_empty()
     a.wait_log(r"proto=relay event=tls .*verified=yes")
     a.wait_log(r"proto=relay event=delivered .*rcpt=%s" % bob)
+
+    # A large message (several relay chunks and write-queue refills) stays byte-exact.
+    line = b"0123456789" * 7 + b"abcdef\r\n"
+    big = message(alice, bob, "big") + b".leading dot\r\n" + line * 50000
+    a.submit(alice, [bob], big)
+    got = b.wait_inbox(bob, 2, timeout=20)[1]
+    assert strip_received(got)[1] == big
+    a.wait_queue_empty()
 
     back = message(bob, alice, "b to a")
     b.submit(bob, [alice], back)
