@@ -132,7 +132,9 @@ Test(relay_session, tls_failure_abort_is_temporary)
 	feed(&t, "220 hi", sent, sizeof(sent));
 	feed(&t, "250-hi", sent, sizeof(sent));
 	feed(&t, "250 STARTTLS", sent, sizeof(sent));
+	cr_assert_str_eq(relay_session_state_name(&t.s), "STARTTLS");
 	cr_assert_eq(feed(&t, "220 go", sent, sizeof(sent)), RELAY_ACT_START_TLS);
+	cr_assert_str_eq(relay_session_state_name(&t.s), "TLS handshake");
 	relay_session_abort(&t.s, "certificate verification failed: name mismatch");
 	const char *why;
 	cr_assert_eq(relay_session_outcome(&t.s, 1, &why), 0);
