@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "server/auth/external.h"
 #include "server/imap/imap_client.h"
 #include "server/imap/imap_mutf7.h"
 #include "server/imap/imap_private.h"
@@ -184,7 +185,9 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 		return;
 	}
 	if (cl->state == IMAP_STATE_NOAUTH) {
-		buf_append_str(o, " AUTH=PLAIN SASL-IR LITERAL+ ID ENABLE");
+		buf_append_str(o, auth_external_offered(cl->c) ? " AUTH=PLAIN AUTH=EXTERNAL"
+		                                                : " AUTH=PLAIN");
+		buf_append_str(o, " SASL-IR LITERAL+ ID ENABLE");
 		return;
 	}
 	buf_append_str(o, " LITERAL+ ID ENABLE IDLE UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN "

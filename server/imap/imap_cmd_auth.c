@@ -1,5 +1,6 @@
 /*
- * CAPABILITY, NOOP, LOGOUT, LOGIN, AUTHENTICATE PLAIN, ENABLE, ID, NAMESPACE, IDLE.
+ * CAPABILITY, NOOP, LOGOUT, LOGIN, AUTHENTICATE PLAIN and EXTERNAL, ENABLE, ID, NAMESPACE,
+ * IDLE.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "common/xmalloc.h"
 #include "server/auth/auth.h"
+#include "server/auth/external.h"
 #include "server/auth/login.h"
 #include "server/imap/imap_private.h"
 
@@ -141,24 +143,46 @@ static void plain_login(struct imap_client *cl, const char *b64, size_t len)
 	auth_plain_wipe(&p);
 }
 
+/* SASL EXTERNAL: the login is the client certificate's identity (server/auth/external.h);
+ * the response is empty ("=") or the base64 of an authorization identity, which must be
+ * the certificate's own. */
+static void external_login(struct imap_client *cl, const char *b64, size_t len)
+{
+	char authzid[AUTH_FIELD_MAX + 1] = "";
+	if (len == 1 && b64[0] == '*') {
+		imap_done(cl, "BAD", "Authentication cancelled");
+		return;
+	}
+	if (len > 0 && !(len == 1 && b64[0] == '=') &&
+	    auth_login_decode(b64, len, authzid, sizeof(authzid)) < 0) {
+		imap_done(cl, "BAD", "Invalid SASL EXTERNAL response");
+		return;
+	}
+	auth_external(cl->c, authzid, login_done);
+}
+
 void imap_cmd_authenticate(struct imap_client *cl, const struct imap_arg *a, size_t n)
 {
 	if (n < 1 || n > 2 || a[0].type != IMAP_ARG_ATOM) {
 		imap_done(cl, "BAD", "AUTHENTICATE needs a mechanism");
 		return;
 	}
-	if (!imap_arg_is(&a[0], "PLAIN")) {
+	bool external = imap_arg_is(&a[0], "EXTERNAL");
+	if (!external && !imap_arg_is(&a[0], "PLAIN")) {
 		imap_done(cl, "NO", "Unsupported authentication mechanism");
 		return;
 	}
 	if (n == 2) {
-		if (a[1].len == 1 && a[1].s[0] == '=')
+		if (external)
+			external_login(cl, a[1].s, a[1].len);
+		else if (a[1].len == 1 && a[1].s[0] == '=')
 			plain_login(cl, "", 0);
 		else
 			plain_login(cl, a[1].s, a[1].len);
 		return;
 	}
 	cl->auth_continue = true;
+	cl->auth_external = external;
 	conn_set_line_limit(cl->c, 4096);
 	conn_write_str(cl->c, "+ \r\n");
 }
@@ -167,6 +191,11 @@ void imap_authenticate_response(struct imap_client *cl, const char *line, size_t
 {
 	cl->auth_continue = false;
 	conn_set_line_limit(cl->c, 0);
+	if (cl->auth_external) {
+		cl->auth_external = false;
+		external_login(cl, line, len);
+		return;
+	}
 	plain_login(cl, line, len);
 }
 

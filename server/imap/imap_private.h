@@ -61,6 +61,7 @@ struct imap_client {
 	unsigned preauth_commands, errors;
 	/* AUTHENTICATE waiting for the client's response line. */
 	bool auth_continue;
+	bool auth_external; /* the continuation answers AUTHENTICATE EXTERNAL, not PLAIN */
 	/* APPEND literal target etc. are in the parsed args (the whole command is buffered). */
 	int64_t user_id;
 	char *user;

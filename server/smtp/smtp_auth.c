@@ -1,11 +1,12 @@
 /*
- * SMTP AUTH PLAIN / LOGIN exchanges. Secrets live in stack buffers that are wiped before
- * returning; auth_login copies (and wipes) what it keeps.
+ * SMTP AUTH PLAIN / LOGIN / EXTERNAL exchanges. Secrets live in stack buffers that are
+ * wiped before returning; auth_login copies (and wipes) what it keeps.
  */
 #include "server/smtp/smtp_auth.h"
 
 #include <string.h>
 
+#include "server/auth/external.h"
 #include "server/auth/login.h"
 #include "server/conn.h"
 
@@ -25,9 +26,9 @@ void smtp_auth_init(struct smtp_auth *a, struct conn *c, void *sess)
 	a->sess = sess;
 }
 
-const char *smtp_auth_mechanisms(void)
+const char *smtp_auth_mechanisms(const struct smtp_auth *a)
 {
-	return "PLAIN LOGIN";
+	return auth_external_offered(a->c) ? "PLAIN LOGIN EXTERNAL" : "PLAIN LOGIN";
 }
 
 static bool ieq(const char *a, size_t n, const char *lit)
@@ -99,6 +100,20 @@ static void auth_plain(struct smtp_auth *a, const char *b64, size_t len)
 	auth_plain_wipe(&p);
 }
 
+/* EXTERNAL: resp is the initial response or the continuation line ("=" or empty: no
+ * authorization identity; else base64 of the one the client asks for). */
+static void auth_external_resp(struct smtp_auth *a, const char *resp, size_t len)
+{
+	char authzid[AUTH_FIELD_MAX + 1] = "";
+	if (len > 0 && !(len == 1 && resp[0] == '=') &&
+	    auth_login_decode(resp, len, authzid, sizeof(authzid)) < 0) {
+		auth_fail_now(a, R_BAD64);
+		return;
+	}
+	a->state = SMTP_AUTH_CHECKING;
+	auth_external(a->c, authzid, auth_checked);
+}
+
 void smtp_auth_start(struct smtp_auth *a, const char *args, size_t len, smtp_auth_done_cb *done)
 {
 	a->done = done;
@@ -137,6 +152,15 @@ void smtp_auth_start(struct smtp_auth *a, const char *args, size_t len, smtp_aut
 		conn_write_str(a->c, "334 UGFzc3dvcmQ6\r\n");
 		return;
 	}
+	if (ieq(args, m, "EXTERNAL")) {
+		if (ir == NULL) {
+			a->state = SMTP_AUTH_EXTERNAL_WAIT;
+			conn_write_str(a->c, "334 \r\n");
+			return;
+		}
+		auth_external_resp(a, ir, ir_len);
+		return;
+	}
 	auth_fail_now(a, R_MECH);
 }
 
@@ -149,6 +173,9 @@ void smtp_auth_line(struct smtp_auth *a, const char *line, size_t len)
 	switch (a->state) {
 	case SMTP_AUTH_PLAIN_WAIT:
 		auth_plain(a, line, len);
+		return;
+	case SMTP_AUTH_EXTERNAL_WAIT:
+		auth_external_resp(a, line, len);
 		return;
 	case SMTP_AUTH_LOGIN_USER:
 		if (auth_login_decode(line, len, a->user, sizeof(a->user)) < 0 ||

@@ -1,8 +1,9 @@
 #ifndef SEALMAIL_SMTP_AUTH_H
 #define SEALMAIL_SMTP_AUTH_H
 /*
- * SMTP AUTH (RFC 4954) for PLAIN (RFC 4616, with SASL-IR) and LOGIN: the exchange of 334
- * continuations, "*" to cancel (501 5.7.0), then auth_login() (server/auth/login.h) does
+ * SMTP AUTH (RFC 4954) for PLAIN (RFC 4616, with SASL-IR), LOGIN and EXTERNAL (the client
+ * certificate): the exchange of 334 continuations, "*" to cancel (501 5.7.0), then
+ * auth_login() (server/auth/login.h) or auth_external() (server/auth/external.h) does
  * the real work: throttling delay, cache, store check, certificate policy, the fail2ban
  * log line. Every reply of the exchange is written here; the session learns the outcome
  * through done. The command and its continuation lines are secrets: never logged.
@@ -19,10 +20,11 @@ struct conn;
 
 enum smtp_auth_state {
 	SMTP_AUTH_IDLE,
-	SMTP_AUTH_PLAIN_WAIT, /* 334 sent, waiting for the PLAIN response */
-	SMTP_AUTH_LOGIN_USER, /* 334 VXNlcm5hbWU6 sent */
-	SMTP_AUTH_LOGIN_PASS, /* 334 UGFzc3dvcmQ6 sent */
-	SMTP_AUTH_CHECKING,   /* auth_login running */
+	SMTP_AUTH_PLAIN_WAIT,    /* 334 sent, waiting for the PLAIN response */
+	SMTP_AUTH_LOGIN_USER,    /* 334 VXNlcm5hbWU6 sent */
+	SMTP_AUTH_LOGIN_PASS,    /* 334 UGFzc3dvcmQ6 sent */
+	SMTP_AUTH_EXTERNAL_WAIT, /* 334 sent, waiting for the EXTERNAL authzid (or "=") */
+	SMTP_AUTH_CHECKING,      /* auth_login running */
 };
 
 /* ok: logged in as user (normalised address; borrowed during the call). The reply is
@@ -50,7 +52,9 @@ static inline bool smtp_auth_active(const struct smtp_auth *a)
 void smtp_auth_start(struct smtp_auth *a, const char *args, size_t len, smtp_auth_done_cb *done);
 /* A continuation line while active. */
 void smtp_auth_line(struct smtp_auth *a, const char *line, size_t len);
-/* The mechanisms for EHLO: "PLAIN LOGIN". */
-const char *smtp_auth_mechanisms(void);
+/* The mechanisms for EHLO: "PLAIN LOGIN", plus EXTERNAL when the connection carries a
+ * verified client certificate with an e-mail identity and no global certificate-AND-
+ * password policy (auth_external_offered). */
+const char *smtp_auth_mechanisms(const struct smtp_auth *a);
 
 #endif

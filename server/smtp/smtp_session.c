@@ -76,6 +76,7 @@ enum smtp_ehlo_flag {
 	SMTP_EHLO_TLS = 1 << 1,        /* shown once TLS is active */
 	SMTP_EHLO_SUBMISSION = 1 << 2, /* only on submission listeners */
 	SMTP_EHLO_SIZE = 1 << 3,       /* followed by " <limits.message_size>" */
+	SMTP_EHLO_AUTH = 1 << 4,       /* followed by the mechanisms (smtp_auth_mechanisms) */
 };
 
 static const struct {
@@ -91,7 +92,7 @@ static const struct {
     {"CHUNKING", SMTP_EHLO_TLS},
     {"DSN", SMTP_EHLO_TLS},
     {"REQUIRETLS", SMTP_EHLO_TLS},
-    {"AUTH PLAIN LOGIN", SMTP_EHLO_TLS | SMTP_EHLO_SUBMISSION},
+    {"AUTH", SMTP_EHLO_TLS | SMTP_EHLO_SUBMISSION | SMTP_EHLO_AUTH},
 };
 
 const char *smtp_hostname(const struct smtp_session *s)
@@ -194,6 +195,8 @@ static void smtp_cmd_ehlo(void *sess, const char *args, size_t len)
 		if ((f & SMTP_EHLO_SIZE) != 0)
 			conn_printf(s->c, " %llu",
 			            (unsigned long long)conn_config(s->c)->limits.message_size);
+		if ((f & SMTP_EHLO_AUTH) != 0)
+			conn_printf(s->c, " %s", smtp_auth_mechanisms(&s->auth));
 		conn_write(s->c, "\r\n", 2);
 	}
 	smtp_set_state(s, SMTP_S_HELO);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "server/auth/external.h"
 #include "server/auth/login.h"
 #include "server/conn.h"
 #include "server/spool.h"
@@ -22,6 +23,24 @@ void auth_login(struct conn *c, const char *mech, const char *user, const char *
 	    .status = strcmp(password, "secret") == 0 ? AUTH_LOGIN_OK : AUTH_LOGIN_FAILED,
 	    .user_id = 1,
 	    .user = user,
+	};
+	cb(fake_conn_sess(c), &r);
+}
+
+/* EXTERNAL: the fake conn's certificate identity logs in, with no or a matching authzid. */
+bool auth_external_offered(struct conn *c)
+{
+	return conn_cert_identity(c) != NULL;
+}
+
+void auth_external(struct conn *c, const char *authzid, auth_login_cb *cb)
+{
+	const char *id = conn_cert_identity(c);
+	bool ok = id != NULL && (authzid == NULL || authzid[0] == '\0' || strcmp(authzid, id) == 0);
+	struct auth_login_result r = {
+	    .status = ok ? AUTH_LOGIN_OK : AUTH_LOGIN_FAILED,
+	    .user_id = 1,
+	    .user = id,
 	};
 	cb(fake_conn_sess(c), &r);
 }
