@@ -150,3 +150,28 @@ def test_qresync_select(env):
     assert b"* VANISHED 5" in r and b"EXPUNGE" not in r, r
     lc.close()
     m.logout()
+
+
+def test_many_idle_sessions_all_woken(env):
+    user = env.add_user("crowd")
+    m = env.imaps(user)
+    for i in range(20):
+        m.append("INBOX", None, None, simple_message("pre%d" % i))
+    idlers = []
+    for k in range(40):
+        lc = env.raw(user)
+        cmd(lc, "s", "SELECT INBOX")
+        lc.send("i IDLE\r\n")
+        assert lc.readline().startswith(b"+ ")
+        idlers.append(lc)
+    m.select("INBOX")
+    m.store("3", "+FLAGS", r"(\Deleted)")
+    m.expunge()
+    m.append("INBOX", None, None, simple_message("for everyone"))
+    for lc in idlers:
+        got = wait_for(lc, rb"^\* 20 EXISTS")
+        assert b"* 3 EXPUNGE" in got, got
+        lc.send("DONE\r\n")
+        assert lc.imap_tagged("i")[-1].startswith(b"i OK")
+        lc.close()
+    m.logout()
