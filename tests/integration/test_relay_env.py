@@ -108,7 +108,7 @@ class Mta(harness.Server):
         assert r.returncode == 0, r.stderr
         return address
 
-    def submit(self, user, rcpts, msg, mail_options=()):
+    def submit(self, user, rcpts, msg, mail_options=(), rcpt_options=()):
         """Sends msg over submission (implicit TLS, AUTH PLAIN) with smtplib."""
         import smtplib
         ctx = ssl.create_default_context(cafile=self.certs.ca)
@@ -116,7 +116,8 @@ class Mta(harness.Server):
                              timeout=10)
         try:
             s.login(user, PASSWORD)
-            refused = s.sendmail(user, rcpts, msg, mail_options=list(mail_options))
+            refused = s.sendmail(user, rcpts, msg, mail_options=list(mail_options),
+                                 rcpt_options=list(rcpt_options))
             assert not refused, refused
         finally:
             try:
@@ -238,6 +239,7 @@ class StubPeer:
         self.mode = mode
         self.cert, self.key = cert, key
         self.requiretls = requiretls
+        self.extra_caps = []  # more EHLO keywords after TLS (e.g. "DSN")
         self.data_delay = 0.0
         self.delaying = 0  # end-of-data replies being held back right now
         self.commands = []
@@ -295,6 +297,8 @@ class StubPeer:
                     caps.append("STARTTLS")
                 if tls and self.requiretls:
                     caps.append("REQUIRETLS")
+                if tls or mode == "plain":
+                    caps += self.extra_caps
                 lc.send("".join("250-%s\r\n" % x for x in caps[:-1]) + "250 %s\r\n" % caps[-1])
             elif verb == "STARTTLS" and mode != "plain" and not tls:
                 lc.send("220 2.0.0 go ahead\r\n")

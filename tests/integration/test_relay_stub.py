@@ -22,6 +22,9 @@ def mta(certs, sealmaild_bin, tmp_path_factory):
         cfg.update(relay)
         cfg["routes"] = [dict({"host": "127.0.0.1", "tls": "verify", "ca": certs.ca}, **r)
                          for r in routes]
+        for r in cfg["routes"]:
+            if r["tls"] != "verify":
+                del r["ca"]
         m = Mta(certs, str(tmp_path_factory.mktemp("mta")), "a.test", relay=cfg)
         made.append(m)
         m.start()
@@ -128,6 +131,43 @@ def test_requiretls_to_peer_without_it_bounces(certs, mta):
                  mail_options=["REQUIRETLS"])
         wait_for(lambda: stub.messages, 10, "delivery to a REQUIRETLS peer")
         assert stub.messages[0][0].upper().endswith("REQUIRETLS"), stub.messages[0][0]
+        m.wait_queue_empty(timeout=5)
+    finally:
+        stub.close()
+
+
+def test_dsn_parameters_pass_to_a_dsn_peer(certs, mta):
+    cert, key = peer_cert(certs)
+    stub = StubPeer("tls", cert, key)
+    stub.extra_caps = ["DSN"]
+    try:
+        m = mta([{"domain": "peer.test", "port": stub.port}])
+        alice = m.add_user("alice")
+        m.submit(alice, ["rcpt@peer.test"], message(alice, "rcpt@peer.test"),
+                 mail_options=["RET=HDRS", "ENVID=env+2Bid1"],
+                 rcpt_options=["NOTIFY=FAILURE,DELAY", "ORCPT=rfc822;Rcpt@peer.test"])
+        wait_for(lambda: stub.messages, 10, "the delivery")
+        mail, rcpts, _ = stub.messages[0]
+        assert "RET=HDRS" in mail and "ENVID=env+2Bid1" in mail, mail
+        assert "NOTIFY=FAILURE,DELAY" in rcpts[0] and "ORCPT=rfc822;Rcpt@peer.test" in rcpts[0], \
+            rcpts
+        m.wait_queue_empty(timeout=5)
+    finally:
+        stub.close()
+
+
+def test_plaintext_route_to_loopback_is_allowed_and_logged(certs, mta):
+    stub = StubPeer("plain")
+    try:
+        m = mta([{"domain": "peer.test", "port": stub.port, "tls": "none"}])
+        m.wait_log(r"proto=relay event=plaintext_route domain=peer.test .*allowed=yes")
+        alice = m.add_user("alice")
+        msg = message(alice, "rcpt@peer.test")
+        m.submit(alice, ["rcpt@peer.test"], msg)
+        wait_for(lambda: stub.messages, 10, "the plaintext delivery")
+        assert stub.messages[0][2].endswith(msg)
+        assert not any(c.upper().startswith("STARTTLS") for c in stub.commands)
+        m.wait_log(r"proto=relay event=plaintext_delivery queue=\d+ host=127.0.0.1")
         m.wait_queue_empty(timeout=5)
     finally:
         stub.close()
