@@ -87,21 +87,30 @@ static void login_finish(struct login *l, enum auth_login_status status, const c
 	uv_close((uv_handle_t *)&l->timer, login_free_cb);
 }
 
+int auth_cert_policy(struct conn *c, const char *user, bool user_requires_cert,
+                     const char **why_r)
+{
+	const struct config *cfg = c->server->cfg;
+	const char *identity = conn_cert_identity(c);
+	if (identity != NULL && strcmp(identity, user) != 0) {
+		*why_r = "certificate_user_mismatch";
+		return -EACCES;
+	}
+	if ((cfg->auth.require_client_certificate || user_requires_cert) && identity == NULL) {
+		*why_r = "client_certificate_required";
+		return -EACCES;
+	}
+	return 0;
+}
+
 /* Step 4: certificate policy, once the password is known to be right. */
 static void login_check_cert(struct login *l)
 {
-	struct conn *c = l->conn;
-	const struct config *cfg = c->server->cfg;
-	const char *identity = conn_cert_identity(c);
-	if (identity != NULL && strcmp(identity, l->user) != 0) {
-		login_finish(l, AUTH_LOGIN_CERT, "certificate_user_mismatch");
-		return;
-	}
-	if ((cfg->auth.require_client_certificate || l->require_cert) && identity == NULL) {
-		login_finish(l, AUTH_LOGIN_CERT, "client_certificate_required");
-		return;
-	}
-	login_finish(l, AUTH_LOGIN_OK, NULL);
+	const char *why = NULL;
+	if (auth_cert_policy(l->conn, l->user, l->require_cert, &why) < 0)
+		login_finish(l, AUTH_LOGIN_CERT, why);
+	else
+		login_finish(l, AUTH_LOGIN_OK, NULL);
 }
 
 static void login_auth_done(void *ctx, int rc, struct store_result *res)

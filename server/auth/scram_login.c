@@ -1,0 +1,249 @@
+/*
+ * The SCRAM login for a connection (scram.h, second half). The steps, each with the
+ * connection paused and held:
+ *   start:  decode the user name, wait out the failed-login delay, look the material up
+ *           (store thread), set it (or the dummy material when there is none), answer the
+ *           server-first-message;
+ *   step:   check the proof (GNU SASL, on the loop: no key stretching happens here, the
+ *           store keeps the stretched keys), then the user's certificate flag (store
+ *           thread) and the certificate policy, one log line, the failure accounting.
+ * An unknown or disabled user gets a server-first-message like everyone else (a fixed
+ * salt per name) and fails at the proof, as a wrong password does.
+ */
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "server/auth/auth.h"
+#include "server/auth/scram.h"
+#include "server/server_private.h"
+#include "server/services.h"
+#include "server/tls.h"
+#include "storage/store.h"
+
+struct scram_auth {
+	struct conn *conn;
+	scram_auth_cb *cb;
+	struct scram_server *x;
+	uv_timer_t timer;
+	char *first; /* the client-first-message (base64) until the material is set */
+	char user[AUTH_FIELD_MAX + 1];
+	int64_t user_id;
+	bool plus;
+	bool busy; /* a step runs: the connection is held */
+};
+
+static bool scram_alive(const struct scram_auth *a)
+{
+	return a->conn->state == CONN_PLAIN || a->conn->state == CONN_TLS;
+}
+
+static const char *scram_mech_name(const struct scram_auth *a)
+{
+	return a->plus ? SCRAM_MECH_PLUS : SCRAM_MECH;
+}
+
+static void scram_log(struct scram_auth *a, enum auth_login_status st, const char *why)
+{
+	struct conn *c = a->conn;
+	char user_esc[200];
+	log_escape(user_esc, sizeof(user_esc), a->user, strlen(a->user));
+	if (st == AUTH_LOGIN_OK)
+		log_event(LOGL_INFO, "session=%s proto=%s event=auth_ok mech=%s user=%s ip=%s",
+		          c->id, c->proto->name, scram_mech_name(a), user_esc, c->ip);
+	else
+		log_event(LOGL_WARN,
+		          "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
+		          c->id, c->proto->name, scram_mech_name(a), user_esc, c->ip, why);
+	if (st != AUTH_LOGIN_TEMPFAIL)
+		authfail_record(c->server->services->authfail, c->ip, a->user, st == AUTH_LOGIN_OK,
+		                conn_now_ms(c));
+}
+
+/* Ends a step: hands r to the session (if it is still there), resumes input unless the
+ * callback paused again, and lets the connection go. a may be freed by the callback or
+ * by conn_release (the session's close), so it is not touched after. */
+static void scram_answer(struct scram_auth *a, struct scram_auth_result *r)
+{
+	struct conn *c = a->conn;
+	a->busy = false;
+	if (scram_alive(a) && c->sess != NULL) {
+		void *sess = c->sess;
+		scram_auth_cb *cb = a->cb;
+		r->user = a->user;
+		r->user_id = a->user_id;
+		c->paused = false;
+		cb(sess, r);
+		if (!c->paused) {
+			c->paused = true;
+			conn_resume(c);
+		}
+	}
+	conn_release(c);
+}
+
+static void scram_done(struct scram_auth *a, enum auth_login_status st, const char *why,
+                       const char *final)
+{
+	scram_log(a, st, why);
+	struct scram_auth_result r = {.done = true, .status = st, .challenge = final};
+	scram_answer(a, &r);
+}
+
+static void scram_user_got(void *ctx, int rc, struct store_result *res)
+{
+	struct scram_auth *a = ctx;
+	char *final = a->first; /* the server-final-message waited here */
+	a->first = NULL;
+	if (!scram_alive(a)) {
+		free(final);
+		scram_answer(a, &(struct scram_auth_result){.done = true});
+		return;
+	}
+	if (rc < 0 || res->n_users != 1 || res->users[0].disabled) {
+		/* Deleted or disabled between the two lookups, or the store failed. */
+		free(final);
+		if (rc == -ENOENT || rc == 0)
+			scram_done(a, AUTH_LOGIN_FAILED, "bad_credentials", NULL);
+		else
+			scram_done(a, AUTH_LOGIN_TEMPFAIL, "store_error", NULL);
+		return;
+	}
+	const char *why = NULL;
+	if (auth_cert_policy(a->conn, a->user, res->users[0].require_client_certificate, &why) < 0)
+		scram_done(a, AUTH_LOGIN_CERT, why, NULL);
+	else
+		scram_done(a, AUTH_LOGIN_OK, NULL, final);
+	free(final);
+}
+
+void scram_auth_step(struct scram_auth *a, const char *b64, size_t len)
+{
+	struct conn *c = a->conn;
+	char *out = NULL;
+	conn_pause(c);
+	conn_hold(c);
+	a->busy = true;
+	int r = a->x == NULL ? -EIO : scram_server_step(a->x, b64, len, &out);
+	if (r != 1) {
+		free(out);
+		scram_done(a, AUTH_LOGIN_FAILED, r == -EINVAL ? "bad_message" : "bad_credentials",
+		           NULL);
+		return;
+	}
+	/* The proof matched: now the certificate policy, which needs the user's flag. */
+	a->first = out;
+	int s = store_user_get(c->server->services->store, a->user, scram_user_got, a);
+	if (s < 0)
+		scram_user_got(a, s, NULL);
+}
+
+static void scram_material_got(void *ctx, int rc, struct store_result *res)
+{
+	struct scram_auth *a = ctx;
+	char *out = NULL;
+	if (!scram_alive(a)) {
+		scram_answer(a, &(struct scram_auth_result){.done = true});
+		return;
+	}
+	int r;
+	if (a->x == NULL) {
+		scram_done(a, AUTH_LOGIN_TEMPFAIL, "sasl_error", NULL);
+		return;
+	}
+	if (rc == 0) {
+		a->user_id = res->user_id;
+		r = scram_server_set_material(a->x, res->scram.salt, res->scram.iterations,
+		                              res->scram.stored_key, res->scram.server_key);
+	} else if (rc == -ENOENT || rc == -EINVAL) {
+		r = scram_server_set_dummy(a->x, a->user);
+	} else {
+		log_event(LOGL_ERROR, "session=%s event=store_error op=scram error=\"%s\"",
+		          a->conn->id, store_strerror(rc));
+		scram_done(a, AUTH_LOGIN_TEMPFAIL, "store_error", NULL);
+		return;
+	}
+	if (r == 0)
+		r = scram_server_step(a->x, a->first, strlen(a->first), &out);
+	free(a->first);
+	a->first = NULL;
+	if (r == 0 && out != NULL) {
+		struct scram_auth_result res2 = {.done = false, .challenge = out};
+		scram_answer(a, &res2);
+		free(out);
+		return;
+	}
+	free(out);
+	scram_done(a, AUTH_LOGIN_FAILED, r == -EINVAL ? "bad_message" : "bad_credentials", NULL);
+}
+
+/* The delay is over. */
+static void scram_timer_cb(uv_timer_t *t)
+{
+	struct scram_auth *a = t->data;
+	if (!scram_alive(a)) {
+		scram_answer(a, &(struct scram_auth_result){.done = true});
+		return;
+	}
+	struct store *st = a->conn->server->services->store;
+	int r = store_user_scram(st, a->user, scram_material_got, a);
+	if (r < 0)
+		scram_material_got(a, r, NULL);
+}
+
+struct scram_auth *scram_auth_start(struct conn *c, bool plus, const char *b64, size_t len,
+                                    scram_auth_cb *cb)
+{
+	char user[AUTH_FIELD_MAX + 1];
+	unsigned char bind[SCRAM_CB_LEN];
+	bool have_cb = false;
+	if (scram_client_first_user(b64, len, user, sizeof(user)) < 0)
+		return NULL;
+	if (c->tls != NULL && tls_session_channel_binding(c->tls, bind, sizeof(bind)) == 0)
+		have_cb = true;
+	struct scram_auth *a = xcalloc(1, sizeof(*a));
+	a->conn = c;
+	a->cb = cb;
+	a->plus = plus;
+	for (size_t i = 0; user[i] != '\0'; i++)
+		a->user[i] = (char)tolower((unsigned char)user[i]);
+	a->first = xstrndup(b64, len);
+	uv_timer_init(c->server->loop, &a->timer);
+	a->timer.data = a;
+	conn_pause(c);
+	conn_hold(c);
+	a->busy = true;
+	/* PLUS without a channel binding (no TLS exporter): a plain exchange, which GNU SASL
+	 * ends like a wrong password when the client asks to bind. */
+	if (scram_server_new(plus, have_cb ? bind : NULL, SCRAM_CB_LEN, &a->x) < 0)
+		(void)scram_server_new(false, NULL, 0, &a->x);
+	gnutls_memset(bind, 0, sizeof(bind));
+	unsigned delay =
+	    authfail_delay_ms(c->server->services->authfail, c->ip, a->user, conn_now_ms(c));
+	uv_timer_start(&a->timer, scram_timer_cb, delay, 0);
+	return a;
+}
+
+static void scram_free_cb(uv_handle_t *h)
+{
+	struct scram_auth *a = h->data;
+	free(a);
+}
+
+void scram_auth_free(struct scram_auth *a)
+{
+	if (a == NULL)
+		return;
+	assert(!a->busy);
+	scram_server_free(a->x);
+	a->x = NULL;
+	free(a->first);
+	a->first = NULL;
+	explicit_bzero(a->user, sizeof(a->user));
+	uv_close((uv_handle_t *)&a->timer, scram_free_cb);
+}
