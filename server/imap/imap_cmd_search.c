@@ -124,7 +124,9 @@ static void search_finish(struct search_op *op)
 			cl->saved[i] = cl->uid ? hits[i] : cl->msgs[hits[i] - 1].uid;
 		cl->n_saved = nh;
 	}
-	if (op->search.has_return) {
+	if (op->search.has_return && op->search.esearch == IMAP_ES_SAVE) {
+		/* nothing to answer */
+	} else if (op->search.has_return) {
 		unsigned e = op->search.esearch;
 		buf_printf(&o, "* ESEARCH (TAG \"%s\")%s", cl->tag, cl->uid ? " UID" : "");
 		if ((e & IMAP_ES_MIN) && nh > 0)

@@ -191,9 +191,13 @@ static void expunged(void *ctx, int rc, struct store_result *res)
 		imap_done(cl, "OK", "MOVE completed");
 		return;
 	}
-	imap_donef(cl, "OK", "[HIGHESTMODSEQ %llu] EXPUNGE completed",
-	           (unsigned long long)(res->modseq > cl->highest_modseq ? res->modseq
-	                                                                 : cl->highest_modseq));
+	/* The mailbox's, not the snapshot's: our own STOREs are newer than the snapshot's
+	 * HIGHESTMODSEQ (which only moves when other sessions' changes are shown). */
+	uint64_t hms = res->modseq > cl->highest_modseq ? res->modseq : cl->highest_modseq;
+	for (size_t i = 0; i < cl->n_msgs; i++)
+		if (cl->msgs[i].modseq > hms)
+			hms = cl->msgs[i].modseq;
+	imap_donef(cl, "OK", "[HIGHESTMODSEQ %llu] EXPUNGE completed", (unsigned long long)hms);
 }
 
 void imap_cmd_expunge(struct imap_client *cl, const struct imap_arg *a, size_t n)

@@ -309,7 +309,9 @@ int imap_search_parse(const struct imap_arg *args, size_t n, struct imap_search 
 				return -EINVAL;
 			}
 		}
-		if (s->esearch == 0 || s->esearch == IMAP_ES_SAVE)
+		/* RETURN () means ALL; RETURN (SAVE) alone saves and answers nothing
+		 * (RFC 5182 2.1). */
+		if (s->esearch == 0)
 			s->esearch |= IMAP_ES_ALL;
 	}
 	if (p.i < n && imap_arg_is(&args[p.i], "CHARSET")) {

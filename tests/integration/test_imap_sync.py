@@ -109,6 +109,15 @@ def test_condstore(env):
     assert re.search(rb"\* SEARCH .*\(MODSEQ \d+\)", r), r
     r = b"".join(cmd(lc, "st2", "STATUS INBOX (HIGHESTMODSEQ)"))
     assert b"HIGHESTMODSEQ" in r, r
+    r = b"".join(cmd(lc, "st3", "STORE 3 +FLAGS (\\Answered)"))
+    last = int(re.search(rb"MODSEQ \((\d+)\)", r).group(1))
+    r = b"".join(cmd(lc, "ex", "EXPUNGE"))
+    assert b"ex OK [HIGHESTMODSEQ %d]" % last in r, r
+    # SEARCHRES: RETURN (SAVE) alone answers nothing; $ is the saved set.
+    r = b"".join(cmd(lc, "sv", "UID SEARCH RETURN (SAVE) UID 2:3"))
+    assert b"ESEARCH" not in r and b"* SEARCH" not in r, r
+    r = b"".join(cmd(lc, "f3", "UID FETCH $ (UID)"))
+    assert b"UID 2)" in r and b"UID 3)" in r and r.count(b"* ") == 2, r
     lc.close()
 
 
