@@ -44,19 +44,6 @@ static int scram_global_init(void)
 	return 0;
 }
 
-bool scram_mech_allowed(const char *name, size_t len, bool *plus_r)
-{
-	if (len == strlen(SCRAM_MECH) && strncasecmp(name, SCRAM_MECH, len) == 0) {
-		*plus_r = false;
-		return true;
-	}
-	if (len == strlen(SCRAM_MECH_PLUS) && strncasecmp(name, SCRAM_MECH_PLUS, len) == 0) {
-		*plus_r = true;
-		return true;
-	}
-	return false;
-}
-
 int scram_server_new(bool plus, const unsigned char *cb, size_t cb_len, struct scram_server **x_r)
 {
 	*x_r = NULL;

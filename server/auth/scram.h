@@ -20,6 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 
 #include "server/auth/login.h"
 
@@ -28,8 +30,19 @@
 #define SCRAM_CB_LEN    32 /* tls-exporter channel binding bytes (RFC 9266) */
 
 /* True when name (len bytes, any case) is one of our SCRAM mechanisms; *plus_r says
- * which. */
-bool scram_mech_allowed(const char *name, size_t len, bool *plus_r);
+ * which. Inline so protocol code can ask without linking GNU SASL. */
+static inline bool scram_mech_allowed(const char *name, size_t len, bool *plus_r)
+{
+	if (len == strlen(SCRAM_MECH) && strncasecmp(name, SCRAM_MECH, len) == 0) {
+		*plus_r = false;
+		return true;
+	}
+	if (len == strlen(SCRAM_MECH_PLUS) && strncasecmp(name, SCRAM_MECH_PLUS, len) == 0) {
+		*plus_r = true;
+		return true;
+	}
+	return false;
+}
 
 /* ---- one exchange ---------------------------------------------------------------- */
 
@@ -69,6 +82,9 @@ const char *scram_server_user(struct scram_server *x);
 
 struct conn;
 struct scram_auth;
+
+/* Whether SCRAM-SHA-256-PLUS can be offered on c: TLS with a tls-exporter binding. */
+bool scram_plus_offered(struct conn *c);
 
 struct scram_auth_result {
 	/* false: send challenge (base64) in a continuation and pass the client's answer to

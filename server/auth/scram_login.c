@@ -229,6 +229,15 @@ struct scram_auth *scram_auth_start(struct conn *c, bool plus, const char *b64, 
 	return a;
 }
 
+bool scram_plus_offered(struct conn *c)
+{
+	unsigned char bind[SCRAM_CB_LEN];
+	if (c->tls == NULL || tls_session_channel_binding(c->tls, bind, sizeof(bind)) < 0)
+		return false;
+	gnutls_memset(bind, 0, sizeof(bind));
+	return true;
+}
+
 static void scram_free_cb(uv_handle_t *h)
 {
 	struct scram_auth *a = h->data;

@@ -4,10 +4,12 @@
  */
 #include "server/smtp/smtp_auth.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "server/auth/external.h"
 #include "server/auth/login.h"
+#include "server/auth/scram.h"
 #include "server/conn.h"
 
 #define R_OK     "235 2.7.0 Authentication successful\r\n"
@@ -28,7 +30,19 @@ void smtp_auth_init(struct smtp_auth *a, struct conn *c, void *sess)
 
 const char *smtp_auth_mechanisms(const struct smtp_auth *a)
 {
-	return auth_external_offered(a->c) ? "PLAIN LOGIN EXTERNAL" : "PLAIN LOGIN";
+	static const char *const mechs[] = {
+	    "PLAIN LOGIN SCRAM-SHA-256",
+	    "PLAIN LOGIN SCRAM-SHA-256 EXTERNAL",
+	    "PLAIN LOGIN SCRAM-SHA-256-PLUS SCRAM-SHA-256",
+	    "PLAIN LOGIN SCRAM-SHA-256-PLUS SCRAM-SHA-256 EXTERNAL",
+	};
+	return mechs[(scram_plus_offered(a->c) ? 2 : 0) + (auth_external_offered(a->c) ? 1 : 0)];
+}
+
+void smtp_auth_cleanup(struct smtp_auth *a)
+{
+	scram_auth_free(a->scram);
+	a->scram = NULL;
 }
 
 static bool ieq(const char *a, size_t n, const char *lit)
@@ -45,6 +59,7 @@ static bool ieq(const char *a, size_t n, const char *lit)
 
 static void auth_fail_now(struct smtp_auth *a, const char *reply)
 {
+	smtp_auth_cleanup(a);
 	explicit_bzero(a->user, sizeof(a->user));
 	a->state = SMTP_AUTH_IDLE;
 	conn_write_str(a->c, reply);
@@ -114,6 +129,36 @@ static void auth_external_resp(struct smtp_auth *a, const char *resp, size_t len
 	auth_external(a->c, authzid, auth_checked);
 }
 
+/* Each SCRAM step's outcome: a challenge, the server-final (logged in), or a refusal. */
+static void auth_scram_cb(void *sess, const struct scram_auth_result *r)
+{
+	struct smtp_auth *a = smtp_session_auth(sess);
+	if (!r->done) {
+		a->state = SMTP_AUTH_SCRAM_PROOF;
+		conn_printf(a->c, "334 %s\r\n", r->challenge);
+		return;
+	}
+	if (r->status == AUTH_LOGIN_OK) {
+		snprintf(a->user, sizeof(a->user), "%s", r->user);
+		a->state = SMTP_AUTH_SCRAM_FINAL;
+		conn_printf(a->c, "334 %s\r\n", r->challenge);
+		return;
+	}
+	smtp_auth_cleanup(a);
+	struct auth_login_result lr = {.status = r->status};
+	auth_checked(sess, &lr);
+}
+
+static void auth_scram_first(struct smtp_auth *a, const char *b64, size_t len)
+{
+	a->scram = scram_auth_start(a->c, a->scram_plus, b64, len, auth_scram_cb);
+	if (a->scram == NULL) {
+		auth_fail_now(a, R_BAD64);
+		return;
+	}
+	a->state = SMTP_AUTH_CHECKING;
+}
+
 void smtp_auth_start(struct smtp_auth *a, const char *args, size_t len, smtp_auth_done_cb *done)
 {
 	a->done = done;
@@ -161,6 +206,15 @@ void smtp_auth_start(struct smtp_auth *a, const char *args, size_t len, smtp_aut
 		auth_external_resp(a, ir, ir_len);
 		return;
 	}
+	if (scram_mech_allowed(args, m, &a->scram_plus)) {
+		if (ir == NULL) {
+			a->state = SMTP_AUTH_SCRAM_FIRST;
+			conn_write_str(a->c, "334 \r\n");
+			return;
+		}
+		auth_scram_first(a, ir, ir_len);
+		return;
+	}
 	auth_fail_now(a, R_MECH);
 }
 
@@ -176,6 +230,26 @@ void smtp_auth_line(struct smtp_auth *a, const char *line, size_t len)
 		return;
 	case SMTP_AUTH_EXTERNAL_WAIT:
 		auth_external_resp(a, line, len);
+		return;
+	case SMTP_AUTH_SCRAM_FIRST:
+		auth_scram_first(a, line, len);
+		return;
+	case SMTP_AUTH_SCRAM_PROOF:
+		a->state = SMTP_AUTH_CHECKING;
+		scram_auth_step(a->scram, line, len);
+		return;
+	case SMTP_AUTH_SCRAM_FINAL:
+		/* RFC 4954 4: the client acknowledges the server-final-message with an empty
+		 * line; the proof was already checked and logged. */
+		if (len != 0) {
+			auth_fail_now(a, R_CANCEL);
+			return;
+		}
+		smtp_auth_cleanup(a);
+		a->state = SMTP_AUTH_IDLE;
+		conn_write_str(a->c, R_OK);
+		a->done(a->sess, true, a->user);
+		explicit_bzero(a->user, sizeof(a->user));
 		return;
 	case SMTP_AUTH_LOGIN_USER:
 		if (auth_login_decode(line, len, a->user, sizeof(a->user)) < 0 ||

@@ -1,12 +1,14 @@
 #ifndef SEALMAIL_SMTP_AUTH_H
 #define SEALMAIL_SMTP_AUTH_H
 /*
- * SMTP AUTH (RFC 4954) for PLAIN (RFC 4616, with SASL-IR), LOGIN and EXTERNAL (the client
- * certificate): the exchange of 334 continuations, "*" to cancel (501 5.7.0), then
- * auth_login() (server/auth/login.h) or auth_external() (server/auth/external.h) does
- * the real work: throttling delay, cache, store check, certificate policy, the fail2ban
- * log line. Every reply of the exchange is written here; the session learns the outcome
- * through done. The command and its continuation lines are secrets: never logged.
+ * SMTP AUTH (RFC 4954) for PLAIN (RFC 4616, with SASL-IR), LOGIN, EXTERNAL (the client
+ * certificate) and SCRAM-SHA-256(-PLUS) (server/auth/scram.h; its server-final-message goes
+ * out in a last 334 and the client answers an empty line before 235): the exchange of 334
+ * continuations, "*" to cancel (501 5.7.0), then auth_login() (server/auth/login.h) or
+ * auth_external() (server/auth/external.h) does the real work: throttling delay, cache, store
+ * check, certificate policy, the fail2ban log line. Every reply of the exchange is written here;
+ * the session learns the outcome through done. The command and its continuation lines are secrets:
+ * never logged.
  *
  * The session embeds struct smtp_auth, sends it the AUTH arguments and, while
  * smtp_auth_active(), every input line. Loop thread only.
@@ -17,6 +19,7 @@
 #include "server/auth/auth.h"
 
 struct conn;
+struct scram_auth;
 
 enum smtp_auth_state {
 	SMTP_AUTH_IDLE,
@@ -24,6 +27,9 @@ enum smtp_auth_state {
 	SMTP_AUTH_LOGIN_USER,    /* 334 VXNlcm5hbWU6 sent */
 	SMTP_AUTH_LOGIN_PASS,    /* 334 UGFzc3dvcmQ6 sent */
 	SMTP_AUTH_EXTERNAL_WAIT, /* 334 sent, waiting for the EXTERNAL authzid (or "=") */
+	SMTP_AUTH_SCRAM_FIRST,   /* 334 sent, waiting for the SCRAM client-first-message */
+	SMTP_AUTH_SCRAM_PROOF,   /* server-first sent, waiting for the client-final-message */
+	SMTP_AUTH_SCRAM_FINAL,   /* server-final sent (logged in), waiting for an empty line */
 	SMTP_AUTH_CHECKING,      /* auth_login running */
 };
 
@@ -37,6 +43,8 @@ struct smtp_auth {
 	enum smtp_auth_state state;
 	smtp_auth_done_cb *done;
 	char user[AUTH_FIELD_MAX + 1];
+	struct scram_auth *scram; /* SCRAM exchange in progress (server/auth/scram.h) */
+	bool scram_plus;
 };
 
 /* The session's struct smtp_auth, for the auth_login callback (which receives the session
@@ -50,6 +58,8 @@ static inline bool smtp_auth_active(const struct smtp_auth *a)
 }
 /* "AUTH <args>": args is "MECH [initial-response]". Writes a reply or a 334. */
 void smtp_auth_start(struct smtp_auth *a, const char *args, size_t len, smtp_auth_done_cb *done);
+/* Forgets an exchange in progress (the session closes). */
+void smtp_auth_cleanup(struct smtp_auth *a);
 /* A continuation line while active. */
 void smtp_auth_line(struct smtp_auth *a, const char *line, size_t len);
 /* The mechanisms for EHLO: "PLAIN LOGIN", plus EXTERNAL when the connection carries a

@@ -431,6 +431,7 @@ static void smtp_close(void *sess)
 
 	s->txn.delivering = false;
 	smtp_txn_reset(&s->txn);
+	smtp_auth_cleanup(&s->auth);
 	free(s);
 }
 
