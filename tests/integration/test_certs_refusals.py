@@ -1,0 +1,229 @@
+"""Client certificates that must NOT get in (issue 7, "Refusals"), against a sealmaild
+whose PKI is sealctl's (CaEnv from test_certs_clients.py): no certificate on a required
+listener, another CA, expired, no e-mail identity, not a user, revoked (SIGHUP, and the
+CRL file changing without a signal), a TLS session resumed from before the revocation, a
+live certificate session closed on revocation, a password login as another user on a
+certificate session, require-cert users and auth.require_client_certificate with a
+password alone, and a CRL past its nextUpdate failing closed."""
+import imaplib
+import signal
+import smtplib
+import socket
+import ssl
+import time
+import types
+
+import pytest
+
+import harness
+from test_certs_clients import (ALICE, BOB, DOMAIN, IMAP_EXT, IMAP_PREAUTH, IMAP_REQ, PASSWORD,
+                                SUB_EXT, CaEnv, b64)
+
+REFUSED = (ssl.SSLError, ConnectionResetError, BrokenPipeError, EOFError, socket.timeout,
+           ConnectionAbortedError, OSError)
+
+
+@pytest.fixture
+def env(make_server):
+    return CaEnv(make_server)
+
+
+def greeting(env, index, who=None, cert=None, session=None, ctx=None):
+    """Connects, returns (greeting line, ssl socket); raises when refused (TLS 1.3 shows a
+    refusal on the first read). A session to resume needs the context that made it."""
+    raw = socket.create_connection(("127.0.0.1", env.port(index)), timeout=5)
+    ctx = ctx or env.ctx(who, cert)
+    s = ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session)
+    lc = harness.LineClient(s)
+    line = lc.readline()
+    if not line:
+        lc.close()
+        raise EOFError("closed before the greeting")
+    return line, s
+
+
+def refused(env, index, who=None, cert=None, session=None, ctx=None):
+    try:
+        line, s = greeting(env, index, who, cert, session, ctx)
+    except REFUSED:
+        return True
+    s.close()
+    raise AssertionError("greeted: %r" % line)
+
+
+def test_required_listener_refuses_none_other_ca_and_expired(env, certs):
+    since = env.srv.log_size()
+    assert refused(env, IMAP_REQ)
+    env.srv.wait_log(r"event=tls_failed", since)
+    other = {"crt": certs.client_other, "key": certs.client_other_key}
+    assert refused(env, IMAP_REQ, cert=other)
+    expired = env.certtool_leaf("expired", 'cn = "alice"\nemail = "%s"\ntls_www_client\n'
+                                'signing_key\nactivation_date = "2020-01-01 00:00:00"\n'
+                                'expiration_date = "2020-02-01 00:00:00"\n' % ALICE)
+    assert refused(env, IMAP_REQ, cert=expired)
+    # On an optional listener such certificates are simply not verified: no EXTERNAL.
+    for cert in (other, expired):
+        m = env.imap(IMAP_EXT, cert=cert)
+        assert "AUTH=EXTERNAL" not in m.capabilities
+        with pytest.raises(imaplib.IMAP4.error):
+            m.authenticate("EXTERNAL", lambda _: b"")
+        m.logout()
+    env.srv.wait_log(r"event=auth_failed mech=EXTERNAL .*reason=no_certificate", since)
+
+
+def test_no_email_identity_and_not_a_user_authenticate_nobody(env):
+    anon = env.certtool_leaf("anon", 'cn = "alice@%s"\ntls_www_client\nsigning_key\n'
+                             'expiration_days = 10\n' % DOMAIN)
+    stranger = env.certtool_leaf("stranger", 'cn = "x"\nemail = "nobody@%s"\ntls_www_client\n'
+                                 'signing_key\nexpiration_days = 10\n' % DOMAIN)
+    since = env.srv.log_size()
+    # The TLS part is fine (the CA signed it), the login is not. Never the CN.
+    m = env.imap(IMAP_EXT, cert=anon)
+    with pytest.raises(imaplib.IMAP4.error):
+        m.authenticate("EXTERNAL", lambda _: ALICE.encode())
+    m.logout()
+    env.srv.wait_log(r"event=auth_failed mech=EXTERNAL .*reason=no_identity", since)
+    m = env.imap(IMAP_EXT, cert=stranger)
+    with pytest.raises(imaplib.IMAP4.error):
+        m.authenticate("EXTERNAL", lambda _: b"")
+    m.logout()
+    env.srv.wait_log(r"event=auth_failed mech=EXTERNAL user=nobody@\S+ .*reason=not_a_user", since)
+    s = env.smtp(SUB_EXT, cert=stranger)
+    s.ehlo()
+    assert s.docmd("AUTH", "EXTERNAL =")[0] == 535
+    s.quit()
+    # A PREAUTH listener greets them with a plain OK, not PREAUTH.
+    for cert in (anon, stranger):
+        line, sock = greeting(env, IMAP_PREAUTH, cert=cert)
+        sock.close()
+        assert line.startswith(b"* OK"), line
+
+
+def _revoke(env):
+    out = env.sealctl("cert", "revoke", ALICE)
+    assert env.certs[ALICE]["serial"] in out
+
+
+def test_revoked_after_sighup_and_resumption_refused(env):
+    # A first connection, and its TLS session (ticket), from before the revocation.
+    ctx = env.ctx(ALICE)
+    line, s = greeting(env, IMAP_REQ, ctx=ctx)
+    assert line.startswith(b"* OK"), line
+    s.sendall(b"a NOOP\r\n")
+    s.recv(4096)
+    session = s.session
+    s.close()
+    assert session is not None
+    line, s = greeting(env, IMAP_REQ, session=session, ctx=ctx)
+    assert s.session_reused, "the test cannot prove anything if nothing resumes"
+    s.close()
+    _revoke(env)
+    since = env.srv.log_size()
+    env.srv.signal(signal.SIGHUP)
+    env.srv.wait_log(r"event=reloaded what=tls_context ticket_key=rotated", since)
+    assert refused(env, IMAP_REQ, ALICE)
+    assert refused(env, IMAP_REQ, session=session, ctx=ctx)
+    env.srv.wait_log(r"event=tls_failed", since)
+    # On the optional listener the revoked certificate is not a login either.
+    m = env.imap(IMAP_EXT, ALICE)
+    with pytest.raises(imaplib.IMAP4.error):
+        m.authenticate("EXTERNAL", lambda _: b"")
+    m.logout()
+
+
+def test_revoked_without_a_signal_and_live_session_closed(env):
+    m = env.imap(IMAP_EXT, ALICE)
+    assert m.authenticate("EXTERNAL", lambda _: b"")[0] == "OK"
+    assert m.select("INBOX")[0] == "OK"
+    since = env.srv.log_size()
+    _revoke(env)
+    # The 2 s stat poll sees the new CRL; no SIGHUP.
+    env.srv.wait_log(r"event=crl_changed", since, timeout=5)
+    env.srv.wait_log(r"event=session_closed reason=certificate_revoked serial=%s"
+                     % env.certs[ALICE]["serial"], since, timeout=5)
+    with pytest.raises((imaplib.IMAP4.abort, OSError, EOFError)):
+        m.noop()
+        m.noop()
+    assert refused(env, IMAP_REQ, ALICE)
+
+
+def test_password_login_as_another_user_on_a_certificate_session(env):
+    since = env.srv.log_size()
+    m = env.imap(IMAP_EXT, ALICE)
+    with pytest.raises(imaplib.IMAP4.error):
+        m.login(BOB, PASSWORD)
+    m.logout()
+    env.srv.wait_log(r"event=auth_failed mech=LOGIN user=%s .*reason=certificate_user_mismatch"
+                     % BOB, since)
+    s = env.smtp(SUB_EXT, ALICE)
+    s.ehlo()
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        s.login(BOB, PASSWORD)
+    s.quit()
+    # The certificate's own user may use a password.
+    m = env.imap(IMAP_EXT, ALICE)
+    assert m.login(ALICE, PASSWORD)[0] == "OK"
+    m.logout()
+
+
+def test_require_cert_user_needs_the_certificate_too(env):
+    env.sealctl("user", "require-cert", ALICE, "on")
+    m = env.imap(IMAP_EXT)
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        m.login(ALICE, PASSWORD)
+    assert b"certificate" in e.value.args[0]
+    m.logout()
+    s = env.smtp(SUB_EXT)
+    s.ehlo()
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        s.login(ALICE, PASSWORD)
+    s.quit()
+    # Certificate AND password: the password login on the certificate session works;
+    # EXTERNAL (the certificate alone) does not.
+    m = env.imap(IMAP_EXT, ALICE)
+    with pytest.raises(imaplib.IMAP4.error):
+        m.authenticate("EXTERNAL", lambda _: b"")
+    assert m.login(ALICE, PASSWORD)[0] == "OK"
+    m.logout()
+    # Others are unaffected.
+    m = env.imap(IMAP_EXT)
+    assert m.login(BOB, PASSWORD)[0] == "OK"
+    m.logout()
+
+
+def test_require_client_certificate_for_everyone(make_server):
+    env = CaEnv(make_server, extra_yaml="auth:\n  require_client_certificate: true\n",
+                issue=(ALICE, BOB))
+    for who in (ALICE, BOB):
+        m = env.imap(IMAP_EXT)
+        with pytest.raises(imaplib.IMAP4.error):
+            m.login(who, PASSWORD)
+        m.logout()
+    m = env.imap(IMAP_EXT, BOB)
+    assert "AUTH=EXTERNAL" not in m.capabilities
+    assert m.login(BOB, PASSWORD)[0] == "OK"
+    m.logout()
+    s = env.smtp(SUB_EXT, ALICE)
+    s.ehlo()
+    assert "EXTERNAL" not in s.esmtp_features["auth"].split()
+    assert s.docmd("AUTH", "EXTERNAL =")[0] == 535
+    s.login(ALICE, PASSWORD)
+    s.quit()
+
+
+def test_crl_past_next_update_fails_closed(env):
+    since = env.srv.log_size()
+    ca = types.SimpleNamespace(ca=env.ca_crt, ca_key=env.ca_key)
+    harness.make_crl(ca, env.crl, expired=True, number=1000)
+    env.srv.wait_log(r"event=crl_expired", since, timeout=5)
+    assert refused(env, IMAP_REQ, ALICE)
+    assert refused(env, IMAP_PREAUTH, ALICE)
+    m = env.imap(IMAP_EXT, ALICE)
+    assert "AUTH=EXTERNAL" not in m.capabilities
+    with pytest.raises(imaplib.IMAP4.error):
+        m.authenticate("EXTERNAL", lambda _: b"")
+    m.logout()
+    s = env.smtp(SUB_EXT, ALICE)
+    s.ehlo()
+    assert s.docmd("AUTH", "EXTERNAL " + b64(ALICE))[0] == 535
+    s.quit()
