@@ -171,3 +171,26 @@ def test_plaintext_route_to_loopback_is_allowed_and_logged(certs, mta):
         m.wait_queue_empty(timeout=5)
     finally:
         stub.close()
+
+
+def test_encrypt_route_skips_verification_but_not_for_requiretls(certs, mta):
+    cert, key = leaf(certs, "stub-wrong", "wrong.example", dns=["wrong.example"], server=True)
+    stub = StubPeer("tls", cert, key, requiretls=True)
+    try:
+        m = mta([{"domain": "peer.test", "port": stub.port, "tls": "encrypt"}])
+        alice = m.add_user("alice")
+        msg = message(alice, "rcpt@peer.test")
+        m.submit(alice, ["rcpt@peer.test"], msg)
+        wait_for(lambda: stub.messages, 10, "the delivery over unverified TLS")
+        assert stub.messages[0][2].endswith(msg)
+        assert all(c.startswith("TLS:") for c in stub.envelope_seen()), stub.commands
+        m.wait_log(r"proto=relay event=tls .*verified=no")
+        # REQUIRETLS needs verified TLS (RFC 8689 4.2.1): bounced, never sent.
+        m.submit(alice, ["rcpt@peer.test"], message(alice, "rcpt@peer.test", "strict"),
+                 mail_options=["REQUIRETLS"])
+        dsn = m.wait_inbox(alice, 1, timeout=10)[0]
+        assert b"Status: 5.7.30" in dsn, dsn
+        assert len(stub.messages) == 1
+        m.wait_queue_empty(timeout=5)
+    finally:
+        stub.close()
