@@ -227,3 +227,14 @@ def test_crl_past_next_update_fails_closed(env):
     s.ehlo()
     assert s.docmd("AUTH", "EXTERNAL " + b64(ALICE))[0] == 535
     s.quit()
+
+
+@pytest.mark.xfail(strict=True, reason="certificate_login: preauth ignores the require-cert "
+                   "(certificate AND password) policy; the fix belongs in imap_client.c "
+                   "preauth_user and smtp_cmd_mail.c smtp_cert_user")
+def test_preauth_respects_require_cert(env):
+    env.sealctl("user", "require-cert", ALICE, "on")
+    m = env.imap(IMAP_PREAUTH, ALICE)
+    state = m.state
+    m.logout()
+    assert state == "NONAUTH"
