@@ -27,6 +27,7 @@
 #define READ_CHUNK     16384
 #define WRITE_HIGH     (256 * 1024) /* stop reading above this much queued output */
 #define CLOSE_GRACE_MS 5000         /* flush time allowed before a forced close */
+#define CONN_LINGER_MS 2000         /* how long a closing conn drains the peer's input */
 
 static char read_area[READ_CHUNK];
 static char plain_area[READ_CHUNK];
@@ -43,6 +44,8 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
 static void conn_pump(struct conn *c);
 static void conn_finish_close(struct conn *c);
 static void conn_flush(struct conn *c);
+static void conn_linger(struct conn *c);
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void conn_enter(struct conn *c);
 static void conn_leave(struct conn *c);
 static void conn_resume_input(struct conn *c);
@@ -138,7 +141,7 @@ static void conn_write_done(struct conn *c, size_t len, int status)
 	}
 	c->bytes_out += len;
 	if (c->state == CONN_CLOSING && c->write_queued == 0) {
-		conn_finish_close(c);
+		conn_linger(c);
 		return;
 	}
 	if (c->drain_fn != NULL && c->write_queued <= c->drain_low &&
@@ -362,12 +365,51 @@ void conn_close(struct conn *c, const char *reason)
 		c->reading = false;
 	}
 	(void)plain;
+	c->peer_eof = c->peer_eof || strcmp(reason, "peer_closed") == 0;
 	conn_flush(c);
 	if (c->write_queued == 0) {
-		conn_finish_close(c);
+		conn_linger(c);
 		return;
 	}
 	conn_arm_timer(c);
+}
+
+/*
+ * The last replies are written; now close without losing them. Closing a socket that
+ * still has unread input makes the kernel send a reset, and a client that is still
+ * sending (an over-long line, a pipelined burst) may then never read our error. So: send
+ * FIN, discard whatever the peer still sends, and close at its EOF or after a short grace.
+ */
+static void conn_linger_cb(uv_shutdown_t *req, int status)
+{
+	struct conn *c = req->data;
+	free(req);
+	if (c->state != CONN_CLOSING)
+		return; /* closed meanwhile: the handle close cancelled us */
+	if (status < 0 || uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) < 0) {
+		conn_finish_close(c);
+		return;
+	}
+	c->reading = true;
+	uv_timer_start(&c->timer, conn_timer_cb, CONN_LINGER_MS, 0);
+}
+
+static void conn_linger(struct conn *c)
+{
+	if (c->peer_eof || c->lingering) {
+		if (!c->lingering)
+			conn_finish_close(c);
+		return;
+	}
+	uv_shutdown_t *req = xmalloc(sizeof(*req));
+	req->data = c;
+	if (uv_shutdown(req, (uv_stream_t *)&c->tcp, conn_linger_cb) < 0) {
+		free(req);
+		conn_finish_close(c);
+		return;
+	}
+	c->lingering = true;
+	uv_timer_start(&c->timer, conn_timer_cb, CONN_LINGER_MS, 0);
 }
 
 /* ---- input ----------------------------------------------------------------------- */
