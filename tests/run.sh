@@ -38,6 +38,13 @@ BUILDS=(build)
 
 rm -rf "$LOGDIR"
 mkdir -p "$LOGDIR"
+# Node clients (nodemailer, imapflow) for the integration tests, from the lock file.
+if command -v npm >/dev/null 2>&1 && [ -f tests/integration/node/package-lock.json ]; then
+  say "node clients (npm ci)"
+  npm ci --prefix tests/integration/node --no-audit --no-fund >"$LOGDIR/npm.log" 2>&1 ||
+    say "npm ci failed (see $LOGDIR/npm.log); node client tests will skip"
+fi
+
 record() { echo "$1 $2 $3" >>"$LOGDIR/results"; }
 
 setup_build() { # dir, extra meson options...
