@@ -186,7 +186,7 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 	}
 	if (cl->state == IMAP_STATE_NOAUTH) {
 		buf_append_str(o, auth_external_offered(cl->c) ? " AUTH=PLAIN AUTH=EXTERNAL"
-		                                                : " AUTH=PLAIN");
+		                                               : " AUTH=PLAIN");
 		buf_append_str(o, " SASL-IR LITERAL+ ID ENABLE");
 		return;
 	}
@@ -260,6 +260,7 @@ static void cmd_starttls(struct imap_client *cl, const struct imap_arg *a, size_
 	cl->busy = false;
 	imap_args_free(&cl->args);
 	imap_reader_reset(&cl->reader);
+	cl->tls_pending = true;
 	conn_start_tls(cl->c);
 }
 
@@ -445,6 +446,8 @@ static void dispatch(struct imap_client *cl)
 
 void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_cr)
 {
+	if (cl->tls_pending)
+		return; /* never act on bytes between STARTTLS and the handshake (CVE-2011-0411) */
 	if (cl->idling) {
 		imap_idle_line(cl, line, len);
 		return;
@@ -616,7 +619,8 @@ static void p_bytes(void *s, const char *d, size_t len, bool last)
 }
 static void p_tls_ready(void *s)
 {
-	(void)s;
+	struct imap_client *cl = s;
+	cl->tls_pending = false;
 }
 static void p_timeout(void *s)
 {

@@ -53,10 +53,11 @@ struct imap_client {
 	enum imap_state state;
 	struct imap_reader reader;
 	struct imap_args args;
-	char *tag;   /* of the running command */
-	char *reply; /* its tagged reply, while pending updates go out first */
-	bool uid;    /* the running command is a UID command */
-	bool busy;   /* a command is running (async) */
+	char *tag;        /* of the running command */
+	char *reply;      /* its tagged reply, while pending updates go out first */
+	bool uid;         /* the running command is a UID command */
+	bool busy;        /* a command is running (async) */
+	bool tls_pending; /* STARTTLS answered: ignore input until the handshake ends */
 	unsigned cmd_flags;
 	unsigned preauth_commands, errors;
 	/* AUTHENTICATE waiting for the client's response line. */

@@ -231,9 +231,8 @@ Test(imap, timeout_and_shutdown_say_bye, .init = setup)
 }
 
 /* STYLE.md 6: the session itself ignores lines between STARTTLS and the handshake (the real
- * conn also discards them). TODO(issue 5): the engine still dispatches them; enable this
- * once imap_client.c has a "TLS pending" state. */
-Test(imap, pipelined_after_starttls_is_never_executed, .init = setup, .disabled = true)
+ * conn also discards them). */
+Test(imap, pipelined_after_starttls_is_never_executed, .init = setup)
 {
 	struct conn *c = open_session(false);
 	fake_conn_line(c, "a1 STARTTLS");
