@@ -548,7 +548,17 @@ static void preauth_user(void *ctx, int rc, struct store_result *res)
 	struct imap_client *cl = ctx;
 	if (!imap_async_end(cl))
 		return;
-	if (rc == 0 && res->n_users == 1 && !res->users[0].disabled) {
+	/* Certificate AND password (the global policy or the user's flag): the certificate
+	 * alone must not log in, so such users get the normal greeting and a LOGIN. */
+	bool password_too = rc == 0 && res->n_users == 1 &&
+	                    (res->users[0].require_client_certificate ||
+	                     conn_config(cl->c)->auth.require_client_certificate);
+	if (password_too)
+		log_event(LOGL_INFO,
+		          "session=%s proto=imap event=preauth_skipped user=%s ip=%s "
+		          "reason=password_required",
+		          conn_id(cl->c), res->users[0].address, conn_peer_ip(cl->c));
+	if (rc == 0 && res->n_users == 1 && !res->users[0].disabled && !password_too) {
 		cl->user_id = res->users[0].id;
 		cl->user = xstrdup(res->users[0].address);
 		imap_set_state(cl, IMAP_STATE_AUTH);

@@ -64,7 +64,17 @@ static void smtp_cert_user(void *ctx, int rc, struct store_result *res)
 	if (!conn_release(s->c))
 		return;
 	s->waiting = false;
-	if (rc == 0 && res->n_users == 1 && !res->users[0].disabled) {
+	/* Certificate AND password (the global policy or the user's flag): the certificate
+	 * alone must not log in; the client still has to AUTH. */
+	bool password_too = rc == 0 && res->n_users == 1 &&
+	                    (res->users[0].require_client_certificate ||
+	                     conn_config(s->c)->auth.require_client_certificate);
+	if (password_too)
+		log_event(LOGL_INFO,
+		          "session=%s proto=submission event=preauth_skipped user=%s ip=%s "
+		          "reason=password_required",
+		          conn_id(s->c), res->users[0].address, conn_peer_ip(s->c));
+	if (rc == 0 && res->n_users == 1 && !res->users[0].disabled && !password_too) {
 		s->authenticated = true;
 		conn_set_authenticated(s->c, res->users[0].address);
 		log_event(LOGL_INFO,

@@ -17,7 +17,7 @@ import pytest
 
 import harness
 from test_certs_clients import (ALICE, BOB, DOMAIN, IMAP_EXT, IMAP_PREAUTH, IMAP_REQ, PASSWORD,
-                                SUB_EXT, CaEnv, b64)
+                                SUB_EXT, SUB_PREAUTH, CaEnv, b64)
 
 REFUSED = (ssl.SSLError, ConnectionResetError, BrokenPipeError, EOFError, socket.timeout,
            ConnectionAbortedError, OSError)
@@ -229,12 +229,21 @@ def test_crl_past_next_update_fails_closed(env):
     s.quit()
 
 
-@pytest.mark.xfail(strict=True, reason="certificate_login: preauth ignores the require-cert "
-                   "(certificate AND password) policy; the fix belongs in imap_client.c "
-                   "preauth_user and smtp_cmd_mail.c smtp_cert_user")
 def test_preauth_respects_require_cert(env):
     env.sealctl("user", "require-cert", ALICE, "on")
-    m = env.imap(IMAP_PREAUTH, ALICE)
-    state = m.state
-    m.logout()
-    assert state == "NONAUTH"
+    try:
+        m = env.imap(IMAP_PREAUTH, ALICE)
+        state = m.state
+        m.logout()
+        assert state == "NONAUTH"
+        # SMTP submission: the certificate alone is no login either; AUTH is still needed.
+        s = env.smtp(SUB_PREAUTH, ALICE)
+        s.ehlo()
+        code, _ = s.docmd("MAIL", "FROM:<%s>" % ALICE)
+        assert code == 530, code
+        s.login(ALICE, PASSWORD)
+        code, _ = s.docmd("MAIL", "FROM:<%s>" % ALICE)
+        assert code == 250, code
+        s.quit()
+    finally:
+        env.sealctl("user", "require-cert", ALICE, "off")
