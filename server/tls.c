@@ -11,6 +11,7 @@
  * nextUpdate is checked here too, because GnuTLS silently ignores an expired CRL.
  */
 #include "server/tls.h"
+#include "server/tls_pipe.h"
 #include "common/buf.h"
 #include "common/xmalloc.h"
 
@@ -58,10 +59,7 @@ struct tls_session {
 	gnutls_session_t gs;
 	enum cfg_client_cert mode;
 
-	struct buf in; /* ciphertext fed; GnuTLS has consumed the first in_off bytes */
-	size_t in_off;
-	size_t pulled;  /* bytes GnuTLS took in all, to see that it made progress */
-	struct buf out; /* ciphertext for the peer */
+	struct tls_pipe pipe; /* ciphertext in and out (tls_pipe.c) */
 
 	bool handshake_done;
 	bool failed;
@@ -380,38 +378,6 @@ bool tls_ctx_crl_expired(const struct tls_ctx *ctx)
 	       (ctx->crl_next_update == (time_t)-1 || ctx->crl_next_update <= time(NULL));
 }
 
-/* ----- Transport over memory ----- */
-
-static ssize_t tls_push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
-{
-	struct tls_session *s = ptr;
-	if (buf_append(&s->out, data, len) < 0) {
-		gnutls_transport_set_errno(s->gs, ENOBUFS);
-		return -1;
-	}
-	return (ssize_t)len;
-}
-
-static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
-{
-	struct tls_session *s = ptr;
-	size_t avail = s->in.len - s->in_off;
-	if (avail == 0) {
-		gnutls_transport_set_errno(s->gs, EAGAIN);
-		return -1;
-	}
-	if (len > avail)
-		len = avail;
-	memcpy(data, s->in.data + s->in_off, len);
-	s->in_off += len;
-	s->pulled += len;
-	if (s->in_off == s->in.len) {
-		buf_reset(&s->in);
-		s->in_off = 0;
-	}
-	return (ssize_t)len;
-}
-
 /* ----- Client certificates ----- */
 
 static const char *tls_status_reason(unsigned status)
@@ -540,9 +506,6 @@ struct tls_session *tls_session_new(struct tls_ctx *ctx, enum cfg_client_cert mo
 	struct tls_session *s = xcalloc(1, sizeof(*s));
 	s->ctx = tls_ctx_ref(ctx);
 	s->mode = mode;
-	buf_init(&s->in, TLS_INPUT_MAX);
-	buf_init(&s->out, (size_t)-1);
-
 	if (gnutls_init(&s->gs, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL) < 0)
 		abort();
 	if (gnutls_priority_set(s->gs, ctx->priority) < 0 ||
@@ -550,9 +513,7 @@ struct tls_session *tls_session_new(struct tls_ctx *ctx, enum cfg_client_cert mo
 	    gnutls_session_ticket_enable_server(s->gs, &ctx->ticket_key) < 0)
 		abort(); /* only fails on allocation */
 	gnutls_session_set_ptr(s->gs, s);
-	gnutls_transport_set_ptr(s->gs, s);
-	gnutls_transport_set_push_function(s->gs, tls_push);
-	gnutls_transport_set_pull_function(s->gs, tls_pull);
+	tls_pipe_init(&s->pipe, s->gs, TLS_INPUT_MAX);
 	/* conn.c owns the handshake timeout (a libuv timer). */
 	gnutls_handshake_set_timeout(s->gs, 0);
 	switch (mode) {
@@ -576,8 +537,7 @@ void tls_session_free(struct tls_session *s)
 	if (s == NULL)
 		return;
 	gnutls_deinit(s->gs);
-	buf_free(&s->in);
-	buf_free(&s->out);
+	tls_pipe_free(&s->pipe);
 	free(s->peer_subject);
 	free(s->peer_der);
 	tls_ctx_unref(s->ctx);
@@ -586,14 +546,7 @@ void tls_session_free(struct tls_session *s)
 
 int tls_session_feed(struct tls_session *s, const void *data, size_t len)
 {
-	if (s->in_off > 0) {
-		/* Drop what GnuTLS already consumed: the bound is on unread bytes. */
-		size_t left = s->in.len - s->in_off;
-		memmove(s->in.data, s->in.data + s->in_off, left);
-		s->in.len = left;
-		s->in_off = 0;
-	}
-	return buf_append(&s->in, data, len);
+	return tls_pipe_feed(&s->pipe, data, len);
 }
 
 static void tls_fail(struct tls_session *s, const char *reason)
@@ -673,7 +626,7 @@ ssize_t tls_session_read(struct tls_session *s, void *buf, size_t len, const cha
 	size_t got = 0;
 	unsigned char *p = buf;
 	while (got < len) {
-		size_t pulled = s->pulled;
+		size_t pulled = s->pipe.pulled;
 		ssize_t n = gnutls_record_recv(s->gs, p + got, len - got);
 		if (n > 0) {
 			got += (size_t)n;
@@ -686,7 +639,7 @@ ssize_t tls_session_read(struct tls_session *s, void *buf, size_t len, const cha
 			/* After a record that carried no data (a TLS 1.3 key update or ticket)
 			 * GnuTLS says AGAIN although more may be fed already: go on while it
 			 * still makes progress. */
-			if (s->in.len > s->in_off && s->pulled != pulled)
+			if (tls_pipe_unread(&s->pipe) > 0 && s->pipe.pulled != pulled)
 				continue;
 			break;
 		}
@@ -718,17 +671,10 @@ int tls_session_write(struct tls_session *s, const void *data, size_t len)
 {
 	if (s->failed || !s->handshake_done)
 		return -EINVAL;
-	const unsigned char *p = data;
-	while (len > 0) {
-		ssize_t n = gnutls_record_send(s->gs, p, len);
-		if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN)
-			continue;
-		if (n < 0) {
-			tls_fail(s, gnutls_strerror((int)n));
-			return -EIO;
-		}
-		p += n;
-		len -= (size_t)n;
+	int r = tls_pipe_send(&s->pipe, data, len);
+	if (r < 0) {
+		tls_fail(s, gnutls_strerror(r));
+		return -EIO;
 	}
 	return 0;
 }
@@ -737,37 +683,17 @@ void tls_session_bye(struct tls_session *s)
 {
 	if (s->failed || !s->handshake_done)
 		return;
-	int ret;
-	do {
-		ret = gnutls_bye(s->gs, GNUTLS_SHUT_WR);
-	} while (ret == GNUTLS_E_INTERRUPTED);
+	tls_pipe_bye(&s->pipe);
 }
 
 void *tls_session_take_output(struct tls_session *s, size_t *len_r)
 {
-	if (s->out.len == 0) {
-		*len_r = 0;
-		return NULL;
-	}
-	void *data = s->out.data;
-	*len_r = s->out.len;
-	buf_init(&s->out, (size_t)-1);
-	return data;
+	return tls_pipe_take_output(&s->pipe, len_r);
 }
 
 const char *tls_session_version(const struct tls_session *s)
 {
-	/* The names other mail servers log (and tls.h promises), not GnuTLS's "TLS1.3". */
-	switch (gnutls_protocol_get_version(s->gs)) {
-	case GNUTLS_TLS1_3:
-		return "TLSv1.3";
-	case GNUTLS_TLS1_2:
-		return "TLSv1.2";
-	default: {
-		const char *name = gnutls_protocol_get_name(gnutls_protocol_get_version(s->gs));
-		return name != NULL ? name : "unknown";
-	}
-	}
+	return tls_pipe_version(&s->pipe);
 }
 
 const char *tls_session_cipher(const struct tls_session *s)

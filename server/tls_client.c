@@ -5,6 +5,7 @@
  * so a peer that fails it never sees a byte of the envelope.
  */
 #include "server/tls_client.h"
+#include "server/tls_pipe.h"
 #include "common/buf.h"
 #include "common/xmalloc.h"
 
@@ -28,9 +29,7 @@ struct tls_client_ctx {
 
 struct tls_client {
 	gnutls_session_t gs;
-	struct buf in;
-	size_t in_off;
-	struct buf out;
+	struct tls_pipe pipe; /* ciphertext in and out (tls_pipe.c) */
 	bool verify;
 	bool handshake_done;
 	bool failed;
@@ -103,35 +102,6 @@ void tls_client_ctx_free(struct tls_client_ctx *ctx)
 	free(ctx);
 }
 
-static ssize_t tc_push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
-{
-	struct tls_client *c = ptr;
-	if (buf_append(&c->out, data, len) < 0) {
-		gnutls_transport_set_errno(c->gs, ENOBUFS);
-		return -1;
-	}
-	return (ssize_t)len;
-}
-
-static ssize_t tc_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
-{
-	struct tls_client *c = ptr;
-	size_t avail = c->in.len - c->in_off;
-	if (avail == 0) {
-		gnutls_transport_set_errno(c->gs, EAGAIN);
-		return -1;
-	}
-	if (len > avail)
-		len = avail;
-	memcpy(data, c->in.data + c->in_off, len);
-	c->in_off += len;
-	if (c->in_off == c->in.len) {
-		buf_reset(&c->in);
-		c->in_off = 0;
-	}
-	return (ssize_t)len;
-}
-
 static bool is_ip_literal(const char *host)
 {
 	unsigned char a[16];
@@ -141,17 +111,13 @@ static bool is_ip_literal(const char *host)
 struct tls_client *tls_client_new(struct tls_client_ctx *ctx, const char *host, bool verify)
 {
 	struct tls_client *c = xcalloc(1, sizeof(*c));
-	buf_init(&c->in, TLS_CLIENT_INPUT_MAX);
-	buf_init(&c->out, (size_t)-1);
 	c->verify = verify;
 	if (gnutls_init(&c->gs, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL) < 0)
 		abort();
 	if (gnutls_priority_set(c->gs, ctx->priority) < 0 ||
 	    gnutls_credentials_set(c->gs, GNUTLS_CRD_CERTIFICATE, ctx->cred) < 0)
 		abort();
-	gnutls_transport_set_ptr(c->gs, c);
-	gnutls_transport_set_push_function(c->gs, tc_push);
-	gnutls_transport_set_pull_function(c->gs, tc_pull);
+	tls_pipe_init(&c->pipe, c->gs, TLS_CLIENT_INPUT_MAX);
 	gnutls_handshake_set_timeout(c->gs, 0); /* the relay's timer owns timeouts */
 	if (!is_ip_literal(host))
 		gnutls_server_name_set(c->gs, GNUTLS_NAME_DNS, host, strlen(host));
@@ -165,20 +131,13 @@ void tls_client_free(struct tls_client *c)
 	if (c == NULL)
 		return;
 	gnutls_deinit(c->gs);
-	buf_free(&c->in);
-	buf_free(&c->out);
+	tls_pipe_free(&c->pipe);
 	free(c);
 }
 
 int tls_client_feed(struct tls_client *c, const void *data, size_t len)
 {
-	if (c->in_off > 0) {
-		size_t left = c->in.len - c->in_off;
-		memmove(c->in.data, c->in.data + c->in_off, left);
-		c->in.len = left;
-		c->in_off = 0;
-	}
-	return buf_append(&c->in, data, len);
+	return tls_pipe_feed(&c->pipe, data, len);
 }
 
 static void tc_fail(struct tls_client *c, int ret)
@@ -238,7 +197,7 @@ ssize_t tls_client_read(struct tls_client *c, void *buf, size_t len, const char 
 	size_t got = 0;
 	unsigned char *p = buf;
 	while (got < len) {
-		size_t before = c->in.len - c->in_off;
+		size_t before = tls_pipe_unread(&c->pipe);
 		ssize_t n = gnutls_record_recv(c->gs, p + got, len - got);
 		if (n > 0) {
 			got += (size_t)n;
@@ -249,7 +208,7 @@ ssize_t tls_client_read(struct tls_client *c, void *buf, size_t len, const char 
 		if (n == GNUTLS_E_AGAIN) {
 			/* A record without data (a TLS 1.3 ticket) ends in AGAIN though more may
 			 * be buffered: go on while input is being consumed. */
-			size_t after = c->in.len - c->in_off;
+			size_t after = tls_pipe_unread(&c->pipe);
 			if (after > 0 && after != before)
 				continue;
 			break;
@@ -270,18 +229,11 @@ int tls_client_write(struct tls_client *c, const void *data, size_t len)
 {
 	if (c->failed || !c->handshake_done)
 		return -EINVAL;
-	const unsigned char *p = data;
-	while (len > 0) {
-		ssize_t n = gnutls_record_send(c->gs, p, len);
-		if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN)
-			continue;
-		if (n < 0) {
-			c->failed = true;
-			snprintf(c->error, sizeof(c->error), "TLS: %s", gnutls_strerror((int)n));
-			return -EIO;
-		}
-		p += n;
-		len -= (size_t)n;
+	int r = tls_pipe_send(&c->pipe, data, len);
+	if (r < 0) {
+		c->failed = true;
+		snprintf(c->error, sizeof(c->error), "TLS: %s", gnutls_strerror(r));
+		return -EIO;
 	}
 	return 0;
 }
@@ -290,34 +242,17 @@ void tls_client_bye(struct tls_client *c)
 {
 	if (c->failed || !c->handshake_done)
 		return;
-	int ret;
-	do {
-		ret = gnutls_bye(c->gs, GNUTLS_SHUT_WR);
-	} while (ret == GNUTLS_E_INTERRUPTED);
+	tls_pipe_bye(&c->pipe);
 }
 
 void *tls_client_take_output(struct tls_client *c, size_t *len_r)
 {
-	if (c->out.len == 0) {
-		*len_r = 0;
-		return NULL;
-	}
-	void *data = c->out.data;
-	*len_r = c->out.len;
-	buf_init(&c->out, (size_t)-1);
-	return data;
+	return tls_pipe_take_output(&c->pipe, len_r);
 }
 
 const char *tls_client_version(const struct tls_client *c)
 {
-	switch (gnutls_protocol_get_version(c->gs)) {
-	case GNUTLS_TLS1_3:
-		return "TLSv1.3";
-	case GNUTLS_TLS1_2:
-		return "TLSv1.2";
-	default:
-		return "unknown";
-	}
+	return tls_pipe_version(&c->pipe);
 }
 
 const char *tls_client_cipher(const struct tls_client *c)
