@@ -233,7 +233,6 @@ static int read_run(struct store_conn *c, struct store_job *job)
 {
 	struct msg_job *j = (struct msg_job *)job;
 	sqlite3_stmt *st = store_stmt(c, SQL_ENTRY_CONTENT);
-	sqlite3_blob *blob = NULL;
 	int64_t content_id = 0;
 	int rc;
 	if (st == NULL)
@@ -248,22 +247,28 @@ static int read_run(struct store_conn *c, struct store_job *job)
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW)
 		return rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
-	if (j->offset >= job->res.total_size) {
-		job->res.data = xmalloc(1);
+	return store_content_range(c, content_id, j->offset, j->max_len, &job->res);
+}
+
+int store_content_range(struct store_conn *c, int64_t content_id, uint64_t offset, size_t max_len,
+                        struct store_result *res)
+{
+	sqlite3_blob *blob = NULL;
+	if (offset >= res->total_size) {
+		res->data = xmalloc(1);
 		return 0;
 	}
-	size_t n = job->res.total_size - j->offset < j->max_len
-	               ? (size_t)(job->res.total_size - j->offset)
-	               : j->max_len;
-	rc = sqlite3_blob_open(c->db, "main", "contents", "body", content_id, 0, &blob);
+	size_t n =
+	    res->total_size - offset < max_len ? (size_t)(res->total_size - offset) : max_len;
+	int rc = sqlite3_blob_open(c->db, "main", "contents", "body", content_id, 0, &blob);
 	if (rc != SQLITE_OK)
 		return store_err(c->db, rc);
-	job->res.data = xmalloc(n + 1);
-	rc = sqlite3_blob_read(blob, job->res.data, (int)n, (int)j->offset);
+	res->data = xmalloc(n + 1);
+	rc = sqlite3_blob_read(blob, res->data, (int)n, (int)offset);
 	sqlite3_blob_close(blob);
 	if (rc != SQLITE_OK)
 		return store_err(c->db, rc);
-	job->res.data_len = n;
+	res->data_len = n;
 	return 0;
 }
 

@@ -233,4 +233,9 @@ int store_delivery_prepare(struct store *s, struct store_delivery *d);
 int store_delivery_run(struct store_conn *c, struct store_job *job, struct store_delivery *d);
 void store_delivery_clear(struct store_delivery *d);
 
+/* Reads at most max_len bytes of content_id's body from offset into res->data (res->
+ * total_size must already hold the body's size). 0 or a negative errno. */
+int store_content_range(struct store_conn *c, int64_t content_id, uint64_t offset, size_t max_len,
+                        struct store_result *res);
+
 #endif

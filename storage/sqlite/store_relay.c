@@ -184,7 +184,6 @@ static int read_run(struct store_conn *c, struct store_job *job)
 {
 	struct read_job *j = (struct read_job *)job;
 	sqlite3_stmt *st = store_stmt(c, SQL_CONTENT_SIZE);
-	sqlite3_blob *blob = NULL;
 	if (st == NULL)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, j->content_id);
@@ -194,23 +193,7 @@ static int read_run(struct store_conn *c, struct store_job *job)
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW)
 		return rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
-	if (j->offset >= job->res.total_size) {
-		job->res.data = xmalloc(1);
-		return 0;
-	}
-	size_t n = job->res.total_size - j->offset < j->max_len
-	               ? (size_t)(job->res.total_size - j->offset)
-	               : j->max_len;
-	rc = sqlite3_blob_open(c->db, "main", "contents", "body", j->content_id, 0, &blob);
-	if (rc != SQLITE_OK)
-		return store_err(c->db, rc);
-	job->res.data = xmalloc(n + 1);
-	rc = sqlite3_blob_read(blob, job->res.data, (int)n, (int)j->offset);
-	sqlite3_blob_close(blob);
-	if (rc != SQLITE_OK)
-		return store_err(c->db, rc);
-	job->res.data_len = n;
-	return 0;
+	return store_content_range(c, j->content_id, j->offset, j->max_len, &job->res);
 }
 
 int store_queue_content_read(struct store *s, int64_t content_id, uint64_t offset, size_t max_len,
