@@ -238,4 +238,7 @@ void store_delivery_clear(struct store_delivery *d);
 int store_content_range(struct store_conn *c, int64_t content_id, uint64_t offset, size_t max_len,
                         struct store_result *res);
 
+/* Appends the queue recipient rows of st (bound, not yet stepped) to q; resets st. */
+int store_queue_rcpts_collect(struct store_conn *c, sqlite3_stmt *st, struct store_queue_entry *q);
+
 #endif

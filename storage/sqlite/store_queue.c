@@ -9,16 +9,15 @@
 #include "common/xmalloc.h"
 #include "storage/sqlite/store_private.h"
 
-static int rcpts_load(struct store_conn *c, struct store_queue_entry *q)
+/* Appends the recipient rows of a stepped statement (id, address, notify, orcpt, status,
+ * attempts, next_attempt, last_error) to q, then resets it. */
+int store_queue_rcpts_collect(struct store_conn *c, sqlite3_stmt *st, struct store_queue_entry *q)
 {
-	sqlite3_stmt *st = store_stmt(c, SQL_QUEUE_RCPTS);
 	int rc;
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, q->id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		q->rcpts = xreallocarray(q->rcpts, q->n_rcpts + 1, sizeof(*q->rcpts));
 		struct store_queue_rcpt *r = &q->rcpts[q->n_rcpts++];
+		memset(r, 0, sizeof(*r));
 		r->id = sqlite3_column_int64(st, 0);
 		r->address = store_col_text(st, 1);
 		r->notify = store_col_text(st, 2);
@@ -30,6 +29,15 @@ static int rcpts_load(struct store_conn *c, struct store_queue_entry *q)
 	}
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
+}
+
+static int rcpts_load(struct store_conn *c, struct store_queue_entry *q)
+{
+	sqlite3_stmt *st = store_stmt(c, SQL_QUEUE_RCPTS);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, q->id);
+	return store_queue_rcpts_collect(c, st, q);
 }
 
 static int list_run(struct store_conn *c, struct store_job *job)

@@ -37,26 +37,11 @@ static int entry_load(struct store_conn *c, int64_t id, struct store_queue_entry
 static int due_rcpts_load(struct store_conn *c, struct store_queue_entry *q, int64_t now)
 {
 	sqlite3_stmt *st = store_stmt(c, SQL_QUEUE_RCPTS_DUE);
-	int rc;
 	if (st == NULL)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, q->id);
 	sqlite3_bind_int64(st, 2, now);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		q->rcpts = xreallocarray(q->rcpts, q->n_rcpts + 1, sizeof(*q->rcpts));
-		struct store_queue_rcpt *r = &q->rcpts[q->n_rcpts++];
-		memset(r, 0, sizeof(*r));
-		r->id = sqlite3_column_int64(st, 0);
-		r->address = store_col_text(st, 1);
-		r->notify = store_col_text(st, 2);
-		r->orcpt = store_col_text(st, 3);
-		r->status = sqlite3_column_int(st, 4);
-		r->attempts = (unsigned)sqlite3_column_int(st, 5);
-		r->next_attempt = sqlite3_column_int64(st, 6);
-		r->last_error = store_col_text(st, 7);
-	}
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
+	return store_queue_rcpts_collect(c, st, q);
 }
 
 static int rcpt_lease(struct store_conn *c, int64_t rcpt_id, int64_t until)
