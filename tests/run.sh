@@ -126,9 +126,8 @@ EOF
 
 for b in "${BUILDS[@]}"; do
   if [ "$b" = build-asan ]; then
-    # No -Werror here: GCC's sanitizer instrumentation adds false-positive warnings
-    # (-Wformat-truncation, -Wmaybe-uninitialized); the normal build enforces warnings.
-    opts=(-Dwerror=false -Db_sanitize=address,undefined -Db_lundef=false)
+    # -Werror here too (CI): the sanitizer build is warning-free as well.
+    opts=(-Dwerror=$WERROR -Db_sanitize=address,undefined -Db_lundef=false)
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   else
