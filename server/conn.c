@@ -357,14 +357,12 @@ void conn_close(struct conn *c, const char *reason)
 		conn_flush(c);
 		tls_session_bye(c->tls);
 	}
-	bool plain = c->state == CONN_PLAIN;
 	c->state = CONN_CLOSING;
 	conn_proto_close(c);
 	if (c->reading) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = false;
 	}
-	(void)plain;
 	c->peer_eof = c->peer_eof || strcmp(reason, "peer_closed") == 0;
 	conn_flush(c);
 	if (c->write_queued == 0) {
