@@ -16,6 +16,7 @@
 #include "server/imap/imap_mutf7.h"
 #include "server/imap/imap_private.h"
 #include "server/services.h"
+#include "server/spool.h"
 
 #define ALL_AUTH (IMAP_STATE_AUTH | IMAP_STATE_SELECTED)
 #define ANY      (IMAP_STATE_NOAUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED)
@@ -87,6 +88,63 @@ void imap_set_state(struct imap_client *cl, enum imap_state st)
 		cl->n_saved = 0;
 	}
 	cl->state = st;
+}
+
+/* ---- spooled literals ---- */
+
+const struct imap_spooled *imap_spooled_at(const struct imap_client *cl, const char *s)
+{
+	if (cl->reader.cmd.data == NULL || s < cl->reader.cmd.data)
+		return NULL;
+	size_t off = (size_t)(s - cl->reader.cmd.data);
+	for (size_t i = 0; i < cl->n_spooled; i++)
+		if (cl->spooled[i].offset == off)
+			return &cl->spooled[i];
+	return NULL;
+}
+
+/* Forgets the command being assembled: its buffer and its spool files. */
+static void command_reset(struct imap_client *cl)
+{
+	imap_reader_reset(&cl->reader);
+	for (size_t i = 0; i < cl->n_spooled; i++)
+		spool_free(cl->spooled[i].f);
+	free(cl->spooled);
+	cl->spooled = NULL;
+	cl->n_spooled = 0;
+	cl->spool_left = 0;
+	if (cl->spool_paused) {
+		cl->spool_paused = false;
+		conn_resume(cl->c);
+	}
+}
+
+static void spool_drained(void *ctx)
+{
+	struct imap_client *cl = ctx;
+	if (cl->spool_paused) {
+		cl->spool_paused = false;
+		conn_resume(cl->c);
+	}
+}
+
+/* A large APPEND literal was announced and accepted: its bytes go to a spool file. 0,
+ * -ENOTSUP (no spool here: keep it in memory) or another -errno. */
+static int spool_literal(struct imap_client *cl, const struct imap_literal *lit)
+{
+	struct spool_file *f;
+	int rc = spool_create(&f);
+	if (rc < 0)
+		return rc;
+	cl->spooled = xreallocarray(cl->spooled, cl->n_spooled + 1, sizeof(*cl->spooled));
+	struct imap_spooled *sp = &cl->spooled[cl->n_spooled++];
+	sp->size = lit->size;
+	sp->f = f;
+	sp->offset = imap_reader_divert(&cl->reader);
+	cl->spool_left = lit->size;
+	log_event(LOGL_INFO, "session=%s proto=imap event=literal_spooled size=%llu",
+	          conn_id(cl->c), (unsigned long long)lit->size);
+	return 0;
 }
 
 /* ---- flags ---- */
@@ -212,7 +270,7 @@ static void send_tagged(struct imap_client *cl)
 	cl->op = NULL;
 	cl->op_free = NULL;
 	imap_args_free(&cl->args);
-	imap_reader_reset(&cl->reader);
+	command_reset(cl);
 	if (cl->state == IMAP_STATE_LOGOUT) {
 		conn_close(cl->c, "logout");
 		return;
@@ -259,7 +317,7 @@ static void cmd_starttls(struct imap_client *cl, const struct imap_arg *a, size_
 	cl->tag = NULL;
 	cl->busy = false;
 	imap_args_free(&cl->args);
-	imap_reader_reset(&cl->reader);
+	command_reset(cl);
 	cl->tls_pending = true;
 	conn_start_tls(cl->c);
 }
@@ -287,7 +345,7 @@ static void bad_line(struct imap_client *cl, const char *tag, const char *text)
 {
 	conn_printf(cl->c, "%s BAD %s\r\n", tag, text);
 	imap_args_free(&cl->args);
-	imap_reader_reset(&cl->reader);
+	command_reset(cl);
 	count_error(cl);
 }
 
@@ -426,7 +484,7 @@ static void dispatch(struct imap_client *cl)
 		if (cmd->flags & IMAP_CMD_SECRET) {
 			conn_printf(cl->c, "%s NO [PRIVACYREQUIRED] Use STARTTLS first\r\n", tag);
 			imap_args_free(&cl->args);
-			imap_reader_reset(&cl->reader);
+			command_reset(cl);
 			count_error(cl);
 		} else {
 			bad_line(cl, tag, "[PRIVACYREQUIRED] Start TLS first");
@@ -485,6 +543,23 @@ void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_c
 		}
 		if (lit.size == 0)
 			return;
+		if (lit.size > IMAP_SPOOL_MIN) {
+			int src = spool_literal(cl, &lit);
+			if (src < 0 && src != -ENOTSUP) {
+				log_event(LOGL_WARN,
+				          "session=%s proto=imap event=spool_failed error=%s",
+				          conn_id(cl->c), strerror(-src));
+				char *tag = pending_tag(cl);
+				conn_printf(cl->c,
+				            "%s NO [UNAVAILABLE] Cannot take the message now\r\n",
+				            tag);
+				free(tag);
+				command_reset(cl);
+				if (lit.nonsync)
+					conn_close(cl->c, "spool failed");
+				return;
+			}
+		}
 		if (!lit.nonsync)
 			conn_write_str(cl->c, "+ Ready for literal data\r\n");
 		conn_expect_bytes(cl->c, lit.size);
@@ -506,6 +581,19 @@ void imap_client_bytes(struct imap_client *cl, const char *data, size_t len, boo
 		cl->discard -= len < cl->discard ? len : cl->discard;
 		return;
 	}
+	if (cl->spool_left > 0) {
+		struct spool_file *f = cl->spooled[cl->n_spooled - 1].f;
+		cl->spool_left -= len < cl->spool_left ? len : cl->spool_left;
+		/* A write error comes back again from spool_finish, which APPEND waits for. */
+		(void)spool_write(f, data, len);
+		if (!cl->spool_paused && spool_pending(f) > IMAP_SPOOL_PAUSE) {
+			/* The disk lags the client: stop reading until the spool catches up. */
+			cl->spool_paused = true;
+			conn_pause(cl->c);
+			spool_on_drain(f, spool_drained, cl);
+		}
+		return;
+	}
 	if (imap_reader_bytes(&cl->reader, data, len) < 0) {
 		conn_write_str(cl->c, "* BYE Internal error\r\n");
 		conn_close(cl->c, "literal overflow");
@@ -514,7 +602,7 @@ void imap_client_bytes(struct imap_client *cl, const char *data, size_t len, boo
 
 void imap_client_line_too_long(struct imap_client *cl)
 {
-	imap_reader_reset(&cl->reader);
+	command_reset(cl);
 	conn_write_str(cl->c, "* BAD [TOOBIG] Line too long\r\n");
 	if (++cl->errors >= conn_config(cl->c)->limits.errors)
 		conn_close(cl->c, "too many errors");
@@ -601,6 +689,8 @@ void imap_client_free(struct imap_client *cl)
 	if (cl->op_free != NULL)
 		cl->op_free(cl->op);
 	imap_args_free(&cl->args);
+	cl->spool_paused = false; /* closing: nothing to resume */
+	command_reset(cl);
 	imap_reader_free(&cl->reader);
 	free(cl->tag);
 	free(cl->reply);

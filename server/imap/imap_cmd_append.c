@@ -4,7 +4,9 @@
  * (RFC 9208): one quota root "" per user, STORAGE from the store's user record.
  *
  * The messages are literals in the assembled command (bounded by limits.message_size
- * each, the reader checks that before the "+" continuation). They are delivered one
+ * each, the reader checks that before the "+" continuation); one over IMAP_SPOOL_MIN
+ * arrived in a spool file instead (imap_client.c), which the store streams from, so no
+ * large message is held whole in memory. They are delivered one
  * after the other: a failure part-way reports NO, and the ones already stored are
  * expunged again so MULTIAPPEND stays all-or-nothing as RFC 3502 asks.
  */
@@ -14,18 +16,21 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/log.h"
 #include "common/xmalloc.h"
 #include "server/imap/imap_fetch_fmt.h"
 #include "server/imap/imap_mutf7.h"
 #include "server/imap/imap_private.h"
 #include "server/imap/imap_search.h"
+#include "server/spool.h"
 
 struct append_msg {
 	unsigned flags;
 	char *keywords;
 	int64_t date;
 	const char *data; /* view into the command buffer */
-	size_t len;
+	uint64_t len;
+	struct spool_file *spool; /* borrowed from the client (freed with the command) */
 };
 
 struct append_op {
@@ -89,6 +94,8 @@ int imap_parse_datetime(const char *s, size_t len, int64_t *t_r)
 }
 
 static void append_next(struct append_op *op);
+static void append_spooled(void *ctx, int rc);
+static void append_deliver(struct append_op *op, const char *spool_path);
 
 static void undone(void *ctx, int rc, struct store_result *res)
 {
@@ -179,11 +186,46 @@ static void append_next(struct append_op *op)
 		return;
 	}
 	const struct append_msg *m = &op->msgs[op->next];
+	if (m->spool != NULL) {
+		/* Every byte must be on disk before the store reads the file. */
+		imap_async_begin(cl);
+		spool_finish(m->spool, append_spooled, op);
+		return;
+	}
+	append_deliver(op, NULL);
+}
+
+static void append_spooled(void *ctx, int rc)
+{
+	struct append_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	const struct append_msg *m = &op->msgs[op->next];
+	if (rc == 0 && spool_size(m->spool) != m->len)
+		rc = -EIO;
+	if (rc < 0) {
+		log_event(LOGL_WARN, "session=%s proto=imap event=spool_failed error=%s",
+		          conn_id(cl->c), strerror(-rc));
+		fail(op, rc);
+		return;
+	}
+	append_deliver(op, spool_path(m->spool));
+}
+
+static void append_deliver(struct append_op *op, const char *spool_path)
+{
+	struct imap_client *cl = op->cl;
+	const struct append_msg *m = &op->msgs[op->next];
 	op->target.flags = m->flags;
 	op->target.keywords = m->keywords;
 	memset(&op->req, 0, sizeof(op->req));
-	op->req.data = m->data;
-	op->req.size = m->len;
+	if (spool_path != NULL) {
+		op->req.spool_path = spool_path;
+	} else {
+		op->req.data = m->data;
+		op->req.size = (size_t)m->len;
+	}
 	op->req.internal_date = m->date;
 	op->req.targets = &op->target;
 	op->req.n_targets = 1;
@@ -266,8 +308,13 @@ void imap_cmd_append(struct imap_client *cl, const struct imap_arg *a, size_t n)
 			imap_done(cl, "BAD", "APPEND needs a message literal");
 			return;
 		}
+		const struct imap_spooled *sp = imap_spooled_at(cl, a[i].s);
 		m->data = a[i].s;
 		m->len = a[i].len;
+		if (sp != NULL && a[i].len == 0) {
+			m->spool = sp->f;
+			m->len = sp->size;
+		}
 		i++;
 	}
 	op->uids = xcalloc(op->n, sizeof(*op->uids));

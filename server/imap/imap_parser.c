@@ -29,6 +29,7 @@ void imap_reader_reset(struct imap_reader *r)
 	else
 		buf_reset(&r->cmd);
 	r->literal_left = 0;
+	r->diverted = 0;
 	r->in_literal = false;
 }
 
@@ -87,7 +88,7 @@ int imap_reader_line(struct imap_reader *r, const char *line, size_t len,
 		imap_reader_reset(r);
 		return -E2BIG;
 	}
-	if (r->cmd.len + lit.size > r->cmd.max) {
+	if (r->cmd.len + r->diverted + lit.size > r->cmd.max) {
 		imap_reader_reset(r);
 		return -ENOBUFS;
 	}
@@ -108,6 +109,21 @@ int imap_reader_bytes(struct imap_reader *r, const char *data, size_t len)
 	if (r->literal_left == 0)
 		r->in_literal = false;
 	return 0;
+}
+
+size_t imap_reader_divert(struct imap_reader *r)
+{
+	/* The buffer ends in "{digits[+]}\r\n" (imap_reader_line just found it there). */
+	size_t brace = r->cmd.len - 3;
+	while (brace > 0 && r->cmd.data[brace] != '{')
+		brace--;
+	r->diverted += r->literal_left;
+	r->literal_left = 0;
+	r->in_literal = false;
+	memcpy(r->cmd.data + brace, "{0}\r\n", 5);
+	r->cmd.len = brace + 5;
+	r->cmd.data[r->cmd.len] = '\0';
+	return r->cmd.len;
 }
 
 /* ---- Parsing ---- */

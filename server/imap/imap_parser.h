@@ -40,6 +40,7 @@ struct imap_reader {
 	struct buf cmd;
 	uint64_t message_max;  /* limit for an APPEND literal */
 	uint64_t literal_left; /* bytes still expected for the current literal */
+	uint64_t diverted;     /* literal bytes taken elsewhere (imap_reader_divert) */
 	bool in_literal;
 };
 
@@ -65,6 +66,14 @@ int imap_reader_line(struct imap_reader *r, const char *line, size_t len,
 /* Appends literal bytes. Returns 0, or -ENOBUFS (cannot happen when the announcement was
  * accepted). */
 int imap_reader_bytes(struct imap_reader *r, const char *data, size_t len);
+/*
+ * Right after imap_reader_line returned 0 for a literal of size > 0: the caller takes
+ * that literal's bytes elsewhere (a spool file) instead of imap_reader_bytes. The
+ * announcement in the buffer becomes "{0}", so the parsed argument is an empty literal
+ * whose view starts at the returned offset into r->cmd.data (unique per literal: the
+ * caller finds its bytes by it). The size still counts towards the command's limit.
+ */
+size_t imap_reader_divert(struct imap_reader *r);
 
 enum imap_arg_type {
 	IMAP_ARG_ATOM,

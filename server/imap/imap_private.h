@@ -48,6 +48,19 @@ struct imap_msg {
 	int64_t internal_date;
 };
 
+/* An APPEND literal over IMAP_SPOOL_MIN goes to a spool file while it arrives; its
+ * argument is an empty literal at offset in the command buffer (imap_reader_divert). */
+#define IMAP_SPOOL_MIN   (256u * 1024)
+#define IMAP_SPOOL_PAUSE (1024u * 1024) /* stop reading while this much waits for the disk */
+
+struct spool_file;
+
+struct imap_spooled {
+	size_t offset;
+	uint64_t size;
+	struct spool_file *f;
+};
+
 struct imap_client {
 	struct conn *c;
 	enum imap_state state;
@@ -85,6 +98,11 @@ struct imap_client {
 	void *op;
 	void (*op_free)(void *op);
 	uint64_t discard; /* literal bytes of a refused command still to skip */
+	/* Spooled APPEND literals of the command being assembled or run. */
+	struct imap_spooled *spooled;
+	size_t n_spooled;
+	uint64_t spool_left; /* bytes of the last one still to come */
+	bool spool_paused;   /* input paused until the spool catches up */
 	/* SEARCHRES ($) */
 	uint32_t *saved;
 	size_t n_saved;
@@ -100,6 +118,8 @@ void imap_done(struct imap_client *cl, const char *status, const char *text);
 void imap_donef(struct imap_client *cl, const char *status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void imap_set_state(struct imap_client *cl, enum imap_state st);
+/* The spooled literal whose (empty) argument view starts at s, or NULL. */
+const struct imap_spooled *imap_spooled_at(const struct imap_client *cl, const char *s);
 /* Replaces the snapshot; res->msgs are moved in. */
 void imap_snapshot_set(struct imap_client *cl, struct store_msg *msgs, size_t n);
 void imap_snapshot_clear(struct imap_client *cl);

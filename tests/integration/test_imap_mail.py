@@ -1,11 +1,13 @@
 """Mailboxes and messages over IMAP: LIST, SELECT/EXAMINE, APPEND (MULTIAPPEND, dates), STORE,
 COPY, MOVE, EXPUNGE, UID EXPUNGE, SEARCH, QUOTA — Python's imaplib against sealmaild."""
 import imaplib
+import os
 import re
+import time
 
 import pytest
 
-from imap_env import MULTIPART, ImapEnv, cmd, read_response, simple_message
+from imap_env import MULTIPART, ImapEnv, cmd, fetch_literal, read_response, simple_message
 
 
 @pytest.fixture(scope="module")
@@ -255,4 +257,60 @@ def test_quota_limits_append_and_multiappend_is_all_or_nothing(env):
     assert b"* 1 EXISTS" in r, r
     r = b"".join(cmd(lc, "q2", "GETQUOTAROOT INBOX"))
     assert re.search(rb'\* QUOTA "" \(STORAGE [56] 19\)', r), r
+    lc.close()
+
+
+def _spool_files(env):
+    d = os.path.join(env.srv.dir, "data", "spool")
+    return [os.path.join(d, f) for f in os.listdir(d)] if os.path.isdir(d) else []
+
+
+def _big_message(subject, mib):
+    line = b"".join(bytes([33 + (i * 7 + k) % 90]) for k, i in enumerate(range(76))) + b"\r\n"
+    body = line * (mib * 1024 * 1024 // len(line))
+    return simple_message(subject, body.decode())
+
+
+def test_append_large_literal_is_spooled_and_byte_exact(env):
+    """A 5 MiB APPEND literal goes to a spool file while it arrives (not held in memory),
+    is stored from it byte-exact, and the file is removed afterwards."""
+    env.add_user("bigappend")
+    lc = env.raw("bigappend@corp.example", timeout=60)
+    msg = _big_message("big", 5)
+    since = env.srv.log_size()
+    lc.send(b"b1 APPEND INBOX {%d}\r\n" % len(msg))
+    assert lc.readline().startswith(b"+")
+    half = len(msg) // 2
+    lc.send(msg[:half])
+    # The server writes what it has to data_dir/spool while the rest is on its way.
+    deadline = time.time() + 10
+    seen = []
+    while time.time() < deadline and not seen:
+        seen = [f for f in _spool_files(env) if os.path.getsize(f) > 0]
+        time.sleep(0.05)
+    assert seen, "no spool file while the literal was arriving"
+    lc.send(msg[half:] + b"\r\n")
+    r = lc.imap_tagged("b1")
+    assert r[-1].startswith(b"b1 OK") and b"APPENDUID" in r[-1], r
+    env.srv.wait_log(r"event=literal_spooled size=%d" % len(msg), since=since)
+    assert _spool_files(env) == []
+    assert b"* 1 EXISTS" in b"".join(cmd(lc, "b2", "SELECT INBOX"))
+    lc.send("b3 FETCH 1 (BODY.PEEK[])\r\n")
+    assert fetch_literal(read_response(lc, "b3")) == msg
+    lc.close()
+
+
+def test_multiappend_mixes_spooled_and_small_literals(env):
+    env.add_user("bigmulti")
+    lc = env.raw("bigmulti@corp.example", timeout=60)
+    small, big = simple_message("small"), _big_message("large", 1)
+    lc.send(b"m1 APPEND INBOX {%d+}\r\n%s (\\Seen) {%d+}\r\n%s {%d+}\r\n%s\r\n"
+            % (len(small), small, len(big), big, len(small), small))
+    r = lc.imap_tagged("m1")
+    assert r[-1].startswith(b"m1 OK") and re.search(rb"APPENDUID \d+ 1:3", r[-1]), r
+    assert b"* 3 EXISTS" in b"".join(cmd(lc, "m2", "SELECT INBOX"))
+    for seq, want in ((1, small), (2, big), (3, small)):
+        lc.send("m3 FETCH %d (BODY.PEEK[])\r\n" % seq)
+        assert fetch_literal(read_response(lc, "m3")) == want, seq
+    assert _spool_files(env) == []
     lc.close()

@@ -3,10 +3,12 @@
  * after it): weak, aborting, like the fakes there. A test linking the real store gets the
  * real ones.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "server/auth/external.h"
+#include "server/spool.h"
 #include "storage/store.h"
 
 __attribute__((weak)) int store_message_headers(struct store *s, int64_t mailbox_id, store_cb *cb,
@@ -41,4 +43,56 @@ __attribute__((weak)) void auth_external(struct conn *c, const char *authzid, au
 	(void)authzid;
 	struct auth_login_result r = {.status = AUTH_LOGIN_FAILED};
 	cb(fake_conn_sess(c), &r);
+}
+
+/* No spool in the session tests: spool_create says "not set up", so APPEND literals stay in
+ * memory as before. The rest is never reached. */
+__attribute__((weak)) int spool_create(struct spool_file **f_r)
+{
+	(void)f_r;
+	return -ENOTSUP;
+}
+
+__attribute__((weak)) int spool_write(struct spool_file *f, const void *data, size_t len)
+{
+	(void)f, (void)data, (void)len;
+	abort();
+}
+
+__attribute__((weak)) size_t spool_pending(const struct spool_file *f)
+{
+	(void)f;
+	abort();
+}
+
+__attribute__((weak)) void spool_on_drain(struct spool_file *f, void (*drained)(void *ctx),
+                                          void *ctx)
+{
+	(void)f, (void)drained, (void)ctx;
+	abort();
+}
+
+__attribute__((weak)) void spool_finish(struct spool_file *f, void (*cb)(void *ctx, int rc),
+                                        void *ctx)
+{
+	(void)f, (void)cb, (void)ctx;
+	abort();
+}
+
+__attribute__((weak)) const char *spool_path(const struct spool_file *f)
+{
+	(void)f;
+	abort();
+}
+
+__attribute__((weak)) uint64_t spool_size(const struct spool_file *f)
+{
+	(void)f;
+	abort();
+}
+
+__attribute__((weak)) void spool_free(struct spool_file *f)
+{
+	(void)f;
+	abort();
 }

@@ -240,6 +240,38 @@ Test(imap_parser, nonsync_flag)
 	imap_reader_free(&r);
 }
 
+/* A diverted literal (spooled by the session) parses as an empty literal at the returned
+ * offset and still counts towards the command's limit. */
+Test(imap_parser, divert_literal)
+{
+	struct imap_reader r;
+	imap_reader_init(&r, 1000);
+	struct imap_literal lit;
+	cr_assert_eq(imap_reader_line(&r, "a APPEND INBOX {600+}", 21, &lit), 0);
+	size_t off = imap_reader_divert(&r);
+	cr_assert_str_eq(r.cmd.data, "a APPEND INBOX {0}\r\n");
+	cr_assert_eq(off, r.cmd.len);
+	cr_assert_eq(imap_reader_line(&r, " {500}", 6, &lit), 0);
+	off = imap_reader_divert(&r);
+	cr_assert_eq(r.diverted, 1100); /* checked with cmd.len against the command limit */
+	imap_reader_reset(&r);
+	cr_assert_eq(imap_reader_line(&r, "a APPEND INBOX {600}", 20, &lit), 0);
+	off = imap_reader_divert(&r);
+	cr_assert_eq(imap_reader_line(&r, " (\\Seen) {2}", 12, &lit), 0);
+	cr_assert_eq(imap_reader_bytes(&r, "hi", 2), 0);
+	cr_assert_eq(imap_reader_line(&r, "", 0, &lit), 1);
+	struct imap_args args;
+	const char *err = NULL;
+	cr_assert_eq(imap_parse(r.cmd.data, r.cmd.len, &args, &err), 0, "%s", err);
+	cr_assert_eq(args.n, 6);
+	cr_assert(args.v[3].literal);
+	cr_assert_eq(args.v[3].len, 0);
+	cr_assert_eq((size_t)(args.v[3].s - r.cmd.data), off);
+	cr_assert_eq(args.v[5].len, 2);
+	imap_args_free(&args);
+	imap_reader_free(&r);
+}
+
 Test(imap_seqset, parse_and_contains)
 {
 	struct imap_seqset s;
