@@ -167,7 +167,7 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct imap_mime *m,
                  const struct fetch_item *stream_it, uint64_t stream_len, const void *data)
 {
 	struct imap_client *cl = op->cl;
-	struct imap_msg *msg = &cl->msgs[seq - 1];
+	const struct imap_msg *msg = &cl->msgs[seq - 1];
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
 	buf_printf(&o, "* %u FETCH (", seq);
@@ -178,7 +178,8 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct imap_mime *m,
 		    !(msg->flags & STORE_SEEN))
 			mark_seen = true;
 	if (mark_seen) {
-		msg->flags |= STORE_SEEN;
+		imap_snapshot_mut(cl, seq)->flags |= STORE_SEEN;
+		msg = &cl->msgs[seq - 1];
 		op->seen_uids = xreallocarray(op->seen_uids, op->n_seen + 1, sizeof(uint32_t));
 		op->seen_uids[op->n_seen++] = msg->uid;
 	}
@@ -326,7 +327,7 @@ static void seen_stored(void *ctx, int rc, struct store_result *res)
 	for (size_t i = 0; rc == 0 && i < res->n_msgs; i++) {
 		uint32_t s = imap_seq_of(cl, res->msgs[i].uid);
 		if (s > 0)
-			cl->msgs[s - 1].modseq = res->msgs[i].modseq;
+			imap_snapshot_mut(cl, s)->modseq = res->msgs[i].modseq;
 	}
 	imap_done(cl, "OK", "FETCH completed");
 }

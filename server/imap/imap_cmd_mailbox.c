@@ -554,8 +554,8 @@ static void select_listed(void *ctx, int rc, struct store_result *res)
 		imap_done(cl, "NO", store_err_text(rc));
 		return;
 	}
+	cl->mailbox_id = op->mb.id; /* before the snapshot: it is shared by mailbox */
 	imap_snapshot_set(cl, res->msgs, res->n_msgs);
-	cl->mailbox_id = op->mb.id;
 	cl->mailbox_name = xstrdup(op->mb.name);
 	cl->readonly = op->examine;
 	cl->uidvalidity = op->mb.uidvalidity;

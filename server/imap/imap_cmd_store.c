@@ -62,7 +62,7 @@ static void stored(void *ctx, int rc, struct store_result *res)
 		uint32_t s = imap_seq_of(cl, res->msgs[i].uid);
 		if (s == 0)
 			continue;
-		struct imap_msg *m = &cl->msgs[s - 1];
+		struct imap_msg *m = imap_snapshot_mut(cl, s);
 		m->flags = res->msgs[i].flags;
 		free(m->keywords);
 		m->keywords = imap_keywords_dup(res->msgs[i].keywords);
@@ -180,9 +180,7 @@ static void expunged(void *ctx, int rc, struct store_result *res)
 			continue;
 		if (!cl->qresync)
 			buf_printf(&o, "* %u EXPUNGE\r\n", s);
-		free(cl->msgs[s - 1].keywords);
-		memmove(&cl->msgs[s - 1], &cl->msgs[s], (cl->n_msgs - s) * sizeof(cl->msgs[0]));
-		cl->n_msgs--;
+		imap_snapshot_remove(cl, s);
 	}
 	if (o.len > 0)
 		conn_write(cl->c, o.data, o.len);

@@ -61,6 +61,8 @@ struct imap_spooled {
 	struct spool_file *f;
 };
 
+struct imap_snap;
+
 struct imap_client {
 	struct conn *c;
 	enum imap_state state;
@@ -86,8 +88,12 @@ struct imap_client {
 	bool readonly;
 	uint32_t uidvalidity, uidnext;
 	uint64_t highest_modseq;
-	struct imap_msg *msgs;
-	size_t n_msgs, cap_msgs;
+	/* The snapshot, shared with other sessions that see the same messages (see
+	 * imap_snapshot.c). msgs and n_msgs are read-only views of it: change a message only
+	 * through imap_snapshot_mut / imap_snapshot_remove. */
+	struct imap_snap *snap;
+	const struct imap_msg *msgs;
+	size_t n_msgs;
 	struct notify_watcher watcher;
 	bool changed; /* the store reported a change not yet shown */
 	bool syncing;
@@ -123,6 +129,11 @@ const struct imap_spooled *imap_spooled_at(const struct imap_client *cl, const c
 /* Replaces the snapshot; res->msgs are moved in. */
 void imap_snapshot_set(struct imap_client *cl, struct store_msg *msgs, size_t n);
 void imap_snapshot_clear(struct imap_client *cl);
+/* Message seq (1-based, must exist) for changing: the snapshot becomes this session's own
+ * copy first if others share it. The pointer is valid until the next snapshot call. */
+struct imap_msg *imap_snapshot_mut(struct imap_client *cl, uint32_t seq);
+/* Removes message seq (1-based, must exist) from this session's snapshot. */
+void imap_snapshot_remove(struct imap_client *cl, uint32_t seq);
 /* Sequence number (1-based) of uid, or 0. */
 uint32_t imap_seq_of(const struct imap_client *cl, uint32_t uid);
 /* Turns a sequence or UID set argument into store UID ranges (sequence numbers are

@@ -12,23 +12,144 @@
 #include "server/imap/imap_private.h"
 #include "server/services.h"
 
-/* ---- snapshot ---- */
+/* ---- snapshot ----
+ *
+ * Sessions on the same mailbox that have seen the same changes hold equal snapshots, and
+ * a large mailbox makes the snapshot most of what an idle session costs (40 bytes a
+ * message). So equal snapshots are one: refcounted, found again after SELECT and after
+ * every sync by comparing with the others of the mailbox, and copied before a session
+ * changes its own (copy on write). All of it runs on the loop thread.
+ */
+
+struct imap_snap {
+	unsigned refs;
+	int64_t mailbox_id;
+	struct imap_msg *msgs; /* keywords owned */
+	size_t n;
+	struct imap_snap *prev, *next;
+};
+
+static struct imap_snap *snaps; /* every live snapshot */
+
+static void view(struct imap_client *cl)
+{
+	cl->msgs = cl->snap != NULL ? cl->snap->msgs : NULL;
+	cl->n_msgs = cl->snap != NULL ? cl->snap->n : 0;
+}
+
+static struct imap_snap *snap_new(int64_t mailbox_id, struct imap_msg *msgs, size_t n)
+{
+	struct imap_snap *sn = xcalloc(1, sizeof(*sn));
+	sn->refs = 1;
+	sn->mailbox_id = mailbox_id;
+	sn->msgs = msgs;
+	sn->n = n;
+	sn->next = snaps;
+	if (snaps != NULL)
+		snaps->prev = sn;
+	snaps = sn;
+	return sn;
+}
+
+static void snap_unref(struct imap_snap *sn)
+{
+	if (sn == NULL || --sn->refs > 0)
+		return;
+	for (size_t i = 0; i < sn->n; i++)
+		free(sn->msgs[i].keywords);
+	free(sn->msgs);
+	if (sn->prev != NULL)
+		sn->prev->next = sn->next;
+	else
+		snaps = sn->next;
+	if (sn->next != NULL)
+		sn->next->prev = sn->prev;
+	free(sn);
+}
+
+static bool msg_equal(const struct imap_msg *a, const struct imap_msg *b)
+{
+	return a->uid == b->uid && a->flags == b->flags && a->modseq == b->modseq &&
+	       a->size == b->size && a->internal_date == b->internal_date &&
+	       strcmp(a->keywords != NULL ? a->keywords : "",
+	              b->keywords != NULL ? b->keywords : "") == 0;
+}
+
+static bool snap_equal(const struct imap_snap *a, const struct imap_snap *b)
+{
+	if (a->mailbox_id != b->mailbox_id || a->n != b->n)
+		return false;
+	/* The ends first: snapshots that differ mostly differ there (new mail). */
+	if (a->n > 0 && !msg_equal(&a->msgs[a->n - 1], &b->msgs[b->n - 1]))
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (!msg_equal(&a->msgs[i], &b->msgs[i]))
+			return false;
+	return true;
+}
+
+/* Trades the session's snapshot for an equal one another session holds, if any. */
+static void share(struct imap_client *cl)
+{
+	struct imap_snap *mine = cl->snap;
+	if (mine == NULL || mine->refs > 1)
+		return;
+	for (struct imap_snap *sn = snaps; sn != NULL; sn = sn->next)
+		if (sn != mine && snap_equal(sn, mine)) {
+			sn->refs++;
+			snap_unref(mine);
+			cl->snap = sn;
+			break;
+		}
+	view(cl);
+}
+
+/* Makes the session's snapshot its own (a copy when it is shared). */
+static void own(struct imap_client *cl)
+{
+	struct imap_snap *sn = cl->snap;
+	if (sn == NULL) {
+		cl->snap = snap_new(cl->mailbox_id, NULL, 0);
+	} else if (sn->refs > 1) {
+		struct imap_msg *m = xcalloc(sn->n + 1, sizeof(*m));
+		for (size_t i = 0; i < sn->n; i++) {
+			m[i] = sn->msgs[i];
+			m[i].keywords = imap_keywords_dup(sn->msgs[i].keywords);
+		}
+		sn->refs--;
+		cl->snap = snap_new(sn->mailbox_id, m, sn->n);
+	}
+	view(cl);
+}
 
 void imap_snapshot_clear(struct imap_client *cl)
 {
-	for (size_t i = 0; i < cl->n_msgs; i++)
-		free(cl->msgs[i].keywords);
-	free(cl->msgs);
-	cl->msgs = NULL;
-	cl->n_msgs = cl->cap_msgs = 0;
+	snap_unref(cl->snap);
+	cl->snap = NULL;
+	view(cl);
+}
+
+struct imap_msg *imap_snapshot_mut(struct imap_client *cl, uint32_t seq)
+{
+	own(cl);
+	return &cl->snap->msgs[seq - 1];
+}
+
+void imap_snapshot_remove(struct imap_client *cl, uint32_t seq)
+{
+	own(cl);
+	struct imap_snap *sn = cl->snap;
+	free(sn->msgs[seq - 1].keywords);
+	memmove(&sn->msgs[seq - 1], &sn->msgs[seq], (sn->n - seq) * sizeof(sn->msgs[0]));
+	sn->n--;
+	view(cl);
 }
 
 static void msg_from_store(struct imap_msg *d, struct store_msg *s)
 {
 	d->uid = s->uid;
 	d->flags = s->flags;
-	/* Most messages have no keywords: NULL, not a malloc'd "" per message (the snapshot
-	 * is what an idle session costs per message). */
+	/* Most messages have no keywords: NULL, not a malloc'd "" per message. */
 	if (s->keywords != NULL && s->keywords[0] != '\0') {
 		d->keywords = s->keywords;
 		s->keywords = NULL;
@@ -43,11 +164,12 @@ static void msg_from_store(struct imap_msg *d, struct store_msg *s)
 void imap_snapshot_set(struct imap_client *cl, struct store_msg *msgs, size_t n)
 {
 	imap_snapshot_clear(cl);
-	cl->msgs = xcalloc(n > 0 ? n : 1, sizeof(*cl->msgs));
-	cl->cap_msgs = n > 0 ? n : 1;
+	struct imap_msg *m = xcalloc(n > 0 ? n : 1, sizeof(*m));
 	for (size_t i = 0; i < n; i++)
-		msg_from_store(&cl->msgs[i], &msgs[i]);
-	cl->n_msgs = n;
+		msg_from_store(&m[i], &msgs[i]);
+	cl->snap = snap_new(cl->mailbox_id, m, n);
+	view(cl);
+	share(cl);
 }
 
 uint32_t imap_seq_of(const struct imap_client *cl, uint32_t uid)
@@ -205,64 +327,68 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
 	bool allow_expunge = !(cl->cmd_flags & IMAP_CMD_NO_EXPUNGE) || !cl->busy;
-	struct imap_msg *old = cl->msgs;
-	size_t n_old = cl->n_msgs, j = 0, nn = 0;
-	struct imap_msg *nw = xcalloc(op->n_changed + n_old + 1, sizeof(*nw));
-	uint32_t seq_shift = 0;
-	for (size_t i = 0; i < n_old; i++) {
-		if (uid_in(gone_uids, n_gone, old[i].uid) && allow_expunge) {
-			if (cl->qresync)
-				buf_printf(&o, "* VANISHED %u\r\n", old[i].uid);
-			else
-				buf_printf(&o, "* %zu EXPUNGE\r\n", i + 1 - seq_shift);
-			seq_shift++;
-			free(old[i].keywords);
-			continue;
-		}
-		nw[nn] = old[i];
-		while (j < op->n_changed && op->changed[j].uid < old[i].uid)
-			j++;
-		if (j < op->n_changed && op->changed[j].uid == old[i].uid) {
-			struct imap_msg *s = &op->changed[j];
-			bool kwchg = strcmp(old[i].keywords != NULL ? old[i].keywords : "",
-			                    s->keywords != NULL ? s->keywords : "") != 0;
-			if (s->flags != old[i].flags || kwchg) {
-				nw[nn].flags = s->flags;
-				if (kwchg) {
-					free(nw[nn].keywords);
-					nw[nn].keywords = s->keywords;
-					s->keywords = NULL;
-				}
-				buf_printf(&o, "* %zu FETCH (", nn + 1);
-				if (cl->uid || cl->condstore)
-					buf_printf(&o, "UID %u ", s->uid);
-				buf_append_str(&o, "FLAGS ");
-				imap_fmt_flags(&o, nw[nn].flags, nw[nn].keywords);
-				if (cl->condstore)
-					buf_printf(&o, " MODSEQ (%llu)",
-					           (unsigned long long)s->modseq);
-				buf_append_str(&o, ")\r\n");
+	if (op->n_changed > 0 || n_gone > 0) {
+		own(cl);
+		struct imap_snap *sn = cl->snap;
+		struct imap_msg *old = sn->msgs;
+		size_t n_old = sn->n, j = 0, nn = 0;
+		struct imap_msg *nw = xcalloc(op->n_changed + n_old + 1, sizeof(*nw));
+		uint32_t seq_shift = 0;
+		for (size_t i = 0; i < n_old; i++) {
+			if (uid_in(gone_uids, n_gone, old[i].uid) && allow_expunge) {
+				if (cl->qresync)
+					buf_printf(&o, "* VANISHED %u\r\n", old[i].uid);
+				else
+					buf_printf(&o, "* %zu EXPUNGE\r\n", i + 1 - seq_shift);
+				seq_shift++;
+				free(old[i].keywords);
+				continue;
 			}
-			nw[nn].modseq = s->modseq;
-		}
-		nn++;
-	}
-	/* New messages: UIDs above the last one we had. */
-	uint32_t last = n_old > 0 ? old[n_old - 1].uid : 0;
-	size_t added = 0;
-	for (size_t k = 0; k < op->n_changed; k++)
-		if (op->changed[k].uid > last) {
-			nw[nn] = op->changed[k];
-			op->changed[k].keywords = NULL;
+			nw[nn] = old[i];
+			while (j < op->n_changed && op->changed[j].uid < old[i].uid)
+				j++;
+			if (j < op->n_changed && op->changed[j].uid == old[i].uid) {
+				struct imap_msg *s = &op->changed[j];
+				bool kwchg = strcmp(old[i].keywords != NULL ? old[i].keywords : "",
+				                    s->keywords != NULL ? s->keywords : "") != 0;
+				if (s->flags != old[i].flags || kwchg) {
+					nw[nn].flags = s->flags;
+					if (kwchg) {
+						free(nw[nn].keywords);
+						nw[nn].keywords = s->keywords;
+						s->keywords = NULL;
+					}
+					buf_printf(&o, "* %zu FETCH (", nn + 1);
+					if (cl->uid || cl->condstore)
+						buf_printf(&o, "UID %u ", s->uid);
+					buf_append_str(&o, "FLAGS ");
+					imap_fmt_flags(&o, nw[nn].flags, nw[nn].keywords);
+					if (cl->condstore)
+						buf_printf(&o, " MODSEQ (%llu)",
+						           (unsigned long long)s->modseq);
+					buf_append_str(&o, ")\r\n");
+				}
+				nw[nn].modseq = s->modseq;
+			}
 			nn++;
-			added++;
 		}
-	free(old);
-	cl->msgs = nw;
-	cl->n_msgs = nn;
-	cl->cap_msgs = op->n_changed + n_old + 1;
-	if (added > 0 || seq_shift > 0)
-		buf_printf(&o, "* %zu EXISTS\r\n", nn);
+		/* New messages: UIDs above the last one we had. */
+		uint32_t last = n_old > 0 ? old[n_old - 1].uid : 0;
+		size_t added = 0;
+		for (size_t k = 0; k < op->n_changed; k++)
+			if (op->changed[k].uid > last) {
+				nw[nn] = op->changed[k];
+				op->changed[k].keywords = NULL;
+				nn++;
+				added++;
+			}
+		free(old);
+		sn->msgs = nw;
+		sn->n = nn;
+		view(cl);
+		if (added > 0 || seq_shift > 0)
+			buf_printf(&o, "* %zu EXISTS\r\n", nn);
+	}
 	/* Expunges held back (FETCH, STORE, SEARCH by sequence number) are read again next
 	 * time: the snapshot's modseq stays until they have been shown. */
 	if (allow_expunge) {
@@ -270,6 +396,7 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 			cl->highest_modseq = op->modseq;
 		cl->changed = false;
 	}
+	share(cl);
 	if (o.len > 0)
 		conn_write(cl->c, o.data, o.len);
 	buf_free(&o);

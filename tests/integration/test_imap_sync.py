@@ -184,3 +184,34 @@ def test_many_idle_sessions_all_woken(env):
         assert lc.imap_tagged("i")[-1].startswith(b"i OK")
         lc.close()
     m.logout()
+
+
+def test_shared_snapshot_is_copied_before_a_session_changes_it(env):
+    """Sessions with equal snapshots share one; a session's own STORE, FETCH \\Seen and
+    EXPUNGE change only its copy, so the others still report those changes at NOOP."""
+    user = env.add_user("sharers")
+    m = env.imaps(user)
+    for i in range(4):
+        m.append("INBOX", None, None, simple_message("s%d" % i))
+    a, b, c = env.raw(user), env.raw(user), env.raw(user)
+    for lc in (a, b, c):
+        assert b"* 4 EXISTS" in b"".join(cmd(lc, "s", "SELECT INBOX"))
+    r = b"".join(cmd(a, "a1", "STORE 1 +FLAGS (\\Flagged)"))
+    assert b"\\Flagged" in r, r
+    a.send("a2 FETCH 2 (BODY[TEXT])\r\n")
+    read_response(a, "a2")
+    r = b"".join(cmd(b, "b1", "NOOP"))
+    assert re.search(rb"\* 1 FETCH \(FLAGS \(\\Flagged\)\)", r), r
+    assert re.search(rb"\* 2 FETCH \(FLAGS \(\\Seen\)\)", r), r
+    r = b"".join(cmd(a, "a3", "STORE 3 +FLAGS.SILENT (\\Deleted)"))
+    r = b"".join(cmd(a, "a4", "EXPUNGE"))
+    assert b"* 3 EXPUNGE" in r, r
+    r = b"".join(cmd(c, "c1", "NOOP"))
+    assert b"* 3 EXPUNGE" in r and b"\\Flagged" in r and b"\\Seen" in r, r
+    r = b"".join(cmd(b, "b2", "NOOP"))
+    assert b"* 3 EXPUNGE" in r, r
+    for lc, t in ((a, "a5"), (b, "b3"), (c, "c2")):
+        r = b"".join(cmd(lc, t, "FETCH 1:* (FLAGS)"))
+        assert r.count(b"* ") == 3 and b"\\Deleted" not in r, r
+        lc.close()
+    m.logout()
