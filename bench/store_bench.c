@@ -60,8 +60,9 @@ static void *producer_main(void *arg)
 {
 	struct producer *p = arg;
 	char *msg = malloc(MSG_SIZE);
-	int hdr = snprintf(msg, MSG_SIZE, "From: bench@corp.example\r\nTo: u@corp.example\r\n"
-					   "Subject: bench\r\n\r\n");
+	int hdr = snprintf(msg, MSG_SIZE,
+	                   "From: bench@corp.example\r\nTo: u@corp.example\r\n"
+	                   "Subject: bench\r\n\r\n");
 	for (int i = hdr; i < MSG_SIZE; i++)
 		msg[i] = (i % 72 == 70) ? '\r' : (i % 72 == 71) ? '\n' : (char)('a' + i % 26);
 	while (now_s() < p->end) {
@@ -69,7 +70,7 @@ static void *producer_main(void *arg)
 		snprintf(msg + hdr, 40, "%d-%zu ", p->id, p->done + p->failed);
 		struct store_target t = {.user_id = p->user};
 		struct store_deliver_req req = {
-			.data = msg, .size = MSG_SIZE, .targets = &t, .n_targets = 1};
+		    .data = msg, .size = MSG_SIZE, .targets = &t, .n_targets = 1};
 		struct store_sync w;
 		store_sync_init(&w);
 		if (store_sync_wait(&w, store_deliver(p->s, &req, store_sync_cb, &w)) == 0)

@@ -421,8 +421,8 @@ int store_queue_recover(struct store *s, store_cb *cb, void *ctx);
 int store_queue_flush(struct store *s, int64_t queue_id, int64_t now, store_cb *cb, void *ctx);
 /* Reads the message of a queue entry by its content id (store_queue_entry.content_id),
  * like store_content_read. res: data, data_len, total_size. -ENOENT. */
-int store_queue_content_read(struct store *s, int64_t content_id, uint64_t offset,
-                             size_t max_len, store_cb *cb, void *ctx);
+int store_queue_content_read(struct store *s, int64_t content_id, uint64_t offset, size_t max_len,
+                             store_cb *cb, void *ctx);
 
 struct store_queue_outcome {
 	int64_t rcpt_id;

@@ -47,28 +47,27 @@ static void login_finish(struct login *l, enum auth_login_status status, const c
 	char user_esc[200];
 	log_escape(user_esc, sizeof(user_esc), l->user, strlen(l->user));
 	if (status == AUTH_LOGIN_OK) {
-		log_event(LOGL_INFO,
-			  "session=%s proto=%s event=auth_ok mech=%s user=%s ip=%s cached=%s", c->id,
-			  c->proto->name, l->mech, user_esc, c->ip, l->cached ? "yes" : "no");
+		log_event(
+		    LOGL_INFO, "session=%s proto=%s event=auth_ok mech=%s user=%s ip=%s cached=%s",
+		    c->id, c->proto->name, l->mech, user_esc, c->ip, l->cached ? "yes" : "no");
 	} else {
 		log_event(LOGL_WARN,
-			  "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
-			  c->id, c->proto->name, l->mech, user_esc, c->ip, why);
+		          "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
+		          c->id, c->proto->name, l->mech, user_esc, c->ip, why);
 	}
 	if (status != AUTH_LOGIN_TEMPFAIL)
 		authfail_record(sv->authfail, c->ip, l->user, status == AUTH_LOGIN_OK,
-				conn_now_ms(c));
+		                conn_now_ms(c));
 	if (status == AUTH_LOGIN_OK && !l->cached && l->password_tag != NULL)
-		authcache_add(sv->authcache, l->user, l->password, l->password_tag,
-			      conn_now_ms(c));
+		authcache_add(sv->authcache, l->user, l->password, l->password_tag, conn_now_ms(c));
 	explicit_bzero(l->password, strlen(l->password));
 	free(l->password);
 	l->password = NULL;
 	if (login_alive(l)) {
 		struct auth_login_result r = {
-			.status = status,
-			.user_id = l->user_id,
-			.user = l->user,
+		    .status = status,
+		    .user_id = l->user_id,
+		    .user = l->user,
 		};
 		void *sess = c->sess;
 		/* The login's own pause ends here; if the callback starts another asynchronous
@@ -87,8 +86,7 @@ static void login_finish(struct login *l, enum auth_login_status status, const c
 	uv_close((uv_handle_t *)&l->timer, login_free_cb);
 }
 
-int auth_cert_policy(struct conn *c, const char *user, bool user_requires_cert,
-                     const char **why_r)
+int auth_cert_policy(struct conn *c, const char *user, bool user_requires_cert, const char **why_r)
 {
 	const struct config *cfg = c->server->cfg;
 	const char *identity = conn_cert_identity(c);
@@ -124,7 +122,7 @@ static void login_auth_done(void *ctx, int rc, struct store_result *res)
 		login_finish(l, AUTH_LOGIN_FAILED, "bad_credentials");
 	} else {
 		log_event(LOGL_ERROR, "session=%s event=store_error op=auth error=\"%s\"",
-			  l->conn->id, store_strerror(rc));
+		          l->conn->id, store_strerror(rc));
 		login_finish(l, AUTH_LOGIN_TEMPFAIL, "store_error");
 	}
 }
@@ -150,7 +148,7 @@ static void login_user_got(void *ctx, int rc, struct store_result *res)
 		l->password_tag = xstrdup(u->password_tag);
 		struct services *sv = l->conn->server->services;
 		if (!u->disabled && authcache_hit(sv->authcache, l->user, l->password,
-						  l->password_tag, conn_now_ms(l->conn))) {
+		                                  l->password_tag, conn_now_ms(l->conn))) {
 			l->cached = true;
 			l->user_id = u->id;
 			l->require_cert = u->require_client_certificate;
@@ -176,7 +174,7 @@ static void login_timer_cb(uv_timer_t *t)
 }
 
 void auth_login(struct conn *c, const char *mech, const char *user, const char *password,
-		auth_login_cb *cb)
+                auth_login_cb *cb)
 {
 	struct login *l = xcalloc(1, sizeof(*l));
 	struct services *sv = c->server->services;

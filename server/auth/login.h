@@ -41,13 +41,12 @@ typedef void auth_login_cb(void *sess, const struct auth_login_result *r);
  * conn_set_authenticated itself (so it can word its reply first).
  */
 void auth_login(struct conn *c, const char *mech, const char *user, const char *password,
-		auth_login_cb *cb);
+                auth_login_cb *cb);
 
 /* Step 4 alone, for other mechanisms (SCRAM) once the user has proved who they are:
  * 0, or -EACCES with *why_r ("certificate_user_mismatch", "client_certificate_required")
  * when a verified certificate names someone else, or none is there and the configuration
  * or the user's own flag (user_requires_cert) demands one. user: normalised address. */
-int auth_cert_policy(struct conn *c, const char *user, bool user_requires_cert,
-		     const char **why_r);
+int auth_cert_policy(struct conn *c, const char *user, bool user_requires_cert, const char **why_r);
 
 #endif

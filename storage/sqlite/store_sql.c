@@ -16,8 +16,7 @@
 #define USER_COLS                                                                                  \
 	"id, address, require_client_cert, disabled, quota_bytes, used_bytes, password_hash"
 #define ENTRY_COLS "uid, modseq, flags, keywords, internal_date, size, content_id"
-#define CERT_COLS                                                                                  \
-	"id, serial, address, user_id, kind, not_before, not_after, revoked_at, created"
+#define CERT_COLS  "id, serial, address, user_id, kind, not_before, not_after, revoked_at, created"
 
 static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_BEGIN] = "BEGIN IMMEDIATE",

@@ -32,9 +32,10 @@ void fake_conn_free(struct conn *c);
 #define EHLO_TLS_COMMON                                                                            \
 	"250-mail.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"     \
 	"250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n"
-#define EHLO_TLS_SUBMISSION EHLO_TLS_COMMON "250-REQUIRETLS\r\n250 AUTH PLAIN LOGIN SCRAM-SHA-256\r\n"
-#define EHLO_TLS_SMTP       EHLO_TLS_COMMON "250 REQUIRETLS\r\n"
-#define NEED_TLS            "530 5.7.0 Must issue a STARTTLS command first\r\n"
+#define EHLO_TLS_SUBMISSION                                                                        \
+	EHLO_TLS_COMMON "250-REQUIRETLS\r\n250 AUTH PLAIN LOGIN SCRAM-SHA-256\r\n"
+#define EHLO_TLS_SMTP EHLO_TLS_COMMON "250 REQUIRETLS\r\n"
+#define NEED_TLS      "530 5.7.0 Must issue a STARTTLS command first\r\n"
 
 static struct config cfg;
 static struct cfg_listener listener;
