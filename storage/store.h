@@ -75,6 +75,10 @@ int store_open(const struct store_options *opt, struct store **store_r, const ch
  * caller keeps it alive until the posted completions have run. */
 void store_close(struct store *s);
 const char *store_strerror(int rc);
+/* Transactions the writer has committed and the write operations they carried (each
+ * commit costs one WAL fsync with synchronous=FULL: writes/commits is what group commit
+ * saves). Thread-safe. */
+void store_stats(struct store *s, uint64_t *commits_r, uint64_t *writes_r);
 
 /* ---- Results ---- */
 

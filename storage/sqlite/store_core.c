@@ -390,6 +390,15 @@ static void writer_run_batch(struct store *s, struct store_job *batch)
 		}
 		if (rc == 0)
 			rc = store_exec_stmt(c, SQL_COMMIT);
+		if (rc == 0) {
+			size_t n = 0;
+			for (job = batch; job != NULL; job = job->next)
+				n++;
+			pthread_mutex_lock(&s->lock);
+			s->stat_commits++;
+			s->stat_writes += n;
+			pthread_mutex_unlock(&s->lock);
+		}
 		if (rc < 0 && !sqlite3_get_autocommit(c->db))
 			store_exec_stmt(c, SQL_ROLLBACK);
 	}
@@ -572,4 +581,12 @@ void store_close(struct store *s)
 	pthread_cond_destroy(&s->worker_cv);
 	free(s->path);
 	free(s);
+}
+
+void store_stats(struct store *s, uint64_t *commits_r, uint64_t *writes_r)
+{
+	pthread_mutex_lock(&s->lock);
+	*commits_r = s->stat_commits;
+	*writes_r = s->stat_writes;
+	pthread_mutex_unlock(&s->lock);
 }

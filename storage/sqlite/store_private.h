@@ -147,6 +147,8 @@ struct store {
 
 	pthread_t writer;
 	struct store_conn wconn;
+	uint64_t stat_commits; /* transactions committed by the writer (under lock) */
+	uint64_t stat_writes;  /* write jobs they carried */
 	unsigned n_workers;
 	pthread_t *workers;
 	struct store_worker_slot *slots;
