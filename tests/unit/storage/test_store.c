@@ -644,3 +644,19 @@ Test(store, mime_fields_and_search)
 		cr_expect_eq(fx.w.res.n_uids, cases[i].hits, "%s", cases[i].q);
 	}
 }
+
+/* store_stats counts what the writer committed: one transaction per durable commit, and
+ * every write job it carried (the blocking face sends one at a time, so one each here). */
+Test(store, stats_count_commits_and_writes)
+{
+	uint64_t c0, w0, c1, w1;
+	store_stats(fx.s, &c0, &w0);
+	int64_t u = add_user("stats@corp.example", "pw-stats-1");
+	struct store_target t = {.user_id = u};
+	cr_assert_eq(deliver(msg1, &t, 1), 0);
+	cr_assert_eq(deliver(msg1, &t, 1), 0);
+	store_stats(fx.s, &c1, &w1);
+	cr_assert_eq(w1 - w0, 3, "writes: %llu", (unsigned long long)(w1 - w0));
+	cr_assert_geq(c1 - c0, 1);
+	cr_assert_leq(c1 - c0, w1 - w0);
+}
