@@ -48,6 +48,7 @@ struct conn {
 struct conn *fake_conn_open(const struct proto_handler *h, const struct config *cfg,
                             const struct cfg_listener *l, bool tls);
 void fake_conn_line_n(struct conn *c, const char *line, size_t len);
+void fake_conn_line_cr(struct conn *c, const char *line, size_t len, bool has_cr);
 void fake_conn_line(struct conn *c, const char *line);
 void fake_conn_too_long(struct conn *c);
 void fake_conn_tls_ready(struct conn *c);
@@ -76,13 +77,19 @@ struct conn *fake_conn_open(const struct proto_handler *h, const struct config *
 
 void fake_conn_line_n(struct conn *c, const char *line, size_t len)
 {
+	fake_conn_line_cr(c, line, len, true);
+}
+
+/* A line that ended in CRLF (has_cr) or a bare LF. */
+void fake_conn_line_cr(struct conn *c, const char *line, size_t len, bool has_cr)
+{
 	if (c->closed)
 		return;
 	/* The real conn hands over a NUL-terminated, writable copy. */
 	char *copy = xmalloc(len + 1);
 	memcpy(copy, line, len);
 	copy[len] = '\0';
-	c->h->line(c->sess, copy, len, true);
+	c->h->line(c->sess, copy, len, has_cr);
 	free(copy);
 	/* The loop turns: a pending login completes, as the real one does after its hash. */
 	if (c->login_cb != NULL && !c->closed) {
@@ -495,6 +502,20 @@ size_t fake_conn_line_limit(const struct conn *c);
 size_t fake_conn_line_limit(const struct conn *c)
 {
 	return c->line_limit;
+}
+
+/* Raw bytes asked for with conn_expect_bytes, as the real conn delivers them: at most
+ * what is still expected (last on the final piece). Returns how many were taken; 0 when
+ * the session expects none or the conn is closed. */
+size_t fake_conn_bytes(struct conn *c, const char *data, size_t len);
+size_t fake_conn_bytes(struct conn *c, const char *data, size_t len)
+{
+	if (c->closed || c->expect_bytes == 0 || c->h->bytes == NULL)
+		return 0;
+	size_t n = c->expect_bytes < len ? (size_t)c->expect_bytes : len;
+	c->expect_bytes -= n;
+	c->h->bytes(c->sess, data, n, c->expect_bytes == 0);
+	return n;
 }
 
 /* The fake has no write queue: the output is always drained. */
