@@ -15,7 +15,8 @@ enum log_level { LOGL_DEBUG, LOGL_INFO, LOGL_WARN, LOGL_ERROR };
  * lowers it to debug). */
 void log_set_level(enum log_level min);
 void log_event(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void log_vevent(enum log_level level, const char *fmt, va_list ap);
+void log_vevent(enum log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* Escapes untrusted bytes for a log value: printable ASCII other than space, '"', '\\' and
  * '=' is kept, every other byte becomes \xHH. At most outlen-1 bytes are written (a
