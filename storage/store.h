@@ -383,6 +383,12 @@ int store_flags_store(struct store *s, int64_t mailbox_id, const struct store_ui
  * reused. res: uids[] expunged, modseq. */
 int store_expunge(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
                   size_t n_ranges, store_cb *cb, void *ctx);
+/* Removes exactly the messages in ranges (n_ranges > 0), whatever their flags, in one
+ * transaction: POP3's UPDATE state and taking back a failed MULTIAPPEND, where flagging
+ * \Deleted first and expunging after would be two commits a crash could fall between.
+ * res: uids[] removed, modseq. */
+int store_remove(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
+                 size_t n_ranges, store_cb *cb, void *ctx);
 /* COPY / MOVE the messages in ranges to dst (same user). res: uids[] source and uids2[]
  * destination (COPYUID), uidvalidity of dst. -ENOENT, -EDQUOT (copy only). */
 int store_copy(struct store *s, int64_t src_mailbox_id, const struct store_uid_range *ranges,

@@ -111,24 +111,6 @@ static void undone(void *ctx, int rc, struct store_result *res)
 	                             : "[SERVERBUG] APPEND failed");
 }
 
-/* Takes back what a failed MULTIAPPEND already stored: flag \Deleted, UID EXPUNGE. */
-static void undo_flagged(void *ctx, int rc, struct store_result *res)
-{
-	struct append_op *op = ctx;
-	struct imap_client *cl = op->cl;
-	(void)res;
-	if (!imap_async_end(cl))
-		return;
-	struct store_uid_range *r = xcalloc(op->next + 1, sizeof(*r));
-	for (size_t i = 0; i < op->next; i++)
-		r[i] = (struct store_uid_range){op->uids[i], op->uids[i]};
-	imap_async_begin(cl);
-	rc = store_expunge(imap_store(cl), op->target.mailbox_id, r, op->next, undone, op);
-	free(r);
-	if (rc < 0)
-		undone(op, 0, NULL); /* it ends the hold taken above */
-}
-
 static void fail(struct append_op *op, int rc)
 {
 	struct imap_client *cl = op->cl;
@@ -142,8 +124,8 @@ static void fail(struct append_op *op, int rc)
 	for (size_t i = 0; i < op->next; i++)
 		r[i] = (struct store_uid_range){op->uids[i], op->uids[i]};
 	imap_async_begin(cl);
-	int src = store_flags_store(imap_store(cl), op->target.mailbox_id, r, op->next,
-	                            STORE_FLAGS_ADD, STORE_DELETED, NULL, 0, undo_flagged, op);
+	/* Takes back what the failed MULTIAPPEND already stored, in one transaction. */
+	int src = store_remove(imap_store(cl), op->target.mailbox_id, r, op->next, undone, op);
 	free(r);
 	if (src < 0)
 		undone(op, 0, NULL);

@@ -350,63 +350,34 @@ int pop3_mail_top(struct pop3_mail *m, const char *arg, size_t len)
 
 /* ---- UPDATE ---------------------------------------------------------------------- */
 
-static void pop3_mail_update_step(struct pop3_mail *m, int rc)
-{
-	if (rc < 0 && m->update_rc == 0)
-		m->update_rc = rc;
-	m->update_pending--;
-	if (!conn_release(m->c))
-		return;
-	if (m->update_pending == 0)
-		pop3_mail_finish(m, m->update_rc);
-}
-
-static void pop3_mail_flagged(void *ctx, int rc, struct store_result *res)
-{
-	pop3_mail_update_step(ctx, rc);
-}
-
-static void pop3_mail_expunged(void *ctx, int rc, struct store_result *res)
+static void pop3_mail_removed(void *ctx, int rc, struct store_result *res)
 {
 	struct pop3_mail *m = ctx;
 	if (rc == 0)
 		log_event(LOGL_INFO, "session=%s proto=pop3 event=update deleted=%zu expunged=%zu",
 		          conn_id(m->c), m->update_n, res->n_uids);
-	pop3_mail_update_step(m, rc);
+	if (conn_release(m->c))
+		pop3_mail_finish(m, rc);
 }
 
 void pop3_mail_update(struct pop3_mail *m)
 {
 	struct store_uid_range *ranges;
 	size_t n = pop3_maildrop_deleted_ranges(&m->md, &ranges);
-	m->update_rc = 0;
 	m->update_n = pop3_maildrop_n_deleted(&m->md);
 	conn_pause(m->c);
 	if (n == 0) {
 		pop3_mail_finish(m, 0);
 		return;
 	}
-	/* Both go to the writer back to back (usually one group commit). The expunge is
-	 * limited to the DELE'd UIDs, so a message another client flagged \Deleted stays. */
-	struct store *s = pop3_store(m);
+	/* One transaction removes exactly the DELE'd UIDs (RFC 1939 UPDATE is all or nothing):
+	 * a message another client flagged \Deleted stays, and a crash leaves either every
+	 * DELE'd message or none of them removed. */
 	conn_hold(m->c);
-	m->update_pending = 1;
-	int rc = store_flags_store(s, m->mailbox_id, ranges, n, STORE_FLAGS_ADD, STORE_DELETED,
-	                           NULL, 0, pop3_mail_flagged, m);
-	if (rc < 0) {
-		m->update_pending = 0;
-		conn_release(m->c);
-		free(ranges);
-		pop3_mail_finish(m, rc);
-		return;
-	}
-	conn_hold(m->c);
-	m->update_pending = 2;
-	rc = store_expunge(s, m->mailbox_id, ranges, n, pop3_mail_expunged, m);
+	int rc = store_remove(pop3_store(m), m->mailbox_id, ranges, n, pop3_mail_removed, m);
 	free(ranges);
 	if (rc < 0) {
-		m->update_pending = 1;
-		m->update_rc = rc;
 		conn_release(m->c);
+		pop3_mail_finish(m, rc);
 	}
 }

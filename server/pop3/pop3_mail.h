@@ -40,8 +40,6 @@ struct pop3_mail {
 	uint64_t size;
 	char *out; /* encoder output, one chunk's worth */
 	/* UPDATE */
-	int update_rc;
-	unsigned update_pending;
 	size_t update_n;
 };
 

@@ -21,6 +21,7 @@ struct flags_job {
 	char *keywords; /* normalized; NULL: leave keywords alone (ADD/REMOVE) */
 	uint64_t unchanged_since;
 	bool move;
+	bool any_flags; /* expunge: remove what is in the ranges, \Deleted or not */
 };
 
 static void flags_job_free(struct store_job *job)
@@ -251,7 +252,7 @@ static int expunge_run(struct store_conn *c, struct store_job *job)
 	uint64_t modseq = 0;
 	int rc = collect(c, j, &msgs, &n);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		if ((msgs[i].flags & STORE_DELETED) == 0)
+		if (!j->any_flags && (msgs[i].flags & STORE_DELETED) == 0)
 			continue;
 		if (modseq == 0)
 			rc = store_mailbox_bump(c, j->mailbox_id, 0, &modseq, NULL);
@@ -274,6 +275,16 @@ int store_expunge(struct store *s, int64_t mailbox_id, const struct store_uid_ra
                   size_t n_ranges, store_cb *cb, void *ctx)
 {
 	struct flags_job *j = flags_job_new(s, expunge_run, mailbox_id, ranges, n_ranges, cb, ctx);
+	return store_job_submit(&j->job);
+}
+
+int store_remove(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
+                 size_t n_ranges, store_cb *cb, void *ctx)
+{
+	if (n_ranges == 0)
+		return -EINVAL;
+	struct flags_job *j = flags_job_new(s, expunge_run, mailbox_id, ranges, n_ranges, cb, ctx);
+	j->any_flags = true;
 	return store_job_submit(&j->job);
 }
 

@@ -453,6 +453,14 @@ FAKE_WEAK int store_expunge(struct store *s, int64_t mailbox_id,
 	FAKE_UNREACHED();
 }
 
+FAKE_WEAK int store_remove(struct store *s, int64_t mailbox_id,
+                           const struct store_uid_range *ranges, size_t n_ranges, store_cb *cb,
+                           void *ctx)
+{
+	(void)s, (void)mailbox_id, (void)ranges, (void)n_ranges, (void)cb, (void)ctx;
+	FAKE_UNREACHED();
+}
+
 FAKE_WEAK int store_copy(struct store *s, int64_t src_mailbox_id,
                          const struct store_uid_range *ranges, size_t n_ranges,
                          int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx)

@@ -342,6 +342,39 @@ Test(store, uids_never_reused_and_modseq_grows)
 	cr_assert_eq(fx.w.res.mailboxes[0].messages, 0);
 }
 
+Test(store, remove_takes_exactly_the_ranges_whatever_their_flags)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	int64_t inbox = mailbox_id(a, "INBOX");
+	struct store_target t = {.user_id = a};
+	char msg[64];
+	for (int i = 1; i <= 4; i++) {
+		snprintf(msg, sizeof(msg), "Subject: %d\r\n\r\nbody\r\n", i);
+		cr_assert_eq(deliver(msg, &t, 1), 0);
+	}
+	/* 4 is \Deleted by someone else: it is not in the ranges, so it stays. */
+	struct store_uid_range four = {4, 4};
+	cr_assert_eq(FX_CALL(&fx, store_flags_store(fx.s, inbox, &four, 1, STORE_FLAGS_ADD,
+	                                            STORE_DELETED, NULL, 0, store_sync_cb, &fx.w)),
+	             0);
+	struct store_uid_range r[] = {{1, 1}, {3, 3}};
+	cr_assert_eq(FX_CALL(&fx, store_remove(fx.s, inbox, r, 2, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_uids, 2);
+	cr_assert_eq(fx.w.res.uids[0], 1);
+	cr_assert_eq(fx.w.res.uids[1], 3);
+	uint64_t modseq = fx.w.res.modseq;
+	cr_assert_gt(modseq, 0);
+	cr_assert_eq(FX_CALL(&fx, store_vanished(fx.s, inbox, modseq - 1, store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.res.n_uids, 2);
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, 0, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_msgs, 2);
+	cr_assert_eq(fx.w.res.msgs[0].uid, 2);
+	cr_assert_eq(fx.w.res.msgs[1].uid, 4);
+	/* No ranges is a caller's mistake, not "everything". */
+	cr_assert_eq(store_remove(fx.s, inbox, NULL, 0, store_sync_cb, &fx.w), -EINVAL);
+}
+
 Test(store, flags_and_keywords)
 {
 	int64_t a = add_user("alice@corp.example", "pw");
