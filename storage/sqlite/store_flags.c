@@ -50,7 +50,7 @@ static struct flags_job *flags_job_new(struct store *s, store_job_run_fn *run, i
 }
 
 /* The entries of the mailbox in the job's ranges, in UID order per range. */
-static int collect(struct store_conn *c, struct flags_job *j, struct store_msg **msgs_r,
+static int collect(struct store_conn *c, const struct flags_job *j, struct store_msg **msgs_r,
                    size_t *n_r)
 {
 	struct store_msg *msgs = NULL;
@@ -307,9 +307,9 @@ static int mailbox_owner(struct store_conn *c, int64_t mailbox_id, int64_t *user
 	return rc;
 }
 
-static int copy_run(struct store_conn *c, struct store_job *job)
+/* COPY / MOVE of j's ranges inside the running write job; results in job->res. */
+static int copy_entries(struct store_conn *c, struct store_job *job, const struct flags_job *j)
 {
-	struct flags_job *j = (struct flags_job *)job;
 	int64_t src_user, dst_user;
 	uint32_t src_uv, dst_uv;
 	struct store_msg *msgs = NULL;
@@ -364,6 +364,23 @@ static int copy_run(struct store_conn *c, struct store_job *job)
 		rc = store_mailbox_note(c, job, j->mailbox_id);
 	job->res.uidvalidity = dst_uv;
 	return rc;
+}
+
+static int copy_run(struct store_conn *c, struct store_job *job)
+{
+	return copy_entries(c, job, (struct flags_job *)job);
+}
+
+int store_entries_move_all(struct store_conn *c, struct store_job *job, int64_t src_mailbox_id,
+                           int64_t dst_mailbox_id)
+{
+	struct store_uid_range all = {1, UINT32_MAX};
+	struct flags_job j = {.mailbox_id = src_mailbox_id,
+	                      .dst_mailbox_id = dst_mailbox_id,
+	                      .ranges = &all,
+	                      .n_ranges = 1,
+	                      .move = true};
+	return copy_entries(c, job, &j);
 }
 
 int store_copy(struct store *s, int64_t src_mailbox_id, const struct store_uid_range *ranges,

@@ -204,25 +204,32 @@ int store_mailbox_get(struct store *s, int64_t user_id, const char *name, store_
 	return store_job_submit(&j->job);
 }
 
-static int create_run(struct store_conn *c, struct store_job *job)
+static int mailbox_insert(struct store_conn *c, int64_t user_id, const char *name,
+                          unsigned special_use)
 {
-	struct mailbox_job *j = (struct mailbox_job *)job;
 	sqlite3_stmt *st = store_stmt(c, SQL_MAILBOX_INSERT);
 	if (st == NULL)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, j->user_id);
-	store_bind_text(st, 2, j->name);
-	sqlite3_bind_int(st, 3, (int)j->special_use);
+	sqlite3_bind_int64(st, 1, user_id);
+	store_bind_text(st, 2, name);
+	sqlite3_bind_int(st, 3, (int)special_use);
 	sqlite3_bind_int64(st, 4, (uint32_t)time(NULL));
 	int rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE) {
-		/* A missing user fails the foreign key, a taken name the unique index. */
-		rc = store_err(c->db, rc);
-		if (rc == -EEXIST &&
-		    (sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_FOREIGNKEY))
-			rc = -ENOENT;
+	if (rc == SQLITE_DONE)
+		return 0;
+	/* A missing user fails the foreign key, a taken name the unique index. */
+	rc = store_err(c->db, rc);
+	if (rc == -EEXIST && (sqlite3_extended_errcode(c->db) == SQLITE_CONSTRAINT_FOREIGNKEY))
+		rc = -ENOENT;
+	return rc;
+}
+
+static int create_run(struct store_conn *c, struct store_job *job)
+{
+	struct mailbox_job *j = (struct mailbox_job *)job;
+	int rc = mailbox_insert(c, j->user_id, j->name, j->special_use);
+	if (rc < 0)
 		return rc;
-	}
 	return load_by_name(c, job, j->user_id, j->name);
 }
 
@@ -293,12 +300,34 @@ int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, sto
 	return store_job_submit(&j->job);
 }
 
+/* RFC 9051 6.3.6: renaming INBOX creates the new mailbox, moves every message of INBOX
+ * into it and leaves INBOX, empty, where it was; mailboxes under INBOX stay. */
+static int rename_inbox(struct store_conn *c, struct store_job *job, struct mailbox_job *j)
+{
+	int64_t inbox = job->res.mailboxes[0].id;
+	store_result_free(&job->res);
+	int rc = mailbox_insert(c, j->user_id, j->new_name, 0);
+	if (rc == 0)
+		rc = load_by_name(c, job, j->user_id, j->new_name);
+	if (rc < 0)
+		return rc;
+	int64_t dst = job->res.mailboxes[0].id;
+	store_result_free(&job->res);
+	rc = store_entries_move_all(c, job, inbox, dst);
+	store_result_free(&job->res);
+	if (rc < 0)
+		return rc;
+	return load_by_name(c, job, j->user_id, j->new_name);
+}
+
 static int rename_run(struct store_conn *c, struct store_job *job)
 {
 	struct mailbox_job *j = (struct mailbox_job *)job;
 	int rc = load_by_name(c, job, j->user_id, j->name);
 	if (rc < 0)
 		return rc;
+	if (strcmp(j->name, "INBOX") == 0)
+		return rename_inbox(c, job, j);
 	store_result_free(&job->res);
 	sqlite3_stmt *st = store_stmt(c, SQL_MAILBOX_RENAME);
 	if (st == NULL)
@@ -315,10 +344,12 @@ static int rename_run(struct store_conn *c, struct store_job *job)
 int store_mailbox_rename(struct store *s, int64_t user_id, const char *name, const char *new_name,
                          store_cb *cb, void *ctx)
 {
-	/* Renaming INBOX moves its messages in IMAP; not supported here. */
+	/* Renaming INBOX moves its messages (rename_inbox); nothing becomes INBOX. */
 	if (!store_mailbox_name_valid(name) || !store_mailbox_name_valid(new_name) ||
-	    strcasecmp(name, "INBOX") == 0 || strcasecmp(new_name, "INBOX") == 0)
+	    strcasecmp(new_name, "INBOX") == 0)
 		return -EINVAL;
+	if (strcasecmp(name, "INBOX") == 0)
+		name = "INBOX";
 	struct mailbox_job *j =
 	    mailbox_job_new(s, STORE_JOB_WRITE, rename_run, user_id, name, cb, ctx);
 	j->new_name = xstrdup(new_name);

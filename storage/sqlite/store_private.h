@@ -191,6 +191,10 @@ int store_mailbox_bump(struct store_conn *c, int64_t mailbox_id, uint32_t n_uids
                        uint64_t *modseq_r, uint32_t *first_uid_r);
 /* Notes the mailbox's current state as a change of the job. */
 int store_mailbox_note(struct store_conn *c, struct store_job *job, int64_t mailbox_id);
+/* Moves every entry of src to dst (same user) inside a running write job: new UIDs in dst,
+ * expunged from src. job->res gets the UIDs (as COPYUID). */
+int store_entries_move_all(struct store_conn *c, struct store_job *job, int64_t src_mailbox_id,
+                           int64_t dst_mailbox_id);
 
 /* store_message.c */
 void store_msg_clear(struct store_msg *m);

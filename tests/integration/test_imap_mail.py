@@ -53,6 +53,28 @@ def test_list_and_special_use(env):
     m.logout()
 
 
+def test_rename_inbox_moves_messages_and_leaves_inbox_empty(env):
+    """RFC 9051 6.3.6: RENAME INBOX moves every message to the new mailbox; INBOX stays."""
+    m = login(env, "renamer")
+    for subject in ("one", "two"):
+        m.append("INBOX", r"(\Seen)", None, simple_message(subject))
+    m.create("INBOX/Keep")
+    typ, data = m.rename("INBOX", "Saved")
+    assert typ == "OK", data
+    typ, data = m.status("INBOX", "(MESSAGES UIDNEXT)")
+    assert typ == "OK" and b"MESSAGES 0" in data[0] and b"UIDNEXT 3" in data[0], data
+    typ, data = m.status("Saved", "(MESSAGES UNSEEN)")
+    assert typ == "OK" and b"MESSAGES 2" in data[0] and b"UNSEEN 0" in data[0], data
+    typ, data = m.list('""', "INBOX/*")
+    assert any(b"INBOX/Keep" in l for l in data), data
+    m.select("Saved")
+    typ, data = m.fetch("2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert typ == "OK" and b"Subject: two" in data[0][1], data
+    typ, data = m.rename("Saved", "INBOX")
+    assert typ == "NO", data
+    m.logout()
+
+
 def test_select_and_examine_responses(env):
     m = login(env, "selector")
     m.append("INBOX", r"(\Seen)", None, simple_message("a"))

@@ -375,6 +375,43 @@ Test(store, remove_takes_exactly_the_ranges_whatever_their_flags)
 	cr_assert_eq(store_remove(fx.s, inbox, NULL, 0, store_sync_cb, &fx.w), -EINVAL);
 }
 
+Test(store, rename_inbox_moves_its_messages_and_keeps_inbox)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	int64_t inbox = mailbox_id(a, "INBOX");
+	struct store_target t = {.user_id = a, .flags = STORE_SEEN};
+	cr_assert_eq(deliver("Subject: 1\r\n\r\none\r\n", &t, 1), 0);
+	cr_assert_eq(deliver("Subject: 2\r\n\r\ntwo\r\n", &t, 1), 0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "INBOX/Sub", 0, store_sync_cb, &fx.w)), 0);
+	int64_t sub = fx.w.res.mailboxes[0].id;
+	cr_assert_eq(
+	    FX_CALL(&fx, store_mailbox_rename(fx.s, a, "inbox", "Old", store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.mailboxes[0].messages, 2);
+	cr_assert_eq(fx.w.res.mailboxes[0].unseen, 0);
+	cr_assert_neq(fx.w.res.mailboxes[0].id, inbox);
+	/* INBOX is the same mailbox, now empty; its children stay where they were. */
+	cr_assert_eq(mailbox_id(a, "INBOX"), inbox);
+	cr_assert_eq(mailbox_id(a, "INBOX/Sub"), sub);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.mailboxes[0].messages, 0);
+	cr_assert_eq(fx.w.res.mailboxes[0].uidnext, 3); /* UIDs are never reused */
+	int64_t old = mailbox_id(a, "Old");
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, old, 0, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_msgs, 2);
+	cr_assert(fx.w.res.msgs[0].flags & STORE_SEEN);
+	/* Content is shared, not copied: still one row per message. */
+	cr_assert_eq(count_rows("SELECT count(*) FROM contents"), 2);
+	/* A taken name fails and moves nothing; nothing can become INBOX. */
+	cr_assert_eq(deliver("Subject: 3\r\n\r\nthree\r\n", &t, 1), 0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_mailbox_rename(fx.s, a, "INBOX", "Old", store_sync_cb, &fx.w)),
+	    -EEXIST);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.mailboxes[0].messages, 1);
+	cr_assert_eq(store_mailbox_rename(fx.s, a, "Old", "inbox", store_sync_cb, &fx.w), -EINVAL);
+}
+
 Test(store, flags_and_keywords)
 {
 	int64_t a = add_user("alice@corp.example", "pw");
