@@ -315,7 +315,7 @@ static void set_scalar(struct ctx *c, const struct cfg_key *key, const char *tex
 	free(shown);
 }
 
-/* domains, legacy_gateways: a list of single values. */
+/* domains, legacy_gateways, dns_servers: a list of single values. */
 static void set_strings(struct ctx *c, const struct cfg_key *key, yaml_node_t *node,
                         const char *dkey, void *base)
 {
@@ -340,15 +340,21 @@ static void set_strings(struct ctx *c, const struct cfg_key *key, yaml_node_t *n
 		const char *text = (const char *)item->data.scalar.value;
 		char *shown = cfg_escape(text, item->data.scalar.length);
 		bool domain = key->type == CFG_TYPE_DOMAINS;
+		bool server = key->type == CFG_TYPE_DNS_SERVERS;
 		struct cfg_addr a;
+		struct cfg_dns_server ds;
+		const char *why = NULL;
 		if (strlen(text) != item->data.scalar.length) {
 			err(c, line, ikey, "contains a NUL byte");
+		} else if (server && cfg_dns_server_parse(text, &ds, &why) < 0) {
+			err(c, line, ikey, "'%s' %s", shown, why);
 		} else if (domain && !cfg_is_dns_name(text)) {
 			err(c, line, ikey,
 			    "'%s' is not a domain (letters, digits, '-' and '.'; use the A-label "
 			    "xn-- form for international names)",
 			    shown);
-		} else if (!domain && !cfg_is_dns_name(text) && !cfg_addr_parse(text, &a)) {
+		} else if (!domain && !server && !cfg_is_dns_name(text) &&
+		           !cfg_addr_parse(text, &a)) {
 			err(c, line, ikey, "'%s' is neither a host name nor a numeric address",
 			    shown);
 		} else {
@@ -430,6 +436,7 @@ static void set_value(struct ctx *c, const struct cfg_key *key, yaml_node_t *nod
 		return;
 	case CFG_TYPE_DOMAINS:
 	case CFG_TYPE_HOSTS:
+	case CFG_TYPE_DNS_SERVERS:
 		set_strings(c, key, node, dkey, base);
 		return;
 	default:
@@ -804,6 +811,10 @@ void cfg_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->relay.n_legacy_gateways; i++)
 		free(cfg->relay.legacy_gateways[i]);
 	free(cfg->relay.legacy_gateways);
+	for (size_t i = 0; i < cfg->relay.n_dns_servers; i++)
+		free(cfg->relay.dns_servers[i]);
+	free(cfg->relay.dns_servers);
+	free(cfg->relay.mx_ca);
 	free(cfg);
 }
 

@@ -70,6 +70,10 @@ struct cfg_relay {
 	unsigned retry_initial; /* seconds, default 300 */
 	unsigned retry_max;     /* seconds, default 14400 */
 	unsigned give_up;       /* seconds, default 432000 (5 days) */
+	char **dns_servers;     /* as written (cfg_dns_server_parse); none: /etc/resolv.conf */
+	size_t n_dns_servers;
+	uint16_t mx_port; /* MX deliveries, default 25 (other ports: tests) */
+	char *mx_ca;      /* absolute path, or NULL for the system store (MX deliveries) */
 };
 
 struct config {
@@ -142,6 +146,21 @@ void cfg_errors_print(const struct cfg_errors *errs, FILE *fp);
  * verify). Borrowed from cfg.
  */
 const struct cfg_route *cfg_route_find(const struct config *cfg, const char *domain, size_t len);
+
+/* One relay.dns_servers entry. */
+struct cfg_dns_server {
+	int family;             /* AF_INET or AF_INET6 */
+	unsigned char addr[16]; /* network byte order; the first 4 bytes for AF_INET */
+	uint16_t port;          /* 53 unless written */
+};
+
+/*
+ * Parses a relay.dns_servers entry: "IP", "IPv4:PORT", "[IPv6]" or "[IPv6]:PORT" (an IPv6
+ * address with a port needs the brackets: "::1:53" is an address). Numeric only: the
+ * resolver cannot need a resolver to be found. 0, or -EINVAL with *reason_r (static text
+ * that completes "'<entry>' ...").
+ */
+int cfg_dns_server_parse(const char *s, struct cfg_dns_server *r, const char **reason_r);
 
 /* Names as written in the file: "implicit"/"starttls", "none"/"optional"/"required",
  * "verify"/"encrypt"/"none". */

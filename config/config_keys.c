@@ -174,7 +174,7 @@ const struct cfg_key cfg_keys[] = {
      .def_doc = "none: every domain goes to its MX hosts",
      .doc = "Where mail for a domain goes. The route whose domain equals the recipient's "
             "domain wins, then the route for \"*\"; without a match the MX hosts of the "
-            "domain are used with tls: verify."},
+            "domain are used with tls: verify (see relay.mx_port and relay.mx_ca)."},
     {.path = "relay.routes[].domain",
      .type = CFG_TYPE_ROUTE_DOMAIN,
      R(domain),
@@ -214,6 +214,33 @@ const struct cfg_key cfg_keys[] = {
      .def_doc = "none",
      .doc = "Hosts (names or addresses, as written in routes[].host) besides loopback to "
             "which a route may use tls: none."},
+    {.path = "relay.dns_servers",
+     .type = CFG_TYPE_DNS_SERVERS,
+     C(relay.dns_servers),
+     .count_offset = offsetof(struct config, relay.n_dns_servers),
+     .def_doc = "the name servers of /etc/resolv.conf",
+     .doc = "The DNS servers the relay asks for MX and address records (c-ares, on the "
+            "event loop), tried in order. Each is a numeric address with an optional port: "
+            "\"192.0.2.53\", \"192.0.2.53:5353\", \"2001:db8::53\" or "
+            "\"[2001:db8::53]:5353\" (an IPv6 address with a port needs the brackets). "
+            "A query gets 2 seconds, then 4 more, before the delivery is deferred."},
+    {.path = "relay.mx_port",
+     .type = CFG_TYPE_PORT,
+     C(relay.mx_port),
+     .min = 1,
+     .max = 65535,
+     .def = "25",
+     .doc = "TCP port of MX hosts (deliveries that no route matches). Mail servers listen "
+            "on 25: change it only for tests and unusual setups."},
+    {.path = "relay.mx_ca",
+     .type = CFG_TYPE_FILE,
+     C(relay.mx_ca),
+     .def_doc = "the system's trust store",
+     .doc = "PEM file with the CA certificates an MX host's certificate must chain to. "
+            "Deliveries to MX hosts use tls: verify, and the certificate must name the MX "
+            "host (the name in the MX record, not the recipient domain). Set it for a "
+            "private network whose mail servers have certificates from an internal CA, "
+            "and for tests."},
     {.path = "relay.retry_initial",
      .type = CFG_TYPE_UINT,
      C(relay.retry_initial),
@@ -372,6 +399,8 @@ static const char *type_doc(const struct cfg_key *key)
 		return "list of domains";
 	case CFG_TYPE_HOSTS:
 		return "list of host names or addresses";
+	case CFG_TYPE_DNS_SERVERS:
+		return "list of numeric addresses, each with an optional port";
 	case CFG_TYPE_ROUTE_DOMAIN:
 		return "domain or \"*\"";
 	case CFG_TYPE_FILE:

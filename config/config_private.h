@@ -17,6 +17,7 @@ enum cfg_type {
 	CFG_TYPE_ADDRESS,      /* a numeric IPv4 or IPv6 address (char *) */
 	CFG_TYPE_DOMAINS,      /* a sequence of domains, lower-cased (char **, size_t count) */
 	CFG_TYPE_HOSTS,        /* a sequence of host names or addresses (char **, size_t count) */
+	CFG_TYPE_DNS_SERVERS,  /* a sequence of cfg_dns_server_parse entries (char **, count) */
 	CFG_TYPE_ROUTE_DOMAIN, /* a domain, lower-cased, or "*" (char *) */
 	CFG_TYPE_FILE,         /* a path to a file that must be readable (char *, absolute) */
 	CFG_TYPE_DIR,          /* a path to a folder, not checked (char *, absolute) */

@@ -15,6 +15,7 @@
 
 #include "common/buf.h"
 #include "common/xmalloc.h"
+#include "config/config.h"
 #include "config/config_private.h"
 
 /* Client-of-the-file bytes in an error line: printable ASCII, the rest as \xNN, bounded. */
@@ -157,6 +158,90 @@ bool cfg_host_equal(const char *x, const char *y)
 	if (cfg_addr_parse(x, &a) && cfg_addr_parse(y, &b))
 		return a.family == b.family && memcmp(a.bytes, b.bytes, 16) == 0;
 	return strcasecmp(x, y) == 0;
+}
+
+/* 1-65535 in plain digits, no leading zero. */
+static bool parse_port(const char *s, uint16_t *port_r)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 5 || s[0] == '0')
+		return false;
+	unsigned v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return false;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (v > 65535)
+		return false;
+	*port_r = (uint16_t)v;
+	return true;
+}
+
+int cfg_dns_server_parse(const char *s, struct cfg_dns_server *r, const char **reason_r)
+{
+	static const char not_addr[] = "is not a numeric IPv4 or IPv6 address (host names are "
+	                               "not accepted), optionally with :PORT";
+	static const char bad_port[] = "has a port that is not a number from 1 to 65535";
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *port = NULL;
+	size_t hlen;
+
+	memset(r, 0, sizeof(*r));
+	r->port = 53;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL) {
+			*reason_r = "has a '[' without its ']'";
+			return -EINVAL;
+		}
+		hlen = (size_t)(close - s - 1);
+		if (close[1] == ':')
+			port = close + 2;
+		else if (close[1] != '\0') {
+			*reason_r = "has something other than :PORT after ']'";
+			return -EINVAL;
+		}
+		if (hlen >= sizeof(host)) {
+			*reason_r = not_addr;
+			return -EINVAL;
+		}
+		memcpy(host, s + 1, hlen);
+		host[hlen] = '\0';
+		if (inet_pton(AF_INET6, host, r->addr) != 1) {
+			*reason_r = "has brackets around something that is not an IPv6 address";
+			return -EINVAL;
+		}
+		r->family = AF_INET6;
+	} else if (inet_pton(AF_INET6, s, r->addr) == 1) {
+		r->family = AF_INET6;
+	} else {
+		const char *colon = strchr(s, ':');
+		if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+			*reason_r = "is not an IPv6 address (write an IPv6 address with a port in "
+			            "brackets, as in [::1]:53)";
+			return -EINVAL;
+		}
+		hlen = colon != NULL ? (size_t)(colon - s) : strlen(s);
+		if (hlen >= sizeof(host)) {
+			*reason_r = not_addr;
+			return -EINVAL;
+		}
+		memcpy(host, s, hlen);
+		host[hlen] = '\0';
+		if (inet_pton(AF_INET, host, r->addr) != 1) {
+			*reason_r = not_addr;
+			return -EINVAL;
+		}
+		r->family = AF_INET;
+		if (colon != NULL)
+			port = colon + 1;
+	}
+	if (port != NULL && !parse_port(port, &r->port)) {
+		*reason_r = bad_port;
+		return -EINVAL;
+	}
+	return 0;
 }
 
 void cfg_lower(char *s)

@@ -2,6 +2,7 @@
  * config/: the DESIGN.md example loads, defaults apply, every error names file:line: key,
  * and no prefix or mutation of a valid file crashes or leaks.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -275,6 +276,9 @@ Test(config, defaults)
 	cr_assert_eq(cfg->relay.retry_initial, 300);
 	cr_assert_eq(cfg->relay.retry_max, 14400);
 	cr_assert_eq(cfg->relay.give_up, 432000);
+	cr_assert_eq(cfg->relay.n_dns_servers, 0);
+	cr_assert_eq(cfg->relay.mx_port, 25);
+	cr_assert_null(cfg->relay.mx_ca);
 	const struct cfg_limits *l = &cfg->limits;
 	cr_assert_eq(l->message_size, 52428800);
 	cr_assert_eq(l->recipients, 100);
@@ -314,6 +318,8 @@ Test(config, block_style_absolute_paths_and_every_key)
 	              "relay:\n"
 	              "  legacy_gateways: [10.1.2.3, old.corp.example]\n"
 	              "  retry_initial: 60\n  retry_max: 600\n  give_up: 3600\n"
+	              "  dns_servers: [192.0.2.53, \"192.0.2.54:5353\", \"[2001:db8::1]:53\"]\n"
+	              "  mx_port: 2525\n  mx_ca: certs/partner-ca.crt\n"
 	              "  routes:\n"
 	              "    - domain: OLD.corp.example\n      host: old.corp.example\n"
 	              "      tls: none\n"
@@ -350,6 +356,10 @@ Test(config, block_style_absolute_paths_and_every_key)
 	cr_assert_eq(cfg->relay.routes[0].tls, CFG_ROUTE_TLS_NONE);
 	cr_assert_eq(cfg->relay.routes[4].tls, CFG_ROUTE_TLS_ENCRYPT);
 	cr_assert_eq(cfg->relay.retry_initial, 60);
+	cr_assert_eq(cfg->relay.n_dns_servers, 3);
+	cr_assert_str_eq(cfg->relay.dns_servers[1], "192.0.2.54:5353");
+	cr_assert_eq(cfg->relay.mx_port, 2525);
+	assert_path(cfg->relay.mx_ca, "certs/partner-ca.crt");
 	cr_assert_eq(cfg->limits.message_size, UINT64_MAX);
 	cr_assert_eq(cfg->limits.session_duration, 7);
 	cfg_free(cfg);
@@ -608,6 +618,22 @@ static const struct error_case error_cases[] = {
      10, "relay.routes[0].domain", "is neither a domain nor \"*\""},
     {"bad legacy gateway", MIN "relay:\n  legacy_gateways: [\"a b\"]\n", 9,
      "relay.legacy_gateways[0]", "is neither a host name nor a numeric address"},
+    {"dns server by name", MIN "relay:\n  dns_servers: [ns.example]\n", 9, "relay.dns_servers[0]",
+     "'ns.example' is not a numeric IPv4 or IPv6 address"},
+    {"dns server port out of range",
+     MIN "relay:\n  dns_servers:\n    - 127.0.0.1\n"
+         "    - \"127.0.0.1:65536\"\n",
+     11, "relay.dns_servers[1]", "'127.0.0.1:65536' has a port that is not a number from 1"},
+    {"dns server IPv6 with a port, no brackets", MIN "relay:\n  dns_servers: [\"fe80::1:x\"]\n", 9,
+     "relay.dns_servers[0]", "write an IPv6 address with a port in brackets"},
+    {"dns server listed twice", MIN "relay:\n  dns_servers: [192.0.2.1, 192.0.2.1]\n", 9,
+     "relay.dns_servers[1]", "is listed twice"},
+    {"dns servers not a list", MIN "relay:\n  dns_servers: 192.0.2.1\n", 9, "relay.dns_servers",
+     "expected a list"},
+    {"zero mx_port", MIN "relay: { mx_port: 0 }\n", 8, "relay.mx_port",
+     "0 is out of range (1-65535)"},
+    {"missing mx_ca", MIN "relay: { mx_ca: certs/nope.crt }\n", 8, "relay.mx_ca",
+     "No such file or directory"},
     {"relay certificate without key", MIN "relay:\n  certificate: certs/relay.crt\n", 9,
      "relay.certificate", "needs relay.key"},
     {"relay key without certificate", MIN "relay:\n  key: certs/relay.key\n", 9, "relay.key",
@@ -914,6 +940,71 @@ Test(config, reference_documents_every_key)
 	}
 	cr_assert_not_null(strstr(text, "Generated"));
 	free(text);
+}
+
+/* relay.dns_servers entries, one per row: what parses and into what. */
+Test(config, dns_server_parse)
+{
+	static const struct {
+		const char *in;
+		int family; /* 0: refused */
+		const char *addr;
+		uint16_t port;
+	} cases[] = {
+	    {"127.0.0.1", AF_INET, "127.0.0.1", 53},
+	    {"127.0.0.1:5353", AF_INET, "127.0.0.1", 5353},
+	    {"192.0.2.1:1", AF_INET, "192.0.2.1", 1},
+	    {"10.0.0.1:65535", AF_INET, "10.0.0.1", 65535},
+	    {"::1", AF_INET6, "::1", 53},
+	    {"2001:db8::53", AF_INET6, "2001:db8::53", 53},
+	    {"::1:53", AF_INET6, "::1:53", 53}, /* an address, not ::1 port 53 */
+	    {"[::1]", AF_INET6, "::1", 53},
+	    {"[::1]:5353", AF_INET6, "::1", 5353},
+	    {"[2001:db8::1]:53", AF_INET6, "2001:db8::1", 53},
+	    {"::ffff:127.0.0.1", AF_INET6, "::ffff:127.0.0.1", 53},
+	    {"", 0, NULL, 0},
+	    {":53", 0, NULL, 0},
+	    {"127.0.0.1:", 0, NULL, 0},
+	    {"127.0.0.1:0", 0, NULL, 0},
+	    {"127.0.0.1:053", 0, NULL, 0},
+	    {"127.0.0.1:65536", 0, NULL, 0},
+	    {"127.0.0.1:99999999999", 0, NULL, 0},
+	    {"127.0.0.1:53x", 0, NULL, 0},
+	    {"127.0.0.1:+53", 0, NULL, 0},
+	    {"127.0.0.1:-1", 0, NULL, 0},
+	    {"127.0.0.1 ", 0, NULL, 0},
+	    {"127.1", 0, NULL, 0},
+	    {"localhost", 0, NULL, 0},
+	    {"ns.example:53", 0, NULL, 0},
+	    {"[127.0.0.1]:53", 0, NULL, 0},
+	    {"[::1", 0, NULL, 0},
+	    {"[::1]53", 0, NULL, 0},
+	    {"[::1]:", 0, NULL, 0},
+	    {"[]:53", 0, NULL, 0},
+	    {"fe80::1%eth0", 0, NULL, 0},
+	    {"[fe80::1%eth0]:53", 0, NULL, 0},
+	    {"1.2.3.4:53:53", 0, NULL, 0},
+	    {"[::1]:53:53", 0, NULL, 0},
+	    {"[0000:0000:0000:0000:0000:0000:0000:0000:0000]:53", 0, NULL, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cfg_dns_server ds;
+		const char *why = NULL;
+		int rc = cfg_dns_server_parse(cases[i].in, &ds, &why);
+		if (cases[i].family == 0) {
+			cr_expect_eq(rc, -EINVAL, "'%s' parsed", cases[i].in);
+			cr_expect_not_null(why, "'%s': no reason", cases[i].in);
+			continue;
+		}
+		cr_expect_eq(rc, 0, "'%s': %s", cases[i].in, why ? why : "");
+		if (rc != 0)
+			continue;
+		unsigned char want[16] = {0};
+		cr_assert_eq(inet_pton(cases[i].family, cases[i].addr, want), 1);
+		cr_expect_eq(ds.family, cases[i].family, "'%s' family", cases[i].in);
+		cr_expect_eq(memcmp(ds.addr, want, 16), 0, "'%s' address", cases[i].in);
+		cr_expect_eq(ds.port, cases[i].port, "'%s' port %u", cases[i].in, ds.port);
+	}
 }
 
 /* docs/configuration.md is generated: it must match what the table prints now. */
