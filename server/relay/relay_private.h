@@ -2,8 +2,9 @@
 #define SEALMAIL_RELAY_PRIVATE_H
 /*
  * Inside the relay: the SMTP client state machine (relay_session.c), DSN formatting
- * (relay_dsn.c) and the policy decisions (relay_policy.c). All three are pure: no libuv,
- * no GnuTLS, no store, so they are tested over canned transcripts and tables.
+ * (relay_dsn.c), the policy decisions (relay_policy.c) and what MX records mean
+ * (relay_mx.c). All four are pure: no libuv, no GnuTLS, no c-ares, no store, so they are
+ * tested over canned transcripts and tables.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -83,6 +84,7 @@ struct relay_session {
 	bool data_done; /* the end of data was answered */
 	bool failed;
 	bool permanent; /* the failure is permanent (5xx, REQUIRETLS, SIZE) */
+	bool envelope;  /* MAIL FROM went out: this host's answers are final for the attempt */
 	char error[RELAY_REPLY_MAX + 64];
 	/* The reply being read (multi-line). */
 	char text[RELAY_REPLY_MAX];
@@ -103,6 +105,14 @@ void relay_session_body_done(struct relay_session *s);
 /* The session cannot go on (connection lost, TLS failed, timeout): every recipient without
  * a final answer takes reason as a temporary failure. */
 void relay_session_abort(struct relay_session *s, const char *reason);
+
+/* The delivery fails for good before any connection (null MX, unknown domain): every
+ * recipient takes reason. */
+void relay_session_fail_permanent(struct relay_session *s, const char *reason);
+/* RFC 5321 5.1: whether another host may be tried after this session: it failed, not for
+ * good, before any of the envelope was sent (connection refused or lost, timeout, a 4xx or
+ * 5xx greeting, EHLO refused, no STARTTLS, a failed TLS handshake or verification). */
+bool relay_session_may_try_next(const struct relay_session *s);
 
 /* Per recipient after the session: 1 delivered, 0 retry later, 2 failed for good; *why_r
  * is the reply or reason ("" for delivered). */
@@ -133,6 +143,33 @@ bool relay_dsn_wanted(const char *notify);
 /* RFC 8689 4.1: a message with "TLS-Required: No" in its header block; head is (a prefix
  * of) the message. */
 bool relay_tls_optional_header(const char *head, size_t len);
+
+/* ----- MX records (relay_mx.c) ----- */
+
+struct relay_mx {
+	char *host;    /* owned; "" (or ".") is the root */
+	unsigned pref; /* lower is preferred */
+};
+
+/* RFC 7505: the domain accepts no mail: its only MX record names the root. */
+bool relay_mx_is_null(const struct relay_mx *mx, size_t n);
+/*
+ * RFC 5321 5.1: orders mx by preference (equal preferences keep their order), drops the
+ * root, names that fail relay_mx_host_ok and hosts listed twice, and when self (our host name, may
+ * be NULL) is an MX host, drops it and every host whose preference is not lower than its own: those
+ * would hand the mail back to us, or to a peer that sends it back. Dropped hosts are freed and
+ * their slots at the end set to NULL. Returns how many are kept; *self_r says whether self was
+ * listed.
+ */
+size_t relay_mx_prepare(struct relay_mx *mx, size_t n, const char *self, bool *self_r);
+/* A host name an MX record may name: letters, digits, '-' and '_' in dot-separated labels
+ * of 1-63, at most 253 in all, a trailing dot allowed. Anything else (escapes c-ares made
+ * of odd bytes, quotes) is unusable, and never reaches a log line or a DSN. */
+bool relay_mx_host_ok(const char *host);
+/* Frees the hosts and the array (n entries). */
+void relay_mx_free(struct relay_mx *mx, size_t n);
+/* The same DNS name: any case, a trailing dot ignored. */
+bool relay_name_equal(const char *a, const char *b);
 
 /* ----- DSN (relay_dsn.c) ----- */
 

@@ -169,6 +169,7 @@ static enum relay_action send_mail(struct relay_session *s)
 		s->permanent = true;
 		return quit(s);
 	}
+	s->envelope = true;
 	buf_printf(&s->out, "MAIL FROM:<%s>", s->p.sender);
 	if (s->caps & RELAY_CAP_SIZE)
 		buf_printf(&s->out, " SIZE=%" PRIu64, s->p.size);
@@ -373,6 +374,19 @@ void relay_session_abort(struct relay_session *s, const char *reason)
 		s->permanent = false;
 	}
 	relay_state(s, RELAY_S_DONE);
+}
+
+void relay_session_fail_permanent(struct relay_session *s, const char *reason)
+{
+	snprintf(s->error, sizeof(s->error), "%s", reason);
+	s->failed = true;
+	s->permanent = true;
+	relay_state(s, RELAY_S_DONE);
+}
+
+bool relay_session_may_try_next(const struct relay_session *s)
+{
+	return s->failed && !s->permanent && !s->envelope;
 }
 
 int relay_session_outcome(const struct relay_session *s, size_t i, const char **why_r)

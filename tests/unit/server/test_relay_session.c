@@ -245,6 +245,111 @@ Test(relay_session, size_over_peer_limit_is_permanent)
 	relay_session_free(&t.s);
 }
 
+/* RFC 5321 5.1 fallback: another host only after a temporary failure before MAIL FROM. A
+ * row: the route's tls, REQUIRETLS, the replies fed (the last one ends the session unless
+ * abort is given), an abort reason, and whether the next host may be tried. */
+Test(relay_session, may_try_next_only_before_the_envelope)
+{
+	static const struct {
+		const char *name;
+		enum cfg_route_tls tls;
+		bool requiretls;
+		const char *replies[8];
+		const char *abort;
+		bool next;
+	} cases[] = {
+	    {"connection refused", CFG_ROUTE_TLS_VERIFY, false, {NULL}, "cannot connect", true},
+	    {"421 greeting", CFG_ROUTE_TLS_VERIFY, false, {"421 busy"}, NULL, true},
+	    {"554 greeting", CFG_ROUTE_TLS_VERIFY, false, {"554 no service"}, NULL, true},
+	    {"EHLO refused",
+	     CFG_ROUTE_TLS_VERIFY,
+	     false,
+	     {"220 hi", "550 who", "221 bye"},
+	     NULL,
+	     true},
+	    {"no STARTTLS",
+	     CFG_ROUTE_TLS_VERIFY,
+	     false,
+	     {"220 hi", "250-hi", "250 SIZE"},
+	     NULL,
+	     true},
+	    {"STARTTLS refused",
+	     CFG_ROUTE_TLS_ENCRYPT,
+	     false,
+	     {"220 hi", "250-hi", "250 STARTTLS", "454 no"},
+	     NULL,
+	     true},
+	    {"handshake failed",
+	     CFG_ROUTE_TLS_VERIFY,
+	     false,
+	     {"220 hi", "250-hi", "250 STARTTLS", "220 go"},
+	     "certificate verification failed",
+	     true},
+	    {"lost after TLS",
+	     CFG_ROUTE_TLS_VERIFY,
+	     false,
+	     {"220 hi", "250-hi", "250 STARTTLS", "220 go", "TLS", "250-hi"},
+	     "connection lost",
+	     true},
+	    {"MAIL FROM 451",
+	     CFG_ROUTE_TLS_VERIFY,
+	     false,
+	     {"220 hi", "250-hi", "250 STARTTLS", "220 go", "TLS", "250 hi", "451 later"},
+	     NULL,
+	     false},
+	    {"lost after MAIL FROM",
+	     CFG_ROUTE_TLS_VERIFY,
+	     false,
+	     {"220 hi", "250-hi", "250 STARTTLS", "220 go", "TLS", "250 hi"},
+	     "connection lost",
+	     false},
+	    {"REQUIRETLS unsupported",
+	     CFG_ROUTE_TLS_VERIFY,
+	     true,
+	     {"220 hi", "250-hi", "250 STARTTLS", "220 go", "TLS", "250 hi"},
+	     NULL,
+	     false},
+	    {"plaintext route MAIL lost",
+	     CFG_ROUTE_TLS_NONE,
+	     false,
+	     {"220 hi", "250 hi"},
+	     "connection lost",
+	     false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct tr t;
+		char sent[512];
+		tr_init(&t, cases[i].tls, 1, cases[i].requiretls);
+		for (size_t k = 0; k < 8 && cases[i].replies[k] != NULL; k++) {
+			if (strcmp(cases[i].replies[k], "TLS") == 0)
+				relay_session_tls_done(&t.s);
+			else
+				feed(&t, cases[i].replies[k], sent, sizeof(sent));
+		}
+		if (cases[i].abort != NULL)
+			relay_session_abort(&t.s, cases[i].abort);
+		cr_expect_eq(relay_session_may_try_next(&t.s), cases[i].next, "%s", cases[i].name);
+		relay_session_free(&t.s);
+	}
+}
+
+Test(relay_session, fail_permanent_before_any_connection)
+{
+	struct tr t;
+	const char *why;
+	tr_init(&t, CFG_ROUTE_TLS_VERIFY, 2, false);
+	relay_session_fail_permanent(&t.s, "recipient domain x.example accepts no mail");
+	cr_assert_not(relay_session_may_try_next(&t.s));
+	for (size_t i = 0; i < 2; i++) {
+		cr_assert_eq(relay_session_outcome(&t.s, i, &why), 2);
+		cr_assert_str_eq(why, "recipient domain x.example accepts no mail");
+	}
+	/* What the connection code may still say afterwards changes nothing. */
+	relay_session_abort(&t.s, "server stopping");
+	cr_assert_eq(relay_session_outcome(&t.s, 0, &why), 2);
+	relay_session_free(&t.s);
+}
+
 static void stuff(const char *const *chunks, size_t n, const char *want)
 {
 	struct relay_dotstuff d = {0};
