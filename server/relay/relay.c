@@ -1,22 +1,25 @@
 /*
  * The relay runner (relay.h). One struct relay_delivery per (queue entry, recipient
- * domain): read the head of the message, resolve the next hop (route or MX, MX on the
- * thread pool with the libc resolver: c-ares's own event loop would need a second poll
- * integration for one query per delivery, which the thread pool already gives us), connect,
- * drive relay_session over plaintext then TLS, stream the content dot-stuffed, and record
- * the outcome of every recipient with its DSN in one store transaction.
+ * domain): read the head of the message, resolve the next hops (relay_hops.c: a route's
+ * addresses, or the MX hosts' by preference, with c-ares on this loop), connect, drive
+ * relay_session over plaintext then TLS, stream the content dot-stuffed, and record the
+ * outcome of every recipient with its DSN in one store transaction.
  *
- * Deliveries own their handles (tcp, timer); a delivery is freed only after both close
- * callbacks ran and its store report completed.
+ * RFC 5321 5.1 fallback: while nothing of the envelope has gone out, a failed hop
+ * (connection refused or timed out, a 4xx/5xx greeting, no STARTTLS, a failed handshake or
+ * verification) closes its connection and the next address is tried on a new one; the
+ * session starts over, so a host that failed TLS never sees MAIL FROM. Only when every
+ * hop failed is the attempt deferred, with every hop's reason in the last error.
+ *
+ * Deliveries own their handles (one timer, one tcp per hop); a delivery is freed only after
+ * every close callback ran and its store report completed.
  */
 #include "server/relay/relay.h"
 
-#include <arpa/nameser.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
-#include <resolv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,20 +28,25 @@
 
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "server/relay/relay_dns.h"
+#include "server/relay/relay_hops.h"
 #include "server/relay/relay_private.h"
 #include "server/server_private.h"
 #include "server/services.h"
 #include "server/tls_client.h"
 #include "storage/store.h"
 
-#define RELAY_TICK_MS     2000
-#define RELAY_LEASE_S     900 /* longer than any delivery: then it is due again */
-#define RELAY_BATCH       32
-#define RELAY_MAX_ACTIVE  64
-#define RELAY_TIMEOUT_MS  60000 /* per reply (RFC 5321 4.5.3.2 allows longer; we retry) */
-#define RELAY_CHUNK       (256 * 1024)
-#define RELAY_LINE_MAX    2048
-#define RELAY_WRITE_LIMIT (1024 * 1024)
+#define RELAY_TICK_MS    2000
+#define RELAY_LEASE_S    900 /* longer than any delivery: then it is due again */
+#define RELAY_BATCH      32
+#define RELAY_MAX_ACTIVE 64
+#define RELAY_TIMEOUT_MS 60000 /* per reply (RFC 5321 4.5.3.2 allows longer; we retry) */
+#define RELAY_CONNECT_MS 30000 /* per address: then the next one */
+/* No new hop is tried after this long, so a delivery ends well within its lease. */
+#define RELAY_HOPS_TIME_MS (10 * 60 * 1000)
+#define RELAY_CHUNK        (256 * 1024)
+#define RELAY_LINE_MAX     2048
+#define RELAY_WRITE_LIMIT  (1024 * 1024)
 
 struct relay_delivery;
 
@@ -51,7 +59,9 @@ struct relay {
 	bool stopping;
 	bool tick_closed;
 	struct tls_client_ctx *sys_ctx;
+	struct tls_client_ctx *mx_ctx;     /* relay.mx_ca, else NULL (sys_ctx) */
 	struct tls_client_ctx **route_ctx; /* per route with a ca, else NULL */
+	struct relay_dns *dns;
 	struct relay_delivery *active;
 	unsigned n_active;
 };
@@ -61,23 +71,32 @@ struct relay_delivery {
 	struct relay_delivery *prev, *next;
 	struct store_queue_entry q; /* this delivery's recipients only; owned */
 	char *domain;
-	char host[256];
+	const char *route_host; /* the route's host (borrowed from the config), or NULL: MX */
+	char host[256];         /* the host being tried: its certificate must name it */
 	uint16_t port;
 	enum cfg_route_tls policy;
 	struct tls_client_ctx *tctx;
 	struct relay_rcpt *rr;
+	struct relay_params params;
 	struct relay_session sess;
 	bool sess_init;
-	unsigned char *head; /* the first RELAY_CHUNK bytes of the message */
+	struct relay_hops *hops; /* once resolved */
+	size_t hop;              /* the one being tried */
+	uint64_t hops_started;   /* uv_now() at the first connect */
+	const char *perm_status; /* a failure for good before any connection: its DSN status */
+	char hop_why[160];       /* this hop's failure, short, when the session's names it */
+	char tried[1024];        /* "host [addr]: why; ..." of the hops that failed */
+	char summary[1200];      /* every hop failed: the last error, else "" */
+	unsigned char *head;     /* the first RELAY_CHUNK bytes of the message */
 	size_t head_len;
 	uint64_t total;
-	uv_work_t mx_work;
-	int mx_rc;
-	uv_getaddrinfo_t gai;
 	uv_connect_t connect;
 	uv_tcp_t tcp;
 	uv_timer_t timer;
 	unsigned handles; /* close callbacks owed */
+	bool tcp_open;    /* tcp is initialised and not yet closed */
+	bool connected;
+	bool switching; /* the failed hop's tcp is closing; the next connects in its callback */
 	struct tls_client *tls;
 	struct buf in;
 	uint64_t body_off;
@@ -102,6 +121,7 @@ static void relay_maybe_free(struct relay *r)
 	if (!r->stopping || r->n_active > 0 || !r->tick_closed || r->taking)
 		return;
 	tls_client_ctx_free(r->sys_ctx);
+	tls_client_ctx_free(r->mx_ctx);
 	for (size_t i = 0; i < r->cfg->relay.n_routes; i++)
 		tls_client_ctx_free(r->route_ctx[i]);
 	free(r->route_ctx);
@@ -138,6 +158,7 @@ static void delivery_free(struct relay_delivery *d)
 	free(d->domain);
 	free(d->rr);
 	free(d->head);
+	relay_hops_free(d->hops);
 	/* delivery_report copied every error string for the store job: they are ours. */
 	for (size_t i = 0; d->outs != NULL && i < d->q.n_rcpts; i++)
 		free((char *)d->outs[i].error);
@@ -217,6 +238,8 @@ static void delivery_report(struct relay_delivery *d)
 		const char *why = NULL;
 		int st = relay_session_outcome(&d->sess, i, &why);
 		unsigned attempts = d->q.rcpts[i].attempts + 1;
+		if (st == 0 && d->rr[i].code == 0 && d->summary[0] != '\0')
+			why = d->summary;
 		o->rcpt_id = d->q.rcpts[i].id;
 		o->error = why[0] != '\0' ? why : NULL;
 		if (st == 0 && relay_give_up(d->q.created, now, rc->give_up)) {
@@ -232,6 +255,8 @@ static void delivery_report(struct relay_delivery *d)
 				snprintf(status[i], sizeof(status[i]), "5.0.0");
 			if (d->rr[i].code == 0 && strstr(why, "REQUIRETLS") != NULL)
 				snprintf(status[i], sizeof(status[i]), "5.7.30");
+			if (d->rr[i].code == 0 && d->perm_status != NULL)
+				snprintf(status[i], sizeof(status[i]), "%s", d->perm_status);
 		}
 		o->status = st;
 		if (st == 0)
@@ -278,6 +303,8 @@ static void delivery_report(struct relay_delivery *d)
 
 /* ----- Connection ----- */
 
+static void hop_connect(struct relay_delivery *d);
+
 static void handle_closed(uv_handle_t *h)
 {
 	struct relay_delivery *d = h->data;
@@ -286,28 +313,120 @@ static void handle_closed(uv_handle_t *h)
 		delivery_report(d);
 }
 
-/* Ends the delivery: closes what is open; the report runs when the handles are closed. */
+static void tcp_closed(uv_handle_t *h)
+{
+	struct relay_delivery *d = h->data;
+	d->tcp_open = false;
+	if (d->switching && !d->closing) {
+		/* Every callback of the old connection has run (libuv cancels its requests
+		 * before this): the next hop can use the same handle and request. */
+		d->switching = false;
+		d->handles--;
+		hop_connect(d);
+		return;
+	}
+	d->switching = false;
+	handle_closed(h);
+}
+
+/* Whether callbacks of the connection must be ignored: it is being closed. */
+static bool delivery_idle(const struct relay_delivery *d)
+{
+	return d->closing || d->switching;
+}
+
+/* Records why the current hop failed, for the log and for the last error. */
+static void hop_note(struct relay_delivery *d, bool last)
+{
+	const struct relay_hop *h = &d->hops->v[d->hop];
+	const char *why = d->hop_why[0] != '\0' ? d->hop_why : d->sess.error;
+	bool named = strcmp(h->host, h->addr_text) != 0;
+	size_t len = strlen(d->tried);
+	if (len + 4 < sizeof(d->tried))
+		snprintf(d->tried + len, sizeof(d->tried) - len, "%s%s%s%s%s: %s",
+		         len > 0 ? "; " : "", h->host, named ? " [" : "", named ? h->addr_text : "",
+		         named ? "]" : "", why);
+	log_event(LOGL_WARN,
+	          "proto=relay event=hop_failed queue=%" PRId64 " host=%s address=%s port=%u "
+	          "hop=%zu/%zu error=\"%s\"%s%s",
+	          d->q.id, h->host, h->addr_text, d->port, d->hop + 1, d->hops->n, why,
+	          last ? "" : " next=", last ? "" : d->hops->v[d->hop + 1].host);
+	d->hop_why[0] = '\0';
+}
+
+/*
+ * The current hop failed: when RFC 5321 5.1 allows another and one is left, closes this
+ * connection (tcp_closed connects the next) and returns true. When the last one failed
+ * after others, the last error lists them all.
+ */
+static bool hop_next(struct relay_delivery *d)
+{
+	struct relay *r = d->relay;
+	if (r->stopping || d->hops == NULL || !d->tcp_open || !relay_session_may_try_next(&d->sess))
+		return false;
+	bool more =
+	    d->hop + 1 < d->hops->n && uv_now(r->srv->loop) - d->hops_started < RELAY_HOPS_TIME_MS;
+	hop_note(d, !more);
+	if (!more) {
+		if (d->hop > 0 || d->hops->skipped[0] != '\0')
+			snprintf(d->summary, sizeof(d->summary),
+			         "%zu of %zu address%s tried%s%s: %s%s%s", d->hop + 1, d->hops->n,
+			         d->hops->n == 1 ? "" : "es",
+			         d->hops->mx ? " (MX hosts by preference)" : "",
+			         d->hop + 1 < d->hops->n ? ", out of time" : ", all failed",
+			         d->tried, d->hops->skipped[0] != '\0' ? "; " : "",
+			         d->hops->skipped);
+		return false;
+	}
+	d->hop++;
+	d->switching = true;
+	uv_timer_stop(&d->timer);
+	tls_client_free(d->tls);
+	d->tls = NULL;
+	uv_close((uv_handle_t *)&d->tcp, tcp_closed);
+	return true;
+}
+
+/* Ends the delivery, or only this hop's connection when another hop may be tried: closes
+ * what is open; the report runs when the handles are closed. */
 static void delivery_end(struct relay_delivery *d, const char *reason)
 {
-	if (d->closing)
+	if (delivery_idle(d))
 		return;
-	d->closing = true;
 	if (reason != NULL)
 		relay_session_abort(&d->sess, reason);
+	if (hop_next(d))
+		return;
+	d->closing = true;
 	if (d->handles == 0) {
 		delivery_report(d);
 		return;
 	}
 	uv_close((uv_handle_t *)&d->timer, handle_closed);
-	if (d->handles == 2)
-		uv_close((uv_handle_t *)&d->tcp, handle_closed);
+	if (d->tcp_open)
+		uv_close((uv_handle_t *)&d->tcp, tcp_closed);
+}
+
+/* The server stops: the delivery ends whatever it was doing (between two hops too). */
+static void delivery_stop(struct relay_delivery *d)
+{
+	if (d->closing)
+		return;
+	if (!d->switching) {
+		delivery_end(d, "server stopping");
+		return;
+	}
+	/* The old connection is closing: tcp_closed sees closing and connects nothing. */
+	d->closing = true;
+	relay_session_abort(&d->sess, "server stopping");
+	uv_close((uv_handle_t *)&d->timer, handle_closed);
 }
 
 /* The connection failed: the last error says in which step ("connection closed by the
  * peer during the TLS handshake"), which is what an operator needs from queue list. */
 static void delivery_lost(struct relay_delivery *d, const char *what)
 {
-	if (d->closing)
+	if (delivery_idle(d))
 		return;
 	snprintf(d->reason, sizeof(d->reason), "%s during %s", what,
 	         relay_session_state_name(&d->sess));
@@ -323,7 +442,7 @@ static void write_cb(uv_write_t *req, int status)
 	d->write_queued -= b->len;
 	free(b->base);
 	free(req);
-	if (status < 0 && !d->closing) {
+	if (status < 0 && !delivery_idle(d)) {
 		delivery_lost(d, "connection lost while sending");
 		return;
 	}
@@ -336,7 +455,7 @@ static void write_cb(uv_write_t *req, int status)
 /* Sends raw bytes (ciphertext, or plaintext before TLS); takes ownership of data. */
 static void send_raw(struct relay_delivery *d, void *data, size_t len)
 {
-	if (len == 0 || d->closing) {
+	if (len == 0 || delivery_idle(d)) {
 		free(data);
 		return;
 	}
@@ -485,7 +604,7 @@ static void on_plaintext(struct relay_delivery *d, const char *data, size_t len)
 		delivery_end(d, "reply line too long");
 		return;
 	}
-	while (!d->closing && d->in.len > 0) {
+	while (!delivery_idle(d) && d->in.len > 0) {
 		char *nl = memchr(d->in.data, '\n', d->in.len);
 		if (nl == NULL)
 			break;
@@ -508,7 +627,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
 	struct relay_delivery *d = s->data;
-	if (nread == 0 || d->closing)
+	if (nread == 0 || delivery_idle(d))
 		return;
 	if (nread < 0) {
 		delivery_lost(d, nread == UV_EOF ? "connection closed by the peer"
@@ -547,7 +666,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		ssize_t n = tls_client_read(d->tls, plain, sizeof(plain), &err);
 		if (n > 0) {
 			on_plaintext(d, plain, (size_t)n);
-			if (d->closing)
+			if (delivery_idle(d))
 				return;
 			continue;
 		}
@@ -561,121 +680,108 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	}
 }
 
+/* A failed connect: the hop's short reason for the summary, the long one for the session
+ * (which is the last error when this was the only hop). */
+static void connect_failed(struct relay_delivery *d, const char *why)
+{
+	const struct relay_hop *h = &d->hops->v[d->hop];
+	char reason[sizeof(d->hop_why) + 320];
+	if (strcmp(h->host, h->addr_text) != 0)
+		snprintf(reason, sizeof(reason), "cannot connect to %s [%s] port %u: %s", h->host,
+		         h->addr_text, d->port, why);
+	else
+		snprintf(reason, sizeof(reason), "cannot connect to %s port %u: %s", h->host,
+		         d->port, why);
+	snprintf(d->hop_why, sizeof(d->hop_why), "cannot connect: %s", why);
+	delivery_end(d, reason);
+}
+
 static void timeout_cb(uv_timer_t *t)
 {
 	struct relay_delivery *d = t->data;
+	if (delivery_idle(d))
+		return;
+	if (!d->connected) {
+		connect_failed(d, "timed out");
+		return;
+	}
 	delivery_lost(d, "timeout waiting for the peer");
 }
 
 static void connect_cb(uv_connect_t *req, int status)
 {
 	struct relay_delivery *d = req->data;
-	if (d->closing)
+	if (delivery_idle(d))
 		return;
 	if (status < 0) {
-		char why[320];
-		snprintf(why, sizeof(why), "cannot connect to %s port %u: %s", d->host, d->port,
-		         uv_strerror(status));
-		delivery_end(d, why);
+		connect_failed(d, uv_strerror(status));
 		return;
 	}
+	d->connected = true;
+	uv_timer_start(&d->timer, timeout_cb, RELAY_TIMEOUT_MS, RELAY_TIMEOUT_MS);
 	uv_tcp_nodelay(&d->tcp, 1);
 	uv_read_start((uv_stream_t *)&d->tcp, alloc_cb, read_cb);
 }
 
-static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+/* Connects to hop d->hop with a fresh session: nothing of an earlier hop carries over. */
+static void hop_connect(struct relay_delivery *d)
 {
-	struct relay_delivery *d = req->data;
 	uv_loop_t *loop = d->relay->srv->loop;
-	if (status < 0 || ai == NULL || d->relay->stopping) {
-		snprintf(d->reason, sizeof(d->reason), "cannot resolve %s: %s", d->host,
-		         status < 0 ? uv_strerror(status) : "no address");
-		if (ai != NULL)
-			uv_freeaddrinfo(ai);
-		delivery_end(d, d->reason);
-		return;
+	const struct relay_hop *h = &d->hops->v[d->hop];
+	snprintf(d->host, sizeof(d->host), "%s", h->host);
+	if (d->hop > 0) {
+		relay_session_free(&d->sess);
+		relay_session_init(&d->sess, &d->params);
 	}
+	buf_reset(&d->in);
+	d->connected = false;
 	uv_tcp_init(loop, &d->tcp);
-	uv_timer_init(loop, &d->timer);
-	d->tcp.data = d->timer.data = d;
-	d->handles = 2;
-	uv_timer_start(&d->timer, timeout_cb, RELAY_TIMEOUT_MS, RELAY_TIMEOUT_MS);
+	d->tcp.data = d;
+	d->tcp_open = true;
+	d->handles++;
+	uv_timer_start(&d->timer, timeout_cb, RELAY_CONNECT_MS, RELAY_TIMEOUT_MS);
 	d->connect.data = d;
-	int rc = uv_tcp_connect(&d->connect, &d->tcp, ai->ai_addr, connect_cb);
-	uv_freeaddrinfo(ai);
-	if (rc < 0) {
-		snprintf(d->reason, sizeof(d->reason), "cannot connect to %s port %u: %s", d->host,
-		         d->port, uv_strerror(rc));
-		delivery_end(d, d->reason);
-	}
+	int rc =
+	    uv_tcp_connect(&d->connect, &d->tcp, (const struct sockaddr *)&h->addr, connect_cb);
+	if (rc < 0)
+		connect_failed(d, uv_strerror(rc));
 }
 
-static void resolve_host(struct relay_delivery *d)
+static void hops_cb(void *ctx, struct relay_hops *hops)
 {
-	char port[8];
-	snprintf(port, sizeof(port), "%u", d->port);
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
-	d->gai.data = d;
-	int rc = uv_getaddrinfo(d->relay->srv->loop, &d->gai, gai_cb, d->host, port, &hints);
-	if (rc < 0) {
-		snprintf(d->reason, sizeof(d->reason), "cannot resolve %s: %s", d->host,
-		         uv_strerror(rc));
-		delivery_end(d, d->reason);
-	}
-}
-
-/* On the thread pool: the most preferred MX host of d->domain, or the domain itself
- * (RFC 5321 5.1 implicit MX) when it has none. */
-static void mx_work(uv_work_t *w)
-{
-	struct relay_delivery *d = w->data;
-	unsigned char ans[4096];
-	int best = 70000;
-	snprintf(d->host, sizeof(d->host), "%s", d->domain);
-	int n = res_query(d->domain, C_IN, T_MX, ans, sizeof(ans));
-	if (n < 12 || n > (int)sizeof(ans)) {
-		d->mx_rc = n < 0 && h_errno == HOST_NOT_FOUND ? -ENOENT : 0;
+	struct relay_delivery *d = ctx;
+	struct relay *r = d->relay;
+	d->hops = hops;
+	switch (hops->result) {
+	case RELAY_HOPS_OK:
+		break;
+	case RELAY_HOPS_CANCELLED:
+		delivery_end(d, "server stopping");
+		return;
+	case RELAY_HOPS_TEMPFAIL:
+		delivery_end(d, hops->error);
+		return;
+	case RELAY_HOPS_PERMFAIL:
+		d->perm_status = hops->status;
+		relay_session_fail_permanent(&d->sess, hops->error);
+		delivery_end(d, NULL);
 		return;
 	}
-	const unsigned char *end = ans + n, *p = ans + 12;
-	unsigned qd = (unsigned)(ans[4] << 8 | ans[5]), an = (unsigned)(ans[6] << 8 | ans[7]);
-	for (unsigned i = 0; i < qd; i++) {
-		int l = dn_skipname(p, end);
-		if (l < 0 || p + l + 4 > end)
-			return;
-		p += l + 4;
-	}
-	for (unsigned i = 0; i < an; i++) {
-		int l = dn_skipname(p, end);
-		if (l < 0 || p + l + 10 > end)
-			return;
-		p += l;
-		unsigned type = (unsigned)(p[0] << 8 | p[1]);
-		unsigned rdlen = (unsigned)(p[8] << 8 | p[9]);
-		p += 10;
-		if (p + rdlen > end)
-			return;
-		if (type == T_MX && rdlen > 2) {
-			int pref = p[0] << 8 | p[1];
-			char name[256];
-			if (dn_expand(ans, end, p + 2, name, sizeof(name)) >= 0 && pref < best &&
-			    name[0] != '\0') {
-				best = pref;
-				snprintf(d->host, sizeof(d->host), "%s", name);
-			}
-		}
-		p += rdlen;
-	}
-}
-
-static void mx_done(uv_work_t *w, int status)
-{
-	struct relay_delivery *d = w->data;
-	if (status < 0 || d->mx_rc < 0) {
-		delivery_end(d, "recipient domain not found in DNS");
+	if (r->stopping) {
+		delivery_end(d, "server stopping");
 		return;
 	}
-	resolve_host(d);
+	log_event(LOGL_INFO,
+	          "proto=relay event=next_hops queue=%" PRId64 " domain=%s via=%s hops=%zu "
+	          "first=%s address=%s port=%u%s%s",
+	          d->q.id, d->domain, hops->mx ? "mx" : "route", hops->n, hops->v[0].host,
+	          hops->v[0].addr_text, d->port, hops->skipped[0] ? " skipped=" : "",
+	          hops->skipped[0] ? "yes" : "");
+	uv_timer_init(r->srv->loop, &d->timer);
+	d->timer.data = d;
+	d->handles = 1;
+	d->hops_started = uv_now(r->srv->loop);
+	hop_connect(d);
 }
 
 static void head_cb(void *ctx, int rc, struct store_result *res)
@@ -712,13 +818,15 @@ static void head_cb(void *ctx, int rc, struct store_result *res)
 		          "proto=relay event=plaintext_delivery queue=%" PRId64 " host=%s port=%u",
 		          d->q.id, d->host, d->port);
 	}
-	if (d->host[0] != '\0') {
-		resolve_host(d);
-		return;
-	}
-	d->mx_work.data = d;
-	if (uv_queue_work(r->srv->loop, &d->mx_work, mx_work, mx_done) < 0)
-		delivery_end(d, "cannot start the MX lookup");
+	struct relay_hops_query hq = {
+	    .domain = d->domain,
+	    .host = d->route_host,
+	    .port = d->port,
+	    .self = r->cfg->hostname,
+	};
+	/* hops_cb may run before this returns: nothing may follow it here. */
+	if (relay_hops_resolve(r->dns, &hq, hops_cb, d) < 0)
+		delivery_end(d, "server stopping");
 }
 
 /* ----- Taking work ----- */
@@ -766,18 +874,21 @@ static void delivery_start(struct relay *r, const struct store_queue_entry *q, c
 		d->q.n_rcpts++;
 	}
 	const struct cfg_route *route = cfg_route_find(r->cfg, d->domain, strlen(d->domain));
+	/* MX hosts: tls verify, against the MX host's name (relay_hops.c, docs/architecture). */
 	d->policy = CFG_ROUTE_TLS_VERIFY;
-	d->port = 25;
-	d->tctx = r->sys_ctx;
+	d->port = r->cfg->relay.mx_port;
+	d->tctx = r->mx_ctx != NULL ? r->mx_ctx : r->sys_ctx;
 	if (route != NULL) {
+		d->route_host = route->host;
 		snprintf(d->host, sizeof(d->host), "%s", route->host);
 		d->port = route->port;
+		d->tctx = r->sys_ctx;
 		d->policy = route->tls;
 		size_t idx = (size_t)(route - r->cfg->relay.routes);
 		if (r->route_ctx[idx] != NULL)
 			d->tctx = r->route_ctx[idx];
 	}
-	struct relay_params p = {
+	d->params = (struct relay_params){
 	    .helo = r->cfg->hostname,
 	    .tls = d->policy,
 	    .tls_verified = d->policy == CFG_ROUTE_TLS_VERIFY,
@@ -789,7 +900,7 @@ static void delivery_start(struct relay *r, const struct store_queue_entry *q, c
 	    .rcpts = d->rr,
 	    .n_rcpts = d->q.n_rcpts,
 	};
-	relay_session_init(&d->sess, &p);
+	relay_session_init(&d->sess, &d->params);
 	d->sess_init = true;
 	int rc = store_queue_content_read(r->store, d->q.content_id, 0, RELAY_CHUNK, head_cb, d);
 	if (rc < 0)
@@ -860,6 +971,12 @@ int relay_start(struct server *srv)
 	r->route_ctx = xcalloc(cfg->relay.n_routes + 1, sizeof(*r->route_ctx));
 	int rc =
 	    tls_client_ctx_new(NULL, cfg->relay.certificate, cfg->relay.key, &r->sys_ctx, &err);
+	if (rc == 0 && cfg->relay.mx_ca != NULL)
+		rc = tls_client_ctx_new(cfg->relay.mx_ca, cfg->relay.certificate, cfg->relay.key,
+		                        &r->mx_ctx, &err);
+	if (rc == 0)
+		rc = relay_dns_new(srv->loop, cfg->relay.dns_servers, cfg->relay.n_dns_servers,
+		                   &r->dns, &err);
 	for (size_t i = 0; rc == 0 && i < cfg->relay.n_routes; i++) {
 		const struct cfg_route *rt = &cfg->relay.routes[i];
 		if (rt->ca != NULL)
@@ -874,6 +991,7 @@ int relay_start(struct server *srv)
 	}
 	if (rc < 0) {
 		log_event(LOGL_ERROR, "event=start_failed reason=\"%s\"", err);
+		relay_dns_close(r->dns);
 		r->stopping = true;
 		r->tick_closed = true;
 		relay_maybe_free(r);
@@ -903,9 +1021,13 @@ void relay_stop(struct server *srv)
 		return;
 	r->stopping = true;
 	uv_close((uv_handle_t *)&r->tick, tick_closed);
+	/* Lookups in flight end now (their deliveries with them); the channel's handles close
+	 * on the loop. */
+	relay_dns_close(r->dns);
+	r->dns = NULL;
 	for (struct relay_delivery *d = r->active, *next; d != NULL; d = next) {
 		next = d->next;
 		if (d->handles > 0)
-			delivery_end(d, "server stopping");
+			delivery_stop(d);
 	}
 }

@@ -232,11 +232,17 @@ class StubPeer:
       REQUIRETLS when self.requiretls; accepts every message (after self.data_delay seconds
       before the reply to the end of data).
 
+    self.greeting is its first line; one that does not start with 220 ("421 busy") is all
+    it says before it closes. It listens on address:port (127.0.0.1, a free port by
+    default; MX tests give several stubs one port on different loopback addresses).
+
     Records every command line (self.commands, with "TLS:" in front of those over TLS),
     connections and received messages (self.messages: (mail, [rcpts], data))."""
 
-    def __init__(self, mode="plain", cert=None, key=None, requiretls=False):
+    def __init__(self, mode="plain", cert=None, key=None, requiretls=False,
+                 address="127.0.0.1", port=0):
         self.mode = mode
+        self.greeting = "220 stub.test ESMTP"
         self.cert, self.key = cert, key
         self.requiretls = requiretls
         self.extra_caps = []  # more EHLO keywords after TLS (e.g. "DSN")
@@ -248,7 +254,11 @@ class StubPeer:
         self.handshakes = 0
         self.lock = threading.Lock()
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        try:
+            self.sock.bind((address, port))
+        except OSError:
+            self.sock.close()
+            raise
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.closed = False
@@ -283,7 +293,10 @@ class StubPeer:
 
     def _session(self, c, mode):
         lc = harness.LineClient(c, timeout=30)
-        lc.send("220 stub.test ESMTP\r\n")
+        greeting = self.greeting
+        lc.send(greeting + "\r\n")
+        if not greeting.startswith("220"):
+            return
         tls = False
         mail, rcpts = None, []
         while True:
