@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,7 +176,11 @@ int relay_dns_new(uv_loop_t *loop, char *const *servers, size_t n, struct relay_
 	int optmask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB;
 	int rc = ares_init_options(&dns->channel, &opt, optmask);
 	if (rc != ARES_SUCCESS) {
-		*error_r = ares_strerror(rc);
+		/* Called once, on the loop thread, at start. */
+		static char why[160];
+		snprintf(why, sizeof(why), "the relay's DNS resolver (c-ares) cannot start: %s",
+		         ares_strerror(rc));
+		*error_r = why;
 		free(dns);
 		return -EIO;
 	}
@@ -202,7 +207,7 @@ int relay_dns_new(uv_loop_t *loop, char *const *servers, size_t n, struct relay_
 		rc = ares_set_servers_ports(dns->channel, nodes);
 		free(nodes);
 		if (rc != ARES_SUCCESS) {
-			*error_r = ares_strerror(rc);
+			*error_r = "relay.dns_servers: c-ares refused the server list";
 			ares_destroy(dns->channel);
 			free(dns);
 			return -EINVAL;
