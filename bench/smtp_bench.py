@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""SMTP submission benchmark: messages per second accepted over TLS with AUTH.
+"""SMTP submission benchmark: messages per second accepted over TLS with AUTH, and Postfix.
 
 Starts a real sealmaild (tests/integration/harness.py) with a fresh store, adds a user, and
 runs, for 4 KiB and 100 KiB messages: 1, 8 and 64 connections each sending messages in a loop
@@ -9,15 +9,25 @@ reply is only sent once the message is durable in the store). Server CPU per mes
 from /proc/PID/stat. Every accepted message is counted in the database at the end.
 
 With --procs P the client runs in P processes (each an asyncio loop with conns/P of the
-connections), so one Python process's CPU does not set the latency. With --postfix the script
-installs Postfix if needed (apt-get, "No configuration"), runs a private instance on a
-loopback high port with implicit TLS (smtpd_tls_wrappermode), accepting for the test domain
-and discarding after the queue (so "accepted" means durably queued, as Postfix answers 250
-after its queue file is fsync'd), runs the 4 KiB cells against it in the same run, prints
-both side by side, and stops it. Postfix's SASL needs Dovecot or Cyrus, so Postfix is
-measured WITHOUT AUTH (sealmaild always with AUTH PLAIN).
+connections), so one Python process's CPU does not set the latency.
 
-  SEALMAIL_BUILD=build-smtp python3 bench/smtp_bench.py [--seconds 5] [--procs 2] [--postfix]
+With --postfix the same 4 KiB cells, with the same client, run against private Postfix
+instances (bench/peers.py; Postfix installed with apt-get if missing, "No configuration"):
+smtpd with implicit TLS (smtpd_tls_wrappermode) on a loopback high port, the queue in a
+temporary folder, AUTH PLAIN through a private Dovecot's auth service (Dovecot SASL, {PLAIN}
+password; --postfix-auth none for no AUTH), and per --postfix-delivery:
+  maildir  cleanup fsyncs the queue file before smtpd's 250, then qmgr hands it to virtual(8),
+           which writes one file per message into a Maildir (fsync, link into new/);
+  discard  the same queue, then discard(8) drops the message.
+After each Postfix cell the script waits until the queue is empty before reading CPU, so
+Postfix's CPU per message covers smtpd, cleanup, trivial-rewrite, qmgr, virtual/discard,
+proxymap, tlsmgr, anvil, postlogd, master and Dovecot's auth processes (the whole process
+trees, with the CPU of processes that ended, from /proc). Every instance is stopped on exit,
+also on errors; when Postfix cannot be installed or started, the script says why
+("POSTFIX NOT MEASURED: ...") with Postfix's own error text.
+
+  SEALMAIL_BUILD=build-bench python3 bench/smtp_bench.py --seconds 3 --procs 2 --only-4k \
+      --postfix
 """
 import argparse
 import asyncio
@@ -25,6 +35,7 @@ import base64
 import multiprocessing
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sqlite3
@@ -35,6 +46,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
 import harness  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402
 from smtp_env import SmtpEnv  # noqa: E402
 
 PASSWORD = "bench password"
@@ -69,9 +82,17 @@ class Client:
                 return line
 
     async def open(port, ctx, user):
-        r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx,
-                                             server_hostname="127.0.0.1")
-        w.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # TCP_NODELAY before the handshake, so the client's handshake flights are not held
+        # by Nagle either (the same for every server)
+        sock = socket.socket()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        except BaseException:
+            sock.close()
+            raise
+        r, w = await asyncio.open_connection(sock=sock, ssl=ctx, server_hostname="127.0.0.1")
         c = Client(r, w)
         await c.reply()
         if user is None:  # Postfix: no AUTH (see the module docstring)
@@ -139,142 +160,21 @@ def _cell_proc(a):
     port, ca, user, size, mode, conns, seconds = a
     ctx = ssl.create_default_context(cafile=ca)
     fn = run_loop if mode == "loop" else run_per_connection
-    return asyncio.run(fn(port, ctx, user, make_message(size), conns, seconds))
+    t = os.times()
+    lat = asyncio.run(fn(port, ctx, user, make_message(size), conns, seconds))
+    t2 = os.times()
+    return lat, (t2.user - t.user) + (t2.system - t.system)
 
 
 def run_cell(port, ca, user, size, mode, conns, seconds, procs):
-    """Latencies of one cell, with the client spread over procs processes."""
+    """(latencies, client CPU seconds) of one cell, the client spread over procs processes."""
     procs = max(1, min(procs, conns))
     split = [conns // procs + (1 if i < conns % procs else 0) for i in range(procs)]
     if procs == 1:
         return _cell_proc((port, ca, user, size, mode, conns, seconds))
     with multiprocessing.get_context("fork").Pool(procs) as pool:
         parts = pool.map(_cell_proc, [(port, ca, user, size, mode, n, seconds) for n in split])
-    return [x for p in parts for x in p]
-
-
-# ---- Postfix, side by side ---------------------------------------------------------------
-
-POSTFIX_MASTER = """\
-127.0.0.1:{port} inet n - n - 200 smtpd -o smtpd_tls_wrappermode=yes
-cleanup unix n - n - 0 cleanup
-qmgr unix n - n 300 1 qmgr
-rewrite unix - - n - - trivial-rewrite
-bounce unix - - n - 0 bounce
-defer unix - - n - 0 bounce
-trace unix - - n - 0 bounce
-verify unix - - n - 1 verify
-flush unix n - n 1000? 0 flush
-proxymap unix - - n - - proxymap
-showq unix n - n - - showq
-error unix - - n - - error
-retry unix - - n - - error
-discard unix - - n - - discard
-anvil unix - - n - 1 anvil
-scache unix - - n - 1 scache
-tlsmgr unix - - n 1000? 1 tlsmgr
-pickup unix n - n 60 1 pickup
-"""
-
-POSTFIX_MAIN = """\
-compatibility_level = 3.6
-meta_directory = /etc/postfix
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-mail_owner = postfix
-myhostname = bench.localdomain
-mydestination = corp.example
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-local_recipient_maps =
-default_transport = discard
-local_transport = discard
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_tls_cert_file = {cert}
-smtpd_tls_key_file = {key}
-smtpd_tls_security_level = encrypt
-smtpd_client_connection_count_limit = 0
-smtpd_client_connection_rate_limit = 0
-smtpd_client_message_rate_limit = 0
-default_process_limit = 200
-maillog_file = {dir}/maillog
-"""
-
-
-def postfix_install():
-    if shutil.which("postfix") or os.path.exists("/usr/sbin/postfix"):
-        return True
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["debconf-set-selections"], input=b"postfix postfix/main_mailer_type "
-                   b"select No configuration\n", check=False)
-    r = subprocess.run(["apt-get", "install", "-y", "postfix"], env=env, capture_output=True)
-    return r.returncode == 0
-
-
-def postfix_free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def postfix_start(tmp, certs):
-    d = os.path.join(tmp, "postfix")
-    for sub in ("etc", "queue", "data"):
-        os.makedirs(os.path.join(d, sub))
-    shutil.chown(os.path.join(d, "data"), "postfix")
-    port = postfix_free_port()
-    with open(os.path.join(d, "etc", "main.cf"), "w") as f:
-        f.write(POSTFIX_MAIN.format(dir=d, cert=certs.server, key=certs.server_key))
-    with open(os.path.join(d, "etc", "master.cf"), "w") as f:
-        f.write(POSTFIX_MASTER.format(port=port))
-    os.chmod(certs.server_key, 0o600)
-    cmd = ["/usr/sbin/postfix", "-c", os.path.join(d, "etc")]
-    subprocess.run(cmd + ["check"], capture_output=True)
-    r = subprocess.run(cmd + ["start"], capture_output=True)
-    if r.returncode != 0:
-        raise RuntimeError("postfix start: %s" % r.stderr.decode())
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    return cmd, port, d
-
-
-def postfix_stop(cmd):
-    subprocess.run(cmd + ["stop"], capture_output=True)
-
-
-def postfix_pids(d):
-    """The Postfix processes of this instance (for their CPU time)."""
-    pids = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % p, "rb") as f:
-                cmdline = f.read()
-            with open("/proc/%s/environ" % p, "rb") as f:
-                env = f.read()
-        except OSError:
-            continue
-        if b"postfix" in cmdline or (d.encode() in env and b"MAIL_CONFIG" in env):
-            pids.append(int(p))
-    return pids
-
-
-def cpu_of(pids):
-    total = 0.0
-    for pid in pids:
-        try:
-            total += cpu_seconds(pid)
-        except (OSError, IndexError):
-            pass
-    return total
+    return [x for p in parts for x in p[0]], sum(p[1] for p in parts)
 
 
 def pct(values, p):
@@ -282,17 +182,120 @@ def pct(values, p):
     return v[min(len(v) - 1, int(len(v) * p / 100))] * 1000 if v else 0
 
 
-def measure(label, port, ca, user, size, mode, conns, seconds, procs, cpu_fn):
+
+def measure(label, port, ca, user, size, mode, conns, seconds, procs, cpu_fn, settle=None):
+    """One cell. settle(): called after the clients are done and before CPU is read again
+    (Postfix: waits until the queue is delivered, so delivery's CPU counts); returns a note."""
     cpu0 = cpu_fn()
     t0 = time.perf_counter()
-    lat = run_cell(port, ca, user, size, mode, conns, seconds, procs)
+    lat, client_cpu = run_cell(port, ca, user, size, mode, conns, seconds, procs)
     wall = time.perf_counter() - t0
+    note = settle() if settle else ""
     cpu = cpu_fn() - cpu0
     row = (label, size // 1024, mode, conns, len(lat), len(lat) / wall, pct(lat, 50),
-           pct(lat, 99), cpu / max(1, len(lat)) * 1000)
-    print("%-9s %4d KiB %-8s %3d conns: %6d msgs %8.0f msg/s  p50 %6.1f ms  p99 %6.1f ms"
-          "  cpu %.3f ms/msg" % row, flush=True)
-    return row, len(lat)
+           pct(lat, 99), cpu / max(1, len(lat)) * 1000, client_cpu / max(1, len(lat)) * 1000)
+    print("%-16s %4d KiB %-8s %3d conns: %6d msgs %8.0f msg/s  p50 %6.1f ms  p99 %6.1f ms"
+          "  cpu %.3f ms/msg (client %.3f)%s" % (row + (note,)), flush=True)
+    return row + (note,), len(lat)
+
+
+CELLS = [("loop", 1), ("loop", 8), ("loop", 64), ("per-conn", 8), ("per-conn", 64)]
+
+
+def run_postfix(args, tmp, certs, user):
+    """The 4 KiB cells against private Postfix instances, one per delivery mode. Returns rows;
+    prints why not when Postfix (or its Dovecot SASL) cannot be had or started."""
+    ok, out = peers.Postfix.install()
+    if not ok:
+        print("POSTFIX NOT MEASURED: apt-get install postfix failed: %s" % out.strip())
+        return []
+    sasl = args.postfix_auth == "dovecot"
+    if sasl:
+        ok, out = peers.Dovecot.install()
+        if not ok:
+            print("postfix: Dovecot (for its SASL) could not be installed (%s); Postfix runs "
+                  "WITHOUT AUTH" % out.strip())
+            sasl = False
+    print("Postfix %s, AUTH PLAIN %s" % (peers.Postfix.version(),
+          "through Dovecot %s SASL" % peers.Dovecot.version() if sasl else "OFF (no SASL)"),
+          flush=True)
+    rows = []
+    for delivery in args.postfix_delivery.split(","):
+        folder = os.path.join(tmp, "postfix-" + delivery)
+        pf = peers.Postfix(folder, certs.server, certs.server_key, delivery=delivery, sasl=sasl,
+                           extra=args.postfix_set)
+        dv = None
+        try:
+            pf.prepare()
+            if sasl:
+                dv = peers.Dovecot(folder + "-auth", certs.server, certs.server_key,
+                                   [(BENCH_RCPT, PASSWORD)], imap=False,
+                                   auth_listener=pf.auth_socket).start()
+            pf.start()
+        except RuntimeError as e:
+            print("POSTFIX NOT MEASURED (%s delivery): %s" % (delivery, e), flush=True)
+            pf.stop()
+            if dv:
+                dv.stop()
+            continue
+        label = "postfix-" + delivery + ("+" + ",".join(args.postfix_set)
+                                         if args.postfix_set else "")
+        total = [0]
+
+        def cpu():
+            return pf.cpu() + (dv.cpu() if dv else 0.0)
+
+        def settle():
+            left = pf.queued()
+            took = pf.drain(timeout=300)
+            note = "  (queue %d at the end, empty %.1f s later" % (
+                left, took) if took is not None else "  (queue NOT empty after 300 s"
+            d = pf.delivered()
+            if d is not None:
+                note += ", %d in the Maildir" % d
+            if pf.deferred():
+                note += ", %d DEFERRED" % pf.deferred()
+            return note + ")"
+
+        try:
+            for mode, conns in CELLS:
+                row, n = measure(label, pf.port, certs.ca, BENCH_RCPT if sasl else None, 4096,
+                                 mode, conns, args.seconds, args.procs, cpu, settle)
+                rows.append(row)
+                total[0] += n
+            d = pf.delivered()
+            if d is not None:
+                print("%s: accepted %d, in the Maildir after the run: %d" % (label, total[0], d))
+        except Exception as e:  # noqa: BLE001 - reported, then the instance is stopped
+            print("postfix (%s) run failed: %r; %s" % (delivery, e, pf.log_tail()), flush=True)
+        finally:
+            pf.stop()
+            if dv:
+                dv.stop()
+    return rows
+
+
+def ratio_lines(rows):
+    def find(label, mode, conns):
+        for r in rows:
+            if r[0] == label and r[1] == 4 and r[2] == mode and r[3] == conns:
+                return r
+        return None
+    out = []
+    for peer in sorted({r[0] for r in rows if r[0].startswith("postfix")}):
+        for mode, conns, target in (("loop", 64, 5), ("per-conn", 64, 4), ("per-conn", 8, 4)):
+            s, p = find("sealmail", mode, conns), find(peer, mode, conns)
+            if s and p and p[5] > 0:
+                x = s[5] / p[5]
+                out.append("4 KiB %s x %d: sealmail %.0f/s vs %s %.0f/s = %.1fx (target >= %dx: "
+                           "%s)" % (mode, conns, s[5], peer, p[5], x, target,
+                                    "met" if x >= target else "NOT met"))
+    s = find("sealmail", "loop", 64)
+    if s:
+        out.append("sealmail 64 x 4 KiB: p99 %.1f ms (target < 50: %s), server CPU %.3f ms/msg "
+                   "(target < 0.5: %s)" % (s[7], "met" if s[7] < 50 else "NOT met", s[8],
+                                           "met" if s[8] < 0.5 else "NOT met"))
+    return out
 
 
 def main():
@@ -300,9 +303,18 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--procs", type=int, default=1, help="client processes")
     ap.add_argument("--postfix", action="store_true", help="also run the 4 KiB cells "
-                    "against a private Postfix instance (installed with apt-get if missing)")
+                    "against private Postfix instances (installed with apt-get if missing)")
+    ap.add_argument("--postfix-delivery", default="maildir,discard",
+                    help="comma-separated: maildir (virtual(8) into a Maildir), discard")
+    ap.add_argument("--postfix-auth", choices=["dovecot", "none"], default="dovecot",
+                    help="AUTH PLAIN on Postfix through a private Dovecot's auth service "
+                    "(installed if missing), or no AUTH")
+    ap.add_argument("--postfix-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra main.cf setting for Postfix (repeatable; labelled in rows)")
     ap.add_argument("--only-4k", action="store_true", help="skip the 100 KiB cells")
     args = ap.parse_args()
+    # a SIGTERM still runs the finally blocks that stop the servers
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = tempfile.mkdtemp(prefix="sealmail-bench-")
     certs = harness.CertSet(os.path.join(tmp, "pki"))
     srv = harness.Server(certs, workdir=os.path.join(tmp, "srv"),
@@ -312,12 +324,11 @@ def main():
     env = SmtpEnv(srv)
     user = env.add_user("bench", PASSWORD)
     port = srv.port("submission", "implicit")
-    cells = [("loop", 1), ("loop", 8), ("loop", 64), ("per-conn", 8), ("per-conn", 64)]
     rows = []
     total = 0
     try:
         for size in (4096,) if args.only_4k else (4096, 102400):
-            for mode, conns in cells:
+            for mode, conns in CELLS:
                 row, n = measure("sealmail", port, certs.ca, user, size, mode, conns,
                                  args.seconds, args.procs, lambda: cpu_seconds(srv.pid))
                 rows.append(row)
@@ -327,34 +338,19 @@ def main():
     con = sqlite3.connect("file:%s?mode=ro" % env.db, uri=True)
     stored = con.execute("SELECT count(*) FROM entries").fetchone()[0]
     con.close()
-    print("accepted %d, in the mailbox after the run: %d" % (total, stored))
+    print("sealmail: accepted %d, in the mailbox after the run: %d" % (total, stored),
+          flush=True)
     if args.postfix:
-        if not postfix_install():
-            print("postfix: could not be installed; no side-by-side figures")
-        else:
-            try:
-                cmd, pport, pdir = postfix_start(tmp, certs)
-            except RuntimeError as e:
-                print("postfix: did not start (%s); no side-by-side figures" % e)
-                cmd = None
-            try:
-                if cmd is None:
-                    raise StopIteration
-                pids = postfix_pids(pdir)
-                for mode, conns in cells:
-                    row, _ = measure("postfix", pport, certs.ca, None, 4096, mode, conns,
-                                     args.seconds, args.procs,
-                                     lambda: cpu_of(set(pids) | set(postfix_pids(pdir))))
-                    rows.append(row)
-            except StopIteration:
-                pass
-            finally:
-                if cmd is not None:
-                    postfix_stop(cmd)
-    print("\n| server | size | mode | conns | msgs | msg/s | p50 ms | p99 ms | server CPU ms/msg |")
-    print("|---|---|---|---|---|---|---|---|---|")
+        rows += run_postfix(args, tmp, certs, user)
+    print("\n| server | size | mode | conns | msgs | msg/s | p50 ms | p99 ms | server CPU ms/msg "
+          "| client CPU ms/msg |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print("| %s | %d KiB | %s | %d | %d | %.0f | %.1f | %.1f | %.3f |" % r)
+        print("| %s | %d KiB | %s | %d | %d | %.0f | %.1f | %.1f | %.3f | %.3f |" % r[:10])
+    print()
+    for line in ratio_lines(rows):
+        print(line)
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0 if stored == total else 1
 
 
