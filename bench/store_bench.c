@@ -3,19 +3,40 @@
  * concurrent producers, group commit on and off, beside the raw fdatasync rate of the same
  * disk measured in the same run (the physical limit of one-commit-per-message).
  *
- *   ./build/bench/store_bench [DIR] [SECONDS]    (DIR on the disk to measure; default .)
+ *   ./build/bench/store_bench [options] [DIR] [SECONDS]   (DIR on the disk to measure)
+ *
+ *   --flush-us N        add N microseconds to every fsync, SQLite's (through a bench-only VFS
+ *                       shim, bench_flush_vfs.c) and the raw probe's alike: a disk whose
+ *                       flush costs N µs more than this one's
+ *   --producers LIST    comma-separated producer counts (default 1,8,64)
+ *   --group-commit X    on, off or both (default both)
+ *   --count N           end each cell after N deliveries instead of after SECONDS (for
+ *                       callgrind: instructions per delivery = difference of two counts)
+ *   --no-probe          skip the raw fdatasync probe (profiling runs)
+ *
+ * The "x fdatasync rate" column divides by the higher of the two probes (before and after).
+ * "deliveries per fsync" counts every xSync SQLite issued (WAL commits and checkpoints).
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_flush_vfs.h"
 #include "storage/store.h"
 
 #define MSG_SIZE 4096
+
+static unsigned flush_us;
+static bool counting;      /* --count given: a cell ends after that many deliveries */
+static atomic_long budget; /* deliveries left to start in this cell (--count) */
 
 static double now_s(void)
 {
@@ -24,6 +45,15 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static double cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* One 4 KiB pwrite + fdatasync (+ the --flush-us sleep) at a time, for seconds. */
 static double fdatasync_rate(const char *dir, double seconds)
 {
 	char path[4096];
@@ -39,6 +69,7 @@ static double fdatasync_rate(const char *dir, double seconds)
 		if (pwrite(fd, block, sizeof(block), (off_t)(n % 256) * MSG_SIZE) < 0 ||
 		    fdatasync(fd) < 0)
 			break;
+		bench_flush_sleep(flush_us);
 		n++;
 	}
 	double rate = (double)n / (now_s() - start);
@@ -56,6 +87,13 @@ struct producer {
 	size_t failed;
 };
 
+static bool producer_more(struct producer *p)
+{
+	if (counting)
+		return atomic_fetch_sub(&budget, 1) > 0;
+	return now_s() < p->end;
+}
+
 static void *producer_main(void *arg)
 {
 	struct producer *p = arg;
@@ -65,7 +103,7 @@ static void *producer_main(void *arg)
 	                   "Subject: bench\r\n\r\n");
 	for (int i = hdr; i < MSG_SIZE; i++)
 		msg[i] = (i % 72 == 70) ? '\r' : (i % 72 == 71) ? '\n' : (char)('a' + i % 26);
-	while (now_s() < p->end) {
+	while (producer_more(p)) {
 		/* Unique bytes: every delivery stores new content, as real mail does. */
 		snprintf(msg + hdr, 40, "%d-%zu ", p->id, p->done + p->failed);
 		struct store_target t = {.user_id = p->user};
@@ -85,10 +123,16 @@ static void *producer_main(void *arg)
 	return NULL;
 }
 
-/* Deliveries per second; *per_commit_r: deliveries per committed transaction, i.e. per
- * WAL fsync (what group commit buys). */
-static double run(const char *dir, int producers, bool group_commit, double seconds,
-                  double *per_commit_r)
+struct cell {
+	double rate;       /* durable deliveries per second */
+	double per_commit; /* deliveries per committed transaction (store_stats) */
+	double per_sync;   /* deliveries per xSync of any SQLite file (WAL and checkpoints) */
+	double cpu_us;     /* process CPU time (all threads) per delivery, µs */
+	size_t done;
+};
+
+static void cell_run(const char *dir, int producers, bool group_commit, double seconds, long count,
+                     struct cell *out)
 {
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/bench-%d-%d.db", dir, producers, group_commit);
@@ -110,10 +154,13 @@ static double run(const char *dir, int producers, bool group_commit, double seco
 	store_sync_done(&w);
 	uint64_t commits0, writes0, commits1, writes1;
 	store_stats(s, &commits0, &writes0);
+	uint64_t syncs0 = bench_flush_vfs_syncs();
+	counting = count >= 0;
+	atomic_store(&budget, count);
 
 	struct producer *p = calloc((size_t)producers, sizeof(*p));
 	pthread_t *t = calloc((size_t)producers, sizeof(*t));
-	double start = now_s();
+	double start = now_s(), cpu0 = cpu_s();
 	for (int i = 0; i < producers; i++) {
 		p[i] = (struct producer){.s = s, .user = user, .id = i, .end = start + seconds};
 		pthread_create(&t[i], NULL, producer_main, &p[i]);
@@ -124,10 +171,15 @@ static double run(const char *dir, int producers, bool group_commit, double seco
 		done += p[i].done;
 		failed += p[i].failed;
 	}
-	double rate = (double)done / (now_s() - start);
+	double elapsed = now_s() - start, cpu = cpu_s() - cpu0;
 	store_stats(s, &commits1, &writes1);
-	*per_commit_r =
+	uint64_t syncs = bench_flush_vfs_syncs() - syncs0;
+	out->done = done;
+	out->rate = (double)done / elapsed;
+	out->per_commit =
 	    commits1 > commits0 ? (double)(writes1 - writes0) / (double)(commits1 - commits0) : 0;
+	out->per_sync = syncs > 0 ? (double)done / (double)syncs : 0;
+	out->cpu_us = done > 0 ? cpu * 1e6 / (double)done : 0;
 	store_close(s);
 	free(p);
 	free(t);
@@ -139,31 +191,102 @@ static double run(const char *dir, int producers, bool group_commit, double seco
 	unlink(tmp);
 	if (failed > 0)
 		fprintf(stderr, "store_bench: %zu deliveries failed\n", failed);
-	return rate;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: store_bench [--flush-us N] [--producers 1,8,64] "
+	                "[--group-commit on|off|both] [--count N] [--no-probe] [DIR] [SECONDS]\n");
+	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	const char *dir = argc > 1 ? argv[1] : ".";
-	double seconds = argc > 2 ? strtod(argv[2], NULL) : 3.0;
-	static const int producers[] = {1, 8, 64};
+	const char *dir = ".";
+	double seconds = 3.0;
+	int producers[16] = {1, 8, 64};
+	size_t n_producers = 3;
+	int gc_from = 1, gc_to = 0; /* group commit on, then off */
+	long count = -1;
+	bool probe = true;
+	int positional = 0;
 
-	double fsync_rate = fdatasync_rate(dir, seconds);
-	printf("raw fdatasync of a 4 KiB write in %s: %.0f/s\n\n", dir, fsync_rate);
-	printf("| producers | group commit | deliveries/s | x fdatasync rate | deliveries per "
-	       "commit (per WAL fsync) |\n");
-	printf("|---:|:---:|---:|---:|---:|\n");
-	for (int gc = 1; gc >= 0; gc--) {
-		for (size_t i = 0; i < sizeof(producers) / sizeof(producers[0]); i++) {
-			double per_commit = 0;
-			double rate = run(dir, producers[i], gc != 0, seconds, &per_commit);
-			printf("| %d | %s | %.0f | %.1f | %.1f |\n", producers[i],
-			       gc ? "on" : "off", rate, fsync_rate > 0 ? rate / fsync_rate : 0,
-			       per_commit);
-			fflush(stdout);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (strcmp(a, "--flush-us") == 0 && v != NULL) {
+			flush_us = (unsigned)strtoul(v, NULL, 10);
+			i++;
+		} else if (strcmp(a, "--producers") == 0 && v != NULL) {
+			n_producers = 0;
+			for (char *end, *q = (char *)v; *q != '\0' && n_producers < 16; q = end) {
+				producers[n_producers] = (int)strtol(q, &end, 10);
+				if (end == q || producers[n_producers] <= 0)
+					usage();
+				n_producers++;
+				if (*end == ',')
+					end++;
+			}
+			i++;
+		} else if (strcmp(a, "--group-commit") == 0 && v != NULL) {
+			gc_from = strcmp(v, "off") == 0 ? 0 : 1;
+			gc_to = strcmp(v, "on") == 0 ? 1 : 0;
+			i++;
+		} else if (strcmp(a, "--count") == 0 && v != NULL) {
+			count = strtol(v, NULL, 10);
+			i++;
+		} else if (strcmp(a, "--no-probe") == 0) {
+			probe = false;
+		} else if (a[0] == '-') {
+			usage();
+		} else if (positional == 0) {
+			dir = a;
+			positional++;
+		} else if (positional == 1) {
+			seconds = strtod(a, NULL);
+			positional++;
+		} else {
+			usage();
 		}
 	}
-	double fsync_after = fdatasync_rate(dir, seconds);
-	printf("\nraw fdatasync again after the runs: %.0f/s\n", fsync_after);
+	/* Sleeps of a few hundred µs should not be stretched by the default 50 µs timer slack;
+	 * every thread (the store's too) inherits this. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	if (bench_flush_vfs_register(flush_us) < 0) {
+		fprintf(stderr, "store_bench: cannot register the flush VFS\n");
+		return 1;
+	}
+
+	/* The disk's limit is measured before and after the cells; the ratio column uses the
+	 * higher of the two (on a shared machine a probe only ever reads low), so it errs on
+	 * the side of a smaller ratio. Cells go to stderr as they finish, the table at the end. */
+	double fsync_before = probe ? fdatasync_rate(dir, seconds) : 0;
+	struct cell cells[2][16];
+	for (int gc = gc_from; gc >= gc_to; gc--) {
+		for (size_t i = 0; i < n_producers; i++) {
+			struct cell *c = &cells[gc][i];
+			cell_run(dir, producers[i], gc != 0, seconds, count, c);
+			fprintf(stderr, "store_bench: %d producers, group commit %s: %.0f/s\n",
+			        producers[i], gc ? "on" : "off", c->rate);
+		}
+	}
+	double fsync_after = probe ? fdatasync_rate(dir, seconds) : 0;
+	double fsync_rate = fsync_before > fsync_after ? fsync_before : fsync_after;
+	if (probe)
+		printf("raw fdatasync of a 4 KiB write in %s (+%u us per flush): %.0f/s before, "
+		       "%.0f/s after the cells\n\n",
+		       dir, flush_us, fsync_before, fsync_after);
+	printf("| flush +us | producers | group commit | deliveries/s | x fdatasync rate | "
+	       "deliveries per commit | deliveries per fsync | CPU us per delivery |\n");
+	printf("|---:|---:|:---:|---:|---:|---:|---:|---:|\n");
+	for (int gc = gc_from; gc >= gc_to; gc--) {
+		for (size_t i = 0; i < n_producers; i++) {
+			const struct cell *c = &cells[gc][i];
+			printf("| %u | %d | %s | %.0f | %.1f | %.1f | %.1f | %.0f |\n", flush_us,
+			       producers[i], gc ? "on" : "off", c->rate,
+			       fsync_rate > 0 ? c->rate / fsync_rate : 0, c->per_commit,
+			       c->per_sync, c->cpu_us);
+		}
+	}
 	return 0;
 }
