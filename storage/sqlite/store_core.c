@@ -359,34 +359,87 @@ static void writer_requeue(struct store *s, struct store_job *first)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* The whole transaction is gone (SQLite rolled it back, or we do now): job fails, the rest
+ * of the batch goes back to the queue to run again in a new transaction. */
+static void writer_fail_one(struct store *s, struct store_job *batch, struct store_job *job)
+{
+	struct store_conn *c = &s->wconn;
+	if (!sqlite3_get_autocommit(c->db))
+		store_exec_stmt(c, SQL_ROLLBACK);
+	store_job_unlink(&batch, job);
+	writer_requeue(s, batch);
+	job_finish(job);
+}
+
+/* Runs the deferred steps of the jobs from first up to (not including) stop. 0, or the
+ * error of the job whose step failed (*failed_r): the caller rolls everything back. */
+static int writer_run_deferred(struct store_conn *c, struct store_job *first,
+                               struct store_job *stop, struct store_job **failed_r)
+{
+	for (struct store_job *job = first; job != stop; job = job->next) {
+		if (job->rc < 0 || job->run_deferred == NULL)
+			continue;
+		int rc = job->run_deferred(c, job);
+		if (rc < 0) {
+			job->rc = rc;
+			*failed_r = job;
+			return rc;
+		}
+	}
+	return 0;
+}
+
 static void writer_run_batch(struct store *s, struct store_job *batch)
 {
 	struct store_conn *c = &s->wconn;
 	int rc = store_exec_stmt(c, SQL_BEGIN);
-	struct store_job *job;
+	struct store_job *job, *failed = NULL;
+	struct store_job *deferred = NULL; /* first job whose deferred step has not run */
 
 	if (rc == 0) {
 		for (job = batch; job != NULL; job = job->next) {
-			rc = store_exec_stmt(c, SQL_SAVEPOINT);
-			if (rc < 0)
-				break;
-			job->rc = job->run(c, job);
-			if (job->rc < 0 && sqlite3_get_autocommit(c->db)) {
-				/* Some errors (SQLITE_FULL, IOERR) roll the whole transaction
-				 * back: fail this job, run the others again. */
-				store_job_unlink(&batch, job);
-				writer_requeue(s, batch);
-				job_finish(job);
-				return;
+			/* A job without a deferred step may delete what the pending steps
+			 * refer to (content rows): they run first. */
+			if (deferred != NULL && job->run_deferred == NULL) {
+				if (writer_run_deferred(c, deferred, job, &failed) < 0) {
+					writer_fail_one(s, batch, failed);
+					return;
+				}
+				deferred = NULL;
 			}
-			if (job->rc < 0) {
-				rc = store_exec_stmt(c, SQL_ROLLBACK_TO);
+			sqlite3_int64 changes = sqlite3_total_changes64(c->db);
+			if (!job->no_savepoint) {
+				rc = store_exec_stmt(c, SQL_SAVEPOINT);
 				if (rc < 0)
 					break;
 			}
-			rc = store_exec_stmt(c, SQL_RELEASE);
-			if (rc < 0)
-				break;
+			job->rc = job->run(c, job);
+			/* Some errors (SQLITE_FULL, IOERR) roll the whole transaction back; a
+			 * job without a savepoint that failed after writing needs the same:
+			 * fail this job, run the others again. */
+			if (job->rc < 0 &&
+			    (sqlite3_get_autocommit(c->db) ||
+			     (job->no_savepoint && sqlite3_total_changes64(c->db) != changes))) {
+				writer_fail_one(s, batch, job);
+				return;
+			}
+			if (!job->no_savepoint) {
+				if (job->rc < 0) {
+					rc = store_exec_stmt(c, SQL_ROLLBACK_TO);
+					if (rc < 0)
+						break;
+				}
+				rc = store_exec_stmt(c, SQL_RELEASE);
+				if (rc < 0)
+					break;
+			}
+			if (job->rc == 0 && job->run_deferred != NULL && deferred == NULL)
+				deferred = job;
+		}
+		if (rc == 0 && deferred != NULL &&
+		    writer_run_deferred(c, deferred, NULL, &failed) < 0) {
+			writer_fail_one(s, batch, failed);
+			return;
 		}
 		if (rc == 0)
 			rc = store_exec_stmt(c, SQL_COMMIT);

@@ -195,74 +195,114 @@ static int content_store(struct store_conn *c, struct store_delivery *j, int64_t
 		if (rc < 0)
 			return rc;
 	}
-	st = store_stmt(c, SQL_FTS_INSERT);
+	j->index_id = *id_r;
+	return j->defer_index ? 0 : store_delivery_index(c, j);
+}
+
+int store_delivery_index(struct store_conn *c, struct store_delivery *d)
+{
+	if (d->index_id == 0)
+		return 0;
+	sqlite3_stmt *st = store_stmt(c, SQL_FTS_INSERT);
 	if (st == NULL)
 		return -EIO;
 	char *addresses =
-	    xasprintf("%s %s %s", j->mime.from != NULL ? j->mime.from : "",
-	              j->mime.to != NULL ? j->mime.to : "", j->mime.cc != NULL ? j->mime.cc : "");
-	sqlite3_bind_int64(st, 1, *id_r);
-	store_bind_text(st, 2, j->mime.subject);
+	    xasprintf("%s %s %s", d->mime.from != NULL ? d->mime.from : "",
+	              d->mime.to != NULL ? d->mime.to : "", d->mime.cc != NULL ? d->mime.cc : "");
+	sqlite3_bind_int64(st, 1, d->index_id);
+	store_bind_text(st, 2, d->mime.subject);
 	store_bind_text(st, 3, addresses);
-	store_bind_text(st, 4, j->mime.text);
-	rc = sqlite3_step(st);
+	store_bind_text(st, 4, d->mime.text);
+	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	free(addresses);
-	return rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
+	if (rc != SQLITE_DONE)
+		return store_err(c->db, rc);
+	d->index_id = 0;
+	return 0;
 }
 
-static int resolve_mailbox(struct store_conn *c, const struct store_target *t, int64_t *id_r,
-                           int64_t *user_r, uint32_t *uidvalidity_r)
-{
-	sqlite3_stmt *st;
-	int rc;
-	int64_t id = t->mailbox_id;
-	if (id == 0) {
-		st = store_stmt(c, SQL_MAILBOX_INBOX);
-		if (st == NULL)
-			return -EIO;
-		sqlite3_bind_int64(st, 1, t->user_id);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW)
-			id = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
-		if (rc != SQLITE_ROW)
-			return rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
-	}
-	st = store_stmt(c, SQL_MAILBOX_BY_ID);
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*id_r = id;
-		*user_r = sqlite3_column_int64(st, 1);
-		*uidvalidity_r = (uint32_t)sqlite3_column_int64(st, 5);
-		rc = (t->user_id != 0 && *user_r != t->user_id) ? -ENOENT : 0;
-	} else {
-		rc = rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
-	}
-	sqlite3_reset(st);
-	return rc;
-}
+/* A target mailbox as a delivery finds it: one query for what the checks and the new entry
+ * need (the writer is the only writer, so it stays true until this delivery changes it). */
+struct target_state {
+	int64_t mailbox_id;
+	int64_t user_id;
+	uint32_t uidvalidity;
+	uint64_t uidnext;
+	uint64_t modseq;
+	uint32_t messages;
+	uint64_t quota;
+	uint64_t used;
+};
 
-/* -EDQUOT when adding size would pass the user's quota. */
-static int quota_check(struct store_conn *c, int64_t user_id, uint64_t size)
+/* 0, -ENOENT (no such user or mailbox, or not the user's), -EDQUOT (size would pass the
+ * user's quota), -EFBIG (no UID left), or an error. ts->mailbox_id and uidvalidity are set
+ * whenever the mailbox was found. */
+static int target_load(struct store_conn *c, const struct store_target *t, uint64_t size,
+                       struct target_state *ts)
 {
-	sqlite3_stmt *st = store_stmt(c, SQL_QUOTA_CHECK);
+	sqlite3_stmt *st =
+	    store_stmt(c, t->mailbox_id != 0 ? SQL_DELIVER_MAILBOX : SQL_DELIVER_INBOX);
 	if (st == NULL)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_int64(st, 1, t->mailbox_id != 0 ? t->mailbox_id : t->user_id);
 	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		uint64_t quota = (uint64_t)sqlite3_column_int64(st, 0);
-		uint64_t used = (uint64_t)sqlite3_column_int64(st, 1);
-		rc = quota != 0 && used + size > quota ? -EDQUOT : 0;
-	} else {
-		rc = rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
 	}
+	ts->mailbox_id = sqlite3_column_int64(st, 0);
+	ts->user_id = sqlite3_column_int64(st, 1);
+	ts->uidvalidity = (uint32_t)sqlite3_column_int64(st, 2);
+	ts->uidnext = (uint64_t)sqlite3_column_int64(st, 3);
+	ts->modseq = (uint64_t)sqlite3_column_int64(st, 4);
+	ts->messages = (uint32_t)sqlite3_column_int64(st, 5);
+	ts->quota = (uint64_t)sqlite3_column_int64(st, 6);
+	ts->used = (uint64_t)sqlite3_column_int64(st, 7);
 	sqlite3_reset(st);
-	return rc;
+	if (t->user_id != 0 && ts->user_id != t->user_id)
+		return -ENOENT;
+	if (ts->quota != 0 && ts->used + size > ts->quota)
+		return -EDQUOT;
+	return ts->uidnext >= UINT32_MAX ? -EFBIG : 0;
+}
+
+/* The new entry in a loaded target: the mailbox's next UID and modseq (the entries_ref
+ * trigger keeps its counts), then the change to announce, known without reading it back. */
+static int target_add(struct store_conn *c, struct store_job *job, const struct target_state *ts,
+                      int64_t content_id, uint64_t size, const struct store_target *t,
+                      const char *keywords, int64_t internal_date, uint32_t *uid_r)
+{
+	uint32_t uid = (uint32_t)ts->uidnext;
+	uint64_t modseq = ts->modseq + 1;
+	sqlite3_stmt *st = store_stmt(c, SQL_DELIVER_BUMP);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ts->mailbox_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)modseq);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)uid + 1);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store_err(c->db, rc);
+	st = store_stmt(c, SQL_ENTRY_INSERT);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ts->mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, content_id);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)modseq);
+	sqlite3_bind_int(st, 5, (int)t->flags);
+	store_bind_text(st, 6, keywords != NULL ? keywords : "");
+	sqlite3_bind_int64(st, 7, internal_date);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)size);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store_err(c->db, rc);
+	*uid_r = uid;
+	store_job_note_change(job, ts->user_id, ts->mailbox_id, modseq, uid + 1, ts->messages + 1);
+	return 0;
 }
 
 int store_entry_add(struct store_conn *c, struct store_job *job, int64_t mailbox_id,
@@ -338,45 +378,74 @@ int store_delivery_run(struct store_conn *c, struct store_job *job, struct store
 	const struct store_deliver_req *req = j->req;
 	int64_t now = (int64_t)time(NULL);
 	int64_t content_id = 0;
-	size_t ok = 0;
-	int rc = content_store(c, j, &content_id);
+	struct target_state ts;
+	size_t first = req->n_targets;
+	int rc;
+
+	j->index_id = 0; /* a run again after a rollback owes nothing from the first */
+	job->res.delivered = xcalloc(req->n_targets + 1, sizeof(*job->res.delivered));
+	job->res.n_delivered = req->n_targets;
+	/* Checks first: when no target can take the message the delivery fails before its
+	 * first write (store_job.no_savepoint relies on it). A target over quota or unknown
+	 * does not fail the others. */
+	for (size_t i = 0; i < req->n_targets; i++) {
+		struct store_delivered *d = &job->res.delivered[i];
+		memset(&ts, 0, sizeof(ts));
+		d->rc = target_load(c, &req->targets[i], j->size, &ts);
+		d->mailbox_id = ts.mailbox_id;
+		d->uidvalidity = ts.uidvalidity;
+		if (d->rc == 0) {
+			first = i;
+			break;
+		}
+		if (d->rc != -ENOENT && d->rc != -EDQUOT)
+			return d->rc;
+	}
+	if (first == req->n_targets && req->n_relay == 0)
+		return -ENOENT; /* nothing would refer to the content */
+
+	rc = content_store(c, j, &content_id);
 	if (rc < 0)
 		return rc;
 	job->res.id = content_id;
 	job->res.total_size = j->size;
-	job->res.delivered = xcalloc(req->n_targets + 1, sizeof(*job->res.delivered));
-	job->res.n_delivered = req->n_targets;
-	for (size_t i = 0; i < req->n_targets; i++) {
+	for (size_t i = first; i < req->n_targets; i++) {
 		struct store_delivered *d = &job->res.delivered[i];
-		int64_t user_id = 0;
+		if (i > first) {
+			/* Loaded now: an earlier target may have been the same mailbox. */
+			memset(&ts, 0, sizeof(ts));
+			d->rc = target_load(c, &req->targets[i], j->size, &ts);
+			d->mailbox_id = ts.mailbox_id;
+			d->uidvalidity = ts.uidvalidity;
+			if (d->rc == -ENOENT || d->rc == -EDQUOT)
+				continue;
+			if (d->rc < 0)
+				return d->rc; /* after a write: the writer rolls it all back */
+		}
 		d->rc =
-		    resolve_mailbox(c, &req->targets[i], &d->mailbox_id, &user_id, &d->uidvalidity);
-		if (d->rc == 0)
-			d->rc = quota_check(c, user_id, j->size);
-		if (d->rc == 0)
-			d->rc = store_entry_add(c, job, d->mailbox_id, content_id, j->size,
-			                        req->targets[i].flags, j->keywords[i],
-			                        req->internal_date != 0 ? req->internal_date : now,
-			                        &d->uid);
-		if (d->rc == -ENOENT || d->rc == -EDQUOT)
-			continue;
+		    target_add(c, job, &ts, content_id, j->size, &req->targets[i], j->keywords[i],
+		               req->internal_date != 0 ? req->internal_date : now, &d->uid);
 		if (d->rc < 0)
 			return d->rc; /* disk full, I/O: the whole delivery fails */
-		ok++;
 	}
 	if (req->n_relay > 0) {
 		rc = relay_enqueue(c, job, j, content_id, now);
 		if (rc < 0)
 			return rc;
-		ok++;
 	}
-	/* Nothing refers to the content: fail, and the savepoint takes it back. */
-	return ok > 0 ? 0 : -ENOENT;
+	return 0;
 }
 
 static int deliver_run(struct store_conn *c, struct store_job *job)
 {
 	return store_delivery_run(c, job, &((struct deliver_job *)job)->d);
+}
+
+/* The FTS rows of a group of deliveries go in together: one FTS5 flush per transaction
+ * instead of one per delivery. A delivery deletes nothing, as run_deferred requires. */
+static int deliver_run_deferred(struct store_conn *c, struct store_job *job)
+{
+	return store_delivery_index(c, &((struct deliver_job *)job)->d);
 }
 
 int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb *cb, void *ctx)
@@ -401,7 +470,10 @@ int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb
 	struct deliver_job *j = store_job_new(sizeof(*j), s, STORE_JOB_WRITE, deliver_run, cb, ctx);
 	j->job.free_args = deliver_job_free;
 	j->job.prepare = deliver_prepare;
+	j->job.run_deferred = deliver_run_deferred;
+	j->job.no_savepoint = true;
 	j->d.req = req;
+	j->d.defer_index = true;
 	j->d.keywords = kw;
 	j->d.n_keywords = req->n_targets;
 	return store_job_submit(&j->job);

@@ -42,7 +42,6 @@ enum store_sql {
 	SQL_MAILBOX_LIST,
 	SQL_MAILBOX_BY_NAME,
 	SQL_MAILBOX_BY_ID,
-	SQL_MAILBOX_INBOX,
 	SQL_MAILBOX_DELETE,
 	SQL_MAILBOX_RENAME,
 	SQL_MAILBOX_SUBSCRIBE,
@@ -63,6 +62,9 @@ enum store_sql {
 	SQL_EXPUNGED_INSERT,
 	SQL_EXPUNGED_SINCE,
 	SQL_QUOTA_CHECK,
+	SQL_DELIVER_INBOX,
+	SQL_DELIVER_MAILBOX,
+	SQL_DELIVER_BUMP,
 	SQL_QUEUE_INSERT,
 	SQL_QUEUE_RCPT_INSERT,
 	SQL_QUEUE_LIST,
@@ -109,6 +111,17 @@ struct store_job {
 	store_job_prep_fn *prepare;
 	store_job_run_fn *run;
 	store_job_free_fn *free_args; /* frees the op's own arguments, may be NULL */
+	/* Optional, on the writer: the part of a successful run that is cheaper done for many
+	 * jobs at once (the FTS index: FTS5 writes its pending terms out as a new segment at
+	 * every savepoint, a statement's own included). Runs after the job's run, before
+	 * COMMIT or before the next job of the transaction that has no such step, whichever
+	 * comes first; an error rolls the whole transaction back (this job fails, the others
+	 * run again). A job with this step promises its run deletes nothing. */
+	store_job_run_fn *run_deferred;
+	/* The run fails only before its first write, or with an error after which the writer
+	 * rolls the whole transaction back (the others run again): it needs no savepoint of
+	 * its own, and saves one SAVEPOINT/RELEASE and the sub-journal pages it fills. */
+	bool no_savepoint;
 	store_cb *cb;
 	void *ctx;
 	int rc;
@@ -234,9 +247,13 @@ struct store_delivery {
 	struct store_mime_info mime;
 	char **keywords;
 	size_t n_keywords;
+	bool defer_index; /* run leaves the FTS row to store_delivery_index */
+	int64_t index_id; /* content stored by run whose FTS row is still owed, or 0 */
 };
 int store_delivery_prepare(struct store *s, struct store_delivery *d);
 int store_delivery_run(struct store_conn *c, struct store_job *job, struct store_delivery *d);
+/* Writes the FTS row run left owed (defer_index), if any. 0 or a negative errno. */
+int store_delivery_index(struct store_conn *c, struct store_delivery *d);
 void store_delivery_clear(struct store_delivery *d);
 
 /* Reads at most max_len bytes of content_id's body from offset into res->data (res->

@@ -16,7 +16,10 @@
 #define USER_COLS                                                                                  \
 	"id, address, require_client_cert, disabled, quota_bytes, used_bytes, password_hash"
 #define ENTRY_COLS "uid, modseq, flags, keywords, internal_date, size, content_id"
-#define CERT_COLS  "id, serial, address, user_id, kind, not_before, not_after, revoked_at, created"
+#define DELIVER_COLS                                                                               \
+	"m.id, m.user_id, m.uidvalidity, m.uidnext, m.highest_modseq, m.messages, "                \
+	"u.quota_bytes, u.used_bytes FROM mailboxes m JOIN users u ON u.id = m.user_id"
+#define CERT_COLS "id, serial, address, user_id, kind, not_before, not_after, revoked_at, created"
 
 static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_BEGIN] = "BEGIN IMMEDIATE",
@@ -49,7 +52,6 @@ static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_MAILBOX_BY_NAME] = "SELECT " MB_COLS " FROM mailboxes m "
                             "WHERE m.user_id = ? AND m.name = ?",
     [SQL_MAILBOX_BY_ID] = "SELECT " MB_COLS " FROM mailboxes m WHERE m.id = ?",
-    [SQL_MAILBOX_INBOX] = "SELECT id FROM mailboxes WHERE user_id = ? AND name = 'INBOX'",
     [SQL_MAILBOX_DELETE] = "DELETE FROM mailboxes WHERE id = ?",
     [SQL_MAILBOX_RENAME] = "UPDATE mailboxes SET name = ?3 || substr(name, length(?2) + 1) "
                            "WHERE user_id = ?1 AND (name = ?2 OR "
@@ -89,6 +91,10 @@ static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_EXPUNGED_SINCE] = "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? "
                            "ORDER BY uid",
     [SQL_QUOTA_CHECK] = "SELECT quota_bytes, used_bytes FROM users WHERE id = ?",
+    /* Delivery (store_deliver.c): a target with what its checks and its new entry need. */
+    [SQL_DELIVER_INBOX] = "SELECT " DELIVER_COLS " WHERE m.user_id = ? AND m.name = 'INBOX'",
+    [SQL_DELIVER_MAILBOX] = "SELECT " DELIVER_COLS " WHERE m.id = ?",
+    [SQL_DELIVER_BUMP] = "UPDATE mailboxes SET highest_modseq = ?2, uidnext = ?3 WHERE id = ?1",
     [SQL_QUEUE_INSERT] = "INSERT INTO queue (content_id, sender, requiretls, ret, envid, "
                          "created) VALUES (?, ?, ?, ?, ?, ?)",
     [SQL_QUEUE_RCPT_INSERT] = "INSERT INTO queue_rcpts (queue_id, address, notify, orcpt, "

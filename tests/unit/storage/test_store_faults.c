@@ -347,3 +347,187 @@ Test(faults, disk_full_fails_delivery)
 	req.size = strlen(req.data);
 	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
 }
+
+/* ---- Group commit ---- */
+
+static long long count_rows(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	long long n = -1;
+	cr_assert_eq(sqlite3_open_v2(fx.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sql);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+#define BURST 60
+
+struct burst {
+	char msg[BURST][160];
+	struct store_target t[BURST][2];
+	struct store_deliver_req req[BURST];
+	struct store_sync w[BURST];
+	int rc[BURST];
+};
+
+/* Submits every delivery of b at once (so the writer groups them), then waits for all. */
+static void burst_run(struct burst *b, size_t n)
+{
+	int submit[BURST];
+	for (size_t i = 0; i < n; i++) {
+		store_sync_init(&b->w[i]);
+		submit[i] = store_deliver(fx.s, &b->req[i], store_sync_cb, &b->w[i]);
+	}
+	for (size_t i = 0; i < n; i++)
+		b->rc[i] = store_sync_wait(&b->w[i], submit[i]);
+}
+
+static void burst_done(struct burst *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		store_sync_done(&b->w[i]);
+}
+
+/* Waits (bounded) until n write jobs are queued for the writer, i.e. prepared. */
+static void wait_queued(size_t n)
+{
+	for (int i = 0; i < 5000; i++) {
+		pthread_mutex_lock(&fx.s->lock);
+		size_t len = fx.s->writes.len;
+		pthread_mutex_unlock(&fx.s->lock);
+		if (len >= n)
+			return;
+		usleep(1000);
+	}
+	cr_assert_fail("%zu write jobs never queued", n);
+}
+
+/* Deliveries committed together (their FTS rows written once, before COMMIT) can each be
+ * found by SEARCH the moment they complete; the ones that fail leave nothing behind, and a
+ * user deleted in the middle of the group takes its contents and FTS rows with it, even
+ * those delivered just before in the same transaction (no FTS row outlives its content). */
+Test(faults, grouped_deliveries_searchable_at_completion)
+{
+	fx_open(&fx);
+	int64_t a = add_user("alice@corp.example");
+	int64_t b = add_user("bob@corp.example");
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
+	int64_t inbox = fx.w.res.mailboxes[0].id;
+	struct store_target tb = {.user_id = b};
+	struct store_deliver_req rb = {
+	    .data = "Subject: bob\r\n\r\nbobword\r\n", .size = 25, .targets = &tb, .n_targets = 1};
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &rb, store_sync_cb, &fx.w)), 0);
+
+	static struct burst bu;
+	memset(&bu, 0, sizeof(bu));
+	for (size_t i = 0; i < BURST; i++) {
+		snprintf(bu.msg[i], sizeof(bu.msg[i]), "Subject: m%zu\r\n\r\nword%zux here\r\n", i,
+		         i);
+		/* Every fifth one goes to nobody: it fails and must store nothing. Two go to
+		 * bob, queued just before his deletion: stored, then gone with him. */
+		bu.t[i][0].user_id = i % 5 == 4 ? 999 : a;
+		if (i == 1 || i == 2)
+			bu.t[i][0].user_id = b;
+		bu.req[i] = (struct store_deliver_req){.data = bu.msg[i],
+		                                       .size = strlen(bu.msg[i]),
+		                                       .targets = bu.t[i],
+		                                       .n_targets = 1};
+	}
+	/* Another connection holds the write lock: the writer waits in BEGIN with delivery 0
+	 * while the rest queue up behind it in this order, to run as one transaction. */
+	sqlite3 *lock;
+	cr_assert_eq(sqlite3_open(fx.path, &lock), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	struct store_sync wd;
+	store_sync_init(&wd);
+	int submit[BURST];
+	store_sync_init(&bu.w[0]);
+	submit[0] = store_deliver(fx.s, &bu.req[0], store_sync_cb, &bu.w[0]);
+	usleep(50 * 1000);
+	for (size_t i = 1; i < BURST; i++) {
+		store_sync_init(&bu.w[i]);
+		submit[i] = store_deliver(fx.s, &bu.req[i], store_sync_cb, &bu.w[i]);
+		if (i == 2) {
+			wait_queued(2);
+			cr_assert_eq(store_user_del(fx.s, "bob@corp.example", store_sync_cb, &wd),
+			             0);
+		}
+	}
+	wait_queued(BURST);
+	cr_assert_eq(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(lock);
+	for (size_t i = 0; i < BURST; i++)
+		bu.rc[i] = store_sync_wait(&bu.w[i], submit[i]);
+	cr_assert_eq(store_sync_wait(&wd, 0), 0);
+	store_sync_done(&wd);
+
+	size_t ok = 0;
+	for (size_t i = 0; i < BURST; i++) {
+		if (i % 5 == 4) {
+			cr_assert_eq(bu.rc[i], -ENOENT, "delivery %zu: %d", i, bu.rc[i]);
+			continue;
+		}
+		cr_assert_eq(bu.rc[i], 0, "delivery %zu: %d", i, bu.rc[i]);
+		if (bu.t[i][0].user_id == b)
+			continue;
+		uint32_t uid = bu.w[i].res.delivered[0].uid;
+		char q[32];
+		snprintf(q, sizeof(q), "word%zux", i);
+		cr_assert_eq(FX_CALL(&fx, store_search_text(fx.s, inbox, q, store_sync_cb, &fx.w)),
+		             0);
+		cr_assert_eq(fx.w.res.n_uids, 1, "%s", q);
+		cr_assert_eq(fx.w.res.uids[0], uid, "%s", q);
+		ok++;
+	}
+	burst_done(&bu, BURST);
+	cr_assert_eq(count_rows("SELECT count(*) FROM contents"), (long long)ok);
+	cr_assert_eq(count_rows("SELECT count(*) FROM fts"), (long long)ok);
+	cr_assert_eq(count_rows("SELECT count(*) FROM entries"), (long long)ok);
+	cr_assert_eq(FX_CALL(&fx, store_search_text(fx.s, inbox, "bobword", store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.res.n_uids, 0);
+	uint64_t commits, writes;
+	store_stats(fx.s, &commits, &writes);
+	cr_assert_lt(commits, writes, "no group was committed");
+}
+
+/* A delivery that fails after its first write (here the second target has no UID left)
+ * has no savepoint of its own: the writer rolls the whole group back and runs the others
+ * again, so they succeed and the failed one leaves no content, entry or UID behind. */
+Test(faults, delivery_failing_after_a_write_leaves_nothing)
+{
+	fx_open(&fx);
+	int64_t a = add_user("alice@corp.example");
+	int64_t b = add_user("bob@corp.example");
+	/* Writer idle: change bob's INBOX beside it, as the disk-full test does. */
+	char sql[128];
+	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET uidnext = 4294967295 WHERE user_id = %lld",
+	         (long long)b);
+	cr_assert_eq(sqlite3_exec(fx.s->wconn.db, sql, NULL, NULL, NULL), SQLITE_OK);
+
+	static struct burst bu;
+	memset(&bu, 0, sizeof(bu));
+	for (size_t i = 0; i < 20; i++) {
+		snprintf(bu.msg[i], sizeof(bu.msg[i]), "Subject: m%zu\r\n\r\nbody%zu\r\n", i, i);
+		bu.t[i][0].user_id = a;
+		bu.t[i][1].user_id = b;
+		bu.req[i] = (struct store_deliver_req){.data = bu.msg[i],
+		                                       .size = strlen(bu.msg[i]),
+		                                       .targets = bu.t[i],
+		                                       .n_targets = i == 7 ? 2 : 1};
+	}
+	burst_run(&bu, 20);
+	for (size_t i = 0; i < 20; i++)
+		cr_assert_eq(bu.rc[i], i == 7 ? -EFBIG : 0, "delivery %zu: %d", i, bu.rc[i]);
+	burst_done(&bu, 20);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.mailboxes[0].messages, 19);
+	cr_assert_eq(fx.w.res.mailboxes[0].uidnext, 20);
+	cr_assert_eq(count_rows("SELECT count(*) FROM contents"), 19);
+	cr_assert_eq(count_rows("SELECT count(*) FROM fts"), 19);
+	cr_assert_eq(count_rows("SELECT count(*) FROM contents WHERE body LIKE '%body7%'"), 0);
+}
