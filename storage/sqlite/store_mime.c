@@ -176,13 +176,50 @@ static void walk_object(struct walk *w, GMimeObject *obj, int depth)
 	buf_append_str(&w->json, "}");
 }
 
+/* "Name <addr>", "addr" or "Group: member, member;" joined by ", ", for SEARCH FROM/TO/CC
+ * (substring matches). Formatted here rather than with internet_address_list_to_string:
+ * that one converts every domain to its IDNA ASCII form first (libidn2), which cost more
+ * than the rest of the header parsing and made an internationalized domain unsearchable
+ * by the form the message shows. */
+static void address_append(struct buf *b, InternetAddressList *l, int depth)
+{
+	int n = internet_address_list_length(l);
+	for (int i = 0; i < n; i++) {
+		InternetAddress *ia = internet_address_list_get_address(l, i);
+		const char *name = internet_address_get_name(ia);
+		bool named = name != NULL && name[0] != '\0';
+		if (b->len > 0 && b->data[b->len - 1] != ':')
+			buf_append_str(b, ", ");
+		else if (b->len > 0)
+			buf_append_str(b, " ");
+		if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+			const char *addr =
+			    internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
+			if (named)
+				buf_printf(b, "%s <%s>", name, addr != NULL ? addr : "");
+			else
+				buf_append_str(b, addr != NULL ? addr : "");
+		} else if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+			buf_printf(b, "%s:", named ? name : "");
+			if (depth < 4)
+				address_append(
+				    b,
+				    internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)),
+				    depth + 1);
+			buf_append_str(b, ";");
+		}
+	}
+}
+
 static char *address_list(InternetAddressList *l)
 {
 	if (l == NULL || internet_address_list_length(l) == 0)
 		return NULL;
-	char *s = internet_address_list_to_string(l, NULL, FALSE);
-	char *out = s != NULL ? xstrdup(s) : NULL;
-	g_free(s);
+	struct buf b;
+	buf_init(&b, STORE_FTS_MAX); /* past it the field is cut, as the FTS text is */
+	address_append(&b, l, 0);
+	char *out = b.len > 0 ? xstrndup(b.data, b.len) : NULL;
+	buf_free(&b);
 	return out;
 }
 

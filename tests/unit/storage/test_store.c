@@ -715,6 +715,28 @@ Test(store, mime_fields_and_search)
 	}
 }
 
+/* The address fields SEARCH FROM/TO/CC match: display names kept, groups spelled out, an
+ * internationalized domain kept as the message shows it (never turned into xn--). */
+Test(store, address_fields_as_written)
+{
+	int64_t a = add_user("addr@corp.example", "pw-addr-1");
+	int64_t inbox = mailbox_id(a, "INBOX");
+	static const char msg[] = "From: =?UTF-8?Q?J=C3=BCrgen?= <j@m\xc3\xbcller.example>\r\n"
+	                          "To: Team: a@x.example, \"B, C\" <b@x.example>;\r\n"
+	                          "Cc: plain@x.example\r\n"
+	                          "Subject: addresses\r\n\r\nbody\r\n";
+	struct store_target t = {.user_id = a};
+	cr_assert_eq(deliver(msg, &t, 1), 0);
+	cr_assert_eq(FX_CALL(&fx, store_message_get(fx.s, inbox, 1, store_sync_cb, &fx.w)), 0);
+	struct store_msg *m = &fx.w.res.msgs[0];
+	cr_assert_str_eq(m->hdr_from, "J\xc3\xbcrgen <j@m\xc3\xbcller.example>");
+	cr_assert_str_eq(m->hdr_to, "Team: a@x.example, B, C <b@x.example>;");
+	cr_assert_str_eq(m->hdr_cc, "plain@x.example");
+	cr_assert_eq(
+	    FX_CALL(&fx, store_search_text(fx.s, inbox, "m\xc3\xbcller", store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_uids, 1);
+}
+
 /* store_stats counts what the writer committed: one transaction per durable commit, and
  * every write job it carried (the blocking face sends one at a time, so one each here). */
 Test(store, stats_count_commits_and_writes)
