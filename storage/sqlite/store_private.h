@@ -14,6 +14,8 @@
 #define STORE_BLOB_CHUNK     (64 * 1024)
 #define STORE_READ_MAX       (1024 * 1024)
 #define STORE_MAX_BATCH      4096
+#define STORE_CKPT_PAGES     4096  /* WAL frames not yet copied that start a checkpoint */
+#define STORE_CKPT_MAX_PAGES 16384 /* WAL frames past which the writer checkpoints itself */
 #define STORE_MIME_DEPTH     32
 #define STORE_MIME_PARTS     1000
 #define STORE_MIME_HEADERS   1000
@@ -162,6 +164,14 @@ struct store {
 	struct store_conn wconn;
 	uint64_t stat_commits; /* transactions committed by the writer (under lock) */
 	uint64_t stat_writes;  /* write jobs they carried */
+	/* The checkpointer: its own thread and connection copy the WAL into the database file
+	 * beside the writer (store_core.c). Under lock. */
+	pthread_t checkpointer;
+	struct store_conn cconn;
+	pthread_cond_t ckpt_cv;
+	bool ckpt_wanted;
+	bool ckpt_stop;
+	int ckpt_done; /* WAL frames copied by the last checkpoint */
 	unsigned n_workers;
 	pthread_t *workers;
 	struct store_worker_slot *slots;

@@ -251,11 +251,9 @@ int store_conn_open(struct store_conn *c, const char *path, unsigned busy_ms, bo
 		/* Reading the header here is what detects a file that is not a database. */
 		rc = conn_pragma(c, "PRAGMA journal_mode = WAL;", path, error_r);
 		if (rc == 0 && writer) {
-			/* Fewer, larger checkpoints; a page cache that holds the hot b-tree pages
-			 * of a group. */
-			rc = conn_pragma(
-			    c, "PRAGMA wal_autocheckpoint = 4096; PRAGMA cache_size = -32768;",
-			    path, error_r);
+			/* A page cache that holds the hot b-tree pages of a group. Checkpoints
+			 * are not the writer's: store_open installs a WAL hook instead. */
+			rc = conn_pragma(c, "PRAGMA cache_size = -32768;", path, error_r);
 		}
 	}
 	if (rc == 0 && !writer)

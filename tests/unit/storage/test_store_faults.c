@@ -6,6 +6,7 @@
  */
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include "storage/sqlite/store_private.h"
 #include "tests/unit/storage/store_test_util.h"
@@ -410,9 +411,27 @@ static void wait_queued(size_t n)
  * found by SEARCH the moment they complete; the ones that fail leave nothing behind, and a
  * user deleted in the middle of the group takes its contents and FTS rows with it, even
  * those delivered just before in the same transaction (no FTS row outlives its content). */
+/* Without a poster, change notices come from whichever store thread completes a group:
+ * still one at a time and in commit order. */
+static pthread_mutex_t notice_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t notice_modseq[64];
+static int notice_disorder;
+
+static void on_change_ordered(void *ctx, const struct store_change *ch)
+{
+	pthread_mutex_lock(&notice_lock);
+	size_t i = (size_t)ch->mailbox_id % 64;
+	if (ch->highest_modseq <= notice_modseq[i])
+		notice_disorder++;
+	notice_modseq[i] = ch->highest_modseq;
+	pthread_mutex_unlock(&notice_lock);
+	(void)ctx;
+}
+
 Test(faults, grouped_deliveries_searchable_at_completion)
 {
-	fx_open(&fx);
+	struct store_options opt = {.on_change = on_change_ordered};
+	cr_assert_eq(fx_open_opts(&fx, &opt), 0);
 	int64_t a = add_user("alice@corp.example");
 	int64_t b = add_user("bob@corp.example");
 	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
@@ -493,6 +512,7 @@ Test(faults, grouped_deliveries_searchable_at_completion)
 	uint64_t commits, writes;
 	store_stats(fx.s, &commits, &writes);
 	cr_assert_lt(commits, writes, "no group was committed");
+	cr_assert_eq(notice_disorder, 0);
 }
 
 /* A delivery that fails after its first write (here the second target has no UID left)
@@ -530,4 +550,45 @@ Test(faults, delivery_failing_after_a_write_leaves_nothing)
 	cr_assert_eq(count_rows("SELECT count(*) FROM contents"), 19);
 	cr_assert_eq(count_rows("SELECT count(*) FROM fts"), 19);
 	cr_assert_eq(count_rows("SELECT count(*) FROM contents WHERE body LIKE '%body7%'"), 0);
+}
+
+/* ---- Checkpoints ---- */
+
+/* The checkpointer copies the WAL into the database file beside the writer, and the WAL
+ * stays bounded even though a busy writer seldom lets it start over by itself. */
+Test(faults, wal_checkpointed_beside_the_writer_and_bounded)
+{
+	fx_open(&fx);
+	int64_t a = add_user("alice@corp.example");
+	size_t size = 128 * 1024; /* ~33 frames each: 600 pass STORE_CKPT_MAX_PAGES */
+	char *msg = malloc(size);
+	memset(msg, 'x', size);
+	memcpy(msg, "Subject: big\r\n\r\n", 16);
+	struct store_target t = {.user_id = a};
+	struct store_deliver_req req = {.data = msg, .size = size, .targets = &t, .n_targets = 1};
+	char wal[160];
+	snprintf(wal, sizeof(wal), "%s-wal", fx.path);
+	off_t wal_max = 0;
+	for (int i = 0; i < 600; i++) {
+		snprintf(msg + 16, 32, "%d ", i); /* distinct content */
+		cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
+		struct stat st;
+		if (stat(wal, &st) == 0 && st.st_size > wal_max)
+			wal_max = st.st_size;
+		if (i != 300)
+			continue;
+		/* ~9,900 frames: past STORE_CKPT_PAGES, short of the writer's own checkpoint.
+		 * The database file fills while the store is open and the writer is idle. */
+		for (int w = 0; w < 500; w++) {
+			cr_assert_eq(stat(fx.path, &st), 0);
+			if (st.st_size >= 8 * 1024 * 1024)
+				break;
+			usleep(10 * 1000);
+		}
+		cr_assert_geq(st.st_size, 8 * 1024 * 1024, "database file %lld bytes",
+		              (long long)st.st_size);
+	}
+	free(msg);
+	cr_assert_leq(wal_max, (off_t)(STORE_CKPT_MAX_PAGES + 256) * (4096 + 24) + 32,
+	              "WAL grew to %lld bytes", (long long)wal_max);
 }
