@@ -14,6 +14,7 @@
 #define STORE_BLOB_CHUNK     (64 * 1024)
 #define STORE_READ_MAX       (1024 * 1024)
 #define STORE_MAX_BATCH      4096
+#define STORE_GATHER_MAX_NS  (10 * 1000 * 1000) /* longest wait for writes being prepared */
 #define STORE_CKPT_PAGES     4096  /* WAL frames not yet copied that start a checkpoint */
 #define STORE_CKPT_MAX_PAGES 16384 /* WAL frames past which the writer checkpoints itself */
 #define STORE_MIME_DEPTH     32
@@ -162,8 +163,10 @@ struct store {
 
 	pthread_t writer;
 	struct store_conn wconn;
-	uint64_t stat_commits; /* transactions committed by the writer (under lock) */
-	uint64_t stat_writes;  /* write jobs they carried */
+	size_t preparing;       /* write jobs submitted, not yet prepared (under lock) */
+	int64_t commit_idle_ns; /* how long the last COMMIT waited for the disk (writer) */
+	uint64_t stat_commits;  /* transactions committed by the writer (under lock) */
+	uint64_t stat_writes;   /* write jobs they carried */
 	/* The checkpointer: its own thread and connection copy the WAL into the database file
 	 * beside the writer (store_core.c). Under lock. */
 	pthread_t checkpointer;
