@@ -456,7 +456,8 @@ static void writer_run_batch(struct store *s, struct store_job *batch)
 			rc = store_exec_stmt(c, SQL_COMMIT);
 		clock_gettime(CLOCK_MONOTONIC, &wall1);
 		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
-		s->commit_idle_ns = ns_between(&wall0, &wall1) - ns_between(&cpu0, &cpu1);
+		int64_t cpu = ns_between(&cpu0, &cpu1);
+		s->gather_ns = ns_between(&wall0, &wall1) - cpu - cpu;
 		if (rc == 0) {
 			size_t n = 0;
 			for (job = batch; job != NULL; job = job->next)
@@ -481,17 +482,17 @@ static void writer_run_batch(struct store *s, struct store_job *batch)
 
 /*
  * Before a group starts, the writes a worker is still preparing (hash, MIME: tens of
- * microseconds each) are worth waiting for when a commit makes the writer wait on the disk:
- * each that misses this transaction waits for the whole next one, flush included. The wait
- * lasts until none is left in preparation, or at most as long as the last COMMIT waited on
- * the disk (its wall time less the writer's CPU time; about 0.1 ms on a disk with a
- * write-back cache, so a CPU-bound writer barely waits). A lone write never waits: nothing
- * else is being prepared. Called and returns with the lock held.
+ * microseconds each) are worth waiting for when commits are bound by the disk: each that
+ * misses this transaction waits for the whole next one, flush included. The wait lasts
+ * until none is left in preparation, or at most gather_ns: by how much the last COMMIT's
+ * wait on the disk (its wall time less the writer's CPU time) exceeded that CPU time. Where
+ * the writer's own work dominates (a disk with a write-back cache), waiting would idle the
+ * bottleneck, and it does not wait. A lone write never waits: nothing else is being
+ * prepared. Called and returns with the lock held.
  */
 static void writer_gather(struct store *s)
 {
-	int64_t wait =
-	    s->commit_idle_ns < STORE_GATHER_MAX_NS ? s->commit_idle_ns : STORE_GATHER_MAX_NS;
+	int64_t wait = s->gather_ns < STORE_GATHER_MAX_NS ? s->gather_ns : STORE_GATHER_MAX_NS;
 	if (s->preparing == 0 || wait <= 0)
 		return;
 	struct timespec until;

@@ -163,10 +163,10 @@ struct store {
 
 	pthread_t writer;
 	struct store_conn wconn;
-	size_t preparing;       /* write jobs submitted, not yet prepared (under lock) */
-	int64_t commit_idle_ns; /* how long the last COMMIT waited for the disk (writer) */
-	uint64_t stat_commits;  /* transactions committed by the writer (under lock) */
-	uint64_t stat_writes;   /* write jobs they carried */
+	size_t preparing;      /* write jobs submitted, not yet prepared (under lock) */
+	int64_t gather_ns;     /* longest wait for them before a group (writer_gather) */
+	uint64_t stat_commits; /* transactions committed by the writer (under lock) */
+	uint64_t stat_writes;  /* write jobs they carried */
 	/* The checkpointer: its own thread and connection copy the WAL into the database file
 	 * beside the writer (store_core.c). Under lock. */
 	pthread_t checkpointer;
