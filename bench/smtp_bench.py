@@ -5,11 +5,21 @@ Starts a real sealmaild (tests/integration/harness.py) with a fresh store, adds 
 runs, for 4 KiB and 100 KiB messages: 1, 8 and 64 connections each sending messages in a loop
 for --seconds, and one message per connection (connect, TLS, EHLO, AUTH, MAIL/RCPT/DATA, QUIT)
 at 8 and 64 concurrent clients. Latency is from MAIL to the 250 after the final dot (the
-reply is only sent once the message is durable in the store). Server CPU per message comes
+reply is only sent once the message is durable in the store); for one message per connection
+the whole session (connect to QUIT's reply) is given too. Server CPU per message comes
 from /proc/PID/stat. Every accepted message is counted in the database at the end.
 
 With --procs P the client runs in P processes (each an asyncio loop with conns/P of the
 connections), so one Python process's CPU does not set the latency.
+
+With --client c the load comes from bench/smtp_load (C, one thread, epoll, GnuTLS; built by
+bench/meson.build into $SEALMAIL_BUILD/bench/), which runs the same dialogue as the Python
+client (EHLO and AUTH written together, then MAIL, RCPT and DATA written together, the message,
+QUIT; a full TLS 1.3 handshake per connection, no session resumption) at a fraction of the
+Python client's CPU. It does not verify the server's certificate unless --c-verify is given
+(a benchmark against our own local servers: the chain check is about a third of the C
+client's CPU per one-message session, and it is client work, not server work). --procs does
+not apply to it. Its JSON line gives the counts, the latencies and its own CPU time.
 
 With --postfix the same 4 KiB cells, with the same client, run against private Postfix
 instances (bench/peers.py; Postfix installed with apt-get if missing, "No configuration"):
@@ -28,10 +38,13 @@ also on errors; when Postfix cannot be installed or started, the script says why
 
   SEALMAIL_BUILD=build-bench python3 bench/smtp_bench.py --seconds 3 --procs 2 --only-4k \
       --postfix
+  SEALMAIL_BUILD=build-load python3 bench/smtp_bench.py --seconds 3 --only-4k --postfix \
+      --client c
 """
 import argparse
 import asyncio
 import base64
+import json
 import multiprocessing
 import os
 import shutil
@@ -141,19 +154,20 @@ async def run_loop(port, ctx, user, msg, conns, seconds):
 
 
 async def run_per_connection(port, ctx, user, msg, conns, seconds):
-    lat = []
+    """(MAIL-to-250 latencies, whole-session latencies)"""
+    lat, sess = [], []
     deadline = time.perf_counter() + seconds
 
     async def one():
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
             c = await Client.open(port, ctx, user)
-            await c.send(user, msg)
+            lat.append(await c.send(user, msg))
             await c.quit()
-            lat.append(time.perf_counter() - t0)
+            sess.append(time.perf_counter() - t0)
 
     await asyncio.gather(*(one() for _ in range(conns)))
-    return lat
+    return lat, sess
 
 
 def _cell_proc(a):
@@ -163,18 +177,8 @@ def _cell_proc(a):
     t = os.times()
     lat = asyncio.run(fn(port, ctx, user, make_message(size), conns, seconds))
     t2 = os.times()
-    return lat, (t2.user - t.user) + (t2.system - t.system)
-
-
-def run_cell(port, ca, user, size, mode, conns, seconds, procs):
-    """(latencies, client CPU seconds) of one cell, the client spread over procs processes."""
-    procs = max(1, min(procs, conns))
-    split = [conns // procs + (1 if i < conns % procs else 0) for i in range(procs)]
-    if procs == 1:
-        return _cell_proc((port, ca, user, size, mode, conns, seconds))
-    with multiprocessing.get_context("fork").Pool(procs) as pool:
-        parts = pool.map(_cell_proc, [(port, ca, user, size, mode, n, seconds) for n in split])
-    return [x for p in parts for x in p[0]], sum(p[1] for p in parts)
+    lat, sess = lat if mode != "loop" else (lat, [])
+    return lat, sess, (t2.user - t.user) + (t2.system - t.system)
 
 
 def pct(values, p):
@@ -182,21 +186,76 @@ def pct(values, p):
     return v[min(len(v) - 1, int(len(v) * p / 100))] * 1000 if v else 0
 
 
+def run_cell_python(port, ca, user, size, mode, conns, seconds, procs):
+    procs = max(1, min(procs, conns))
+    split = [conns // procs + (1 if i < conns % procs else 0) for i in range(procs)]
+    if procs == 1:
+        parts = [_cell_proc((port, ca, user, size, mode, conns, seconds))]
+    else:
+        with multiprocessing.get_context("fork").Pool(procs) as pool:
+            parts = pool.map(_cell_proc,
+                             [(port, ca, user, size, mode, n, seconds) for n in split])
+    lat = [x for p in parts for x in p[0]]
+    sess = [x for p in parts for x in p[1]]
+    return {"messages": len(lat), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
+            "session_p50_ms": pct(sess, 50) if sess else None,
+            "session_p99_ms": pct(sess, 99) if sess else None, "errors": 0,
+            "first_error": "", "client_cpu": sum(p[2] for p in parts)}
 
-def measure(label, port, ca, user, size, mode, conns, seconds, procs, cpu_fn, settle=None):
+
+def c_client():
+    return os.path.join(harness.build_dir(), "bench", "smtp_load")
+
+
+def run_cell_c(port, ca, user, size, mode, conns, seconds, verify):
+    cmd = [c_client(), "--port", str(port), "--conns", str(conns), "--seconds", str(seconds),
+           "--size", str(size), "--mode", mode] + (["--ca", ca] if verify else ["--insecure"])
+    if user is None:  # Postfix without AUTH
+        cmd += ["--no-auth", "--from", BENCH_RCPT]
+    else:
+        cmd += ["--user", user, "--password", PASSWORD]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("smtp_load exited %d: %s" % (r.returncode, r.stderr.strip()))
+    j = json.loads(r.stdout.strip().splitlines()[-1])
+    j["client_cpu"] = j["cpu_user_s"] + j["cpu_sys_s"]
+    if mode == "loop":
+        j["session_p50_ms"] = j["session_p99_ms"] = None
+    return j
+
+
+def run_cell(port, ca, user, size, mode, conns, seconds, procs, client="python"):
+    # client: "python", "c" (no certificate verification) or "c-verify"
+    """A dict of one cell: messages, p50_ms, p99_ms, session_p50_ms, session_p99_ms (None
+    for loop), errors, first_error, client_cpu (seconds)."""
+    if client in ("c", "c-verify"):
+        return run_cell_c(port, ca, user, size, mode, conns, seconds, client == "c-verify")
+    return run_cell_python(port, ca, user, size, mode, conns, seconds, procs)
+
+
+
+def measure(label, port, ca, user, size, mode, conns, seconds, procs, cpu_fn, settle=None,
+            client="python"):
     """One cell. settle(): called after the clients are done and before CPU is read again
-    (Postfix: waits until the queue is delivered, so delivery's CPU counts); returns a note."""
+    (Postfix: waits until the queue is delivered, so delivery's CPU counts); returns a note.
+    Row: label, KiB, mode, conns, msgs, msg/s, p50, p99, server and client CPU ms/msg,
+    session p50, session p99 (None for loop), errors, note."""
     cpu0 = cpu_fn()
     t0 = time.perf_counter()
-    lat, client_cpu = run_cell(port, ca, user, size, mode, conns, seconds, procs)
+    res = run_cell(port, ca, user, size, mode, conns, seconds, procs, client)
     wall = time.perf_counter() - t0
     note = settle() if settle else ""
     cpu = cpu_fn() - cpu0
-    row = (label, size // 1024, mode, conns, len(lat), len(lat) / wall, pct(lat, 50),
-           pct(lat, 99), cpu / max(1, len(lat)) * 1000, client_cpu / max(1, len(lat)) * 1000)
+    n = res["messages"]
+    if res["errors"]:
+        note += "  (%d CLIENT ERRORS, first: %s)" % (res["errors"], res["first_error"])
+    row = (label, size // 1024, mode, conns, n, n / wall, res["p50_ms"], res["p99_ms"],
+           cpu / max(1, n) * 1000, res["client_cpu"] / max(1, n) * 1000,
+           res["session_p50_ms"], res["session_p99_ms"], res["errors"])
+    sess = "" if row[10] is None else "  session p50 %.1f p99 %.1f ms" % row[10:12]
     print("%-16s %4d KiB %-8s %3d conns: %6d msgs %8.0f msg/s  p50 %6.1f ms  p99 %6.1f ms"
-          "  cpu %.3f ms/msg (client %.3f)%s" % (row + (note,)), flush=True)
-    return row + (note,), len(lat)
+          "  cpu %.3f ms/msg (client %.3f)" % row[:10] + sess + note, flush=True)
+    return row + (note,), n
 
 
 CELLS = [("loop", 1), ("loop", 8), ("loop", 64), ("per-conn", 8), ("per-conn", 64)]
@@ -260,7 +319,8 @@ def run_postfix(args, tmp, certs, user):
         try:
             for mode, conns in CELLS:
                 row, n = measure(label, pf.port, certs.ca, BENCH_RCPT if sasl else None, 4096,
-                                 mode, conns, args.seconds, args.procs, cpu, settle)
+                                 mode, conns, args.seconds, args.procs, cpu, settle,
+                                 args.client)
                 rows.append(row)
                 total[0] += n
             d = pf.delivered()
@@ -312,7 +372,19 @@ def main():
     ap.add_argument("--postfix-set", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra main.cf setting for Postfix (repeatable; labelled in rows)")
     ap.add_argument("--only-4k", action="store_true", help="skip the 100 KiB cells")
+    ap.add_argument("--client", choices=["python", "c"], default="python",
+                    help="load client: the asyncio one here, or bench/smtp_load (C)")
+    ap.add_argument("--c-verify", action="store_true", help="with --client c: verify the "
+                    "server's certificate against the bench CA (off by default: client CPU)")
     args = ap.parse_args()
+    if args.client == "c" and not os.access(c_client(), os.X_OK):
+        print("--client c: %s is not built (ninja -C %s)" % (c_client(), harness.build_dir()))
+        return 2
+    print("client: %s" % ("bench/smtp_load (C, one thread, certificate %s)" % (
+        "verified" if args.c_verify else "NOT verified") if args.client == "c" else
+        "asyncio, %d process(es)" % max(1, args.procs)), flush=True)
+    if args.client == "c" and args.c_verify:
+        args.client = "c-verify"
     # a SIGTERM still runs the finally blocks that stop the servers
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = tempfile.mkdtemp(prefix="sealmail-bench-")
@@ -330,7 +402,8 @@ def main():
         for size in (4096,) if args.only_4k else (4096, 102400):
             for mode, conns in CELLS:
                 row, n = measure("sealmail", port, certs.ca, user, size, mode, conns,
-                                 args.seconds, args.procs, lambda: cpu_seconds(srv.pid))
+                                 args.seconds, args.procs, lambda: cpu_seconds(srv.pid),
+                                 client=args.client)
                 rows.append(row)
                 total += n
     finally:
@@ -342,16 +415,21 @@ def main():
           flush=True)
     if args.postfix:
         rows += run_postfix(args, tmp, certs, user)
-    print("\n| server | size | mode | conns | msgs | msg/s | p50 ms | p99 ms | server CPU ms/msg "
-          "| client CPU ms/msg |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| server | size | mode | conns | msgs | msg/s | p50 ms | p99 ms | session p50 ms "
+          "| session p99 ms | server CPU ms/msg | client CPU ms/msg | errors |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print("| %s | %d KiB | %s | %d | %d | %.0f | %.1f | %.1f | %.3f | %.3f |" % r[:10])
+        sess = ("-", "-") if r[10] is None else ("%.1f" % r[10], "%.1f" % r[11])
+        print("| %s | %d KiB | %s | %d | %d | %.0f | %.1f | %.1f | %s | %s | %.3f | %.3f | %d |"
+              % (r[:8] + sess + r[8:10] + (r[12],)))
     print()
     for line in ratio_lines(rows):
         print(line)
     shutil.rmtree(tmp, ignore_errors=True)
-    return 0 if stored == total else 1
+    errors = sum(r[12] for r in rows)
+    if errors:
+        print("client errors: %d (see the notes above)" % errors)
+    return 0 if stored == total and not errors else 1
 
 
 if __name__ == "__main__":
