@@ -543,32 +543,20 @@ static void select_vanished(void *ctx, int rc, struct store_result *res)
 	select_finish(op);
 }
 
-static void select_listed(void *ctx, int rc, struct store_result *res)
+/* The mailbox is open with its snapshot in place (cl->mailbox_id set): the untagged
+ * responses, then QRESYNC's. modseq is the HIGHESTMODSEQ the snapshot was read at. */
+static void select_opened(struct mbox_op *op, uint64_t modseq)
 {
-	struct mbox_op *op = ctx;
 	struct imap_client *cl = op->cl;
-	if (!imap_async_end(cl))
-		return;
-	if (rc < 0) {
-		imap_set_state(cl, IMAP_STATE_AUTH);
-		imap_done(cl, "NO", store_err_text(rc));
-		return;
-	}
-	cl->mailbox_id = op->mb.id; /* before the snapshot: it is shared by mailbox */
-	imap_snapshot_set(cl, res->msgs, res->n_msgs);
 	cl->mailbox_name = xstrdup(op->mb.name);
 	cl->readonly = op->examine;
 	cl->uidvalidity = op->mb.uidvalidity;
 	cl->uidnext = op->mb.uidnext;
-	cl->highest_modseq =
-	    res->modseq > op->mb.highest_modseq ? res->modseq : op->mb.highest_modseq;
+	cl->highest_modseq = modseq > op->mb.highest_modseq ? modseq : op->mb.highest_modseq;
 	cl->changed = false;
 	imap_set_state(cl, IMAP_STATE_SELECTED);
 	imap_watch(cl, true);
-	uint32_t unseen = 0;
-	for (size_t i = 0; i < cl->n_msgs && unseen == 0; i++)
-		if (!(cl->msgs[i].flags & STORE_SEEN))
-			unseen = (uint32_t)i + 1;
+	uint32_t unseen = imap_snapshot_first_unseen(cl);
 	uint32_t uidnext = op->mb.uidnext;
 	if (cl->n_msgs > 0 && cl->msgs[cl->n_msgs - 1].uid >= uidnext)
 		uidnext = cl->msgs[cl->n_msgs - 1].uid + 1;
@@ -598,6 +586,29 @@ static void select_listed(void *ctx, int rc, struct store_result *res)
 	select_finish(op);
 }
 
+static void select_listed(void *ctx, int rc, struct store_result *res)
+{
+	struct mbox_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	if (rc < 0) {
+		imap_set_state(cl, IMAP_STATE_AUTH);
+		imap_done(cl, "NO", store_err_text(rc));
+		return;
+	}
+	/* The list is one read; the mailbox's counts were an earlier one. When they agree
+	 * nothing changed in between, and the snapshot is the mailbox in the state they
+	 * describe: a later SELECT that reads the same may reuse it. */
+	struct imap_snap_key key = {op->mb.uidvalidity, op->mb.uidnext, op->mb.highest_modseq,
+	                            op->mb.messages};
+	bool exact = res->modseq == op->mb.highest_modseq &&
+	             res->uidvalidity == op->mb.uidvalidity && res->n_msgs == op->mb.messages;
+	cl->mailbox_id = op->mb.id; /* before the snapshot: it is shared by mailbox */
+	imap_snapshot_set(cl, res->msgs, res->n_msgs, exact ? &key : NULL);
+	select_opened(op, res->modseq);
+}
+
 static void select_got(void *ctx, int rc, struct store_result *res)
 {
 	struct mbox_op *op = ctx;
@@ -610,6 +621,15 @@ static void select_got(void *ctx, int rc, struct store_result *res)
 	}
 	op->mb = res->mailboxes[0];
 	op->mb.name = xstrdup(res->mailboxes[0].name);
+	/* Unchanged since a snapshot was read (HIGHESTMODSEQ rises with every change, by
+	 * whomever): no need to list the messages again. */
+	struct imap_snap_key key = {op->mb.uidvalidity, op->mb.uidnext, op->mb.highest_modseq,
+	                            op->mb.messages};
+	cl->mailbox_id = op->mb.id;
+	if (imap_snapshot_reuse(cl, &key)) {
+		select_opened(op, op->mb.highest_modseq);
+		return;
+	}
 	imap_async_begin(cl);
 	rc = store_message_list(imap_store(cl), op->mb.id, 0, select_listed, op);
 	if (rc < 0) {

@@ -126,9 +126,30 @@ void imap_donef(struct imap_client *cl, const char *status, const char *fmt, ...
 void imap_set_state(struct imap_client *cl, enum imap_state st);
 /* The spooled literal whose (empty) argument view starts at s, or NULL. */
 const struct imap_spooled *imap_spooled_at(const struct imap_client *cl, const char *s);
-/* Replaces the snapshot; res->msgs are moved in. */
-void imap_snapshot_set(struct imap_client *cl, struct store_msg *msgs, size_t n);
+/* What the store said of cl->mailbox_id when a snapshot was read whole: its messages are
+ * the mailbox exactly as it was in this state. */
+struct imap_snap_key {
+	uint32_t uidvalidity, uidnext;
+	uint64_t modseq; /* HIGHESTMODSEQ */
+	size_t messages;
+};
+/* Replaces the snapshot of cl->mailbox_id; msgs[].keywords are moved in. key (borrowed)
+ * is NULL when msgs are not known to be the mailbox in one state (then it is not reused
+ * by imap_snapshot_reuse). */
+void imap_snapshot_set(struct imap_client *cl, struct store_msg *msgs, size_t n,
+                       const struct imap_snap_key *key);
+/* Replaces the snapshot of cl->mailbox_id with a held or recently released one read in
+ * exactly the state key (borrowed) describes: true. false: none, cl has no snapshot. */
+bool imap_snapshot_reuse(struct imap_client *cl, const struct imap_snap_key *key);
 void imap_snapshot_clear(struct imap_client *cl);
+/* Sequence number of the first message without \Seen, 0 when none (remembered with the
+ * snapshot until it changes). */
+uint32_t imap_snapshot_first_unseen(struct imap_client *cl);
+/* The cache of released snapshots: how many it holds, emptying it (tests, shutdown), and
+ * the clock of its time to live (NULL: CLOCK_MONOTONIC, milliseconds; tests). */
+size_t imap_snapshot_cached(void);
+void imap_snapshot_cache_flush(void);
+void imap_snapshot_cache_clock(uint64_t (*now_ms)(void));
 /* Message seq (1-based, must exist) for changing: the snapshot becomes this session's own
  * copy first if others share it. The pointer is valid until the next snapshot call. */
 struct imap_msg *imap_snapshot_mut(struct imap_client *cl, uint32_t seq);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/xmalloc.h"
 #include "server/imap/imap_private.h"
@@ -19,7 +20,21 @@
  * message). So equal snapshots are one: refcounted, found again after SELECT and after
  * every sync by comparing with the others of the mailbox, and copied before a session
  * changes its own (copy on write). All of it runs on the loop thread.
+ *
+ * A snapshot read whole from the store (SELECT) is keyed: it is the mailbox exactly as it
+ * was at that UIDVALIDITY and HIGHESTMODSEQ. Every change to a mailbox's messages raises
+ * its HIGHESTMODSEQ in the same transaction (delivery, APPEND, COPY/MOVE, STORE, EXPUNGE;
+ * storage/sqlite), whoever makes it, so a later SELECT that reads the same key from the
+ * store may take the keyed snapshot instead of listing every message again. The key goes
+ * as soon as the snapshot changes in place (own()): merged updates and a session's own
+ * changes are not a state the store was in at any one modseq. A keyed snapshot nobody
+ * holds any more stays for a while in a small cache (IMAP_SNAP_CACHE_*), so a client that
+ * logs in, selects and logs out again finds it too.
  */
+
+#define IMAP_SNAP_CACHE_MAX    16
+#define IMAP_SNAP_CACHE_BYTES  (64u << 20)
+#define IMAP_SNAP_CACHE_TTL_MS 30000u
 
 struct imap_snap {
 	unsigned refs;
@@ -27,9 +42,30 @@ struct imap_snap {
 	struct imap_msg *msgs; /* keywords owned */
 	size_t n;
 	struct imap_snap *prev, *next;
+	bool keyed;
+	struct imap_snap_key key;
+	/* While refs == 0: in the cache since released_ms. */
+	struct imap_snap *cprev, *cnext;
+	uint64_t released_ms;
+	size_t bytes;
+	/* First message without \Seen (1-based, 0: none), once asked for. */
+	bool unseen_known;
+	uint32_t first_unseen;
 };
 
-static struct imap_snap *snaps; /* every live snapshot */
+static struct imap_snap *snaps; /* every snapshot, held or cached */
+/* Released keyed snapshots, oldest first. */
+static struct imap_snap *cache_head, *cache_tail;
+static size_t cache_count, cache_bytes;
+
+static uint64_t clock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t (*now_ms)(void) = clock_ms;
 
 static void view(struct imap_client *cl)
 {
@@ -51,10 +87,8 @@ static struct imap_snap *snap_new(int64_t mailbox_id, struct imap_msg *msgs, siz
 	return sn;
 }
 
-static void snap_unref(struct imap_snap *sn)
+static void snap_free(struct imap_snap *sn)
 {
-	if (sn == NULL || --sn->refs > 0)
-		return;
 	for (size_t i = 0; i < sn->n; i++)
 		free(sn->msgs[i].keywords);
 	free(sn->msgs);
@@ -65,6 +99,70 @@ static void snap_unref(struct imap_snap *sn)
 	if (sn->next != NULL)
 		sn->next->prev = sn->prev;
 	free(sn);
+}
+
+static void cache_unlink(struct imap_snap *sn)
+{
+	if (sn->cprev != NULL)
+		sn->cprev->cnext = sn->cnext;
+	else
+		cache_head = sn->cnext;
+	if (sn->cnext != NULL)
+		sn->cnext->cprev = sn->cprev;
+	else
+		cache_tail = sn->cprev;
+	sn->cprev = sn->cnext = NULL;
+	cache_count--;
+	cache_bytes -= sn->bytes;
+}
+
+/* Drops what has been cached too long, then the oldest while over the bounds. */
+static void cache_prune(uint64_t now)
+{
+	while (cache_head != NULL &&
+	       (now - cache_head->released_ms >= IMAP_SNAP_CACHE_TTL_MS ||
+	        cache_count > IMAP_SNAP_CACHE_MAX || cache_bytes > IMAP_SNAP_CACHE_BYTES)) {
+		struct imap_snap *sn = cache_head;
+		cache_unlink(sn);
+		snap_free(sn);
+	}
+}
+
+static size_t snap_bytes(const struct imap_snap *sn)
+{
+	size_t b = sizeof(*sn) + sn->n * sizeof(sn->msgs[0]);
+	for (size_t i = 0; i < sn->n; i++)
+		if (sn->msgs[i].keywords != NULL)
+			b += strlen(sn->msgs[i].keywords) + 1;
+	return b;
+}
+
+static void snap_ref(struct imap_snap *sn)
+{
+	if (sn->refs++ == 0)
+		cache_unlink(sn);
+}
+
+static void snap_unref(struct imap_snap *sn)
+{
+	if (sn == NULL || --sn->refs > 0)
+		return;
+	if (!sn->keyed) {
+		snap_free(sn);
+		return;
+	}
+	sn->released_ms = now_ms();
+	sn->bytes = snap_bytes(sn);
+	sn->cprev = cache_tail;
+	sn->cnext = NULL;
+	if (cache_tail != NULL)
+		cache_tail->cnext = sn;
+	else
+		cache_head = sn;
+	cache_tail = sn;
+	cache_count++;
+	cache_bytes += sn->bytes;
+	cache_prune(sn->released_ms);
 }
 
 static bool msg_equal(const struct imap_msg *a, const struct imap_msg *b)
@@ -88,7 +186,8 @@ static bool snap_equal(const struct imap_snap *a, const struct imap_snap *b)
 	return true;
 }
 
-/* Trades the session's snapshot for an equal one another session holds, if any. */
+/* Trades the session's snapshot for an equal one another session holds (or the cache
+ * has), if any. */
 static void share(struct imap_client *cl)
 {
 	struct imap_snap *mine = cl->snap;
@@ -96,7 +195,13 @@ static void share(struct imap_client *cl)
 		return;
 	for (struct imap_snap *sn = snaps; sn != NULL; sn = sn->next)
 		if (sn != mine && snap_equal(sn, mine)) {
-			sn->refs++;
+			/* Equal messages: either key describes both; the newer is the likelier
+			 * to be asked for. */
+			if (mine->keyed && (!sn->keyed || mine->key.modseq > sn->key.modseq)) {
+				sn->keyed = true;
+				sn->key = mine->key;
+			}
+			snap_ref(sn);
 			snap_unref(mine);
 			cl->snap = sn;
 			break;
@@ -104,7 +209,7 @@ static void share(struct imap_client *cl)
 	view(cl);
 }
 
-/* Makes the session's snapshot its own (a copy when it is shared). */
+/* Makes the session's snapshot its own (a copy when it is shared) before it changes. */
 static void own(struct imap_client *cl)
 {
 	struct imap_snap *sn = cl->snap;
@@ -119,6 +224,8 @@ static void own(struct imap_client *cl)
 		sn->refs--;
 		cl->snap = snap_new(sn->mailbox_id, m, sn->n);
 	}
+	cl->snap->keyed = false;
+	cl->snap->unseen_known = false;
 	view(cl);
 }
 
@@ -127,6 +234,76 @@ void imap_snapshot_clear(struct imap_client *cl)
 	snap_unref(cl->snap);
 	cl->snap = NULL;
 	view(cl);
+}
+
+static bool key_equal(const struct imap_snap_key *a, const struct imap_snap_key *b)
+{
+	return a->uidvalidity == b->uidvalidity && a->uidnext == b->uidnext &&
+	       a->modseq == b->modseq && a->messages == b->messages;
+}
+
+bool imap_snapshot_reuse(struct imap_client *cl, const struct imap_snap_key *key)
+{
+	imap_snapshot_clear(cl);
+	cache_prune(now_ms());
+	struct imap_snap *found = NULL, *sn = snaps;
+	while (sn != NULL) {
+		struct imap_snap *next = sn->next;
+		if (sn->mailbox_id == cl->mailbox_id && sn->keyed) {
+			if (key_equal(&sn->key, key)) {
+				found = sn;
+				break;
+			}
+			/* A modseq only grows: an older cached state is never asked for again. */
+			if (sn->refs == 0 && sn->key.modseq < key->modseq) {
+				cache_unlink(sn);
+				snap_free(sn);
+			}
+		}
+		sn = next;
+	}
+	if (found == NULL)
+		return false;
+	snap_ref(found);
+	cl->snap = found;
+	view(cl);
+	return true;
+}
+
+uint32_t imap_snapshot_first_unseen(struct imap_client *cl)
+{
+	struct imap_snap *sn = cl->snap;
+	if (sn == NULL)
+		return 0;
+	if (!sn->unseen_known) {
+		sn->first_unseen = 0;
+		for (size_t i = 0; i < sn->n; i++)
+			if (!(sn->msgs[i].flags & STORE_SEEN)) {
+				sn->first_unseen = (uint32_t)i + 1;
+				break;
+			}
+		sn->unseen_known = true;
+	}
+	return sn->first_unseen;
+}
+
+void imap_snapshot_cache_flush(void)
+{
+	while (cache_head != NULL) {
+		struct imap_snap *sn = cache_head;
+		cache_unlink(sn);
+		snap_free(sn);
+	}
+}
+
+size_t imap_snapshot_cached(void)
+{
+	return cache_count;
+}
+
+void imap_snapshot_cache_clock(uint64_t (*fn)(void))
+{
+	now_ms = fn != NULL ? fn : clock_ms;
 }
 
 struct imap_msg *imap_snapshot_mut(struct imap_client *cl, uint32_t seq)
@@ -161,13 +338,18 @@ static void msg_from_store(struct imap_msg *d, struct store_msg *s)
 	d->internal_date = s->internal_date;
 }
 
-void imap_snapshot_set(struct imap_client *cl, struct store_msg *msgs, size_t n)
+void imap_snapshot_set(struct imap_client *cl, struct store_msg *msgs, size_t n,
+                       const struct imap_snap_key *key)
 {
 	imap_snapshot_clear(cl);
 	struct imap_msg *m = xcalloc(n > 0 ? n : 1, sizeof(*m));
 	for (size_t i = 0; i < n; i++)
 		msg_from_store(&m[i], &msgs[i]);
 	cl->snap = snap_new(cl->mailbox_id, m, n);
+	if (key != NULL && key->messages == n) {
+		cl->snap->keyed = true;
+		cl->snap->key = *key;
+	}
 	view(cl);
 	share(cl);
 }
