@@ -12,7 +12,8 @@ from /proc/PID/stat. Every accepted message is counted in the database at the en
 With --procs P the client runs in P processes (each an asyncio loop with conns/P of the
 connections), so one Python process's CPU does not set the latency.
 
-With --client c the load comes from bench/smtp_load (C, one thread, epoll, GnuTLS; built by
+With --client c (the default since 2026-11-29; --client python for the asyncio client of the
+earlier sections of RESULTS.md) the load comes from bench/smtp_load (C, one thread, epoll, GnuTLS; built by
 bench/meson.build into $SEALMAIL_BUILD/bench/), which runs the same dialogue as the Python
 client (EHLO and AUTH written together, then MAIL, RCPT and DATA written together, the message,
 QUIT; a full TLS 1.3 handshake per connection, no session resumption) at a fraction of the
@@ -372,8 +373,9 @@ def main():
     ap.add_argument("--postfix-set", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra main.cf setting for Postfix (repeatable; labelled in rows)")
     ap.add_argument("--only-4k", action="store_true", help="skip the 100 KiB cells")
-    ap.add_argument("--client", choices=["python", "c"], default="python",
-                    help="load client: the asyncio one here, or bench/smtp_load (C)")
+    ap.add_argument("--client", choices=["python", "c"], default="c",
+                    help="load client: bench/smtp_load (C, the default), or the asyncio one "
+                    "here (--procs applies to it only)")
     ap.add_argument("--c-verify", action="store_true", help="with --client c: verify the "
                     "server's certificate against the bench CA (off by default: client CPU)")
     args = ap.parse_args()
@@ -383,6 +385,8 @@ def main():
     print("client: %s" % ("bench/smtp_load (C, one thread, certificate %s)" % (
         "verified" if args.c_verify else "NOT verified") if args.client == "c" else
         "asyncio, %d process(es)" % max(1, args.procs)), flush=True)
+    if args.client == "c" and args.procs > 1:
+        print("--procs %d ignored: the C client is one process" % args.procs)
     if args.client == "c" and args.c_verify:
         args.client = "c-verify"
     # a SIGTERM still runs the finally blocks that stop the servers
