@@ -82,6 +82,8 @@ void relay_delivery_free(struct relay_delivery *d)
 	tls_client_free(d->tls);
 	buf_free(&d->in);
 	buf_free(&d->dsn);
+	buf_free(&d->notice[0]);
+	buf_free(&d->notice[1]);
 	for (size_t i = 0; i < d->q.n_rcpts; i++) {
 		free(d->q.rcpts[i].address);
 		free(d->q.rcpts[i].notify);
@@ -646,6 +648,8 @@ static void delivery_start(struct relay *r, const struct store_queue_entry *q, c
 	r->n_active++;
 	buf_init(&d->in, RELAY_LINE_MAX);
 	buf_init(&d->dsn, 16);
+	buf_init(&d->notice[0], 16);
+	buf_init(&d->notice[1], 16);
 	d->domain = xstrndup(domain, dlen);
 	for (char *p = d->domain; *p; p++)
 		*p = (char)tolower((unsigned char)*p);

@@ -1,6 +1,8 @@
 /*
- * DSN bounces (RFC 3464 multipart/report, RFC 3461 parameters): one report per attempt
- * that failed recipients for good, to the envelope sender (relay_private.h).
+ * Delivery status notifications (RFC 3464 multipart/report, RFC 3461 parameters): one
+ * formatter for every kind of report (failed, delayed, delivered, relayed) to the envelope
+ * sender (relay_private.h). The kind picks the subject and the human-readable text; each
+ * recipient's block carries its own action.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -77,11 +79,33 @@ static void clean(char *out, size_t outlen, const char *in)
 	out[o] = '\0';
 }
 
+/* What a report of each kind says to a person: the subject, the sentence before the
+ * recipients ("... this recipient:"), and for some a word after them. */
+static const struct {
+	const char *action; /* RFC 3464 2.3.3 */
+	const char *subject;
+	const char *intro;
+} dsn_kinds[] = {
+    [RELAY_DSN_FAILED] = {"failed", "Undelivered Mail Returned to Sender",
+                          "could not be delivered to"},
+    [RELAY_DSN_DELAYED] = {"delayed", "Delayed Mail (still being retried)",
+                           "could not yet be delivered to"},
+    [RELAY_DSN_DELIVERED] = {"delivered", "Successful Mail Delivery Report", "was delivered to"},
+    [RELAY_DSN_RELAYED] = {"relayed", "Successful Mail Relay Report", "was handed on towards"},
+};
+static const char *const dsn_outro[] = {
+    [RELAY_DSN_DELAYED] = "The mail system is still trying to deliver it; you will be told if "
+                          "it gives up. Nothing needs to be done now.",
+    [RELAY_DSN_RELAYED] = "The next mail system does not report delivery status, so no further "
+                          "notice will follow.",
+};
+
 int relay_dsn_format(const struct relay_dsn *d, struct buf *out)
 {
-	char date[64], arrival[64], v[RELAY_REPLY_MAX + 8];
+	char date[64], arrival[64], until[64], v[RELAY_REPLY_MAX + 8];
 	rfc5322_date(d->now, date, sizeof(date));
 	rfc5322_date(d->arrival, arrival, sizeof(arrival));
+	rfc5322_date(d->will_retry_until, until, sizeof(until));
 	int rc = 0;
 #define P(...)                                                                                     \
 	do {                                                                                       \
@@ -91,7 +115,7 @@ int relay_dsn_format(const struct relay_dsn *d, struct buf *out)
 	clean(v, sizeof(v), d->sender);
 	P("From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", d->reporting_mta);
 	P("To: <%s>\r\n", v);
-	P("Subject: Undelivered Mail Returned to Sender\r\n");
+	P("Subject: %s\r\n", dsn_kinds[d->kind].subject);
 	P("Date: %s\r\n", date);
 	P("Message-ID: <%s@%s>\r\n", d->boundary, d->reporting_mta);
 	P("Auto-Submitted: auto-replied\r\n");
@@ -102,14 +126,18 @@ int relay_dsn_format(const struct relay_dsn *d, struct buf *out)
 	P("This is a MIME-encapsulated message.\r\n\r\n--%s\r\n", d->boundary);
 	P("Content-Type: text/plain; charset=us-ascii\r\n\r\n");
 	P("This is the mail system at host %s.\r\n\r\n", d->reporting_mta);
-	P("Your message could not be delivered to %s:\r\n\r\n",
+	P("Your message %s %s:\r\n\r\n", dsn_kinds[d->kind].intro,
 	  d->n_rcpts == 1 ? "this recipient" : "these recipients");
 	for (size_t i = 0; i < d->n_rcpts; i++) {
 		char a[320];
 		clean(a, sizeof(a), d->rcpts[i].address);
 		clean(v, sizeof(v), d->rcpts[i].diagnostic);
-		P("<%s>: %s\r\n", a, v);
+		P("<%s>%s%s\r\n", a, v[0] != '\0' ? ": " : "", v);
 	}
+	if (d->kind < sizeof(dsn_outro) / sizeof(dsn_outro[0]) && dsn_outro[d->kind] != NULL)
+		P("\r\n%s\r\n", dsn_outro[d->kind]);
+	if (d->kind == RELAY_DSN_DELAYED && d->will_retry_until > 0)
+		P("It will be retried until %s.\r\n", until);
 	P("\r\n--%s\r\nContent-Type: message/delivery-status\r\n\r\n", d->boundary);
 	P("Reporting-MTA: dns; %s\r\n", d->reporting_mta);
 	if (d->envid != NULL) {
@@ -127,15 +155,20 @@ int relay_dsn_format(const struct relay_dsn *d, struct buf *out)
 		}
 		clean(a, sizeof(a), r->address);
 		P("Final-Recipient: rfc822; %s\r\n", a);
-		P("Action: failed\r\n");
+		P("Action: %s\r\n", dsn_kinds[r->action].action);
 		P("Status: %s\r\n", r->status);
 		if (r->remote_mta != NULL) {
 			clean(a, sizeof(a), r->remote_mta);
 			P("Remote-MTA: dns; %s\r\n", a);
 		}
-		clean(v, sizeof(v), r->diagnostic);
-		P("Diagnostic-Code: %s; %s\r\n", r->remote_mta != NULL ? "smtp" : "x-sealmail", v);
+		if (r->diagnostic != NULL) {
+			clean(v, sizeof(v), r->diagnostic);
+			P("Diagnostic-Code: %s; %s\r\n",
+			  r->remote_mta != NULL ? "smtp" : "x-sealmail", v);
+		}
 		P("Last-Attempt-Date: %s\r\n", date);
+		if (r->action == RELAY_DSN_DELAYED && d->will_retry_until > 0)
+			P("Will-Retry-Until: %s\r\n", until);
 	}
 	if (d->original != NULL && d->original_len > 0) {
 		bool full = d->full && d->original_complete;

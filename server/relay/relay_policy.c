@@ -48,14 +48,22 @@ bool relay_plaintext_allowed(const struct cfg_relay *relay, const char *host)
 	return false;
 }
 
-bool relay_dsn_wanted(const char *notify)
+bool relay_dsn_wanted(const char *notify, enum relay_dsn_action action)
 {
+	static const char *const keyword[] = {
+	    [RELAY_DSN_FAILED] = "FAILURE",
+	    [RELAY_DSN_DELAYED] = "DELAY",
+	    [RELAY_DSN_DELIVERED] = "SUCCESS",
+	    [RELAY_DSN_RELAYED] = "SUCCESS",
+	};
 	if (notify == NULL)
-		return true; /* RFC 3461 4.1: the default is FAILURE (and DELAY) */
+		return action == RELAY_DSN_FAILED; /* RFC 3461 4.1: the default */
+	const char *want = keyword[action];
+	size_t wlen = strlen(want);
 	const char *p = notify;
 	while (*p != '\0') {
 		size_t n = strcspn(p, ",");
-		if (n == 7 && strncasecmp(p, "FAILURE", 7) == 0)
+		if (n == wlen && strncasecmp(p, want, n) == 0)
 			return true;
 		p += n;
 		if (*p == ',')

@@ -130,6 +130,15 @@ int relay_dotstuff_finish(struct relay_dotstuff *d, struct buf *out);
 
 /* ----- Policy (relay_policy.c) ----- */
 
+/* RFC 3464 2.3.3: what happened to a recipient; a report is of one kind (the subject and
+ * the text part say which), its recipients each carry their own action. */
+enum relay_dsn_action {
+	RELAY_DSN_FAILED,
+	RELAY_DSN_DELAYED,
+	RELAY_DSN_DELIVERED,
+	RELAY_DSN_RELAYED,
+};
+
 /* Seconds until the next attempt after `attempts` failed ones (1 = the first failure):
  * initial, doubling, at most max. */
 unsigned relay_backoff(unsigned attempts, unsigned initial, unsigned max);
@@ -138,8 +147,10 @@ unsigned relay_backoff(unsigned attempts, unsigned initial, unsigned max);
 bool relay_give_up(int64_t created, int64_t now, unsigned give_up);
 /* tls: none is allowed only to a loopback address or a listed legacy gateway. */
 bool relay_plaintext_allowed(const struct cfg_relay *relay, const char *host);
-/* Whether a DSN is wanted for this recipient's failure (NOTIFY: NULL = default FAILURE). */
-bool relay_dsn_wanted(const char *notify);
+/* Whether the recipient's NOTIFY (RFC 3461 4.1; NULL when not given) asks for a report of
+ * this action: failed wants FAILURE, delayed DELAY, delivered and relayed SUCCESS. Without
+ * NOTIFY only failures are reported (4.1 lets the default include DELAY; we do not). */
+bool relay_dsn_wanted(const char *notify, enum relay_dsn_action action);
 /* RFC 8689 4.1: a message with "TLS-Required: No" in its header block; head is (a prefix
  * of) the message. */
 bool relay_tls_optional_header(const char *head, size_t len);
@@ -175,19 +186,22 @@ bool relay_name_equal(const char *a, const char *b);
 
 struct relay_dsn_rcpt {
 	const char *address;
-	const char *orcpt;      /* "rfc822;addr" as received, or NULL */
-	const char *status;     /* "5.0.0", "4.4.7" */
-	const char *diagnostic; /* the remote reply or our reason */
+	const char *orcpt; /* "rfc822;addr" as received, or NULL */
+	enum relay_dsn_action action;
+	const char *status;     /* "5.0.0", "4.4.7", "2.0.0" */
+	const char *diagnostic; /* the remote reply or our reason, or NULL for none */
 	const char *remote_mta; /* NULL when none answered */
 };
 
 struct relay_dsn {
-	const char *reporting_mta; /* our host name */
-	const char *sender;        /* the To: of the report */
-	const char *envid;         /* or NULL */
-	bool full;                 /* RET=FULL: return the whole message if we have it */
+	enum relay_dsn_action kind; /* the subject and the text part */
+	const char *reporting_mta;  /* our host name */
+	const char *sender;         /* the To: of the report */
+	const char *envid;          /* or NULL */
+	bool full;                  /* RET=FULL: return the whole message if we have it */
 	int64_t arrival;
 	int64_t now;
+	int64_t will_retry_until; /* delayed recipients: Will-Retry-Until, 0 none */
 	const struct relay_dsn_rcpt *rcpts;
 	size_t n_rcpts;
 	const char *original; /* the message, or its first bytes */

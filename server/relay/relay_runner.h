@@ -81,7 +81,8 @@ struct relay_delivery {
 	char reason[300];
 	struct store_queue_outcome *outs;
 	struct store_queue_report rep;
-	struct buf dsn;
+	struct buf dsn;       /* the failures' report, stored with the outcomes */
+	struct buf notice[2]; /* the delayed and relayed reports, sent after them */
 };
 
 /* relay.c: unlinks and frees d (its report is stored, or never will be). */

@@ -405,11 +405,26 @@ Test(relay_policy, plaintext_only_to_loopback_or_legacy)
 
 Test(relay_policy, notify_and_tls_required)
 {
-	cr_assert(relay_dsn_wanted(NULL));
-	cr_assert(relay_dsn_wanted("FAILURE"));
-	cr_assert(relay_dsn_wanted("SUCCESS,FAILURE"));
-	cr_assert_not(relay_dsn_wanted("NEVER"));
-	cr_assert_not(relay_dsn_wanted("SUCCESS,DELAY"));
+	static const struct {
+		const char *notify;
+		bool failed, delayed, delivered, relayed;
+	} cases[] = {
+	    {NULL, true, false, false, false}, /* no NOTIFY: failures only, never delays */
+	    {"FAILURE", true, false, false, false},
+	    {"SUCCESS,FAILURE", true, false, true, true},
+	    {"NEVER", false, false, false, false},
+	    {"SUCCESS,DELAY", false, true, true, true},
+	    {"delay,failure", true, true, false, false},
+	    {"SUCCESSX,DELAYED", false, false, false, false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *n = cases[i].notify;
+		cr_assert_eq(relay_dsn_wanted(n, RELAY_DSN_FAILED), cases[i].failed, "%zu", i);
+		cr_assert_eq(relay_dsn_wanted(n, RELAY_DSN_DELAYED), cases[i].delayed, "%zu", i);
+		cr_assert_eq(relay_dsn_wanted(n, RELAY_DSN_DELIVERED), cases[i].delivered, "%zu",
+		             i);
+		cr_assert_eq(relay_dsn_wanted(n, RELAY_DSN_RELAYED), cases[i].relayed, "%zu", i);
+	}
 	const char *m1 = "From: a\r\nTLS-Required: No\r\n\r\nbody";
 	cr_assert(relay_tls_optional_header(m1, strlen(m1)));
 	const char *m2 = "From: a\r\ntls-required:   no  \r\n\r\n";
@@ -418,72 +433,4 @@ Test(relay_policy, notify_and_tls_required)
 	cr_assert_not(relay_tls_optional_header(m3, strlen(m3)));
 	const char *m4 = "TLS-Required: Yes\r\n\r\n";
 	cr_assert_not(relay_tls_optional_header(m4, strlen(m4)));
-}
-
-Test(relay_dsn, report_per_recipient)
-{
-	struct relay_dsn_rcpt r[2] = {
-	    {.address = "a@b.example",
-	     .orcpt = "rfc822;A@b.example",
-	     .status = "5.1.1",
-	     .diagnostic = "550 5.1.1 no such user",
-	     .remote_mta = "mx.b.example"},
-	    {.address = "c@b.example",
-	     .status = "4.4.7",
-	     .diagnostic = "gave up: peer offers no STARTTLS"},
-	};
-	const char *orig = "From: s@a.example\r\nSubject: hi\r\n\r\nsecret body\r\n";
-	struct relay_dsn d = {.reporting_mta = "mx.a.example",
-	                      .sender = "s@a.example",
-	                      .envid = "env1",
-	                      .arrival = 0,
-	                      .now = 86400,
-	                      .rcpts = r,
-	                      .n_rcpts = 2,
-	                      .original = orig,
-	                      .original_len = strlen(orig),
-	                      .original_complete = true,
-	                      .boundary = "b-123"};
-	struct buf out;
-	buf_init(&out, 1 << 20);
-	cr_assert_eq(relay_dsn_format(&d, &out), 0);
-	const char *m = out.data;
-	cr_assert_not_null(
-	    strstr(m, "Content-Type: multipart/report; report-type=delivery-status;"));
-	cr_assert_not_null(strstr(m, "To: <s@a.example>\r\n"));
-	cr_assert_not_null(strstr(m, "Auto-Submitted: auto-replied\r\n"));
-	cr_assert_not_null(strstr(m, "Reporting-MTA: dns; mx.a.example\r\n"));
-	cr_assert_not_null(strstr(m, "Original-Envelope-Id: env1\r\n"));
-	cr_assert_not_null(strstr(m, "Original-Recipient: rfc822;A@b.example\r\n"
-	                             "Final-Recipient: rfc822; a@b.example\r\n"
-	                             "Action: failed\r\nStatus: 5.1.1\r\n"
-	                             "Remote-MTA: dns; mx.b.example\r\n"
-	                             "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"));
-	cr_assert_not_null(strstr(m, "Final-Recipient: rfc822; c@b.example\r\nAction: failed\r\n"
-	                             "Status: 4.4.7\r\n"));
-	/* RET not FULL: headers only. */
-	cr_assert_not_null(strstr(m, "Content-Type: text/rfc822-headers\r\n\r\nFrom: s@a.example"));
-	cr_assert_null(strstr(m, "secret body"));
-	cr_assert_not_null(strstr(m, "\r\n--b-123--\r\n"));
-	buf_free(&out);
-
-	d.full = true;
-	buf_init(&out, 1 << 20);
-	cr_assert_eq(relay_dsn_format(&d, &out), 0);
-	cr_assert_not_null(strstr(out.data, "Content-Type: message/rfc822\r\n"));
-	cr_assert_not_null(strstr(out.data, "secret body"));
-	buf_free(&out);
-}
-
-Test(relay_dsn, status_codes)
-{
-	char s[16];
-	relay_dsn_status(550, "550 5.1.1 no such user", s, sizeof(s));
-	cr_assert_str_eq(s, "5.1.1");
-	relay_dsn_status(550, "550 no such user", s, sizeof(s));
-	cr_assert_str_eq(s, "5.0.0");
-	relay_dsn_status(451, "451 5.1.1 mismatched class", s, sizeof(s));
-	cr_assert_str_eq(s, "4.0.0");
-	relay_dsn_status(554, "554 5.7.30 REQUIRETLS needed", s, sizeof(s));
-	cr_assert_str_eq(s, "5.7.30");
 }

@@ -1,0 +1,53 @@
+#ifndef SEALMAIL_RELAY_NOTICE_H
+#define SEALMAIL_RELAY_NOTICE_H
+/*
+ * DSNs that are not part of a relay queue report (RFC 3461 6.2): the "delivered" report
+ * for local recipients that asked NOTIFY=SUCCESS (sent by the SMTP server once the message
+ * is stored), and the relay's "relayed" and "delayed" reports (sent once the attempt's
+ * outcome is stored). A report goes to the envelope sender: into the INBOX of that user
+ * when the sender's domain is local (an unknown user gets none), else into the relay
+ * queue with the null sender. The null sender never gets one.
+ *
+ * Fire and forget on the loop thread: the store's callbacks finish the work, failures are
+ * logged, nothing comes back to the caller. A crash between the message's commit and the
+ * report's loses the report (an informational one; failures go with the queue report).
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+struct store;
+struct config;
+
+/* Sends msg, a complete DSN message, to sender. Takes msg's bytes (msg is left empty);
+ * borrows the rest for the call only. kind names the report in log lines. */
+void relay_notice_send(struct store *s, const struct config *cfg, const char *sender,
+                       struct buf *msg, const char *kind);
+
+struct relay_notice_rcpt {
+	const char *address;
+	const char *notify; /* DSN NOTIFY or NULL: only those with SUCCESS are reported */
+	const char *orcpt;  /* DSN ORCPT as received, or NULL */
+};
+
+/* A message delivered into local mailboxes, with its recipients delivered there. */
+struct relay_notice_delivery {
+	const char *sender; /* "" for the null sender: then nothing is sent */
+	const char *envid;  /* DSN ENVID or NULL */
+	const char *ret;    /* DSN RET or NULL (headers only) */
+	bool requiretls;    /* RFC 8689 5: headers only, whatever RET says */
+	int64_t arrival;
+	int64_t mailbox_id; /* one stored copy, read back for the original's header */
+	uint32_t uid;
+	const struct relay_notice_rcpt *rcpts;
+	size_t n_rcpts;
+};
+
+/* Sends one "delivered" report (Action: delivered, Status: 2.0.0) for those of n's
+ * recipients whose NOTIFY has SUCCESS; nothing when none has. Copies what it needs. */
+void relay_notice_delivered(struct store *s, const struct config *cfg,
+                            const struct relay_notice_delivery *n);
+
+#endif
