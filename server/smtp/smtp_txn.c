@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "server/conn.h"
+#include "server/relay/relay_notice.h"
 #include "server/services.h"
 #include "server/smtp/smtp_received.h"
 #include "server/spool.h"
@@ -222,6 +223,38 @@ static const char *txn_store_reply(int rc)
 	}
 }
 
+/* RFC 3461 6.2.3.2: local recipients that asked NOTIFY=SUCCESS get a "delivered" report,
+ * now that the message is committed (relay_notice.c decides who asked). */
+static void txn_report_delivered(struct smtp_txn *t, const struct store_result *res)
+{
+	struct services *sv = conn_services(t->c);
+	if (t->mail.address[0] == '\0' || t->n_local == 0)
+		return;
+	struct relay_notice_rcpt *nr = xcalloc(t->n_rcpts, sizeof(*nr));
+	struct relay_notice_delivery n = {
+	    .sender = t->mail.address,
+	    .envid = t->mail.envid[0] ? t->mail.envid : NULL,
+	    .ret = t->req->ret,
+	    .requiretls = t->mail.requiretls,
+	    .arrival = (int64_t)time(NULL),
+	    .rcpts = nr,
+	};
+	for (size_t i = 0; i < t->n_rcpts; i++) {
+		const struct smtp_txn_rcpt *r = &t->rcpts[i];
+		size_t k = 0;
+		while (r->user_id > 0 && k < t->req->n_targets &&
+		       t->targets[k].user_id != r->user_id)
+			k++;
+		if (r->user_id <= 0 || k >= res->n_delivered || res->delivered[k].rc != 0)
+			continue;
+		n.mailbox_id = res->delivered[k].mailbox_id;
+		n.uid = res->delivered[k].uid;
+		nr[n.n_rcpts++] = (struct relay_notice_rcpt){r->address, r->notify, r->orcpt};
+	}
+	relay_notice_delivered(sv->store, sv->cfg, &n);
+	free(nr);
+}
+
 static void txn_delivered(void *ctx, int rc, struct store_result *res)
 {
 	struct smtp_txn *t = ctx;
@@ -252,6 +285,7 @@ static void txn_delivered(void *ctx, int rc, struct store_result *res)
 	          "failed=%u",
 	          conn_id(t->c), t->id, from, (unsigned long long)t->data.size, t->n_local,
 	          t->n_relay, failed);
+	txn_report_delivered(t, res);
 	char reply[96];
 	snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", t->id);
 	txn_finish(t, true, false, reply);
