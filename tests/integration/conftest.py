@@ -49,13 +49,4 @@ def make_server(certs, sealmaild_bin, tmp_path_factory):
         return srv
 
     yield make
-    errors = []
-    for srv in started:
-        if srv.proc is None:
-            continue
-        try:
-            srv.check_stopped()
-        except AssertionError as e:
-            errors.append(str(e))
-    if errors:
-        pytest.fail("\n\n".join(errors), pytrace=False)
+    harness.check_all_stopped(started)

@@ -616,3 +616,19 @@ def probe_version(port, version, timeout=5):
         return ("other", data[:16])
     finally:
         s.close()
+
+
+def check_all_stopped(servers):
+    """The end of a fixture that started servers: checks every one that was started stopped
+    cleanly (no sanitizer report, exit 0), and fails the test with all their errors."""
+    import pytest
+    errors = []
+    for srv in servers:
+        if srv.proc is None:
+            continue
+        try:
+            srv.check_stopped()
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n\n".join(errors), pytrace=False)

@@ -221,6 +221,31 @@ def message(sender, rcpt, subject="relay test"):
             b"end\r\n")
 
 
+def route_mtas(certs, tmp_path_factory, defaults, ca_on_every_route=True):
+    """The body of an `mta` fixture: yields make(routes, **relay), which starts an Mta for
+    a.test whose relay has the settings defaults, then relay, and routes (each to
+    127.0.0.1, tls verify against the test CA unless the route says otherwise; the CA only
+    on verify routes unless ca_on_every_route). Every Mta must have stopped cleanly."""
+    made = []
+
+    def make(routes, **relay):
+        cert, key = leaf(certs, "relay-a", "mail.a.test", dns=["mail.a.test"], client=True)
+        cfg = dict({"certificate": cert, "key": key}, **defaults)
+        cfg.update(relay)
+        cfg["routes"] = [dict({"host": "127.0.0.1", "tls": "verify", "ca": certs.ca}, **r)
+                         for r in routes]
+        for r in cfg["routes"]:
+            if r["tls"] != "verify" and not ca_on_every_route:
+                del r["ca"]
+        m = Mta(certs, str(tmp_path_factory.mktemp("mta")), "a.test", relay=cfg)
+        made.append(m)
+        m.start()
+        return m
+
+    yield make
+    harness.check_all_stopped(made)
+
+
 # --------------------------------------------------------------------------- stub peers
 
 class StubPeer:
@@ -246,6 +271,7 @@ class StubPeer:
         self.cert, self.key = cert, key
         self.requiretls = requiretls
         self.extra_caps = []  # more EHLO keywords after TLS (e.g. "DSN")
+        self.rcpt_reply = "250 2.1.5 ok"  # e.g. "451 4.2.0 busy" to defer every recipient
         self.data_delay = 0.0
         self.delaying = 0  # end-of-data replies being held back right now
         self.commands = []
@@ -328,8 +354,12 @@ class StubPeer:
                 mail, rcpts = cmd, []
                 lc.send("250 2.1.0 ok\r\n")
             elif verb == "RCPT":
-                rcpts.append(cmd)
-                lc.send("250 2.1.5 ok\r\n")
+                reply = self.rcpt_reply
+                if reply.startswith("2"):
+                    rcpts.append(cmd)
+                lc.send(reply + "\r\n")
+            elif verb == "DATA" and not rcpts:
+                lc.send("554 5.5.1 no valid recipients\r\n")
             elif verb == "DATA":
                 lc.send("354 go on\r\n")
                 data = b""

@@ -4,6 +4,8 @@ byte-exact, plus Received: fields, in a mailbox at the other (a 3.9 MB one too),
 Received: field names the sending server's client certificate."""
 import pytest
 
+import harness
+
 from test_relay_env import Mta, leaf, message, strip_received
 
 
@@ -35,14 +37,7 @@ def pair(certs, sealmaild_bin, tmp_path_factory):
     started.append(b)
     b.start()
     yield a, b
-    errors = []
-    for s in started:
-        try:
-            s.check_stopped()
-        except AssertionError as e:
-            errors.append(str(e))
-    if errors:
-        pytest.fail("\n\n".join(errors), pytrace=False)
+    harness.check_all_stopped(started)
 
 
 def test_mutual_tls_relay_both_ways(pair):

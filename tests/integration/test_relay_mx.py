@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+import harness
+
 from dns_stub import DnsStub
 from test_relay_env import Mta, StubPeer, leaf, message, wait_for
 
@@ -94,16 +96,11 @@ def env(certs, sealmaild_bin, tmp_path_factory):
         return m, dns
 
     yield make
-    errors = []
-    for m in made:
-        try:
-            m.check_stopped()
-        except AssertionError as e:
-            errors.append(str(e))
-    for c in closers:
-        c.close()
-    if errors:
-        pytest.fail("\n\n".join(errors), pytrace=False)
+    try:
+        harness.check_all_stopped(made)
+    finally:
+        for c in closers:
+            c.close()
 
 
 def mx_cert(certs, host):

@@ -13,34 +13,12 @@ import time
 
 import pytest
 
-from test_relay_env import Mta, StubPeer, free_dead_port, leaf, message, wait_for
+from test_relay_env import StubPeer, free_dead_port, leaf, message, route_mtas, wait_for
 
 
 @pytest.fixture
 def mta(certs, sealmaild_bin, tmp_path_factory):
-    made = []
-
-    def make(routes, **relay):
-        cert, key = leaf(certs, "relay-a", "mail.a.test", dns=["mail.a.test"], client=True)
-        cfg = {"certificate": cert, "key": key, "retry_initial": 1, "retry_max": 2,
-               "give_up": 3}
-        cfg.update(relay)
-        cfg["routes"] = [dict({"host": "127.0.0.1", "tls": "verify", "ca": certs.ca}, **r)
-                         for r in routes]
-        m = Mta(certs, str(tmp_path_factory.mktemp("mta")), "a.test", relay=cfg)
-        made.append(m)
-        m.start()
-        return m
-
-    yield make
-    errors = []
-    for m in made:
-        try:
-            m.check_stopped()
-        except AssertionError as e:
-            errors.append(str(e))
-    if errors:
-        pytest.fail("\n\n".join(errors), pytrace=False)
+    yield from route_mtas(certs, tmp_path_factory, {"retry_initial": 1, "retry_max": 2, "give_up": 3})
 
 
 def dsn_recipients(dsn):
