@@ -40,9 +40,9 @@
 
 #include <gnutls/gnutls.h>
 
-#define LOAD_LINE_MAX 2048 /* one reply line; longer is an error */
+#define LOAD_LINE_MAX  2048  /* one reply line; longer is an error */
 #define LOAD_ERROR_MAX 10000 /* stop reconnecting after this many errors */
-#define LOAD_GRACE_S 30.0 /* after --seconds, how long sessions in flight may take */
+#define LOAD_GRACE_S   30.0  /* after --seconds, how long sessions in flight may take */
 
 enum load_mode { LOAD_LOOP, LOAD_PER_CONN };
 
@@ -81,13 +81,13 @@ struct load_lat {
 
 struct load_conn {
 	int fd;
-	uint32_t gen; /* tells a stale epoll event from one for the slot's current socket */
+	uint32_t gen;  /* tells a stale epoll event from one for the slot's current socket */
 	bool want_out; /* EPOLLOUT is in the socket's epoll events */
 	enum load_state state;
 	gnutls_session_t tls;
 	int replies_left; /* replies still expected in this state */
-	int first_code; /* first reply code that was not what the state wants, or 0 */
-	const char *out; /* borrowed: always one of the shared, immutable buffers */
+	int first_code;   /* first reply code that was not what the state wants, or 0 */
+	const char *out;  /* borrowed: always one of the shared, immutable buffers */
 	size_t out_len;
 	char in[LOAD_LINE_MAX];
 	size_t in_len;
@@ -111,6 +111,7 @@ struct load_run {
 	int active;
 	uint64_t messages, sessions, errors;
 	char first_error[256];
+	char *tls_desc; /* the first session's parameters, for the output */
 	struct load_lat lat_msg, lat_session;
 };
 
@@ -241,7 +242,7 @@ static int load_open(struct load_run *r, struct load_conn *c)
 }
 
 static void load_send(struct load_conn *c, enum load_state next, int replies, const char *buf,
-		      size_t len)
+                      size_t len)
 {
 	c->state = next;
 	c->replies_left = replies;
@@ -346,8 +347,8 @@ static int load_parse(struct load_run *r, struct load_conn *c)
 		}
 		if (line[3] == '-')
 			continue;
-		if (load_on_reply(r, c, (line[0] - '0') * 100 + (line[1] - '0') * 10 +
-						(line[2] - '0')) < 0)
+		if (load_on_reply(
+		        r, c, (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0')) < 0)
 			return -1;
 		if (c->state == LOAD_IDLE)
 			return -1;
@@ -404,6 +405,8 @@ static void load_drive(struct load_run *r, struct load_conn *c, uint32_t events)
 		c->state = LOAD_GREETING;
 		c->replies_left = 1;
 		load_want_out(r, c, false);
+		if (r->tls_desc == NULL)
+			r->tls_desc = gnutls_session_get_desc(c->tls);
 	}
 	for (;;) {
 		while (c->out_len > 0) {
@@ -434,7 +437,7 @@ static void load_drive(struct load_run *r, struct load_conn *c, uint32_t events)
 				return;
 			}
 			load_fail(r, c, "connection closed by the server in state %d",
-				  (int)c->state);
+			          (int)c->state);
 			return;
 		}
 		if (ret < 0) {
@@ -452,7 +455,7 @@ static void load_drive(struct load_run *r, struct load_conn *c, uint32_t events)
 static char *load_message(size_t size, size_t *len_r)
 {
 	static const char line[] =
-		"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ.,;-=+/\r\n";
+	    "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ.,;-=+/\r\n";
 	char head[512];
 	size_t hlen, i, body;
 	char *m;
@@ -461,10 +464,10 @@ static char *load_message(size_t size, size_t *len_r)
 	id = ((unsigned long long)getpid() << 32) ^ (unsigned long long)time(NULL) ^
 	     (unsigned long long)(load_now() * 1e9);
 	hlen = (size_t)snprintf(head, sizeof(head),
-				"From: <bench@corp.example>\r\nTo: <bench@corp.example>\r\n"
-				"Subject: bench\r\nMessage-ID: <%016llx@bench>\r\n"
-				"Date: Tue, 03 Dec 2024 10:00:00 +0000\r\n\r\n",
-				id);
+	                        "From: <bench@corp.example>\r\nTo: <bench@corp.example>\r\n"
+	                        "Subject: bench\r\nMessage-ID: <%016llx@bench>\r\n"
+	                        "Date: Tue, 03 Dec 2024 10:00:00 +0000\r\n\r\n",
+	                        id);
 	if (size < hlen + 2)
 		size = hlen + 2;
 	m = load_xmalloc(size + 3);
@@ -520,47 +523,54 @@ static char *load_auth_plain(const char *user, const char *password)
 
 static void load_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: smtp_load --port N [--host 127.0.0.1] [--conns 64] [--seconds 3]\n"
-		"         [--size 4096] [--mode loop|per-conn] [--user U --password P | --no-auth]\n"
-		"         [--from ADDR] [--ca FILE | --insecure] [--tls12] [--no-nodelay]\n"
-		"  --from: the MAIL FROM and RCPT TO address (default: --user)\n"
-		"  --insecure: no certificate verification (local benchmarks only)\n");
+	fprintf(
+	    f, "usage: smtp_load --port N [--host 127.0.0.1] [--conns 64] [--seconds 3]\n"
+	       "         [--size 4096] [--mode loop|per-conn] [--user U --password P | --no-auth]\n"
+	       "         [--from ADDR] [--ca FILE | --insecure] [--tls12] [--no-nodelay]\n"
+	       "  --from: the MAIL FROM and RCPT TO address (default: --user)\n"
+	       "  --insecure: no certificate verification (local benchmarks only)\n");
 }
 
 static int load_parse_args(int argc, char **argv, struct load_opts *o)
 {
 	static const struct option longs[] = {
-		{"host", required_argument, NULL, 'h'},
-		{"port", required_argument, NULL, 'p'},
-		{"conns", required_argument, NULL, 'c'},
-		{"seconds", required_argument, NULL, 's'},
-		{"size", required_argument, NULL, 'z'},
-		{"mode", required_argument, NULL, 'm'},
-		{"user", required_argument, NULL, 'u'},
-		{"password", required_argument, NULL, 'w'},
-		{"no-auth", no_argument, NULL, 'n'},
-		{"from", required_argument, NULL, 'f'},
-		{"ca", required_argument, NULL, 'a'},
-		{"insecure", no_argument, NULL, 'k'},
-		{"tls12", no_argument, NULL, '2'},
-		{"no-nodelay", no_argument, NULL, 'D'},
-		{"help", no_argument, NULL, 'H'},
-		{NULL, 0, NULL, 0},
+	    {"host", required_argument, NULL, 'h'},  {"port", required_argument, NULL, 'p'},
+	    {"conns", required_argument, NULL, 'c'}, {"seconds", required_argument, NULL, 's'},
+	    {"size", required_argument, NULL, 'z'},  {"mode", required_argument, NULL, 'm'},
+	    {"user", required_argument, NULL, 'u'},  {"password", required_argument, NULL, 'w'},
+	    {"no-auth", no_argument, NULL, 'n'},     {"from", required_argument, NULL, 'f'},
+	    {"ca", required_argument, NULL, 'a'},    {"insecure", no_argument, NULL, 'k'},
+	    {"tls12", no_argument, NULL, '2'},       {"no-nodelay", no_argument, NULL, 'D'},
+	    {"help", no_argument, NULL, 'H'},        {NULL, 0, NULL, 0},
 	};
 	bool no_auth = false;
-	char *end;
+	char *end = NULL;
 	int ch;
 
-	*o = (struct load_opts){.host = "127.0.0.1", .conns = 64, .seconds = 3, .size = 4096,
-				.mode = LOAD_LOOP, .tls13 = true, .nodelay = true};
+	*o = (struct load_opts){.host = "127.0.0.1",
+	                        .conns = 64,
+	                        .seconds = 3,
+	                        .size = 4096,
+	                        .mode = LOAD_LOOP,
+	                        .tls13 = true,
+	                        .nodelay = true};
 	while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
 		switch (ch) {
-		case 'h': o->host = optarg; break;
-		case 'p': o->port = (int)strtol(optarg, &end, 10); break;
-		case 'c': o->conns = (int)strtol(optarg, &end, 10); break;
-		case 's': o->seconds = strtod(optarg, &end); break;
-		case 'z': o->size = (size_t)strtoul(optarg, &end, 10); break;
+		case 'h':
+			o->host = optarg;
+			break;
+		case 'p':
+			o->port = (int)strtol(optarg, &end, 10);
+			break;
+		case 'c':
+			o->conns = (int)strtol(optarg, &end, 10);
+			break;
+		case 's':
+			o->seconds = strtod(optarg, &end);
+			break;
+		case 'z':
+			o->size = (size_t)strtoul(optarg, &end, 10);
+			break;
 		case 'm':
 			if (strcmp(optarg, "loop") == 0)
 				o->mode = LOAD_LOOP;
@@ -569,17 +579,39 @@ static int load_parse_args(int argc, char **argv, struct load_opts *o)
 			else
 				return -1;
 			break;
-		case 'u': o->user = optarg; break;
-		case 'w': o->password = optarg; break;
-		case 'n': no_auth = true; break;
-		case 'f': o->from = optarg; break;
-		case 'a': o->ca = optarg; break;
-		case 'k': o->insecure = true; break;
-		case '2': o->tls13 = false; break;
-		case 'D': o->nodelay = false; break;
-		case 'H': load_usage(stdout); exit(0);
-		default: return -1;
+		case 'u':
+			o->user = optarg;
+			break;
+		case 'w':
+			o->password = optarg;
+			break;
+		case 'n':
+			no_auth = true;
+			break;
+		case 'f':
+			o->from = optarg;
+			break;
+		case 'a':
+			o->ca = optarg;
+			break;
+		case 'k':
+			o->insecure = true;
+			break;
+		case '2':
+			o->tls13 = false;
+			break;
+		case 'D':
+			o->nodelay = false;
+			break;
+		case 'H':
+			load_usage(stdout);
+			exit(0);
+		default:
+			return -1;
 		}
+		if (end != NULL && (*end != '\0' || end == optarg))
+			return -1; /* a number with something else in it */
+		end = NULL;
 	}
 	if (no_auth)
 		o->user = NULL;
@@ -614,22 +646,29 @@ static int load_setup(struct load_run *r)
 			return -1;
 		}
 	}
+	/* X25519 first and its key share alone (GNUTLS_KEY_SHARE_TOP), as OpenSSL's client (the
+	 * Python client's) does; Debian's NORMAL puts SECP256R1 first */
 	ret = gnutls_priority_init(&r->prio,
-				   r->o.tls13 ? "NORMAL:-VERS-ALL:+VERS-TLS1.3" : "NORMAL", &err);
+	                           r->o.tls13
+	                               ? "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-X25519:"
+	                                 "+GROUP-SECP256R1:+GROUP-SECP384R1"
+	                               : "NORMAL:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:"
+	                                 "+GROUP-SECP384R1",
+	                           &err);
 	if (ret < 0) {
 		fprintf(stderr, "smtp_load: priority: %s at %s\n", gnutls_strerror(ret), err);
 		return -1;
 	}
 	if (r->o.user != NULL) {
 		b64 = load_auth_plain(r->o.user, r->o.password);
-		r->greet = load_printf(&r->greet_len, "EHLO bench.example\r\nAUTH PLAIN %s\r\n",
-				       b64);
+		r->greet =
+		    load_printf(&r->greet_len, "EHLO bench.example\r\nAUTH PLAIN %s\r\n", b64);
 		free(b64);
 	} else {
 		r->greet = load_printf(&r->greet_len, "EHLO bench.example\r\n");
 	}
 	r->envelope = load_printf(&r->envelope_len, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n",
-				  r->o.from, r->o.from);
+	                          r->o.from, r->o.from);
 	r->msg = load_message(r->o.size, &r->msg_len);
 	r->ep = epoll_create1(EPOLL_CLOEXEC);
 	if (r->ep < 0) {
@@ -672,7 +711,7 @@ static void load_loop(struct load_run *r)
 				if (r->c[i].state != LOAD_IDLE) {
 					r->deadline = 0; /* no new sessions */
 					load_fail(r, &r->c[i], "still busy %.0f s after the end",
-						  LOAD_GRACE_S);
+					          LOAD_GRACE_S);
 				}
 			}
 		}
@@ -721,10 +760,13 @@ int main(int argc, char **argv)
 	       load_pct(&r.lat_session, 50), load_pct(&r.lat_session, 99),
 	       (unsigned long long)r.errors);
 	load_json_string(r.first_error);
+	printf(", \"tls\": ");
+	load_json_string(r.tls_desc ? r.tls_desc : "");
 	printf(", \"cpu_user_s\": %.3f, \"cpu_sys_s\": %.3f, \"tls13\": %s, \"verify\": %s}\n",
 	       (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6,
 	       r.o.tls13 ? "true" : "false", r.o.insecure ? "false" : "true");
+	gnutls_free(r.tls_desc);
 	free(r.lat_msg.v);
 	free(r.lat_session.v);
 	free(r.c);
