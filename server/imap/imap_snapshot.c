@@ -47,7 +47,7 @@ struct imap_snap {
 	/* While refs == 0: in the cache since released_ms. */
 	struct imap_snap *cprev, *cnext;
 	uint64_t released_ms;
-	size_t bytes;
+	size_t bytes; /* 0 until counted */
 	/* First message without \Seen (1-based, 0: none), once asked for. */
 	bool unseen_known;
 	uint32_t first_unseen;
@@ -152,7 +152,8 @@ static void snap_unref(struct imap_snap *sn)
 		return;
 	}
 	sn->released_ms = now_ms();
-	sn->bytes = snap_bytes(sn);
+	if (sn->bytes == 0) /* counted once: a keyed snapshot does not change */
+		sn->bytes = snap_bytes(sn);
 	sn->cprev = cache_tail;
 	sn->cnext = NULL;
 	if (cache_tail != NULL)
@@ -226,6 +227,7 @@ static void own(struct imap_client *cl)
 	}
 	cl->snap->keyed = false;
 	cl->snap->unseen_known = false;
+	cl->snap->bytes = 0;
 	view(cl);
 }
 
