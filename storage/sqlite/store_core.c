@@ -590,18 +590,29 @@ static void *worker_main(void *arg)
 static int writer_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
 	struct store *s = arg;
+	pthread_mutex_lock(&s->lock);
 	if (frames >= STORE_CKPT_MAX_PAGES) {
+		/* SQLite runs one checkpoint at a time and a second one just returns BUSY: wait
+		 * for the checkpointer's, then copy the rest while no frame can be added. */
+		while (s->ckpt_running)
+			pthread_cond_wait(&s->ckpt_cv, &s->lock);
+		s->ckpt_running = true;
+		pthread_mutex_unlock(&s->lock);
 		int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 			store_err(db, rc);
+		pthread_mutex_lock(&s->lock);
+		s->ckpt_running = false;
+		s->ckpt_done = 0;
+		pthread_cond_broadcast(&s->ckpt_cv);
+		pthread_mutex_unlock(&s->lock);
 		return SQLITE_OK;
 	}
-	pthread_mutex_lock(&s->lock);
 	if (frames < s->ckpt_done)
 		s->ckpt_done = 0; /* the WAL started over */
 	if (frames - s->ckpt_done >= STORE_CKPT_PAGES && !s->ckpt_wanted) {
 		s->ckpt_wanted = true;
-		pthread_cond_signal(&s->ckpt_cv);
+		pthread_cond_broadcast(&s->ckpt_cv);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return SQLITE_OK;
@@ -612,11 +623,12 @@ static void *checkpointer_main(void *arg)
 	struct store *s = arg;
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		while (!s->ckpt_wanted && !s->ckpt_stop)
+		while ((!s->ckpt_wanted || s->ckpt_running) && !s->ckpt_stop)
 			pthread_cond_wait(&s->ckpt_cv, &s->lock);
 		if (s->ckpt_stop)
 			break;
 		s->ckpt_wanted = false;
+		s->ckpt_running = true;
 		pthread_mutex_unlock(&s->lock);
 		int frames = 0, copied = 0;
 		/* PASSIVE: copies what no reader still needs, never waits for the writer. */
@@ -625,8 +637,10 @@ static void *checkpointer_main(void *arg)
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 			store_err(s->cconn.db, rc);
 		pthread_mutex_lock(&s->lock);
+		s->ckpt_running = false;
 		if (rc == SQLITE_OK)
 			s->ckpt_done = copied;
+		pthread_cond_broadcast(&s->ckpt_cv); /* a writer may wait to checkpoint */
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -735,7 +749,7 @@ void store_close(struct store *s)
 	pthread_join(s->writer, NULL);
 	pthread_mutex_lock(&s->lock);
 	s->ckpt_stop = true;
-	pthread_cond_signal(&s->ckpt_cv);
+	pthread_cond_broadcast(&s->ckpt_cv);
 	pthread_mutex_unlock(&s->lock);
 	pthread_join(s->checkpointer, NULL);
 

@@ -174,6 +174,7 @@ struct store {
 	pthread_cond_t ckpt_cv;
 	bool ckpt_wanted;
 	bool ckpt_stop;
+	bool ckpt_running; /* a checkpoint runs (checkpointer or writer): one at a time */
 	int ckpt_done; /* WAL frames copied by the last checkpoint */
 	unsigned n_workers;
 	pthread_t *workers;
