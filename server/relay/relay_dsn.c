@@ -70,13 +70,31 @@ static int append_crlf(struct buf *out, const char *p, size_t len)
 	return rc;
 }
 
-/* A value from an envelope or a peer, for a header field: printable ASCII only. */
-static void clean(char *out, size_t outlen, const char *in)
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* A value from an envelope or a peer, for a header field: printable ASCII only. With
+ * xtext, "+HH" is decoded first (RFC 3464 2.2.1 and 2.3.2: ENVID and ORCPT are reported
+ * decoded, not in the xtext form they had on the MAIL and RCPT lines). */
+static void clean_value(char *out, size_t outlen, const char *in, bool xtext)
 {
 	size_t o = 0;
-	for (; in != NULL && *in != '\0' && o + 1 < outlen; in++)
-		out[o++] = (unsigned char)*in >= ' ' && (unsigned char)*in < 127 ? *in : '?';
+	for (; in != NULL && *in != '\0' && o + 1 < outlen; in++) {
+		unsigned char c = (unsigned char)*in;
+		if (xtext && c == '+' && hexval(in[1]) >= 0 && hexval(in[2]) >= 0) {
+			c = (unsigned char)(hexval(in[1]) << 4 | hexval(in[2]));
+			in += 2;
+		}
+		out[o++] = c >= ' ' && c < 127 ? (char)c : '?';
+	}
 	out[o] = '\0';
+}
+
+static void clean(char *out, size_t outlen, const char *in)
+{
+	clean_value(out, outlen, in, false);
 }
 
 /* What a report of each kind says to a person: the subject, the sentence before the
@@ -141,7 +159,7 @@ int relay_dsn_format(const struct relay_dsn *d, struct buf *out)
 	P("\r\n--%s\r\nContent-Type: message/delivery-status\r\n\r\n", d->boundary);
 	P("Reporting-MTA: dns; %s\r\n", d->reporting_mta);
 	if (d->envid != NULL) {
-		clean(v, sizeof(v), d->envid);
+		clean_value(v, sizeof(v), d->envid, true);
 		P("Original-Envelope-Id: %s\r\n", v);
 	}
 	P("Arrival-Date: %s\r\n", arrival);
@@ -150,7 +168,7 @@ int relay_dsn_format(const struct relay_dsn *d, struct buf *out)
 		char a[320];
 		P("\r\n");
 		if (r->orcpt != NULL) {
-			clean(a, sizeof(a), r->orcpt);
+			clean_value(a, sizeof(a), r->orcpt, true);
 			P("Original-Recipient: %s\r\n", a);
 		}
 		clean(a, sizeof(a), r->address);

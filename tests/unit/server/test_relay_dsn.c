@@ -55,13 +55,13 @@ static const struct dsn_case {
      "2.0.0",
      NULL,
      NULL,
-     "env-7",
-     "rfc822;Rcpt@b.example",
+     "env+2B7",
+     "rfc822;Rcpt+2Bx@b.example",
      true,
      0,
      {"Subject: Successful Mail Delivery Report\r\n",
-      "was delivered to this recipient:", "Original-Envelope-Id: env-7\r\n",
-      "Original-Recipient: rfc822;Rcpt@b.example\r\nFinal-Recipient: rfc822; rcpt@b.example\r\n"
+      "was delivered to this recipient:", "Original-Envelope-Id: env+7\r\n",
+      "Original-Recipient: rfc822;Rcpt+x@b.example\r\nFinal-Recipient: rfc822; rcpt@b.example\r\n"
       "Action: delivered\r\nStatus: 2.0.0\r\nLast-Attempt-Date:",
       "Content-Type: message/rfc822\r\n\r\nFrom: s@a.example\r\nSubject: hi\r\n\r\nsecret body"},
      {"Diagnostic-Code:", "Remote-MTA:", "Will-Retry-Until:", "rfc822-headers"}},
