@@ -10,7 +10,7 @@
 
 #include "storage/store.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_BLOB_CHUNK     (64 * 1024)
 #define STORE_READ_MAX       (1024 * 1024)
 #define STORE_MAX_BATCH      4096

@@ -132,6 +132,18 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " id INTEGER PRIMARY KEY CHECK (id = 1),"
     " number INTEGER NOT NULL);"
     "INSERT INTO crl_state (id, number) VALUES (1, 0);",
+
+    /* 4: the highest UIDVALIDITY ever given, so that a mailbox deleted and created again
+     * within the same second (or after the clock went back) never gets its old value
+     * again, which would let clients keep stale UIDs (RFC 9051 2.3.1.1). */
+    "CREATE TABLE uidvalidity_state ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " last INTEGER NOT NULL);"
+    "INSERT INTO uidvalidity_state (id, last)"
+    " SELECT 1, coalesce(max(uidvalidity), 0) FROM mailboxes;"
+    "CREATE TRIGGER mailboxes_uidvalidity AFTER INSERT ON mailboxes BEGIN"
+    " UPDATE uidvalidity_state SET last = max(last, NEW.uidvalidity) WHERE id = 1;"
+    " END;",
 };
 
 static _Thread_local char schema_error[512];

@@ -45,8 +45,9 @@ static const char *const store_sql_text[SQL__COUNT] = {
                       "WHERE address = ?",
     [SQL_USER_SCRAM] = "SELECT id, scram_salt, scram_iterations, scram_stored_key, "
                        "scram_server_key, disabled FROM users WHERE address = ?",
+    /* ?4 is the clock; a value already given is never given again (schema 4). */
     [SQL_MAILBOX_INSERT] = "INSERT INTO mailboxes (user_id, name, special_use, uidvalidity) "
-                           "VALUES (?, ?, ?, ?)",
+                           "SELECT ?1, ?2, ?3, max(?4, last + 1) FROM uidvalidity_state",
     [SQL_MAILBOX_LIST] = "SELECT " MB_COLS " FROM mailboxes m WHERE m.user_id = ? "
                          "ORDER BY m.name <> 'INBOX', m.name",
     [SQL_MAILBOX_BY_NAME] = "SELECT " MB_COLS " FROM mailboxes m "

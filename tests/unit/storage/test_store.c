@@ -412,6 +412,22 @@ Test(store, rename_inbox_moves_its_messages_and_keeps_inbox)
 	cr_assert_eq(store_mailbox_rename(fx.s, a, "Old", "inbox", store_sync_cb, &fx.w), -EINVAL);
 }
 
+Test(store, uidvalidity_never_given_twice)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	uint32_t seen[8];
+	for (int i = 0; i < 8; i++) {
+		/* Created and deleted again within the same second, eight times over. */
+		cr_assert_eq(
+		    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Again", 0, store_sync_cb, &fx.w)), 0);
+		seen[i] = fx.w.res.mailboxes[0].uidvalidity;
+		for (int k = 0; k < i; k++)
+			cr_assert_gt(seen[i], seen[k], "UIDVALIDITY %u given again", seen[i]);
+		cr_assert_eq(
+		    FX_CALL(&fx, store_mailbox_delete(fx.s, a, "Again", store_sync_cb, &fx.w)), 0);
+	}
+}
+
 Test(store, flags_and_keywords)
 {
 	int64_t a = add_user("alice@corp.example", "pw");
