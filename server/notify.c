@@ -17,6 +17,7 @@ struct notify {
 	struct notify_lock *locks[NOTIFY_BUCKETS];
 	/* The watcher a publish loop will visit next: kept right if it unsubscribes. */
 	struct notify_watcher *cursor;
+	uint64_t generation; /* publishes so far */
 };
 
 static size_t notify_bucket(int64_t mailbox_id)
@@ -76,6 +77,7 @@ void notify_unsubscribe(struct notify *n, struct notify_watcher *w)
 void notify_publish(struct notify *n, const struct store_change *change)
 {
 	struct notify_watcher *saved = n->cursor; /* publish may nest */
+	n->generation++;
 	n->cursor = n->buckets[notify_bucket(change->mailbox_id)];
 	while (n->cursor != NULL) {
 		struct notify_watcher *w = n->cursor;
@@ -84,6 +86,11 @@ void notify_publish(struct notify *n, const struct store_change *change)
 			w->fn(w, change);
 	}
 	n->cursor = saved;
+}
+
+uint64_t notify_generation(const struct notify *n)
+{
+	return n->generation;
 }
 
 unsigned notify_count(struct notify *n, int64_t mailbox_id)

@@ -31,6 +31,9 @@ void notify_subscribe(struct notify *n, struct notify_watcher *w);
 void notify_unsubscribe(struct notify *n, struct notify_watcher *w);
 /* Calls every watcher of change->mailbox_id. */
 void notify_publish(struct notify *n, const struct store_change *change);
+/* Counts every publish. A session that reads a mailbox before it starts watching it
+ * compares this around the read: a change may have been published in between, to nobody. */
+uint64_t notify_generation(const struct notify *n);
 /* How many watchers a mailbox has (POP3 uses its own lock table; this is for tests). */
 unsigned notify_count(struct notify *n, int64_t mailbox_id);
 

@@ -12,6 +12,8 @@
 #include "server/imap/imap_mutf7.h"
 #include "server/imap/imap_private.h"
 #include "server/imap/imap_search.h"
+#include "server/notify.h"
+#include "server/services.h"
 
 struct mbox_op {
 	struct imap_client *cl;
@@ -26,6 +28,8 @@ struct mbox_op {
 	uint64_t qr_modseq;
 	struct imap_seqset qr_known;
 	bool qr_has_known;
+	/* SELECT: notify_generation() before the store reads (see select_opened) */
+	uint64_t notify_gen;
 };
 
 static void mbox_op_free(void *p)
@@ -556,6 +560,12 @@ static void select_opened(struct mbox_op *op, uint64_t modseq)
 	cl->changed = false;
 	imap_set_state(cl, IMAP_STATE_SELECTED);
 	imap_watch(cl, true);
+	/* The session watches only from here: a change committed after the store read and
+	 * published before now reached nobody. When anything was published meanwhile, sync
+	 * (two indexed reads, usually empty) before the tagged OK instead of missing it. */
+	struct services *sv = conn_services(cl->c);
+	if (sv != NULL && sv->notify != NULL && notify_generation(sv->notify) != op->notify_gen)
+		cl->changed = true;
 	uint32_t unseen = imap_snapshot_first_unseen(cl);
 	uint32_t uidnext = op->mb.uidnext;
 	if (cl->n_msgs > 0 && cl->msgs[cl->n_msgs - 1].uid >= uidnext)
@@ -703,6 +713,9 @@ static void select_common(struct imap_client *cl, const struct imap_arg *a, size
 		return;
 	op->name = name;
 	op->examine = examine;
+	struct services *sv = conn_services(cl->c);
+	if (sv != NULL && sv->notify != NULL)
+		op->notify_gen = notify_generation(sv->notify);
 	imap_async_begin(cl);
 	start(cl, op, store_mailbox_get(imap_store(cl), cl->user_id, name, select_got, op));
 }

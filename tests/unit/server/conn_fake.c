@@ -360,6 +360,12 @@ FAKE_WEAK void notify_subscribe(struct notify *n, struct notify_watcher *w)
 	FAKE_UNREACHED();
 }
 
+FAKE_WEAK uint64_t notify_generation(const struct notify *n)
+{
+	(void)n;
+	return 0; /* nothing is ever published to the fake */
+}
+
 FAKE_WEAK void notify_unsubscribe(struct notify *n, struct notify_watcher *w)
 {
 	(void)n;

@@ -78,3 +78,20 @@ Test(notify, maildrop_lock_is_exclusive)
 	cr_assert(notify_lock_mailbox(n, 42));
 	notify_free(n);
 }
+
+Test(notify, generation_counts_every_publish_watched_or_not)
+{
+	struct notify *n = notify_new();
+	cr_assert_eq(notify_generation(n), 0);
+	struct store_change ch = {.mailbox_id = 9, .highest_modseq = 2};
+	notify_publish(n, &ch); /* nobody watches 9: still counted */
+	cr_assert_eq(notify_generation(n), 1);
+	struct notify_watcher w = {.mailbox_id = 9, .fn = count_fn, .ctx = (void *)0};
+	calls[0] = 0;
+	notify_subscribe(n, &w);
+	notify_publish(n, &ch);
+	cr_assert_eq(notify_generation(n), 2);
+	cr_assert_eq(calls[0], 1);
+	notify_unsubscribe(n, &w);
+	notify_free(n);
+}
