@@ -175,7 +175,7 @@ struct store {
 	bool ckpt_wanted;
 	bool ckpt_stop;
 	bool ckpt_running; /* a checkpoint runs (checkpointer or writer): one at a time */
-	int ckpt_done; /* WAL frames copied by the last checkpoint */
+	int ckpt_done;     /* WAL frames copied by the last checkpoint */
 	unsigned n_workers;
 	pthread_t *workers;
 	struct store_worker_slot *slots;

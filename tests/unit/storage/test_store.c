@@ -419,7 +419,8 @@ Test(store, uidvalidity_never_given_twice)
 	for (int i = 0; i < 8; i++) {
 		/* Created and deleted again within the same second, eight times over. */
 		cr_assert_eq(
-		    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Again", 0, store_sync_cb, &fx.w)), 0);
+		    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Again", 0, store_sync_cb, &fx.w)),
+		    0);
 		seen[i] = fx.w.res.mailboxes[0].uidvalidity;
 		for (int k = 0; k < i; k++)
 			cr_assert_gt(seen[i], seen[k], "UIDVALIDITY %u given again", seen[i]);
