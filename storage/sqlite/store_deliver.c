@@ -267,6 +267,27 @@ static int target_load(struct store_conn *c, const struct store_target *t, uint6
 	return ts->uidnext >= UINT32_MAX ? -EFBIG : 0;
 }
 
+/* One mailbox entry row (the entries_ref trigger keeps the mailbox's counts). */
+static int entry_insert(struct store_conn *c, int64_t mailbox_id, uint32_t uid, uint64_t modseq,
+                        int64_t content_id, uint64_t size, unsigned flags, const char *keywords,
+                        int64_t internal_date)
+{
+	sqlite3_stmt *st = store_stmt(c, SQL_ENTRY_INSERT);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, content_id);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)modseq);
+	sqlite3_bind_int(st, 5, (int)flags);
+	store_bind_text(st, 6, keywords != NULL ? keywords : "");
+	sqlite3_bind_int64(st, 7, internal_date);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)size);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
+}
+
 /* The new entry in a loaded target: the mailbox's next UID and modseq (the entries_ref
  * trigger keeps its counts), then the change to announce, known without reading it back. */
 static int target_add(struct store_conn *c, struct store_job *job, const struct target_state *ts,
@@ -285,21 +306,10 @@ static int target_add(struct store_conn *c, struct store_job *job, const struct 
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return store_err(c->db, rc);
-	st = store_stmt(c, SQL_ENTRY_INSERT);
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, ts->mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, content_id);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)modseq);
-	sqlite3_bind_int(st, 5, (int)t->flags);
-	store_bind_text(st, 6, keywords != NULL ? keywords : "");
-	sqlite3_bind_int64(st, 7, internal_date);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)size);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return store_err(c->db, rc);
+	rc = entry_insert(c, ts->mailbox_id, uid, modseq, content_id, size, t->flags, keywords,
+	                  internal_date);
+	if (rc < 0)
+		return rc;
 	*uid_r = uid;
 	store_job_note_change(job, ts->user_id, ts->mailbox_id, modseq, uid + 1, ts->messages + 1);
 	return 0;
@@ -314,21 +324,10 @@ int store_entry_add(struct store_conn *c, struct store_job *job, int64_t mailbox
 	int rc = store_mailbox_bump(c, mailbox_id, 1, &modseq, &uid);
 	if (rc < 0)
 		return rc;
-	sqlite3_stmt *st = store_stmt(c, SQL_ENTRY_INSERT);
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, content_id);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)modseq);
-	sqlite3_bind_int(st, 5, (int)flags);
-	store_bind_text(st, 6, keywords != NULL ? keywords : "");
-	sqlite3_bind_int64(st, 7, internal_date);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)size);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return store_err(c->db, rc);
+	rc = entry_insert(c, mailbox_id, uid, modseq, content_id, size, flags, keywords,
+	                  internal_date);
+	if (rc < 0)
+		return rc;
 	*uid_r = uid;
 	return store_mailbox_note(c, job, mailbox_id);
 }
