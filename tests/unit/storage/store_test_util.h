@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include "storage/store.h"
@@ -61,5 +62,20 @@ static inline int fx_wait(struct store_fixture *fx, int submit_rc)
 }
 
 #define FX_CALL(fx, call) fx_wait((fx), (fx_begin(fx), (call)))
+
+/* One number (SELECT count(*) ...) read from the database file, beside the store. */
+static inline long long fx_count_rows(const struct store_fixture *fx, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	long long n = -1;
+	cr_assert_eq(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sql);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
 
 #endif

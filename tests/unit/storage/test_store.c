@@ -51,16 +51,7 @@ static int deliver(const char *msg, const struct store_target *t, size_t n)
 /* SELECT count(*) ... on the database file, beside the store. */
 static long long count_rows(const char *sql)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	long long n = -1;
-	cr_assert_eq(sqlite3_open_v2(fx.path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sql);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
+	return fx_count_rows(&fx, sql);
 }
 
 static const char msg1[] = "From: a@corp.example\r\nTo: b@corp.example\r\nSubject: hi\r\n\r\n"
