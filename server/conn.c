@@ -25,7 +25,8 @@
 #include "certs/cert.h"
 
 #define READ_CHUNK     16384
-#define WRITE_HIGH     (256 * 1024) /* stop reading above this much queued output */
+#define WRITE_HIGH     (256 * 1024) /* stop reading and dispatching above this much output */
+#define WRITE_LOW      (64 * 1024)  /* dispatch buffered commands again below this */
 #define CLOSE_GRACE_MS 5000         /* flush time allowed before a forced close */
 #define CONN_LINGER_MS 2000         /* how long a closing conn drains the peer's input */
 
@@ -155,6 +156,11 @@ static void conn_write_done(struct conn *c, size_t len, int status)
 			return;
 		if (c->dispatching == 0)
 			conn_flush(c);
+	}
+	if (c->output_stalled && c->write_queued <= WRITE_LOW && c->dispatching == 0 &&
+	    (c->state == CONN_PLAIN || c->state == CONN_TLS)) {
+		c->output_stalled = false;
+		conn_resume_input(c);
 	}
 	if (c->state != CONN_CLOSED)
 		conn_update_reading(c);
@@ -423,6 +429,12 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 	*b = uv_buf_init(read_area, (unsigned int)n);
 }
 
+/* Output the peer has not taken yet: written in this dispatch, or queued on the socket. */
+static size_t conn_pending(const struct conn *c)
+{
+	return c->write_queued + c->out.len;
+}
+
 static bool conn_can_dispatch(const struct conn *c)
 {
 	return (c->state == CONN_PLAIN || c->state == CONN_TLS) && !c->paused &&
@@ -451,6 +463,13 @@ static void conn_dispatch(struct conn *c)
 {
 	conn_enter(c);
 	while (conn_can_dispatch(c)) {
+		/* A peer that pipelines commands without reading their replies gets no more
+		 * replies produced than WRITE_HIGH: the rest of its input waits (bounded by the
+		 * line buffer) until it reads. conn_write_done dispatches again. */
+		if (conn_pending(c) >= WRITE_HIGH) {
+			c->output_stalled = true;
+			break;
+		}
 		if (c->expect_bytes > 0) {
 			const char *data;
 			size_t max =
@@ -501,7 +520,7 @@ static void conn_pump(struct conn *c)
 {
 	for (;;) {
 		conn_dispatch(c);
-		if (c->state != CONN_TLS || c->paused || c->starttls_requested)
+		if (c->state != CONN_TLS || c->paused || c->starttls_requested || c->output_stalled)
 			break;
 		size_t room = c->in.buf.max - c->in.buf.len;
 		if (room == 0)
@@ -826,7 +845,7 @@ void conn_when_drained(struct conn *c, size_t low, void (*fn)(void *arg), void *
 {
 	if (c->state != CONN_PLAIN && c->state != CONN_TLS)
 		return;
-	if (c->write_queued <= low) {
+	if (conn_pending(c) <= low) {
 		c->drain_fn = NULL;
 		fn(arg);
 		return;
@@ -834,6 +853,11 @@ void conn_when_drained(struct conn *c, size_t low, void (*fn)(void *arg), void *
 	c->drain_fn = fn;
 	c->drain_arg = arg;
 	c->drain_low = low;
+}
+
+size_t conn_pending_output(const struct conn *c)
+{
+	return conn_pending(c);
 }
 
 struct services *conn_services(struct conn *c)

@@ -56,7 +56,10 @@ struct proto_handler {
 };
 
 /* Queue plaintext for the peer (encrypted when TLS is on). Never fails; a peer that does
- * not read is bounded by back-pressure: input stops until the queue drains. */
+ * not read is bounded by back-pressure: above a high-water mark of output not yet taken
+ * by the peer (256 KiB) no further input is read and no buffered line is dispatched
+ * until the queue drains. A command's own output is bounded by the command: producers of
+ * more than a reply wait with conn_when_drained between chunks. */
 void conn_write(struct conn *c, const void *data, size_t len);
 void conn_write_str(struct conn *c, const char *s);
 void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -106,6 +109,10 @@ void conn_delay(struct conn *c, unsigned ms, void (*fn)(void *sess));
  * time (a new call replaces the pending one); never called once the connection is
  * closing (arg may then be freed with the session). */
 void conn_when_drained(struct conn *c, size_t low, void (*fn)(void *arg), void *arg);
+
+/* Bytes written and not yet taken by the peer (queued on the socket, or written during
+ * the current callback and not yet flushed). */
+size_t conn_pending_output(const struct conn *c);
 
 /* The services shared by every session: the store, login throttling and cache. */
 struct services;
