@@ -75,6 +75,15 @@ bool imap_async_end(struct imap_client *cl)
 	return conn_release(cl->c);
 }
 
+bool imap_wait_drain(struct imap_client *cl, void (*fn)(void *arg), void *arg)
+{
+	if (conn_pending_output(cl->c) <= IMAP_OUT_LOW)
+		return false;
+	conn_pause(cl->c);
+	conn_when_drained(cl->c, IMAP_OUT_LOW, fn, arg);
+	return true;
+}
+
 void imap_set_state(struct imap_client *cl, enum imap_state st)
 {
 	if (st != IMAP_STATE_SELECTED) {
@@ -88,6 +97,8 @@ void imap_set_state(struct imap_client *cl, enum imap_state st)
 		cl->n_saved = 0;
 	}
 	cl->state = st;
+	imap_reader_set_max(&cl->reader,
+	                    st == IMAP_STATE_NOAUTH ? IMAP_COMMAND_MAX_PREAUTH : IMAP_COMMAND_MAX);
 }
 
 /* ---- spooled literals ---- */
@@ -101,6 +112,29 @@ const struct imap_spooled *imap_spooled_at(const struct imap_client *cl, const c
 		if (cl->spooled[i].offset == off)
 			return &cl->spooled[i];
 	return NULL;
+}
+
+/* The rest of a refused command still arrives when it has a non-synchronising literal:
+ * its bytes are skipped, and the lines after them are not taken for new commands. */
+static void skip_literal(struct imap_client *cl, uint64_t size)
+{
+	cl->discard = size;
+	cl->skip_command = true;
+	conn_expect_bytes(cl->c, size);
+}
+
+static void skip_line(struct imap_client *cl, const char *line, size_t len)
+{
+	struct imap_literal lit;
+	cl->skip_command = false;
+	if (!imap_literal_at_end(line, len, &lit) || !lit.nonsync || lit.size == 0)
+		return; /* the command ends here (or waits for a "+" it will not get) */
+	if (lit.size > cl->reader.message_max + IMAP_COMMAND_MAX_EXTRA) {
+		conn_write_str(cl->c, "* BYE [TOOBIG] Literal too large\r\n");
+		conn_close(cl->c, "literal too large");
+		return;
+	}
+	skip_literal(cl, lit.size);
 }
 
 /* Forgets the command being assembled: its buffer and its spool files. */
@@ -517,8 +551,23 @@ void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_c
 	if (cl->busy)
 		return; /* cannot happen: input is paused while a command runs */
 	struct imap_literal lit;
+	if (cl->skip_command) {
+		skip_line(cl, line, len);
+		return;
+	}
 	bool first = cl->reader.cmd.len == 0;
+	/* A reply to a command refused mid-way still carries its tag (the reader forgets
+	 * the command on an error). */
+	char *err_tag = first ? NULL : pending_tag(cl);
+	lit.size = 0;
+	lit.nonsync = false;
 	int rc = imap_reader_line(&cl->reader, line, len, &lit);
+	if (rc >= 0) {
+		free(err_tag);
+		err_tag = NULL;
+	} else if (first) {
+		err_tag = raw_tag(line, len);
+	}
 	if (rc == 1) {
 		dispatch(cl);
 		return;
@@ -536,14 +585,17 @@ void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_c
 					conn_close(cl->c, "literal refused");
 					return;
 				}
-				cl->discard = lit.size;
-				conn_expect_bytes(cl->c, lit.size);
+				skip_literal(cl, lit.size);
 			}
 			return;
 		}
 		if (lit.size == 0)
 			return;
-		if (lit.size > IMAP_SPOOL_MIN) {
+		/* Large APPEND literals, and any that would take the command past what it may
+		 * hold in memory, go to the disk as they arrive. */
+		if (lit.size > IMAP_SPOOL_MIN ||
+		    (imap_reader_is_append(&cl->reader) &&
+		     imap_reader_over_max(&cl->reader, lit.size + IMAP_LITERAL_MAX_SMALL))) {
 			int src = spool_literal(cl, &lit);
 			if (src < 0 && src != -ENOTSUP) {
 				log_event(LOGL_WARN,
@@ -565,14 +617,25 @@ void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_c
 		conn_expect_bytes(cl->c, lit.size);
 		return;
 	}
-	if (rc == -E2BIG && lit.nonsync) {
+	/* On -ENOBUFS the reader did not look at the line: what follows is known from its
+	 * end. RFC 7888 4: a non-synchronising literal comes anyway; it and the rest of its
+	 * command are skipped and the connection is kept, unless it is more than any command
+	 * could be. A synchronising one is never sent: the client gets no "+". */
+	if (rc == -ENOBUFS && !imap_literal_at_end(line, len, &lit))
+		lit.size = 0;
+	bool skip = lit.nonsync && lit.size > 0;
+	if (skip && lit.size > cl->reader.message_max + IMAP_COMMAND_MAX_EXTRA) {
+		conn_printf(cl->c, "%s BAD [TOOBIG] Literal too large\r\n", err_tag);
 		conn_write_str(cl->c, "* BYE [TOOBIG] Literal too large\r\n");
 		conn_close(cl->c, "literal too large");
+		free(err_tag);
 		return;
 	}
-	char *tag = first ? raw_tag(line, len) : xstrdup("*");
-	bad_line(cl, tag, rc == -E2BIG ? "[TOOBIG] Literal too large" : "Command too long");
-	free(tag);
+	bad_line(cl, err_tag,
+	         rc == -E2BIG ? "[TOOBIG] Literal too large" : "[TOOBIG] Command too long");
+	free(err_tag);
+	if (skip)
+		skip_literal(cl, lit.size);
 }
 
 void imap_client_bytes(struct imap_client *cl, const char *data, size_t len, bool last)
@@ -668,6 +731,7 @@ struct imap_client *imap_client_new(struct conn *c)
 	cl->state = IMAP_STATE_NOAUTH;
 	const struct config *cfg = conn_config(c);
 	imap_reader_init(&cl->reader, cfg != NULL ? cfg->limits.message_size : 52428800);
+	imap_reader_set_max(&cl->reader, IMAP_COMMAND_MAX_PREAUTH);
 	const struct cfg_listener *l = conn_listener(c);
 	const char *ident = conn_cert_identity(c);
 	struct store *s = imap_store(cl);

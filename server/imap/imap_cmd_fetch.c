@@ -377,6 +377,27 @@ static bool header_only(const struct fetch_op *op)
 	return any;
 }
 
+static void stream_read(void *ctx, int rc, struct store_result *res);
+
+/* The next range of a streamed message, once the client has taken the one before. */
+static void stream_more(void *ctx)
+{
+	struct fetch_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (imap_wait_drain(cl, stream_more, op))
+		return;
+	uint32_t seq = op->seqs[op->next];
+	size_t want = op->stream_end - op->stream_off < CHUNK
+	                  ? (size_t)(op->stream_end - op->stream_off)
+	                  : CHUNK;
+	imap_async_begin(cl);
+	if (store_content_read(imap_store(cl), cl->mailbox_id, cl->msgs[seq - 1].uid,
+	                       op->stream_off, want, stream_read, op) == 0)
+		return;
+	conn_release(cl->c);
+	conn_close(cl->c, "fetch stream failed");
+}
+
 static void stream_read(void *ctx, int rc, struct store_result *res)
 {
 	struct fetch_op *op = ctx;
@@ -395,17 +416,8 @@ static void stream_read(void *ctx, int rc, struct store_result *res)
 		n = (size_t)(op->stream_end - op->stream_off);
 	conn_write(cl->c, res->data, n);
 	op->stream_off += n;
-	uint32_t seq = op->seqs[op->next];
 	if (op->stream_off < op->stream_end) {
-		size_t want = op->stream_end - op->stream_off < CHUNK
-		                  ? (size_t)(op->stream_end - op->stream_off)
-		                  : CHUNK;
-		imap_async_begin(cl);
-		if (store_content_read(imap_store(cl), cl->mailbox_id, cl->msgs[seq - 1].uid,
-		                       op->stream_off, want, stream_read, op) == 0)
-			return;
-		conn_release(cl->c);
-		conn_close(cl->c, "fetch stream failed");
+		stream_more(op);
 		return;
 	}
 	conn_write_str(cl->c, ")\r\n");
@@ -536,19 +548,22 @@ static void stream_start(struct fetch_op *op, uint32_t seq)
 		fetch_next(op);
 		return;
 	}
-	imap_async_begin(cl);
-	if (store_content_read(imap_store(cl), cl->mailbox_id, cl->msgs[seq - 1].uid, off,
-	                       end - off < CHUNK ? (size_t)(end - off) : CHUNK, stream_read,
-	                       op) == 0)
-		return;
-	conn_release(cl->c);
-	conn_close(cl->c, "fetch stream failed");
+	stream_more(op);
+}
+
+static void fetch_drained(void *ctx)
+{
+	fetch_next(ctx);
 }
 
 static void fetch_next(struct fetch_op *op)
 {
 	struct imap_client *cl = op->cl;
 	while (op->next < op->n_seqs) {
+		/* Nothing more is read or formatted while the client has not taken what was
+		 * written: a client that does not read holds at most about one chunk. */
+		if (imap_wait_drain(cl, fetch_drained, op))
+			return;
 		uint32_t seq = op->seqs[op->next];
 		if (op->stream_it != NULL) {
 			int rc = batch_start(op);

@@ -13,7 +13,18 @@ void imap_reader_init(struct imap_reader *r, uint64_t message_max)
 {
 	memset(r, 0, sizeof(*r));
 	r->message_max = message_max;
+	r->command_max = IMAP_COMMAND_MAX;
 	buf_init(&r->cmd, (size_t)message_max + IMAP_COMMAND_MAX_EXTRA);
+}
+
+void imap_reader_set_max(struct imap_reader *r, size_t command_max)
+{
+	r->command_max = command_max;
+}
+
+bool imap_reader_over_max(const struct imap_reader *r, uint64_t size)
+{
+	return r->cmd.len > r->command_max || size > r->command_max - r->cmd.len;
 }
 
 void imap_reader_free(struct imap_reader *r)
@@ -43,8 +54,13 @@ static bool reader_is_append(const char *s, size_t len)
 	return len - off >= 7 && strncasecmp(s + off, "APPEND ", 7) == 0;
 }
 
+bool imap_reader_is_append(const struct imap_reader *r)
+{
+	return r->cmd.len > 0 && reader_is_append(r->cmd.data, r->cmd.len);
+}
+
 /* Finds a literal announcement at the end of line: "{123}" or "{123+}". */
-static bool literal_at_end(const char *line, size_t len, struct imap_literal *lit)
+bool imap_literal_at_end(const char *line, size_t len, struct imap_literal *lit)
 {
 	if (len < 3 || line[len - 1] != '}')
 		return false;
@@ -75,16 +91,19 @@ int imap_reader_line(struct imap_reader *r, const char *line, size_t len,
 		imap_reader_reset(r);
 		return -EINVAL;
 	}
-	if (buf_append(&r->cmd, line, len) < 0 || buf_append(&r->cmd, "\r\n", 2) < 0) {
+	/* The lines of any command count towards command_max (an APPEND's literals are
+	 * what may be large, and they are spooled). */
+	if (imap_reader_over_max(r, (uint64_t)len + 2) || buf_append(&r->cmd, line, len) < 0 ||
+	    buf_append(&r->cmd, "\r\n", 2) < 0) {
 		imap_reader_reset(r);
 		return -ENOBUFS;
 	}
-	if (!literal_at_end(line, len, &lit))
+	if (!imap_literal_at_end(line, len, &lit))
 		return 1;
 	*lit_r = lit;
-	uint64_t max =
-	    reader_is_append(r->cmd.data, r->cmd.len) ? r->message_max : IMAP_LITERAL_MAX_SMALL;
-	if (lit.size > max) {
+	bool append = reader_is_append(r->cmd.data, r->cmd.len);
+	uint64_t max = append ? r->message_max : IMAP_LITERAL_MAX_SMALL;
+	if (lit.size > max || (!append && imap_reader_over_max(r, lit.size))) {
 		imap_reader_reset(r);
 		return -E2BIG;
 	}

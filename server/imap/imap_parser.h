@@ -11,7 +11,12 @@
  *    appended as they arrive. The whole command, literals included, ends up contiguous in
  *    one bounded buffer (the wire form, so the parser sees exactly what the client sent).
  *    Limits: an APPEND literal may be as large as the message size limit, any other
- *    literal at most IMAP_LITERAL_MAX_SMALL; the whole command at most the message size
+ *    literal at most IMAP_LITERAL_MAX_SMALL. A command other than APPEND holds at most
+ *    command_max bytes in all, literals included (IMAP_COMMAND_MAX after login,
+ *    IMAP_COMMAND_MAX_PREAUTH before: imap_reader_set_max), so a client cannot make one
+ *    command hold megabytes out of many small literals. An APPEND's lines count towards
+ *    command_max too; its literals, which the session streams to a spool file when they
+ *    are large or would not fit (imap_reader_divert), count towards the message size
  *    limit plus IMAP_COMMAND_MAX_EXTRA.
  *    Decision on LITERAL+: we advertise LITERAL+ (any size, RFC 7888). A non-synchronising
  *    literal over its limit cannot be refused before the client sends it; the reader
@@ -31,20 +36,31 @@
 
 #include "common/buf.h"
 
-#define IMAP_LITERAL_MAX_SMALL (64 * 1024)
-#define IMAP_COMMAND_MAX_EXTRA (1024 * 1024)
-#define IMAP_PARSE_MAX_DEPTH   32
-#define IMAP_PARSE_MAX_ARGS    10000
+#define IMAP_LITERAL_MAX_SMALL   (64 * 1024)
+#define IMAP_COMMAND_MAX_EXTRA   (1024 * 1024)
+#define IMAP_COMMAND_MAX         (1024 * 1024) /* a non-APPEND command after login */
+#define IMAP_COMMAND_MAX_PREAUTH (64 * 1024)   /* any command before login */
+#define IMAP_PARSE_MAX_DEPTH     32
+#define IMAP_PARSE_MAX_ARGS      10000
 
 struct imap_reader {
 	struct buf cmd;
 	uint64_t message_max;  /* limit for an APPEND literal */
+	size_t command_max;    /* limit for the bytes held for one command (see above) */
 	uint64_t literal_left; /* bytes still expected for the current literal */
 	uint64_t diverted;     /* literal bytes taken elsewhere (imap_reader_divert) */
 	bool in_literal;
 };
 
+/* command_max starts at IMAP_COMMAND_MAX. */
 void imap_reader_init(struct imap_reader *r, uint64_t message_max);
+/* True when the command being assembled is an APPEND. */
+bool imap_reader_is_append(const struct imap_reader *r);
+/* Sets command_max for the next command (login state changes). */
+void imap_reader_set_max(struct imap_reader *r, size_t command_max);
+/* True when a literal of size bytes announced for the command being assembled would
+ * take it past command_max if held in memory (an APPEND then spools it). */
+bool imap_reader_over_max(const struct imap_reader *r, uint64_t size);
 void imap_reader_free(struct imap_reader *r);
 /* Forgets the assembled command (after it has been handled). */
 void imap_reader_reset(struct imap_reader *r);
@@ -57,12 +73,15 @@ struct imap_literal {
 /*
  * Appends one line (without its line ending). Returns 1 when the command is complete,
  * 0 when a literal follows (*lit_r says its size and kind; send "+ " unless nonsync, then
- * expect lit_r->size bytes), or a negative error: -E2BIG literal over its limit (nothing
- * was appended; lit_r is filled), -ENOBUFS the command as a whole is too long, -EINVAL a
- * line inside a literal (a caller bug). After an error the reader is reset.
+ * expect lit_r->size bytes), or a negative error: -E2BIG literal over its limit or over
+ * what the command may still hold (nothing was appended; lit_r is filled), -ENOBUFS the
+ * line takes the command past its limit, -EINVAL a line inside a literal (a caller bug).
+ * After an error the reader is reset.
  */
 int imap_reader_line(struct imap_reader *r, const char *line, size_t len,
                      struct imap_literal *lit_r);
+/* True when line ends in a literal announcement ({N}, {N+}); fills *lit. */
+bool imap_literal_at_end(const char *line, size_t len, struct imap_literal *lit);
 /* Appends literal bytes. Returns 0, or -ENOBUFS (cannot happen when the announcement was
  * accepted). */
 int imap_reader_bytes(struct imap_reader *r, const char *data, size_t len);

@@ -103,7 +103,8 @@ struct imap_client {
 	/* The running command's own state (one at a time). */
 	void *op;
 	void (*op_free)(void *op);
-	uint64_t discard; /* literal bytes of a refused command still to skip */
+	uint64_t discard;  /* literal bytes of a refused command still to skip */
+	bool skip_command; /* the lines after them belong to that command too */
 	/* Spooled APPEND literals of the command being assembled or run. */
 	struct imap_spooled *spooled;
 	size_t n_spooled;
@@ -114,8 +115,17 @@ struct imap_client {
 	size_t n_saved;
 };
 
+/* A command that writes more than a reply (FETCH) produces its next piece only once the
+ * client has taken its output down to this much. */
+#define IMAP_OUT_LOW (256u * 1024)
+
 /* imap_client.c */
 struct store *imap_store(struct imap_client *cl);
+/* Back-pressure for a long command: when more than IMAP_OUT_LOW of output waits for the
+ * client, pauses input and calls fn(arg) once the client has read it down (never, when the
+ * connection closes first: arg is then freed with the command), and returns true: the
+ * caller returns and fn goes on. false: go on now, fn is not called. */
+bool imap_wait_drain(struct imap_client *cl, void (*fn)(void *arg), void *arg);
 void imap_async_begin(struct imap_client *cl);
 bool imap_async_end(struct imap_client *cl); /* false: the connection is gone, return */
 /* Ends the running command with "tag OK|NO|BAD text" (after pending updates when

@@ -444,13 +444,26 @@ int imap_set_to_ranges(struct imap_client *cl, const struct imap_arg *a, bool ui
 
 /* ---- updates at command boundaries ---- */
 
+static void idle_sync(void *ctx)
+{
+	struct imap_client *cl = ctx;
+	if (cl->idling && !cl->syncing && cl->changed)
+		imap_sync_then(cl, NULL);
+}
+
 static void on_change(struct notify_watcher *w, const struct store_change *ch)
 {
 	struct imap_client *cl = w->ctx;
 	if (ch->highest_modseq > cl->highest_modseq || ch->exists != cl->n_msgs)
 		cl->changed = true;
-	/* IDLE keeps its tag (busy) but takes updates at once. */
-	if (cl->idling && !cl->syncing && cl->changed)
+	/* IDLE keeps its tag (busy) but takes updates at once, unless the client has not
+	 * read the last ones: then the changes add up in the store, not in our output, and
+	 * one sync shows them all once it has read. */
+	if (!cl->idling || cl->syncing || !cl->changed)
+		return;
+	if (conn_pending_output(cl->c) > IMAP_OUT_LOW)
+		conn_when_drained(cl->c, IMAP_OUT_LOW, idle_sync, cl);
+	else
 		imap_sync_then(cl, NULL);
 }
 
