@@ -193,7 +193,7 @@ def main():
                  "each client completes the handshake, reads the greeting and stays silent; "
                  "VmRSS from /proc/PID/status after a 50-connection warm-up and again once "
                  "all N are open. Target: under %d KiB each (Dovecot 2.3: 1.8 MB by default, "
-                 "60-90 KB tuned, FACTS.md).\n" % TARGET_KIB)
+                 "60-90 KB tuned, an earlier measurement on this machine).\n" % TARGET_KIB)
         run_block = ("%s, `nproc` %d, Linux %s, build `%s` (%s):\n\n    %s\n\n"
                      "| connections | TLS | RSS before (KiB) | RSS with them (KiB) | "
                      "KiB per connection |\n|---:|:---:|---:|---:|---:|\n"

@@ -28,7 +28,7 @@
 #include <stdint.h>
 #include <time.h>
 
-/* File names inside the CA folder (data_dir/ca/ in DESIGN.md). */
+/* File names inside the CA folder (data_dir/ca/, docs/design.md). */
 #define CERT_CA_KEY_FILE "ca.key"
 #define CERT_CA_CRT_FILE "ca.crt"
 #define CERT_CRL_FILE    "crl.pem"

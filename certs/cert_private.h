@@ -54,7 +54,7 @@ int cert_crt_serial_hex(gnutls_x509_crt_t crt, char out[CERT_SERIAL_HEX_MAX + 1]
 int cert_address_normalize(const char *in, size_t len, char **addr_r);
 
 /* Exports crt to DER and imports it again: a certificate just signed in memory answers
- * some queries wrongly until then (FACTS.md). */
+ * some queries wrongly until then. */
 int cert_crt_reimport(gnutls_x509_crt_t *crt);
 int cert_crt_export_pem(gnutls_x509_crt_t crt, char **pem_r);
 int cert_key_generate(enum cert_key_type type, gnutls_x509_privkey_t *key_r);

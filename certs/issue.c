@@ -264,7 +264,7 @@ int cert_issue_server(struct cert_ca *ca, const char *hostname, const char *cons
 	free(path);
 	if (ret < 0)
 		goto out;
-	/* The full chain, as tls.certificate expects (DESIGN.md). */
+	/* The full chain, as tls.certificate expects (docs/design.md). */
 	chain = xasprintf("%s%s", issued_r->cert_pem, ca->cert_pem);
 	path = xasprintf("%s/server.crt", out_dir);
 	ret = cert_file_write(path, chain, strlen(chain), 0644, true, error_r);

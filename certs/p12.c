@@ -69,7 +69,7 @@ int cert_p12_export(const struct cert_ca *ca, const char *cert_pem, const char *
                     const char *friendly_name, const char *password, bool legacy,
                     unsigned char **der_r, size_t *len_r, const char **error_r)
 {
-	/* Legacy: what macOS Keychain, iOS and Android <= 12 import (FACTS.md). */
+	/* Legacy: what macOS Keychain, iOS and Android <= 12 import. */
 	unsigned int flags = legacy ? GNUTLS_PKCS_PKCS12_3DES : GNUTLS_PKCS_PBES2_AES_256;
 	gnutls_mac_algorithm_t mac = legacy ? GNUTLS_MAC_SHA1 : GNUTLS_MAC_SHA256;
 	gnutls_datum_t crt_d = {(unsigned char *)cert_pem, (unsigned int)strlen(cert_pem)};

@@ -1,7 +1,7 @@
 #ifndef SEALMAIL_CONFIG_H
 #define SEALMAIL_CONFIG_H
 /*
- * The configuration: one YAML file (DESIGN.md) loaded with libyaml into one validated,
+ * The configuration: one YAML file (docs/design.md) loaded with libyaml into one validated,
  * immutable struct config. Nothing outside config/ includes yaml.h.
  *
  * Every path in the struct is absolute: relative paths in the file are resolved against

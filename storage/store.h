@@ -171,7 +171,7 @@ struct store_queue_entry {
 	size_t n_rcpts;
 };
 
-/* SCRAM-SHA-256 material, base64 (what GNU SASL wants, FACTS.md). */
+/* SCRAM-SHA-256 material, base64 (what GNU SASL wants). */
 struct store_scram {
 	char *salt;
 	unsigned iterations;

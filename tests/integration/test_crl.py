@@ -1,6 +1,6 @@
 """Revocation on client_certificate: required listeners (tls.crl): a revoked certificate is
 refused, SIGHUP picks up a new CRL, a TLS 1.3 session ticket from before the revocation does
-not get the client back in (FACTS.md), and an expired CRL fails closed."""
+not get the client back in (seen with GnuTLS 3.7), and an expired CRL fails closed."""
 import os
 import signal
 import socket

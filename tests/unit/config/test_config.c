@@ -1,5 +1,5 @@
 /*
- * config/: the DESIGN.md example loads, defaults apply, every error names file:line: key,
+ * config/: the example in docs/design.md loads, defaults apply, every error names file:line: key,
  * and no prefix or mutation of a valid file crashes or leaks.
  */
 #include <arpa/inet.h>
@@ -108,7 +108,7 @@ static int find_error(const struct cfg_errors *errs, int line, const char *key, 
 	return found;
 }
 
-/* ----- the DESIGN.md example ----- */
+/* ----- the example in docs/design.md ----- */
 
 static const char design_example[] =
     "hostname: mail.corp.example\n"

@@ -1,5 +1,5 @@
 /* The IMAP command reader and argument parser, fed whole, byte by byte, in random chunks
- * and with hostile input (STYLE.md 17). */
+ * and with hostile input (house rules, docs/design.md). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>

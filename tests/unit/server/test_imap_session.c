@@ -230,7 +230,7 @@ Test(imap, timeout_and_shutdown_say_bye, .init = setup)
 	fake_conn_free(c);
 }
 
-/* STYLE.md 6: the session itself ignores lines between STARTTLS and the handshake (the real
+/* The session itself ignores lines between STARTTLS and the handshake (the real
  * conn also discards them). */
 Test(imap, pipelined_after_starttls_is_never_executed, .init = setup)
 {
