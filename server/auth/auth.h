@@ -3,7 +3,8 @@
 /*
  * The pieces of authentication that SMTP, IMAP and POP3 share and that need no store:
  * - SASL PLAIN decoding (RFC 4616),
- * - failed-login throttling per client address and per account (growing delays),
+ * - failed-login throttling per client address and per account (growing delays of
+ *   failure replies only, see authfail_begin),
  * - the cache of recent successful logins (keyed hash of user and password, short
  *   lifetime, invalidated when the stored hash changes, e.g. after `sealctl user passwd`).
  * The password check itself runs in the store, off the loop thread.
@@ -34,14 +35,34 @@ int auth_login_decode(const char *b64, size_t len, char *out, size_t outlen);
 
 struct authfail;
 
+#define AUTHFAIL_BASE_MS  250   /* the second failure's delay; it doubles per failure */
+#define AUTHFAIL_IP_CAP   15000 /* longest delay from an address's failures */
+#define AUTHFAIL_USER_CAP 5000  /* longest delay from an account's failures */
+#define AUTHFAIL_SLOTS    4     /* checks an address with failures may have pending */
+
+/*
+ * How a password (or SCRAM proof) check goes through the table, on the loop thread:
+ *   authfail_begin before the check: 0 means check now, else wait that many ms and ask
+ *     again. *held_r tells whether the check took one of the address's slots; pass it on.
+ *   then exactly one of: authfail_succeeded (no delay: answer at once), authfail_failed
+ *     (returns how long the failure's reply must wait), authfail_abandoned (the check did
+ *     not happen or could not decide: store error, connection gone).
+ * Only failures wait. A failure counts for the address, for the (address, account) pair
+ * and for the account; its reply waits 0 ms for the first failure, then doubles from
+ * AUTHFAIL_BASE_MS up to the caps (the larger of the address's and the account's). A
+ * success clears the account's count and takes its pair's failures off the address's.
+ * Counts are forgotten 15 minutes after their last failure. user may be NULL (a
+ * certificate without an identity): then only the address counts.
+ */
 struct authfail *authfail_new(void);
 void authfail_free(struct authfail *af);
-/* Milliseconds to wait before answering an attempt from ip for user (user may be NULL):
- * 0 with no recent failures, then doubling per failure up to a cap (15 s per address,
- * 5 s per account). */
-unsigned authfail_delay_ms(struct authfail *af, const char *ip, const char *user, uint64_t now_ms);
-void authfail_record(struct authfail *af, const char *ip, const char *user, bool success,
-                     uint64_t now_ms);
+unsigned authfail_begin(struct authfail *af, const char *ip, const char *user, uint64_t now_ms,
+                        bool *held_r);
+unsigned authfail_failed(struct authfail *af, const char *ip, const char *user, bool held,
+                         uint64_t now_ms);
+void authfail_succeeded(struct authfail *af, const char *ip, const char *user, bool held,
+                        uint64_t now_ms);
+void authfail_abandoned(struct authfail *af, const char *ip, bool held, uint64_t now_ms);
 
 /* ---- cache of successful logins -------------------------------------------------- */
 

@@ -27,6 +27,7 @@ struct external {
 	char serial[48]; /* of the verified certificate, "-" without one */
 	const char *why; /* a refusal decided before the lookup, else NULL */
 	int64_t user_id;
+	enum auth_login_status status; /* while a failure's answer waits */
 };
 
 static bool external_alive(const struct external *e)
@@ -52,27 +53,12 @@ static void external_free_cb(uv_handle_t *h)
 	free(e);
 }
 
-static void external_finish(struct external *e, enum auth_login_status status, const char *why)
+static void external_reply(struct external *e)
 {
 	struct conn *c = e->conn;
-	char user_esc[200];
-	const char *u = e->user != NULL ? e->user : "-";
-	log_escape(user_esc, sizeof(user_esc), u, strlen(u));
-	if (status == AUTH_LOGIN_OK)
-		log_event(LOGL_INFO,
-		          "session=%s proto=%s event=auth_ok mech=EXTERNAL user=%s ip=%s serial=%s",
-		          c->id, c->proto->name, user_esc, c->ip, e->serial);
-	else
-		log_event(LOGL_WARN,
-		          "session=%s proto=%s event=auth_failed mech=EXTERNAL user=%s ip=%s "
-		          "serial=%s reason=%s",
-		          c->id, c->proto->name, user_esc, c->ip, e->serial, why);
-	if (status == AUTH_LOGIN_FAILED)
-		authfail_record(c->server->services->authfail, c->ip, e->user, false,
-		                conn_now_ms(c));
 	if (external_alive(e)) {
 		struct auth_login_result r = {
-		    .status = status,
+		    .status = e->status,
 		    .user_id = e->user_id,
 		    .user = e->user,
 		};
@@ -89,6 +75,39 @@ static void external_finish(struct external *e, enum auth_login_status status, c
 	}
 	conn_release(c);
 	uv_close((uv_handle_t *)&e->timer, external_free_cb);
+}
+
+static void external_reply_cb(uv_timer_t *t)
+{
+	external_reply(t->data);
+}
+
+static void external_finish(struct external *e, enum auth_login_status status, const char *why)
+{
+	struct conn *c = e->conn;
+	unsigned delay = 0;
+	char user_esc[200];
+	const char *u = e->user != NULL ? e->user : "-";
+	log_escape(user_esc, sizeof(user_esc), u, strlen(u));
+	if (status == AUTH_LOGIN_OK)
+		log_event(LOGL_INFO,
+		          "session=%s proto=%s event=auth_ok mech=EXTERNAL user=%s ip=%s serial=%s",
+		          c->id, c->proto->name, user_esc, c->ip, e->serial);
+	else
+		log_event(LOGL_WARN,
+		          "session=%s proto=%s event=auth_failed mech=EXTERNAL user=%s ip=%s "
+		          "serial=%s reason=%s",
+		          c->id, c->proto->name, user_esc, c->ip, e->serial, why);
+	/* No check slot is taken (a certificate cannot be guessed), but refusals count and
+	 * their answers wait like a wrong password's; a success is not delayed. */
+	if (status == AUTH_LOGIN_FAILED && external_alive(e))
+		delay = authfail_failed(c->server->services->authfail, c->ip, e->user, false,
+		                        conn_now_ms(c));
+	e->status = status;
+	if (delay > 0)
+		uv_timer_start(&e->timer, external_reply_cb, delay, 0);
+	else
+		external_reply(e);
 }
 
 static void external_user_got(void *ctx, int rc, struct store_result *res)
@@ -141,7 +160,6 @@ static void external_timer_cb(uv_timer_t *t)
 void auth_external(struct conn *c, const char *authzid, auth_login_cb *cb)
 {
 	struct external *e = xcalloc(1, sizeof(*e));
-	struct services *sv = c->server->services;
 	e->conn = c;
 	e->cb = cb;
 	const char *serial = c->tls != NULL ? tls_session_peer_serial(c->tls) : NULL;
@@ -161,6 +179,5 @@ void auth_external(struct conn *c, const char *authzid, auth_login_cb *cb)
 	conn_hold(c);
 	uv_timer_init(c->server->loop, &e->timer);
 	e->timer.data = e;
-	unsigned delay = authfail_delay_ms(sv->authfail, c->ip, e->user, conn_now_ms(c));
-	uv_timer_start(&e->timer, external_timer_cb, delay, 0);
+	uv_timer_start(&e->timer, external_timer_cb, 0, 0);
 }

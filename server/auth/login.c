@@ -25,8 +25,11 @@ struct login {
 	char *password;
 	char *password_tag; /* of the stored hash, from store_user_get, for the cache */
 	int64_t user_id;
+	enum auth_login_status status; /* while a failure's reply waits */
 	bool require_cert;
 	bool cached;
+	bool checked; /* the password went to the cache or the store: the outcome counts */
+	bool held;    /* holds one of the address's check slots (authfail_begin) */
 };
 
 static bool login_alive(const struct login *l)
@@ -40,32 +43,13 @@ static void login_free_cb(uv_handle_t *h)
 	free(l);
 }
 
-static void login_finish(struct login *l, enum auth_login_status status, const char *why)
+/* The answer, once any failure delay is over. */
+static void login_reply(struct login *l)
 {
 	struct conn *c = l->conn;
-	struct services *sv = c->server->services;
-	char user_esc[200];
-	log_escape(user_esc, sizeof(user_esc), l->user, strlen(l->user));
-	if (status == AUTH_LOGIN_OK) {
-		log_event(
-		    LOGL_INFO, "session=%s proto=%s event=auth_ok mech=%s user=%s ip=%s cached=%s",
-		    c->id, c->proto->name, l->mech, user_esc, c->ip, l->cached ? "yes" : "no");
-	} else {
-		log_event(LOGL_WARN,
-		          "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
-		          c->id, c->proto->name, l->mech, user_esc, c->ip, why);
-	}
-	if (status != AUTH_LOGIN_TEMPFAIL)
-		authfail_record(sv->authfail, c->ip, l->user, status == AUTH_LOGIN_OK,
-		                conn_now_ms(c));
-	if (status == AUTH_LOGIN_OK && !l->cached && l->password_tag != NULL)
-		authcache_add(sv->authcache, l->user, l->password, l->password_tag, conn_now_ms(c));
-	explicit_bzero(l->password, strlen(l->password));
-	free(l->password);
-	l->password = NULL;
 	if (login_alive(l)) {
 		struct auth_login_result r = {
-		    .status = status,
+		    .status = l->status,
 		    .user_id = l->user_id,
 		    .user = l->user,
 		};
@@ -84,6 +68,49 @@ static void login_finish(struct login *l, enum auth_login_status status, const c
 	free(l->password_tag);
 	conn_release(c);
 	uv_close((uv_handle_t *)&l->timer, login_free_cb);
+}
+
+static void login_reply_cb(uv_timer_t *t)
+{
+	login_reply(t->data);
+}
+
+static void login_finish(struct login *l, enum auth_login_status status, const char *why)
+{
+	struct conn *c = l->conn;
+	struct services *sv = c->server->services;
+	uint64_t now = conn_now_ms(c);
+	unsigned delay = 0;
+	char user_esc[200];
+	log_escape(user_esc, sizeof(user_esc), l->user, strlen(l->user));
+	if (status == AUTH_LOGIN_OK) {
+		log_event(
+		    LOGL_INFO, "session=%s proto=%s event=auth_ok mech=%s user=%s ip=%s cached=%s",
+		    c->id, c->proto->name, l->mech, user_esc, c->ip, l->cached ? "yes" : "no");
+	} else {
+		log_event(LOGL_WARN,
+		          "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
+		          c->id, c->proto->name, l->mech, user_esc, c->ip, why);
+	}
+	if (status == AUTH_LOGIN_OK)
+		authfail_succeeded(sv->authfail, c->ip, l->user, l->held, now);
+	else if (status == AUTH_LOGIN_TEMPFAIL || !l->checked)
+		authfail_abandoned(sv->authfail, c->ip, l->held, now);
+	else
+		delay = authfail_failed(sv->authfail, c->ip, l->user, l->held, now);
+	if (status == AUTH_LOGIN_OK && !l->cached && l->password_tag != NULL)
+		authcache_add(sv->authcache, l->user, l->password, l->password_tag, now);
+	explicit_bzero(l->password, strlen(l->password));
+	free(l->password);
+	l->password = NULL;
+	l->status = status;
+	/* Only a failure's reply waits, and only after the check: a right password is
+	 * never held up by anyone's failures, and a wrong one for an unknown user waits
+	 * exactly as long as one for a real user (the counts do not depend on the name). */
+	if (delay > 0 && login_alive(l))
+		uv_timer_start(&l->timer, login_reply_cb, delay, 0);
+	else
+		login_reply(l);
 }
 
 int auth_cert_policy(struct conn *c, const char *user, bool user_requires_cert, const char **why_r)
@@ -129,6 +156,7 @@ static void login_auth_done(void *ctx, int rc, struct store_result *res)
 
 static void login_check_password(struct login *l)
 {
+	l->checked = true;
 	struct store *st = l->conn->server->services->store;
 	int r = store_auth(st, l->user, l->password, login_auth_done, l);
 	if (r < 0)
@@ -150,6 +178,7 @@ static void login_user_got(void *ctx, int rc, struct store_result *res)
 		if (!u->disabled && authcache_hit(sv->authcache, l->user, l->password,
 		                                  l->password_tag, conn_now_ms(l->conn))) {
 			l->cached = true;
+			l->checked = true;
 			l->user_id = u->id;
 			l->require_cert = u->require_client_certificate;
 			login_check_cert(l);
@@ -159,7 +188,8 @@ static void login_user_got(void *ctx, int rc, struct store_result *res)
 	login_check_password(l);
 }
 
-/* Step 1 done (the delay is over). */
+/* Step 1: wait for a check slot of the address when it has failures pending (never a
+ * delay for the password's own sake: that comes after the check, for failures only). */
 static void login_timer_cb(uv_timer_t *t)
 {
 	struct login *l = t->data;
@@ -167,8 +197,14 @@ static void login_timer_cb(uv_timer_t *t)
 		login_finish(l, AUTH_LOGIN_FAILED, "connection_closed");
 		return;
 	}
-	struct store *st = l->conn->server->services->store;
-	int r = store_user_get(st, l->user, login_user_got, l);
+	struct services *sv = l->conn->server->services;
+	unsigned wait =
+	    authfail_begin(sv->authfail, l->conn->ip, l->user, conn_now_ms(l->conn), &l->held);
+	if (wait > 0) {
+		uv_timer_start(&l->timer, login_timer_cb, wait, 0);
+		return;
+	}
+	int r = store_user_get(sv->store, l->user, login_user_got, l);
 	if (r < 0)
 		login_check_password(l);
 }
@@ -177,7 +213,6 @@ void auth_login(struct conn *c, const char *mech, const char *user, const char *
                 auth_login_cb *cb)
 {
 	struct login *l = xcalloc(1, sizeof(*l));
-	struct services *sv = c->server->services;
 	l->conn = c;
 	l->cb = cb;
 	snprintf(l->mech, sizeof(l->mech), "%s", mech);
@@ -189,6 +224,6 @@ void auth_login(struct conn *c, const char *mech, const char *user, const char *
 	conn_hold(c);
 	uv_timer_init(c->server->loop, &l->timer);
 	l->timer.data = l;
-	unsigned delay = authfail_delay_ms(sv->authfail, c->ip, l->user, conn_now_ms(c));
-	uv_timer_start(&l->timer, login_timer_cb, delay, 0);
+	/* From the timer, so the callback never runs before auth_login returns. */
+	uv_timer_start(&l->timer, login_timer_cb, 0, 0);
 }

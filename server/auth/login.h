@@ -3,14 +3,16 @@
 /*
  * A password login for any protocol session, with everything around it done once for
  * SMTP, IMAP and POP3 alike:
- *   1. the failed-login delay for this client address and account (the answer waits);
+ *   1. a check slot when the client address has recent failures (auth.h, authfail_begin;
+ *      an account that logged in from there since its last failure skips it);
  *   2. the cache of recent successful logins (a warm login skips the yescrypt hash);
  *   3. the store's check (a worker thread; unknown users cost and answer the same);
  *   4. the certificate policy: auth.require_client_certificate or the user's own
  *      require-cert flag demands a verified client certificate that maps to this user,
  *      and a connection that carries a verified certificate may only log in as its user;
  *   5. one log line: event=auth_ok or event=auth_failed with proto, mech, user, ip
- *      (fail2ban matches `event=auth_failed .* ip=<HOST>`), and the failure accounting.
+ *      (fail2ban matches `event=auth_failed .* ip=<HOST>`), and the failure accounting;
+ *   6. a failure's answer waits the failed-login delay; a success answers at once.
  * Protocol code calls auth_login and answers from the callback.
  */
 #include <stdbool.h>

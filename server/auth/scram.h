@@ -9,9 +9,9 @@
  *   StoredKey, ServerKey, all base64 as the store keeps them). Pure apart from GNU SASL:
  *   no I/O, no store, no libuv; unit-tested against a GNU SASL client.
  * - scram_auth_*: the login around it for a connection, like auth_login (login.h): the
- *   failed-login delay, the store lookup off the loop thread, dummy material for an
- *   unknown or disabled user (the same answers in the same time as a wrong password),
- *   the certificate policy, one log line (event=auth_ok / event=auth_failed with mech,
+ *   check slot and the failed-login delay of failure answers, the store lookup off the loop thread,
+ * dummy material for an unknown or disabled user (the same answers in the same time as a wrong
+ * password), the certificate policy, one log line (event=auth_ok / event=auth_failed with mech,
  *   user, ip) and the failure accounting.
  *
  * Only the mechanisms named here are ever started (gsasl_server_start would start any of

@@ -1,12 +1,13 @@
 /*
  * The SCRAM login for a connection (scram.h, second half). The steps, each with the
  * connection paused and held:
- *   start:  decode the user name, wait out the failed-login delay, look the material up
- *           (store thread), set it (or the dummy material when there is none), answer the
- *           server-first-message;
- *   step:   check the proof (GNU SASL, on the loop: no key stretching happens here, the
- *           store keeps the stretched keys), then the user's certificate flag (store
- *           thread) and the certificate policy, one log line, the failure accounting.
+ *   start:  decode the user name, look the material up (store thread), set it (or the
+ *           dummy material when there is none), answer the server-first-message;
+ *   step:   wait for a check slot when the address has failures pending (auth.h), check
+ *           the proof (GNU SASL, on the loop: no key stretching happens here, the store
+ *           keeps the stretched keys), then the user's certificate flag (store thread)
+ *           and the certificate policy, one log line, the failure accounting; a failure's
+ *           answer waits the failed-login delay, a success's does not.
  * An unknown or disabled user gets a server-first-message like everyone else (a fixed
  * salt per name) and fails at the proof, as a wrong password does.
  */
@@ -32,10 +33,14 @@ struct scram_auth {
 	struct scram_server *x;
 	uv_timer_t timer;
 	char *first; /* the client-first-message (base64) until the material is set */
+	char *final; /* the client-final-message (base64) while it waits for a check slot */
 	char user[AUTH_FIELD_MAX + 1];
 	int64_t user_id;
+	enum auth_login_status status; /* while a failure's answer waits */
 	bool plus;
-	bool busy; /* a step runs: the connection is held */
+	bool busy;    /* a step runs: the connection is held */
+	bool checked; /* the proof was checked: the outcome counts */
+	bool held;    /* holds one of the address's check slots */
 };
 
 static bool scram_alive(const struct scram_auth *a)
@@ -48,9 +53,12 @@ static const char *scram_mech_name(const struct scram_auth *a)
 	return a->plus ? SCRAM_MECH_PLUS : SCRAM_MECH;
 }
 
-static void scram_log(struct scram_auth *a, enum auth_login_status st, const char *why)
+/* The log line and the failure accounting; returns how long the answer waits. */
+static unsigned scram_log(struct scram_auth *a, enum auth_login_status st, const char *why)
 {
 	struct conn *c = a->conn;
+	struct authfail *af = c->server->services->authfail;
+	uint64_t now = conn_now_ms(c);
 	char user_esc[200];
 	log_escape(user_esc, sizeof(user_esc), a->user, strlen(a->user));
 	if (st == AUTH_LOGIN_OK)
@@ -60,9 +68,18 @@ static void scram_log(struct scram_auth *a, enum auth_login_status st, const cha
 		log_event(LOGL_WARN,
 		          "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
 		          c->id, c->proto->name, scram_mech_name(a), user_esc, c->ip, why);
-	if (st != AUTH_LOGIN_TEMPFAIL)
-		authfail_record(c->server->services->authfail, c->ip, a->user, st == AUTH_LOGIN_OK,
-		                conn_now_ms(c));
+	bool held = a->held;
+	a->held = false;
+	if (st == AUTH_LOGIN_OK) {
+		authfail_succeeded(af, c->ip, a->user, held, now);
+		return 0;
+	}
+	/* A malformed first message tests no password: logged, not counted. */
+	if (st == AUTH_LOGIN_TEMPFAIL || !a->checked) {
+		authfail_abandoned(af, c->ip, held, now);
+		return 0;
+	}
+	return authfail_failed(af, c->ip, a->user, held, now);
 }
 
 /* Ends a step: hands r to the session (if it is still there), resumes input unless the
@@ -87,10 +104,22 @@ static void scram_answer(struct scram_auth *a, struct scram_auth_result *r)
 	conn_release(c);
 }
 
+static void scram_fail_cb(uv_timer_t *t)
+{
+	struct scram_auth *a = t->data;
+	scram_answer(a, &(struct scram_auth_result){.done = true, .status = a->status});
+}
+
 static void scram_done(struct scram_auth *a, enum auth_login_status st, const char *why,
                        const char *final)
 {
-	scram_log(a, st, why);
+	unsigned delay = scram_log(a, st, why);
+	if (delay > 0 && scram_alive(a)) {
+		/* Only failures wait, so final (a success's) is not needed later. */
+		a->status = st;
+		uv_timer_start(&a->timer, scram_fail_cb, delay, 0);
+		return;
+	}
 	struct scram_auth_result r = {.done = true, .status = st, .challenge = final};
 	scram_answer(a, &r);
 }
@@ -102,6 +131,9 @@ static void scram_user_got(void *ctx, int rc, struct store_result *res)
 	a->first = NULL;
 	if (!scram_alive(a)) {
 		free(final);
+		authfail_abandoned(a->conn->server->services->authfail, a->conn->ip, a->held,
+		                   conn_now_ms(a->conn));
+		a->held = false;
 		scram_answer(a, &(struct scram_auth_result){.done = true});
 		return;
 	}
@@ -122,14 +154,34 @@ static void scram_user_got(void *ctx, int rc, struct store_result *res)
 	free(final);
 }
 
-void scram_auth_step(struct scram_auth *a, const char *b64, size_t len)
+static void scram_drop_final(struct scram_auth *a)
 {
+	if (a->final != NULL)
+		explicit_bzero(a->final, strlen(a->final));
+	free(a->final);
+	a->final = NULL;
+}
+
+/* The proof may be checked once the address has a free check slot. */
+static void scram_proof_cb(uv_timer_t *t)
+{
+	struct scram_auth *a = t->data;
 	struct conn *c = a->conn;
+	if (!scram_alive(a)) {
+		scram_drop_final(a);
+		scram_answer(a, &(struct scram_auth_result){.done = true});
+		return;
+	}
+	unsigned wait =
+	    authfail_begin(c->server->services->authfail, c->ip, a->user, conn_now_ms(c), &a->held);
+	if (wait > 0) {
+		uv_timer_start(&a->timer, scram_proof_cb, wait, 0);
+		return;
+	}
 	char *out = NULL;
-	conn_pause(c);
-	conn_hold(c);
-	a->busy = true;
-	int r = a->x == NULL ? -EIO : scram_server_step(a->x, b64, len, &out);
+	a->checked = a->x != NULL;
+	int r = a->x == NULL ? -EIO : scram_server_step(a->x, a->final, strlen(a->final), &out);
+	scram_drop_final(a);
 	if (r != 1) {
 		free(out);
 		scram_done(a, AUTH_LOGIN_FAILED, r == -EINVAL ? "bad_message" : "bad_credentials",
@@ -141,6 +193,16 @@ void scram_auth_step(struct scram_auth *a, const char *b64, size_t len)
 	int s = store_user_get(c->server->services->store, a->user, scram_user_got, a);
 	if (s < 0)
 		scram_user_got(a, s, NULL);
+}
+
+void scram_auth_step(struct scram_auth *a, const char *b64, size_t len)
+{
+	struct conn *c = a->conn;
+	conn_pause(c);
+	conn_hold(c);
+	a->busy = true;
+	a->final = xstrndup(b64, len);
+	uv_timer_start(&a->timer, scram_proof_cb, 0, 0);
 }
 
 static void scram_material_got(void *ctx, int rc, struct store_result *res)
@@ -182,7 +244,7 @@ static void scram_material_got(void *ctx, int rc, struct store_result *res)
 	scram_done(a, AUTH_LOGIN_FAILED, r == -EINVAL ? "bad_message" : "bad_credentials", NULL);
 }
 
-/* The delay is over. */
+/* From the timer, so the first answer never comes before scram_auth_start returns. */
 static void scram_timer_cb(uv_timer_t *t)
 {
 	struct scram_auth *a = t->data;
@@ -223,9 +285,7 @@ struct scram_auth *scram_auth_start(struct conn *c, bool plus, const char *b64, 
 	if (scram_server_new(plus, have_cb ? bind : NULL, SCRAM_CB_LEN, &a->x) < 0)
 		(void)scram_server_new(false, NULL, 0, &a->x);
 	gnutls_memset(bind, 0, sizeof(bind));
-	unsigned delay =
-	    authfail_delay_ms(c->server->services->authfail, c->ip, a->user, conn_now_ms(c));
-	uv_timer_start(&a->timer, scram_timer_cb, delay, 0);
+	uv_timer_start(&a->timer, scram_timer_cb, 0, 0);
 	return a;
 }
 
@@ -253,6 +313,7 @@ void scram_auth_free(struct scram_auth *a)
 	a->x = NULL;
 	free(a->first);
 	a->first = NULL;
+	scram_drop_final(a);
 	explicit_bzero(a->user, sizeof(a->user));
 	uv_close((uv_handle_t *)&a->timer, scram_free_cb);
 }

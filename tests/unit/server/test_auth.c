@@ -69,44 +69,6 @@ Test(auth_login, decodes_a_field)
 	cr_assert_lt(auth_login_decode("AA==", 4, out, sizeof(out)), 0); /* a NUL */
 }
 
-Test(authfail, delays_grow_and_are_capped)
-{
-	struct authfail *af = authfail_new();
-	uint64_t t = 1000000;
-	cr_assert_eq(authfail_delay_ms(af, "192.0.2.1", "bob", t), 0);
-	authfail_record(af, "192.0.2.1", "bob", false, t);
-	cr_assert_eq(authfail_delay_ms(af, "192.0.2.1", "bob", t), 250);
-	authfail_record(af, "192.0.2.1", "bob", false, t);
-	cr_assert_eq(authfail_delay_ms(af, "192.0.2.1", "bob", t), 500);
-	for (int i = 0; i < 40; i++)
-		authfail_record(af, "192.0.2.1", "bob", false, t);
-	cr_assert_eq(authfail_delay_ms(af, "192.0.2.1", NULL, t), 15000);
-	/* Another address guessing the same account gets the account's (smaller) delay. */
-	cr_assert_eq(authfail_delay_ms(af, "192.0.2.2", "bob", t), 5000);
-	/* An unrelated address and account: no delay. */
-	cr_assert_eq(authfail_delay_ms(af, "192.0.2.3", "carol", t), 0);
-	/* A success clears the account, not the address. */
-	authfail_record(af, "192.0.2.1", "bob", true, t);
-	cr_assert_eq(authfail_delay_ms(af, "192.0.2.2", "bob", t), 0);
-	cr_assert_eq(authfail_delay_ms(af, "192.0.2.1", NULL, t), 15000);
-	/* Forgotten after 15 minutes. */
-	cr_assert_eq(authfail_delay_ms(af, "192.0.2.1", NULL, t + 16 * 60 * 1000), 0);
-	authfail_free(af);
-}
-
-Test(authfail, stays_bounded_under_a_flood)
-{
-	struct authfail *af = authfail_new();
-	char ip[32];
-	for (int i = 0; i < 200000; i++) {
-		snprintf(ip, sizeof(ip), "10.%d.%d.%d", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-		authfail_record(af, ip, NULL, false, 1000 + (uint64_t)i);
-	}
-	/* The newest is still remembered. */
-	cr_assert_gt(authfail_delay_ms(af, ip, NULL, 1000 + 200000), 0);
-	authfail_free(af);
-}
-
 Test(authcache, hits_expires_and_follows_the_stored_hash)
 {
 	struct authcache *ac = authcache_new(60000);
