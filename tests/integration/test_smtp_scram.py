@@ -173,10 +173,16 @@ def test_failures_answer_alike_are_logged_and_throttled(env):
     fails = re.findall(r"event=auth_failed mech=SCRAM-SHA-256 user=(\S+) ip=127\.0\.0\.1", log)
     assert env.alice in fails and "nobody@" + env.alice.split("@")[1] in fails, fails
 
-    # The failures count: the next attempt from this address waits.
+    # The failures count, but only failures wait: the right password answers at once,
+    # the next wrong one from this address waits.
     t0 = time.monotonic()
     r, lc, _, _ = scram_login(env, env.alice, PASSWORD)
     assert code(r) == 235, r
+    assert time.monotonic() - t0 < 1.0
+    lc.close()
+    t0 = time.monotonic()
+    r, lc, _, _ = scram_login(env, env.alice, "still not the password")
+    assert code(r) == 535, r
     assert time.monotonic() - t0 >= 0.25
     lc.close()
 
