@@ -124,7 +124,7 @@ class ImapEnv:
             s.ehlo()
             if not s.has_extn("auth"):
                 pytest.skip("this build's SMTP submission has no AUTH (SMTP work not landed)")
-            # No probe login: failed logins would slow down this IP's later ones (the
+            # No probe login: a failed one would delay this IP's later failures (the
             # server's authentication throttle). submit() skips on a 502 instead.
         finally:
             s.quit()
