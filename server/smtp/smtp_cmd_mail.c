@@ -6,6 +6,9 @@
  * - submission: AUTH is required for MAIL (the command table enforces it); MAIL FROM must
  *   be the authenticated user's own address (553 5.7.1, also for the null sender); local
  *   recipients must exist (550 5.1.1); other domains go to the relay queue.
+ * - a local recipient's quota is checked against its usage and MAIL's SIZE= (RFC 1870):
+ *   452 4.2.2 when it is full or the message would fill it, 552 5.2.2 when the declared
+ *   size can never fit (smtp_quota.h).
  * - smtp (peer servers): no AUTH; any sender; only local recipients (550 5.7.1 otherwise):
  *   never an open relay.
  * - Store look-ups pause input (so pipelined commands wait and replies stay in order) and
@@ -18,6 +21,7 @@
 #include "common/log.h"
 #include "server/services.h"
 #include "server/smtp/smtp_private.h"
+#include "server/smtp/smtp_quota.h"
 #include "server/tls.h"
 #include "storage/store.h"
 
@@ -161,6 +165,7 @@ static void smtp_rcpt_looked_up(void *ctx, int rc, struct store_result *res)
 {
 	struct smtp_rcpt_wait *w = ctx;
 	struct smtp_session *s = w->s;
+	const char *quota_reply;
 
 	if (!conn_release(s->c)) {
 		free(w->address);
@@ -174,9 +179,11 @@ static void smtp_rcpt_looked_up(void *ctx, int rc, struct store_result *res)
 		smtp_error(s, "550 5.1.1 Recipient address rejected: user unknown");
 	} else if (rc < 0) {
 		smtp_reply(s, "451 4.3.0 Temporary failure looking up the recipient");
-	} else if (res->users[0].quota_bytes > 0 &&
-	           res->users[0].used_bytes >= res->users[0].quota_bytes) {
-		smtp_reply(s, "452 4.2.2 Mailbox full");
+	} else if ((quota_reply =
+	                smtp_quota_rcpt_reply(res->users[0].quota_bytes, res->users[0].used_bytes,
+	                                      s->txn.mail.has_size, s->txn.mail.size)) != NULL) {
+		/* Not counted as an error: a full mailbox is no fault of the client's. */
+		smtp_reply(s, quota_reply);
 	} else {
 		if (!smtp_txn_has_rcpt(&s->txn, w->address))
 			smtp_txn_add_rcpt(&s->txn, w->address, res->users[0].id, w->notify,
