@@ -145,6 +145,7 @@ struct store_delivered {
 	int64_t mailbox_id;
 	uint32_t uid;
 	uint32_t uidvalidity;
+	uint64_t quota_bytes; /* the target user's quota when it was found, 0 = unlimited */
 };
 
 struct store_queue_rcpt {
@@ -205,6 +206,10 @@ struct store_result {
 	struct store_cert *certs; /* issued certificates (store_cert_*) */
 	size_t n_certs;
 	uint64_t crl_number; /* store_cert_revoke, store_cert_crl_next */
+	/* store_deliver with a report, when a target failed: 0 the report is stored, -ENODATA
+	 * none was wanted, -ENOENT its local recipient is unknown, -EDQUOT that mailbox is
+	 * full (the report is dropped, the delivery stands). */
+	int report_rc;
 };
 
 typedef void store_cb(void *ctx, int rc, struct store_result *res);
@@ -305,6 +310,46 @@ struct store_relay_rcpt {
 	const char *orcpt;  /* NULL when not given */
 };
 
+/* What a delivery's report hook sees (struct store_deliver_report). */
+struct store_report_input {
+	const struct store_delivered *delivered; /* per target, request order; rc < 0: failed */
+	size_t n_targets;
+	uint64_t size;    /* bytes of the message */
+	const void *head; /* the message, or its first STORE_REPORT_HEAD_MAX bytes */
+	size_t head_len;
+	bool head_complete; /* head is the whole message */
+};
+
+#define STORE_REPORT_HEAD_MAX (256u * 1024)
+
+/*
+ * The failure report of a delivery (store_deliver_req.report). When a target cannot take
+ * the message (-EDQUOT, -ENOENT) while another target or the relay queue does, the store
+ * calls format on the writer thread inside the delivery's transaction and stores what it
+ * returns in that same transaction: after a crash there are both the copies and the
+ * report, or neither, and a success reply never stands for a copy nobody is told about.
+ *
+ * Contract of format:
+ *   - pure: it reads ctx and in and writes only *msg_r and *len_r; it runs on a store
+ *     thread, maybe more than once for one delivery (a transaction rolled back and run
+ *     again), so ctx stays valid and unchanged until the delivery's callback;
+ *   - returns 0 with a complete message (CRLF line ends, at most the store's maximum
+ *     message size) in *msg_r, malloc'd and then owned (freed) by the store; or 0 with
+ *     *msg_r NULL when no report is wanted (RFC 3461 NOTIFY=NEVER); or a negative errno,
+ *     which fails the whole delivery (nothing is stored).
+ * The report goes to `to`: into the INBOX of that user when local, else onto the relay
+ * queue with the null sender (and REQUIRETLS when the delivery has it, RFC 8689 5). A
+ * report with nowhere to go (local user unknown, that mailbox over quota) is dropped and
+ * the delivery stands: res.report_rc says which. No report is made for an empty `to`:
+ * the null sender is never reported to (RFC 3461 6.2).
+ */
+struct store_deliver_report {
+	int (*format)(void *ctx, const struct store_report_input *in, char **msg_r, size_t *len_r);
+	void *ctx;
+	const char *to; /* the envelope sender */
+	bool local;     /* to's domain is one of ours */
+};
+
 /*
  * One message to deliver. The bytes come from memory (data/size, borrowed until the
  * callback) or from a spool file (spool_path, read in chunks and never held whole; the
@@ -324,6 +369,8 @@ struct store_deliver_req {
 	bool requiretls;
 	const char *ret;   /* DSN RET or NULL */
 	const char *envid; /* DSN ENVID or NULL */
+	/* The report of targets that fail while others succeed, or NULL for none. */
+	const struct store_deliver_report *report;
 };
 
 /*
@@ -332,8 +379,10 @@ struct store_deliver_req {
  * transaction; the callback runs after COMMIT. The MIME structure and SEARCH fields are
  * computed on a worker thread first. The request is borrowed until the callback.
  * res: id (content id), delivered[] (one per target: rc per target: a target over quota or
- * unknown does not fail the others), queue[0].id when relayed. rc: -ENOSPC (disk full:
- * nothing stored), -EFBIG, -EIO, -ENOENT when every target failed and nothing is relayed.
+ * unknown does not fail the others; req->report tells the sender about it), queue[0].id
+ * when relayed, report_rc. rc: -ENOSPC (disk full: nothing stored), -EFBIG, -EIO; when
+ * every target failed and nothing is relayed (nothing stored, no report): -EDQUOT when a
+ * target was over quota, else -ENOENT.
  */
 int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb *cb, void *ctx);
 

@@ -233,6 +233,7 @@ struct target_state {
 	uint32_t messages;
 	uint64_t quota;
 	uint64_t used;
+	bool found; /* the target's user and mailbox exist (quota and used are its) */
 };
 
 /* 0, -ENOENT (no such user or mailbox, or not the user's), -EDQUOT (size would pass the
@@ -262,6 +263,7 @@ static int target_load(struct store_conn *c, const struct store_target *t, uint6
 	sqlite3_reset(st);
 	if (t->user_id != 0 && ts->user_id != t->user_id)
 		return -ENOENT;
+	ts->found = true;
 	if (ts->quota != 0 && ts->used + size > ts->quota)
 		return -EDQUOT;
 	return ts->uidnext >= UINT32_MAX ? -EFBIG : 0;
@@ -332,6 +334,141 @@ int store_entry_add(struct store_conn *c, struct store_job *job, int64_t mailbox
 	return store_mailbox_note(c, job, mailbox_id);
 }
 
+/* The first STORE_REPORT_HEAD_MAX bytes of a spooled message, for its report. */
+static int head_read(const char *path, unsigned char **head_r, size_t *len_r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	unsigned char *head = xmalloc(STORE_REPORT_HEAD_MAX);
+	size_t len = 0;
+	int rc = 0;
+	while (len < STORE_REPORT_HEAD_MAX) {
+		ssize_t n = read(fd, head + len, STORE_REPORT_HEAD_MAX - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (rc < 0) {
+		free(head);
+		return rc;
+	}
+	*head_r = head;
+	*len_r = len;
+	return 0;
+}
+
+/* Stores the report msg (store_deliver_report) inside the running delivery job: its own
+ * content, to a local INBOX or onto the relay queue. The nested delivery fills a result of
+ * its own, so the job's res keeps the outer delivery's (only report_rc is set). */
+static int report_store(struct store_conn *c, struct store_job *job, struct store_delivery *j,
+                        const char *msg, size_t len)
+{
+	const struct store_deliver_report *rp = j->req->report;
+	struct store_deliver_req rreq = {.data = msg, .size = len, .sender = ""};
+	struct store_target target = {0};
+	struct store_relay_rcpt rcpt = {0};
+	struct store_delivery d = {.req = &rreq};
+	int rc;
+
+	if (rp->local) {
+		char *norm = NULL;
+		struct store_user u;
+		if (store_address_normalize(rp->to, &norm) < 0) {
+			job->res.report_rc = -ENOENT; /* no such user can exist */
+			return 0;
+		}
+		memset(&u, 0, sizeof(u));
+		rc = store_user_load(c, norm, &u);
+		free(norm);
+		target.user_id = u.id;
+		store_user_clear(&u);
+		if (rc == -ENOENT) {
+			job->res.report_rc = rc;
+			return 0;
+		}
+		if (rc < 0)
+			return rc;
+		rreq.targets = &target;
+		rreq.n_targets = 1;
+	} else {
+		rcpt.address = rp->to;
+		rreq.relay = &rcpt;
+		rreq.n_relay = 1;
+		/* RFC 8689 5: the report on a REQUIRETLS message travels with REQUIRETLS. */
+		rreq.requiretls = j->req->requiretls;
+	}
+	d.keywords = xcalloc(1, sizeof(*d.keywords));
+	d.n_keywords = rreq.n_targets;
+	/* Hashing and parsing here, on the writer: the report exists only now. It is small. */
+	rc = store_delivery_prepare(job->store, &d);
+	if (rc == 0) {
+		struct store_result outer = job->res;
+		memset(&job->res, 0, sizeof(job->res));
+		rc = store_delivery_run(c, job, &d);
+		struct store_result inner = job->res;
+		job->res = outer;
+		store_result_free(&inner);
+		/* Refused before the nested delivery's first write: nothing of it to undo. */
+		if (rc == -ENOENT || rc == -EDQUOT) {
+			job->res.report_rc = rc;
+			rc = 0;
+		} else if (rc == 0) {
+			job->res.report_rc = 0;
+		}
+	}
+	store_delivery_clear(&d);
+	return rc;
+}
+
+/* Some targets failed while the message is stored elsewhere: the report, if one is wanted,
+ * goes in with the copies (store.h, struct store_deliver_report). */
+static int report_failures(struct store_conn *c, struct store_job *job, struct store_delivery *j)
+{
+	const struct store_deliver_req *req = j->req;
+	const struct store_deliver_report *rp = req->report;
+	bool failed = false;
+	for (size_t i = 0; i < req->n_targets; i++)
+		failed = failed || job->res.delivered[i].rc < 0;
+	if (!failed)
+		return 0;
+	job->res.report_rc = -ENODATA;
+	if (rp->format == NULL || rp->to == NULL || rp->to[0] == '\0')
+		return 0;
+	struct store_report_input in = {
+	    .delivered = job->res.delivered,
+	    .n_targets = req->n_targets,
+	    .size = j->size,
+	};
+	unsigned char *head = NULL;
+	int rc;
+	if (req->spool_path != NULL) {
+		rc = head_read(req->spool_path, &head, &in.head_len);
+		if (rc < 0)
+			return rc;
+		in.head = head;
+	} else {
+		in.head = req->data;
+		in.head_len = req->size < STORE_REPORT_HEAD_MAX ? req->size : STORE_REPORT_HEAD_MAX;
+	}
+	in.head_complete = in.head_len == j->size;
+	char *msg = NULL;
+	size_t len = 0;
+	rc = rp->format(rp->ctx, &in, &msg, &len);
+	free(head);
+	if (rc == 0 && msg != NULL)
+		rc = report_store(c, job, j, msg, len);
+	free(msg);
+	return rc;
+}
+
 static int relay_enqueue(struct store_conn *c, struct store_job *job, struct store_delivery *j,
                          int64_t content_id, int64_t now)
 {
@@ -379,6 +516,7 @@ int store_delivery_run(struct store_conn *c, struct store_job *job, struct store
 	int64_t content_id = 0;
 	struct target_state ts;
 	size_t first = req->n_targets;
+	bool over_quota = false;
 	int rc;
 
 	j->index_id = 0; /* a run again after a rollback owes nothing from the first */
@@ -393,15 +531,19 @@ int store_delivery_run(struct store_conn *c, struct store_job *job, struct store
 		d->rc = target_load(c, &req->targets[i], j->size, &ts);
 		d->mailbox_id = ts.mailbox_id;
 		d->uidvalidity = ts.uidvalidity;
+		d->quota_bytes = ts.found ? ts.quota : 0;
 		if (d->rc == 0) {
 			first = i;
 			break;
 		}
 		if (d->rc != -ENOENT && d->rc != -EDQUOT)
 			return d->rc;
+		over_quota = over_quota || d->rc == -EDQUOT;
 	}
+	/* Nothing would refer to the content. The caller answers for every target at once:
+	 * tell it whether a quota was the reason. */
 	if (first == req->n_targets && req->n_relay == 0)
-		return -ENOENT; /* nothing would refer to the content */
+		return over_quota ? -EDQUOT : -ENOENT;
 
 	rc = content_store(c, j, &content_id);
 	if (rc < 0)
@@ -416,6 +558,7 @@ int store_delivery_run(struct store_conn *c, struct store_job *job, struct store
 			d->rc = target_load(c, &req->targets[i], j->size, &ts);
 			d->mailbox_id = ts.mailbox_id;
 			d->uidvalidity = ts.uidvalidity;
+			d->quota_bytes = ts.found ? ts.quota : 0;
 			if (d->rc == -ENOENT || d->rc == -EDQUOT)
 				continue;
 			if (d->rc < 0)
@@ -432,7 +575,7 @@ int store_delivery_run(struct store_conn *c, struct store_job *job, struct store
 		if (rc < 0)
 			return rc;
 	}
-	return 0;
+	return req->report != NULL ? report_failures(c, job, j) : 0;
 }
 
 static int deliver_run(struct store_conn *c, struct store_job *job)

@@ -252,7 +252,8 @@ static int report_dsn(struct store_conn *c, struct report_job *j, const char *se
 	j->d.keywords = xcalloc(1, sizeof(*j->d.keywords));
 	j->d.n_keywords = j->req.n_targets;
 	rc = store_delivery_run(c, job, &j->d);
-	if (rc == -ENOENT || (rc == 0 && job->res.n_delivered > 0 && job->res.delivered[0].rc < 0))
+	if (rc == -ENOENT || rc == -EDQUOT ||
+	    (rc == 0 && job->res.n_delivered > 0 && job->res.delivered[0].rc < 0))
 		return 0; /* over quota: the DSN is dropped, the outcome still counts */
 	if (rc == 0 && job->res.n_queue > 0)
 		job->res.id = job->res.queue[0].id;

@@ -560,8 +560,9 @@ Test(store, quota)
 	cr_assert_eq(deliver("Subject: second\r\n\r\nsecond body\r\n", t, 2), 0);
 	cr_assert_eq(fx.w.res.delivered[0].rc, -EDQUOT);
 	cr_assert_eq(fx.w.res.delivered[1].rc, 0);
-	/* Every target over quota or unknown: the delivery fails and nothing is stored. */
-	cr_assert_eq(deliver("Subject: third\r\n\r\nthird body\r\n", t, 1), -ENOENT);
+	/* Every target over quota or unknown: the delivery fails (-EDQUOT: a quota was the
+	 * reason) and nothing is stored. */
+	cr_assert_eq(deliver("Subject: third\r\n\r\nthird body\r\n", t, 1), -EDQUOT);
 	cr_assert_eq(count_rows("SELECT count(*) FROM contents"), 2);
 }
 
