@@ -196,3 +196,54 @@ void relay_notice_delivered(struct store *s, const struct config *cfg,
 	if (rc < 0)
 		delivered_head(dl, rc, NULL);
 }
+
+/* ----- "failed", formatted for the store ----- */
+
+int relay_notice_format_failed(const struct relay_notice_failure *f, struct buf *out)
+{
+	if (f->sender == NULL || f->sender[0] == '\0')
+		return 0;
+	struct relay_dsn_rcpt *rcpts = xcalloc(f->n_rcpts + 1, sizeof(*rcpts));
+	size_t n = 0;
+	for (size_t i = 0; i < f->n_rcpts; i++) {
+		const struct relay_notice_failed *r = &f->rcpts[i];
+		if (!relay_dsn_wanted(r->notify, RELAY_DSN_FAILED))
+			continue;
+		rcpts[n++] = (struct relay_dsn_rcpt){
+		    .address = r->address,
+		    .orcpt = r->orcpt,
+		    .action = RELAY_DSN_FAILED,
+		    .status = r->status,
+		    .diagnostic = r->diagnostic,
+		};
+	}
+	struct relay_dsn dsn = {
+	    .kind = RELAY_DSN_FAILED,
+	    .reporting_mta = f->reporting_mta,
+	    .sender = f->sender,
+	    .envid = f->envid,
+	    .full = !f->requiretls && f->ret != NULL && strcasecmp(f->ret, "FULL") == 0,
+	    .arrival = f->arrival,
+	    .now = f->now,
+	    .rcpts = rcpts,
+	    .n_rcpts = n,
+	    .original = f->original,
+	    .original_len = f->original_len,
+	    .original_complete = f->original_complete,
+	    .boundary = f->boundary,
+	};
+	int rc = 0;
+	if (n > 0) {
+		rc = relay_dsn_format(&dsn, out);
+		if (rc < 0 && dsn.full) {
+			/* Too big with the whole message: its header only. */
+			buf_reset(out);
+			dsn.full = false;
+			rc = relay_dsn_format(&dsn, out);
+		}
+		if (rc < 0)
+			buf_reset(out);
+	}
+	free(rcpts);
+	return rc;
+}

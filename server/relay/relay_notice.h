@@ -3,7 +3,9 @@
 /*
  * DSNs that are not part of a relay queue report (RFC 3461 6.2): the "delivered" report
  * for local recipients that asked NOTIFY=SUCCESS (sent by the SMTP server once the message
- * is stored), and the relay's "relayed" and "delayed" reports (sent once the attempt's
+ * is stored), the "failed" report on a local copy the store refused after DATA (formatted
+ * here, stored by the store with the other copies), and the relay's "relayed" and
+ * "delayed" reports (sent once the attempt's
  * outcome is stored). A report goes to the envelope sender: into the INBOX of that user
  * when the sender's domain is local (an unknown user gets none), else into the relay
  * queue with the null sender. The null sender never gets one.
@@ -44,6 +46,39 @@ struct relay_notice_delivery {
 	const struct relay_notice_rcpt *rcpts;
 	size_t n_rcpts;
 };
+
+/* A recipient the message could not be delivered to (relay_notice_format_failed). */
+struct relay_notice_failed {
+	const char *address;
+	const char *notify;     /* DSN NOTIFY or NULL: one without FAILURE leaves it out */
+	const char *orcpt;      /* DSN ORCPT as received, or NULL */
+	const char *status;     /* RFC 3463 code, "5.2.2" */
+	const char *diagnostic; /* why, or NULL */
+};
+
+struct relay_notice_failure {
+	const char *reporting_mta; /* our host name */
+	const char *sender;        /* "" for the null sender: then no report */
+	const char *envid;         /* DSN ENVID or NULL */
+	const char *ret;           /* DSN RET or NULL (headers only) */
+	bool requiretls;           /* RFC 8689 5: headers only, whatever RET says */
+	int64_t arrival;
+	int64_t now;
+	const char *boundary; /* unique per report */
+	const struct relay_notice_failed *rcpts;
+	size_t n_rcpts;
+	const void *original; /* the message, or its first bytes */
+	size_t original_len;
+	bool original_complete;
+};
+
+/* A "failed" report (RFC 3464, Action: failed) for those of f's recipients whose NOTIFY
+ * asks for failures, into out (empty, initialised by the caller with the size limit of a
+ * message: a report that would pass it returns only the original's header). Pure: no
+ * store, no log, no shared state, so it may run on any thread (the store calls it inside
+ * a delivery). 0 with out left empty when no recipient wants a report or the sender is
+ * the null sender; -ENOBUFS (out empty) when even the short form does not fit. */
+int relay_notice_format_failed(const struct relay_notice_failure *f, struct buf *out);
 
 /* Sends one "delivered" report (Action: delivered, Status: 2.0.0) for those of n's
  * recipients whose NOTIFY has SUCCESS; nothing when none has. Copies what it needs. */
