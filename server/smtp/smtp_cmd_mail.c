@@ -186,8 +186,8 @@ static void smtp_rcpt_looked_up(void *ctx, int rc, struct store_result *res)
 		smtp_reply(s, quota_reply);
 	} else {
 		if (!smtp_txn_has_rcpt(&s->txn, w->address))
-			smtp_txn_add_rcpt(&s->txn, w->address, res->users[0].id, w->notify,
-			                  w->orcpt);
+			smtp_txn_add_rcpt(&s->txn, w->address, res->users[0].id,
+			                  res->users[0].quota_bytes, w->notify, w->orcpt);
 		smtp_set_state(s, SMTP_S_RCPT);
 		smtp_reply(s, "250 2.1.5 Ok");
 	}
@@ -228,7 +228,7 @@ void smtp_cmd_rcpt(void *sess, const char *args, size_t len)
 			return;
 		}
 		if (!smtp_txn_has_rcpt(&s->txn, address))
-			smtp_txn_add_rcpt(&s->txn, address, 0, r.notify, r.orcpt);
+			smtp_txn_add_rcpt(&s->txn, address, 0, 0, r.notify, r.orcpt);
 		smtp_set_state(s, SMTP_S_RCPT);
 		smtp_reply(s, "250 2.1.5 Ok");
 		return;

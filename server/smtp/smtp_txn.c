@@ -1,6 +1,6 @@
 /*
  * The mail transaction: recipients, the message's bytes (memory, then spool) and the one
- * store_deliver that makes it durable.
+ * store_deliver that makes it durable, with the failure report on copies it refuses.
  */
 #include "server/smtp/smtp_txn.h"
 
@@ -11,9 +11,12 @@
 
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "config/config.h"
 #include "server/conn.h"
 #include "server/relay/relay_notice.h"
 #include "server/services.h"
+#include "server/smtp/smtp_bounce.h"
+#include "server/smtp/smtp_quota.h"
 #include "server/smtp/smtp_received.h"
 #include "server/spool.h"
 #include "server/tls.h"
@@ -21,6 +24,17 @@
 
 /* In memory when there is no spool: the message limit plus room for added fields. */
 #define TXN_HEADER_SLACK (64u * 1024)
+/* The store's own limit when the configuration sets none (store_options). */
+#define TXN_REPORT_MAX (50u * 1024 * 1024)
+
+/* The failure report's hook and what it reads (smtp_bounce.h): kept unchanged from
+ * store_deliver until its callback, because the hook runs on a store thread. */
+struct smtp_txn_report {
+	struct smtp_bounce b;
+	struct smtp_bounce_rcpt *rcpts;
+	struct store_deliver_report hook;
+	char boundary[128];
+};
 
 void smtp_txn_init(struct smtp_txn *t, struct conn *c, void *sess)
 {
@@ -39,6 +53,7 @@ static void txn_free_message(struct smtp_txn *t)
 	t->spool_error = 0;
 	buf_free(&t->mem);
 	buf_init(&t->mem, SMTP_TXN_MEM_MAX);
+	t->bytes = 0;
 	free(t->msgid_line);
 	free(t->date_line);
 	t->msgid_line = t->date_line = NULL;
@@ -64,6 +79,10 @@ void smtp_txn_reset(struct smtp_txn *t)
 	free(t->targets);
 	free(t->relay);
 	free(t->req);
+	if (t->report != NULL)
+		free(t->report->rcpts);
+	free(t->report);
+	t->report = NULL;
 	t->targets = NULL;
 	t->relay = NULL;
 	t->req = NULL;
@@ -87,8 +106,8 @@ bool smtp_txn_has_rcpt(const struct smtp_txn *t, const char *address)
 	return false;
 }
 
-void smtp_txn_add_rcpt(struct smtp_txn *t, const char *address, int64_t user_id, unsigned notify,
-                       const char *orcpt)
+void smtp_txn_add_rcpt(struct smtp_txn *t, const char *address, int64_t user_id, uint64_t quota,
+                       unsigned notify, const char *orcpt)
 {
 	if (t->n_rcpts == t->cap_rcpts) {
 		t->cap_rcpts = t->cap_rcpts ? t->cap_rcpts * 2 : 4;
@@ -98,6 +117,7 @@ void smtp_txn_add_rcpt(struct smtp_txn *t, const char *address, int64_t user_id,
 	memset(r, 0, sizeof(*r));
 	r->address = xstrdup(address);
 	r->user_id = user_id;
+	r->quota = quota;
 	if (notify != 0) {
 		char n[40];
 		r->notify = xstrdup(smtp_notify_str(notify, n, sizeof(n)));
@@ -121,9 +141,19 @@ static void txn_drained(void *ctx)
 	}
 }
 
+static int txn_sink_write(struct smtp_txn *t, const void *data, size_t len);
+
 static int txn_sink(void *ctx, const void *data, size_t len)
 {
 	struct smtp_txn *t = ctx;
+	int r = txn_sink_write(t, data, len);
+	if (r == 0)
+		t->bytes += len;
+	return r;
+}
+
+static int txn_sink_write(struct smtp_txn *t, const void *data, size_t len)
+{
 	int r;
 	if (t->spool == NULL) {
 		if (t->mem.len + len <= SMTP_TXN_MEM_MAX || t->spool_error == -ENOTSUP)
@@ -255,6 +285,68 @@ static void txn_report_delivered(struct smtp_txn *t, const struct store_result *
 	free(nr);
 }
 
+/* Every local copy was refused and nothing is relayed (store rc -EDQUOT or -ENOENT):
+ * nothing is stored, so the reply tells the client why. */
+static const char *txn_refused_reply(const struct smtp_txn *t, int rc)
+{
+	if (rc == -ENOENT)
+		return "550 5.1.1 Recipient address rejected: user unknown";
+	/* Permanent only when it can never fit any of them (their quotas as RCPT saw them);
+	 * else the client may try again once the mailboxes have room. */
+	bool never = t->n_local > 0;
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		if (t->rcpts[i].user_id > 0)
+			never = never && smtp_quota_never_fits(t->rcpts[i].quota, t->bytes);
+	return never ? SMTP_QUOTA_FULL_PERM : SMTP_QUOTA_FULL_TEMP;
+}
+
+/* What became of the report on a refused copy, for the log line. */
+static const char *txn_report_outcome(const struct smtp_txn *t, const struct smtp_txn_rcpt *r,
+                                      const struct store_result *res)
+{
+	if (t->report == NULL)
+		return "report=none reason=null_sender";
+	if (!smtp_bounce_wanted(r->notify))
+		return "report=none reason=notify";
+	switch (res->report_rc) {
+	case 0:
+		return t->report->hook.local ? "report=sent via=inbox" : "report=sent via=queue";
+	case -ENOENT:
+		return "report=dropped reason=sender_unknown";
+	case -EDQUOT:
+		return "report=dropped reason=sender_mailbox_full";
+	default:
+		return "report=none reason=notify";
+	}
+}
+
+/* One line per recipient whose copy the store refused: never a silent loss. */
+static unsigned txn_log_refused(struct smtp_txn *t, const struct store_result *res)
+{
+	unsigned failed = 0;
+	for (size_t k = 0; k < res->n_delivered && k < t->req->n_targets; k++) {
+		const struct store_delivered *d = &res->delivered[k];
+		if (d->rc == 0)
+			continue;
+		failed++;
+		const char *status, *diag;
+		smtp_bounce_status(d->rc, d->quota_bytes, res->total_size, &status, &diag);
+		for (size_t i = 0; i < t->n_rcpts; i++) {
+			const struct smtp_txn_rcpt *r = &t->rcpts[i];
+			if (r->user_id != t->targets[k].user_id)
+				continue;
+			char to[200];
+			log_escape(to, sizeof(to), r->address, strlen(r->address));
+			log_event(LOGL_WARN,
+			          "session=%s proto=smtp event=rcpt_failed id=%s rcpt=%s "
+			          "status=%s error=\"%s\" %s",
+			          conn_id(t->c), t->id, to, status, store_strerror(d->rc),
+			          txn_report_outcome(t, r, res));
+		}
+	}
+	return failed;
+}
+
 static void txn_delivered(void *ctx, int rc, struct store_result *res)
 {
 	struct smtp_txn *t = ctx;
@@ -265,21 +357,13 @@ static void txn_delivered(void *ctx, int rc, struct store_result *res)
 	if (rc < 0) {
 		log_event(LOGL_WARN, "session=%s proto=smtp event=delivery_failed id=%s error=%s",
 		          conn_id(t->c), t->id, store_strerror(rc));
-		txn_finish(t, false, false, txn_store_reply(rc));
+		txn_finish(t, false, false,
+		           rc == -EDQUOT || rc == -ENOENT ? txn_refused_reply(t, rc)
+		                                          : txn_store_reply(rc));
 		return;
 	}
-	unsigned failed = 0;
-	for (size_t i = 0; i < res->n_delivered; i++) {
-		if (res->delivered[i].rc == 0)
-			continue;
-		/* Checked at RCPT; a user deleted or over quota since then is logged. */
-		failed++;
-		log_event(LOGL_WARN,
-		          "session=%s proto=smtp event=delivery_target_failed id=%s user_id=%lld "
-		          "error=%s",
-		          conn_id(t->c), t->id, (long long)t->targets[i].user_id,
-		          store_strerror(res->delivered[i].rc));
-	}
+	/* Checked at RCPT; a copy refused since then was reported in the same transaction. */
+	unsigned failed = txn_log_refused(t, res);
 	log_event(LOGL_INFO,
 	          "session=%s proto=smtp event=queued id=%s from=%s size=%llu local=%u relay=%u "
 	          "failed=%u",
@@ -289,6 +373,50 @@ static void txn_delivered(void *ctx, int rc, struct store_result *res)
 	char reply[96];
 	snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", t->id);
 	txn_finish(t, true, false, reply);
+}
+
+/* The hook that has the store report copies it refuses to the sender (smtp_bounce.h);
+ * none for the null sender (RFC 3461 6.2: a report is never reported on). */
+static void txn_report_prepare(struct smtp_txn *t, size_t n_targets)
+{
+	const struct config *cfg = conn_config(t->c);
+	const char *sender = t->mail.address;
+	if (sender[0] == '\0' || t->n_local == 0)
+		return;
+	struct smtp_txn_report *rp = xcalloc(1, sizeof(*rp));
+	rp->rcpts = xcalloc(t->n_rcpts, sizeof(*rp->rcpts));
+	size_t n = 0;
+	for (size_t i = 0; i < t->n_rcpts; i++) {
+		const struct smtp_txn_rcpt *r = &t->rcpts[i];
+		if (r->user_id > 0)
+			rp->rcpts[n++] =
+			    (struct smtp_bounce_rcpt){r->address, r->user_id, r->notify, r->orcpt};
+	}
+	int64_t now = (int64_t)time(NULL);
+	snprintf(rp->boundary, sizeof(rp->boundary), "sealmail-dsn-%s-%lld", t->id, (long long)now);
+	rp->b = (struct smtp_bounce){
+	    .reporting_mta = cfg->hostname,
+	    .sender = sender,
+	    .envid = t->mail.envid[0] ? t->mail.envid : NULL,
+	    .ret = t->req->ret,
+	    .requiretls = t->mail.requiretls,
+	    .arrival = now,
+	    .boundary = rp->boundary,
+	    .max_size = cfg->limits.message_size > 0 ? cfg->limits.message_size : TXN_REPORT_MAX,
+	    .rcpts = rp->rcpts,
+	    .n_rcpts = n,
+	    .targets = t->targets,
+	    .n_targets = n_targets,
+	};
+	const char *at = strrchr(sender, '@');
+	rp->hook = (struct store_deliver_report){
+	    .format = smtp_bounce_format,
+	    .ctx = &rp->b,
+	    .to = sender,
+	    .local = at != NULL && cfg_is_local_domain(cfg, at + 1, strlen(at + 1)),
+	};
+	t->report = rp;
+	t->req->report = &rp->hook;
 }
 
 static void txn_deliver(struct smtp_txn *t)
@@ -335,6 +463,7 @@ static void txn_deliver(struct smtp_txn *t)
 	           : t->mail.ret == SMTP_RET_HDRS ? "HDRS"
 	                                          : NULL;
 	req->envid = t->mail.envid[0] ? t->mail.envid : NULL;
+	txn_report_prepare(t, nt);
 	conn_hold(t->c);
 	int rc = store_deliver(s, req, txn_delivered, t);
 	if (rc < 0) {

@@ -24,6 +24,7 @@ struct spool_file;
 struct store_target;
 struct store_relay_rcpt;
 struct store_deliver_req;
+struct smtp_txn_report;
 
 #define SMTP_TXN_MEM_MAX     (256u * 1024)  /* in memory up to this, then spooled */
 #define SMTP_TXN_SPOOL_PAUSE (1024u * 1024) /* pause input past this much unwritten */
@@ -33,6 +34,7 @@ struct smtp_txn_rcpt {
 	int64_t user_id; /* local recipient; 0 for a relay recipient */
 	char *notify;    /* DSN NOTIFY or NULL */
 	char *orcpt;     /* DSN ORCPT (wire form) or NULL */
+	uint64_t quota;  /* local: the user's quota at RCPT (0 = unlimited) */
 };
 
 /* The reply for the whole transaction, written by the session (CRLF added by it).
@@ -63,7 +65,9 @@ struct smtp_txn {
 	smtp_txn_done_cb *done;
 	struct store_target *targets;
 	struct store_relay_rcpt *relay;
-	struct store_deliver_req *req; /* borrowed by the store until its callback */
+	struct store_deliver_req *req;  /* borrowed by the store until its callback */
+	uint64_t bytes;                 /* of the message as stored (Received: included) */
+	struct smtp_txn_report *report; /* the failure report's hook context, or NULL */
 };
 
 void smtp_txn_init(struct smtp_txn *t, struct conn *c, void *sess);
@@ -74,9 +78,10 @@ void smtp_txn_reset(struct smtp_txn *t);
 void smtp_txn_mail(struct smtp_txn *t, const struct smtp_mail_args *m);
 /* True when address (already lower-cased by the caller for local ones) is a recipient. */
 bool smtp_txn_has_rcpt(const struct smtp_txn *t, const char *address);
-/* A recipient (copied). user_id > 0 for a local mailbox, 0 for the relay queue. */
-void smtp_txn_add_rcpt(struct smtp_txn *t, const char *address, int64_t user_id, unsigned notify,
-                       const char *orcpt);
+/* A recipient (copied). user_id > 0 for a local mailbox (quota: its quota as RCPT saw it),
+ * 0 for the relay queue. */
+void smtp_txn_add_rcpt(struct smtp_txn *t, const char *address, int64_t user_id, uint64_t quota,
+                       unsigned notify, const char *orcpt);
 
 struct smtp_txn_msg_opts {
 	bool submission; /* add Message-ID and Date when missing */
@@ -98,6 +103,10 @@ static inline struct smtp_data *smtp_txn_data(struct smtp_txn *t)
  * done runs exactly once, maybe before this returns (a refused message), else from a
  * completion (input is paused and the conn held meanwhile; the session resumes input in
  * done). Either way the transaction is reset before done runs.
+ * A local copy the store refuses (over quota by now, user deleted) while another copy or
+ * a relay recipient is stored gets a DSN to the sender, stored in the same transaction
+ * (smtp_bounce.h), and the reply is 250; when nothing could be stored the reply is the
+ * reason: 452 4.2.2 / 552 5.2.2 (smtp_quota.h) or 550 5.1.1.
  */
 void smtp_txn_end(struct smtp_txn *t, smtp_txn_done_cb *done);
 /* Ends a message that will not be delivered (BDAT error, RSET during BDAT). */
