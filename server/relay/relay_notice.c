@@ -199,6 +199,11 @@ void relay_notice_delivered(struct store *s, const struct config *cfg,
 
 /* ----- "failed", formatted for the store ----- */
 
+bool relay_notice_failure_wanted(const char *notify)
+{
+	return relay_dsn_wanted(notify, RELAY_DSN_FAILED);
+}
+
 int relay_notice_format_failed(const struct relay_notice_failure *f, struct buf *out)
 {
 	if (f->sender == NULL || f->sender[0] == '\0')

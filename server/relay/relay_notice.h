@@ -72,6 +72,10 @@ struct relay_notice_failure {
 	bool original_complete;
 };
 
+/* Whether a recipient's NOTIFY (NULL when not given) asks for a failure report (RFC 3461
+ * 4.1: without NOTIFY it does; NOTIFY=NEVER does not). */
+bool relay_notice_failure_wanted(const char *notify);
+
 /* A "failed" report (RFC 3464, Action: failed) for those of f's recipients whose NOTIFY
  * asks for failures, into out (empty, initialised by the caller with the size limit of a
  * message: a report that would pass it returns only the original's header). Pure: no

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "common/buf.h"
@@ -36,20 +35,6 @@ void smtp_bounce_status(int rc, uint64_t quota, uint64_t size, const char **stat
 		*diagnostic_r = "554 5.0.0 Delivery to the mailbox failed";
 		return;
 	}
-}
-
-bool smtp_bounce_wanted(const char *notify)
-{
-	if (notify == NULL)
-		return true;
-	const char *p = notify;
-	while (*p != '\0') {
-		size_t n = strcspn(p, ",");
-		if (n == 7 && strncasecmp(p, "FAILURE", 7) == 0)
-			return true;
-		p += n + (p[n] == ',');
-	}
-	return false;
 }
 
 int smtp_bounce_format(void *ctx, const struct store_report_input *in, char **msg_r, size_t *len_r)

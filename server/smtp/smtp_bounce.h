@@ -46,8 +46,6 @@ struct smtp_bounce {
  * whose user's quota is quota (0 = unlimited), for a message of size bytes. */
 void smtp_bounce_status(int rc, uint64_t quota, uint64_t size, const char **status_r,
                         const char **diagnostic_r);
-/* Whether a recipient's NOTIFY asks for a failure report (RFC 3461 4.1: the default does). */
-bool smtp_bounce_wanted(const char *notify);
 /* store_deliver_report.format with ctx a struct smtp_bounce. */
 int smtp_bounce_format(void *ctx, const struct store_report_input *in, char **msg_r, size_t *len_r);
 

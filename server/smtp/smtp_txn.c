@@ -141,17 +141,6 @@ static void txn_drained(void *ctx)
 	}
 }
 
-static int txn_sink_write(struct smtp_txn *t, const void *data, size_t len);
-
-static int txn_sink(void *ctx, const void *data, size_t len)
-{
-	struct smtp_txn *t = ctx;
-	int r = txn_sink_write(t, data, len);
-	if (r == 0)
-		t->bytes += len;
-	return r;
-}
-
 static int txn_sink_write(struct smtp_txn *t, const void *data, size_t len)
 {
 	int r;
@@ -183,6 +172,16 @@ static int txn_sink_write(struct smtp_txn *t, const void *data, size_t len)
 		spool_on_drain(t->spool, txn_drained, t);
 	}
 	return 0;
+}
+
+/* Counts what is stored: the size the store will see, Received: included. */
+static int txn_sink(void *ctx, const void *data, size_t len)
+{
+	struct smtp_txn *t = ctx;
+	int r = txn_sink_write(t, data, len);
+	if (r == 0)
+		t->bytes += len;
+	return r;
 }
 
 void smtp_txn_begin(struct smtp_txn *t, const struct smtp_txn_msg_opts *o)
@@ -306,7 +305,7 @@ static const char *txn_report_outcome(const struct smtp_txn *t, const struct smt
 {
 	if (t->report == NULL)
 		return "report=none reason=null_sender";
-	if (!smtp_bounce_wanted(r->notify))
+	if (!relay_notice_failure_wanted(r->notify))
 		return "report=none reason=notify";
 	switch (res->report_rc) {
 	case 0:

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/relay/relay_notice.h"
 #include "server/smtp/smtp_bounce.h"
 #include "storage/store.h"
 
@@ -142,11 +143,11 @@ Test(smtp_bounce, none_for_notify_never_or_the_null_sender)
 
 Test(smtp_bounce, wanted)
 {
-	cr_assert(smtp_bounce_wanted(NULL));
-	cr_assert(smtp_bounce_wanted("FAILURE"));
-	cr_assert(smtp_bounce_wanted("SUCCESS,FAILURE"));
-	cr_assert(smtp_bounce_wanted("delay,failure"));
-	cr_assert_not(smtp_bounce_wanted("NEVER"));
-	cr_assert_not(smtp_bounce_wanted("SUCCESS,DELAY"));
-	cr_assert_not(smtp_bounce_wanted("FAILURES"));
+	cr_assert(relay_notice_failure_wanted(NULL));
+	cr_assert(relay_notice_failure_wanted("FAILURE"));
+	cr_assert(relay_notice_failure_wanted("SUCCESS,FAILURE"));
+	cr_assert(relay_notice_failure_wanted("delay,failure"));
+	cr_assert_not(relay_notice_failure_wanted("NEVER"));
+	cr_assert_not(relay_notice_failure_wanted("SUCCESS,DELAY"));
+	cr_assert_not(relay_notice_failure_wanted("FAILURES"));
 }
