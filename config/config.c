@@ -659,6 +659,7 @@ static void check_relay(struct ctx *c)
 static void check_limits(struct ctx *c)
 {
 	struct cfg_limits *l = &c->cfg->limits;
+	l->connections_line = line_of_or(c, "limits.connections", line_of_or(c, "limits", 1));
 	if (l->line_length != 0 && l->line_length_preauth > l->line_length)
 		err(c,
 		    line_of_or(c, "limits.line_length_preauth",

@@ -58,6 +58,9 @@ struct cfg_limits {
 	unsigned session_duration;     /* seconds, 0 = unlimited (default 0; SMTP uses it) */
 	unsigned commands;             /* per session before login, default 100 */
 	unsigned errors;               /* per session, default 10 */
+	/* Where limits.connections is written (else limits:, else 1): warnings about it that
+	 * only the server can judge (the open-file limit) name this line. */
+	int connections_line;
 };
 
 struct cfg_relay {

@@ -1,12 +1,14 @@
 #include "server/server.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -23,6 +25,17 @@
 #define STOP_GRACE_MS      10000 /* connections still busy after this are cut */
 #define IP_BUCKETS         1024
 #define LOGIN_CACHE_TTL_MS (5 * 60 * 1000) /* successful logins remembered */
+
+/* Open files besides one per connection. The store has a writer, its workers (4 unless
+ * configured) and a checkpointer, each an SQLite connection holding the database, its
+ * WAL and its shared-memory index. Spool files: messages arriving or being delivered at
+ * once. Relay: relay.c's RELAY_MAX_ACTIVE outbound sessions and c-ares' sockets. The
+ * loop: epoll, its wakeup and signal descriptors, the thread pool's, standard streams. */
+#define SERVER_FILES_STORE  (6 * 3)
+#define SERVER_FILES_SPOOL  32
+#define SERVER_FILES_RELAY  (64 + 8)
+#define SERVER_FILES_LOOP   16
+#define SERVER_FILES_MARGIN 32
 
 struct ipcount {
 	struct ipcount *next;
@@ -246,6 +259,45 @@ static int server_open_store(struct server *srv)
 	return 0;
 }
 
+uint64_t server_open_files_needed(const struct config *cfg)
+{
+	return (uint64_t)cfg->limits.connections + cfg->n_listeners + SERVER_FILES_STORE +
+	       SERVER_FILES_SPOOL + SERVER_FILES_RELAY + SERVER_FILES_LOOP + SERVER_FILES_MARGIN;
+}
+
+/* Started from a shell, the soft limit is often 1024 while the hard one allows far more:
+ * take all of it, so limits.connections is what caps connections rather than accept()
+ * failing with EMFILE. Says when even the hard limit is too low for the configuration. */
+static void server_raise_open_files(const struct config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_event(LOGL_WARN, "event=open_files_unknown error=\"%s\"", strerror(errno));
+		return;
+	}
+	rlim_t was = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			log_event(LOGL_WARN,
+			          "event=open_files_not_raised soft=%ju hard=%ju error=\"%s\"",
+			          (uintmax_t)was, (uintmax_t)rl.rlim_max, strerror(errno));
+			rl.rlim_cur = was;
+		} else {
+			log_event(LOGL_INFO, "event=open_files_raised from=%ju to=%ju",
+			          (uintmax_t)was, (uintmax_t)rl.rlim_cur);
+		}
+	}
+	uint64_t needed = server_open_files_needed(cfg);
+	if (rl.rlim_cur != RLIM_INFINITY && (uint64_t)rl.rlim_cur < needed)
+		log_event(LOGL_WARN,
+		          "event=open_files_low limit=%ju needed=%" PRIu64 " connections=%u "
+		          "config=%s:%d fix=\"raise the hard open-file limit (ulimit -Hn, systemd "
+		          "LimitNOFILE=) or lower limits.connections\"",
+		          (uintmax_t)rl.rlim_cur, needed, cfg->limits.connections, cfg->path,
+		          cfg->limits.connections_line);
+}
+
 int server_run(struct config *cfg)
 {
 	struct server srv;
@@ -254,6 +306,7 @@ int server_run(struct config *cfg)
 
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg = cfg;
+	server_raise_open_files(cfg);
 	uint64_t seed = 0;
 	if (getrandom(&seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
 		seed = (uint64_t)uv_hrtime();
