@@ -1,12 +1,15 @@
 /*
  * sealmaild: the mail server. `sealmaild -c FILE` runs in the foreground and logs to
- * standard error; `--check` validates the configuration (and that the TLS files load).
+ * standard error; `--check` validates the configuration (and that the TLS files load), and
+ * warns when limits.connections cannot fit in the hard open-file limit.
  */
 #include <getopt.h>
+#include <inttypes.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "common/log.h"
 #include "config/config.h"
@@ -21,6 +24,25 @@ static void usage(FILE *fp)
 	            "      --check         validate the configuration and exit (0 = valid)\n"
 	            "  -h, --help          this text\n"
 	            "  -V, --version       print the version\n");
+}
+
+/* --check: sealmaild raises its soft open-file limit to the hard one at start, so the hard
+ * limit of this environment is what limits.connections must fit in. A warning in the form
+ * of the configuration errors; the configuration itself is still valid. */
+static void main_check_open_files(const struct config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_max == RLIM_INFINITY)
+		return;
+	uint64_t needed = server_open_files_needed(cfg);
+	if (needed <= (uint64_t)rl.rlim_max)
+		return;
+	fprintf(stderr,
+	        "%s:%d: limits.connections: warning: %u connections need about %" PRIu64
+	        " open files, more than the hard limit of %ju here (RLIMIT_NOFILE); raise it "
+	        "(ulimit -Hn, systemd LimitNOFILE=) or lower limits.connections\n",
+	        cfg->path, cfg->limits.connections_line, cfg->limits.connections, needed,
+	        (uintmax_t)rl.rlim_max);
 }
 
 int main(int argc, char **argv)
@@ -86,6 +108,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		tls_ctx_unref(ctx);
+		main_check_open_files(cfg);
 		printf("%s: configuration ok (%zu listeners)\n", cfg->path, cfg->n_listeners);
 		cfg_free(cfg);
 		return 0;
