@@ -308,10 +308,12 @@ static void fmt_params(struct buf *o, const char *params, size_t len, const char
 		size_t ne = i;
 		while (ne > ns && (params[ne - 1] == ' ' || params[ne - 1] == '\t'))
 			ne--;
-		if (i >= len || params[i] != '=' || ne == ns)
+		if (i >= len || params[i] != '=')
 			continue;
-		char *name = xstrndup(params + ns, ne - ns);
-		char *value = imap_mime_param(params + ns, len - ns, name);
+		/* A value without a name ("; =x") is skipped with the others below: i must move
+		 * past it, or the loop would stop at the '=' again and again. */
+		char *name = ne > ns ? xstrndup(params + ns, ne - ns) : NULL;
+		char *value = name != NULL ? imap_mime_param(params + ns, len - ns, name) : NULL;
 		/* Skip the value we just read. */
 		i++;
 		while (i < len && (params[i] == ' ' || params[i] == '\t'))

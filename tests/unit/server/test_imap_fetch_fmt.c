@@ -223,3 +223,23 @@ Test(imap_fetch_fmt, deep_nesting_bounded)
 	imap_mime_free(&m);
 	buf_free(&msg);
 }
+
+/* Found by fuzz/fuzz_imap_mime.c: a parameter with a value but no name ("; =12") kept the
+ * parameter loop at its '=' for ever, hanging FETCH BODYSTRUCTURE. */
+Test(imap_fetch_fmt, nameless_parameter, .timeout = 10)
+{
+	const char *msg = "Content-Type: text/plain; =12; charset=utf-8\r\n"
+	                  "Content-Disposition: attachment; =\"a;b\"; filename=x.txt\r\n"
+	                  "\r\n"
+	                  "x\r\n";
+	struct imap_mime m;
+	imap_mime_parse(&m, msg, strlen(msg));
+	struct buf o;
+	buf_init(&o, 1 << 20);
+	imap_fmt_bodystructure(&o, &m, &m.root, true, false);
+	cr_assert_not_null(strstr(o.data, "(\"charset\" \"utf-8\")"), "%s", o.data);
+	cr_assert_not_null(strstr(o.data, "(\"attachment\" (\"filename\" \"x.txt\"))"), "%s",
+	                   o.data);
+	buf_free(&o);
+	imap_mime_free(&m);
+}
