@@ -168,7 +168,8 @@ static void fmt_mailbox(struct buf *o, const char *s, size_t len, bool utf8)
 		name = strip_phrase(s, lt);
 		const char *a = s + lt + 1;
 		size_t al = gt - lt - 1;
-		size_t colon = a[0] == '@' ? scan(a, al, 0, ":") : al;
+		/* "<" may be the value's last byte: then a is just past it and al is 0. */
+		size_t colon = al > 0 && a[0] == '@' ? scan(a, al, 0, ":") : al;
 		if (colon < al) {
 			adl = strip_phrase(a, colon);
 			a += colon + 1;

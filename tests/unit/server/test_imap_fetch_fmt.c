@@ -243,3 +243,28 @@ Test(imap_fetch_fmt, nameless_parameter, .timeout = 10)
 	buf_free(&o);
 	imap_mime_free(&m);
 }
+
+/* Found by fuzz/fuzz_imap_address.c: an address value ending in '<' read the byte after
+ * it. The value is copied to a buffer of its exact size so ASan builds see any such read. */
+Test(imap_fetch_fmt, address_ends_in_angle)
+{
+	static const char *const values[] = {" \xe4 <", "Fred <", "<", " a@b, <"};
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		size_t len = strlen(values[i]);
+		char *v = malloc(len);
+		cr_assert_not_null(v);
+		memcpy(v, values[i], len);
+		struct buf o;
+		buf_init(&o, 1 << 20);
+		imap_fmt_addresses(&o, v, len, false);
+		cr_assert(o.len > 0 && (strcmp(o.data, "NIL") == 0 || o.data[0] == '('), "%s",
+		          o.data);
+		buf_free(&o);
+		free(v);
+	}
+	struct buf o;
+	buf_init(&o, 1 << 20);
+	imap_fmt_addresses(&o, "Fred <", 6, false);
+	cr_assert_str_eq(o.data, "((\"Fred\" NIL \"\" NIL))");
+	buf_free(&o);
+}
