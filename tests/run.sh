@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The test command: installs dependencies, builds `build` (normal; -Werror when CI=true) and
 # `build-asan` (ASan+UBSan), runs the criterion unit tests of both, then the integration
-# tests (pytest, real sealmaild) against both binaries. Ends with exactly one line
+# tests (pytest, real sealmaild) against both binaries, then every fuzz target briefly
+# (`build-fuzz`, clang). Ends with exactly one line
 # "N passed, N failed" and exits non-zero if anything failed.
 #
 #   tests/run.sh                  everything
 #   SEALMAIL_SKIP_ASAN=1 tests/run.sh    only the normal build (quicker, local use)
 #   SEALMAIL_SKIP_DEPS=1 tests/run.sh    do not run deploy/install-deps.sh
+#   SEALMAIL_SKIP_FUZZ=1 tests/run.sh    no fuzz step (FUZZ_SECONDS=8: seconds per target)
 #   PYTEST_ARGS="-k starttls" tests/run.sh   extra pytest arguments
 set -uo pipefail
 
@@ -167,6 +169,37 @@ for b in "${BUILDS[@]}"; do
   tail -1 "$LOGDIR/$b-pytest.log" | sed "s/^/  $b:pytest: /" >&2
   summarize_pytest "$LOGDIR/$b-pytest.xml" $rc "$b:integration" >>"$LOGDIR/results"
 done
+
+# Fuzzing: every libFuzzer target in fuzz/ built with clang (build-fuzz, -Dfuzz=true) and run
+# for FUZZ_SECONDS (default 8) from its seeds, $JOBS at a time, so a target that no longer
+# builds or a parser that now crashes fails the run. One result line per target.
+if [ -z "${SEALMAIL_SKIP_FUZZ:-}" ]; then
+  say "build-fuzz: fuzz targets (clang, ${FUZZ_SECONDS:-8} s each)"
+  fuzz_start=$SECONDS
+  if ! command -v clang >/dev/null 2>&1; then
+    say "build-fuzz: no clang (deploy/install-deps.sh installs it)"
+    record 0 1 "fuzz:build"
+  else
+    FUZZ_SECONDS=${FUZZ_SECONDS:-8} FUZZ_JOBS=$JOBS "$ROOT/fuzz/run.sh" >"$LOGDIR/fuzz.log" 2>&1
+    rc=$?
+    grep -E '^FAIL ' "$LOGDIR/fuzz.log" >&2
+    n=0
+    while read -r verdict target _; do
+      case $verdict in
+        ok) record 1 0 "fuzz:$target" ;;
+        FAIL) record 0 1 "fuzz:$target" ;;
+        *) continue ;;
+      esac
+      n=$((n + 1))
+    done <"$LOGDIR/fuzz.log"
+    if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$LOGDIR/fuzz.log"; then
+      # No per-target verdict explains the failure (build-fuzz could not be configured).
+      tail -20 "$LOGDIR/fuzz.log" >&2
+      record 0 1 "fuzz:build"
+    fi
+    say "build-fuzz: $n targets in $((SECONDS - fuzz_start)) s (log: ${LOGDIR#$ROOT/}/fuzz.log)"
+  fi
+fi
 
 echo "---- results (logs in ${LOGDIR#$ROOT/}/) ----" >&2
 total_p=0
