@@ -286,7 +286,13 @@ const struct cfg_key cfg_keys[] = {
      .min = 1,
      .max = UINT_MAX_,
      .def = "10000",
-     .doc = "Connections open at once over all listeners."},
+     .doc = "Connections open at once over all listeners. Each holds an open file, and the "
+            "server needs about 170 more for itself, plus one per listener (the database and "
+            "its WAL, spool files, relay connections): at start sealmaild raises its soft "
+            "open-file limit (RLIMIT_NOFILE) to the hard limit and logs event=open_files_low "
+            "when the total does not fit; `--check` warns against the hard limit in force "
+            "where it runs. Raise the hard limit (systemd LimitNOFILE=, ulimit -Hn) or lower "
+            "this."},
     {.path = "limits.connections_per_ip",
      .type = CFG_TYPE_UINT,
      C(limits.connections_per_ip),
