@@ -98,6 +98,11 @@ int main(int argc, char **argv)
 	int i = 1;
 	int rc;
 
+	/* sealctl creates the store, the CA's key and serial state and users' keys: owner
+	 * only unless a file is given a wider mode on purpose (certificates and the CRL are
+	 * written 0644 explicitly, since sealmaild must read them). */
+	umask(077);
+
 	/* The store's own log lines would make a second line on stderr: sealctl reports
 	 * every failure itself, in one line (SEALMAIL_DEBUG=1 still shows them). */
 	if (getenv("SEALMAIL_DEBUG") == NULL)

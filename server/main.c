@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "common/log.h"
 #include "config/config.h"
@@ -57,6 +58,11 @@ int main(int argc, char **argv)
 	};
 	const char *path = NULL;
 	int check = 0, opt;
+
+	/* Everything this process creates (mail.db and its -wal and -shm, spool files, the
+	 * data folder) holds mail or secrets: owner only, whatever the caller's umask. Files
+	 * are also opened with explicit modes; this covers what a library creates. */
+	umask(077);
 
 	while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (opt) {

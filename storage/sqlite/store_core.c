@@ -4,11 +4,14 @@
  * through the poster. Operations live in the other files; they only build jobs.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -648,6 +651,72 @@ static void *checkpointer_main(void *arg)
 
 /* ---- Open and close ---- */
 
+/* The database holds mail, password hashes and certificate records: owner only. */
+#define STORE_FILE_MODE 0600
+
+/*
+ * Makes path private: created 0600 when missing (before SQLite sees it, whatever the
+ * umask), tightened to 0600 when it exists with group or other bits (a store from before
+ * this rule, or a file copied in), with a log line saying so. A missing file is fine
+ * unless create. 0, or -errno after setting *error_r.
+ */
+static int store_file_private(const char *path, bool create, const char **error_r)
+{
+	static _Thread_local char buf[512];
+	int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (create ? O_CREAT : 0);
+	int fd = open(path, flags, STORE_FILE_MODE);
+	if (fd < 0) {
+		if (errno == ENOENT && !create)
+			return 0;
+		snprintf(buf, sizeof(buf), "cannot open %s: %s: check the path and its permissions",
+		         path, strerror(errno));
+		*error_r = buf;
+		return -errno;
+	}
+	struct stat st;
+	int rc = 0;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+	} else if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		errno = EINVAL;
+	} else if ((st.st_mode & 077) != 0) {
+		/* fchmod on the open file: no window where a swapped path gets the chmod. */
+		if (fchmod(fd, STORE_FILE_MODE) < 0) {
+			rc = -errno;
+		} else {
+			log_event(
+			    LOGL_WARN,
+			    "event=store_file_mode_fixed path=\"%s\" old_mode=%04o new_mode=%04o",
+			    path, (unsigned)(st.st_mode & 07777), (unsigned)STORE_FILE_MODE);
+		}
+	}
+	if (rc < 0) {
+		snprintf(buf, sizeof(buf),
+		         "cannot make %s private (mode 0600): %s: check its owner and type", path,
+		         strerror(-rc));
+		*error_r = buf;
+	}
+	close(fd);
+	return rc;
+}
+
+/*
+ * SQLite creates -wal and -shm with the mode of the main file, so a main file that is
+ * 0600 from its first byte keeps all three private; existing ones are tightened.
+ */
+static int store_files_private(const char *path, const char **error_r)
+{
+	static const char *const suffixes[] = {"-wal", "-shm"};
+	int rc = store_file_private(path, true, error_r);
+	for (size_t i = 0; rc == 0 && i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char *p = xasprintf("%s%s", path, suffixes[i]);
+		rc = store_file_private(p, false, error_r);
+		free(p);
+	}
+	return rc;
+}
+
 int store_open(const struct store_options *opt, struct store **store_r, const char **error_r)
 {
 	struct store *s;
@@ -684,7 +753,9 @@ int store_open(const struct store_options *opt, struct store **store_r, const ch
 	pthread_cond_init(&s->worker_cv, NULL);
 	pthread_cond_init(&s->ckpt_cv, NULL);
 
-	rc = store_conn_open(&s->wconn, s->path, s->opt.busy_ms, true, &err);
+	rc = store_files_private(s->path, &err);
+	if (rc == 0)
+		rc = store_conn_open(&s->wconn, s->path, s->opt.busy_ms, true, &err);
 	if (rc == 0) {
 		sqlite3_wal_hook(s->wconn.db, writer_wal_hook, s);
 		rc = store_schema_migrate(s->wconn.db, &err);
