@@ -794,6 +794,7 @@ void cfg_free(struct config *cfg)
 		free(cfg->domains[i]);
 	free(cfg->domains);
 	free(cfg->data_dir);
+	free(cfg->ca_dir);
 	free(cfg->tls.certificate);
 	free(cfg->tls.key);
 	free(cfg->tls.client_ca);
@@ -817,6 +818,43 @@ void cfg_free(struct config *cfg)
 	free(cfg->relay.dns_servers);
 	free(cfg->relay.mx_ca);
 	free(cfg);
+}
+
+/* True when path is dir or lies below it (both absolute and normalized). */
+static bool path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+char *cfg_ca_dir(const struct config *cfg, char **warning_r)
+{
+	char *dir;
+	*warning_r = NULL;
+	if (cfg->ca_dir != NULL) {
+		dir = xstrdup(cfg->ca_dir);
+	} else {
+		char *old = xasprintf("%s/ca", cfg->data_dir);
+		char *old_key = xasprintf("%s/ca.key", old);
+		if (access(old_key, F_OK) == 0) {
+			dir = old;
+		} else {
+			free(old);
+			dir = xstrdup(CFG_CA_DIR_DEFAULT);
+		}
+		free(old_key);
+	}
+	if (path_within(dir, cfg->data_dir))
+		*warning_r = xasprintf(
+		    "warning: the client CA's key is in %s, inside data_dir, where sealmaild can "
+		    "read it: move it out with 'mkdir -m 0700 %s && cp %s/ca.crt %s/ && mv "
+		    "%s/ca.key %s/' and set 'ca_dir: %s' in %s (tls.client_ca and tls.crl can "
+		    "stay)",
+		    dir, CFG_CA_DIR_DEFAULT, dir, CFG_CA_DIR_DEFAULT, dir, CFG_CA_DIR_DEFAULT,
+		    CFG_CA_DIR_DEFAULT, cfg->path);
+	return dir;
 }
 
 void cfg_errors_free(struct cfg_errors *errs)

@@ -24,6 +24,9 @@ enum cfg_client_cert { CFG_CLIENT_CERT_NONE, CFG_CLIENT_CERT_OPTIONAL, CFG_CLIEN
 enum cfg_cert_login { CFG_CERT_LOGIN_NONE, CFG_CERT_LOGIN_PREAUTH };
 enum cfg_tls_version { CFG_TLS_1_2, CFG_TLS_1_3 };
 enum cfg_route_tls { CFG_ROUTE_TLS_VERIFY, CFG_ROUTE_TLS_ENCRYPT, CFG_ROUTE_TLS_NONE };
+/* tls.client_certificate_without_eku: a client certificate without any extended key usage
+ * is refused (default) or, when the administrator allows it, taken as a client one. */
+enum cfg_no_eku { CFG_NO_EKU_REFUSE, CFG_NO_EKU_ALLOW };
 
 struct cfg_listener {
 	enum cfg_protocol protocol;
@@ -86,12 +89,14 @@ struct config {
 	char **domains; /* lower-case */
 	size_t n_domains;
 	char *data_dir; /* absolute; default "<dir>/data" */
+	char *ca_dir;   /* absolute, or NULL when not written (see cfg_ca_dir) */
 	struct {
 		char *certificate; /* PEM chain, required */
 		char *key;         /* PEM key, required */
 		char *client_ca;   /* required when a listener asks for client certificates */
 		char *crl;         /* optional */
-		enum cfg_tls_version min_version; /* default 1.2 */
+		enum cfg_tls_version min_version;               /* default 1.2 */
+		enum cfg_no_eku client_certificate_without_eku; /* default refuse */
 	} tls;
 	struct cfg_listener *listeners;
 	size_t n_listeners;
@@ -128,6 +133,19 @@ void cfg_errors_free(struct cfg_errors *errs);
 bool cfg_is_local_domain(const struct config *cfg, const char *domain, size_t len);
 
 const char *cfg_protocol_name(enum cfg_protocol p); /* "submission", "smtp", "imap", "pop3" */
+
+/* Where sealctl keeps the client CA when ca_dir is not written. */
+#define CFG_CA_DIR_DEFAULT "/etc/sealmail/ca"
+
+/*
+ * The folder of the client CA's key and serial state, for sealctl (and the warnings of
+ * `sealmaild --check`; the running server never looks there): ca_dir when written; else
+ * data_dir/ca when a CA made before ca_dir existed is there (its ca.key exists); else
+ * CFG_CA_DIR_DEFAULT. A new string. *warning_r is a new one-line text (no "sealctl:"
+ * prefix) when the folder lies where sealmaild can write, i.e. inside data_dir, saying how
+ * to move it; else NULL.
+ */
+char *cfg_ca_dir(const struct config *cfg, char **warning_r);
 
 /* Writes the reference documentation of every key (Markdown) to fp. */
 void cfg_print_reference(FILE *fp);

@@ -23,6 +23,7 @@ static const char *const client_cert_values[] = {"none", "optional", "required",
 static const char *const cert_login_values[] = {"none", "preauth", NULL};
 static const char *const tls_version_values[] = {"1.2", "1.3", NULL};
 static const char *const route_tls_values[] = {"verify", "encrypt", "none", NULL};
+static const char *const no_eku_values[] = {"refuse", "allow", NULL};
 
 /* The enums are stored through an int pointer by the loader. */
 _Static_assert(sizeof(enum cfg_protocol) == sizeof(int), "enum size");
@@ -31,6 +32,7 @@ _Static_assert(sizeof(enum cfg_client_cert) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_cert_login) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_tls_version) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_route_tls) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_no_eku) == sizeof(int), "enum size");
 
 const struct cfg_key cfg_keys[] = {
     {.path = "hostname",
@@ -50,8 +52,22 @@ const struct cfg_key cfg_keys[] = {
      .type = CFG_TYPE_DIR,
      C(data_dir),
      .def = "data",
-     .doc = "Folder of the mail database (mail.db), the spool and the built-in client CA "
-            "(ca/). Created by sealctl when missing."},
+     .doc = "Folder of the mail database (mail.db) and the spool. sealmaild must be able to "
+            "write it; created 0700 when missing. The client CA's key does not belong here "
+            "(see ca_dir)."},
+    /* Top level, beside data_dir, not under tls: it is a folder only sealctl uses, and
+     * tls: holds what the server reads. */
+    {.path = "ca_dir",
+     .type = CFG_TYPE_DIR,
+     C(ca_dir),
+     .def_doc = "`" CFG_CA_DIR_DEFAULT "`; but when a CA made by an older sealctl is "
+                "still in data_dir/ca (its ca.key exists), that one, with a warning from "
+                "sealctl and `sealmaild --check`",
+     .doc = "Folder where sealctl keeps the built-in client CA: its private key (ca.key), "
+            "its certificate and its lock; created 0700. Only sealctl reads it: sealmaild "
+            "never opens it and needs only tls.client_ca and tls.crl, which sealctl "
+            "writes. Keep it out of data_dir and out of reach of the user sealmaild runs "
+            "as: whoever reads ca.key can issue a certificate for any address."},
 
     {.path = "tls", SECTION, .required = true, .doc = "The server's TLS credentials and policy."},
     {.path = "tls.certificate",
@@ -81,6 +97,17 @@ const struct cfg_key cfg_keys[] = {
      .values = tls_version_values,
      .def = "1.2",
      .doc = "The oldest TLS version accepted. Quote it in YAML (\"1.3\")."},
+    {.path = "tls.client_certificate_without_eku",
+     .type = CFG_TYPE_ENUM,
+     C(tls.client_certificate_without_eku),
+     .values = no_eku_values,
+     .def = "refuse",
+     .doc = "A client certificate is accepted only when its extended key usage lists "
+            "clientAuth (1.3.6.1.5.5.7.3.2); one whose extended key usage lists other "
+            "purposes only (a server certificate) is always refused. This decides about "
+            "a certificate with no extended key usage at all: refuse, or allow it as a "
+            "client certificate (for a CA that issues such certificates). Reloaded on "
+            "SIGHUP."},
 
     {.path = "listeners",
      .type = CFG_TYPE_LIST,
@@ -478,11 +505,12 @@ void cfg_print_reference(FILE *fp)
 	        "hostname: mail.corp.example\n"
 	        "domains: [corp.example]\n"
 	        "data_dir: data\n"
+	        "ca_dir: /etc/sealmail/ca\n"
 	        "tls:\n"
 	        "  certificate: certs/server.crt\n"
 	        "  key: certs/server.key\n"
-	        "  client_ca: data/ca/ca.crt\n"
-	        "  crl: data/ca/crl.pem\n"
+	        "  client_ca: certs/client-ca.crt\n"
+	        "  crl: certs/client-ca.crl\n"
 	        "  min_version: \"1.2\"\n"
 	        "listeners:\n"
 	        "  - { protocol: submission, address: 127.0.0.1, port: 465, tls: implicit, "
