@@ -189,3 +189,25 @@ const char *cert_ca_cert_pem(const struct cert_ca *ca)
 {
 	return ca->cert_pem;
 }
+
+int cert_ca_publish(const struct cert_ca *ca, const char *path, const char **error_r)
+{
+	gnutls_datum_t cur = {NULL, 0};
+	size_t len = strlen(ca->cert_pem);
+	int ret = cert_file_read(path, &cur, error_r);
+	if (ret < 0 && ret != -ENOENT)
+		return ret;
+	if (ret == 0 && cur.size > 0) {
+		bool same = cur.size == len && memcmp(cur.data, ca->cert_pem, len) == 0;
+		cert_datum_wipe_free(&cur);
+		if (same)
+			return 0;
+		return cert_error(error_r, -EEXIST,
+		                  "%s holds other certificates, not replaced: add the CA "
+		                  "certificate to it yourself",
+		                  path);
+	}
+	cert_datum_wipe_free(&cur);
+	/* Public on purpose: sealmaild, running as another user, reads it. */
+	return cert_file_write(path, ca->cert_pem, len, 0644, true, error_r);
+}

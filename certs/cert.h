@@ -28,7 +28,7 @@
 #include <stdint.h>
 #include <time.h>
 
-/* File names inside the CA folder (data_dir/ca/, docs/design.md). */
+/* File names inside the CA folder (ca_dir in the configuration; only sealctl reads it). */
 #define CERT_CA_KEY_FILE "ca.key"
 #define CERT_CA_CRT_FILE "ca.crt"
 #define CERT_CRL_FILE    "crl.pem"
@@ -60,6 +60,12 @@ void cert_ca_free(struct cert_ca **ca);
 
 /* The CA certificate in PEM, borrowed from ca (valid until cert_ca_free). */
 const char *cert_ca_cert_pem(const struct cert_ca *ca);
+
+/* Puts the CA certificate (not the key) at path, mode 0644, for sealmaild's
+ * tls.client_ca: written atomically when path is missing or empty; 0 without writing when
+ * it already holds exactly this certificate; -EEXIST, changing nothing, when it holds
+ * anything else (another CA's certificates are never replaced). */
+int cert_ca_publish(const struct cert_ca *ca, const char *path, const char **error_r);
 
 /* ---- Issuing (issue.c) ------------------------------------------------------------ */
 
@@ -107,11 +113,13 @@ int cert_issue_client(struct cert_ca *ca, const char *address,
 
 /* Issues a server certificate: SAN dNSName hostname (only that, no "localhost") plus one
  * iPAddress per entry of ips (numeric IPv4 or IPv6 text; n_ips may be 0 and ips NULL),
- * CN=hostname, EKU serverAuth, keyUsage digitalSignature, CA:FALSE, ECDSA P-256. Writes
- * out_dir/server.crt (leaf then CA certificate) and out_dir/server.key (0600); out_dir
- * must exist. Fills *issued_r as cert_issue_client does (never a PKCS#12). */
+ * CN=hostname, EKU serverAuth (and clientAuth too with client_auth: the certificate a
+ * relay presents to peers that ask for one), keyUsage digitalSignature, CA:FALSE, ECDSA
+ * P-256. Writes out_dir/server.crt (leaf then CA certificate) and out_dir/server.key
+ * (0600); out_dir must exist. Fills *issued_r as cert_issue_client does (never a
+ * PKCS#12). */
 int cert_issue_server(struct cert_ca *ca, const char *hostname, const char *const *ips,
-                      size_t n_ips, unsigned int days, const char *out_dir,
+                      size_t n_ips, unsigned int days, bool client_auth, const char *out_dir,
                       struct cert_issued *issued_r, const char **error_r);
 
 /* Frees what *issued holds (wiping key and password) and zeroes it. */

@@ -14,6 +14,7 @@ struct cert_ip {
 
 struct cert_leaf_req {
 	bool server;
+	bool client_auth; /* server certificates: clientAuth too, for relay.certificate */
 	const char *name; /* normalised address or hostname */
 	const struct cert_ip *ips;
 	size_t n_ips;
@@ -75,6 +76,10 @@ static int cert_leaf_fill(struct cert_ca *ca, const struct cert_leaf_req *req,
 			    GNUTLS_FSAN_APPEND);
 		if (ret < 0 || (ret = gnutls_x509_crt_set_key_purpose_oid(
 		                    crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0)
+			return ret;
+		/* A peer that asks our relay for a certificate accepts only clientAuth. */
+		if (req->client_auth && (ret = gnutls_x509_crt_set_key_purpose_oid(
+		                             crt, GNUTLS_KP_TLS_WWW_CLIENT, 0)) < 0)
 			return ret;
 	}
 	return gnutls_x509_crt_sign2(crt, ca->crt, ca->key, GNUTLS_DIG_SHA256, 0);
@@ -225,10 +230,11 @@ static int cert_hostname_normalize(const char *in, char **out_r)
 }
 
 int cert_issue_server(struct cert_ca *ca, const char *hostname, const char *const *ips,
-                      size_t n_ips, unsigned int days, const char *out_dir,
+                      size_t n_ips, unsigned int days, bool client_auth, const char *out_dir,
                       struct cert_issued *issued_r, const char **error_r)
 {
-	struct cert_leaf_req req = {.server = true, .days = days, .n_ips = n_ips};
+	struct cert_leaf_req req = {
+	    .server = true, .client_auth = client_auth, .days = days, .n_ips = n_ips};
 	struct cert_ip *ipv = NULL;
 	char *host = NULL, *path = NULL, *chain = NULL;
 	int ret;

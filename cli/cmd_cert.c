@@ -641,7 +641,7 @@ static int cmd_server(struct cli *cli, int argc, char **argv)
 		rc = out_dir(dir);
 	if (rc != CLI_OK)
 		goto out;
-	if (cert_issue_server(ca, argv[1], ips, n_ips, days, dir, &is, &err) < 0) {
+	if (cert_issue_server(ca, argv[1], ips, n_ips, days, false, dir, &is, &err) < 0) {
 		cli_error("issuing a server certificate for %s failed: %s", argv[1], err);
 		rc = CLI_FAIL;
 		goto out;

@@ -522,6 +522,71 @@ Test(certs, p12_generated_password)
 
 /* ---- Server certificates ------------------------------------------------------------ */
 
+/* The relay's certificate, presented to peers that require one, needs clientAuth too. */
+Test(certs, server_certificate_with_client_auth)
+{
+	struct cert_ca *ca = new_ca();
+	struct cert_issued is;
+	const char *error = NULL;
+	unsigned char buf[64];
+	size_t size;
+	unsigned int critical;
+	gnutls_x509_crt_t crt;
+	gnutls_datum_t d;
+
+	cr_assert_eq(
+	    cert_issue_server(ca, "mail.example.org", NULL, 0, 90, true, tmpdir, &is, &error), 0,
+	    "%s", error);
+	d.data = (unsigned char *)is.cert_pem;
+	d.size = (unsigned int)strlen(is.cert_pem);
+	cr_assert_eq(gnutls_x509_crt_init(&crt), 0);
+	cr_assert_eq(gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM), 0);
+	size = sizeof(buf);
+	cr_assert_eq(gnutls_x509_crt_get_key_purpose_oid(crt, 0, buf, &size, &critical), 0);
+	cr_expect_str_eq((char *)buf, GNUTLS_KP_TLS_WWW_SERVER);
+	size = sizeof(buf);
+	cr_assert_eq(gnutls_x509_crt_get_key_purpose_oid(crt, 1, buf, &size, &critical), 0);
+	cr_expect_str_eq((char *)buf, GNUTLS_KP_TLS_WWW_CLIENT);
+	gnutls_x509_crt_deinit(crt);
+	cert_issued_clear(&is);
+	cert_ca_free(&ca);
+}
+
+/* The CA certificate goes where sealmaild reads it; other certificates there stay. */
+Test(certs, ca_publish_writes_only_missing_empty_or_same)
+{
+	struct cert_ca *ca = new_ca();
+	const char *error = NULL;
+	char *path = path_in(tmpdir, "client-ca.crt");
+
+	cr_assert_eq(cert_ca_publish(ca, path, &error), 0, "%s", error);
+	cr_expect_eq(file_mode(path), 0644);
+	char *got = slurp(path, NULL);
+	cr_expect_str_eq(got, cert_ca_cert_pem(ca));
+	free(got);
+	cr_expect_eq(cert_ca_publish(ca, path, &error), 0, "%s", error);
+
+	FILE *fp = fopen(path, "w");
+	cr_assert_not_null(fp);
+	fclose(fp);
+	cr_expect_eq(cert_ca_publish(ca, path, &error), 0, "%s", error);
+	got = slurp(path, NULL);
+	cr_expect_str_eq(got, cert_ca_cert_pem(ca));
+	free(got);
+
+	fp = fopen(path, "w");
+	cr_assert_not_null(fp);
+	fputs("-----BEGIN CERTIFICATE-----\nsomeone else\n-----END CERTIFICATE-----\n", fp);
+	fclose(fp);
+	cr_expect_eq(cert_ca_publish(ca, path, &error), -EEXIST);
+	cr_expect(strstr(error, path) != NULL, "%s", error);
+	got = slurp(path, NULL);
+	cr_expect(strstr(got, "someone else") != NULL);
+	free(got);
+	free(path);
+	cert_ca_free(&ca);
+}
+
 Test(certs, server_certificate_has_dns_and_ip_sans)
 {
 	struct cert_ca *ca = new_ca();
@@ -540,8 +605,9 @@ Test(certs, server_certificate_has_dns_and_ip_sans)
 	static const unsigned char v6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
 	                                     0,    0,    0,    0,    0, 0, 0, 1};
 
-	cr_assert_eq(cert_issue_server(ca, "Mail.Example.org", ips, 2, 90, tmpdir, &is, &error), 0,
-	             "%s", error);
+	cr_assert_eq(
+	    cert_issue_server(ca, "Mail.Example.org", ips, 2, 90, false, tmpdir, &is, &error), 0,
+	    "%s", error);
 	cr_assert_eq(file_mode(key_path), 0600);
 	chain_pem = slurp(crt_path, NULL);
 	d.data = (unsigned char *)chain_pem;
@@ -574,6 +640,10 @@ Test(certs, server_certificate_has_dns_and_ip_sans)
 	size = sizeof(buf);
 	cr_assert_eq(gnutls_x509_crt_get_key_purpose_oid(chain[0], 0, buf, &size, &critical), 0);
 	cr_assert_str_eq((char *)buf, GNUTLS_KP_TLS_WWW_SERVER);
+	/* Only serverAuth: sealmaild refuses it as a client certificate. */
+	size = sizeof(buf);
+	cr_assert_eq(gnutls_x509_crt_get_key_purpose_oid(chain[0], 1, buf, &size, &critical),
+	             GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE);
 	/* A server certificate is no e-mail identity. */
 	cr_assert_eq(
 	    gnutls_x509_crt_get_dn_by_oid(chain[0], GNUTLS_OID_PKCS9_EMAIL, 0, 0, buf, &size),
@@ -586,9 +656,11 @@ Test(certs, server_certificate_has_dns_and_ip_sans)
 	cert_issued_clear(&is);
 
 	const char *bad_ip[] = {"300.1.1.1"};
-	cr_assert_eq(cert_issue_server(ca, "mail.example.org", bad_ip, 1, 90, tmpdir, &is, NULL),
+	cr_assert_eq(
+	    cert_issue_server(ca, "mail.example.org", bad_ip, 1, 90, false, tmpdir, &is, NULL),
+	    -EINVAL);
+	cr_assert_eq(cert_issue_server(ca, "bad host", NULL, 0, 90, false, tmpdir, &is, NULL),
 	             -EINVAL);
-	cr_assert_eq(cert_issue_server(ca, "bad host", NULL, 0, 90, tmpdir, &is, NULL), -EINVAL);
 	free(crt_path);
 	free(key_path);
 	cert_ca_free(&ca);
