@@ -17,6 +17,7 @@ struct cli {
 	const char *config_path;
 	struct config *cfg;
 	struct store *store; /* opened on first use by cli_store() */
+	char *ca_dir;        /* the CA's folder, resolved on first use (cmd_cert.c) */
 };
 
 struct cli_noun {

@@ -3,8 +3,13 @@
  * X.509 work and writes the files; this file keeps the store's records of what was issued
  * and revoked in step with them, and owns the CRL number (taken from the store in the same
  * transaction as a revocation). Commands that write the CRL hold an exclusive lock on
- * data_dir/ca.lock so two of them never write CRLs out of number order. PKCS#12 passwords
+ * ca_dir/ca.lock so two of them never write CRLs out of number order. PKCS#12 passwords
  * come only from standard input, or are made here and printed once, and are wiped.
+ *
+ * The CA's key lives in ca_dir, which only sealctl reads: sealmaild gets the CA
+ * certificate (tls.client_ca) and the CRL (tls.crl), which are written where the
+ * configuration says, so code running in the network-facing server never holds the key
+ * that could mint a certificate for any address.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,16 +47,26 @@ const struct cli_noun cli_noun_cert = {
              "  sealctl -c FILE cert list [--expiring DAYS]\n"
              "  sealctl -c FILE cert revoke SERIAL|ADDRESS [--crl-days D]\n"
              "  sealctl -c FILE cert crl [--days D]\n"
-             "  sealctl -c FILE cert server HOSTNAME --out DIR [--ip ADDR]... [--days D]\n"
+             "  sealctl -c FILE cert server HOSTNAME --out DIR [--ip ADDR]... [--days D]"
+             " [--client-auth]\n"
              "    defaults: CA 3650 days, client 365, server 825, CRL next update 30 days\n",
     .run = cert_run,
 };
 
 /* ---- Small helpers ---- */
 
-static char *ca_dir(struct cli *cli)
+/* The CA's folder (borrowed from cli), with the warning when it lies inside data_dir
+ * printed once per run. */
+static const char *ca_dir(struct cli *cli)
 {
-	return xasprintf("%s/ca", cli->cfg->data_dir);
+	if (cli->ca_dir == NULL) {
+		char *warning = NULL;
+		cli->ca_dir = cfg_ca_dir(cli->cfg, &warning);
+		if (warning != NULL)
+			cli_error("%s", warning);
+		free(warning);
+	}
+	return cli->ca_dir;
 }
 
 /* Where the CRL goes: tls.crl when configured (what sealmaild reads), else the CA's. */
@@ -59,7 +74,7 @@ static char *crl_path(struct cli *cli)
 {
 	if (cli->cfg->tls.crl != NULL)
 		return xstrdup(cli->cfg->tls.crl);
-	return xasprintf("%s/ca/" CERT_CRL_FILE, cli->cfg->data_dir);
+	return xasprintf("%s/" CERT_CRL_FILE, ca_dir(cli));
 }
 
 static const char *fmt_time(time_t t, char buf[32])
@@ -114,19 +129,29 @@ static int read_password(char *buf, size_t size)
 	return CLI_OK;
 }
 
-/* Exclusive lock on data_dir/ca.lock, held until close(fd): the fd, or -1 after saying why. */
+/*
+ * Exclusive lock on ca_dir/ca.lock, held until close(fd): the fd, or -1 after saying why.
+ * Creates ca_dir (0700) when missing; its parent must exist.
+ */
 static int ca_lock(struct cli *cli)
 {
-	const char *dir = cli->cfg->data_dir;
+	const char *dir = ca_dir(cli);
+	struct stat st;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		cli_error("cannot create data_dir %s: %s: fix data_dir in %s", dir, strerror(errno),
-		          cli->config_path);
+		cli_error("cannot create the CA folder %s: %s: create its parent, or set ca_dir in "
+		          "%s",
+		          dir, strerror(errno), cli->config_path);
 		return -1;
 	}
+	/* Said, not changed: the folder may be one the administrator chose on purpose. */
+	if (stat(dir, &st) == 0 && (st.st_mode & 077) != 0)
+		cli_error("warning: the CA folder %s is mode %04o: others may reach the CA's key, "
+		          "run 'chmod 700 %s'",
+		          dir, (unsigned)(st.st_mode & 07777), dir);
 	char *path = xasprintf("%s/ca.lock", dir);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-		cli_error("cannot lock %s: %s: check the permissions of data_dir", path,
+		cli_error("cannot lock %s: %s: check the permissions of ca_dir", path,
 		          strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -139,7 +164,7 @@ static int ca_lock(struct cli *cli)
 /* Loads the CA: 0, or CLI_FAIL after saying what to do. */
 static int ca_load(struct cli *cli, struct cert_ca **ca_r)
 {
-	char *dir = ca_dir(cli);
+	const char *dir = ca_dir(cli);
 	const char *err = NULL;
 	int rc = cert_ca_load(dir, ca_r, &err);
 	if (rc == -ENOENT)
@@ -147,7 +172,6 @@ static int ca_load(struct cli *cli, struct cert_ca **ca_r)
 		          cli->config_path);
 	else if (rc < 0)
 		cli_error("cannot load the CA: %s", err);
-	free(dir);
 	return rc < 0 ? CLI_FAIL : CLI_OK;
 }
 
@@ -195,6 +219,35 @@ static void crl_report(const char *path, uint64_t number, unsigned days, size_t 
 	char t[32];
 	printf("wrote CRL %s: number %llu, %zu revoked, next update %s\n", path,
 	       (unsigned long long)number, n, fmt_time(time(NULL) + (time_t)days * 86400, t));
+}
+
+/*
+ * Writes the CA certificate to tls.client_ca, which is what sealmaild reads (it never
+ * reads ca_dir), when that file is missing or empty. A file holding other certificates is
+ * left alone, said only when loud (init-ca; not from the daily CRL timer). 0, or CLI_FAIL
+ * after saying why.
+ */
+static int ca_publish(struct cli *cli, const struct cert_ca *ca, bool loud)
+{
+	const char *path = cli->cfg->tls.client_ca;
+	const char *err = NULL;
+	if (path == NULL)
+		return CLI_OK;
+	int rc = cert_ca_publish(ca, path, &err);
+	if (rc == -EEXIST) {
+		if (loud)
+			cli_error("warning: %s", err);
+		return CLI_OK;
+	}
+	if (rc < 0) {
+		cli_error("writing the CA certificate to tls.client_ca failed: %s: fix it and run "
+		          "'sealctl cert crl'",
+		          err);
+		return CLI_FAIL;
+	}
+	if (loud)
+		printf("wrote the CA certificate to %s (tls.client_ca)\n", path);
+	return CLI_OK;
 }
 
 /* Takes the next CRL number and writes the CRL; the caller holds the CA lock. */
@@ -304,7 +357,7 @@ static int cmd_init_ca(struct cli *cli, int argc, char **argv)
 	int lock = ca_lock(cli);
 	if (lock < 0)
 		return CLI_FAIL;
-	char *dir = ca_dir(cli);
+	const char *dir = ca_dir(cli);
 	const char *err = NULL;
 	struct cert_ca *ca = NULL;
 	rc = cert_ca_init(dir, name, days, &err);
@@ -329,12 +382,14 @@ static int cmd_init_ca(struct cli *cli, int argc, char **argv)
 	if (rc == CLI_OK)
 		rc = crl_renew(cli, ca, crl_days);
 	if (rc == CLI_OK)
-		printf("point sealmaild at it: tls.client_ca: %s/" CERT_CA_CRT_FILE
-		       " and tls.crl: %s/" CERT_CRL_FILE "\n",
-		       dir, dir);
+		rc = ca_publish(cli, ca, true);
+	if (rc == CLI_OK && (cli->cfg->tls.client_ca == NULL || cli->cfg->tls.crl == NULL))
+		printf("point sealmaild at copies outside %s, which it must not reach: set "
+		       "tls.client_ca and tls.crl in %s, then run 'sealctl cert crl' to write "
+		       "both there\n",
+		       dir, cli->config_path);
 out:
 	cert_ca_free(&ca);
-	free(dir);
 	close(lock);
 	return rc;
 }
@@ -598,6 +653,8 @@ static int cmd_crl(struct cli *cli, int argc, char **argv)
 	int rc = ca_load(cli, &ca);
 	if (rc == CLI_OK)
 		rc = crl_renew(cli, ca, days);
+	if (rc == CLI_OK)
+		rc = ca_publish(cli, ca, false);
 	cert_ca_free(&ca);
 	close(lock);
 	return rc;
@@ -609,6 +666,7 @@ static int cmd_server(struct cli *cli, int argc, char **argv)
 	const char *ips[CERT_CLI_IPS_MAX];
 	size_t n_ips = 0;
 	unsigned days = CERT_CLI_SERVER_DAYS;
+	bool client_auth = false;
 	const char *dir = NULL;
 	struct cert_ca *ca = NULL;
 	struct cert_issued is = {0};
@@ -628,10 +686,12 @@ static int cmd_server(struct cli *cli, int argc, char **argv)
 			if (n_ips == CERT_CLI_IPS_MAX)
 				return cli_usage(noun, "cert server takes at most 16 --ip");
 			ips[n_ips++] = argv[++i];
+		} else if (is_opt(argv[i], "--client-auth")) {
+			client_auth = true;
 		} else {
 			return cli_usage(noun,
 			                 "cert server takes HOSTNAME --out DIR [--ip ADDR]... "
-			                 "[--days D]");
+			                 "[--days D] [--client-auth]");
 		}
 	}
 	if (dir == NULL)
@@ -641,7 +701,7 @@ static int cmd_server(struct cli *cli, int argc, char **argv)
 		rc = out_dir(dir);
 	if (rc != CLI_OK)
 		goto out;
-	if (cert_issue_server(ca, argv[1], ips, n_ips, days, false, dir, &is, &err) < 0) {
+	if (cert_issue_server(ca, argv[1], ips, n_ips, days, client_auth, dir, &is, &err) < 0) {
 		cli_error("issuing a server certificate for %s failed: %s", argv[1], err);
 		rc = CLI_FAIL;
 		goto out;
@@ -659,7 +719,12 @@ static int cmd_server(struct cli *cli, int argc, char **argv)
 	printf("  valid until %s\n", fmt_time(is.not_after, t));
 	printf("  certificate %s/server.crt (followed by the CA certificate)\n", dir);
 	printf("  key         %s/server.key (mode 0600)\n", dir);
-	printf("clients must trust %s/ca/" CERT_CA_CRT_FILE "\n", cli->cfg->data_dir);
+	printf("  usage       serverAuth%s\n",
+	       client_auth ? " and clientAuth (for relay.certificate)" : "");
+	if (cli->cfg->tls.client_ca != NULL)
+		printf("clients must trust the CA certificate (%s)\n", cli->cfg->tls.client_ca);
+	else
+		printf("clients must trust %s/" CERT_CA_CRT_FILE "\n", ca_dir(cli));
 out:
 	cert_issued_clear(&is);
 	cert_ca_free(&ca);

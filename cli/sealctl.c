@@ -145,6 +145,7 @@ int main(int argc, char **argv)
 	cfg_errors_free(&errs);
 	rc = noun->run(&cli, argc - i - 1, argv + i + 1);
 	store_close(cli.store);
+	free(cli.ca_dir);
 	cfg_free(cli.cfg);
 	return rc;
 }

@@ -115,6 +115,13 @@ int main(int argc, char **argv)
 		}
 		tls_ctx_unref(ctx);
 		main_check_open_files(cfg);
+		/* Only here, never while serving: the running server does not look at the CA's
+		 * folder at all. */
+		char *warning = NULL;
+		free(cfg_ca_dir(cfg, &warning));
+		if (warning != NULL)
+			fprintf(stderr, "%s: %s\n", cfg->path, warning);
+		free(warning);
 		printf("%s: configuration ok (%zu listeners)\n", cfg->path, cfg->n_listeners);
 		cfg_free(cfg);
 		return 0;

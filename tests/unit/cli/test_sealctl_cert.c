@@ -46,6 +46,7 @@ static void setup(void)
 	           "hostname: mail.corp.example\n"
 	           "domains: [corp.example]\n"
 	           "data_dir: data\n"
+	           "ca_dir: ca\n"
 	           "tls: { certificate: server.crt, key: server.key }\n"
 	           "listeners:\n"
 	           "  - { protocol: imap, address: 127.0.0.1, port: 0, tls: implicit }\n");
@@ -159,8 +160,8 @@ static mode_t file_mode(const char *name)
 
 static void crl_info(struct cert_crl_info *info)
 {
-	char *crl = xasprintf("%s/data/ca/crl.pem", dir);
-	char *ca = xasprintf("%s/data/ca/ca.crt", dir);
+	char *crl = xasprintf("%s/ca/crl.pem", dir);
+	char *ca = xasprintf("%s/ca/ca.crt", dir);
 	const char *err = NULL;
 	cr_assert_eq(cert_crl_info_from_file(crl, ca, info, &err), 0, "%s", err);
 	free(crl);
@@ -189,8 +190,8 @@ static bool listed_as(const char *serial, const char *status)
 Test(sealctl_cert, init_ca_once)
 {
 	cr_assert_eq(run(NULL, "cert init-ca --name 'Corp Mail Client CA' --days 100"), 0);
-	cr_expect_eq(file_mode("data/ca/ca.key"), 0600);
-	cr_expect_eq(sh("certtool --certificate-info --infile data/ca/ca.crt | grep -q "
+	cr_expect_eq(file_mode("ca/ca.key"), 0600);
+	cr_expect_eq(sh("certtool --certificate-info --infile ca/ca.crt | grep -q "
 	                "'Corp Mail Client CA'"),
 	             0);
 	struct cert_crl_info info;
@@ -199,14 +200,14 @@ Test(sealctl_cert, init_ca_once)
 	cr_expect_eq(info.n_revoked, 0);
 	cr_expect_gt(info.next_update, time(NULL) + 29 * 86400);
 
-	char *key = slurp("data/ca/ca.key");
+	char *key = slurp("ca/ca.key");
 	cr_assert_eq(run(NULL, "cert init-ca"), 1);
 	expect_one_error_line("second init-ca");
 	char *err = slurp("err");
 	cr_expect(strstr(err, "already") != NULL, "%s", err);
 	free(err);
 	/* The key that signed everything is untouched. */
-	char *key2 = slurp("data/ca/ca.key");
+	char *key2 = slurp("ca/ca.key");
 	cr_expect_str_eq(key, key2);
 	free(key);
 	free(key2);
@@ -253,7 +254,7 @@ Test(sealctl_cert, issue_list_revoke_crl)
 	cr_expect_neq(sh("certtool --p12-info --inder --password 'wrong' --infile "
 	                 "issued/alice@corp.example.p12"),
 	              0);
-	cr_expect_eq(sh("certtool --verify --load-ca-certificate data/ca/ca.crt --infile "
+	cr_expect_eq(sh("certtool --verify --load-ca-certificate ca/ca.crt --infile "
 	                "issued/alice@corp.example.crt"),
 	             0);
 
@@ -297,8 +298,7 @@ Test(sealctl_cert, issue_list_revoke_crl)
 	cr_expect(out_contains("SIGHUP"));
 	cr_expect(listed_as(serial1, "revoked"));
 	cr_expect(listed_as(serial2, "valid"));
-	cr_expect_eq(sh("certtool --crl-info --infile data/ca/crl.pem | grep -qi '%s'", serial1),
-	             0);
+	cr_expect_eq(sh("certtool --crl-info --infile ca/crl.pem | grep -qi '%s'", serial1), 0);
 	struct cert_crl_info info;
 	crl_info(&info);
 	cr_expect_eq(info.number, 2);
@@ -321,8 +321,7 @@ Test(sealctl_cert, issue_list_revoke_crl)
 	crl_info(&info);
 	cr_expect_eq(info.number, 3);
 	cr_expect_eq(info.n_revoked, 3);
-	cr_expect_eq(sh("certtool --crl-info --infile data/ca/crl.pem | grep -qi '%s'", serial3),
-	             0);
+	cr_expect_eq(sh("certtool --crl-info --infile ca/crl.pem | grep -qi '%s'", serial3), 0);
 	cr_expect_eq(run(NULL, "cert revoke alice@corp.example"), 1);
 	expect_one_error_line("nothing left to revoke");
 	cr_expect_eq(run(NULL, "cert revoke 0123abcd"), 1);
@@ -346,12 +345,13 @@ Test(sealctl_cert, issue_list_revoke_crl)
 Test(sealctl_cert, crl_goes_to_tls_crl)
 {
 	cr_assert_eq(run(NULL, "cert init-ca"), 0);
-	cr_assert_eq(sh("cp data/ca/crl.pem served.pem"), 0);
+	cr_assert_eq(sh("cp ca/crl.pem served.pem"), 0);
 	write_file("sealmail.yaml",
 	           "hostname: mail.corp.example\n"
 	           "domains: [corp.example]\n"
 	           "data_dir: data\n"
-	           "tls: { certificate: server.crt, key: server.key, client_ca: data/ca/ca.crt,\n"
+	           "ca_dir: ca\n"
+	           "tls: { certificate: server.crt, key: server.key, client_ca: ca/ca.crt,\n"
 	           "       crl: served.pem }\n"
 	           "listeners:\n"
 	           "  - { protocol: imap, address: 127.0.0.1, port: 0, tls: implicit,\n"
@@ -371,7 +371,7 @@ Test(sealctl_cert, server_certificate)
 	cr_assert_eq(run(NULL, "cert server mail.corp.example --ip 127.0.0.1 --ip ::1 --out srv"),
 	             0);
 	cr_expect_eq(file_mode("srv/server.key"), 0600);
-	cr_expect_eq(sh("certtool --verify --load-ca-certificate data/ca/ca.crt --infile "
+	cr_expect_eq(sh("certtool --verify --load-ca-certificate ca/ca.crt --infile "
 	                "srv/server.crt"),
 	             0);
 	cr_expect_eq(sh("certtool --certificate-info --infile srv/server.crt | grep -q "
@@ -385,6 +385,116 @@ Test(sealctl_cert, server_certificate)
 	cr_expect(out_contains("server"));
 	cr_expect_eq(run(NULL, "cert server mail.corp.example --ip not-an-ip --out srv2"), 1);
 	expect_one_error_line("bad ip");
+}
+
+/* The relay's certificate: serverAuth always, clientAuth when asked for. */
+Test(sealctl_cert, server_certificate_extended_key_usage)
+{
+	cr_assert_eq(run(NULL, "cert init-ca"), 0);
+	cr_assert_eq(run(NULL, "cert server mail.corp.example --out srv"), 0);
+	cr_expect_eq(sh("certtool --certificate-info --infile srv/server.crt | grep -q "
+	                "'TLS WWW Server'"),
+	             0);
+	cr_expect_neq(sh("certtool --certificate-info --infile srv/server.crt | grep -q "
+	                 "'TLS WWW Client'"),
+	              0);
+	cr_assert_eq(run(NULL, "cert server mail.corp.example --client-auth --out relay"), 0);
+	cr_expect(out_contains("clientAuth"));
+	cr_expect_eq(sh("certtool --certificate-info --infile relay/server.crt | grep -q "
+	                "'TLS WWW Server'"),
+	             0);
+	cr_expect_eq(sh("certtool --certificate-info --infile relay/server.crt | grep -q "
+	                "'TLS WWW Client'"),
+	             0);
+	/* A user's certificate is a client's only. */
+	cr_assert_eq(run("pw", "user add eve@corp.example --password-stdin"), 0);
+	cr_assert_eq(run("pw", "cert issue eve@corp.example --out issued --p12-password-stdin"), 0);
+	cr_expect_eq(sh("certtool --certificate-info --infile issued/eve@corp.example.crt | grep "
+	                "-q 'TLS WWW Client'"),
+	             0);
+	cr_expect_neq(sh("certtool --certificate-info --infile issued/eve@corp.example.crt | grep "
+	                 "-q 'TLS WWW Server'"),
+	              0);
+}
+
+/* Under a permissive umask: the CA folder 0700, the key, the store and its journal files
+ * 0600; the certificate and CRL stay readable for sealmaild. */
+Test(sealctl_cert, private_files_whatever_the_umask)
+{
+	mode_t old = umask(022);
+	cr_assert_eq(run(NULL, "cert init-ca"), 0);
+	cr_assert_eq(run("pw", "user add eve@corp.example --password-stdin"), 0);
+	umask(old);
+	cr_expect_eq(file_mode("ca"), 0700);
+	cr_expect_eq(file_mode("ca/ca.key"), 0600);
+	cr_expect_eq(file_mode("ca/ca.lock"), 0600);
+	cr_expect_eq(file_mode("ca/ca.crt"), 0644);
+	cr_expect_eq(file_mode("ca/crl.pem"), 0644);
+	cr_expect_eq(file_mode("data"), 0700);
+	cr_expect_eq(file_mode("data/mail.db"), 0600);
+}
+
+/* The layout sealmaild wants: the key in ca_dir, the certificate and the CRL written where
+ * tls.client_ca and tls.crl point; another CA's certificates there are never replaced. */
+Test(sealctl_cert, init_ca_publishes_certificate_and_crl)
+{
+	write_file(
+	    "sealmail.yaml",
+	    "hostname: mail.corp.example\n"
+	    "domains: [corp.example]\n"
+	    "data_dir: data\n"
+	    "ca_dir: private-ca\n"
+	    "tls: { certificate: server.crt, key: server.key, client_ca: pub/client-ca.crt,\n"
+	    "       crl: pub/client-ca.crl }\n"
+	    "listeners:\n"
+	    "  - { protocol: imap, address: 127.0.0.1, port: 0, tls: implicit,\n"
+	    "      client_certificate: required }\n");
+	cr_assert_eq(sh("mkdir pub"), 0);
+	cr_assert_eq(run(NULL, "cert init-ca"), 0);
+	cr_expect(out_contains("pub/client-ca.crt"));
+	cr_expect_eq(file_mode("private-ca"), 0700);
+	cr_expect_eq(file_mode("private-ca/ca.key"), 0600);
+	cr_expect_eq(file_mode("pub/client-ca.crt"), 0644);
+	cr_expect_eq(sh("cmp private-ca/ca.crt pub/client-ca.crt"), 0);
+	cr_expect_eq(sh("certtool --crl-info --infile pub/client-ca.crl"), 0);
+	cr_expect_eq(sh("ls pub | grep -c . | grep -qx 2"), 0); /* no key, no temporary file */
+	/* cert crl puts a lost certificate back, and leaves a foreign one alone. */
+	cr_assert_eq(sh("rm pub/client-ca.crt"), 0);
+	cr_assert_eq(run(NULL, "cert crl"), 0);
+	cr_expect_eq(sh("cmp private-ca/ca.crt pub/client-ca.crt"), 0);
+	write_file("pub/client-ca.crt", "-----BEGIN CERTIFICATE-----\nother\n");
+	cr_assert_eq(run(NULL, "cert crl"), 0);
+	cr_expect_eq(sh("grep -q other pub/client-ca.crt"), 0);
+}
+
+/* A CA made before ca_dir (data_dir/ca) keeps working, with a one-line warning that says
+ * how to move it; without one, the default folder is used. */
+Test(sealctl_cert, old_ca_in_data_dir_still_used_with_a_warning)
+{
+	write_file("sealmail.yaml",
+	           "hostname: mail.corp.example\n"
+	           "domains: [corp.example]\n"
+	           "data_dir: data\n"
+	           "tls: { certificate: server.crt, key: server.key }\n"
+	           "listeners:\n"
+	           "  - { protocol: imap, address: 127.0.0.1, port: 0, tls: implicit }\n");
+	cr_assert_eq(sh("mkdir -m 700 data && mkdir -m 700 data/ca"), 0);
+	const char *err = NULL;
+	char *old = xasprintf("%s/data/ca", dir);
+	cr_assert_eq(cert_ca_init(old, "Old CA", 30, &err), 0, "%s", err);
+	free(old);
+	cr_assert_eq(run(NULL, "cert crl"), 0);
+	cr_expect(out_contains("data/ca/crl.pem"));
+	char *e = slurp("err");
+	cr_expect(strstr(e, "sealctl: warning: ") == e, "%s", e);
+	cr_expect(strstr(e, "ca_dir: /etc/sealmail/ca") != NULL, "%s", e);
+	cr_expect(strchr(e, '\n') != NULL && strchr(e, '\n')[1] == '\0', "not one line: %s", e);
+	free(e);
+	cr_assert_eq(run("pw", "user add eve@corp.example --password-stdin"), 0);
+	cr_assert_eq(run("pw", "cert issue eve@corp.example --out issued --p12-password-stdin"), 0);
+	cr_expect_eq(sh("certtool --verify --load-ca-certificate data/ca/ca.crt --infile "
+	                "issued/eve@corp.example.crt"),
+	             0);
 }
 
 Test(sealctl_cert, usage_exit_2)
