@@ -8,11 +8,15 @@
  * Client certificates are checked by our own verify function, which runs inside the
  * handshake when the client sends a certificate and again after the handshake when it did
  * not (no certificate, or a resumed session whose certificate GnuTLS restored). The CRL's
- * nextUpdate is checked here too, because GnuTLS silently ignores an expired CRL.
+ * nextUpdate is checked here too, because GnuTLS silently ignores an expired CRL. So is the
+ * extended key usage: GnuTLS takes a certificate without one as good for any purpose, and
+ * a certificate is a client's only when it says clientAuth (or, if the administrator
+ * allows it, says nothing at all).
  */
 #include "server/tls.h"
 #include "server/tls_pipe.h"
 #include "common/buf.h"
+#include "common/log.h"
 #include "common/xmalloc.h"
 
 #include <errno.h>
@@ -50,6 +54,7 @@ struct tls_ctx {
 	gnutls_priority_t priority;
 	gnutls_datum_t ticket_key;
 	bool has_crl;
+	enum cfg_no_eku no_eku; /* tls.client_certificate_without_eku */
 	/* Earliest nextUpdate among the CRLs, or (time_t)-1 when none has one. */
 	time_t crl_next_update;
 };
@@ -294,6 +299,7 @@ int tls_ctx_new(const struct config *cfg, struct tls_ctx **ctx_r, const char **e
 	int ret, r;
 	atomic_init(&ctx->refcount, 1);
 	ctx->crl_next_update = (time_t)-1;
+	ctx->no_eku = cfg->tls.client_certificate_without_eku;
 	*ctx_r = NULL;
 
 	if (cfg->tls.certificate == NULL || cfg->tls.key == NULL) {
@@ -412,6 +418,81 @@ static gnutls_alert_description_t tls_reason_alert(const char *reason)
 	return GNUTLS_A_BAD_CERTIFICATE;
 }
 
+const char *tls_client_eku_refusal(const void *der, size_t len, enum cfg_no_eku no_eku)
+{
+	gnutls_x509_crt_t crt;
+	gnutls_datum_t d = {(unsigned char *)der, (unsigned)len};
+	const char *why = NULL;
+	unsigned n = 0;
+
+	if (len > UINT_MAX || gnutls_x509_crt_init(&crt) < 0)
+		return "invalid";
+	if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER) < 0) {
+		gnutls_x509_crt_deinit(crt);
+		return "invalid";
+	}
+	for (unsigned i = 0;; i++) {
+		/* Longer OIDs than any purpose we look for are simply some other purpose. */
+		char oid[128];
+		size_t size = sizeof(oid);
+		int ret = gnutls_x509_crt_get_key_purpose_oid(crt, i, oid, &size, NULL);
+		if (ret == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+			break;
+		if (ret == GNUTLS_E_SHORT_MEMORY_BUFFER) {
+			n++;
+			continue;
+		}
+		if (ret < 0) {
+			why = "invalid";
+			goto out;
+		}
+		n++;
+		/* Exactly clientAuth: anyExtendedKeyUsage is no promise of a client. */
+		if (strcmp(oid, GNUTLS_KP_TLS_WWW_CLIENT) == 0)
+			goto out;
+	}
+	if (n == 0)
+		why = no_eku == CFG_NO_EKU_ALLOW ? NULL : TLS_EKU_NONE;
+	else
+		why = TLS_EKU_NOT_CLIENT;
+out:
+	gnutls_x509_crt_deinit(crt);
+	return why;
+}
+
+/* A certificate the client sent and we did not take: said once, with the reason, so an
+ * administrator can tell a wrong certificate from a missing one. */
+static void tls_log_refused(const gnutls_datum_t *der, const char *reason)
+{
+	gnutls_x509_crt_t crt;
+	gnutls_datum_t dn = {NULL, 0};
+	unsigned char serial[20];
+	size_t serial_len = sizeof(serial);
+	char hex[2 * sizeof(serial) + 1] = "";
+
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return;
+	if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) == 0) {
+		if (gnutls_x509_crt_get_serial(crt, serial, &serial_len) == 0) {
+			for (size_t i = 0; i < serial_len; i++)
+				snprintf(hex + 2 * i, 3, "%02x", serial[i]);
+		}
+		if (gnutls_x509_crt_get_dn3(crt, &dn, 0) < 0)
+			dn.data = NULL;
+	}
+	/* The subject comes from the client: keep quotes and controls out of the line. */
+	char subject[160] = "";
+	for (size_t i = 0, o = 0; dn.data != NULL && i < dn.size && o + 1 < sizeof(subject); i++)
+		subject[o++] = dn.data[i] >= 0x20 && dn.data[i] < 0x7f && dn.data[i] != '"'
+		                   ? (char)dn.data[i]
+		                   : '?';
+	log_event(LOGL_INFO,
+	          "event=client_certificate_refused reason=\"%s\" serial=%s subject=\"%s\"", reason,
+	          hex[0] != '\0' ? hex : "-", subject);
+	gnutls_free(dn.data);
+	gnutls_x509_crt_deinit(crt);
+}
+
 static void tls_record_peer(struct tls_session *s, const gnutls_datum_t *der)
 {
 	gnutls_x509_crt_t crt;
@@ -477,12 +558,19 @@ static void tls_check_peer(struct tls_session *s)
 	}
 	if (status != 0) {
 		s->peer_error = tls_status_reason(status);
+		tls_log_refused(&certs[0], s->peer_error);
 		return;
 	}
 	/* GnuTLS drops an expired CRL without a word and would then accept a revoked
 	 * certificate: fail closed instead. */
 	if (tls_ctx_crl_expired(s->ctx)) {
 		s->peer_error = "CRL expired";
+		return;
+	}
+	const char *eku = tls_client_eku_refusal(certs[0].data, certs[0].size, s->ctx->no_eku);
+	if (eku != NULL) {
+		s->peer_error = eku;
+		tls_log_refused(&certs[0], eku);
 		return;
 	}
 	tls_record_peer(s, &certs[0]);
@@ -782,10 +870,15 @@ int tls_ctx_recheck_peer(struct tls_ctx *ctx, const struct tls_session *s, const
 		return -ENOMEM;
 	if (gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER) == 0 &&
 	    gnutls_x509_trust_list_verify_crt2(tl, &crt, 1, &purpose, 1, 0, &status, NULL) == 0) {
+		const char *eku = NULL;
 		if (status == 0)
-			r = 0;
-		else
+			eku = tls_client_eku_refusal(der.data, der.size, ctx->no_eku);
+		if (status != 0)
 			*reason_r = tls_status_reason(status);
+		else if (eku != NULL)
+			*reason_r = eku;
+		else
+			r = 0;
 	}
 	gnutls_x509_crt_deinit(crt);
 	return r;

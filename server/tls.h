@@ -33,6 +33,15 @@ void tls_ctx_unref(struct tls_ctx *ctx);
  * whether that is the case now (checked again on every handshake). */
 bool tls_ctx_crl_expired(const struct tls_ctx *ctx);
 
+/* Why a verified client certificate (DER) is not a client's, or NULL when it is: its
+ * extended key usage must list clientAuth (1.3.6.1.5.5.7.3.2); without any extended key
+ * usage, no_eku decides. The reasons are TLS_EKU_NONE, TLS_EKU_NOT_CLIENT (e.g. serverAuth
+ * only, or anyExtendedKeyUsage) and "invalid". Pure; the handshake and the recheck after
+ * a reload both apply it. */
+#define TLS_EKU_NONE       "no extended key usage"
+#define TLS_EKU_NOT_CLIENT "extended key usage without clientAuth"
+const char *tls_client_eku_refusal(const void *der, size_t len, enum cfg_no_eku no_eku);
+
 /* A new server session on ctx (takes a reference). mode: whether to request or require a
  * client certificate. Never fails (allocation failure aborts). */
 struct tls_session *tls_session_new(struct tls_ctx *ctx, enum cfg_client_cert mode);
