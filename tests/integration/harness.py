@@ -296,7 +296,8 @@ class Server:
 
     listeners: list of dicts (protocol, tls, client_certificate, other keys) or tuples as in
     DEFAULT_LISTENERS. tls: extra keys under tls (e.g. {"min_version": "1.3"}). limits: keys
-    under limits. extra_yaml: text appended to the config.
+    under limits. extra_yaml: text appended to the config. ca_dir (attribute) is where
+    sealctl keeps its CA, <dir>/ca, outside data_dir; None leaves ca_dir out of the config.
     """
 
     def __init__(self, certs, workdir=None, listeners=None, tls=None, limits=None,
@@ -309,6 +310,7 @@ class Server:
         self.tls.update(tls or {})
         self.limits = dict(limits or {})
         self.extra_yaml = extra_yaml
+        self.ca_dir = os.path.join(self.dir, "ca")
         self.proc = None
         self.ports = {}  # (protocol, tls, index) -> port
         self.returncode = None
@@ -336,8 +338,10 @@ class Server:
         return d
 
     def config_text(self):
-        out = ["hostname: %s" % self.hostname, "domains: [%s]" % DOMAIN, "data_dir: data",
-               "tls:", "  certificate: certs/server.crt", "  key: certs/server.key"]
+        out = ["hostname: %s" % self.hostname, "domains: [%s]" % DOMAIN, "data_dir: data"]
+        if self.ca_dir is not None:
+            out.append("ca_dir: %s" % _q(self.ca_dir))
+        out += ["tls:", "  certificate: certs/server.crt", "  key: certs/server.key"]
         for k, v in self.tls.items():
             out.append("  %s: %s" % (k, _q(v)))
         out.append("listeners:")

@@ -51,7 +51,7 @@ class CaEnv:
         srv = make_server(start=False, listeners=listeners, extra_yaml=extra_yaml)
         self.srv = srv
         self.sealctl("cert", "init-ca", "--name", "IT Client CA", "--days", "30")
-        ca_dir = os.path.join(srv.dir, "data", "ca")
+        ca_dir = srv.ca_dir
         self.ca_crt = os.path.join(ca_dir, "ca.crt")
         self.ca_key = os.path.join(ca_dir, "ca.key")
         self.crl = os.path.join(ca_dir, "crl.pem")

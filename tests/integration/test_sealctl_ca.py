@@ -40,7 +40,7 @@ def ca_server(make_server):
                                               ("imap", "implicit", "none")])
     # The harness config names its own client CA, which exists: sealctl can load it.
     ok(srv, "cert", "init-ca", "--name", "IT Client CA", "--days", "30")
-    ca_dir = os.path.join(srv.dir, "data", "ca")
+    ca_dir = srv.ca_dir
     ok(srv, "cert", "server", srv.hostname, "--ip", "127.0.0.1", "--out",
        os.path.join(srv.dir, "certs"))
     srv.tls = {"client_ca": os.path.join(ca_dir, "ca.crt"),
@@ -93,7 +93,7 @@ def test_issued_certificate_admitted_none_refused_revoked_refused(ca_server):
     out = ok(srv, "cert", "revoke", USER)
     assert srv.serial in out and "SIGHUP" in out, out
     crl = subprocess.run(["certtool", "--crl-info", "--infile",
-                          os.path.join(srv.dir, "data", "ca", "crl.pem")],
+                          os.path.join(srv.ca_dir, "crl.pem")],
                          capture_output=True, text=True, check=True).stdout
     assert srv.serial in crl.lower(), crl
 
