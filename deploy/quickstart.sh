@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Quick start: installs the Debian packages, builds sealmail into ./build, makes ./demo/
-# (a config on 127.0.0.1 high ports, the built-in CA with a server certificate, a demo user
-# with a password and a client certificate, the SQLite store in demo/data) and runs
-# sealmaild in the foreground. Ctrl-C stops it.
+# (a config on 127.0.0.1 high ports, the built-in CA in demo/ca with a server certificate, a
+# demo user with a password and a client certificate, the SQLite store in demo/data) and
+# runs sealmaild in the foreground. Ctrl-C stops it. The CA's key stays in demo/ca, outside
+# the server's data folder: sealmaild reads only demo/certs/client-ca.crt and .crl.
 #
 #   ./deploy/quickstart.sh
 #   SEALMAIL_PORT_BASE=20000 ./deploy/quickstart.sh     # ports 20465, 20587, 20993, ...
@@ -35,6 +36,7 @@ if [ ! -x "$SEALMAILD" ]; then
   exit 1
 fi
 
+umask 077
 mkdir -p "$DEMO/certs" "$DEMO/data"
 chmod 700 "$DEMO" "$DEMO/data"
 cd "$DEMO"
@@ -46,12 +48,13 @@ if [ ! -f "$CONF" ]; then
 # sealmail demo configuration made by deploy/quickstart.sh (loopback only).
 hostname: $HOST
 domains: [$DOMAIN]
-data_dir: data
+data_dir: data                      # mail.db and the spool: sealmaild writes here
+ca_dir: ca                          # the CA's key: only sealctl reads it, never sealmaild
 tls:
   certificate: certs/server.crt
   key: certs/server.key
-  client_ca: data/ca/ca.crt         # the built-in client CA (sealctl cert init-ca)
-  crl: data/ca/crl.pem              # rewritten by sealctl cert revoke / cert crl
+  client_ca: certs/client-ca.crt    # the CA certificate, written by sealctl cert init-ca
+  crl: certs/client-ca.crl          # rewritten by sealctl cert revoke / cert crl
   min_version: "1.2"
 listeners:
   - { protocol: submission, address: 127.0.0.1, port: $((BASE + 465)), tls: implicit, client_certificate: optional, certificate_login: preauth }
@@ -65,7 +68,8 @@ YAML
 fi
 
 # The built-in CA makes the server certificate and the demo user's client certificate.
-if [ ! -f "$DEMO/data/ca/ca.crt" ]; then
+# (A demo made before ca_dir keeps its CA in demo/data/ca; sealctl warns how to move it.)
+if [ ! -f "$DEMO/ca/ca.crt" ] && [ ! -f "$DEMO/data/ca/ca.crt" ]; then
   say "making the demo CA (sealctl cert init-ca) and the server certificate"
   "$SEALCTL" -c "$CONF" cert init-ca --name "sealmail demo CA" >/dev/null
 fi
@@ -100,16 +104,16 @@ cat <<INFO
 sealmail demo: everything is in ./demo (delete it to start over).
   user:      $USER_ADDR
   password:  $PASSWORD   (also in demo/demo-password.txt)
-  CA:        demo/data/ca/ca.crt (the server certificate names $HOST and 127.0.0.1)
+  CA:        demo/certs/client-ca.crt (the server certificate names $HOST and 127.0.0.1)
   client:    demo/client/$USER_ADDR.crt, .key and .p12 (PKCS#12 password: the same)
 
 Try, in another terminal, from $ROOT:
-  openssl s_client -connect 127.0.0.1:$IMAPS -CAfile demo/data/ca/ca.crt -quiet -crlf
-  openssl s_client -connect 127.0.0.1:$IMAP_STARTTLS -starttls imap -CAfile demo/data/ca/ca.crt -crlf
-  gnutls-cli --x509cafile demo/data/ca/ca.crt --port $POP3S 127.0.0.1
-  curl --cacert demo/data/ca/ca.crt -u '$USER_ADDR:$PASSWORD' imaps://127.0.0.1:$IMAPS/
+  openssl s_client -connect 127.0.0.1:$IMAPS -CAfile demo/certs/client-ca.crt -quiet -crlf
+  openssl s_client -connect 127.0.0.1:$IMAP_STARTTLS -starttls imap -CAfile demo/certs/client-ca.crt -crlf
+  gnutls-cli --x509cafile demo/certs/client-ca.crt --port $POP3S 127.0.0.1
+  curl --cacert demo/certs/client-ca.crt -u '$USER_ADDR:$PASSWORD' imaps://127.0.0.1:$IMAPS/
   swaks --server 127.0.0.1:$SUBMISSION --tls-on-connect --auth-user $USER_ADDR --auth-password '$PASSWORD' --from $USER_ADDR --to $USER_ADDR
-  curl --cacert demo/data/ca/ca.crt --cert demo/client/$USER_ADDR.crt --key demo/client/$USER_ADDR.key \\
+  curl --cacert demo/certs/client-ca.crt --cert demo/client/$USER_ADDR.crt --key demo/client/$USER_ADDR.key \\
        --crlf --mail-from $USER_ADDR --mail-rcpt $USER_ADDR -T README.md smtps://127.0.0.1:$SUBMISSION  # certificate login
 
 Starting sealmaild in the foreground (Ctrl-C to stop, kill -HUP to reload certificates):
