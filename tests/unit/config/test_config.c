@@ -380,61 +380,6 @@ Test(config, relative_config_path_is_made_absolute)
 	cr_assert_eq(chdir("/"), 0);
 }
 
-/* ca_dir is relative to the file like every path; without it the CA stays where an older
- * sealctl made it (data_dir/ca, with a warning), else the installed default. */
-Test(config, ca_dir_and_eku_policy)
-{
-	struct config *cfg;
-	struct cfg_errors errs = {0};
-	char *warning = NULL, *ca;
-	cr_assert_eq(load("domains: [corp.example]\nca_dir: demo/ca\n"
-	                  "tls:\n  certificate: certs/server.crt\n  key: certs/server.key\n"
-	                  "  client_certificate_without_eku: allow\n" LISTENER,
-	                  &cfg, &errs),
-	             0);
-	assert_path(cfg->ca_dir, "demo/ca");
-	cr_assert_eq(cfg->tls.client_certificate_without_eku, CFG_NO_EKU_ALLOW);
-	ca = cfg_ca_dir(cfg, &warning);
-	assert_path(ca, "demo/ca");
-	cr_assert_null(warning);
-	free(ca);
-	cfg_free(cfg);
-
-	/* Inside data_dir, written or not, is where sealmaild could read the key. */
-	cr_assert_eq(load("domains: [corp.example]\nca_dir: data/ca\n" TLS LISTENER, &cfg, &errs),
-	             0);
-	ca = cfg_ca_dir(cfg, &warning);
-	cr_assert_not_null(warning);
-	cr_expect(strstr(warning, "ca_dir: " CFG_CA_DIR_DEFAULT) != NULL, "%s", warning);
-	free(warning);
-	free(ca);
-	cfg_free(cfg);
-
-	cr_assert_eq(load("domains: [corp.example]\n" TLS LISTENER, &cfg, &errs), 0);
-	ca = cfg_ca_dir(cfg, &warning);
-	cr_expect_str_eq(ca, CFG_CA_DIR_DEFAULT);
-	cr_expect_null(warning);
-	free(ca);
-	write_file("data/ca/ca.key", "k", 1);
-	ca = cfg_ca_dir(cfg, &warning);
-	assert_path(ca, "data/ca");
-	cr_assert_not_null(warning);
-	cr_expect(strstr(warning, "inside data_dir") != NULL, "%s", warning);
-	free(warning);
-	free(ca);
-	cfg_free(cfg);
-
-	cr_assert_eq(load("domains: [corp.example]\n"
-	                  "tls:\n  certificate: certs/server.crt\n  key: certs/server.key\n"
-	                  "  client_certificate_without_eku: maybe\n" LISTENER,
-	                  &cfg, &errs),
-	             -EINVAL);
-	cr_assert_eq(errs.n, 1);
-	cr_expect(strstr(errs.lines[0], "tls.client_certificate_without_eku") != NULL, "%s",
-	          errs.lines[0]);
-	cfg_errors_free(&errs);
-}
-
 Test(config, empty_values_count_as_not_written)
 {
 	struct config *cfg;
