@@ -15,12 +15,14 @@
  */
 #include "server/tls.h"
 #include "server/tls_pipe.h"
+#include "server/crlguard.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <limits.h>
@@ -57,6 +59,8 @@ struct tls_ctx {
 	enum cfg_no_eku no_eku; /* tls.client_certificate_without_eku */
 	/* Earliest nextUpdate among the CRLs, or (time_t)-1 when none has one. */
 	time_t crl_next_update;
+	struct crl_mark crl_mark;   /* of the file's first CRL, for the rollback check */
+	const char *crl_distrusted; /* tls_ctx_crl_distrust's reason, or NULL */
 };
 
 struct tls_session {
@@ -205,6 +209,39 @@ out:
 	return r;
 }
 
+/* Sums up a CRL for crlguard: issuer name hash, CRL number, thisUpdate. */
+static void tls_crl_mark(gnutls_x509_crl_t crl, struct crl_mark *m)
+{
+	memset(m, 0, sizeof(*m));
+	gnutls_datum_t dn = {NULL, 0};
+	unsigned char digest[32];
+	if (gnutls_x509_crl_get_raw_issuer_dn(crl, &dn) == 0 &&
+	    gnutls_hash_fast(GNUTLS_DIG_SHA256, dn.data, dn.size, digest) == 0) {
+		static const char hex[] = "0123456789abcdef";
+		for (size_t i = 0; i < sizeof(digest); i++) {
+			m->issuer[2 * i] = hex[digest[i] >> 4];
+			m->issuer[2 * i + 1] = hex[digest[i] & 15];
+		}
+	}
+	gnutls_free(dn.data);
+	unsigned char number[32];
+	size_t number_len = sizeof(number);
+	unsigned critical = 0;
+	/* Numbers above 64 bits would not fit: treat them as absent rather than wrap. */
+	if (gnutls_x509_crl_get_number(crl, number, &number_len, &critical) >= 0 &&
+	    number_len > 0) {
+		size_t i = 0;
+		while (i + 1 < number_len && number[i] == 0)
+			i++;
+		if (number_len - i <= 8) {
+			m->has_number = true;
+			for (; i < number_len; i++)
+				m->number = m->number << 8 | number[i];
+		}
+	}
+	m->this_update = gnutls_x509_crl_get_this_update(crl);
+}
+
 static int tls_load_crl(struct tls_ctx *ctx, const char *path, const gnutls_datum_t *ca,
                         const char **error_r)
 {
@@ -260,6 +297,7 @@ static int tls_load_crl(struct tls_ctx *ctx, const char *path, const gnutls_datu
 		    (ctx->crl_next_update == (time_t)-1 || next < ctx->crl_next_update))
 			ctx->crl_next_update = next;
 	}
+	tls_crl_mark(crls[0], &ctx->crl_mark);
 	ret = gnutls_certificate_set_x509_crl_mem(ctx->cred, &data, fmt);
 	if (ret < 0) {
 		*error_r = tls_err("tls.crl %s: %s", path, gnutls_strerror(ret));
@@ -384,6 +422,27 @@ bool tls_ctx_crl_expired(const struct tls_ctx *ctx)
 	       (ctx->crl_next_update == (time_t)-1 || ctx->crl_next_update <= time(NULL));
 }
 
+const char *tls_ctx_crl_problem(const struct tls_ctx *ctx)
+{
+	if (ctx->crl_distrusted != NULL)
+		return ctx->crl_distrusted;
+	return tls_ctx_crl_expired(ctx) ? "CRL expired" : NULL;
+}
+
+bool tls_ctx_crl_mark(const struct tls_ctx *ctx, struct crl_mark *mark_r, time_t *next_update_r)
+{
+	if (!ctx->has_crl)
+		return false;
+	*mark_r = ctx->crl_mark;
+	*next_update_r = ctx->crl_next_update;
+	return true;
+}
+
+void tls_ctx_crl_distrust(struct tls_ctx *ctx, const char *reason)
+{
+	ctx->crl_distrusted = reason;
+}
+
 /* ----- Client certificates ----- */
 
 static const char *tls_status_reason(unsigned status)
@@ -413,7 +472,7 @@ static gnutls_alert_description_t tls_reason_alert(const char *reason)
 		return GNUTLS_A_CERTIFICATE_REVOKED;
 	if (strcmp(reason, "expired") == 0)
 		return GNUTLS_A_CERTIFICATE_EXPIRED;
-	if (strcmp(reason, "CRL expired") == 0)
+	if (strcmp(reason, "CRL expired") == 0 || strcmp(reason, "CRL rolled back") == 0)
 		return GNUTLS_A_CERTIFICATE_UNKNOWN;
 	return GNUTLS_A_BAD_CERTIFICATE;
 }
@@ -562,9 +621,10 @@ static void tls_check_peer(struct tls_session *s)
 		return;
 	}
 	/* GnuTLS drops an expired CRL without a word and would then accept a revoked
-	 * certificate: fail closed instead. */
-	if (tls_ctx_crl_expired(s->ctx)) {
-		s->peer_error = "CRL expired";
+	 * certificate: fail closed instead (also when the CRL was rolled back). */
+	const char *crl_problem = tls_ctx_crl_problem(s->ctx);
+	if (crl_problem != NULL) {
+		s->peer_error = crl_problem;
 		return;
 	}
 	const char *eku = tls_client_eku_refusal(certs[0].data, certs[0].size, s->ctx->no_eku);
@@ -846,8 +906,9 @@ int tls_ctx_recheck_peer(struct tls_ctx *ctx, const struct tls_session *s, const
 {
 	if (!s->peer_verified || s->peer_der == NULL)
 		return 0;
-	if (tls_ctx_crl_expired(ctx)) {
-		*reason_r = "CRL expired";
+	const char *crl_problem = tls_ctx_crl_problem(ctx);
+	if (crl_problem != NULL) {
+		*reason_r = crl_problem;
 		return -EACCES;
 	}
 	gnutls_x509_trust_list_t tl = NULL;

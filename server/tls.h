@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "config/config.h"
+#include "server/crlguard.h"
 
 struct tls_ctx;
 struct tls_session;
@@ -32,6 +33,16 @@ void tls_ctx_unref(struct tls_ctx *ctx);
 /* A CRL whose nextUpdate has passed makes certificate verification fail closed; this says
  * whether that is the case now (checked again on every handshake). */
 bool tls_ctx_crl_expired(const struct tls_ctx *ctx);
+/* Why certificates cannot be checked against the CRL now: "CRL expired" (nextUpdate
+ * passed), the reason given to tls_ctx_crl_distrust ("CRL rolled back"), or NULL when the
+ * CRL is usable or there is none. Certificate verification fails closed with this reason. */
+const char *tls_ctx_crl_problem(const struct tls_ctx *ctx);
+/* The loaded CRL's mark (of the file's first CRL) and earliest nextUpdate ((time_t)-1 when
+ * none has one); false when the context has no CRL. */
+bool tls_ctx_crl_mark(const struct tls_ctx *ctx, struct crl_mark *mark_r, time_t *next_update_r);
+/* Marks the CRL untrustworthy (older than one accepted before): from now on certificates
+ * are refused with reason, a static string. Call before the context serves sessions. */
+void tls_ctx_crl_distrust(struct tls_ctx *ctx, const char *reason);
 
 /* Why a verified client certificate (DER) is not a client's, or NULL when it is: its
  * extended key usage must list clientAuth (1.3.6.1.5.5.7.3.2); without any extended key
@@ -84,7 +95,7 @@ const char *tls_session_peer_serial(const struct tls_session *s);
 /* DER of the verified peer certificate (for mapping it to a user), or NULL. Owned by s. */
 const void *tls_session_peer_der(const struct tls_session *s, size_t *len_r);
 /* Why the peer certificate did not verify ("no certificate", "unknown CA", "expired",
- * "revoked", "CRL expired"), or NULL. */
+ * "revoked", "CRL expired", "CRL rolled back"), or NULL. */
 const char *tls_session_peer_error(const struct tls_session *s);
 
 /* Checks the verified peer certificate of s again, against ctx (a context built after s
