@@ -342,7 +342,7 @@ static void conn_finish_close(struct conn *c)
 	log_event(LOGL_INFO,
 	          "session=%s proto=%s event=disconnect ip=%s duration_ms=%llu bytes_in=%llu "
 	          "bytes_out=%llu",
-	          c->id, c->proto->name, c->ip, (unsigned long long)(now_ms(c) - c->started_ms),
+	          c->id, conn_proto_name(c), c->ip, (unsigned long long)(now_ms(c) - c->started_ms),
 	          (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
 	if (c->tls != NULL) {
 		tls_session_free(c->tls);
@@ -565,7 +565,7 @@ static void conn_handshake(struct conn *c)
 		return;
 	if (r < 0) {
 		log_event(LOGL_INFO, "session=%s proto=%s event=tls_failed ip=%s reason=\"%s\"",
-		          c->id, c->proto->name, c->ip, err ? err : "handshake");
+		          c->id, conn_proto_name(c), c->ip, err ? err : "handshake");
 		/* Let the alert reach the peer, then close. */
 		conn_proto_close(c);
 		c->state = CONN_CLOSING;
@@ -578,14 +578,23 @@ static void conn_handshake(struct conn *c)
 	c->state = CONN_TLS;
 	c->was_tls = true;
 	const char *subject = tls_session_peer_subject(c->tls);
-	char subj[256];
+	const char *refused = tls_session_peer_error(c->tls);
+	char subj[256], why[80];
+	/* On an optional listener a refused certificate still gets a session (as if none
+	 * was sent): the log must not say none was sent. */
+	if (refused != NULL && strcmp(refused, "no certificate") == 0)
+		refused = NULL;
+	if (refused != NULL)
+		snprintf(why, sizeof(why), " reason=\"%s\"", refused);
 	log_event(LOGL_INFO,
 	          "session=%s proto=%s event=tls_established ip=%s version=%s cipher=%s "
-	          "resumed=%s client_cert=%s%s%s",
-	          c->id, c->proto->name, c->ip, tls_session_version(c->tls),
+	          "resumed=%s client_cert=%s%s%s%s",
+	          c->id, conn_proto_name(c), c->ip, tls_session_version(c->tls),
 	          tls_session_cipher(c->tls), tls_session_resumed(c->tls) ? "yes" : "no",
-	          tls_session_peer_verified(c->tls) ? "verified" : "none",
-	          subject ? " subject=" : "",
+	          tls_session_peer_verified(c->tls) ? "verified"
+	          : refused != NULL                 ? "refused"
+	                                            : "none",
+	          refused != NULL ? why : "", subject ? " subject=" : "",
 	          subject ? log_escape(subj, sizeof(subj), subject, strlen(subject)) : "");
 	conn_apply_line_limit(c);
 	conn_arm_timer(c);
@@ -713,7 +722,7 @@ void conn_accepted(struct listener *l)
 		refuse = "too_many_connections_from_ip";
 	log_event(refuse ? LOGL_WARN : LOGL_INFO,
 	          "session=%s proto=%s event=connect ip=%s listener=%s:%u tls=%s%s%s", c->id,
-	          c->proto->name, c->ip, l->cfg->address, l->port,
+	          conn_proto_name(c), c->ip, l->cfg->address, l->port,
 	          l->cfg->tls == CFG_TLS_IMPLICIT ? "implicit" : "starttls",
 	          refuse ? " refused=" : "", refuse ? refuse : "");
 	if (refuse != NULL) {
@@ -743,13 +752,18 @@ void conn_shutdown_all(struct server *srv)
 		} else if ((c->state == CONN_PLAIN || c->state == CONN_TLS) && !c->paused) {
 			if (c->sess != NULL && c->proto->shutdown != NULL) {
 				conn_enter(c);
-				c->proto->shutdown(c->sess);
+				c->proto->shutdown(c->sess, CONN_BYE_SHUTDOWN);
 				conn_leave(c);
 			}
 			conn_close(c, "shutdown");
 		}
 		c = next;
 	}
+}
+
+const char *conn_proto_name(const struct conn *c)
+{
+	return cfg_protocol_name(c->listener->cfg->protocol);
 }
 
 /* ---- the protocol's side --------------------------------------------------------- */

@@ -29,6 +29,15 @@
 struct conn;
 struct tls_session;
 
+/* Why the server ends a session on its own, so that the goodbye says what happened. */
+enum conn_goodbye {
+	CONN_BYE_SHUTDOWN,     /* the server is stopping (SIGTERM): come back later */
+	CONN_BYE_CERT_REVOKED, /* the session's client certificate was revoked */
+	CONN_BYE_CERT_INVALID, /* it no longer verifies (expired, client CA replaced) */
+	CONN_BYE_CRL_STALE,    /* the CRL is past nextUpdate or was refused: certificates
+	                        * cannot be checked until the administrator renews it */
+};
+
 struct proto_handler {
 	const char *name; /* "smtp", "imap", "pop3" */
 	/* Once, when the protocol may speak: at accept on STARTTLS listeners, after the
@@ -48,9 +57,9 @@ struct proto_handler {
 	/* The idle timer fired. Write a goodbye if the protocol has one; the conn closes
 	 * right after. May be NULL. */
 	void (*timeout)(void *sess);
-	/* The server is shutting down (SIGTERM): write the protocol's goodbye (SMTP 421,
-	 * IMAP * BYE, POP3 -ERR). The conn closes right after. May be NULL. */
-	void (*shutdown)(void *sess);
+	/* The server ends the session (why): write the protocol's goodbye (SMTP 421,
+	 * IMAP * BYE, POP3 -ERR) saying why. The conn closes right after. May be NULL. */
+	void (*shutdown)(void *sess, enum conn_goodbye why);
 	/* The connection is gone (or going): free the state. Nothing may be written. */
 	void (*close)(void *sess);
 };

@@ -114,29 +114,134 @@ void server_conn_gone(struct server *srv)
 		server_finish(srv);
 }
 
-/* After a reload: sessions whose client certificate the new context no longer accepts
- * (revoked, CRL expired) are closed. */
+/* What a failed recheck means for the session: its log reason and its goodbye. */
+static enum conn_goodbye server_recheck_goodbye(const char *why, const char **reason_r)
+{
+	if (strcmp(why, "revoked") == 0) {
+		*reason_r = "certificate_revoked";
+		return CONN_BYE_CERT_REVOKED;
+	}
+	if (strcmp(why, "CRL expired") == 0) {
+		*reason_r = "crl_expired";
+		return CONN_BYE_CRL_STALE;
+	}
+	if (strcmp(why, "CRL rolled back") == 0) {
+		*reason_r = "crl_rolled_back";
+		return CONN_BYE_CRL_STALE;
+	}
+	*reason_r = "certificate_invalid";
+	return CONN_BYE_CERT_INVALID;
+}
+
+/* After a reload, and while the CRL is unusable: sessions whose client certificate the
+ * current context no longer accepts (revoked, CRL expired) are told why and closed. */
 static void server_recheck_sessions(struct server *srv)
 {
 	struct conn *c = srv->conns;
 	while (c != NULL) {
 		struct conn *next = c->next;
-		const char *why = NULL;
+		const char *why = NULL, *reason = NULL;
 		if (c->state == CONN_TLS && c->tls != NULL && tls_session_peer_verified(c->tls) &&
 		    tls_ctx_recheck_peer(srv->tls, c->tls, &why) < 0) {
-			log_event(LOGL_WARN,
-			          "session=%s proto=%s event=session_closed reason=certificate_%s "
-			          "serial=%s ip=%s",
-			          c->id, c->proto->name,
-			          strcmp(why, "revoked") == 0 ? "revoked" : "invalid",
-			          tls_session_peer_serial(c->tls), c->ip);
+			enum conn_goodbye bye = server_recheck_goodbye(why, &reason);
+			log_event(
+			    LOGL_WARN,
+			    "session=%s proto=%s event=session_closed reason=%s serial=%s ip=%s",
+			    c->id, conn_proto_name(c), reason, tls_session_peer_serial(c->tls),
+			    c->ip);
 			if (c->sess != NULL && c->proto->shutdown != NULL && !c->paused)
-				c->proto->shutdown(c->sess);
-			conn_close(c, "certificate_revoked");
+				c->proto->shutdown(c->sess, bye);
+			conn_close(c, reason);
 		}
 		c = next;
 	}
 }
+
+/* The CRL number for the log, "-" when the CRL has none. */
+static const char *crl_number(const struct crl_mark *m, char *buf, size_t len)
+{
+	if (m->has_number)
+		snprintf(buf, len, "%llu", (unsigned long long)m->number);
+	else
+		snprintf(buf, len, "-");
+	return buf;
+}
+
+/* A CRL was accepted: remember it as the newest when it is, on disk too, so that neither
+ * a reload nor a restart takes an older one. */
+static void server_crl_accepted(struct server *srv, const struct crl_mark *m)
+{
+	if (srv->crl_seen_valid && strcmp(srv->crl_seen.issuer, m->issuer) == 0 &&
+	    !crlguard_older(&srv->crl_seen, m))
+		return;
+	srv->crl_seen = *m;
+	srv->crl_seen_valid = true;
+	int r = crlguard_save(srv->crl_state_path, m);
+	if (r < 0)
+		log_event(LOGL_ERROR,
+		          "event=crl_state_failed state=%s error=\"%s\" "
+		          "consequence=\"an older CRL is refused only until a restart\"",
+		          srv->crl_state_path, strerror(-r));
+}
+
+/* At start, once data_dir exists: an older CRL than one accepted before (a restored
+ * backup, a stale copy) is not trusted; certificates are refused until a newer one comes. */
+static void server_crl_start(struct server *srv)
+{
+	const char *path = srv->cfg->tls.crl;
+	if (path == NULL)
+		return;
+	srv->crl_state_path = xasprintf("%s/%s", srv->cfg->data_dir, CRLGUARD_STATE_FILE);
+	int r = crlguard_load(srv->crl_state_path, &srv->crl_seen);
+	if (r == 0)
+		srv->crl_seen_valid = true;
+	else if (r != -ENOENT)
+		log_event(LOGL_ERROR,
+		          "event=crl_state_unreadable state=%s error=\"%s\" action=replacing_it",
+		          srv->crl_state_path, r == -EINVAL ? "malformed" : strerror(-r));
+	struct crl_mark cand;
+	time_t next;
+	if (!tls_ctx_crl_mark(srv->tls, &cand, &next))
+		return;
+	if (srv->crl_seen_valid && crlguard_older(&cand, &srv->crl_seen)) {
+		char n1[24], n2[24], t1[32], t2[32];
+		log_event(LOGL_ERROR,
+		          "event=crl_refused crl=%s reason=older_than_accepted number=%s "
+		          "this_update=%s accepted_number=%s accepted_this_update=%s state=%s "
+		          "action=refusing_client_certificates fix=\"run sealctl cert crl\"",
+		          path, crl_number(&cand, n1, sizeof(n1)),
+		          crlguard_time(cand.this_update, t1, sizeof(t1)),
+		          crl_number(&srv->crl_seen, n2, sizeof(n2)),
+		          crlguard_time(srv->crl_seen.this_update, t2, sizeof(t2)),
+		          srv->crl_state_path);
+		tls_ctx_crl_distrust(srv->tls, "CRL rolled back");
+		return;
+	}
+	server_crl_accepted(srv, &cand);
+}
+
+/* A reload's CRL older than the newest accepted (by number or thisUpdate) is refused:
+ * true, with the old context kept and the reason logged. */
+static bool server_crl_rolled_back(struct server *srv, struct tls_ctx *ctx)
+{
+	struct crl_mark cand;
+	time_t next;
+	if (!srv->crl_seen_valid || !tls_ctx_crl_mark(ctx, &cand, &next) ||
+	    !crlguard_older(&cand, &srv->crl_seen))
+		return false;
+	char n1[24], n2[24], t1[32], t2[32];
+	log_event(LOGL_ERROR,
+	          "event=crl_refused crl=%s reason=older_than_loaded number=%s this_update=%s "
+	          "loaded_number=%s loaded_this_update=%s action=kept_old_context "
+	          "fix=\"run sealctl cert crl\"",
+	          srv->cfg->tls.crl, crl_number(&cand, n1, sizeof(n1)),
+	          crlguard_time(cand.this_update, t1, sizeof(t1)),
+	          crl_number(&srv->crl_seen, n2, sizeof(n2)),
+	          crlguard_time(srv->crl_seen.this_update, t2, sizeof(t2)));
+	return true;
+}
+
+static void crl_tick(uv_timer_t *t);
 
 static void server_reload(struct server *srv)
 {
@@ -147,16 +252,24 @@ static void server_reload(struct server *srv)
 		          err ? err : "unknown");
 		return;
 	}
+	if (server_crl_rolled_back(srv, ctx)) {
+		tls_ctx_unref(ctx);
+		return;
+	}
 	struct tls_ctx *old = srv->tls;
 	srv->tls = ctx;
 	tls_ctx_unref(old); /* live sessions keep their own reference */
 	log_event(LOGL_INFO, "event=reloaded what=tls_context ticket_key=rotated");
-	if (tls_ctx_crl_expired(srv->tls))
-		log_event(LOGL_ERROR,
-		          "event=crl_expired crl=%s action=refusing_client_certificates "
-		          "fix=\"run sealctl cert crl\"",
-		          srv->cfg->tls.crl ? srv->cfg->tls.crl : "-");
+	struct crl_mark mark;
+	time_t next;
+	if (tls_ctx_crl_mark(srv->tls, &mark, &next))
+		server_crl_accepted(srv, &mark);
 	server_recheck_sessions(srv);
+	if (srv->cfg->tls.crl != NULL) {
+		/* A new nextUpdate: warn about it now and wake up when it passes. */
+		srv->crl_warned = false;
+		uv_timer_start(&srv->crl_timer, crl_tick, 0, 0);
+	}
 }
 
 /* The CRL file changed (sealctl cert revoke / cert crl wrote a new one): reload without
@@ -173,16 +286,47 @@ static void crl_poll_cb(uv_fs_poll_t *h, int status, const uv_stat_t *prev, cons
 	server_reload(srv);
 }
 
-/* Once a minute: a CRL past its nextUpdate makes every certificate login fail; say so
- * loudly until someone runs `sealctl cert crl`. */
-static void crl_check_cb(uv_timer_t *t)
+/* At start, after each reload, once a minute, and right when nextUpdate passes:
+ * - a CRL past its nextUpdate (or refused as rolled back) makes every certificate login
+ *   fail: say so loudly until someone runs `sealctl cert crl`, and close the sessions
+ *   that carry a certificate, which can no longer be checked;
+ * - within CRLGUARD_WARN_DAYS of nextUpdate, warn once a day, before the outage. */
+static void crl_tick(uv_timer_t *t)
 {
 	struct server *srv = t->data;
-	if (tls_ctx_crl_expired(srv->tls))
+	const char *path = srv->cfg->tls.crl;
+	const char *problem = tls_ctx_crl_problem(srv->tls);
+	struct crl_mark mark;
+	time_t next = (time_t)-1;
+	bool has_crl = tls_ctx_crl_mark(srv->tls, &mark, &next);
+	uint64_t delay = 60000;
+	if (problem != NULL) {
 		log_event(LOGL_ERROR,
-		          "event=crl_expired crl=%s action=refusing_client_certificates "
+		          "event=%s crl=%s action=refusing_client_certificates "
 		          "fix=\"run sealctl cert crl\"",
-		          srv->cfg->tls.crl ? srv->cfg->tls.crl : "-");
+		          strcmp(problem, "CRL expired") == 0 ? "crl_expired" : "crl_rolled_back",
+		          path ? path : "-");
+		server_recheck_sessions(srv);
+	} else if (has_crl && next != (time_t)-1) {
+		time_t now = time(NULL);
+		int days_left = 0;
+		uint64_t now_ms = uv_now(srv->loop);
+		if (crlguard_expiring(next, now, &days_left) &&
+		    (!srv->crl_warned || now_ms - srv->crl_warned_ms >= 24 * 3600 * 1000ULL)) {
+			char when[32];
+			log_event(LOGL_WARN,
+			          "event=crl_expiring days_left=%d crl=%s next_update=%s "
+			          "fix=\"run sealctl cert crl\"",
+			          days_left, path, crlguard_time(next, when, sizeof(when)));
+			srv->crl_warned = true;
+			srv->crl_warned_ms = now_ms;
+		}
+		/* time() counts whole seconds: wake a little after nextUpdate, and again
+		 * if the clock had not quite reached it. */
+		if (next - now < 60)
+			delay = (uint64_t)(next - now) * 1000 + 200;
+	}
+	uv_timer_start(t, crl_tick, delay, 0);
 }
 
 static void stop_timer_cb(uv_timer_t *t)
@@ -343,6 +487,7 @@ int server_run(struct config *cfg)
 		notify_free(services.notify);
 		return 1;
 	}
+	server_crl_start(&srv);
 	signal(SIGPIPE, SIG_IGN);
 	uv_signal_init(&loop, &srv.sig_hup);
 	uv_signal_init(&loop, &srv.sig_term);
@@ -357,7 +502,7 @@ int server_run(struct config *cfg)
 	srv.crl_poll.data = srv.crl_timer.data = &srv;
 	if (cfg->tls.crl != NULL) {
 		uv_fs_poll_start(&srv.crl_poll, crl_poll_cb, cfg->tls.crl, 2000);
-		uv_timer_start(&srv.crl_timer, crl_check_cb, 0, 60000);
+		uv_timer_start(&srv.crl_timer, crl_tick, 0, 0);
 	}
 
 	srv.listeners = xcalloc(cfg->n_listeners, sizeof(*srv.listeners));
@@ -406,6 +551,7 @@ int server_run(struct config *cfg)
 		}
 	}
 	free(srv.ipcounts);
+	free(srv.crl_state_path);
 	authfail_free(services.authfail);
 	authcache_free(services.authcache);
 	notify_free(services.notify);

@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "server/conn.h"
+#include "server/crlguard.h"
 #include "server/linebuf.h"
 
 struct tls_ctx;
@@ -37,9 +38,14 @@ struct server {
 	size_t n_listeners;
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t stop_timer;
-	uv_fs_poll_t crl_poll; /* reload when tls.crl changes */
-	uv_timer_t crl_timer;  /* complain while the CRL is past nextUpdate */
-	struct conn *conns;    /* intrusive list of live connections */
+	uv_fs_poll_t crl_poll;    /* reload when tls.crl changes */
+	uv_timer_t crl_timer;     /* expiry warnings; stale-CRL logs and session closing */
+	struct crl_mark crl_seen; /* the newest CRL accepted, also in crl_state_path */
+	bool crl_seen_valid;
+	char *crl_state_path; /* data_dir/crl-state */
+	bool crl_warned;      /* crl_expiring was logged at crl_warned_ms */
+	uint64_t crl_warned_ms;
+	struct conn *conns; /* intrusive list of live connections */
 	unsigned n_conns;
 	struct ipcount *ipcounts;
 	struct services *services;
@@ -99,6 +105,9 @@ struct conn {
 
 /* conn.c */
 void conn_accepted(struct listener *l);
+/* The listener's protocol for the log ("submission", "smtp", "imap", "pop3"), as the
+ * protocol sessions name themselves, so every line of a session says the same. */
+const char *conn_proto_name(const struct conn *c);
 /* Closes every connection that is not in the middle of work (SIGTERM). */
 void conn_shutdown_all(struct server *srv);
 

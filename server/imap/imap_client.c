@@ -676,9 +676,25 @@ void imap_client_timeout(struct imap_client *cl)
 	conn_write_str(cl->c, "* BYE Idle timeout\r\n");
 }
 
-void imap_client_shutdown(struct imap_client *cl)
+void imap_client_shutdown(struct imap_client *cl, enum conn_goodbye why)
 {
-	conn_write_str(cl->c, "* BYE Server shutting down\r\n");
+	/* [UNAVAILABLE] (RFC 5530) only where retrying later helps; a revoked certificate
+	 * will not come back. */
+	switch (why) {
+	case CONN_BYE_SHUTDOWN:
+		conn_write_str(cl->c, "* BYE Server shutting down\r\n");
+		break;
+	case CONN_BYE_CERT_REVOKED:
+		conn_write_str(cl->c, "* BYE Your client certificate was revoked\r\n");
+		break;
+	case CONN_BYE_CERT_INVALID:
+		conn_write_str(cl->c, "* BYE Your client certificate is no longer valid\r\n");
+		break;
+	case CONN_BYE_CRL_STALE:
+		conn_write_str(cl->c, "* BYE [UNAVAILABLE] Client certificates cannot be checked: "
+		                      "the revocation list is out of date\r\n");
+		break;
+	}
 }
 
 /* ---- greeting and PREAUTH ---- */
@@ -715,7 +731,7 @@ static void preauth_user(void *ctx, int rc, struct store_result *res)
 		imap_set_state(cl, IMAP_STATE_AUTH);
 		conn_set_authenticated(cl->c, cl->user);
 		log_event(LOGL_INFO,
-		          "session=%s proto=imap event=auth_ok mech=certificate user=%s ip=%s",
+		          "session=%s proto=imap event=auth_ok mech=EXTERNAL user=%s ip=%s",
 		          conn_id(cl->c), cl->user, conn_peer_ip(cl->c));
 		greet(cl, true);
 	} else {
@@ -790,9 +806,9 @@ static void p_timeout(void *s)
 {
 	imap_client_timeout(s);
 }
-static void p_shutdown(void *s)
+static void p_shutdown(void *s, enum conn_goodbye why)
 {
-	imap_client_shutdown(s);
+	imap_client_shutdown(s, why);
 }
 static void p_close(void *s)
 {

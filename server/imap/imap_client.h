@@ -22,7 +22,7 @@ void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_c
 void imap_client_bytes(struct imap_client *cl, const char *data, size_t len, bool last);
 void imap_client_line_too_long(struct imap_client *cl);
 void imap_client_timeout(struct imap_client *cl);
-void imap_client_shutdown(struct imap_client *cl);
+void imap_client_shutdown(struct imap_client *cl, enum conn_goodbye why);
 void imap_client_free(struct imap_client *cl);
 
 #endif

@@ -36,9 +36,9 @@ static void imap_timeout(void *sess)
 	imap_client_proto.timeout(sess);
 }
 
-static void imap_shutdown(void *sess)
+static void imap_shutdown(void *sess, enum conn_goodbye why)
 {
-	imap_client_proto.shutdown(sess);
+	imap_client_proto.shutdown(sess, why);
 }
 
 static void imap_close(void *sess)

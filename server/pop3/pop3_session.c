@@ -414,6 +414,10 @@ static void pop3_login_done(void *sess, const struct auth_login_result *r)
 	case AUTH_LOGIN_CERT:
 		pop3_error(s, "-ERR [AUTH] a client certificate for this user is required");
 		break;
+	case AUTH_LOGIN_CERT_OTHER_USER:
+		pop3_error(s, "-ERR [AUTH] the client certificate on this connection belongs to "
+		              "another user");
+		break;
 	case AUTH_LOGIN_TEMPFAIL:
 		pop3_reply(s, "-ERR [SYS/TEMP] try again later");
 		break;
@@ -551,7 +555,7 @@ static void pop3_timeout(void *sess)
 	pop3_set_state(sess, POP3_S_QUIT);
 }
 
-static void pop3_shutdown(void *sess)
+static void pop3_shutdown(void *sess, enum conn_goodbye why)
 {
 	struct pop3_session *s = sess;
 
@@ -563,7 +567,23 @@ static void pop3_shutdown(void *sess)
 		pop3_set_state(s, POP3_S_QUIT);
 		return;
 	}
-	pop3_reply(s, "-ERR [SYS/TEMP] Server shutting down");
+	/* RFC 3206: SYS/TEMP invites a retry, right for a stop and for a CRL the
+	 * administrator must renew; AUTH says the credentials themselves are refused. */
+	switch (why) {
+	case CONN_BYE_SHUTDOWN:
+		pop3_reply(s, "-ERR [SYS/TEMP] Server shutting down");
+		break;
+	case CONN_BYE_CERT_REVOKED:
+		pop3_reply(s, "-ERR [AUTH] Your client certificate was revoked");
+		break;
+	case CONN_BYE_CERT_INVALID:
+		pop3_reply(s, "-ERR [AUTH] Your client certificate is no longer valid");
+		break;
+	case CONN_BYE_CRL_STALE:
+		pop3_reply(s, "-ERR [SYS/TEMP] Client certificates cannot be checked: the "
+		              "revocation list is out of date");
+		break;
+	}
 	pop3_set_state(s, POP3_S_QUIT);
 }
 

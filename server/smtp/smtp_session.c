@@ -415,13 +415,35 @@ static void smtp_timeout(void *sess)
 	smtp_set_state(s, SMTP_S_QUIT);
 }
 
-static void smtp_shutdown(void *sess)
+/* 421 is the only reply that closes, and it is transient, so the enhanced code is a 4.x.x
+ * one (RFC 3463: the class must match the reply). Certificate trouble is a security
+ * status: X.7.0, "other or undefined security status", as RFC 3463 defines no narrower
+ * code for a credential revoked mid-session (X.7.8 of RFC 4954 answers AUTH). */
+static void smtp_shutdown(void *sess, enum conn_goodbye why)
 {
 	struct smtp_session *s = sess;
+	const char *host = smtp_hostname(s);
 
 	if (s->state == SMTP_S_QUIT)
 		return;
-	conn_printf(s->c, "421 4.3.2 %s Service shutting down\r\n", smtp_hostname(s));
+	switch (why) {
+	case CONN_BYE_SHUTDOWN:
+		conn_printf(s->c, "421 4.3.2 %s Service shutting down\r\n", host);
+		break;
+	case CONN_BYE_CERT_REVOKED:
+		conn_printf(s->c, "421 4.7.0 %s Your client certificate was revoked\r\n", host);
+		break;
+	case CONN_BYE_CERT_INVALID:
+		conn_printf(s->c, "421 4.7.0 %s Your client certificate is no longer valid\r\n",
+		            host);
+		break;
+	case CONN_BYE_CRL_STALE:
+		conn_printf(s->c,
+		            "421 4.7.0 %s Client certificates cannot be checked: the "
+		            "revocation list is out of date\r\n",
+		            host);
+		break;
+	}
 	smtp_set_state(s, SMTP_S_QUIT);
 }
 

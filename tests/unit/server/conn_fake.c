@@ -54,6 +54,8 @@ void fake_conn_too_long(struct conn *c);
 void fake_conn_tls_ready(struct conn *c);
 void fake_conn_timeout(struct conn *c);
 void fake_conn_shutdown(struct conn *c);
+/* The server ends the session for why (revoked certificate, stale CRL, stop). */
+void fake_conn_goodbye(struct conn *c, enum conn_goodbye why);
 const char *fake_conn_output(struct conn *c);
 void fake_conn_clear_output(struct conn *c);
 unsigned fake_conn_start_tls_calls(const struct conn *c);
@@ -129,13 +131,18 @@ void fake_conn_timeout(struct conn *c)
 	conn_close(c, "timeout");
 }
 
-void fake_conn_shutdown(struct conn *c)
+void fake_conn_goodbye(struct conn *c, enum conn_goodbye why)
 {
 	if (c->closed)
 		return;
 	if (c->h->shutdown != NULL)
-		c->h->shutdown(c->sess);
+		c->h->shutdown(c->sess, why);
 	conn_close(c, "shutdown");
+}
+
+void fake_conn_shutdown(struct conn *c)
+{
+	fake_conn_goodbye(c, CONN_BYE_SHUTDOWN);
 }
 
 const char *fake_conn_output(struct conn *c)

@@ -19,6 +19,7 @@ void fake_conn_too_long(struct conn *c);
 void fake_conn_tls_ready(struct conn *c);
 void fake_conn_timeout(struct conn *c);
 void fake_conn_shutdown(struct conn *c);
+void fake_conn_goodbye(struct conn *c, enum conn_goodbye why);
 const char *fake_conn_output(struct conn *c);
 void fake_conn_clear_output(struct conn *c);
 unsigned fake_conn_start_tls_calls(const struct conn *c);
@@ -226,7 +227,27 @@ Test(imap, timeout_and_shutdown_say_bye, .init = setup)
 	fake_conn_free(c);
 	c = open_session(true);
 	fake_conn_shutdown(c);
-	cr_assert(starts_with(fake_conn_output(c), "* BYE "), "%s", fake_conn_output(c));
+	cr_assert_str_eq(fake_conn_output(c), "* BYE Server shutting down\r\n");
+	fake_conn_free(c);
+}
+
+Test(imap, certificate_goodbyes_say_why, .init = setup)
+{
+	struct conn *c = open_session(true);
+	fake_conn_goodbye(c, CONN_BYE_CERT_REVOKED);
+	cr_assert_str_eq(fake_conn_output(c), "* BYE Your client certificate was revoked\r\n");
+	cr_assert(fake_conn_closed(c));
+	fake_conn_free(c);
+	c = open_session(true);
+	fake_conn_goodbye(c, CONN_BYE_CRL_STALE);
+	cr_assert_str_eq(fake_conn_output(c),
+	                 "* BYE [UNAVAILABLE] Client certificates cannot be checked: the "
+	                 "revocation list is out of date\r\n");
+	fake_conn_free(c);
+	c = open_session(true);
+	fake_conn_goodbye(c, CONN_BYE_CERT_INVALID);
+	cr_assert_str_eq(fake_conn_output(c),
+	                 "* BYE Your client certificate is no longer valid\r\n");
 	fake_conn_free(c);
 }
 

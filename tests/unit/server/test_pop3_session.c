@@ -18,6 +18,7 @@ void fake_conn_too_long(struct conn *c);
 void fake_conn_tls_ready(struct conn *c);
 void fake_conn_timeout(struct conn *c);
 void fake_conn_shutdown(struct conn *c);
+void fake_conn_goodbye(struct conn *c, enum conn_goodbye why);
 const char *fake_conn_output(struct conn *c);
 void fake_conn_clear_output(struct conn *c);
 unsigned fake_conn_start_tls_calls(const struct conn *c);
@@ -243,5 +244,28 @@ Test(pop3, shutdown_says_err, .init = setup)
 	struct conn *c = open_session(true);
 	fake_conn_shutdown(c);
 	cr_assert_str_eq(fake_conn_output(c), "-ERR [SYS/TEMP] Server shutting down\r\n");
+	fake_conn_free(c);
+}
+
+/* RFC 3206: [AUTH] for a refused credential (no point retrying), [SYS/TEMP] only where
+ * the server must be fixed first. */
+Test(pop3, certificate_goodbyes_say_why, .init = setup)
+{
+	struct conn *c = open_session(true);
+	fake_conn_goodbye(c, CONN_BYE_CERT_REVOKED);
+	cr_assert_str_eq(fake_conn_output(c),
+	                 "-ERR [AUTH] Your client certificate was revoked\r\n");
+	cr_assert(fake_conn_closed(c));
+	fake_conn_free(c);
+	c = open_session(true);
+	fake_conn_goodbye(c, CONN_BYE_CRL_STALE);
+	cr_assert_str_eq(fake_conn_output(c),
+	                 "-ERR [SYS/TEMP] Client certificates cannot be checked: the revocation "
+	                 "list is out of date\r\n");
+	fake_conn_free(c);
+	c = open_session(true);
+	fake_conn_goodbye(c, CONN_BYE_CERT_INVALID);
+	cr_assert_str_eq(fake_conn_output(c),
+	                 "-ERR [AUTH] Your client certificate is no longer valid\r\n");
 	fake_conn_free(c);
 }
