@@ -92,12 +92,12 @@ static void external_finish(struct external *e, enum auth_login_status status, c
 	if (status == AUTH_LOGIN_OK)
 		log_event(LOGL_INFO,
 		          "session=%s proto=%s event=auth_ok mech=EXTERNAL user=%s ip=%s serial=%s",
-		          c->id, c->proto->name, user_esc, c->ip, e->serial);
+		          c->id, conn_proto_name(c), user_esc, c->ip, e->serial);
 	else
 		log_event(LOGL_WARN,
 		          "session=%s proto=%s event=auth_failed mech=EXTERNAL user=%s ip=%s "
 		          "serial=%s reason=%s",
-		          c->id, c->proto->name, user_esc, c->ip, e->serial, why);
+		          c->id, conn_proto_name(c), user_esc, c->ip, e->serial, why);
 	/* No check slot is taken (a certificate cannot be guessed), but refusals count and
 	 * their answers wait like a wrong password's; a success is not delayed. */
 	if (status == AUTH_LOGIN_FAILED && external_alive(e))

@@ -86,11 +86,11 @@ static void login_finish(struct login *l, enum auth_login_status status, const c
 	if (status == AUTH_LOGIN_OK) {
 		log_event(
 		    LOGL_INFO, "session=%s proto=%s event=auth_ok mech=%s user=%s ip=%s cached=%s",
-		    c->id, c->proto->name, l->mech, user_esc, c->ip, l->cached ? "yes" : "no");
+		    c->id, conn_proto_name(c), l->mech, user_esc, c->ip, l->cached ? "yes" : "no");
 	} else {
 		log_event(LOGL_WARN,
 		          "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
-		          c->id, c->proto->name, l->mech, user_esc, c->ip, why);
+		          c->id, conn_proto_name(c), l->mech, user_esc, c->ip, why);
 	}
 	if (status == AUTH_LOGIN_OK)
 		authfail_succeeded(sv->authfail, c->ip, l->user, l->held, now);
@@ -128,12 +128,18 @@ int auth_cert_policy(struct conn *c, const char *user, bool user_requires_cert, 
 	return 0;
 }
 
+enum auth_login_status auth_cert_policy_status(const char *why)
+{
+	return strcmp(why, "certificate_user_mismatch") == 0 ? AUTH_LOGIN_CERT_OTHER_USER
+	                                                     : AUTH_LOGIN_CERT;
+}
+
 /* Step 4: certificate policy, once the password is known to be right. */
 static void login_check_cert(struct login *l)
 {
 	const char *why = NULL;
 	if (auth_cert_policy(l->conn, l->user, l->require_cert, &why) < 0)
-		login_finish(l, AUTH_LOGIN_CERT, why);
+		login_finish(l, auth_cert_policy_status(why), why);
 	else
 		login_finish(l, AUTH_LOGIN_OK, NULL);
 }

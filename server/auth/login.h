@@ -22,9 +22,10 @@ struct conn;
 
 enum auth_login_status {
 	AUTH_LOGIN_OK = 0,
-	AUTH_LOGIN_FAILED,   /* wrong password, unknown or disabled user: one answer */
-	AUTH_LOGIN_CERT,     /* a client certificate for this user is required / mismatch */
-	AUTH_LOGIN_TEMPFAIL, /* the store failed: answer with a temporary error */
+	AUTH_LOGIN_FAILED,          /* wrong password, unknown or disabled user: one answer */
+	AUTH_LOGIN_CERT,            /* a client certificate for this user is required */
+	AUTH_LOGIN_CERT_OTHER_USER, /* the connection's certificate belongs to another user */
+	AUTH_LOGIN_TEMPFAIL,        /* the store failed: answer with a temporary error */
 };
 
 struct auth_login_result {
@@ -37,7 +38,8 @@ typedef void auth_login_cb(void *sess, const struct auth_login_result *r);
 
 /*
  * Starts a login as user with password (both copied; the copy of the password is wiped).
- * mech names the mechanism for the log ("PLAIN", "LOGIN", "USER"). The connection is
+ * mech names the SASL mechanism for the log ("PLAIN", "LOGIN"; the
+ * IMAP LOGIN and POP3 USER/PASS commands say "PLAIN", which carries the same). The connection is
  * paused and held until cb has run; cb runs exactly once, on the loop thread, unless the
  * connection closed meanwhile (then never). On AUTH_LOGIN_OK the caller calls
  * conn_set_authenticated itself (so it can word its reply first).
@@ -50,5 +52,7 @@ void auth_login(struct conn *c, const char *mech, const char *user, const char *
  * when a verified certificate names someone else, or none is there and the configuration
  * or the user's own flag (user_requires_cert) demands one. user: normalised address. */
 int auth_cert_policy(struct conn *c, const char *user, bool user_requires_cert, const char **why_r);
+/* The status for auth_cert_policy's *why_r, so that the reply can say which it was. */
+enum auth_login_status auth_cert_policy_status(const char *why);
 
 #endif

@@ -63,11 +63,11 @@ static unsigned scram_log(struct scram_auth *a, enum auth_login_status st, const
 	log_escape(user_esc, sizeof(user_esc), a->user, strlen(a->user));
 	if (st == AUTH_LOGIN_OK)
 		log_event(LOGL_INFO, "session=%s proto=%s event=auth_ok mech=%s user=%s ip=%s",
-		          c->id, c->proto->name, scram_mech_name(a), user_esc, c->ip);
+		          c->id, conn_proto_name(c), scram_mech_name(a), user_esc, c->ip);
 	else
 		log_event(LOGL_WARN,
 		          "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
-		          c->id, c->proto->name, scram_mech_name(a), user_esc, c->ip, why);
+		          c->id, conn_proto_name(c), scram_mech_name(a), user_esc, c->ip, why);
 	bool held = a->held;
 	a->held = false;
 	if (st == AUTH_LOGIN_OK) {
@@ -148,7 +148,7 @@ static void scram_user_got(void *ctx, int rc, struct store_result *res)
 	}
 	const char *why = NULL;
 	if (auth_cert_policy(a->conn, a->user, res->users[0].require_client_certificate, &why) < 0)
-		scram_done(a, AUTH_LOGIN_CERT, why, NULL);
+		scram_done(a, auth_cert_policy_status(why), why, NULL);
 	else
 		scram_done(a, AUTH_LOGIN_OK, NULL, final);
 	free(final);

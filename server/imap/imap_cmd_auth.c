@@ -77,6 +77,12 @@ static void login_done(void *sess, const struct auth_login_result *r)
 		            "user is required\r\n",
 		            cl->tag);
 		break;
+	case AUTH_LOGIN_CERT_OTHER_USER:
+		conn_printf(cl->c,
+		            "%s NO [AUTHENTICATIONFAILED] The client certificate on this "
+		            "connection belongs to another user\r\n",
+		            cl->tag);
+		break;
 	case AUTH_LOGIN_TEMPFAIL:
 		conn_printf(cl->c, "%s NO [UNAVAILABLE] Try again later\r\n", cl->tag);
 		break;
@@ -115,7 +121,9 @@ void imap_cmd_login(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		imap_done(cl, "NO", "[AUTHENTICATIONFAILED] Invalid credentials");
 		return;
 	}
-	start_login(cl, "LOGIN", user, pass);
+	/* The LOGIN command carries what SASL PLAIN does: logged as PLAIN, so one
+	 * spelling covers every cleartext password (docs/logging.md). */
+	start_login(cl, "PLAIN", user, pass);
 	explicit_bzero(pass, strlen(pass));
 	free(pass);
 	free(user);

@@ -80,13 +80,13 @@ int pop3_auth_pass(struct pop3_auth *a, const char *arg, size_t len)
 		/* Not sent to the store, but still counted and delayed by auth_login when
 		 * it has the right shape; an empty password is simply wrong. */
 		char none[1] = "";
-		auth_login(a->c, "USER", a->user, none, a->done);
+		auth_login(a->c, "PLAIN", a->user, none, a->done);
 		return 1;
 	}
 	char pass[AUTH_FIELD_MAX + 1];
 	memcpy(pass, arg, len);
 	pass[len] = '\0';
-	auth_login(a->c, "USER", a->user, pass, a->done);
+	auth_login(a->c, "PLAIN", a->user, pass, a->done);
 	explicit_bzero(pass, sizeof(pass));
 	return 1;
 }

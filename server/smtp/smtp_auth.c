@@ -12,9 +12,12 @@
 #include "server/auth/scram.h"
 #include "server/conn.h"
 
-#define R_OK     "235 2.7.0 Authentication successful\r\n"
-#define R_FAIL   "535 5.7.8 Authentication credentials invalid\r\n"
-#define R_CERT   "535 5.7.8 Authentication refused: this account needs its client certificate\r\n"
+#define R_OK   "235 2.7.0 Authentication successful\r\n"
+#define R_FAIL "535 5.7.8 Authentication credentials invalid\r\n"
+#define R_CERT "535 5.7.8 Authentication refused: this account needs its client certificate\r\n"
+#define R_OTHER                                                                                    \
+	"535 5.7.8 Authentication refused: the client certificate on this connection "             \
+	"belongs to another user\r\n"
 #define R_TEMP   "454 4.7.0 Temporary authentication failure\r\n"
 #define R_CANCEL "501 5.7.0 Authentication cancelled\r\n"
 #define R_BAD64  "501 5.5.2 Cannot decode the response\r\n"
@@ -78,6 +81,9 @@ static void auth_checked(void *sess, const struct auth_login_result *r)
 		return;
 	case AUTH_LOGIN_CERT:
 		conn_write_str(a->c, R_CERT);
+		break;
+	case AUTH_LOGIN_CERT_OTHER_USER:
+		conn_write_str(a->c, R_OTHER);
 		break;
 	case AUTH_LOGIN_TEMPFAIL:
 		conn_write_str(a->c, R_TEMP);

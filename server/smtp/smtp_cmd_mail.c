@@ -82,7 +82,7 @@ static void smtp_cert_user(void *ctx, int rc, struct store_result *res)
 		s->authenticated = true;
 		conn_set_authenticated(s->c, res->users[0].address);
 		log_event(LOGL_INFO,
-		          "session=%s proto=submission event=auth_ok mech=CERTIFICATE "
+		          "session=%s proto=submission event=auth_ok mech=EXTERNAL "
 		          "user=%s ip=%s",
 		          conn_id(s->c), res->users[0].address, conn_peer_ip(s->c));
 	}

@@ -1,7 +1,8 @@
 /*
  * Fakes for the SMTP session tests: the pieces that live in sealmaild rather than in the
  * protocol library. auth_login accepts password "secret" for any user (as the fake conn
- * runs no store); the spool is "not set up", so messages stay in memory.
+ * runs no store) and answers "cert-other" as if the connection's certificate named
+ * someone else; the spool is "not set up", so messages stay in memory.
  */
 #include <errno.h>
 #include <string.h>
@@ -20,8 +21,12 @@ void auth_login(struct conn *c, const char *mech, const char *user, const char *
                 auth_login_cb *cb)
 {
 	(void)mech;
+	enum auth_login_status st = strcmp(password, "secret") == 0 ? AUTH_LOGIN_OK
+	                            : strcmp(password, "cert-other") == 0
+	                                ? AUTH_LOGIN_CERT_OTHER_USER
+	                                : AUTH_LOGIN_FAILED;
 	struct auth_login_result r = {
-	    .status = strcmp(password, "secret") == 0 ? AUTH_LOGIN_OK : AUTH_LOGIN_FAILED,
+	    .status = st,
 	    .user_id = 1,
 	    .user = user,
 	};

@@ -21,6 +21,7 @@ void fake_conn_too_long(struct conn *c);
 void fake_conn_tls_ready(struct conn *c);
 void fake_conn_timeout(struct conn *c);
 void fake_conn_shutdown(struct conn *c);
+void fake_conn_goodbye(struct conn *c, enum conn_goodbye why);
 const char *fake_conn_output(struct conn *c);
 void fake_conn_clear_output(struct conn *c);
 unsigned fake_conn_start_tls_calls(const struct conn *c);
@@ -230,6 +231,20 @@ Test(smtp, pipelined_after_starttls_is_never_executed, .init = setup)
 	fake_conn_free(c);
 }
 
+/* A password for someone else on a connection that carries a certificate: the reply
+ * says that, not that a certificate is required. */
+Test(smtp, password_for_another_user_than_the_certificate, .init = setup)
+{
+	struct conn *c = open_session(true);
+	fake_conn_line(c, "EHLO c");
+	fake_conn_clear_output(c);
+	fake_conn_line(c, "AUTH PLAIN AGJvYgBjZXJ0LW90aGVy");
+	cr_assert_str_eq(fake_conn_output(c),
+	                 "535 5.7.8 Authentication refused: the client certificate on this "
+	                 "connection belongs to another user\r\n");
+	fake_conn_free(c);
+}
+
 Test(smtp, error_limit_closes, .init = setup)
 {
 	cfg.limits.errors = 3;
@@ -305,6 +320,29 @@ Test(smtp, shutdown_says_421, .init = setup)
 	struct conn *c = open_session(true);
 	fake_conn_shutdown(c);
 	cr_assert_str_eq(fake_conn_output(c), "421 4.3.2 mail.test Service shutting down\r\n");
+	fake_conn_free(c);
+}
+
+/* A session closed over its certificate is told so, with a security status code, not
+ * "shutting down" (which says: come back soon). */
+Test(smtp, certificate_goodbyes_say_why, .init = setup)
+{
+	struct conn *c = open_session(true);
+	fake_conn_goodbye(c, CONN_BYE_CERT_REVOKED);
+	cr_assert_str_eq(fake_conn_output(c),
+	                 "421 4.7.0 mail.test Your client certificate was revoked\r\n");
+	cr_assert(fake_conn_closed(c));
+	fake_conn_free(c);
+	c = open_session(true);
+	fake_conn_goodbye(c, CONN_BYE_CRL_STALE);
+	cr_assert_str_eq(fake_conn_output(c),
+	                 "421 4.7.0 mail.test Client certificates cannot be checked: the "
+	                 "revocation list is out of date\r\n");
+	fake_conn_free(c);
+	c = open_session(true);
+	fake_conn_goodbye(c, CONN_BYE_CERT_INVALID);
+	cr_assert_str_eq(fake_conn_output(c),
+	                 "421 4.7.0 mail.test Your client certificate is no longer valid\r\n");
 	fake_conn_free(c);
 }
 
