@@ -138,12 +138,22 @@ class CertSet:
         return crt, key
 
 
-def make_crl(certs, out, revoked=(), expired=False, number=1):
+def _crl_date(t):
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
+
+
+def make_crl(certs, out, revoked=(), expired=False, number=1, this_update=None,
+             next_update=None):
     """Writes a CRL from the test CA to out: revoked is a list of certificate paths; expired
-    makes one whose nextUpdate is in the past."""
+    makes one whose nextUpdate is in the past; this_update/next_update (Unix times) set the
+    dates exactly (next_update alone: thisUpdate is now)."""
     folder = os.path.dirname(os.path.abspath(out))
     tmpl = out + ".tmpl"
-    if expired:
+    if next_update is not None:
+        _write(tmpl, 'crl_this_update_date = "%s"\ncrl_next_update_date = "%s"\n'
+                     'crl_number = %d\n' % (_crl_date(this_update or time.time()),
+                                            _crl_date(next_update), number))
+    elif expired:
         _write(tmpl, 'crl_this_update_date = "2020-01-01 00:00:00"\n'
                      'crl_next_update_date = "2020-02-01 00:00:00"\ncrl_number = %d\n' % number)
     else:

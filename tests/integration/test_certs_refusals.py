@@ -6,6 +6,8 @@ live certificate session closed on revocation, a password login as another user 
 certificate session, require-cert users and auth.require_client_certificate with a
 password alone, and a CRL past its nextUpdate failing closed."""
 import imaplib
+import poplib
+import re
 import signal
 import smtplib
 import socket
@@ -17,7 +19,7 @@ import pytest
 
 import harness
 from test_certs_clients import (ALICE, BOB, DOMAIN, IMAP_EXT, IMAP_PREAUTH, IMAP_REQ, PASSWORD,
-                                SUB_EXT, SUB_PREAUTH, CaEnv, b64)
+                                POP3_EXT, SUB_EXT, SUB_PREAUTH, CaEnv, b64)
 
 REFUSED = (ssl.SSLError, ConnectionResetError, BrokenPipeError, EOFError, socket.timeout,
            ConnectionAbortedError, OSError)
@@ -61,13 +63,20 @@ def test_required_listener_refuses_none_other_ca_and_expired(env, certs):
                                 'signing_key\nactivation_date = "2020-01-01 00:00:00"\n'
                                 'expiration_date = "2020-02-01 00:00:00"\n' % ALICE)
     assert refused(env, IMAP_REQ, cert=expired)
-    # On an optional listener such certificates are simply not verified: no EXTERNAL.
-    for cert in (other, expired):
+    # On an optional listener such certificates are simply not verified: no EXTERNAL. The
+    # log says they were refused and why, not that none was sent.
+    for cert, why in ((other, "unknown CA"), (expired, "expired")):
+        at = env.srv.log_size()
         m = env.imap(IMAP_EXT, cert=cert)
         assert "AUTH=EXTERNAL" not in m.capabilities
         with pytest.raises(imaplib.IMAP4.error):
             m.authenticate("EXTERNAL", lambda _: b"")
         m.logout()
+        env.srv.wait_log(r"proto=imap event=tls_established .* client_cert=refused "
+                         r"reason=\"%s\"" % why, at)
+    m = env.imap(IMAP_EXT)
+    m.logout()
+    env.srv.wait_log(r"event=tls_established .* client_cert=none\n", since)
     env.srv.wait_log(r"event=auth_failed mech=EXTERNAL .*reason=no_certificate", since)
 
 
@@ -147,19 +156,35 @@ def test_revoked_without_a_signal_and_live_session_closed(env):
     assert refused(env, IMAP_REQ, ALICE)
 
 
+OTHER_USER = "client certificate on this connection belongs to another user"
+
+
 def test_password_login_as_another_user_on_a_certificate_session(env):
+    """The refusal says the certificate is someone else's, not that one is required."""
     since = env.srv.log_size()
     m = env.imap(IMAP_EXT, ALICE)
-    with pytest.raises(imaplib.IMAP4.error):
+    with pytest.raises(imaplib.IMAP4.error) as e:
         m.login(BOB, PASSWORD)
+    assert e.value.args[0] == (b"[AUTHENTICATIONFAILED] The " + OTHER_USER.encode())
     m.logout()
-    env.srv.wait_log(r"event=auth_failed mech=LOGIN user=%s .*reason=certificate_user_mismatch"
-                     % BOB, since)
+    env.srv.wait_log(r"proto=imap event=auth_failed mech=PLAIN user=%s .*"
+                     r"reason=certificate_user_mismatch" % re.escape(BOB), since)
+    p = env.pop3(POP3_EXT, ALICE)
+    p.user(BOB)
+    with pytest.raises(poplib.error_proto) as e:
+        p.pass_(PASSWORD)
+    assert e.value.args[0] == b"-ERR [AUTH] the " + OTHER_USER.encode()
+    p.quit()
+    env.srv.wait_log(r"proto=pop3 event=auth_failed mech=PLAIN user=%s .*"
+                     r"reason=certificate_user_mismatch" % re.escape(BOB), since)
     s = env.smtp(SUB_EXT, ALICE)
     s.ehlo()
-    with pytest.raises(smtplib.SMTPAuthenticationError):
+    with pytest.raises(smtplib.SMTPAuthenticationError) as e:
         s.login(BOB, PASSWORD)
+    assert e.value.smtp_code == 535 and OTHER_USER.encode() in e.value.smtp_error, e.value
     s.quit()
+    env.srv.wait_log(r"proto=submission event=auth_failed mech=(PLAIN|LOGIN) user=%s .*"
+                     r"reason=certificate_user_mismatch" % re.escape(BOB), since)
     # The certificate's own user may use a password.
     m = env.imap(IMAP_EXT, ALICE)
     assert m.login(ALICE, PASSWORD)[0] == "OK"
@@ -214,8 +239,10 @@ def test_require_client_certificate_for_everyone(make_server):
 def test_crl_past_next_update_fails_closed(env):
     since = env.srv.log_size()
     ca = types.SimpleNamespace(ca=env.ca_crt, ca_key=env.ca_key)
-    harness.make_crl(ca, env.crl, expired=True, number=1000)
-    env.srv.wait_log(r"event=crl_expired", since, timeout=5)
+    # A current CRL that lapses two seconds later (one dated in the past would be refused
+    # as older than the loaded one, see test_crl_lifecycle.py).
+    harness.make_crl(ca, env.crl, number=1000, next_update=time.time() + 2)
+    env.srv.wait_log(r"event=crl_expired", since, timeout=8)
     assert refused(env, IMAP_REQ, ALICE)
     assert refused(env, IMAP_PREAUTH, ALICE)
     m = env.imap(IMAP_EXT, ALICE)
