@@ -102,6 +102,7 @@ struct config {
 	size_t n_listeners;
 	struct {
 		bool require_client_certificate;
+		bool channel_binding; /* offer SCRAM-SHA-256-PLUS; default false */
 	} auth;
 	struct cfg_relay relay;
 	struct cfg_limits limits;

@@ -181,6 +181,16 @@ const struct cfg_key cfg_keys[] = {
      .def = "false",
      .doc = "true: every user needs a valid client certificate as well as the password, on "
             "every listener. false: per-user policy (sealctl user require-cert)."},
+    {.path = "auth.channel_binding",
+     .type = CFG_TYPE_BOOL,
+     C(auth.channel_binding),
+     .def = "false",
+     .doc = "true: offer SCRAM-SHA-256-PLUS (SCRAM bound to the TLS session by "
+            "tls-exporter, RFC 9266) besides SCRAM-SHA-256 in SMTP AUTH. false: only "
+            "SCRAM-SHA-256 is offered and a request for the -PLUS variant is refused as an "
+            "unknown mechanism. Off by default because some clients (neomutt) pick -PLUS "
+            "whenever it is offered and then fail when their TLS library cannot give the "
+            "binding."},
 
     {.path = "relay", SECTION, .doc = "Mail for domains that are not local."},
     {.path = "relay.certificate",
