@@ -83,7 +83,9 @@ const char *scram_server_user(struct scram_server *x);
 struct conn;
 struct scram_auth;
 
-/* Whether SCRAM-SHA-256-PLUS can be offered on c: TLS with a tls-exporter binding. */
+/* Whether SCRAM-SHA-256-PLUS is offered on c: auth.channel_binding is on and the TLS
+ * session has a tls-exporter binding. Where it is not, protocols refuse the mechanism as
+ * unknown, and scram_auth_start gives GNU SASL no binding (so "y" is accepted). */
 bool scram_plus_offered(struct conn *c);
 
 struct scram_auth_result {

@@ -258,6 +258,17 @@ static void scram_timer_cb(uv_timer_t *t)
 		scram_material_got(a, r, NULL);
 }
 
+/* The connection's tls-exporter binding into bind, when PLUS is offered on it: turned on
+ * by auth.channel_binding, and TLS can export it. 0 or -ENOTSUP. */
+static int scram_binding(struct conn *c, unsigned char bind[SCRAM_CB_LEN])
+{
+	const struct config *cfg = c->server->cfg;
+	if (cfg == NULL || !cfg->auth.channel_binding || c->tls == NULL ||
+	    tls_session_channel_binding(c->tls, bind, SCRAM_CB_LEN) < 0)
+		return -ENOTSUP;
+	return 0;
+}
+
 struct scram_auth *scram_auth_start(struct conn *c, bool plus, const char *b64, size_t len,
                                     scram_auth_cb *cb)
 {
@@ -266,7 +277,10 @@ struct scram_auth *scram_auth_start(struct conn *c, bool plus, const char *b64, 
 	bool have_cb = false;
 	if (scram_client_first_user(b64, len, user, sizeof(user)) < 0)
 		return NULL;
-	if (c->tls != NULL && tls_session_channel_binding(c->tls, bind, sizeof(bind)) == 0)
+	/* The binding goes to GNU SASL only where PLUS was offered: then a client's "y" (it
+	 * could bind but saw no PLUS) is a downgrade and refused; where PLUS was not offered
+	 * "y" is what an honest client says. */
+	if (scram_binding(c, bind) == 0)
 		have_cb = true;
 	struct scram_auth *a = xcalloc(1, sizeof(*a));
 	a->conn = c;
@@ -292,7 +306,7 @@ struct scram_auth *scram_auth_start(struct conn *c, bool plus, const char *b64, 
 bool scram_plus_offered(struct conn *c)
 {
 	unsigned char bind[SCRAM_CB_LEN];
-	if (c->tls == NULL || tls_session_channel_binding(c->tls, bind, sizeof(bind)) < 0)
+	if (scram_binding(c, bind) < 0)
 		return false;
 	gnutls_memset(bind, 0, sizeof(bind));
 	return true;

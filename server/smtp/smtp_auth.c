@@ -212,7 +212,10 @@ void smtp_auth_start(struct smtp_auth *a, const char *args, size_t len, smtp_aut
 		auth_external_resp(a, ir, ir_len);
 		return;
 	}
-	if (scram_mech_allowed(args, m, &a->scram_plus)) {
+	/* -PLUS only where it is advertised (auth.channel_binding, and a binding to give):
+	 * elsewhere it is as unknown as any mechanism not in the EHLO list. */
+	if (scram_mech_allowed(args, m, &a->scram_plus) &&
+	    (!a->scram_plus || scram_plus_offered(a->c))) {
 		if (ir == NULL) {
 			a->state = SMTP_AUTH_SCRAM_FIRST;
 			conn_write_str(a->c, "334 \r\n");

@@ -62,9 +62,11 @@ void smtp_auth_start(struct smtp_auth *a, const char *args, size_t len, smtp_aut
 void smtp_auth_cleanup(struct smtp_auth *a);
 /* A continuation line while active. */
 void smtp_auth_line(struct smtp_auth *a, const char *line, size_t len);
-/* The mechanisms for EHLO: "PLAIN LOGIN", plus EXTERNAL when the connection carries a
- * verified client certificate with an e-mail identity and no global certificate-AND-
- * password policy (auth_external_offered). */
+/* The mechanisms for EHLO: "PLAIN LOGIN SCRAM-SHA-256", plus SCRAM-SHA-256-PLUS when
+ * auth.channel_binding is on and TLS gives a binding (scram_plus_offered; otherwise AUTH
+ * with it is 504 5.5.4), plus EXTERNAL when the connection carries a verified client
+ * certificate with an e-mail identity and no global certificate-AND-password policy
+ * (auth_external_offered). */
 const char *smtp_auth_mechanisms(const struct smtp_auth *a);
 
 #endif
