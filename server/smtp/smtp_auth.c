@@ -76,11 +76,15 @@ static void auth_checked(void *sess, const struct auth_login_result *r)
 	explicit_bzero(a->user, sizeof(a->user));
 	switch (r->status) {
 	case AUTH_LOGIN_OK:
+		a->succeeded = true;
 		conn_write_str(a->c, R_OK);
 		a->done(a->sess, true, r->user);
 		return;
 	case AUTH_LOGIN_CERT:
-		conn_write_str(a->c, R_CERT);
+		/* With a verified certificate on the connection this can only be a login as
+		 * someone other than its user: answered like a wrong password, so the reply
+		 * does not tell that the other account's password was right. */
+		conn_write_str(a->c, conn_cert_identity(a->c) != NULL ? R_FAIL : R_CERT);
 		break;
 	case AUTH_LOGIN_CERT_OTHER_USER:
 		conn_write_str(a->c, R_OTHER);
@@ -256,6 +260,7 @@ void smtp_auth_line(struct smtp_auth *a, const char *line, size_t len)
 		}
 		smtp_auth_cleanup(a);
 		a->state = SMTP_AUTH_IDLE;
+		a->succeeded = true;
 		conn_write_str(a->c, R_OK);
 		a->done(a->sess, true, a->user);
 		explicit_bzero(a->user, sizeof(a->user));

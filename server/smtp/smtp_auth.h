@@ -45,6 +45,9 @@ struct smtp_auth {
 	char user[AUTH_FIELD_MAX + 1];
 	struct scram_auth *scram; /* SCRAM exchange in progress (server/auth/scram.h) */
 	bool scram_plus;
+	/* An AUTH of this session succeeded: RFC 4954 4 forbids another. A login by the
+	 * client certificate alone (certificate_login: preauth) does not set it. */
+	bool succeeded;
 };
 
 /* The session's struct smtp_auth, for the auth_login callback (which receives the session
@@ -55,6 +58,10 @@ void smtp_auth_init(struct smtp_auth *a, struct conn *c, void *sess);
 static inline bool smtp_auth_active(const struct smtp_auth *a)
 {
 	return a->state != SMTP_AUTH_IDLE;
+}
+static inline bool smtp_auth_succeeded(const struct smtp_auth *a)
+{
+	return a->succeeded;
 }
 /* "AUTH <args>": args is "MECH [initial-response]". Writes a reply or a 334. */
 void smtp_auth_start(struct smtp_auth *a, const char *args, size_t len, smtp_auth_done_cb *done);
