@@ -2,7 +2,9 @@
 side of SCRAM written here (smtplib has none): PBKDF2-HMAC-SHA-256, HMAC and SHA-256 from
 hashlib. The client checks the server's signature too. Python's ssl module cannot export
 tls-exporter keying material, so SCRAM-SHA-256-PLUS is only checked to be offered and to
-refuse a binding that does not match the TLS session (the matching case is a unit test)."""
+refuse a binding that does not match the TLS session (the matching case is a unit test).
+The module's server turns auth.channel_binding on (PLUS is offered only then); the last
+tests run one with the default, where PLUS is neither offered nor accepted."""
 import base64
 import hashlib
 import hmac
@@ -12,7 +14,19 @@ import time
 
 import pytest
 
+import harness
 from smtp_env import PASSWORD, SmtpEnv
+
+CHANNEL_BINDING = "auth:\n  channel_binding: true\n"
+
+
+@pytest.fixture(scope="module")
+def server(certs, sealmaild_bin, tmp_path_factory):
+    srv = harness.Server(certs, workdir=str(tmp_path_factory.mktemp("srv")),
+                         extra_yaml=CHANNEL_BINDING)
+    srv.start()
+    yield srv
+    srv.check_stopped()
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +220,36 @@ def test_downgrade_y_flag_refused_where_plus_is_offered(env):
     r, lc, _, _ = scram_login(env, env.alice, PASSWORD, cbind=b"y,,")
     assert code(r) == 535, r
     lc.close()
+
+
+# --------------------------------------------------------------------------- the default
+
+
+@pytest.fixture
+def env_default(make_server):
+    e = SmtpEnv(make_server())
+    e.alice = e.add_user("alice")
+    return e
+
+
+def test_without_channel_binding_plus_is_neither_offered_nor_accepted(env_default):
+    env = env_default
+    lc = env.raw()
+    auth = [l for l in lc.ehlo if b"AUTH " in l][0]
+    mechs = auth[4:].split()
+    assert b"SCRAM-SHA-256" in mechs and b"SCRAM-SHA-256-PLUS" not in mechs, auth
+    lc.close()
+    # Asked for anyway, with or without an initial response: an unknown mechanism.
+    r, lc, _, _ = scram_login(env, env.alice, PASSWORD, mech="SCRAM-SHA-256-PLUS",
+                              cbind=b"p=tls-exporter,,", cb_data=os.urandom(32))
+    assert code(r) == 504 and text(r).startswith("5.5.4"), r
+    lc.send("AUTH scram-sha-256-plus\r\n")
+    r = lc.smtp_reply()
+    assert code(r) == 504 and text(r).startswith("5.5.4"), r
+    lc.close()
+    # The plain mechanism still works, also for a client that could bind ("y": it saw no
+    # PLUS, which is the truth here, not a downgrade).
+    for cbind in (b"n,,", b"y,,"):
+        r, lc, _, _ = scram_login(env, env.alice, PASSWORD, cbind=cbind)
+        assert code(r) == 235, (cbind, r)
+        lc.close()

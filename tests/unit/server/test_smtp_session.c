@@ -117,6 +117,9 @@ static const struct row rows[] = {
     {true, "EHLO c", "AUTH PLAIN AGJvYgBzZWNyZXQ=", "235 2.7.0 Authentication successful\r\n",
      false},
     {true, "EHLO c", "auth login", "334 VXNlcm5hbWU6\r\n", false},
+    /* Not offered (no auth.channel_binding here): as unknown as any other. */
+    {true, "EHLO c", "AUTH SCRAM-SHA-256-PLUS",
+     "504 5.5.4 Unrecognized authentication mechanism\r\n", false},
     /* Login comes before the EHLO check on submission: MAIL needs AUTH, which needs EHLO. */
     {true, NULL, "MAIL FROM:<a@corp.test>", "530 5.7.0 Authentication required\r\n", false},
     {true, "EHLO c", "MAIL FROM:<a@corp.test>", "530 5.7.0 Authentication required\r\n", false},
