@@ -1,5 +1,6 @@
 // Sends one message with nodemailer; the job comes as JSON in argv[2]:
-// {host, port, secure, starttls, user, pass, ca, from, to: [...], raw | {subject, text}}
+// {host, port, secure, starttls, user, pass, ca, cert, key, from, to: [...], raw | {subject, text}}
+// (cert and key: a client certificate to present, optional)
 // Prints {"ok": true, "response": "..."} or {"ok": false, "error": "..."} on stdout.
 'use strict';
 const fs = require('fs');
@@ -12,7 +13,12 @@ const transport = nodemailer.createTransport({
   secure: !!job.secure,
   requireTLS: !!job.starttls,
   auth: job.user ? { user: job.user, pass: job.pass, method: job.method || undefined } : undefined,
-  tls: { ca: [fs.readFileSync(job.ca)], servername: job.servername || undefined },
+  tls: {
+    ca: [fs.readFileSync(job.ca)],
+    servername: job.servername || undefined,
+    cert: job.cert ? fs.readFileSync(job.cert) : undefined,
+    key: job.key ? fs.readFileSync(job.key) : undefined,
+  },
   name: 'node-client.example',
 });
 
