@@ -136,6 +136,8 @@ const char *conn_cert_identity(struct conn *c);
 const char *conn_user(const struct conn *c);
 
 const struct cfg_listener *conn_listener(const struct conn *c);
+/* The listener's protocol as log lines name it: "submission", "smtp", "imap", "pop3". */
+const char *conn_proto_name(const struct conn *c);
 const struct config *conn_config(const struct conn *c);
 const char *conn_id(const struct conn *c);      /* short session id for logs, "3fa2c1d0" */
 const char *conn_peer_ip(const struct conn *c); /* "127.0.0.1" */

@@ -107,7 +107,6 @@ struct conn {
 void conn_accepted(struct listener *l);
 /* The listener's protocol for the log ("submission", "smtp", "imap", "pop3"), as the
  * protocol sessions name themselves, so every line of a session says the same. */
-const char *conn_proto_name(const struct conn *c);
 /* Closes every connection that is not in the middle of work (SIGTERM). */
 void conn_shutdown_all(struct server *srv);
 

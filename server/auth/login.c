@@ -134,7 +134,8 @@ enum auth_login_status auth_cert_policy_status(const char *why)
 	                                                     : AUTH_LOGIN_CERT;
 }
 
-/* Step 4: certificate policy, once the password is known to be right. */
+/* Step 4: certificate policy (a certificate of this user required), once the password is
+ * known to be right. */
 static void login_check_cert(struct login *l)
 {
 	const char *why = NULL;
@@ -208,6 +209,15 @@ static void login_timer_cb(uv_timer_t *t)
 	    authfail_begin(sv->authfail, l->conn->ip, l->user, conn_now_ms(l->conn), &l->held);
 	if (wait > 0) {
 		uv_timer_start(&l->timer, login_timer_cb, wait, 0);
+		return;
+	}
+	/* A connection that carries another user's certificate is told so before any
+	 * password is checked: answering after the check would tell a certificate holder
+	 * whether another account's password is right. */
+	const char *identity = conn_cert_identity(l->conn);
+	if (identity != NULL && strcmp(identity, l->user) != 0) {
+		l->checked = true; /* counted as a failure, not as an abandoned check */
+		login_finish(l, AUTH_LOGIN_CERT_OTHER_USER, "certificate_user_mismatch");
 		return;
 	}
 	int r = store_user_get(sv->store, l->user, login_user_got, l);

@@ -337,10 +337,10 @@ static unsigned txn_log_refused(struct smtp_txn *t, const struct store_result *r
 			char to[200];
 			log_escape(to, sizeof(to), r->address, strlen(r->address));
 			log_event(LOGL_WARN,
-			          "session=%s proto=smtp event=rcpt_failed id=%s rcpt=%s "
+			          "session=%s proto=%s event=rcpt_failed id=%s rcpt=%s "
 			          "status=%s error=\"%s\" %s",
-			          conn_id(t->c), t->id, to, status, store_strerror(d->rc),
-			          txn_report_outcome(t, r, res));
+			          conn_id(t->c), conn_proto_name(t->c), t->id, to, status,
+			          store_strerror(d->rc), txn_report_outcome(t, r, res));
 		}
 	}
 	return failed;
@@ -354,8 +354,8 @@ static void txn_delivered(void *ctx, int rc, struct store_result *res)
 	char from[200];
 	log_escape(from, sizeof(from), t->mail.address, strlen(t->mail.address));
 	if (rc < 0) {
-		log_event(LOGL_WARN, "session=%s proto=smtp event=delivery_failed id=%s error=%s",
-		          conn_id(t->c), t->id, store_strerror(rc));
+		log_event(LOGL_WARN, "session=%s proto=%s event=delivery_failed id=%s error=%s",
+		          conn_id(t->c), conn_proto_name(t->c), t->id, store_strerror(rc));
 		txn_finish(t, false, false,
 		           rc == -EDQUOT || rc == -ENOENT ? txn_refused_reply(t, rc)
 		                                          : txn_store_reply(rc));
@@ -364,10 +364,10 @@ static void txn_delivered(void *ctx, int rc, struct store_result *res)
 	/* Checked at RCPT; a copy refused since then was reported in the same transaction. */
 	unsigned failed = txn_log_refused(t, res);
 	log_event(LOGL_INFO,
-	          "session=%s proto=smtp event=queued id=%s from=%s size=%llu local=%u relay=%u "
+	          "session=%s proto=%s event=queued id=%s from=%s size=%llu local=%u relay=%u "
 	          "failed=%u",
-	          conn_id(t->c), t->id, from, (unsigned long long)t->data.size, t->n_local,
-	          t->n_relay, failed);
+	          conn_id(t->c), conn_proto_name(t->c), t->id, from,
+	          (unsigned long long)t->data.size, t->n_local, t->n_relay, failed);
 	txn_report_delivered(t, res);
 	char reply[96];
 	snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", t->id);
@@ -477,8 +477,8 @@ static void txn_spooled(void *ctx, int rc)
 	if (!conn_release(t->c))
 		return;
 	if (rc < 0) {
-		log_event(LOGL_WARN, "session=%s proto=smtp event=spool_failed id=%s error=%s",
-		          conn_id(t->c), t->id, strerror(-rc));
+		log_event(LOGL_WARN, "session=%s proto=%s event=spool_failed id=%s error=%s",
+		          conn_id(t->c), conn_proto_name(t->c), t->id, strerror(-rc));
 		txn_finish(t, false, false, txn_store_reply(rc));
 		return;
 	}

@@ -185,6 +185,13 @@ def test_password_login_as_another_user_on_a_certificate_session(env):
     s.quit()
     env.srv.wait_log(r"proto=submission event=auth_failed mech=(PLAIN|LOGIN) user=%s .*"
                      r"reason=certificate_user_mismatch" % re.escape(BOB), since)
+    # A wrong password gets the same answer: it is given before any password check, so a
+    # certificate holder learns nothing of another account's password.
+    m = env.imap(IMAP_EXT, ALICE)
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        m.login(BOB, "not the password")
+    assert e.value.args[0] == (b"[AUTHENTICATIONFAILED] The " + OTHER_USER.encode())
+    m.logout()
     # The certificate's own user may use a password.
     m = env.imap(IMAP_EXT, ALICE)
     assert m.login(ALICE, PASSWORD)[0] == "OK"

@@ -88,7 +88,7 @@ def run(args, tmp_path, stdin=None, timeout=60, extra_env=None):
 
 
 def auth_ok(env, since, user=ALICE):
-    return env.srv.wait_log(r"proto=smtp event=auth_ok mech=\S+ user=%s"
+    return env.srv.wait_log(r"proto=submission event=auth_ok mech=\S+ user=%s"
                             % re.escape(user), since)
 
 
@@ -121,7 +121,7 @@ def msmtp_send(env, tmp_path, port, cert=None):
 def test_msmtp_with_certificate_and_password_on_preauth_listener(env, tmp_path):
     since = msmtp_send(env, tmp_path, env.port(SUB_PREAUTH), env.certs[ALICE])
     # The certificate logged the session in, and msmtp's AUTH was taken as well.
-    env.srv.wait_log(r"event=auth_ok mech=CERTIFICATE user=%s" % re.escape(ALICE), since)
+    env.srv.wait_log(r"event=auth_ok mech=EXTERNAL user=%s" % re.escape(ALICE), since)
     auth_ok(env, since)
 
 
@@ -157,13 +157,15 @@ def test_swaks_with_certificate_and_password_on_preauth_listener(env, tmp_path):
 
 def test_swaks_as_another_user_on_a_certificate_session_fails(env, tmp_path):
     # Bob's right password on a session that Alice's certificate logged in: 535 5.7.8,
-    # answered like a wrong password, logged and counted as a failure.
+    # saying whose certificate it is (before any password check, so it tells nothing of
+    # Bob's password), logged and counted as a failure.
     since = env.srv.log_size()
     r = swaks(env, tmp_path, env.port(SUB_PREAUTH), BOB, PASSWORD, marker())
     out = (r.stdout + r.stderr).decode(errors="replace")
     assert r.returncode != 0, out
-    assert "535 5.7.8 Authentication credentials invalid" in out, out
-    env.srv.wait_log(r"proto=smtp event=auth_failed mech=\S+ user=%s ip=127\.0\.0\.1 "
+    assert "535 5.7.8 Authentication refused: the client certificate on this connection " \
+        "belongs to another user" in out, out
+    env.srv.wait_log(r"proto=submission event=auth_failed mech=\S+ user=%s ip=127\.0\.0\.1 "
                      r"reason=certificate_user_mismatch" % re.escape(BOB), since)
 
 
@@ -267,7 +269,7 @@ def test_curl_examples_from_the_docs(env, tmp_path):
         if "imaps" in args[-1]:
             assert b"INBOX" in r.stdout, r.stdout
     wait_delivered(env, BOB, subject)
-    env.srv.wait_log(r"proto=smtp event=auth_ok mech=EXTERNAL user=%s"
+    env.srv.wait_log(r"proto=submission event=auth_ok mech=EXTERNAL user=%s"
                      % re.escape(ALICE), since)
 
 

@@ -291,6 +291,12 @@ const char *conn_user(const struct conn *c)
 	return c->user;
 }
 
+const char *conn_proto_name(const struct conn *c)
+{
+	const struct cfg_listener *l = conn_listener(c);
+	return l != NULL ? cfg_protocol_name(l->protocol) : "smtp";
+}
+
 const struct cfg_listener *conn_listener(const struct conn *c)
 {
 	return c->listener;
