@@ -100,6 +100,7 @@ def test_pipelined_fetches_not_read_hold_little_memory(env):
         peak = max(peak, harness.rss_kib(env.srv.pid))
     grown = peak - before
     lc.close()
+    print("60 stalled FETCH 1:* of %d bytes: RSS %d -> peak %d KiB" % (env.mailbox_bytes, before, peak))
     assert grown < 32 * 1024, "sealmaild grew by %d KiB for 60 stalled FETCH 1:*" % grown
     alive(env, "bp@corp.example")
 
@@ -158,6 +159,7 @@ def test_pipelined_commands_not_read_hold_little_memory(env):
     peak = harness.rss_kib(env.srv.pid)
     lc.close()
     grown = peak - before
+    print("unread CAPABILITY flood: RSS %d -> %d KiB" % (before, peak))
     assert grown < 16 * 1024, "sealmaild grew by %d KiB for unread CAPABILITY replies" % grown
     alive(env, "bpsmall@corp.example")
 
