@@ -9,30 +9,46 @@
 #   SEALMAIL_PORT_BASE=20000 ./deploy/quickstart.sh     # ports 20465, 20587, 20993, ...
 #
 # Delete ./demo to start again from scratch (its config keeps the ports it was made with).
+#
+# Setup only (what tests/integration/test_docs_demo.py uses): with SEALMAIL_DEMO_SETUP_ONLY=1
+# it installs nothing, builds nothing and starts nothing: it takes sealmaild and sealctl from
+# $SEALMAIL_BUILD (default ./build), prepares the demo folder and prints how to connect.
+# SEALMAIL_DEMO_DIR puts the demo folder elsewhere (default ./demo).
+#   SEALMAIL_DEMO_SETUP_ONLY=1 SEALMAIL_DEMO_DIR=/tmp/demo SEALMAIL_BUILD=build ./deploy/quickstart.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 BASE=${SEALMAIL_PORT_BASE:-10000}
-DEMO="$ROOT/demo"
+SETUP_ONLY=${SEALMAIL_DEMO_SETUP_ONLY:-}
+DEMO=${SEALMAIL_DEMO_DIR:-$ROOT/demo}
+mkdir -p "$DEMO"
+DEMO=$(cd "$DEMO" && pwd)
+# How the connection hints name the demo folder: demo/ from $ROOT, else its full path.
+if [ "$DEMO" = "$ROOT/demo" ]; then SHOW=demo; else SHOW=$DEMO; fi
 HOST=mail.example.test
 DOMAIN=example.test
 USER_ADDR="demo@$DOMAIN"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
-say "installing dependencies (deploy/install-deps.sh)"
-"$ROOT/deploy/install-deps.sh"
+if [ -z "$SETUP_ONLY" ]; then
+  say "installing dependencies (deploy/install-deps.sh)"
+  "$ROOT/deploy/install-deps.sh"
 
-say "building into ./build"
-if [ ! -f build/meson-private/coredata.dat ]; then
-  meson setup build >/dev/null
+  say "building into ./build"
+  if [ ! -f build/meson-private/coredata.dat ]; then
+    meson setup build >/dev/null
+  fi
+  ninja -C build >/dev/null
+  BUILD="$ROOT/build"
+else
+  BUILD=$(cd "${SEALMAIL_BUILD:-build}" && pwd)
 fi
-ninja -C build >/dev/null
-SEALMAILD="$ROOT/build/server/sealmaild"
-SEALCTL="$ROOT/build/cli/sealctl"
-if [ ! -x "$SEALMAILD" ]; then
-  echo "quickstart: $SEALMAILD was not built (see ninja -C build)" >&2
+SEALMAILD="$BUILD/server/sealmaild"
+SEALCTL="$BUILD/cli/sealctl"
+if [ ! -x "$SEALMAILD" ] || [ ! -x "$SEALCTL" ]; then
+  echo "quickstart: $SEALMAILD or $SEALCTL was not built (see ninja -C ${BUILD#"$ROOT/"})" >&2
   exit 1
 fi
 
@@ -43,7 +59,7 @@ cd "$DEMO"
 
 CONF="$DEMO/sealmail.yaml"
 if [ ! -f "$CONF" ]; then
-  say "writing demo/sealmail.yaml (ports $((BASE + 465)), $((BASE + 587)), $((BASE + 993)), ...)"
+  say "writing $SHOW/sealmail.yaml (ports $((BASE + 465)), $((BASE + 587)), $((BASE + 993)), ...)"
   cat >"$CONF" <<YAML
 # sealmail demo configuration made by deploy/quickstart.sh (loopback only).
 hostname: $HOST
@@ -101,21 +117,27 @@ IMAP_STARTTLS=$(port_of imap starttls)
 
 cat <<INFO
 
-sealmail demo: everything is in ./demo (delete it to start over).
+sealmail demo: everything is in ${SHOW/#demo/./demo} (delete it to start over).
   user:      $USER_ADDR
-  password:  $PASSWORD   (also in demo/demo-password.txt)
-  CA:        demo/certs/client-ca.crt (the server certificate names $HOST and 127.0.0.1)
-  client:    demo/client/$USER_ADDR.crt, .key and .p12 (PKCS#12 password: the same)
+  password:  $PASSWORD   (also in $SHOW/demo-password.txt)
+  CA:        $SHOW/certs/client-ca.crt (the server certificate names $HOST and 127.0.0.1)
+  client:    $SHOW/client/$USER_ADDR.crt, .key and .p12 (PKCS#12 password: the same)
 
 Try, in another terminal, from $ROOT:
-  openssl s_client -connect 127.0.0.1:$IMAPS -CAfile demo/certs/client-ca.crt -quiet -crlf
-  openssl s_client -connect 127.0.0.1:$IMAP_STARTTLS -starttls imap -CAfile demo/certs/client-ca.crt -crlf
-  gnutls-cli --x509cafile demo/certs/client-ca.crt --port $POP3S 127.0.0.1
-  curl --cacert demo/certs/client-ca.crt -u '$USER_ADDR:$PASSWORD' imaps://127.0.0.1:$IMAPS/
+  openssl s_client -connect 127.0.0.1:$IMAPS -CAfile $SHOW/certs/client-ca.crt -quiet -crlf
+  openssl s_client -connect 127.0.0.1:$IMAP_STARTTLS -starttls imap -CAfile $SHOW/certs/client-ca.crt -crlf
+  gnutls-cli --x509cafile $SHOW/certs/client-ca.crt --port $POP3S 127.0.0.1
+  curl --cacert $SHOW/certs/client-ca.crt -u '$USER_ADDR:$PASSWORD' imaps://127.0.0.1:$IMAPS/
   swaks --server 127.0.0.1:$SUBMISSION --tls-on-connect --auth-user $USER_ADDR --auth-password '$PASSWORD' --from $USER_ADDR --to $USER_ADDR
-  curl --cacert demo/certs/client-ca.crt --cert demo/client/$USER_ADDR.crt --key demo/client/$USER_ADDR.key \\
+  curl --cacert $SHOW/certs/client-ca.crt --cert $SHOW/client/$USER_ADDR.crt --key $SHOW/client/$USER_ADDR.key \\
        --crlf --mail-from $USER_ADDR --mail-rcpt $USER_ADDR -T README.md smtps://127.0.0.1:$SUBMISSION  # certificate login
 
+INFO
+if [ -n "$SETUP_ONLY" ]; then
+  printf 'Start it with: %s -c %s\n' "$SEALMAILD" "$CONF"
+  exit 0
+fi
+cat <<INFO
 Starting sealmaild in the foreground (Ctrl-C to stop, kill -HUP to reload certificates):
 INFO
 exec "$SEALMAILD" -c "$CONF"
