@@ -75,9 +75,9 @@ tls:
 listeners:
   - { protocol: submission, address: 127.0.0.1, port: $((BASE + 465)), tls: implicit, client_certificate: optional, certificate_login: preauth }
   - { protocol: submission, address: 127.0.0.1, port: $((BASE + 587)), tls: starttls, client_certificate: optional }
-  - { protocol: imap,       address: 127.0.0.1, port: $((BASE + 993)), tls: implicit, client_certificate: optional }
+  - { protocol: imap,       address: 127.0.0.1, port: $((BASE + 993)), tls: implicit, client_certificate: optional, certificate_login: preauth }
   - { protocol: imap,       address: 127.0.0.1, port: $((BASE + 143)), tls: starttls }
-  - { protocol: pop3,       address: 127.0.0.1, port: $((BASE + 995)), tls: implicit }
+  - { protocol: pop3,       address: 127.0.0.1, port: $((BASE + 995)), tls: implicit, client_certificate: optional }
   - { protocol: pop3,       address: 127.0.0.1, port: $((BASE + 110)), tls: starttls }
   - { protocol: smtp,       address: 127.0.0.1, port: $((BASE + 25)),  tls: starttls, client_certificate: required }
 YAML
