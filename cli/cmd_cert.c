@@ -69,6 +69,36 @@ static const char *ca_dir(struct cli *cli)
 	return cli->ca_dir;
 }
 
+/* One folder, made 0755 when missing (chmod: sealctl runs under umask 077). */
+static int public_mkdir(const char *dir)
+{
+	if (mkdir(dir, 0755) < 0)
+		return errno == EEXIST ? 0 : -errno;
+	return chmod(dir, 0755) < 0 ? -errno : 0;
+}
+
+/* The folders of a file sealmaild reads (tls.client_ca, tls.crl), made when missing:
+ * 0755, since sealmaild runs as another user and the files in them are public. */
+static void public_parent(const char *path)
+{
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		for (char *p = dir + 1; *p != '\0'; p++) {
+			if (*p != '/')
+				continue;
+			*p = '\0';
+			(void)public_mkdir(dir);
+			*p = '/';
+		}
+		int rc = public_mkdir(dir);
+		if (rc < 0)
+			cli_error("warning: cannot create %s: %s", dir, strerror(-rc));
+	}
+	free(dir);
+}
+
 /* Where the CRL goes: tls.crl when configured (what sealmaild reads), else the CA's. */
 static char *crl_path(struct cli *cli)
 {
@@ -201,6 +231,7 @@ static int crl_write(struct cli *cli, struct cert_ca *ca, uint64_t number, unsig
 		rev[i].revoked_at = (time_t)w.res.certs[i].revoked_at;
 	}
 	char *path = crl_path(cli);
+	public_parent(path);
 	rc = cert_crl_write(ca, rev, w.res.n_certs, number, days, path, &err);
 	*n_r = w.res.n_certs;
 	free(rev);
@@ -233,6 +264,7 @@ static int ca_publish(struct cli *cli, const struct cert_ca *ca, bool loud)
 	const char *err = NULL;
 	if (path == NULL)
 		return CLI_OK;
+	public_parent(path);
 	int rc = cert_ca_publish(ca, path, &err);
 	if (rc == -EEXIST) {
 		if (loud)
