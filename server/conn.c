@@ -884,6 +884,14 @@ uint64_t conn_now_ms(const struct conn *c)
 	return uv_now(c->server->loop);
 }
 
+const char *conn_cert_serial(const struct conn *c)
+{
+	if (c->state != CONN_TLS || c->tls == NULL || !tls_session_peer_verified(c->tls))
+		return "-";
+	const char *serial = tls_session_peer_serial(c->tls);
+	return serial != NULL ? serial : "-";
+}
+
 const char *conn_cert_identity(struct conn *c)
 {
 	if (c->state != CONN_TLS || c->tls == NULL || !tls_session_peer_verified(c->tls))

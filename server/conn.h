@@ -132,6 +132,8 @@ uint64_t conn_now_ms(const struct conn *c);
  * else subject emailAddress; lower case), or NULL when there is none. Never a name the
  * client typed. Whether it is a user of this server is for the caller to check. */
 const char *conn_cert_identity(struct conn *c);
+/* The hex serial of the connection's verified client certificate, or "-" (for logs). */
+const char *conn_cert_serial(const struct conn *c);
 /* The authenticated user given to conn_set_authenticated, or NULL. */
 const char *conn_user(const struct conn *c);
 

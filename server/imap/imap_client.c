@@ -730,9 +730,10 @@ static void preauth_user(void *ctx, int rc, struct store_result *res)
 		cl->user = xstrdup(res->users[0].address);
 		imap_set_state(cl, IMAP_STATE_AUTH);
 		conn_set_authenticated(cl->c, cl->user);
-		log_event(LOGL_INFO,
-		          "session=%s proto=imap event=auth_ok mech=EXTERNAL user=%s ip=%s",
-		          conn_id(cl->c), cl->user, conn_peer_ip(cl->c));
+		log_event(
+		    LOGL_INFO,
+		    "session=%s proto=imap event=auth_ok mech=EXTERNAL user=%s ip=%s serial=%s",
+		    conn_id(cl->c), cl->user, conn_peer_ip(cl->c), conn_cert_serial(cl->c));
 		greet(cl, true);
 	} else {
 		greet(cl, false);

@@ -150,9 +150,10 @@ static void pop3_auth_ext_got(void *ctx, int rc, struct store_result *res)
 	char esc[200];
 	log_escape(esc, sizeof(esc), a->ext_user, strlen(a->ext_user));
 	if (r.status == AUTH_LOGIN_OK)
-		log_event(LOGL_INFO,
-		          "session=%s proto=pop3 event=auth_ok mech=EXTERNAL user=%s ip=%s",
-		          conn_id(c), esc, conn_peer_ip(c));
+		log_event(
+		    LOGL_INFO,
+		    "session=%s proto=pop3 event=auth_ok mech=EXTERNAL user=%s ip=%s serial=%s",
+		    conn_id(c), esc, conn_peer_ip(c), conn_cert_serial(c));
 	else
 		log_event(LOGL_WARN,
 		          "session=%s proto=pop3 event=auth_failed mech=EXTERNAL user=%s ip=%s "

@@ -89,8 +89,9 @@ static void smtp_cert_user(void *ctx, int rc, struct store_result *res)
 		conn_set_authenticated(s->c, res->users[0].address);
 		log_event(LOGL_INFO,
 		          "session=%s proto=submission event=auth_ok mech=EXTERNAL "
-		          "user=%s ip=%s",
-		          conn_id(s->c), res->users[0].address, conn_peer_ip(s->c));
+		          "user=%s ip=%s serial=%s",
+		          conn_id(s->c), res->users[0].address, conn_peer_ip(s->c),
+		          conn_cert_serial(s->c));
 	}
 	conn_resume(s->c);
 }

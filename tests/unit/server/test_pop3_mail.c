@@ -81,6 +81,11 @@ const char *conn_cert_identity(struct conn *c)
 {
 	return c->identity;
 }
+const char *conn_cert_serial(const struct conn *c)
+{
+	(void)c;
+	return "-";
+}
 const struct config *conn_config(const struct conn *c)
 {
 	return c->cfg;
