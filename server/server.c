@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -182,6 +183,24 @@ static void server_crl_accepted(struct server *srv, const struct crl_mark *m)
 		          "event=crl_state_failed state=%s error=\"%s\" "
 		          "consequence=\"an older CRL is refused only until a restart\"",
 		          srv->crl_state_path, strerror(-r));
+}
+
+/* data_dir holds the mail: a folder made before (or by hand) with group or other bits is
+ * closed to 0700 and said so. Only a folder we own: anything else is the administrator's
+ * layout, logged but left alone. */
+static void server_private_dir(const char *dir)
+{
+	struct stat st;
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || (st.st_mode & 077) == 0)
+		return;
+	if (st.st_uid != geteuid() || chmod(dir, 0700) < 0) {
+		log_event(LOGL_WARN,
+		          "event=data_dir_open path=\"%s\" mode=%04o fix=\"chmod 0700 %s\"", dir,
+		          (unsigned)(st.st_mode & 07777), dir);
+		return;
+	}
+	log_event(LOGL_WARN, "event=data_dir_mode_fixed path=\"%s\" old_mode=%04o new_mode=0700",
+	          dir, (unsigned)(st.st_mode & 07777));
 }
 
 /* At start, once data_dir exists: an older CRL than one accepted before (a restored
@@ -392,6 +411,7 @@ static int server_open_store(struct server *srv)
 		free(path);
 		return -1;
 	}
+	server_private_dir(srv->cfg->data_dir);
 	int r = store_open(&opt, &srv->services->store, &err);
 	if (r < 0) {
 		log_event(LOGL_ERROR, "event=start_failed reason=\"store %s: %s\"", path,

@@ -3,6 +3,7 @@ with: mail.db and its -wal and -shm are 0600 (SQLite gives -wal and -shm the mai
 mode), data_dir and the CA folder 0700, the CA key 0600. A store left with 0644 files is
 tightened when sealmaild opens it, and the change is logged."""
 import os
+import re
 import stat
 import subprocess
 
@@ -63,6 +64,17 @@ def test_old_wide_store_is_tightened_and_logged(make_server, umask_022):
                  % db.replace(".", r"\."))
     for p in _db_files(srv):
         assert _mode(p) == 0o600, "%s is %o" % (p, _mode(p))
+
+
+def test_open_data_dir_is_closed_and_logged(make_server, umask_022):
+    srv = make_server(start=False)
+    data = os.path.join(srv.dir, "data")
+    os.makedirs(data, exist_ok=True)
+    os.chmod(data, 0o755)
+    srv.start()
+    srv.wait_log(r'event=data_dir_mode_fixed path="%s" old_mode=0755 new_mode=0700'
+                 % re.escape(data))
+    assert _mode(data) == 0o700
 
 
 def test_sealctl_ca_files_are_private_under_umask_022(make_server, umask_022):
