@@ -567,6 +567,16 @@ static void check_listeners(struct ctx *c)
 			err_item(c, "listeners", i, "certificate_login", l->line,
 			         "preauth needs client_certificate: optional or required (this "
 			         "listener never asks for a certificate)");
+		if (l->n_peers > 0 && l->protocol != CFG_PROTO_SMTP)
+			err_item(c, "listeners", i, "peers", l->line,
+			         "only smtp listeners take peers (organisation servers); this is a "
+			         "%s listener",
+			         cfg_protocol_name(l->protocol));
+		else if (l->n_peers > 0 && l->client_certificate == CFG_CLIENT_CERT_NONE)
+			err_item(
+			    c, "listeners", i, "peers", l->line,
+			    "needs client_certificate: optional or required (peers are known by "
+			    "their certificates, and this listener never asks for one)");
 		if (l->address == NULL || l->port == 0)
 			continue;
 		struct cfg_addr a;
@@ -799,8 +809,14 @@ void cfg_free(struct config *cfg)
 	free(cfg->tls.key);
 	free(cfg->tls.client_ca);
 	free(cfg->tls.crl);
-	for (size_t i = 0; i < cfg->n_listeners; i++)
-		free(cfg->listeners[i].address);
+	free(cfg->tls.peer_ca);
+	for (size_t i = 0; i < cfg->n_listeners; i++) {
+		struct cfg_listener *l = &cfg->listeners[i];
+		free(l->address);
+		for (size_t k = 0; k < l->n_peers; k++)
+			free(l->peers[k]);
+		free(l->peers);
+	}
 	free(cfg->listeners);
 	free(cfg->relay.certificate);
 	free(cfg->relay.key);
@@ -818,6 +834,11 @@ void cfg_free(struct config *cfg)
 	free(cfg->relay.dns_servers);
 	free(cfg->relay.mx_ca);
 	free(cfg);
+}
+
+bool cfg_listener_without_peers(const struct config *cfg, const struct cfg_listener *l)
+{
+	return l->protocol == CFG_PROTO_SMTP && l->n_peers == 0 && cfg->tls.peer_ca == NULL;
 }
 
 /* True when path is dir or lies below it (both absolute and normalized). */

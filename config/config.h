@@ -36,7 +36,11 @@ struct cfg_listener {
 	enum cfg_client_cert client_certificate; /* default none */
 	enum cfg_cert_login certificate_login;   /* default none */
 	unsigned max_connections;                /* default 0 = only the global limit */
-	int line;                                /* line of the listener in the file */
+	/* smtp only: the DNS names (lower-case) an organisation server's client certificate
+	 * may carry to send from a local domain here. */
+	char **peers;
+	size_t n_peers;
+	int line; /* line of the listener in the file */
 };
 
 struct cfg_route {
@@ -95,6 +99,7 @@ struct config {
 		char *key;         /* PEM key, required */
 		char *client_ca;   /* required when a listener asks for client certificates */
 		char *crl;         /* optional */
+		char *peer_ca;     /* optional: the CA of the organisation's own servers */
 		enum cfg_tls_version min_version;               /* default 1.2 */
 		enum cfg_no_eku client_certificate_without_eku; /* default refuse */
 	} tls;
@@ -134,6 +139,11 @@ void cfg_errors_free(struct cfg_errors *errs);
 bool cfg_is_local_domain(const struct config *cfg, const char *domain, size_t len);
 
 const char *cfg_protocol_name(enum cfg_protocol p); /* "submission", "smtp", "imap", "pop3" */
+
+/* True when no client certificate can make a session on the smtp listener l an
+ * organisation server (neither l->peers nor tls.peer_ca is set): local senders are then
+ * refused there. sealmaild warns about it in --check and at start. */
+bool cfg_listener_without_peers(const struct config *cfg, const struct cfg_listener *l);
 
 /* Where sealctl keeps the client CA when ca_dir is not written. */
 #define CFG_CA_DIR_DEFAULT "/etc/sealmail/ca"

@@ -91,6 +91,17 @@ const struct cfg_key cfg_keys[] = {
      C(tls.crl),
      .doc = "PEM file with the certificate revocation list of tls.client_ca. Reloaded on "
             "SIGHUP. Without it revoked client certificates are not detected."},
+    {.path = "tls.peer_ca",
+     .type = CFG_TYPE_FILE,
+     C(tls.peer_ca),
+     .doc = "PEM file with the CA certificates of the organisation's own mail servers, for "
+            "organisations whose servers have certificates from a PKI of their own. Such "
+            "certificates are then accepted as client certificates (with clientAuth in "
+            "their extended key usage), only as servers: on an smtp listener a certificate "
+            "from this CA without an e-mail identity makes the session an organisation "
+            "server (see listeners[].peers), and on no listener does it log in a user. "
+            "Not the same CA as tls.client_ca. tls.crl does not cover it. Reloaded on "
+            "SIGHUP."},
     {.path = "tls.min_version",
      .type = CFG_TYPE_ENUM,
      C(tls.min_version),
@@ -165,6 +176,21 @@ const struct cfg_key cfg_keys[] = {
             "preauth: a verified certificate is the login (IMAP greets with PREAUTH, "
             "submission takes the sender from it). Needs client_certificate optional or "
             "required."},
+    {.path = "listeners[].peers",
+     .type = CFG_TYPE_DOMAINS,
+     L(peers),
+     .count_offset = offsetof(struct cfg_listener, n_peers),
+     .def_doc = "none",
+     .doc = "smtp listeners only: the host names of the organisation's servers that may "
+            "send mail from a local domain to this listener. A session is an organisation "
+            "server when its verified client certificate carries no e-mail identity, names "
+            "one of these in a subjectAltName dNSName (or in its CN when it has no "
+            "subjectAltName; exact names, no wildcards), and, when tls.peer_ca is set, "
+            "comes from that CA. Without peers, any such certificate from tls.peer_ca "
+            "qualifies; with neither, none does. Everyone else may still send from other "
+            "domains and the null sender (bounces), but MAIL FROM a local domain is "
+            "refused (550 5.7.1), and a user's certificate is refused outright (554 "
+            "5.7.1). Needs client_certificate optional or required."},
     {.path = "listeners[].max_connections",
      .type = CFG_TYPE_UINT,
      L(max_connections),

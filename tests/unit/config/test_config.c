@@ -410,7 +410,7 @@ static const struct error_case error_cases[] = {
      HEAD "tls:\n  certificate: certs/server.crt\n  key: "
           "certs/server.key\n  ciphers: x\n" LISTENER,
      6, "tls.ciphers",
-     "unknown key (allowed here: certificate, key, client_ca, crl, "
+     "unknown key (allowed here: certificate, key, client_ca, crl, peer_ca, "
      "min_version, client_certificate_without_eku)"},
     {"unknown route key",
      MIN "relay:\n  routes:\n    - { domain: a.example, host: b.example, "
@@ -570,6 +570,18 @@ static const struct error_case error_cases[] = {
      8, "listeners[1].certificate_login",
      "preauth needs client_certificate: optional or "
      "required"},
+    {"peers on a submission listener",
+     MIN "  - { protocol: submission, address: 127.0.0.1, port: 587, "
+         "tls: starttls, peers: [mx2.corp.example] }\n",
+     8, "listeners[1].peers", "only smtp listeners take peers"},
+    {"peers that are not host names",
+     MIN "  - { protocol: smtp, address: 127.0.0.1, port: 25, tls: starttls,\n"
+         "      peers: [mx2.corp.example, \"mx 3\"] }\n",
+     9, "listeners[1].peers[1]", "'mx 3' is not a domain"},
+    {"peers without client certificates",
+     MIN "  - { protocol: smtp, address: 127.0.0.1, port: 25, tls: starttls, "
+         "peers: [mx2.corp.example] }\n",
+     8, "listeners[1].peers", "needs client_certificate: optional or required"},
     {"host name as listener address",
      MIN "  - { protocol: imap, address: localhost, port: 994, "
          "tls: implicit }\n",
