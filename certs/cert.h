@@ -176,6 +176,16 @@ int cert_crl_info_from_file(const char *path, const char *ca_crt_path, struct ce
 int cert_identity_from_der(const unsigned char *der, size_t len, char **addr_r,
                            const char **error_r);
 
+/* The DNS names of a verified server's certificate (DER, borrowed), lower-cased and
+ * without duplicates: every subjectAltName dNSName, or the CN when the certificate has no
+ * subjectAltName at all. Only host-name shapes count (letters, digits, '-', '.'; no
+ * wildcards, no spaces): anything else is skipped. Returns 0 with *names_r (free with
+ * cert_names_free; NULL when *n_r is 0), or -EINVAL when the certificate cannot be
+ * parsed or lists more than 64 subjectAltNames. (peer.c) */
+int cert_dns_names_from_der(const unsigned char *der, size_t len, char ***names_r, size_t *n_r,
+                            const char **error_r);
+void cert_names_free(char **names, size_t n);
+
 /* What `sealctl cert list` shows about one certificate file. Owned by the caller. */
 struct cert_info {
 	char serial[CERT_SERIAL_HEX_MAX + 1];
