@@ -20,6 +20,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "server/conn_peer.h"
 #include "server/server_private.h"
 #include "server/tls.h"
 #include "certs/cert.h"
@@ -278,6 +279,7 @@ static void conn_free(struct conn *c)
 	linebuf_free(&c->in);
 	buf_free(&c->out);
 	free(c->identity);
+	free(c->peer_name);
 	free(c);
 	server_conn_gone(srv);
 }
@@ -556,6 +558,59 @@ static void conn_open_proto(struct conn *c)
 	conn_leave(c);
 }
 
+/* The certificate's identity and what it makes the peer, once per connection: every
+ * later question (EXTERNAL, MAIL FROM, Received:) reads these. A certificate from
+ * tls.peer_ca is a server's and never logs anyone in. */
+static void conn_classify_peer(struct conn *c)
+{
+	size_t len = 0;
+	const void *der = tls_session_peer_der(c->tls, &len);
+	const char *err = NULL;
+	char **names = NULL;
+	size_t n_names = 0;
+	char subj[256];
+
+	if (der == NULL)
+		return;
+	int rc = cert_identity_from_der(der, len, &c->identity, &err);
+	bool from_peer_ca = tls_session_peer_from_peer_ca(c->tls);
+	struct conn_peer_facts f = {
+	    .verified = true,
+	    .user_identity = rc != -ENOENT,
+	    .from_peer_ca = from_peer_ca,
+	};
+	if (!f.user_identity && cert_dns_names_from_der(der, len, &names, &n_names, NULL) == 0) {
+		f.names = (const char *const *)names;
+		f.n_names = n_names;
+	}
+	const char *name = NULL;
+	c->peer_kind = conn_peer_decide(&f, c->server->cfg, c->listener->cfg, &name);
+	c->peer_name = name != NULL ? xstrdup(name) : NULL;
+	cert_names_free(names, n_names);
+	const char *subject = tls_session_peer_subject(c->tls);
+	subject = log_escape(subj, sizeof(subj), subject, strlen(subject));
+	if (c->identity != NULL && from_peer_ca) {
+		free(c->identity);
+		c->identity = NULL;
+		log_event(LOGL_INFO,
+		          "session=%s event=cert_no_identity ip=%s serial=%s subject=\"%s\" "
+		          "reason=\"issued by tls.peer_ca, which certifies servers\"",
+		          c->id, c->ip, tls_session_peer_serial(c->tls), subject);
+	} else if (c->identity == NULL && c->listener->cfg->protocol != CFG_PROTO_SMTP) {
+		log_event(LOGL_INFO,
+		          "session=%s event=cert_no_identity ip=%s serial=%s reason=\"%s\"", c->id,
+		          c->ip, tls_session_peer_serial(c->tls),
+		          err ? err : "no e-mail address in the certificate");
+	}
+	if (c->listener->cfg->protocol == CFG_PROTO_SMTP && c->peer_kind != CONN_PEER_USER)
+		log_event(LOGL_INFO,
+		          "session=%s proto=smtp event=peer_%s ip=%s name=%s serial=%s "
+		          "subject=\"%s\"",
+		          c->id, c->peer_kind == CONN_PEER_SERVER ? "server" : "not_listed", c->ip,
+		          c->peer_name != NULL ? c->peer_name : "-",
+		          tls_session_peer_serial(c->tls), subject);
+}
+
 static void conn_handshake(struct conn *c)
 {
 	const char *err = NULL;
@@ -596,6 +651,7 @@ static void conn_handshake(struct conn *c)
 	                                            : "none",
 	          refused != NULL ? why : "", subject ? " subject=" : "",
 	          subject ? log_escape(subj, sizeof(subj), subject, strlen(subject)) : "");
+	conn_classify_peer(c);
 	conn_apply_line_limit(c);
 	conn_arm_timer(c);
 	if (c->sess == NULL) {
@@ -894,22 +950,17 @@ const char *conn_cert_serial(const struct conn *c)
 
 const char *conn_cert_identity(struct conn *c)
 {
-	if (c->state != CONN_TLS || c->tls == NULL || !tls_session_peer_verified(c->tls))
-		return NULL;
-	if (!c->identity_done) {
-		size_t len = 0;
-		const void *der = tls_session_peer_der(c->tls, &len);
-		const char *err = NULL;
-		c->identity_done = true;
-		if (der == NULL || cert_identity_from_der(der, len, &c->identity, &err) < 0) {
-			c->identity = NULL;
-			log_event(LOGL_INFO,
-			          "session=%s event=cert_no_identity ip=%s serial=%s reason=\"%s\"",
-			          c->id, c->ip, tls_session_peer_serial(c->tls),
-			          err ? err : "no e-mail address in the certificate");
-		}
-	}
-	return c->identity;
+	return c->state == CONN_TLS ? c->identity : NULL;
+}
+
+enum conn_peer_kind conn_peer_kind(const struct conn *c)
+{
+	return c->state == CONN_TLS ? c->peer_kind : CONN_PEER_NONE;
+}
+
+const char *conn_peer_name(const struct conn *c)
+{
+	return c->state == CONN_TLS ? c->peer_name : NULL;
 }
 
 const char *conn_user(const struct conn *c)

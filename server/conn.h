@@ -134,6 +134,16 @@ uint64_t conn_now_ms(const struct conn *c);
 const char *conn_cert_identity(struct conn *c);
 /* The hex serial of the connection's verified client certificate, or "-" (for logs). */
 const char *conn_cert_serial(const struct conn *c);
+/* What the connection's verified client certificate makes the peer, decided once when
+ * the TLS handshake completes (server/conn_peer.h has the rule):
+ * - NONE: no verified certificate (or no TLS yet);
+ * - USER: it carries an e-mail identity (a person's certificate);
+ * - SERVER: an organisation server on an smtp listener (listeners[].peers, tls.peer_ca);
+ * - OTHER: a verified certificate that is neither. */
+enum conn_peer_kind { CONN_PEER_NONE, CONN_PEER_USER, CONN_PEER_SERVER, CONN_PEER_OTHER };
+enum conn_peer_kind conn_peer_kind(const struct conn *c);
+/* The DNS name an organisation server (CONN_PEER_SERVER) is known by, else NULL. */
+const char *conn_peer_name(const struct conn *c);
 /* The authenticated user given to conn_set_authenticated, or NULL. */
 const char *conn_user(const struct conn *c);
 

@@ -72,6 +72,13 @@ int listener_start(struct server *srv, struct listener *l, const struct cfg_list
 	          cfg->client_certificate == CFG_CLIENT_CERT_REQUIRED   ? "required"
 	          : cfg->client_certificate == CFG_CLIENT_CERT_OPTIONAL ? "optional"
 	                                                                : "none");
+	if (cfg_listener_without_peers(srv->cfg, cfg))
+		log_event(
+		    LOGL_WARN,
+		    "event=listener_without_peers protocol=smtp port=%u line=%d action="
+		    "refusing_local_senders reason=\"neither peers nor tls.peer_ca is set: no "
+		    "session here is an organisation server\"",
+		    l->port, cfg->line);
 	return 0;
 fail:
 	snprintf(err, sizeof(err), "cannot listen on %s port %u: %s", cfg->address, cfg->port,

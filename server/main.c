@@ -115,6 +115,17 @@ int main(int argc, char **argv)
 		}
 		tls_ctx_unref(ctx);
 		main_check_open_files(cfg);
+		for (size_t i = 0; i < cfg->n_listeners; i++) {
+			const struct cfg_listener *l = &cfg->listeners[i];
+			if (cfg_listener_without_peers(cfg, l))
+				fprintf(
+				    stderr,
+				    "%s:%d: listeners[%zu].peers: warning: neither peers nor "
+				    "tls.peer_ca is set, so no server counts as the "
+				    "organisation's and MAIL FROM a local domain will be refused "
+				    "on this smtp listener\n",
+				    cfg->path, l->line, i);
+		}
 		/* Only here, never while serving: the running server does not look at the CA's
 		 * folder at all. */
 		char *warning = NULL;

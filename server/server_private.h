@@ -93,11 +93,12 @@ struct conn {
 	bool proto_closed;
 	bool proto_close_pending;
 	bool was_tls;
-	bool identity_done;
 	bool peer_eof;       /* the peer closed its side: no lingering needed */
 	bool lingering;      /* FIN sent, discarding input until EOF or a grace timer */
 	bool output_stalled; /* dispatch stopped at WRITE_HIGH; resumes as writes complete */
 	char *identity;      /* conn_cert_identity, computed once */
+	enum conn_peer_kind peer_kind; /* decided when the handshake completes */
+	char *peer_name;               /* conn_peer_name */
 	char id[17];
 	char ip[48];
 	char user[128];

@@ -14,6 +14,7 @@
  * allows it, says nothing at all).
  */
 #include "server/tls.h"
+#include "server/tls_peer.h"
 #include "server/tls_pipe.h"
 #include "server/crlguard.h"
 #include "common/buf.h"
@@ -61,6 +62,7 @@ struct tls_ctx {
 	time_t crl_next_update;
 	struct crl_mark crl_mark;   /* of the file's first CRL, for the rollback check */
 	const char *crl_distrusted; /* tls_ctx_crl_distrust's reason, or NULL */
+	gnutls_x509_trust_list_t peer_tl; /* tls.peer_ca, or NULL (tls_peer.h) */
 };
 
 struct tls_session {
@@ -77,6 +79,7 @@ struct tls_session {
 
 	bool peer_checked;
 	bool peer_verified;
+	bool peer_from_peer_ca;
 	const char *peer_error;
 	char *peer_subject;
 	char peer_serial[41];
@@ -323,6 +326,8 @@ static void tls_ctx_free(struct tls_ctx *ctx)
 		gnutls_priority_deinit(ctx->priority);
 	if (ctx->cred != NULL)
 		gnutls_certificate_free_credentials(ctx->cred);
+	if (ctx->peer_tl != NULL)
+		gnutls_x509_trust_list_deinit(ctx->peer_tl, 1);
 	if (ctx->ticket_key.data != NULL) {
 		gnutls_memset(ctx->ticket_key.data, 0, ctx->ticket_key.size);
 		tls_free_datum(&ctx->ticket_key);
@@ -366,6 +371,11 @@ int tls_ctx_new(const struct config *cfg, struct tls_ctx **ctx_r, const char **e
 			r = -EINVAL;
 			goto out;
 		}
+	}
+	if (cfg->tls.peer_ca != NULL) {
+		r = tls_peer_ca_load(ctx->cred, cfg->tls.peer_ca, &ctx->peer_tl, error_r);
+		if (r < 0)
+			goto out;
 	}
 	if (cfg->tls.crl != NULL) {
 		r = tls_load_crl(ctx, cfg->tls.crl, ca.data != NULL ? &ca : NULL, error_r);
@@ -633,6 +643,7 @@ static void tls_check_peer(struct tls_session *s)
 		tls_log_refused(&certs[0], eku);
 		return;
 	}
+	s->peer_from_peer_ca = tls_peer_ca_issued(s->ctx->peer_tl, certs, n);
 	tls_record_peer(s, &certs[0]);
 }
 
@@ -877,6 +888,11 @@ const void *tls_session_peer_der(const struct tls_session *s, size_t *len_r)
 	}
 	*len_r = s->peer_der_len;
 	return s->peer_der;
+}
+
+bool tls_session_peer_from_peer_ca(const struct tls_session *s)
+{
+	return s->peer_verified && s->peer_from_peer_ca;
 }
 
 const char *tls_session_peer_error(const struct tls_session *s)

@@ -94,6 +94,9 @@ const char *tls_session_peer_subject(const struct tls_session *s);
 const char *tls_session_peer_serial(const struct tls_session *s);
 /* DER of the verified peer certificate (for mapping it to a user), or NULL. Owned by s. */
 const void *tls_session_peer_der(const struct tls_session *s, size_t *len_r);
+/* True when the verified peer certificate chains to tls.peer_ca (the organisation's
+ * servers' CA) rather than only to tls.client_ca. */
+bool tls_session_peer_from_peer_ca(const struct tls_session *s);
 /* Why the peer certificate did not verify ("no certificate", "unknown CA", "expired",
  * "revoked", "CRL expired", "CRL rolled back"), or NULL. */
 const char *tls_session_peer_error(const struct tls_session *s);

@@ -38,8 +38,10 @@ struct conn {
 	uint64_t expect_bytes;
 	size_t line_limit;
 	uint64_t now;
-	struct services *services; /* fake_conn_set_services; NULL by default */
-	const char *cert_identity; /* fake_conn_set_cert_identity; borrowed */
+	struct services *services;     /* fake_conn_set_services; NULL by default */
+	const char *cert_identity;     /* fake_conn_set_cert_identity; borrowed */
+	enum conn_peer_kind peer_kind; /* fake_conn_set_peer; */
+	const char *peer_name;         /* borrowed */
 	/* A login answered "on the loop": after the current callback returns. */
 	auth_login_cb *login_cb;
 };
@@ -63,10 +65,19 @@ bool fake_conn_closed(const struct conn *c);
 const char *fake_conn_close_reason(const struct conn *c);
 void fake_conn_free(struct conn *c);
 
+/* What the next fake_conn_open's peer certificate makes it (fake_conn_next_peer). */
+static enum conn_peer_kind fake_next_peer_kind;
+static const char *fake_next_peer_name;
+
 struct conn *fake_conn_open(const struct proto_handler *h, const struct config *cfg,
                             const struct cfg_listener *l, bool tls)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
+
+	c->peer_kind = fake_next_peer_kind;
+	c->peer_name = fake_next_peer_name;
+	fake_next_peer_kind = CONN_PEER_NONE;
+	fake_next_peer_name = NULL;
 
 	c->h = h;
 	c->cfg = cfg;
@@ -290,6 +301,16 @@ const char *conn_cert_serial(const struct conn *c)
 const char *conn_cert_identity(struct conn *c)
 {
 	return c->cert_identity;
+}
+
+enum conn_peer_kind conn_peer_kind(const struct conn *c)
+{
+	return c->peer_kind;
+}
+
+const char *conn_peer_name(const struct conn *c)
+{
+	return c->peer_name;
 }
 
 const char *conn_user(const struct conn *c)
@@ -563,4 +584,20 @@ void conn_when_drained(struct conn *c, size_t low, void (*fn)(void *arg), void *
 	(void)c;
 	(void)low;
 	fn(arg);
+}
+
+/* The same for the next fake_conn_open (implicit TLS decides before open). */
+void fake_conn_next_peer(enum conn_peer_kind kind, const char *name);
+void fake_conn_next_peer(enum conn_peer_kind kind, const char *name)
+{
+	fake_next_peer_kind = kind;
+	fake_next_peer_name = name;
+}
+
+/* What the peer's certificate made it (conn_peer_kind, conn_peer_name; name borrowed). */
+void fake_conn_set_peer(struct conn *c, enum conn_peer_kind kind, const char *name);
+void fake_conn_set_peer(struct conn *c, enum conn_peer_kind kind, const char *name)
+{
+	c->peer_kind = kind;
+	c->peer_name = name;
 }
