@@ -69,6 +69,8 @@ static enum line_kind classify(struct smtp_data *d)
 		d->has_date = true;
 	else if (name_is(h, name_len, "Received"))
 		d->hops++;
+	else if (name_is(h, name_len, "Return-Path"))
+		d->return_path = true;
 	return LK_FIELD;
 }
 
@@ -95,19 +97,24 @@ static void end_header(struct smtp_data *d, bool add_empty_line)
 /* The held line start has been classified: act on it. */
 static void decide(struct smtp_data *d)
 {
+	d->return_path = false;
 	enum line_kind k = classify(d);
 	switch (k) {
 	case LK_FIELD:
 		d->seen_field = true;
+		d->dropping = d->return_path && d->opts.drop_return_path;
 		/* fall through */
 	case LK_CONT:
-		sink(d, d->hdr, d->hdr_len);
+		if (!d->dropping)
+			sink(d, d->hdr, d->hdr_len);
 		break;
 	case LK_EMPTY:
+		d->dropping = false;
 		end_header(d, false);
 		sink(d, d->hdr, d->hdr_len);
 		break;
 	case LK_BODY:
+		d->dropping = false;
 		end_header(d, true);
 		sink(d, d->hdr, d->hdr_len);
 		break;
@@ -138,7 +145,8 @@ static void feed(struct smtp_data *d, const char *p, size_t n)
 		if (d->hdr_rest) {
 			const char *lf = memchr(p, '\n', n);
 			size_t take = lf ? (size_t)(lf - p) + 1 : n;
-			sink(d, p, take);
+			if (!d->dropping)
+				sink(d, p, take);
 			p += take;
 			n -= take;
 			if (lf)

@@ -40,6 +40,10 @@ struct smtp_data_opts {
 	bool binary;                /* BINARYMIME: no CR/LF checks (BDAT only) */
 	const char *add_message_id; /* "Message-ID: <...>\r\n" to add when missing, or NULL */
 	const char *add_date;       /* "Date: ...\r\n" to add when missing, or NULL */
+	/* Leave out Return-Path: fields of the header section (with their continuation
+	 * lines): the final delivery writes its own (RFC 5321 4.4), and one a client wrote
+	 * must not pass for it. */
+	bool drop_return_path;
 };
 
 enum smtp_data_status {
@@ -63,8 +67,10 @@ struct smtp_data {
 	bool seen_field; /* at least one header field (continuations need one) */
 	bool has_msgid;
 	bool has_date;
-	unsigned hops;  /* Received: fields */
-	size_t hdr_len; /* bytes in hdr */
+	bool return_path; /* the field being classified is Return-Path */
+	bool dropping;    /* inside a Return-Path field being left out */
+	unsigned hops;    /* Received: fields */
+	size_t hdr_len;   /* bytes in hdr */
 	char hdr[SMTP_DATA_HDR_PREFIX];
 };
 

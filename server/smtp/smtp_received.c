@@ -1,5 +1,5 @@
 /*
- * Received:, Date: formatting.
+ * Received:, Return-Path:, Date: formatting.
  */
 #include "server/smtp/smtp_received.h"
 
@@ -71,12 +71,24 @@ int smtp_received_format(const struct smtp_received_info *ri, struct buf *out)
 		r = buf_printf(out, "\t(using %s with cipher %s)\r\n", ri->tls_version,
 		               ri->tls_cipher ? ri->tls_cipher : "unknown");
 	if (r == 0 && ri->auth_user) {
+		char mech[CLIENT_TEXT_MAX + 1];
 		safe_comment(subj, ri->auth_user);
-		r = buf_printf(out, "\t(authenticated user %s)\r\n", subj);
+		safe_comment(mech, ri->auth_mech ? ri->auth_mech : "");
+		r = buf_printf(out, "\t(authenticated user %s%s%s)\r\n", subj,
+		               mech[0] ? " by " : "", mech);
+	}
+	if (r == 0 && ri->peer_name) {
+		char name[CLIENT_TEXT_MAX + 1];
+		safe_domain(name, ri->peer_name);
+		r = buf_printf(out, "\t(organisation server %s)\r\n", name);
 	}
 	if (r == 0 && ri->peer_subject) {
+		char serial[CLIENT_TEXT_MAX + 1];
+		safe_domain(serial, ri->peer_serial ? ri->peer_serial : "");
 		safe_comment(subj, ri->peer_subject);
-		r = buf_printf(out, "\t(client certificate \"%s\")\r\n", subj);
+		r = buf_printf(out, "\t(client certificate%s%s \"%s\")\r\n",
+		               ri->peer_serial ? " serial " : "", ri->peer_serial ? serial : "",
+		               subj);
 	}
 	const char *proto =
 	    ri->tls_version ? (ri->auth_user ? "SA" : "S") : (ri->auth_user ? "A" : "");
@@ -95,4 +107,14 @@ int smtp_received_format(const struct smtp_received_info *ri, struct buf *out)
 		r = buf_printf(out, "\t; %s\r\n", date);
 	}
 	return r;
+}
+
+int smtp_return_path_format(const char *sender, struct buf *out)
+{
+	char rp[CLIENT_TEXT_MAX * 4 + 1];
+	size_t o = 0;
+	for (const char *p = sender ? sender : ""; *p && o < sizeof(rp) - 1; p++)
+		rp[o++] = ((unsigned char)*p < 32 || *p == '>' || *p == 127) ? '?' : *p;
+	rp[o] = '\0';
+	return buf_printf(out, "Return-Path: <%s>\r\n", rp);
 }

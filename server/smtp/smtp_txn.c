@@ -190,7 +190,8 @@ void smtp_txn_begin(struct smtp_txn *t, const struct smtp_txn_msg_opts *o)
 	t->reading = true;
 	snprintf(t->id, sizeof(t->id), "%s.%u", conn_id(t->c), ++t->seq);
 	int64_t now = (int64_t)time(NULL);
-	struct smtp_data_opts dopts = {.max_size = o->max_size, .binary = o->binary};
+	struct smtp_data_opts dopts = {
+	    .max_size = o->max_size, .binary = o->binary, .drop_return_path = true};
 	if (o->submission) {
 		struct tm tm;
 		time_t tt = (time_t)now;
@@ -215,7 +216,10 @@ void smtp_txn_begin(struct smtp_txn *t, const struct smtp_txn_msg_opts *o)
 	    .tls_version = tls ? tls_session_version(tls) : NULL,
 	    .tls_cipher = tls ? tls_session_cipher(tls) : NULL,
 	    .auth_user = conn_user(t->c),
+	    .auth_mech = o->auth_mech,
 	    .peer_subject = o->peer_subject,
+	    .peer_serial = o->peer_serial,
+	    .peer_name = o->peer_name,
 	    .id = t->id,
 	    .rcpt = t->n_rcpts == 1 ? t->rcpts[0].address : NULL,
 	    .smtputf8 = t->mail.smtputf8,
@@ -223,7 +227,10 @@ void smtp_txn_begin(struct smtp_txn *t, const struct smtp_txn_msg_opts *o)
 	};
 	struct buf rcv;
 	buf_init(&rcv, 4096);
-	if (smtp_received_format(&ri, &rcv) == 0)
+	int r = 0;
+	if (t->n_relay == 0 && t->n_local > 0)
+		r = smtp_return_path_format(t->mail.address, &rcv);
+	if (r == 0 && smtp_received_format(&ri, &rcv) == 0)
 		smtp_data_prepend(&t->data, rcv.data, rcv.len);
 	buf_free(&rcv);
 }

@@ -89,9 +89,16 @@ struct smtp_txn_msg_opts {
 	uint64_t max_size;
 	const char *helo;
 	const char *hostname;
-	const char *peer_subject; /* for Received:, smtp listeners */
+	const char *auth_mech;    /* for Received: how the user logged in, or NULL */
+	const char *peer_subject; /* for Received: the verified client certificate, or NULL */
+	const char *peer_serial;
+	const char *peer_name; /* for Received: the organisation server, or NULL */
 };
-/* DATA or the first BDAT: starts the message with its Received: field. */
+/* DATA or the first BDAT: starts the message with its trace fields. When every recipient
+ * is local this is the final delivery: Return-Path: <sender> comes first (RFC 5321 4.4).
+ * Copies also queued for the relay share the stored bytes and a relay must not add one,
+ * so such a message gets none. Return-Path: fields from the client are always left out
+ * (smtp_data.h). */
 void smtp_txn_begin(struct smtp_txn *t, const struct smtp_txn_msg_opts *o);
 /* The reader, to feed with lines or bytes (smtp_data.h). */
 static inline struct smtp_data *smtp_txn_data(struct smtp_txn *t)

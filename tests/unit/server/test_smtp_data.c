@@ -196,6 +196,20 @@ static const struct hdr_case hdr_cases[] = {
     {" leading space\r\n", MID DATE "\r\n leading space\r\n"},
     {"X-Body-Date: no\r\n\r\nDate: in body\r\nMessage-ID: body\r\n",
      "X-Body-Date: no\r\n" MID DATE "\r\nDate: in body\r\nMessage-ID: body\r\n"},
+    /* A client's Return-Path: never reaches the store (final delivery writes its own). */
+    {"Return-Path: <forged@corp.test>\r\nSubject: x\r\n\r\nb\r\n",
+     "Subject: x\r\n" MID DATE "\r\nb\r\n"},
+    {"Subject: x\r\nreturn-path :\r\n <a@b>\r\n\t<c>\r\nTo: y\r\n\r\nReturn-Path: <body>\r\n",
+     "Subject: x\r\nTo: y\r\n" MID DATE "\r\nReturn-Path: <body>\r\n"},
+    {"X-Return-Path: kept\r\nReturn-Path: <x>\r\n\r\n", "X-Return-Path: kept\r\n" MID DATE "\r\n"},
+    {"Return-Path: "
+     "<aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "a"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "a"
+     "@corp.test>\r\n folded on\r\nSubject: long\r\n\r\n",
+     "Subject: long\r\n" MID DATE "\r\n"},
 };
 
 static void check_hdr(const struct hdr_case *tc, const size_t *cuts, size_t n_cuts, size_t idx)
@@ -203,7 +217,8 @@ static void check_hdr(const struct hdr_case *tc, const size_t *cuts, size_t n_cu
 	struct buf out;
 	buf_init(&out, 1 << 20);
 	struct smtp_data d;
-	struct smtp_data_opts o = {.add_message_id = MID, .add_date = DATE};
+	struct smtp_data_opts o = {
+	    .add_message_id = MID, .add_date = DATE, .drop_return_path = true};
 	struct smtp_sink s = {sink_buf, &out};
 	smtp_data_init(&d, &o, &s);
 	size_t len = strlen(tc->msg), from = 0;
@@ -249,6 +264,22 @@ Test(smtp_data, header_additions_via_data)
 	cr_assert_eq(out.len, strlen(want));
 	cr_assert(memcmp(out.data, want, out.len) == 0);
 	cr_assert_eq(d.size, strlen("Subject: hi\r\n\r\nbody\r\n"));
+	buf_free(&out);
+}
+
+Test(smtp_data, return_path_kept_unless_asked)
+{
+	struct buf out;
+	buf_init(&out, 1 << 20);
+	struct smtp_data d;
+	struct smtp_data_opts o = {0};
+	struct smtp_sink s = {sink_buf, &out};
+	smtp_data_init(&d, &o, &s);
+	const char *msg = "Return-Path: <a@b>\r\n\r\nx\r\n";
+	smtp_data_bytes(&d, msg, strlen(msg));
+	cr_assert_eq(smtp_data_finish(&d), SMTP_DATA_OK);
+	cr_assert_eq(out.len, strlen(msg));
+	cr_assert(memcmp(out.data, msg, out.len) == 0);
 	buf_free(&out);
 }
 
