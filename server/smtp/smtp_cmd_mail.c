@@ -1,6 +1,6 @@
 /*
- * AUTH, MAIL, RCPT, DATA and BDAT: who may send what (issue 4), recipients checked against
- * the store, and the message handed to the transaction (smtp_txn.c).
+ * AUTH, MAIL, RCPT, DATA and BDAT: who may send what, recipients checked against the
+ * store, and the message handed to the transaction (smtp_txn.c).
  *
  * Rules:
  * - submission: AUTH is required for MAIL (the command table enforces it); MAIL FROM must
@@ -9,12 +9,17 @@
  * - a local recipient's quota is checked against its usage and MAIL's SIZE= (RFC 1870):
  *   452 4.2.2 when it is full or the message would fill it, 552 5.2.2 when the declared
  *   size can never fit (smtp_quota.h).
- * - smtp (peer servers): no AUTH; any sender; only local recipients (550 5.7.1 otherwise):
- *   never an open relay.
+ * - smtp (peer servers): no AUTH; only local recipients (550 5.7.1 otherwise): never an
+ *   open relay. A sender in a local domain only from an organisation server (conn.h,
+ *   CONN_PEER_SERVER: its certificate, listeners[].peers, tls.peer_ca), 550 5.7.1
+ *   otherwise: anyone else could pose as a local user here, where no login binds the
+ *   sender. Foreign senders and the null sender (bounces) from anyone. A user's
+ *   certificate is refused outright (smtp_refuse_user_cert).
  * - Store look-ups pause input (so pipelined commands wait and replies stay in order) and
  *   hold the conn (so a close meanwhile never frees what the completion touches).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +41,7 @@ static void smtp_auth_done(void *sess, bool ok, const char *user)
 
 	if (ok) {
 		s->authenticated = true;
+		memcpy(s->auth_mech, s->auth_trying, sizeof(s->auth_mech));
 		conn_set_authenticated(s->c, user);
 		return;
 	}
@@ -62,7 +68,35 @@ void smtp_cmd_auth(void *sess, const char *args, size_t len)
 		smtp_error(s, "503 5.5.1 Already authenticated");
 		return;
 	}
+	/* The mechanism's name, for Received: (RFC 4422 3.1 names: upper case, digits, '-',
+	 * '_'); only used once the exchange succeeded, so an unknown one is never shown. */
+	size_t n = 0;
+	for (; n < len && n + 1 < sizeof(s->auth_trying) && args[n] != ' '; n++) {
+		char ch = args[n] >= 'a' && args[n] <= 'z' ? (char)(args[n] - 32) : args[n];
+		bool ok =
+		    (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+		s->auth_trying[n] = ok ? ch : '?';
+	}
+	s->auth_trying[n] = '\0';
 	smtp_auth_start(&s->auth, args, len, smtp_auth_done);
+}
+
+bool smtp_refuse_user_cert(struct smtp_session *s)
+{
+	struct tls_session *tls = conn_tls(s->c);
+	char subj[256];
+
+	if (s->submission || conn_peer_kind(s->c) != CONN_PEER_USER)
+		return false;
+	const char *subject = tls ? tls_session_peer_subject(tls) : NULL;
+	const char *serial = tls ? tls_session_peer_serial(tls) : NULL;
+	log_event(LOGL_INFO,
+	          "session=%s proto=smtp event=user_certificate_refused ip=%s serial=%s "
+	          "subject=\"%s\"",
+	          conn_id(s->c), conn_peer_ip(s->c), serial ? serial : "-",
+	          subject ? log_escape(subj, sizeof(subj), subject, strlen(subject)) : "");
+	s->cert_refused = true;
+	return true;
 }
 
 /* ---- certificate login ------------------------------------------------------------------ */
@@ -86,6 +120,7 @@ static void smtp_cert_user(void *ctx, int rc, struct store_result *res)
 		          conn_id(s->c), res->users[0].address, conn_peer_ip(s->c));
 	if (rc == 0 && res->n_users == 1 && !res->users[0].disabled && !password_too) {
 		s->authenticated = true;
+		snprintf(s->auth_mech, sizeof(s->auth_mech), "client certificate");
 		conn_set_authenticated(s->c, res->users[0].address);
 		log_event(LOGL_INFO,
 		          "session=%s proto=submission event=auth_ok mech=EXTERNAL "
@@ -151,6 +186,19 @@ void smtp_cmd_mail(void *sess, const char *args, size_t len)
 		if (user == NULL || !addr_ieq(m.address, user)) {
 			smtp_error(
 			    s, "553 5.7.1 Sender address does not belong to the logged in user");
+			return;
+		}
+	} else if (m.address[0] != '\0' && conn_peer_kind(s->c) != CONN_PEER_SERVER) {
+		const char *at = strrchr(m.address, '@');
+		const char *d = at != NULL ? at + 1 : "";
+		if (d[0] != '[' && cfg_is_local_domain(cfg, d, strlen(d))) {
+			log_event(LOGL_INFO,
+			          "session=%s proto=smtp event=local_sender_refused ip=%s "
+			          "reason=not_an_organisation_server",
+			          conn_id(s->c), conn_peer_ip(s->c));
+			smtp_error(s,
+			           "550 5.7.1 Mail from a local domain is accepted here only from "
+			           "the organisation's servers");
 			return;
 		}
 	}
@@ -299,7 +347,10 @@ static void smtp_begin_message(struct smtp_session *s)
 	    .max_size = cfg->limits.message_size,
 	    .helo = s->helo,
 	    .hostname = smtp_hostname(s),
-	    .peer_subject = !s->submission && tls ? tls_session_peer_subject(tls) : NULL,
+	    .auth_mech = s->auth_mech[0] ? s->auth_mech : NULL,
+	    .peer_subject = tls ? tls_session_peer_subject(tls) : NULL,
+	    .peer_serial = tls ? tls_session_peer_serial(tls) : NULL,
+	    .peer_name = s->submission ? NULL : conn_peer_name(s->c),
 	};
 	smtp_txn_begin(&s->txn, &o);
 }

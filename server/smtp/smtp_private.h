@@ -37,6 +37,10 @@ struct smtp_session {
 	bool bdat_last;    /* the chunk being read is the LAST one */
 	bool bdat_discard; /* reading a refused chunk: drop its bytes */
 	bool waiting;      /* a store operation runs for this session (input paused) */
+	/* smtp listener, a user's certificate: every command but QUIT is refused. */
+	bool cert_refused;
+	char auth_mech[24];   /* how the login was made, for Received: ("" before it) */
+	char auth_trying[24]; /* the mechanism of the AUTH exchange in progress */
 };
 
 /* smtp_session.c */
@@ -47,6 +51,8 @@ void smtp_goodbye(struct smtp_session *s, const char *reply, const char *reason)
 const char *smtp_hostname(const struct smtp_session *s);
 
 /* smtp_cmd_mail.c */
+/* smtp listeners, after the handshake: refuses a user's certificate (true), logged. */
+bool smtp_refuse_user_cert(struct smtp_session *s);
 void smtp_cmd_auth(void *sess, const char *args, size_t len);
 void smtp_cmd_mail(void *sess, const char *args, size_t len);
 void smtp_cmd_rcpt(void *sess, const char *args, size_t len);

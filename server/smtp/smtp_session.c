@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/xmalloc.h"
 #include "server/cmdtab.h"
@@ -345,6 +346,14 @@ static void *smtp_open(struct conn *c)
 	smtp_auth_init(&s->auth, c, s);
 	smtp_txn_init(&s->txn, c, s);
 	smtp_set_state(s, SMTP_S_CONNECT);
+	if (conn_is_tls(c) && smtp_refuse_user_cert(s)) {
+		/* RFC 5321 3.1: a 554 greeting refuses the session; the client is to QUIT. */
+		conn_printf(c,
+		            "554 5.7.1 %s A user certificate is not accepted on this port; use "
+		            "submission\r\n",
+		            smtp_hostname(s));
+		return s;
+	}
 	conn_printf(c, "220 %s ESMTP sealmail\r\n", smtp_hostname(s));
 	if (conn_is_tls(c))
 		smtp_cert_preauth(s);
@@ -379,6 +388,16 @@ static void smtp_line(void *sess, char *line, size_t len, bool has_cr)
 		smtp_error(s, "500 5.5.2 Syntax error");
 		return;
 	}
+	if (s->cert_refused) {
+		/* RFC 3207 4.1 (and 5321 3.1): every command but QUIT is refused; the error
+		 * limit and the idle timeout end a client that does not give up. */
+		if (len == 4 && strncasecmp(line, "QUIT", 4) == 0)
+			smtp_goodbye(s, "221 2.0.0 Bye", "quit");
+		else
+			smtp_error(s, "554 5.7.1 A user certificate is not accepted on this port; "
+			              "use submission");
+		return;
+	}
 	smtp_dispatch(s, line, len);
 }
 
@@ -402,6 +421,8 @@ static void smtp_tls_ready(void *sess)
 {
 	/* RFC 3207 4.2: forget what the client said before TLS; it must EHLO again. */
 	smtp_set_state(sess, SMTP_S_CONNECT);
+	if (smtp_refuse_user_cert(sess))
+		return;
 	smtp_cert_preauth(sess);
 }
 
