@@ -48,7 +48,7 @@ const struct cli_noun cli_noun_cert = {
              "  sealctl -c FILE cert revoke SERIAL|ADDRESS [--crl-days D]\n"
              "  sealctl -c FILE cert crl [--days D]\n"
              "  sealctl -c FILE cert server HOSTNAME --out DIR [--ip ADDR]... [--days D]"
-             " [--client-auth]\n"
+             " [--peer]\n"
              "    defaults: CA 3650 days, client 365, server 825, CRL next update 30 days\n",
     .run = cert_run,
 };
@@ -718,12 +718,16 @@ static int cmd_server(struct cli *cli, int argc, char **argv)
 			if (n_ips == CERT_CLI_IPS_MAX)
 				return cli_usage(noun, "cert server takes at most 16 --ip");
 			ips[n_ips++] = argv[++i];
-		} else if (is_opt(argv[i], "--client-auth")) {
+		} else if (is_opt(argv[i], "--peer") || is_opt(argv[i], "--client-auth")) {
+			/* One CA, distinct purposes: a server certificate that also says
+			 * clientAuth identifies an organisation server to its peers (by its DNS
+			 * name; it carries no e-mail identity, so it never logs a user in).
+			 * --client-auth is the older name. */
 			client_auth = true;
 		} else {
 			return cli_usage(noun,
 			                 "cert server takes HOSTNAME --out DIR [--ip ADDR]... "
-			                 "[--days D] [--client-auth]");
+			                 "[--days D] [--peer]");
 		}
 	}
 	if (dir == NULL)
@@ -752,7 +756,9 @@ static int cmd_server(struct cli *cli, int argc, char **argv)
 	printf("  certificate %s/server.crt (followed by the CA certificate)\n", dir);
 	printf("  key         %s/server.key (mode 0600)\n", dir);
 	printf("  usage       serverAuth%s\n",
-	       client_auth ? " and clientAuth (for relay.certificate)" : "");
+	       client_auth ? " and clientAuth (a peer certificate: relay.certificate, and the "
+	                     "name for listeners[].peers)"
+	                   : "");
 	if (cli->cfg->tls.client_ca != NULL)
 		printf("clients must trust the CA certificate (%s)\n", cli->cfg->tls.client_ca);
 	else

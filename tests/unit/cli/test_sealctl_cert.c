@@ -406,6 +406,21 @@ Test(sealctl_cert, server_certificate_extended_key_usage)
 	cr_expect_eq(sh("certtool --certificate-info --infile relay/server.crt | grep -q "
 	                "'TLS WWW Client'"),
 	             0);
+	/* --peer: the same, the name for listeners[].peers; the DNS name and no e-mail. */
+	cr_assert_eq(run(NULL, "cert server mx2.corp.example --peer --out peer"), 0);
+	cr_expect(out_contains("clientAuth"));
+	cr_expect_eq(sh("certtool --certificate-info --infile peer/server.crt | grep -q "
+	                "'TLS WWW Server'"),
+	             0);
+	cr_expect_eq(sh("certtool --certificate-info --infile peer/server.crt | grep -q "
+	                "'TLS WWW Client'"),
+	             0);
+	cr_expect_eq(sh("certtool --certificate-info --infile peer/server.crt | grep -q "
+	                "'DNSname: mx2.corp.example'"),
+	             0);
+	cr_expect_neq(sh("certtool --certificate-info --infile peer/server.crt | grep -qi "
+	                 "'RFC822Name'"),
+	              0);
 	/* A user's certificate is a client's only. */
 	cr_assert_eq(run("pw", "user add eve@corp.example --password-stdin"), 0);
 	cr_assert_eq(run("pw", "cert issue eve@corp.example --out issued --p12-password-stdin"), 0);
