@@ -86,9 +86,8 @@ int smtp_received_format(const struct smtp_received_info *ri, struct buf *out)
 		char serial[CLIENT_TEXT_MAX + 1];
 		safe_domain(serial, ri->peer_serial ? ri->peer_serial : "");
 		safe_comment(subj, ri->peer_subject);
-		r = buf_printf(out, "\t(client certificate%s%s \"%s\")\r\n",
-		               ri->peer_serial ? " serial " : "", ri->peer_serial ? serial : "",
-		               subj);
+		r = buf_printf(out, "\t(client certificate \"%s\"%s%s)\r\n", subj,
+		               ri->peer_serial ? " serial " : "", ri->peer_serial ? serial : "");
 	}
 	const char *proto =
 	    ri->tls_version ? (ri->auth_user ? "SA" : "S") : (ri->auth_user ? "A" : "");

@@ -7,7 +7,7 @@
  *   Received: from client.example ([192.0.2.7])
  *   	(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384)
  *   	(authenticated user alice@corp.example by SCRAM-SHA-256)
- *   	(client certificate serial 5d0c1e "CN=alice@corp.example")
+ *   	(client certificate "CN=alice@corp.example" serial 5d0c1e)
  *   	by mail.corp.example (sealmail) with ESMTPSA id 3fa2c1d0.1
  *   	for <bob@corp.example>; Tue, 03 Dec 2024 10:00:00 +0000
  *
@@ -17,7 +17,7 @@
  * by the certificate name it was admitted for:
  *
  *   	(organisation server mx2.corp.example)
- *   	(client certificate serial 01ab "CN=mx2.corp.example")
+ *   	(client certificate "CN=mx2.corp.example" serial 01ab)
  *
  * All of it sits in comments (RFC 5321 4.4 allows CFWS between the clauses).
  *

@@ -110,7 +110,7 @@ Test(smtp_received, certificate_login_names_serial_and_subject)
 	                 "Received: from laptop ([192.0.2.8])\r\n"
 	                 "\t(using TLSv1.3 with cipher TLS_AES_128_GCM_SHA256)\r\n"
 	                 "\t(authenticated user alice@corp.example by client certificate)\r\n"
-	                 "\t(client certificate serial 5d0c1e \"CN=alice@corp.example\")\r\n"
+	                 "\t(client certificate \"CN=alice@corp.example\" serial 5d0c1e)\r\n"
 	                 "\tby mail.corp.example (sealmail) with ESMTPSA id 7.1\r\n"
 	                 "\t; Thu, 01 Jan 1970 00:00:00 +0000\r\n");
 	buf_free(&b);
@@ -136,7 +136,7 @@ Test(smtp_received, organisation_server_is_named)
 	cr_assert_str_eq(b.data, "Received: from mx2.corp.example ([192.0.2.9])\r\n"
 	                         "\t(using TLSv1.3 with cipher X)\r\n"
 	                         "\t(organisation server mx2.corp.example???x)\r\n"
-	                         "\t(client certificate serial 01ab \"CN=mx2.corp.example\")\r\n"
+	                         "\t(client certificate \"CN=mx2.corp.example\" serial 01ab)\r\n"
 	                         "\tby mail.corp.example (sealmail) with ESMTPS id 9.2\r\n"
 	                         "\t; Thu, 01 Jan 1970 00:00:00 +0000\r\n");
 	buf_free(&b);
