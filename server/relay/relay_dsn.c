@@ -131,6 +131,8 @@ int relay_dsn_format(const struct relay_dsn *d, struct buf *out)
 			rc = buf_printf(out, __VA_ARGS__);                                         \
 	} while (0)
 	clean(v, sizeof(v), d->sender);
+	if (d->return_path)
+		P("Return-Path: <>\r\n");
 	P("From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", d->reporting_mta);
 	P("To: <%s>\r\n", v);
 	P("Subject: %s\r\n", dsn_kinds[d->kind].subject);

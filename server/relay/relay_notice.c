@@ -148,6 +148,8 @@ static void delivered_head(void *ctx, int rc, struct store_result *res)
 	    .n_rcpts = dl->n_rcpts,
 	    .boundary = boundary,
 	};
+	const char *at = strrchr(dl->sender, '@');
+	dsn.return_path = at != NULL && cfg_is_local_domain(dl->cfg, at + 1, strlen(at + 1));
 	if (rc == 0 && res != NULL) {
 		/* The copy may be gone (expunged meanwhile): then the report has no original. */
 		dsn.original = (const char *)res->data;
@@ -236,6 +238,7 @@ int relay_notice_format_failed(const struct relay_notice_failure *f, struct buf 
 	    .original_len = f->original_len,
 	    .original_complete = f->original_complete,
 	    .boundary = f->boundary,
+	    .return_path = f->local,
 	};
 	int rc = 0;
 	if (n > 0) {

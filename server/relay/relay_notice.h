@@ -70,6 +70,7 @@ struct relay_notice_failure {
 	const void *original; /* the message, or its first bytes */
 	size_t original_len;
 	bool original_complete;
+	bool local; /* the sender's domain is ours: the report starts with Return-Path: <> */
 };
 
 /* Whether a recipient's NOTIFY (NULL when not given) asks for a failure report (RFC 3461

@@ -208,6 +208,9 @@ struct relay_dsn {
 	size_t original_len;
 	bool original_complete; /* original holds the whole message */
 	const char *boundary;   /* unique per report */
+	/* The report goes into a local mailbox (the sender's domain is ours): that is its
+	 * final delivery, so it starts with "Return-Path: <>" (RFC 5321 4.4). */
+	bool return_path;
 };
 
 /* A complete multipart/report message (CRLF line ends) in out. 0 or -ENOBUFS. */

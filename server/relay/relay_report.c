@@ -65,6 +65,8 @@ static void build_dsn(struct relay_delivery *d, enum relay_dsn_action kind,
 	    .original_complete = d->head_len == d->total,
 	    .boundary = boundary,
 	};
+	const char *at = strrchr(d->q.sender, '@');
+	dsn.return_path = at != NULL && cfg_is_local_domain(r->cfg, at + 1, strlen(at + 1));
 	buf_free(out);
 	buf_init(out, r->cfg->limits.message_size);
 	if (relay_dsn_format(&dsn, out) < 0) {

@@ -72,6 +72,7 @@ int smtp_bounce_format(void *ctx, const struct store_report_input *in, char **ms
 	    .original = in->head,
 	    .original_len = in->head_len,
 	    .original_complete = in->head_complete,
+	    .local = b->local,
 	};
 	struct buf out;
 	buf_init(&out, b->max_size);

@@ -40,6 +40,7 @@ struct smtp_bounce {
 	size_t n_rcpts;
 	const struct store_target *targets; /* the delivery's, to map a failed target back */
 	size_t n_targets;
+	bool local; /* sender in a local domain: the report is delivered here */
 };
 
 /* The DSN status and the diagnostic of a target that failed with rc (store_delivered.rc),

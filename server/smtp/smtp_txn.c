@@ -415,11 +415,12 @@ static void txn_report_prepare(struct smtp_txn *t, size_t n_targets)
 	    .n_targets = n_targets,
 	};
 	const char *at = strrchr(sender, '@');
+	rp->b.local = at != NULL && cfg_is_local_domain(cfg, at + 1, strlen(at + 1));
 	rp->hook = (struct store_deliver_report){
 	    .format = smtp_bounce_format,
 	    .ctx = &rp->b,
 	    .to = sender,
-	    .local = at != NULL && cfg_is_local_domain(cfg, at + 1, strlen(at + 1)),
+	    .local = rp->b.local,
 	};
 	t->report = rp;
 	t->req->report = &rp->hook;

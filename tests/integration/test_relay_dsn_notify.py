@@ -72,6 +72,7 @@ def test_delivered_report_for_local_notify_success(certs, mta):
     m.submit(alice, [bob], message(alice, bob, "hello bob"), mail_options=["ENVID=env-77"],
              rcpt_options=["NOTIFY=SUCCESS", "ORCPT=rfc822;Bob@a.test"])
     dsn = m.wait_inbox(alice, 1, timeout=10)[0]
+    assert dsn.startswith(b"Return-Path: <>\r\n"), dsn[:200]  # delivered here: final
     assert len(m.inbox(bob)) == 1
     head, status = report_parts(dsn)
     assert b"To: <alice@a.test>" in head, head
@@ -134,6 +135,7 @@ def test_relayed_report_only_when_the_peer_lacks_dsn(certs, mta):
         # We did not pass NOTIFY to a peer that did not offer DSN.
         assert "NOTIFY" not in plain.messages[0][1][0], plain.messages
         dsn = m.wait_inbox(alice, 1, timeout=10)[0]
+        assert dsn.startswith(b"Return-Path: <>\r\n"), dsn[:200]
         head, status = report_parts(dsn)
         assert b"Subject: Successful Mail Relay Report" in head, head
         assert (b"Original-Recipient: rfc822;Rcpt@peer.test\r\n"

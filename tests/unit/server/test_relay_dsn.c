@@ -139,6 +139,27 @@ Test(relay_dsn, mixed_actions_keep_their_own)
 	cr_assert_not_null(strstr(out.data, "these recipients:\r\n\r\n<a@b.example>\r\n"));
 	/* No original given: no third part. */
 	cr_assert_null(strstr(out.data, "rfc822-headers"));
+	/* Not for a local mailbox: no Return-Path. */
+	cr_assert_null(strstr(out.data, "Return-Path"));
+	buf_free(&out);
+}
+
+Test(relay_dsn, local_report_starts_with_the_null_return_path)
+{
+	struct relay_dsn_rcpt r = {
+	    .address = "a@b.example", .action = RELAY_DSN_FAILED, .status = "5.0.0"};
+	struct relay_dsn d = {.kind = RELAY_DSN_FAILED,
+	                      .reporting_mta = "mx.a.example",
+	                      .sender = "s@a.example",
+	                      .rcpts = &r,
+	                      .n_rcpts = 1,
+	                      .boundary = "b-2",
+	                      .return_path = true};
+	struct buf out;
+	buf_init(&out, 1 << 20);
+	cr_assert_eq(relay_dsn_format(&d, &out), 0);
+	const char *want = "Return-Path: <>\r\nFrom: Mail Delivery System";
+	cr_assert_eq(strncmp(out.data, want, strlen(want)), 0, "%s", out.data);
 	buf_free(&out);
 }
 
