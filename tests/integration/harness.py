@@ -2,7 +2,10 @@
 
 - CertSet makes, once, a test CA and the certificates the tests need with certtool (GnuTLS):
   a server certificate (SAN 127.0.0.1, localhost and the host name), a second server
-  certificate for SIGHUP rotation, and client certificates: valid, from another CA, expired.
+  certificate for SIGHUP rotation, and client certificates: valid, from another CA, expired;
+  and peer certificates (serverAuth + clientAuth, a DNS name, no e-mail) of organisation
+  servers: PEER_NAME (listed in the default smtp listener's peers:), one not listed, and
+  one from the other CA (for tls.peer_ca).
 - Server writes a config with every listener on 127.0.0.1 port 0, starts sealmaild, waits for
   `event=ready` and reads the ports it logged. stop() sends SIGTERM and reports the exit code
   and any sanitizer report in the server's standard error.
@@ -25,6 +28,8 @@ import time
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 HOSTNAME = "mail.corp.example"
 DOMAIN = "corp.example"
+# The organisation server the default smtp listener names in peers: (CertSet.peer).
+PEER_NAME = "mx2.corp.example"
 
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
 
@@ -109,6 +114,16 @@ class CertSet:
                         'expiration_date = "2020-02-01 00:00:00"\n' % DOMAIN)
         self.client_expired, self.client_expired_key = self._leaf("client-expired",
                                                                   expired_tmpl, "ca")
+        self.peer, self.peer_key = self._leaf("peer", self._peer_tmpl(PEER_NAME), "ca")
+        self.peer_unlisted, self.peer_unlisted_key = self._leaf(
+            "peer-unlisted", self._peer_tmpl("mx9.corp.example"), "ca")
+        self.peer_other_ca, self.peer_other_ca_key = self._leaf(
+            "peer-other-ca", self._peer_tmpl("mx3.corp.example"), "other-ca")
+
+    @staticmethod
+    def _peer_tmpl(name):
+        return ('cn = "%s"\ndns_name = "%s"\ntls_www_server\ntls_www_client\nsigning_key\n'
+                'encryption_key\nexpiration_days = 30\n' % (name, name))
 
     def _key(self, name):
         path = os.path.join(self.dir, name + ".key")
@@ -343,6 +358,12 @@ class Server:
             if len(l) > 2:
                 d["client_certificate"] = l[2]
         d.setdefault("client_certificate", "none")
+        # smtp listeners that ask for certificates know the test organisation server;
+        # "peers": None leaves the key out.
+        if d["protocol"] == "smtp" and d["client_certificate"] != "none":
+            d.setdefault("peers", [PEER_NAME])
+        if d.get("peers", ()) is None:
+            del d["peers"]
         d.setdefault("address", "127.0.0.1")
         d.setdefault("port", 0)
         return d
@@ -357,7 +378,9 @@ class Server:
         out.append("listeners:")
         for l in self.listeners:
             out.append("  - { " + ", ".join(
-                "%s: %s" % (k, v if k == "port" else _q(v)) for k, v in l.items()) + " }")
+                "%s: %s" % (k, v if k == "port" else
+                            "[" + ", ".join(_q(x) for x in v) + "]" if isinstance(v, list)
+                            else _q(v)) for k, v in l.items()) + " }")
         if self.limits:
             out.append("limits:")
             for k, v in self.limits.items():

@@ -121,7 +121,10 @@ class SmtpEnv:
 
 
 def strip_received(body):
-    """The message without the Received: field we added in front (and its folded lines)."""
+    """The message without the Return-Path: (final delivery only: not on queued copies)
+    and Received: fields we added in front (and the Received: field's folded lines)."""
+    if body.startswith(b"Return-Path: <"):
+        body = body.split(b"\r\n", 1)[1]
     assert body.startswith(b"Received: "), body[:200]
     lines = body.split(b"\r\n")
     i = 1

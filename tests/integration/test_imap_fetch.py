@@ -194,8 +194,9 @@ def test_message_from_smtp_is_byte_identical(env):
     m.select("INBOX")
     typ, data = m.fetch("1", "(BODY.PEEK[])")
     got = data[0][1]
-    # The server adds its Received: field in front; the rest is the submitted message.
-    assert got.startswith(b"Received: "), got[:100]
+    # The server adds Return-Path: and its Received: field in front; the rest is the
+    # submitted message.
+    assert got.startswith(b"Return-Path: <smtpin@corp.example>\r\nReceived: "), got[:100]
     assert got.endswith(msg), got
     m.logout()
 

@@ -333,6 +333,6 @@ def test_message_submitted_over_smtp_is_retrieved_byte_exact(env):
     got = b"\r\n".join(lines) + b"\r\n"
     # The server adds its trace header(s) on top; the submitted bytes follow unchanged.
     assert got.endswith(body), got
-    assert got.split(b"\r\n", 1)[0].startswith(b"Received:") or got == body
+    assert got.startswith(b"Return-Path: <viasmtp@corp.example>\r\nReceived:"), got[:100]
     assert int(p.list(1).split()[2]) == len(got)
     p.quit()

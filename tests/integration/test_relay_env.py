@@ -46,16 +46,17 @@ class Mta(harness.Server):
     # (sealctl refuses addresses outside domains:); see add_foreign_user.
 
     """A sealmaild for one domain: submission (implicit TLS, AUTH), smtp (STARTTLS, client
-    certificate required, for peers), IMAP; relay settings from relay (a dict: routes is a
-    list of dicts, other keys are scalars)."""
+    certificate required, for peers; peers: the host names of the organisation's servers,
+    default harness.PEER_NAME), IMAP; relay settings from relay (a dict: routes is a list
+    of dicts, other keys are scalars)."""
 
-    def __init__(self, certs, workdir, domain, relay=None, smtp_port=0):
+    def __init__(self, certs, workdir, domain, relay=None, smtp_port=0, peers=None):
         self.domain = domain
         self.relay = relay or {}
         listeners = [
             {"protocol": "submission", "tls": "implicit"},
             {"protocol": "smtp", "tls": "starttls", "client_certificate": "required",
-             "port": smtp_port},
+             "port": smtp_port, "peers": list(peers or [harness.PEER_NAME])},
             {"protocol": "imap", "tls": "implicit"},
         ]
         super().__init__(certs, workdir=workdir, listeners=listeners,
@@ -186,10 +187,11 @@ class Mta(harness.Server):
 
 
 def strip_received(body):
-    """(the Received: fields at the top, the rest of the message)."""
+    """(the Received: fields at the top, the rest of the message); a Return-Path: above them
+    (final delivery) is left out of both."""
     lines = body.split(b"\r\n")
     fields = []
-    i = 0
+    i = 1 if lines and lines[0].startswith(b"Return-Path: <") else 0
     while i < len(lines) and lines[i].startswith(b"Received: "):
         f = lines[i]
         i += 1

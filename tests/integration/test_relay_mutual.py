@@ -1,7 +1,8 @@
 """Two sealmaild instances, for a.test and b.test, relaying to each other over mutual TLS
-with route tls: verify (issue 8, "Done means" 1): a message submitted at one arrives
-byte-exact, plus Received: fields, in a mailbox at the other (a 3.9 MB one too), and the receiving side's
-Received: field names the sending server's client certificate."""
+with route tls: verify: a message submitted at one arrives byte-exact, plus Return-Path:
+and Received: fields, in a mailbox at the other (a 3.9 MB one too), and the receiving
+side's Received: field names the sending server's client certificate. Each names the other
+in its smtp listener's peers:, so the other is an organisation server there."""
 import pytest
 
 import harness
@@ -23,17 +24,18 @@ def pair(certs, sealmaild_bin, tmp_path_factory):
     # B first on port 0 (its route to A is a placeholder), then A with a route to B's smtp
     # port, then B again on the same port with its route to A's.
     bdir = str(tmp_path_factory.mktemp("mta-b"))
-    b = Mta(certs, bdir, "b.test", relay=relay(b_cert, b_key, "a.test", 9))
+    b = Mta(certs, bdir, "b.test", relay=relay(b_cert, b_key, "a.test", 9),
+            peers=["mail.a.test"])
     started.append(b)
     b.start()
     b_port = b.smtp_port()
     a = Mta(certs, str(tmp_path_factory.mktemp("mta-a")), "a.test",
-            relay=relay(a_cert, a_key, "b.test", b_port))
+            relay=relay(a_cert, a_key, "b.test", b_port), peers=["mail.b.test"])
     started.append(a)
     a.start()
     b.check_stopped()
     b = Mta(certs, bdir, "b.test", relay=relay(b_cert, b_key, "a.test", a.smtp_port()),
-            smtp_port=b_port)
+            smtp_port=b_port, peers=["mail.a.test"])
     started.append(b)
     b.start()
     yield a, b
@@ -48,11 +50,17 @@ def test_mutual_tls_relay_both_ways(pair):
     msg = message(alice, bob, "a to b")
     a.submit(alice, [bob], msg)
     got = b.wait_inbox(bob, 1)[0]
+    # B's final delivery: the reverse-path first; A's submission had no local recipient
+    # and so wrote none.
+    assert got.startswith(b"Return-Path: <%s>\r\nReceived: " % alice.encode()), got[:200]
+    assert got.count(b"Return-Path:") == 1
     received, rest = strip_received(got)
     assert rest == msg
     assert len(received) >= 2, received  # A's (submission) and B's (peer smtp)
     top = received[0].decode()
     assert 'client certificate "' in top and "mail.a.test" in top, top
+    assert "(organisation server mail.a.test)" in top, top
+    assert "(authenticated user %s by PLAIN)" % alice in received[1].decode(), received[1]
     assert "by mail.b.test" in top, top
     a.wait_queue_empty()
     a.wait_log(r"proto=relay event=tls .*verified=yes")

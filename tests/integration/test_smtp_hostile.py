@@ -68,7 +68,7 @@ def test_unknown_local_recipient(env):
 
 
 def test_no_relay_on_smtp_listener(env, certs):
-    lc = env.raw(tls="starttls", protocol="smtp", cert=certs.client, key=certs.client_key)
+    lc = env.raw(tls="starttls", protocol="smtp", cert=certs.peer, key=certs.peer_key)
     lc.send("AUTH PLAIN %s\r\n" % base64.b64encode(b"\0alice@corp.example\0" +
                                                      PASSWORD.encode()).decode())
     assert lc.smtp_reply()[-1][:1] == b"5"

@@ -148,6 +148,8 @@ def test_one_copy_over_quota_after_data_gets_dsn(env, mode):
     box = env.inbox(env.alice)
     assert len(box) == before_alice + 1, box
     dsn = box[-1]
+    # Delivered here: the report's final delivery, with the null reverse-path.
+    assert dsn.startswith(b"Return-Path: <>\r\nFrom: "), dsn[:200]
     assert b"To: <%s>" % env.alice.encode() in dsn, dsn[:800]
     assert b"Subject: Undelivered Mail Returned to Sender" in dsn
     status = dsn_parts(dsn)
@@ -237,7 +239,7 @@ def test_null_sender_gets_no_dsn(env, certs):
     set_quota(env, full, 1000)
     before_queue = len(env.queue())
     since = env.srv.log_size()
-    lc = env.raw(tls="starttls", protocol="smtp", cert=certs.client, key=certs.client_key)
+    lc = env.raw(tls="starttls", protocol="smtp", cert=certs.peer, key=certs.peer_key)
     assert cmd(lc, "MAIL FROM:<>")[:3] == b"250"
     assert cmd(lc, "RCPT TO:<%s>" % full)[:3] == b"250"
     assert cmd(lc, "RCPT TO:<%s>" % env.bob)[:3] == b"250"
@@ -253,7 +255,7 @@ def test_remote_sender_dsn_is_queued(env, certs):
     full = env.add_user("over-remote")
     set_quota(env, full, 1000)
     since = env.srv.log_size()
-    lc = env.raw(tls="starttls", protocol="smtp", cert=certs.client, key=certs.client_key)
+    lc = env.raw(tls="starttls", protocol="smtp", cert=certs.peer, key=certs.peer_key)
     assert cmd(lc, "MAIL FROM:<someone@partner.example>")[:3] == b"250"
     assert cmd(lc, "RCPT TO:<%s>" % full)[:3] == b"250"
     assert cmd(lc, "RCPT TO:<%s>" % env.bob)[:3] == b"250"

@@ -49,7 +49,8 @@ def test_smtplib_implicit_tls_plain_byte_identical(env):
     assert strip_received(stored) == msg
     received = stored.split(b"\r\n\tby", 1)[0]
     assert b"(using TLSv1.3 with cipher " in stored[:600]
-    assert b"(authenticated user %s)" % env.alice.encode() in received
+    assert b"(authenticated user %s by PLAIN)" % env.alice.encode() in received
+    assert stored.startswith(b"Return-Path: <%s>\r\nReceived: " % env.alice.encode())
     assert re.search(rb"by mail\.corp\.example \(sealmail\) with ESMTPSA id \S+\r\n"
                      rb"\tfor <bob@corp\.example>; \w{3}, \d\d \w{3} \d{4}", stored)
 
