@@ -79,7 +79,7 @@ listeners:
   - { protocol: imap,       address: 127.0.0.1, port: $((BASE + 143)), tls: starttls }
   - { protocol: pop3,       address: 127.0.0.1, port: $((BASE + 995)), tls: implicit, client_certificate: optional }
   - { protocol: pop3,       address: 127.0.0.1, port: $((BASE + 110)), tls: starttls }
-  - { protocol: smtp,       address: 127.0.0.1, port: $((BASE + 25)),  tls: starttls, client_certificate: required }
+  - { protocol: smtp,       address: 127.0.0.1, port: $((BASE + 25)),  tls: starttls, client_certificate: required, peers: [$HOST] }
 YAML
 fi
 
