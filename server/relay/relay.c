@@ -326,7 +326,7 @@ static void body_next(struct relay_delivery *d)
 	}
 	if (d->body_off < d->head_len) {
 		buf_init(&out, (size_t)-1);
-		relay_dotstuff(&d->ds, d->head, d->head_len, &out);
+		relay_dotstuff(&d->ds, d->head + d->body_off, d->head_len - d->body_off, &out);
 		send_plain(d, out.data, out.len);
 		buf_free(&out);
 		d->body_off = d->head_len;
@@ -606,6 +606,12 @@ static void head_cb(void *ctx, int rc, struct store_result *res)
 	d->total = res->total_size;
 	res->data = NULL;
 	res->data_len = 0;
+	/* The Return-Path: of a copy also delivered here is not handed on: the next server
+	 * writes its own at final delivery. */
+	size_t skip = relay_return_path_len((const char *)d->head, d->head_len);
+	d->body_off = skip;
+	if (skip > 0 && d->sess.p.size >= skip)
+		d->sess.p.size -= skip;
 	if (!d->q.requiretls && relay_tls_optional_header((const char *)d->head, d->head_len))
 		/* RFC 8689 5: TLS-Required: No lifts TLS policies such as MTA-STS, which we do
 		 * not apply; the route's own policy is the administrator's and still holds. */

@@ -97,3 +97,18 @@ bool relay_tls_optional_header(const char *head, size_t len)
 	}
 	return false;
 }
+
+size_t relay_return_path_len(const char *head, size_t len)
+{
+	if (len < 12 || strncasecmp(head, "Return-Path:", 12) != 0)
+		return 0;
+	for (size_t i = 12; i + 1 < len; i++) {
+		if (head[i] != '\r' || head[i + 1] != '\n')
+			continue;
+		/* A line that starts with white space continues the field. */
+		if (i + 2 < len && (head[i + 2] == ' ' || head[i + 2] == '\t'))
+			continue;
+		return i + 2 < len ? i + 2 : 0; /* a message that is only the field: keep it */
+	}
+	return 0;
+}

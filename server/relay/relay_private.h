@@ -154,6 +154,10 @@ bool relay_dsn_wanted(const char *notify, enum relay_dsn_action action);
 /* RFC 8689 4.1: a message with "TLS-Required: No" in its header block; head is (a prefix
  * of) the message. */
 bool relay_tls_optional_header(const char *head, size_t len);
+/* The length of a Return-Path: field that opens head (with its folded lines and CRLF), or
+ * 0. Final delivery adds that field (RFC 5321 4.4); a copy stored for local recipients
+ * and queued for others shares its bytes, and the relay leaves the field out. */
+size_t relay_return_path_len(const char *head, size_t len);
 
 /* ----- MX records (relay_mx.c) ----- */
 

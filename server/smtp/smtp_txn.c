@@ -228,7 +228,9 @@ void smtp_txn_begin(struct smtp_txn *t, const struct smtp_txn_msg_opts *o)
 	struct buf rcv;
 	buf_init(&rcv, 4096);
 	int r = 0;
-	if (t->n_relay == 0 && t->n_local > 0)
+	/* Final delivery for the local recipients (RFC 5321 4.4); the relay leaves the field
+	 * out of what it hands on for the others, who share these bytes. */
+	if (t->n_local > 0)
 		r = smtp_return_path_format(t->mail.address, &rcv);
 	if (r == 0 && smtp_received_format(&ri, &rcv) == 0)
 		smtp_data_prepend(&t->data, rcv.data, rcv.len);

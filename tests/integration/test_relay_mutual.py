@@ -74,6 +74,21 @@ def test_mutual_tls_relay_both_ways(pair):
     assert strip_received(got)[1] == big
     a.wait_queue_empty()
 
+    # Local and remote recipients in one transaction: the local copy starts with A's
+    # Return-Path (final delivery for carol), the copy handed to B does not carry it, and
+    # B writes its own: exactly one, B's, in bob's copy.
+    carol = a.add_user("carol")
+    mixed = message(alice, bob, "mixed")
+    a.submit(alice, [bob, carol], mixed)
+    local = a.wait_inbox(carol, 1)[0]
+    assert local.startswith(b"Return-Path: <%s>\r\nReceived: " % alice.encode()), local[:200]
+    assert strip_received(local)[1] == mixed
+    got = b.wait_inbox(bob, 3, timeout=20)[2]
+    assert got.startswith(b"Return-Path: <%s>\r\nReceived: " % alice.encode()), got[:200]
+    assert got.count(b"Return-Path:") == 1, got[:400]
+    assert strip_received(got)[1] == mixed
+    a.wait_queue_empty()
+
     back = message(bob, alice, "b to a")
     b.submit(bob, [alice], back)
     got = a.wait_inbox(alice, 1)[0]

@@ -434,3 +434,17 @@ Test(relay_policy, notify_and_tls_required)
 	const char *m4 = "TLS-Required: Yes\r\n\r\n";
 	cr_assert_not(relay_tls_optional_header(m4, strlen(m4)));
 }
+
+Test(relay_policy, return_path_left_out)
+{
+	const char *m1 = "Return-Path: <a@b.example>\r\nFrom: a\r\n\r\nbody";
+	cr_assert_eq(relay_return_path_len(m1, strlen(m1)),
+	             strlen("Return-Path: <a@b.example>\r\n"));
+	const char *m2 = "return-path:\r\n <a@b.example>\r\nFrom: a\r\n\r\n";
+	cr_assert_eq(relay_return_path_len(m2, strlen(m2)),
+	             strlen("return-path:\r\n <a@b.example>\r\n"));
+	const char *m3 = "From: a\r\nReturn-Path: <a@b.example>\r\n\r\n";
+	cr_assert_eq(relay_return_path_len(m3, strlen(m3)), 0);
+	const char *m4 = "Return-Path: <a@b.example>"; /* no line end within the head */
+	cr_assert_eq(relay_return_path_len(m4, strlen(m4)), 0);
+}
