@@ -31,6 +31,11 @@ int cert_error(const char **error_r, int ret, const char *fmt, ...)
  * parse-type failures and -EIO otherwise. */
 int cert_gnutls_error(const char **error_r, int gtls_ret, const char *what);
 
+/* A certificate from DER (at most CERT_FILE_MAX bytes): 0 with *crt_r to deinit, or a
+ * negative errno with *error_r. */
+int cert_crt_from_der(const unsigned char *der, size_t len, gnutls_x509_crt_t *crt_r,
+                      const char **error_r);
+
 /* Writes data to path through a temporary file in the same folder made with mode 0600,
  * chmod'ed to mode, fsync'ed, then renamed over path (replace) or hard-linked to it, which
  * fails with -EEXIST if path exists (no replace). The folder is fsync'ed too. */

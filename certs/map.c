@@ -107,21 +107,13 @@ static int cert_identity_from_crt(gnutls_x509_crt_t crt, char **addr_r, const ch
 int cert_identity_from_der(const unsigned char *der, size_t len, char **addr_r,
                            const char **error_r)
 {
-	gnutls_datum_t d = {(unsigned char *)der, (unsigned int)len};
 	gnutls_x509_crt_t crt;
-	int ret;
 
 	*addr_r = NULL;
-	if (der == NULL || len == 0 || len > CERT_FILE_MAX)
-		return cert_error(error_r, -EINVAL, "empty or oversized certificate");
-	ret = gnutls_x509_crt_init(&crt);
+	int ret = cert_crt_from_der(der, len, &crt, error_r);
 	if (ret < 0)
-		return cert_gnutls_error(error_r, ret, "certificate");
-	ret = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER);
-	if (ret < 0)
-		ret = cert_error(error_r, -EINVAL, "certificate: %s", gnutls_strerror(ret));
-	else
-		ret = cert_identity_from_crt(crt, addr_r, error_r);
+		return ret;
+	ret = cert_identity_from_crt(crt, addr_r, error_r);
 	gnutls_x509_crt_deinit(crt);
 	return ret;
 }

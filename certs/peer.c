@@ -106,24 +106,16 @@ static int cert_dns_names_crt(gnutls_x509_crt_t crt, char ***names, size_t *n, c
 int cert_dns_names_from_der(const unsigned char *der, size_t len, char ***names_r, size_t *n_r,
                             const char **error_r)
 {
-	gnutls_datum_t d = {(unsigned char *)der, (unsigned int)len};
 	gnutls_x509_crt_t crt;
 	char **names = NULL;
 	size_t n = 0;
-	int ret;
 
 	*names_r = NULL;
 	*n_r = 0;
-	if (der == NULL || len == 0 || len > CERT_FILE_MAX)
-		return cert_error(error_r, -EINVAL, "empty or oversized certificate");
-	ret = gnutls_x509_crt_init(&crt);
+	int ret = cert_crt_from_der(der, len, &crt, error_r);
 	if (ret < 0)
-		return cert_gnutls_error(error_r, ret, "certificate");
-	ret = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER);
-	if (ret < 0)
-		ret = cert_error(error_r, -EINVAL, "certificate: %s", gnutls_strerror(ret));
-	else
-		ret = cert_dns_names_crt(crt, &names, &n, error_r);
+		return ret;
+	ret = cert_dns_names_crt(crt, &names, &n, error_r);
 	gnutls_x509_crt_deinit(crt);
 	if (ret < 0) {
 		cert_names_free(names, n);

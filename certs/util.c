@@ -56,6 +56,23 @@ int cert_gnutls_error(const char **error_r, int gtls_ret, const char *what)
 	return cert_error(error_r, ret, "%s: %s", what, gnutls_strerror(gtls_ret));
 }
 
+int cert_crt_from_der(const unsigned char *der, size_t len, gnutls_x509_crt_t *crt_r,
+                      const char **error_r)
+{
+	gnutls_datum_t d = {(unsigned char *)der, (unsigned int)len};
+	if (der == NULL || len == 0 || len > CERT_FILE_MAX)
+		return cert_error(error_r, -EINVAL, "empty or oversized certificate");
+	int ret = gnutls_x509_crt_init(crt_r);
+	if (ret < 0)
+		return cert_gnutls_error(error_r, ret, "certificate");
+	ret = gnutls_x509_crt_import(*crt_r, &d, GNUTLS_X509_FMT_DER);
+	if (ret < 0) {
+		gnutls_x509_crt_deinit(*crt_r);
+		return cert_error(error_r, -EINVAL, "certificate: %s", gnutls_strerror(ret));
+	}
+	return 0;
+}
+
 static int cert_fsync_dir_of(const char *path)
 {
 	const char *slash = strrchr(path, '/');

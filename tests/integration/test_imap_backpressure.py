@@ -25,14 +25,6 @@ SMALL = 400       # messages read in batches
 SMALL_SIZE = 20 * 1024
 
 
-def _sanitized():
-    try:
-        with open(harness.tool("sealmaild"), "rb") as f:
-            return b"__asan_init" in f.read()
-    except FileNotFoundError:
-        return False
-
-
 def message(i, size):
     head = ("From: a@example.org\r\nTo: bp@corp.example\r\nSubject: m%d\r\n"
             "Message-ID: <bp%d@example.org>\r\n\r\n" % (i, i)).encode()
@@ -88,7 +80,7 @@ def alive(env, user):
     lc.close()
 
 
-@pytest.mark.skipif(_sanitized(), reason="ASan's quarantine keeps freed memory in RSS")
+@pytest.mark.skipif(harness.sanitized(), reason="ASan's quarantine keeps freed memory in RSS")
 def test_pipelined_fetches_not_read_hold_little_memory(env):
     assert env.mailbox_bytes > 20 * 1000 * 1000
     lc = stalled_client(env, "bp@corp.example")
@@ -147,7 +139,7 @@ def send_while_taken(lc, data, seconds):
     return len(data)
 
 
-@pytest.mark.skipif(_sanitized(), reason="ASan's quarantine keeps freed memory in RSS")
+@pytest.mark.skipif(harness.sanitized(), reason="ASan's quarantine keeps freed memory in RSS")
 def test_pipelined_commands_not_read_hold_little_memory(env):
     lc = stalled_client(env, "bpsmall@corp.example")
     before = harness.rss_kib(env.srv.pid)

@@ -11,15 +11,7 @@ from pop3_env import Pop3Env, deliver
 PASSWORD = "backpressure password"
 
 
-def _sanitized():
-    try:
-        with open(harness.tool("sealmaild"), "rb") as f:
-            return b"__asan_init" in f.read()
-    except FileNotFoundError:
-        return False
-
-
-@pytest.mark.skipif(_sanitized(), reason="ASan's quarantine keeps freed memory in RSS")
+@pytest.mark.skipif(harness.sanitized(), reason="ASan's quarantine keeps freed memory in RSS")
 def test_retr_to_a_client_that_does_not_read_holds_little_memory(server):
     env = Pop3Env(server)
     user = env.add_user("slow", PASSWORD)
