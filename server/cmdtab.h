@@ -1,7 +1,7 @@
 #ifndef SEALMAIL_CMDTAB_H
 #define SEALMAIL_CMDTAB_H
 /*
- * The command dispatcher shared by the SMTP, IMAP and POP3 sessions (house rules, docs/design.md).
+ * The command dispatcher shared by the SMTP, IMAP and POP3 sessions (house rules, docs/hacking.md).
  *
  * A protocol describes its commands in a const table of struct cmdtab_entry. Before any
  * handler runs, the session asks cmdtab_check() whether the command may run now; the

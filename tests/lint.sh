@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# House rules a machine can check (docs/design.md):
+# House rules a machine can check (docs/hacking.md):
 #   - banned functions: strcpy strcat sprintf vsprintf strtok atoi atol sscanf gets
 #   - dependencies point one way: only config/ includes yaml.h; only storage/sqlite/ (and
 #     tests, benchmarks) include sqlite3.h; storage/ never includes uv.h or server/ headers;
@@ -39,7 +39,7 @@ check_file() {
 out=$(for f in $files; do [ -f "$f" ] && check_file "$f"; done)
 if [ -n "$out" ]; then
 	echo "$out"
-	echo "lint: $(echo "$out" | wc -l) violation(s) of house rules, docs/design.md"
+	echo "lint: $(echo "$out" | wc -l) violation(s) of house rules, docs/hacking.md"
 	exit 1
 fi
 echo "lint: ok ($(echo "$files" | wc -w) files)"

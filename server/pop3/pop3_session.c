@@ -18,7 +18,7 @@
  *   only; a keep-alive in AUTHORIZATION harms nothing).
  * - The idle timeout writes nothing: RFC 1939 3 says the server closes "without ...
  *   sending any response to the client".
- * - An over-long line gets "-ERR Line too long" and the close (house rules, docs/design.md).
+ * - An over-long line gets "-ERR Line too long" and the close (house rules, docs/hacking.md).
  * - Every refusal counts towards limits.errors: at the limit "-ERR Too many errors" and
  *   close; limits.commands bounds the commands before login ("-ERR Too many commands").
  */

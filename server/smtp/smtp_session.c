@@ -20,7 +20,7 @@
  *   listener has no login, so there it counts only the commands before TLS.
  * - Every refusal and syntax error counts towards limits.errors; at the limit the session
  *   answers 421 4.7.0 and closes. A line too long gets 500 5.5.6 then 421 and the close
- *   (house rules, docs/design.md: framing after an over-long line is not trusted).
+ *   (house rules, docs/hacking.md: framing after an over-long line is not trusted).
  */
 #include <stdbool.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* The IMAP command reader and argument parser, fed whole, byte by byte, in random chunks
- * and with hostile input (house rules, docs/design.md). */
+ * and with hostile input (house rules, docs/hacking.md). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>

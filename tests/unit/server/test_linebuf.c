@@ -1,4 +1,4 @@
-/* The line reader, fed whole, byte by byte and in random chunks (house rules, docs/design.md). */
+/* The line reader, fed whole, byte by byte and in random chunks (house rules, docs/hacking.md). */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
