@@ -2,7 +2,7 @@
 #define SEALMAIL_XMALLOC_H
 /*
  * Allocation that never returns NULL: on failure the process logs and aborts
- * (house rules, docs/design.md). Limits, not malloc failures, bound memory.
+ * (house rules, docs/hacking.md). Limits, not malloc failures, bound memory.
  */
 #include <stddef.h>
 
