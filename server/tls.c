@@ -60,8 +60,8 @@ struct tls_ctx {
 	enum cfg_no_eku no_eku; /* tls.client_certificate_without_eku */
 	/* Earliest nextUpdate among the CRLs, or (time_t)-1 when none has one. */
 	time_t crl_next_update;
-	struct crl_mark crl_mark;   /* of the file's first CRL, for the rollback check */
-	const char *crl_distrusted; /* tls_ctx_crl_distrust's reason, or NULL */
+	struct crl_mark crl_mark;         /* of the file's first CRL, for the rollback check */
+	const char *crl_distrusted;       /* tls_ctx_crl_distrust's reason, or NULL */
 	gnutls_x509_trust_list_t peer_tl; /* tls.peer_ca, or NULL (tls_peer.h) */
 };
 
