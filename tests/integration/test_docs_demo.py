@@ -49,6 +49,7 @@ SUBSTITUTIONS = [
     ("-c FILE", "-c {demo}/sealmail.yaml", "the demo's config"),
     ("/etc/sealmail/ca", "{demo}/ca", "ca_dir of the demo"),
     ("/etc/sealmail/certs", "{demo}/certs", "tls.client_ca, tls.crl, server cert of the demo"),
+    ("/etc/sealmail/relay", "{demo}/relay", "where a peer server's certificate goes"),
     ("/var/lib/sealmail", "{demo}/data", "data_dir of the demo"),
     ("/tmp/alice", "{out}", "a fresh output folder per example"),
     ("alice@corp.example", DEMO_USER, "the demo's user (certificate file names too)"),
@@ -255,17 +256,14 @@ class Demo:
     # -- substitutions
 
     def subst(self, text, out="", demo=None, host=DEMO_HOST):
+        """SUBSTITUTIONS applied to text; ~ (by HOME=) and the ports (below) aside."""
         d = demo or self.dir
-        for old, new in (("/etc/sealmail/sealmail.yaml", d + "/sealmail.yaml"),
-                         ("-c FILE", "-c " + d + "/sealmail.yaml"),
-                         ("/etc/sealmail/ca", d + "/ca"),
-                         ("/etc/sealmail/certs", d + "/certs"),
-                         ("/var/lib/sealmail", d + "/data"),
-                         ("/tmp/alice", out),
-                         ("alice@corp.example", DEMO_USER),
-                         ("bob@corp.example", DEMO_USER),
-                         ("mail.corp.example", host)):
-            text = text.replace(old, new)
+        for old, new, _ in SUBSTITUTIONS:
+            if new.startswith(("{home}", "{base}")):
+                continue
+            if old == "mail.corp.example":
+                new = host
+            text = text.replace(old, new.replace("{demo}", d).replace("{out}", out))
         return re.sub(r"(://[^/:\s]+:)(\d+)",
                       lambda m: m.group(1) + str(self.port(int(m.group(2)))), text)
 
@@ -277,7 +275,7 @@ class Demo:
 
 
 @pytest.fixture(scope="module")
-def demo(sealmaild_bin, tmp_path_factory):
+def demo(sealmaild_bin, certs, tmp_path_factory):
     for _ in range(3):  # a port taken between the check and the start: another base
         d = Demo(str(tmp_path_factory.mktemp("docsdemo")))
         d.setup(free_base())
@@ -288,6 +286,8 @@ def demo(sealmaild_bin, tmp_path_factory):
         d.log_file.close()
     else:
         pytest.fail("sealmaild did not start on the demo:\n" + d.log(), pytrace=False)
+    # What an organisation brings and the demo has not: its own servers' CA (peer_ca).
+    shutil.copy(certs.other_ca, os.path.join(d.dir, "certs", "servers-ca.crt"))
     yield d
     d.stop()
 
@@ -435,19 +435,31 @@ def check_sealctl(demo, args, out, tmp_path):
         rc, text, _ = run(["openssl", "x509", "-in", crt, "-noout", "-text"], folder,
                           dict(os.environ))
         assert "TLS Web Server Authentication" in text, text
-        if "--client-auth" not in args:
-            assert "TLS Web Client Authentication" not in text, text
+        # A peer server's certificate (--peer, or --client-auth) is a TLS client too.
+        peer = "--peer" in args or "--client-auth" in args
+        assert ("TLS Web Client Authentication" in text) == peer, text
         if os.path.realpath(crt) == os.path.realpath(os.path.join(demo.dir, "certs",
                                                                    "server.crt")):
             # It replaced the demo's certificate: after SIGHUP the server presents it.
             since = demo.log_size()
             demo.proc.send_signal(signal.SIGHUP)
             demo.wait_log(r"event=reloaded", since)
+            # A reload the CRL poll began before the new files were written may be the
+            # one logged: look until the SIGHUP's own has taken effect (bounded).
+            # The file is the chain: the server's certificate is its first block.
+            pem = open(crt).read()
+            end = pem.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")
+            want = ssl.PEM_cert_to_DER_cert(pem[pem.index("-----BEGIN CERTIFICATE-----"):end])
             ctx = ssl.create_default_context(cafile=demo.ca)
-            with socket.create_connection(("127.0.0.1", demo.port(993)), TIMEOUT) as raw:
-                with ctx.wrap_socket(raw, server_hostname=args[5]) as s:
-                    served = s.getpeercert(binary_form=True)
-            assert served == ssl.PEM_cert_to_DER_cert(open(crt).read()), "old certificate"
+            deadline = time.monotonic() + 5
+            while True:
+                with socket.create_connection(("127.0.0.1", demo.port(993)), TIMEOUT) as raw:
+                    with ctx.wrap_socket(raw, server_hostname=args[5]) as s:
+                        served = s.getpeercert(binary_form=True)
+                if served == want or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert served == want, "old certificate"
 
 
 def check_old_ca_move(demo, text, tmp_path):
