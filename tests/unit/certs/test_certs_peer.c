@@ -10,6 +10,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "tests/unit/certs/crt_testlib.h"
 #include "certs/cert.h"
 
 struct names_case {
@@ -24,25 +25,7 @@ struct names_case {
 static gnutls_datum_t make_der(const struct names_case *c)
 {
 	gnutls_x509_privkey_t key;
-	gnutls_x509_crt_t crt;
-	gnutls_datum_t der = {NULL, 0};
-	unsigned char serial[] = {0x01, 0x02};
-	time_t now = time(NULL);
-
-	cr_assert_eq(gnutls_x509_privkey_init(&key), 0);
-	cr_assert_eq(gnutls_x509_privkey_generate(
-	                 key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
-	             0);
-	cr_assert_eq(gnutls_x509_crt_init(&crt), 0);
-	cr_assert_eq(gnutls_x509_crt_set_version(crt, 3), 0);
-	cr_assert_eq(gnutls_x509_crt_set_serial(crt, serial, sizeof(serial)), 0);
-	cr_assert_eq(gnutls_x509_crt_set_activation_time(crt, now), 0);
-	cr_assert_eq(gnutls_x509_crt_set_expiration_time(crt, now + 3600), 0);
-	cr_assert_eq(gnutls_x509_crt_set_key(crt, key), 0);
-	if (c->cn != NULL)
-		cr_assert_eq(gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0,
-		                                           c->cn, (unsigned int)strlen(c->cn)),
-		             0);
+	gnutls_x509_crt_t crt = crt_test_begin(&key, c->cn);
 	for (int i = 0; i < 3 && c->dns[i] != NULL; i++)
 		cr_assert_eq(gnutls_x509_crt_set_subject_alt_name(
 		                 crt, GNUTLS_SAN_DNSNAME, c->dns[i],
@@ -53,11 +36,7 @@ static gnutls_datum_t make_der(const struct names_case *c)
 		                 crt, GNUTLS_SAN_RFC822NAME, c->email,
 		                 (unsigned int)strlen(c->email), GNUTLS_FSAN_APPEND),
 		             0);
-	cr_assert_eq(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0), 0);
-	cr_assert_eq(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &der), 0);
-	gnutls_x509_crt_deinit(crt);
-	gnutls_x509_privkey_deinit(key);
-	return der;
+	return crt_test_finish(crt, key);
 }
 
 static const struct names_case cases[] = {

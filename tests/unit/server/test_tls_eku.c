@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tests/unit/certs/crt_testlib.h"
 #include "server/tls.h"
 
 #define KP_ANY "2.5.29.37.0"
@@ -16,29 +17,11 @@
 static void make_der(const char *const *purposes, gnutls_datum_t *der)
 {
 	gnutls_x509_privkey_t key;
-	gnutls_x509_crt_t crt;
-	unsigned char serial[8] = {0x11, 2, 3, 4, 5, 6, 7, 8};
-	time_t now = time(NULL);
-
-	cr_assert_eq(gnutls_x509_privkey_init(&key), 0);
-	cr_assert_eq(gnutls_x509_privkey_generate(
-	                 key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
-	             0);
-	cr_assert_eq(gnutls_x509_crt_init(&crt), 0);
-	cr_assert_eq(gnutls_x509_crt_set_version(crt, 3), 0);
-	cr_assert_eq(gnutls_x509_crt_set_serial(crt, serial, sizeof(serial)), 0);
-	cr_assert_eq(gnutls_x509_crt_set_activation_time(crt, now - 60), 0);
-	cr_assert_eq(gnutls_x509_crt_set_expiration_time(crt, now + 86400), 0);
-	cr_assert_eq(gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, "alice", 5),
-	             0);
-	cr_assert_eq(gnutls_x509_crt_set_key(crt, key), 0);
+	gnutls_x509_crt_t crt = crt_test_begin(&key, "alice");
 	cr_assert_eq(gnutls_x509_crt_set_basic_constraints(crt, 0, -1), 0);
 	for (size_t i = 0; purposes[i] != NULL; i++)
 		cr_assert_eq(gnutls_x509_crt_set_key_purpose_oid(crt, purposes[i], 0), 0);
-	cr_assert_eq(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0), 0);
-	cr_assert_eq(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, der), 0);
-	gnutls_x509_crt_deinit(crt);
-	gnutls_x509_privkey_deinit(key);
+	*der = crt_test_finish(crt, key);
 }
 
 static const char *refusal(const char *const *purposes, enum cfg_no_eku no_eku)

@@ -48,6 +48,23 @@ static inline void fx_rmdir(struct store_fixture *fx)
 	cr_assert_eq(system(cmd), 0);
 }
 
+/* A fresh store in a new folder, ready for blocking calls (a suite's .init)... */
+static inline void fx_setup(struct store_fixture *fx)
+{
+	memset(fx, 0, sizeof(*fx));
+	fx_dir(fx);
+	fx_open(fx);
+	store_sync_init(&fx->w);
+}
+
+/* ...and gone again (its .fini). */
+static inline void fx_teardown(struct store_fixture *fx)
+{
+	store_sync_done(&fx->w);
+	store_close(fx->s);
+	fx_rmdir(fx);
+}
+
 /* Starts a blocking call: fx->w is fresh; returns the call's rc after waiting. */
 static inline struct store_sync *fx_begin(struct store_fixture *fx)
 {

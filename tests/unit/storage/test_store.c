@@ -11,17 +11,12 @@ static struct store_fixture fx;
 
 static void setup(void)
 {
-	memset(&fx, 0, sizeof(fx));
-	fx_dir(&fx);
-	fx_open(&fx);
-	store_sync_init(&fx.w);
+	fx_setup(&fx);
 }
 
 static void teardown(void)
 {
-	store_sync_done(&fx.w);
-	store_close(fx.s);
-	fx_rmdir(&fx);
+	fx_teardown(&fx);
 }
 
 TestSuite(store, .init = setup, .fini = teardown, .timeout = 60);
