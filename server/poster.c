@@ -17,21 +17,23 @@ struct poster {
 	struct poster_item *head, *tail;
 };
 
+/* One item at a time under the lock, never a batch taken aside: a posted function may call
+ * poster_close, whose drain must not run later posts before the rest of such a batch. */
 static void poster_drain(struct poster *p)
 {
 	for (;;) {
 		pthread_mutex_lock(&p->lock);
-		struct poster_item *list = p->head;
-		p->head = p->tail = NULL;
-		pthread_mutex_unlock(&p->lock);
-		if (list == NULL)
-			return;
-		while (list != NULL) {
-			struct poster_item *it = list;
-			list = it->next;
-			it->fn(it->arg);
-			free(it);
+		struct poster_item *it = p->head;
+		if (it != NULL) {
+			p->head = it->next;
+			if (p->head == NULL)
+				p->tail = NULL;
 		}
+		pthread_mutex_unlock(&p->lock);
+		if (it == NULL)
+			return;
+		it->fn(it->arg);
+		free(it);
 	}
 }
 
