@@ -901,6 +901,63 @@ bool conn_release(struct conn *c)
 	return alive;
 }
 
+void conn_step_begin(struct conn *c)
+{
+	conn_pause(c);
+	conn_hold(c);
+}
+
+bool conn_step_end(struct conn *c, void (*fn)(void *sess, void *arg), void *arg)
+{
+	bool ran = false;
+	if (conn_is_open(c) && c->sess != NULL) {
+		/* The step's own pause ends here; if fn begins another step it pauses again,
+		 * and then input must stay stopped. */
+		c->paused = false;
+		fn(c->sess, arg); /* held: a close inside waits for conn_release below */
+		ran = true;
+		if (!c->paused) {
+			c->paused = true;
+			conn_resume(c);
+		}
+	}
+	conn_release(c);
+	return ran;
+}
+
+struct conn_later {
+	uv_timer_t timer;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static void conn_later_free_cb(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void conn_later_cb(uv_timer_t *t)
+{
+	struct conn_later *l = t->data;
+	l->fn(l->arg);
+	uv_close((uv_handle_t *)&l->timer, conn_later_free_cb);
+}
+
+void conn_after(struct conn *c, unsigned ms, void (*fn)(void *arg), void *arg)
+{
+	struct conn_later *l = xcalloc(1, sizeof(*l));
+	l->fn = fn;
+	l->arg = arg;
+	uv_timer_init(c->server->loop, &l->timer);
+	l->timer.data = l;
+	uv_timer_start(&l->timer, conn_later_cb, ms, 0);
+}
+
+bool conn_is_open(const struct conn *c)
+{
+	return c->state == CONN_PLAIN || c->state == CONN_TLS;
+}
+
 void conn_delay(struct conn *c, unsigned ms, void (*fn)(void *sess))
 {
 	if (c->state != CONN_PLAIN && c->state != CONN_TLS)

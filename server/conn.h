@@ -107,6 +107,25 @@ void conn_set_line_limit(struct conn *c, size_t limit);
 void conn_hold(struct conn *c);
 bool conn_release(struct conn *c);
 
+/*
+ * A step of asynchronous work that shared code (server/auth/) takes for the session, so it
+ * needs nothing of the connection's insides. conn_step_begin pauses input and holds the
+ * connection (conn_hold). conn_step_end ends the step exactly once: when the connection is
+ * still open and has a session it calls fn(sess, arg) as a protocol callback (fn may begin
+ * another step or pause), then resumes input unless fn did; in every case it releases the
+ * hold. Returns whether fn ran.
+ */
+void conn_step_begin(struct conn *c);
+bool conn_step_end(struct conn *c, void (*fn)(void *sess, void *arg), void *arg);
+
+/* Calls fn(arg) once on the loop thread after ms milliseconds (0: on the next turn of the
+ * loop, never before returning), whether or not the connection is still open by then: the
+ * caller holds the connection (conn_hold or conn_step_begin) and checks conn_is_open. */
+void conn_after(struct conn *c, unsigned ms, void (*fn)(void *arg), void *arg);
+
+/* The session may still speak: neither closing nor closed (nor in a TLS handshake). */
+bool conn_is_open(const struct conn *c);
+
 /* Pauses input and calls fn(sess) after ms milliseconds (failed-login delays); input
  * resumes after fn returns unless fn paused again. One delay at a time. */
 void conn_delay(struct conn *c, unsigned ms, void (*fn)(void *sess));

@@ -12,14 +12,13 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "server/auth/auth.h"
-#include "server/server_private.h"
+#include "server/conn.h"
 #include "server/services.h"
 #include "storage/store.h"
 
 struct login {
 	struct conn *conn;
 	auth_login_cb *cb;
-	uv_timer_t timer;
 	char mech[16];
 	char *user;
 	char *password;
@@ -34,70 +33,55 @@ struct login {
 
 static bool login_alive(const struct login *l)
 {
-	return l->conn->state == CONN_PLAIN || l->conn->state == CONN_TLS;
+	return conn_is_open(l->conn);
 }
 
-static void login_free_cb(uv_handle_t *h)
+static void login_answer(void *sess, void *arg)
 {
-	struct login *l = h->data;
-	free(l);
+	struct login *l = arg;
+	struct auth_login_result r = {
+	    .status = l->status,
+	    .user_id = l->user_id,
+	    .user = l->user,
+	};
+	l->cb(sess, &r);
 }
 
 /* The answer, once any failure delay is over. */
-static void login_reply(struct login *l)
+static void login_reply(void *arg)
 {
-	struct conn *c = l->conn;
-	if (login_alive(l)) {
-		struct auth_login_result r = {
-		    .status = l->status,
-		    .user_id = l->user_id,
-		    .user = l->user,
-		};
-		void *sess = c->sess;
-		/* The login's own pause ends here; if the callback starts another asynchronous
-		 * step it pauses again, and then input must stay stopped. */
-		c->paused = false;
-		if (sess != NULL)
-			l->cb(sess, &r);
-		if (!c->paused) {
-			c->paused = true;
-			conn_resume(c);
-		}
-	}
+	struct login *l = arg;
+	conn_step_end(l->conn, login_answer, l);
 	free(l->user);
 	free(l->password_tag);
-	conn_release(c);
-	uv_close((uv_handle_t *)&l->timer, login_free_cb);
-}
-
-static void login_reply_cb(uv_timer_t *t)
-{
-	login_reply(t->data);
+	free(l);
 }
 
 static void login_finish(struct login *l, enum auth_login_status status, const char *why)
 {
 	struct conn *c = l->conn;
-	struct services *sv = c->server->services;
+	struct services *sv = conn_services(c);
+	const char *ip = conn_peer_ip(c);
 	uint64_t now = conn_now_ms(c);
 	unsigned delay = 0;
 	char user_esc[200];
 	log_escape(user_esc, sizeof(user_esc), l->user, strlen(l->user));
 	if (status == AUTH_LOGIN_OK) {
-		log_event(
-		    LOGL_INFO, "session=%s proto=%s event=auth_ok mech=%s user=%s ip=%s cached=%s",
-		    c->id, conn_proto_name(c), l->mech, user_esc, c->ip, l->cached ? "yes" : "no");
+		log_event(LOGL_INFO,
+		          "session=%s proto=%s event=auth_ok mech=%s user=%s ip=%s cached=%s",
+		          conn_id(c), conn_proto_name(c), l->mech, user_esc, ip,
+		          l->cached ? "yes" : "no");
 	} else {
 		log_event(LOGL_WARN,
 		          "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
-		          c->id, conn_proto_name(c), l->mech, user_esc, c->ip, why);
+		          conn_id(c), conn_proto_name(c), l->mech, user_esc, ip, why);
 	}
 	if (status == AUTH_LOGIN_OK)
-		authfail_succeeded(sv->authfail, c->ip, l->user, l->held, now);
+		authfail_succeeded(sv->authfail, ip, l->user, l->held, now);
 	else if (status == AUTH_LOGIN_TEMPFAIL || !l->checked)
-		authfail_abandoned(sv->authfail, c->ip, l->held, now);
+		authfail_abandoned(sv->authfail, ip, l->held, now);
 	else
-		delay = authfail_failed(sv->authfail, c->ip, l->user, l->held, now);
+		delay = authfail_failed(sv->authfail, ip, l->user, l->held, now);
 	if (status == AUTH_LOGIN_OK && !l->cached && l->password_tag != NULL)
 		authcache_add(sv->authcache, l->user, l->password, l->password_tag, now);
 	explicit_bzero(l->password, strlen(l->password));
@@ -108,14 +92,14 @@ static void login_finish(struct login *l, enum auth_login_status status, const c
 	 * never held up by anyone's failures, and a wrong one for an unknown user waits
 	 * exactly as long as one for a real user (the counts do not depend on the name). */
 	if (delay > 0 && login_alive(l))
-		uv_timer_start(&l->timer, login_reply_cb, delay, 0);
+		conn_after(c, delay, login_reply, l);
 	else
 		login_reply(l);
 }
 
 int auth_cert_policy(struct conn *c, const char *user, bool user_requires_cert, const char **why_r)
 {
-	const struct config *cfg = c->server->cfg;
+	const struct config *cfg = conn_config(c);
 	const char *identity = conn_cert_identity(c);
 	if (identity != NULL && strcmp(identity, user) != 0) {
 		*why_r = "certificate_user_mismatch";
@@ -156,7 +140,7 @@ static void login_auth_done(void *ctx, int rc, struct store_result *res)
 		login_finish(l, AUTH_LOGIN_FAILED, "bad_credentials");
 	} else {
 		log_event(LOGL_ERROR, "session=%s event=store_error op=auth error=\"%s\"",
-		          l->conn->id, store_strerror(rc));
+		          conn_id(l->conn), store_strerror(rc));
 		login_finish(l, AUTH_LOGIN_TEMPFAIL, "store_error");
 	}
 }
@@ -164,7 +148,7 @@ static void login_auth_done(void *ctx, int rc, struct store_result *res)
 static void login_check_password(struct login *l)
 {
 	l->checked = true;
-	struct store *st = l->conn->server->services->store;
+	struct store *st = conn_services(l->conn)->store;
 	int r = store_auth(st, l->user, l->password, login_auth_done, l);
 	if (r < 0)
 		login_auth_done(l, r, NULL);
@@ -181,7 +165,7 @@ static void login_user_got(void *ctx, int rc, struct store_result *res)
 	if (rc == 0 && res->n_users == 1 && res->users[0].password_tag != NULL) {
 		const struct store_user *u = &res->users[0];
 		l->password_tag = xstrdup(u->password_tag);
-		struct services *sv = l->conn->server->services;
+		struct services *sv = conn_services(l->conn);
 		if (!u->disabled && authcache_hit(sv->authcache, l->user, l->password,
 		                                  l->password_tag, conn_now_ms(l->conn))) {
 			l->cached = true;
@@ -197,18 +181,18 @@ static void login_user_got(void *ctx, int rc, struct store_result *res)
 
 /* Step 1: wait for a check slot of the address when it has failures pending (never a
  * delay for the password's own sake: that comes after the check, for failures only). */
-static void login_timer_cb(uv_timer_t *t)
+static void login_start(void *arg)
 {
-	struct login *l = t->data;
+	struct login *l = arg;
 	if (!login_alive(l)) {
 		login_finish(l, AUTH_LOGIN_FAILED, "connection_closed");
 		return;
 	}
-	struct services *sv = l->conn->server->services;
-	unsigned wait =
-	    authfail_begin(sv->authfail, l->conn->ip, l->user, conn_now_ms(l->conn), &l->held);
+	struct services *sv = conn_services(l->conn);
+	unsigned wait = authfail_begin(sv->authfail, conn_peer_ip(l->conn), l->user,
+	                               conn_now_ms(l->conn), &l->held);
 	if (wait > 0) {
-		uv_timer_start(&l->timer, login_timer_cb, wait, 0);
+		conn_after(l->conn, wait, login_start, l);
 		return;
 	}
 	/* A connection that carries another user's certificate is told so before any
@@ -236,10 +220,7 @@ void auth_login(struct conn *c, const char *mech, const char *user, const char *
 	for (char *p = l->user; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	l->password = xstrdup(password);
-	conn_pause(c);
-	conn_hold(c);
-	uv_timer_init(c->server->loop, &l->timer);
-	l->timer.data = l;
-	/* From the timer, so the callback never runs before auth_login returns. */
-	uv_timer_start(&l->timer, login_timer_cb, 0, 0);
+	conn_step_begin(c);
+	/* Later, so the callback never runs before auth_login returns. */
+	conn_after(c, 0, login_start, l);
 }

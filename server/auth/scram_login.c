@@ -22,7 +22,7 @@
 #include "common/xmalloc.h"
 #include "server/auth/auth.h"
 #include "server/auth/scram.h"
-#include "server/server_private.h"
+#include "server/conn.h"
 #include "server/services.h"
 #include "server/tls.h"
 #include "storage/store.h"
@@ -31,7 +31,6 @@ struct scram_auth {
 	struct conn *conn;
 	scram_auth_cb *cb;
 	struct scram_server *x;
-	uv_timer_t timer;
 	char *first; /* the client-first-message (base64) until the material is set */
 	char *final; /* the client-final-message (base64) while it waits for a check slot */
 	char user[AUTH_FIELD_MAX + 1];
@@ -45,7 +44,7 @@ struct scram_auth {
 
 static bool scram_alive(const struct scram_auth *a)
 {
-	return a->conn->state == CONN_PLAIN || a->conn->state == CONN_TLS;
+	return conn_is_open(a->conn);
 }
 
 static const char *scram_mech_name(const struct scram_auth *a)
@@ -57,56 +56,58 @@ static const char *scram_mech_name(const struct scram_auth *a)
 static unsigned scram_log(struct scram_auth *a, enum auth_login_status st, const char *why)
 {
 	struct conn *c = a->conn;
-	struct authfail *af = c->server->services->authfail;
+	struct authfail *af = conn_services(c)->authfail;
+	const char *ip = conn_peer_ip(c);
 	uint64_t now = conn_now_ms(c);
 	char user_esc[200];
 	log_escape(user_esc, sizeof(user_esc), a->user, strlen(a->user));
 	if (st == AUTH_LOGIN_OK)
 		log_event(LOGL_INFO, "session=%s proto=%s event=auth_ok mech=%s user=%s ip=%s",
-		          c->id, conn_proto_name(c), scram_mech_name(a), user_esc, c->ip);
+		          conn_id(c), conn_proto_name(c), scram_mech_name(a), user_esc, ip);
 	else
 		log_event(LOGL_WARN,
 		          "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
-		          c->id, conn_proto_name(c), scram_mech_name(a), user_esc, c->ip, why);
+		          conn_id(c), conn_proto_name(c), scram_mech_name(a), user_esc, ip, why);
 	bool held = a->held;
 	a->held = false;
 	if (st == AUTH_LOGIN_OK) {
-		authfail_succeeded(af, c->ip, a->user, held, now);
+		authfail_succeeded(af, ip, a->user, held, now);
 		return 0;
 	}
 	/* A malformed first message tests no password: logged, not counted. */
 	if (st == AUTH_LOGIN_TEMPFAIL || !a->checked) {
-		authfail_abandoned(af, c->ip, held, now);
+		authfail_abandoned(af, ip, held, now);
 		return 0;
 	}
-	return authfail_failed(af, c->ip, a->user, held, now);
+	return authfail_failed(af, ip, a->user, held, now);
 }
 
 /* Ends a step: hands r to the session (if it is still there), resumes input unless the
  * callback paused again, and lets the connection go. a may be freed by the callback or
  * by conn_release (the session's close), so it is not touched after. */
-static void scram_answer(struct scram_auth *a, struct scram_auth_result *r)
+struct scram_answer {
+	struct scram_auth *a;
+	struct scram_auth_result *r;
+};
+
+static void scram_answer_cb(void *sess, void *arg)
 {
-	struct conn *c = a->conn;
-	a->busy = false;
-	if (scram_alive(a) && c->sess != NULL) {
-		void *sess = c->sess;
-		scram_auth_cb *cb = a->cb;
-		r->user = a->user;
-		r->user_id = a->user_id;
-		c->paused = false;
-		cb(sess, r);
-		if (!c->paused) {
-			c->paused = true;
-			conn_resume(c);
-		}
-	}
-	conn_release(c);
+	struct scram_answer *x = arg;
+	x->r->user = x->a->user;
+	x->r->user_id = x->a->user_id;
+	x->a->cb(sess, x->r);
 }
 
-static void scram_fail_cb(uv_timer_t *t)
+static void scram_answer(struct scram_auth *a, struct scram_auth_result *r)
 {
-	struct scram_auth *a = t->data;
+	struct scram_answer x = {a, r};
+	a->busy = false;
+	conn_step_end(a->conn, scram_answer_cb, &x);
+}
+
+static void scram_fail_cb(void *arg)
+{
+	struct scram_auth *a = arg;
 	scram_answer(a, &(struct scram_auth_result){.done = true, .status = a->status});
 }
 
@@ -117,7 +118,7 @@ static void scram_done(struct scram_auth *a, enum auth_login_status st, const ch
 	if (delay > 0 && scram_alive(a)) {
 		/* Only failures wait, so final (a success's) is not needed later. */
 		a->status = st;
-		uv_timer_start(&a->timer, scram_fail_cb, delay, 0);
+		conn_after(a->conn, delay, scram_fail_cb, a);
 		return;
 	}
 	struct scram_auth_result r = {.done = true, .status = st, .challenge = final};
@@ -131,7 +132,7 @@ static void scram_user_got(void *ctx, int rc, struct store_result *res)
 	a->first = NULL;
 	if (!scram_alive(a)) {
 		free(final);
-		authfail_abandoned(a->conn->server->services->authfail, a->conn->ip, a->held,
+		authfail_abandoned(conn_services(a->conn)->authfail, conn_peer_ip(a->conn), a->held,
 		                   conn_now_ms(a->conn));
 		a->held = false;
 		scram_answer(a, &(struct scram_auth_result){.done = true});
@@ -163,19 +164,19 @@ static void scram_drop_final(struct scram_auth *a)
 }
 
 /* The proof may be checked once the address has a free check slot. */
-static void scram_proof_cb(uv_timer_t *t)
+static void scram_proof_cb(void *arg)
 {
-	struct scram_auth *a = t->data;
+	struct scram_auth *a = arg;
 	struct conn *c = a->conn;
 	if (!scram_alive(a)) {
 		scram_drop_final(a);
 		scram_answer(a, &(struct scram_auth_result){.done = true});
 		return;
 	}
-	unsigned wait =
-	    authfail_begin(c->server->services->authfail, c->ip, a->user, conn_now_ms(c), &a->held);
+	unsigned wait = authfail_begin(conn_services(c)->authfail, conn_peer_ip(c), a->user,
+	                               conn_now_ms(c), &a->held);
 	if (wait > 0) {
-		uv_timer_start(&a->timer, scram_proof_cb, wait, 0);
+		conn_after(c, wait, scram_proof_cb, a);
 		return;
 	}
 	char *out = NULL;
@@ -190,7 +191,7 @@ static void scram_proof_cb(uv_timer_t *t)
 	}
 	/* The proof matched: now the certificate policy, which needs the user's flag. */
 	a->first = out;
-	int s = store_user_get(c->server->services->store, a->user, scram_user_got, a);
+	int s = store_user_get(conn_services(c)->store, a->user, scram_user_got, a);
 	if (s < 0)
 		scram_user_got(a, s, NULL);
 }
@@ -198,11 +199,10 @@ static void scram_proof_cb(uv_timer_t *t)
 void scram_auth_step(struct scram_auth *a, const char *b64, size_t len)
 {
 	struct conn *c = a->conn;
-	conn_pause(c);
-	conn_hold(c);
+	conn_step_begin(c);
 	a->busy = true;
 	a->final = xstrndup(b64, len);
-	uv_timer_start(&a->timer, scram_proof_cb, 0, 0);
+	conn_after(c, 0, scram_proof_cb, a);
 }
 
 static void scram_material_got(void *ctx, int rc, struct store_result *res)
@@ -226,7 +226,7 @@ static void scram_material_got(void *ctx, int rc, struct store_result *res)
 		r = scram_server_set_dummy(a->x, a->user);
 	} else {
 		log_event(LOGL_ERROR, "session=%s event=store_error op=scram error=\"%s\"",
-		          a->conn->id, store_strerror(rc));
+		          conn_id(a->conn), store_strerror(rc));
 		scram_done(a, AUTH_LOGIN_TEMPFAIL, "store_error", NULL);
 		return;
 	}
@@ -245,14 +245,14 @@ static void scram_material_got(void *ctx, int rc, struct store_result *res)
 }
 
 /* From the timer, so the first answer never comes before scram_auth_start returns. */
-static void scram_timer_cb(uv_timer_t *t)
+static void scram_timer_cb(void *arg)
 {
-	struct scram_auth *a = t->data;
+	struct scram_auth *a = arg;
 	if (!scram_alive(a)) {
 		scram_answer(a, &(struct scram_auth_result){.done = true});
 		return;
 	}
-	struct store *st = a->conn->server->services->store;
+	struct store *st = conn_services(a->conn)->store;
 	int r = store_user_scram(st, a->user, scram_material_got, a);
 	if (r < 0)
 		scram_material_got(a, r, NULL);
@@ -262,9 +262,10 @@ static void scram_timer_cb(uv_timer_t *t)
  * by auth.channel_binding, and TLS can export it. 0 or -ENOTSUP. */
 static int scram_binding(struct conn *c, unsigned char bind[SCRAM_CB_LEN])
 {
-	const struct config *cfg = c->server->cfg;
-	if (cfg == NULL || !cfg->auth.channel_binding || c->tls == NULL ||
-	    tls_session_channel_binding(c->tls, bind, SCRAM_CB_LEN) < 0)
+	const struct config *cfg = conn_config(c);
+	struct tls_session *tls = conn_tls(c);
+	if (cfg == NULL || !cfg->auth.channel_binding || tls == NULL ||
+	    tls_session_channel_binding(tls, bind, SCRAM_CB_LEN) < 0)
 		return -ENOTSUP;
 	return 0;
 }
@@ -289,17 +290,14 @@ struct scram_auth *scram_auth_start(struct conn *c, bool plus, const char *b64, 
 	for (size_t i = 0; user[i] != '\0'; i++)
 		a->user[i] = (char)tolower((unsigned char)user[i]);
 	a->first = xstrndup(b64, len);
-	uv_timer_init(c->server->loop, &a->timer);
-	a->timer.data = a;
-	conn_pause(c);
-	conn_hold(c);
+	conn_step_begin(c);
 	a->busy = true;
 	/* PLUS without a channel binding (no TLS exporter): a plain exchange, which GNU SASL
 	 * ends like a wrong password when the client asks to bind. */
 	if (scram_server_new(plus, have_cb ? bind : NULL, SCRAM_CB_LEN, &a->x) < 0)
 		(void)scram_server_new(false, NULL, 0, &a->x);
 	gnutls_memset(bind, 0, sizeof(bind));
-	uv_timer_start(&a->timer, scram_timer_cb, 0, 0);
+	conn_after(c, 0, scram_timer_cb, a);
 	return a;
 }
 
@@ -310,12 +308,6 @@ bool scram_plus_offered(struct conn *c)
 		return false;
 	gnutls_memset(bind, 0, sizeof(bind));
 	return true;
-}
-
-static void scram_free_cb(uv_handle_t *h)
-{
-	struct scram_auth *a = h->data;
-	free(a);
 }
 
 void scram_auth_free(struct scram_auth *a)
@@ -329,5 +321,5 @@ void scram_auth_free(struct scram_auth *a)
 	a->first = NULL;
 	scram_drop_final(a);
 	explicit_bzero(a->user, sizeof(a->user));
-	uv_close((uv_handle_t *)&a->timer, scram_free_cb);
+	free(a);
 }

@@ -11,7 +11,7 @@
 
 #include "common/log.h"
 #include "common/xmalloc.h"
-#include "server/auth/external.h"
+#include "server/auth/cert_login.h"
 #include "server/imap/imap_client.h"
 #include "server/imap/imap_mutf7.h"
 #include "server/imap/imap_private.h"
@@ -277,8 +277,8 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 		return;
 	}
 	if (cl->state == IMAP_STATE_NOAUTH) {
-		buf_append_str(o, auth_external_offered(cl->c) ? " AUTH=PLAIN AUTH=EXTERNAL"
-		                                               : " AUTH=PLAIN");
+		buf_append_str(o, auth_cert_offered(cl->c) ? " AUTH=PLAIN AUTH=EXTERNAL"
+		                                           : " AUTH=PLAIN");
 		buf_append_str(o, " SASL-IR LITERAL+ ID ENABLE");
 		return;
 	}
@@ -710,35 +710,20 @@ static void greet(struct imap_client *cl, bool preauth)
 	buf_free(&o);
 }
 
-static void preauth_user(void *ctx, int rc, struct store_result *res)
+/* The login at connect (certificate_login: preauth), by the one certificate road: a
+ * refusal, or a user who must give a password as well, gets the normal greeting. */
+static void preauth_done(void *sess, const struct auth_login_result *r)
 {
-	struct imap_client *cl = ctx;
-	if (!imap_async_end(cl))
-		return;
-	/* Certificate AND password (the global policy or the user's flag): the certificate
-	 * alone must not log in, so such users get the normal greeting and a LOGIN. */
-	bool password_too = rc == 0 && res->n_users == 1 &&
-	                    (res->users[0].require_client_certificate ||
-	                     conn_config(cl->c)->auth.require_client_certificate);
-	if (password_too)
-		log_event(LOGL_INFO,
-		          "session=%s proto=imap event=preauth_skipped user=%s ip=%s "
-		          "reason=password_required",
-		          conn_id(cl->c), res->users[0].address, conn_peer_ip(cl->c));
-	if (rc == 0 && res->n_users == 1 && !res->users[0].disabled && !password_too) {
-		cl->user_id = res->users[0].id;
-		cl->user = xstrdup(res->users[0].address);
+	struct imap_client *cl = sess;
+	if (r->status == AUTH_LOGIN_OK) {
+		cl->user_id = r->user_id;
+		cl->user = xstrdup(r->user);
 		imap_set_state(cl, IMAP_STATE_AUTH);
 		conn_set_authenticated(cl->c, cl->user);
-		log_event(
-		    LOGL_INFO,
-		    "session=%s proto=imap event=auth_ok mech=EXTERNAL user=%s ip=%s serial=%s",
-		    conn_id(cl->c), cl->user, conn_peer_ip(cl->c), conn_cert_serial(cl->c));
 		greet(cl, true);
 	} else {
 		greet(cl, false);
 	}
-	conn_resume(cl->c);
 }
 
 struct imap_client *imap_client_new(struct conn *c)
@@ -750,15 +735,10 @@ struct imap_client *imap_client_new(struct conn *c)
 	imap_reader_init(&cl->reader, cfg != NULL ? cfg->limits.message_size : 52428800);
 	imap_reader_set_max(&cl->reader, IMAP_COMMAND_MAX_PREAUTH);
 	const struct cfg_listener *l = conn_listener(c);
-	const char *ident = conn_cert_identity(c);
-	struct store *s = imap_store(cl);
-	if (l != NULL && l->certificate_login == CFG_CERT_LOGIN_PREAUTH && ident != NULL &&
-	    s != NULL && conn_is_tls(c)) {
-		imap_async_begin(cl);
-		if (store_user_get(s, ident, preauth_user, cl) == 0)
-			return cl;
-		conn_release(c);
-		conn_resume(c);
+	if (l != NULL && l->certificate_login == CFG_CERT_LOGIN_PREAUTH &&
+	    conn_cert_identity(c) != NULL && conn_is_tls(c)) {
+		auth_cert_login(c, AUTH_CERT_PREAUTH, NULL, preauth_done);
+		return cl;
 	}
 	greet(cl, false);
 	return cl;

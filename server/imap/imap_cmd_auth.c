@@ -9,7 +9,7 @@
 
 #include "common/xmalloc.h"
 #include "server/auth/auth.h"
-#include "server/auth/external.h"
+#include "server/auth/cert_login.h"
 #include "server/auth/login.h"
 #include "server/imap/imap_private.h"
 
@@ -151,7 +151,7 @@ static void plain_login(struct imap_client *cl, const char *b64, size_t len)
 	auth_plain_wipe(&p);
 }
 
-/* SASL EXTERNAL: the login is the client certificate's identity (server/auth/external.h);
+/* SASL EXTERNAL: the login is the client certificate's identity (server/auth/cert_login.h);
  * the response is empty ("=") or the base64 of an authorization identity, which must be
  * the certificate's own. */
 static void external_login(struct imap_client *cl, const char *b64, size_t len)
@@ -166,7 +166,7 @@ static void external_login(struct imap_client *cl, const char *b64, size_t len)
 		imap_done(cl, "BAD", "Invalid SASL EXTERNAL response");
 		return;
 	}
-	auth_external(cl->c, authzid, login_done);
+	auth_cert_login(cl->c, AUTH_CERT_EXTERNAL, authzid, login_done);
 }
 
 void imap_cmd_authenticate(struct imap_client *cl, const struct imap_arg *a, size_t n)

@@ -8,12 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/base64.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "server/auth/cert_login.h"
 #include "server/conn.h"
-#include "server/services.h"
-#include "storage/store.h"
 
 /* A SASL continuation line: base64 of authzid, authcid and password plus slack. */
 #define POP3_SASL_LINE_MAX 4096
@@ -28,8 +26,6 @@ void pop3_auth_init(struct pop3_auth *a, struct conn *c, void *sess, pop3_auth_d
 
 void pop3_auth_free(struct pop3_auth *a)
 {
-	free(a->ext_user);
-	a->ext_user = NULL;
 	a->have_user = false;
 	a->step = POP3_AUTH_IDLE;
 }
@@ -116,91 +112,16 @@ static int pop3_auth_plain(struct pop3_auth *a, const char *resp, size_t len)
 
 /* ---- SASL EXTERNAL --------------------------------------------------------------- */
 
-/*
- * EXTERNAL is the certificate alone. Where the administrator demands a certificate AND a
- * password (auth.require_client_certificate, or the user's require-cert flag), it would
- * drop the password, so it is not offered (globally) or refused (for that user).
- */
-static bool pop3_auth_external_allowed(struct pop3_auth *a)
-{
-	const struct config *cfg = conn_config(a->c);
-	return conn_cert_identity(a->c) != NULL &&
-	       (cfg == NULL || !cfg->auth.require_client_certificate);
-}
-
-static void pop3_auth_ext_got(void *ctx, int rc, struct store_result *res)
-{
-	struct pop3_auth *a = ctx;
-	struct conn *c = a->c;
-	if (!conn_release(c))
-		return;
-	struct auth_login_result r = {.status = AUTH_LOGIN_FAILED};
-	const char *why = "unknown_user";
-	if (rc == 0 && res->n_users == 1 && !res->users[0].disabled &&
-	    res->users[0].require_client_certificate) {
-		why = "password_required";
-	} else if (rc == 0 && res->n_users == 1 && !res->users[0].disabled) {
-		r.status = AUTH_LOGIN_OK;
-		r.user_id = res->users[0].id;
-		r.user = a->ext_user;
-	} else if (rc < 0 && rc != -ENOENT) {
-		r.status = AUTH_LOGIN_TEMPFAIL;
-		why = "store_error";
-	}
-	char esc[200];
-	log_escape(esc, sizeof(esc), a->ext_user, strlen(a->ext_user));
-	if (r.status == AUTH_LOGIN_OK)
-		log_event(
-		    LOGL_INFO,
-		    "session=%s proto=pop3 event=auth_ok mech=EXTERNAL user=%s ip=%s serial=%s",
-		    conn_id(c), esc, conn_peer_ip(c), conn_cert_serial(c));
-	else
-		log_event(LOGL_WARN,
-		          "session=%s proto=pop3 event=auth_failed mech=EXTERNAL user=%s ip=%s "
-		          "reason=%s",
-		          conn_id(c), esc, conn_peer_ip(c), why);
-	/* Input stays paused: the session answers and resumes it. Held during the call
-	 * so that a close there frees the session only after done returns. */
-	conn_hold(c);
-	a->done(a->sess, &r);
-	conn_release(c);
-}
-
+/* EXTERNAL is the certificate alone: the road in server/auth/cert_login.h decides. */
 static int pop3_auth_external(struct pop3_auth *a, const char *resp, size_t len)
 {
-	const char *identity = conn_cert_identity(a->c);
-	struct services *sv = conn_services(a->c);
-	if (len == 1 && resp[0] == '=')
-		len = 0;
-	if (len > 0) {
-		/* An authorization identity, when given, must be the certificate's own. */
-		unsigned char authz[AUTH_FIELD_MAX + 4];
-		long n = len <= base64_encoded_len(AUTH_FIELD_MAX) ? base64_decode(resp, len, authz)
-		                                                   : -EINVAL;
-		if (n < 0) {
-			conn_write_str(a->c, "-ERR [AUTH] malformed SASL EXTERNAL response\r\n");
-			return -1;
-		}
-		if (identity == NULL || (size_t)n != strlen(identity) ||
-		    strncasecmp((const char *)authz, identity, (size_t)n) != 0) {
-			pop3_auth_fail_now(a);
-			return 1;
-		}
+	char authz[AUTH_FIELD_MAX + 1] = "";
+	if (len > 0 && !(len == 1 && resp[0] == '=') &&
+	    auth_login_decode(resp, len, authz, sizeof(authz)) < 0) {
+		conn_write_str(a->c, "-ERR [AUTH] malformed SASL EXTERNAL response\r\n");
+		return -1;
 	}
-	if (identity == NULL || sv == NULL || sv->store == NULL) {
-		pop3_auth_fail_now(a);
-		return 1;
-	}
-	free(a->ext_user);
-	a->ext_user = xstrdup(identity);
-	conn_pause(a->c);
-	conn_hold(a->c);
-	int rc = store_user_get(sv->store, identity, pop3_auth_ext_got, a);
-	if (rc < 0) {
-		conn_release(a->c);
-		struct auth_login_result r = {.status = AUTH_LOGIN_TEMPFAIL};
-		a->done(a->sess, &r);
-	}
+	auth_cert_login(a->c, AUTH_CERT_EXTERNAL, authz, a->done);
 	return 1;
 }
 
@@ -208,7 +129,7 @@ static int pop3_auth_external(struct pop3_auth *a, const char *resp, size_t len)
 
 const char *pop3_auth_mechanisms(struct pop3_auth *a)
 {
-	return pop3_auth_external_allowed(a) ? "PLAIN EXTERNAL" : "PLAIN";
+	return auth_cert_offered(a->c) ? "PLAIN EXTERNAL" : "PLAIN";
 }
 
 int pop3_auth_auth(struct pop3_auth *a, const char *arg, size_t len)
@@ -222,15 +143,14 @@ int pop3_auth_auth(struct pop3_auth *a, const char *arg, size_t len)
 		/* Bare AUTH lists the mechanisms (draft-myers-sasl-pop3, still sent by some
 		 * clients before RFC 5034 CAPA). */
 		conn_write_str(a->c, "+OK\r\nPLAIN\r\n");
-		if (pop3_auth_external_allowed(a))
+		if (auth_cert_offered(a->c))
 			conn_write_str(a->c, "EXTERNAL\r\n");
 		conn_write_str(a->c, ".\r\n");
 		return 0;
 	}
 	if (mlen == 5 && strncasecmp(arg, "PLAIN", 5) == 0) {
 		wait = POP3_AUTH_PLAIN_WAIT;
-	} else if (mlen == 8 && strncasecmp(arg, "EXTERNAL", 8) == 0 &&
-	           pop3_auth_external_allowed(a)) {
+	} else if (mlen == 8 && strncasecmp(arg, "EXTERNAL", 8) == 0 && auth_cert_offered(a->c)) {
 		wait = POP3_AUTH_EXTERNAL_WAIT;
 	} else {
 		conn_write_str(a->c, "-ERR [AUTH] unsupported mechanism\r\n");

@@ -41,8 +41,6 @@ struct pop3_auth {
 	enum pop3_auth_step step;
 	bool have_user;
 	char user[AUTH_FIELD_MAX + 1]; /* from USER */
-	int64_t ext_user_id;           /* EXTERNAL: looked up from the certificate */
-	char *ext_user;
 };
 
 void pop3_auth_init(struct pop3_auth *a, struct conn *c, void *sess, pop3_auth_done_fn *done);

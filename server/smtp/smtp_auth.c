@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "server/auth/external.h"
+#include "server/auth/cert_login.h"
 #include "server/auth/login.h"
 #include "server/auth/scram.h"
 #include "server/conn.h"
@@ -39,7 +39,7 @@ const char *smtp_auth_mechanisms(const struct smtp_auth *a)
 	    "PLAIN LOGIN SCRAM-SHA-256-PLUS SCRAM-SHA-256",
 	    "PLAIN LOGIN SCRAM-SHA-256-PLUS SCRAM-SHA-256 EXTERNAL",
 	};
-	return mechs[(scram_plus_offered(a->c) ? 2 : 0) + (auth_external_offered(a->c) ? 1 : 0)];
+	return mechs[(scram_plus_offered(a->c) ? 2 : 0) + (auth_cert_offered(a->c) ? 1 : 0)];
 }
 
 void smtp_auth_cleanup(struct smtp_auth *a)
@@ -136,7 +136,7 @@ static void auth_external_resp(struct smtp_auth *a, const char *resp, size_t len
 		return;
 	}
 	a->state = SMTP_AUTH_CHECKING;
-	auth_external(a->c, authzid, auth_checked);
+	auth_cert_login(a->c, AUTH_CERT_EXTERNAL, authzid, auth_checked);
 }
 
 /* Each SCRAM step's outcome: a challenge, the server-final (logged in), or a refusal. */

@@ -5,7 +5,7 @@
  * certificate) and SCRAM-SHA-256(-PLUS) (server/auth/scram.h; its server-final-message goes
  * out in a last 334 and the client answers an empty line before 235): the exchange of 334
  * continuations, "*" to cancel (501 5.7.0), then auth_login() (server/auth/login.h) or
- * auth_external() (server/auth/external.h) does the real work: throttling delay, cache, store
+ * auth_cert_login() (server/auth/cert_login.h) does the real work: throttling delay, cache, store
  * check, certificate policy, the fail2ban log line. Every reply of the exchange is written here;
  * the session learns the outcome through done. The command and its continuation lines are secrets:
  * never logged.
@@ -73,7 +73,7 @@ void smtp_auth_line(struct smtp_auth *a, const char *line, size_t len);
  * auth.channel_binding is on and TLS gives a binding (scram_plus_offered; otherwise AUTH
  * with it is 504 5.5.4), plus EXTERNAL when the connection carries a verified client
  * certificate with an e-mail identity and no global certificate-AND-password policy
- * (auth_external_offered). */
+ * (auth_cert_offered). */
 const char *smtp_auth_mechanisms(const struct smtp_auth *a);
 
 #endif

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "server/auth/cert_login.h"
 #include "server/services.h"
 #include "server/smtp/smtp_private.h"
 #include "server/smtp/smtp_quota.h"
@@ -101,52 +102,26 @@ bool smtp_refuse_user_cert(struct smtp_session *s)
 
 /* ---- certificate login ------------------------------------------------------------------ */
 
-static void smtp_cert_user(void *ctx, int rc, struct store_result *res)
+/* The login at connect (certificate_login: preauth), by the one certificate road: a
+ * refusal, or a user who must give a password as well, leaves the client to AUTH. */
+static void smtp_cert_done(void *sess, const struct auth_login_result *r)
 {
-	struct smtp_session *s = ctx;
-
-	if (!conn_release(s->c))
-		return;
+	struct smtp_session *s = sess;
 	s->waiting = false;
-	/* Certificate AND password (the global policy or the user's flag): the certificate
-	 * alone must not log in; the client still has to AUTH. */
-	bool password_too = rc == 0 && res->n_users == 1 &&
-	                    (res->users[0].require_client_certificate ||
-	                     conn_config(s->c)->auth.require_client_certificate);
-	if (password_too)
-		log_event(LOGL_INFO,
-		          "session=%s proto=submission event=preauth_skipped user=%s ip=%s "
-		          "reason=password_required",
-		          conn_id(s->c), res->users[0].address, conn_peer_ip(s->c));
-	if (rc == 0 && res->n_users == 1 && !res->users[0].disabled && !password_too) {
+	if (r->status == AUTH_LOGIN_OK) {
 		s->authenticated = true;
 		snprintf(s->auth_mech, sizeof(s->auth_mech), "client certificate");
-		conn_set_authenticated(s->c, res->users[0].address);
-		log_event(LOGL_INFO,
-		          "session=%s proto=submission event=auth_ok mech=EXTERNAL "
-		          "user=%s ip=%s serial=%s",
-		          conn_id(s->c), res->users[0].address, conn_peer_ip(s->c),
-		          conn_cert_serial(s->c));
+		conn_set_authenticated(s->c, r->user);
 	}
-	conn_resume(s->c);
 }
 
 void smtp_cert_preauth(struct smtp_session *s)
 {
-	const char *id = conn_cert_identity(s->c);
-	struct store *st = conn_services(s->c) ? conn_services(s->c)->store : NULL;
-
-	if (!s->submission || s->authenticated || id == NULL || st == NULL ||
+	if (!s->submission || s->authenticated || conn_cert_identity(s->c) == NULL ||
 	    conn_listener(s->c)->certificate_login != CFG_CERT_LOGIN_PREAUTH)
 		return;
-	conn_pause(s->c);
-	conn_hold(s->c);
 	s->waiting = true;
-	if (store_user_get(st, id, smtp_cert_user, s) < 0) {
-		s->waiting = false;
-		conn_release(s->c);
-		conn_resume(s->c);
-	}
+	auth_cert_login(s->c, AUTH_CERT_PREAUTH, NULL, smtp_cert_done);
 }
 
 /* ---- MAIL ------------------------------------------------------------------------------- */

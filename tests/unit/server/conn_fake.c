@@ -17,6 +17,7 @@
 
 #include "common/buf.h"
 #include "common/xmalloc.h"
+#include "server/auth/cert_login.h"
 #include "server/auth/login.h"
 #include "server/conn.h"
 #include "server/notify.h"
@@ -276,6 +277,39 @@ bool conn_release(struct conn *c)
 	return !c->closed;
 }
 
+void conn_step_begin(struct conn *c)
+{
+	conn_pause(c);
+	conn_hold(c);
+}
+
+bool conn_step_end(struct conn *c, void (*fn)(void *sess, void *arg), void *arg)
+{
+	bool open = !c->closed && c->sess != NULL;
+	if (open) {
+		conn_resume(c);
+		fn(c->sess, arg);
+	}
+	conn_release(c);
+	return open;
+}
+
+bool conn_is_open(const struct conn *c)
+{
+	return !c->closed;
+}
+
+/* Nothing linked with the session tests waits on the loop, except the certificate road
+ * where a test links it (pop3_fakes.c runs it through its poster). */
+void conn_after(struct conn *c, unsigned ms, void (*fn)(void *arg), void *arg)
+    __attribute__((weak));
+void conn_after(struct conn *c, unsigned ms, void (*fn)(void *arg), void *arg)
+{
+	(void)c, (void)ms, (void)fn, (void)arg;
+	fprintf(stderr, "conn_fake: %s reached\n", __func__);
+	abort();
+}
+
 void conn_delay(struct conn *c, unsigned ms, void (*fn)(void *sess))
 {
 	c->now += ms;
@@ -294,8 +328,7 @@ uint64_t conn_now_ms(const struct conn *c)
 
 const char *conn_cert_serial(const struct conn *c)
 {
-	(void)c;
-	return "-";
+	return c->cert_identity != NULL ? "5ea1" : "-";
 }
 
 const char *conn_cert_identity(struct conn *c)
@@ -371,6 +404,21 @@ FAKE_WEAK void auth_login(struct conn *c, const char *mech, const char *user, co
 	(void)user;
 	(void)password;
 	c->login_cb = cb;
+}
+
+/* The certificate road lives in sealmaild (server/auth/cert_login.c); these session tests
+ * give no certificate unless they set one, and then it is never a user here. */
+FAKE_WEAK bool auth_cert_offered(struct conn *c)
+{
+	return c->cert_identity != NULL;
+}
+
+FAKE_WEAK void auth_cert_login(struct conn *c, enum auth_cert_use use, const char *authzid,
+                               auth_login_cb *cb)
+{
+	(void)use;
+	(void)authzid;
+	c->login_cb = cb; /* answered "failed" like auth_login, after the line callback */
 }
 
 #define FAKE_UNREACHED()                                                                           \

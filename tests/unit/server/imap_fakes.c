@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "server/auth/external.h"
 #include "server/spool.h"
 #include "storage/store.h"
 
@@ -26,23 +25,6 @@ __attribute__((weak)) int store_content_read_batch(struct store *s, int64_t mail
 	(void)s, (void)mailbox_id, (void)uids, (void)n, (void)max_total, (void)cb, (void)ctx;
 	fprintf(stderr, "imap_fakes: %s reached\n", __func__);
 	abort();
-}
-
-/* EXTERNAL lives in sealmaild (server/auth/external.c); the session tests give no
- * certificate, so it is never offered and refuses. */
-__attribute__((weak)) bool auth_external_offered(struct conn *c)
-{
-	(void)c;
-	return false;
-}
-
-void *fake_conn_sess(struct conn *c);
-
-__attribute__((weak)) void auth_external(struct conn *c, const char *authzid, auth_login_cb *cb)
-{
-	(void)authzid;
-	struct auth_login_result r = {.status = AUTH_LOGIN_FAILED};
-	cb(fake_conn_sess(c), &r);
 }
 
 /* No spool in the session tests: spool_create says "not set up", so APPEND literals stay in

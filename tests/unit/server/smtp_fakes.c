@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "server/auth/external.h"
+#include "server/auth/cert_login.h"
 #include "server/auth/login.h"
 #include "server/auth/scram.h"
 #include "server/conn.h"
@@ -34,13 +34,14 @@ void auth_login(struct conn *c, const char *mech, const char *user, const char *
 }
 
 /* EXTERNAL: the fake conn's certificate identity logs in, with no or a matching authzid. */
-bool auth_external_offered(struct conn *c)
+bool auth_cert_offered(struct conn *c)
 {
 	return conn_cert_identity(c) != NULL;
 }
 
-void auth_external(struct conn *c, const char *authzid, auth_login_cb *cb)
+void auth_cert_login(struct conn *c, enum auth_cert_use use, const char *authzid, auth_login_cb *cb)
 {
+	(void)use;
 	const char *id = conn_cert_identity(c);
 	bool ok = id != NULL && (authzid == NULL || authzid[0] == '\0' || strcmp(authzid, id) == 0);
 	struct auth_login_result r = {

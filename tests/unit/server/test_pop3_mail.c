@@ -83,8 +83,7 @@ const char *conn_cert_identity(struct conn *c)
 }
 const char *conn_cert_serial(const struct conn *c)
 {
-	(void)c;
-	return "-";
+	return c->identity != NULL ? "1f" : "-";
 }
 const struct config *conn_config(const struct conn *c)
 {
@@ -100,6 +99,46 @@ void conn_set_line_limit(struct conn *c, size_t limit)
 {
 	(void)c;
 	(void)limit;
+}
+
+static void *g_login_sess;
+static void test_post(void *ctx, void (*fn)(void *), void *arg);
+
+/* The certificate road (server/auth/cert_login.c, linked for real) speaks through these. */
+void conn_step_begin(struct conn *c)
+{
+	conn_pause(c);
+	conn_hold(c);
+}
+bool conn_step_end(struct conn *c, void (*fn)(void *sess, void *arg), void *arg)
+{
+	bool open = conn_release(c);
+	if (open) {
+		c->paused = false;
+		fn(g_login_sess, arg);
+	}
+	return open;
+}
+/* Delays are not waited for: the next pump runs fn. */
+void conn_after(struct conn *c, unsigned ms, void (*fn)(void *arg), void *arg)
+{
+	(void)c;
+	(void)ms;
+	test_post(NULL, fn, arg);
+}
+bool conn_is_open(const struct conn *c)
+{
+	return !c->closed;
+}
+uint64_t conn_now_ms(const struct conn *c)
+{
+	(void)c;
+	return 1000;
+}
+const char *conn_proto_name(const struct conn *c)
+{
+	(void)c;
+	return "pop3";
 }
 
 /* auth_login through the store's password check, answered on the loop. */
@@ -124,8 +163,6 @@ static void fake_login_done(void *ctx, int rc, struct store_result *res)
 	free(l->user);
 	free(l);
 }
-
-static void *g_login_sess;
 
 void auth_login(struct conn *c, const char *mech, const char *user, const char *password,
                 auth_login_cb *cb)
@@ -571,6 +608,7 @@ static void asess_init(struct asess *s)
 	buf_init(&s->c.out, 16 << 20);
 	s->c.sv.store = ps;
 	s->c.sv.notify = nt;
+	s->c.sv.authfail = authfail_new();
 	pop3_auth_init(&s->a, &s->c, s, asess_done);
 	g_login_sess = s;
 }
@@ -578,6 +616,7 @@ static void asess_init(struct asess *s)
 static void asess_free(struct asess *s)
 {
 	pop3_auth_free(&s->a);
+	authfail_free(s->c.sv.authfail);
 	buf_free(&s->c.out);
 }
 
@@ -679,7 +718,7 @@ Test(pop3_mail, auth_external_with_a_certificate_identity)
 	s.done = false;
 	/* base64("bob@corp.example") */
 	cr_assert_eq(pop3_auth_auth(&s.a, "EXTERNAL Ym9iQGNvcnAuZXhhbXBsZQ==", 33), 1);
-	cr_assert(s.done);
+	pump_until(&s.done);
 	cr_assert_eq(s.r.status, AUTH_LOGIN_FAILED);
 	/* a certificate for an address that is no user */
 	s.done = false;

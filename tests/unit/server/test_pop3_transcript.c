@@ -6,6 +6,7 @@
  */
 #include "server/notify.h"
 #include "server/pop3/pop3.h"
+#include "server/auth/auth.h"
 #include "server/services.h"
 #include "tests/unit/server/pop3_fakes.h"
 #include "tests/unit/storage/store_test_util.h"
@@ -45,6 +46,7 @@ static void setup(void)
 	const char *err;
 	cr_assert_eq(store_open(&opt, &sv.store, &err), 0);
 	sv.notify = notify_new();
+	sv.authfail = authfail_new();
 	cr_assert_eq(FX_CALL(&fx, store_user_add(fx.s, "alice@corp.example", "pw-alice",
 	                                         store_sync_cb, &fx.w)),
 	             0);
@@ -58,6 +60,7 @@ static void teardown(void)
 {
 	store_close(sv.store);
 	pop3_fake_drop_posted();
+	authfail_free(sv.authfail);
 	notify_free(sv.notify);
 	store_sync_done(&fx.w);
 	store_close(fx.s);
