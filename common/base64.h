@@ -3,6 +3,7 @@
 /*
  * Strict base64 (RFC 4648 section 4, with padding) for SASL exchanges. Pure.
  */
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Decodes len bytes at in into out (room for at least base64_decoded_max(len) bytes).
