@@ -12,33 +12,66 @@ static char cmdtab_upper(char ch)
 	return ch >= 'a' && ch <= 'z' ? (char)(ch - 'a' + 'A') : ch;
 }
 
+static bool cmdtab_is(const char *t, const char *name, size_t len)
+{
+	size_t j = 0;
+	while (j < len && t[j] != '\0' && cmdtab_upper(name[j]) == t[j])
+		j++;
+	return j == len && t[j] == '\0';
+}
+
+const struct cmdtab_entry *cmdtab_find_in(const void *tab, size_t n, size_t size, const char *name,
+                                          size_t len)
+{
+	const char *p = tab;
+	for (size_t i = 0; i < n; i++, p += size) {
+		const struct cmdtab_entry *e = (const struct cmdtab_entry *)(const void *)p;
+		if (cmdtab_is(e->name, name, len))
+			return e;
+	}
+	return NULL;
+}
+
 const struct cmdtab_entry *cmdtab_find(const struct cmdtab_entry *tab, size_t n, const char *name,
                                        size_t len)
 {
-	for (size_t i = 0; i < n; i++) {
-		const char *t = tab[i].name;
-		size_t j = 0;
-		while (j < len && t[j] != '\0' && cmdtab_upper(name[j]) == t[j])
-			j++;
-		if (j == len && t[j] == '\0')
-			return &tab[i];
-	}
-	return NULL;
+	return cmdtab_find_in(tab, n, sizeof(*tab), name, len);
+}
+
+const struct cmdtab_entry *cmdtab_find_uid(const void *tab, size_t n, size_t size, const char *name,
+                                           size_t len, const char *next, size_t next_len,
+                                           bool *uid_r)
+{
+	*uid_r = next_len > 0 && cmdtab_is("UID", name, len);
+	if (!*uid_r)
+		return cmdtab_find_in(tab, n, size, name, len);
+	const struct cmdtab_entry *e = cmdtab_find_in(tab, n, size, next, next_len);
+	return e != NULL && (e->flags & CMD_UID) != 0 ? e : NULL;
+}
+
+unsigned cmdtab_refusals(const struct cmdtab_entry *e, unsigned state, bool tls, bool authed)
+{
+	unsigned r = 0;
+	if (e == NULL)
+		return 1u << CMDTAB_UNKNOWN;
+	if (!tls && (e->flags & CMD_PRE_TLS) == 0)
+		r |= 1u << CMDTAB_NEED_TLS;
+	if (tls && (e->flags & CMD_NOT_TLS) != 0)
+		r |= 1u << CMDTAB_TLS_ACTIVE;
+	if (!authed && (e->flags & CMD_PRE_AUTH) == 0)
+		r |= 1u << CMDTAB_NEED_AUTH;
+	if ((e->states & state) == 0)
+		r |= 1u << CMDTAB_BAD_STATE;
+	return r;
 }
 
 enum cmdtab_verdict cmdtab_check(const struct cmdtab_entry *e, unsigned state, bool tls,
                                  bool authed)
 {
-	if (e == NULL)
-		return CMDTAB_UNKNOWN;
-	if (!tls && (e->flags & CMD_PRE_TLS) == 0)
-		return CMDTAB_NEED_TLS;
-	if (tls && (e->flags & CMD_NOT_TLS) != 0)
-		return CMDTAB_TLS_ACTIVE;
-	if (!authed && (e->flags & CMD_PRE_AUTH) == 0)
-		return CMDTAB_NEED_AUTH;
-	if ((e->states & state) == 0)
-		return CMDTAB_BAD_STATE;
+	unsigned r = cmdtab_refusals(e, state, tls, authed);
+	for (unsigned v = CMDTAB_UNKNOWN; v <= CMDTAB_BAD_STATE; v++)
+		if (r & (1u << v))
+			return (enum cmdtab_verdict)v;
 	return CMDTAB_OK;
 }
 
