@@ -1,6 +1,7 @@
 /*
- * The IMAP command engine: command assembly, dispatch by table, state changes, tagged
- * replies and untagged updates at command boundaries (see imap_client.h).
+ * The IMAP session, greeting to LOGOUT (see imap.h): command assembly, what is refused
+ * before TLS, dispatch by table, state changes, tagged replies and untagged updates at
+ * command boundaries, and the listener's protocol handler.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -12,7 +13,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "server/auth/cert_login.h"
-#include "server/imap/imap_client.h"
+#include "server/imap/imap.h"
 #include "server/imap/imap_mutf7.h"
 #include "server/imap/imap_private.h"
 #include "server/services.h"
@@ -536,7 +537,7 @@ static void dispatch(struct imap_client *cl)
 	cmd->fn(cl, v + first, n - first);
 }
 
-void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_cr)
+static void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_cr)
 {
 	if (cl->tls_pending)
 		return; /* never act on bytes between STARTTLS and the handshake (CVE-2011-0411) */
@@ -638,7 +639,7 @@ void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_c
 		skip_literal(cl, lit.size);
 }
 
-void imap_client_bytes(struct imap_client *cl, const char *data, size_t len, bool last)
+static void imap_client_bytes(struct imap_client *cl, const char *data, size_t len, bool last)
 {
 	if (cl->discard > 0) {
 		cl->discard -= len < cl->discard ? len : cl->discard;
@@ -663,7 +664,7 @@ void imap_client_bytes(struct imap_client *cl, const char *data, size_t len, boo
 	}
 }
 
-void imap_client_line_too_long(struct imap_client *cl)
+static void imap_client_line_too_long(struct imap_client *cl)
 {
 	command_reset(cl);
 	conn_write_str(cl->c, "* BAD [TOOBIG] Line too long\r\n");
@@ -671,12 +672,12 @@ void imap_client_line_too_long(struct imap_client *cl)
 		conn_close(cl->c, "too many errors");
 }
 
-void imap_client_timeout(struct imap_client *cl)
+static void imap_client_timeout(struct imap_client *cl)
 {
 	conn_write_str(cl->c, "* BYE Idle timeout\r\n");
 }
 
-void imap_client_shutdown(struct imap_client *cl, enum conn_goodbye why)
+static void imap_client_shutdown(struct imap_client *cl, enum conn_goodbye why)
 {
 	/* [UNAVAILABLE] (RFC 5530) only where retrying later helps; a revoked certificate
 	 * will not come back. */
@@ -726,7 +727,7 @@ static void preauth_done(void *sess, const struct auth_login_result *r)
 	}
 }
 
-struct imap_client *imap_client_new(struct conn *c)
+static struct imap_client *imap_client_new(struct conn *c)
 {
 	struct imap_client *cl = xcalloc(1, sizeof(*cl));
 	cl->c = c;
@@ -744,7 +745,7 @@ struct imap_client *imap_client_new(struct conn *c)
 	return cl;
 }
 
-void imap_client_free(struct imap_client *cl)
+static void imap_client_free(struct imap_client *cl)
 {
 	imap_set_state(cl, IMAP_STATE_LOGOUT);
 	if (cl->op_free != NULL)
@@ -796,7 +797,7 @@ static void p_close(void *s)
 	imap_client_free(s);
 }
 
-const struct proto_handler imap_client_proto = {
+const struct proto_handler imap_proto_handler = {
     .name = "imap",
     .open = p_open,
     .line = p_line,
