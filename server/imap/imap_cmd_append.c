@@ -5,7 +5,7 @@
  *
  * The messages are literals in the assembled command (bounded by limits.message_size
  * each, the reader checks that before the "+" continuation); one over IMAP_SPOOL_MIN
- * arrived in a spool file instead (imap_client.c), which the store streams from, so no
+ * arrived in a spool file instead (imap_session.c), which the store streams from, so no
  * large message is held whole in memory. They are delivered one
  * after the other: a failure part-way reports NO, and the ones already stored are
  * expunged again so MULTIAPPEND stays all-or-nothing as RFC 3502 asks.

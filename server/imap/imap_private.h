@@ -3,7 +3,7 @@
 /*
  * The IMAP command engine's shared state (module-internal). struct imap_client is one
  * session after the front door: it assembles commands (imap_parser), dispatches them
- * through the command table (state and flag checks happen once, in imap_client.c), and
+ * through the command table (state and flag checks happen once, in imap_session.c), and
  * keeps the selected mailbox's message snapshot in sequence order.
  *
  * Asynchronous store calls follow conn.h: imap_async_begin() pauses and holds the conn;
@@ -119,7 +119,7 @@ struct imap_client {
  * client has taken its output down to this much. */
 #define IMAP_OUT_LOW (256u * 1024)
 
-/* imap_client.c */
+/* imap_session.c */
 struct store *imap_store(struct imap_client *cl);
 /* Back-pressure for a long command: when more than IMAP_OUT_LOW of output waits for the
  * client, pauses input and calls fn(arg) once the client has read it down (never, when the

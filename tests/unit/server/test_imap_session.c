@@ -1,8 +1,7 @@
 /*
- * The IMAP front door (imap_proto_handler, which hands the session to the engine in
- * imap_client.c) against the fake conn: commands before and after TLS, tags, limits and
- * hostile lines. Replies are checked by their RFC-visible part (tag, status, response
- * code) so the engine can reword its human-readable texts.
+ * The IMAP session (imap_proto_handler, server/imap/imap_session.c) against the fake conn:
+ * commands before and after TLS, tags, limits and hostile lines. Replies are checked by their
+ * RFC-visible part (tag, status, response code) so the engine can reword its human-readable texts.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
