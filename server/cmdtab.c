@@ -42,7 +42,7 @@ const struct cmdtab_entry *cmdtab_find_uid(const void *tab, size_t n, size_t siz
                                            size_t len, const char *next, size_t next_len,
                                            bool *uid_r)
 {
-	*uid_r = next_len > 0 && cmdtab_is("UID", name, len);
+	*uid_r = next != NULL && cmdtab_is("UID", name, len);
 	if (!*uid_r)
 		return cmdtab_find_in(tab, n, size, name, len);
 	const struct cmdtab_entry *e = cmdtab_find_in(tab, n, size, next, next_len);

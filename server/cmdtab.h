@@ -68,10 +68,10 @@ const struct cmdtab_entry *cmdtab_find_in(const void *tab, size_t n, size_t size
 
 /*
  * The lookup for a protocol with a UID prefix, over a table as for cmdtab_find_in(). When
- * name[0..len) is "UID" (any case) and a next word follows (next_len > 0), *uid_r is true
- * and the result is the CMD_UID entry named next[0..next_len), or NULL when there is none
- * (a UID command that does not exist). Otherwise *uid_r is false and the result is that
- * of cmdtab_find_in() for name: a protocol without the prefix simply never calls this.
+ * name[0..len) is "UID" (any case) and a next word follows (next != NULL, even when empty),
+ * *uid_r is true and the result is the CMD_UID entry named next[0..next_len), or NULL when
+ * there is none (a UID command that does not exist). Otherwise *uid_r is false and the
+ * result is that of cmdtab_find_in() for name.
  */
 const struct cmdtab_entry *cmdtab_find_uid(const void *tab, size_t n, size_t size, const char *name,
                                            size_t len, const char *next, size_t next_len,

@@ -1,10 +1,10 @@
 #ifndef SEALMAIL_IMAP_PRIVATE_H
 #define SEALMAIL_IMAP_PRIVATE_H
 /*
- * The IMAP command engine's shared state (module-internal). struct imap_client is one
- * session after the front door: it assembles commands (imap_parser), dispatches them
- * through the command table (state and flag checks happen once, in imap_session.c), and
- * keeps the selected mailbox's message snapshot in sequence order.
+ * The IMAP session's shared state (module-internal). struct imap_client is one session: it
+ * assembles commands (imap_parser), dispatches them through the shared command table
+ * (cmdtab.h; state, login and TLS checks happen once, in imap_session.c), and keeps the
+ * selected mailbox's message snapshot in sequence order.
  *
  * Asynchronous store calls follow conn.h: imap_async_begin() pauses and holds the conn;
  * every completion starts with imap_async_end() and returns when it says the conn is gone.
@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "server/cmdtab.h"
 #include "server/conn.h"
 #include "server/imap/imap_parser.h"
 #include "server/notify.h"
@@ -26,18 +27,19 @@ enum imap_state {
 	IMAP_STATE_LOGOUT = 1 << 3,
 };
 
+/* IMAP's own command flags, beside cmdtab's (CMD_SECRET, CMD_UID, CMD_BIG_LITERAL...). */
 enum imap_cmd_flag {
-	IMAP_CMD_SECRET = 1 << 0,     /* arguments never logged */
-	IMAP_CMD_NO_EXPUNGE = 1 << 1, /* no EXPUNGE responses before its tagged reply */
+	IMAP_CMD_NO_EXPUNGE = CMD_PROTO_FIRST, /* no EXPUNGE responses before its tagged reply */
 };
 
 struct imap_client;
 
+/* One entry of the command table (imap_session.c): the shared dispatcher's entry, whose
+ * states are enum imap_state bits, and the handler, which takes the parsed arguments after
+ * the command name. */
 struct imap_command {
-	const char *name;
+	struct cmdtab_entry cmd; /* first: cmdtab_find_in() looks entries up through it */
 	void (*fn)(struct imap_client *cl, const struct imap_arg *args, size_t n);
-	unsigned states; /* enum imap_state bits where it is allowed */
-	unsigned flags;
 };
 
 struct imap_msg {

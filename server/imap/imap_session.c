@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -21,42 +20,46 @@
 
 #define ALL_AUTH (IMAP_STATE_AUTH | IMAP_STATE_SELECTED)
 #define ANY      (IMAP_STATE_NOAUTH | IMAP_STATE_AUTH | IMAP_STATE_SELECTED)
+/* Before TLS (STARTTLS listeners) and before login. */
+#define PRE (CMD_PRE_TLS | CMD_PRE_AUTH)
 
 static void cmd_starttls(struct imap_client *cl, const struct imap_arg *a, size_t n);
 
+/* States are enum imap_state bits; CMD_PRE_AUTH marks what runs before login, CMD_PRE_TLS
+ * what runs before STARTTLS, CMD_UID what may follow UID. */
 static const struct imap_command commands[] = {
-    {"CAPABILITY", imap_cmd_capability, ANY, 0},
-    {"NOOP", imap_cmd_noop, ANY, 0},
-    {"LOGOUT", imap_cmd_logout, ANY, 0},
-    {"STARTTLS", cmd_starttls, IMAP_STATE_NOAUTH, 0},
-    {"LOGIN", imap_cmd_login, IMAP_STATE_NOAUTH, IMAP_CMD_SECRET},
-    {"AUTHENTICATE", imap_cmd_authenticate, IMAP_STATE_NOAUTH, IMAP_CMD_SECRET},
-    {"ENABLE", imap_cmd_enable, ALL_AUTH, 0},
-    {"ID", imap_cmd_id, ANY, 0},
-    {"NAMESPACE", imap_cmd_namespace, ALL_AUTH, 0},
-    {"IDLE", imap_cmd_idle, ALL_AUTH, 0},
-    {"LIST", imap_cmd_list, ALL_AUTH, 0},
-    {"LSUB", imap_cmd_lsub, ALL_AUTH, 0},
-    {"CREATE", imap_cmd_create, ALL_AUTH, 0},
-    {"DELETE", imap_cmd_delete, ALL_AUTH, 0},
-    {"RENAME", imap_cmd_rename, ALL_AUTH, 0},
-    {"SUBSCRIBE", imap_cmd_subscribe, ALL_AUTH, 0},
-    {"UNSUBSCRIBE", imap_cmd_unsubscribe, ALL_AUTH, 0},
-    {"STATUS", imap_cmd_status, ALL_AUTH, 0},
-    {"SELECT", imap_cmd_select, ALL_AUTH, 0},
-    {"EXAMINE", imap_cmd_examine, ALL_AUTH, 0},
-    {"APPEND", imap_cmd_append, ALL_AUTH, 0},
-    {"CLOSE", imap_cmd_close, IMAP_STATE_SELECTED, 0},
-    {"UNSELECT", imap_cmd_unselect, IMAP_STATE_SELECTED, 0},
-    {"CHECK", imap_cmd_check, IMAP_STATE_SELECTED, 0},
-    {"EXPUNGE", imap_cmd_expunge, IMAP_STATE_SELECTED, 0},
-    {"FETCH", imap_cmd_fetch, IMAP_STATE_SELECTED, IMAP_CMD_NO_EXPUNGE},
-    {"STORE", imap_cmd_store, IMAP_STATE_SELECTED, IMAP_CMD_NO_EXPUNGE},
-    {"SEARCH", imap_cmd_search, IMAP_STATE_SELECTED, IMAP_CMD_NO_EXPUNGE},
-    {"COPY", imap_cmd_copy, IMAP_STATE_SELECTED, IMAP_CMD_NO_EXPUNGE},
-    {"MOVE", imap_cmd_move, IMAP_STATE_SELECTED, 0},
-    {"GETQUOTA", imap_cmd_getquota, ALL_AUTH, 0},
-    {"GETQUOTAROOT", imap_cmd_getquotaroot, ALL_AUTH, 0},
+    {{"CAPABILITY", NULL, PRE, ANY}, imap_cmd_capability},
+    {{"NOOP", NULL, PRE, ANY}, imap_cmd_noop},
+    {{"LOGOUT", NULL, PRE, ANY}, imap_cmd_logout},
+    {{"STARTTLS", NULL, PRE | CMD_NOT_TLS, IMAP_STATE_NOAUTH}, cmd_starttls},
+    {{"LOGIN", NULL, CMD_PRE_AUTH | CMD_SECRET, IMAP_STATE_NOAUTH}, imap_cmd_login},
+    {{"AUTHENTICATE", NULL, CMD_PRE_AUTH | CMD_SECRET, IMAP_STATE_NOAUTH}, imap_cmd_authenticate},
+    {{"ENABLE", NULL, 0, ALL_AUTH}, imap_cmd_enable},
+    {{"ID", NULL, CMD_PRE_AUTH, ANY}, imap_cmd_id},
+    {{"NAMESPACE", NULL, 0, ALL_AUTH}, imap_cmd_namespace},
+    {{"IDLE", NULL, 0, ALL_AUTH}, imap_cmd_idle},
+    {{"LIST", NULL, 0, ALL_AUTH}, imap_cmd_list},
+    {{"LSUB", NULL, 0, ALL_AUTH}, imap_cmd_lsub},
+    {{"CREATE", NULL, 0, ALL_AUTH}, imap_cmd_create},
+    {{"DELETE", NULL, 0, ALL_AUTH}, imap_cmd_delete},
+    {{"RENAME", NULL, 0, ALL_AUTH}, imap_cmd_rename},
+    {{"SUBSCRIBE", NULL, 0, ALL_AUTH}, imap_cmd_subscribe},
+    {{"UNSUBSCRIBE", NULL, 0, ALL_AUTH}, imap_cmd_unsubscribe},
+    {{"STATUS", NULL, 0, ALL_AUTH}, imap_cmd_status},
+    {{"SELECT", NULL, 0, ALL_AUTH}, imap_cmd_select},
+    {{"EXAMINE", NULL, 0, ALL_AUTH}, imap_cmd_examine},
+    {{"APPEND", NULL, CMD_BIG_LITERAL, ALL_AUTH}, imap_cmd_append},
+    {{"CLOSE", NULL, 0, IMAP_STATE_SELECTED}, imap_cmd_close},
+    {{"UNSELECT", NULL, 0, IMAP_STATE_SELECTED}, imap_cmd_unselect},
+    {{"CHECK", NULL, 0, IMAP_STATE_SELECTED}, imap_cmd_check},
+    {{"EXPUNGE", NULL, CMD_UID, IMAP_STATE_SELECTED}, imap_cmd_expunge},
+    {{"FETCH", NULL, CMD_UID | IMAP_CMD_NO_EXPUNGE, IMAP_STATE_SELECTED}, imap_cmd_fetch},
+    {{"STORE", NULL, CMD_UID | IMAP_CMD_NO_EXPUNGE, IMAP_STATE_SELECTED}, imap_cmd_store},
+    {{"SEARCH", NULL, CMD_UID | IMAP_CMD_NO_EXPUNGE, IMAP_STATE_SELECTED}, imap_cmd_search},
+    {{"COPY", NULL, CMD_UID | IMAP_CMD_NO_EXPUNGE, IMAP_STATE_SELECTED}, imap_cmd_copy},
+    {{"MOVE", NULL, CMD_UID, IMAP_STATE_SELECTED}, imap_cmd_move},
+    {{"GETQUOTA", NULL, 0, ALL_AUTH}, imap_cmd_getquota},
+    {{"GETQUOTAROOT", NULL, 0, ALL_AUTH}, imap_cmd_getquotaroot},
 };
 
 struct store *imap_store(struct imap_client *cl)
@@ -343,10 +346,8 @@ void imap_donef(struct imap_client *cl, const char *status, const char *fmt, ...
 
 static void cmd_starttls(struct imap_client *cl, const struct imap_arg *a, size_t n)
 {
-	if (conn_is_tls(cl->c)) {
-		imap_done(cl, "BAD", "TLS is already active");
-		return;
-	}
+	(void)a;
+	(void)n;
 	conn_printf(cl->c, "%s OK Begin TLS negotiation now\r\n", cl->tag);
 	free(cl->tag);
 	cl->tag = NULL;
@@ -384,19 +385,55 @@ static void bad_line(struct imap_client *cl, const char *tag, const char *text)
 	count_error(cl);
 }
 
-static bool pre_tls_ok(const struct imap_client *cl, const struct imap_command *cmd)
+/*
+ * The one lookup behind both the literal check and dispatch: the command named by word
+ * (after the tag), or after "UID" by next (NULL: no next word), which counts only in the
+ * selected state (UID elsewhere is an unknown command). *uid_r says whether the UID prefix
+ * was taken; NULL with *uid_r set is an unknown UID command.
+ */
+static const struct imap_command *lookup(const struct imap_client *cl, const char *word, size_t len,
+                                         const char *next, size_t next_len, bool *uid_r)
 {
-	return conn_is_tls(cl->c) || strcmp(cmd->name, "CAPABILITY") == 0 ||
-	       strcmp(cmd->name, "NOOP") == 0 || strcmp(cmd->name, "LOGOUT") == 0 ||
-	       strcmp(cmd->name, "STARTTLS") == 0;
+	if (cl->state != IMAP_STATE_SELECTED)
+		next = NULL;
+	const struct cmdtab_entry *e =
+	    cmdtab_find_uid(commands, sizeof(commands) / sizeof(commands[0]), sizeof(commands[0]),
+	                    word, len, next, next_len, uid_r);
+	return (const struct imap_command *)(const void *)e;
 }
 
-static const struct imap_command *find_command(const char *s, size_t len)
+/*
+ * Why cmd (NULL: unknown) may not run now, as the text of a tagged BAD, or NULL when it
+ * may. IMAP answers a wrong state ("Log in first" before login) before a missing TLS;
+ * *secret_r says that the refusal is the missing TLS of LOGIN or AUTHENTICATE, which
+ * LOGINDISABLED makes a NO rather than a BAD.
+ */
+static const char *refusal(const struct imap_client *cl, const struct imap_command *cmd, bool uid,
+                           bool *secret_r)
 {
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strlen(commands[i].name) == len && strncasecmp(commands[i].name, s, len) == 0)
-			return &commands[i];
+	*secret_r = false;
+	if (cmd == NULL)
+		return uid ? "Unknown UID command" : "Unknown command";
+	unsigned r = cmdtab_refusals(&cmd->cmd, cl->state, conn_is_tls(cl->c),
+	                             cl->state != IMAP_STATE_NOAUTH);
+	if (r & ((1u << CMDTAB_NEED_AUTH) | (1u << CMDTAB_BAD_STATE)))
+		return cl->state == IMAP_STATE_NOAUTH ? "Log in first" : "Wrong state for command";
+	if (r & (1u << CMDTAB_NEED_TLS)) {
+		*secret_r = (cmd->cmd.flags & CMD_SECRET) != 0;
+		return "[PRIVACYREQUIRED] Start TLS first";
+	}
+	if (r & (1u << CMDTAB_TLS_ACTIVE))
+		return "TLS is already active";
 	return NULL;
+}
+
+/* The length of the word of a raw command that starts at s: up to a space, a CR or end. */
+static size_t raw_word(const char *s, const char *end)
+{
+	size_t n = 0;
+	while (s + n < end && s[n] != ' ' && s[n] != '\r')
+		n++;
+	return n;
 }
 
 /*
@@ -404,32 +441,27 @@ static const struct imap_command *find_command(const char *s, size_t len)
  * here (unknown, wrong state, before TLS) before the "+" continuation, so no client sends
  * megabytes for a command that fails anyway. Before login every literal is small and the
  * whole command is bounded by PREAUTH_MAX. Returns NULL when the literal may come, else
- * the reason for a tagged BAD.
+ * the reason for a tagged BAD; *cmd_r is the command, for what its literal may be.
  */
 #define PREAUTH_MAX (64 * 1024)
-static const char *literal_refusal(struct imap_client *cl, const struct imap_literal *lit)
+static const char *literal_refusal(struct imap_client *cl, const struct imap_literal *lit,
+                                   const struct imap_command **cmd_r)
 {
 	const char *s = cl->reader.cmd.data;
 	size_t len = cl->reader.cmd.len;
+	*cmd_r = NULL;
 	if (cl->state == IMAP_STATE_NOAUTH && len + lit->size > PREAUTH_MAX)
 		return "[TOOBIG] Literal too large before login";
 	const char *sp = memchr(s, ' ', len);
 	if (sp == NULL)
 		return NULL; /* the tag itself is a literal? the parser will say BAD */
+	const char *end = s + len;
 	const char *name = sp + 1;
-	size_t nl = 0;
-	while (name + nl < s + len && name[nl] != ' ' && name[nl] != '\r')
-		nl++;
-	if (nl == 3 && strncasecmp(name, "UID", 3) == 0)
-		return cl->state == IMAP_STATE_SELECTED ? NULL : "Wrong state for command";
-	const struct imap_command *cmd = find_command(name, nl);
-	if (cmd == NULL)
-		return "Unknown command";
-	if (!(cmd->states & cl->state))
-		return cl->state == IMAP_STATE_NOAUTH ? "Log in first" : "Wrong state for command";
-	if (!pre_tls_ok(cl, cmd))
-		return "[PRIVACYREQUIRED] Start TLS first";
-	return NULL;
+	size_t nl = raw_word(name, end);
+	const char *next = name + nl < end ? name + nl + 1 : NULL;
+	bool uid, secret;
+	*cmd_r = lookup(cl, name, nl, next, next != NULL ? raw_word(next, end) : 0, &uid);
+	return refusal(cl, *cmd_r, uid, &secret);
 }
 
 /* The tag at the start of a raw command (for a reply when the rest cannot be parsed), or
@@ -476,25 +508,19 @@ static void dispatch(struct imap_client *cl)
 		free(tag);
 		return;
 	}
-	size_t first = 2;
-	bool uid = false;
-	const struct imap_arg *name = &v[1];
-	if (imap_arg_is(name, "UID") && cl->state == IMAP_STATE_SELECTED && n >= 3) {
-		uid = true;
-		name = &v[2];
-		first = 3;
-		if (!imap_arg_is(name, "FETCH") && !imap_arg_is(name, "STORE") &&
-		    !imap_arg_is(name, "SEARCH") && !imap_arg_is(name, "COPY") &&
-		    !imap_arg_is(name, "MOVE") && !imap_arg_is(name, "EXPUNGE")) {
-			bad_line(cl, tag, "Unknown UID command");
-			free(tag);
-			return;
-		}
+	/* What follows UID is a command only when it is an atom: anything else is an unknown
+	 * UID command, hence the empty word. */
+	bool next_atom = n >= 3 && v[2].type == IMAP_ARG_ATOM;
+	const char *next = n < 3 ? NULL : next_atom ? v[2].s : "";
+	bool uid;
+	const struct imap_command *cmd =
+	    lookup(cl, v[1].s, v[1].len, next, next_atom ? v[2].len : 0, &uid);
+	size_t first = uid ? 3 : 2;
+	if (cmd == NULL && uid) {
+		bad_line(cl, tag, "Unknown UID command");
+		free(tag);
+		return;
 	}
-	const struct imap_command *cmd = NULL;
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (imap_arg_is(name, commands[i].name))
-			cmd = &commands[i];
 	if (cl->state == IMAP_STATE_NOAUTH &&
 	    ++cl->preauth_commands > conn_config(cl->c)->limits.commands) {
 		conn_write_str(cl->c, "* BYE Too many commands before login\r\n");
@@ -502,38 +528,29 @@ static void dispatch(struct imap_client *cl)
 		free(tag);
 		return;
 	}
-	if (cmd == NULL) {
-		bad_line(cl, tag, "Unknown command");
-		free(tag);
-		return;
-	}
-	if (!(cmd->states & cl->state)) {
-		bad_line(cl, tag,
-		         cl->state == IMAP_STATE_NOAUTH ? "Log in first"
-		                                        : "Wrong state for command");
-		free(tag);
-		return;
-	}
-	if (!pre_tls_ok(cl, cmd)) {
+	bool secret;
+	const char *why = refusal(cl, cmd, uid, &secret);
+	if (why != NULL && secret) {
 		/* LOGIN and AUTHENTICATE are valid here but for LOGINDISABLED: NO. */
-		if (cmd->flags & IMAP_CMD_SECRET) {
-			conn_printf(cl->c, "%s NO [PRIVACYREQUIRED] Use STARTTLS first\r\n", tag);
-			imap_args_free(&cl->args);
-			command_reset(cl);
-			count_error(cl);
-		} else {
-			bad_line(cl, tag, "[PRIVACYREQUIRED] Start TLS first");
-		}
+		conn_printf(cl->c, "%s NO [PRIVACYREQUIRED] Use STARTTLS first\r\n", tag);
+		imap_args_free(&cl->args);
+		command_reset(cl);
+		count_error(cl);
+		free(tag);
+		return;
+	}
+	if (why != NULL) {
+		bad_line(cl, tag, why);
 		free(tag);
 		return;
 	}
 	cl->tag = tag;
 	cl->uid = uid;
 	cl->busy = true;
-	cl->cmd_flags = cmd->flags;
-	if (!(cmd->flags & IMAP_CMD_SECRET))
+	cl->cmd_flags = cmd->cmd.flags;
+	if (!(cmd->cmd.flags & CMD_SECRET))
 		log_event(LOGL_DEBUG, "session=%s proto=imap event=command name=%s", conn_id(cl->c),
-		          cmd->name);
+		          cmd->cmd.name);
 	cmd->fn(cl, v + first, n - first);
 }
 
@@ -574,7 +591,8 @@ static void imap_client_line(struct imap_client *cl, char *line, size_t len, boo
 		return;
 	}
 	if (rc == 0) {
-		const char *why = literal_refusal(cl, &lit);
+		const struct imap_command *cmd;
+		const char *why = literal_refusal(cl, &lit, &cmd);
 		if (why != NULL) {
 			char *tag = pending_tag(cl);
 			bool too_big = strncmp(why, "[TOOBIG]", 8) == 0;
@@ -595,7 +613,7 @@ static void imap_client_line(struct imap_client *cl, char *line, size_t len, boo
 		/* Large APPEND literals, and any that would take the command past what it may
 		 * hold in memory, go to the disk as they arrive. */
 		if (lit.size > IMAP_SPOOL_MIN ||
-		    (imap_reader_is_append(&cl->reader) &&
+		    (cmd != NULL && (cmd->cmd.flags & CMD_BIG_LITERAL) != 0 &&
 		     imap_reader_over_max(&cl->reader, lit.size + IMAP_LITERAL_MAX_SMALL))) {
 			int src = spool_literal(cl, &lit);
 			if (src < 0 && src != -ENOTSUP) {

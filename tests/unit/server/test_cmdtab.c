@@ -98,8 +98,8 @@ Test(cmdtab, find_in_own_entry_type)
 
 static const struct cmdtab_entry *find_uid(const char *name, const char *next, bool *uid)
 {
-	return cmdtab_find_uid(own, NOWN, sizeof(own[0]), name, strlen(name), next, strlen(next),
-	                       uid);
+	return cmdtab_find_uid(own, NOWN, sizeof(own[0]), name, strlen(name), next,
+	                       next != NULL ? strlen(next) : 0, uid);
 }
 
 Test(cmdtab, uid_variants)
@@ -109,17 +109,18 @@ Test(cmdtab, uid_variants)
 		int id;
 		bool uid;
 	} cases[] = {
-	    {"UID", "FETCH", 2, true},   {"uid", "fetch", 2, true},  {"Uid", "Copy", 3, true},
-	    {"UID", "SEARCH", 4, true},  {"UID", "SELECT", 0, true}, {"UID", "UID", 0, true},
-	    {"UID", "NOPE", 0, true},    {"UID", "", 0, false},      {"FETCH", "", 2, false},
-	    {"FETCH", "COPY", 2, false}, {"SELECT", "X", 1, false},  {"UIDS", "FETCH", 0, false},
-	    {"UI", "FETCH", 0, false},   {"", "FETCH", 0, false},
+	    {"UID", "FETCH", 2, true},   {"uid", "fetch", 2, true},   {"Uid", "Copy", 3, true},
+	    {"UID", "SEARCH", 4, true},  {"UID", "SELECT", 0, true},  {"UID", "UID", 0, true},
+	    {"UID", "NOPE", 0, true},    {"UID", NULL, 0, false},     {"FETCH", NULL, 2, false},
+	    {"UID", "", 0, true},        {"FETCH", "COPY", 2, false}, {"SELECT", "X", 1, false},
+	    {"UIDS", "FETCH", 0, false}, {"UI", "FETCH", 0, false},   {"", "FETCH", 0, false},
+	    {"", NULL, 0, false},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		bool uid = !cases[i].uid;
 		const struct cmdtab_entry *e = find_uid(cases[i].name, cases[i].next, &uid);
-		cr_assert_eq(own_id(e), cases[i].id, "%s %s", cases[i].name, cases[i].next);
-		cr_assert_eq(uid, cases[i].uid, "%s %s", cases[i].name, cases[i].next);
+		cr_assert_eq(own_id(e), cases[i].id, "case %zu", i);
+		cr_assert_eq(uid, cases[i].uid, "case %zu", i);
 	}
 }
 
