@@ -1,6 +1,6 @@
 /*
- * CAPABILITY, NOOP, LOGOUT, LOGIN, AUTHENTICATE PLAIN and EXTERNAL, ENABLE, ID, NAMESPACE,
- * IDLE.
+ * CAPABILITY, NOOP, CHECK, LOGOUT, and logging in: LOGIN, AUTHENTICATE PLAIN and EXTERNAL
+ * (the greeting's PREAUTH is in imap_session.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -205,60 +205,4 @@ void imap_authenticate_response(struct imap_client *cl, const char *line, size_t
 		return;
 	}
 	plain_login(cl, line, len);
-}
-
-void imap_cmd_enable(struct imap_client *cl, const struct imap_arg *a, size_t n)
-{
-	struct buf o;
-	buf_init(&o, SIZE_MAX);
-	buf_append_str(&o, "* ENABLED");
-	for (size_t i = 0; i < n; i++) {
-		if (imap_arg_is(&a[i], "CONDSTORE") && !cl->condstore) {
-			cl->condstore = true;
-			buf_append_str(&o, " CONDSTORE");
-		} else if (imap_arg_is(&a[i], "QRESYNC") && !cl->qresync) {
-			cl->qresync = cl->condstore = true;
-			buf_append_str(&o, " QRESYNC");
-		} else if (imap_arg_is(&a[i], "UTF8=ACCEPT") && !cl->utf8) {
-			cl->utf8 = true;
-			buf_append_str(&o, " UTF8=ACCEPT");
-		} else if (imap_arg_is(&a[i], "IMAP4rev2") && !cl->rev2) {
-			cl->rev2 = true;
-			buf_append_str(&o, " IMAP4rev2");
-		}
-	}
-	buf_append_str(&o, "\r\n");
-	conn_write(cl->c, o.data, o.len);
-	buf_free(&o);
-	imap_done(cl, "OK", "ENABLE completed");
-}
-
-void imap_cmd_id(struct imap_client *cl, const struct imap_arg *a, size_t n)
-{
-	conn_write_str(cl->c, "* ID (\"name\" \"sealmail\" \"version\" \"0.1.0\")\r\n");
-	imap_done(cl, "OK", "ID completed");
-}
-
-void imap_cmd_namespace(struct imap_client *cl, const struct imap_arg *a, size_t n)
-{
-	conn_write_str(cl->c, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
-	imap_done(cl, "OK", "NAMESPACE completed");
-}
-
-void imap_cmd_idle(struct imap_client *cl, const struct imap_arg *a, size_t n)
-{
-	cl->idling = true;
-	conn_write_str(cl->c, "+ idling\r\n");
-	/* Stay "busy" (the tag is kept) but take lines: DONE ends it. */
-	if (cl->changed)
-		imap_sync_then(cl, NULL);
-}
-
-void imap_idle_line(struct imap_client *cl, const char *line, size_t len)
-{
-	cl->idling = false;
-	if (len == 4 && strncasecmp(line, "DONE", 4) == 0)
-		imap_done(cl, "OK", "IDLE terminated");
-	else
-		imap_done(cl, "BAD", "Expected DONE");
 }

@@ -185,19 +185,23 @@ void imap_write_capability(struct imap_client *cl, struct buf *o);
 void imap_sync_then(struct imap_client *cl, void (*then)(struct imap_client *cl));
 void imap_watch(struct imap_client *cl, bool on);
 
-/* Command handlers, one file per group. */
+/* Command handlers, one file per command or family, named after it. */
+/* imap_cmd_auth.c */
 void imap_cmd_capability(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_noop(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_check(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_logout(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_login(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_authenticate(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_authenticate_response(struct imap_client *cl, const char *line, size_t len);
+/* imap_cmd_enable.c, imap_cmd_id.c, imap_cmd_idle.c */
 void imap_cmd_enable(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_id(struct imap_client *cl, const struct imap_arg *a, size_t n);
-void imap_cmd_namespace(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_idle(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_idle_line(struct imap_client *cl, const char *line, size_t len);
 
+/* imap_cmd_mailbox.c */
+void imap_cmd_namespace(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_list(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_lsub(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_create(struct imap_client *cl, const struct imap_arg *a, size_t n);
@@ -206,21 +210,26 @@ void imap_cmd_rename(struct imap_client *cl, const struct imap_arg *a, size_t n)
 void imap_cmd_subscribe(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_unsubscribe(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_status(struct imap_client *cl, const struct imap_arg *a, size_t n);
+/* The response code and text of a tagged NO for a store error on a mailbox. */
+const char *imap_mailbox_error(int rc);
+/* imap_cmd_select.c */
 void imap_cmd_select(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_examine(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_close(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_unselect(struct imap_client *cl, const struct imap_arg *a, size_t n);
-void imap_cmd_check(struct imap_client *cl, const struct imap_arg *a, size_t n);
 
+/* imap_cmd_fetch.c, imap_cmd_store.c, imap_cmd_search.c */
 void imap_cmd_fetch(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_store(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_copy(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_move(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_expunge(struct imap_client *cl, const struct imap_arg *a, size_t n);
-void imap_cmd_append(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n);
+/* imap_cmd_append.c */
+void imap_cmd_append(struct imap_client *cl, const struct imap_arg *a, size_t n);
 /* "dd-Mon-yyyy hh:mm:ss +zzzz" (RFC 3501 date-time) as epoch seconds. 0 or -EINVAL. */
 int imap_parse_datetime(const char *s, size_t len, int64_t *t_r);
+/* imap_cmd_quota.c */
 void imap_cmd_getquota(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_getquotaroot(struct imap_client *cl, const struct imap_arg *a, size_t n);
 

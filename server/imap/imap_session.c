@@ -346,8 +346,6 @@ void imap_donef(struct imap_client *cl, const char *status, const char *fmt, ...
 
 static void cmd_starttls(struct imap_client *cl, const struct imap_arg *a, size_t n)
 {
-	(void)a;
-	(void)n;
 	conn_printf(cl->c, "%s OK Begin TLS negotiation now\r\n", cl->tag);
 	free(cl->tag);
 	cl->tag = NULL;
