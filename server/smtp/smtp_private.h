@@ -2,7 +2,9 @@
 #define SEALMAIL_SMTP_PRIVATE_H
 /*
  * Shared between the SMTP session files: smtp_session.c (front door, command table, state)
- * and smtp_cmd_mail.c (AUTH, MAIL, RCPT, DATA, BDAT). Not for other modules.
+ * and the command files named after their commands: smtp_cmd_auth.c (AUTH, certificate
+ * logins), smtp_cmd_mail.c (MAIL), smtp_cmd_rcpt.c (RCPT), smtp_cmd_data.c (DATA, BDAT).
+ * Not for other modules.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -50,20 +52,26 @@ void smtp_error(struct smtp_session *s, const char *line);
 void smtp_goodbye(struct smtp_session *s, const char *reply, const char *reason);
 const char *smtp_hostname(const struct smtp_session *s);
 
-/* smtp_cmd_mail.c */
+/* smtp_cmd_auth.c */
+void smtp_cmd_auth(void *sess, const char *args, size_t len);
 /* smtp listeners, after the handshake: refuses a user's certificate (true), logged. */
 bool smtp_refuse_user_cert(struct smtp_session *s);
-void smtp_cmd_auth(void *sess, const char *args, size_t len);
+/* After TLS (implicit: at open): log in with the client certificate where the listener
+ * says certificate_login: preauth. */
+void smtp_cert_preauth(struct smtp_session *s);
+
+/* smtp_cmd_mail.c */
 void smtp_cmd_mail(void *sess, const char *args, size_t len);
+
+/* smtp_cmd_rcpt.c */
 void smtp_cmd_rcpt(void *sess, const char *args, size_t len);
+
+/* smtp_cmd_data.c */
 void smtp_cmd_data(void *sess, const char *args, size_t len);
 void smtp_cmd_bdat(void *sess, const char *args, size_t len);
 /* A DATA line (while in_data). */
 void smtp_data_input(struct smtp_session *s, const char *line, size_t len, bool has_cr);
 /* BDAT chunk bytes. */
 void smtp_bdat_bytes(void *sess, const char *data, size_t len, bool last);
-/* After TLS (implicit: at open): log in with the client certificate where the listener
- * says certificate_login: preauth. */
-void smtp_cert_preauth(struct smtp_session *s);
 
 #endif
