@@ -98,6 +98,21 @@ static const struct row rows[] = {
     {true, "a1 UID FETCH 1 FLAGS", "a1 BAD ", false},
     {true, "a1 EXPUNGE", "a1 BAD ", false},
     {true, "a1 FOO", "a1 BAD ", false},
+    /* The refusals word the first that applies: unknown, then state, then TLS. */
+    {false, "a1 SELECT INBOX", "a1 BAD Log in first\r\n", false},
+    {false, "a1 ID NIL", "a1 BAD [PRIVACYREQUIRED] Start TLS first\r\n", false},
+    {false, "a1 UID FETCH 1 FLAGS", "a1 BAD Unknown command\r\n", false},
+    {true, "a1 STARTTLS", "a1 BAD TLS is already active\r\n", false},
+    {true, "a1 UID FETCH 1 FLAGS", "a1 BAD Unknown command\r\n", false},
+    {true, "a1 CLOSE", "a1 BAD Log in first\r\n", false},
+    /* The same lookup decides before a literal's continuation. */
+    {false, "a1 LOGIN {3}", "a1 BAD [PRIVACYREQUIRED] Start TLS first\r\n", false},
+    {false, "a1 SELECT {5}", "a1 BAD Log in first\r\n", false},
+    {false, "a1 FOO {5}", "a1 BAD Unknown command\r\n", false},
+    {true, "a1 UID FETCH {5}", "a1 BAD Unknown command\r\n", false},
+    {true, "a1 CREATE {5}", "a1 BAD Log in first\r\n", false},
+    {true, "a1 LOGIN {3}", "+ ", false},
+    {true, "a1 STARTTLS {3}", "a1 BAD TLS is already active\r\n", false},
 };
 
 /* Criterion may run each case in a fresh process (addresses differ under ASLR): the
