@@ -5,8 +5,8 @@
  * States (one bit each, so table entries can list where a command is allowed):
  *   CONNECT   greeted, no EHLO/HELO yet (also right after the TLS handshake, RFC 3207)
  *   HELO      EHLO/HELO seen, no transaction
- *   MAIL      MAIL accepted                               (issue 4)
- *   RCPT      at least one RCPT accepted                   (issue 4)
+ *   MAIL      MAIL accepted
+ *   RCPT      at least one RCPT accepted
  *   STARTTLS  STARTTLS answered, waiting for the handshake: every line is ignored
  *   QUIT      goodbye written: every line is ignored
  * Before TLS only CMD_PRE_TLS commands run; the rest get 530 (the check in cmdtab.c runs
@@ -15,7 +15,7 @@
  * Decisions worth knowing:
  * - EHLO before TLS shows only STARTTLS and ENHANCEDSTATUSCODES: nothing else is usable
  *   before TLS, and PIPELINING is not offered where a pipelined STARTTLS would matter.
- * - AUTH is advertised and accepted only on submission listeners (issue 4: none on smtp).
+ * - AUTH is advertised and accepted only on submission listeners (none on smtp).
  * - The per-session command limit (limits.commands) counts commands before login; an smtp
  *   listener has no login, so there it counts only the commands before TLS.
  * - Every refusal and syntax error counts towards limits.errors; at the limit the session
