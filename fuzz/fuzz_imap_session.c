@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: one whole IMAP session (imap_proto_handler, server/imap/imap_session.c)
- * against the fake conn of the unit tests (tests/unit/server/conn_fake.c, imap_fakes.c). The fakes
+ * against the fake conn of the unit tests (tests/unit/support/conn_fake.c, imap_fakes.c). The fakes
  * have no store and answer every login "failed", so this covers the not-authenticated state: the
  * command reader, tags, literals, STARTTLS, LOGIN/AUTHENTICATE exchanges and the limits. The first
  * byte picks STARTTLS or implicit TLS, a client certificate identity and how the session ends; the

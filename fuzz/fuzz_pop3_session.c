@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: one whole POP3 session (pop3_proto_handler, server/pop3/pop3.h)
- * against the fake conn of the unit tests (tests/unit/server/conn_fake.c). The fake has no
+ * against the fake conn of the unit tests (tests/unit/support/conn_fake.c). The fake has no
  * store and answers every login "failed", so this covers the AUTHORIZATION state: USER/
  * PASS, AUTH PLAIN and EXTERNAL exchanges, STLS (and lines injected after it), CAPA and
  * the limits. The first byte picks STLS or implicit TLS, a client certificate identity and

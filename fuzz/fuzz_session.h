@@ -2,7 +2,7 @@
 #define SEALMAIL_FUZZ_SESSION_H
 /*
  * The driver the whole-session fuzz targets share: a protocol session on the fake conn of
- * the unit tests (tests/unit/server/conn_fake.c). The first input byte is a mode:
+ * the unit tests (tests/unit/support/conn_fake.c). The first input byte is a mode:
  *   2 implicit TLS (else STARTTLS)   4 a client certificate identity   8 certificate_login
  *   16 end with an idle timeout      32 end with a server shutdown
  * (targets may read other bits). The rest is split at LF into lines; a line that starts

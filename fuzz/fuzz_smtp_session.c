@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: one whole SMTP session (server/smtp/smtp.h) against the fake conn of
- * the unit tests (tests/unit/server/conn_fake.c, smtp_fakes.c: password "secret" logs in,
+ * the unit tests (tests/unit/support/conn_fake.c, smtp_fakes.c: password "secret" logs in,
  * no store). The first byte picks submission or MX, STARTTLS or implicit TLS, and a
  * client certificate identity; the rest is split at LF into lines (a line that starts
  * with byte 0xff stands for an over-long one). STARTTLS completes at once; bytes the

@@ -13,7 +13,7 @@
  *   body lines are written, then the encoder reports done and ignores the rest.
  *
  * Pure: no I/O, no allocation. Unit-tested with chunk boundaries at every position
- * (tests/unit/server/test_pop3_dotstuff.c).
+ * (tests/unit/server/pop3/test_pop3_dotstuff.c).
  */
 #include <stdbool.h>
 #include <stddef.h>

@@ -16,7 +16,7 @@
 #include <gnutls/pkcs12.h>
 #include <gnutls/x509.h>
 
-#include "tests/unit/certs/crt_testlib.h"
+#include "tests/unit/support/crt_testlib.h"
 #include "certs/cert.h"
 
 extern char **environ;

@@ -10,7 +10,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
-#include "tests/unit/certs/crt_testlib.h"
+#include "tests/unit/support/crt_testlib.h"
 #include "certs/cert.h"
 
 struct names_case {

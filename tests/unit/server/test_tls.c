@@ -5,7 +5,7 @@
  * The PKI is made at run time once per test binary (tls_testlib.c): the runner builds it
  * before the first test and passes the folder to the workers in the environment.
  */
-#include "tls_testlib.h"
+#include "tests/unit/support/tls_testlib.h"
 
 TestSuite(tls, .init = tls_test_setup);
 

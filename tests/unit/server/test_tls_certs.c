@@ -3,7 +3,7 @@
  * stale CRLs), session resumption, contexts and their errors, and re-checking live
  * sessions after a reload.
  */
-#include "tls_testlib.h"
+#include "tests/unit/support/tls_testlib.h"
 
 TestSuite(tls, .init = tls_test_setup);
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tests/unit/certs/crt_testlib.h"
+#include "tests/unit/support/crt_testlib.h"
 #include "server/tls.h"
 
 #define KP_ANY "2.5.29.37.0"

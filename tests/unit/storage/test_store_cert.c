@@ -4,7 +4,7 @@
  * "already revoked" and "nothing to revoke" answers, CRL numbers that only grow, records
  * that outlive their user.
  */
-#include "tests/unit/storage/store_test_util.h"
+#include "tests/unit/support/store_test_util.h"
 
 static struct store_fixture fx;
 

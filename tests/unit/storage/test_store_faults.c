@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "storage/sqlite/store_private.h"
-#include "tests/unit/storage/store_test_util.h"
+#include "tests/unit/support/store_test_util.h"
 
 static struct store_fixture fx;
 

@@ -2,7 +2,7 @@
  * store left with wider modes is tightened when opened. */
 #include <sys/stat.h>
 
-#include "store_test_util.h"
+#include "tests/unit/support/store_test_util.h"
 
 static unsigned mode_of(const char *path)
 {

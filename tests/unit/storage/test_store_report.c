@@ -8,7 +8,7 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 
-#include "tests/unit/storage/store_test_util.h"
+#include "tests/unit/support/store_test_util.h"
 
 static struct store_fixture fx;
 

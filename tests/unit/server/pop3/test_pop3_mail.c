@@ -13,7 +13,7 @@
 #include "server/pop3/pop3_auth.h"
 #include "server/pop3/pop3_mail.h"
 #include "server/services.h"
-#include "tests/unit/storage/store_test_util.h"
+#include "tests/unit/support/store_test_util.h"
 
 /* ---- the fake connection ------------------------------------------------------- */
 

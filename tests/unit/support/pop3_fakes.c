@@ -16,7 +16,7 @@
 #include "server/conn.h"
 #include "server/services.h"
 #include "storage/store.h"
-#include "tests/unit/server/pop3_fakes.h"
+#include "tests/unit/support/pop3_fakes.h"
 
 void *fake_conn_sess(struct conn *c);
 bool fake_conn_closed(const struct conn *c);

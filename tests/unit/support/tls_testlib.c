@@ -1,5 +1,5 @@
 /* The test PKI and the memory client for the TLS tests (see tls_testlib.h). */
-#include "tls_testlib.h"
+#include "tests/unit/support/tls_testlib.h"
 
 #define PKI_ENV "SEALMAIL_TLS_TEST_PKI"
 

@@ -8,7 +8,7 @@
 
 #include "server/smtp/smtp.h"
 
-/* tests/unit/server/conn_fake.c */
+/* tests/unit/support/conn_fake.c */
 struct conn *fake_conn_open(const struct proto_handler *h, const struct config *cfg,
                             const struct cfg_listener *l, bool tls);
 void fake_conn_line(struct conn *c, const char *line);

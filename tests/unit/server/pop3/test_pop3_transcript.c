@@ -8,8 +8,8 @@
 #include "server/pop3/pop3.h"
 #include "server/auth/auth.h"
 #include "server/services.h"
-#include "tests/unit/server/pop3_fakes.h"
-#include "tests/unit/storage/store_test_util.h"
+#include "tests/unit/support/pop3_fakes.h"
+#include "tests/unit/support/store_test_util.h"
 
 struct conn *fake_conn_open(const struct proto_handler *h, const struct config *cfg,
                             const struct cfg_listener *l, bool tls);

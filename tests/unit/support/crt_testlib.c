@@ -1,5 +1,5 @@
 /* Self-signed certificates for unit tests (crt_testlib.h). */
-#include "tests/unit/certs/crt_testlib.h"
+#include "tests/unit/support/crt_testlib.h"
 
 #include <criterion/criterion.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * Store calls of the IMAP engine that tests/unit/server/conn_fake.c does not fake (added
+ * Store calls of the IMAP engine that tests/unit/support/conn_fake.c does not fake (added
  * after it): weak, aborting, like the fakes there. A test linking the real store gets the
  * real ones.
  */
