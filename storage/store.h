@@ -2,16 +2,18 @@
 #define SEALMAIL_STORE_H
 /*
  * The mail store: users, mailboxes, messages, flags, UIDs, modseqs and the relay queue,
- * spoken in mail terms. The only backend today is SQLite (storage/sqlite/); nothing here
- * mentions SQL, and no caller ever sees a database handle. The store is not a protocol
+ * spoken in mail terms. Behind it is a backend chosen by name at store_open (the table in
+ * storage/store_backend.h): SQLite (storage/sqlite/, the server's), or in memory and fault
+ * injecting ones for tests. Nothing here mentions SQL, and no caller ever sees a database
+ * handle. The store is not a protocol
  * engine: it does not format IMAP responses or parse SMTP, it keeps what they need.
  *
- * Threads. A store owns one writer thread (every change, committed in groups: all writes
- * pending when a transaction starts share it and its one fsync) and a small pool of worker
- * threads with read connections (reads, password hashing, MIME parsing of new messages).
- * Every operation is asynchronous: it returns 0 after queueing the work, or a negative
- * errno code (and then never calls its callback). A queued operation calls its callback
- * exactly once:
+ * Threads (of the SQLite backend; others keep the same callback rules). A store owns one writer
+ * thread (every change, committed in groups: all writes pending when a transaction starts share it
+ * and its one fsync) and a small pool of worker threads with read connections (reads, password
+ * hashing, MIME parsing of new messages). Every operation is asynchronous: it returns 0 after
+ * queueing the work, or a negative errno code (and then never calls its callback). A queued
+ * operation calls its callback exactly once:
  *   - on the loop thread, through the poster given to store_open (the server's face), or
  *   - on a store thread when no poster was given (the blocking face: pair the call with
  *     struct store_sync, see below; sealctl, tests and benchmarks use it).
@@ -53,6 +55,10 @@ struct store_change {
 typedef void store_change_fn(void *ctx, const struct store_change *change);
 
 struct store_options {
+	/* The backend by name: "sqlite" (NULL or ""), "mem" (in memory, lost at close: tests),
+	 * "fault" or "fault:BACKEND" (BACKEND, mem by default, with chosen calls failing:
+	 * storage/fault/store_fault.h). An unknown name fails store_open with -EINVAL. */
+	const char *backend;
 	const char *path;          /* the database file (data_dir/mail.db); created when missing */
 	unsigned workers;          /* read/hash threads, 0 = 4 */
 	unsigned busy_ms;          /* wait this long for another process's lock, 0 = 5000 */

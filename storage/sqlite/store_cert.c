@@ -114,7 +114,7 @@ static void cert_job_free(struct store_job *job)
 	free(j->address);
 }
 
-static struct cert_job *cert_job_new(struct store *s, enum store_job_kind kind,
+static struct cert_job *cert_job_new(struct sqlite_store *s, enum store_job_kind kind,
                                      store_job_run_fn *run, store_cb *cb, void *ctx)
 {
 	struct cert_job *j = store_job_new(sizeof(*j), s, kind, run, cb, ctx);
@@ -141,8 +141,9 @@ static int add_run(struct store_conn *c, struct store_job *job)
 	return by_serial(c, j->serial, &job->res);
 }
 
-int store_cert_add(struct store *s, const struct store_cert_new *cert, store_cb *cb, void *ctx)
+int sqlite_store_cert_add(void *impl, const struct store_cert_new *cert, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (!serial_valid(cert->serial) || cert->address == NULL || cert->address[0] == '\0' ||
 	    (cert->kind != STORE_CERT_CLIENT && cert->kind != STORE_CERT_SERVER) ||
 	    cert->not_after < cert->not_before)
@@ -166,8 +167,9 @@ static int list_run(struct store_conn *c, struct store_job *job)
 	return rows_load(c, st, &job->res);
 }
 
-int store_cert_list(struct store *s, int64_t expiring_before, store_cb *cb, void *ctx)
+int sqlite_store_cert_list(void *impl, int64_t expiring_before, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (expiring_before < 0)
 		return -EINVAL;
 	struct cert_job *j = cert_job_new(s, STORE_JOB_READ, list_run, cb, ctx);
@@ -181,8 +183,9 @@ static int get_run(struct store_conn *c, struct store_job *job)
 	return by_serial(c, j->serial, &job->res);
 }
 
-int store_cert_get(struct store *s, const char *serial, store_cb *cb, void *ctx)
+int sqlite_store_cert_get(void *impl, const char *serial, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (!serial_valid(serial))
 		return -EINVAL;
 	struct cert_job *j = cert_job_new(s, STORE_JOB_READ, get_run, cb, ctx);
@@ -207,9 +210,10 @@ static int find_valid_run(struct store_conn *c, struct store_job *job)
 	return valid_by_address(c, j->address, j->t1, &job->res);
 }
 
-int store_cert_find_valid(struct store *s, const char *address, int64_t now, store_cb *cb,
-                          void *ctx)
+int sqlite_store_cert_find_valid(void *impl, const char *address, int64_t now, store_cb *cb,
+                                 void *ctx)
 {
+	struct sqlite_store *s = impl;
 	char *norm;
 	int rc = store_address_normalize(address, &norm);
 	if (rc < 0)
@@ -246,9 +250,10 @@ static int revoke_run(struct store_conn *c, struct store_job *job)
 	return crl_next(c, &job->res);
 }
 
-int store_cert_revoke(struct store *s, const char *serial, const char *address, int64_t now,
-                      store_cb *cb, void *ctx)
+int sqlite_store_cert_revoke(void *impl, const char *serial, const char *address, int64_t now,
+                             store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	char *norm = NULL;
 	if ((serial == NULL) == (address == NULL) || now <= 0)
 		return -EINVAL;
@@ -268,8 +273,9 @@ static int crl_next_run(struct store_conn *c, struct store_job *job)
 	return crl_next(c, &job->res);
 }
 
-int store_cert_crl_next(struct store *s, store_cb *cb, void *ctx)
+int sqlite_store_cert_crl_next(void *impl, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	struct store_job *job =
 	    store_job_new(sizeof(*job), s, STORE_JOB_WRITE, crl_next_run, cb, ctx);
 	return store_job_submit(job);
@@ -283,8 +289,9 @@ static int revoked_run(struct store_conn *c, struct store_job *job)
 	return rows_load(c, st, &job->res);
 }
 
-int store_cert_list_revoked(struct store *s, store_cb *cb, void *ctx)
+int sqlite_store_cert_list_revoked(void *impl, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	struct store_job *job =
 	    store_job_new(sizeof(*job), s, STORE_JOB_READ, revoked_run, cb, ctx);
 	return store_job_submit(job);

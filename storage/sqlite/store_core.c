@@ -206,8 +206,8 @@ void store_sync_done(struct store_sync *w)
 
 /* ---- Jobs ---- */
 
-void *store_job_new(size_t size, struct store *s, enum store_job_kind kind, store_job_run_fn *run,
-                    store_cb *cb, void *ctx)
+void *store_job_new(size_t size, struct sqlite_store *s, enum store_job_kind kind,
+                    store_job_run_fn *run, store_cb *cb, void *ctx)
 {
 	struct store_job *job = xcalloc(1, size);
 	job->store = s;
@@ -262,7 +262,7 @@ static void job_complete(void *arg)
 
 static void job_finish(struct store_job *job)
 {
-	struct store *s = job->store;
+	struct sqlite_store *s = job->store;
 	if (job->rc < 0) {
 		store_result_free(&job->res);
 		job->n_changes = 0;
@@ -302,7 +302,7 @@ static struct store_job *queue_pop(struct store_queue *q)
 
 int store_job_submit(struct store_job *job)
 {
-	struct store *s = job->store;
+	struct sqlite_store *s = job->store;
 	pthread_mutex_lock(&s->lock);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->lock);
@@ -341,7 +341,7 @@ static void store_job_unlink(struct store_job **list, struct store_job *job)
 }
 
 /* Puts jobs back at the head of the write queue, as if they had never run. */
-static void writer_requeue(struct store *s, struct store_job *first)
+static void writer_requeue(struct sqlite_store *s, struct store_job *first)
 {
 	struct store_job *head = NULL, **tail = &head;
 	for (struct store_job *job = first, *next; job != NULL; job = next) {
@@ -372,7 +372,7 @@ static void writer_requeue(struct store *s, struct store_job *first)
 
 /* The whole transaction is gone (SQLite rolled it back, or we do now): job fails, the rest
  * of the batch goes back to the queue to run again in a new transaction. */
-static void writer_fail_one(struct store *s, struct store_job *batch, struct store_job *job)
+static void writer_fail_one(struct sqlite_store *s, struct store_job *batch, struct store_job *job)
 {
 	struct store_conn *c = &s->wconn;
 	if (!sqlite3_get_autocommit(c->db))
@@ -400,7 +400,7 @@ static int writer_run_deferred(struct store_conn *c, struct store_job *first,
 	return 0;
 }
 
-static void writer_run_batch(struct store *s, struct store_job *batch)
+static void writer_run_batch(struct sqlite_store *s, struct store_job *batch)
 {
 	struct store_conn *c = &s->wconn;
 	int rc = store_exec_stmt(c, SQL_BEGIN);
@@ -493,7 +493,7 @@ static void writer_run_batch(struct store *s, struct store_job *batch)
  * bottleneck, and it does not wait. A lone write never waits: nothing else is being
  * prepared. Called and returns with the lock held.
  */
-static void writer_gather(struct store *s)
+static void writer_gather(struct sqlite_store *s)
 {
 	int64_t wait = s->gather_ns < STORE_GATHER_MAX_NS ? s->gather_ns : STORE_GATHER_MAX_NS;
 	if (s->preparing == 0 || wait <= 0)
@@ -510,7 +510,7 @@ static void writer_gather(struct store *s)
 
 static void *writer_main(void *arg)
 {
-	struct store *s = arg;
+	struct sqlite_store *s = arg;
 	for (;;) {
 		pthread_mutex_lock(&s->lock);
 		while (s->writes.head == NULL && !(s->stopping && s->writer_exit_ok))
@@ -551,7 +551,7 @@ static void *worker_main(void *arg)
 {
 	struct store_worker_slot *slot = arg;
 	struct store_conn *c = &slot->conn;
-	struct store *s = slot->store;
+	struct sqlite_store *s = slot->store;
 	for (;;) {
 		pthread_mutex_lock(&s->lock);
 		while (s->reads.head == NULL && !s->stopping)
@@ -592,7 +592,7 @@ static void *worker_main(void *arg)
  */
 static int writer_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
-	struct store *s = arg;
+	struct sqlite_store *s = arg;
 	pthread_mutex_lock(&s->lock);
 	if (frames >= STORE_CKPT_MAX_PAGES) {
 		/* SQLite runs one checkpoint at a time and a second one just returns BUSY: wait
@@ -623,7 +623,7 @@ static int writer_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 
 static void *checkpointer_main(void *arg)
 {
-	struct store *s = arg;
+	struct sqlite_store *s = arg;
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		while ((!s->ckpt_wanted || s->ckpt_running) && !s->ckpt_stop)
@@ -717,13 +717,13 @@ static int store_files_private(const char *path, const char **error_r)
 	return rc;
 }
 
-int store_open(const struct store_options *opt, struct store **store_r, const char **error_r)
+int sqlite_store_open(const struct store_options *opt, void **impl_r, const char **error_r)
 {
-	struct store *s;
+	struct sqlite_store *s;
 	const char *err = NULL;
 	int rc;
 
-	*store_r = NULL;
+	*impl_r = NULL;
 	store_error_buf[0] = '\0';
 	if (opt->path == NULL) {
 		*error_r = "no database path given";
@@ -780,7 +780,7 @@ int store_open(const struct store_options *opt, struct store **store_r, const ch
 		pthread_create(&s->workers[i], NULL, worker_main, &slots[i]);
 	pthread_create(&s->writer, NULL, writer_main, s);
 	pthread_create(&s->checkpointer, NULL, checkpointer_main, s);
-	*store_r = s;
+	*impl_r = s;
 	return 0;
 
 fail_workers:
@@ -800,8 +800,9 @@ fail:
 	return rc;
 }
 
-void store_close(struct store *s)
+void sqlite_store_close(void *impl)
 {
+	struct sqlite_store *s = impl;
 	if (s == NULL)
 		return;
 	struct store_worker_slot *slots = s->slots;
@@ -839,8 +840,9 @@ void store_close(struct store *s)
 	free(s);
 }
 
-void store_stats(struct store *s, uint64_t *commits_r, uint64_t *writes_r)
+void sqlite_store_stats(void *impl, uint64_t *commits_r, uint64_t *writes_r)
 {
+	struct sqlite_store *s = impl;
 	pthread_mutex_lock(&s->lock);
 	*commits_r = s->stat_commits;
 	*writes_r = s->stat_writes;

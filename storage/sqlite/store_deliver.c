@@ -83,7 +83,7 @@ out:
 	return rc;
 }
 
-int store_delivery_prepare(struct store *s, struct store_delivery *j)
+int store_delivery_prepare(struct sqlite_store *s, struct store_delivery *j)
 {
 	const struct store_deliver_req *req = j->req;
 	uint64_t max = s->opt.max_message_size;
@@ -590,8 +590,9 @@ static int deliver_run_deferred(struct store_conn *c, struct store_job *job)
 	return store_delivery_index(c, &((struct deliver_job *)job)->d);
 }
 
-int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb *cb, void *ctx)
+int sqlite_store_deliver(void *impl, const struct store_deliver_req *req, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if ((req->data == NULL && req->spool_path == NULL) ||
 	    (req->n_targets == 0 && req->n_relay == 0))
 		return -EINVAL;

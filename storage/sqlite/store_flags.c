@@ -31,9 +31,9 @@ static void flags_job_free(struct store_job *job)
 	free(j->keywords);
 }
 
-static struct flags_job *flags_job_new(struct store *s, store_job_run_fn *run, int64_t mailbox_id,
-                                       const struct store_uid_range *ranges, size_t n_ranges,
-                                       store_cb *cb, void *ctx)
+static struct flags_job *flags_job_new(struct sqlite_store *s, store_job_run_fn *run,
+                                       int64_t mailbox_id, const struct store_uid_range *ranges,
+                                       size_t n_ranges, store_cb *cb, void *ctx)
 {
 	struct flags_job *j = store_job_new(sizeof(*j), s, STORE_JOB_WRITE, run, cb, ctx);
 	j->job.free_args = flags_job_free;
@@ -204,10 +204,12 @@ static int flags_run(struct store_conn *c, struct store_job *job)
 	return 0;
 }
 
-int store_flags_store(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
-                      size_t n_ranges, enum store_flag_mode mode, unsigned flags,
-                      const char *keywords, uint64_t unchanged_since, store_cb *cb, void *ctx)
+int sqlite_store_flags_store(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                             size_t n_ranges, enum store_flag_mode mode, unsigned flags,
+                             const char *keywords, uint64_t unchanged_since, store_cb *cb,
+                             void *ctx)
 {
+	struct sqlite_store *s = impl;
 	char *kw = NULL;
 	if (n_ranges == 0 || (flags & ~0x1fu) != 0)
 		return -EINVAL;
@@ -271,16 +273,18 @@ static int expunge_run(struct store_conn *c, struct store_job *job)
 	return rc;
 }
 
-int store_expunge(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
-                  size_t n_ranges, store_cb *cb, void *ctx)
+int sqlite_store_expunge(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                         size_t n_ranges, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	struct flags_job *j = flags_job_new(s, expunge_run, mailbox_id, ranges, n_ranges, cb, ctx);
 	return store_job_submit(&j->job);
 }
 
-int store_remove(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
-                 size_t n_ranges, store_cb *cb, void *ctx)
+int sqlite_store_remove(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                        size_t n_ranges, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (n_ranges == 0)
 		return -EINVAL;
 	struct flags_job *j = flags_job_new(s, expunge_run, mailbox_id, ranges, n_ranges, cb, ctx);
@@ -383,9 +387,10 @@ int store_entries_move_all(struct store_conn *c, struct store_job *job, int64_t 
 	return copy_entries(c, job, &j);
 }
 
-int store_copy(struct store *s, int64_t src_mailbox_id, const struct store_uid_range *ranges,
-               size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx)
+int sqlite_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid_range *ranges,
+                      size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (n_ranges == 0)
 		return -EINVAL;
 	struct flags_job *j = flags_job_new(s, copy_run, src_mailbox_id, ranges, n_ranges, cb, ctx);

@@ -54,8 +54,9 @@ static int headers_run(struct store_conn *c, struct store_job *job)
 	return rc;
 }
 
-int store_message_headers(struct store *s, int64_t mailbox_id, store_cb *cb, void *ctx)
+int sqlite_store_message_headers(void *impl, int64_t mailbox_id, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	struct headers_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, headers_run, cb, ctx);
 	j->mailbox_id = mailbox_id;
 	return store_job_submit(&j->job);
@@ -134,9 +135,10 @@ out:
 	return rc;
 }
 
-int store_content_read_batch(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                             size_t max_total, store_cb *cb, void *ctx)
+int sqlite_store_content_read_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                                    size_t max_total, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (n == 0 || max_total == 0 || max_total > STORE_READ_MAX)
 		return -EINVAL;
 	struct batch_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, batch_run, cb, ctx);

@@ -127,7 +127,7 @@ static void mailbox_job_free(struct store_job *job)
 	free(j->new_name);
 }
 
-static struct mailbox_job *mailbox_job_new(struct store *s, enum store_job_kind kind,
+static struct mailbox_job *mailbox_job_new(struct sqlite_store *s, enum store_job_kind kind,
                                            store_job_run_fn *run, int64_t user_id, const char *name,
                                            store_cb *cb, void *ctx)
 {
@@ -183,8 +183,9 @@ static int list_run(struct store_conn *c, struct store_job *job)
 	return job->res.n_mailboxes > 0 ? 0 : -ENOENT;
 }
 
-int store_mailbox_list(struct store *s, int64_t user_id, store_cb *cb, void *ctx)
+int sqlite_store_mailbox_list(void *impl, int64_t user_id, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	struct mailbox_job *j =
 	    mailbox_job_new(s, STORE_JOB_READ, list_run, user_id, NULL, cb, ctx);
 	return store_job_submit(&j->job);
@@ -196,8 +197,9 @@ static int get_run(struct store_conn *c, struct store_job *job)
 	return load_by_name(c, job, j->user_id, j->name);
 }
 
-int store_mailbox_get(struct store *s, int64_t user_id, const char *name, store_cb *cb, void *ctx)
+int sqlite_store_mailbox_get(void *impl, int64_t user_id, const char *name, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (!store_mailbox_name_valid(name))
 		return -EINVAL;
 	struct mailbox_job *j = mailbox_job_new(s, STORE_JOB_READ, get_run, user_id, name, cb, ctx);
@@ -233,9 +235,10 @@ static int create_run(struct store_conn *c, struct store_job *job)
 	return load_by_name(c, job, j->user_id, j->name);
 }
 
-int store_mailbox_create(struct store *s, int64_t user_id, const char *name, unsigned special_use,
-                         store_cb *cb, void *ctx)
+int sqlite_store_mailbox_create(void *impl, int64_t user_id, const char *name, unsigned special_use,
+                                store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (!store_mailbox_name_valid(name))
 		return -EINVAL;
 	struct mailbox_job *j =
@@ -290,9 +293,10 @@ static int delete_run(struct store_conn *c, struct store_job *job)
 	return 0;
 }
 
-int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, store_cb *cb,
-                         void *ctx)
+int sqlite_store_mailbox_delete(void *impl, int64_t user_id, const char *name, store_cb *cb,
+                                void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (!store_mailbox_name_valid(name) || strcasecmp(name, "INBOX") == 0)
 		return -EINVAL;
 	struct mailbox_job *j =
@@ -341,9 +345,10 @@ static int rename_run(struct store_conn *c, struct store_job *job)
 	return load_by_name(c, job, j->user_id, j->new_name);
 }
 
-int store_mailbox_rename(struct store *s, int64_t user_id, const char *name, const char *new_name,
-                         store_cb *cb, void *ctx)
+int sqlite_store_mailbox_rename(void *impl, int64_t user_id, const char *name, const char *new_name,
+                                store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	/* Renaming INBOX moves its messages (rename_inbox); nothing becomes INBOX. */
 	if (!store_mailbox_name_valid(name) || !store_mailbox_name_valid(new_name) ||
 	    strcasecmp(new_name, "INBOX") == 0)
@@ -371,9 +376,10 @@ static int subscribe_run(struct store_conn *c, struct store_job *job)
 	return sqlite3_changes(c->db) > 0 ? 0 : -ENOENT;
 }
 
-int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, bool on,
-                            store_cb *cb, void *ctx)
+int sqlite_store_mailbox_subscribe(void *impl, int64_t user_id, const char *name, bool on,
+                                   store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (!store_mailbox_name_valid(name))
 		return -EINVAL;
 	struct mailbox_job *j =

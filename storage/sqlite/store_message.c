@@ -129,8 +129,8 @@ static void msg_job_free(struct store_job *job)
 	free(((struct msg_job *)job)->text);
 }
 
-static struct msg_job *msg_job_new(struct store *s, store_job_run_fn *run, int64_t mailbox_id,
-                                   store_cb *cb, void *ctx)
+static struct msg_job *msg_job_new(struct sqlite_store *s, store_job_run_fn *run,
+                                   int64_t mailbox_id, store_cb *cb, void *ctx)
 {
 	struct msg_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, run, cb, ctx);
 	j->job.free_args = msg_job_free;
@@ -185,9 +185,10 @@ out:
 	return rc;
 }
 
-int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
-                       void *ctx)
+int sqlite_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
+                              void *ctx)
 {
+	struct sqlite_store *s = impl;
 	struct msg_job *j = msg_job_new(s, list_run, mailbox_id, cb, ctx);
 	j->since = changed_since;
 	return store_job_submit(&j->job);
@@ -222,8 +223,9 @@ static int get_run(struct store_conn *c, struct store_job *job)
 	return rc;
 }
 
-int store_message_get(struct store *s, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx)
+int sqlite_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	struct msg_job *j = msg_job_new(s, get_run, mailbox_id, cb, ctx);
 	j->uid = uid;
 	return store_job_submit(&j->job);
@@ -272,9 +274,10 @@ int store_content_range(struct store_conn *c, int64_t content_id, uint64_t offse
 	return 0;
 }
 
-int store_content_read(struct store *s, int64_t mailbox_id, uint32_t uid, uint64_t offset,
-                       size_t max_len, store_cb *cb, void *ctx)
+int sqlite_store_content_read(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset,
+                              size_t max_len, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (max_len == 0 || max_len > STORE_READ_MAX)
 		return -EINVAL;
 	struct msg_job *j = msg_job_new(s, read_run, mailbox_id, cb, ctx);
@@ -310,9 +313,10 @@ static int vanished_run(struct store_conn *c, struct store_job *job)
 	return uids_run(c, job, st);
 }
 
-int store_vanished(struct store *s, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
-                   void *ctx)
+int sqlite_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
+                          void *ctx)
 {
+	struct sqlite_store *s = impl;
 	struct msg_job *j = msg_job_new(s, vanished_run, mailbox_id, cb, ctx);
 	j->since = since_modseq;
 	return store_job_submit(&j->job);
@@ -360,9 +364,10 @@ static int search_run(struct store_conn *c, struct store_job *job)
 	return uids_run(c, job, st);
 }
 
-int store_search_text(struct store *s, int64_t mailbox_id, const char *text, store_cb *cb,
-                      void *ctx)
+int sqlite_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+                             void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (text == NULL || strlen(text) > KEYWORDS_MAX_LEN)
 		return -EINVAL;
 	char *q = fts_query(text);

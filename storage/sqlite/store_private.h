@@ -8,7 +8,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
-#include "storage/store.h"
+#include "storage/store_backend.h"
 
 #define STORE_SCHEMA_VERSION 4
 #define STORE_BLOB_CHUNK     (64 * 1024)
@@ -109,7 +109,7 @@ typedef void store_job_free_fn(struct store_job *job);
 
 struct store_job {
 	struct store_job *next;
-	struct store *store;
+	struct sqlite_store *store;
 	enum store_job_kind kind;
 	store_job_prep_fn *prepare;
 	store_job_run_fn *run;
@@ -136,10 +136,10 @@ struct store_job {
 	void *change_ctx;
 };
 
-struct store;
+struct sqlite_store;
 struct store_worker_slot {
 	struct store_conn conn;
-	struct store *store;
+	struct sqlite_store *store;
 };
 
 struct store_queue {
@@ -147,7 +147,7 @@ struct store_queue {
 	size_t len;
 };
 
-struct store {
+struct sqlite_store {
 	struct store_options opt;
 	char *path;
 	struct store_poster poster;
@@ -181,9 +181,84 @@ struct store {
 	struct store_worker_slot *slots;
 };
 
+/* The backend's operations (store_table.c puts them in store_backend_sqlite), one per
+ * operation of store.h with its contract; impl is the struct sqlite_store open made. */
+int sqlite_store_open(const struct store_options *opt, void **impl_r, const char **error_r);
+void sqlite_store_close(void *impl);
+void sqlite_store_stats(void *impl, uint64_t *commits_r, uint64_t *writes_r);
+int sqlite_store_user_add(void *impl, const char *address, const char *password, store_cb *cb,
+                          void *ctx);
+int sqlite_store_user_del(void *impl, const char *address, store_cb *cb, void *ctx);
+int sqlite_store_user_passwd(void *impl, const char *address, const char *password, store_cb *cb,
+                             void *ctx);
+int sqlite_store_user_set_require_cert(void *impl, const char *address, bool on, store_cb *cb,
+                                       void *ctx);
+int sqlite_store_user_set_disabled(void *impl, const char *address, bool on, store_cb *cb,
+                                   void *ctx);
+int sqlite_store_user_set_quota(void *impl, const char *address, uint64_t bytes, store_cb *cb,
+                                void *ctx);
+int sqlite_store_user_get(void *impl, const char *address, store_cb *cb, void *ctx);
+int sqlite_store_user_list(void *impl, store_cb *cb, void *ctx);
+int sqlite_store_auth(void *impl, const char *address, const char *password, store_cb *cb,
+                      void *ctx);
+int sqlite_store_user_scram(void *impl, const char *address, store_cb *cb, void *ctx);
+int sqlite_store_mailbox_list(void *impl, int64_t user_id, store_cb *cb, void *ctx);
+int sqlite_store_mailbox_get(void *impl, int64_t user_id, const char *name, store_cb *cb,
+                             void *ctx);
+int sqlite_store_mailbox_create(void *impl, int64_t user_id, const char *name, unsigned special_use,
+                                store_cb *cb, void *ctx);
+int sqlite_store_mailbox_delete(void *impl, int64_t user_id, const char *name, store_cb *cb,
+                                void *ctx);
+int sqlite_store_mailbox_rename(void *impl, int64_t user_id, const char *name, const char *new_name,
+                                store_cb *cb, void *ctx);
+int sqlite_store_mailbox_subscribe(void *impl, int64_t user_id, const char *name, bool on,
+                                   store_cb *cb, void *ctx);
+int sqlite_store_deliver(void *impl, const struct store_deliver_req *req, store_cb *cb, void *ctx);
+int sqlite_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
+                              void *ctx);
+int sqlite_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx);
+int sqlite_store_message_headers(void *impl, int64_t mailbox_id, store_cb *cb, void *ctx);
+int sqlite_store_content_read_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                                    size_t max_total, store_cb *cb, void *ctx);
+int sqlite_store_content_read(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset,
+                              size_t max_len, store_cb *cb, void *ctx);
+int sqlite_store_flags_store(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                             size_t n_ranges, enum store_flag_mode mode, unsigned flags,
+                             const char *keywords, uint64_t unchanged_since, store_cb *cb,
+                             void *ctx);
+int sqlite_store_expunge(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                         size_t n_ranges, store_cb *cb, void *ctx);
+int sqlite_store_remove(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                        size_t n_ranges, store_cb *cb, void *ctx);
+int sqlite_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid_range *ranges,
+                      size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx);
+int sqlite_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
+                          void *ctx);
+int sqlite_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+                             void *ctx);
+int sqlite_store_queue_list(void *impl, store_cb *cb, void *ctx);
+int sqlite_store_queue_delete(void *impl, int64_t queue_id, store_cb *cb, void *ctx);
+int sqlite_store_queue_due(void *impl, int64_t now, unsigned lease_seconds, size_t limit,
+                           store_cb *cb, void *ctx);
+int sqlite_store_queue_recover(void *impl, store_cb *cb, void *ctx);
+int sqlite_store_queue_flush(void *impl, int64_t queue_id, int64_t now, store_cb *cb, void *ctx);
+int sqlite_store_queue_content_read(void *impl, int64_t content_id, uint64_t offset, size_t max_len,
+                                    store_cb *cb, void *ctx);
+int sqlite_store_queue_report(void *impl, const struct store_queue_report *rep, store_cb *cb,
+                              void *ctx);
+int sqlite_store_cert_add(void *impl, const struct store_cert_new *cert, store_cb *cb, void *ctx);
+int sqlite_store_cert_list(void *impl, int64_t expiring_before, store_cb *cb, void *ctx);
+int sqlite_store_cert_get(void *impl, const char *serial, store_cb *cb, void *ctx);
+int sqlite_store_cert_find_valid(void *impl, const char *address, int64_t now, store_cb *cb,
+                                 void *ctx);
+int sqlite_store_cert_revoke(void *impl, const char *serial, const char *address, int64_t now,
+                             store_cb *cb, void *ctx);
+int sqlite_store_cert_crl_next(void *impl, store_cb *cb, void *ctx);
+int sqlite_store_cert_list_revoked(void *impl, store_cb *cb, void *ctx);
+
 /* store_core.c */
-void *store_job_new(size_t size, struct store *s, enum store_job_kind kind, store_job_run_fn *run,
-                    store_cb *cb, void *ctx);
+void *store_job_new(size_t size, struct sqlite_store *s, enum store_job_kind kind,
+                    store_job_run_fn *run, store_cb *cb, void *ctx);
 /* Queues the job: 0, or -ESHUTDOWN (job freed, callback never runs). */
 int store_job_submit(struct store_job *job);
 void store_job_note_change(struct store_job *job, int64_t user_id, int64_t mailbox_id,
@@ -264,7 +339,7 @@ struct store_delivery {
 	bool defer_index; /* run leaves the FTS row to store_delivery_index */
 	int64_t index_id; /* content stored by run whose FTS row is still owed, or 0 */
 };
-int store_delivery_prepare(struct store *s, struct store_delivery *d);
+int store_delivery_prepare(struct sqlite_store *s, struct store_delivery *d);
 int store_delivery_run(struct store_conn *c, struct store_job *job, struct store_delivery *d);
 /* Writes the FTS row run left owed (defer_index), if any. 0 or a negative errno. */
 int store_delivery_index(struct store_conn *c, struct store_delivery *d);

@@ -95,9 +95,10 @@ static int due_run(struct store_conn *c, struct store_job *job)
 	return rc;
 }
 
-int store_queue_due(struct store *s, int64_t now, unsigned lease_seconds, size_t limit,
-                    store_cb *cb, void *ctx)
+int sqlite_store_queue_due(void *impl, int64_t now, unsigned lease_seconds, size_t limit,
+                           store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (limit == 0 || lease_seconds == 0)
 		return -EINVAL;
 	struct due_job *j = store_job_new(sizeof(*j), s, STORE_JOB_WRITE, due_run, cb, ctx);
@@ -120,8 +121,9 @@ static int recover_run(struct store_conn *c, struct store_job *job)
 	return rc == SQLITE_OK ? 0 : store_err(c->db, rc);
 }
 
-int store_queue_recover(struct store *s, store_cb *cb, void *ctx)
+int sqlite_store_queue_recover(void *impl, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	struct store_job *job =
 	    store_job_new(sizeof(*job), s, STORE_JOB_WRITE, recover_run, cb, ctx);
 	return store_job_submit(job);
@@ -148,8 +150,9 @@ static int flush_run(struct store_conn *c, struct store_job *job)
 	return j->id != 0 && sqlite3_changes(c->db) == 0 ? -ENOENT : 0;
 }
 
-int store_queue_flush(struct store *s, int64_t queue_id, int64_t now, store_cb *cb, void *ctx)
+int sqlite_store_queue_flush(void *impl, int64_t queue_id, int64_t now, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (queue_id < 0)
 		return -EINVAL;
 	struct flush_job *j = store_job_new(sizeof(*j), s, STORE_JOB_WRITE, flush_run, cb, ctx);
@@ -181,9 +184,10 @@ static int read_run(struct store_conn *c, struct store_job *job)
 	return store_content_range(c, j->content_id, j->offset, j->max_len, &job->res);
 }
 
-int store_queue_content_read(struct store *s, int64_t content_id, uint64_t offset, size_t max_len,
-                             store_cb *cb, void *ctx)
+int sqlite_store_queue_content_read(void *impl, int64_t content_id, uint64_t offset, size_t max_len,
+                                    store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (max_len == 0 || max_len > STORE_READ_MAX)
 		return -EINVAL;
 	struct read_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, read_run, cb, ctx);
@@ -326,9 +330,10 @@ out:
 	return rc;
 }
 
-int store_queue_report(struct store *s, const struct store_queue_report *rep, store_cb *cb,
-                       void *ctx)
+int sqlite_store_queue_report(void *impl, const struct store_queue_report *rep, store_cb *cb,
+                              void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (rep->queue_id <= 0 || (rep->n_outcomes > 0 && rep->outcomes == NULL))
 		return -EINVAL;
 	if (rep->dsn != NULL && rep->dsn_len > s->opt.max_message_size)

@@ -245,7 +245,7 @@ static void user_job_free(struct store_job *job)
 	free(j->scram.server_key);
 }
 
-static struct user_job *user_job_new(struct store *s, enum store_job_kind kind,
+static struct user_job *user_job_new(struct sqlite_store *s, enum store_job_kind kind,
                                      store_job_run_fn *run, const char *address, store_cb *cb,
                                      void *ctx, int *rc_r)
 {
@@ -313,9 +313,10 @@ static int user_add_run(struct store_conn *c, struct store_job *job)
 	return rc;
 }
 
-int store_user_add(struct store *s, const char *address, const char *password, store_cb *cb,
-                   void *ctx)
+int sqlite_store_user_add(void *impl, const char *address, const char *password, store_cb *cb,
+                          void *ctx)
 {
+	struct sqlite_store *s = impl;
 	int rc;
 	if (password == NULL || password[0] == '\0')
 		return -EINVAL;
@@ -344,8 +345,8 @@ static int user_update_run(struct store_conn *c, struct store_job *job)
 	return sqlite3_changes(c->db) > 0 ? 0 : -ENOENT;
 }
 
-static int user_update(struct store *s, const char *address, enum store_sql sql, int64_t value,
-                       const char *password, store_cb *cb, void *ctx)
+static int user_update(struct sqlite_store *s, const char *address, enum store_sql sql,
+                       int64_t value, const char *password, store_cb *cb, void *ctx)
 {
 	int rc;
 	struct user_job *j =
@@ -361,33 +362,39 @@ static int user_update(struct store *s, const char *address, enum store_sql sql,
 	return store_job_submit(&j->job);
 }
 
-int store_user_del(struct store *s, const char *address, store_cb *cb, void *ctx)
+int sqlite_store_user_del(void *impl, const char *address, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	return user_update(s, address, SQL_USER_DELETE, 0, NULL, cb, ctx);
 }
 
-int store_user_passwd(struct store *s, const char *address, const char *password, store_cb *cb,
-                      void *ctx)
+int sqlite_store_user_passwd(void *impl, const char *address, const char *password, store_cb *cb,
+                             void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (password == NULL || password[0] == '\0')
 		return -EINVAL;
 	return user_update(s, address, SQL_USER_SET_PASSWORD, 0, password, cb, ctx);
 }
 
-int store_user_set_require_cert(struct store *s, const char *address, bool on, store_cb *cb,
-                                void *ctx)
+int sqlite_store_user_set_require_cert(void *impl, const char *address, bool on, store_cb *cb,
+                                       void *ctx)
 {
+	struct sqlite_store *s = impl;
 	return user_update(s, address, SQL_USER_SET_REQUIRE_CERT, on, NULL, cb, ctx);
 }
 
-int store_user_set_disabled(struct store *s, const char *address, bool on, store_cb *cb, void *ctx)
+int sqlite_store_user_set_disabled(void *impl, const char *address, bool on, store_cb *cb,
+                                   void *ctx)
 {
+	struct sqlite_store *s = impl;
 	return user_update(s, address, SQL_USER_SET_DISABLED, on, NULL, cb, ctx);
 }
 
-int store_user_set_quota(struct store *s, const char *address, uint64_t bytes, store_cb *cb,
-                         void *ctx)
+int sqlite_store_user_set_quota(void *impl, const char *address, uint64_t bytes, store_cb *cb,
+                                void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (bytes > INT64_MAX)
 		return -EINVAL;
 	return user_update(s, address, SQL_USER_SET_QUOTA, (int64_t)bytes, NULL, cb, ctx);
@@ -402,8 +409,9 @@ static int user_get_run(struct store_conn *c, struct store_job *job)
 	return rc;
 }
 
-int store_user_get(struct store *s, const char *address, store_cb *cb, void *ctx)
+int sqlite_store_user_get(void *impl, const char *address, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	int rc;
 	struct user_job *j = user_job_new(s, STORE_JOB_READ, user_get_run, address, cb, ctx, &rc);
 	return j != NULL ? store_job_submit(&j->job) : rc;
@@ -428,8 +436,9 @@ static int user_list_run(struct store_conn *c, struct store_job *job)
 	return rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
 }
 
-int store_user_list(struct store *s, store_cb *cb, void *ctx)
+int sqlite_store_user_list(void *impl, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	struct store_job *job =
 	    store_job_new(sizeof(*job), s, STORE_JOB_READ, user_list_run, cb, ctx);
 	return store_job_submit(job);
@@ -474,8 +483,10 @@ static int auth_run(struct store_conn *c, struct store_job *job)
 	return 0;
 }
 
-int store_auth(struct store *s, const char *address, const char *password, store_cb *cb, void *ctx)
+int sqlite_store_auth(void *impl, const char *address, const char *password, store_cb *cb,
+                      void *ctx)
 {
+	struct sqlite_store *s = impl;
 	int rc;
 	if (password == NULL)
 		return -EINVAL;
@@ -514,8 +525,9 @@ static int scram_run(struct store_conn *c, struct store_job *job)
 	return rc;
 }
 
-int store_user_scram(struct store *s, const char *address, store_cb *cb, void *ctx)
+int sqlite_store_user_scram(void *impl, const char *address, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	int rc;
 	struct user_job *j = user_job_new(s, STORE_JOB_READ, scram_run, address, cb, ctx, &rc);
 	return j != NULL ? store_job_submit(&j->job) : rc;

@@ -13,6 +13,12 @@
 
 static struct store_fixture fx;
 
+/* The SQLite backend behind fx.s, for the tests that reach into its threads and files. */
+static struct sqlite_store *sq(void)
+{
+	return store_backend_impl(fx.s);
+}
+
 static void setup(void)
 {
 	memset(&fx, 0, sizeof(fx));
@@ -325,11 +331,11 @@ Test(faults, disk_full_fails_delivery)
 	int64_t a = add_user("alice@corp.example");
 	/* Simulate a full disk: the writer's file may not grow. Safe here: the writer is idle. */
 	sqlite3_stmt *st;
-	cr_assert_eq(sqlite3_prepare_v2(fx.s->wconn.db, "PRAGMA page_count", -1, &st, NULL), 0);
+	cr_assert_eq(sqlite3_prepare_v2(sq()->wconn.db, "PRAGMA page_count", -1, &st, NULL), 0);
 	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
 	char *pragma = sqlite3_mprintf("PRAGMA max_page_count = %d", sqlite3_column_int(st, 0) + 8);
 	sqlite3_finalize(st);
-	cr_assert_eq(sqlite3_exec(fx.s->wconn.db, pragma, NULL, NULL, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(sq()->wconn.db, pragma, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_free(pragma);
 	size_t size = 512 * 1024;
 	char *big = malloc(size);
@@ -388,9 +394,9 @@ static void burst_done(struct burst *b, size_t n)
 static void wait_queued(size_t n)
 {
 	for (int i = 0; i < 5000; i++) {
-		pthread_mutex_lock(&fx.s->lock);
-		size_t len = fx.s->writes.len;
-		pthread_mutex_unlock(&fx.s->lock);
+		pthread_mutex_lock(&sq()->lock);
+		size_t len = sq()->writes.len;
+		pthread_mutex_unlock(&sq()->lock);
 		if (len >= n)
 			return;
 		usleep(1000);
@@ -518,7 +524,7 @@ Test(faults, delivery_failing_after_a_write_leaves_nothing)
 	char sql[128];
 	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET uidnext = 4294967295 WHERE user_id = %lld",
 	         (long long)b);
-	cr_assert_eq(sqlite3_exec(fx.s->wconn.db, sql, NULL, NULL, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(sq()->wconn.db, sql, NULL, NULL, NULL), SQLITE_OK);
 
 	static struct burst bu;
 	memset(&bu, 0, sizeof(bu));

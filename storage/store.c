@@ -1,0 +1,420 @@
+/*
+ * The front of the store: every public function of store.h, passed on to the backend the
+ * store was opened with (storage/store_backend.h), and the registry of backends by name.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xmalloc.h"
+#include "storage/store_backend.h"
+
+struct store {
+	const struct store_backend *backend;
+	void *impl;
+};
+
+static const struct store_backend *const store_backends[] = {
+    &store_backend_sqlite,
+};
+#define STORE_N_BACKENDS (sizeof(store_backends) / sizeof(store_backends[0]))
+
+const struct store_backend *store_backend_find(const char *name)
+{
+	if (name == NULL || name[0] == '\0')
+		name = "sqlite";
+	size_t len = strcspn(name, ":");
+	for (size_t i = 0; i < STORE_N_BACKENDS; i++) {
+		const char *n = store_backends[i]->name;
+		if (strlen(n) == len && memcmp(n, name, len) == 0)
+			return store_backends[i];
+	}
+	return NULL;
+}
+
+const char *store_backend_names(bool persistent_only)
+{
+	static char all[128], persistent[128];
+	char *buf = persistent_only ? persistent : all;
+	if (buf[0] != '\0')
+		return buf;
+	/* Built once; concurrent first calls write the same bytes. */
+	char tmp[128] = "";
+	size_t used = 0;
+	for (size_t i = 0; i < STORE_N_BACKENDS; i++) {
+		if (persistent_only && !store_backends[i]->persistent)
+			continue;
+		int n = snprintf(tmp + used, sizeof(tmp) - used, "%s%s", used > 0 ? ", " : "",
+		                 store_backends[i]->name);
+		if (n < 0 || (size_t)n >= sizeof(tmp) - used)
+			break;
+		used += (size_t)n;
+	}
+	memcpy(buf, tmp, sizeof(tmp));
+	return buf;
+}
+
+int store_open(const struct store_options *opt, struct store **store_r, const char **error_r)
+{
+	static _Thread_local char err_buf[256];
+	const struct store_backend *b = store_backend_find(opt->backend);
+	*store_r = NULL;
+	if (b == NULL) {
+		snprintf(err_buf, sizeof(err_buf), "unknown store backend \"%s\" (known: %s)",
+		         opt->backend, store_backend_names(false));
+		*error_r = err_buf;
+		return -EINVAL;
+	}
+	void *impl = NULL;
+	int rc = b->open(opt, &impl, error_r);
+	if (rc < 0)
+		return rc;
+	struct store *s = xcalloc(1, sizeof(*s));
+	s->backend = b;
+	s->impl = impl;
+	*store_r = s;
+	return 0;
+}
+
+void *store_backend_impl(struct store *s)
+{
+	return s->impl;
+}
+
+void store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	s->backend->close(s->impl);
+	free(s);
+}
+
+void store_stats(struct store *s, uint64_t *commits_r, uint64_t *writes_r)
+{
+	*commits_r = 0;
+	*writes_r = 0;
+	if (s->backend->stats != NULL)
+		s->backend->stats(s->impl, commits_r, writes_r);
+}
+
+/* ---- Operations: each is its backend's ---- */
+
+int store_user_add(struct store *s, const char *address, const char *password, store_cb *cb,
+                   void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->user_add(s->impl, address, password, cb, ctx);
+}
+
+int store_user_del(struct store *s, const char *address, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->user_del(s->impl, address, cb, ctx);
+}
+
+int store_user_passwd(struct store *s, const char *address, const char *password, store_cb *cb,
+                      void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->user_passwd(s->impl, address, password, cb, ctx);
+}
+
+int store_user_set_require_cert(struct store *s, const char *address, bool on, store_cb *cb,
+                                void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->user_set_require_cert(s->impl, address, on, cb, ctx);
+}
+
+int store_user_set_disabled(struct store *s, const char *address, bool on, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->user_set_disabled(s->impl, address, on, cb, ctx);
+}
+
+int store_user_set_quota(struct store *s, const char *address, uint64_t bytes, store_cb *cb,
+                         void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->user_set_quota(s->impl, address, bytes, cb, ctx);
+}
+
+int store_user_get(struct store *s, const char *address, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->user_get(s->impl, address, cb, ctx);
+}
+
+int store_user_list(struct store *s, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->user_list(s->impl, cb, ctx);
+}
+
+int store_auth(struct store *s, const char *address, const char *password, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->auth(s->impl, address, password, cb, ctx);
+}
+
+int store_user_scram(struct store *s, const char *address, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->user_scram(s->impl, address, cb, ctx);
+}
+
+int store_mailbox_list(struct store *s, int64_t user_id, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->mailbox_list(s->impl, user_id, cb, ctx);
+}
+
+int store_mailbox_get(struct store *s, int64_t user_id, const char *name, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->mailbox_get(s->impl, user_id, name, cb, ctx);
+}
+
+int store_mailbox_create(struct store *s, int64_t user_id, const char *name, unsigned special_use,
+                         store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->mailbox_create(s->impl, user_id, name, special_use, cb, ctx);
+}
+
+int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, store_cb *cb,
+                         void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->mailbox_delete(s->impl, user_id, name, cb, ctx);
+}
+
+int store_mailbox_rename(struct store *s, int64_t user_id, const char *name, const char *new_name,
+                         store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->mailbox_rename(s->impl, user_id, name, new_name, cb, ctx);
+}
+
+int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, bool on,
+                            store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->mailbox_subscribe(s->impl, user_id, name, on, cb, ctx);
+}
+
+int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->deliver(s->impl, req, cb, ctx);
+}
+
+int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
+                       void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->message_list(s->impl, mailbox_id, changed_since, cb, ctx);
+}
+
+int store_message_get(struct store *s, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->message_get(s->impl, mailbox_id, uid, cb, ctx);
+}
+
+int store_message_headers(struct store *s, int64_t mailbox_id, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->message_headers(s->impl, mailbox_id, cb, ctx);
+}
+
+int store_content_read_batch(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                             size_t max_total, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->content_read_batch(s->impl, mailbox_id, uids, n, max_total, cb, ctx);
+}
+
+int store_content_read(struct store *s, int64_t mailbox_id, uint32_t uid, uint64_t offset,
+                       size_t max_len, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->content_read(s->impl, mailbox_id, uid, offset, max_len, cb, ctx);
+}
+
+int store_flags_store(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
+                      size_t n_ranges, enum store_flag_mode mode, unsigned flags,
+                      const char *keywords, uint64_t unchanged_since, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->flags_store(s->impl, mailbox_id, ranges, n_ranges, mode, flags, keywords,
+	                               unchanged_since, cb, ctx);
+}
+
+int store_expunge(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
+                  size_t n_ranges, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->expunge(s->impl, mailbox_id, ranges, n_ranges, cb, ctx);
+}
+
+int store_remove(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
+                 size_t n_ranges, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->remove(s->impl, mailbox_id, ranges, n_ranges, cb, ctx);
+}
+
+int store_copy(struct store *s, int64_t src_mailbox_id, const struct store_uid_range *ranges,
+               size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->copy(s->impl, src_mailbox_id, ranges, n_ranges, dst_mailbox_id, move, cb,
+	                        ctx);
+}
+
+int store_vanished(struct store *s, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
+                   void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->vanished(s->impl, mailbox_id, since_modseq, cb, ctx);
+}
+
+int store_search_text(struct store *s, int64_t mailbox_id, const char *text, store_cb *cb,
+                      void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->search_text(s->impl, mailbox_id, text, cb, ctx);
+}
+
+int store_queue_list(struct store *s, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->queue_list(s->impl, cb, ctx);
+}
+
+int store_queue_delete(struct store *s, int64_t queue_id, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->queue_delete(s->impl, queue_id, cb, ctx);
+}
+
+int store_queue_due(struct store *s, int64_t now, unsigned lease_seconds, size_t limit,
+                    store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->queue_due(s->impl, now, lease_seconds, limit, cb, ctx);
+}
+
+int store_queue_recover(struct store *s, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->queue_recover(s->impl, cb, ctx);
+}
+
+int store_queue_flush(struct store *s, int64_t queue_id, int64_t now, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->queue_flush(s->impl, queue_id, now, cb, ctx);
+}
+
+int store_queue_content_read(struct store *s, int64_t content_id, uint64_t offset, size_t max_len,
+                             store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->queue_content_read(s->impl, content_id, offset, max_len, cb, ctx);
+}
+
+int store_queue_report(struct store *s, const struct store_queue_report *rep, store_cb *cb,
+                       void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->queue_report(s->impl, rep, cb, ctx);
+}
+
+int store_cert_add(struct store *s, const struct store_cert_new *cert, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->cert_add(s->impl, cert, cb, ctx);
+}
+
+int store_cert_list(struct store *s, int64_t expiring_before, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->cert_list(s->impl, expiring_before, cb, ctx);
+}
+
+int store_cert_get(struct store *s, const char *serial, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->cert_get(s->impl, serial, cb, ctx);
+}
+
+int store_cert_find_valid(struct store *s, const char *address, int64_t now, store_cb *cb,
+                          void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->cert_find_valid(s->impl, address, now, cb, ctx);
+}
+
+int store_cert_revoke(struct store *s, const char *serial, const char *address, int64_t now,
+                      store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->cert_revoke(s->impl, serial, address, now, cb, ctx);
+}
+
+int store_cert_crl_next(struct store *s, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->cert_crl_next(s->impl, cb, ctx);
+}
+
+int store_cert_list_revoked(struct store *s, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->cert_list_revoked(s->impl, cb, ctx);
+}

@@ -1,0 +1,143 @@
+#ifndef SEALMAIL_STORE_BACKEND_H
+#define SEALMAIL_STORE_BACKEND_H
+/*
+ * For backend authors: the table of functions behind storage/store.h. The front
+ * (storage/store.c) implements every public store_* function by calling the backend the
+ * store was opened with; callers never include this header.
+ *
+ * A backend is one const struct store_backend with a name and one function per operation
+ * of store.h. Each operation receives the backend's own state (what open returned in
+ * *impl_r) and keeps exactly the contract store.h gives the public function of the same
+ * name: returns 0 after queueing the work or a negative errno (and then never calls cb);
+ * calls cb exactly once, never from inside the submitting call, through the poster of
+ * store_options when one was given, else from a thread of its own (so struct store_sync
+ * works). The front has already checked what every backend would check the same way
+ * (non-NULL callback); everything else is the backend's.
+ *
+ * Backends in the tree: "sqlite" (storage/sqlite/, the server's), "mem" (storage/mem/, in
+ * memory, for tests) and "fault" (storage/fault/, wraps another backend and fails chosen
+ * calls, for tests). docs/storage.md says how to add one.
+ */
+#include "storage/store.h"
+
+struct store_backend {
+	const char *name;
+	/* Persists across restarts: the configuration offers only these to an administrator. */
+	bool persistent;
+
+	int (*open)(const struct store_options *opt, void **impl_r, const char **error_r);
+	void (*close)(void *impl);
+	void (*stats)(void *impl, uint64_t *commits_r, uint64_t *writes_r);
+
+	int (*user_add)(void *impl, const char *address, const char *password, store_cb *cb,
+	                void *ctx);
+	int (*user_del)(void *impl, const char *address, store_cb *cb, void *ctx);
+	int (*user_passwd)(void *impl, const char *address, const char *password, store_cb *cb,
+	                   void *ctx);
+	int (*user_set_require_cert)(void *impl, const char *address, bool on, store_cb *cb,
+	                             void *ctx);
+	int (*user_set_disabled)(void *impl, const char *address, bool on, store_cb *cb, void *ctx);
+	int (*user_set_quota)(void *impl, const char *address, uint64_t bytes, store_cb *cb,
+	                      void *ctx);
+	int (*user_get)(void *impl, const char *address, store_cb *cb, void *ctx);
+	int (*user_list)(void *impl, store_cb *cb, void *ctx);
+	int (*auth)(void *impl, const char *address, const char *password, store_cb *cb, void *ctx);
+	int (*user_scram)(void *impl, const char *address, store_cb *cb, void *ctx);
+
+	int (*mailbox_list)(void *impl, int64_t user_id, store_cb *cb, void *ctx);
+	int (*mailbox_get)(void *impl, int64_t user_id, const char *name, store_cb *cb, void *ctx);
+	int (*mailbox_create)(void *impl, int64_t user_id, const char *name, unsigned special_use,
+	                      store_cb *cb, void *ctx);
+	int (*mailbox_delete)(void *impl, int64_t user_id, const char *name, store_cb *cb,
+	                      void *ctx);
+	int (*mailbox_rename)(void *impl, int64_t user_id, const char *name, const char *new_name,
+	                      store_cb *cb, void *ctx);
+	int (*mailbox_subscribe)(void *impl, int64_t user_id, const char *name, bool on,
+	                         store_cb *cb, void *ctx);
+
+	int (*deliver)(void *impl, const struct store_deliver_req *req, store_cb *cb, void *ctx);
+	int (*message_list)(void *impl, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
+	                    void *ctx);
+	int (*message_get)(void *impl, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx);
+	int (*message_headers)(void *impl, int64_t mailbox_id, store_cb *cb, void *ctx);
+	int (*content_read_batch)(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
+	                          size_t max_total, store_cb *cb, void *ctx);
+	int (*content_read)(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset,
+	                    size_t max_len, store_cb *cb, void *ctx);
+	int (*flags_store)(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+	                   size_t n_ranges, enum store_flag_mode mode, unsigned flags,
+	                   const char *keywords, uint64_t unchanged_since, store_cb *cb, void *ctx);
+	int (*expunge)(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+	               size_t n_ranges, store_cb *cb, void *ctx);
+	int (*remove)(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+	              size_t n_ranges, store_cb *cb, void *ctx);
+	int (*copy)(void *impl, int64_t src_mailbox_id, const struct store_uid_range *ranges,
+	            size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx);
+	int (*vanished)(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
+	                void *ctx);
+	int (*search_text)(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+	                   void *ctx);
+
+	int (*queue_list)(void *impl, store_cb *cb, void *ctx);
+	int (*queue_delete)(void *impl, int64_t queue_id, store_cb *cb, void *ctx);
+	int (*queue_due)(void *impl, int64_t now, unsigned lease_seconds, size_t limit,
+	                 store_cb *cb, void *ctx);
+	int (*queue_recover)(void *impl, store_cb *cb, void *ctx);
+	int (*queue_flush)(void *impl, int64_t queue_id, int64_t now, store_cb *cb, void *ctx);
+	int (*queue_content_read)(void *impl, int64_t content_id, uint64_t offset, size_t max_len,
+	                          store_cb *cb, void *ctx);
+	int (*queue_report)(void *impl, const struct store_queue_report *rep, store_cb *cb,
+	                    void *ctx);
+
+	int (*cert_add)(void *impl, const struct store_cert_new *cert, store_cb *cb, void *ctx);
+	int (*cert_list)(void *impl, int64_t expiring_before, store_cb *cb, void *ctx);
+	int (*cert_get)(void *impl, const char *serial, store_cb *cb, void *ctx);
+	int (*cert_find_valid)(void *impl, const char *address, int64_t now, store_cb *cb,
+	                       void *ctx);
+	int (*cert_revoke)(void *impl, const char *serial, const char *address, int64_t now,
+	                   store_cb *cb, void *ctx);
+	int (*cert_crl_next)(void *impl, store_cb *cb, void *ctx);
+	int (*cert_list_revoked)(void *impl, store_cb *cb, void *ctx);
+};
+
+extern const struct store_backend store_backend_sqlite;
+extern const struct store_backend store_backend_mem;
+extern const struct store_backend store_backend_fault;
+
+/* The backend called name (the part before a ':' when there is one: "fault:sqlite"), or
+ * NULL. NULL and "" name the default, "sqlite". */
+const struct store_backend *store_backend_find(const char *name);
+/* The names of every backend ("sqlite, mem, fault"), or only of the persistent ones: for
+ * error messages. Static storage. */
+const char *store_backend_names(bool persistent_only);
+
+/* The backend's own state of s (what its open returned): for a backend's white-box tests. */
+void *store_backend_impl(struct store *s);
+
+/* ---- Helpers every backend may use (defined beside the SQLite code, they hold no SQL) ---- */
+
+/* Keywords as stored: atoms, sorted, unique, space separated ("" for none; NULL in). 0 or
+ * -EINVAL. */
+int store_keywords_normalize(const char *in, char **out_r);
+bool store_mailbox_name_valid(const char *name);
+void store_user_clear(struct store_user *u);
+void store_mailbox_clear(struct store_mailbox *mb);
+void store_msg_clear(struct store_msg *m);
+void store_cert_free_all(struct store_cert *certs, size_t n);
+
+/* ---- Completions from a thread of the backend's own (storage/store_async.c) ----
+ * For backends that do their work at submit: results are queued here and handed to the
+ * callback in order, through the poster when there is one, else on the completion thread. */
+struct store_async;
+struct store_async *store_async_new(const struct store_poster *poster);
+/* Queues cb(ctx, rc, res): res is moved (left empty). Never calls cb itself. */
+void store_async_complete(struct store_async *a, store_cb *cb, void *ctx, int rc,
+                          struct store_result *res);
+/* Queues change_fn(change_ctx, change) the same way, in order with the completions. */
+void store_async_change(struct store_async *a, store_change_fn *fn, void *fn_ctx,
+                        const struct store_change *change);
+/* Runs everything queued and stops the thread. With a poster, the posted functions may
+ * still be pending on the loop: the caller keeps the poster alive until they ran. */
+void store_async_free(struct store_async *a);
+
+#endif
