@@ -17,6 +17,7 @@ struct store {
 
 static const struct store_backend *const store_backends[] = {
     &store_backend_sqlite,
+    &store_backend_mem,
 };
 #define STORE_N_BACKENDS (sizeof(store_backends) / sizeof(store_backends[0]))
 

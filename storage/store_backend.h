@@ -120,6 +120,8 @@ void *store_backend_impl(struct store *s);
  * -EINVAL. */
 int store_keywords_normalize(const char *in, char **out_r);
 bool store_mailbox_name_valid(const char *name);
+/* SCRAM-SHA-256 material of password with a new salt (all fields malloc'd). 0 or -EIO. */
+int store_scram_derive(const char *password, struct store_scram *out);
 void store_user_clear(struct store_user *u);
 void store_mailbox_clear(struct store_mailbox *mb);
 void store_msg_clear(struct store_msg *m);

@@ -145,7 +145,7 @@ static char *b64(const void *data, size_t len)
 
 /* RFC 5802: SaltedPassword = PBKDF2(password, salt, i); StoredKey = H(HMAC(SP, "Client
  * Key")); ServerKey = HMAC(SP, "Server Key"). */
-static int scram_derive(const char *password, struct store_scram *out)
+int store_scram_derive(const char *password, struct store_scram *out)
 {
 	unsigned char salt[SCRAM_SALT_LEN], sp[32], ck[32], sk[32], stored[32];
 	gnutls_datum_t key = {.data = (unsigned char *)password,
@@ -264,7 +264,7 @@ static int user_prep_hash(struct store_job *job)
 	struct user_job *j = (struct user_job *)job;
 	int rc = password_hash(j->password, &j->hash);
 	if (rc == 0)
-		rc = scram_derive(j->password, &j->scram);
+		rc = store_scram_derive(j->password, &j->scram);
 	explicit_bzero(j->password, strlen(j->password));
 	free(j->password);
 	j->password = NULL;

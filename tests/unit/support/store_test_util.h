@@ -1,6 +1,8 @@
 #ifndef SEALMAIL_STORE_TEST_UTIL_H
 #define SEALMAIL_STORE_TEST_UTIL_H
-/* Shared by the store tests: a fresh database folder and blocking calls. */
+/* Shared by the store tests: a fresh database folder and blocking calls. The backend is
+ * SQLite unless SEALMAIL_STORE_BACKEND names another (meson runs test_store on "mem" as
+ * well); tests of what only SQLite has call fx_sqlite_only() first. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
@@ -29,11 +31,21 @@ static inline int fx_open_opts(struct store_fixture *fx, struct store_options *o
 {
 	const char *err = NULL;
 	opt->path = fx->path;
+	if (opt->backend == NULL)
+		opt->backend = getenv("SEALMAIL_STORE_BACKEND");
 	int rc = store_open(opt, &fx->s, &err);
 	if (rc < 0)
 		cr_log_info("store_open: %s", err);
 	return rc;
 }
+
+/* Skips the test unless the store under test is SQLite (files, SQL, FTS, MIME parsing). */
+#define fx_sqlite_only()                                                                           \
+	do {                                                                                       \
+		const char *b_ = getenv("SEALMAIL_STORE_BACKEND");                                 \
+		if (b_ != NULL && b_[0] != '\0' && strcmp(b_, "sqlite") != 0)                      \
+			cr_skip_test("SQLite only");                                               \
+	} while (0)
 
 static inline void fx_open(struct store_fixture *fx)
 {

@@ -1,0 +1,1020 @@
+/*
+ * The in-memory backend's messages: delivery (with quota, the relay queue and the failure
+ * report), listing and reading, flags, expunge, copy and move, VANISHED, SEARCH TEXT as a
+ * case-insensitive substring, and the relay queue.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/xmalloc.h"
+#include "storage/mem/store_mem_private.h"
+
+#define MEM_READ_MAX (1024 * 1024)
+
+/* ---- Contents and entries ---- */
+
+struct mem_content *mem_content_get(struct mem_store *m, const void *data, size_t size)
+{
+	for (size_t i = 0; i < m->n_contents; i++) {
+		struct mem_content *c = m->contents[i];
+		if (c->size == size && memcmp(c->data, data, size) == 0) {
+			c->refs++;
+			return c;
+		}
+	}
+	struct mem_content *c = xcalloc(1, sizeof(*c));
+	c->id = ++m->next_id;
+	c->refs = 1;
+	c->data = xmalloc(size + 1);
+	memcpy(c->data, data, size);
+	c->size = size;
+	m->contents = xreallocarray(m->contents, m->n_contents + 1, sizeof(*m->contents));
+	m->contents[m->n_contents++] = c;
+	return c;
+}
+
+static struct mem_content *content_by_id(struct mem_store *m, int64_t id)
+{
+	for (size_t i = 0; i < m->n_contents; i++)
+		if (m->contents[i]->id == id)
+			return m->contents[i];
+	return NULL;
+}
+
+void mem_content_unref(struct mem_store *m, struct mem_content *c)
+{
+	if (c == NULL || --c->refs > 0)
+		return;
+	for (size_t i = 0; i < m->n_contents; i++) {
+		if (m->contents[i] == c) {
+			m->contents[i] = m->contents[--m->n_contents];
+			break;
+		}
+	}
+	free(c->data);
+	free(c);
+}
+
+void mem_entry_clear(struct mem_store *m, struct mem_entry *e)
+{
+	mem_content_unref(m, e->content);
+	free(e->keywords);
+	memset(e, 0, sizeof(*e));
+}
+
+int mem_entry_add(struct mem_store *m, struct mem_mailbox *mb, struct mem_content *c,
+                  unsigned flags, const char *keywords, int64_t internal_date, uint32_t *uid_r)
+{
+	if (mb->uidnext >= UINT32_MAX)
+		return -EFBIG;
+	mb->entries = xreallocarray(mb->entries, mb->n_entries + 1, sizeof(*mb->entries));
+	struct mem_entry *e = &mb->entries[mb->n_entries++];
+	e->uid = mb->uidnext++;
+	e->modseq = ++mb->highest_modseq;
+	e->flags = flags;
+	e->keywords = xstrdup(keywords != NULL ? keywords : "");
+	e->internal_date = internal_date;
+	e->content = c;
+	c->refs++;
+	if (uid_r != NULL)
+		*uid_r = e->uid;
+	(void)m;
+	return 0;
+}
+
+static struct mem_entry *entry_by_uid(struct mem_mailbox *mb, uint32_t uid)
+{
+	for (size_t i = 0; i < mb->n_entries; i++)
+		if (mb->entries[i].uid == uid)
+			return &mb->entries[i];
+	return NULL;
+}
+
+static void entry_remove(struct mem_store *m, struct mem_mailbox *mb, size_t i, uint64_t modseq)
+{
+	mb->expunged = xreallocarray(mb->expunged, mb->n_expunged + 1, sizeof(*mb->expunged));
+	mb->expunged[mb->n_expunged++] = (struct mem_expunged){mb->entries[i].uid, modseq};
+	mem_entry_clear(m, &mb->entries[i]);
+	memmove(&mb->entries[i], &mb->entries[i + 1],
+	        (mb->n_entries - i - 1) * sizeof(*mb->entries));
+	mb->n_entries--;
+}
+
+static void uids_push(uint32_t **uids, size_t *n, uint32_t uid)
+{
+	*uids = xreallocarray(*uids, *n + 1, sizeof(**uids));
+	(*uids)[(*n)++] = uid;
+}
+
+void mem_entries_move_all(struct mem_store *m, struct mem_mailbox *src, struct mem_mailbox *dst)
+{
+	if (src->n_entries == 0)
+		return;
+	uint64_t modseq = ++src->highest_modseq;
+	while (src->n_entries > 0) {
+		struct mem_entry *e = &src->entries[0];
+		mem_entry_add(m, dst, e->content, e->flags, e->keywords, e->internal_date, NULL);
+		entry_remove(m, src, 0, modseq);
+	}
+	mem_note(m, src);
+	mem_note(m, dst);
+}
+
+static bool in_ranges(uint32_t uid, const struct store_uid_range *r, size_t n)
+{
+	if (n == 0)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (uid >= r[i].first && uid <= r[i].last)
+			return true;
+	return false;
+}
+
+static void msg_fill(const struct mem_entry *e, struct store_msg *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->uid = e->uid;
+	out->modseq = e->modseq;
+	out->flags = e->flags;
+	out->keywords = xstrdup(e->keywords);
+	out->internal_date = e->internal_date;
+	out->size = e->content->size;
+	out->content_id = e->content->id;
+}
+
+static struct store_msg *msg_push(struct store_result *res)
+{
+	res->msgs = xreallocarray(res->msgs, res->n_msgs + 1, sizeof(*res->msgs));
+	return &res->msgs[res->n_msgs++];
+}
+
+/* ---- Delivery ---- */
+
+static int spool_load(const char *path, uint64_t max, unsigned char **data_r, size_t *size_r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	int rc = 0;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+	} else if ((uint64_t)st.st_size > max) {
+		rc = -EFBIG;
+	} else {
+		unsigned char *buf = xmalloc((size_t)st.st_size + 1);
+		size_t got = 0;
+		while (got < (size_t)st.st_size) {
+			ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+			if (n <= 0) {
+				rc = n < 0 ? -errno : -EIO;
+				break;
+			}
+			got += (size_t)n;
+		}
+		if (rc < 0) {
+			free(buf);
+		} else {
+			*data_r = buf;
+			*size_r = got;
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+static struct mem_mailbox *target_mailbox(struct mem_store *m, const struct store_target *t)
+{
+	struct mem_mailbox *mb = t->mailbox_id == 0 ? mem_mailbox_by_name(m, t->user_id, "INBOX")
+	                                            : mem_mailbox_by_id(m, t->mailbox_id);
+	if (mb == NULL || (t->user_id != 0 && mb->user_id != t->user_id))
+		return NULL;
+	return mb;
+}
+
+static int64_t queue_add(struct mem_store *m, struct mem_content *c, const char *sender,
+                         const struct store_relay_rcpt *relay, size_t n_relay, bool requiretls,
+                         const char *ret, const char *envid)
+{
+	m->queue = xreallocarray(m->queue, m->n_queue + 1, sizeof(*m->queue));
+	struct mem_queued *q = &m->queue[m->n_queue++];
+	memset(q, 0, sizeof(*q));
+	q->id = ++m->next_id;
+	q->content = c;
+	c->refs++;
+	q->sender = xstrdup(sender != NULL ? sender : "");
+	q->ret = ret != NULL ? xstrdup(ret) : NULL;
+	q->envid = envid != NULL ? xstrdup(envid) : NULL;
+	q->requiretls = requiretls;
+	q->created = (int64_t)time(NULL);
+	q->rcpts = xcalloc(n_relay, sizeof(*q->rcpts));
+	q->n_rcpts = n_relay;
+	for (size_t i = 0; i < n_relay; i++) {
+		q->rcpts[i].id = ++m->next_id;
+		q->rcpts[i].address = xstrdup(relay[i].address);
+		q->rcpts[i].notify = relay[i].notify != NULL ? xstrdup(relay[i].notify) : NULL;
+		q->rcpts[i].orcpt = relay[i].orcpt != NULL ? xstrdup(relay[i].orcpt) : NULL;
+		q->rcpts[i].next_attempt = q->created;
+	}
+	return q->id;
+}
+
+/* A report or DSN: into the INBOX of a local user, else onto the queue with the null
+ * sender. 0, or -ENOENT / -EDQUOT when it has nowhere to go. */
+static int report_place(struct mem_store *m, const void *msg, size_t len, const char *to,
+                        bool local, bool requiretls, int64_t *queue_id_r)
+{
+	struct mem_content *c = mem_content_get(m, msg, len);
+	int rc = 0;
+	if (local) {
+		struct mem_user *u = mem_user_by_address(m, to);
+		struct mem_mailbox *mb = u != NULL ? mem_mailbox_by_name(m, u->id, "INBOX") : NULL;
+		if (mb == NULL)
+			rc = -ENOENT;
+		else if (u->quota != 0 && mem_user_used(m, u->id) + len > u->quota)
+			rc = -EDQUOT;
+		else
+			rc = mem_entry_add(m, mb, c, 0, NULL, (int64_t)time(NULL), NULL);
+		if (rc == 0)
+			mem_note(m, mb);
+	} else {
+		struct store_relay_rcpt r = {.address = to};
+		int64_t id = queue_add(m, c, "", &r, 1, requiretls, NULL, NULL);
+		if (queue_id_r != NULL)
+			*queue_id_r = id;
+	}
+	mem_content_unref(m, c);
+	return rc;
+}
+
+int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	if ((req->data == NULL && req->spool_path == NULL) ||
+	    (req->n_targets == 0 && req->n_relay == 0))
+		return -EINVAL;
+	if (req->spool_path == NULL && req->size > m->max_message_size)
+		return -EFBIG;
+	for (size_t i = 0; i < req->n_relay; i++)
+		if (req->relay[i].address == NULL)
+			return -EINVAL;
+	char **kw = xcalloc(req->n_targets + 1, sizeof(*kw));
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < req->n_targets; i++)
+		rc = store_keywords_normalize(req->targets[i].keywords, &kw[i]);
+	unsigned char *spooled = NULL;
+	const void *data = req->data;
+	size_t size = req->size;
+	if (rc == 0 && req->spool_path != NULL) {
+		rc = spool_load(req->spool_path, m->max_message_size, &spooled, &size);
+		data = spooled;
+	}
+	if (rc < 0) {
+		for (size_t i = 0; i < req->n_targets; i++)
+			free(kw[i]);
+		free(kw);
+		free(spooled);
+		/* A bad spool file is the delivery's error, reported through its callback. */
+		if (rc == -EINVAL)
+			return rc;
+		pthread_mutex_lock(&m->lock);
+		mem_done(m, cb, ctx, rc, NULL, true);
+		pthread_mutex_unlock(&m->lock);
+		return 0;
+	}
+
+	struct store_result res = {0};
+	int64_t now = req->internal_date != 0 ? req->internal_date : (int64_t)time(NULL);
+	pthread_mutex_lock(&m->lock);
+	struct mem_content *c = mem_content_get(m, data, size);
+	res.id = c->id;
+	res.delivered = xcalloc(req->n_targets + 1, sizeof(*res.delivered));
+	res.n_delivered = req->n_targets;
+	size_t ok = 0;
+	bool over_quota = false;
+	for (size_t i = 0; i < req->n_targets; i++) {
+		const struct store_target *t = &req->targets[i];
+		struct store_delivered *d = &res.delivered[i];
+		struct mem_mailbox *mb = target_mailbox(m, t);
+		struct mem_user *u = mb != NULL ? mem_user_by_id(m, mb->user_id) : NULL;
+		if (mb == NULL || u == NULL) {
+			d->rc = -ENOENT;
+			continue;
+		}
+		d->quota_bytes = u->quota;
+		if (u->quota != 0 && mem_user_used(m, u->id) + size > u->quota) {
+			d->rc = -EDQUOT;
+			over_quota = true;
+			continue;
+		}
+		d->rc = mem_entry_add(m, mb, c, t->flags, kw[i], now, &d->uid);
+		if (d->rc < 0)
+			continue;
+		d->mailbox_id = mb->id;
+		d->uidvalidity = mb->uidvalidity;
+		mem_note(m, mb);
+		ok++;
+	}
+	if (req->n_relay > 0) {
+		res.queue = xcalloc(1, sizeof(*res.queue));
+		res.n_queue = 1;
+		res.queue[0].id = queue_add(m, c, req->sender, req->relay, req->n_relay,
+		                            req->requiretls, req->ret, req->envid);
+	}
+	if (ok == 0 && req->n_relay == 0) {
+		rc = over_quota ? -EDQUOT : -ENOENT;
+	} else if (ok < req->n_targets && req->report != NULL) {
+		const struct store_deliver_report *rp = req->report;
+		res.report_rc = -ENODATA;
+		if (rp->format != NULL && rp->to != NULL && rp->to[0] != '\0') {
+			struct store_report_input in = {
+			    .delivered = res.delivered,
+			    .n_targets = req->n_targets,
+			    .size = size,
+			    .head = data,
+			    .head_len = size < STORE_REPORT_HEAD_MAX ? size : STORE_REPORT_HEAD_MAX,
+			};
+			in.head_complete = in.head_len == size;
+			char *msg = NULL;
+			size_t len = 0;
+			rc = rp->format(rp->ctx, &in, &msg, &len);
+			if (rc == 0 && msg != NULL)
+				res.report_rc = report_place(m, msg, len, rp->to, rp->local,
+				                             req->requiretls, NULL);
+			free(msg);
+			/* A hook error fails the delivery; the copies made stay (no rollback
+			 * here): tests of that path belong to the SQLite backend. */
+		}
+	}
+	mem_content_unref(m, c);
+	if (rc < 0)
+		store_result_free(&res);
+	mem_done(m, cb, ctx, rc, &res, true);
+	pthread_mutex_unlock(&m->lock);
+	for (size_t i = 0; i < req->n_targets; i++)
+		free(kw[i]);
+	free(kw);
+	free(spooled);
+	return 0;
+}
+
+/* ---- Reading ---- */
+
+int mem_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
+                           void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_result res = {0};
+	pthread_mutex_lock(&m->lock);
+	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
+	if (mb != NULL) {
+		for (size_t i = 0; i < mb->n_entries; i++)
+			if (changed_since == 0 || mb->entries[i].modseq > changed_since)
+				msg_fill(&mb->entries[i], msg_push(&res));
+		res.modseq = mb->highest_modseq;
+		res.uidvalidity = mb->uidvalidity;
+	}
+	mem_done(m, cb, ctx, mb != NULL ? 0 : -ENOENT, &res, false);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+/* The value of header name in the header block of msg, unfolded, or NULL. */
+static char *header_value(const unsigned char *msg, size_t size, const char *name)
+{
+	size_t nl = strlen(name);
+	for (size_t i = 0; i < size;) {
+		size_t e = i;
+		while (e < size && msg[e] != '\n')
+			e++;
+		size_t len = e - i;
+		if (len > 0 && msg[e - 1] == '\r')
+			len--;
+		if (len == 0)
+			break; /* end of the header */
+		if (len > nl && msg[i + nl] == ':' &&
+		    strncasecmp((const char *)msg + i, name, nl) == 0) {
+			size_t v = i + nl + 1;
+			size_t end = e;
+			/* Folded lines continue with white space. */
+			while (end + 1 < size && (msg[end + 1] == ' ' || msg[end + 1] == '\t')) {
+				end++;
+				while (end < size && msg[end] != '\n')
+					end++;
+			}
+			char *out = xmalloc(end - v + 1);
+			size_t o = 0;
+			for (size_t k = v; k < end; k++)
+				if (msg[k] != '\r' && msg[k] != '\n')
+					out[o++] = (char)msg[k];
+			out[o] = '\0';
+			char *p = out;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			memmove(out, p, strlen(p) + 1);
+			return out;
+		}
+		i = e + 1;
+	}
+	return NULL;
+}
+
+static size_t header_end(const unsigned char *msg, size_t size)
+{
+	for (size_t i = 0; i + 1 < size; i++) {
+		if (msg[i] == '\n' && msg[i + 1] == '\n')
+			return i + 2;
+		if (msg[i] == '\n' && i + 2 < size && msg[i + 1] == '\r' && msg[i + 2] == '\n')
+			return i + 3;
+	}
+	return size;
+}
+
+static void headers_fill(const struct mem_content *c, struct store_msg *out)
+{
+	out->hdr_from = header_value(c->data, c->size, "From");
+	out->hdr_to = header_value(c->data, c->size, "To");
+	out->hdr_cc = header_value(c->data, c->size, "Cc");
+	out->hdr_subject = header_value(c->data, c->size, "Subject");
+	out->hdr_message_id = header_value(c->data, c->size, "Message-ID");
+	out->hdr_date = 0;
+}
+
+int mem_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_result res = {0};
+	pthread_mutex_lock(&m->lock);
+	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
+	struct mem_entry *e = mb != NULL ? entry_by_uid(mb, uid) : NULL;
+	if (e != NULL) {
+		struct store_msg *o = msg_push(&res);
+		msg_fill(e, o);
+		headers_fill(e->content, o);
+		/* No MIME parsing here: the whole message is one text/plain part. */
+		size_t body = header_end(e->content->data, e->content->size);
+		o->mime_json = xasprintf(
+		    "{\"type\":\"text\",\"subtype\":\"plain\",\"params\":{\"charset\":\"us-ascii\"}"
+		    ","
+		    "\"disposition\":null,\"id\":null,\"header_offset\":0,\"header_count\":0,"
+		    "\"encoding\":\"7bit\",\"description\":null,\"body_offset\":%zu,"
+		    "\"body_length\":%zu}",
+		    body, e->content->size - body);
+	}
+	mem_done(m, cb, ctx, e != NULL ? 0 : -ENOENT, &res, false);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int mem_store_message_headers(void *impl, int64_t mailbox_id, store_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_result res = {0};
+	pthread_mutex_lock(&m->lock);
+	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
+	for (size_t i = 0; mb != NULL && i < mb->n_entries; i++) {
+		struct store_msg *o = msg_push(&res);
+		msg_fill(&mb->entries[i], o);
+		headers_fill(mb->entries[i].content, o);
+	}
+	mem_done(m, cb, ctx, 0, &res, false);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int mem_store_content_read_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                                 size_t max_total, store_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_result res = {0};
+	if (n == 0 || max_total == 0 || max_total > MEM_READ_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
+	size_t total = 0;
+	res.msgs = xcalloc(n, sizeof(*res.msgs));
+	res.data = xmalloc(max_total + 1);
+	for (size_t i = 0; mb != NULL && i < n; i++) {
+		struct mem_entry *e = entry_by_uid(mb, uids[i]);
+		if (e == NULL)
+			continue;
+		if (e->content->size > max_total - total)
+			break;
+		memcpy(res.data + total, e->content->data, e->content->size);
+		struct store_msg *o = &res.msgs[res.n_msgs++];
+		o->uid = e->uid;
+		o->size = e->content->size;
+		total += e->content->size;
+	}
+	res.data_len = total;
+	mem_done(m, cb, ctx, 0, &res, false);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static void content_range(const struct mem_content *c, uint64_t offset, size_t max_len,
+                          struct store_result *res)
+{
+	res->total_size = c->size;
+	size_t len = offset >= c->size ? 0 : c->size - (size_t)offset;
+	if (len > max_len)
+		len = max_len;
+	res->data = xmalloc(len + 1);
+	if (len > 0)
+		memcpy(res->data, c->data + offset, len);
+	res->data_len = len;
+}
+
+int mem_store_content_read(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset,
+                           size_t max_len, store_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_result res = {0};
+	if (max_len == 0 || max_len > MEM_READ_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
+	struct mem_entry *e = mb != NULL ? entry_by_uid(mb, uid) : NULL;
+	if (e != NULL)
+		content_range(e->content, offset, max_len, &res);
+	mem_done(m, cb, ctx, e != NULL ? 0 : -ENOENT, &res, false);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int mem_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
+                       void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_result res = {0};
+	pthread_mutex_lock(&m->lock);
+	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
+	for (size_t i = 0; mb != NULL && i < mb->n_expunged; i++)
+		if (mb->expunged[i].modseq > since_modseq)
+			uids_push(&res.uids, &res.n_uids, mb->expunged[i].uid);
+	mem_done(m, cb, ctx, 0, &res, false);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static bool contains_nocase(const unsigned char *hay, size_t n, const char *needle)
+{
+	size_t nl = strlen(needle);
+	if (nl == 0)
+		return true;
+	for (size_t i = 0; i + nl <= n; i++)
+		if (strncasecmp((const char *)hay + i, needle, nl) == 0)
+			return true;
+	return false;
+}
+
+int mem_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_result res = {0};
+	if (text == NULL)
+		return -EINVAL;
+	/* Terms AND-ed, as the SQLite backend's FTS query: quotes only group. */
+	char *q = xstrdup(text);
+	for (char *p = q; *p != '\0'; p++)
+		if (*p == '"')
+			*p = ' ';
+	pthread_mutex_lock(&m->lock);
+	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
+	for (size_t i = 0; mb != NULL && i < mb->n_entries; i++) {
+		const struct mem_content *c = mb->entries[i].content;
+		bool all = true;
+		char *save = NULL;
+		char *copy = xstrdup(q);
+		for (char *w = strtok_r(copy, " \t", &save); w != NULL && all;
+		     w = strtok_r(NULL, " \t", &save))
+			all = contains_nocase(c->data, c->size, w);
+		free(copy);
+		if (all)
+			uids_push(&res.uids, &res.n_uids, mb->entries[i].uid);
+	}
+	mem_done(m, cb, ctx, 0, &res, false);
+	pthread_mutex_unlock(&m->lock);
+	free(q);
+	return 0;
+}
+
+/* ---- Flags, expunge, copy ---- */
+
+static bool kw_has(const char *list, const char *word, size_t wl)
+{
+	for (const char *p = list; *p != '\0';) {
+		const char *e = strchr(p, ' ');
+		size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+		if (n == wl && memcmp(p, word, wl) == 0)
+			return true;
+		p += n + (e != NULL);
+	}
+	return false;
+}
+
+static char *kw_apply(const char *cur, const char *delta, enum store_flag_mode mode)
+{
+	char *joined = xmalloc(strlen(cur) + strlen(delta) + 2);
+	size_t len = 0;
+	for (const char *p = cur; *p != '\0';) {
+		const char *e = strchr(p, ' ');
+		size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+		if (mode != STORE_FLAGS_REMOVE || !kw_has(delta, p, n)) {
+			if (len > 0)
+				joined[len++] = ' ';
+			memcpy(joined + len, p, n);
+			len += n;
+		}
+		p += n + (e != NULL);
+	}
+	if (mode == STORE_FLAGS_ADD && delta[0] != '\0') {
+		if (len > 0)
+			joined[len++] = ' ';
+		memcpy(joined + len, delta, strlen(delta));
+		len += strlen(delta);
+	}
+	joined[len] = '\0';
+	char *out = NULL;
+	store_keywords_normalize(joined, &out);
+	free(joined);
+	return out != NULL ? out : xstrdup("");
+}
+
+int mem_store_flags_store(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                          size_t n_ranges, enum store_flag_mode mode, unsigned flags,
+                          const char *keywords, uint64_t unchanged_since, store_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_result res = {0};
+	char *kw = NULL;
+	if (keywords != NULL && store_keywords_normalize(keywords, &kw) < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
+	uint64_t modseq = 0;
+	for (size_t i = 0; mb != NULL && i < mb->n_entries; i++) {
+		struct mem_entry *e = &mb->entries[i];
+		if (!in_ranges(e->uid, ranges, n_ranges))
+			continue;
+		if (unchanged_since > 0 && e->modseq > unchanged_since) {
+			uids_push(&res.uids, &res.n_uids, e->uid);
+			continue;
+		}
+		unsigned nf = mode == STORE_FLAGS_SET   ? flags
+		              : mode == STORE_FLAGS_ADD ? (e->flags | flags)
+		                                        : (e->flags & ~flags);
+		char *nk = mode == STORE_FLAGS_SET ? xstrdup(kw != NULL ? kw : "")
+		           : kw != NULL            ? kw_apply(e->keywords, kw, mode)
+		                                   : xstrdup(e->keywords);
+		if (nf == e->flags && strcmp(nk, e->keywords) == 0) {
+			free(nk);
+			continue;
+		}
+		if (modseq == 0)
+			modseq = ++mb->highest_modseq;
+		e->flags = nf;
+		free(e->keywords);
+		e->keywords = nk;
+		e->modseq = modseq;
+		msg_fill(e, msg_push(&res));
+	}
+	if (modseq != 0)
+		mem_note(m, mb);
+	res.modseq = modseq;
+	mem_done(m, cb, ctx, 0, &res, true);
+	pthread_mutex_unlock(&m->lock);
+	free(kw);
+	return 0;
+}
+
+static int expunge(struct mem_store *m, int64_t mailbox_id, const struct store_uid_range *ranges,
+                   size_t n_ranges, bool any_flags, store_cb *cb, void *ctx)
+{
+	struct store_result res = {0};
+	pthread_mutex_lock(&m->lock);
+	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
+	uint64_t modseq = 0;
+	for (size_t i = 0; mb != NULL && i < mb->n_entries;) {
+		struct mem_entry *e = &mb->entries[i];
+		if (!in_ranges(e->uid, ranges, n_ranges) ||
+		    (!any_flags && !(e->flags & STORE_DELETED))) {
+			i++;
+			continue;
+		}
+		if (modseq == 0)
+			modseq = ++mb->highest_modseq;
+		uids_push(&res.uids, &res.n_uids, e->uid);
+		entry_remove(m, mb, i, modseq);
+	}
+	if (modseq != 0)
+		mem_note(m, mb);
+	res.modseq = modseq;
+	mem_done(m, cb, ctx, 0, &res, true);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int mem_store_expunge(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                      size_t n_ranges, store_cb *cb, void *ctx)
+{
+	return expunge(impl, mailbox_id, ranges, n_ranges, false, cb, ctx);
+}
+
+int mem_store_remove(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                     size_t n_ranges, store_cb *cb, void *ctx)
+{
+	if (n_ranges == 0)
+		return -EINVAL;
+	return expunge(impl, mailbox_id, ranges, n_ranges, true, cb, ctx);
+}
+
+int mem_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid_range *ranges,
+                   size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_result res = {0};
+	int rc = 0;
+	pthread_mutex_lock(&m->lock);
+	struct mem_mailbox *src = mem_mailbox_by_id(m, src_mailbox_id);
+	struct mem_mailbox *dst = mem_mailbox_by_id(m, dst_mailbox_id);
+	if (src == NULL || dst == NULL || src->user_id != dst->user_id) {
+		rc = -ENOENT;
+		goto out;
+	}
+	uint64_t need = 0;
+	for (size_t i = 0; i < src->n_entries; i++)
+		if (in_ranges(src->entries[i].uid, ranges, n_ranges))
+			need += src->entries[i].content->size;
+	struct mem_user *u = mem_user_by_id(m, src->user_id);
+	if (!move && u != NULL && u->quota != 0 && mem_user_used(m, u->id) + need > u->quota) {
+		rc = -EDQUOT;
+		goto out;
+	}
+	uint64_t modseq = 0;
+	for (size_t i = 0; i < src->n_entries;) {
+		struct mem_entry *e = &src->entries[i];
+		if (!in_ranges(e->uid, ranges, n_ranges)) {
+			i++;
+			continue;
+		}
+		uint32_t uid;
+		rc = mem_entry_add(m, dst, e->content, e->flags, e->keywords, e->internal_date,
+		                   &uid);
+		if (rc < 0)
+			break;
+		uids_push(&res.uids, &res.n_uids, e->uid);
+		res.uids2 = xreallocarray(res.uids2, res.n_uids, sizeof(*res.uids2));
+		res.uids2[res.n_uids - 1] = uid;
+		if (move) {
+			if (modseq == 0)
+				modseq = ++src->highest_modseq;
+			entry_remove(m, src, i, modseq);
+		} else {
+			i++;
+		}
+	}
+	res.uidvalidity = dst->uidvalidity;
+	if (res.n_uids > 0) {
+		mem_note(m, dst);
+		if (move)
+			mem_note(m, src);
+	}
+out:
+	mem_done(m, cb, ctx, rc, &res, true);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+/* ---- Relay queue ---- */
+
+void mem_queued_clear(struct mem_store *m, struct mem_queued *q)
+{
+	for (size_t i = 0; i < q->n_rcpts; i++) {
+		free(q->rcpts[i].address);
+		free(q->rcpts[i].notify);
+		free(q->rcpts[i].orcpt);
+		free(q->rcpts[i].last_error);
+	}
+	free(q->rcpts);
+	free(q->sender);
+	free(q->ret);
+	free(q->envid);
+	mem_content_unref(m, q->content);
+	memset(q, 0, sizeof(*q));
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+static struct store_queue_entry *queue_push(struct store_result *res, const struct mem_queued *q)
+{
+	res->queue = xreallocarray(res->queue, res->n_queue + 1, sizeof(*res->queue));
+	struct store_queue_entry *o = &res->queue[res->n_queue++];
+	memset(o, 0, sizeof(*o));
+	o->id = q->id;
+	o->content_id = q->content->id;
+	o->size = q->content->size;
+	o->sender = xstrdup(q->sender);
+	o->requiretls = q->requiretls;
+	o->ret = dup_or_null(q->ret);
+	o->envid = dup_or_null(q->envid);
+	o->created = q->created;
+	return o;
+}
+
+static void rcpt_push(struct store_queue_entry *o, const struct mem_rcpt *r)
+{
+	o->rcpts = xreallocarray(o->rcpts, o->n_rcpts + 1, sizeof(*o->rcpts));
+	struct store_queue_rcpt *x = &o->rcpts[o->n_rcpts++];
+	x->id = r->id;
+	x->address = xstrdup(r->address);
+	x->notify = dup_or_null(r->notify);
+	x->orcpt = dup_or_null(r->orcpt);
+	x->status = r->status;
+	x->attempts = r->attempts;
+	x->next_attempt = r->next_attempt;
+	x->last_error = dup_or_null(r->last_error);
+}
+
+static struct mem_queued *queued_by_id(struct mem_store *m, int64_t id, size_t *index_r)
+{
+	for (size_t i = 0; i < m->n_queue; i++) {
+		if (m->queue[i].id == id) {
+			if (index_r != NULL)
+				*index_r = i;
+			return &m->queue[i];
+		}
+	}
+	return NULL;
+}
+
+static void queued_remove(struct mem_store *m, size_t i)
+{
+	mem_queued_clear(m, &m->queue[i]);
+	memmove(&m->queue[i], &m->queue[i + 1], (m->n_queue - i - 1) * sizeof(*m->queue));
+	m->n_queue--;
+}
+
+int mem_store_queue_list(void *impl, store_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_result res = {0};
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < m->n_queue; i++) {
+		struct store_queue_entry *o = queue_push(&res, &m->queue[i]);
+		for (size_t r = 0; r < m->queue[i].n_rcpts; r++)
+			rcpt_push(o, &m->queue[i].rcpts[r]);
+	}
+	mem_done(m, cb, ctx, 0, &res, false);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int mem_store_queue_delete(void *impl, int64_t queue_id, store_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	size_t i;
+	pthread_mutex_lock(&m->lock);
+	bool found = queued_by_id(m, queue_id, &i) != NULL;
+	if (found)
+		queued_remove(m, i);
+	mem_done(m, cb, ctx, found ? 0 : -ENOENT, NULL, true);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static bool rcpt_due(const struct mem_rcpt *r, int64_t now)
+{
+	return (r->status == 0 || r->status == 3) && r->next_attempt <= now;
+}
+
+int mem_store_queue_due(void *impl, int64_t now, unsigned lease_seconds, size_t limit, store_cb *cb,
+                        void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_result res = {0};
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < m->n_queue && res.n_queue < limit; i++) {
+		struct mem_queued *q = &m->queue[i];
+		struct store_queue_entry *o = NULL;
+		for (size_t r = 0; r < q->n_rcpts; r++) {
+			if (!rcpt_due(&q->rcpts[r], now))
+				continue;
+			if (o == NULL)
+				o = queue_push(&res, q);
+			rcpt_push(o, &q->rcpts[r]);
+			q->rcpts[r].status = 3;
+			q->rcpts[r].next_attempt = now + (int64_t)lease_seconds;
+		}
+	}
+	mem_done(m, cb, ctx, 0, &res, true);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int mem_store_queue_recover(void *impl, store_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < m->n_queue; i++)
+		for (size_t r = 0; r < m->queue[i].n_rcpts; r++)
+			if (m->queue[i].rcpts[r].status == 3)
+				m->queue[i].rcpts[r].status = 0;
+	mem_done(m, cb, ctx, 0, NULL, true);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int mem_store_queue_flush(void *impl, int64_t queue_id, int64_t now, store_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	size_t changed = 0;
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < m->n_queue; i++) {
+		if (queue_id != 0 && m->queue[i].id != queue_id)
+			continue;
+		for (size_t r = 0; r < m->queue[i].n_rcpts; r++) {
+			if (m->queue[i].rcpts[r].status == 0) {
+				m->queue[i].rcpts[r].next_attempt = now;
+				changed++;
+			}
+		}
+	}
+	mem_done(m, cb, ctx, queue_id != 0 && changed == 0 ? -ENOENT : 0, NULL, true);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int mem_store_queue_content_read(void *impl, int64_t content_id, uint64_t offset, size_t max_len,
+                                 store_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_result res = {0};
+	if (max_len == 0 || max_len > MEM_READ_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	struct mem_content *c = content_by_id(m, content_id);
+	if (c != NULL)
+		content_range(c, offset, max_len, &res);
+	mem_done(m, cb, ctx, c != NULL ? 0 : -ENOENT, &res, false);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int mem_store_queue_report(void *impl, const struct store_queue_report *rep, store_cb *cb,
+                           void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_result res = {0};
+	int rc = 0;
+	size_t qi;
+	pthread_mutex_lock(&m->lock);
+	struct mem_queued *q = queued_by_id(m, rep->queue_id, &qi);
+	if (q == NULL) {
+		rc = -ENOENT;
+		goto out;
+	}
+	for (size_t i = 0; i < rep->n_outcomes; i++) {
+		const struct store_queue_outcome *o = &rep->outcomes[i];
+		for (size_t r = 0; r < q->n_rcpts; r++) {
+			struct mem_rcpt *x = &q->rcpts[r];
+			if (x->id != o->rcpt_id)
+				continue;
+			x->status = o->status;
+			x->attempts++;
+			x->next_attempt = o->next_attempt;
+			if (o->error != NULL) {
+				free(x->last_error);
+				x->last_error = xstrdup(o->error);
+			}
+		}
+	}
+	if (rep->dsn != NULL && q->sender[0] != '\0') {
+		char *to = xstrdup(q->sender);
+		bool requiretls = q->requiretls;
+		int64_t id = 0;
+		report_place(m, rep->dsn, rep->dsn_len, to, rep->dsn_local, requiretls, &id);
+		free(to);
+		res.id = id;
+		q = &m->queue[qi]; /* the queue may have moved */
+	}
+	bool pending = false;
+	for (size_t r = 0; r < q->n_rcpts; r++)
+		pending = pending || q->rcpts[r].status == 0 || q->rcpts[r].status == 3;
+	if (!pending)
+		queued_remove(m, qi);
+out:
+	mem_done(m, cb, ctx, rc, &res, true);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}

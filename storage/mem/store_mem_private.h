@@ -1,0 +1,159 @@
+#ifndef SEALMAIL_STORE_MEM_PRIVATE_H
+#define SEALMAIL_STORE_MEM_PRIVATE_H
+/*
+ * Inside the in-memory store: plain arrays under one lock. Every operation does its work
+ * at submit, under the lock, and hands its result to store_async, so callbacks keep the
+ * contract of store.h. Sizes are those of tests: every lookup is a linear scan.
+ */
+#include <pthread.h>
+
+#include "storage/store_backend.h"
+
+struct mem_content {
+	int64_t id;
+	size_t refs; /* entries and queue entries that use it */
+	unsigned char *data;
+	size_t size;
+};
+
+struct mem_entry {
+	uint32_t uid;
+	uint64_t modseq;
+	unsigned flags;
+	char *keywords;
+	int64_t internal_date;
+	struct mem_content *content;
+};
+
+struct mem_expunged {
+	uint32_t uid;
+	uint64_t modseq;
+};
+
+struct mem_mailbox {
+	int64_t id;
+	int64_t user_id;
+	char *name;
+	unsigned special_use;
+	bool subscribed;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highest_modseq;
+	struct mem_entry *entries; /* UID order */
+	size_t n_entries;
+	struct mem_expunged *expunged;
+	size_t n_expunged;
+};
+
+struct mem_user {
+	int64_t id;
+	char *address;
+	unsigned char salt[16];
+	unsigned char hash[32]; /* SHA-256 of salt and password */
+	struct store_scram scram;
+	bool require_cert;
+	bool disabled;
+	uint64_t quota;
+};
+
+struct mem_rcpt {
+	int64_t id;
+	char *address, *notify, *orcpt, *last_error;
+	int status;
+	unsigned attempts;
+	int64_t next_attempt;
+};
+
+struct mem_queued {
+	int64_t id;
+	struct mem_content *content;
+	char *sender, *ret, *envid;
+	bool requiretls;
+	int64_t created;
+	struct mem_rcpt *rcpts;
+	size_t n_rcpts;
+};
+
+struct mem_store {
+	pthread_mutex_t lock;
+	struct store_async *async;
+	store_change_fn *on_change;
+	void *change_ctx;
+	uint64_t max_message_size;
+	int64_t next_id; /* one sequence for every id: ids are never reused */
+	uint32_t last_uidvalidity;
+	uint64_t writes;
+
+	struct mem_user *users;
+	size_t n_users;
+	struct mem_mailbox **mailboxes;
+	size_t n_mailboxes;
+	struct mem_content **contents;
+	size_t n_contents;
+	struct mem_queued *queue;
+	size_t n_queue;
+	struct store_cert *certs;
+	size_t n_certs;
+	uint64_t crl_number;
+};
+
+/* store_mem.c */
+struct mem_user *mem_user_by_id(struct mem_store *m, int64_t id);
+struct mem_user *mem_user_by_address(struct mem_store *m, const char *address);
+struct mem_mailbox *mem_mailbox_by_id(struct mem_store *m, int64_t id);
+struct mem_mailbox *mem_mailbox_by_name(struct mem_store *m, int64_t user_id, const char *name);
+struct mem_mailbox *mem_mailbox_add(struct mem_store *m, int64_t user_id, const char *name,
+                                    unsigned special_use);
+uint64_t mem_user_used(struct mem_store *m, int64_t user_id);
+/* Hands the result on (under the lock: keeps the order of completions) and counts writes. */
+void mem_done(struct mem_store *m, store_cb *cb, void *ctx, int rc, struct store_result *res,
+              bool write);
+/* Announces the mailbox's state to on_change. */
+void mem_note(struct mem_store *m, const struct mem_mailbox *mb);
+
+/* store_mem_msg.c */
+struct mem_content *mem_content_get(struct mem_store *m, const void *data, size_t size);
+void mem_content_unref(struct mem_store *m, struct mem_content *c);
+void mem_entry_clear(struct mem_store *m, struct mem_entry *e);
+/* Appends a message to mb with a new UID and modseq. */
+int mem_entry_add(struct mem_store *m, struct mem_mailbox *mb, struct mem_content *c,
+                  unsigned flags, const char *keywords, int64_t internal_date, uint32_t *uid_r);
+/* Moves every message of src to dst with new UIDs (renaming INBOX). */
+void mem_entries_move_all(struct mem_store *m, struct mem_mailbox *src, struct mem_mailbox *dst);
+void mem_queued_clear(struct mem_store *m, struct mem_queued *q);
+
+/* The operations (store_backend_mem in store_mem.c). */
+int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_cb *cb, void *ctx);
+int mem_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
+                           void *ctx);
+int mem_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx);
+int mem_store_message_headers(void *impl, int64_t mailbox_id, store_cb *cb, void *ctx);
+int mem_store_content_read_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                                 size_t max_total, store_cb *cb, void *ctx);
+int mem_store_content_read(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset,
+                           size_t max_len, store_cb *cb, void *ctx);
+int mem_store_flags_store(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                          size_t n_ranges, enum store_flag_mode mode, unsigned flags,
+                          const char *keywords, uint64_t unchanged_since, store_cb *cb, void *ctx);
+int mem_store_expunge(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                      size_t n_ranges, store_cb *cb, void *ctx);
+int mem_store_remove(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                     size_t n_ranges, store_cb *cb, void *ctx);
+int mem_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid_range *ranges,
+                   size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx);
+int mem_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
+                       void *ctx);
+int mem_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+                          void *ctx);
+int mem_store_queue_list(void *impl, store_cb *cb, void *ctx);
+int mem_store_queue_delete(void *impl, int64_t queue_id, store_cb *cb, void *ctx);
+int mem_store_queue_due(void *impl, int64_t now, unsigned lease_seconds, size_t limit, store_cb *cb,
+                        void *ctx);
+int mem_store_queue_recover(void *impl, store_cb *cb, void *ctx);
+int mem_store_queue_flush(void *impl, int64_t queue_id, int64_t now, store_cb *cb, void *ctx);
+int mem_store_queue_content_read(void *impl, int64_t content_id, uint64_t offset, size_t max_len,
+                                 store_cb *cb, void *ctx);
+int mem_store_queue_report(void *impl, const struct store_queue_report *rep, store_cb *cb,
+                           void *ctx);
+
+#endif
