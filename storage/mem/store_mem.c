@@ -643,7 +643,9 @@ static int mem_cert_add(void *impl, const struct store_cert_new *cert, store_cb 
 	struct mem_store *m = impl;
 	struct store_result res = {0};
 	int rc = 0;
-	if (!serial_valid(cert->serial) || cert->address == NULL || cert->address[0] == '\0')
+	if (!serial_valid(cert->serial) || cert->address == NULL || cert->address[0] == '\0' ||
+	    (cert->kind != STORE_CERT_CLIENT && cert->kind != STORE_CERT_SERVER) ||
+	    cert->not_after < cert->not_before)
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
 	for (size_t i = 0; i < m->n_certs; i++)
@@ -690,6 +692,8 @@ static int mem_cert_list(void *impl, int64_t expiring_before, store_cb *cb, void
 {
 	struct mem_store *m = impl;
 	struct store_result res = {0};
+	if (expiring_before < 0)
+		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
 	for (size_t i = 0; i < m->n_certs; i++) {
 		const struct store_cert *c = &m->certs[i];
@@ -737,14 +741,17 @@ static int mem_cert_find_valid(void *impl, const char *address, int64_t now, sto
 {
 	struct mem_store *m = impl;
 	struct store_result res = {0};
-	if (address == NULL)
-		return -EINVAL;
+	char *norm;
+	int rc = store_address_normalize(address, &norm);
+	if (rc < 0)
+		return rc;
 	pthread_mutex_lock(&m->lock);
 	for (size_t i = 0; i < m->n_certs; i++)
-		if (cert_valid_for(&m->certs[i], address, now))
+		if (cert_valid_for(&m->certs[i], norm, now))
 			cert_copy(&m->certs[i], &res);
 	mem_done(m, cb, ctx, 0, &res, false);
 	pthread_mutex_unlock(&m->lock);
+	free(norm);
 	return 0;
 }
 
@@ -754,7 +761,10 @@ static int mem_cert_revoke(void *impl, const char *serial, const char *address, 
 	struct mem_store *m = impl;
 	struct store_result res = {0};
 	int rc = 0;
-	if ((serial == NULL) == (address == NULL) || (serial != NULL && !serial_valid(serial)))
+	char *norm = NULL;
+	if ((serial == NULL) == (address == NULL) || now <= 0 ||
+	    (serial != NULL && !serial_valid(serial)) ||
+	    (address != NULL && store_address_normalize(address, &norm) < 0))
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
 	if (serial != NULL) {
@@ -769,7 +779,7 @@ static int mem_cert_revoke(void *impl, const char *serial, const char *address, 
 		}
 	} else {
 		for (size_t i = 0; i < m->n_certs; i++) {
-			if (cert_valid_for(&m->certs[i], address, now)) {
+			if (cert_valid_for(&m->certs[i], norm, now)) {
 				m->certs[i].revoked_at = now;
 				cert_copy(&m->certs[i], &res);
 			}
@@ -781,6 +791,7 @@ static int mem_cert_revoke(void *impl, const char *serial, const char *address, 
 		res.crl_number = ++m->crl_number;
 	mem_done(m, cb, ctx, rc, &res, true);
 	pthread_mutex_unlock(&m->lock);
+	free(norm);
 	return 0;
 }
 
