@@ -18,6 +18,7 @@ struct store {
 static const struct store_backend *const store_backends[] = {
     &store_backend_sqlite,
     &store_backend_mem,
+    &store_backend_fault,
 };
 #define STORE_N_BACKENDS (sizeof(store_backends) / sizeof(store_backends[0]))
 
@@ -76,6 +77,11 @@ int store_open(const struct store_options *opt, struct store **store_r, const ch
 	s->impl = impl;
 	*store_r = s;
 	return 0;
+}
+
+const struct store_backend *store_backend_of(struct store *s)
+{
+	return s->backend;
 }
 
 void *store_backend_impl(struct store *s)

@@ -111,6 +111,8 @@ const struct store_backend *store_backend_find(const char *name);
  * error messages. Static storage. */
 const char *store_backend_names(bool persistent_only);
 
+/* The backend s was opened with. */
+const struct store_backend *store_backend_of(struct store *s);
 /* The backend's own state of s (what its open returned): for a backend's white-box tests. */
 void *store_backend_impl(struct store *s);
 
