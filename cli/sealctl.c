@@ -59,7 +59,8 @@ struct store *cli_store(struct cli *cli)
 		return NULL;
 	}
 	char *path = xasprintf("%s/mail.db", dir);
-	struct store_options opt = {.path = path, .workers = 1};
+	struct store_options opt = {
+	    .backend = cfg_store_name(cli->cfg->store), .path = path, .workers = 1};
 	const char *err = NULL;
 	int rc = store_open(&opt, &cli->store, &err);
 	free(path);

@@ -27,6 +27,9 @@ enum cfg_route_tls { CFG_ROUTE_TLS_VERIFY, CFG_ROUTE_TLS_ENCRYPT, CFG_ROUTE_TLS_
 /* tls.client_certificate_without_eku: a client certificate without any extended key usage
  * is refused (default) or, when the administrator allows it, taken as a client one. */
 enum cfg_no_eku { CFG_NO_EKU_REFUSE, CFG_NO_EKU_ALLOW };
+/* store: the store backend by name (storage/store_backend.h). Only backends that keep mail
+ * across restarts are offered here; the in-memory and fault ones are for tests. */
+enum cfg_store { CFG_STORE_SQLITE };
 
 struct cfg_listener {
 	enum cfg_protocol protocol;
@@ -92,8 +95,9 @@ struct config {
 	char *hostname; /* default: gethostname() */
 	char **domains; /* lower-case */
 	size_t n_domains;
-	char *data_dir; /* absolute; default "<dir>/data" */
-	char *ca_dir;   /* absolute, or NULL when not written (see cfg_ca_dir) */
+	char *data_dir;       /* absolute; default "<dir>/data" */
+	enum cfg_store store; /* default sqlite */
+	char *ca_dir;         /* absolute, or NULL when not written (see cfg_ca_dir) */
 	struct {
 		char *certificate; /* PEM chain, required */
 		char *key;         /* PEM key, required */
@@ -199,5 +203,7 @@ int cfg_dns_server_parse(const char *s, struct cfg_dns_server *r, const char **r
 const char *cfg_tls_mode_name(enum cfg_tls_mode m);
 const char *cfg_client_cert_name(enum cfg_client_cert m);
 const char *cfg_route_tls_name(enum cfg_route_tls m);
+/* The backend name store_options.backend takes ("sqlite"). */
+const char *cfg_store_name(enum cfg_store m);
 
 #endif

@@ -24,6 +24,7 @@ static const char *const cert_login_values[] = {"none", "preauth", NULL};
 static const char *const tls_version_values[] = {"1.2", "1.3", NULL};
 static const char *const route_tls_values[] = {"verify", "encrypt", "none", NULL};
 static const char *const no_eku_values[] = {"refuse", "allow", NULL};
+static const char *const store_values[] = {"sqlite", NULL};
 
 /* The enums are stored through an int pointer by the loader. */
 _Static_assert(sizeof(enum cfg_protocol) == sizeof(int), "enum size");
@@ -33,6 +34,7 @@ _Static_assert(sizeof(enum cfg_cert_login) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_tls_version) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_route_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_no_eku) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_store) == sizeof(int), "enum size");
 
 const struct cfg_key cfg_keys[] = {
     {.path = "hostname",
@@ -55,6 +57,14 @@ const struct cfg_key cfg_keys[] = {
      .doc = "Folder of the mail database (mail.db) and the spool. sealmaild must be able to "
             "write it; created 0700 when missing. The client CA's key does not belong here "
             "(see ca_dir)."},
+    {.path = "store",
+     .type = CFG_TYPE_ENUM,
+     C(store),
+     .values = store_values,
+     .def = "sqlite",
+     .doc = "The store backend: sqlite, the mail database data_dir/mail.db (docs/storage.md). "
+            "sealmaild and sealctl open the store with it. Other backends of the code (in "
+            "memory, fault injecting) are for tests and cannot be chosen here."},
     /* Top level, beside data_dir, not under tls: it is a folder only sealctl uses, and
      * tls: holds what the server reads. */
     {.path = "ca_dir",
@@ -578,6 +588,11 @@ const char *cfg_tls_mode_name(enum cfg_tls_mode m)
 const char *cfg_client_cert_name(enum cfg_client_cert m)
 {
 	return (unsigned)m < 3 ? client_cert_values[m] : "?";
+}
+
+const char *cfg_store_name(enum cfg_store m)
+{
+	return (unsigned)m < 1 ? store_values[m] : "?";
 }
 
 const char *cfg_route_tls_name(enum cfg_route_tls m)

@@ -398,6 +398,7 @@ static int server_open_store(struct server *srv)
 	poster.ctx = srv->poster;
 	char *path = xasprintf("%s/mail.db", srv->cfg->data_dir);
 	struct store_options opt = {
+	    .backend = cfg_store_name(srv->cfg->store),
 	    .path = path,
 	    .max_message_size = srv->cfg->limits.message_size,
 	    .poster = &poster,
