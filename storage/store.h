@@ -5,15 +5,15 @@
  * spoken in mail terms. Behind it is a backend chosen by name at store_open (the table in
  * storage/store_backend.h): SQLite (storage/sqlite/, the server's), or in memory and fault
  * injecting ones for tests. Nothing here mentions SQL, and no caller ever sees a database
- * handle. The store is not a protocol
- * engine: it does not format IMAP responses or parse SMTP, it keeps what they need.
+ * handle. The store is not a protocol engine: it does not format IMAP responses or parse
+ * SMTP, it keeps what they need.
  *
- * Threads (of the SQLite backend; others keep the same callback rules). A store owns one writer
- * thread (every change, committed in groups: all writes pending when a transaction starts share it
- * and its one fsync) and a small pool of worker threads with read connections (reads, password
- * hashing, MIME parsing of new messages). Every operation is asynchronous: it returns 0 after
- * queueing the work, or a negative errno code (and then never calls its callback). A queued
- * operation calls its callback exactly once:
+ * Threads (the SQLite backend's; every backend keeps the callback rules). A store owns one
+ * writer thread (every change, committed in groups: all writes pending when a transaction
+ * starts share it and its one fsync) and a small pool of worker threads with read
+ * connections (reads, password hashing, MIME parsing of new messages). Every operation is
+ * asynchronous: it returns 0 after queueing the work, or a negative errno code (and then
+ * never calls its callback). A queued operation calls its callback exactly once:
  *   - on the loop thread, through the poster given to store_open (the server's face), or
  *   - on a store thread when no poster was given (the blocking face: pair the call with
  *     struct store_sync, see below; sealctl, tests and benchmarks use it).

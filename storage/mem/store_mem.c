@@ -181,7 +181,7 @@ static int mem_open(const struct store_options *opt, void **impl_r, const char *
 static void mem_close(void *impl)
 {
 	struct mem_store *m = impl;
-	/* Completions first: their callbacks may still read nothing of ours, but they run. */
+	/* Queued completions run first (store_close's contract); they hold copies only. */
 	store_async_free(m->async);
 	for (size_t i = 0; i < m->n_mailboxes; i++)
 		mailbox_free(m, m->mailboxes[i]);

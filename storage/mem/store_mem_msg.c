@@ -292,41 +292,40 @@ int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_cb 
 
 	struct store_result res = {0};
 	int64_t now = req->internal_date != 0 ? req->internal_date : (int64_t)time(NULL);
+	struct mem_mailbox **mbs = xcalloc(req->n_targets + 1, sizeof(*mbs));
+	char *report = NULL;
+	size_t report_len = 0;
 	pthread_mutex_lock(&m->lock);
-	struct mem_content *c = mem_content_get(m, data, size);
-	res.id = c->id;
 	res.delivered = xcalloc(req->n_targets + 1, sizeof(*res.delivered));
 	res.n_delivered = req->n_targets;
+	/* Every target is checked before the first write, as SQLite does, so a delivery that
+	 * fails (or whose report hook fails) stores nothing. */
 	size_t ok = 0;
 	bool over_quota = false;
 	for (size_t i = 0; i < req->n_targets; i++) {
-		const struct store_target *t = &req->targets[i];
 		struct store_delivered *d = &res.delivered[i];
-		struct mem_mailbox *mb = target_mailbox(m, t);
+		struct mem_mailbox *mb = target_mailbox(m, &req->targets[i]);
 		struct mem_user *u = mb != NULL ? mem_user_by_id(m, mb->user_id) : NULL;
 		if (mb == NULL || u == NULL) {
 			d->rc = -ENOENT;
 			continue;
 		}
 		d->quota_bytes = u->quota;
-		if (u->quota != 0 && mem_user_used(m, u->id) + size > u->quota) {
+		uint64_t used = mem_user_used(m, u->id);
+		for (size_t k = 0; k < i; k++) /* this delivery's earlier copies count too */
+			if (mbs[k] != NULL && mbs[k]->user_id == u->id)
+				used += size;
+		if (u->quota != 0 && used + size > u->quota) {
 			d->rc = -EDQUOT;
 			over_quota = true;
 			continue;
 		}
-		d->rc = mem_entry_add(m, mb, c, t->flags, kw[i], now, &d->uid);
-		if (d->rc < 0)
+		if (mb->uidnext >= UINT32_MAX) {
+			d->rc = -EFBIG;
 			continue;
-		d->mailbox_id = mb->id;
-		d->uidvalidity = mb->uidvalidity;
-		mem_note(m, mb);
+		}
+		mbs[i] = mb;
 		ok++;
-	}
-	if (req->n_relay > 0) {
-		res.queue = xcalloc(1, sizeof(*res.queue));
-		res.n_queue = 1;
-		res.queue[0].id = queue_add(m, c, req->sender, req->relay, req->n_relay,
-		                            req->requiretls, req->ret, req->envid);
 	}
 	if (ok == 0 && req->n_relay == 0) {
 		rc = over_quota ? -EDQUOT : -ENOENT;
@@ -342,17 +341,34 @@ int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_cb 
 			    .head_len = size < STORE_REPORT_HEAD_MAX ? size : STORE_REPORT_HEAD_MAX,
 			};
 			in.head_complete = in.head_len == size;
-			char *msg = NULL;
-			size_t len = 0;
-			rc = rp->format(rp->ctx, &in, &msg, &len);
-			if (rc == 0 && msg != NULL)
-				res.report_rc = report_place(m, msg, len, rp->to, rp->local,
-				                             req->requiretls, NULL);
-			free(msg);
-			/* A hook error fails the delivery; the copies made stay (no rollback
-			 * here): tests of that path belong to the SQLite backend. */
+			rc = rp->format(rp->ctx, &in, &report, &report_len);
 		}
 	}
+	struct mem_content *c = NULL;
+	if (rc == 0) {
+		c = mem_content_get(m, data, size);
+		res.id = c->id;
+		for (size_t i = 0; i < req->n_targets; i++) {
+			struct store_delivered *d = &res.delivered[i];
+			if (mbs[i] == NULL)
+				continue;
+			mem_entry_add(m, mbs[i], c, req->targets[i].flags, kw[i], now, &d->uid);
+			d->mailbox_id = mbs[i]->id;
+			d->uidvalidity = mbs[i]->uidvalidity;
+			mem_note(m, mbs[i]);
+		}
+		if (req->n_relay > 0) {
+			res.queue = xcalloc(1, sizeof(*res.queue));
+			res.n_queue = 1;
+			res.queue[0].id = queue_add(m, c, req->sender, req->relay, req->n_relay,
+			                            req->requiretls, req->ret, req->envid);
+		}
+		if (report != NULL)
+			res.report_rc = report_place(m, report, report_len, req->report->to,
+			                             req->report->local, req->requiretls, NULL);
+	}
+	free(report);
+	free(mbs);
 	mem_content_unref(m, c);
 	if (rc < 0)
 		store_result_free(&res);
