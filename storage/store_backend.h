@@ -116,7 +116,7 @@ const struct store_backend *store_backend_of(struct store *s);
 /* The backend's own state of s (what its open returned): for a backend's white-box tests. */
 void *store_backend_impl(struct store *s);
 
-/* ---- Helpers every backend may use (defined beside the SQLite code, they hold no SQL) ---- */
+/* ---- Helpers every backend may use (defined in storage/sqlite/, they hold no SQL) ---- */
 
 /* Keywords as stored: atoms, sorted, unique, space separated ("" for none; NULL in). 0 or
  * -EINVAL. */

@@ -282,12 +282,9 @@ int store_schema_migrate_to(sqlite3 *db, int target, const char **error_r);
 
 /* store_user.c */
 int store_user_load(struct store_conn *c, const char *address, struct store_user *u);
-void store_user_clear(struct store_user *u);
 
 /* store_mailbox.c */
 int store_mailbox_load(struct store_conn *c, sqlite3_stmt *st, struct store_mailbox *mb);
-void store_mailbox_clear(struct store_mailbox *mb);
-bool store_mailbox_name_valid(const char *name);
 /* Bumps the mailbox's modseq (and uidnext by n_uids); returns the new values. */
 int store_mailbox_bump(struct store_conn *c, int64_t mailbox_id, uint32_t n_uids,
                        uint64_t *modseq_r, uint32_t *first_uid_r);
@@ -299,11 +296,7 @@ int store_entries_move_all(struct store_conn *c, struct store_job *job, int64_t 
                            int64_t dst_mailbox_id);
 
 /* store_message.c */
-void store_msg_clear(struct store_msg *m);
 void store_msg_load(sqlite3_stmt *st, struct store_msg *m);
-/* Keywords as stored: atoms, sorted, unique, space separated ("" for none; NULL in). 0 or
- * -EINVAL. */
-int store_keywords_normalize(const char *in, char **out_r);
 /* Adds one message entry (new UID and modseq) and notes the change. */
 int store_entry_add(struct store_conn *c, struct store_job *job, int64_t mailbox_id,
                     int64_t content_id, uint64_t size, unsigned flags, const char *keywords,
@@ -321,9 +314,6 @@ struct store_mime_info {
 int store_mime_parse_mem(const void *data, size_t size, struct store_mime_info *info);
 int store_mime_parse_file(const char *path, struct store_mime_info *info);
 void store_mime_info_clear(struct store_mime_info *info);
-
-/* store_cert.c */
-void store_cert_free_all(struct store_cert *certs, size_t n);
 
 /* store_deliver.c: one message delivered as part of a write job (store_deliver's own job,
  * and the relay's bounces in store_relay.c). req and keywords are set by the caller
