@@ -364,7 +364,8 @@ static void server_stop(struct server *srv)
 		return;
 	srv->stopping = true;
 	log_event(LOGL_INFO, "event=stopping connections=%u", srv->n_conns);
-	relay_stop(srv);
+	relay_stop(srv->relay);
+	srv->relay = NULL;
 	spool_teardown();
 	for (size_t i = 0; i < srv->n_listeners; i++)
 		listener_stop(&srv->listeners[i]);
@@ -546,7 +547,7 @@ int server_run(struct config *cfg)
 		log_event(LOGL_INFO, "event=ready hostname=%s listeners=%zu", cfg->hostname,
 		          cfg->n_listeners);
 		ret = 0;
-		if (relay_start(&srv) < 0) {
+		if (relay_start(&loop, cfg, srv.services, &srv.relay) < 0) {
 			ret = 1;
 			server_stop(&srv);
 		}

@@ -29,6 +29,7 @@ struct listener {
 
 struct ipcount; /* per-address connection counts (server.c) */
 struct poster;
+struct relay;
 
 struct server {
 	uv_loop_t *loop;
@@ -50,6 +51,7 @@ struct server {
 	struct ipcount *ipcounts;
 	struct services *services;
 	struct poster *poster;
+	struct relay *relay; /* the relay runner (relay.h) once started, NULL after relay_stop */
 	bool stopping;
 	uint64_t next_id;
 };

@@ -32,7 +32,6 @@
 #include "server/relay/relay_hops.h"
 #include "server/relay/relay_private.h"
 #include "server/relay/relay_runner.h"
-#include "server/server_private.h"
 #include "server/services.h"
 #include "server/tls_client.h"
 #include "storage/store.h"
@@ -49,8 +48,6 @@
 #define RELAY_LINE_MAX     2048
 #define RELAY_WRITE_LIMIT  (1024 * 1024)
 
-static struct relay *the_relay;
-
 /* ----- Lifetime ----- */
 
 static void relay_maybe_free(struct relay *r)
@@ -63,8 +60,6 @@ static void relay_maybe_free(struct relay *r)
 		tls_client_ctx_free(r->route_ctx[i]);
 	free(r->route_ctx);
 	free(r);
-	if (the_relay == r)
-		the_relay = NULL;
 }
 
 void relay_delivery_free(struct relay_delivery *d)
@@ -170,7 +165,7 @@ static bool hop_next(struct relay_delivery *d)
 	if (r->stopping || d->hops == NULL || !d->tcp_open || !relay_session_may_try_next(&d->sess))
 		return false;
 	bool more =
-	    d->hop + 1 < d->hops->n && uv_now(r->srv->loop) - d->hops_started < RELAY_HOPS_TIME_MS;
+	    d->hop + 1 < d->hops->n && uv_now(r->loop) - d->hops_started < RELAY_HOPS_TIME_MS;
 	hop_note(d, !more);
 	if (!more) {
 		if (d->hop > 0 || d->hops->skipped[0] != '\0')
@@ -531,7 +526,7 @@ static void connect_cb(uv_connect_t *req, int status)
 /* Connects to hop d->hop with a fresh session: nothing of an earlier hop carries over. */
 static void hop_connect(struct relay_delivery *d)
 {
-	uv_loop_t *loop = d->relay->srv->loop;
+	uv_loop_t *loop = d->relay->loop;
 	const struct relay_hop *h = &d->hops->v[d->hop];
 	snprintf(d->host, sizeof(d->host), "%s", h->host);
 	if (d->hop > 0) {
@@ -582,10 +577,10 @@ static void hops_cb(void *ctx, struct relay_hops *hops)
 	          d->q.id, d->domain, hops->mx ? "mx" : "route", hops->n, hops->v[0].host,
 	          hops->v[0].addr_text, d->port, hops->skipped[0] ? " skipped=" : "",
 	          hops->skipped[0] ? "yes" : "");
-	uv_timer_init(r->srv->loop, &d->timer);
+	uv_timer_init(r->loop, &d->timer);
 	d->timer.data = d;
 	d->handles = 1;
-	d->hops_started = uv_now(r->srv->loop);
+	d->hops_started = uv_now(r->loop);
 	hop_connect(d);
 }
 
@@ -773,14 +768,14 @@ static void recover_cb(void *ctx, int rc, struct store_result *res)
 	tick_cb(&r->tick);
 }
 
-int relay_start(struct server *srv)
+int relay_start(uv_loop_t *loop, const struct config *cfg, struct services *sv,
+                struct relay **relay_r)
 {
-	const struct config *cfg = srv->cfg;
 	struct relay *r = xcalloc(1, sizeof(*r));
 	const char *err = NULL;
-	r->srv = srv;
+	r->loop = loop;
 	r->cfg = cfg;
-	r->store = srv->services->store;
+	r->store = sv->store;
 	r->route_ctx = xcalloc(cfg->relay.n_routes + 1, sizeof(*r->route_ctx));
 	int rc =
 	    tls_client_ctx_new(NULL, cfg->relay.certificate, cfg->relay.key, &r->sys_ctx, &err);
@@ -788,8 +783,8 @@ int relay_start(struct server *srv)
 		rc = tls_client_ctx_new(cfg->relay.mx_ca, cfg->relay.certificate, cfg->relay.key,
 		                        &r->mx_ctx, &err);
 	if (rc == 0)
-		rc = relay_dns_new(srv->loop, cfg->relay.dns_servers, cfg->relay.n_dns_servers,
-		                   &r->dns, &err);
+		rc = relay_dns_new(loop, cfg->relay.dns_servers, cfg->relay.n_dns_servers, &r->dns,
+		                   &err);
 	for (size_t i = 0; rc == 0 && i < cfg->relay.n_routes; i++) {
 		const struct cfg_route *rt = &cfg->relay.routes[i];
 		if (rt->ca != NULL)
@@ -810,10 +805,10 @@ int relay_start(struct server *srv)
 		relay_maybe_free(r);
 		return rc;
 	}
-	uv_timer_init(srv->loop, &r->tick);
+	uv_timer_init(loop, &r->tick);
 	r->tick.data = r;
 	uv_timer_start(&r->tick, tick_cb, RELAY_TICK_MS, RELAY_TICK_MS);
-	the_relay = r;
+	*relay_r = r;
 	r->taking = true;
 	if (store_queue_recover(r->store, recover_cb, r) < 0)
 		r->taking = false;
@@ -827,9 +822,8 @@ static void tick_closed(uv_handle_t *h)
 	relay_maybe_free(r);
 }
 
-void relay_stop(struct server *srv)
+void relay_stop(struct relay *r)
 {
-	struct relay *r = the_relay;
 	if (r == NULL || r->stopping)
 		return;
 	r->stopping = true;

@@ -12,14 +12,22 @@
  * (relay_policy.c), MX rules (relay_mx.c), next hops (relay_hops.c), the TLS client
  * (server/tls_client.c).
  */
-struct server;
+#include <uv.h>
 
-/* Starts the runner on srv's loop (after the listeners and the store are up): ends stale
- * leases, logs a warning per plaintext route, and ticks every few seconds. 0 or <0 (a
- * route's CA or the relay certificate does not load; logged). */
-int relay_start(struct server *srv);
+struct config;
+struct relay;
+struct services;
+
+/* Starts a runner on loop (after the store is up): ends stale leases, logs a warning per
+ * plaintext route, and ticks every few seconds. cfg and sv (of which it uses the store)
+ * are borrowed and must outlive the runner. 0 and *relay_r, or <0 (a route's CA or the
+ * relay certificate does not load; logged) and no runner. */
+int relay_start(uv_loop_t *loop, const struct config *cfg, struct services *sv,
+                struct relay **relay_r);
 /* Stops taking work and cuts deliveries in flight (their leases make them due again at
- * the next start). The handles close on the loop; call before the store closes. */
-void relay_stop(struct server *srv);
+ * the next start). The runner frees itself on the loop once its handles are closed and
+ * its store calls answered: forget r after the call. NULL: nothing.
+ * Call before the store closes, and run the loop until it has no more handles. */
+void relay_stop(struct relay *r);
 
 #endif

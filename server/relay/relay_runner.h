@@ -15,7 +15,6 @@
 #include "server/relay/relay_private.h"
 #include "storage/store.h"
 
-struct server;
 struct config;
 struct tls_client_ctx;
 struct tls_client;
@@ -23,7 +22,7 @@ struct tls_client;
 struct relay_delivery;
 
 struct relay {
-	struct server *srv;
+	uv_loop_t *loop;
 	const struct config *cfg;
 	struct store *store;
 	uv_timer_t tick;
