@@ -11,8 +11,9 @@
  * session starts over, so a host that failed TLS never sees MAIL FROM. Only when every
  * hop failed is the attempt deferred, with every hop's reason in the last error.
  *
- * Deliveries own their handles (one timer, one tcp per hop); a delivery is freed only after
- * every close callback ran and its store report completed.
+ * The connection itself (connect timeout, lines, STARTTLS, back-pressure) is
+ * server/outconn.c, one per hop; a delivery is freed only after its connection's closed
+ * callback ran and its store report completed.
  */
 #include "server/relay/relay.h"
 
@@ -32,6 +33,7 @@
 #include "server/relay/relay_hops.h"
 #include "server/relay/relay_private.h"
 #include "server/relay/relay_runner.h"
+#include "server/outconn.h"
 #include "server/services.h"
 #include "server/tls_client.h"
 #include "storage/store.h"
@@ -74,8 +76,6 @@ void relay_delivery_free(struct relay_delivery *d)
 	r->n_active--;
 	if (d->sess_init)
 		relay_session_free(&d->sess);
-	tls_client_free(d->tls);
-	buf_free(&d->in);
 	buf_free(&d->dsn);
 	buf_free(&d->notice[0]);
 	buf_free(&d->notice[1]);
@@ -105,34 +105,27 @@ void relay_delivery_free(struct relay_delivery *d)
 
 static void hop_connect(struct relay_delivery *d);
 
-static void handle_closed(uv_handle_t *h)
-{
-	struct relay_delivery *d = h->data;
-	/* A content read in flight finishes the delivery itself (body_read_cb). */
-	if (--d->handles == 0 && !d->body_reading)
-		relay_report(d);
-}
-
-static void tcp_closed(uv_handle_t *h)
-{
-	struct relay_delivery *d = h->data;
-	d->tcp_open = false;
-	if (d->switching && !d->closing) {
-		/* Every callback of the old connection has run (libuv cancels its requests
-		 * before this): the next hop can use the same handle and request. */
-		d->switching = false;
-		d->handles--;
-		hop_connect(d);
-		return;
-	}
-	d->switching = false;
-	handle_closed(h);
-}
-
 /* Whether callbacks of the connection must be ignored: it is being closed. */
 static bool delivery_idle(const struct relay_delivery *d)
 {
 	return d->closing || d->switching;
+}
+
+static void conn_closed(void *ctx)
+{
+	struct relay_delivery *d = ctx;
+	d->oc = NULL;
+	if (d->switching && !d->closing) {
+		/* Every callback of the old connection has run (it is freed): the next hop
+		 * gets a new one. */
+		d->switching = false;
+		hop_connect(d);
+		return;
+	}
+	d->switching = false;
+	/* A content read in flight finishes the delivery itself (body_read_cb). */
+	if (!d->body_reading)
+		relay_report(d);
 }
 
 /* Records why the current hop failed, for the log and for the last error. */
@@ -156,13 +149,14 @@ static void hop_note(struct relay_delivery *d, bool last)
 
 /*
  * The current hop failed: when RFC 5321 5.1 allows another and one is left, closes this
- * connection (tcp_closed connects the next) and returns true. When the last one failed
+ * connection (conn_closed connects the next) and returns true. When the last one failed
  * after others, the last error lists them all.
  */
 static bool hop_next(struct relay_delivery *d)
 {
 	struct relay *r = d->relay;
-	if (r->stopping || d->hops == NULL || !d->tcp_open || !relay_session_may_try_next(&d->sess))
+	if (r->stopping || d->hops == NULL || d->oc == NULL ||
+	    !relay_session_may_try_next(&d->sess))
 		return false;
 	bool more =
 	    d->hop + 1 < d->hops->n && uv_now(r->loop) - d->hops_started < RELAY_HOPS_TIME_MS;
@@ -180,15 +174,12 @@ static bool hop_next(struct relay_delivery *d)
 	}
 	d->hop++;
 	d->switching = true;
-	uv_timer_stop(&d->timer);
-	tls_client_free(d->tls);
-	d->tls = NULL;
-	uv_close((uv_handle_t *)&d->tcp, tcp_closed);
+	outconn_close(d->oc);
 	return true;
 }
 
 /* Ends the delivery, or only this hop's connection when another hop may be tried: closes
- * what is open; the report runs when the handles are closed. */
+ * what is open; the report runs when the connection is closed. */
 static void delivery_end(struct relay_delivery *d, const char *reason)
 {
 	if (delivery_idle(d))
@@ -198,13 +189,11 @@ static void delivery_end(struct relay_delivery *d, const char *reason)
 	if (hop_next(d))
 		return;
 	d->closing = true;
-	if (d->handles == 0) {
+	if (d->oc == NULL) {
 		relay_report(d);
 		return;
 	}
-	uv_close((uv_handle_t *)&d->timer, handle_closed);
-	if (d->tcp_open)
-		uv_close((uv_handle_t *)&d->tcp, tcp_closed);
+	outconn_close(d->oc);
 }
 
 /* The server stops: the delivery ends whatever it was doing (between two hops too). */
@@ -216,10 +205,9 @@ static void delivery_stop(struct relay_delivery *d)
 		delivery_end(d, "server stopping");
 		return;
 	}
-	/* The old connection is closing: tcp_closed sees closing and connects nothing. */
+	/* The old connection is closing: conn_closed sees closing and connects nothing. */
 	d->closing = true;
 	relay_session_abort(&d->sess, "server stopping");
-	uv_close((uv_handle_t *)&d->timer, handle_closed);
 }
 
 /* The connection failed: the last error says in which step ("connection closed by the
@@ -233,69 +221,12 @@ static void delivery_lost(struct relay_delivery *d, const char *what)
 	delivery_end(d, d->reason);
 }
 
-static void body_next(struct relay_delivery *d);
-
-static void write_cb(uv_write_t *req, int status)
-{
-	struct relay_delivery *d = req->data;
-	uv_buf_t *b = (uv_buf_t *)(req + 1);
-	d->write_queued -= b->len;
-	free(b->base);
-	free(req);
-	if (status < 0 && !delivery_idle(d)) {
-		delivery_lost(d, "connection lost while sending");
-		return;
-	}
-	if (d->body_waiting && !d->closing && d->write_queued <= RELAY_WRITE_LIMIT / 2) {
-		d->body_waiting = false;
-		body_next(d);
-	}
-}
-
-/* Sends raw bytes (ciphertext, or plaintext before TLS); takes ownership of data. */
-static void send_raw(struct relay_delivery *d, void *data, size_t len)
-{
-	if (len == 0 || delivery_idle(d)) {
-		free(data);
-		return;
-	}
-	uv_write_t *req = xmalloc(sizeof(*req) + sizeof(uv_buf_t));
-	uv_buf_t *b = (uv_buf_t *)(req + 1);
-	*b = uv_buf_init(data, (unsigned)len);
-	req->data = d;
-	d->write_queued += len;
-	if (uv_write(req, (uv_stream_t *)&d->tcp, b, 1, write_cb) < 0) {
-		d->write_queued -= len;
-		free(data);
-		free(req);
-		delivery_lost(d, "connection lost while sending");
-	}
-}
-
-static void flush_tls(struct relay_delivery *d)
-{
-	size_t len;
-	void *out = tls_client_take_output(d->tls, &len);
-	if (out != NULL)
-		send_raw(d, out, len);
-}
-
 /* Sends plaintext: through TLS once it is up. */
 static void send_plain(struct relay_delivery *d, const void *data, size_t len)
 {
-	if (len == 0)
+	if (d->oc == NULL || delivery_idle(d))
 		return;
-	if (d->tls != NULL) {
-		if (tls_client_write(d->tls, data, len) < 0) {
-			delivery_end(d, "TLS write failed");
-			return;
-		}
-		flush_tls(d);
-		return;
-	}
-	void *copy = xmalloc(len);
-	memcpy(copy, data, len);
-	send_raw(d, copy, len);
+	outconn_write(d->oc, data, len);
 }
 
 static void flush_session(struct relay_delivery *d)
@@ -342,7 +273,7 @@ static void body_read_cb(void *ctx, int rc, struct store_result *res)
 	struct relay_delivery *d = ctx;
 	d->body_reading = false;
 	if (d->closing) {
-		if (d->handles == 0 && !d->reported)
+		if (d->oc == NULL && !d->reported)
 			relay_report(d);
 		return;
 	}
@@ -356,37 +287,36 @@ static void body_read_cb(void *ctx, int rc, struct store_result *res)
 	send_plain(d, out.data, out.len);
 	buf_free(&out);
 	d->body_off += res->data_len;
+	if (d->closing)
+		return;
 	/* At most about RELAY_WRITE_LIMIT of a message in memory: a slow peer slows the
-	 * reading, write_cb goes on. */
-	if (d->write_queued > RELAY_WRITE_LIMIT) {
-		d->body_waiting = true;
+	 * reading, the writes go on (conn_drained reads the next chunk). */
+	if (outconn_queued(d->oc) > RELAY_WRITE_LIMIT) {
+		outconn_when_drained(d->oc, RELAY_WRITE_LIMIT / 2);
 		return;
 	}
 	body_next(d);
 }
 
-static void start_tls(struct relay_delivery *d)
+static void conn_drained(void *ctx)
 {
-	/* Whatever came with or after the 220 is dropped (CVE-2011-0411's client side). */
-	buf_reset(&d->in);
-	d->tls = tls_client_new(d->tctx, d->host, d->policy == CFG_ROUTE_TLS_VERIFY);
-	const char *err = NULL;
-	if (tls_client_handshake(d->tls, &err) < 0) {
-		delivery_end(d, err);
-		return;
-	}
-	flush_tls(d);
+	body_next(ctx);
 }
 
-static void on_line(struct relay_delivery *d, const char *line, size_t len)
+static void conn_line(void *ctx, const char *line, size_t len)
 {
+	struct relay_delivery *d = ctx;
+	if (delivery_idle(d))
+		return;
 	enum relay_action a = relay_session_line(&d->sess, line, len);
 	flush_session(d);
 	switch (a) {
 	case RELAY_ACT_CONTINUE:
 		break;
 	case RELAY_ACT_START_TLS:
-		start_tls(d);
+		/* outconn drops whatever came with or after the 220 (CVE-2011-0411's client
+		 * side). */
+		outconn_start_tls(d->oc, d->tctx, d->host, d->policy == CFG_ROUTE_TLS_VERIFY);
 		break;
 	case RELAY_ACT_SEND_BODY:
 		body_next(d);
@@ -398,86 +328,17 @@ static void on_line(struct relay_delivery *d, const char *line, size_t len)
 	}
 }
 
-static void on_plaintext(struct relay_delivery *d, const char *data, size_t len)
+static void conn_tls_ready(void *ctx)
 {
-	if (buf_append(&d->in, data, len) < 0) {
-		delivery_end(d, "reply line too long");
-		return;
-	}
-	while (!delivery_idle(d) && d->in.len > 0) {
-		char *nl = memchr(d->in.data, '\n', d->in.len);
-		if (nl == NULL)
-			break;
-		size_t n = (size_t)(nl - d->in.data);
-		bool was_plain = d->tls == NULL;
-		on_line(d, d->in.data, n);
-		if (was_plain && d->tls != NULL)
-			return; /* start_tls dropped the rest */
-		if (d->in.len > n)
-			buf_consume(&d->in, n + 1);
-	}
-}
-
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
-{
-	static char rbuf[16384];
-	*b = uv_buf_init(rbuf, sizeof(rbuf));
-}
-
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
-{
-	struct relay_delivery *d = s->data;
-	if (nread == 0 || delivery_idle(d))
-		return;
-	if (nread < 0) {
-		delivery_lost(d, nread == UV_EOF ? "connection closed by the peer"
-		                                 : "connection lost");
-		return;
-	}
-	uv_timer_again(&d->timer);
-	if (d->tls == NULL) {
-		on_plaintext(d, b->base, (size_t)nread);
-		return;
-	}
-	const char *err = NULL;
-	if (tls_client_feed(d->tls, b->base, (size_t)nread) < 0) {
-		delivery_end(d, "TLS input overflow");
-		return;
-	}
-	if (d->sess.state == RELAY_S_HANDSHAKE) {
-		int rc = tls_client_handshake(d->tls, &err);
-		flush_tls(d);
-		if (rc < 0) {
-			delivery_end(d, err);
-			return;
-		}
-		if (rc == 0)
-			return;
-		log_event(LOGL_INFO,
-		          "proto=relay event=tls queue=%" PRId64 " host=%s version=%s cipher=%s "
-		          "verified=%s",
-		          d->q.id, d->host, tls_client_version(d->tls), tls_client_cipher(d->tls),
-		          tls_client_verified(d->tls) ? "yes" : "no");
-		relay_session_tls_done(&d->sess);
-		flush_session(d);
-	}
-	char plain[16384];
-	for (;;) {
-		ssize_t n = tls_client_read(d->tls, plain, sizeof(plain), &err);
-		if (n > 0) {
-			on_plaintext(d, plain, (size_t)n);
-			if (delivery_idle(d))
-				return;
-			continue;
-		}
-		if (n == 0)
-			break;
-		if (n == TLS_CLIENT_EOF)
-			delivery_lost(d, "connection closed by the peer");
-		else
-			delivery_end(d, err);
-		return;
-	}
+	struct relay_delivery *d = ctx;
+	const struct tls_client *t = outconn_tls(d->oc);
+	log_event(LOGL_INFO,
+	          "proto=relay event=tls queue=%" PRId64 " host=%s version=%s cipher=%s "
+	          "verified=%s",
+	          d->q.id, d->host, tls_client_version(t), tls_client_cipher(t),
+	          tls_client_verified(t) ? "yes" : "no");
+	relay_session_tls_done(&d->sess);
+	flush_session(d);
 }
 
 /* A failed connect: the hop's short reason for the summary, the long one for the session
@@ -496,55 +357,46 @@ static void connect_failed(struct relay_delivery *d, const char *why)
 	delivery_end(d, reason);
 }
 
-static void timeout_cb(uv_timer_t *t)
+static void conn_failed(void *ctx, enum outconn_failure what, const char *reason)
 {
-	struct relay_delivery *d = t->data;
-	if (delivery_idle(d))
-		return;
-	if (!d->connected) {
-		connect_failed(d, "timed out");
-		return;
+	struct relay_delivery *d = ctx;
+	switch (what) {
+	case OUTCONN_CONNECT:
+		connect_failed(d, reason);
+		break;
+	case OUTCONN_LOST:
+		delivery_lost(d, reason);
+		break;
+	case OUTCONN_ERROR:
+		delivery_end(d, reason);
+		break;
 	}
-	delivery_lost(d, "timeout waiting for the peer");
 }
 
-static void connect_cb(uv_connect_t *req, int status)
-{
-	struct relay_delivery *d = req->data;
-	if (delivery_idle(d))
-		return;
-	if (status < 0) {
-		connect_failed(d, uv_strerror(status));
-		return;
-	}
-	d->connected = true;
-	uv_timer_start(&d->timer, timeout_cb, RELAY_TIMEOUT_MS, RELAY_TIMEOUT_MS);
-	uv_tcp_nodelay(&d->tcp, 1);
-	uv_read_start((uv_stream_t *)&d->tcp, alloc_cb, read_cb);
-}
-
-/* Connects to hop d->hop with a fresh session: nothing of an earlier hop carries over. */
+/* Connects to hop d->hop with a fresh session and connection: nothing of an earlier hop
+ * carries over. */
 static void hop_connect(struct relay_delivery *d)
 {
-	uv_loop_t *loop = d->relay->loop;
+	static const struct outconn_ops ops = {
+	    .line = conn_line,
+	    .tls_ready = conn_tls_ready,
+	    .drained = conn_drained,
+	    .failed = conn_failed,
+	    .closed = conn_closed,
+	};
+	static const struct outconn_limits lim = {
+	    .line_max = RELAY_LINE_MAX,
+	    .connect_ms = RELAY_CONNECT_MS,
+	    .idle_ms = RELAY_TIMEOUT_MS,
+	};
 	const struct relay_hop *h = &d->hops->v[d->hop];
 	snprintf(d->host, sizeof(d->host), "%s", h->host);
 	if (d->hop > 0) {
 		relay_session_free(&d->sess);
 		relay_session_init(&d->sess, &d->params);
 	}
-	buf_reset(&d->in);
-	d->connected = false;
-	uv_tcp_init(loop, &d->tcp);
-	d->tcp.data = d;
-	d->tcp_open = true;
-	d->handles++;
-	uv_timer_start(&d->timer, timeout_cb, RELAY_CONNECT_MS, RELAY_TIMEOUT_MS);
-	d->connect.data = d;
-	int rc =
-	    uv_tcp_connect(&d->connect, &d->tcp, (const struct sockaddr *)&h->addr, connect_cb);
-	if (rc < 0)
-		connect_failed(d, uv_strerror(rc));
+	d->oc = outconn_new(d->relay->loop, &ops, d, &lim);
+	outconn_connect(d->oc, (const struct sockaddr *)&h->addr);
 }
 
 static void hops_cb(void *ctx, struct relay_hops *hops)
@@ -577,9 +429,6 @@ static void hops_cb(void *ctx, struct relay_hops *hops)
 	          d->q.id, d->domain, hops->mx ? "mx" : "route", hops->n, hops->v[0].host,
 	          hops->v[0].addr_text, d->port, hops->skipped[0] ? " skipped=" : "",
 	          hops->skipped[0] ? "yes" : "");
-	uv_timer_init(r->loop, &d->timer);
-	d->timer.data = d;
-	d->handles = 1;
 	d->hops_started = uv_now(r->loop);
 	hop_connect(d);
 }
@@ -647,7 +496,6 @@ static void delivery_start(struct relay *r, const struct store_queue_entry *q, c
 		r->active->prev = d;
 	r->active = d;
 	r->n_active++;
-	buf_init(&d->in, RELAY_LINE_MAX);
 	buf_init(&d->dsn, 16);
 	buf_init(&d->notice[0], 16);
 	buf_init(&d->notice[1], 16);
@@ -834,7 +682,7 @@ void relay_stop(struct relay *r)
 	r->dns = NULL;
 	for (struct relay_delivery *d = r->active, *next; d != NULL; d = next) {
 		next = d->next;
-		if (d->handles > 0)
+		if (d->oc != NULL)
 			delivery_stop(d);
 	}
 }

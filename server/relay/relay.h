@@ -9,8 +9,8 @@
  * Everything runs on the loop, DNS included (c-ares, relay_dns.c).
  *
  * Not here: the SMTP state machine (relay_session.c), DSN text (relay_dsn.c), policy
- * (relay_policy.c), MX rules (relay_mx.c), next hops (relay_hops.c), the TLS client
- * (server/tls_client.c).
+ * (relay_policy.c), MX rules (relay_mx.c), next hops (relay_hops.c), the connection
+ * (server/outconn.c), the TLS client (server/tls_client.c).
  */
 #include <uv.h>
 

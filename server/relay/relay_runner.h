@@ -2,8 +2,8 @@
 #define SEALMAIL_RELAY_RUNNER_H
 /*
  * The relay runner's own state, shared by its two files: relay.c (taking work, next hops,
- * connections, the SMTP session) and relay_report.c (outcomes and DSNs). Nothing outside
- * server/relay/ includes this.
+ * driving the SMTP session over one server/outconn.h connection per hop) and
+ * relay_report.c (outcomes and DSNs). Nothing outside server/relay/ includes this.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,8 +16,8 @@
 #include "storage/store.h"
 
 struct config;
+struct outconn;
 struct tls_client_ctx;
-struct tls_client;
 
 struct relay_delivery;
 
@@ -61,20 +61,12 @@ struct relay_delivery {
 	unsigned char *head;     /* the first RELAY_CHUNK bytes of the message */
 	size_t head_len;
 	uint64_t total;
-	uv_connect_t connect;
-	uv_tcp_t tcp;
-	uv_timer_t timer;
-	unsigned handles; /* close callbacks owed */
-	bool tcp_open;    /* tcp is initialised and not yet closed */
-	bool connected;
-	bool switching; /* the failed hop's tcp is closing; the next connects in its callback */
-	struct tls_client *tls;
-	struct buf in;
+	struct outconn *oc; /* this hop's connection, until its closed callback ran */
+	bool switching;     /* the failed hop's connection is closing; the next connects in its
+	                     * closed callback */
 	uint64_t body_off;
 	struct relay_dotstuff ds;
-	size_t write_queued;
 	bool body_reading;
-	bool body_waiting; /* the next chunk waits for the output to drain */
 	bool closing;
 	bool reported;
 	char reason[300];
