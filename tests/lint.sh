@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # House rules a machine can check (docs/hacking.md):
 #   - banned functions: strcpy strcat sprintf vsprintf strtok atoi atol sscanf gets
-#   - dependencies point one way: only config/ includes yaml.h; only storage/sqlite/ (and
-#     tests, benchmarks) include sqlite3.h; storage/ never includes uv.h or server/ headers;
-#     protocol code (server/smtp, server/imap, server/pop3) never includes uv.h, GnuTLS,
-#     sqlite3.h or the server's internals.
+#   - dependencies point one way (docs/design.md, "Layers"): only config/ includes yaml.h;
+#     only storage/sqlite/ (and tests, benchmarks) include sqlite3.h; storage/ never
+#     includes uv.h or server/ headers, nor do certs/, config/, common/ and cli/; only the
+#     top of server/ (main.c, server.c, listener.c, conn.c) includes server_private.h;
+#     protocol code (server/smtp, server/imap, server/pop3) never includes uv.h, GnuTLS or
+#     sqlite3.h.
 # Prints each violation as file:line: rule and exits 1 if there is any.
 set -u
 cd "$(dirname "$0")/.."
@@ -30,6 +32,16 @@ check_file() {
 	storage/*)
 		grep -nE '#include\s*(<uv\.h>|"server/)' "$f" |
 			sed -E "s|^([0-9]+):.*|$f:\1: storage includes libuv or server/|" ;;
+	certs/* | config/* | common/* | cli/*)
+		grep -nE '#include\s*"server/' "$f" |
+			sed -E "s|^([0-9]+):.*|$f:\1: a layer below server/ includes server/|" ;;
+	esac
+	case "$f" in
+	server/main.c | server/server.c | server/listener.c | server/conn.c | server/server_private.h) ;;
+	*) grep -nE '#include\s*"server/server_private\.h"' "$f" |
+		sed -E "s|^([0-9]+):.*|$f:\1: only the top of server/ includes server_private.h|" ;;
+	esac
+	case "$f" in
 	server/smtp/* | server/imap/* | server/pop3/*)
 		grep -nE '#include\s*(<uv\.h>|<gnutls/|<sqlite3\.h>|"server/server_private\.h")' "$f" |
 			sed -E "s|^([0-9]+):.*|$f:\1: protocol code includes libuv, GnuTLS, SQLite or server internals|" ;;
