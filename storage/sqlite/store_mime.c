@@ -12,13 +12,13 @@
 #include <string.h>
 
 #include <gmime/gmime.h>
+#include <json-glib/json-glib.h>
 
 #include "common/buf.h"
 #include "common/xmalloc.h"
 #include "storage/sqlite/store_private.h"
 
 #define TEXT_PART_MAX (4 * 1024 * 1024) /* larger text parts are not indexed */
-#define JSON_MAX      (4 * 1024 * 1024)
 
 static pthread_once_t mime_once = PTHREAD_ONCE_INIT;
 
@@ -39,28 +39,154 @@ void store_mime_info_clear(struct store_mime_info *info)
 	memset(info, 0, sizeof(*info));
 }
 
+/*
+ * The walk over one parsed message. src is the stream the parser read (memory or file);
+ * byte ranges the parser does not report (where a header block ends, where a multipart
+ * or an embedded message ends, line counts) are found by reading src around the offsets it
+ * does report.
+ */
 struct walk {
-	struct buf json;
+	JsonBuilder *jb;
 	struct buf text;
 	size_t parts;
+	GMimeStream *src;
+	gint64 size;
 };
 
-static void json_str(struct buf *b, const char *s)
+static void jstr(JsonBuilder *jb, const char *name, const char *s)
 {
-	if (s == NULL) {
-		buf_append_str(b, "null");
-		return;
+	json_builder_set_member_name(jb, name);
+	if (s == NULL)
+		json_builder_add_null_value(jb);
+	else
+		json_builder_add_string_value(jb, s);
+}
+
+static void jint(JsonBuilder *jb, const char *name, gint64 v)
+{
+	json_builder_set_member_name(jb, name);
+	json_builder_add_int_value(jb, v);
+}
+
+/* Reads src[off, off + len) into out (at most len bytes); returns the bytes read. */
+static gint64 src_read(struct walk *w, gint64 off, char *out, size_t len)
+{
+	if (off < 0 || off >= w->size || g_mime_stream_seek(w->src, off, GMIME_STREAM_SEEK_SET) < 0)
+		return 0;
+	gint64 n = g_mime_stream_read(w->src, out, len);
+	return n > 0 ? n : 0;
+}
+
+/* The end of the header block that starts at off: just past its blank line (or the end of
+ * the message when it has none). */
+static gint64 header_end(struct walk *w, gint64 off)
+{
+	char chunk[8192];
+	bool bol = true; /* at the beginning of a line */
+	bool cr = false; /* a CR at the beginning of a line */
+	while (off < w->size) {
+		gint64 n = src_read(w, off, chunk, sizeof(chunk));
+		if (n <= 0)
+			break;
+		for (gint64 i = 0; i < n; i++) {
+			char c = chunk[i];
+			if (bol && c == '\n')
+				return off + i + 1;
+			if (bol && c == '\r' && !cr) {
+				cr = true;
+				continue;
+			}
+			if (cr && c == '\n')
+				return off + i + 1;
+			cr = false;
+			bol = c == '\n';
+		}
+		off += n;
 	}
-	buf_append(b, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			buf_printf(b, "\\%c", *p);
-		else if (*p < 0x20)
-			buf_printf(b, "\\u%04x", *p);
-		else
-			buf_append(b, p, 1);
+	return w->size;
+}
+
+/* Where the line break before the next "--boundary" line from off is (the part before it
+ * ends there), or the end of the message. */
+static gint64 boundary_before(struct walk *w, gint64 off, const char *boundary)
+{
+	if (boundary == NULL)
+		return w->size;
+	char *needle = g_strdup_printf("\n--%s", boundary);
+	size_t nl = strlen(needle);
+	char chunk[16384];
+	gint64 found = w->size;
+	while (off < w->size && nl < sizeof(chunk) / 2) {
+		gint64 n = src_read(w, off, chunk, sizeof(chunk));
+		if (n < (gint64)nl)
+			break;
+		const char *hit = memmem(chunk, (size_t)n, needle, nl);
+		if (hit != NULL) {
+			found = off + (hit - chunk);
+			if (hit > chunk && hit[-1] == '\r')
+				found--;
+			break;
+		}
+		off += n - (gint64)nl + 1;
 	}
-	buf_append(b, "\"", 1);
+	g_free(needle);
+	return found;
+}
+
+/* Lines as BODYSTRUCTURE counts them: line breaks, plus an unterminated last line. */
+static gint64 count_lines(struct walk *w, gint64 off, gint64 len)
+{
+	char chunk[65536];
+	gint64 lines = 0, end = off + len;
+	char last = '\n';
+	while (off < end) {
+		size_t want =
+		    end - off < (gint64)sizeof(chunk) ? (size_t)(end - off) : sizeof(chunk);
+		gint64 n = src_read(w, off, chunk, want);
+		if (n <= 0)
+			break;
+		for (const char *p = chunk, *e = chunk + n;
+		     (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++)
+			lines++;
+		last = chunk[n - 1];
+		off += n;
+	}
+	return len > 0 && last != '\n' ? lines + 1 : lines;
+}
+
+/* A header's raw value as IMAP shows it: the first field called name, unfolded (line
+ * breaks removed) and trimmed, undecoded; NULL when missing or empty. */
+static char *raw_header(GMimeObject *obj, const char *name)
+{
+	GMimeHeaderList *hl = g_mime_object_get_header_list(obj);
+	GMimeHeader *h = hl != NULL ? g_mime_header_list_get_header(hl, name) : NULL;
+	const char *v = h != NULL ? g_mime_header_get_raw_value(h) : NULL;
+	if (v == NULL)
+		return NULL;
+	size_t len = strlen(v), n = 0;
+	char *out = xmalloc(len + 1);
+	for (size_t i = 0; i < len; i++)
+		if (v[i] != '\r' && v[i] != '\n')
+			out[n++] = v[i] == '\t' ? ' ' : v[i];
+	while (n > 0 && out[n - 1] == ' ')
+		n--;
+	size_t s = 0;
+	while (s < n && out[s] == ' ')
+		s++;
+	memmove(out, out + s, n - s);
+	out[n - s] = '\0';
+	if (out[0] == '\0') {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+static void jraw(JsonBuilder *jb, const char *member, GMimeObject *obj, const char *name)
+{
+	char *v = raw_header(obj, name);
+	jstr(jb, member, v);
+	free(v);
 }
 
 static void index_text(struct walk *w, GMimePart *part, GMimeDataWrapper *content)
@@ -92,88 +218,291 @@ static void index_text(struct walk *w, GMimePart *part, GMimeDataWrapper *conten
 	g_object_unref(mem);
 }
 
-static void walk_object(struct walk *w, GMimeObject *obj, int depth);
+/* Encoded words stay raw in ENVELOPE (RFC 3501 7.4.2), but GMime's address parser decodes
+ * them in display names. Their "=?" is hidden from it behind a private-use character
+ * (U+E000) and put back in the names it returns. */
+#define EW_MARK "\xee\x80\x80"
 
-static void walk_headers(struct walk *w, GMimeObject *obj)
+static char *ew_hide(const char *v)
+{
+	struct buf b;
+	buf_init(&b, SIZE_MAX);
+	for (const char *p = v; *p != '\0'; p++) {
+		if (p[0] == '=' && p[1] == '?') /* the '=' only: "?" follows as it is */
+			buf_append_str(&b, EW_MARK);
+		else
+			buf_append(&b, p, 1);
+	}
+	char *out = xstrndup(b.data != NULL ? b.data : "", b.len);
+	buf_free(&b);
+	return out;
+}
+
+static void jname(JsonBuilder *jb, const char *name)
+{
+	if (name == NULL || name[0] == '\0') {
+		json_builder_add_null_value(jb);
+		return;
+	}
+	struct buf b;
+	buf_init(&b, SIZE_MAX);
+	for (const char *p = name; *p != '\0'; p++) {
+		if (strncmp(p, EW_MARK, 3) == 0) {
+			buf_append(&b, "=", 1);
+			p += 2;
+		} else {
+			buf_append(&b, p, 1);
+		}
+	}
+	char *s = xstrndup(b.data != NULL ? b.data : "", b.len);
+	json_builder_add_string_value(jb, s);
+	free(s);
+	buf_free(&b);
+}
+
+static void jaddr4(JsonBuilder *jb, const char *name, const char *adl, const char *mbox,
+                   const char *host)
+{
+	json_builder_begin_array(jb);
+	jname(jb, name);
+	const char *rest[] = {adl, mbox, host};
+	for (size_t i = 0; i < 3; i++) {
+		if (rest[i] == NULL)
+			json_builder_add_null_value(jb);
+		else
+			json_builder_add_string_value(jb, rest[i]);
+	}
+	json_builder_end_array(jb);
+}
+
+/* An address list as IMAP addresses: [name, adl, mailbox, host] each; a group opens with
+ * [null, null, group, null] and closes with four nulls (RFC 3501 7.4.2). GMime drops
+ * source routes, so adl is always null. */
+static unsigned jaddr_list(JsonBuilder *jb, InternetAddressList *l, int depth, unsigned count)
+{
+	int n = internet_address_list_length(l);
+	for (int i = 0; i < n && count < STORE_MIME_ADDRS; i++) {
+		InternetAddress *ia = internet_address_list_get_address(l, i);
+		const char *name = internet_address_get_name(ia);
+		if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+			const char *addr =
+			    internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
+			if ((addr == NULL || addr[0] == '\0') && (name == NULL || name[0] == '\0'))
+				continue;
+			char *spec = xstrdup(addr != NULL ? addr : "");
+			char *at = strrchr(spec, '@');
+			if (at != NULL)
+				*at = '\0';
+			jaddr4(jb, name, NULL, spec[0] != '\0' ? spec : NULL,
+			       at != NULL ? at + 1 : NULL);
+			free(spec);
+			count++;
+		} else if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+			json_builder_begin_array(jb);
+			json_builder_add_null_value(jb);
+			json_builder_add_null_value(jb);
+			jname(jb, name);
+			json_builder_add_null_value(jb);
+			json_builder_end_array(jb);
+			count++;
+			if (depth < 4)
+				count = jaddr_list(
+				    jb,
+				    internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)),
+				    depth + 1, count);
+			jaddr4(jb, NULL, NULL, NULL, NULL);
+		}
+	}
+	return count;
+}
+
+/* The address header name as an array (null when missing or without any address). */
+static bool jaddr_header(JsonBuilder *jb, const char *member, GMimeObject *obj, const char *name)
+{
+	char *raw = raw_header(obj, name);
+	json_builder_set_member_name(jb, member);
+	if (raw == NULL) {
+		json_builder_add_null_value(jb);
+		return false;
+	}
+	char *hidden = ew_hide(raw);
+	InternetAddressList *l = internet_address_list_parse(NULL, hidden);
+	if (l == NULL || internet_address_list_length(l) == 0) {
+		json_builder_add_null_value(jb);
+	} else {
+		json_builder_begin_array(jb);
+		jaddr_list(jb, l, 0, 0);
+		json_builder_end_array(jb);
+	}
+	if (l != NULL)
+		g_object_unref(l);
+	free(hidden);
+	free(raw);
+	return true;
+}
+
+/* ENVELOPE of a message (its header fields, raw): "envelope" member. */
+static void jenvelope(JsonBuilder *jb, GMimeObject *msg)
+{
+	json_builder_set_member_name(jb, "envelope");
+	json_builder_begin_object(jb);
+	jraw(jb, "date", msg, "Date");
+	jraw(jb, "subject", msg, "Subject");
+	jaddr_header(jb, "from", msg, "From");
+	/* Sender and Reply-To default to From (RFC 3501 7.4.2): "sender"/"reply_to" are left
+	 * out when their field is missing or empty, and the reader uses "from". */
+	char *v = raw_header(msg, "Sender");
+	if (v != NULL)
+		jaddr_header(jb, "sender", msg, "Sender");
+	free(v);
+	v = raw_header(msg, "Reply-To");
+	if (v != NULL)
+		jaddr_header(jb, "reply_to", msg, "Reply-To");
+	free(v);
+	jaddr_header(jb, "to", msg, "To");
+	jaddr_header(jb, "cc", msg, "Cc");
+	jaddr_header(jb, "bcc", msg, "Bcc");
+	jraw(jb, "in_reply_to", msg, "In-Reply-To");
+	jraw(jb, "message_id", msg, "Message-ID");
+	json_builder_end_object(jb);
+}
+
+static void jparams(JsonBuilder *jb, const char *member, GMimeParamList *pl)
+{
+	json_builder_set_member_name(jb, member);
+	json_builder_begin_array(jb);
+	for (int i = 0; pl != NULL && i < g_mime_param_list_length(pl) && i < 100; i++) {
+		GMimeParam *p = g_mime_param_list_get_parameter_at(pl, i);
+		const char *n = g_mime_param_get_name(p), *v = g_mime_param_get_value(p);
+		if (n == NULL || n[0] == '\0' || v == NULL)
+			continue;
+		json_builder_begin_array(jb);
+		json_builder_add_string_value(jb, n);
+		json_builder_add_string_value(jb, v);
+		json_builder_end_array(jb);
+	}
+	json_builder_end_array(jb);
+}
+
+/* The first header's offset of obj, or -1 when it has none. */
+static gint64 first_header(GMimeObject *obj)
 {
 	GMimeHeaderList *hl = g_mime_object_get_header_list(obj);
 	int n = hl != NULL ? g_mime_header_list_get_count(hl) : 0;
-	gint64 off = n > 0 ? g_mime_header_get_offset(g_mime_header_list_get_header_at(hl, 0)) : -1;
-	buf_printf(&w->json, ",\"header_offset\":%lld,\"header_count\":%d", (long long)off, n);
+	return n > 0 ? g_mime_header_get_offset(g_mime_header_list_get_header_at(hl, 0)) : -1;
 }
 
-static void walk_part(struct walk *w, GMimePart *part)
+/* The part's own fields, extents and children; returns where it ends. hdr_off is where its
+ * header starts (-1: from its first field, or the blank line before its body). env_msg:
+ * obj is the root part of that message, whose header is the message's (its ENVELOPE goes
+ * with it). */
+static gint64 walk_object(struct walk *w, GMimeObject *obj, int depth, gint64 hdr_off,
+                          const char *parent_boundary, GMimeMessage *env_msg)
 {
-	GMimeDataWrapper *content = g_mime_part_get_content(part);
-	GMimeStream *s = content != NULL ? g_mime_data_wrapper_get_stream(content) : NULL;
-	buf_append_str(&w->json, ",\"encoding\":");
-	json_str(&w->json,
-	         g_mime_content_encoding_to_string(g_mime_part_get_content_encoding(part)));
-	buf_append_str(&w->json, ",\"description\":");
-	json_str(&w->json, g_mime_part_get_content_description(part));
-	if (s != NULL)
-		buf_printf(&w->json, ",\"body_offset\":%lld,\"body_length\":%lld",
-		           (long long)s->bound_start,
-		           (long long)(s->bound_end >= 0 ? s->bound_end - s->bound_start
-		                                         : g_mime_stream_length(s)));
-	GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(part));
-	if (content != NULL && ct != NULL &&
-	    g_ascii_strcasecmp(g_mime_content_type_get_media_type(ct), "text") == 0)
-		index_text(w, part, content);
-}
-
-static void walk_object(struct walk *w, GMimeObject *obj, int depth)
-{
+	JsonBuilder *jb = w->jb;
 	GMimeContentType *ct = g_mime_object_get_content_type(obj);
 	GMimeContentDisposition *cd = g_mime_object_get_content_disposition(obj);
 	w->parts++;
-	buf_append_str(&w->json, "{\"type\":");
-	json_str(&w->json, ct != NULL ? g_mime_content_type_get_media_type(ct) : "text");
-	buf_append_str(&w->json, ",\"subtype\":");
-	json_str(&w->json, ct != NULL ? g_mime_content_type_get_media_subtype(ct) : "plain");
-	buf_append_str(&w->json, ",\"params\":{");
-	GMimeParamList *pl = ct != NULL ? g_mime_content_type_get_parameters(ct) : NULL;
-	for (int i = 0; pl != NULL && i < g_mime_param_list_length(pl); i++) {
-		GMimeParam *p = g_mime_param_list_get_parameter_at(pl, i);
-		if (i > 0)
-			buf_append(&w->json, ",", 1);
-		json_str(&w->json, g_mime_param_get_name(p));
-		buf_append(&w->json, ":", 1);
-		json_str(&w->json, g_mime_param_get_value(p));
+	if (hdr_off < 0)
+		hdr_off = first_header(obj);
+	json_builder_begin_object(jb);
+	if (depth == 0)
+		jint(jb, "v", STORE_MIME_VERSION);
+	if (env_msg != NULL)
+		jenvelope(jb, GMIME_OBJECT(env_msg));
+	jstr(jb, "type", ct != NULL ? g_mime_content_type_get_media_type(ct) : "text");
+	jstr(jb, "subtype", ct != NULL ? g_mime_content_type_get_media_subtype(ct) : "plain");
+	jparams(jb, "params", ct != NULL ? g_mime_content_type_get_parameters(ct) : NULL);
+	json_builder_set_member_name(jb, "disposition");
+	char *draw = cd != NULL ? raw_header(obj, "Content-Disposition") : NULL;
+	if (draw != NULL) {
+		char *semi = strchr(draw, ';');
+		if (semi != NULL)
+			*semi = '\0';
+		g_strchomp(draw);
+		json_builder_begin_object(jb);
+		jstr(jb, "type", draw);
+		jparams(jb, "params", g_mime_content_disposition_get_parameters(cd));
+		json_builder_end_object(jb);
+	} else {
+		json_builder_add_null_value(jb);
 	}
-	buf_append_str(&w->json, "},\"disposition\":");
-	json_str(&w->json, cd != NULL ? g_mime_content_disposition_get_disposition(cd) : NULL);
-	if (cd != NULL) {
-		const char *fn = g_mime_content_disposition_get_parameter(cd, "filename");
-		buf_append_str(&w->json, ",\"filename\":");
-		json_str(&w->json, fn);
-	}
-	buf_append_str(&w->json, ",\"id\":");
-	json_str(&w->json, g_mime_object_get_content_id(obj));
-	walk_headers(w, obj);
+	free(draw);
+	jraw(jb, "id", obj, "Content-ID");
+	jraw(jb, "description", obj, "Content-Description");
+	jraw(jb, "encoding", obj, "Content-Transfer-Encoding");
+	jraw(jb, "md5", obj, "Content-MD5");
+	jraw(jb, "language", obj, "Content-Language");
+	jraw(jb, "location", obj, "Content-Location");
 
+	gint64 body_off = -1, body_end = -1;
 	if (GMIME_IS_PART(obj)) {
-		walk_part(w, GMIME_PART(obj));
-	} else if (GMIME_IS_MULTIPART(obj)) {
-		GMimeMultipart *mp = GMIME_MULTIPART(obj);
-		buf_append_str(&w->json, ",\"parts\":[");
-		int n = g_mime_multipart_get_count(mp);
-		for (int i = 0; i < n && depth < STORE_MIME_DEPTH && w->parts < STORE_MIME_PARTS;
-		     i++) {
-			if (i > 0)
-				buf_append(&w->json, ",", 1);
-			walk_object(w, g_mime_multipart_get_part(mp, i), depth + 1);
+		GMimePart *part = GMIME_PART(obj);
+		GMimeDataWrapper *content = g_mime_part_get_content(part);
+		GMimeStream *s = content != NULL ? g_mime_data_wrapper_get_stream(content) : NULL;
+		if (s != NULL) {
+			body_off = s->bound_start;
+			body_end = s->bound_end >= 0 ? s->bound_end
+			                             : s->bound_start + g_mime_stream_length(s);
 		}
-		buf_append_str(&w->json, "]");
+		if (content != NULL && ct != NULL &&
+		    g_ascii_strcasecmp(g_mime_content_type_get_media_type(ct), "text") == 0)
+			index_text(w, part, content);
+	}
+	if (hdr_off < 0) {
+		/* No header fields: the header is the blank line before the body. */
+		hdr_off = body_off;
+		if (body_off > 0) {
+			char two[2];
+			hdr_off = body_off - 1;
+			if (body_off >= 2 && src_read(w, body_off - 2, two, 2) == 2 &&
+			    two[0] == '\r')
+				hdr_off = body_off - 2;
+		}
+		if (hdr_off < 0)
+			hdr_off = 0;
+	}
+	gint64 hdr_end = header_end(w, hdr_off);
+	if (body_off < 0)
+		body_off = hdr_end;
+	gint64 end = body_end;
+
+	if (GMIME_IS_MULTIPART(obj)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(obj);
+		const char *boundary = g_mime_multipart_get_boundary(mp);
+		json_builder_set_member_name(jb, "parts");
+		json_builder_begin_array(jb);
+		int n = g_mime_multipart_get_count(mp);
+		gint64 last = hdr_end;
+		for (int i = 0; i < n && depth < STORE_MIME_DEPTH && w->parts < STORE_MIME_PARTS;
+		     i++)
+			last = walk_object(w, g_mime_multipart_get_part(mp, i), depth + 1, -1,
+			                   boundary, NULL);
+		json_builder_end_array(jb);
+		end = boundary_before(w, last, parent_boundary);
 	} else if (GMIME_IS_MESSAGE_PART(obj)) {
 		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
 		GMimeObject *root = inner != NULL ? g_mime_message_get_mime_part(inner) : NULL;
+		end = boundary_before(w, hdr_end, parent_boundary);
 		if (root != NULL && depth < STORE_MIME_DEPTH && w->parts < STORE_MIME_PARTS) {
-			buf_append_str(&w->json, ",\"message\":");
-			walk_object(w, root, depth + 1);
+			json_builder_set_member_name(jb, "message");
+			walk_object(w, root, depth + 1, hdr_end, parent_boundary, inner);
 		}
+	} else if (end < 0) {
+		end = boundary_before(w, body_off, parent_boundary);
 	}
-	buf_append_str(&w->json, "}");
+	if (end < body_off)
+		end = body_off;
+	jint(jb, "header_offset", hdr_off);
+	jint(jb, "header_length", hdr_end - hdr_off);
+	jint(jb, "body_offset", body_off);
+	jint(jb, "body_length", end - body_off);
+	if (ct != NULL &&
+	    (g_ascii_strcasecmp(g_mime_content_type_get_media_type(ct), "text") == 0 ||
+	     GMIME_IS_MESSAGE_PART(obj)))
+		jint(jb, "lines", count_lines(w, body_off, end - body_off));
+	json_builder_end_object(jb);
+	return end;
 }
 
 /* "Name <addr>", "addr" or "Group: member, member;" joined by ", ", for SEARCH FROM/TO/CC
@@ -223,15 +552,55 @@ static char *address_list(InternetAddressList *l)
 	return out;
 }
 
-static int parse_stream(GMimeStream *stream, struct store_mime_info *info)
+/* The builder's document as a new string. */
+static char *json_build(JsonBuilder *jb)
+{
+	JsonNode *node = json_builder_get_root(jb);
+	JsonGenerator *gen = json_generator_new();
+	json_generator_set_root(gen, node);
+	gchar *s = json_generator_to_data(gen, NULL);
+	char *out = xstrdup(s);
+	g_free(s);
+	g_object_unref(gen);
+	json_node_unref(node);
+	return out;
+}
+
+/* A message GMime cannot parse: one text/plain part after the header. */
+static char *json_unparsed(struct walk *w)
+{
+	JsonBuilder *jb = w->jb;
+	gint64 hdr_end = header_end(w, 0);
+	json_builder_begin_object(jb);
+	jint(jb, "v", STORE_MIME_VERSION);
+	jstr(jb, "type", "text");
+	jstr(jb, "subtype", "plain");
+	json_builder_set_member_name(jb, "params");
+	json_builder_begin_array(jb);
+	json_builder_end_array(jb);
+	jint(jb, "header_offset", 0);
+	jint(jb, "header_length", hdr_end);
+	jint(jb, "body_offset", hdr_end);
+	jint(jb, "body_length", w->size - hdr_end);
+	jint(jb, "lines", count_lines(w, hdr_end, w->size - hdr_end));
+	json_builder_end_object(jb);
+	return json_build(jb);
+}
+
+static int parse_stream(GMimeStream *stream, gint64 size, struct store_mime_info *info)
 {
 	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
 	g_mime_parser_set_persist_stream(parser, TRUE);
 	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
 	GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
 	g_object_unref(parser);
-	if (msg == NULL)
-		return 0; /* not parseable as MIME: stored all the same, without structure */
+	if (msg == NULL) {
+		/* Not parseable as MIME: stored all the same, as one text part. */
+		struct walk w = {.jb = json_builder_new(), .src = stream, .size = size};
+		info->json = json_unparsed(&w);
+		g_object_unref(w.jb);
+		return 0;
+	}
 
 	const char *subject = g_mime_message_get_subject(msg);
 	info->subject = subject != NULL ? xstrdup(subject) : NULL;
@@ -243,20 +612,19 @@ static int parse_stream(GMimeStream *stream, struct store_mime_info *info)
 	GDateTime *date = g_mime_message_get_date(msg);
 	info->date = date != NULL ? (int64_t)g_date_time_to_unix(date) : 0;
 
-	struct walk w;
-	buf_init(&w.json, JSON_MAX);
+	struct walk w = {.jb = json_builder_new(), .src = stream, .size = size};
 	buf_init(&w.text, STORE_FTS_MAX + 2);
-	w.parts = 0;
 	GMimeObject *root = g_mime_message_get_mime_part(msg);
-	if (root != NULL)
-		walk_object(&w, root, 0);
-	/* A tree that hit the JSON bound is unusable: keep none rather than a broken one. */
-	if (w.json.len > 0 && w.json.len < JSON_MAX - 1)
-		info->json = xstrndup(w.json.data, w.json.len);
+	if (root != NULL) {
+		walk_object(&w, root, 0, 0, NULL, msg);
+		info->json = json_build(w.jb);
+	} else {
+		info->json = json_unparsed(&w);
+	}
 	if (w.text.len > 0)
 		info->text = xstrndup(w.text.data, w.text.len);
-	buf_free(&w.json);
 	buf_free(&w.text);
+	g_object_unref(w.jb);
 	g_object_unref(msg);
 	return 0;
 }
@@ -266,7 +634,7 @@ int store_mime_parse_mem(const void *data, size_t size, struct store_mime_info *
 	memset(info, 0, sizeof(*info));
 	pthread_once(&mime_once, mime_init);
 	GMimeStream *stream = g_mime_stream_mem_new_with_buffer(data, size);
-	int rc = parse_stream(stream, info);
+	int rc = parse_stream(stream, g_mime_stream_length(stream), info);
 	g_object_unref(stream);
 	return rc;
 }
@@ -282,7 +650,7 @@ int store_mime_parse_file(const char *path, struct store_mime_info *info)
 			g_error_free(err);
 		return -EIO;
 	}
-	int rc = parse_stream(stream, info);
+	int rc = parse_stream(stream, g_mime_stream_length(stream), info);
 	g_object_unref(stream);
 	return rc;
 }

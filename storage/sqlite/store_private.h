@@ -10,7 +10,7 @@
 
 #include "storage/store_backend.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 #define STORE_BLOB_CHUNK     (64 * 1024)
 #define STORE_READ_MAX       (1024 * 1024)
 #define STORE_MAX_BATCH      4096
@@ -20,6 +20,8 @@
 #define STORE_MIME_DEPTH     32
 #define STORE_MIME_PARTS     1000
 #define STORE_MIME_HEADERS   1000
+#define STORE_MIME_ADDRS     1000 /* addresses kept per ENVELOPE field */
+#define STORE_MIME_VERSION   2    /* "v" of the stored structure, docs/storage.md */
 #define STORE_FTS_MAX        (1024 * 1024)
 
 /* Every SQL statement, prepared at most once per connection (store_sql.c). */

@@ -144,9 +144,59 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TRIGGER mailboxes_uidvalidity AFTER INSERT ON mailboxes BEGIN"
     " UPDATE uidvalidity_state SET last = max(last, NEW.uidvalidity) WHERE id = 1;"
     " END;",
+
+    /* 5: the stored MIME structure gains what FETCH formats from (header and body ranges,
+     * line counts, Content-* fields, ENVELOPE): migrate_mime recomputes it for every
+     * content row written before. */
+    "",
+};
+
+/* Steps that SQL alone cannot do, run after that version's SQL in the same transaction. */
+static int migrate_mime(sqlite3 *db, char **msg_r);
+static int (*const migration_fns[STORE_SCHEMA_VERSION])(sqlite3 *db, char **msg_r) = {
+    [4] = migrate_mime,
 };
 
 static _Thread_local char schema_error[512];
+
+/* Every content row whose structure is not of this version's form ("v"), parsed again from
+ * its body with the code delivery uses. */
+static int migrate_mime(sqlite3 *db, char **msg_r)
+{
+	sqlite3_stmt *sel = NULL, *upd = NULL;
+	int rc = sqlite3_prepare_v2(
+	    db,
+	    "SELECT id, body FROM contents WHERE mime IS NULL OR NOT json_valid(mime)"
+	    " OR json_extract(mime, '$.v') IS NOT ?",
+	    -1, &sel, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "UPDATE contents SET mime = ? WHERE id = ?", -1, &upd,
+		                        NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int(sel, 1, STORE_MIME_VERSION);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		struct store_mime_info info;
+		const void *body = sqlite3_column_blob(sel, 1);
+		size_t size = (size_t)sqlite3_column_bytes(sel, 1);
+		if (store_mime_parse_mem(body != NULL ? body : "", size, &info) < 0) {
+			rc = SQLITE_OK;
+			continue; /* left as it was: FETCH shows it without structure */
+		}
+		sqlite3_bind_text(upd, 1, info.json, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(upd, 2, sqlite3_column_int64(sel, 0));
+		rc = sqlite3_step(upd);
+		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+		sqlite3_reset(upd);
+		store_mime_info_clear(&info);
+	}
+	if (rc == SQLITE_DONE)
+		rc = SQLITE_OK;
+	if (rc != SQLITE_OK)
+		*msg_r = sqlite3_mprintf("recomputing the MIME structure: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(sel);
+	sqlite3_finalize(upd);
+	return rc;
+}
 
 static int schema_version(sqlite3 *db, int *version_r)
 {
@@ -193,6 +243,8 @@ int store_schema_migrate_to(sqlite3 *db, int target, const char **error_r)
 				continue;
 			}
 			rc = sqlite3_exec(db, migrations[version], NULL, NULL, &msg);
+			if (rc == SQLITE_OK && migration_fns[version] != NULL)
+				rc = migration_fns[version](db, &msg);
 		}
 		if (rc == SQLITE_OK)
 			rc = sqlite3_exec(db, bump, NULL, NULL, &msg);

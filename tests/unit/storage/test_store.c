@@ -697,7 +697,7 @@ Test(store, mime_fields_and_search)
 	cr_assert_not_null(m->mime_json);
 	cr_assert(strstr(m->mime_json, "\"type\":\"multipart\",\"subtype\":\"mixed\"") != NULL,
 	          "%s", m->mime_json);
-	cr_assert(strstr(m->mime_json, "\"filename\":\"r.pdf\"") != NULL, "%s", m->mime_json);
+	cr_assert(strstr(m->mime_json, "[\"filename\",\"r.pdf\"]") != NULL, "%s", m->mime_json);
 	cr_assert(strstr(m->mime_json, "\"encoding\":\"base64\"") != NULL, "%s", m->mime_json);
 	/* The pdf part's body offset points at its bytes in the stored message. */
 	const char *bo = strstr(strstr(m->mime_json, "application"), "\"body_offset\":");
