@@ -1,6 +1,8 @@
 /*
- * FETCH and UID FETCH: items from the snapshot when they can be, else from the message
- * bytes (read from the store in chunks, parsed once per message).
+ * FETCH and UID FETCH: items from the snapshot when they can be; ENVELOPE, BODY and
+ * BODYSTRUCTURE from the MIME structure delivery stored; sections from the byte ranges
+ * that structure gives, read from the store in chunks (never the whole message for a
+ * part). A whole-message section alone is streamed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -9,7 +11,7 @@
 
 #include "common/xmalloc.h"
 #include "server/imap/imap_fetch_fmt.h"
-#include "server/imap/imap_mime.h"
+#include "server/imap/imap_bodystruct.h"
 #include "server/imap/imap_private.h"
 #include "server/imap/imap_search.h"
 
@@ -42,17 +44,22 @@ struct fetch_op {
 	uint64_t changedsince;
 	uint32_t *seqs;
 	size_t n_seqs, next;
-	struct buf content;
+	/* The message being formatted: its stored structure and, per section item, the bytes
+	 * of its range (sec_off/sec_len; sec_rc < 0 when the part does not exist). */
+	struct imap_bs bs;
+	struct buf sec_data[64];
+	uint64_t sec_off[64], sec_len[64];
+	int sec_rc[64];
+	size_t sec_next; /* the item being read */
 	uint32_t *seen_uids;
 	size_t n_seen;
 	/* Streaming a whole-message section (BODY[], RFC822): the item, the next offset and
 	 * the end of the range. Such a FETCH never parses nor holds a message whole. */
 	const struct fetch_item *stream_it;
 	uint64_t stream_off, stream_end;
-	size_t batch_n;   /* messages in the running store_content_read_batch */
-	bool header_only; /* every content item needs only the top-level header */
-	struct buf *out;  /* emit() appends here instead of writing, when set */
-	bool vanished;    /* UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 3.2.6 */
+	size_t batch_n;  /* messages in the running store_content_read_batch */
+	struct buf *out; /* emit() appends here instead of writing, when set */
+	bool vanished;   /* UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 3.2.6 */
 	struct store_uid_range *ranges;
 	size_t n_ranges;
 };
@@ -65,7 +72,9 @@ static void fetch_op_free(void *p)
 	free(op->seqs);
 	free(op->seen_uids);
 	free(op->ranges);
-	buf_free(&op->content);
+	imap_bs_free(&op->bs);
+	for (size_t i = 0; i < 64; i++)
+		buf_free(&op->sec_data[i]);
 	free(op);
 }
 
@@ -163,8 +172,8 @@ static void fetch_next(struct fetch_op *op);
 
 /* Writes the FETCH response of seq. With stream_it, that item is left out and the
  * response ends in its literal announcement (stream_len bytes follow, then ")"). */
-static void emit(struct fetch_op *op, uint32_t seq, const struct imap_mime *m,
-                 const struct fetch_item *stream_it, uint64_t stream_len, const void *data)
+static void emit(struct fetch_op *op, uint32_t seq, const struct fetch_item *stream_it,
+                 uint64_t stream_len, const void *data)
 {
 	struct imap_client *cl = op->cl;
 	const struct imap_msg *msg = &cl->msgs[seq - 1];
@@ -213,12 +222,12 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct imap_mime *m,
 			break;
 		case FI_ENVELOPE:
 			buf_append_str(&o, "ENVELOPE ");
-			imap_fmt_envelope(&o, m, &m->root, cl->utf8);
+			imap_fmt_envelope(&o, op->bs.root, cl->utf8);
 			break;
 		case FI_BODYSTRUCTURE:
 		case FI_BODY:
 			buf_append_str(&o, it->kind == FI_BODY ? "BODY " : "BODYSTRUCTURE ");
-			imap_fmt_bodystructure(&o, m, &m->root, it->kind == FI_BODYSTRUCTURE,
+			imap_fmt_bodystructure(&o, op->bs.root, it->kind == FI_BODYSTRUCTURE,
 			                       cl->utf8);
 			break;
 		case FI_SECTION: {
@@ -231,9 +240,11 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct imap_mime *m,
 				buf_printf(&o, "BODY[%s] ", it->sec.spec);
 			struct buf part;
 			buf_init(&part, SIZE_MAX);
-			if (imap_section_extract(m, &it->sec, &part) < 0 || part.len == 0) {
-				buf_append_str(&o,
-				               it->sec.partial || part.len == 0 ? "\"\"" : "NIL");
+			if (op->sec_rc[i] == 0)
+				imap_section_finish(&it->sec, op->sec_data[i].data,
+				                    op->sec_data[i].len, &part);
+			if (part.len == 0) {
+				buf_append_str(&o, "\"\"");
 			} else {
 				buf_printf(&o, "{%zu}\r\n", part.len);
 				buf_append(&o, part.data, part.len);
@@ -275,46 +286,81 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct imap_mime *m,
 	buf_free(&o);
 }
 
-static void content_read(void *ctx, int rc, struct store_result *res)
+/* Forgets the message just formatted and goes on with the next. */
+static void message_done(struct fetch_op *op)
+{
+	imap_bs_free(&op->bs);
+	for (size_t i = 0; i < op->n_items; i++)
+		buf_free(&op->sec_data[i]);
+	op->next++;
+	fetch_next(op);
+}
+
+static void section_read(struct fetch_op *op);
+
+static void section_got(void *ctx, int rc, struct store_result *res)
+{
+	struct fetch_op *op = ctx;
+	if (!imap_async_end(op->cl))
+		return;
+	if (rc < 0) {
+		message_done(op); /* expunged meanwhile: skipped */
+		return;
+	}
+	size_t i = op->sec_next;
+	buf_append(&op->sec_data[i], res->data, res->data_len);
+	if (res->data_len == 0) /* shorter than its structure says: what there is */
+		op->sec_len[i] = op->sec_data[i].len;
+	section_read(op);
+}
+
+/* Reads the byte ranges of the section items one after the other, then formats. */
+static void section_read(struct fetch_op *op)
+{
+	struct imap_client *cl = op->cl;
+	uint32_t seq = op->seqs[op->next];
+	for (; op->sec_next < op->n_items; op->sec_next++) {
+		size_t i = op->sec_next;
+		if (op->items[i].kind != FI_SECTION || op->sec_rc[i] < 0 ||
+		    op->sec_data[i].len >= op->sec_len[i])
+			continue;
+		uint64_t left = op->sec_len[i] - op->sec_data[i].len;
+		imap_async_begin(cl);
+		if (store_content_read(imap_store(cl), cl->mailbox_id, cl->msgs[seq - 1].uid,
+		                       op->sec_off[i] + op->sec_data[i].len,
+		                       left < CHUNK ? (size_t)left : CHUNK, section_got, op) == 0)
+			return;
+		conn_release(cl->c);
+		op->sec_rc[i] = -EIO;
+	}
+	emit(op, seq, NULL, 0, NULL);
+	message_done(op);
+}
+
+/* The stored structure of the message is here: find the ranges its sections need. */
+static void structure_got(void *ctx, int rc, struct store_result *res)
 {
 	struct fetch_op *op = ctx;
 	struct imap_client *cl = op->cl;
 	if (!imap_async_end(cl))
 		return;
-	uint32_t seq = op->seqs[op->next];
-	if (rc < 0) {
-		/* Expunged meanwhile: skip it. */
-		buf_reset(&op->content);
-		op->next++;
-		fetch_next(op);
+	if (rc < 0 || res->n_msgs == 0) {
+		message_done(op); /* expunged meanwhile: skipped */
 		return;
 	}
-	buf_append(&op->content, res->data, res->data_len);
-	uint64_t total = res->total_size;
-	if (op->header_only) {
-		/* Only the top-level header is asked for: stop at its end (a header longer than
-		 * one chunk is read on, like a whole message). */
-		const char *end = memmem(op->content.data, op->content.len, "\r\n\r\n", 4);
-		if (end != NULL) {
-			op->content.len = (size_t)(end - op->content.data) + 4;
-			total = op->content.len;
-		}
+	const char *json = res->msgs[0].mime_json;
+	/* A structure this version cannot read leaves ENVELOPE and BODYSTRUCTURE empty and
+	 * parts missing; the schema migration rewrites older ones. */
+	imap_bs_parse(&op->bs, json, json != NULL ? strlen(json) : 0);
+	uint64_t size = cl->msgs[op->seqs[op->next] - 1].size;
+	for (size_t i = 0; i < op->n_items; i++) {
+		buf_init(&op->sec_data[i], SIZE_MAX);
+		if (op->items[i].kind == FI_SECTION)
+			op->sec_rc[i] = imap_section_range(&op->bs, &op->items[i].sec, size,
+			                                   &op->sec_off[i], &op->sec_len[i]);
 	}
-	if (op->content.len < total && res->data_len > 0) {
-		imap_async_begin(cl);
-		if (store_content_read(imap_store(cl), cl->mailbox_id, cl->msgs[seq - 1].uid,
-		                       op->content.len, CHUNK, content_read, op) == 0)
-			return;
-		conn_release(cl->c);
-	}
-	struct imap_mime m;
-	imap_mime_parse(&m, op->content.data != NULL ? op->content.data : "", op->content.len);
-	emit(op, seq, &m, NULL, 0, NULL);
-	imap_mime_free(&m);
-	buf_free(&op->content);
-	buf_init(&op->content, SIZE_MAX);
-	op->next++;
-	fetch_next(op);
+	op->sec_next = 0;
+	section_read(op);
 }
 
 static void seen_stored(void *ctx, int rc, struct store_result *res)
@@ -351,30 +397,6 @@ static const struct fetch_item *stream_item(const struct fetch_op *op)
 		found = it;
 	}
 	return found;
-}
-
-/* ENVELOPE, BODY[HEADER], BODY[HEADER.FIELDS (...)] (.NOT), RFC822.HEADER of the message
- * itself: what mail clients fetch to list a mailbox. */
-static bool header_only(const struct fetch_op *op)
-{
-	bool any = false;
-	for (size_t i = 0; i < op->n_items; i++) {
-		const struct fetch_item *it = &op->items[i];
-		if (it->kind == FI_BODYSTRUCTURE || it->kind == FI_BODY)
-			return false;
-		if (it->kind == FI_ENVELOPE) {
-			any = true;
-			continue;
-		}
-		if (it->kind != FI_SECTION)
-			continue;
-		if (it->sec.n_path != 0 ||
-		    (it->sec.kind != IMAP_SEC_HEADER && it->sec.kind != IMAP_SEC_FIELDS &&
-		     it->sec.kind != IMAP_SEC_FIELDS_NOT))
-			return false;
-		any = true;
-	}
-	return any;
 }
 
 static void stream_read(void *ctx, int rc, struct store_result *res);
@@ -437,7 +459,7 @@ static void stream_small(void *ctx, int rc, struct store_result *res)
 		uint64_t n = res->data_len < op->stream_end - op->stream_off
 		                 ? res->data_len
 		                 : op->stream_end - op->stream_off;
-		emit(op, seq, NULL, op->stream_it, n, res->data);
+		emit(op, seq, op->stream_it, n, res->data);
 	}
 	op->next++; /* rc < 0: expunged meanwhile, skipped */
 	fetch_next(op);
@@ -478,7 +500,7 @@ static void batch_got(void *ctx, int rc, struct store_result *res)
 				continue; /* expunged meanwhile: skipped */
 			uint64_t size = res->msgs[j].size, off, end;
 			section_range(op->stream_it, size, &off, &end);
-			emit(op, seq, NULL, op->stream_it, end - off,
+			emit(op, seq, op->stream_it, end - off,
 			     end > off ? res->data + data_off + off : (const void *)"");
 			data_off += size;
 			j++;
@@ -541,7 +563,7 @@ static void stream_start(struct fetch_op *op, uint32_t seq)
 		fetch_next(op);
 		return;
 	}
-	emit(op, seq, NULL, it, end - off, NULL);
+	emit(op, seq, it, end - off, NULL);
 	if (off == end) {
 		conn_write_str(cl->c, ")\r\n");
 		op->next++;
@@ -575,13 +597,13 @@ static void fetch_next(struct fetch_op *op)
 			return;
 		}
 		if (!op->need_content) {
-			emit(op, seq, NULL, NULL, 0, NULL);
+			emit(op, seq, NULL, 0, NULL);
 			op->next++;
 			continue;
 		}
 		imap_async_begin(cl);
-		if (store_content_read(imap_store(cl), cl->mailbox_id, cl->msgs[seq - 1].uid, 0,
-		                       CHUNK, content_read, op) == 0)
+		if (store_message_get(imap_store(cl), cl->mailbox_id, cl->msgs[seq - 1].uid,
+		                      structure_got, op) == 0)
 			return;
 		conn_release(cl->c);
 		op->next++;
@@ -637,7 +659,6 @@ void imap_cmd_fetch(struct imap_client *cl, const struct imap_arg *a, size_t n)
 	}
 	struct fetch_op *op = xcalloc(1, sizeof(*op));
 	op->cl = cl;
-	buf_init(&op->content, SIZE_MAX);
 	cl->op = op;
 	cl->op_free = fetch_op_free;
 	if (parse_items(op, &a[1]) < 0) {
@@ -683,7 +704,6 @@ void imap_cmd_fetch(struct imap_client *cl, const struct imap_arg *a, size_t n)
 	op->ranges = r;
 	op->n_ranges = nr;
 	op->stream_it = stream_item(op);
-	op->header_only = header_only(op);
 	if (op->vanished) {
 		imap_async_begin(cl);
 		if (store_vanished(imap_store(cl), cl->mailbox_id, op->changedsince, vanished_got,

@@ -44,429 +44,198 @@ void imap_fmt_cstring(struct buf *o, const char *s, bool utf8)
 	imap_fmt_string(o, s, s != NULL ? strlen(s) : 0, utf8);
 }
 
-/* A header's unfolded value as an nstring (NIL when missing or empty). */
-static void fmt_header(struct buf *o, const struct imap_mime *m, const struct imap_mime_part *p,
-                       const char *name, bool utf8)
+/* ---- ENVELOPE ---- */
+
+/* A stored string member as an nstring (NIL when missing). */
+static void fmt_member(struct buf *o, JsonObject *obj, const char *name, bool utf8)
 {
-	const char *v;
-	size_t vl;
-	if (!imap_mime_header(m->data + p->hdr_off, p->hdr_len, name, &v, &vl)) {
-		buf_append_str(o, "NIL");
-		return;
-	}
-	char *u = imap_mime_unfold(v, vl);
-	if (u[0] == '\0')
-		buf_append_str(o, "NIL");
+	imap_fmt_cstring(o, imap_bs_str(obj, name), utf8);
+}
+
+/* One element of an address array ([name, adl, mailbox, host]) as an nstring. */
+static void fmt_addr_field(struct buf *o, JsonArray *a, unsigned i, bool utf8)
+{
+	JsonNode *n = i < json_array_get_length(a) ? json_array_get_element(a, i) : NULL;
+	if (n != NULL && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING)
+		imap_fmt_cstring(o, json_node_get_string(n), utf8);
 	else
-		imap_fmt_cstring(o, u, utf8);
-	free(u);
-}
-
-/* ---- Addresses ---- */
-
-/* Copies s[0..len) without comments, collapsing white space; quotes are removed and their
- * content kept. */
-static char *strip_phrase(const char *s, size_t len)
-{
-	char *o = xmalloc(len + 1);
-	size_t n = 0;
-	int depth = 0;
-	bool q = false, space = false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (q) {
-			if (c == '\\' && i + 1 < len)
-				c = s[++i];
-			else if (c == '"') {
-				q = false;
-				continue;
-			}
-			o[n++] = c;
-			continue;
-		}
-		if (depth > 0) {
-			if (c == '\\' && i + 1 < len)
-				i++;
-			else if (c == '(')
-				depth++;
-			else if (c == ')')
-				depth--;
-			continue;
-		}
-		if (c == '(') {
-			depth++;
-			continue;
-		}
-		if (c == '"') {
-			if (space && n > 0)
-				o[n++] = ' ';
-			space = false;
-			q = true;
-			continue;
-		}
-		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-			space = true;
-			continue;
-		}
-		if (space && n > 0)
-			o[n++] = ' ';
-		space = false;
-		o[n++] = c;
-	}
-	o[n] = '\0';
-	return o;
-}
-
-/* Finds the next top-level occurrence of any char in stops from i (outside quotes,
- * comments and angle brackets unless '>' is a stop). */
-static size_t scan(const char *s, size_t len, size_t i, const char *stops)
-{
-	int depth = 0;
-	bool q = false, angle = false;
-	bool angle_nests = strchr(stops, '<') == NULL && strchr(stops, '>') == NULL;
-	for (; i < len; i++) {
-		char c = s[i];
-		if (angle) {
-			if (c == '>')
-				angle = false;
-			continue;
-		}
-		if (q) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				q = false;
-			continue;
-		}
-		if (depth > 0) {
-			if (c == '\\')
-				i++;
-			else if (c == '(')
-				depth++;
-			else if (c == ')')
-				depth--;
-			continue;
-		}
-		if (c == '"')
-			q = true;
-		else if (c == '(')
-			depth++;
-		else if (c == '<' && angle_nests)
-			angle = true;
-		else if (strchr(stops, c) != NULL && c != '\0')
-			return i;
-	}
-	return len;
-}
-
-static void fmt_mailbox(struct buf *o, const char *s, size_t len, bool utf8)
-{
-	size_t lt = scan(s, len, 0, "<");
-	char *name = NULL, *adl = NULL, *spec;
-	if (lt < len) {
-		size_t gt = scan(s, len, lt + 1, ">");
-		name = strip_phrase(s, lt);
-		const char *a = s + lt + 1;
-		size_t al = gt - lt - 1;
-		/* "<" may be the value's last byte: then a is just past it and al is 0. */
-		size_t colon = al > 0 && a[0] == '@' ? scan(a, al, 0, ":") : al;
-		if (colon < al) {
-			adl = strip_phrase(a, colon);
-			a += colon + 1;
-			al -= colon + 1;
-		}
-		spec = strip_phrase(a, al);
-	} else {
-		spec = strip_phrase(s, len);
-	}
-	if (spec[0] == '\0' && (name == NULL || name[0] == '\0')) {
-		free(name);
-		free(adl);
-		free(spec);
-		return;
-	}
-	char *at = strrchr(spec, '@');
-	buf_append(o, "(", 1);
-	imap_fmt_cstring(o, name != NULL && name[0] != '\0' ? name : NULL, utf8);
-	buf_append(o, " ", 1);
-	imap_fmt_cstring(o, adl, utf8);
-	buf_append(o, " ", 1);
-	if (at != NULL) {
-		imap_fmt_string(o, spec, (size_t)(at - spec), utf8);
-		buf_append(o, " ", 1);
-		imap_fmt_cstring(o, at + 1, utf8);
-	} else {
-		imap_fmt_cstring(o, spec, utf8);
-		buf_append_str(o, " NIL");
-	}
-	buf_append(o, ")", 1);
-	free(name);
-	free(adl);
-	free(spec);
-}
-
-void imap_fmt_addresses(struct buf *o, const char *val, size_t len, bool utf8)
-{
-	size_t start = o->len;
-	buf_append(o, "(", 1);
-	size_t mark = o->len;
-	size_t i = 0;
-	unsigned count = 0;
-	while (i < len && count < 1000) {
-		size_t e = scan(val, len, i, ",:;");
-		if (e < len && val[e] == ':') {
-			/* group: "name: a, b;" */
-			char *g = strip_phrase(val + i, e - i);
-			buf_append_str(o, "(NIL NIL ");
-			imap_fmt_cstring(o, g, utf8);
-			buf_append_str(o, " NIL)");
-			free(g);
-			i = e + 1;
-			for (;;) {
-				size_t e2 = scan(val, len, i, ",;");
-				fmt_mailbox(o, val + i, e2 - i, utf8);
-				count++;
-				i = e2 + 1;
-				if (e2 >= len || val[e2] == ';')
-					break;
-			}
-			buf_append_str(o, "(NIL NIL NIL NIL)");
-			continue;
-		}
-		fmt_mailbox(o, val + i, e - i, utf8);
-		count++;
-		i = e + 1;
-	}
-	if (o->len == mark) {
-		o->len = start;
-		o->data[start] = '\0';
 		buf_append_str(o, "NIL");
-		return;
-	}
-	buf_append(o, ")", 1);
 }
 
-static void fmt_addr_header(struct buf *o, const struct imap_mime *m,
-                            const struct imap_mime_part *p, const char *name, bool utf8)
+/* A stored address list as "((name adl mailbox host)...)", or NIL when it has none. */
+static void fmt_addresses(struct buf *o, JsonArray *list, bool utf8)
 {
-	const char *v;
-	size_t vl;
-	if (!imap_mime_header(m->data + p->hdr_off, p->hdr_len, name, &v, &vl)) {
-		buf_append_str(o, "NIL");
-		return;
+	unsigned n = list != NULL ? json_array_get_length(list) : 0, done = 0;
+	for (unsigned i = 0; i < n; i++) {
+		JsonNode *e = json_array_get_element(list, i);
+		if (!JSON_NODE_HOLDS_ARRAY(e))
+			continue;
+		JsonArray *a = json_node_get_array(e);
+		buf_append(o, done == 0 ? "((" : "(", done == 0 ? 2 : 1);
+		for (unsigned k = 0; k < 4; k++) {
+			if (k > 0)
+				buf_append(o, " ", 1);
+			fmt_addr_field(o, a, k, utf8);
+		}
+		buf_append(o, ")", 1);
+		done++;
 	}
-	imap_fmt_addresses(o, v, vl, utf8);
+	buf_append_str(o, done > 0 ? ")" : "NIL");
 }
 
-void imap_fmt_envelope(struct buf *o, const struct imap_mime *m, const struct imap_mime_part *p,
-                       bool utf8)
+void imap_fmt_envelope(struct buf *o, JsonObject *node, bool utf8)
 {
-	const char *h = m->data + p->hdr_off, *v;
-	size_t hl = p->hdr_len, vl;
+	JsonObject *env = imap_bs_object(node, "envelope");
 	buf_append(o, "(", 1);
-	fmt_header(o, m, p, "Date", utf8);
+	fmt_member(o, env, "date", utf8);
 	buf_append(o, " ", 1);
-	fmt_header(o, m, p, "Subject", utf8);
+	fmt_member(o, env, "subject", utf8);
+	JsonArray *from = imap_bs_array(env, "from");
 	buf_append(o, " ", 1);
-	fmt_addr_header(o, m, p, "From", utf8);
-	/* Sender and Reply-To default to From (RFC 3501 7.4.2). */
-	const char *dflt[] = {"Sender", "Reply-To"};
+	fmt_addresses(o, from, utf8);
+	/* Sender and Reply-To default to From (RFC 3501 7.4.2): delivery leaves them out
+	 * when their field is missing or empty. */
+	static const char *const dflt[] = {"sender", "reply_to"};
 	for (size_t i = 0; i < 2; i++) {
 		buf_append(o, " ", 1);
-		bool has = imap_mime_header(h, hl, dflt[i], &v, &vl);
-		char *u = has ? imap_mime_unfold(v, vl) : NULL;
-		fmt_addr_header(o, m, p, u != NULL && u[0] != '\0' ? dflt[i] : "From", utf8);
-		free(u);
+		bool has = env != NULL && json_object_has_member(env, dflt[i]);
+		fmt_addresses(o, has ? imap_bs_array(env, dflt[i]) : from, utf8);
 	}
-	const char *rest[] = {"To", "Cc", "Bcc"};
+	static const char *const rest[] = {"to", "cc", "bcc"};
 	for (size_t i = 0; i < 3; i++) {
 		buf_append(o, " ", 1);
-		fmt_addr_header(o, m, p, rest[i], utf8);
+		fmt_addresses(o, imap_bs_array(env, rest[i]), utf8);
 	}
 	buf_append(o, " ", 1);
-	fmt_header(o, m, p, "In-Reply-To", utf8);
+	fmt_member(o, env, "in_reply_to", utf8);
 	buf_append(o, " ", 1);
-	fmt_header(o, m, p, "Message-ID", utf8);
+	fmt_member(o, env, "message_id", utf8);
 	buf_append(o, ")", 1);
 }
 
 /* ---- BODYSTRUCTURE ---- */
 
-/* "(\"name\" \"value\" ...)" from a parameter list, or NIL. */
-static void fmt_params(struct buf *o, const char *params, size_t len, const char *dflt_charset,
-                       bool utf8)
+/* "(\"name\" \"value\" ...)" from a stored parameter list ([[name, value]...]), or NIL;
+ * dflt_charset stands in for an empty list. */
+static void fmt_params(struct buf *o, JsonArray *params, const char *dflt_charset, bool utf8)
 {
-	size_t start = o->len, i = 0;
-	unsigned n = 0;
-	buf_append(o, "(", 1);
-	while (i < len && n < 100) {
-		while (i < len && (params[i] == ';' || params[i] == ' ' || params[i] == '\t' ||
-		                   params[i] == '\r' || params[i] == '\n'))
-			i++;
-		size_t ns = i;
-		while (i < len && params[i] != '=' && params[i] != ';')
-			i++;
-		size_t ne = i;
-		while (ne > ns && (params[ne - 1] == ' ' || params[ne - 1] == '\t'))
-			ne--;
-		if (i >= len || params[i] != '=')
+	unsigned n = params != NULL ? json_array_get_length(params) : 0, done = 0;
+	for (unsigned i = 0; i < n; i++) {
+		JsonNode *e = json_array_get_element(params, i);
+		if (!JSON_NODE_HOLDS_ARRAY(e) || json_array_get_length(json_node_get_array(e)) != 2)
 			continue;
-		/* A value without a name ("; =x") is skipped with the others below: i must move
-		 * past it, or the loop would stop at the '=' again and again. */
-		char *name = ne > ns ? xstrndup(params + ns, ne - ns) : NULL;
-		char *value = name != NULL ? imap_mime_param(params + ns, len - ns, name) : NULL;
-		/* Skip the value we just read. */
-		i++;
-		while (i < len && (params[i] == ' ' || params[i] == '\t'))
-			i++;
-		if (i < len && params[i] == '"') {
-			i++;
-			while (i < len && params[i] != '"')
-				i += params[i] == '\\' ? 2 : 1;
-			i++;
-		} else {
-			while (i < len && params[i] != ';')
-				i++;
-		}
-		if (value != NULL) {
-			if (n > 0)
-				buf_append(o, " ", 1);
-			imap_fmt_cstring(o, name, utf8);
-			buf_append(o, " ", 1);
-			imap_fmt_cstring(o, value, utf8);
-			n++;
-		}
-		free(name);
-		free(value);
+		JsonArray *a = json_node_get_array(e);
+		buf_append(o, done == 0 ? "(" : " ", 1);
+		fmt_addr_field(o, a, 0, utf8);
+		buf_append(o, " ", 1);
+		fmt_addr_field(o, a, 1, utf8);
+		done++;
 	}
-	if (n == 0 && dflt_charset != NULL) {
-		buf_append_str(o, "\"charset\" ");
+	if (done == 0 && dflt_charset != NULL) {
+		buf_append_str(o, "(\"charset\" ");
 		imap_fmt_cstring(o, dflt_charset, utf8);
-		n++;
+		done++;
 	}
-	if (n == 0) {
-		o->len = start;
-		o->data[start] = '\0';
-		buf_append_str(o, "NIL");
-		return;
-	}
-	buf_append(o, ")", 1);
+	buf_append_str(o, done > 0 ? ")" : "NIL");
 }
 
 /* Extension data shared by multipart and leaf: disposition, language, location. */
-static void fmt_ext_tail(struct buf *o, const struct imap_mime *m, const struct imap_mime_part *p,
-                         bool utf8)
+static void fmt_ext_tail(struct buf *o, JsonObject *p, bool utf8)
 {
-	const char *h = m->data + p->hdr_off, *v;
-	size_t hl = p->hdr_len, vl;
+	JsonObject *d = imap_bs_object(p, "disposition");
 	buf_append(o, " ", 1);
-	if (imap_mime_header(h, hl, "Content-Disposition", &v, &vl)) {
-		const char *semi = memchr(v, ';', vl);
-		size_t dl = semi != NULL ? (size_t)(semi - v) : vl;
-		char *d = imap_mime_unfold(v, dl);
+	if (d != NULL) {
 		buf_append(o, "(", 1);
-		imap_fmt_cstring(o, d, utf8);
+		fmt_member(o, d, "type", utf8);
 		buf_append(o, " ", 1);
-		if (semi != NULL)
-			fmt_params(o, semi, vl - dl, NULL, utf8);
-		else
-			buf_append_str(o, "NIL");
+		fmt_params(o, imap_bs_array(d, "params"), NULL, utf8);
 		buf_append(o, ")", 1);
-		free(d);
 	} else {
 		buf_append_str(o, "NIL");
 	}
 	buf_append(o, " ", 1);
-	fmt_header(o, m, p, "Content-Language", utf8);
+	fmt_member(o, p, "language", utf8);
 	buf_append(o, " ", 1);
-	fmt_header(o, m, p, "Content-Location", utf8);
+	fmt_member(o, p, "location", utf8);
 }
 
-static uint64_t count_lines(const char *s, size_t len)
+static bool is_type(JsonObject *p, const char *type)
 {
-	uint64_t n = 0;
-	const char *p = s, *e = s + len;
-	while (p < e && (p = memchr(p, '\n', (size_t)(e - p))) != NULL) {
-		n++;
-		p++;
-	}
-	if (len > 0 && s[len - 1] != '\n')
-		n++;
-	return n;
+	const char *t = imap_bs_str(p, "type");
+	return t != NULL && strcasecmp(t, type) == 0;
 }
 
-void imap_fmt_bodystructure(struct buf *o, const struct imap_mime *m,
-                            const struct imap_mime_part *p, bool extended, bool utf8)
+static void fmt_bodystructure(struct buf *o, JsonObject *p, bool extended, bool utf8,
+                              unsigned depth)
 {
-	char *type, *subtype;
-	const char *params;
-	size_t plen;
-	imap_mime_content_type(m, p, &type, &subtype, &params, &plen);
+	JsonArray *parts = imap_bs_array(p, "parts");
+	unsigned n = parts != NULL ? json_array_get_length(parts) : 0;
+	const char *type = imap_bs_str(p, "type"), *subtype = imap_bs_str(p, "subtype");
 	buf_append(o, "(", 1);
-	if (p->multipart && p->n_children > 0) {
-		for (size_t i = 0; i < p->n_children; i++)
-			imap_fmt_bodystructure(o, m, &p->children[i], extended, utf8);
+	if (n > 0 && depth < IMAP_BS_MAX_DEPTH) {
+		unsigned done = 0;
+		for (unsigned i = 0; i < n; i++) {
+			JsonNode *e = json_array_get_element(parts, i);
+			if (!JSON_NODE_HOLDS_OBJECT(e))
+				continue;
+			fmt_bodystructure(o, json_node_get_object(e), extended, utf8, depth + 1);
+			done++;
+		}
+		if (done == 0)
+			buf_append_str(o, "(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
 		buf_append(o, " ", 1);
-		imap_fmt_cstring(o, subtype, utf8);
+		imap_fmt_cstring(o, subtype != NULL ? subtype : "mixed", utf8);
 		if (extended) {
 			buf_append(o, " ", 1);
-			fmt_params(o, params, plen, NULL, utf8);
-			fmt_ext_tail(o, m, p, utf8);
+			fmt_params(o, imap_bs_array(p, "params"), NULL, utf8);
+			fmt_ext_tail(o, p, utf8);
 		}
 		buf_append(o, ")", 1);
-		free(type);
-		free(subtype);
 		return;
 	}
-	if (p->multipart) {
-		/* A multipart without parts: describe it as an empty text part. */
-		free(type);
-		free(subtype);
-		type = xstrdup("text");
-		subtype = xstrdup("plain");
-		params = "";
-		plen = 0;
-	}
-	imap_fmt_cstring(o, type, utf8);
-	buf_append(o, " ", 1);
-	imap_fmt_cstring(o, subtype, utf8);
-	buf_append(o, " ", 1);
-	fmt_params(o, params, plen, p->text ? "us-ascii" : NULL, utf8);
-	buf_append(o, " ", 1);
-	fmt_header(o, m, p, "Content-ID", utf8);
-	buf_append(o, " ", 1);
-	fmt_header(o, m, p, "Content-Description", utf8);
-	buf_append(o, " ", 1);
-	const char *v;
-	size_t vl;
-	if (imap_mime_header(m->data + p->hdr_off, p->hdr_len, "Content-Transfer-Encoding", &v,
-	                     &vl)) {
-		char *e = imap_mime_unfold(v, vl);
-		imap_fmt_cstring(o, e[0] != '\0' ? e : "7bit", utf8);
-		free(e);
+	bool multipart = parts != NULL || is_type(p, "multipart");
+	bool text = !multipart && is_type(p, "text");
+	JsonObject *msg = depth < IMAP_BS_MAX_DEPTH ? imap_bs_object(p, "message") : NULL;
+	if (multipart) {
+		/* A multipart without parts: described as an empty text part. */
+		buf_append_str(o, "\"text\" \"plain\" NIL");
 	} else {
-		buf_append_str(o, "\"7bit\"");
+		imap_fmt_cstring(o, type != NULL ? type : "text", utf8);
+		buf_append(o, " ", 1);
+		imap_fmt_cstring(o, subtype != NULL ? subtype : "plain", utf8);
+		buf_append(o, " ", 1);
+		fmt_params(o, imap_bs_array(p, "params"), text ? "us-ascii" : NULL, utf8);
 	}
-	buf_printf(o, " %zu", p->body_len);
-	if (p->message && p->msg != NULL) {
+	buf_append(o, " ", 1);
+	fmt_member(o, p, "id", utf8);
+	buf_append(o, " ", 1);
+	fmt_member(o, p, "description", utf8);
+	buf_append(o, " ", 1);
+	const char *enc = imap_bs_str(p, "encoding");
+	imap_fmt_cstring(o, enc != NULL ? enc : "7bit", utf8);
+	int64_t size = imap_bs_int(p, "body_length");
+	int64_t lines = imap_bs_int(p, "lines");
+	buf_printf(o, " %lld", (long long)(size > 0 ? size : 0));
+	if (msg != NULL) {
 		buf_append(o, " ", 1);
-		imap_fmt_envelope(o, m, p->msg, utf8);
+		imap_fmt_envelope(o, msg, utf8);
 		buf_append(o, " ", 1);
-		imap_fmt_bodystructure(o, m, p->msg, extended, utf8);
-		buf_printf(o, " %llu",
-		           (unsigned long long)count_lines(m->data + p->body_off, p->body_len));
-	} else if (p->text) {
-		buf_printf(o, " %llu",
-		           (unsigned long long)count_lines(m->data + p->body_off, p->body_len));
+		fmt_bodystructure(o, msg, extended, utf8, depth + 1);
+		buf_printf(o, " %lld", (long long)(lines > 0 ? lines : 0));
+	} else if (text) {
+		buf_printf(o, " %lld", (long long)(lines > 0 ? lines : 0));
 	}
 	if (extended) {
 		buf_append(o, " ", 1);
-		fmt_header(o, m, p, "Content-MD5", utf8);
-		fmt_ext_tail(o, m, p, utf8);
+		fmt_member(o, p, "md5", utf8);
+		fmt_ext_tail(o, p, utf8);
 	}
 	buf_append(o, ")", 1);
-	free(type);
-	free(subtype);
+}
+
+void imap_fmt_bodystructure(struct buf *o, JsonObject *node, bool extended, bool utf8)
+{
+	fmt_bodystructure(o, node, extended, utf8, 0);
 }
 
 /* ---- Sections ---- */
@@ -615,50 +384,73 @@ static void filter_header(const char *h, size_t hl, const struct imap_section *s
 	buf_append(o, "\r\n", 2);
 }
 
-int imap_section_extract(const struct imap_mime *m, const struct imap_section *sec, struct buf *o)
+int imap_section_range(const struct imap_bs *bs, const struct imap_section *sec, uint64_t size,
+                       uint64_t *off_r, uint64_t *len_r)
 {
-	const struct imap_mime_part *p = imap_mime_find(m, sec->path, sec->n_path);
-	if (p == NULL)
-		return -ENOENT;
-	/* HEADER / TEXT / FIELDS of a part address the embedded message's header. */
-	const struct imap_mime_part *msg = p;
-	if (sec->n_path > 0 && sec->kind != IMAP_SEC_ALL && sec->kind != IMAP_SEC_MIME) {
-		if (!p->message || p->msg == NULL)
+	uint64_t off = 0, len = size;
+	if (sec->n_path > 0 || sec->kind != IMAP_SEC_ALL) {
+		JsonObject *p = bs != NULL && bs->root != NULL
+		                    ? imap_bs_find(bs, sec->path, sec->n_path)
+		                    : NULL;
+		if (p == NULL)
 			return -ENOENT;
-		msg = p->msg;
+		/* HEADER / TEXT / FIELDS of a part address the embedded message's header. */
+		JsonObject *msg = p;
+		if (sec->n_path > 0 && sec->kind != IMAP_SEC_ALL && sec->kind != IMAP_SEC_MIME) {
+			msg = imap_bs_object(p, "message");
+			if (msg == NULL)
+				return -ENOENT;
+		}
+		bool ok;
+		switch (sec->kind) {
+		case IMAP_SEC_ALL:
+			ok = imap_bs_range(p, false, &off, &len);
+			break;
+		case IMAP_SEC_MIME:
+			ok = imap_bs_range(p, true, &off, &len);
+			break;
+		case IMAP_SEC_TEXT:
+			ok = imap_bs_range(msg, false, &off, &len);
+			break;
+		default:
+			ok = imap_bs_range(msg, true, &off, &len);
+			break;
+		}
+		if (!ok || off > size)
+			return -ENOENT;
+		if (len > size - off)
+			len = size - off;
+	}
+	/* Field lists are cut after filtering; every other range is cut here, so only the
+	 * bytes the client asked for are read. */
+	if (sec->partial && sec->kind != IMAP_SEC_FIELDS && sec->kind != IMAP_SEC_FIELDS_NOT) {
+		if (sec->p_off >= len) {
+			off += len;
+			len = 0;
+		} else {
+			off += sec->p_off;
+			len -= sec->p_off;
+			if (len > sec->p_len)
+				len = sec->p_len;
+		}
+	}
+	*off_r = off;
+	*len_r = len;
+	return 0;
+}
+
+void imap_section_finish(const struct imap_section *sec, const char *data, size_t len,
+                         struct buf *o)
+{
+	if (sec->kind != IMAP_SEC_FIELDS && sec->kind != IMAP_SEC_FIELDS_NOT) {
+		buf_append(o, data, len);
+		return;
 	}
 	struct buf tmp;
 	buf_init(&tmp, o->max);
-	const char *src;
-	size_t slen;
-	switch (sec->kind) {
-	case IMAP_SEC_ALL:
-		if (sec->n_path == 0) {
-			src = m->data;
-			slen = m->len;
-		} else {
-			src = m->data + p->body_off;
-			slen = p->body_len;
-		}
-		break;
-	case IMAP_SEC_HEADER:
-		src = m->data + msg->hdr_off;
-		slen = msg->hdr_len;
-		break;
-	case IMAP_SEC_MIME:
-		src = m->data + p->hdr_off;
-		slen = p->hdr_len;
-		break;
-	case IMAP_SEC_TEXT:
-		src = m->data + msg->body_off;
-		slen = msg->body_len;
-		break;
-	default:
-		filter_header(m->data + msg->hdr_off, msg->hdr_len, sec, &tmp);
-		src = tmp.data != NULL ? tmp.data : "";
-		slen = tmp.len;
-		break;
-	}
+	filter_header(data, len, sec, &tmp);
+	const char *src = tmp.data != NULL ? tmp.data : "";
+	size_t slen = tmp.len;
 	if (sec->partial) {
 		if (sec->p_off >= slen) {
 			slen = 0;
@@ -671,5 +463,4 @@ int imap_section_extract(const struct imap_mime *m, const struct imap_section *s
 	}
 	buf_append(o, src, slen);
 	buf_free(&tmp);
-	return 0;
 }

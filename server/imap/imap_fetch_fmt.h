@@ -1,16 +1,17 @@
 #ifndef SEALMAIL_IMAP_FETCH_FMT_H
 #define SEALMAIL_IMAP_FETCH_FMT_H
 /*
- * FETCH formatting: IMAP strings (quoted or literal), ENVELOPE (with RFC 5322 address-list
- * parsing), BODY / BODYSTRUCTURE, and BODY[section]<partial> specs and their content,
- * all from a message parsed by imap_mime. Pure: writes into a bounded struct buf.
+ * FETCH formatting: IMAP strings (quoted or literal), ENVELOPE and BODY / BODYSTRUCTURE
+ * from the structure delivery stored (imap_bodystruct.h), and BODY[section]<partial>:
+ * the spec, the byte range of the stored message it needs, and its content from those
+ * bytes. It never parses MIME or addresses. Pure: writes into a bounded struct buf.
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "common/buf.h"
-#include "server/imap/imap_mime.h"
+#include "server/imap/imap_bodystruct.h"
 
 #define IMAP_SECTION_MAX_PATH   16
 #define IMAP_SECTION_MAX_FIELDS 64
@@ -20,14 +21,11 @@
 void imap_fmt_string(struct buf *o, const char *s, size_t len, bool utf8);
 void imap_fmt_cstring(struct buf *o, const char *s, bool utf8);
 
-/* ENVELOPE of the message whose header is part p (the root, or an embedded message). */
-void imap_fmt_envelope(struct buf *o, const struct imap_mime *m, const struct imap_mime_part *p,
-                       bool utf8);
-/* An address list header value as IMAP addresses "((name adl mailbox host) ...)" or NIL. */
-void imap_fmt_addresses(struct buf *o, const char *val, size_t len, bool utf8);
-/* BODYSTRUCTURE (extended true) or BODY of part p. */
-void imap_fmt_bodystructure(struct buf *o, const struct imap_mime *m,
-                            const struct imap_mime_part *p, bool extended, bool utf8);
+/* ENVELOPE of the message whose node is node (the root, or an embedded message's); every
+ * field NIL when the node has none. */
+void imap_fmt_envelope(struct buf *o, JsonObject *node, bool utf8);
+/* BODYSTRUCTURE (extended true) or BODY of the part at node. */
+void imap_fmt_bodystructure(struct buf *o, JsonObject *node, bool extended, bool utf8);
 
 enum imap_section_kind {
 	IMAP_SEC_ALL,        /* BODY[] or BODY[1.2] (part body) */
@@ -55,8 +53,17 @@ struct imap_section {
  */
 int imap_section_parse(const char *s, size_t len, struct imap_section *sec);
 void imap_section_free(struct imap_section *sec);
-/* Appends the section's bytes (after the partial range) to o. Returns 0, or -ENOENT when
- * the part does not exist (the reply is then an empty string, as other servers do). */
-int imap_section_extract(const struct imap_mime *m, const struct imap_section *sec, struct buf *o);
+/*
+ * The bytes [*off_r, *off_r + *len_r) of the stored message (size bytes) that section sec
+ * needs, after its partial range unless it lists header fields. bs may be NULL when the
+ * section is the whole message. Returns 0, or -ENOENT when the part does not exist (the
+ * reply is then an empty string, as other servers do).
+ */
+int imap_section_range(const struct imap_bs *bs, const struct imap_section *sec, uint64_t size,
+                       uint64_t *off_r, uint64_t *len_r);
+/* Appends the section's content to o from data[0..len), the bytes of that range: header
+ * fields filtered and cut to the partial range, anything else as it is. */
+void imap_section_finish(const struct imap_section *sec, const char *data, size_t len,
+                         struct buf *o);
 
 #endif

@@ -18,6 +18,14 @@ __attribute__((weak)) int store_message_headers(struct store *s, int64_t mailbox
 	abort();
 }
 
+__attribute__((weak)) int store_message_get(struct store *s, int64_t mailbox_id, uint32_t uid,
+                                            store_cb *cb, void *ctx)
+{
+	(void)s, (void)mailbox_id, (void)uid, (void)cb, (void)ctx;
+	fprintf(stderr, "imap_fakes: %s reached\n", __func__);
+	abort();
+}
+
 __attribute__((weak)) int store_content_read_batch(struct store *s, int64_t mailbox_id,
                                                    const uint32_t *uids, size_t n, size_t max_total,
                                                    store_cb *cb, void *ctx)
