@@ -53,13 +53,26 @@ struct walk {
 	gint64 size;
 };
 
+/* A string value. JSON holds UTF-8 only: the bytes of a value that is not (a raw 8-bit
+ * header in another charset) that are not valid UTF-8 become U+FFFD. */
+static void jtext(JsonBuilder *jb, const char *s)
+{
+	if (g_utf8_validate(s, -1, NULL)) {
+		json_builder_add_string_value(jb, s);
+		return;
+	}
+	gchar *valid = g_utf8_make_valid(s, -1);
+	json_builder_add_string_value(jb, valid);
+	g_free(valid);
+}
+
 static void jstr(JsonBuilder *jb, const char *name, const char *s)
 {
 	json_builder_set_member_name(jb, name);
 	if (s == NULL)
 		json_builder_add_null_value(jb);
 	else
-		json_builder_add_string_value(jb, s);
+		jtext(jb, s);
 }
 
 static void jint(JsonBuilder *jb, const char *name, gint64 v)
@@ -255,7 +268,7 @@ static void jname(JsonBuilder *jb, const char *name)
 		}
 	}
 	char *s = xstrndup(b.data != NULL ? b.data : "", b.len);
-	json_builder_add_string_value(jb, s);
+	jtext(jb, s);
 	free(s);
 	buf_free(&b);
 }
@@ -270,7 +283,7 @@ static void jaddr4(JsonBuilder *jb, const char *name, const char *adl, const cha
 		if (rest[i] == NULL)
 			json_builder_add_null_value(jb);
 		else
-			json_builder_add_string_value(jb, rest[i]);
+			jtext(jb, rest[i]);
 	}
 	json_builder_end_array(jb);
 }
@@ -377,8 +390,8 @@ static void jparams(JsonBuilder *jb, const char *member, GMimeParamList *pl)
 		if (n == NULL || n[0] == '\0' || v == NULL)
 			continue;
 		json_builder_begin_array(jb);
-		json_builder_add_string_value(jb, n);
-		json_builder_add_string_value(jb, v);
+		jtext(jb, n);
+		jtext(jb, v);
 		json_builder_end_array(jb);
 	}
 	json_builder_end_array(jb);

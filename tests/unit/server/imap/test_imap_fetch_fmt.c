@@ -144,6 +144,16 @@ Test(imap_fetch_fmt, envelope_utf8)
 	free(s);
 }
 
+/* Found by fuzz/fuzz_store_mime.c: a raw value that is not UTF-8 made a stored form FETCH
+ * could not read. Such bytes are stored as U+FFFD. */
+Test(imap_fetch_fmt, envelope_not_utf8)
+{
+	char *s = fmt(env8, "Subject: caf\xe9 \xff\r\n\r\nx\r\n");
+	cr_assert_str_eq(s,
+	                 "(NIL \"caf\xef\xbf\xbd \xef\xbf\xbd\" NIL NIL NIL NIL NIL NIL NIL NIL)");
+	free(s);
+}
+
 Test(imap_fetch_fmt, simple_bodystructure)
 {
 	char *s = fmt(bs, simple);
