@@ -399,6 +399,17 @@ int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_sin
                        void *ctx);
 /* One message with its MIME JSON and header fields. res: msgs[0]. -ENOENT. */
 int store_message_get(struct store *s, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx);
+/*
+ * The stored MIME structure of several messages in one read, in the order of uids[0..n),
+ * and with with_content their whole content too: IMAP FETCH BODYSTRUCTURE / ENVELOPE /
+ * BODY[part] of many messages. res: msgs[] (uid, size, mime_json; expunged ones are left
+ * out), and with with_content data (the contents, one after the other) and data_len.
+ * Reading stops before the first message whose content (with_content) or structure would
+ * take the total past max_total (≤ 1 MiB), after at least one structure: n_msgs may be
+ * < n, ask again from there. A message that does not fit alone is not read with content.
+ */
+int store_message_structures(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                             size_t max_total, bool with_content, store_cb *cb, void *ctx);
 /* Every message of a mailbox in UID order with its decoded header fields (hdr_from, hdr_to,
  * hdr_cc, hdr_subject, hdr_message_id, hdr_date; no mime_json): IMAP SEARCH header keys in
  * one round trip (storage/sqlite/store_imap.c). res: msgs[]. */

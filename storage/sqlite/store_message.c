@@ -231,6 +231,102 @@ int sqlite_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store
 	return store_job_submit(&j->job);
 }
 
+struct structs_job {
+	struct store_job job;
+	int64_t mailbox_id;
+	uint32_t *uids;
+	size_t n;
+	size_t max_total;
+	bool with_content;
+};
+
+static void structs_job_free(struct store_job *job)
+{
+	free(((struct structs_job *)job)->uids);
+}
+
+static int structs_run(struct store_conn *c, struct store_job *job)
+{
+	struct structs_job *j = (struct structs_job *)job;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v3(c->db,
+	                            "SELECT e.size, c.id, c.mime FROM entries e "
+	                            "JOIN contents c ON c.id = e.content_id "
+	                            "WHERE e.mailbox_id = ? AND e.uid = ?",
+	                            -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_err(c->db, rc);
+	rc = store_exec_stmt(c, SQL_BEGIN_READ); /* one snapshot for the whole batch */
+	if (rc < 0) {
+		sqlite3_finalize(st);
+		return rc;
+	}
+	size_t total = 0, data_len = 0;
+	job->res.msgs = xcalloc(j->n, sizeof(*job->res.msgs));
+	if (j->with_content)
+		job->res.data = xmalloc(j->max_total + 1);
+	for (size_t i = 0; i < j->n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, j->mailbox_id);
+		sqlite3_bind_int64(st, 2, j->uids[i]);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE)
+			continue; /* expunged meanwhile: left out */
+		if (rc != SQLITE_ROW) {
+			rc = store_err(c->db, rc);
+			goto out;
+		}
+		uint64_t size = (uint64_t)sqlite3_column_int64(st, 0);
+		int64_t content_id = sqlite3_column_int64(st, 1);
+		size_t json_len = (size_t)sqlite3_column_bytes(st, 2);
+		uint64_t need = json_len + (j->with_content ? size : 0);
+		if (need > j->max_total - total && (job->res.n_msgs > 0 || j->with_content))
+			break; /* the caller asks again from here */
+		if (j->with_content && size > 0) {
+			sqlite3_blob *blob = NULL;
+			rc = sqlite3_blob_open(c->db, "main", "contents", "body", content_id, 0,
+			                       &blob);
+			if (rc == SQLITE_OK)
+				rc =
+				    sqlite3_blob_read(blob, job->res.data + data_len, (int)size, 0);
+			sqlite3_blob_close(blob);
+			if (rc != SQLITE_OK) {
+				rc = store_err(c->db, rc);
+				goto out;
+			}
+			data_len += size;
+		}
+		struct store_msg *m = &job->res.msgs[job->res.n_msgs++];
+		m->uid = j->uids[i];
+		m->size = size;
+		m->content_id = content_id;
+		m->mime_json = store_col_text(st, 2);
+		total += need < j->max_total - total ? need : j->max_total - total;
+	}
+	job->res.data_len = data_len;
+	rc = 0;
+out:
+	store_exec_stmt(c, SQL_COMMIT);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_message_structures(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                             size_t max_total, bool with_content, store_cb *cb, void *ctx)
+{
+	if (n == 0 || max_total == 0 || max_total > STORE_READ_MAX)
+		return -EINVAL;
+	struct structs_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, structs_run, cb, ctx);
+	j->job.free_args = structs_job_free;
+	j->mailbox_id = mailbox_id;
+	j->uids = xmalloc(n * sizeof(*uids));
+	memcpy(j->uids, uids, n * sizeof(*uids));
+	j->n = n;
+	j->max_total = max_total;
+	j->with_content = with_content;
+	return store_job_submit(&j->job);
+}
+
 static int read_run(struct store_conn *c, struct store_job *job)
 {
 	struct msg_job *j = (struct msg_job *)job;

@@ -66,13 +66,14 @@ static void jtext(JsonBuilder *jb, const char *s)
 	g_free(valid);
 }
 
+/* A string member; left out when s is NULL (the reader takes a missing member as null,
+ * and a shorter document is read faster). */
 static void jstr(JsonBuilder *jb, const char *name, const char *s)
 {
-	json_builder_set_member_name(jb, name);
 	if (s == NULL)
-		json_builder_add_null_value(jb);
-	else
-		jtext(jb, s);
+		return;
+	json_builder_set_member_name(jb, name);
+	jtext(jb, s);
 }
 
 static void jint(JsonBuilder *jb, const char *name, gint64 v)
@@ -329,20 +330,28 @@ static unsigned jaddr_list(JsonBuilder *jb, InternetAddressList *l, int depth, u
 	return count;
 }
 
-/* The address header name as an array (null when missing or without any address). */
-static bool jaddr_header(JsonBuilder *jb, const char *member, GMimeObject *obj, const char *name)
+/* The address field name as member (left out when missing or without an address, unless
+ * keep_null: then null). */
+static void jaddr_header(JsonBuilder *jb, const char *member, GMimeObject *obj, const char *name,
+                         bool keep_null)
 {
 	char *raw = raw_header(obj, name);
-	json_builder_set_member_name(jb, member);
 	if (raw == NULL) {
-		json_builder_add_null_value(jb);
-		return false;
+		if (keep_null) {
+			json_builder_set_member_name(jb, member);
+			json_builder_add_null_value(jb);
+		}
+		return;
 	}
 	char *hidden = ew_hide(raw);
 	InternetAddressList *l = internet_address_list_parse(NULL, hidden);
 	if (l == NULL || internet_address_list_length(l) == 0) {
-		json_builder_add_null_value(jb);
+		if (keep_null) {
+			json_builder_set_member_name(jb, member);
+			json_builder_add_null_value(jb);
+		}
 	} else {
+		json_builder_set_member_name(jb, member);
 		json_builder_begin_array(jb);
 		jaddr_list(jb, l, 0, 0);
 		json_builder_end_array(jb);
@@ -351,7 +360,6 @@ static bool jaddr_header(JsonBuilder *jb, const char *member, GMimeObject *obj, 
 		g_object_unref(l);
 	free(hidden);
 	free(raw);
-	return true;
 }
 
 /* ENVELOPE of a message (its header fields, raw): "envelope" member. */
@@ -361,20 +369,20 @@ static void jenvelope(JsonBuilder *jb, GMimeObject *msg)
 	json_builder_begin_object(jb);
 	jraw(jb, "date", msg, "Date");
 	jraw(jb, "subject", msg, "Subject");
-	jaddr_header(jb, "from", msg, "From");
+	jaddr_header(jb, "from", msg, "From", false);
 	/* Sender and Reply-To default to From (RFC 3501 7.4.2): "sender"/"reply_to" are left
 	 * out when their field is missing or empty, and the reader uses "from". */
 	char *v = raw_header(msg, "Sender");
 	if (v != NULL)
-		jaddr_header(jb, "sender", msg, "Sender");
+		jaddr_header(jb, "sender", msg, "Sender", true);
 	free(v);
 	v = raw_header(msg, "Reply-To");
 	if (v != NULL)
-		jaddr_header(jb, "reply_to", msg, "Reply-To");
+		jaddr_header(jb, "reply_to", msg, "Reply-To", true);
 	free(v);
-	jaddr_header(jb, "to", msg, "To");
-	jaddr_header(jb, "cc", msg, "Cc");
-	jaddr_header(jb, "bcc", msg, "Bcc");
+	jaddr_header(jb, "to", msg, "To", false);
+	jaddr_header(jb, "cc", msg, "Cc", false);
+	jaddr_header(jb, "bcc", msg, "Bcc", false);
 	jraw(jb, "in_reply_to", msg, "In-Reply-To");
 	jraw(jb, "message_id", msg, "Message-ID");
 	json_builder_end_object(jb);
@@ -426,9 +434,9 @@ static gint64 walk_object(struct walk *w, GMimeObject *obj, int depth, gint64 hd
 	jstr(jb, "type", ct != NULL ? g_mime_content_type_get_media_type(ct) : "text");
 	jstr(jb, "subtype", ct != NULL ? g_mime_content_type_get_media_subtype(ct) : "plain");
 	jparams(jb, "params", ct != NULL ? g_mime_content_type_get_parameters(ct) : NULL);
-	json_builder_set_member_name(jb, "disposition");
 	char *draw = cd != NULL ? raw_header(obj, "Content-Disposition") : NULL;
 	if (draw != NULL) {
+		json_builder_set_member_name(jb, "disposition");
 		char *semi = strchr(draw, ';');
 		if (semi != NULL)
 			*semi = '\0';
@@ -437,8 +445,6 @@ static gint64 walk_object(struct walk *w, GMimeObject *obj, int depth, gint64 hd
 		jstr(jb, "type", draw);
 		jparams(jb, "params", g_mime_content_disposition_get_parameters(cd));
 		json_builder_end_object(jb);
-	} else {
-		json_builder_add_null_value(jb);
 	}
 	free(draw);
 	jraw(jb, "id", obj, "Content-ID");
