@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *json = (const char *)data + (lf != NULL ? spec_len + 1 : 0);
 	size_t json_len = size - (lf != NULL ? spec_len + 1 : 0);
 
-	struct imap_bs bs;
+	struct imap_bs bs = {0};
 	if (imap_bs_parse(&bs, json, json_len) == 0)
 		fuzz_bs_walk(&bs, NULL, 1 << 20, mode, (const char *)data, spec_len);
 	imap_bs_free(&bs);

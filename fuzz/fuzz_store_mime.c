@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct store_mime_info info;
 	if (store_mime_parse_mem(msg, msg_len, &info) < 0 || info.json == NULL)
 		abort();
-	struct imap_bs bs;
+	struct imap_bs bs = {0};
 	if (imap_bs_parse(&bs, info.json, strlen(info.json)) < 0)
 		abort(); /* delivery wrote what FETCH cannot read */
 	fuzz_bs_walk(&bs, msg, msg_len, mode, (const char *)data, spec_len);

@@ -10,10 +10,13 @@
 
 int imap_bs_parse(struct imap_bs *bs, const char *json, size_t len)
 {
-	memset(bs, 0, sizeof(*bs));
+	bs->root = NULL;
 	if (json == NULL || len == 0 || len > IMAP_BS_MAX_JSON)
 		return -EINVAL;
-	bs->parser = json_parser_new_immutable();
+	/* A parser is kept from one message to the next: making one costs about as much as
+	 * parsing a small structure. */
+	if (bs->parser == NULL)
+		bs->parser = json_parser_new_immutable();
 	if (!json_parser_load_from_data(bs->parser, json, (gssize)len, NULL))
 		return -EINVAL;
 	JsonNode *root = json_parser_get_root(bs->parser);

@@ -23,9 +23,11 @@ struct imap_bs {
 };
 
 /*
- * Parses the stored form json[0..len). Returns 0, or -EINVAL when it is not a structure
- * this version wrote ("v" missing or different: stores from before, see the migration in
- * storage/sqlite/store_schema.c). Free with imap_bs_free, also after an error.
+ * Parses the stored form json[0..len) into bs, which is zeroed before its first use and
+ * may be parsed into again (the tree before is replaced, its nodes are no longer valid).
+ * Returns 0, or -EINVAL when it is not a structure this version wrote ("v" missing or
+ * different: stores from before, see the migration in storage/sqlite/store_schema.c);
+ * bs->root is NULL then. Free with imap_bs_free, also after an error.
  */
 int imap_bs_parse(struct imap_bs *bs, const char *json, size_t len);
 void imap_bs_free(struct imap_bs *bs);

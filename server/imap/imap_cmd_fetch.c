@@ -57,9 +57,11 @@ struct fetch_op {
 	 * the end of the range. Such a FETCH never parses nor holds a message whole. */
 	const struct fetch_item *stream_it;
 	uint64_t stream_off, stream_end;
-	size_t batch_n;  /* messages in the running store_content_read_batch */
-	struct buf *out; /* emit() appends here instead of writing, when set */
-	bool vanished;   /* UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 3.2.6 */
+	size_t batch_n;     /* messages in the running store_content_read_batch */
+	bool batch_content; /* store_message_structures brings whole contents too */
+	bool single;        /* the next message does not fit a batch: on its own */
+	struct buf *out;    /* emit() appends here instead of writing, when set */
+	bool vanished;      /* UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 3.2.6 */
 	struct store_uid_range *ranges;
 	size_t n_ranges;
 };
@@ -289,7 +291,6 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct fetch_item *str
 /* Forgets the message just formatted and goes on with the next. */
 static void message_done(struct fetch_op *op)
 {
-	imap_bs_free(&op->bs);
 	for (size_t i = 0; i < op->n_items; i++)
 		buf_free(&op->sec_data[i]);
 	op->next++;
@@ -361,6 +362,95 @@ static void structure_got(void *ctx, int rc, struct store_result *res)
 	}
 	op->sec_next = 0;
 	section_read(op);
+}
+
+/* Formats one message of a structures batch: data is its whole content, or NULL when no
+ * section needs bytes. Writes to op->out. */
+static void batch_format(struct fetch_op *op, uint32_t seq, const struct store_msg *m,
+                         const char *data)
+{
+	const char *json = m->mime_json;
+	imap_bs_parse(&op->bs, json, json != NULL ? strlen(json) : 0);
+	for (size_t i = 0; i < op->n_items; i++) {
+		buf_init(&op->sec_data[i], SIZE_MAX);
+		if (op->items[i].kind != FI_SECTION)
+			continue;
+		op->sec_rc[i] = imap_section_range(&op->bs, &op->items[i].sec, m->size,
+		                                   &op->sec_off[i], &op->sec_len[i]);
+		if (op->sec_rc[i] == 0 && data != NULL)
+			buf_append(&op->sec_data[i], data + op->sec_off[i], (size_t)op->sec_len[i]);
+	}
+	emit(op, seq, NULL, 0, NULL);
+	for (size_t i = 0; i < op->n_items; i++)
+		buf_free(&op->sec_data[i]);
+}
+
+static void structs_got(void *ctx, int rc, struct store_result *res)
+{
+	struct fetch_op *op = ctx;
+	struct imap_client *cl = op->cl;
+	if (!imap_async_end(cl))
+		return;
+	size_t n = op->batch_n, done = 0;
+	if (rc == 0) {
+		struct buf o;
+		buf_init(&o, SIZE_MAX);
+		op->out = &o;
+		size_t j = 0, data_off = 0;
+		for (size_t k = 0; k < n; k++) {
+			uint32_t seq = op->seqs[op->next + k];
+			if (j >= res->n_msgs) /* did not fit: the rest goes in the next batch */
+				break;
+			done = k + 1;
+			if (res->msgs[j].uid != cl->msgs[seq - 1].uid)
+				continue; /* expunged meanwhile: skipped */
+			batch_format(op, seq, &res->msgs[j],
+			             op->batch_content ? (const char *)res->data + data_off : NULL);
+			if (op->batch_content)
+				data_off += (size_t)res->msgs[j].size;
+			j++;
+		}
+		op->out = NULL;
+		conn_write(cl->c, o.data, o.len);
+		buf_free(&o);
+		if (done == 0)
+			op->single = true; /* its structure and content together are too big */
+	}
+	op->next += rc < 0 ? n : done; /* a failed read skips the batch */
+	fetch_next(op);
+}
+
+/* The structures of messages from op->next in one store read, with their contents when a
+ * section needs bytes and they are small; 0 when started, -E2BIG when the next message
+ * is too big for that (it goes on its own, reading only its ranges). */
+static int structs_start(struct fetch_op *op)
+{
+	struct imap_client *cl = op->cl;
+	bool bytes = false;
+	for (size_t i = 0; i < op->n_items; i++)
+		bytes = bytes || op->items[i].kind == FI_SECTION;
+	uint32_t uids[512];
+	size_t n = 0;
+	uint64_t total = 0;
+	while (op->next + n < op->n_seqs && n < 512) {
+		const struct imap_msg *m = &cl->msgs[op->seqs[op->next + n] - 1];
+		/* Half the read for contents: the structures take the rest. */
+		if (bytes && m->size > CHUNK / 2 - total)
+			break;
+		uids[n++] = m->uid;
+		total += bytes ? m->size : 0;
+	}
+	if (n == 0)
+		return -E2BIG;
+	op->batch_n = n;
+	op->batch_content = bytes;
+	imap_async_begin(cl);
+	if (store_message_structures(imap_store(cl), cl->mailbox_id, uids, n, CHUNK, bytes,
+	                             structs_got, op) == 0)
+		return 0;
+	conn_release(cl->c);
+	op->next += n;
+	return -EIO;
 }
 
 static void seen_stored(void *ctx, int rc, struct store_result *res)
@@ -601,6 +691,14 @@ static void fetch_next(struct fetch_op *op)
 			op->next++;
 			continue;
 		}
+		if (!op->single) {
+			int rc = structs_start(op);
+			if (rc == 0)
+				return;
+			if (rc == -EIO)
+				continue;
+		}
+		op->single = false;
 		imap_async_begin(cl);
 		if (store_message_get(imap_store(cl), cl->mailbox_id, cl->msgs[seq - 1].uid,
 		                      structure_got, op) == 0)

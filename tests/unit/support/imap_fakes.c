@@ -26,6 +26,16 @@ __attribute__((weak)) int store_message_get(struct store *s, int64_t mailbox_id,
 	abort();
 }
 
+__attribute__((weak)) int store_message_structures(struct store *s, int64_t mailbox_id,
+                                                   const uint32_t *uids, size_t n, size_t max_total,
+                                                   bool with_content, store_cb *cb, void *ctx)
+{
+	(void)s, (void)mailbox_id, (void)uids, (void)n, (void)max_total, (void)with_content;
+	(void)cb, (void)ctx;
+	fprintf(stderr, "imap_fakes: %s reached\n", __func__);
+	abort();
+}
+
 __attribute__((weak)) int store_content_read_batch(struct store *s, int64_t mailbox_id,
                                                    const uint32_t *uids, size_t n, size_t max_total,
                                                    store_cb *cb, void *ctx)

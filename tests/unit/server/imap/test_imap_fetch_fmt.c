@@ -59,7 +59,7 @@ static void stored(struct imap_bs *bs, const char *msg, size_t len)
 
 static char *fmt(void (*f)(struct buf *, const struct imap_bs *), const char *msg)
 {
-	struct imap_bs bs;
+	struct imap_bs bs = {0};
 	struct buf o;
 	buf_init(&o, 1 << 20);
 	stored(&bs, msg, strlen(msg));
@@ -215,7 +215,7 @@ Test(imap_fetch_fmt, nested_bodystructure)
 
 static char *section(const char *msg, const char *spec)
 {
-	struct imap_bs b;
+	struct imap_bs b = {0};
 	struct imap_section sec;
 	struct buf o;
 	buf_init(&o, 1 << 20);
@@ -338,7 +338,7 @@ Test(imap_fetch_fmt, deep_nesting_bounded)
 		buf_printf(&msg, "Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n", i,
 		           i);
 	buf_append_str(&msg, "\r\nx\r\n");
-	struct imap_bs b;
+	struct imap_bs b = {0};
 	stored(&b, msg.data, msg.len);
 	struct buf o;
 	buf_init(&o, 1 << 22);
@@ -386,12 +386,12 @@ Test(imap_fetch_fmt, stored_form_refused)
 	static const char *const bad[] = {
 	    "", "{", "[]", "{\"type\":\"text\"}", "{\"v\":1}", "{\"v\":\"2\"}", "nul"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct imap_bs b;
+		struct imap_bs b = {0};
 		cr_expect_lt(imap_bs_parse(&b, bad[i], strlen(bad[i])), 0, "%s", bad[i]);
 		imap_bs_free(&b);
 	}
 	/* Wrong types read as missing. */
-	struct imap_bs b;
+	struct imap_bs b = {0};
 	const char *odd = "{\"v\":2,\"type\":3,\"parts\":{},\"envelope\":[],\"body_length\":-4}";
 	cr_assert_eq(imap_bs_parse(&b, odd, strlen(odd)), 0);
 	struct buf o;
