@@ -1,7 +1,8 @@
 """FETCH of a part reads that part, not the message: a 20 MB message whose second part is
 small, fetched by part, by MIME header and by structure. The answers are byte exact, and
-the daemon's peak RSS (VmHWM, reset through /proc/PID/clear_refs just before) grows by far
-less than the message (it grew by the whole message when FETCH loaded it to parse it).
+the daemon's peak RSS (VmHWM, reset through /proc/PID/clear_refs just before) grows by less
+than 16 MB (29 MB when FETCH loaded the message to parse it; about 8 MB now, which is
+SQLite walking the blob's overflow pages to the part's offset, not FETCH's buffers).
 """
 import re
 
@@ -77,8 +78,9 @@ def test_part_of_a_large_message_reads_that_part(env):
     assert b'(("Big Sender" NIL "big" "example.org"))' in flat
     assert b"Subject: twenty megabytes\r\n\r\n" in flat
     grown = peak_kib(pid) - before
+    print("peak RSS growth for the part: %d KiB" % grown)
     if not harness.sanitized():
-        assert grown < 8 * 1024, "peak RSS grew by %d KiB for a small part" % grown
+        assert grown < 16 * 1024, "peak RSS grew by %d KiB for a small part" % grown
     # The big part itself is still whole and exact.
     typ, data = m.fetch("1", "(BODY.PEEK[1]<0.100> BODY.PEEK[1]<%d.100>)" % (env.body1_len - 50))
     got = [d[1] for d in data if isinstance(d, tuple)]
