@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "storage/sqlite/store_private.h"
-#include "tests/unit/storage/store_test_util.h"
+#include "tests/unit/support/store_test_util.h"
 
 /* One integer of the stored structure of msg, by SQLite JSON path. */
 static long long stored_int(const char *msg, const char *path)
