@@ -256,6 +256,15 @@ int store_message_headers(struct store *s, int64_t mailbox_id, store_cb *cb, voi
 	return s->backend->message_headers(s->impl, mailbox_id, cb, ctx);
 }
 
+int store_message_structures(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                             size_t max_total, bool with_content, store_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->message_structures(s->impl, mailbox_id, uids, n, max_total, with_content,
+	                                      cb, ctx);
+}
+
 int store_content_read_batch(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
                              size_t max_total, store_cb *cb, void *ctx)
 {

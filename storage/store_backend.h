@@ -60,6 +60,8 @@ struct store_backend {
 	                    void *ctx);
 	int (*message_get)(void *impl, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx);
 	int (*message_headers)(void *impl, int64_t mailbox_id, store_cb *cb, void *ctx);
+	int (*message_structures)(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
+	                          size_t max_total, bool with_content, store_cb *cb, void *ctx);
 	int (*content_read_batch)(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
 	                          size_t max_total, store_cb *cb, void *ctx);
 	int (*content_read)(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset,
@@ -143,5 +145,18 @@ void store_async_change(struct store_async *a, store_change_fn *fn, void *fn_ctx
 /* Runs everything queued and stops the thread. With a poster, the posted functions may
  * still be pending on the loop: the caller keeps the poster alive until they ran. */
 void store_async_free(struct store_async *a);
+
+/* What IMAP needs from a message, computed once at delivery with GMime (store_mime.c;
+ * every backend stores the same form, docs/storage.md): the MIME structure as JSON, the
+ * decoded header fields SEARCH uses and the decoded text for the text index. */
+struct store_mime_info {
+	char *json;
+	char *from, *to, *cc, *subject, *message_id;
+	int64_t date;
+	char *text; /* decoded text for the text index, bounded */
+};
+int store_mime_parse_mem(const void *data, size_t size, struct store_mime_info *info);
+int store_mime_parse_file(const char *path, struct store_mime_info *info);
+void store_mime_info_clear(struct store_mime_info *info);
 
 #endif

@@ -229,6 +229,10 @@ FAULT_OP(message_get, (void *impl, int64_t mailbox_id, uint32_t uid, store_cb *c
          (f->inner, mailbox_id, uid, cb, ctx))
 FAULT_OP(message_headers, (void *impl, int64_t mailbox_id, store_cb *cb, void *ctx),
          (f->inner, mailbox_id, cb, ctx))
+FAULT_OP(message_structures,
+         (void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n, size_t max_total,
+          bool with_content, store_cb *cb, void *ctx),
+         (f->inner, mailbox_id, uids, n, max_total, with_content, cb, ctx))
 FAULT_OP(content_read_batch,
          (void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n, size_t max_total,
           store_cb *cb, void *ctx),
@@ -313,6 +317,7 @@ const struct store_backend store_backend_fault = {
     .message_list = fault_message_list,
     .message_get = fault_message_get,
     .message_headers = fault_message_headers,
+    .message_structures = fault_message_structures,
     .content_read_batch = fault_content_read_batch,
     .content_read = fault_content_read,
     .flags_store = fault_flags_store,

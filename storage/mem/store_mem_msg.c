@@ -442,17 +442,6 @@ static char *header_value(const unsigned char *msg, size_t size, const char *nam
 	return NULL;
 }
 
-static size_t header_end(const unsigned char *msg, size_t size)
-{
-	for (size_t i = 0; i + 1 < size; i++) {
-		if (msg[i] == '\n' && msg[i + 1] == '\n')
-			return i + 2;
-		if (msg[i] == '\n' && i + 2 < size && msg[i + 1] == '\r' && msg[i + 2] == '\n')
-			return i + 3;
-	}
-	return size;
-}
-
 static void headers_fill(const struct mem_content *c, struct store_msg *out)
 {
 	out->hdr_from = header_value(c->data, c->size, "From");
@@ -461,6 +450,19 @@ static void headers_fill(const struct mem_content *c, struct store_msg *out)
 	out->hdr_subject = header_value(c->data, c->size, "Subject");
 	out->hdr_message_id = header_value(c->data, c->size, "Message-ID");
 	out->hdr_date = 0;
+}
+
+/* The stored MIME structure, computed as delivery does for SQLite (store_mime.c). */
+static char *mem_structure(const struct mem_content *c)
+{
+	struct store_mime_info info = {0};
+	char *json = NULL;
+	if (store_mime_parse_mem(c->data, c->size, &info) == 0) {
+		json = info.json;
+		info.json = NULL;
+	}
+	store_mime_info_clear(&info);
+	return json;
 }
 
 int mem_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx)
@@ -474,15 +476,7 @@ int mem_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_cb
 		struct store_msg *o = msg_push(&res);
 		msg_fill(e, o);
 		headers_fill(e->content, o);
-		/* No MIME parsing here: the whole message is one text/plain part. */
-		size_t body = header_end(e->content->data, e->content->size);
-		o->mime_json = xasprintf(
-		    "{\"type\":\"text\",\"subtype\":\"plain\",\"params\":{\"charset\":\"us-ascii\"}"
-		    ","
-		    "\"disposition\":null,\"id\":null,\"header_offset\":0,\"header_count\":0,"
-		    "\"encoding\":\"7bit\",\"description\":null,\"body_offset\":%zu,"
-		    "\"body_length\":%zu}",
-		    body, e->content->size - body);
+		o->mime_json = mem_structure(e->content);
 	}
 	mem_done(m, cb, ctx, e != NULL ? 0 : -ENOENT, &res, false);
 	pthread_mutex_unlock(&m->lock);
@@ -500,6 +494,48 @@ int mem_store_message_headers(void *impl, int64_t mailbox_id, store_cb *cb, void
 		msg_fill(&mb->entries[i], o);
 		headers_fill(mb->entries[i].content, o);
 	}
+	mem_done(m, cb, ctx, 0, &res, false);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int mem_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                                 size_t max_total, bool with_content, store_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_result res = {0};
+	if (n == 0 || max_total == 0 || max_total > MEM_READ_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
+	size_t total = 0, data_len = 0;
+	res.msgs = xcalloc(n, sizeof(*res.msgs));
+	if (with_content)
+		res.data = xmalloc(max_total + 1);
+	for (size_t i = 0; mb != NULL && i < n; i++) {
+		struct mem_entry *e = entry_by_uid(mb, uids[i]);
+		if (e == NULL)
+			continue;
+		char *json = mem_structure(e->content);
+		size_t jlen = json != NULL ? strlen(json) : 0;
+		size_t need = jlen + (with_content ? e->content->size : 0);
+		/* As SQLite does: stop where the next one does not fit; the caller asks again. */
+		if (need > max_total - total && (res.n_msgs > 0 || with_content)) {
+			free(json);
+			break;
+		}
+		struct store_msg *o = &res.msgs[res.n_msgs++];
+		o->uid = e->uid;
+		o->size = e->content->size;
+		o->content_id = e->content->id;
+		o->mime_json = json;
+		if (with_content) {
+			memcpy(res.data + data_len, e->content->data, e->content->size);
+			data_len += e->content->size;
+		}
+		total += need < max_total - total ? need : max_total - total;
+	}
+	res.data_len = data_len;
 	mem_done(m, cb, ctx, 0, &res, false);
 	pthread_mutex_unlock(&m->lock);
 	return 0;

@@ -311,9 +311,10 @@ out:
 	return rc;
 }
 
-int store_message_structures(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                             size_t max_total, bool with_content, store_cb *cb, void *ctx)
+int sqlite_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                                    size_t max_total, bool with_content, store_cb *cb, void *ctx)
 {
+	struct sqlite_store *s = impl;
 	if (n == 0 || max_total == 0 || max_total > STORE_READ_MAX)
 		return -EINVAL;
 	struct structs_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, structs_run, cb, ctx);

@@ -220,6 +220,8 @@ int sqlite_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_s
                               void *ctx);
 int sqlite_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx);
 int sqlite_store_message_headers(void *impl, int64_t mailbox_id, store_cb *cb, void *ctx);
+int sqlite_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                                    size_t max_total, bool with_content, store_cb *cb, void *ctx);
 int sqlite_store_content_read_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
                                     size_t max_total, store_cb *cb, void *ctx);
 int sqlite_store_content_read(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset,
@@ -305,17 +307,6 @@ int store_entry_add(struct store_conn *c, struct store_job *job, int64_t mailbox
                     int64_t internal_date, uint32_t *uid_r);
 /* UID ranges, copied for a job. */
 struct store_uid_range *store_ranges_dup(const struct store_uid_range *r, size_t n);
-
-/* store_mime.c: what IMAP needs, parsed from the message once at delivery. */
-struct store_mime_info {
-	char *json;
-	char *from, *to, *cc, *subject, *message_id;
-	int64_t date;
-	char *text; /* decoded text for the FTS index, bounded */
-};
-int store_mime_parse_mem(const void *data, size_t size, struct store_mime_info *info);
-int store_mime_parse_file(const char *path, struct store_mime_info *info);
-void store_mime_info_clear(struct store_mime_info *info);
 
 /* store_deliver.c: one message delivered as part of a write job (store_deliver's own job,
  * and the relay's bounces in store_relay.c). req and keywords are set by the caller
