@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/log.h"
 #include "common/xmalloc.h"
 #include "server/imap/imap_fetch_fmt.h"
 #include "server/imap/imap_bodystruct.h"
@@ -41,6 +42,9 @@ struct fetch_op {
 	struct fetch_item items[64];
 	size_t n_items;
 	bool need_content, set_seen;
+	/* A store failure other than a message expunged meanwhile (-ENOENT): the messages it
+	 * concerned are left out and the FETCH ends in NO instead of OK. */
+	int store_rc;
 	uint64_t changedsince;
 	uint32_t *seqs;
 	size_t n_seqs, next;
@@ -288,6 +292,16 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct fetch_item *str
 	buf_free(&o);
 }
 
+/* Notes a store failure (an expunged message, -ENOENT, is no failure: it is skipped). */
+static void fetch_failed(struct fetch_op *op, int rc)
+{
+	if (rc < 0 && rc != -ENOENT && op->store_rc == 0) {
+		op->store_rc = rc;
+		log_event(LOGL_ERROR, "session=%s event=store_error op=fetch errno=%d",
+		          conn_id(op->cl->c), -rc);
+	}
+}
+
 /* Forgets the message just formatted and goes on with the next. */
 static void message_done(struct fetch_op *op)
 {
@@ -305,6 +319,7 @@ static void section_got(void *ctx, int rc, struct store_result *res)
 	if (!imap_async_end(op->cl))
 		return;
 	if (rc < 0) {
+		fetch_failed(op, rc);
 		message_done(op); /* expunged meanwhile: skipped */
 		return;
 	}
@@ -333,6 +348,7 @@ static void section_read(struct fetch_op *op)
 			return;
 		conn_release(cl->c);
 		op->sec_rc[i] = -EIO;
+		fetch_failed(op, -EIO);
 	}
 	emit(op, seq, NULL, 0, NULL);
 	message_done(op);
@@ -346,6 +362,7 @@ static void structure_got(void *ctx, int rc, struct store_result *res)
 	if (!imap_async_end(cl))
 		return;
 	if (rc < 0 || res->n_msgs == 0) {
+		fetch_failed(op, rc);
 		message_done(op); /* expunged meanwhile: skipped */
 		return;
 	}
@@ -416,6 +433,7 @@ static void structs_got(void *ctx, int rc, struct store_result *res)
 		if (done == 0)
 			op->single = true; /* its structure and content together are too big */
 	}
+	fetch_failed(op, rc);
 	op->next += rc < 0 ? n : done; /* a failed read skips the batch */
 	fetch_next(op);
 }
@@ -449,8 +467,19 @@ static int structs_start(struct fetch_op *op)
 	                             structs_got, op) == 0)
 		return 0;
 	conn_release(cl->c);
+	fetch_failed(op, -EIO);
 	op->next += n;
 	return -EIO;
+}
+
+/* The tagged answer: NO when the store failed for some message (RFC 3501 6.4.5: the data
+ * could not be fetched; the client may try again), else OK. */
+static void fetch_finish(struct fetch_op *op)
+{
+	if (op->store_rc < 0)
+		imap_done(op->cl, "NO", "[SERVERBUG] Some messages could not be read, try again");
+	else
+		imap_done(op->cl, "OK", "FETCH completed");
 }
 
 static void seen_stored(void *ctx, int rc, struct store_result *res)
@@ -465,7 +494,8 @@ static void seen_stored(void *ctx, int rc, struct store_result *res)
 		if (s > 0)
 			imap_snapshot_mut(cl, s)->modseq = res->msgs[i].modseq;
 	}
-	imap_done(cl, "OK", "FETCH completed");
+	fetch_failed(op, rc);
+	fetch_finish(op);
 }
 
 /*
@@ -544,6 +574,7 @@ static void stream_small(void *ctx, int rc, struct store_result *res)
 	if (!imap_async_end(cl))
 		return;
 	uint32_t seq = op->seqs[op->next];
+	fetch_failed(op, rc);
 	if (rc == 0) {
 		/* A message that shrank (cannot happen: content is immutable) is sent as it is. */
 		uint64_t n = res->data_len < op->stream_end - op->stream_off
@@ -599,6 +630,7 @@ static void batch_got(void *ctx, int rc, struct store_result *res)
 		conn_write(cl->c, o.data, o.len);
 		buf_free(&o);
 	}
+	fetch_failed(op, rc);
 	op->next += done > 0 ? done : n; /* a failed read skips the batch */
 	fetch_next(op);
 }
@@ -626,6 +658,7 @@ static int batch_start(struct fetch_op *op)
 	                             op) == 0)
 		return 0;
 	conn_release(cl->c);
+	fetch_failed(op, -EIO);
 	op->next += n;
 	return -EIO;
 }
@@ -704,6 +737,7 @@ static void fetch_next(struct fetch_op *op)
 		                      structure_got, op) == 0)
 			return;
 		conn_release(cl->c);
+		fetch_failed(op, -EIO);
 		op->next++;
 	}
 	if (op->n_seen > 0) {
@@ -717,8 +751,9 @@ static void fetch_next(struct fetch_op *op)
 		if (rc == 0)
 			return;
 		conn_release(cl->c);
+		fetch_failed(op, rc);
 	}
-	imap_done(cl, "OK", "FETCH completed");
+	fetch_finish(op);
 }
 
 static void vanished_got(void *ctx, int rc, struct store_result *res)

@@ -34,7 +34,15 @@ struct search_op {
 	char **raw;
 	size_t *raw_len;
 	size_t raw_next, raw_n;
+	/* A store failure: the answer is NO, never an incomplete list of hits. */
+	int store_rc;
 };
+
+static void search_failed(struct search_op *op, int rc)
+{
+	if (rc < 0 && op->store_rc == 0)
+		op->store_rc = rc;
+}
 
 static void search_free(void *p)
 {
@@ -79,6 +87,10 @@ static const struct search_hdr *hdr_of(const struct search_op *op, uint32_t uid)
 static void search_finish(struct search_op *op)
 {
 	struct imap_client *cl = op->cl;
+	if (op->store_rc < 0) {
+		imap_done(cl, "NO", "[SERVERBUG] SEARCH failed, try again");
+		return;
+	}
 	uint32_t max_uid = cl->n_msgs > 0 ? cl->msgs[cl->n_msgs - 1].uid : 0;
 	uint32_t *hits = xmalloc((cl->n_msgs + 1) * sizeof(uint32_t));
 	size_t nh = 0;
@@ -164,6 +176,8 @@ static void raw_read(void *ctx, int rc, struct store_result *res)
 	struct search_op *op = ctx;
 	if (!imap_async_end(op->cl))
 		return;
+	if (rc != -ENOENT) /* expunged meanwhile: it matches nothing */
+		search_failed(op, rc);
 	if (rc == 0 && res->data_len > 0) {
 		const char *d = (const char *)res->data;
 		size_t len = res->data_len;
@@ -188,6 +202,7 @@ static void raw_next(struct search_op *op)
 		                       0, HDR_MAX, raw_read, op) == 0)
 			return;
 		conn_release(cl->c);
+		search_failed(op, -EIO);
 		op->raw_next++;
 	}
 	search_finish(op);
@@ -222,6 +237,7 @@ static void text_found(void *ctx, int rc, struct store_result *res)
 	free(t);
 	if (!imap_async_end(op->cl))
 		return;
+	search_failed(op, rc);
 	if (rc == 0 && res->n_uids > 0) {
 		k->uids = xmalloc(res->n_uids * sizeof(uint32_t));
 		memcpy(k->uids, res->uids, res->n_uids * sizeof(uint32_t));
@@ -244,6 +260,7 @@ static void start_text(struct imap_search_key *k, void *ctx)
 		conn_release(op->cl->c);
 		free(t);
 		op->text_pending--;
+		search_failed(op, -EIO);
 	}
 }
 
@@ -260,6 +277,7 @@ static void headers_got(void *ctx, int rc, struct store_result *res)
 	struct search_op *op = ctx;
 	if (!imap_async_end(op->cl))
 		return;
+	search_failed(op, rc);
 	if (rc == 0 && res->n_msgs > 0) {
 		op->hdrs = xcalloc(res->n_msgs, sizeof(*op->hdrs));
 		for (size_t i = 0; i < res->n_msgs; i++) {
@@ -297,6 +315,7 @@ void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		if (store_message_headers(imap_store(cl), cl->mailbox_id, headers_got, op) == 0)
 			return;
 		conn_release(cl->c);
+		search_failed(op, -EIO);
 	}
 	start_texts(op);
 }

@@ -275,6 +275,10 @@ static void copy_dst(void *ctx, int rc, struct store_result *res)
 	struct imap_client *cl = op->cl;
 	if (!imap_async_end(cl))
 		return;
+	if (rc < 0 && rc != -ENOENT) { /* the store failed: the mailbox may well exist */
+		imap_done(cl, "NO", "[SERVERBUG] Store error, try again");
+		return;
+	}
 	if (rc < 0 || res->n_mailboxes != 1) {
 		imap_done(cl, "NO", "[TRYCREATE] No such mailbox");
 		return;
