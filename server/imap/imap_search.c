@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "common/xmalloc.h"
-#include "server/imap/imap_mime.h"
+#include "server/imap/imap_header.h"
 #include "server/imap/imap_search.h"
 #include "storage/store.h"
 
@@ -391,9 +391,9 @@ static int64_t sent_date(const struct imap_search_msg *m)
 {
 	const char *v;
 	size_t vl;
-	if (m->hdr == NULL || !imap_mime_header(m->hdr, m->hdr_len, "Date", &v, &vl))
+	if (m->hdr == NULL || !imap_header_find(m->hdr, m->hdr_len, "Date", &v, &vl))
 		return 0;
-	char *d = imap_mime_unfold(v, vl);
+	char *d = imap_header_unfold(v, vl);
 	struct tm tm = {0};
 	const char *p = d;
 	const char *comma = strchr(d, ',');
@@ -482,7 +482,7 @@ bool imap_search_match(const struct imap_search_key *k, const struct imap_search
 			return contains_ci(dv, strlen(dv), k->str) &&
 			       (dv[0] != '\0' || k->str[0] == '\0');
 		}
-		if (m->hdr == NULL || !imap_mime_header(m->hdr, m->hdr_len, k->field, &v, &vl))
+		if (m->hdr == NULL || !imap_header_find(m->hdr, m->hdr_len, k->field, &v, &vl))
 			return false;
 		return contains_ci(v, vl, k->str);
 	}

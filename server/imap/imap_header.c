@@ -1,14 +1,14 @@
 /*
- * Header fields of a header block in memory (see imap_mime.h).
+ * Header fields of a header block in memory (see imap_header.h).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "common/xmalloc.h"
-#include "server/imap/imap_mime.h"
+#include "server/imap/imap_header.h"
 
-bool imap_mime_header(const char *hdr, size_t len, const char *name, const char **val_r,
+bool imap_header_find(const char *hdr, size_t len, const char *name, const char **val_r,
                       size_t *vlen_r)
 {
 	size_t nl = strlen(name), i = 0;
@@ -32,7 +32,7 @@ bool imap_mime_header(const char *hdr, size_t len, const char *name, const char 
 	return false;
 }
 
-char *imap_mime_unfold(const char *val, size_t len)
+char *imap_header_unfold(const char *val, size_t len)
 {
 	char *o = xmalloc(len + 1);
 	size_t n = 0;
