@@ -46,7 +46,9 @@ int relay_dns_new(uv_loop_t *loop, char *const *servers, size_t n, struct relay_
 void relay_dns_close(struct relay_dns *dns);
 
 /* Once. On OK, mx (n >= 1, hosts "" for the root) is the callback's: relay_mx_free. On
- * other statuses, error is a short reason ("timeout", "server failure"). */
+ * other statuses, error is a short reason ("timeout", "server failure"). Every error of
+ * both callbacks is a static string: a caller may keep the pointer past the call (the next
+ * hops keep each host's reason until the last answer). */
 typedef void relay_dns_mx_cb(void *ctx, enum relay_dns_status st, const char *error,
                              struct relay_mx *mx, size_t n);
 /* Once. On OK, addrs (1 to RELAY_DNS_ADDRS_MAX, port 0) are borrowed for the call. */
