@@ -240,3 +240,30 @@ def test_header_items_of_a_large_message(env):
     typ, data = m.fetch("1", "(BODY.PEEK[HEADER])")
     assert data[0][1] == big.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
     m.logout()
+
+
+@pytest.mark.parametrize("header,expected", [
+    (b'"Real Name" <user@example.com>', b'(("Real Name" NIL "user" "example.com"))'),
+    (b"Real Name <user@example.com>", b'(("Real Name" NIL "user" "example.com"))'),
+    (b"user@example.com (Real Name)", b'(("Real Name" NIL "user" "example.com"))'),
+    (b"user@example.com", b'((NIL NIL "user" "example.com"))'),
+])
+def test_envelope_keeps_display_names_in_every_form(env, header, expected):
+    """RFC 5322 allows a quoted name, a bare phrase and a trailing comment; ENVELOPE's
+    address structure carries each as the personal name (RFC 3501 7.4.2)."""
+    c = env.imaps(USER)
+    try:
+        c.create("Names")
+        msg = (b"From: " + header + b"\r\nTo: fetcher@corp.example\r\nSubject: names\r\n"
+               b"\r\nbody\r\n")
+        typ, data = c.append("Names", None, None, msg)
+        assert typ == "OK", data
+        uid = re.search(rb"APPENDUID \d+ (\d+)", data[0]).group(1).decode()
+        c.select("Names")
+        typ, data = c.uid("FETCH", uid, "(ENVELOPE)")
+        assert typ == "OK", data
+        env_line = data[0]
+        # The From address list is the third element after date and subject.
+        assert expected in env_line, env_line
+    finally:
+        c.logout()

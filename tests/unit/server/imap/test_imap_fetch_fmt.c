@@ -403,3 +403,22 @@ Test(imap_fetch_fmt, stored_form_refused)
 	buf_free(&o);
 	imap_bs_free(&b);
 }
+
+/* Display names survive in every RFC 5322 form; a trailing comment becomes the name. */
+Test(imap_fetch_fmt, envelope_display_name_forms)
+{
+	static const char *const msgs[][2] = {
+	    {"From: \"Real Name\" <user@example.com>\r\n\r\nx\r\n",
+	     "((\"Real Name\" NIL \"user\" \"example.com\"))"},
+	    {"From: Real Name <user@example.com>\r\n\r\nx\r\n",
+	     "((\"Real Name\" NIL \"user\" \"example.com\"))"},
+	    {"From: user@example.com (Real Name)\r\n\r\nx\r\n",
+	     "((\"Real Name\" NIL \"user\" \"example.com\"))"},
+	    {"From: user@example.com\r\n\r\nx\r\n", "((NIL NIL \"user\" \"example.com\"))"},
+	};
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+		char *s = fmt(env, msgs[i][0]);
+		cr_expect(strstr(s, msgs[i][1]) != NULL, "%s -> %s", msgs[i][0], s);
+		free(s);
+	}
+}
