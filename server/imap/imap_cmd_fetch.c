@@ -402,7 +402,35 @@ static void batch_format(struct fetch_op *op, uint32_t seq, const struct store_m
 		buf_free(&op->sec_data[i]);
 }
 
-static void structs_got(void *ctx, int rc, struct store_result *res)
+/* The part of a whole message a (partial) section asks for: [*off_r, *end_r). */
+static void section_range(const struct fetch_item *it, uint64_t size, uint64_t *off_r,
+                          uint64_t *end_r)
+{
+	uint64_t off = 0, end = size;
+	if (it->sec.partial) {
+		off = it->sec.p_off < size ? it->sec.p_off : size;
+		end = it->sec.p_len < size - off ? off + it->sec.p_len : size;
+	}
+	*off_r = off;
+	*end_r = end;
+}
+
+/* One message of a batch read: data is its whole content, or NULL when none was read. */
+static void batch_one(struct fetch_op *op, uint32_t seq, const struct store_msg *m,
+                      const char *data)
+{
+	if (op->stream_it == NULL) {
+		batch_format(op, seq, m, data);
+		return;
+	}
+	uint64_t off, end;
+	section_range(op->stream_it, m->size, &off, &end);
+	emit(op, seq, op->stream_it, end - off, end > off ? data + off : "");
+}
+
+/* A batch read (structures, or whole contents of small messages) is here: formats what
+ * came, in order; what did not fit goes in the next batch. */
+static void batch_got(void *ctx, int rc, struct store_result *res)
 {
 	struct fetch_op *op = ctx;
 	struct imap_client *cl = op->cl;
@@ -414,15 +442,13 @@ static void structs_got(void *ctx, int rc, struct store_result *res)
 		buf_init(&o, SIZE_MAX);
 		op->out = &o;
 		size_t j = 0, data_off = 0;
-		for (size_t k = 0; k < n; k++) {
+		for (size_t k = 0; k < n && j < res->n_msgs; k++) {
 			uint32_t seq = op->seqs[op->next + k];
-			if (j >= res->n_msgs) /* did not fit: the rest goes in the next batch */
-				break;
 			done = k + 1;
 			if (res->msgs[j].uid != cl->msgs[seq - 1].uid)
 				continue; /* expunged meanwhile: skipped */
-			batch_format(op, seq, &res->msgs[j],
-			             op->batch_content ? (const char *)res->data + data_off : NULL);
+			batch_one(op, seq, &res->msgs[j],
+			          op->batch_content ? (const char *)res->data + data_off : NULL);
 			if (op->batch_content)
 				data_off += (size_t)res->msgs[j].size;
 			j++;
@@ -430,11 +456,13 @@ static void structs_got(void *ctx, int rc, struct store_result *res)
 		op->out = NULL;
 		conn_write(cl->c, o.data, o.len);
 		buf_free(&o);
-		if (done == 0)
+		if (done == 0 && op->stream_it == NULL)
 			op->single = true; /* its structure and content together are too big */
 	}
 	fetch_failed(op, rc);
-	op->next += rc < 0 ? n : done; /* a failed read skips the batch */
+	/* A failed read skips the batch; so does a content batch that brought nothing (its
+	 * messages were chosen to fit, so they are gone). */
+	op->next += rc < 0 || (done == 0 && op->stream_it != NULL) ? n : done;
 	fetch_next(op);
 }
 
@@ -464,7 +492,7 @@ static int structs_start(struct fetch_op *op)
 	op->batch_content = bytes;
 	imap_async_begin(cl);
 	if (store_message_structures(imap_store(cl), cl->mailbox_id, uids, n, CHUNK, bytes,
-	                             structs_got, op) == 0)
+	                             batch_got, op) == 0)
 		return 0;
 	conn_release(cl->c);
 	fetch_failed(op, -EIO);
@@ -586,55 +614,6 @@ static void stream_small(void *ctx, int rc, struct store_result *res)
 	fetch_next(op);
 }
 
-/* The part of a whole message a (partial) section asks for: [*off_r, *end_r). */
-static void section_range(const struct fetch_item *it, uint64_t size, uint64_t *off_r,
-                          uint64_t *end_r)
-{
-	uint64_t off = 0, end = size;
-	if (it->sec.partial) {
-		off = it->sec.p_off < size ? it->sec.p_off : size;
-		end = it->sec.p_len < size - off ? off + it->sec.p_len : size;
-	}
-	*off_r = off;
-	*end_r = end;
-}
-
-static void batch_got(void *ctx, int rc, struct store_result *res)
-{
-	struct fetch_op *op = ctx;
-	struct imap_client *cl = op->cl;
-	if (!imap_async_end(cl))
-		return;
-	size_t n = op->batch_n, done = 0;
-	if (rc == 0) {
-		struct buf o;
-		buf_init(&o, SIZE_MAX);
-		op->out = &o;
-		size_t j = 0, data_off = 0;
-		for (size_t k = 0; k < n; k++) {
-			uint32_t seq = op->seqs[op->next + k];
-			uint32_t uid = cl->msgs[seq - 1].uid;
-			if (j >= res->n_msgs) /* did not fit: the rest goes in the next batch */
-				break;
-			done = k + 1;
-			if (res->msgs[j].uid != uid)
-				continue; /* expunged meanwhile: skipped */
-			uint64_t size = res->msgs[j].size, off, end;
-			section_range(op->stream_it, size, &off, &end);
-			emit(op, seq, op->stream_it, end - off,
-			     end > off ? res->data + data_off + off : (const void *)"");
-			data_off += size;
-			j++;
-		}
-		op->out = NULL;
-		conn_write(cl->c, o.data, o.len);
-		buf_free(&o);
-	}
-	fetch_failed(op, rc);
-	op->next += done > 0 ? done : n; /* a failed read skips the batch */
-	fetch_next(op);
-}
-
 /* Up to a megabyte of small messages from op->next in one store read. 0 when started. */
 static int batch_start(struct fetch_op *op)
 {
@@ -653,6 +632,7 @@ static int batch_start(struct fetch_op *op)
 	if (n == 0)
 		return -E2BIG;
 	op->batch_n = n;
+	op->batch_content = true;
 	imap_async_begin(cl);
 	if (store_content_read_batch(imap_store(cl), cl->mailbox_id, uids, n, CHUNK, batch_got,
 	                             op) == 0)

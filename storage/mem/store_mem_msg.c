@@ -499,8 +499,10 @@ int mem_store_message_headers(void *impl, int64_t mailbox_id, store_cb *cb, void
 	return 0;
 }
 
-int mem_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                                 size_t max_total, bool with_content, store_cb *cb, void *ctx)
+/* One batch read serves both the structures and the contents of many small messages, as
+ * in the SQLite backend. */
+static int mem_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                     size_t max_total, bool with_mime, bool with_content, store_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
 	struct store_result res = {0};
@@ -516,7 +518,7 @@ int mem_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t 
 		struct mem_entry *e = entry_by_uid(mb, uids[i]);
 		if (e == NULL)
 			continue;
-		char *json = mem_structure(e->content);
+		char *json = with_mime ? mem_structure(e->content) : NULL;
 		size_t jlen = json != NULL ? strlen(json) : 0;
 		size_t need = jlen + (with_content ? e->content->size : 0);
 		/* As SQLite does: stop where the next one does not fit; the caller asks again. */
@@ -541,34 +543,16 @@ int mem_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t 
 	return 0;
 }
 
+int mem_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                                 size_t max_total, bool with_content, store_cb *cb, void *ctx)
+{
+	return mem_batch(impl, mailbox_id, uids, n, max_total, true, with_content, cb, ctx);
+}
+
 int mem_store_content_read_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
                                  size_t max_total, store_cb *cb, void *ctx)
 {
-	struct mem_store *m = impl;
-	struct store_result res = {0};
-	if (n == 0 || max_total == 0 || max_total > MEM_READ_MAX)
-		return -EINVAL;
-	pthread_mutex_lock(&m->lock);
-	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
-	size_t total = 0;
-	res.msgs = xcalloc(n, sizeof(*res.msgs));
-	res.data = xmalloc(max_total + 1);
-	for (size_t i = 0; mb != NULL && i < n; i++) {
-		struct mem_entry *e = entry_by_uid(mb, uids[i]);
-		if (e == NULL)
-			continue;
-		if (e->content->size > max_total - total)
-			break;
-		memcpy(res.data + total, e->content->data, e->content->size);
-		struct store_msg *o = &res.msgs[res.n_msgs++];
-		o->uid = e->uid;
-		o->size = e->content->size;
-		total += e->content->size;
-	}
-	res.data_len = total;
-	mem_done(m, cb, ctx, 0, &res, false);
-	pthread_mutex_unlock(&m->lock);
-	return 0;
+	return mem_batch(impl, mailbox_id, uids, n, max_total, false, true, cb, ctx);
 }
 
 static void content_range(const struct mem_content *c, uint64_t offset, size_t max_len,

@@ -237,7 +237,8 @@ struct structs_job {
 	uint32_t *uids;
 	size_t n;
 	size_t max_total;
-	bool with_content;
+	bool with_mime;    /* message_structures: the stored structure of each */
+	bool with_content; /* the whole content of each */
 };
 
 static void structs_job_free(struct store_job *job)
@@ -250,9 +251,11 @@ static int structs_run(struct store_conn *c, struct store_job *job)
 	struct structs_job *j = (struct structs_job *)job;
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v3(c->db,
-	                            "SELECT e.size, c.id, c.mime FROM entries e "
-	                            "JOIN contents c ON c.id = e.content_id "
-	                            "WHERE e.mailbox_id = ? AND e.uid = ?",
+	                            j->with_mime ? "SELECT e.size, c.id, c.mime FROM entries e "
+	                                           "JOIN contents c ON c.id = e.content_id "
+	                                           "WHERE e.mailbox_id = ? AND e.uid = ?"
+	                                         : "SELECT size, content_id, NULL FROM entries "
+	                                           "WHERE mailbox_id = ? AND uid = ?",
 	                            -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
 	if (rc != SQLITE_OK)
 		return store_err(c->db, rc);
@@ -311,10 +314,12 @@ out:
 	return rc;
 }
 
-int sqlite_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                                    size_t max_total, bool with_content, store_cb *cb, void *ctx)
+/* One batch read serves both the structures (FETCH BODYSTRUCTURE, sections) and the
+ * contents of many small messages (FETCH BODY[]): the same snapshot, order and limits. */
+static int structs_submit(struct sqlite_store *s, int64_t mailbox_id, const uint32_t *uids,
+                          size_t n, size_t max_total, bool with_mime, bool with_content,
+                          store_cb *cb, void *ctx)
 {
-	struct sqlite_store *s = impl;
 	if (n == 0 || max_total == 0 || max_total > STORE_READ_MAX)
 		return -EINVAL;
 	struct structs_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, structs_run, cb, ctx);
@@ -324,8 +329,21 @@ int sqlite_store_message_structures(void *impl, int64_t mailbox_id, const uint32
 	memcpy(j->uids, uids, n * sizeof(*uids));
 	j->n = n;
 	j->max_total = max_total;
+	j->with_mime = with_mime;
 	j->with_content = with_content;
 	return store_job_submit(&j->job);
+}
+
+int sqlite_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                                    size_t max_total, bool with_content, store_cb *cb, void *ctx)
+{
+	return structs_submit(impl, mailbox_id, uids, n, max_total, true, with_content, cb, ctx);
+}
+
+int sqlite_store_content_read_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
+                                    size_t max_total, store_cb *cb, void *ctx)
+{
+	return structs_submit(impl, mailbox_id, uids, n, max_total, false, true, cb, ctx);
 }
 
 static int read_run(struct store_conn *c, struct store_job *job)
