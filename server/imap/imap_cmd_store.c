@@ -14,7 +14,7 @@
 struct chg_op {
 	struct imap_client *cl;
 	bool silent, move;
-	char *dst;
+	char *dst, *reply;
 	struct store_uid_range *r;
 	size_t nr;
 	int64_t dst_id;
@@ -24,6 +24,7 @@ static void chg_free(void *p)
 {
 	struct chg_op *op = p;
 	free(op->dst);
+	free(op->reply);
 	free(op->r);
 	free(op);
 }
@@ -223,6 +224,12 @@ void imap_cmd_expunge(struct imap_client *cl, const struct imap_arg *a, size_t n
 
 /* ---- COPY / MOVE ---- */
 
+static void copy_reply(struct imap_client *cl)
+{
+	struct chg_op *op = cl->op;
+	imap_done(cl, "OK", op->reply);
+}
+
 static void copied(void *ctx, int rc, struct store_result *res)
 {
 	struct chg_op *op = ctx;
@@ -248,15 +255,30 @@ static void copied(void *ctx, int rc, struct store_result *res)
 			buf_printf(&o, "%s%u", i > 0 ? "," : "", res->uids2[i]);
 		buf_append_str(&o, "] ");
 	}
+	bool into_selected = op->dst_id == cl->mailbox_id && res->n_uids > 0;
+	/* New messages in the selected mailbox are shown before the tagged reply (RFC 3501
+	 * 5.2: size changes are sent during the command); after a MOVE's expunges the sync
+	 * in imap_done finds them. */
+	if (into_selected)
+		cl->changed = true;
 	if (!op->move) {
 		buf_append_str(&o, "COPY completed");
-		imap_done(cl, "OK", o.data);
+		if (!into_selected) {
+			imap_done(cl, "OK", o.data);
+			buf_free(&o);
+			return;
+		}
+		/* imap_done does not sync for a COPY by sequence number (no EXPUNGE may come
+		 * before its reply); the sync itself holds expunges back, and EXISTS may come. */
+		op->reply = xstrdup(o.data);
 		buf_free(&o);
+		imap_sync_then(cl, copy_reply);
 		return;
 	}
-	/* MOVE: COPYUID goes in an untagged OK, then the expunges. */
+	/* MOVE: COPYUID goes in an untagged OK (resp-text needs text after the code), then
+	 * the expunges. */
 	if (res->n_uids > 0) {
-		conn_printf(cl->c, "* OK %.*s\r\n", (int)(o.len - 1), o.data);
+		conn_printf(cl->c, "* OK %.*sMoved\r\n", (int)o.len, o.data);
 		struct store_result fake = {0};
 		fake.uids = res->uids;
 		fake.n_uids = res->n_uids;
@@ -283,9 +305,10 @@ static void copy_dst(void *ctx, int rc, struct store_result *res)
 		imap_done(cl, "NO", "[TRYCREATE] No such mailbox");
 		return;
 	}
+	op->dst_id = res->mailboxes[0].id;
 	imap_async_begin(cl);
-	rc = store_copy(imap_store(cl), cl->mailbox_id, op->r, op->nr, res->mailboxes[0].id,
-	                op->move, copied, op);
+	rc = store_copy(imap_store(cl), cl->mailbox_id, op->r, op->nr, op->dst_id, op->move, copied,
+	                op);
 	if (rc < 0)
 		fail(cl, rc);
 }

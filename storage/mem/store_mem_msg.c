@@ -794,29 +794,35 @@ int mem_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid_ra
 		rc = -EDQUOT;
 		goto out;
 	}
+	/* The UIDs first: adding to dst may grow (and move) src's entries when they are the
+	 * same mailbox, and what was added must not be copied again. */
+	uint32_t *todo = NULL;
+	size_t n_todo = 0;
+	for (size_t i = 0; i < src->n_entries; i++)
+		if (in_ranges(src->entries[i].uid, ranges, n_ranges))
+			uids_push(&todo, &n_todo, src->entries[i].uid);
 	uint64_t modseq = 0;
-	for (size_t i = 0; i < src->n_entries;) {
-		struct mem_entry *e = &src->entries[i];
-		if (!in_ranges(e->uid, ranges, n_ranges)) {
-			i++;
-			continue;
-		}
+	for (size_t k = 0; k < n_todo; k++) {
+		struct mem_entry *e = entry_by_uid(src, todo[k]);
 		uint32_t uid;
 		rc = mem_entry_add(m, dst, e->content, e->flags, e->keywords, e->internal_date,
 		                   &uid);
 		if (rc < 0)
 			break;
-		uids_push(&res.uids, &res.n_uids, e->uid);
+		uids_push(&res.uids, &res.n_uids, todo[k]);
 		res.uids2 = xreallocarray(res.uids2, res.n_uids, sizeof(*res.uids2));
 		res.uids2[res.n_uids - 1] = uid;
 		if (move) {
 			if (modseq == 0)
 				modseq = ++src->highest_modseq;
-			entry_remove(m, src, i, modseq);
-		} else {
-			i++;
+			for (size_t i = 0; i < src->n_entries; i++)
+				if (src->entries[i].uid == todo[k]) {
+					entry_remove(m, src, i, modseq);
+					break;
+				}
 		}
 	}
+	free(todo);
 	res.uidvalidity = dst->uidvalidity;
 	if (res.n_uids > 0) {
 		mem_note(m, dst);

@@ -322,8 +322,11 @@ static int copy_entries(struct store_conn *c, struct store_job *job, const struc
 	int rc = mailbox_owner(c, j->mailbox_id, &src_user, &src_uv);
 	if (rc == 0)
 		rc = mailbox_owner(c, j->dst_mailbox_id, &dst_user, &dst_uv);
-	if (rc == 0 && (src_user != dst_user || j->mailbox_id == j->dst_mailbox_id))
+	if (rc == 0 && src_user != dst_user)
 		rc = -EINVAL;
+	/* Collected before anything is added, so a copy into the source mailbox (RFC 6851
+	 * allows a MOVE there too) takes only the entries that were there: the new ones get
+	 * new UIDs and are not copied again. */
 	if (rc == 0)
 		rc = collect(c, j, &msgs, &n);
 	for (size_t i = 0; rc == 0 && i < n; i++)

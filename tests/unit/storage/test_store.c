@@ -547,6 +547,49 @@ Test(store, mailboxes_copy_move)
 	             strlen(msg1) + strlen("Subject: 2\r\n\r\nx\r\n"));
 }
 
+Test(store, copy_move_into_same_mailbox)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	int64_t inbox = mailbox_id(a, "INBOX");
+	struct store_target t = {.user_id = a, .flags = STORE_SEEN};
+	cr_assert_eq(deliver(msg1, &t, 1), 0);
+	cr_assert_eq(deliver("Subject: 2\r\n\r\nx\r\n", &t, 1), 0);
+
+	/* Only what was there is copied, once, under new UIDs. */
+	struct store_uid_range all = {1, UINT32_MAX};
+	cr_assert_eq(
+	    FX_CALL(&fx, store_copy(fx.s, inbox, &all, 1, inbox, false, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_uids, 2);
+	cr_assert_eq(fx.w.res.uids[0], 1);
+	cr_assert_eq(fx.w.res.uids[1], 2);
+	cr_assert_eq(fx.w.res.uids2[0], 3);
+	cr_assert_eq(fx.w.res.uids2[1], 4);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.mailboxes[0].messages, 4);
+	cr_assert_eq(fx.w.res.mailboxes[0].uidnext, 5);
+
+	/* MOVE there: new UIDs, the old ones expunged. */
+	struct store_uid_range two = {1, 2};
+	cr_assert_eq(
+	    FX_CALL(&fx, store_copy(fx.s, inbox, &two, 1, inbox, true, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_uids, 2);
+	cr_assert_eq(fx.w.res.uids2[0], 5);
+	cr_assert_eq(fx.w.res.uids2[1], 6);
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, 0, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_msgs, 4);
+	cr_assert_eq(fx.w.res.msgs[0].uid, 3);
+	cr_assert_eq(fx.w.res.msgs[3].uid, 6);
+	cr_assert_eq(fx.w.res.msgs[3].flags, STORE_SEEN);
+	cr_assert_eq(FX_CALL(&fx, store_vanished(fx.s, inbox, 0, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(fx.w.res.n_uids, 2);
+	cr_assert_eq(fx.w.res.uids[0], 1);
+	cr_assert_eq(fx.w.res.uids[1], 2);
+	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.res.users[0].used_bytes,
+	             2 * (strlen(msg1) + strlen("Subject: 2\r\n\r\nx\r\n")));
+}
+
 Test(store, quota)
 {
 	int64_t a = add_user("alice@corp.example", "pw");
