@@ -14,8 +14,10 @@
 
 struct mbox_op {
 	struct imap_client *cl;
-	char *name, *name2, *pattern;
-	bool lsub, subscribed_only, ret_subscribed, ret_children, ret_special;
+	char *name, *name2;
+	char **patterns; /* LIST/LSUB: reference + pattern, store names */
+	size_t n_patterns;
+	bool lsub, subscribed_only, recursive, special_only, ret_subscribed;
 	unsigned status_items;
 };
 
@@ -24,7 +26,9 @@ static void mbox_op_free(void *p)
 	struct mbox_op *op = p;
 	free(op->name);
 	free(op->name2);
-	free(op->pattern);
+	for (size_t i = 0; i < op->n_patterns; i++)
+		free(op->patterns[i]);
+	free(op->patterns);
 	free(op);
 }
 
@@ -323,43 +327,132 @@ static bool name_match(const char *pattern, const char *name)
 	return match(pattern, name);
 }
 
-static bool mailbox_exists(const struct store_result *res, const char *name, size_t len)
+static bool any_match(const struct mbox_op *op, const char *name)
 {
-	for (size_t i = 0; i < res->n_mailboxes; i++)
-		if (strlen(res->mailboxes[i].name) == len &&
-		    strncmp(res->mailboxes[i].name, name, len) == 0)
+	for (size_t i = 0; i < op->n_patterns; i++)
+		if (name_match(op->patterns[i], name))
 			return true;
 	return false;
 }
 
-/* Parents that are not mailboxes themselves ("a" of "a/b") are listed \Noselect once. */
-static void list_parents(struct imap_client *cl, const struct mbox_op *op,
-                         const struct store_result *res, struct buf *o)
+static const struct store_mailbox *mailbox_find(const struct store_result *res, const char *name,
+                                                size_t len)
 {
-	if (op->lsub || op->subscribed_only)
-		return;
+	for (size_t i = 0; i < res->n_mailboxes; i++)
+		if (strlen(res->mailboxes[i].name) == len &&
+		    strncmp(res->mailboxes[i].name, name, len) == 0)
+			return &res->mailboxes[i];
+	return NULL;
+}
+
+/* The names LIST can return: every mailbox, then once each parent that is not a mailbox
+ * itself ("a" of "a/b"), in the order they first appear. */
+static char **list_names(const struct store_result *res, size_t *n_r)
+{
+	char **v = xcalloc(res->n_mailboxes + 1, sizeof(*v));
+	size_t n = 0, cap = res->n_mailboxes + 1;
+	for (size_t i = 0; i < res->n_mailboxes; i++)
+		v[n++] = xstrdup(res->mailboxes[i].name);
 	for (size_t i = 0; i < res->n_mailboxes; i++) {
 		const char *name = res->mailboxes[i].name;
 		for (const char *sl = strchr(name, '/'); sl != NULL; sl = strchr(sl + 1, '/')) {
 			size_t len = (size_t)(sl - name);
-			if (mailbox_exists(res, name, len))
-				continue;
 			bool seen = false;
-			for (size_t k = 0; k < i && !seen; k++)
-				seen = strncmp(res->mailboxes[k].name, name, len + 1) == 0;
+			for (size_t k = 0; k < n && !seen; k++)
+				seen = strlen(v[k]) == len && strncmp(v[k], name, len) == 0;
 			if (seen)
 				continue;
-			char *p = xstrndup(name, len);
-			if (name_match(op->pattern, p)) {
-				buf_append_str(o, "* LIST (\\Noselect \\HasChildren) \"/\" ");
-				char *cname = imap_mailbox_to_client(p, cl->utf8);
-				imap_fmt_cstring(o, cname, true);
-				free(cname);
-				buf_append_str(o, "\r\n");
+			if (n == cap) {
+				cap *= 2;
+				v = xreallocarray(v, cap, sizeof(*v));
 			}
-			free(p);
+			v[n++] = xstrndup(name, len);
 		}
 	}
+	*n_r = n;
+	return v;
+}
+
+static bool is_below(const char *child, const char *name, size_t nl)
+{
+	return strncmp(child, name, nl) == 0 && child[nl] == '/';
+}
+
+/* RECURSIVEMATCH (RFC 5258) and LSUB with "%" (RFC 3501 6.3.9): name has a subscribed
+ * descendant the patterns do not return themselves. */
+static bool subscribed_below(const struct mbox_op *op, const struct store_result *res,
+                             const char *name)
+{
+	size_t nl = strlen(name);
+	for (size_t i = 0; i < res->n_mailboxes; i++) {
+		const struct store_mailbox *d = &res->mailboxes[i];
+		if (d->subscribed && is_below(d->name, name, nl) && !any_match(op, d->name))
+			return true;
+	}
+	return false;
+}
+
+static void fmt_attrs(struct buf *o, const struct mbox_op *op, const struct store_mailbox *mb,
+                      bool children)
+{
+	const char *sep = "";
+	if (mb == NULL) {
+		/* Not a mailbox: RFC 5258 calls it \NonExistent where its rules apply. */
+		bool ext = op->subscribed_only && !op->lsub;
+		buf_append_str(o, ext ? "\\NonExistent" : "\\Noselect");
+		sep = " ";
+	}
+	buf_printf(o, "%s%s", sep, children ? "\\HasChildren" : "\\HasNoChildren");
+	if (mb == NULL || op->lsub)
+		return;
+	if ((op->subscribed_only || op->ret_subscribed) && mb->subscribed)
+		buf_append_str(o, " \\Subscribed");
+	if (mb->special_use & STORE_SU_SENT)
+		buf_append_str(o, " \\Sent");
+	if (mb->special_use & STORE_SU_DRAFTS)
+		buf_append_str(o, " \\Drafts");
+	if (mb->special_use & STORE_SU_TRASH)
+		buf_append_str(o, " \\Trash");
+	if (mb->special_use & STORE_SU_JUNK)
+		buf_append_str(o, " \\Junk");
+	if (mb->special_use & STORE_SU_ARCHIVE)
+		buf_append_str(o, " \\Archive");
+}
+
+static void list_one(struct imap_client *cl, const struct mbox_op *op,
+                     const struct store_result *res, const char *name, struct buf *o)
+{
+	if (!any_match(op, name))
+		return;
+	const struct store_mailbox *mb = mailbox_find(res, name, strlen(name));
+	if (op->special_only && (mb == NULL || mb->special_use == 0))
+		return;
+	bool selected = true, childinfo = false;
+	if (op->lsub || op->subscribed_only) {
+		selected = mb != NULL && mb->subscribed;
+		if (op->lsub || op->recursive)
+			childinfo = subscribed_below(op, res, name);
+		if (!selected && !childinfo)
+			return;
+	}
+	bool children = false;
+	size_t nl = strlen(name);
+	for (size_t k = 0; k < res->n_mailboxes && !children; k++)
+		children = is_below(res->mailboxes[k].name, name, nl);
+	buf_append_str(o, op->lsub ? "* LSUB (" : "* LIST (");
+	if (op->lsub && !selected && mb != NULL) /* RFC 3501 6.3.9: a subscribed name's parent */
+		buf_append_str(o, "\\Noselect ");
+	fmt_attrs(o, op, mb, children);
+	buf_append_str(o, ") \"/\" ");
+	char *cname = imap_mailbox_to_client(name, cl->utf8);
+	imap_fmt_cstring(o, cname, true);
+	free(cname);
+	if (childinfo && !op->lsub)
+		buf_append_str(o, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+	buf_append_str(o, "\r\n");
+	/* RFC 5819: STATUS right after the LIST of each selectable mailbox, none otherwise. */
+	if (op->status_items != 0 && mb != NULL && selected)
+		fmt_status(cl, o, mb, op->status_items);
 }
 
 static void list_got(void *ctx, int rc, struct store_result *res)
@@ -374,46 +467,73 @@ static void list_got(void *ctx, int rc, struct store_result *res)
 	}
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
-	for (size_t i = 0; i < res->n_mailboxes; i++) {
-		const struct store_mailbox *mb = &res->mailboxes[i];
-		if (!name_match(op->pattern, mb->name))
-			continue;
-		if ((op->lsub || op->subscribed_only) && !mb->subscribed)
-			continue;
-		bool children = false;
-		size_t nl = strlen(mb->name);
-		for (size_t k = 0; k < res->n_mailboxes; k++)
-			if (strncmp(res->mailboxes[k].name, mb->name, nl) == 0 &&
-			    res->mailboxes[k].name[nl] == '/')
-				children = true;
-		buf_append_str(&o, op->lsub ? "* LSUB (" : "* LIST (");
-		buf_append_str(&o, children ? "\\HasChildren" : "\\HasNoChildren");
-		if (!op->lsub && (op->subscribed_only || op->ret_subscribed) && mb->subscribed)
-			buf_append_str(&o, " \\Subscribed");
-		if (!op->lsub) {
-			if (mb->special_use & STORE_SU_SENT)
-				buf_append_str(&o, " \\Sent");
-			if (mb->special_use & STORE_SU_DRAFTS)
-				buf_append_str(&o, " \\Drafts");
-			if (mb->special_use & STORE_SU_TRASH)
-				buf_append_str(&o, " \\Trash");
-			if (mb->special_use & STORE_SU_JUNK)
-				buf_append_str(&o, " \\Junk");
-			if (mb->special_use & STORE_SU_ARCHIVE)
-				buf_append_str(&o, " \\Archive");
-		}
-		buf_append_str(&o, ") \"/\" ");
-		char *cname = imap_mailbox_to_client(mb->name, cl->utf8);
-		imap_fmt_cstring(&o, cname, true);
-		free(cname);
-		buf_append_str(&o, "\r\n");
-		if (op->status_items != 0)
-			fmt_status(cl, &o, mb, op->status_items);
+	size_t n;
+	char **names = list_names(res, &n);
+	for (size_t i = 0; i < n; i++) {
+		list_one(cl, op, res, names[i], &o);
+		free(names[i]);
 	}
-	list_parents(cl, op, res, &o);
+	free(names);
 	conn_write(cl->c, o.data, o.len);
 	buf_free(&o);
 	imap_done(cl, "OK", op->lsub ? "LSUB completed" : "LIST completed");
+}
+
+/* RFC 5258 selection options; BAD for one we do not know and for RECURSIVEMATCH without
+ * an option it could modify. REMOTE changes nothing: there are no remote mailboxes. */
+static int parse_select_opts(struct mbox_op *op, const struct imap_arg *l)
+{
+	for (size_t k = 0; k < l->n; k++) {
+		const struct imap_arg *o = &l->list[k];
+		if (imap_arg_is(o, "SUBSCRIBED"))
+			op->subscribed_only = true;
+		else if (imap_arg_is(o, "RECURSIVEMATCH"))
+			op->recursive = true;
+		else if (imap_arg_is(o, "SPECIAL-USE"))
+			op->special_only = true;
+		else if (!imap_arg_is(o, "REMOTE"))
+			return -EINVAL;
+	}
+	if (op->recursive && !op->subscribed_only)
+		return -EINVAL;
+	return 0;
+}
+
+/* RFC 5258 return options, RFC 5819 STATUS, RFC 6154 SPECIAL-USE. \HasChildren and the
+ * special-use attributes are always returned, as RFC 5258 and RFC 6154 allow. */
+static int parse_return_opts(struct mbox_op *op, const struct imap_arg *l)
+{
+	for (size_t k = 0; k < l->n; k++) {
+		const struct imap_arg *o = &l->list[k];
+		if (imap_arg_is(o, "SUBSCRIBED")) {
+			op->ret_subscribed = true;
+		} else if (imap_arg_is(o, "STATUS")) {
+			if (k + 1 >= l->n ||
+			    parse_status_items(&l->list[k + 1], &op->status_items) < 0)
+				return -EINVAL;
+			k++;
+		} else if (!imap_arg_is(o, "CHILDREN") && !imap_arg_is(o, "SPECIAL-USE")) {
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static char *list_pattern(struct imap_client *cl, const char *ref, const struct imap_arg *pat)
+{
+	char *p = imap_arg_dup(pat);
+	if (p == NULL)
+		return NULL;
+	char *full = xasprintf("%s%s", ref, p);
+	free(p);
+	if (!cl->utf8) {
+		char *dec;
+		if (imap_mutf7_to_utf8(full, strlen(full), &dec) == 0) {
+			free(full);
+			full = dec;
+		}
+	}
+	return full;
 }
 
 static void list(struct imap_client *cl, const struct imap_arg *a, size_t n, bool lsub)
@@ -422,59 +542,60 @@ static void list(struct imap_client *cl, const struct imap_arg *a, size_t n, boo
 	op->lsub = lsub;
 	size_t i = 0;
 	if (!lsub && n > 0 && a[0].type == IMAP_ARG_LIST) {
-		for (size_t k = 0; k < a[0].n; k++)
-			if (imap_arg_is(&a[0].list[k], "SUBSCRIBED"))
-				op->subscribed_only = true;
+		if (parse_select_opts(op, &a[0]) < 0) {
+			imap_done(cl, "BAD", "Unknown or incomplete LIST selection options");
+			return;
+		}
 		i = 1;
 	}
 	if (n < i + 2 || !imap_arg_is_astring(&a[i]) ||
-	    !(imap_arg_is_astring(&a[i + 1]) || a[i + 1].type == IMAP_ARG_LIST)) {
+	    !(imap_arg_is_astring(&a[i + 1]) || (!lsub && a[i + 1].type == IMAP_ARG_LIST))) {
 		imap_done(cl, "BAD", "LIST needs a reference and a pattern");
 		return;
 	}
-	const struct imap_arg *ret = NULL;
-	if (n >= i + 4 && imap_arg_is(&a[i + 2], "RETURN") && a[i + 3].type == IMAP_ARG_LIST)
-		ret = &a[i + 3];
-	for (size_t k = 0; ret != NULL && k < ret->n; k++) {
-		if (imap_arg_is(&ret->list[k], "SUBSCRIBED"))
-			op->ret_subscribed = true;
-		if (imap_arg_is(&ret->list[k], "STATUS") && k + 1 < ret->n &&
-		    parse_status_items(&ret->list[k + 1], &op->status_items) < 0) {
-			imap_done(cl, "BAD", "Bad STATUS items");
+	if (n != i + 2 && (lsub || n != i + 4 || !imap_arg_is(&a[i + 2], "RETURN") ||
+	                   a[i + 3].type != IMAP_ARG_LIST)) {
+		imap_done(cl, "BAD", "Unexpected LIST arguments");
+		return;
+	}
+	if (n == i + 4 && parse_return_opts(op, &a[i + 3]) < 0) {
+		imap_done(cl, "BAD", "Unknown or malformed LIST return options");
+		return;
+	}
+	const struct imap_arg *pats = &a[i + 1];
+	size_t np = pats->type == IMAP_ARG_LIST ? pats->n : 1;
+	if (np == 0) {
+		imap_done(cl, "BAD", "Bad pattern");
+		return;
+	}
+	for (size_t k = 0; k < np; k++)
+		if (!imap_arg_is_astring(pats->type == IMAP_ARG_LIST ? &pats->list[k] : pats)) {
+			imap_done(cl, "BAD", "Bad pattern");
 			return;
 		}
-	}
-	const struct imap_arg *pat = &a[i + 1];
-	if (pat->type == IMAP_ARG_LIST)
-		pat = pat->n > 0 ? &pat->list[0] : NULL;
-	if (pat == NULL || !imap_arg_is_astring(pat)) {
-		imap_done(cl, "BAD", "Bad pattern");
+	char *ref = imap_arg_dup(&a[i]);
+	if (ref == NULL) {
+		imap_done(cl, "BAD", "Bad reference");
 		return;
 	}
-	char *ref = imap_arg_dup(&a[i]), *p = imap_arg_dup(pat);
-	if (ref == NULL || p == NULL) {
+	if (pats->type != IMAP_ARG_LIST && pats->len == 0) {
 		free(ref);
-		free(p);
-		imap_done(cl, "BAD", "Bad pattern");
-		return;
-	}
-	char *full = xasprintf("%s%s", ref, p);
-	free(ref);
-	free(p);
-	if (pat->len == 0) {
-		free(full);
 		conn_printf(cl->c, "* %s (\\Noselect) \"/\" \"\"\r\n", lsub ? "LSUB" : "LIST");
-		imap_done(cl, "OK", "LIST completed");
+		imap_done(cl, "OK", lsub ? "LSUB completed" : "LIST completed");
 		return;
 	}
-	if (!cl->utf8) {
-		char *dec;
-		if (imap_mutf7_to_utf8(full, strlen(full), &dec) == 0) {
-			free(full);
-			full = dec;
+	op->patterns = xcalloc(np, sizeof(*op->patterns));
+	for (size_t k = 0; k < np; k++) {
+		char *full =
+		    list_pattern(cl, ref, pats->type == IMAP_ARG_LIST ? &pats->list[k] : pats);
+		if (full == NULL) {
+			free(ref);
+			imap_done(cl, "BAD", "Bad pattern");
+			return;
 		}
+		op->patterns[op->n_patterns++] = full;
 	}
-	op->pattern = full;
+	free(ref);
 	imap_async_begin(cl);
 	start(cl, op, store_mailbox_list(imap_store(cl), cl->user_id, list_got, op));
 }
