@@ -21,7 +21,6 @@
 #include "server/auth/login.h"
 #include "server/conn.h"
 #include "server/notify.h"
-#include "storage/store.h"
 
 struct conn {
 	const struct proto_handler *h;
@@ -387,13 +386,15 @@ void *fake_conn_sess(struct conn *c)
 
 /*
  * ---- what the sessions reach beyond conn.h ----
- * proto_lib's IMAP engine and POP3 maildrop call the store, the notifier and the login
- * step; the session tests link proto_lib alone, so those are faked here. The store and
- * notifier are never reached by a front-door transcript (conn_services() is NULL): their
- * stubs abort. auth_login answers "failed", as for a wrong password, once the line
- * callback that started it has returned (never inside it: the real one is asynchronous).
- * All are weak: a test that links the real store or its own auth_login (smtp_fakes.c)
- * gets those instead.
+ * proto_lib's IMAP engine and POP3 maildrop call the notifier and the login step; the
+ * session tests link proto_lib without sealmaild, so those are faked here. The store is
+ * never faked: tests link the real one and, when a session reaches it, give the session
+ * a store on the mem backend (mem_store.h) through fake_conn_set_services. The notifier's
+ * stubs abort: a session reaches them only with services whose notify is set, and tests
+ * that set it link server/notify.c. auth_login answers "failed", as for a wrong password,
+ * once the line callback that started it has returned (never inside it: the real one is
+ * asynchronous). All are weak: a test that links the real notifier or its own auth_login
+ * (smtp_fakes.c, or pop3_fakes.c's, which asks the store) gets those instead.
  */
 #define FAKE_WEAK __attribute__((weak))
 
@@ -461,117 +462,7 @@ FAKE_WEAK void notify_unsubscribe(struct notify *n, struct notify_watcher *w)
 	FAKE_UNREACHED();
 }
 
-FAKE_WEAK int store_user_get(struct store *s, const char *address, store_cb *cb, void *ctx)
-{
-	(void)s, (void)address, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-FAKE_WEAK int store_mailbox_list(struct store *s, int64_t user_id, store_cb *cb, void *ctx)
-{
-	(void)s, (void)user_id, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-FAKE_WEAK int store_mailbox_get(struct store *s, int64_t user_id, const char *name, store_cb *cb,
-                                void *ctx)
-{
-	(void)s, (void)user_id, (void)name, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-FAKE_WEAK int store_mailbox_create(struct store *s, int64_t user_id, const char *name,
-                                   unsigned special_use, store_cb *cb, void *ctx)
-{
-	(void)s, (void)user_id, (void)name, (void)special_use, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-FAKE_WEAK int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, store_cb *cb,
-                                   void *ctx)
-{
-	(void)s, (void)user_id, (void)name, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-FAKE_WEAK int store_mailbox_rename(struct store *s, int64_t user_id, const char *name,
-                                   const char *new_name, store_cb *cb, void *ctx)
-{
-	(void)s, (void)user_id, (void)name, (void)new_name, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-FAKE_WEAK int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, bool on,
-                                      store_cb *cb, void *ctx)
-{
-	(void)s, (void)user_id, (void)name, (void)on, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-FAKE_WEAK int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb *cb,
-                            void *ctx)
-{
-	(void)s, (void)req, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-FAKE_WEAK int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_since,
-                                 store_cb *cb, void *ctx)
-{
-	(void)s, (void)mailbox_id, (void)changed_since, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-FAKE_WEAK int store_content_read(struct store *s, int64_t mailbox_id, uint32_t uid, uint64_t offset,
-                                 size_t max_len, store_cb *cb, void *ctx)
-{
-	(void)s, (void)mailbox_id, (void)uid, (void)offset, (void)max_len, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-FAKE_WEAK int store_flags_store(struct store *s, int64_t mailbox_id,
-                                const struct store_uid_range *ranges, size_t n_ranges,
-                                enum store_flag_mode mode, unsigned flags, const char *keywords,
-                                uint64_t unchanged_since, store_cb *cb, void *ctx)
-{
-	(void)s, (void)mailbox_id, (void)ranges, (void)n_ranges, (void)mode, (void)flags;
-	(void)keywords, (void)unchanged_since, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-FAKE_WEAK int store_expunge(struct store *s, int64_t mailbox_id,
-                            const struct store_uid_range *ranges, size_t n_ranges, store_cb *cb,
-                            void *ctx)
-{
-	(void)s, (void)mailbox_id, (void)ranges, (void)n_ranges, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-FAKE_WEAK int store_remove(struct store *s, int64_t mailbox_id,
-                           const struct store_uid_range *ranges, size_t n_ranges, store_cb *cb,
-                           void *ctx)
-{
-	(void)s, (void)mailbox_id, (void)ranges, (void)n_ranges, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-FAKE_WEAK int store_copy(struct store *s, int64_t src_mailbox_id,
-                         const struct store_uid_range *ranges, size_t n_ranges,
-                         int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx)
-{
-	(void)s, (void)src_mailbox_id, (void)ranges, (void)n_ranges, (void)dst_mailbox_id;
-	(void)move, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-FAKE_WEAK int store_search_text(struct store *s, int64_t mailbox_id, const char *text, store_cb *cb,
-                                void *ctx)
-{
-	(void)s, (void)mailbox_id, (void)text, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
-}
-
-/* Sessions that use the store (POP3 with pop3_fakes.c) get their services here. */
+/* Sessions that use the store (mem_store.h) get their services here. */
 void fake_conn_set_services(struct conn *c, struct services *sv);
 void fake_conn_set_services(struct conn *c, struct services *sv)
 {
@@ -590,13 +481,6 @@ unsigned fake_conn_holds(const struct conn *c);
 unsigned fake_conn_holds(const struct conn *c)
 {
 	return c->holds;
-}
-
-FAKE_WEAK int store_vanished(struct store *s, int64_t mailbox_id, uint64_t since_modseq,
-                             store_cb *cb, void *ctx)
-{
-	(void)s, (void)mailbox_id, (void)since_modseq, (void)cb, (void)ctx;
-	FAKE_UNREACHED();
 }
 
 /* The limit last given to conn_set_line_limit (0: the login state's default). */

@@ -1,49 +1,12 @@
 /*
- * Store calls of the IMAP engine that tests/unit/support/conn_fake.c does not fake (added
- * after it): weak, aborting, like the fakes there. A test linking the real store gets the
- * real ones.
+ * The spool of the IMAP engine's APPEND for session tests (server/spool.c lives in
+ * sealmaild): weak, so a test linking the real spool gets it. The store is not faked here:
+ * tests link the real one (mem_store.h).
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "server/spool.h"
-#include "storage/store.h"
-
-__attribute__((weak)) int store_message_headers(struct store *s, int64_t mailbox_id, store_cb *cb,
-                                                void *ctx)
-{
-	(void)s, (void)mailbox_id, (void)cb, (void)ctx;
-	fprintf(stderr, "imap_fakes: %s reached\n", __func__);
-	abort();
-}
-
-__attribute__((weak)) int store_message_get(struct store *s, int64_t mailbox_id, uint32_t uid,
-                                            store_cb *cb, void *ctx)
-{
-	(void)s, (void)mailbox_id, (void)uid, (void)cb, (void)ctx;
-	fprintf(stderr, "imap_fakes: %s reached\n", __func__);
-	abort();
-}
-
-__attribute__((weak)) int store_message_structures(struct store *s, int64_t mailbox_id,
-                                                   const uint32_t *uids, size_t n, size_t max_total,
-                                                   bool with_content, store_cb *cb, void *ctx)
-{
-	(void)s, (void)mailbox_id, (void)uids, (void)n, (void)max_total, (void)with_content;
-	(void)cb, (void)ctx;
-	fprintf(stderr, "imap_fakes: %s reached\n", __func__);
-	abort();
-}
-
-__attribute__((weak)) int store_content_read_batch(struct store *s, int64_t mailbox_id,
-                                                   const uint32_t *uids, size_t n, size_t max_total,
-                                                   store_cb *cb, void *ctx)
-{
-	(void)s, (void)mailbox_id, (void)uids, (void)n, (void)max_total, (void)cb, (void)ctx;
-	fprintf(stderr, "imap_fakes: %s reached\n", __func__);
-	abort();
-}
 
 /* No spool in the session tests: spool_create says "not set up", so APPEND literals stay in
  * memory as before. The rest is never reached. */

@@ -1,13 +1,19 @@
 /*
  * The IMAP session (imap_proto_handler, server/imap/imap_session.c) against the fake conn:
- * commands before and after TLS, tags, limits and hostile lines. Replies are checked by their
- * RFC-visible part (tag, status, response code) so the engine can reword its human-readable texts.
+ * commands before and after TLS, tags, limits and hostile lines, and a login, SELECT and
+ * FETCH that reach the store. Replies are checked by their RFC-visible part (tag, status,
+ * response code) so the engine can reword its human-readable texts. The store is the real
+ * one on the mem backend (tests/unit/support/mem_store.h); logins go through
+ * pop3_fakes.c's auth_login, which asks it.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "server/imap/imap.h"
+#include "server/services.h"
+#include "tests/unit/support/mem_store.h"
 
 /* tests/unit/support/conn_fake.c */
 struct conn *fake_conn_open(const struct proto_handler *h, const struct config *cfg,
@@ -25,10 +31,18 @@ unsigned fake_conn_start_tls_calls(const struct conn *c);
 bool fake_conn_closed(const struct conn *c);
 const char *fake_conn_close_reason(const struct conn *c);
 void fake_conn_free(struct conn *c);
+void fake_conn_set_services(struct conn *c, struct services *sv);
+
+#define ALICE_MSG                                                                                  \
+	"From: bob@corp.example\r\nTo: alice@corp.example\r\nSubject: hello\r\n\r\n"               \
+	"Hello Alice, the report is ready.\r\n"
 
 static struct config cfg;
 static struct cfg_listener listener;
+static struct services sv;
+static int64_t alice;
 
+/* A mem store with alice@corp.example (password pw-alice) and one message in her INBOX. */
 static void setup(void)
 {
 	memset(&cfg, 0, sizeof(cfg));
@@ -38,6 +52,27 @@ static void setup(void)
 	cfg.limits.errors = 10;
 	listener.protocol = CFG_PROTO_IMAP;
 	listener.tls = CFG_TLS_STARTTLS;
+	memset(&sv, 0, sizeof(sv));
+	sv.cfg = &cfg;
+	cr_assert_eq(support_mem_store_open(&sv.store), 0);
+	alice = support_mem_user_add(sv.store, "alice@corp.example", "pw-alice");
+	cr_assert_gt(alice, 0);
+	cr_assert_eq(support_mem_deliver(sv.store, alice, ALICE_MSG), 0);
+}
+
+static void teardown(void)
+{
+	support_mem_store_close(sv.store);
+	sv.store = NULL;
+}
+
+TestSuite(imap, .init = setup, .fini = teardown);
+
+/* One line and every store call it starts, answered. */
+static void say(struct conn *c, const char *line)
+{
+	fake_conn_line(c, line);
+	cr_assert(support_mem_settle(c), "no store answer after %s", line);
 }
 
 static bool starts_with(const char *s, const char *prefix)
@@ -48,6 +83,7 @@ static bool starts_with(const char *s, const char *prefix)
 static struct conn *open_session(bool tls)
 {
 	struct conn *c = fake_conn_open(&imap_proto_handler, &cfg, &listener, false);
+	fake_conn_set_services(c, &sv);
 	const char *g = fake_conn_output(c);
 	cr_assert(starts_with(g, "* OK [CAPABILITY IMAP4rev1 "), "%s", g);
 	cr_assert(strstr(g, " STARTTLS") != NULL && strstr(g, " LOGINDISABLED") != NULL, "%s", g);
@@ -127,11 +163,11 @@ ParameterizedTestParameters(imap, row)
 	return cr_make_param_array(size_t, indices, n);
 }
 
-ParameterizedTest(size_t *i, imap, row, .init = setup)
+ParameterizedTest(size_t *i, imap, row)
 {
 	const struct row *r = &rows[*i];
 	struct conn *c = open_session(r->tls);
-	fake_conn_line(c, r->in);
+	say(c, r->in);
 	const char *out = fake_conn_output(c);
 	cr_expect(starts_with(out, r->prefix), "in: %s\nout: %s", r->in, out);
 	cr_expect(strlen(out) >= 2 && strcmp(out + strlen(out) - 2, "\r\n") == 0, "in: %s", r->in);
@@ -139,7 +175,7 @@ ParameterizedTest(size_t *i, imap, row, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(imap, capabilities_before_and_after_tls, .init = setup)
+Test(imap, capabilities_before_and_after_tls)
 {
 	struct conn *c = open_session(false);
 	fake_conn_line(c, "a1 CAPABILITY");
@@ -160,7 +196,7 @@ Test(imap, capabilities_before_and_after_tls, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(imap, implicit_tls_greeting, .init = setup)
+Test(imap, implicit_tls_greeting)
 {
 	listener.tls = CFG_TLS_IMPLICIT;
 	struct conn *c = fake_conn_open(&imap_proto_handler, &cfg, &listener, true);
@@ -171,7 +207,7 @@ Test(imap, implicit_tls_greeting, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(imap, tag_of_64_is_fine_65_and_1000_are_not, .init = setup)
+Test(imap, tag_of_64_is_fine_65_and_1000_are_not)
 {
 	char line[1100];
 	struct conn *c = open_session(false);
@@ -189,7 +225,7 @@ Test(imap, tag_of_64_is_fine_65_and_1000_are_not, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(imap, nul_in_command_line_is_refused, .init = setup)
+Test(imap, nul_in_command_line_is_refused)
 {
 	struct conn *c = open_session(true);
 	fake_conn_line_n(c, "a1 NO\0OP", 8);
@@ -198,7 +234,7 @@ Test(imap, nul_in_command_line_is_refused, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(imap, error_limit_says_bye, .init = setup)
+Test(imap, error_limit_says_bye)
 {
 	cfg.limits.errors = 3;
 	struct conn *c = open_session(false);
@@ -211,7 +247,7 @@ Test(imap, error_limit_says_bye, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(imap, command_limit_before_login_says_bye, .init = setup)
+Test(imap, command_limit_before_login_says_bye)
 {
 	cfg.limits.commands = 2;
 	struct conn *c = open_session(false);
@@ -224,7 +260,7 @@ Test(imap, command_limit_before_login_says_bye, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(imap, line_too_long_is_refused_untagged, .init = setup)
+Test(imap, line_too_long_is_refused_untagged)
 {
 	struct conn *c = open_session(false);
 	fake_conn_too_long(c);
@@ -232,7 +268,7 @@ Test(imap, line_too_long_is_refused_untagged, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(imap, timeout_and_shutdown_say_bye, .init = setup)
+Test(imap, timeout_and_shutdown_say_bye)
 {
 	struct conn *c = open_session(false);
 	fake_conn_timeout(c);
@@ -245,7 +281,7 @@ Test(imap, timeout_and_shutdown_say_bye, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(imap, certificate_goodbyes_say_why, .init = setup)
+Test(imap, certificate_goodbyes_say_why)
 {
 	struct conn *c = open_session(true);
 	fake_conn_goodbye(c, CONN_BYE_CERT_REVOKED);
@@ -267,7 +303,7 @@ Test(imap, certificate_goodbyes_say_why, .init = setup)
 
 /* The session itself ignores lines between STARTTLS and the handshake (the real
  * conn also discards them). */
-Test(imap, pipelined_after_starttls_is_never_executed, .init = setup)
+Test(imap, pipelined_after_starttls_is_never_executed)
 {
 	struct conn *c = open_session(false);
 	fake_conn_line(c, "a1 STARTTLS");
@@ -275,5 +311,79 @@ Test(imap, pipelined_after_starttls_is_never_executed, .init = setup)
 	fake_conn_line(c, "a3 LOGIN bob secret");
 	cr_assert_str_eq(fake_conn_output(c), "a1 OK Begin TLS negotiation now\r\n");
 	cr_assert(!fake_conn_closed(c));
+	fake_conn_free(c);
+}
+
+/* ---- Through the store ---- */
+
+static bool contains(const char *s, const char *part)
+{
+	return strstr(s, part) != NULL;
+}
+
+static struct conn *open_logged_in(void)
+{
+	struct conn *c = open_session(true);
+	say(c, "l1 LOGIN alice@corp.example pw-alice");
+	cr_assert(starts_with(fake_conn_output(c), "l1 OK "), "%s", fake_conn_output(c));
+	fake_conn_clear_output(c);
+	return c;
+}
+
+Test(imap, login_select_and_fetch_a_delivered_message)
+{
+	struct conn *c = open_logged_in();
+	say(c, "a1 SELECT INBOX");
+	const char *out = fake_conn_output(c);
+	cr_assert(contains(out, "* 1 EXISTS\r\n"), "%s", out);
+	cr_assert(contains(out, "* OK [UIDNEXT 2]"), "%s", out);
+	cr_assert(contains(out, "\r\na1 OK [READ-WRITE] "), "%s", out);
+	fake_conn_clear_output(c);
+
+	say(c, "a2 FETCH 1 (FLAGS BODY[])");
+	out = fake_conn_output(c);
+	char body[256];
+	snprintf(body, sizeof(body), "BODY[] {%zu}\r\n%s)\r\n", strlen(ALICE_MSG), ALICE_MSG);
+	cr_assert(starts_with(out, "* 1 FETCH ("), "%s", out);
+	cr_assert(contains(out, body), "%s", out);
+	cr_assert(contains(out, "\r\na2 OK "), "%s", out);
+	fake_conn_clear_output(c);
+
+	/* BODY[] set \Seen in the store: a fresh FETCH reads it back. */
+	say(c, "a3 FETCH 1 (FLAGS)");
+	out = fake_conn_output(c);
+	cr_assert(starts_with(out, "* 1 FETCH (FLAGS (\\Seen))\r\n"), "%s", out);
+	cr_assert(contains(out, "\r\na3 OK "), "%s", out);
+	fake_conn_free(c);
+}
+
+Test(imap, wrong_password_for_a_store_user_is_refused)
+{
+	struct conn *c = open_session(true);
+	say(c, "a1 LOGIN alice@corp.example not-her-password");
+	cr_assert(starts_with(fake_conn_output(c), "a1 NO [AUTHENTICATIONFAILED] "), "%s",
+	          fake_conn_output(c));
+	fake_conn_clear_output(c);
+	say(c, "a2 SELECT INBOX");
+	cr_assert(starts_with(fake_conn_output(c), "a2 BAD "), "%s", fake_conn_output(c));
+	fake_conn_free(c);
+}
+
+Test(imap, select_a_created_mailbox_and_a_missing_one)
+{
+	cr_assert_gt(support_mem_mailbox_create(sv.store, alice, "Projects"), 0);
+	struct conn *c = open_logged_in();
+	say(c, "a1 EXAMINE Projects");
+	const char *out = fake_conn_output(c);
+	cr_assert(contains(out, "* 0 EXISTS\r\n"), "%s", out);
+	cr_assert(contains(out, "\r\na1 OK [READ-ONLY] "), "%s", out);
+	fake_conn_clear_output(c);
+	/* A failed SELECT leaves the one before closed (RFC 7162 3.2.11). */
+	say(c, "a2 SELECT Nowhere");
+	out = fake_conn_output(c);
+	cr_assert(contains(out, "\r\na2 NO [NONEXISTENT] "), "%s", out);
+	fake_conn_clear_output(c);
+	say(c, "a3 FETCH 1 (FLAGS)");
+	cr_assert(starts_with(fake_conn_output(c), "a3 BAD "), "%s", fake_conn_output(c));
 	fake_conn_free(c);
 }

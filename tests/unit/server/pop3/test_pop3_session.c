@@ -1,13 +1,18 @@
 /*
  * The POP3 session's front door against the fake conn: every command before and after TLS
- * with its exact reply, STLS injection, limits, hostile lines. (The maildrop half is
- * tested against a real store in test_pop3_mail.c and the integration tests.)
+ * with its exact reply, STLS injection, limits, hostile lines. Logins ask the real store on
+ * the mem backend (tests/unit/support/mem_store.h) through pop3_fakes.c's auth_login. (The
+ * maildrop half is tested further in test_pop3_transcript.c, test_pop3_mail.c and the
+ * integration tests.)
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <string.h>
 
+#include "server/notify.h"
 #include "server/pop3/pop3.h"
+#include "server/services.h"
+#include "tests/unit/support/mem_store.h"
 
 /* tests/unit/support/conn_fake.c */
 struct conn *fake_conn_open(const struct proto_handler *h, const struct config *cfg,
@@ -25,6 +30,7 @@ unsigned fake_conn_start_tls_calls(const struct conn *c);
 bool fake_conn_closed(const struct conn *c);
 const char *fake_conn_close_reason(const struct conn *c);
 void fake_conn_free(struct conn *c);
+void fake_conn_set_services(struct conn *c, struct services *sv);
 
 #define CAPA_PLAIN                                                                                 \
 	"+OK Capability list "                                                                     \
@@ -38,7 +44,10 @@ void fake_conn_free(struct conn *c);
 
 static struct config cfg;
 static struct cfg_listener listener;
+static struct services sv;
+static int64_t alice;
 
+/* A mem store with alice@corp.example (password pw-alice) and nothing in her INBOX. */
 static void setup(void)
 {
 	memset(&cfg, 0, sizeof(cfg));
@@ -48,11 +57,34 @@ static void setup(void)
 	cfg.limits.errors = 10;
 	listener.protocol = CFG_PROTO_POP3;
 	listener.tls = CFG_TLS_STARTTLS;
+	memset(&sv, 0, sizeof(sv));
+	sv.cfg = &cfg;
+	sv.notify = notify_new();
+	cr_assert_eq(support_mem_store_open(&sv.store), 0);
+	alice = support_mem_user_add(sv.store, "alice@corp.example", "pw-alice");
+	cr_assert_gt(alice, 0);
+}
+
+static void teardown(void)
+{
+	support_mem_store_close(sv.store);
+	sv.store = NULL;
+	notify_free(sv.notify);
+}
+
+TestSuite(pop3, .init = setup, .fini = teardown);
+
+/* One line and every store call it starts, answered. */
+static void say(struct conn *c, const char *line)
+{
+	fake_conn_line(c, line);
+	cr_assert(support_mem_settle(c), "no store answer after %s", line);
 }
 
 static struct conn *open_session(bool tls)
 {
 	struct conn *c = fake_conn_open(&pop3_proto_handler, &cfg, &listener, false);
+	fake_conn_set_services(c, &sv);
 	cr_assert_str_eq(fake_conn_output(c), "+OK sealmail ready\r\n");
 	if (tls) {
 		fake_conn_line(c, "STLS");
@@ -130,24 +162,25 @@ ParameterizedTestParameters(pop3, row)
 	return cr_make_param_array(size_t, indices, n);
 }
 
-ParameterizedTest(size_t *i, pop3, row, .init = setup)
+ParameterizedTest(size_t *i, pop3, row)
 {
 	const struct row *r = &rows[*i];
 	struct conn *c = open_session(r->tls);
 	if (r->pre != NULL) {
-		fake_conn_line(c, r->pre);
+		say(c, r->pre);
 		fake_conn_clear_output(c);
 	}
-	fake_conn_line(c, r->in);
+	say(c, r->in);
 	cr_expect_str_eq(fake_conn_output(c), r->out, "in: %s", r->in);
 	cr_expect_eq(fake_conn_closed(c), r->closed, "in: %s", r->in);
 	fake_conn_free(c);
 }
 
-Test(pop3, implicit_tls, .init = setup)
+Test(pop3, implicit_tls)
 {
 	listener.tls = CFG_TLS_IMPLICIT;
 	struct conn *c = fake_conn_open(&pop3_proto_handler, &cfg, &listener, true);
+	fake_conn_set_services(c, &sv);
 	fake_conn_line(c, "CAPA");
 	fake_conn_line(c, "STLS");
 	cr_assert_str_eq(fake_conn_output(c),
@@ -156,7 +189,7 @@ Test(pop3, implicit_tls, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(pop3, pipelined_after_stls_is_never_executed, .init = setup)
+Test(pop3, pipelined_after_stls_is_never_executed)
 {
 	struct conn *c = open_session(false);
 	fake_conn_line(c, "STLS");
@@ -173,18 +206,18 @@ Test(pop3, pipelined_after_stls_is_never_executed, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(pop3, sasl_response_line_is_not_a_command, .init = setup)
+Test(pop3, sasl_response_line_is_not_a_command)
 {
 	struct conn *c = open_session(true);
 	fake_conn_line(c, "AUTH PLAIN");
 	fake_conn_clear_output(c);
-	fake_conn_line(c, "QUIT"); /* the client's SASL response, not QUIT */
+	say(c, "QUIT"); /* the client's SASL response, not QUIT */
 	cr_assert(!fake_conn_closed(c));
 	cr_assert(strncmp(fake_conn_output(c), "-ERR", 4) == 0, "%s", fake_conn_output(c));
 	fake_conn_free(c);
 }
 
-Test(pop3, error_limit_closes, .init = setup)
+Test(pop3, error_limit_closes)
 {
 	cfg.limits.errors = 3;
 	struct conn *c = open_session(false);
@@ -199,7 +232,7 @@ Test(pop3, error_limit_closes, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(pop3, command_limit_closes, .init = setup)
+Test(pop3, command_limit_closes)
 {
 	cfg.limits.commands = 2;
 	struct conn *c = open_session(false);
@@ -211,7 +244,7 @@ Test(pop3, command_limit_closes, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(pop3, line_too_long_closes, .init = setup)
+Test(pop3, line_too_long_closes)
 {
 	struct conn *c = open_session(true);
 	fake_conn_too_long(c);
@@ -220,7 +253,7 @@ Test(pop3, line_too_long_closes, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(pop3, nul_in_command, .init = setup)
+Test(pop3, nul_in_command)
 {
 	struct conn *c = open_session(true);
 	fake_conn_line_n(c, "NO\0OP", 5);
@@ -230,7 +263,7 @@ Test(pop3, nul_in_command, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(pop3, timeout_is_silent, .init = setup)
+Test(pop3, timeout_is_silent)
 {
 	struct conn *c = open_session(false);
 	fake_conn_timeout(c);
@@ -239,7 +272,7 @@ Test(pop3, timeout_is_silent, .init = setup)
 	fake_conn_free(c);
 }
 
-Test(pop3, shutdown_says_err, .init = setup)
+Test(pop3, shutdown_says_err)
 {
 	struct conn *c = open_session(true);
 	fake_conn_shutdown(c);
@@ -249,7 +282,7 @@ Test(pop3, shutdown_says_err, .init = setup)
 
 /* RFC 3206: [AUTH] for a refused credential (no point retrying), [SYS/TEMP] only where
  * the server must be fixed first. */
-Test(pop3, certificate_goodbyes_say_why, .init = setup)
+Test(pop3, certificate_goodbyes_say_why)
 {
 	struct conn *c = open_session(true);
 	fake_conn_goodbye(c, CONN_BYE_CERT_REVOKED);
@@ -267,5 +300,33 @@ Test(pop3, certificate_goodbyes_say_why, .init = setup)
 	fake_conn_goodbye(c, CONN_BYE_CERT_INVALID);
 	cr_assert_str_eq(fake_conn_output(c),
 	                 "-ERR [AUTH] Your client certificate is no longer valid\r\n");
+	fake_conn_free(c);
+}
+
+/* ---- Through the store ---- */
+
+Test(pop3, login_with_a_store_user_opens_the_maildrop)
+{
+	cr_assert_eq(support_mem_deliver(sv.store, alice, "Subject: hi\r\n\r\nHello\r\n"), 0);
+	struct conn *c = open_session(true);
+	say(c, "USER alice@corp.example");
+	say(c, "PASS pw-alice");
+	cr_assert_str_eq(fake_conn_output(c), "+OK send PASS\r\n+OK maildrop locked and ready\r\n");
+	fake_conn_clear_output(c);
+	say(c, "STAT");
+	cr_assert_str_eq(fake_conn_output(c), "+OK 1 22\r\n");
+	fake_conn_clear_output(c);
+	say(c, "RETR 1");
+	cr_assert_str_eq(fake_conn_output(c), "+OK 22 octets\r\nSubject: hi\r\n\r\nHello\r\n.\r\n");
+	fake_conn_clear_output(c);
+	/* A wrong password for her is refused like an unknown user's. */
+	struct conn *d = open_session(true);
+	say(d, "USER alice@corp.example");
+	fake_conn_clear_output(d);
+	say(d, "PASS pw-bob");
+	cr_assert_str_eq(fake_conn_output(d), "-ERR [AUTH] invalid user name or password\r\n");
+	fake_conn_free(d);
+	say(c, "QUIT");
+	cr_assert(strncmp(fake_conn_output(c), "+OK", 3) == 0, "%s", fake_conn_output(c));
 	fake_conn_free(c);
 }
