@@ -1,8 +1,9 @@
 /*
- * Fakes for the POP3 session tests: what lives in sealmaild rather than in the protocol
- * library. auth_login checks the password with the real store (opened by the test in a
- * mkdtemp folder) and answers through a poster that the test pumps, so completions run on
- * the test's thread in order, as they do on the loop.
+ * Fakes for the POP3 (and IMAP) session tests: what lives in sealmaild rather than in the
+ * protocol library. auth_login checks the password with the real store the test gives the
+ * session (SQLite in a mkdtemp folder, or mem through mem_store.h) and answers through a
+ * poster that the test pumps, so completions run on the test's thread in order, as they do
+ * on the loop.
  */
 #include <errno.h>
 #include <pthread.h>
