@@ -3,9 +3,8 @@
  * in-memory store to count its store calls, then once more per call with the fault
  * backend failing exactly that call (in its callback, then at submit). Each run must end
  * (no completion left waiting), must not crash, and the command whose store call failed
- * must get the protocol's temporary error. The real store front is linked (link_whole),
- * not the weak fakes of conn_fake.c; logins go through pop3_fakes.c's auth_login, which
- * asks the store.
+ * must get the protocol's temporary error. The real store front is linked; logins go
+ * through pop3_fakes.c's auth_login, which asks the store.
  */
 #include "server/auth/scram.h"
 #include "server/imap/imap.h"
