@@ -46,7 +46,7 @@ void smtp_cmd_auth(void *sess, const char *args, size_t len)
 	/* Only a successful AUTH ends AUTH (RFC 4954 4). A session logged in by its client
 	 * certificate alone (certificate_login: preauth) still takes one: clients set up with
 	 * a password, or with EXTERNAL, insist on sending it. The login policy (login.h step
-	 * 4, external.c) lets it succeed only for the certificate's own user; anyone else
+	 * 4, cert_login.c) lets it succeed only for the certificate's own user; anyone else
 	 * fails, logged and throttled like a wrong password, and the session stays logged in
 	 * by the certificate. */
 	if (smtp_auth_succeeded(&s->auth)) {
