@@ -419,7 +419,7 @@ static int seq_number(const char *s, size_t len, size_t *i, uint32_t *v)
 {
 	if (*i < len && s[*i] == '*') {
 		(*i)++;
-		*v = UINT32_MAX;
+		*v = IMAP_SEQ_STAR;
 		return 0;
 	}
 	uint64_t x = 0;
@@ -460,8 +460,10 @@ int imap_seqset_parse(const char *s, size_t len, struct imap_seqset *set)
 			cap = cap == 0 ? 4 : cap * 2;
 			set->r = xreallocarray(set->r, cap, sizeof(*set->r));
 		}
-		set->r[set->n].first = a < b ? a : b;
-		set->r[set->n].last = a < b ? b : a;
+		/* "*" sorts last: what it stands for is known only when the set is used. */
+		bool swap = a == IMAP_SEQ_STAR || (b != IMAP_SEQ_STAR && a > b);
+		set->r[set->n].first = swap ? b : a;
+		set->r[set->n].last = swap ? a : b;
 		set->n++;
 		if (i < len) {
 			if (s[i] != ',' || i + 1 == len)
@@ -483,11 +485,16 @@ void imap_seqset_free(struct imap_seqset *set)
 	memset(set, 0, sizeof(*set));
 }
 
+uint32_t imap_seq_resolve(uint32_t v, uint32_t star)
+{
+	return v == IMAP_SEQ_STAR ? star : v;
+}
+
 bool imap_seqset_contains(const struct imap_seqset *set, uint32_t v, uint32_t star)
 {
 	for (size_t i = 0; i < set->n; i++) {
-		uint32_t a = set->r[i].first == UINT32_MAX ? star : set->r[i].first;
-		uint32_t b = set->r[i].last == UINT32_MAX ? star : set->r[i].last;
+		uint32_t a = imap_seq_resolve(set->r[i].first, star);
+		uint32_t b = imap_seq_resolve(set->r[i].last, star);
 		if (a > b) {
 			uint32_t t = a;
 			a = b;

@@ -137,8 +137,13 @@ bool imap_arg_is_astring(const struct imap_arg *arg);
 
 /* ---- Sequence sets ---- */
 
+/* "*" in a set: 0 is never a number there (nz-number), and 4294967295 is one. */
+#define IMAP_SEQ_STAR 0
+
 struct imap_range {
-	uint32_t first, last; /* inclusive, first <= last; UINT32_MAX stands for "*" */
+	/* Inclusive; IMAP_SEQ_STAR stands for "*". first <= last for two numbers; a "*"
+	 * is always in last (unless both are "*"), as its value is known only at use. */
+	uint32_t first, last;
 };
 
 struct imap_seqset {
@@ -147,11 +152,14 @@ struct imap_seqset {
 	bool dollar; /* "$" (SEARCHRES) */
 };
 
-/* Parses "1,3:5,7:*" (a "*" becomes UINT32_MAX; ranges are normalised first <= last).
- * 0 or -EINVAL. At most 10000 ranges. */
+/* Parses "1,3:5,7:*" (a "*" becomes IMAP_SEQ_STAR, never a number). 0 or -EINVAL. At
+ * most 10000 ranges. */
 int imap_seqset_parse(const char *s, size_t len, struct imap_seqset *set);
 void imap_seqset_free(struct imap_seqset *set);
-/* True when v is in the set; star is the value "*" stands for. */
+/* v, or star when v is IMAP_SEQ_STAR. */
+uint32_t imap_seq_resolve(uint32_t v, uint32_t star);
+/* True when v is in the set; star is the value "*" stands for (RFC 9051 seq-range: n:*
+ * is every value between n and star, in either order). */
 bool imap_seqset_contains(const struct imap_seqset *set, uint32_t v, uint32_t star);
 
 #endif

@@ -170,7 +170,8 @@ void imap_snapshot_remove(struct imap_client *cl, uint32_t seq);
 /* Sequence number (1-based) of uid, or 0. */
 uint32_t imap_seq_of(const struct imap_client *cl, uint32_t uid);
 /* Turns a sequence or UID set argument into store UID ranges (sequence numbers are
- * mapped through the snapshot). 0 or -EINVAL (message written? no: caller answers). */
+ * mapped through the snapshot). 0, -EINVAL (not a set) or -ERANGE (a sequence number
+ * above the message count, or "*" in an empty mailbox); the caller answers. */
 int imap_set_to_ranges(struct imap_client *cl, const struct imap_arg *a, bool uid,
                        struct store_uid_range **ranges_r, size_t *n_r);
 /* A snapshot keyword string: NULL for none, else a copy. */

@@ -389,21 +389,17 @@ int imap_set_to_ranges(struct imap_client *cl, const struct imap_arg *a, bool ui
 		r = xcalloc(set.n, sizeof(*r));
 		uint32_t maxuid = cl->n_msgs > 0 ? cl->msgs[cl->n_msgs - 1].uid : 0;
 		for (size_t i = 0; i < set.n; i++) {
-			uint32_t f = set.r[i].first, l = set.r[i].last;
-			/* "*" is the highest UID; "N:*" with N above it still means that one. */
-			if (f == UINT32_MAX)
-				f = maxuid;
-			if (l == UINT32_MAX)
-				l = maxuid > set.r[i].first || set.r[i].first == UINT32_MAX
-				        ? maxuid
-				        : set.r[i].first;
+			/* "*" is the highest UID in use, so "N:*" with N above it is still that
+			 * one (RFC 9051 seq-range); a number, even 4294967295, is only itself. */
+			uint32_t f = imap_seq_resolve(set.r[i].first, maxuid);
+			uint32_t l = imap_seq_resolve(set.r[i].last, maxuid);
 			if (f > l) {
 				uint32_t t = f;
 				f = l;
 				l = t;
 			}
 			if (f == 0)
-				f = 1;
+				f = 1; /* "*" in an empty mailbox: nothing to find */
 			if (l == 0)
 				continue;
 			r[n++] = (struct store_uid_range){f, l};
@@ -412,10 +408,10 @@ int imap_set_to_ranges(struct imap_client *cl, const struct imap_arg *a, bool ui
 		/* Sequence numbers: each one must exist. */
 		r = xcalloc(cl->n_msgs + 1, sizeof(*r));
 		for (size_t i = 0; i < set.n; i++) {
-			uint32_t f =
-			    set.r[i].first == UINT32_MAX ? (uint32_t)cl->n_msgs : set.r[i].first;
-			uint32_t l =
-			    set.r[i].last == UINT32_MAX ? (uint32_t)cl->n_msgs : set.r[i].last;
+			/* RFC 9051 seq-number: a number above the message count, or "*" in an
+			 * empty mailbox, is an error (BAD), also as one end of a range. */
+			uint32_t f = imap_seq_resolve(set.r[i].first, (uint32_t)cl->n_msgs);
+			uint32_t l = imap_seq_resolve(set.r[i].last, (uint32_t)cl->n_msgs);
 			if (f > l) {
 				uint32_t t = f;
 				f = l;

@@ -292,3 +292,42 @@ Test(imap_seqset, parse_and_contains)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_lt(imap_seqset_parse(bad[i], strlen(bad[i]), &s), 0, "%s", bad[i]);
 }
+
+/* "*" is not a number: 4294967295 is one, and only stands for itself. */
+Test(imap_seqset, star_is_not_the_largest_number)
+{
+	struct imap_seqset s;
+	cr_assert_eq(imap_seqset_parse("10:4294967295", 13, &s), 0);
+	cr_assert_eq(s.r[0].first, 10);
+	cr_assert_eq(s.r[0].last, 4294967295u);
+	cr_assert_not(imap_seqset_contains(&s, 3, 3));
+	cr_assert(imap_seqset_contains(&s, 4294967295u, 3));
+	cr_assert(imap_seqset_contains(&s, 10, 3));
+	imap_seqset_free(&s);
+
+	/* 10:* is 10..* in either order: with * = 3 it is 3:10. */
+	cr_assert_eq(imap_seqset_parse("10:*", 4, &s), 0);
+	cr_assert_eq(s.r[0].first, 10);
+	cr_assert_eq(s.r[0].last, IMAP_SEQ_STAR);
+	cr_assert(imap_seqset_contains(&s, 3, 3));
+	cr_assert_not(imap_seqset_contains(&s, 2, 3));
+	cr_assert_not(imap_seqset_contains(&s, 11, 3));
+	cr_assert(imap_seqset_contains(&s, 11, 20));
+	imap_seqset_free(&s);
+
+	/* "*" stays in last whichever side it was written on. */
+	cr_assert_eq(imap_seqset_parse("*:5,*,4294967295", 16, &s), 0);
+	cr_assert_eq(s.n, 3);
+	cr_assert_eq(s.r[0].first, 5);
+	cr_assert_eq(s.r[0].last, IMAP_SEQ_STAR);
+	cr_assert_eq(s.r[1].first, IMAP_SEQ_STAR);
+	cr_assert_eq(s.r[1].last, IMAP_SEQ_STAR);
+	cr_assert_eq(s.r[2].first, 4294967295u);
+	cr_assert(imap_seqset_contains(&s, 7, 7));
+	cr_assert(imap_seqset_contains(&s, 4294967295u, 7));
+	cr_assert_not(imap_seqset_contains(&s, 4, 7));
+	cr_assert_not(imap_seqset_contains(&s, 8, 7));
+	cr_assert_eq(imap_seq_resolve(IMAP_SEQ_STAR, 9), 9);
+	cr_assert_eq(imap_seq_resolve(4294967295u, 9), 4294967295u);
+	imap_seqset_free(&s);
+}

@@ -1,0 +1,135 @@
+"""IMAP conformance of sequence sets against the real sealmaild (RFC 3501 / RFC 9051
+formal syntax).
+
+- In a UID set "*" is the largest UID in use, so N:* with N above every UID still names
+  the last message; 4294967295 is a number like any other and names only itself. A
+  message sequence number above the message count (also as one end of a range, and "*"
+  in an empty mailbox) is answered BAD (seq-number: "The server should respond with a
+  tagged BAD ... greater than the number of messages").
+"""
+import imaplib
+
+import pytest
+
+from imap_env import ImapEnv, cmd, simple_message
+
+USER = "confparse@corp.example"
+EMPTY_USER = "confempty@corp.example"
+
+
+@pytest.fixture(scope="module")
+def env(server):
+    e = ImapEnv(server)
+    e.add_user("confparse")
+    e.add_user("confempty")
+    m = e.imaps(USER)
+    for i in range(3):
+        typ, _ = m.append("INBOX", None, None, simple_message("message %d" % (i + 1)))
+        assert typ == "OK"
+    m.logout()
+    return e
+
+
+def uids_of(data):
+    """UIDs from imaplib FETCH data (b'1 (UID 7)' items)."""
+    out = []
+    for item in data:
+        if item is None:
+            continue
+        if isinstance(item, tuple):
+            item = item[0]
+        if b"UID " in item:
+            out.append(int(item.split(b"UID ")[1].split(b")")[0].split()[0]))
+    return out
+
+
+@pytest.fixture
+def inbox(env):
+    m = env.imaps(USER)
+    typ, data = m.select("INBOX")
+    assert typ == "OK" and data == [b"3"], data
+    typ, data = m.uid("SEARCH", "ALL")
+    uids = [int(u) for u in data[0].split()]
+    assert len(uids) == 3, uids
+    yield m, uids
+    m.logout()
+
+
+# ---- 1. sequence sets ----
+
+def test_uid_range_to_star_above_every_uid_is_the_last_message(inbox):
+    m, uids = inbox
+    top = uids[-1]
+    typ, data = m.uid("FETCH", "%d:*" % (top + 10), "(UID)")
+    assert typ == "OK", data
+    assert uids_of(data) == [top], data
+    typ, data = m.uid("SEARCH", "UID", "%d:*" % (top + 10))
+    assert typ == "OK" and data == [str(top).encode()], data
+    typ, data = m.uid("FETCH", "*", "(UID)")
+    assert typ == "OK" and uids_of(data) == [top], data
+
+
+def test_uid_range_to_largest_number_is_not_star(inbox):
+    m, uids = inbox
+    top = uids[-1]
+    typ, data = m.uid("SEARCH", "UID", "%d:4294967295" % (top + 10))
+    assert typ == "OK" and data == [b""], data
+    typ, data = m.uid("SEARCH", "UID", "4294967295")
+    assert typ == "OK" and data == [b""], data
+    typ, data = m.search(None, "UID", "%d:4294967295" % (top + 10))
+    assert typ == "OK" and data == [b""], data
+    typ, data = m.uid("FETCH", "%d:4294967295" % (top + 10), "(UID)")
+    assert typ == "OK" and uids_of(data) == [], data
+    # The same range from below still holds every message.
+    typ, data = m.uid("SEARCH", "UID", "1:4294967295")
+    assert typ == "OK" and [int(u) for u in data[0].split()] == uids, data
+
+
+def test_sequence_numbers(inbox):
+    m, uids = inbox
+    typ, data = m.fetch("3:*", "(UID)")
+    assert typ == "OK" and uids_of(data) == [uids[2]], data
+    typ, data = m.fetch("*:2", "(UID)")
+    assert typ == "OK" and uids_of(data) == uids[1:], data
+    typ, data = m.search(None, "2:*")
+    assert typ == "OK" and data == [b"2 3"], data
+    # seq-number (RFC 3501 and RFC 9051 alike): a number above the message count is
+    # BAD, whether alone or as one end of a range with "*".
+    for bad in ("5", "5:*", "*:5", "1,4", "2:4"):
+        with pytest.raises(imaplib.IMAP4.error) as e:
+            m.fetch(bad, "(UID)")
+        assert "BAD" in str(e.value) or "Invalid message sequence number" in str(e.value), \
+            (bad, str(e.value))
+    typ, _ = m.noop()
+    assert typ == "OK"
+
+
+def test_sequence_numbers_raw_replies(env):
+    lc = env.raw(USER)
+    r = cmd(lc, "s1", "SELECT INBOX")
+    assert r[-1].startswith(b"s1 OK"), r
+    r = cmd(lc, "f1", "FETCH 5 (UID)")
+    assert r == [b"f1 BAD Invalid message sequence number\r\n"], r
+    r = cmd(lc, "f2", "FETCH 5:* (UID)")
+    assert r == [b"f2 BAD Invalid message sequence number\r\n"], r
+    r = cmd(lc, "f3", "FETCH 3:* (UID)")
+    assert len(r) == 2 and r[0].startswith(b"* 3 FETCH (UID ") and r[1].startswith(b"f3 OK"), r
+    lc.close()
+
+
+def test_empty_mailbox(env):
+    lc = env.raw(EMPTY_USER)
+    r = cmd(lc, "s1", "SELECT INBOX")
+    assert b"* 0 EXISTS\r\n" in r and r[-1].startswith(b"s1 OK"), r
+    # "*" in an empty mailbox is a sequence number above the count: BAD.
+    r = cmd(lc, "f1", "FETCH * (UID)")
+    assert r == [b"f1 BAD Invalid message sequence number\r\n"], r
+    r = cmd(lc, "f2", "FETCH 1:* (UID)")
+    assert r == [b"f2 BAD Invalid message sequence number\r\n"], r
+    # A UID set names no message, and that is no error.
+    r = cmd(lc, "u1", "UID FETCH 1:* (UID)")
+    assert r == [b"u1 OK FETCH completed\r\n"] or (len(r) == 1 and r[0].startswith(b"u1 OK")), r
+    r = cmd(lc, "u2", "UID SEARCH UID 10:*")
+    assert r[0] == b"* SEARCH\r\n" and r[-1].startswith(b"u2 OK"), r
+    lc.close()
+
