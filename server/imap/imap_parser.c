@@ -172,10 +172,25 @@ static struct imap_arg *arg_new(struct pstate *st)
 
 static bool is_atom_char(unsigned char c)
 {
-	/* atom-specials but for \ (flags are atoms here), % and * (LIST patterns). */
+	/* ASTRING-CHAR: atom-specials are excluded but for \ (flags are atoms here), % and *
+	 * (LIST patterns); "]" (resp-specials) is allowed, as in an astring. Commands that
+	 * take a narrower atom check it themselves (flag keywords refuse "]"). */
 	if (c <= 0x20 || c == 0x7f)
 		return false;
-	return c != '(' && c != ')' && c != '{' && c != '"' && c != ']';
+	return c != '(' && c != ')' && c != '{' && c != '"';
+}
+
+/* Is start..p a fetch-att that takes a section, so that a "[" right after it opens one?
+ * Elsewhere "[" is an ordinary atom character (RFC 3501 / 9051 formal syntax). */
+static bool takes_section(const char *start, const char *p)
+{
+	static const char *const names[] = {"BODY", "BODY.PEEK", "BINARY", "BINARY.PEEK",
+	                                    "BINARY.SIZE"};
+	size_t len = (size_t)(p - start);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == len && strncasecmp(start, names[i], len) == 0)
+			return true;
+	return false;
 }
 
 /* Parses items until ')' (depth > 0) or end. Items are appended to the pool in order;
@@ -263,11 +278,12 @@ static int parse_one(struct pstate *st, unsigned depth)
 		st->p = q + 3 + v;
 		return 0;
 	}
-	/* Atom, possibly with a bracketed section that may hold anything but CR/LF. */
+	/* Atom; after BODY, BODY.PEEK, BINARY... a bracketed section that may hold spaces
+	 * and parentheses (BODY[HEADER.FIELDS (From To)]<0.100>), anything but CR/LF/NUL. */
 	char *start = st->p;
 	while (st->p < st->end) {
 		unsigned char ch = (unsigned char)*st->p;
-		if (ch == '[') {
+		if (ch == '[' && takes_section(start, st->p)) {
 			int nest = 0;
 			while (st->p < st->end && *st->p != '\r' && *st->p != '\n' &&
 			       *st->p != '\0') {
@@ -284,9 +300,7 @@ static int parse_one(struct pstate *st, unsigned depth)
 			st->p++;
 			continue;
 		}
-		if (!is_atom_char(ch) && ch != ']')
-			break;
-		if (ch == ']')
+		if (!is_atom_char(ch))
 			break;
 		st->p++;
 	}

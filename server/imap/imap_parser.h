@@ -27,8 +27,10 @@
  *    strings are unescaped in place. Bounds: IMAP_PARSE_MAX_DEPTH nested lists,
  *    IMAP_PARSE_MAX_ARGS arguments in all.
  *
- * Atoms follow RFC 3501 loosely: an atom may contain a bracketed part that itself holds
- * spaces and parentheses (BODY[HEADER.FIELDS (From To)]<0.100>), as fetch-att needs.
+ * Atoms are read as ASTRING-CHARs (RFC 9051 formal syntax: "[" and "]" included), so
+ * "SELECT a[b" is a mailbox name. Only after BODY, BODY.PEEK, BINARY, BINARY.PEEK and
+ * BINARY.SIZE does "[" open a section that may itself hold spaces and parentheses
+ * (BODY[HEADER.FIELDS (From To)]<0.100>), as fetch-att needs; it must be closed.
  */
 #include <stdbool.h>
 #include <stddef.h>

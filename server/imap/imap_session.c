@@ -606,8 +606,12 @@ static void imap_client_line(struct imap_client *cl, char *line, size_t len, boo
 			}
 			return;
 		}
-		if (lit.size == 0)
+		if (lit.size == 0) {
+			/* A synchronising {0} waits for its "+" like any other (RFC 9051 4.3). */
+			if (!lit.nonsync)
+				conn_write_str(cl->c, "+ Ready for literal data\r\n");
 			return;
+		}
 		/* Large APPEND literals, and any that would take the command past what it may
 		 * hold in memory, go to the disk as they arrive. */
 		if (lit.size > IMAP_SPOOL_MIN ||

@@ -1,17 +1,19 @@
-"""IMAP conformance of sequence sets against the real sealmaild (RFC 3501 / RFC 9051
-formal syntax).
+"""IMAP conformance of sequence sets and of the argument parser against the real
+sealmaild (RFC 3501 / RFC 9051 formal syntax):
 
 - In a UID set "*" is the largest UID in use, so N:* with N above every UID still names
   the last message; 4294967295 is a number like any other and names only itself. A
   message sequence number above the message count (also as one end of a range, and "*"
   in an empty mailbox) is answered BAD (seq-number: "The server should respond with a
   tagged BAD ... greater than the number of messages").
+- "[" and "]" are astring characters outside a FETCH section: a mailbox name holding them
+  gets NO (no such mailbox), not BAD. A synchronising {0} literal gets its "+".
 """
 import imaplib
 
 import pytest
 
-from imap_env import ImapEnv, cmd, simple_message
+from imap_env import PASSWORD, ImapEnv, cmd, simple_message
 
 USER = "confparse@corp.example"
 EMPTY_USER = "confempty@corp.example"
@@ -131,5 +133,96 @@ def test_empty_mailbox(env):
     assert r == [b"u1 OK FETCH completed\r\n"] or (len(r) == 1 and r[0].startswith(b"u1 OK")), r
     r = cmd(lc, "u2", "UID SEARCH UID 10:*")
     assert r[0] == b"* SEARCH\r\n" and r[-1].startswith(b"u2 OK"), r
+    lc.close()
+
+
+# ---- 2. parser and errors ----
+
+def test_bracket_is_an_atom_character(env):
+    lc = env.raw(USER)
+    r = cmd(lc, "s1", "SELECT !#$&'+,-.0123456789:;<=>?@^_|[}")
+    assert len(r) == 1 and r[0].startswith(b"s1 NO"), r
+    r = cmd(lc, "s2", "SELECT a]b")
+    assert len(r) == 1 and r[0].startswith(b"s2 NO"), r
+    r = cmd(lc, "s3", "EXAMINE [Gmail]")
+    assert len(r) == 1 and r[0].startswith(b"s3 NO"), r
+    # A FETCH section is still bracketed, and must still be closed.
+    r = cmd(lc, "s4", "SELECT INBOX")
+    assert r[-1].startswith(b"s4 OK"), r
+    r = cmd(lc, "f1", "FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject)])")
+    assert b"Subject: message 1" in b"".join(r) and r[-1].startswith(b"f1 OK"), r
+    r = cmd(lc, "f2", "FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject)")
+    assert r == [b"f2 BAD missing ]\r\n"], r
+    lc.close()
+
+
+def test_bracket_in_a_mailbox_name_round_trips(env):
+    m = env.imaps(USER)
+    typ, data = m.create("[Brackets]x[y")
+    assert typ == "OK", data
+    typ, data = m.list('""', "*Brackets*")
+    assert typ == "OK" and any(b"[Brackets]x[y" in d for d in data), data
+    typ, data = m.select("[Brackets]x[y")
+    assert typ == "OK" and data == [b"0"], data
+    m.close()
+    typ, data = m.delete("[Brackets]x[y")
+    assert typ == "OK", data
+    m.logout()
+
+
+def test_empty_synchronising_literal_gets_continuation(env):
+    lc = env.raw(USER)
+    lc.send("e1 SELECT {0}\r\n")
+    assert lc.readline().startswith(b"+"), "no continuation for {0}"
+    lc.send("\r\n")
+    r = lc.imap_tagged("e1")
+    assert len(r) == 1 and r[0].startswith(b"e1 NO"), r
+    # An empty message: the "+" comes, and the command is answered. RFC 5322 allows a
+    # message without header fields or body, and sealmail keeps it (NO would do too).
+    r = cmd(lc, "c1", "CREATE Zero")
+    assert r[-1].startswith(b"c1 OK"), r
+    lc.send("e2 APPEND Zero {0}\r\n")
+    assert lc.readline().startswith(b"+"), "no continuation for APPEND {0}"
+    lc.send("\r\n")
+    r = lc.imap_tagged("e2")
+    assert len(r) == 1 and r[0].startswith(b"e2 OK [APPENDUID "), r
+    r = cmd(lc, "x1", "EXAMINE Zero")
+    assert b"* 1 EXISTS\r\n" in r and r[-1].startswith(b"x1 OK"), r
+    r = cmd(lc, "x2", "FETCH 1 (RFC822.SIZE BODY.PEEK[])")
+    assert r[0] == b"* 1 FETCH (RFC822.SIZE 0 BODY[] {0}\r\n" and r[-1].startswith(b"x2 OK"), r
+    # A non-synchronising {0+} gets no "+": the next reply is the tagged one.
+    lc.send("e3 SELECT {0+}\r\n\r\n")
+    r = lc.imap_tagged("e3")
+    assert r[-1].startswith(b"e3 NO") and not any(x.startswith(b"+") for x in r), r
+    r = cmd(lc, "e4", "NOOP")
+    assert r[-1].startswith(b"e4 OK"), r
+    lc.close()
+
+
+def test_empty_literals_in_login(env):
+    lc = env.raw()
+    lc.send("l1 LOGIN {0}\r\n")
+    assert lc.readline().startswith(b"+"), "no continuation for LOGIN {0}"
+    lc.send(" {0}\r\n")
+    assert lc.readline().startswith(b"+"), "no continuation for the second {0}"
+    lc.send("\r\n")
+    r = lc.imap_tagged("l1")
+    assert len(r) == 1 and r[0].startswith(b"l1 NO"), r
+    lc.send('l2 LOGIN "%s" {0}\r\n' % USER)
+    assert lc.readline().startswith(b"+")
+    lc.send("\r\n")
+    r = lc.imap_tagged("l2")
+    assert len(r) == 1 and r[0].startswith(b"l2 NO"), r
+    # A {0} user name followed by nothing is a syntax error, still answered.
+    lc.send("l3 LOGIN {0}\r\n")
+    assert lc.readline().startswith(b"+")
+    lc.send("\r\n")
+    r = lc.imap_tagged("l3")
+    assert len(r) == 1 and r[0].startswith(b"l3 BAD"), r
+    lc.send('l4 LOGIN {%d}\r\n' % len(USER))
+    assert lc.readline().startswith(b"+")
+    lc.send('%s "%s"\r\n' % (USER, PASSWORD))
+    r = lc.imap_tagged("l4")
+    assert r[-1].startswith(b"l4 OK"), r
     lc.close()
 

@@ -138,6 +138,19 @@ static const struct pcase cases[] = {
     {"a APPEND x {2000}\r\n", "E7"}, /* over the message limit (1000 here) */
     {"a X ((((((((((((((((((((((((((((((((((x))))))))))))))))))))))))))))))))))\r\n",
      "P:lists nested too deep"},
+    /* "[" and "]" are ASTRING-CHARs: only a fetch-att's section is bracketed. */
+    {"a SELECT !#$&'+,-.0123456789:;<=>?@^_|[}\r\n", "a SELECT !#$&'+,-.0123456789:;<=>?@^_|[}"},
+    {"a SELECT a]b\r\n", "a SELECT a]b"},
+    {"a RENAME x[ y]\r\n", "a RENAME x[ y]"},
+    {"a LOGIN [user] p[w\r\n", "a LOGIN [user] p[w"},
+    {"a FETCH 1 BINARY.PEEK[1]<0.10>\r\n", "a FETCH 1 BINARY.PEEK[1]<0.10>"},
+    {"a FETCH 1 body[header.fields (X)] BODY[]\r\n", "a FETCH 1 body[header.fields (X)] BODY[]"},
+    {"a FETCH 1 BODY.PEEK[HEADER\r\n", "P:missing ]"},
+    {"a FETCH 1 (BODY[1 UID)\r\n", "P:missing ]"},
+    /* A synchronising {0} is a literal like any other (the session sends its "+"). */
+    {"a SELECT {0}\r\n\r\n", "a SELECT {L}\"\""},
+    {"a LOGIN {0}\r\n {0}\r\n\r\n", "a LOGIN {L}\"\" {L}\"\""},
+    {"a APPEND INBOX {0}\r\n\r\n", "a APPEND INBOX {L}\"\""},
 };
 
 static void check_all(size_t (*chunk)(size_t))
@@ -291,6 +304,23 @@ Test(imap_seqset, parse_and_contains)
 	const char *bad[] = {"", "0", "1,", ",1", "1::2", "a", "4294967296", "01", "1:0"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_assert_lt(imap_seqset_parse(bad[i], strlen(bad[i]), &s), 0, "%s", bad[i]);
+}
+
+/* A synchronising {0} is announced to the caller (which owes the client a "+") and
+ * needs no bytes: the next line continues the command. */
+Test(imap_parser, empty_literal_announced)
+{
+	struct imap_reader r;
+	imap_reader_init(&r, 100);
+	struct imap_literal lit = {99, true};
+	cr_assert_eq(imap_reader_line(&r, "a LOGIN {0}", 11, &lit), 0);
+	cr_assert_eq(lit.size, 0);
+	cr_assert_not(lit.nonsync);
+	cr_assert_not(r.in_literal);
+	cr_assert_eq(imap_reader_line(&r, " {0+}", 5, &lit), 0);
+	cr_assert(lit.nonsync);
+	cr_assert_eq(imap_reader_line(&r, "", 0, &lit), 1);
+	imap_reader_free(&r);
 }
 
 /* "*" is not a number: 4294967295 is one, and only stands for itself. */
