@@ -150,16 +150,13 @@ size_t imap_reader_divert(struct imap_reader *r)
 struct pstate {
 	char *p, *end;
 	struct imap_args *args;
+	size_t n_args; /* arguments parsed (the pool holds each twice, see parse_items) */
 	const char *error;
 };
 
-static struct imap_arg *arg_new(struct pstate *st)
+/* A pool slot; the pool holds at most two per argument, so it is bounded too. */
+static struct imap_arg *arg_slot(struct imap_args *a)
 {
-	struct imap_args *a = st->args;
-	if (a->used >= IMAP_PARSE_MAX_ARGS) {
-		st->error = "too many arguments";
-		return NULL;
-	}
 	if (a->used == a->cap) {
 		/* Children are stored as index ranges while parsing, so growing is safe. */
 		a->cap = a->cap == 0 ? 32 : a->cap * 2;
@@ -168,6 +165,16 @@ static struct imap_arg *arg_new(struct pstate *st)
 	struct imap_arg *arg = &a->pool[a->used++];
 	memset(arg, 0, sizeof(*arg));
 	return arg;
+}
+
+static struct imap_arg *arg_new(struct pstate *st)
+{
+	if (st->n_args >= IMAP_PARSE_MAX_ARGS) {
+		st->error = "too many arguments";
+		return NULL;
+	}
+	st->n_args++;
+	return arg_slot(st->args);
 }
 
 static bool is_atom_char(unsigned char c)
@@ -360,11 +367,7 @@ static int parse_items(struct pstate *st, unsigned depth, size_t *first_r, size_
 	*first_r = st->args->used;
 	*n_r = n;
 	for (size_t i = 0; i < n; i++) {
-		struct imap_arg *copy = arg_new(st);
-		if (copy == NULL) {
-			rc = -EINVAL;
-			goto out;
-		}
+		struct imap_arg *copy = arg_slot(st->args);
 		*copy = st->args->pool[idx[i]];
 	}
 out:
@@ -384,7 +387,7 @@ static void fixup(struct imap_arg *pool, struct imap_arg *a)
 int imap_parse(char *data, size_t len, struct imap_args *args, const char **error_r)
 {
 	memset(args, 0, sizeof(*args));
-	struct pstate st = {data, data + len, args, NULL};
+	struct pstate st = {data, data + len, args, 0, NULL};
 	size_t first, n;
 	if (parse_items(&st, 0, &first, &n) < 0) {
 		*error_r = st.error != NULL ? st.error : "syntax error";

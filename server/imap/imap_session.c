@@ -100,6 +100,12 @@ void imap_set_state(struct imap_client *cl, enum imap_state st)
 		cl->saved = NULL;
 		cl->n_saved = 0;
 	}
+	/* After login a command may be one long line (an ID with many parameters, a SEARCH
+	 * with a long OR chain): the line limit becomes the command's own bound, which the
+	 * reader enforces with a tagged BAD. A longer line is still refused by the conn
+	 * before it is buffered. Before login the configured small limit stays. */
+	if (cl->state == IMAP_STATE_NOAUTH && (st == IMAP_STATE_AUTH || st == IMAP_STATE_SELECTED))
+		conn_set_line_limit(cl->c, IMAP_COMMAND_MAX);
 	cl->state = st;
 	imap_reader_set_max(&cl->reader,
 	                    st == IMAP_STATE_NOAUTH ? IMAP_COMMAND_MAX_PREAUTH : IMAP_COMMAND_MAX);

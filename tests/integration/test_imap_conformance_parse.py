@@ -1,5 +1,5 @@
-"""IMAP conformance of sequence sets and of the argument parser against the real
-sealmaild (RFC 3501 / RFC 9051 formal syntax):
+"""IMAP conformance of sequence sets, of the argument parser and of long lines, against
+the real sealmaild (RFC 3501 / RFC 9051 formal syntax):
 
 - In a UID set "*" is the largest UID in use, so N:* with N above every UID still names
   the last message; 4294967295 is a number like any other and names only itself. A
@@ -8,6 +8,8 @@ sealmaild (RFC 3501 / RFC 9051 formal syntax):
   tagged BAD ... greater than the number of messages").
 - "[" and "]" are astring characters outside a FETCH section: a mailbox name holding them
   gets NO (no such mailbox), not BAD. A synchronising {0} literal gets its "+".
+- After login a command may be one line of more than 64 KiB; a 2 MiB line is still
+  refused (untagged BAD [TOOBIG]) without losing the connection.
 """
 import imaplib
 
@@ -226,3 +228,62 @@ def test_empty_literals_in_login(env):
     assert r[-1].startswith(b"l4 OK"), r
     lc.close()
 
+
+# ---- 3. long lines after login ----
+
+def test_id_with_thirty_long_parameters(env):
+    lc = env.raw(USER)
+    params = " ".join('"k%02d" "%s"' % (i, chr(ord("a") + i % 26) * 1024) for i in range(30))
+    r = cmd(lc, "i1", "ID (%s)" % params)
+    assert r[0].startswith(b"* ID (") and r[-1].startswith(b"i1 OK"), r
+    lc.close()
+
+
+def test_search_with_long_or_chain(env):
+    lc = env.raw(USER)
+    r = cmd(lc, "s1", "SELECT INBOX")
+    assert r[-1].startswith(b"s1 OK"), r
+    # 2,000 terms ORed together, written as a balanced prefix tree (OR OR a b OR c d ...)
+    # so the search stays shallow; one of them matches message 2.
+    terms = ["SUBJECT \"no such subject %04d here\"" % i for i in range(2000)]
+    terms[1234] = "SUBJECT \"message 2\""
+
+    def tree(ts):
+        if len(ts) == 1:
+            return ts[0]
+        half = len(ts) // 2
+        return "OR %s %s" % (tree(ts[:half]), tree(ts[half:]))
+
+    line = "SEARCH " + tree(terms)
+    assert len(line) > 64 * 1024, len(line)
+    r = cmd(lc, "s2", line)
+    assert len(r) == 2 and r[0] == b"* SEARCH 2\r\n" and r[1].startswith(b"s2 OK"), r
+    # The same over 64 KiB as a UID SEARCH with a long UID set.
+    uidset = ",".join("%d:%d" % (100000 + 3 * i, 100001 + 3 * i) for i in range(6000))
+    assert len(uidset) > 64 * 1024
+    r = cmd(lc, "s3", "UID SEARCH UID %s" % uidset)
+    assert r[0] == b"* SEARCH\r\n" and r[-1].startswith(b"s3 OK"), r
+    lc.close()
+
+
+def test_two_mib_command_refused_and_session_kept(env):
+    lc = env.raw(USER)
+    lc.send("b1 ID (\"k\" \"" + "x" * (2 * 1024 * 1024) + "\")\r\n")
+    assert lc.readline() == b"* BAD [TOOBIG] Line too long\r\n"
+    r = cmd(lc, "b2", "NOOP")
+    assert r == [b"b2 OK NOOP completed\r\n"] or (len(r) == 1 and r[0].startswith(b"b2 OK")), r
+    # Just over the 1 MiB a command may hold: the same.
+    lc.send("b3 ID (\"k\" \"" + "x" * (1024 * 1024 + 10) + "\")\r\n")
+    assert lc.readline() == b"* BAD [TOOBIG] Line too long\r\n"
+    r = cmd(lc, "b4", "NOOP")
+    assert len(r) == 1 and r[0].startswith(b"b4 OK"), r
+    lc.close()
+
+
+def test_long_line_before_login_still_refused(env):
+    lc = env.raw()
+    lc.send("p1 ID (\"k\" \"" + "x" * (64 * 1024) + "\")\r\n")
+    assert lc.readline() == b"* BAD [TOOBIG] Line too long\r\n"
+    r = cmd(lc, "p2", "CAPABILITY")
+    assert r[-1].startswith(b"p2 OK"), r
+    lc.close()

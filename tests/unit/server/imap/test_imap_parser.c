@@ -239,6 +239,40 @@ Test(imap_parser, many_args_bounded)
 	free(cmd);
 }
 
+/* "a X (y x x ... x) z" with n x's: n + 5 arguments, lists and their members alike. */
+static size_t list_cmd(char *cmd, size_t n)
+{
+	size_t l = 6;
+	memcpy(cmd, "a X (y", 6);
+	for (size_t i = 0; i < n; i++) {
+		cmd[l++] = ' ';
+		cmd[l++] = 'x';
+	}
+	memcpy(cmd + l, ") z\r\n", 5);
+	return l + 5;
+}
+
+/* The bound counts arguments (not the parser's internal copies): exactly the maximum
+ * parses, one more does not. */
+Test(imap_parser, max_args_accepted)
+{
+	size_t n = IMAP_PARSE_MAX_ARGS - 5;
+	char *cmd = malloc(n * 2 + 32);
+	size_t l = list_cmd(cmd, n);
+	struct imap_args args;
+	const char *err = NULL;
+	cr_assert_eq(imap_parse(cmd, l, &args, &err), 0, "%s", err);
+	cr_assert_eq(args.n, 4);
+	cr_assert_eq(args.v[2].n, n + 1);
+	cr_assert_eq(args.v[3].s[0], 'z');
+	imap_args_free(&args);
+	l = list_cmd(cmd, n + 1);
+	cr_assert_lt(imap_parse(cmd, l, &args, &err), 0);
+	cr_assert_str_eq(err, "too many arguments");
+	imap_args_free(&args);
+	free(cmd);
+}
+
 Test(imap_parser, nonsync_flag)
 {
 	struct imap_reader r;
