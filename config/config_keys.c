@@ -379,8 +379,10 @@ const struct cfg_key cfg_keys[] = {
      .min = 1000,
      .max = 16777216,
      .def = "65536",
-     .doc = "Longest command line in bytes after login (IMAP commands with long sequence "
-            "sets need room). At least 1000, the SMTP text line limit (RFC 5321)."},
+     .doc = "Longest command line in bytes after login, for SMTP and POP3. At least 1000, "
+            "the SMTP text line limit (RFC 5321). IMAP after login takes a line as long as "
+            "its whole-command bound (1 MiB: long sequence sets and OR chains need room), "
+            "so this does not apply to it."},
     {.path = "limits.line_length_preauth",
      .type = CFG_TYPE_UINT,
      C(limits.line_length_preauth),
