@@ -187,10 +187,22 @@ static int parse_key(struct sp *p, struct imap_search_key *k, unsigned depth)
 		return parse_key(p, add_kid(k), depth + 1);
 	}
 	if (imap_arg_is(a, "OR")) {
+		/* OR is a union, so an operand that is itself an OR joins this one: clients
+		 * write long chains (OR a OR b OR c d, or OR OR OR a b c d), which become one
+		 * n-ary OR instead of a nesting as deep as the chain is long. */
 		k->type = IMAP_SK_OR;
-		if (parse_key(p, add_kid(k), depth + 1) < 0)
-			return -EINVAL;
-		return parse_key(p, add_kid(k), depth + 1);
+		for (size_t need = 2; need > 0;) {
+			const struct imap_arg *b = p->i < p->n ? &p->a[p->i] : NULL;
+			if (b != NULL && b->type == IMAP_ARG_ATOM && imap_arg_is(b, "OR")) {
+				p->i++;
+				need++; /* one operand becomes two */
+				continue;
+			}
+			if (parse_key(p, add_kid(k), depth + 1) < 0)
+				return -EINVAL;
+			need--;
+		}
+		return 0;
 	}
 	if (imap_arg_is(a, "KEYWORD") || imap_arg_is(a, "UNKEYWORD")) {
 		k->type = imap_arg_is(a, "KEYWORD") ? IMAP_SK_KEYWORD : IMAP_SK_UNKEYWORD;
@@ -431,8 +443,10 @@ bool imap_search_match(const struct imap_search_key *k, const struct imap_search
 				return false;
 		return true;
 	case IMAP_SK_OR:
-		return imap_search_match(&k->kids[0], m, max_seq, max_uid) ||
-		       imap_search_match(&k->kids[1], m, max_seq, max_uid);
+		for (size_t i = 0; i < k->n_kids; i++)
+			if (imap_search_match(&k->kids[i], m, max_seq, max_uid))
+				return true;
+		return false;
 	case IMAP_SK_NOT:
 		return !imap_search_match(&k->kids[0], m, max_seq, max_uid);
 	case IMAP_SK_FLAG:

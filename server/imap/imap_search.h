@@ -16,7 +16,7 @@
 enum imap_skey {
 	IMAP_SK_ALL,
 	IMAP_SK_AND,    /* children */
-	IMAP_SK_OR,     /* two children */
+	IMAP_SK_OR,     /* two or more children: a chain of ORs is one */
 	IMAP_SK_NOT,    /* one child */
 	IMAP_SK_FLAG,   /* flags set: u.flag */
 	IMAP_SK_NOFLAG, /* flags clear */

@@ -102,6 +102,11 @@ Test(imap_search, keys)
 	    {"RETURN (COUNT) SEEN", "1"},
 	    {"BOGUS", "BAD"},
 	    {"OR SEEN", "BAD"},
+	    {"OR OR SEEN DELETED KEYWORD $Work", "1 2 3"},
+	    {"OR SEEN OR DELETED LARGER 10000", "1 3"},
+	    {"OR OR SEEN OR UID 11 DELETED SMALLER 1", "1 2 3"},
+	    {"OR SEEN OR DELETED", "BAD"},
+	    {"OR OR SEEN DELETED", "BAD"},
 	    {"SINCE 32-Jan-2024", "BAD"},
 	    {"", "BAD"},
 	};
@@ -121,6 +126,32 @@ Test(imap_search, deep_nesting_refused)
 	char *got = run(q);
 	cr_assert_str_eq(got, "BAD");
 	free(got);
+}
+
+/* Chains of OR as clients write them (OR a OR b ... and OR OR ... a b ...) are one
+ * union however long, not a nesting that the depth bound would refuse. */
+Test(imap_search, long_or_chains)
+{
+	for (int left = 0; left <= 1; left++) {
+		struct buf q;
+		buf_init(&q, SIZE_MAX);
+		int n = 3000;
+		if (left) {
+			for (int i = 0; i < n - 1; i++)
+				buf_append_str(&q, "OR ");
+			for (int i = 0; i < n - 1; i++)
+				buf_append_str(&q, "UID 99 ");
+			buf_append_str(&q, "UID 15");
+		} else {
+			for (int i = 0; i < n - 1; i++)
+				buf_append_str(&q, "OR UID 99 ");
+			buf_append_str(&q, "UID 10");
+		}
+		char *got = run(q.data);
+		cr_expect_str_eq(got, left ? "3" : "1", "%s chain", left ? "left" : "right");
+		free(got);
+		buf_free(&q);
+	}
 }
 
 Test(imap_search, seqset_format)
