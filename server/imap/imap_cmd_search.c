@@ -308,6 +308,10 @@ void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		imap_done(cl, rc == -ENOTSUP ? "NO" : "BAD", err);
 		return;
 	}
+	if (!imap_search_seqs_valid(&op->search.root, (uint32_t)cl->n_msgs)) {
+		imap_done(cl, "BAD", "Invalid message sequence number");
+		return;
+	}
 	if (op->search.needs_modseq)
 		cl->condstore = true;
 	if (op->search.needs_header && cl->n_msgs > 0) {

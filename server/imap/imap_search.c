@@ -431,6 +431,22 @@ static bool in_uids(const struct imap_search_key *k, uint32_t uid)
 	return false;
 }
 
+bool imap_search_seqs_valid(const struct imap_search_key *k, uint32_t n_msgs)
+{
+	if (k->type == IMAP_SK_SEQ && !k->set.dollar) {
+		for (size_t i = 0; i < k->set.n; i++) {
+			uint32_t f = imap_seq_resolve(k->set.r[i].first, n_msgs);
+			uint32_t l = imap_seq_resolve(k->set.r[i].last, n_msgs);
+			if (f == 0 || l == 0 || f > n_msgs || l > n_msgs)
+				return false;
+		}
+	}
+	for (size_t i = 0; i < k->n_kids; i++)
+		if (!imap_search_seqs_valid(&k->kids[i], n_msgs))
+			return false;
+	return true;
+}
+
 bool imap_search_match(const struct imap_search_key *k, const struct imap_search_msg *m,
                        uint32_t max_seq, uint32_t max_uid)
 {

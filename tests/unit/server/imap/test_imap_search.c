@@ -154,6 +154,33 @@ Test(imap_search, long_or_chains)
 	}
 }
 
+Test(imap_search, sequence_numbers_must_exist)
+{
+	static const struct {
+		const char *q;
+		uint32_t n;
+		bool ok;
+	} c[] = {
+	    {"1:3", 3, true},        {"3:*", 3, true},     {"4", 3, false},     {"2:4", 3, false},
+	    {"5:*", 3, false},       {"*", 0, false},      {"UID 99", 3, true}, {"NOT 4", 3, false},
+	    {"OR 1 UID 9", 3, true}, {"UID 1:*", 0, true},
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		char *cmd = NULL;
+		size_t l = (size_t)asprintf(&cmd, "%s\r\n", c[i].q);
+		struct imap_args args;
+		const char *err;
+		cr_assert_eq(imap_parse(cmd, l, &args, &err), 0);
+		struct imap_search s;
+		cr_assert_eq(imap_search_parse(args.v, args.n, &s, &err), 0, "%s", c[i].q);
+		cr_expect_eq(imap_search_seqs_valid(&s.root, c[i].n), c[i].ok, "%s in %u", c[i].q,
+		             c[i].n);
+		imap_search_free(&s);
+		imap_args_free(&args);
+		free(cmd);
+	}
+}
+
 Test(imap_search, seqset_format)
 {
 	uint32_t v[] = {1, 2, 3, 5, 7, 8};
