@@ -100,14 +100,14 @@ static void select_opened(struct select_op *op, uint64_t modseq)
 	uint32_t uidnext = op->mb.uidnext;
 	if (cl->n_msgs > 0 && cl->msgs[cl->n_msgs - 1].uid >= uidnext)
 		uidnext = cl->msgs[cl->n_msgs - 1].uid + 1;
+	/* FLAGS names every keyword in use: the client may know of no others. */
+	imap_keywords_forget(cl);
+	for (size_t i = 0; i < cl->n_msgs; i++)
+		imap_keywords_learn(cl, cl->msgs[i].keywords);
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
-	buf_printf(&o,
-	           "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
-	           "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] "
-	           "Flags permitted\r\n"
-	           "* %zu EXISTS\r\n* 0 RECENT\r\n",
-	           cl->n_msgs);
+	imap_fmt_flags_announce(cl, &o);
+	buf_printf(&o, "* %zu EXISTS\r\n* 0 RECENT\r\n", cl->n_msgs);
 	if (unseen > 0)
 		buf_printf(&o, "* OK [UNSEEN %u] First unseen\r\n", unseen);
 	buf_printf(&o,

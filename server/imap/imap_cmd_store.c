@@ -59,6 +59,7 @@ static void stored(void *ctx, int rc, struct store_result *res)
 	}
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
+	bool announce = false;
 	for (size_t i = 0; i < res->n_msgs; i++) {
 		uint32_t s = imap_seq_of(cl, res->msgs[i].uid);
 		if (s == 0)
@@ -68,6 +69,9 @@ static void stored(void *ctx, int rc, struct store_result *res)
 		free(m->keywords);
 		m->keywords = imap_keywords_dup(res->msgs[i].keywords);
 		m->modseq = res->msgs[i].modseq;
+		/* A new keyword is named by FLAGS before a FETCH shows it, also after .SILENT:
+		 * the client sees it in the next FETCH FLAGS. */
+		announce |= imap_keywords_learn(cl, m->keywords);
 		if (op->silent && !cl->condstore)
 			continue;
 		buf_printf(&o, "* %u FETCH (", s);
@@ -81,6 +85,13 @@ static void stored(void *ctx, int rc, struct store_result *res)
 			buf_printf(&o, "%sMODSEQ (%llu)", op->silent ? "" : " ",
 			           (unsigned long long)m->modseq);
 		buf_append_str(&o, ")\r\n");
+	}
+	if (announce) {
+		struct buf f;
+		buf_init(&f, SIZE_MAX);
+		imap_fmt_flags_announce(cl, &f);
+		conn_write(cl->c, f.data, f.len);
+		buf_free(&f);
 	}
 	if (o.len > 0)
 		conn_write(cl->c, o.data, o.len);

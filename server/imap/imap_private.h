@@ -115,6 +115,10 @@ struct imap_client {
 	/* SEARCHRES ($) */
 	uint32_t *saved;
 	size_t n_saved;
+	/* The keywords the session's last "* FLAGS" named, sorted (owned): a keyword that is
+	 * not among them is announced before any FETCH shows it (RFC 3501 7.2.6). */
+	char **flag_kw;
+	size_t n_flag_kw;
 };
 
 /* A command that writes more than a reply (FETCH) produces its next piece only once the
@@ -184,6 +188,15 @@ int imap_parse_flags(const struct imap_arg *a, unsigned *flags_r, char **keyword
 char *imap_mailbox_arg(struct imap_client *cl, const struct imap_arg *a);
 void imap_write_capability(struct imap_client *cl, struct buf *o);
 void imap_sync_then(struct imap_client *cl, void (*then)(struct imap_client *cl));
+/* Adds the keywords of kw (space separated, NULL for none) that the session's last FLAGS
+ * did not name; true when any was new: then imap_fmt_flags_announce must go out before
+ * any FETCH that shows them. */
+bool imap_keywords_learn(struct imap_client *cl, const char *kw);
+/* Appends "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" naming the system flags and
+ * every keyword the session has learned. */
+void imap_fmt_flags_announce(const struct imap_client *cl, struct buf *o);
+/* Forgets the learned keywords (the mailbox is left, or selected again). */
+void imap_keywords_forget(struct imap_client *cl);
 void imap_watch(struct imap_client *cl, bool on);
 
 /* Command handlers, one file per command or family, named after it. */

@@ -99,6 +99,7 @@ void imap_set_state(struct imap_client *cl, enum imap_state st)
 		free(cl->saved);
 		cl->saved = NULL;
 		cl->n_saved = 0;
+		imap_keywords_forget(cl);
 	}
 	/* After login a command may be one long line (an ID with many parameters, a SEARCH
 	 * with a long OR chain): the line limit becomes the command's own bound, which the

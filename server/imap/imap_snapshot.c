@@ -438,6 +438,76 @@ int imap_set_to_ranges(struct imap_client *cl, const struct imap_arg *a, bool ui
 	return 0;
 }
 
+/* ---- keywords announced ----
+ *
+ * A client learns which keywords exist from FLAGS (RFC 3501 7.2.6) and may keep nothing
+ * else: every keyword a FETCH shows must have been named by the last FLAGS. SELECT names
+ * those of the whole mailbox; a change that brings one the session has not named (its own
+ * STORE, APPEND or COPY, or anyone's, seen in a sync) sends FLAGS and PERMANENTFLAGS again
+ * before the FETCH. The set only grows while the mailbox stays selected: a keyword
+ * nobody uses any more costs a word in the list, not a wrong one.
+ */
+
+static int kw_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool kw_known(const struct imap_client *cl, const char *w)
+{
+	return cl->n_flag_kw > 0 &&
+	       bsearch(&w, cl->flag_kw, cl->n_flag_kw, sizeof(*cl->flag_kw), kw_cmp) != NULL;
+}
+
+bool imap_keywords_learn(struct imap_client *cl, const char *kw)
+{
+	bool added = false;
+	while (kw != NULL && *kw != '\0') {
+		const char *end = strchr(kw, ' ');
+		size_t len = end != NULL ? (size_t)(end - kw) : strlen(kw);
+		if (len > 0) {
+			char *w = xstrndup(kw, len);
+			if (kw_known(cl, w)) {
+				free(w);
+			} else {
+				size_t i = 0;
+				while (i < cl->n_flag_kw && strcmp(cl->flag_kw[i], w) < 0)
+					i++;
+				cl->flag_kw = xreallocarray(cl->flag_kw, cl->n_flag_kw + 1,
+				                            sizeof(*cl->flag_kw));
+				memmove(&cl->flag_kw[i + 1], &cl->flag_kw[i],
+				        (cl->n_flag_kw - i) * sizeof(*cl->flag_kw));
+				cl->flag_kw[i] = w;
+				cl->n_flag_kw++;
+				added = true;
+			}
+		}
+		kw = end != NULL ? end + 1 : NULL;
+	}
+	return added;
+}
+
+void imap_keywords_forget(struct imap_client *cl)
+{
+	for (size_t i = 0; i < cl->n_flag_kw; i++)
+		free(cl->flag_kw[i]);
+	free(cl->flag_kw);
+	cl->flag_kw = NULL;
+	cl->n_flag_kw = 0;
+}
+
+void imap_fmt_flags_announce(const struct imap_client *cl, struct buf *o)
+{
+	static const char sys[] = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+	buf_printf(o, "* FLAGS (%s", sys);
+	for (size_t i = 0; i < cl->n_flag_kw; i++)
+		buf_printf(o, " %s", cl->flag_kw[i]);
+	buf_printf(o, ")\r\n* OK [PERMANENTFLAGS (%s", sys);
+	for (size_t i = 0; i < cl->n_flag_kw; i++)
+		buf_printf(o, " %s", cl->flag_kw[i]);
+	buf_append_str(o, " \\*)] Flags permitted\r\n");
+}
+
 /* ---- updates at command boundaries ---- */
 
 static void idle_sync(void *ctx)
@@ -520,6 +590,7 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
 	bool allow_expunge = !(cl->cmd_flags & IMAP_CMD_NO_EXPUNGE) || !cl->busy;
+	bool announce = false; /* a keyword the client has not been told of */
 	if (op->n_changed > 0 || n_gone > 0) {
 		own(cl);
 		struct imap_snap *sn = cl->snap;
@@ -550,6 +621,8 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 						free(nw[nn].keywords);
 						nw[nn].keywords = s->keywords;
 						s->keywords = NULL;
+						announce |=
+						    imap_keywords_learn(cl, nw[nn].keywords);
 					}
 					buf_printf(&o, "* %zu FETCH (", nn + 1);
 					if (cl->uid || cl->condstore)
@@ -570,6 +643,7 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 		size_t added = 0;
 		for (size_t k = 0; k < op->n_changed; k++)
 			if (op->changed[k].uid > last) {
+				announce |= imap_keywords_learn(cl, op->changed[k].keywords);
 				nw[nn] = op->changed[k];
 				op->changed[k].keywords = NULL;
 				nn++;
@@ -590,6 +664,13 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 		cl->changed = false;
 	}
 	share(cl);
+	if (announce) {
+		struct buf f;
+		buf_init(&f, SIZE_MAX);
+		imap_fmt_flags_announce(cl, &f);
+		conn_write(cl->c, f.data, f.len);
+		buf_free(&f);
+	}
 	if (o.len > 0)
 		conn_write(cl->c, o.data, o.len);
 	buf_free(&o);

@@ -210,3 +210,33 @@ Test(imap_snapshot, first_unseen_follows_changes)
 	cr_assert_eq(imap_snapshot_first_unseen(a), 0);
 	client_free(a);
 }
+
+/* The keywords a session has named in FLAGS: each learned once, kept sorted, and the
+ * announcement names the system flags, every keyword, and PERMANENTFLAGS with \*. */
+Test(imap_snapshot, keywords_learned_once_and_announced)
+{
+	struct imap_client *cl = client(1);
+	static const struct {
+		const char *kw;
+		bool news;
+	} steps[] = {
+	    {NULL, false},   {"", false},      {"$b", true},      {"$b", false},
+	    {"$a $b", true}, {"$b $a", false}, {"zz $a c", true}, {"c", false},
+	};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+		cr_expect_eq(imap_keywords_learn(cl, steps[i].kw), steps[i].news, "step %zu", i);
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	imap_fmt_flags_announce(cl, &o);
+	buf_append(&o, "", 1);
+	cr_expect_str_eq(o.data,
+	                 "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $a $b c zz)\r\n"
+	                 "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+	                 "\\Draft $a $b c zz \\*)] Flags permitted\r\n");
+	buf_free(&o);
+	imap_keywords_forget(cl);
+	cr_expect_eq(cl->n_flag_kw, 0);
+	cr_expect(imap_keywords_learn(cl, "$b"));
+	imap_keywords_forget(cl);
+	client_free(cl);
+}
