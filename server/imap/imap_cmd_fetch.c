@@ -66,6 +66,7 @@ struct fetch_op {
 	bool single;        /* the next message does not fit a batch: on its own */
 	struct buf *out;    /* emit() appends here instead of writing, when set */
 	bool vanished;      /* UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 3.2.6 */
+	bool condstore;     /* a CONDSTORE enabling FETCH: MODSEQ or CHANGEDSINCE */
 	struct store_uid_range *ranges;
 	size_t n_ranges;
 };
@@ -260,7 +261,8 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct fetch_item *str
 		}
 		}
 	}
-	if (cl->uid && !had_uid)
+	/* RFC 7162 3.1: a FETCH that sets \Seen shows UID and MODSEQ once CONDSTORE is on. */
+	if ((cl->uid || (cl->condstore && mark_seen)) && !had_uid)
 		buf_printf(&o, "%sUID %u", sp ? " " : "", msg->uid), sp = true;
 	if (mark_seen && !had_flags) {
 		buf_append_str(&o, sp ? " FLAGS " : "FLAGS ");
@@ -786,7 +788,7 @@ void imap_cmd_fetch(struct imap_client *cl, const struct imap_arg *a, size_t n)
 				char *end = NULL;
 				op->changedsince = s != NULL ? strtoull(s, &end, 10) : 0;
 				free(s);
-				cl->condstore = true;
+				op->condstore = true;
 			}
 		for (size_t i = 0; i < a[2].n; i++)
 			if (imap_arg_is(&a[2].list[i], "VANISHED"))
@@ -796,6 +798,12 @@ void imap_cmd_fetch(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		imap_done(cl, "BAD", "VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE");
 		return;
 	}
+	for (size_t i = 0; i < op->n_items; i++)
+		if (op->items[i].kind == FI_MODSEQ)
+			op->condstore = true;
+	/* MODSEQ and CHANGEDSINCE enable CONDSTORE (RFC 7162 3.1), before any FETCH. */
+	if (op->condstore)
+		imap_condstore_enable(cl);
 	struct store_uid_range *r;
 	size_t nr;
 	int rc = imap_set_to_ranges(cl, &a[0], cl->uid, &r, &nr);

@@ -84,6 +84,13 @@ static const struct search_hdr *hdr_of(const struct search_op *op, uint32_t uid)
 	return NULL;
 }
 
+/* The modseq of a hit: a UID (UID SEARCH) or a sequence number. */
+static uint64_t hit_modseq(const struct imap_client *cl, uint32_t hit)
+{
+	uint32_t seq = cl->uid ? imap_seq_of(cl, hit) : hit;
+	return seq > 0 ? cl->msgs[seq - 1].modseq : 0;
+}
+
 static void search_finish(struct search_op *op)
 {
 	struct imap_client *cl = op->cl;
@@ -151,7 +158,16 @@ static void search_finish(struct search_op *op)
 			buf_append_str(&o, " ALL ");
 			imap_fmt_seqset(&o, hits, nh);
 		}
-		if (op->search.needs_modseq && nh > 0)
+		/* RFC 4731 3.2: the highest modseq of the messages returned, which are those
+		 * of MIN and MAX alone when neither ALL nor COUNT is asked for. */
+		if (op->search.needs_modseq && nh > 0 && !(e & (IMAP_ES_ALL | IMAP_ES_COUNT))) {
+			maxmod = 0;
+			if (e & IMAP_ES_MIN)
+				maxmod = hit_modseq(cl, hits[0]);
+			if ((e & IMAP_ES_MAX) && hit_modseq(cl, hits[nh - 1]) > maxmod)
+				maxmod = hit_modseq(cl, hits[nh - 1]);
+		}
+		if (op->search.needs_modseq && nh > 0 && maxmod > 0)
 			buf_printf(&o, " MODSEQ %llu", (unsigned long long)maxmod);
 	} else {
 		buf_append_str(&o, "* SEARCH");
@@ -313,7 +329,7 @@ void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		return;
 	}
 	if (op->search.needs_modseq)
-		cl->condstore = true;
+		imap_condstore_enable(cl);
 	if (op->search.needs_header && cl->n_msgs > 0) {
 		imap_async_begin(cl);
 		if (store_message_headers(imap_store(cl), cl->mailbox_id, headers_got, op) == 0)

@@ -228,7 +228,7 @@ static void select_common(struct imap_client *cl, const struct imap_arg *a, size
 	if (n >= 2 && a[1].type == IMAP_ARG_LIST)
 		for (size_t i = 0; i < a[1].n; i++) {
 			if (imap_arg_is(&a[1].list[i], "CONDSTORE"))
-				cl->condstore = true;
+				imap_condstore_enable(cl);
 			if (!imap_arg_is(&a[1].list[i], "QRESYNC"))
 				continue;
 			if (!cl->qresync) {

@@ -75,7 +75,8 @@ static void stored(void *ctx, int rc, struct store_result *res)
 		if (op->silent && !cl->condstore)
 			continue;
 		buf_printf(&o, "* %u FETCH (", s);
-		if (cl->uid)
+		/* RFC 7162 3.1: with CONDSTORE on, such a FETCH has UID and MODSEQ. */
+		if (cl->uid || cl->condstore)
 			buf_printf(&o, "UID %u ", m->uid);
 		if (!op->silent) {
 			buf_append_str(&o, "FLAGS ");
@@ -110,6 +111,7 @@ static void stored(void *ctx, int rc, struct store_result *res)
 void imap_cmd_store(struct imap_client *cl, const struct imap_arg *a, size_t n)
 {
 	uint64_t unchanged = 0;
+	bool conditional = false;
 	size_t i = 1;
 	if (n >= 2 && a[1].type == IMAP_ARG_LIST) {
 		for (size_t k = 0; k + 1 < a[1].n; k++)
@@ -117,7 +119,7 @@ void imap_cmd_store(struct imap_client *cl, const struct imap_arg *a, size_t n)
 				char *s = imap_arg_dup(&a[1].list[k + 1]);
 				unchanged = s != NULL ? strtoull(s, NULL, 10) : 0;
 				free(s);
-				cl->condstore = true;
+				conditional = true;
 			}
 		i = 2;
 	}
@@ -125,6 +127,8 @@ void imap_cmd_store(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		imap_done(cl, "BAD", "STORE needs a set, an action and flags");
 		return;
 	}
+	if (conditional)
+		imap_condstore_enable(cl);
 	if (cl->readonly) {
 		imap_done(cl, "NO", "[READ-ONLY] Mailbox is read-only");
 		return;

@@ -197,6 +197,12 @@ bool imap_keywords_learn(struct imap_client *cl, const char *kw);
 void imap_fmt_flags_announce(const struct imap_client *cl, struct buf *o);
 /* Forgets the learned keywords (the mailbox is left, or selected again). */
 void imap_keywords_forget(struct imap_client *cl);
+/* The highest modseq the session can vouch for: its snapshot's HIGHESTMODSEQ, or higher
+ * where its own changes went past it. */
+uint64_t imap_highest_modseq(const struct imap_client *cl);
+/* A CONDSTORE enabling command (RFC 7162 3.1) is running: CONDSTORE is on from now, and
+ * the first one with a mailbox selected gets "* OK [HIGHESTMODSEQ n]" first. */
+void imap_condstore_enable(struct imap_client *cl);
 void imap_watch(struct imap_client *cl, bool on);
 
 /* Command handlers, one file per command or family, named after it. */

@@ -112,6 +112,17 @@ void imap_set_state(struct imap_client *cl, enum imap_state st)
 	                    st == IMAP_STATE_NOAUTH ? IMAP_COMMAND_MAX_PREAUTH : IMAP_COMMAND_MAX);
 }
 
+void imap_condstore_enable(struct imap_client *cl)
+{
+	if (cl->condstore)
+		return;
+	cl->condstore = true;
+	/* RFC 7162 3.1: the client learns where it stands before any MODSEQ it is shown. */
+	if (cl->state == IMAP_STATE_SELECTED)
+		conn_printf(cl->c, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+		            (unsigned long long)imap_highest_modseq(cl));
+}
+
 /* ---- spooled literals ---- */
 
 const struct imap_spooled *imap_spooled_at(const struct imap_client *cl, const char *s)

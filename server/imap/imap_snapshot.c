@@ -508,6 +508,15 @@ void imap_fmt_flags_announce(const struct imap_client *cl, struct buf *o)
 	buf_append_str(o, " \\*)] Flags permitted\r\n");
 }
 
+uint64_t imap_highest_modseq(const struct imap_client *cl)
+{
+	uint64_t hms = cl->highest_modseq;
+	for (size_t i = 0; i < cl->n_msgs; i++)
+		if (cl->msgs[i].modseq > hms)
+			hms = cl->msgs[i].modseq;
+	return hms;
+}
+
 /* ---- updates at command boundaries ---- */
 
 static void idle_sync(void *ctx)

@@ -1,7 +1,13 @@
 """Keywords are announced before use (RFC 3501 7.2.6, RFC 9051 7.3.5): SELECT's FLAGS names
 every keyword in use, and a keyword the session has not named yet (its own STORE, APPEND or
 COPY, or another session's change seen in IDLE or NOOP) gets FLAGS and PERMANENTFLAGS again
-before the FETCH that shows it."""
+before the FETCH that shows it.
+
+CONDSTORE enabling commands (RFC 7162 3.1): FETCH MODSEQ, FETCH (CHANGEDSINCE), SEARCH
+MODSEQ, STORE (UNCHANGEDSINCE) and SELECT (CONDSTORE) enable CONDSTORE as ENABLE does; the
+first with a mailbox selected is answered with "* OK [HIGHESTMODSEQ n]", and from then on
+every FETCH a STORE causes carries UID and MODSEQ. SEARCH with a MODSEQ key returns the
+highest modseq of the messages it returns (RFC 7162 3.1.5, RFC 4731 3.2)."""
 import re
 
 import pytest
@@ -173,3 +179,113 @@ def test_other_session_keyword_seen_in_noop_and_idle(env):
     assert lc.imap_tagged("i")[-1].startswith(b"i OK")
     lc.sock.close()
     lc2.sock.close()
+
+
+# ---- CONDSTORE enabling commands ----
+
+def highestmodseq(lines):
+    for l in lines:
+        m = re.match(rb"\* OK \[HIGHESTMODSEQ (\d+)\]", l)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+@pytest.mark.parametrize("local,enabler", [
+    ("csfetch", "FETCH 1 (FLAGS MODSEQ)"),
+    ("cschanged", "FETCH 1:* (FLAGS) (CHANGEDSINCE 1)"),
+    ("cssearchkey", "SEARCH MODSEQ 1"),
+    ("csunchanged", "STORE 2 (UNCHANGEDSINCE 1000000) +FLAGS (\\Answered)"),
+])
+def test_enabling_command_sends_highestmodseq_then_modseq(env, local, enabler):
+    user = fill(env, local)
+    lc = env.raw(user)
+    lines = cmd(lc, "s", "SELECT INBOX")
+    hms = highestmodseq(lines)
+    assert hms is not None, lines
+    # Not enabled yet: a STORE's FETCH has neither MODSEQ nor UID.
+    lines = cmd(lc, "a", "STORE 1 +FLAGS (\\Draft)")
+    assert lines[0] == b"* 1 FETCH (FLAGS (\\Seen \\Draft))\r\n", lines
+    lines = cmd(lc, "e", enabler)
+    assert lines[-1].startswith(b"e OK"), lines
+    got = highestmodseq(lines)
+    assert got is not None and got > hms, lines
+    assert index_of(lines, lambda l: l.startswith(b"* OK [HIGHESTMODSEQ")) == 0, lines
+    # Only the first enabling command says so.
+    lines = cmd(lc, "e2", enabler)
+    assert highestmodseq(lines) is None, lines
+    lines = cmd(lc, "b", "STORE 1 +FLAGS (\\Flagged)")
+    assert re.match(rb"\* 1 FETCH \(UID 1 FLAGS \(\\Seen \\Flagged \\Draft\) MODSEQ \(\d+\)\)\r\n$",
+                    lines[0]), lines
+    lc.sock.close()
+
+
+def test_select_condstore_and_enable_need_no_extra_line(env):
+    user = fill(env, "csselect")
+    lc = env.raw(user)
+    lines = cmd(lc, "s", "SELECT INBOX (CONDSTORE)")
+    assert len([l for l in lines if b"HIGHESTMODSEQ" in l]) == 1, lines
+    lines = cmd(lc, "f", "FETCH 1 MODSEQ")
+    assert highestmodseq(lines) is None, lines
+    lines = cmd(lc, "b", "STORE 1 -FLAGS (\\Seen)")
+    assert re.match(rb"\* 1 FETCH \(UID 1 FLAGS \(\) MODSEQ \(\d+\)\)\r\n$", lines[0]), lines
+    lc.sock.close()
+
+
+def test_unsolicited_fetch_carries_modseq_after_fetch_modseq(env):
+    user = fill(env, "csunsol")
+    lc = env.raw(user)
+    cmd(lc, "s", "SELECT INBOX")
+    lines = cmd(lc, "f", "FETCH 1 MODSEQ")
+    assert highestmodseq(lines) is not None, lines
+    lc2 = env.raw(user)
+    cmd(lc2, "s", "SELECT INBOX")
+    assert cmd(lc2, "t", "STORE 2 +FLAGS (\\Flagged)")[-1].startswith(b"t OK")
+    lines = cmd(lc, "n", "NOOP")
+    assert any(re.match(rb"\* 2 FETCH \(UID 2 FLAGS \(\\Seen \\Flagged\) MODSEQ \(\d+\)\)", l)
+               for l in lines), lines
+    lc.sock.close()
+    lc2.sock.close()
+
+
+def test_search_modseq_results(env):
+    user = fill(env, "cssearch", flags=(r"(\Seen)", r"(\Seen)", r"(\Seen)"))
+    lc = env.raw(user)
+    cmd(lc, "s", "SELECT INBOX (CONDSTORE)")
+    lines = cmd(lc, "f", "FETCH 1:* MODSEQ")
+    mods = {}
+    for l in lines:
+        m = re.match(rb"\* (\d+) FETCH \(MODSEQ \((\d+)\)\)", l)
+        if m:
+            mods[int(m.group(1))] = int(m.group(2))
+    assert len(mods) == 3, lines
+    lines = cmd(lc, "t", "STORE 2 +FLAGS (\\Flagged)")
+    m2 = int(re.search(rb"MODSEQ \((\d+)\)", lines[0]).group(1))
+    assert m2 > max(mods.values()), lines
+    lines = cmd(lc, "q", "SEARCH MODSEQ 1")
+    assert lines[0] == b"* SEARCH 1 2 3 (MODSEQ %d)\r\n" % m2, lines
+    lines = cmd(lc, "q2", "SEARCH MODSEQ %d" % (m2 + 1))
+    assert lines[0] == b"* SEARCH\r\n", lines
+    lines = cmd(lc, "r", "SEARCH RETURN (ALL) MODSEQ 1")
+    assert lines[0] == b'* ESEARCH (TAG "r") ALL 1:3 MODSEQ %d\r\n' % m2, lines
+    lines = cmd(lc, "r2", "UID SEARCH RETURN (MIN) MODSEQ 1")
+    assert lines[0] == b'* ESEARCH (TAG "r2") UID MIN 1 MODSEQ %d\r\n' % mods[1], lines
+    lines = cmd(lc, "r3", "SEARCH RETURN (COUNT) MODSEQ 1")
+    assert lines[0] == b'* ESEARCH (TAG "r3") COUNT 3 MODSEQ %d\r\n' % m2, lines
+    lc.sock.close()
+
+
+def test_imaplib_fetch_modseq_then_store(env):
+    """The brief's case through imaplib: STORE after FETCH MODSEQ shows MODSEQ."""
+    user = fill(env, "csimaplib")
+    m = env.imaps(user)
+    typ, data = m.select("INBOX")
+    assert typ == "OK", data
+    typ, data = m.fetch("1", "(MODSEQ)")
+    assert typ == "OK" and re.search(rb"MODSEQ \(\d+\)", data[0]), data
+    typ, hms = m.response("HIGHESTMODSEQ")
+    assert hms and hms[-1] is not None, hms
+    typ, data = m.store("1", "+FLAGS", r"(\Answered)")
+    assert typ == "OK", data
+    assert re.search(rb"UID 1 FLAGS \([^)]*\) MODSEQ \(\d+\)", data[0]), data
+    m.logout()
