@@ -15,8 +15,8 @@ PACKAGES=(
   # The fuzz step of tests/run.sh: clang, and the libFuzzer/ASan/UBSan runtimes, which
   # clang only recommends (so --no-install-recommends would leave them out).
   clang libclang-rt-14-dev
-  # Real mail clients the integration tests send with.
-  msmtp neomutt
+  # Real mail clients the integration tests send and synchronise with.
+  msmtp neomutt isync
 )
 
 installed() {
