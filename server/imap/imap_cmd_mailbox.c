@@ -290,6 +290,8 @@ void imap_cmd_status(struct imap_client *cl, const struct imap_arg *a, size_t n)
 	struct mbox_op *op = mbox_op_new(cl);
 	op->name = name;
 	op->status_items = items;
+	if (items & ST_HIGHESTMODSEQ)
+		imap_condstore_enable(cl); /* RFC 7162 3.1: an enabling command */
 	imap_async_begin(cl);
 	start(cl, op, store_mailbox_get(imap_store(cl), cl->user_id, name, status_got, op));
 }

@@ -196,6 +196,7 @@ def highestmodseq(lines):
     ("cschanged", "FETCH 1:* (FLAGS) (CHANGEDSINCE 1)"),
     ("cssearchkey", "SEARCH MODSEQ 1"),
     ("csunchanged", "STORE 2 (UNCHANGEDSINCE 1000000) +FLAGS (\\Answered)"),
+    ("csstatus", "STATUS INBOX (HIGHESTMODSEQ)"),
 ])
 def test_enabling_command_sends_highestmodseq_then_modseq(env, local, enabler):
     user = fill(env, local)
