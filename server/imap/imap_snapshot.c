@@ -502,6 +502,11 @@ void imap_fmt_flags_announce(const struct imap_client *cl, struct buf *o)
 	buf_printf(o, "* FLAGS (%s", sys);
 	for (size_t i = 0; i < cl->n_flag_kw; i++)
 		buf_printf(o, " %s", cl->flag_kw[i]);
+	/* EXAMINE: nothing can be changed, so no flag is permanent (RFC 3501 6.3.2). */
+	if (cl->readonly) {
+		buf_append_str(o, ")\r\n* OK [PERMANENTFLAGS ()] No permanent flags permitted\r\n");
+		return;
+	}
 	buf_printf(o, ")\r\n* OK [PERMANENTFLAGS (%s", sys);
 	for (size_t i = 0; i < cl->n_flag_kw; i++)
 		buf_printf(o, " %s", cl->flag_kw[i]);
