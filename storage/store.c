@@ -332,6 +332,14 @@ int store_search_text(struct store *s, int64_t mailbox_id, const char *text, sto
 	return s->backend->search_text(s->impl, mailbox_id, text, cb, ctx);
 }
 
+int store_search_body(struct store *s, int64_t mailbox_id, const char *text, store_cb *cb,
+                      void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	return s->backend->search_body(s->impl, mailbox_id, text, cb, ctx);
+}
+
 int store_queue_list(struct store *s, store_cb *cb, void *ctx)
 {
 	if (cb == NULL)

@@ -462,9 +462,14 @@ int store_copy(struct store *s, int64_t src_mailbox_id, const struct store_uid_r
 /* UIDs expunged since modseq (QRESYNC VANISHED). res: uids[]. */
 int store_vanished(struct store *s, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
                    void *ctx);
-/* SEARCH BODY/TEXT: FTS5 query over decoded text (terms AND-ed, quoted phrases kept).
- * res: uids[] in the mailbox whose message matches. */
+/* SEARCH TEXT: text is one string (spaces and quotes are part of it), matched as a
+ * case-insensitive substring of the message's header or its decoded text (every text part,
+ * transfer encoding undone, converted to UTF-8). res: uids[] in the mailbox whose message
+ * matches. -EINVAL for a string over 4,096 bytes. */
 int store_search_text(struct store *s, int64_t mailbox_id, const char *text, store_cb *cb,
+                      void *ctx);
+/* SEARCH BODY: as store_search_text, but the decoded text only, not the header. */
+int store_search_body(struct store *s, int64_t mailbox_id, const char *text, store_cb *cb,
                       void *ctx);
 
 /* ---- Relay queue ---- */

@@ -79,6 +79,8 @@ struct store_backend {
 	                void *ctx);
 	int (*search_text)(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
 	                   void *ctx);
+	int (*search_body)(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+	                   void *ctx);
 
 	int (*queue_list)(void *impl, store_cb *cb, void *ctx);
 	int (*queue_delete)(void *impl, int64_t queue_id, store_cb *cb, void *ctx);
@@ -153,7 +155,8 @@ struct store_mime_info {
 	char *json;
 	char *from, *to, *cc, *subject, *message_id;
 	int64_t date;
-	char *text; /* decoded text for the text index, bounded */
+	char *text;   /* decoded text for the text index, bounded */
+	char *header; /* the header block for the text index (UTF-8), bounded */
 };
 int store_mime_parse_mem(const void *data, size_t size, struct store_mime_info *info);
 int store_mime_parse_file(const char *path, struct store_mime_info *info);

@@ -262,6 +262,8 @@ FAULT_OP(vanished, (void *impl, int64_t mailbox_id, uint64_t since_modseq, store
          (f->inner, mailbox_id, since_modseq, cb, ctx))
 FAULT_OP(search_text, (void *impl, int64_t mailbox_id, const char *text, store_cb *cb, void *ctx),
          (f->inner, mailbox_id, text, cb, ctx))
+FAULT_OP(search_body, (void *impl, int64_t mailbox_id, const char *text, store_cb *cb, void *ctx),
+         (f->inner, mailbox_id, text, cb, ctx))
 FAULT_OP(queue_list, (void *impl, store_cb *cb, void *ctx), (f->inner, cb, ctx))
 FAULT_OP(queue_delete, (void *impl, int64_t queue_id, store_cb *cb, void *ctx),
          (f->inner, queue_id, cb, ctx))
@@ -326,6 +328,7 @@ const struct store_backend store_backend_fault = {
     .copy = fault_copy,
     .vanished = fault_vanished,
     .search_text = fault_search_text,
+    .search_body = fault_search_body,
     .queue_list = fault_queue_list,
     .queue_delete = fault_queue_delete,
     .queue_due = fault_queue_due,

@@ -856,6 +856,7 @@ const struct store_backend store_backend_mem = {
     .copy = mem_store_copy,
     .vanished = mem_store_vanished,
     .search_text = mem_store_search_text,
+    .search_body = mem_store_search_body,
     .queue_list = mem_store_queue_list,
     .queue_delete = mem_store_queue_delete,
     .queue_due = mem_store_queue_due,

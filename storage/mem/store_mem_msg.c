@@ -611,35 +611,50 @@ static bool contains_nocase(const unsigned char *hay, size_t n, const char *need
 	return false;
 }
 
-int mem_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_cb *cb, void *ctx)
+/* Where the body starts: after the blank line that ends the header (the whole message is
+ * header when there is none). */
+static size_t body_start(const unsigned char *d, size_t n)
 {
-	struct mem_store *m = impl;
+	for (size_t i = 0; i < n; i++) {
+		if (d[i] != '\n')
+			continue;
+		if (i + 1 < n && d[i + 1] == '\n')
+			return i + 2;
+		if (i + 2 < n && d[i + 1] == '\r' && d[i + 2] == '\n')
+			return i + 3;
+	}
+	return n;
+}
+
+/* BODY and TEXT as SQLite answers them, without MIME decoding: the string as one
+ * case-insensitive substring of the raw body (BODY) or of the whole message (TEXT). */
+static int mem_search(struct mem_store *m, int64_t mailbox_id, const char *text, bool body_only,
+                      store_cb *cb, void *ctx)
+{
 	struct store_result res = {0};
-	if (text == NULL)
+	if (text == NULL || strlen(text) > 4096)
 		return -EINVAL;
-	/* Terms AND-ed, as the SQLite backend's FTS query: quotes only group. */
-	char *q = xstrdup(text);
-	for (char *p = q; *p != '\0'; p++)
-		if (*p == '"')
-			*p = ' ';
 	pthread_mutex_lock(&m->lock);
 	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
 	for (size_t i = 0; mb != NULL && i < mb->n_entries; i++) {
 		const struct mem_content *c = mb->entries[i].content;
-		bool all = true;
-		char *save = NULL;
-		char *copy = xstrdup(q);
-		for (char *w = strtok_r(copy, " \t", &save); w != NULL && all;
-		     w = strtok_r(NULL, " \t", &save))
-			all = contains_nocase(c->data, c->size, w);
-		free(copy);
-		if (all)
+		size_t from = body_only ? body_start(c->data, c->size) : 0;
+		if (contains_nocase(c->data + from, c->size - from, text))
 			uids_push(&res.uids, &res.n_uids, mb->entries[i].uid);
 	}
 	mem_done(m, cb, ctx, 0, &res, false);
 	pthread_mutex_unlock(&m->lock);
-	free(q);
 	return 0;
+}
+
+int mem_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_cb *cb, void *ctx)
+{
+	return mem_search(impl, mailbox_id, text, false, cb, ctx);
+}
+
+int mem_store_search_body(void *impl, int64_t mailbox_id, const char *text, store_cb *cb, void *ctx)
+{
+	return mem_search(impl, mailbox_id, text, true, cb, ctx);
 }
 
 /* ---- Flags, expunge, copy ---- */

@@ -206,16 +206,11 @@ int store_delivery_index(struct store_conn *c, struct store_delivery *d)
 	sqlite3_stmt *st = store_stmt(c, SQL_FTS_INSERT);
 	if (st == NULL)
 		return -EIO;
-	char *addresses =
-	    xasprintf("%s %s %s", d->mime.from != NULL ? d->mime.from : "",
-	              d->mime.to != NULL ? d->mime.to : "", d->mime.cc != NULL ? d->mime.cc : "");
 	sqlite3_bind_int64(st, 1, d->index_id);
-	store_bind_text(st, 2, d->mime.subject);
-	store_bind_text(st, 3, addresses);
-	store_bind_text(st, 4, d->mime.text);
+	store_bind_text(st, 2, d->mime.header);
+	store_bind_text(st, 3, d->mime.text);
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	free(addresses);
 	if (rc != SQLITE_DONE)
 		return store_err(c->db, rc);
 	d->index_id = 0;

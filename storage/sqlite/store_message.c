@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/xmalloc.h"
 #include "storage/sqlite/store_private.h"
 
@@ -122,6 +123,7 @@ struct msg_job {
 	uint64_t offset;
 	size_t max_len;
 	char *text;
+	bool body_only, scan; /* search */
 };
 
 static void msg_job_free(struct store_job *job)
@@ -437,60 +439,89 @@ int sqlite_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq,
 	return store_job_submit(&j->job);
 }
 
-/* Client text becomes an FTS5 query of quoted terms, so no FTS5 syntax gets through. */
-static char *fts_query(const char *text)
+/*
+ * BODY and TEXT are case-insensitive substring matches (RFC 3501 6.4.4). The index is FTS5
+ * with the trigram tokenizer: a string of three or more characters becomes one FTS5 phrase
+ * of its trigrams, which matches exactly where the string occurs, case folded. A shorter
+ * string has no trigram to look up and is compared with LIKE against each message's
+ * indexed text instead, read by rowid.
+ */
+static size_t utf8_chars(const char *s)
 {
-	size_t len = strlen(text);
-	char *q = xmalloc(len * 4 + 3);
 	size_t n = 0;
-	bool in_term = false;
+	for (; *s != '\0'; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+/* The string as one FTS5 phrase, restricted to the body column for BODY; quoted, so no
+ * FTS5 syntax gets through. */
+static char *fts_query(const char *text, bool body_only)
+{
+	struct buf b;
+	buf_init(&b, SIZE_MAX);
+	buf_append_str(&b, body_only ? "body : \"" : "\"");
 	for (const char *p = text; *p != '\0'; p++) {
-		bool space = *p == ' ' || *p == '\t';
-		if (space) {
-			if (in_term)
-				q[n++] = '"';
-			in_term = false;
-			continue;
-		}
-		if (!in_term) {
-			if (n > 0)
-				q[n++] = ' ';
-			q[n++] = '"';
-			in_term = true;
-		}
 		if (*p == '"')
-			q[n++] = '"';
-		q[n++] = *p;
+			buf_append(&b, "\"", 1);
+		buf_append(&b, p, 1);
 	}
-	if (in_term)
-		q[n++] = '"';
-	q[n] = '\0';
+	buf_append(&b, "\"", 1);
+	char *q = xstrndup(b.data, b.len);
+	buf_free(&b);
+	return q;
+}
+
+/* The string as a LIKE pattern, its own '%', '_' and '\\' escaped. */
+static char *like_pattern(const char *text)
+{
+	struct buf b;
+	buf_init(&b, SIZE_MAX);
+	buf_append(&b, "%", 1);
+	for (const char *p = text; *p != '\0'; p++) {
+		if (*p == '%' || *p == '_' || *p == '\\')
+			buf_append(&b, "\\", 1);
+		buf_append(&b, p, 1);
+	}
+	buf_append(&b, "%", 1);
+	char *q = xstrndup(b.data, b.len);
+	buf_free(&b);
 	return q;
 }
 
 static int search_run(struct store_conn *c, struct store_job *job)
 {
 	struct msg_job *j = (struct msg_job *)job;
-	sqlite3_stmt *st = store_stmt(c, SQL_SEARCH_TEXT);
+	sqlite3_stmt *st = store_stmt(c, j->scan ? SQL_SEARCH_SCAN : SQL_SEARCH_TEXT);
 	if (st == NULL)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, j->mailbox_id);
 	store_bind_text(st, 2, j->text);
+	if (j->scan)
+		sqlite3_bind_int(st, 3, !j->body_only);
 	return uids_run(c, job, st);
+}
+
+static int search_submit(struct sqlite_store *s, int64_t mailbox_id, const char *text,
+                         bool body_only, store_cb *cb, void *ctx)
+{
+	if (text == NULL || strlen(text) > KEYWORDS_MAX_LEN)
+		return -EINVAL;
+	struct msg_job *j = msg_job_new(s, search_run, mailbox_id, cb, ctx);
+	j->body_only = body_only;
+	j->scan = utf8_chars(text) < 3;
+	j->text = j->scan ? like_pattern(text) : fts_query(text, body_only);
+	return store_job_submit(&j->job);
 }
 
 int sqlite_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
                              void *ctx)
 {
-	struct sqlite_store *s = impl;
-	if (text == NULL || strlen(text) > KEYWORDS_MAX_LEN)
-		return -EINVAL;
-	char *q = fts_query(text);
-	if (q[0] == '\0') {
-		free(q);
-		return -EINVAL;
-	}
-	struct msg_job *j = msg_job_new(s, search_run, mailbox_id, cb, ctx);
-	j->text = q;
-	return store_job_submit(&j->job);
+	return search_submit(impl, mailbox_id, text, false, cb, ctx);
+}
+
+int sqlite_store_search_body(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+                             void *ctx)
+{
+	return search_submit(impl, mailbox_id, text, true, cb, ctx);
 }

@@ -18,7 +18,8 @@
 #include "common/xmalloc.h"
 #include "storage/sqlite/store_private.h"
 
-#define TEXT_PART_MAX (4 * 1024 * 1024) /* larger text parts are not indexed */
+#define TEXT_PART_MAX    (4 * 1024 * 1024) /* larger text parts are not indexed */
+#define HEADER_INDEX_MAX (256 * 1024)      /* past it a header block is cut in the index */
 
 static pthread_once_t mime_once = PTHREAD_ONCE_INIT;
 
@@ -36,6 +37,7 @@ void store_mime_info_clear(struct store_mime_info *info)
 	free(info->subject);
 	free(info->message_id);
 	free(info->text);
+	free(info->header);
 	memset(info, 0, sizeof(*info));
 }
 
@@ -585,6 +587,46 @@ static char *json_build(JsonBuilder *jb)
 	return out;
 }
 
+/* The header block as SEARCH TEXT sees it: the raw fields (bytes that are not UTF-8 become
+ * U+FFFD, as FTS5 wants text), and when the header has encoded words (RFC 2047), the
+ * decoded Subject, From, To and Cc after it, so that a search finds what the client shows
+ * as well as what is written. msg may be NULL (a message GMime cannot parse). */
+static char *index_header(struct walk *w, GMimeMessage *msg, const struct store_mime_info *info)
+{
+	gint64 end = header_end(w, 0);
+	if (end > HEADER_INDEX_MAX)
+		end = HEADER_INDEX_MAX;
+	if (end <= 0)
+		return NULL;
+	char *raw = xmalloc((size_t)end + 1);
+	gint64 n = 0, got;
+	while (n < end && (got = src_read(w, n, raw + n, (size_t)(end - n))) > 0)
+		n += got;
+	if (n <= 0) {
+		free(raw);
+		return NULL;
+	}
+	raw[n] = '\0';
+	gchar *valid = g_utf8_make_valid(raw, (gssize)n);
+	free(raw);
+	struct buf b;
+	buf_init(&b, SIZE_MAX);
+	buf_append_str(&b, valid);
+	if (msg != NULL && strstr(valid, "=?") != NULL) {
+		const char *const decoded[] = {info->subject, info->from, info->to, info->cc};
+		for (size_t i = 0; i < sizeof(decoded) / sizeof(decoded[0]); i++) {
+			if (decoded[i] != NULL && g_utf8_validate(decoded[i], -1, NULL)) {
+				buf_append_str(&b, decoded[i]);
+				buf_append_str(&b, "\n");
+			}
+		}
+	}
+	g_free(valid);
+	char *out = xstrndup(b.data, b.len);
+	buf_free(&b);
+	return out;
+}
+
 /* A message GMime cannot parse: one text/plain part after the header. */
 static char *json_unparsed(struct walk *w)
 {
@@ -617,6 +659,7 @@ static int parse_stream(GMimeStream *stream, gint64 size, struct store_mime_info
 		/* Not parseable as MIME: stored all the same, as one text part. */
 		struct walk w = {.jb = json_builder_new(), .src = stream, .size = size};
 		info->json = json_unparsed(&w);
+		info->header = index_header(&w, NULL, info);
 		g_object_unref(w.jb);
 		return 0;
 	}
@@ -642,6 +685,7 @@ static int parse_stream(GMimeStream *stream, gint64 size, struct store_mime_info
 	}
 	if (w.text.len > 0)
 		info->text = xstrndup(w.text.data, w.text.len);
+	info->header = index_header(&w, msg, info);
 	buf_free(&w.text);
 	g_object_unref(w.jb);
 	g_object_unref(msg);

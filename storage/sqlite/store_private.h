@@ -10,7 +10,7 @@
 
 #include "storage/store_backend.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 #define STORE_BLOB_CHUNK     (64 * 1024)
 #define STORE_READ_MAX       (1024 * 1024)
 #define STORE_MAX_BATCH      4096
@@ -85,6 +85,7 @@ enum store_sql {
 	SQL_QUEUE_RECOVER,
 	SQL_CONTENT_SIZE,
 	SQL_SEARCH_TEXT,
+	SQL_SEARCH_SCAN,
 	SQL_CERT_INSERT,
 	SQL_CERT_BY_SERIAL,
 	SQL_CERT_LIST,
@@ -239,6 +240,8 @@ int sqlite_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid
 int sqlite_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
                           void *ctx);
 int sqlite_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+                             void *ctx);
+int sqlite_store_search_body(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
                              void *ctx);
 int sqlite_store_queue_list(void *impl, store_cb *cb, void *ctx);
 int sqlite_store_queue_delete(void *impl, int64_t queue_id, store_cb *cb, void *ctx);

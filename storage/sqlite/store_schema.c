@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "storage/sqlite/store_private.h"
 
@@ -149,12 +150,25 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
      * line counts, Content-* fields, ENVELOPE): migrate_mime recomputes it for every
      * content row written before. */
     "",
+
+    /* 6: SEARCH BODY and TEXT are substring matches (RFC 3501 6.4.4), which a word index
+     * cannot answer: the index becomes trigrams of the header block and the decoded text,
+     * refilled by migrate_index from every content row. */
+    "DROP TRIGGER contents_fts_unref;"
+    "DROP TABLE fts;"
+    "CREATE VIRTUAL TABLE fts USING fts5 (header, body,"
+    " tokenize = 'trigram case_sensitive 0', columnsize = 0);"
+    "CREATE TRIGGER contents_fts_unref AFTER DELETE ON contents BEGIN"
+    " DELETE FROM fts WHERE rowid = OLD.id;"
+    " END;",
 };
 
 /* Steps that SQL alone cannot do, run after that version's SQL in the same transaction. */
 static int migrate_mime(sqlite3 *db, char **msg_r);
+static int migrate_index(sqlite3 *db, char **msg_r);
 static int (*const migration_fns[STORE_SCHEMA_VERSION])(sqlite3 *db, char **msg_r) = {
     [4] = migrate_mime,
+    [5] = migrate_index,
 };
 
 static _Thread_local char schema_error[512];
@@ -195,6 +209,38 @@ static int migrate_mime(sqlite3 *db, char **msg_r)
 		*msg_r = sqlite3_mprintf("recomputing the MIME structure: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(sel);
 	sqlite3_finalize(upd);
+	return rc;
+}
+
+/* The text index row of every content row, from its body parsed as delivery parses it. */
+static int migrate_index(sqlite3 *db, char **msg_r)
+{
+	sqlite3_stmt *sel = NULL, *ins = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT id, body FROM contents", -1, &sel, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(
+		    db, "INSERT INTO fts (rowid, header, body) VALUES (?, ?, ?)", -1, &ins, NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		struct store_mime_info info;
+		const void *body = sqlite3_column_blob(sel, 1);
+		size_t size = (size_t)sqlite3_column_bytes(sel, 1);
+		if (store_mime_parse_mem(body != NULL ? body : "", size, &info) < 0)
+			memset(&info, 0, sizeof(info)); /* an empty row: found by nothing */
+		sqlite3_bind_int64(ins, 1, sqlite3_column_int64(sel, 0));
+		sqlite3_bind_text(ins, 2, info.header, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 3, info.text, -1, SQLITE_STATIC);
+		rc = sqlite3_step(ins);
+		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+		sqlite3_reset(ins);
+		sqlite3_clear_bindings(ins);
+		store_mime_info_clear(&info);
+	}
+	if (rc == SQLITE_DONE)
+		rc = SQLITE_OK;
+	if (rc != SQLITE_OK)
+		*msg_r = sqlite3_mprintf("building the text index: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(sel);
+	sqlite3_finalize(ins);
 	return rc;
 }
 

@@ -68,7 +68,7 @@ static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_CONTENT_INSERT] = "INSERT INTO contents (sha256, size, body, mime, hdr_from, hdr_to, "
                            "hdr_cc, hdr_subject, hdr_message_id, hdr_date) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    [SQL_FTS_INSERT] = "INSERT INTO fts (rowid, subject, addresses, body) VALUES (?, ?, ?, ?)",
+    [SQL_FTS_INSERT] = "INSERT INTO fts (rowid, header, body) VALUES (?, ?, ?)",
     [SQL_ENTRY_INSERT] = "INSERT INTO entries (mailbox_id, uid, content_id, modseq, flags, "
                          "keywords, internal_date, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     [SQL_ENTRY_LIST] = "SELECT " ENTRY_COLS " FROM entries WHERE mailbox_id = ? ORDER BY uid",
@@ -127,6 +127,13 @@ static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_CONTENT_SIZE] = "SELECT size FROM contents WHERE id = ?",
     [SQL_SEARCH_TEXT] = "SELECT e.uid FROM entries e WHERE e.mailbox_id = ?1 AND "
                         "e.content_id IN (SELECT rowid FROM fts WHERE fts MATCH ?2) "
+                        "ORDER BY e.uid",
+    /* The columns are read by rowid and compared outside FTS5 (the "+"): a LIKE that
+     * FTS5 took as its own constraint would scan every row of the table. */
+    [SQL_SEARCH_SCAN] = "SELECT e.uid FROM entries e WHERE e.mailbox_id = ?1 AND EXISTS ("
+                        "SELECT 1 FROM fts f WHERE f.rowid = e.content_id AND ("
+                        "+coalesce(f.body, '') LIKE ?2 ESCAPE '\\' OR "
+                        "(?3 AND +coalesce(f.header, '') LIKE ?2 ESCAPE '\\'))) "
                         "ORDER BY e.uid",
     [SQL_CERT_INSERT] = "INSERT INTO certs (serial, address, user_id, kind, not_before, "
                         "not_after, created) VALUES (?1, ?2, (SELECT id FROM users WHERE "

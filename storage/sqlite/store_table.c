@@ -39,6 +39,7 @@ const struct store_backend store_backend_sqlite = {
     .copy = sqlite_store_copy,
     .vanished = sqlite_store_vanished,
     .search_text = sqlite_store_search_text,
+    .search_body = sqlite_store_search_body,
     .queue_list = sqlite_store_queue_list,
     .queue_delete = sqlite_store_queue_delete,
     .queue_due = sqlite_store_queue_due,

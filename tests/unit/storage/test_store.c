@@ -748,23 +748,37 @@ Test(store, mime_fields_and_search)
 	long off = strtol(bo + 14, NULL, 10);
 	cr_assert_eq(memcmp(mime + off, "JVBERi0xLjQK", 12), 0, "offset %ld", off);
 
-	/* FTS: decoded text, diacritics folded, quoted so no FTS syntax gets through. */
+	/* TEXT: case-insensitive substrings of the header (encoded words decoded too) and of
+	 * the decoded text; BODY: the decoded text only. Quoted, so no FTS syntax gets through;
+	 * strings under three characters are scanned. */
 	static const struct {
 		const char *q;
-		size_t hits;
-	} cases[] = {{"uberweisung", 1},
-	             {"gru\xc3\x9f"
-	              "e",
-	              1},
-	             {"Rechnung", 1},
-	             {"nothing", 0},
-	             {"\"NEAR(", 0},
-	             {"rechnung OR x", 0}};
+		size_t text_hits, body_hits;
+	} cases[] = {{"\xc3\xbc"
+	              "berweisung",
+	              1, 0},
+	             {"uberweisung", 0, 0},
+	             {"gr\xc3\xbc\xc3\x9f"
+	              "e und",
+	              1, 1},
+	             {"ECHNUN", 1, 1},
+	             {"m1@corp", 1, 0},
+	             {"JVBERi0x", 0, 0},
+	             {"nothing", 0, 0},
+	             {"\"NEAR(", 0, 0},
+	             {"rechnung OR x", 0, 0},
+	             {"ie", 1, 1},
+	             {"%", 0, 0},
+	             {"Q?", 1, 0}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		cr_assert_eq(
 		    FX_CALL(&fx, store_search_text(fx.s, inbox, cases[i].q, store_sync_cb, &fx.w)),
 		    0, "%s", cases[i].q);
-		cr_expect_eq(fx.w.res.n_uids, cases[i].hits, "%s", cases[i].q);
+		cr_expect_eq(fx.w.res.n_uids, cases[i].text_hits, "TEXT %s", cases[i].q);
+		cr_assert_eq(
+		    FX_CALL(&fx, store_search_body(fx.s, inbox, cases[i].q, store_sync_cb, &fx.w)),
+		    0, "%s", cases[i].q);
+		cr_expect_eq(fx.w.res.n_uids, cases[i].body_hits, "BODY %s", cases[i].q);
 	}
 }
 
@@ -805,4 +819,36 @@ Test(store, stats_count_commits_and_writes)
 	cr_assert_eq(w1 - w0, 3, "writes: %llu", (unsigned long long)(w1 - w0));
 	cr_assert_geq(c1 - c0, 1);
 	cr_assert_leq(c1 - c0, w1 - w0);
+}
+
+/* SEARCH BODY and TEXT on every backend: the string whole, a case-insensitive substring,
+ * found inside words; TEXT looks in the header too, BODY only in the body. */
+Test(store, search_body_and_text_are_substrings)
+{
+	int64_t a = add_user("substr@corp.example", "pw-substr-1");
+	int64_t inbox = mailbox_id(a, "INBOX");
+	static const char hit_msg[] =
+	    "From: a@x.example\r\nX-Ref: hdrQWERTYuiop\r\nSubject: s\r\n\r\n"
+	    "prefixasdfghjklsuffix two words\r\n";
+	static const char miss_msg[] = "From: b@x.example\r\nSubject: other\r\n\r\nnothing\r\n";
+	struct store_target t = {.user_id = a};
+	cr_assert_eq(deliver(hit_msg, &t, 1), 0);
+	cr_assert_eq(deliver(miss_msg, &t, 1), 0);
+	static const struct {
+		const char *q;
+		size_t text_hits, body_hits;
+	} cases[] = {{"qwertyuiop", 1, 0}, {"ASDFGHJKL", 1, 1}, {"xasd", 1, 1},
+	             {"two words", 1, 1},  {"words two", 0, 0}, {"x-ref: hdr", 1, 0},
+	             {"nothing", 1, 1},    {"ing", 1, 1},       {"th", 1, 1},
+	             {"s", 2, 1},          {"zzzz", 0, 0},      {"b@x", 1, 0}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_eq(
+		    FX_CALL(&fx, store_search_text(fx.s, inbox, cases[i].q, store_sync_cb, &fx.w)),
+		    0, "%s", cases[i].q);
+		cr_expect_eq(fx.w.res.n_uids, cases[i].text_hits, "TEXT %s", cases[i].q);
+		cr_assert_eq(
+		    FX_CALL(&fx, store_search_body(fx.s, inbox, cases[i].q, store_sync_cb, &fx.w)),
+		    0, "%s", cases[i].q);
+		cr_expect_eq(fx.w.res.n_uids, cases[i].body_hits, "BODY %s", cases[i].q);
+	}
 }

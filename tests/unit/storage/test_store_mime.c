@@ -114,3 +114,40 @@ Test(store_mime, migration_recomputes_old_rows)
 	cr_assert_eq(fx_count_rows(&fx, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	fx_rmdir(&fx);
 }
+
+/* A store of schema 5 (a word index of subject, addresses and text) gets the trigram index
+ * of every content row's header and decoded text when it is opened: substrings are found,
+ * base64 text decoded, the rows of the word index gone. */
+Test(store_mime, migration_builds_the_trigram_index)
+{
+	memset(&fx, 0, sizeof(fx));
+	fx_dir(&fx);
+	sqlite3 *db;
+	const char *err = NULL;
+	cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+	cr_assert_eq(store_schema_migrate_to(db, 5, &err), 0);
+	sqlite3_close(db);
+	exec_sql("INSERT INTO contents (sha256, size, refs, body) VALUES (x'01', 30, 1,"
+	         " CAST('Subject: oldsubject' || char(13, 10) || 'X-Ref: hdrpiece' ||"
+	         " char(13, 10, 13, 10) || 'old bodytext' || char(13, 10) AS BLOB))");
+	exec_sql("INSERT INTO contents (sha256, size, refs, body) VALUES (x'02', 30, 1,"
+	         " CAST('Content-Transfer-Encoding: base64' || char(13, 10, 13, 10) ||"
+	         " 'ZGVjb2RlZHdvcmQ=' || char(13, 10) AS BLOB))");
+	exec_sql("INSERT INTO fts (rowid, subject, addresses, body) VALUES (1, 'oldsubject', '',"
+	         " 'old bodytext')");
+	fx_open(&fx);
+	store_close(fx.s);
+	fx.s = NULL;
+	cr_assert_eq(fx_count_rows(&fx, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	cr_assert_eq(fx_count_rows(&fx, "SELECT count(*) FROM fts"), 2);
+	cr_assert_eq(fx_count_rows(&fx, "SELECT rowid FROM fts WHERE fts MATCH 'body : \"DYTEX\"'"),
+	             1);
+	cr_assert_eq(fx_count_rows(&fx, "SELECT count(*) FROM fts WHERE fts MATCH "
+	                                "'body : \"ldsubj\"'"),
+	             0);
+	cr_assert_eq(
+	    fx_count_rows(&fx, "SELECT rowid FROM fts WHERE fts MATCH 'header : \"dRPIE\"'"), 1);
+	cr_assert_eq(
+	    fx_count_rows(&fx, "SELECT rowid FROM fts WHERE fts MATCH 'body : \"codedwo\"'"), 2);
+	fx_rmdir(&fx);
+}
