@@ -2,9 +2,10 @@
  * SEARCH and UID SEARCH (with ESEARCH RETURN options and SEARCHRES). Keys are evaluated
  * per message of the snapshot (imap_search.c); what the snapshot lacks is loaded first:
  * - BODY / TEXT: UID sets from the store's full-text index, one query per key;
- * - FROM, TO, CC, SUBJECT, Message-ID, SENT*: the decoded header fields of the whole
- *   mailbox in one store_message_headers call;
- * - any other HEADER field (and BCC): each message's raw header, read with
+ * - FROM, TO, CC, SUBJECT, Message-ID: the decoded header fields of the whole mailbox in
+ *   one store_message_headers call;
+ * - any other HEADER field (and BCC), an empty string (is the field there?) and SENT*
+ *   (the day of Date: as written, in its own zone): each message's raw header, read with
  *   store_content_read (at most HDR_MAX bytes each, one message at a time).
  */
 #include <errno.h>
@@ -272,7 +273,9 @@ static void start_text(struct imap_search_key *k, void *ctx)
 	t->k = k;
 	op->text_pending++;
 	imap_async_begin(op->cl);
-	if (store_search_text(imap_store(op->cl), op->cl->mailbox_id, k->str, text_found, t) < 0) {
+	int (*search)(struct store *, int64_t, const char *, store_cb *, void *) =
+	    k->body_only ? store_search_body : store_search_text;
+	if (search(imap_store(op->cl), op->cl->mailbox_id, k->str, text_found, t) < 0) {
 		conn_release(op->cl->c);
 		free(t);
 		op->text_pending--;

@@ -61,9 +61,14 @@ static const struct imap_arg *next(struct sp *p)
 	return p->i < p->n ? &p->a[p->i++] : NULL;
 }
 
+/* An astring argument. NIL is an atom like any other there (RFC 3501 9: astring), so
+ * SUBJECT NIL looks for the three letters. */
 static char *next_str(struct sp *p)
 {
-	char *s = imap_arg_dup(next(p));
+	const struct imap_arg *a = next(p);
+	if (a != NULL && a->type == IMAP_ARG_NIL)
+		return xstrdup("NIL");
+	char *s = imap_arg_dup(a);
 	if (s == NULL)
 		p->error = "missing or bad string argument";
 	return s;
@@ -253,7 +258,11 @@ static int parse_key(struct sp *p, struct imap_search_key *k, unsigned depth)
 	if (imap_arg_is(a, "BODY") || imap_arg_is(a, "TEXT")) {
 		k->type = IMAP_SK_TEXT;
 		k->body_only = imap_arg_is(a, "BODY");
-		return (k->str = next_str(p)) != NULL ? 0 : -EINVAL;
+		if ((k->str = next_str(p)) == NULL)
+			return -EINVAL;
+		if (k->str[0] == '\0')
+			k->type = IMAP_SK_ALL; /* every message has the empty string in it */
+		return 0;
 	}
 	bool uid = imap_arg_is(a, "UID");
 	if (uid)
@@ -278,13 +287,19 @@ static const char *decoded_field(const struct imap_search_msg *m, const char *fi
 	return NULL;
 }
 
+/* Keys the decoded fields cannot answer: other fields (and BCC); an empty string, which
+ * asks whether the field is there at all; the SENT* keys, since the decoded date lost the
+ * zone the day is counted in. */
 static bool needs_raw(const struct imap_search_key *k)
 {
 	if (k->type == IMAP_SK_HEADER) {
 		struct imap_search_msg probe = {0};
-		if (decoded_field(&probe, k->field) == NULL)
+		if (decoded_field(&probe, k->field) == NULL || k->str[0] == '\0')
 			return true;
 	}
+	if (k->type == IMAP_SK_SENTBEFORE || k->type == IMAP_SK_SENTON ||
+	    k->type == IMAP_SK_SENTSINCE)
+		return true;
 	for (size_t i = 0; i < k->n_kids; i++)
 		if (needs_raw(&k->kids[i]))
 			return true;
@@ -399,21 +414,110 @@ static int64_t day_of(int64_t t)
 	return t - (((t % 86400) + 86400) % 86400);
 }
 
-static int64_t sent_date(const struct imap_search_msg *m)
+/* Skips white space, line breaks and (nested) comments: CFWS of RFC 5322. */
+static size_t skip_cfws(const char *s, size_t len, size_t i)
+{
+	unsigned depth = 0;
+	while (i < len) {
+		char c = s[i];
+		if (depth > 0) {
+			if (c == '\\' && i + 1 < len)
+				i++;
+			else if (c == '(')
+				depth++;
+			else if (c == ')')
+				depth--;
+		} else if (c == '(') {
+			depth++;
+		} else if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+			break;
+		}
+		i++;
+	}
+	return i;
+}
+
+int imap_parse_sent_date(const char *s, size_t len, int64_t *day_r)
+{
+	size_t i = skip_cfws(s, len, 0);
+	/* [day-of-week ","] */
+	size_t w = i;
+	while (w < len && ((s[w] >= 'A' && s[w] <= 'Z') || (s[w] >= 'a' && s[w] <= 'z')))
+		w++;
+	if (w > i) {
+		i = skip_cfws(s, len, w);
+		if (i >= len || s[i] != ',')
+			return -EINVAL;
+		i = skip_cfws(s, len, i + 1);
+	}
+	int day = 0;
+	size_t d0 = i;
+	while (i < len && i - d0 < 2 && s[i] >= '0' && s[i] <= '9')
+		day = day * 10 + (s[i++] - '0');
+	if (i == d0 || day < 1 || day > 31)
+		return -EINVAL;
+	i = skip_cfws(s, len, i);
+	int mon = -1;
+	if (len - i >= 3)
+		for (int k = 0; k < 12; k++)
+			if (strncasecmp(s + i, months[k], 3) == 0)
+				mon = k;
+	if (mon < 0)
+		return -EINVAL;
+	i = skip_cfws(s, len, i + 3);
+	int year = 0;
+	size_t y0 = i;
+	while (i < len && i - y0 < 4 && s[i] >= '0' && s[i] <= '9')
+		year = year * 10 + (s[i++] - '0');
+	if (i - y0 < 2 || (i < len && s[i] >= '0' && s[i] <= '9'))
+		return -EINVAL;
+	/* Two- and three-digit years are obsolete forms (RFC 5322 4.3). */
+	if (i - y0 == 2)
+		year += year < 50 ? 2000 : 1900;
+	else if (i - y0 == 3)
+		year += 1900;
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+	if (day > mdays[mon] || (mon == 1 && day == 29 && !leap))
+		return -EINVAL;
+	/* The time and the zone that follow are ignored: RFC 3501 compares the date as
+	 * written, in the sender's own zone. */
+	struct tm tm = {0};
+	tm.tm_mday = day;
+	tm.tm_mon = mon;
+	tm.tm_year = year - 1900;
+	*day_r = (int64_t)timegm(&tm);
+	return 0;
+}
+
+/* The day of the first Date: field, or false when there is none or it cannot be read. */
+static bool sent_day(const struct imap_search_msg *m, int64_t *day_r)
 {
 	const char *v;
 	size_t vl;
 	if (m->hdr == NULL || !imap_header_find(m->hdr, m->hdr_len, "Date", &v, &vl))
-		return 0;
-	char *d = imap_header_unfold(v, vl);
-	struct tm tm = {0};
-	const char *p = d;
-	const char *comma = strchr(d, ',');
-	if (comma != NULL)
-		p = comma + 1;
-	char *end = strptime(p, " %d %b %Y %H:%M:%S", &tm);
-	free(d);
-	return end != NULL ? day_of((int64_t)timegm(&tm)) : 0;
+		return false;
+	return imap_parse_sent_date(v, vl, day_r) == 0;
+}
+
+/* Whether a field called name is there with s in its unfolded value; an empty s asks only
+ * whether the field is there (RFC 3501 6.4.4 HEADER). Every field of that name counts. */
+static bool raw_header_has(const struct imap_search_msg *m, const char *name, const char *s)
+{
+	const char *h = m->hdr, *v;
+	size_t len = m->hdr_len, vl;
+	while (h != NULL && imap_header_find(h, len, name, &v, &vl)) {
+		if (s[0] == '\0')
+			return true;
+		char *u = imap_header_unfold(v, vl);
+		bool hit = contains_ci(u, strlen(u), s);
+		free(u);
+		if (hit)
+			return true;
+		len -= (size_t)(v + vl - h);
+		h = v + vl;
+	}
+	return false;
 }
 
 static bool in_uids(const struct imap_search_key *k, uint32_t uid)
@@ -488,8 +592,8 @@ bool imap_search_match(const struct imap_search_key *k, const struct imap_search
 	case IMAP_SK_SENTBEFORE:
 	case IMAP_SK_SENTON:
 	case IMAP_SK_SENTSINCE: {
-		int64_t d = m->decoded ? (m->date != 0 ? day_of(m->date) : 0) : sent_date(m);
-		if (d == 0)
+		int64_t d;
+		if (!sent_day(m, &d))
 			return false;
 		if (k->type == IMAP_SK_SENTBEFORE)
 			return d < (int64_t)k->num;
@@ -504,17 +608,10 @@ bool imap_search_match(const struct imap_search_key *k, const struct imap_search
 	case IMAP_SK_SAVED:
 		return false;
 	case IMAP_SK_HEADER: {
-		const char *v;
-		size_t vl;
 		const char *dv = m->decoded ? decoded_field(m, k->field) : NULL;
-		if (dv != NULL) {
-			/* A field that is there but empty still matches an empty string. */
-			return contains_ci(dv, strlen(dv), k->str) &&
-			       (dv[0] != '\0' || k->str[0] == '\0');
-		}
-		if (m->hdr == NULL || !imap_header_find(m->hdr, m->hdr_len, k->field, &v, &vl))
-			return false;
-		return contains_ci(v, vl, k->str);
+		if (dv != NULL && k->str[0] != '\0')
+			return contains_ci(dv, strlen(dv), k->str);
+		return raw_header_has(m, k->field, k->str);
 	}
 	case IMAP_SK_TEXT:
 		return in_uids(k, m->uid);

@@ -25,10 +25,10 @@ enum imap_skey {
 	IMAP_SK_UNKEYWORD,
 	IMAP_SK_LARGER,
 	IMAP_SK_SMALLER,
-	IMAP_SK_BEFORE, /* internal date, by day */
+	IMAP_SK_BEFORE, /* internal date, by day (UTC) */
 	IMAP_SK_ON,
 	IMAP_SK_SINCE,
-	IMAP_SK_SENTBEFORE, /* Date: header */
+	IMAP_SK_SENTBEFORE, /* Date: header, by its day as written */
 	IMAP_SK_SENTON,
 	IMAP_SK_SENTSINCE,
 	IMAP_SK_SEQ,
@@ -63,8 +63,9 @@ struct imap_search_msg {
 	const char *hdr; /* the raw message header, or NULL when the tree needs none */
 	size_t hdr_len;
 	/* Decoded fields from the store (NULL when absent or not loaded); decoded says they
-	 * were loaded, and then they answer FROM, TO, CC, SUBJECT, HEADER Message-ID and the
-	 * SENT* keys instead of the raw header. */
+	 * were loaded, and then they answer FROM, TO, CC, SUBJECT and HEADER Message-ID with a
+	 * non-empty string instead of the raw header. The SENT* keys read the raw Date: (date
+	 * has lost the zone the day is counted in). */
 	bool decoded;
 	const char *from, *to, *cc, *subject, *message_id;
 	int64_t date; /* Date: in epoch seconds, 0 when missing */
@@ -107,5 +108,9 @@ bool imap_search_match(const struct imap_search_key *k, const struct imap_search
 void imap_fmt_seqset(struct buf *o, const uint32_t *v, size_t n);
 /* Parses "1-Feb-1994" into seconds at 00:00 UTC. 0 or -EINVAL. */
 int imap_parse_date(const char *s, size_t len, int64_t *t_r);
+/* The calendar day of a Date: field's value (RFC 5322, obsolete forms included) as seconds
+ * at 00:00 UTC of that day as written: time and zone are ignored, as SENTBEFORE, SENTON and
+ * SENTSINCE want. 0 or -EINVAL. */
+int imap_parse_sent_date(const char *s, size_t len, int64_t *day_r);
 
 #endif

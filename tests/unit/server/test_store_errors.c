@@ -210,6 +210,7 @@ static const char *const ops[] = {"auth",
                                   "copy",
                                   "vanished",
                                   "search_text",
+                                  "search_body",
                                   NULL};
 
 struct call_site {
@@ -336,6 +337,7 @@ static const char *const imap_lines[] = {"a LOGIN alice@corp.example pw-alice",
                                          "f FETCH 1 (BODY[] BODYSTRUCTURE)",
                                          "g SEARCH SUBJECT hello",
                                          "h SEARCH TEXT report",
+                                         "hb SEARCH BODY report",
                                          "i STORE 1 +FLAGS (\\Deleted)",
                                          "j COPY 2 Archive",
                                          "k EXPUNGE",
