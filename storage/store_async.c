@@ -13,10 +13,10 @@
 
 struct store_async_item {
 	struct store_async_item *next;
-	store_cb *cb; /* NULL: a change */
+	store_backend_cb *cb; /* NULL: a change */
 	void *ctx;
 	int rc;
-	struct store_result res;
+	struct store_backend_result res;
 	store_change_fn *change_fn;
 	struct store_change change;
 };
@@ -38,7 +38,7 @@ static void item_run(void *arg)
 		it->cb(it->ctx, it->rc, &it->res);
 	else
 		it->change_fn(it->ctx, &it->change);
-	store_result_free(&it->res);
+	store_backend_result_free(&it->res);
 	free(it);
 }
 
@@ -91,15 +91,15 @@ static void async_push(struct store_async *a, struct store_async_item *it)
 	pthread_mutex_unlock(&a->lock);
 }
 
-void store_async_complete(struct store_async *a, store_cb *cb, void *ctx, int rc,
-                          struct store_result *res)
+void store_async_complete(struct store_async *a, store_backend_cb *cb, void *ctx, int rc,
+                          struct store_backend_result *res)
 {
 	struct store_async_item *it = xcalloc(1, sizeof(*it));
 	it->cb = cb;
 	it->ctx = ctx;
 	it->rc = rc;
 	if (res != NULL)
-		store_result_move(&it->res, res);
+		store_backend_result_move(&it->res, res);
 	async_push(a, it);
 }
 

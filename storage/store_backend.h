@@ -20,6 +20,20 @@
  */
 #include "storage/store.h"
 
+/*
+ * What a backend's operation produces: one generic result whose fields each operation of
+ * store.h fills as its comment there says, and its callback. The front turns it into the
+ * operation's own typed result. Until every public operation has its typed result, the
+ * generic one is still store.h's struct store_result under its backend name.
+ */
+#define store_backend_result store_result
+typedef store_cb store_backend_cb;
+
+/* Frees every field of res and leaves it empty. */
+void store_backend_result_free(struct store_backend_result *res);
+/* Moves every field of src into dst (dst's previous contents are freed); src is left empty. */
+void store_backend_result_move(struct store_backend_result *dst, struct store_backend_result *src);
+
 struct store_backend {
 	const char *name;
 	/* Persists across restarts: the configuration offers only these to an administrator. */
@@ -29,79 +43,89 @@ struct store_backend {
 	void (*close)(void *impl);
 	void (*stats)(void *impl, uint64_t *commits_r, uint64_t *writes_r);
 
-	int (*user_add)(void *impl, const char *address, const char *password, store_cb *cb,
+	int (*user_add)(void *impl, const char *address, const char *password, store_backend_cb *cb,
 	                void *ctx);
-	int (*user_del)(void *impl, const char *address, store_cb *cb, void *ctx);
-	int (*user_passwd)(void *impl, const char *address, const char *password, store_cb *cb,
-	                   void *ctx);
-	int (*user_set_require_cert)(void *impl, const char *address, bool on, store_cb *cb,
+	int (*user_del)(void *impl, const char *address, store_backend_cb *cb, void *ctx);
+	int (*user_passwd)(void *impl, const char *address, const char *password,
+	                   store_backend_cb *cb, void *ctx);
+	int (*user_set_require_cert)(void *impl, const char *address, bool on, store_backend_cb *cb,
 	                             void *ctx);
-	int (*user_set_disabled)(void *impl, const char *address, bool on, store_cb *cb, void *ctx);
-	int (*user_set_quota)(void *impl, const char *address, uint64_t bytes, store_cb *cb,
+	int (*user_set_disabled)(void *impl, const char *address, bool on, store_backend_cb *cb,
+	                         void *ctx);
+	int (*user_set_quota)(void *impl, const char *address, uint64_t bytes, store_backend_cb *cb,
 	                      void *ctx);
-	int (*user_get)(void *impl, const char *address, store_cb *cb, void *ctx);
-	int (*user_list)(void *impl, store_cb *cb, void *ctx);
-	int (*auth)(void *impl, const char *address, const char *password, store_cb *cb, void *ctx);
-	int (*user_scram)(void *impl, const char *address, store_cb *cb, void *ctx);
+	int (*user_get)(void *impl, const char *address, store_backend_cb *cb, void *ctx);
+	int (*user_list)(void *impl, store_backend_cb *cb, void *ctx);
+	int (*auth)(void *impl, const char *address, const char *password, store_backend_cb *cb,
+	            void *ctx);
+	int (*user_scram)(void *impl, const char *address, store_backend_cb *cb, void *ctx);
 
-	int (*mailbox_list)(void *impl, int64_t user_id, store_cb *cb, void *ctx);
-	int (*mailbox_get)(void *impl, int64_t user_id, const char *name, store_cb *cb, void *ctx);
+	int (*mailbox_list)(void *impl, int64_t user_id, store_backend_cb *cb, void *ctx);
+	int (*mailbox_get)(void *impl, int64_t user_id, const char *name, store_backend_cb *cb,
+	                   void *ctx);
 	int (*mailbox_create)(void *impl, int64_t user_id, const char *name, unsigned special_use,
-	                      store_cb *cb, void *ctx);
-	int (*mailbox_delete)(void *impl, int64_t user_id, const char *name, store_cb *cb,
+	                      store_backend_cb *cb, void *ctx);
+	int (*mailbox_delete)(void *impl, int64_t user_id, const char *name, store_backend_cb *cb,
 	                      void *ctx);
 	int (*mailbox_rename)(void *impl, int64_t user_id, const char *name, const char *new_name,
-	                      store_cb *cb, void *ctx);
+	                      store_backend_cb *cb, void *ctx);
 	int (*mailbox_subscribe)(void *impl, int64_t user_id, const char *name, bool on,
-	                         store_cb *cb, void *ctx);
+	                         store_backend_cb *cb, void *ctx);
 
-	int (*deliver)(void *impl, const struct store_deliver_req *req, store_cb *cb, void *ctx);
-	int (*message_list)(void *impl, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
-	                    void *ctx);
-	int (*message_get)(void *impl, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx);
-	int (*message_headers)(void *impl, int64_t mailbox_id, store_cb *cb, void *ctx);
+	int (*deliver)(void *impl, const struct store_deliver_req *req, store_backend_cb *cb,
+	               void *ctx);
+	int (*message_list)(void *impl, int64_t mailbox_id, uint64_t changed_since,
+	                    store_backend_cb *cb, void *ctx);
+	int (*message_get)(void *impl, int64_t mailbox_id, uint32_t uid, store_backend_cb *cb,
+	                   void *ctx);
+	int (*message_headers)(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx);
 	int (*message_structures)(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
-	                          size_t max_total, bool with_content, store_cb *cb, void *ctx);
+	                          size_t max_total, bool with_content, store_backend_cb *cb,
+	                          void *ctx);
 	int (*content_read_batch)(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
-	                          size_t max_total, store_cb *cb, void *ctx);
+	                          size_t max_total, store_backend_cb *cb, void *ctx);
 	int (*content_read)(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset,
-	                    size_t max_len, store_cb *cb, void *ctx);
+	                    size_t max_len, store_backend_cb *cb, void *ctx);
 	int (*flags_store)(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
 	                   size_t n_ranges, enum store_flag_mode mode, unsigned flags,
-	                   const char *keywords, uint64_t unchanged_since, store_cb *cb, void *ctx);
+	                   const char *keywords, uint64_t unchanged_since, store_backend_cb *cb,
+	                   void *ctx);
 	int (*expunge)(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
-	               size_t n_ranges, store_cb *cb, void *ctx);
+	               size_t n_ranges, store_backend_cb *cb, void *ctx);
 	int (*remove)(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
-	              size_t n_ranges, store_cb *cb, void *ctx);
+	              size_t n_ranges, store_backend_cb *cb, void *ctx);
 	int (*copy)(void *impl, int64_t src_mailbox_id, const struct store_uid_range *ranges,
-	            size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx);
-	int (*vanished)(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
+	            size_t n_ranges, int64_t dst_mailbox_id, bool move, store_backend_cb *cb,
+	            void *ctx);
+	int (*vanished)(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_backend_cb *cb,
 	                void *ctx);
-	int (*search_text)(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+	int (*search_text)(void *impl, int64_t mailbox_id, const char *text, store_backend_cb *cb,
 	                   void *ctx);
 	int (*search_body)(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
 	                   void *ctx);
 
-	int (*queue_list)(void *impl, store_cb *cb, void *ctx);
-	int (*queue_delete)(void *impl, int64_t queue_id, store_cb *cb, void *ctx);
+	int (*queue_list)(void *impl, store_backend_cb *cb, void *ctx);
+	int (*queue_delete)(void *impl, int64_t queue_id, store_backend_cb *cb, void *ctx);
 	int (*queue_due)(void *impl, int64_t now, unsigned lease_seconds, size_t limit,
-	                 store_cb *cb, void *ctx);
-	int (*queue_recover)(void *impl, store_cb *cb, void *ctx);
-	int (*queue_flush)(void *impl, int64_t queue_id, int64_t now, store_cb *cb, void *ctx);
+	                 store_backend_cb *cb, void *ctx);
+	int (*queue_recover)(void *impl, store_backend_cb *cb, void *ctx);
+	int (*queue_flush)(void *impl, int64_t queue_id, int64_t now, store_backend_cb *cb,
+	                   void *ctx);
 	int (*queue_content_read)(void *impl, int64_t content_id, uint64_t offset, size_t max_len,
-	                          store_cb *cb, void *ctx);
-	int (*queue_report)(void *impl, const struct store_queue_report *rep, store_cb *cb,
+	                          store_backend_cb *cb, void *ctx);
+	int (*queue_report)(void *impl, const struct store_queue_report *rep, store_backend_cb *cb,
 	                    void *ctx);
 
-	int (*cert_add)(void *impl, const struct store_cert_new *cert, store_cb *cb, void *ctx);
-	int (*cert_list)(void *impl, int64_t expiring_before, store_cb *cb, void *ctx);
-	int (*cert_get)(void *impl, const char *serial, store_cb *cb, void *ctx);
-	int (*cert_find_valid)(void *impl, const char *address, int64_t now, store_cb *cb,
+	int (*cert_add)(void *impl, const struct store_cert_new *cert, store_backend_cb *cb,
+	                void *ctx);
+	int (*cert_list)(void *impl, int64_t expiring_before, store_backend_cb *cb, void *ctx);
+	int (*cert_get)(void *impl, const char *serial, store_backend_cb *cb, void *ctx);
+	int (*cert_find_valid)(void *impl, const char *address, int64_t now, store_backend_cb *cb,
 	                       void *ctx);
 	int (*cert_revoke)(void *impl, const char *serial, const char *address, int64_t now,
-	                   store_cb *cb, void *ctx);
-	int (*cert_crl_next)(void *impl, store_cb *cb, void *ctx);
-	int (*cert_list_revoked)(void *impl, store_cb *cb, void *ctx);
+	                   store_backend_cb *cb, void *ctx);
+	int (*cert_crl_next)(void *impl, store_backend_cb *cb, void *ctx);
+	int (*cert_list_revoked)(void *impl, store_backend_cb *cb, void *ctx);
 };
 
 extern const struct store_backend store_backend_sqlite;
@@ -120,7 +144,8 @@ const struct store_backend *store_backend_of(struct store *s);
 /* The backend's own state of s (what its open returned): for a backend's white-box tests. */
 void *store_backend_impl(struct store *s);
 
-/* ---- Helpers every backend may use (defined in storage/sqlite/, they hold no SQL) ---- */
+/* ---- Helpers every backend may use (keyword, name and SCRAM rules in storage/sqlite/,
+ * they hold no SQL; the freeing ones in storage/store_result.c) ---- */
 
 /* Keywords as stored: atoms, sorted, unique, space separated ("" for none; NULL in). 0 or
  * -EINVAL. */
@@ -139,8 +164,8 @@ void store_cert_free_all(struct store_cert *certs, size_t n);
 struct store_async;
 struct store_async *store_async_new(const struct store_poster *poster);
 /* Queues cb(ctx, rc, res): res is moved (left empty). Never calls cb itself. */
-void store_async_complete(struct store_async *a, store_cb *cb, void *ctx, int rc,
-                          struct store_result *res);
+void store_async_complete(struct store_async *a, store_backend_cb *cb, void *ctx, int rc,
+                          struct store_backend_result *res);
 /* Queues change_fn(change_ctx, change) the same way, in order with the completions. */
 void store_async_change(struct store_async *a, store_change_fn *fn, void *fn_ctx,
                         const struct store_change *change);

@@ -28,6 +28,10 @@ struct fault_count {
 
 struct fault_store {
 	struct store *inner;
+	/* The inner store's backend and state: calls go to it directly, so every completion
+	 * reaches the front's own with the backend's result, as from any backend. */
+	const struct store_backend *inner_b;
+	void *inner_impl;
 	struct store_async *async;
 	pthread_mutex_t lock;
 	struct fault_rule *rules;
@@ -52,6 +56,8 @@ static int fault_open(const struct store_options *opt, void **impl_r, const char
 		free(f);
 		return rc;
 	}
+	f->inner_b = store_backend_of(f->inner);
+	f->inner_impl = store_backend_impl(f->inner);
 	f->async = store_async_new(opt->poster);
 	pthread_mutex_init(&f->lock, NULL);
 	*impl_r = f;
@@ -80,7 +86,7 @@ static void fault_close(void *impl)
 static void fault_stats(void *impl, uint64_t *commits_r, uint64_t *writes_r)
 {
 	struct fault_store *f = impl;
-	store_stats(f->inner, commits_r, writes_r);
+	store_stats(f->inner_impl, commits_r, writes_r);
 }
 
 static struct fault_store *fault_of(struct store *s)
@@ -144,7 +150,7 @@ unsigned store_fault_failed(struct store *s)
 
 /* Counts the call and applies the first rule that fires: 1 to pass the call on, 0 when it
  * was failed through its callback, or the negative errno to return at submit. */
-static int fault_check(struct fault_store *f, const char *op, store_cb *cb, void *ctx)
+static int fault_check(struct fault_store *f, const char *op, store_backend_cb *cb, void *ctx)
 {
 	int rc = 1;
 	pthread_mutex_lock(&f->lock);
@@ -180,118 +186,135 @@ static int fault_check(struct fault_store *f, const char *op, store_cb *cb, void
 	{                                                                                          \
 		struct fault_store *f = impl;                                                      \
 		int rc_ = fault_check(f, #name, cb, ctx);                                          \
-		return rc_ != 1 ? rc_ : store_##name args;                                         \
+		return rc_ != 1 ? rc_ : f->inner_b->name args;                                     \
 	}
 
-FAULT_OP(user_add, (void *impl, const char *address, const char *password, store_cb *cb, void *ctx),
-         (f->inner, address, password, cb, ctx))
-FAULT_OP(user_del, (void *impl, const char *address, store_cb *cb, void *ctx),
-         (f->inner, address, cb, ctx))
+FAULT_OP(user_add,
+         (void *impl, const char *address, const char *password, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, address, password, cb, ctx))
+FAULT_OP(user_del, (void *impl, const char *address, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, address, cb, ctx))
 FAULT_OP(user_passwd,
-         (void *impl, const char *address, const char *password, store_cb *cb, void *ctx),
-         (f->inner, address, password, cb, ctx))
-FAULT_OP(user_set_require_cert, (void *impl, const char *address, bool on, store_cb *cb, void *ctx),
-         (f->inner, address, on, cb, ctx))
-FAULT_OP(user_set_disabled, (void *impl, const char *address, bool on, store_cb *cb, void *ctx),
-         (f->inner, address, on, cb, ctx))
-FAULT_OP(user_set_quota, (void *impl, const char *address, uint64_t bytes, store_cb *cb, void *ctx),
-         (f->inner, address, bytes, cb, ctx))
-FAULT_OP(user_get, (void *impl, const char *address, store_cb *cb, void *ctx),
-         (f->inner, address, cb, ctx))
-FAULT_OP(user_list, (void *impl, store_cb *cb, void *ctx), (f->inner, cb, ctx))
-FAULT_OP(auth, (void *impl, const char *address, const char *password, store_cb *cb, void *ctx),
-         (f->inner, address, password, cb, ctx))
-FAULT_OP(user_scram, (void *impl, const char *address, store_cb *cb, void *ctx),
-         (f->inner, address, cb, ctx))
-FAULT_OP(mailbox_list, (void *impl, int64_t user_id, store_cb *cb, void *ctx),
-         (f->inner, user_id, cb, ctx))
-FAULT_OP(mailbox_get, (void *impl, int64_t user_id, const char *name, store_cb *cb, void *ctx),
-         (f->inner, user_id, name, cb, ctx))
+         (void *impl, const char *address, const char *password, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, address, password, cb, ctx))
+FAULT_OP(user_set_require_cert,
+         (void *impl, const char *address, bool on, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, address, on, cb, ctx))
+FAULT_OP(user_set_disabled,
+         (void *impl, const char *address, bool on, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, address, on, cb, ctx))
+FAULT_OP(user_set_quota,
+         (void *impl, const char *address, uint64_t bytes, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, address, bytes, cb, ctx))
+FAULT_OP(user_get, (void *impl, const char *address, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, address, cb, ctx))
+FAULT_OP(user_list, (void *impl, store_backend_cb *cb, void *ctx), (f->inner_impl, cb, ctx))
+FAULT_OP(auth,
+         (void *impl, const char *address, const char *password, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, address, password, cb, ctx))
+FAULT_OP(user_scram, (void *impl, const char *address, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, address, cb, ctx))
+FAULT_OP(mailbox_list, (void *impl, int64_t user_id, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, user_id, cb, ctx))
+FAULT_OP(mailbox_get,
+         (void *impl, int64_t user_id, const char *name, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, user_id, name, cb, ctx))
 FAULT_OP(mailbox_create,
-         (void *impl, int64_t user_id, const char *name, unsigned special_use, store_cb *cb,
+         (void *impl, int64_t user_id, const char *name, unsigned special_use, store_backend_cb *cb,
           void *ctx),
-         (f->inner, user_id, name, special_use, cb, ctx))
-FAULT_OP(mailbox_delete, (void *impl, int64_t user_id, const char *name, store_cb *cb, void *ctx),
-         (f->inner, user_id, name, cb, ctx))
+         (f->inner_impl, user_id, name, special_use, cb, ctx))
+FAULT_OP(mailbox_delete,
+         (void *impl, int64_t user_id, const char *name, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, user_id, name, cb, ctx))
 FAULT_OP(mailbox_rename,
-         (void *impl, int64_t user_id, const char *name, const char *new_name, store_cb *cb,
+         (void *impl, int64_t user_id, const char *name, const char *new_name, store_backend_cb *cb,
           void *ctx),
-         (f->inner, user_id, name, new_name, cb, ctx))
+         (f->inner_impl, user_id, name, new_name, cb, ctx))
 FAULT_OP(mailbox_subscribe,
-         (void *impl, int64_t user_id, const char *name, bool on, store_cb *cb, void *ctx),
-         (f->inner, user_id, name, on, cb, ctx))
-FAULT_OP(deliver, (void *impl, const struct store_deliver_req *req, store_cb *cb, void *ctx),
-         (f->inner, req, cb, ctx))
+         (void *impl, int64_t user_id, const char *name, bool on, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, user_id, name, on, cb, ctx))
+FAULT_OP(deliver,
+         (void *impl, const struct store_deliver_req *req, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, req, cb, ctx))
 FAULT_OP(message_list,
-         (void *impl, int64_t mailbox_id, uint64_t changed_since, store_cb *cb, void *ctx),
-         (f->inner, mailbox_id, changed_since, cb, ctx))
-FAULT_OP(message_get, (void *impl, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx),
-         (f->inner, mailbox_id, uid, cb, ctx))
-FAULT_OP(message_headers, (void *impl, int64_t mailbox_id, store_cb *cb, void *ctx),
-         (f->inner, mailbox_id, cb, ctx))
+         (void *impl, int64_t mailbox_id, uint64_t changed_since, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, changed_since, cb, ctx))
+FAULT_OP(message_get,
+         (void *impl, int64_t mailbox_id, uint32_t uid, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, uid, cb, ctx))
+FAULT_OP(message_headers, (void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, cb, ctx))
 FAULT_OP(message_structures,
          (void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n, size_t max_total,
-          bool with_content, store_cb *cb, void *ctx),
-         (f->inner, mailbox_id, uids, n, max_total, with_content, cb, ctx))
+          bool with_content, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, uids, n, max_total, with_content, cb, ctx))
 FAULT_OP(content_read_batch,
          (void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n, size_t max_total,
-          store_cb *cb, void *ctx),
-         (f->inner, mailbox_id, uids, n, max_total, cb, ctx))
+          store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, uids, n, max_total, cb, ctx))
 FAULT_OP(content_read,
          (void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset, size_t max_len,
-          store_cb *cb, void *ctx),
-         (f->inner, mailbox_id, uid, offset, max_len, cb, ctx))
+          store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, uid, offset, max_len, cb, ctx))
 FAULT_OP(flags_store,
          (void *impl, int64_t mailbox_id, const struct store_uid_range *ranges, size_t n_ranges,
           enum store_flag_mode mode, unsigned flags, const char *keywords, uint64_t unchanged_since,
-          store_cb *cb, void *ctx),
-         (f->inner, mailbox_id, ranges, n_ranges, mode, flags, keywords, unchanged_since, cb, ctx))
+          store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, ranges, n_ranges, mode, flags, keywords, unchanged_since, cb,
+          ctx))
 FAULT_OP(expunge,
          (void *impl, int64_t mailbox_id, const struct store_uid_range *ranges, size_t n_ranges,
-          store_cb *cb, void *ctx),
-         (f->inner, mailbox_id, ranges, n_ranges, cb, ctx))
+          store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, ranges, n_ranges, cb, ctx))
 FAULT_OP(remove,
          (void *impl, int64_t mailbox_id, const struct store_uid_range *ranges, size_t n_ranges,
-          store_cb *cb, void *ctx),
-         (f->inner, mailbox_id, ranges, n_ranges, cb, ctx))
+          store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, ranges, n_ranges, cb, ctx))
 FAULT_OP(copy,
          (void *impl, int64_t src_mailbox_id, const struct store_uid_range *ranges, size_t n_ranges,
-          int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx),
-         (f->inner, src_mailbox_id, ranges, n_ranges, dst_mailbox_id, move, cb, ctx))
-FAULT_OP(vanished, (void *impl, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb, void *ctx),
-         (f->inner, mailbox_id, since_modseq, cb, ctx))
-FAULT_OP(search_text, (void *impl, int64_t mailbox_id, const char *text, store_cb *cb, void *ctx),
-         (f->inner, mailbox_id, text, cb, ctx))
-FAULT_OP(search_body, (void *impl, int64_t mailbox_id, const char *text, store_cb *cb, void *ctx),
-         (f->inner, mailbox_id, text, cb, ctx))
-FAULT_OP(queue_list, (void *impl, store_cb *cb, void *ctx), (f->inner, cb, ctx))
-FAULT_OP(queue_delete, (void *impl, int64_t queue_id, store_cb *cb, void *ctx),
-         (f->inner, queue_id, cb, ctx))
+          int64_t dst_mailbox_id, bool move, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, src_mailbox_id, ranges, n_ranges, dst_mailbox_id, move, cb, ctx))
+FAULT_OP(vanished,
+         (void *impl, int64_t mailbox_id, uint64_t since_modseq, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, since_modseq, cb, ctx))
+FAULT_OP(search_text,
+         (void *impl, int64_t mailbox_id, const char *text, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, text, cb, ctx))
+FAULT_OP(search_body,
+         (void *impl, int64_t mailbox_id, const char *text, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, text, cb, ctx))
+FAULT_OP(queue_list, (void *impl, store_backend_cb *cb, void *ctx), (f->inner_impl, cb, ctx))
+FAULT_OP(queue_delete, (void *impl, int64_t queue_id, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, queue_id, cb, ctx))
 FAULT_OP(queue_due,
-         (void *impl, int64_t now, unsigned lease_seconds, size_t limit, store_cb *cb, void *ctx),
-         (f->inner, now, lease_seconds, limit, cb, ctx))
-FAULT_OP(queue_recover, (void *impl, store_cb *cb, void *ctx), (f->inner, cb, ctx))
-FAULT_OP(queue_flush, (void *impl, int64_t queue_id, int64_t now, store_cb *cb, void *ctx),
-         (f->inner, queue_id, now, cb, ctx))
-FAULT_OP(queue_content_read,
-         (void *impl, int64_t content_id, uint64_t offset, size_t max_len, store_cb *cb, void *ctx),
-         (f->inner, content_id, offset, max_len, cb, ctx))
-FAULT_OP(queue_report, (void *impl, const struct store_queue_report *rep, store_cb *cb, void *ctx),
-         (f->inner, rep, cb, ctx))
-FAULT_OP(cert_add, (void *impl, const struct store_cert_new *cert, store_cb *cb, void *ctx),
-         (f->inner, cert, cb, ctx))
-FAULT_OP(cert_list, (void *impl, int64_t expiring_before, store_cb *cb, void *ctx),
-         (f->inner, expiring_before, cb, ctx))
-FAULT_OP(cert_get, (void *impl, const char *serial, store_cb *cb, void *ctx),
-         (f->inner, serial, cb, ctx))
-FAULT_OP(cert_find_valid, (void *impl, const char *address, int64_t now, store_cb *cb, void *ctx),
-         (f->inner, address, now, cb, ctx))
-FAULT_OP(cert_revoke,
-         (void *impl, const char *serial, const char *address, int64_t now, store_cb *cb,
+         (void *impl, int64_t now, unsigned lease_seconds, size_t limit, store_backend_cb *cb,
           void *ctx),
-         (f->inner, serial, address, now, cb, ctx))
-FAULT_OP(cert_crl_next, (void *impl, store_cb *cb, void *ctx), (f->inner, cb, ctx))
-FAULT_OP(cert_list_revoked, (void *impl, store_cb *cb, void *ctx), (f->inner, cb, ctx))
+         (f->inner_impl, now, lease_seconds, limit, cb, ctx))
+FAULT_OP(queue_recover, (void *impl, store_backend_cb *cb, void *ctx), (f->inner_impl, cb, ctx))
+FAULT_OP(queue_flush, (void *impl, int64_t queue_id, int64_t now, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, queue_id, now, cb, ctx))
+FAULT_OP(queue_content_read,
+         (void *impl, int64_t content_id, uint64_t offset, size_t max_len, store_backend_cb *cb,
+          void *ctx),
+         (f->inner_impl, content_id, offset, max_len, cb, ctx))
+FAULT_OP(queue_report,
+         (void *impl, const struct store_queue_report *rep, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, rep, cb, ctx))
+FAULT_OP(cert_add, (void *impl, const struct store_cert_new *cert, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, cert, cb, ctx))
+FAULT_OP(cert_list, (void *impl, int64_t expiring_before, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, expiring_before, cb, ctx))
+FAULT_OP(cert_get, (void *impl, const char *serial, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, serial, cb, ctx))
+FAULT_OP(cert_find_valid,
+         (void *impl, const char *address, int64_t now, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, address, now, cb, ctx))
+FAULT_OP(cert_revoke,
+         (void *impl, const char *serial, const char *address, int64_t now, store_backend_cb *cb,
+          void *ctx),
+         (f->inner_impl, serial, address, now, cb, ctx))
+FAULT_OP(cert_crl_next, (void *impl, store_backend_cb *cb, void *ctx), (f->inner_impl, cb, ctx))
+FAULT_OP(cert_list_revoked, (void *impl, store_backend_cb *cb, void *ctx), (f->inner_impl, cb, ctx))
 
 const struct store_backend store_backend_fault = {
     .name = "fault",

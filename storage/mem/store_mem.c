@@ -106,8 +106,8 @@ uint64_t mem_user_used(struct mem_store *m, int64_t user_id)
 	return used;
 }
 
-void mem_done(struct mem_store *m, store_cb *cb, void *ctx, int rc, struct store_result *res,
-              bool write)
+void mem_done(struct mem_store *m, store_backend_cb *cb, void *ctx, int rc,
+              struct store_backend_result *res, bool write)
 {
 	if (write)
 		m->writes++;
@@ -148,7 +148,7 @@ static void mailbox_fill(struct mem_store *m, const struct mem_mailbox *mb,
 }
 
 static void mailbox_result(struct mem_store *m, const struct mem_mailbox *mb,
-                           struct store_result *res)
+                           struct store_backend_result *res)
 {
 	res->mailboxes = xcalloc(1, sizeof(*res->mailboxes));
 	res->n_mailboxes = 1;
@@ -259,14 +259,15 @@ static void user_fill(struct mem_store *m, const struct mem_user *u, struct stor
 	out->password_tag[64] = '\0';
 }
 
-static void user_result(struct mem_store *m, const struct mem_user *u, struct store_result *res)
+static void user_result(struct mem_store *m, const struct mem_user *u,
+                        struct store_backend_result *res)
 {
 	res->users = xcalloc(1, sizeof(*res->users));
 	res->n_users = 1;
 	user_fill(m, u, &res->users[0]);
 }
 
-static int mem_user_add(void *impl, const char *address, const char *password, store_cb *cb,
+static int mem_user_add(void *impl, const char *address, const char *password, store_backend_cb *cb,
                         void *ctx)
 {
 	static const struct {
@@ -279,7 +280,7 @@ static int mem_user_add(void *impl, const char *address, const char *password, s
 	                {"Junk", STORE_SU_JUNK},
 	                {"Archive", STORE_SU_ARCHIVE}};
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	char *addr;
 	if (password == NULL || password[0] == '\0')
 		return -EINVAL;
@@ -310,13 +311,13 @@ static int mem_user_add(void *impl, const char *address, const char *password, s
 enum user_change { USER_DEL, USER_PASSWD, USER_REQUIRE_CERT, USER_DISABLED, USER_QUOTA };
 
 static int user_change(struct mem_store *m, const char *address, enum user_change what,
-                       const char *password, uint64_t value, store_cb *cb, void *ctx)
+                       const char *password, uint64_t value, store_backend_cb *cb, void *ctx)
 {
 	char *addr;
 	int rc = store_address_normalize(address, &addr);
 	if (rc < 0)
 		return rc;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	pthread_mutex_lock(&m->lock);
 	struct mem_user *u = mem_user_by_address(m, addr);
 	if (u == NULL) {
@@ -347,31 +348,32 @@ static int user_change(struct mem_store *m, const char *address, enum user_chang
 	return 0;
 }
 
-static int mem_user_del(void *impl, const char *address, store_cb *cb, void *ctx)
+static int mem_user_del(void *impl, const char *address, store_backend_cb *cb, void *ctx)
 {
 	return user_change(impl, address, USER_DEL, NULL, 0, cb, ctx);
 }
 
-static int mem_user_passwd(void *impl, const char *address, const char *password, store_cb *cb,
-                           void *ctx)
+static int mem_user_passwd(void *impl, const char *address, const char *password,
+                           store_backend_cb *cb, void *ctx)
 {
 	if (password == NULL || password[0] == '\0')
 		return -EINVAL;
 	return user_change(impl, address, USER_PASSWD, password, 0, cb, ctx);
 }
 
-static int mem_user_set_require_cert(void *impl, const char *address, bool on, store_cb *cb,
+static int mem_user_set_require_cert(void *impl, const char *address, bool on, store_backend_cb *cb,
                                      void *ctx)
 {
 	return user_change(impl, address, USER_REQUIRE_CERT, NULL, on, cb, ctx);
 }
 
-static int mem_user_set_disabled(void *impl, const char *address, bool on, store_cb *cb, void *ctx)
+static int mem_user_set_disabled(void *impl, const char *address, bool on, store_backend_cb *cb,
+                                 void *ctx)
 {
 	return user_change(impl, address, USER_DISABLED, NULL, on, cb, ctx);
 }
 
-static int mem_user_set_quota(void *impl, const char *address, uint64_t bytes, store_cb *cb,
+static int mem_user_set_quota(void *impl, const char *address, uint64_t bytes, store_backend_cb *cb,
                               void *ctx)
 {
 	if (bytes > INT64_MAX)
@@ -379,14 +381,14 @@ static int mem_user_set_quota(void *impl, const char *address, uint64_t bytes, s
 	return user_change(impl, address, USER_QUOTA, NULL, bytes, cb, ctx);
 }
 
-static int mem_user_get(void *impl, const char *address, store_cb *cb, void *ctx)
+static int mem_user_get(void *impl, const char *address, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
 	char *addr;
 	int rc = store_address_normalize(address, &addr);
 	if (rc < 0)
 		return rc;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	pthread_mutex_lock(&m->lock);
 	struct mem_user *u = mem_user_by_address(m, addr);
 	if (u == NULL)
@@ -405,10 +407,10 @@ static int user_cmp(const void *a, const void *b)
 	              ((const struct store_user *)b)->address);
 }
 
-static int mem_user_list(void *impl, store_cb *cb, void *ctx)
+static int mem_user_list(void *impl, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	pthread_mutex_lock(&m->lock);
 	if (m->n_users > 0) {
 		res.users = xcalloc(m->n_users, sizeof(*res.users));
@@ -422,10 +424,11 @@ static int mem_user_list(void *impl, store_cb *cb, void *ctx)
 	return 0;
 }
 
-static int mem_auth(void *impl, const char *address, const char *password, store_cb *cb, void *ctx)
+static int mem_auth(void *impl, const char *address, const char *password, store_backend_cb *cb,
+                    void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	char *addr = NULL;
 	int rc = -EACCES;
 	if (password == NULL)
@@ -449,10 +452,10 @@ static int mem_auth(void *impl, const char *address, const char *password, store
 	return 0;
 }
 
-static int mem_user_scram(void *impl, const char *address, store_cb *cb, void *ctx)
+static int mem_user_scram(void *impl, const char *address, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	char *addr;
 	int rc = store_address_normalize(address, &addr);
 	if (rc < 0)
@@ -485,10 +488,10 @@ static int mailbox_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-static int mem_mailbox_list(void *impl, int64_t user_id, store_cb *cb, void *ctx)
+static int mem_mailbox_list(void *impl, int64_t user_id, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	pthread_mutex_lock(&m->lock);
 	for (size_t i = 0; i < m->n_mailboxes; i++) {
 		if (m->mailboxes[i]->user_id != user_id)
@@ -504,10 +507,11 @@ static int mem_mailbox_list(void *impl, int64_t user_id, store_cb *cb, void *ctx
 	return 0;
 }
 
-static int mem_mailbox_get(void *impl, int64_t user_id, const char *name, store_cb *cb, void *ctx)
+static int mem_mailbox_get(void *impl, int64_t user_id, const char *name, store_backend_cb *cb,
+                           void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	if (name == NULL)
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
@@ -520,10 +524,10 @@ static int mem_mailbox_get(void *impl, int64_t user_id, const char *name, store_
 }
 
 static int mem_mailbox_create(void *impl, int64_t user_id, const char *name, unsigned special_use,
-                              store_cb *cb, void *ctx)
+                              store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	int rc = 0;
 	if (!store_mailbox_name_valid(name))
 		return -EINVAL;
@@ -539,7 +543,7 @@ static int mem_mailbox_create(void *impl, int64_t user_id, const char *name, uns
 	return 0;
 }
 
-static int mem_mailbox_delete(void *impl, int64_t user_id, const char *name, store_cb *cb,
+static int mem_mailbox_delete(void *impl, int64_t user_id, const char *name, store_backend_cb *cb,
                               void *ctx)
 {
 	struct mem_store *m = impl;
@@ -567,10 +571,10 @@ static bool under(const char *name, const char *parent)
 }
 
 static int mem_mailbox_rename(void *impl, int64_t user_id, const char *name, const char *new_name,
-                              store_cb *cb, void *ctx)
+                              store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	int rc = 0;
 	if (!store_mailbox_name_valid(name) || !store_mailbox_name_valid(new_name) ||
 	    strcasecmp(new_name, "INBOX") == 0)
@@ -605,7 +609,7 @@ static int mem_mailbox_rename(void *impl, int64_t user_id, const char *name, con
 }
 
 static int mem_mailbox_subscribe(void *impl, int64_t user_id, const char *name, bool on,
-                                 store_cb *cb, void *ctx)
+                                 store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
 	if (!store_mailbox_name_valid(name))
@@ -629,7 +633,7 @@ static bool serial_valid(const char *serial)
 	return strspn(serial, "0123456789abcdef") == len;
 }
 
-static void cert_copy(const struct store_cert *c, struct store_result *res)
+static void cert_copy(const struct store_cert *c, struct store_backend_result *res)
 {
 	res->certs = xreallocarray(res->certs, res->n_certs + 1, sizeof(*res->certs));
 	struct store_cert *o = &res->certs[res->n_certs++];
@@ -638,10 +642,11 @@ static void cert_copy(const struct store_cert *c, struct store_result *res)
 	o->address = xstrdup(c->address);
 }
 
-static int mem_cert_add(void *impl, const struct store_cert_new *cert, store_cb *cb, void *ctx)
+static int mem_cert_add(void *impl, const struct store_cert_new *cert, store_backend_cb *cb,
+                        void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	int rc = 0;
 	if (!serial_valid(cert->serial) || cert->address == NULL || cert->address[0] == '\0' ||
 	    (cert->kind != STORE_CERT_CLIENT && cert->kind != STORE_CERT_SERVER) ||
@@ -688,10 +693,10 @@ static int cert_by_revoked(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static int mem_cert_list(void *impl, int64_t expiring_before, store_cb *cb, void *ctx)
+static int mem_cert_list(void *impl, int64_t expiring_before, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	if (expiring_before < 0)
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
@@ -715,10 +720,10 @@ static struct store_cert *cert_by_serial(struct mem_store *m, const char *serial
 	return NULL;
 }
 
-static int mem_cert_get(void *impl, const char *serial, store_cb *cb, void *ctx)
+static int mem_cert_get(void *impl, const char *serial, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	if (!serial_valid(serial))
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
@@ -736,11 +741,11 @@ static bool cert_valid_for(const struct store_cert *c, const char *address, int6
 	       strcmp(c->address, address) == 0;
 }
 
-static int mem_cert_find_valid(void *impl, const char *address, int64_t now, store_cb *cb,
+static int mem_cert_find_valid(void *impl, const char *address, int64_t now, store_backend_cb *cb,
                                void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	char *norm;
 	int rc = store_address_normalize(address, &norm);
 	if (rc < 0)
@@ -756,10 +761,10 @@ static int mem_cert_find_valid(void *impl, const char *address, int64_t now, sto
 }
 
 static int mem_cert_revoke(void *impl, const char *serial, const char *address, int64_t now,
-                           store_cb *cb, void *ctx)
+                           store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	int rc = 0;
 	char *norm = NULL;
 	if ((serial == NULL) == (address == NULL) || now <= 0 ||
@@ -795,10 +800,10 @@ static int mem_cert_revoke(void *impl, const char *serial, const char *address, 
 	return 0;
 }
 
-static int mem_cert_crl_next(void *impl, store_cb *cb, void *ctx)
+static int mem_cert_crl_next(void *impl, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	pthread_mutex_lock(&m->lock);
 	res.crl_number = ++m->crl_number;
 	mem_done(m, cb, ctx, 0, &res, true);
@@ -806,10 +811,10 @@ static int mem_cert_crl_next(void *impl, store_cb *cb, void *ctx)
 	return 0;
 }
 
-static int mem_cert_list_revoked(void *impl, store_cb *cb, void *ctx)
+static int mem_cert_list_revoked(void *impl, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	pthread_mutex_lock(&m->lock);
 	for (size_t i = 0; i < m->n_certs; i++)
 		if (m->certs[i].revoked_at != 0)

@@ -149,7 +149,7 @@ static void msg_fill(const struct mem_entry *e, struct store_msg *out)
 	out->content_id = e->content->id;
 }
 
-static struct store_msg *msg_push(struct store_result *res)
+static struct store_msg *msg_push(struct store_backend_result *res)
 {
 	res->msgs = xreallocarray(res->msgs, res->n_msgs + 1, sizeof(*res->msgs));
 	return &res->msgs[res->n_msgs++];
@@ -254,7 +254,8 @@ static int report_place(struct mem_store *m, const void *msg, size_t len, const 
 	return rc;
 }
 
-int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_cb *cb, void *ctx)
+int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_backend_cb *cb,
+                      void *ctx)
 {
 	struct mem_store *m = impl;
 	if ((req->data == NULL && req->spool_path == NULL) ||
@@ -290,7 +291,7 @@ int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_cb 
 		return 0;
 	}
 
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	int64_t now = req->internal_date != 0 ? req->internal_date : (int64_t)time(NULL);
 	struct mem_mailbox **mbs = xcalloc(req->n_targets + 1, sizeof(*mbs));
 	char *report = NULL;
@@ -371,7 +372,7 @@ int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_cb 
 	free(mbs);
 	mem_content_unref(m, c);
 	if (rc < 0)
-		store_result_free(&res);
+		store_backend_result_free(&res);
 	mem_done(m, cb, ctx, rc, &res, true);
 	pthread_mutex_unlock(&m->lock);
 	for (size_t i = 0; i < req->n_targets; i++)
@@ -383,11 +384,11 @@ int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_cb 
 
 /* ---- Reading ---- */
 
-int mem_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
-                           void *ctx)
+int mem_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since,
+                           store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	pthread_mutex_lock(&m->lock);
 	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
 	if (mb != NULL) {
@@ -465,10 +466,11 @@ static char *mem_structure(const struct mem_content *c)
 	return json;
 }
 
-int mem_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx)
+int mem_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_backend_cb *cb,
+                          void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	pthread_mutex_lock(&m->lock);
 	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
 	struct mem_entry *e = mb != NULL ? entry_by_uid(mb, uid) : NULL;
@@ -483,10 +485,10 @@ int mem_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_cb
 	return 0;
 }
 
-int mem_store_message_headers(void *impl, int64_t mailbox_id, store_cb *cb, void *ctx)
+int mem_store_message_headers(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	pthread_mutex_lock(&m->lock);
 	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
 	for (size_t i = 0; mb != NULL && i < mb->n_entries; i++) {
@@ -502,10 +504,11 @@ int mem_store_message_headers(void *impl, int64_t mailbox_id, store_cb *cb, void
 /* One batch read serves both the structures and the contents of many small messages, as
  * in the SQLite backend. */
 static int mem_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                     size_t max_total, bool with_mime, bool with_content, store_cb *cb, void *ctx)
+                     size_t max_total, bool with_mime, bool with_content, store_backend_cb *cb,
+                     void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	if (n == 0 || max_total == 0 || max_total > MEM_READ_MAX)
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
@@ -544,19 +547,20 @@ static int mem_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_
 }
 
 int mem_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                                 size_t max_total, bool with_content, store_cb *cb, void *ctx)
+                                 size_t max_total, bool with_content, store_backend_cb *cb,
+                                 void *ctx)
 {
 	return mem_batch(impl, mailbox_id, uids, n, max_total, true, with_content, cb, ctx);
 }
 
 int mem_store_content_read_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                                 size_t max_total, store_cb *cb, void *ctx)
+                                 size_t max_total, store_backend_cb *cb, void *ctx)
 {
 	return mem_batch(impl, mailbox_id, uids, n, max_total, false, true, cb, ctx);
 }
 
 static void content_range(const struct mem_content *c, uint64_t offset, size_t max_len,
-                          struct store_result *res)
+                          struct store_backend_result *res)
 {
 	res->total_size = c->size;
 	size_t len = offset >= c->size ? 0 : c->size - (size_t)offset;
@@ -569,10 +573,10 @@ static void content_range(const struct mem_content *c, uint64_t offset, size_t m
 }
 
 int mem_store_content_read(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset,
-                           size_t max_len, store_cb *cb, void *ctx)
+                           size_t max_len, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	if (max_len == 0 || max_len > MEM_READ_MAX)
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
@@ -585,11 +589,11 @@ int mem_store_content_read(void *impl, int64_t mailbox_id, uint32_t uid, uint64_
 	return 0;
 }
 
-int mem_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
+int mem_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_backend_cb *cb,
                        void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	pthread_mutex_lock(&m->lock);
 	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
 	for (size_t i = 0; mb != NULL && i < mb->n_expunged; i++)
@@ -629,9 +633,9 @@ static size_t body_start(const unsigned char *d, size_t n)
 /* BODY and TEXT as SQLite answers them, without MIME decoding: the string as one
  * case-insensitive substring of the raw body (BODY) or of the whole message (TEXT). */
 static int mem_search(struct mem_store *m, int64_t mailbox_id, const char *text, bool body_only,
-                      store_cb *cb, void *ctx)
+                      store_backend_cb *cb, void *ctx)
 {
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	if (text == NULL || strlen(text) > 4096)
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
@@ -647,12 +651,14 @@ static int mem_search(struct mem_store *m, int64_t mailbox_id, const char *text,
 	return 0;
 }
 
-int mem_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_cb *cb, void *ctx)
+int mem_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_backend_cb *cb,
+                          void *ctx)
 {
 	return mem_search(impl, mailbox_id, text, false, cb, ctx);
 }
 
-int mem_store_search_body(void *impl, int64_t mailbox_id, const char *text, store_cb *cb, void *ctx)
+int mem_store_search_body(void *impl, int64_t mailbox_id, const char *text, store_backend_cb *cb,
+                          void *ctx)
 {
 	return mem_search(impl, mailbox_id, text, true, cb, ctx);
 }
@@ -701,10 +707,11 @@ static char *kw_apply(const char *cur, const char *delta, enum store_flag_mode m
 
 int mem_store_flags_store(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
                           size_t n_ranges, enum store_flag_mode mode, unsigned flags,
-                          const char *keywords, uint64_t unchanged_since, store_cb *cb, void *ctx)
+                          const char *keywords, uint64_t unchanged_since, store_backend_cb *cb,
+                          void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	char *kw = NULL;
 	if (keywords != NULL && store_keywords_normalize(keywords, &kw) < 0)
 		return -EINVAL;
@@ -747,9 +754,9 @@ int mem_store_flags_store(void *impl, int64_t mailbox_id, const struct store_uid
 }
 
 static int expunge(struct mem_store *m, int64_t mailbox_id, const struct store_uid_range *ranges,
-                   size_t n_ranges, bool any_flags, store_cb *cb, void *ctx)
+                   size_t n_ranges, bool any_flags, store_backend_cb *cb, void *ctx)
 {
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	pthread_mutex_lock(&m->lock);
 	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
 	uint64_t modseq = 0;
@@ -774,13 +781,13 @@ static int expunge(struct mem_store *m, int64_t mailbox_id, const struct store_u
 }
 
 int mem_store_expunge(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
-                      size_t n_ranges, store_cb *cb, void *ctx)
+                      size_t n_ranges, store_backend_cb *cb, void *ctx)
 {
 	return expunge(impl, mailbox_id, ranges, n_ranges, false, cb, ctx);
 }
 
 int mem_store_remove(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
-                     size_t n_ranges, store_cb *cb, void *ctx)
+                     size_t n_ranges, store_backend_cb *cb, void *ctx)
 {
 	if (n_ranges == 0)
 		return -EINVAL;
@@ -788,10 +795,11 @@ int mem_store_remove(void *impl, int64_t mailbox_id, const struct store_uid_rang
 }
 
 int mem_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid_range *ranges,
-                   size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx)
+                   size_t n_ranges, int64_t dst_mailbox_id, bool move, store_backend_cb *cb,
+                   void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	int rc = 0;
 	pthread_mutex_lock(&m->lock);
 	struct mem_mailbox *src = mem_mailbox_by_id(m, src_mailbox_id);
@@ -873,7 +881,8 @@ static char *dup_or_null(const char *s)
 	return s != NULL ? xstrdup(s) : NULL;
 }
 
-static struct store_queue_entry *queue_push(struct store_result *res, const struct mem_queued *q)
+static struct store_queue_entry *queue_push(struct store_backend_result *res,
+                                            const struct mem_queued *q)
 {
 	res->queue = xreallocarray(res->queue, res->n_queue + 1, sizeof(*res->queue));
 	struct store_queue_entry *o = &res->queue[res->n_queue++];
@@ -922,10 +931,10 @@ static void queued_remove(struct mem_store *m, size_t i)
 	m->n_queue--;
 }
 
-int mem_store_queue_list(void *impl, store_cb *cb, void *ctx)
+int mem_store_queue_list(void *impl, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	pthread_mutex_lock(&m->lock);
 	for (size_t i = 0; i < m->n_queue; i++) {
 		struct store_queue_entry *o = queue_push(&res, &m->queue[i]);
@@ -937,7 +946,7 @@ int mem_store_queue_list(void *impl, store_cb *cb, void *ctx)
 	return 0;
 }
 
-int mem_store_queue_delete(void *impl, int64_t queue_id, store_cb *cb, void *ctx)
+int mem_store_queue_delete(void *impl, int64_t queue_id, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
 	size_t i;
@@ -955,11 +964,11 @@ static bool rcpt_due(const struct mem_rcpt *r, int64_t now)
 	return (r->status == 0 || r->status == 3) && r->next_attempt <= now;
 }
 
-int mem_store_queue_due(void *impl, int64_t now, unsigned lease_seconds, size_t limit, store_cb *cb,
-                        void *ctx)
+int mem_store_queue_due(void *impl, int64_t now, unsigned lease_seconds, size_t limit,
+                        store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	pthread_mutex_lock(&m->lock);
 	for (size_t i = 0; i < m->n_queue && res.n_queue < limit; i++) {
 		struct mem_queued *q = &m->queue[i];
@@ -979,7 +988,7 @@ int mem_store_queue_due(void *impl, int64_t now, unsigned lease_seconds, size_t 
 	return 0;
 }
 
-int mem_store_queue_recover(void *impl, store_cb *cb, void *ctx)
+int mem_store_queue_recover(void *impl, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
 	pthread_mutex_lock(&m->lock);
@@ -992,7 +1001,8 @@ int mem_store_queue_recover(void *impl, store_cb *cb, void *ctx)
 	return 0;
 }
 
-int mem_store_queue_flush(void *impl, int64_t queue_id, int64_t now, store_cb *cb, void *ctx)
+int mem_store_queue_flush(void *impl, int64_t queue_id, int64_t now, store_backend_cb *cb,
+                          void *ctx)
 {
 	struct mem_store *m = impl;
 	size_t changed = 0;
@@ -1013,10 +1023,10 @@ int mem_store_queue_flush(void *impl, int64_t queue_id, int64_t now, store_cb *c
 }
 
 int mem_store_queue_content_read(void *impl, int64_t content_id, uint64_t offset, size_t max_len,
-                                 store_cb *cb, void *ctx)
+                                 store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	if (max_len == 0 || max_len > MEM_READ_MAX)
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
@@ -1028,11 +1038,11 @@ int mem_store_queue_content_read(void *impl, int64_t content_id, uint64_t offset
 	return 0;
 }
 
-int mem_store_queue_report(void *impl, const struct store_queue_report *rep, store_cb *cb,
+int mem_store_queue_report(void *impl, const struct store_queue_report *rep, store_backend_cb *cb,
                            void *ctx)
 {
 	struct mem_store *m = impl;
-	struct store_result res = {0};
+	struct store_backend_result res = {0};
 	int rc = 0;
 	size_t qi;
 	pthread_mutex_lock(&m->lock);

@@ -106,8 +106,8 @@ struct mem_mailbox *mem_mailbox_add(struct mem_store *m, int64_t user_id, const 
                                     unsigned special_use);
 uint64_t mem_user_used(struct mem_store *m, int64_t user_id);
 /* Hands the result on (under the lock: keeps the order of completions) and counts writes. */
-void mem_done(struct mem_store *m, store_cb *cb, void *ctx, int rc, struct store_result *res,
-              bool write);
+void mem_done(struct mem_store *m, store_backend_cb *cb, void *ctx, int rc,
+              struct store_backend_result *res, bool write);
 /* Announces the mailbox's state to on_change. */
 void mem_note(struct mem_store *m, const struct mem_mailbox *mb);
 
@@ -123,41 +123,47 @@ void mem_entries_move_all(struct mem_store *m, struct mem_mailbox *src, struct m
 void mem_queued_clear(struct mem_store *m, struct mem_queued *q);
 
 /* The operations (store_backend_mem in store_mem.c). */
-int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_cb *cb, void *ctx);
-int mem_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
-                           void *ctx);
-int mem_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx);
-int mem_store_message_headers(void *impl, int64_t mailbox_id, store_cb *cb, void *ctx);
+int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_backend_cb *cb,
+                      void *ctx);
+int mem_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since,
+                           store_backend_cb *cb, void *ctx);
+int mem_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_backend_cb *cb,
+                          void *ctx);
+int mem_store_message_headers(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx);
 int mem_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                                 size_t max_total, bool with_content, store_cb *cb, void *ctx);
+                                 size_t max_total, bool with_content, store_backend_cb *cb,
+                                 void *ctx);
 int mem_store_content_read_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                                 size_t max_total, store_cb *cb, void *ctx);
+                                 size_t max_total, store_backend_cb *cb, void *ctx);
 int mem_store_content_read(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset,
-                           size_t max_len, store_cb *cb, void *ctx);
+                           size_t max_len, store_backend_cb *cb, void *ctx);
 int mem_store_flags_store(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
                           size_t n_ranges, enum store_flag_mode mode, unsigned flags,
-                          const char *keywords, uint64_t unchanged_since, store_cb *cb, void *ctx);
+                          const char *keywords, uint64_t unchanged_since, store_backend_cb *cb,
+                          void *ctx);
 int mem_store_expunge(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
-                      size_t n_ranges, store_cb *cb, void *ctx);
+                      size_t n_ranges, store_backend_cb *cb, void *ctx);
 int mem_store_remove(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
-                     size_t n_ranges, store_cb *cb, void *ctx);
+                     size_t n_ranges, store_backend_cb *cb, void *ctx);
 int mem_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid_range *ranges,
-                   size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx);
-int mem_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
+                   size_t n_ranges, int64_t dst_mailbox_id, bool move, store_backend_cb *cb,
+                   void *ctx);
+int mem_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_backend_cb *cb,
                        void *ctx);
-int mem_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+int mem_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_backend_cb *cb,
                           void *ctx);
-int mem_store_search_body(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+int mem_store_search_body(void *impl, int64_t mailbox_id, const char *text, store_backend_cb *cb,
                           void *ctx);
-int mem_store_queue_list(void *impl, store_cb *cb, void *ctx);
-int mem_store_queue_delete(void *impl, int64_t queue_id, store_cb *cb, void *ctx);
-int mem_store_queue_due(void *impl, int64_t now, unsigned lease_seconds, size_t limit, store_cb *cb,
-                        void *ctx);
-int mem_store_queue_recover(void *impl, store_cb *cb, void *ctx);
-int mem_store_queue_flush(void *impl, int64_t queue_id, int64_t now, store_cb *cb, void *ctx);
+int mem_store_queue_list(void *impl, store_backend_cb *cb, void *ctx);
+int mem_store_queue_delete(void *impl, int64_t queue_id, store_backend_cb *cb, void *ctx);
+int mem_store_queue_due(void *impl, int64_t now, unsigned lease_seconds, size_t limit,
+                        store_backend_cb *cb, void *ctx);
+int mem_store_queue_recover(void *impl, store_backend_cb *cb, void *ctx);
+int mem_store_queue_flush(void *impl, int64_t queue_id, int64_t now, store_backend_cb *cb,
+                          void *ctx);
 int mem_store_queue_content_read(void *impl, int64_t content_id, uint64_t offset, size_t max_len,
-                                 store_cb *cb, void *ctx);
-int mem_store_queue_report(void *impl, const struct store_queue_report *rep, store_cb *cb,
+                                 store_backend_cb *cb, void *ctx);
+int mem_store_queue_report(void *impl, const struct store_queue_report *rep, store_backend_cb *cb,
                            void *ctx);
 
 #endif

@@ -15,15 +15,6 @@
 /* Longest serial stored: 20 octets in hex (RFC 5280), as certs/ allows. */
 #define CERT_SERIAL_MAX 40
 
-void store_cert_free_all(struct store_cert *certs, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(certs[i].serial);
-		free(certs[i].address);
-	}
-	free(certs);
-}
-
 static bool serial_valid(const char *serial)
 {
 	size_t len = serial != NULL ? strlen(serial) : 0;
@@ -35,7 +26,7 @@ static bool serial_valid(const char *serial)
 	return true;
 }
 
-static struct store_cert *cert_push(struct store_result *res)
+static struct store_cert *cert_push(struct store_backend_result *res)
 {
 	res->certs = xreallocarray(res->certs, res->n_certs + 1, sizeof(*res->certs));
 	struct store_cert *c = &res->certs[res->n_certs++];
@@ -59,7 +50,7 @@ static void cert_from_row(sqlite3_stmt *st, struct store_cert *c)
 }
 
 /* Steps st (already bound) and appends every row to res.certs. */
-static int rows_load(struct store_conn *c, sqlite3_stmt *st, struct store_result *res)
+static int rows_load(struct store_conn *c, sqlite3_stmt *st, struct store_backend_result *res)
 {
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -68,7 +59,7 @@ static int rows_load(struct store_conn *c, sqlite3_stmt *st, struct store_result
 	return rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
 }
 
-static int by_serial(struct store_conn *c, const char *serial, struct store_result *res)
+static int by_serial(struct store_conn *c, const char *serial, struct store_backend_result *res)
 {
 	sqlite3_stmt *st = store_stmt(c, SQL_CERT_BY_SERIAL);
 	if (st == NULL)
@@ -81,7 +72,7 @@ static int by_serial(struct store_conn *c, const char *serial, struct store_resu
 	return rc;
 }
 
-static int crl_next(struct store_conn *c, struct store_result *res)
+static int crl_next(struct store_conn *c, struct store_backend_result *res)
 {
 	sqlite3_stmt *st = store_stmt(c, SQL_CRL_NEXT);
 	if (st == NULL)
@@ -115,7 +106,7 @@ static void cert_job_free(struct store_job *job)
 }
 
 static struct cert_job *cert_job_new(struct sqlite_store *s, enum store_job_kind kind,
-                                     store_job_run_fn *run, store_cb *cb, void *ctx)
+                                     store_job_run_fn *run, store_backend_cb *cb, void *ctx)
 {
 	struct cert_job *j = store_job_new(sizeof(*j), s, kind, run, cb, ctx);
 	j->job.free_args = cert_job_free;
@@ -141,7 +132,8 @@ static int add_run(struct store_conn *c, struct store_job *job)
 	return by_serial(c, j->serial, &job->res);
 }
 
-int sqlite_store_cert_add(void *impl, const struct store_cert_new *cert, store_cb *cb, void *ctx)
+int sqlite_store_cert_add(void *impl, const struct store_cert_new *cert, store_backend_cb *cb,
+                          void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (!serial_valid(cert->serial) || cert->address == NULL || cert->address[0] == '\0' ||
@@ -167,7 +159,7 @@ static int list_run(struct store_conn *c, struct store_job *job)
 	return rows_load(c, st, &job->res);
 }
 
-int sqlite_store_cert_list(void *impl, int64_t expiring_before, store_cb *cb, void *ctx)
+int sqlite_store_cert_list(void *impl, int64_t expiring_before, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (expiring_before < 0)
@@ -183,7 +175,7 @@ static int get_run(struct store_conn *c, struct store_job *job)
 	return by_serial(c, j->serial, &job->res);
 }
 
-int sqlite_store_cert_get(void *impl, const char *serial, store_cb *cb, void *ctx)
+int sqlite_store_cert_get(void *impl, const char *serial, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (!serial_valid(serial))
@@ -194,7 +186,7 @@ int sqlite_store_cert_get(void *impl, const char *serial, store_cb *cb, void *ct
 }
 
 static int valid_by_address(struct store_conn *c, const char *address, int64_t now,
-                            struct store_result *res)
+                            struct store_backend_result *res)
 {
 	sqlite3_stmt *st = store_stmt(c, SQL_CERT_VALID_BY_ADDRESS);
 	if (st == NULL)
@@ -210,7 +202,7 @@ static int find_valid_run(struct store_conn *c, struct store_job *job)
 	return valid_by_address(c, j->address, j->t1, &job->res);
 }
 
-int sqlite_store_cert_find_valid(void *impl, const char *address, int64_t now, store_cb *cb,
+int sqlite_store_cert_find_valid(void *impl, const char *address, int64_t now, store_backend_cb *cb,
                                  void *ctx)
 {
 	struct sqlite_store *s = impl;
@@ -251,7 +243,7 @@ static int revoke_run(struct store_conn *c, struct store_job *job)
 }
 
 int sqlite_store_cert_revoke(void *impl, const char *serial, const char *address, int64_t now,
-                             store_cb *cb, void *ctx)
+                             store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	char *norm = NULL;
@@ -273,7 +265,7 @@ static int crl_next_run(struct store_conn *c, struct store_job *job)
 	return crl_next(c, &job->res);
 }
 
-int sqlite_store_cert_crl_next(void *impl, store_cb *cb, void *ctx)
+int sqlite_store_cert_crl_next(void *impl, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	struct store_job *job =
@@ -289,7 +281,7 @@ static int revoked_run(struct store_conn *c, struct store_job *job)
 	return rows_load(c, st, &job->res);
 }
 
-int sqlite_store_cert_list_revoked(void *impl, store_cb *cb, void *ctx)
+int sqlite_store_cert_list_revoked(void *impl, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	struct store_job *job =

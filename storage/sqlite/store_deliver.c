@@ -405,12 +405,12 @@ static int report_store(struct store_conn *c, struct store_job *job, struct stor
 	/* Hashing and parsing here, on the writer: the report exists only now. It is small. */
 	rc = store_delivery_prepare(job->store, &d);
 	if (rc == 0) {
-		struct store_result outer = job->res;
+		struct store_backend_result outer = job->res;
 		memset(&job->res, 0, sizeof(job->res));
 		rc = store_delivery_run(c, job, &d);
-		struct store_result inner = job->res;
+		struct store_backend_result inner = job->res;
 		job->res = outer;
-		store_result_free(&inner);
+		store_backend_result_free(&inner);
 		/* Refused before the nested delivery's first write: nothing of it to undo. */
 		if (rc == -ENOENT || rc == -EDQUOT) {
 			job->res.report_rc = rc;
@@ -585,7 +585,8 @@ static int deliver_run_deferred(struct store_conn *c, struct store_job *job)
 	return store_delivery_index(c, &((struct deliver_job *)job)->d);
 }
 
-int sqlite_store_deliver(void *impl, const struct store_deliver_req *req, store_cb *cb, void *ctx)
+int sqlite_store_deliver(void *impl, const struct store_deliver_req *req, store_backend_cb *cb,
+                         void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if ((req->data == NULL && req->spool_path == NULL) ||

@@ -33,7 +33,7 @@ static void flags_job_free(struct store_job *job)
 
 static struct flags_job *flags_job_new(struct sqlite_store *s, store_job_run_fn *run,
                                        int64_t mailbox_id, const struct store_uid_range *ranges,
-                                       size_t n_ranges, store_cb *cb, void *ctx)
+                                       size_t n_ranges, store_backend_cb *cb, void *ctx)
 {
 	struct flags_job *j = store_job_new(sizeof(*j), s, STORE_JOB_WRITE, run, cb, ctx);
 	j->job.free_args = flags_job_free;
@@ -206,7 +206,7 @@ static int flags_run(struct store_conn *c, struct store_job *job)
 
 int sqlite_store_flags_store(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
                              size_t n_ranges, enum store_flag_mode mode, unsigned flags,
-                             const char *keywords, uint64_t unchanged_since, store_cb *cb,
+                             const char *keywords, uint64_t unchanged_since, store_backend_cb *cb,
                              void *ctx)
 {
 	struct sqlite_store *s = impl;
@@ -274,7 +274,7 @@ static int expunge_run(struct store_conn *c, struct store_job *job)
 }
 
 int sqlite_store_expunge(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
-                         size_t n_ranges, store_cb *cb, void *ctx)
+                         size_t n_ranges, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	struct flags_job *j = flags_job_new(s, expunge_run, mailbox_id, ranges, n_ranges, cb, ctx);
@@ -282,7 +282,7 @@ int sqlite_store_expunge(void *impl, int64_t mailbox_id, const struct store_uid_
 }
 
 int sqlite_store_remove(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
-                        size_t n_ranges, store_cb *cb, void *ctx)
+                        size_t n_ranges, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (n_ranges == 0)
@@ -391,7 +391,8 @@ int store_entries_move_all(struct store_conn *c, struct store_job *job, int64_t 
 }
 
 int sqlite_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid_range *ranges,
-                      size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx)
+                      size_t n_ranges, int64_t dst_mailbox_id, bool move, store_backend_cb *cb,
+                      void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (n_ranges == 0)

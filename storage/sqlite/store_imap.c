@@ -54,7 +54,7 @@ static int headers_run(struct store_conn *c, struct store_job *job)
 	return rc;
 }
 
-int sqlite_store_message_headers(void *impl, int64_t mailbox_id, store_cb *cb, void *ctx)
+int sqlite_store_message_headers(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	struct headers_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, headers_run, cb, ctx);

@@ -13,12 +13,6 @@
 
 #define MAILBOX_NAME_MAX 512
 
-void store_mailbox_clear(struct store_mailbox *mb)
-{
-	free(mb->name);
-	memset(mb, 0, sizeof(*mb));
-}
-
 int store_mailbox_load(struct store_conn *c, sqlite3_stmt *st, struct store_mailbox *mb)
 {
 	mb->id = sqlite3_column_int64(st, 0);
@@ -129,7 +123,7 @@ static void mailbox_job_free(struct store_job *job)
 
 static struct mailbox_job *mailbox_job_new(struct sqlite_store *s, enum store_job_kind kind,
                                            store_job_run_fn *run, int64_t user_id, const char *name,
-                                           store_cb *cb, void *ctx)
+                                           store_backend_cb *cb, void *ctx)
 {
 	struct mailbox_job *j = store_job_new(sizeof(*j), s, kind, run, cb, ctx);
 	j->job.free_args = mailbox_job_free;
@@ -183,7 +177,7 @@ static int list_run(struct store_conn *c, struct store_job *job)
 	return job->res.n_mailboxes > 0 ? 0 : -ENOENT;
 }
 
-int sqlite_store_mailbox_list(void *impl, int64_t user_id, store_cb *cb, void *ctx)
+int sqlite_store_mailbox_list(void *impl, int64_t user_id, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	struct mailbox_job *j =
@@ -197,7 +191,8 @@ static int get_run(struct store_conn *c, struct store_job *job)
 	return load_by_name(c, job, j->user_id, j->name);
 }
 
-int sqlite_store_mailbox_get(void *impl, int64_t user_id, const char *name, store_cb *cb, void *ctx)
+int sqlite_store_mailbox_get(void *impl, int64_t user_id, const char *name, store_backend_cb *cb,
+                             void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (!store_mailbox_name_valid(name))
@@ -236,7 +231,7 @@ static int create_run(struct store_conn *c, struct store_job *job)
 }
 
 int sqlite_store_mailbox_create(void *impl, int64_t user_id, const char *name, unsigned special_use,
-                                store_cb *cb, void *ctx)
+                                store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (!store_mailbox_name_valid(name))
@@ -254,7 +249,7 @@ static int delete_run(struct store_conn *c, struct store_job *job)
 	if (rc < 0)
 		return rc;
 	int64_t id = job->res.mailboxes[0].id;
-	store_result_free(&job->res);
+	store_backend_result_free(&job->res);
 	/* Entries first, so the usage trigger still finds the mailbox's user. */
 	sqlite3_stmt *st = store_stmt(c, SQL_ENTRY_LIST);
 	if (st == NULL)
@@ -293,7 +288,7 @@ static int delete_run(struct store_conn *c, struct store_job *job)
 	return 0;
 }
 
-int sqlite_store_mailbox_delete(void *impl, int64_t user_id, const char *name, store_cb *cb,
+int sqlite_store_mailbox_delete(void *impl, int64_t user_id, const char *name, store_backend_cb *cb,
                                 void *ctx)
 {
 	struct sqlite_store *s = impl;
@@ -309,16 +304,16 @@ int sqlite_store_mailbox_delete(void *impl, int64_t user_id, const char *name, s
 static int rename_inbox(struct store_conn *c, struct store_job *job, struct mailbox_job *j)
 {
 	int64_t inbox = job->res.mailboxes[0].id;
-	store_result_free(&job->res);
+	store_backend_result_free(&job->res);
 	int rc = mailbox_insert(c, j->user_id, j->new_name, 0);
 	if (rc == 0)
 		rc = load_by_name(c, job, j->user_id, j->new_name);
 	if (rc < 0)
 		return rc;
 	int64_t dst = job->res.mailboxes[0].id;
-	store_result_free(&job->res);
+	store_backend_result_free(&job->res);
 	rc = store_entries_move_all(c, job, inbox, dst);
-	store_result_free(&job->res);
+	store_backend_result_free(&job->res);
 	if (rc < 0)
 		return rc;
 	return load_by_name(c, job, j->user_id, j->new_name);
@@ -332,7 +327,7 @@ static int rename_run(struct store_conn *c, struct store_job *job)
 		return rc;
 	if (strcmp(j->name, "INBOX") == 0)
 		return rename_inbox(c, job, j);
-	store_result_free(&job->res);
+	store_backend_result_free(&job->res);
 	sqlite3_stmt *st = store_stmt(c, SQL_MAILBOX_RENAME);
 	if (st == NULL)
 		return -EIO;
@@ -346,7 +341,7 @@ static int rename_run(struct store_conn *c, struct store_job *job)
 }
 
 int sqlite_store_mailbox_rename(void *impl, int64_t user_id, const char *name, const char *new_name,
-                                store_cb *cb, void *ctx)
+                                store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	/* Renaming INBOX moves its messages (rename_inbox); nothing becomes INBOX. */
@@ -377,7 +372,7 @@ static int subscribe_run(struct store_conn *c, struct store_job *job)
 }
 
 int sqlite_store_mailbox_subscribe(void *impl, int64_t user_id, const char *name, bool on,
-                                   store_cb *cb, void *ctx)
+                                   store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (!store_mailbox_name_valid(name))

@@ -13,18 +13,6 @@
 
 #define KEYWORDS_MAX_LEN 4096
 
-void store_msg_clear(struct store_msg *m)
-{
-	free(m->keywords);
-	free(m->mime_json);
-	free(m->hdr_from);
-	free(m->hdr_to);
-	free(m->hdr_cc);
-	free(m->hdr_subject);
-	free(m->hdr_message_id);
-	memset(m, 0, sizeof(*m));
-}
-
 void store_msg_load(sqlite3_stmt *st, struct store_msg *m)
 {
 	m->uid = (uint32_t)sqlite3_column_int64(st, 0);
@@ -132,7 +120,7 @@ static void msg_job_free(struct store_job *job)
 }
 
 static struct msg_job *msg_job_new(struct sqlite_store *s, store_job_run_fn *run,
-                                   int64_t mailbox_id, store_cb *cb, void *ctx)
+                                   int64_t mailbox_id, store_backend_cb *cb, void *ctx)
 {
 	struct msg_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, run, cb, ctx);
 	j->job.free_args = msg_job_free;
@@ -187,8 +175,8 @@ out:
 	return rc;
 }
 
-int sqlite_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
-                              void *ctx)
+int sqlite_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since,
+                              store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	struct msg_job *j = msg_job_new(s, list_run, mailbox_id, cb, ctx);
@@ -225,7 +213,8 @@ static int get_run(struct store_conn *c, struct store_job *job)
 	return rc;
 }
 
-int sqlite_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx)
+int sqlite_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_backend_cb *cb,
+                             void *ctx)
 {
 	struct sqlite_store *s = impl;
 	struct msg_job *j = msg_job_new(s, get_run, mailbox_id, cb, ctx);
@@ -320,7 +309,7 @@ out:
  * contents of many small messages (FETCH BODY[]): the same snapshot, order and limits. */
 static int structs_submit(struct sqlite_store *s, int64_t mailbox_id, const uint32_t *uids,
                           size_t n, size_t max_total, bool with_mime, bool with_content,
-                          store_cb *cb, void *ctx)
+                          store_backend_cb *cb, void *ctx)
 {
 	if (n == 0 || max_total == 0 || max_total > STORE_READ_MAX)
 		return -EINVAL;
@@ -337,13 +326,14 @@ static int structs_submit(struct sqlite_store *s, int64_t mailbox_id, const uint
 }
 
 int sqlite_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                                    size_t max_total, bool with_content, store_cb *cb, void *ctx)
+                                    size_t max_total, bool with_content, store_backend_cb *cb,
+                                    void *ctx)
 {
 	return structs_submit(impl, mailbox_id, uids, n, max_total, true, with_content, cb, ctx);
 }
 
 int sqlite_store_content_read_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                                    size_t max_total, store_cb *cb, void *ctx)
+                                    size_t max_total, store_backend_cb *cb, void *ctx)
 {
 	return structs_submit(impl, mailbox_id, uids, n, max_total, false, true, cb, ctx);
 }
@@ -370,7 +360,7 @@ static int read_run(struct store_conn *c, struct store_job *job)
 }
 
 int store_content_range(struct store_conn *c, int64_t content_id, uint64_t offset, size_t max_len,
-                        struct store_result *res)
+                        struct store_backend_result *res)
 {
 	sqlite3_blob *blob = NULL;
 	if (offset >= res->total_size) {
@@ -392,7 +382,7 @@ int store_content_range(struct store_conn *c, int64_t content_id, uint64_t offse
 }
 
 int sqlite_store_content_read(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset,
-                              size_t max_len, store_cb *cb, void *ctx)
+                              size_t max_len, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (max_len == 0 || max_len > STORE_READ_MAX)
@@ -430,8 +420,8 @@ static int vanished_run(struct store_conn *c, struct store_job *job)
 	return uids_run(c, job, st);
 }
 
-int sqlite_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
-                          void *ctx)
+int sqlite_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq,
+                          store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	struct msg_job *j = msg_job_new(s, vanished_run, mailbox_id, cb, ctx);
@@ -503,7 +493,7 @@ static int search_run(struct store_conn *c, struct store_job *job)
 }
 
 static int search_submit(struct sqlite_store *s, int64_t mailbox_id, const char *text,
-                         bool body_only, store_cb *cb, void *ctx)
+                         bool body_only, store_backend_cb *cb, void *ctx)
 {
 	if (text == NULL || strlen(text) > KEYWORDS_MAX_LEN)
 		return -EINVAL;
@@ -514,13 +504,13 @@ static int search_submit(struct sqlite_store *s, int64_t mailbox_id, const char 
 	return store_job_submit(&j->job);
 }
 
-int sqlite_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+int sqlite_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_backend_cb *cb,
                              void *ctx)
 {
 	return search_submit(impl, mailbox_id, text, false, cb, ctx);
 }
 
-int sqlite_store_search_body(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+int sqlite_store_search_body(void *impl, int64_t mailbox_id, const char *text, store_backend_cb *cb,
                              void *ctx)
 {
 	return search_submit(impl, mailbox_id, text, true, cb, ctx);

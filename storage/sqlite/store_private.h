@@ -128,10 +128,10 @@ struct store_job {
 	 * rolls the whole transaction back (the others run again): it needs no savepoint of
 	 * its own, and saves one SAVEPOINT/RELEASE and the sub-journal pages it fills. */
 	bool no_savepoint;
-	store_cb *cb;
+	store_backend_cb *cb;
 	void *ctx;
 	int rc;
-	struct store_result res;
+	struct store_backend_result res;
 	/* Changes noted by a write, announced after commit. */
 	struct store_change *changes;
 	size_t n_changes;
@@ -189,83 +189,89 @@ struct sqlite_store {
 int sqlite_store_open(const struct store_options *opt, void **impl_r, const char **error_r);
 void sqlite_store_close(void *impl);
 void sqlite_store_stats(void *impl, uint64_t *commits_r, uint64_t *writes_r);
-int sqlite_store_user_add(void *impl, const char *address, const char *password, store_cb *cb,
-                          void *ctx);
-int sqlite_store_user_del(void *impl, const char *address, store_cb *cb, void *ctx);
-int sqlite_store_user_passwd(void *impl, const char *address, const char *password, store_cb *cb,
-                             void *ctx);
-int sqlite_store_user_set_require_cert(void *impl, const char *address, bool on, store_cb *cb,
-                                       void *ctx);
-int sqlite_store_user_set_disabled(void *impl, const char *address, bool on, store_cb *cb,
+int sqlite_store_user_add(void *impl, const char *address, const char *password,
+                          store_backend_cb *cb, void *ctx);
+int sqlite_store_user_del(void *impl, const char *address, store_backend_cb *cb, void *ctx);
+int sqlite_store_user_passwd(void *impl, const char *address, const char *password,
+                             store_backend_cb *cb, void *ctx);
+int sqlite_store_user_set_require_cert(void *impl, const char *address, bool on,
+                                       store_backend_cb *cb, void *ctx);
+int sqlite_store_user_set_disabled(void *impl, const char *address, bool on, store_backend_cb *cb,
                                    void *ctx);
-int sqlite_store_user_set_quota(void *impl, const char *address, uint64_t bytes, store_cb *cb,
-                                void *ctx);
-int sqlite_store_user_get(void *impl, const char *address, store_cb *cb, void *ctx);
-int sqlite_store_user_list(void *impl, store_cb *cb, void *ctx);
-int sqlite_store_auth(void *impl, const char *address, const char *password, store_cb *cb,
+int sqlite_store_user_set_quota(void *impl, const char *address, uint64_t bytes,
+                                store_backend_cb *cb, void *ctx);
+int sqlite_store_user_get(void *impl, const char *address, store_backend_cb *cb, void *ctx);
+int sqlite_store_user_list(void *impl, store_backend_cb *cb, void *ctx);
+int sqlite_store_auth(void *impl, const char *address, const char *password, store_backend_cb *cb,
                       void *ctx);
-int sqlite_store_user_scram(void *impl, const char *address, store_cb *cb, void *ctx);
-int sqlite_store_mailbox_list(void *impl, int64_t user_id, store_cb *cb, void *ctx);
-int sqlite_store_mailbox_get(void *impl, int64_t user_id, const char *name, store_cb *cb,
+int sqlite_store_user_scram(void *impl, const char *address, store_backend_cb *cb, void *ctx);
+int sqlite_store_mailbox_list(void *impl, int64_t user_id, store_backend_cb *cb, void *ctx);
+int sqlite_store_mailbox_get(void *impl, int64_t user_id, const char *name, store_backend_cb *cb,
                              void *ctx);
 int sqlite_store_mailbox_create(void *impl, int64_t user_id, const char *name, unsigned special_use,
-                                store_cb *cb, void *ctx);
-int sqlite_store_mailbox_delete(void *impl, int64_t user_id, const char *name, store_cb *cb,
+                                store_backend_cb *cb, void *ctx);
+int sqlite_store_mailbox_delete(void *impl, int64_t user_id, const char *name, store_backend_cb *cb,
                                 void *ctx);
 int sqlite_store_mailbox_rename(void *impl, int64_t user_id, const char *name, const char *new_name,
-                                store_cb *cb, void *ctx);
+                                store_backend_cb *cb, void *ctx);
 int sqlite_store_mailbox_subscribe(void *impl, int64_t user_id, const char *name, bool on,
-                                   store_cb *cb, void *ctx);
-int sqlite_store_deliver(void *impl, const struct store_deliver_req *req, store_cb *cb, void *ctx);
-int sqlite_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
-                              void *ctx);
-int sqlite_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx);
-int sqlite_store_message_headers(void *impl, int64_t mailbox_id, store_cb *cb, void *ctx);
+                                   store_backend_cb *cb, void *ctx);
+int sqlite_store_deliver(void *impl, const struct store_deliver_req *req, store_backend_cb *cb,
+                         void *ctx);
+int sqlite_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since,
+                              store_backend_cb *cb, void *ctx);
+int sqlite_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_backend_cb *cb,
+                             void *ctx);
+int sqlite_store_message_headers(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx);
 int sqlite_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                                    size_t max_total, bool with_content, store_cb *cb, void *ctx);
+                                    size_t max_total, bool with_content, store_backend_cb *cb,
+                                    void *ctx);
 int sqlite_store_content_read_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                                    size_t max_total, store_cb *cb, void *ctx);
+                                    size_t max_total, store_backend_cb *cb, void *ctx);
 int sqlite_store_content_read(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset,
-                              size_t max_len, store_cb *cb, void *ctx);
+                              size_t max_len, store_backend_cb *cb, void *ctx);
 int sqlite_store_flags_store(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
                              size_t n_ranges, enum store_flag_mode mode, unsigned flags,
-                             const char *keywords, uint64_t unchanged_since, store_cb *cb,
+                             const char *keywords, uint64_t unchanged_since, store_backend_cb *cb,
                              void *ctx);
 int sqlite_store_expunge(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
-                         size_t n_ranges, store_cb *cb, void *ctx);
+                         size_t n_ranges, store_backend_cb *cb, void *ctx);
 int sqlite_store_remove(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
-                        size_t n_ranges, store_cb *cb, void *ctx);
+                        size_t n_ranges, store_backend_cb *cb, void *ctx);
 int sqlite_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid_range *ranges,
-                      size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx);
-int sqlite_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
-                          void *ctx);
-int sqlite_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+                      size_t n_ranges, int64_t dst_mailbox_id, bool move, store_backend_cb *cb,
+                      void *ctx);
+int sqlite_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq,
+                          store_backend_cb *cb, void *ctx);
+int sqlite_store_search_text(void *impl, int64_t mailbox_id, const char *text, store_backend_cb *cb,
                              void *ctx);
-int sqlite_store_search_body(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+int sqlite_store_search_body(void *impl, int64_t mailbox_id, const char *text, store_backend_cb *cb,
                              void *ctx);
-int sqlite_store_queue_list(void *impl, store_cb *cb, void *ctx);
-int sqlite_store_queue_delete(void *impl, int64_t queue_id, store_cb *cb, void *ctx);
+int sqlite_store_queue_list(void *impl, store_backend_cb *cb, void *ctx);
+int sqlite_store_queue_delete(void *impl, int64_t queue_id, store_backend_cb *cb, void *ctx);
 int sqlite_store_queue_due(void *impl, int64_t now, unsigned lease_seconds, size_t limit,
-                           store_cb *cb, void *ctx);
-int sqlite_store_queue_recover(void *impl, store_cb *cb, void *ctx);
-int sqlite_store_queue_flush(void *impl, int64_t queue_id, int64_t now, store_cb *cb, void *ctx);
+                           store_backend_cb *cb, void *ctx);
+int sqlite_store_queue_recover(void *impl, store_backend_cb *cb, void *ctx);
+int sqlite_store_queue_flush(void *impl, int64_t queue_id, int64_t now, store_backend_cb *cb,
+                             void *ctx);
 int sqlite_store_queue_content_read(void *impl, int64_t content_id, uint64_t offset, size_t max_len,
-                                    store_cb *cb, void *ctx);
-int sqlite_store_queue_report(void *impl, const struct store_queue_report *rep, store_cb *cb,
-                              void *ctx);
-int sqlite_store_cert_add(void *impl, const struct store_cert_new *cert, store_cb *cb, void *ctx);
-int sqlite_store_cert_list(void *impl, int64_t expiring_before, store_cb *cb, void *ctx);
-int sqlite_store_cert_get(void *impl, const char *serial, store_cb *cb, void *ctx);
-int sqlite_store_cert_find_valid(void *impl, const char *address, int64_t now, store_cb *cb,
+                                    store_backend_cb *cb, void *ctx);
+int sqlite_store_queue_report(void *impl, const struct store_queue_report *rep,
+                              store_backend_cb *cb, void *ctx);
+int sqlite_store_cert_add(void *impl, const struct store_cert_new *cert, store_backend_cb *cb,
+                          void *ctx);
+int sqlite_store_cert_list(void *impl, int64_t expiring_before, store_backend_cb *cb, void *ctx);
+int sqlite_store_cert_get(void *impl, const char *serial, store_backend_cb *cb, void *ctx);
+int sqlite_store_cert_find_valid(void *impl, const char *address, int64_t now, store_backend_cb *cb,
                                  void *ctx);
 int sqlite_store_cert_revoke(void *impl, const char *serial, const char *address, int64_t now,
-                             store_cb *cb, void *ctx);
-int sqlite_store_cert_crl_next(void *impl, store_cb *cb, void *ctx);
-int sqlite_store_cert_list_revoked(void *impl, store_cb *cb, void *ctx);
+                             store_backend_cb *cb, void *ctx);
+int sqlite_store_cert_crl_next(void *impl, store_backend_cb *cb, void *ctx);
+int sqlite_store_cert_list_revoked(void *impl, store_backend_cb *cb, void *ctx);
 
 /* store_core.c */
 void *store_job_new(size_t size, struct sqlite_store *s, enum store_job_kind kind,
-                    store_job_run_fn *run, store_cb *cb, void *ctx);
+                    store_job_run_fn *run, store_backend_cb *cb, void *ctx);
 /* Queues the job: 0, or -ESHUTDOWN (job freed, callback never runs). */
 int store_job_submit(struct store_job *job);
 void store_job_note_change(struct store_job *job, int64_t user_id, int64_t mailbox_id,
@@ -334,7 +340,7 @@ void store_delivery_clear(struct store_delivery *d);
 /* Reads at most max_len bytes of content_id's body from offset into res->data (res->
  * total_size must already hold the body's size). 0 or a negative errno. */
 int store_content_range(struct store_conn *c, int64_t content_id, uint64_t offset, size_t max_len,
-                        struct store_result *res);
+                        struct store_backend_result *res);
 
 /* Appends the queue recipient rows of st (bound, not yet stepped) to q; resets st. */
 int store_queue_rcpts_collect(struct store_conn *c, sqlite3_stmt *st, struct store_queue_entry *q);

@@ -73,7 +73,7 @@ out:
 	return rc;
 }
 
-int sqlite_store_queue_list(void *impl, store_cb *cb, void *ctx)
+int sqlite_store_queue_list(void *impl, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	struct store_job *job = store_job_new(sizeof(*job), s, STORE_JOB_READ, list_run, cb, ctx);
@@ -99,7 +99,7 @@ static int delete_run(struct store_conn *c, struct store_job *job)
 	return sqlite3_changes(c->db) > 0 ? 0 : -ENOENT;
 }
 
-int sqlite_store_queue_delete(void *impl, int64_t queue_id, store_cb *cb, void *ctx)
+int sqlite_store_queue_delete(void *impl, int64_t queue_id, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	struct queue_job *j = store_job_new(sizeof(*j), s, STORE_JOB_WRITE, delete_run, cb, ctx);

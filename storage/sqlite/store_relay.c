@@ -96,7 +96,7 @@ static int due_run(struct store_conn *c, struct store_job *job)
 }
 
 int sqlite_store_queue_due(void *impl, int64_t now, unsigned lease_seconds, size_t limit,
-                           store_cb *cb, void *ctx)
+                           store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (limit == 0 || lease_seconds == 0)
@@ -121,7 +121,7 @@ static int recover_run(struct store_conn *c, struct store_job *job)
 	return rc == SQLITE_OK ? 0 : store_err(c->db, rc);
 }
 
-int sqlite_store_queue_recover(void *impl, store_cb *cb, void *ctx)
+int sqlite_store_queue_recover(void *impl, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	struct store_job *job =
@@ -150,7 +150,8 @@ static int flush_run(struct store_conn *c, struct store_job *job)
 	return j->id != 0 && sqlite3_changes(c->db) == 0 ? -ENOENT : 0;
 }
 
-int sqlite_store_queue_flush(void *impl, int64_t queue_id, int64_t now, store_cb *cb, void *ctx)
+int sqlite_store_queue_flush(void *impl, int64_t queue_id, int64_t now, store_backend_cb *cb,
+                             void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (queue_id < 0)
@@ -185,7 +186,7 @@ static int read_run(struct store_conn *c, struct store_job *job)
 }
 
 int sqlite_store_queue_content_read(void *impl, int64_t content_id, uint64_t offset, size_t max_len,
-                                    store_cb *cb, void *ctx)
+                                    store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (max_len == 0 || max_len > STORE_READ_MAX)
@@ -330,8 +331,8 @@ out:
 	return rc;
 }
 
-int sqlite_store_queue_report(void *impl, const struct store_queue_report *rep, store_cb *cb,
-                              void *ctx)
+int sqlite_store_queue_report(void *impl, const struct store_queue_report *rep,
+                              store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (rep->queue_id <= 0 || (rep->n_outcomes > 0 && rep->outcomes == NULL))

@@ -173,13 +173,6 @@ out:
 
 /* ---- Loading ---- */
 
-void store_user_clear(struct store_user *u)
-{
-	free(u->address);
-	free(u->password_tag);
-	memset(u, 0, sizeof(*u));
-}
-
 static void user_from_row(sqlite3_stmt *st, struct store_user *u)
 {
 	u->id = sqlite3_column_int64(st, 0);
@@ -246,8 +239,8 @@ static void user_job_free(struct store_job *job)
 }
 
 static struct user_job *user_job_new(struct sqlite_store *s, enum store_job_kind kind,
-                                     store_job_run_fn *run, const char *address, store_cb *cb,
-                                     void *ctx, int *rc_r)
+                                     store_job_run_fn *run, const char *address,
+                                     store_backend_cb *cb, void *ctx, int *rc_r)
 {
 	char *norm;
 	*rc_r = store_address_normalize(address, &norm);
@@ -313,8 +306,8 @@ static int user_add_run(struct store_conn *c, struct store_job *job)
 	return rc;
 }
 
-int sqlite_store_user_add(void *impl, const char *address, const char *password, store_cb *cb,
-                          void *ctx)
+int sqlite_store_user_add(void *impl, const char *address, const char *password,
+                          store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	int rc;
@@ -346,7 +339,7 @@ static int user_update_run(struct store_conn *c, struct store_job *job)
 }
 
 static int user_update(struct sqlite_store *s, const char *address, enum store_sql sql,
-                       int64_t value, const char *password, store_cb *cb, void *ctx)
+                       int64_t value, const char *password, store_backend_cb *cb, void *ctx)
 {
 	int rc;
 	struct user_job *j =
@@ -362,14 +355,14 @@ static int user_update(struct sqlite_store *s, const char *address, enum store_s
 	return store_job_submit(&j->job);
 }
 
-int sqlite_store_user_del(void *impl, const char *address, store_cb *cb, void *ctx)
+int sqlite_store_user_del(void *impl, const char *address, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	return user_update(s, address, SQL_USER_DELETE, 0, NULL, cb, ctx);
 }
 
-int sqlite_store_user_passwd(void *impl, const char *address, const char *password, store_cb *cb,
-                             void *ctx)
+int sqlite_store_user_passwd(void *impl, const char *address, const char *password,
+                             store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (password == NULL || password[0] == '\0')
@@ -377,22 +370,22 @@ int sqlite_store_user_passwd(void *impl, const char *address, const char *passwo
 	return user_update(s, address, SQL_USER_SET_PASSWORD, 0, password, cb, ctx);
 }
 
-int sqlite_store_user_set_require_cert(void *impl, const char *address, bool on, store_cb *cb,
-                                       void *ctx)
+int sqlite_store_user_set_require_cert(void *impl, const char *address, bool on,
+                                       store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	return user_update(s, address, SQL_USER_SET_REQUIRE_CERT, on, NULL, cb, ctx);
 }
 
-int sqlite_store_user_set_disabled(void *impl, const char *address, bool on, store_cb *cb,
+int sqlite_store_user_set_disabled(void *impl, const char *address, bool on, store_backend_cb *cb,
                                    void *ctx)
 {
 	struct sqlite_store *s = impl;
 	return user_update(s, address, SQL_USER_SET_DISABLED, on, NULL, cb, ctx);
 }
 
-int sqlite_store_user_set_quota(void *impl, const char *address, uint64_t bytes, store_cb *cb,
-                                void *ctx)
+int sqlite_store_user_set_quota(void *impl, const char *address, uint64_t bytes,
+                                store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	if (bytes > INT64_MAX)
@@ -409,7 +402,7 @@ static int user_get_run(struct store_conn *c, struct store_job *job)
 	return rc;
 }
 
-int sqlite_store_user_get(void *impl, const char *address, store_cb *cb, void *ctx)
+int sqlite_store_user_get(void *impl, const char *address, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	int rc;
@@ -436,7 +429,7 @@ static int user_list_run(struct store_conn *c, struct store_job *job)
 	return rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
 }
 
-int sqlite_store_user_list(void *impl, store_cb *cb, void *ctx)
+int sqlite_store_user_list(void *impl, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	struct store_job *job =
@@ -483,7 +476,7 @@ static int auth_run(struct store_conn *c, struct store_job *job)
 	return 0;
 }
 
-int sqlite_store_auth(void *impl, const char *address, const char *password, store_cb *cb,
+int sqlite_store_auth(void *impl, const char *address, const char *password, store_backend_cb *cb,
                       void *ctx)
 {
 	struct sqlite_store *s = impl;
@@ -525,7 +518,7 @@ static int scram_run(struct store_conn *c, struct store_job *job)
 	return rc;
 }
 
-int sqlite_store_user_scram(void *impl, const char *address, store_cb *cb, void *ctx)
+int sqlite_store_user_scram(void *impl, const char *address, store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
 	int rc;

@@ -1,0 +1,195 @@
+/*
+ * What the store hands back, independent of any backend: error names, freeing and moving
+ * results, and the blocking face (struct store_sync). Nothing here includes sqlite3.h.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xmalloc.h"
+#include "storage/store_backend.h"
+
+const char *store_strerror(int rc)
+{
+	switch (rc) {
+	case 0:
+		return "success";
+	case -ENOENT:
+		return "no such user, mailbox or message";
+	case -EEXIST:
+		return "already exists";
+	case -EINVAL:
+		return "invalid argument";
+	case -EACCES:
+		return "authentication failed";
+	case -EDQUOT:
+		return "over quota";
+	case -ENOSPC:
+		return "disk full";
+	case -EBUSY:
+		return "database is locked by another process";
+	case -EIO:
+		return "database is corrupt or unreadable";
+	case -EFBIG:
+		return "message too large";
+	case -ESHUTDOWN:
+		return "store is closing";
+	case -EPROTO:
+		return "database schema is newer than this program";
+	case -EROFS:
+		return "database is read-only";
+	default:
+		return strerror(-rc);
+	}
+}
+
+/* ---- Results ---- */
+
+void store_user_clear(struct store_user *u)
+{
+	free(u->address);
+	free(u->password_tag);
+	memset(u, 0, sizeof(*u));
+}
+
+void store_mailbox_clear(struct store_mailbox *mb)
+{
+	free(mb->name);
+	memset(mb, 0, sizeof(*mb));
+}
+
+void store_msg_clear(struct store_msg *m)
+{
+	free(m->keywords);
+	free(m->mime_json);
+	free(m->hdr_from);
+	free(m->hdr_to);
+	free(m->hdr_cc);
+	free(m->hdr_subject);
+	free(m->hdr_message_id);
+	memset(m, 0, sizeof(*m));
+}
+
+void store_cert_free_all(struct store_cert *certs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(certs[i].serial);
+		free(certs[i].address);
+	}
+	free(certs);
+}
+
+static void user_free_all(struct store_user *u, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		store_user_clear(&u[i]);
+	free(u);
+}
+
+static void queue_free_all(struct store_queue_entry *q, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < q[i].n_rcpts; j++) {
+			free(q[i].rcpts[j].address);
+			free(q[i].rcpts[j].notify);
+			free(q[i].rcpts[j].orcpt);
+			free(q[i].rcpts[j].last_error);
+		}
+		free(q[i].rcpts);
+		free(q[i].sender);
+		free(q[i].ret);
+		free(q[i].envid);
+	}
+	free(q);
+}
+
+void store_backend_result_free(struct store_backend_result *res)
+{
+	user_free_all(res->users, res->n_users);
+	for (size_t i = 0; i < res->n_mailboxes; i++)
+		store_mailbox_clear(&res->mailboxes[i]);
+	free(res->mailboxes);
+	for (size_t i = 0; i < res->n_msgs; i++)
+		store_msg_clear(&res->msgs[i]);
+	free(res->msgs);
+	free(res->uids);
+	free(res->uids2);
+	free(res->delivered);
+	queue_free_all(res->queue, res->n_queue);
+	store_cert_free_all(res->certs, res->n_certs);
+	free(res->scram.salt);
+	free(res->scram.stored_key);
+	free(res->scram.server_key);
+	free(res->data);
+	memset(res, 0, sizeof(*res));
+}
+
+void store_backend_result_move(struct store_backend_result *dst, struct store_backend_result *src)
+{
+	store_backend_result_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
+void store_result_free(struct store_result *res)
+{
+	store_backend_result_free(res);
+}
+
+void store_result_move(struct store_result *dst, struct store_result *src)
+{
+	store_backend_result_move(dst, src);
+}
+
+/* ---- Blocking face ---- */
+
+struct store_sync_impl {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+};
+
+void store_sync_init(struct store_sync *w)
+{
+	struct store_sync_impl *impl = xcalloc(1, sizeof(*impl));
+	memset(w, 0, sizeof(*w));
+	pthread_mutex_init(&impl->lock, NULL);
+	pthread_cond_init(&impl->cv, NULL);
+	w->impl = impl;
+}
+
+void store_sync_cb(void *ctx, int rc, struct store_result *res)
+{
+	struct store_sync *w = ctx;
+	struct store_sync_impl *impl = w->impl;
+	pthread_mutex_lock(&impl->lock);
+	w->rc = rc;
+	store_result_move(&w->res, res);
+	w->done = true;
+	pthread_cond_signal(&impl->cv);
+	pthread_mutex_unlock(&impl->lock);
+}
+
+int store_sync_wait(struct store_sync *w, int submit_rc)
+{
+	struct store_sync_impl *impl = w->impl;
+	if (submit_rc < 0)
+		return submit_rc;
+	pthread_mutex_lock(&impl->lock);
+	while (!w->done)
+		pthread_cond_wait(&impl->cv, &impl->lock);
+	pthread_mutex_unlock(&impl->lock);
+	return w->rc;
+}
+
+void store_sync_done(struct store_sync *w)
+{
+	struct store_sync_impl *impl = w->impl;
+	store_result_free(&w->res);
+	if (impl != NULL) {
+		pthread_mutex_destroy(&impl->lock);
+		pthread_cond_destroy(&impl->cv);
+		free(impl);
+	}
+	w->impl = NULL;
+}
