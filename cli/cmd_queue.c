@@ -118,8 +118,8 @@ static int cmd_write(struct cli *cli, const char *verb, int64_t id)
 	struct store_sync w;
 	store_sync_init(&w);
 	int submit = strcmp(verb, "flush") == 0
-	                 ? store_queue_flush(s, id, (int64_t)time(NULL), store_sync_cb, &w)
-	                 : store_queue_delete(s, id, store_sync_cb, &w);
+	                 ? store_queue_flush(s, id, (int64_t)time(NULL), store_sync_done_cb, &w)
+	                 : store_queue_delete(s, id, store_sync_done_cb, &w);
 	int rc = cli_wait(&w, submit);
 	store_sync_done(&w);
 	if (rc == -ENOENT) {

@@ -86,7 +86,7 @@ static int cmd_set_password(struct cli *cli, int argc, char **argv, bool add)
 	}
 	store_sync_init(&w);
 	rc = cli_wait(&w, add ? store_user_add(s, address, pw, store_sync_cb, &w)
-	                      : store_user_passwd(s, address, pw, store_sync_cb, &w));
+	                      : store_user_passwd(s, address, pw, store_sync_done_cb, &w));
 	explicit_bzero(pw, sizeof(pw));
 	store_sync_done(&w);
 	if (rc < 0) {
@@ -154,8 +154,9 @@ static int cmd_simple(struct cli *cli, int argc, char **argv)
 		return CLI_FAIL;
 	}
 	store_sync_init(&w);
-	rc = cli_wait(&w, del ? store_user_del(s, address, store_sync_cb, &w)
-	                      : store_user_set_require_cert(s, address, on, store_sync_cb, &w));
+	rc =
+	    cli_wait(&w, del ? store_user_del(s, address, store_sync_done_cb, &w)
+	                     : store_user_set_require_cert(s, address, on, store_sync_done_cb, &w));
 	store_sync_done(&w);
 	if (rc < 0) {
 		rc = fail(del ? "deleting" : "changing", address, rc);

@@ -105,6 +105,42 @@ void store_stats(struct store *s, uint64_t *commits_r, uint64_t *writes_r)
 		s->backend->stats(s->impl, commits_r, writes_r);
 }
 
+/* ---- Typed results ----
+ * A backend completes with its generic result; the front builds the operation's own kind
+ * from it, moving the fields (no copies), and calls the caller's typed callback. The thunk
+ * carries that callback from the call to the completion. */
+
+struct store_thunk {
+	union {
+		store_done_cb *done;
+	} cb;
+	void *ctx;
+};
+
+static struct store_thunk *thunk_new(void *ctx)
+{
+	struct store_thunk *t = xcalloc(1, sizeof(*t));
+	t->ctx = ctx;
+	return t;
+}
+
+/* The backend's answer to the submission: on an error it never completes, so the thunk
+ * is freed here; else the completion frees it. */
+static int thunk_submitted(struct store_thunk *t, int rc)
+{
+	if (rc < 0)
+		free(t);
+	return rc;
+}
+
+static void complete_done(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	(void)res;
+	t->cb.done(t->ctx, rc);
+	free(t);
+}
+
 /* ---- Operations: each is its backend's ---- */
 
 int store_user_add(struct store *s, const char *address, const char *password, store_cb *cb,
@@ -115,42 +151,57 @@ int store_user_add(struct store *s, const char *address, const char *password, s
 	return s->backend->user_add(s->impl, address, password, cb, ctx);
 }
 
-int store_user_del(struct store *s, const char *address, store_cb *cb, void *ctx)
+int store_user_del(struct store *s, const char *address, store_done_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->user_del(s->impl, address, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.done = cb;
+	return thunk_submitted(t, s->backend->user_del(s->impl, address, complete_done, t));
 }
 
-int store_user_passwd(struct store *s, const char *address, const char *password, store_cb *cb,
+int store_user_passwd(struct store *s, const char *address, const char *password, store_done_cb *cb,
                       void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->user_passwd(s->impl, address, password, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.done = cb;
+	return thunk_submitted(
+	    t, s->backend->user_passwd(s->impl, address, password, complete_done, t));
 }
 
-int store_user_set_require_cert(struct store *s, const char *address, bool on, store_cb *cb,
+int store_user_set_require_cert(struct store *s, const char *address, bool on, store_done_cb *cb,
                                 void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->user_set_require_cert(s->impl, address, on, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.done = cb;
+	return thunk_submitted(
+	    t, s->backend->user_set_require_cert(s->impl, address, on, complete_done, t));
 }
 
-int store_user_set_disabled(struct store *s, const char *address, bool on, store_cb *cb, void *ctx)
+int store_user_set_disabled(struct store *s, const char *address, bool on, store_done_cb *cb,
+                            void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->user_set_disabled(s->impl, address, on, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.done = cb;
+	return thunk_submitted(
+	    t, s->backend->user_set_disabled(s->impl, address, on, complete_done, t));
 }
 
-int store_user_set_quota(struct store *s, const char *address, uint64_t bytes, store_cb *cb,
+int store_user_set_quota(struct store *s, const char *address, uint64_t bytes, store_done_cb *cb,
                          void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->user_set_quota(s->impl, address, bytes, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.done = cb;
+	return thunk_submitted(
+	    t, s->backend->user_set_quota(s->impl, address, bytes, complete_done, t));
 }
 
 int store_user_get(struct store *s, const char *address, store_cb *cb, void *ctx)
@@ -203,12 +254,15 @@ int store_mailbox_create(struct store *s, int64_t user_id, const char *name, uns
 	return s->backend->mailbox_create(s->impl, user_id, name, special_use, cb, ctx);
 }
 
-int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, store_cb *cb,
+int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, store_done_cb *cb,
                          void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->mailbox_delete(s->impl, user_id, name, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.done = cb;
+	return thunk_submitted(
+	    t, s->backend->mailbox_delete(s->impl, user_id, name, complete_done, t));
 }
 
 int store_mailbox_rename(struct store *s, int64_t user_id, const char *name, const char *new_name,
@@ -220,11 +274,14 @@ int store_mailbox_rename(struct store *s, int64_t user_id, const char *name, con
 }
 
 int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, bool on,
-                            store_cb *cb, void *ctx)
+                            store_done_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->mailbox_subscribe(s->impl, user_id, name, on, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.done = cb;
+	return thunk_submitted(
+	    t, s->backend->mailbox_subscribe(s->impl, user_id, name, on, complete_done, t));
 }
 
 int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb *cb, void *ctx)
@@ -347,11 +404,13 @@ int store_queue_list(struct store *s, store_cb *cb, void *ctx)
 	return s->backend->queue_list(s->impl, cb, ctx);
 }
 
-int store_queue_delete(struct store *s, int64_t queue_id, store_cb *cb, void *ctx)
+int store_queue_delete(struct store *s, int64_t queue_id, store_done_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->queue_delete(s->impl, queue_id, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.done = cb;
+	return thunk_submitted(t, s->backend->queue_delete(s->impl, queue_id, complete_done, t));
 }
 
 int store_queue_due(struct store *s, int64_t now, unsigned lease_seconds, size_t limit,
@@ -362,18 +421,23 @@ int store_queue_due(struct store *s, int64_t now, unsigned lease_seconds, size_t
 	return s->backend->queue_due(s->impl, now, lease_seconds, limit, cb, ctx);
 }
 
-int store_queue_recover(struct store *s, store_cb *cb, void *ctx)
+int store_queue_recover(struct store *s, store_done_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->queue_recover(s->impl, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.done = cb;
+	return thunk_submitted(t, s->backend->queue_recover(s->impl, complete_done, t));
 }
 
-int store_queue_flush(struct store *s, int64_t queue_id, int64_t now, store_cb *cb, void *ctx)
+int store_queue_flush(struct store *s, int64_t queue_id, int64_t now, store_done_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->queue_flush(s->impl, queue_id, now, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.done = cb;
+	return thunk_submitted(t,
+	                       s->backend->queue_flush(s->impl, queue_id, now, complete_done, t));
 }
 
 int store_queue_content_read(struct store *s, int64_t content_id, uint64_t offset, size_t max_len,

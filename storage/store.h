@@ -220,6 +220,9 @@ struct store_result {
 
 typedef void store_cb(void *ctx, int rc, struct store_result *res);
 
+/* An operation that hands back nothing but its rc. */
+typedef void store_done_cb(void *ctx, int rc);
+
 /* Moves every field of src into dst (dst's previous contents are freed); src is left empty. */
 void store_result_move(struct store_result *dst, struct store_result *src);
 void store_result_free(struct store_result *res);
@@ -239,6 +242,8 @@ struct store_sync {
 };
 void store_sync_init(struct store_sync *w);
 void store_sync_cb(void *ctx, int rc, struct store_result *res);
+/* The callback of an operation without a result: only rc. */
+void store_sync_done_cb(void *ctx, int rc);
 /* Waits for the callback (unless submit_rc < 0) and returns its rc, or submit_rc. */
 int store_sync_wait(struct store_sync *w, int submit_rc);
 /* Frees w.res and the waiting machinery. */
@@ -256,14 +261,15 @@ int store_user_add(struct store *s, const char *address, const char *password, s
                    void *ctx);
 /* Deletes the user, its mailboxes and messages (content is freed with its last reference).
  * -ENOENT. */
-int store_user_del(struct store *s, const char *address, store_cb *cb, void *ctx);
+int store_user_del(struct store *s, const char *address, store_done_cb *cb, void *ctx);
 /* New password (hash and SCRAM material). -ENOENT. */
-int store_user_passwd(struct store *s, const char *address, const char *password, store_cb *cb,
+int store_user_passwd(struct store *s, const char *address, const char *password, store_done_cb *cb,
                       void *ctx);
-int store_user_set_require_cert(struct store *s, const char *address, bool on, store_cb *cb,
+int store_user_set_require_cert(struct store *s, const char *address, bool on, store_done_cb *cb,
                                 void *ctx);
-int store_user_set_disabled(struct store *s, const char *address, bool on, store_cb *cb, void *ctx);
-int store_user_set_quota(struct store *s, const char *address, uint64_t bytes, store_cb *cb,
+int store_user_set_disabled(struct store *s, const char *address, bool on, store_done_cb *cb,
+                            void *ctx);
+int store_user_set_quota(struct store *s, const char *address, uint64_t bytes, store_done_cb *cb,
                          void *ctx);
 /* res: users[0]. -ENOENT. */
 int store_user_get(struct store *s, const char *address, store_cb *cb, void *ctx);
@@ -291,13 +297,13 @@ int store_mailbox_get(struct store *s, int64_t user_id, const char *name, store_
 int store_mailbox_create(struct store *s, int64_t user_id, const char *name, unsigned special_use,
                          store_cb *cb, void *ctx);
 /* Deletes the mailbox and its messages (not INBOX: -EINVAL). */
-int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, store_cb *cb,
+int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, store_done_cb *cb,
                          void *ctx);
 /* Renames (new UIDVALIDITY is not needed: ids are stable). -ENOENT, -EEXIST, -EINVAL. */
 int store_mailbox_rename(struct store *s, int64_t user_id, const char *name, const char *new_name,
                          store_cb *cb, void *ctx);
 int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, bool on,
-                            store_cb *cb, void *ctx);
+                            store_done_cb *cb, void *ctx);
 
 /* ---- Messages ---- */
 
@@ -477,7 +483,7 @@ int store_search_body(struct store *s, int64_t mailbox_id, const char *text, sto
 /* res: queue[] with recipients, oldest first. */
 int store_queue_list(struct store *s, store_cb *cb, void *ctx);
 /* Deletes a queue entry (its content is freed with the last reference). -ENOENT. */
-int store_queue_delete(struct store *s, int64_t queue_id, store_cb *cb, void *ctx);
+int store_queue_delete(struct store *s, int64_t queue_id, store_done_cb *cb, void *ctx);
 
 /* ---- Relay runner (store_relay.c) ----
  *
@@ -496,10 +502,10 @@ int store_queue_due(struct store *s, int64_t now, unsigned lease_seconds, size_t
                     store_cb *cb, void *ctx);
 /* Ends every lease (status 3 back to 0, next_attempt kept): at start, when no delivery of
  * this database can be in flight. */
-int store_queue_recover(struct store *s, store_cb *cb, void *ctx);
+int store_queue_recover(struct store *s, store_done_cb *cb, void *ctx);
 /* Makes the pending recipients of one entry (queue_id > 0) or of all (0) due at now.
  * -ENOENT when queue_id names no entry with pending recipients. */
-int store_queue_flush(struct store *s, int64_t queue_id, int64_t now, store_cb *cb, void *ctx);
+int store_queue_flush(struct store *s, int64_t queue_id, int64_t now, store_done_cb *cb, void *ctx);
 /* Reads the message of a queue entry by its content id (store_queue_entry.content_id),
  * like store_content_read. res: data, data_len, total_size. -ENOENT. */
 int store_queue_content_read(struct store *s, int64_t content_id, uint64_t offset, size_t max_len,

@@ -158,16 +158,35 @@ void store_sync_init(struct store_sync *w)
 	w->impl = impl;
 }
 
-void store_sync_cb(void *ctx, int rc, struct store_result *res)
+/* Takes the lock a sync callback fills w under; sync_finish() records rc and wakes the
+ * waiter. */
+static struct store_sync *sync_begin(void *ctx)
 {
 	struct store_sync *w = ctx;
 	struct store_sync_impl *impl = w->impl;
 	pthread_mutex_lock(&impl->lock);
+	return w;
+}
+
+static void sync_finish(struct store_sync *w, int rc)
+{
+	struct store_sync_impl *impl = w->impl;
 	w->rc = rc;
-	store_result_move(&w->res, res);
 	w->done = true;
 	pthread_cond_signal(&impl->cv);
 	pthread_mutex_unlock(&impl->lock);
+}
+
+void store_sync_cb(void *ctx, int rc, struct store_result *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_result_move(&w->res, res);
+	sync_finish(w, rc);
+}
+
+void store_sync_done_cb(void *ctx, int rc)
+{
+	sync_finish(sync_begin(ctx), rc);
 }
 
 int store_sync_wait(struct store_sync *w, int submit_rc)

@@ -59,7 +59,7 @@ const char *imap_mailbox_error(int rc)
 
 /* ---- simple changes ---- */
 
-static void simple_done(void *ctx, int rc, struct store_result *res)
+static void simple_done(void *ctx, int rc)
 {
 	struct mbox_op *op = ctx;
 	struct imap_client *cl = op->cl;
@@ -69,6 +69,12 @@ static void simple_done(void *ctx, int rc, struct store_result *res)
 		imap_done(cl, "NO", imap_mailbox_error(rc));
 	else
 		imap_done(cl, "OK", "Completed");
+}
+
+static void simple_mailbox(void *ctx, int rc, struct store_result *res)
+{
+	(void)res;
+	simple_done(ctx, rc);
 }
 
 static void start(struct imap_client *cl, struct mbox_op *op, int rc)
@@ -112,7 +118,8 @@ void imap_cmd_create(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		return;
 	}
 	imap_async_begin(cl);
-	start(cl, op, store_mailbox_create(imap_store(cl), cl->user_id, name, su, simple_done, op));
+	start(cl, op,
+	      store_mailbox_create(imap_store(cl), cl->user_id, name, su, simple_mailbox, op));
 }
 
 void imap_cmd_delete(struct imap_client *cl, const struct imap_arg *a, size_t n)
@@ -155,7 +162,8 @@ void imap_cmd_rename(struct imap_client *cl, const struct imap_arg *a, size_t n)
 	op->name = from;
 	op->name2 = to;
 	imap_async_begin(cl);
-	start(cl, op, store_mailbox_rename(imap_store(cl), cl->user_id, from, to, simple_done, op));
+	start(cl, op,
+	      store_mailbox_rename(imap_store(cl), cl->user_id, from, to, simple_mailbox, op));
 }
 
 static void subscribe(struct imap_client *cl, const struct imap_arg *a, size_t n, bool on)

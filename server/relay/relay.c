@@ -605,7 +605,7 @@ static void tick_cb(uv_timer_t *t)
 		r->taking = false;
 }
 
-static void recover_cb(void *ctx, int rc, struct store_result *res)
+static void recover_cb(void *ctx, int rc)
 {
 	struct relay *r = ctx;
 	r->taking = false;

@@ -104,23 +104,24 @@ Test(store, user_lifecycle)
 	cr_assert_str_eq(fx.w.res.users[1].address, "bob@corp.example");
 
 	cr_assert_eq(FX_CALL(&fx, store_user_set_require_cert(fx.s, "alice@corp.example", true,
-	                                                      store_sync_cb, &fx.w)),
+	                                                      store_sync_done_cb, &fx.w)),
 	             0);
 	cr_assert_eq(FX_CALL(&fx, store_user_set_quota(fx.s, "alice@corp.example", 12345,
-	                                               store_sync_cb, &fx.w)),
+	                                               store_sync_done_cb, &fx.w)),
 	             0);
 	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "ALICE@corp.example", store_sync_cb, &fx.w)),
 	             0);
 	cr_assert(fx.w.res.users[0].require_client_certificate);
 	cr_assert_eq(fx.w.res.users[0].quota_bytes, 12345);
 	cr_assert_eq(FX_CALL(&fx, store_user_set_require_cert(fx.s, "nobody@corp.example", true,
-	                                                      store_sync_cb, &fx.w)),
+	                                                      store_sync_done_cb, &fx.w)),
 	             -ENOENT);
 
-	cr_assert_eq(FX_CALL(&fx, store_user_del(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
-	             0);
-	cr_assert_eq(FX_CALL(&fx, store_user_del(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
-	             -ENOENT);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_del(fx.s, "alice@corp.example", store_sync_done_cb, &fx.w)), 0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_del(fx.s, "alice@corp.example", store_sync_done_cb, &fx.w)),
+	    -ENOENT);
 	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
 	             -ENOENT);
 	assert_rows("SELECT count(*) FROM mailboxes", 6);
@@ -188,7 +189,7 @@ Test(store, passwords)
 	char *old_salt = strdup(fx.w.res.scram.salt);
 
 	cr_assert_eq(FX_CALL(&fx, store_user_passwd(fx.s, "alice@corp.example", "new one",
-	                                            store_sync_cb, &fx.w)),
+	                                            store_sync_done_cb, &fx.w)),
 	             0);
 	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "correct horse",
 	                                     store_sync_cb, &fx.w)),
@@ -203,7 +204,7 @@ Test(store, passwords)
 
 	/* Disabled: the same answer as a wrong password. */
 	cr_assert_eq(FX_CALL(&fx, store_user_set_disabled(fx.s, "alice@corp.example", true,
-	                                                  store_sync_cb, &fx.w)),
+	                                                  store_sync_done_cb, &fx.w)),
 	             0);
 	cr_assert_eq(
 	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "new one", store_sync_cb, &fx.w)),
@@ -275,11 +276,11 @@ Test(store, deliver_shared_content)
 	    -ENOENT);
 
 	/* Deleting users drops references; the last one frees the content. */
-	cr_assert_eq(FX_CALL(&fx, store_user_del(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
-	             0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_del(fx.s, "alice@corp.example", store_sync_done_cb, &fx.w)), 0);
 	assert_rows("SELECT refs FROM contents", 1);
-	cr_assert_eq(FX_CALL(&fx, store_user_del(fx.s, "bob@corp.example", store_sync_cb, &fx.w)),
-	             0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_del(fx.s, "bob@corp.example", store_sync_done_cb, &fx.w)), 0);
 	assert_rows("SELECT count(*) FROM contents", 0);
 	assert_rows("SELECT count(*) FROM fts", 0);
 }
@@ -416,7 +417,8 @@ Test(store, uidvalidity_never_given_twice)
 		for (int k = 0; k < i; k++)
 			cr_assert_gt(seen[i], seen[k], "UIDVALIDITY %u given again", seen[i]);
 		cr_assert_eq(
-		    FX_CALL(&fx, store_mailbox_delete(fx.s, a, "Again", store_sync_cb, &fx.w)), 0);
+		    FX_CALL(&fx, store_mailbox_delete(fx.s, a, "Again", store_sync_done_cb, &fx.w)),
+		    0);
 	}
 }
 
@@ -534,12 +536,13 @@ Test(store, mailboxes_copy_move)
 	    0);
 	cr_assert_eq(mailbox_id(a, "Old/2026"), proj);
 	cr_assert_eq(
-	    FX_CALL(&fx, store_mailbox_subscribe(fx.s, a, "Old", false, store_sync_cb, &fx.w)), 0);
+	    FX_CALL(&fx, store_mailbox_subscribe(fx.s, a, "Old", false, store_sync_done_cb, &fx.w)),
+	    0);
 	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "Old", store_sync_cb, &fx.w)), 0);
 	cr_assert(!fx.w.res.mailboxes[0].subscribed);
-	cr_assert_eq(store_mailbox_delete(fx.s, a, "inbox", store_sync_cb, &fx.w), -EINVAL);
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_delete(fx.s, a, "Old/2026", store_sync_cb, &fx.w)),
-	             0);
+	cr_assert_eq(store_mailbox_delete(fx.s, a, "inbox", store_sync_done_cb, &fx.w), -EINVAL);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_mailbox_delete(fx.s, a, "Old/2026", store_sync_done_cb, &fx.w)), 0);
 	assert_rows("SELECT sum(refs) FROM contents", 2);
 	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
 	             0);
@@ -595,7 +598,7 @@ Test(store, quota)
 	int64_t a = add_user("alice@corp.example", "pw");
 	int64_t b = add_user("bob@corp.example", "pw");
 	cr_assert_eq(FX_CALL(&fx, store_user_set_quota(fx.s, "alice@corp.example", 100,
-	                                               store_sync_cb, &fx.w)),
+	                                               store_sync_done_cb, &fx.w)),
 	             0);
 	struct store_target t[] = {{.user_id = a}, {.user_id = b}};
 	cr_assert_eq(deliver(msg1, t, 2), 0); /* 70 bytes fit */
@@ -653,9 +656,10 @@ Test(store, relay_queue)
 	req.size = strlen(req.data);
 	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
 	int64_t qid2 = fx.w.res.queue[0].id;
-	cr_assert_eq(FX_CALL(&fx, store_queue_delete(fx.s, qid2, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(FX_CALL(&fx, store_queue_delete(fx.s, qid2, store_sync_cb, &fx.w)), -ENOENT);
-	cr_assert_eq(FX_CALL(&fx, store_queue_delete(fx.s, qid, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_queue_delete(fx.s, qid2, store_sync_done_cb, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_queue_delete(fx.s, qid2, store_sync_done_cb, &fx.w)),
+	             -ENOENT);
+	cr_assert_eq(FX_CALL(&fx, store_queue_delete(fx.s, qid, store_sync_done_cb, &fx.w)), 0);
 	assert_rows("SELECT count(*) FROM contents", 1);
 	assert_rows("SELECT count(*) FROM queue_rcpts", 0);
 }

@@ -198,8 +198,8 @@ Test(store_cert, record_outlives_user)
 {
 	add_user("alice@corp.example");
 	cr_assert_eq(add_cert("a1", "alice@corp.example", STORE_CERT_CLIENT, NOW + DAY), 0);
-	cr_assert_eq(FX_CALL(&fx, store_user_del(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
-	             0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_del(fx.s, "alice@corp.example", store_sync_done_cb, &fx.w)), 0);
 	cr_assert_eq(FX_CALL(&fx, store_cert_get(fx.s, "a1", store_sync_cb, &fx.w)), 0);
 	cr_expect_eq(fx.w.res.certs[0].user_id, 0);
 	/* Still revocable by address after the user is gone. */

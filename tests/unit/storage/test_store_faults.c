@@ -469,8 +469,8 @@ Test(faults, grouped_deliveries_searchable_at_completion)
 		submit[i] = store_deliver(fx.s, &bu.req[i], store_sync_cb, &bu.w[i]);
 		if (i == 2) {
 			wait_queued(2);
-			cr_assert_eq(store_user_del(fx.s, "bob@corp.example", store_sync_cb, &wd),
-			             0);
+			cr_assert_eq(
+			    store_user_del(fx.s, "bob@corp.example", store_sync_done_cb, &wd), 0);
 		}
 	}
 	wait_queued(BURST);

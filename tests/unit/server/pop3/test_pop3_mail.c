@@ -766,7 +766,7 @@ Test(pop3_mail, external_is_refused_where_a_password_is_demanded_too)
 	/* The user's own flag: offered, but refused for that user. */
 	s.c.cfg = NULL;
 	cr_assert_eq(FX_CALL(&fx, store_user_set_require_cert(fx.s, "alice@corp.example", true,
-	                                                      store_sync_cb, &fx.w)),
+	                                                      store_sync_done_cb, &fx.w)),
 	             0);
 	cr_assert_str_eq(pop3_auth_mechanisms(&s.a), "PLAIN EXTERNAL");
 	cr_assert_eq(pop3_auth_auth(&s.a, "EXTERNAL =", 10), 1);
