@@ -146,11 +146,12 @@ static void cell_run(const char *dir, int producers, bool group_commit, double s
 	}
 	struct store_sync w;
 	store_sync_init(&w);
-	if (store_sync_wait(&w, store_user_add(s, "u@corp.example", "pw", store_sync_cb, &w)) < 0) {
+	if (store_sync_wait(&w, store_user_add(s, "u@corp.example", "pw", store_sync_users, &w)) <
+	    0) {
 		fprintf(stderr, "store_bench: user add failed\n");
 		exit(1);
 	}
-	int64_t user = w.res.users[0].id;
+	int64_t user = w.users.v[0].id;
 	store_sync_done(&w);
 	uint64_t commits0, writes0, commits1, writes1;
 	store_stats(s, &commits0, &writes0);

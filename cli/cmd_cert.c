@@ -478,7 +478,7 @@ static int cmd_issue(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	store_sync_init(&w);
-	rc = cli_wait(&w, store_user_get(s, address, store_sync_cb, &w));
+	rc = cli_wait(&w, store_user_get(s, address, store_sync_users, &w));
 	store_sync_done(&w);
 	if (rc == -ENOENT) {
 		cli_error("no such user %s: add it first with 'sealctl user add %s "

@@ -50,8 +50,8 @@ static int cmd_list(struct cli *cli, int argc, char **argv)
 		return CLI_FAIL;
 	}
 	store_sync_init(&w);
-	int rc = cli_wait(&w, store_user_get(s, address, store_sync_cb, &w));
-	int64_t user_id = rc == 0 ? w.res.users[0].id : 0;
+	int rc = cli_wait(&w, store_user_get(s, address, store_sync_users, &w));
+	int64_t user_id = rc == 0 ? w.users.v[0].id : 0;
 	store_sync_done(&w);
 	if (rc == 0) {
 		store_sync_init(&w);

@@ -85,7 +85,7 @@ static int cmd_set_password(struct cli *cli, int argc, char **argv, bool add)
 		return CLI_FAIL;
 	}
 	store_sync_init(&w);
-	rc = cli_wait(&w, add ? store_user_add(s, address, pw, store_sync_cb, &w)
+	rc = cli_wait(&w, add ? store_user_add(s, address, pw, store_sync_users, &w)
 	                      : store_user_passwd(s, address, pw, store_sync_done_cb, &w));
 	explicit_bzero(pw, sizeof(pw));
 	store_sync_done(&w);
@@ -109,14 +109,14 @@ static int cmd_list(struct cli *cli, int argc, char **argv)
 	if (s == NULL)
 		return CLI_FAIL;
 	store_sync_init(&w);
-	int rc = cli_wait(&w, store_user_list(s, store_sync_cb, &w));
+	int rc = cli_wait(&w, store_user_list(s, store_sync_users, &w));
 	if (rc < 0) {
 		store_sync_done(&w);
 		cli_error("listing users failed: %s", store_strerror(rc));
 		return CLI_FAIL;
 	}
-	for (size_t i = 0; i < w.res.n_users; i++) {
-		const struct store_user *u = &w.res.users[i];
+	for (size_t i = 0; i < w.users.n; i++) {
+		const struct store_user *u = &w.users.v[i];
 		printf("%s\trequire-cert=%s\tdisabled=%s\tused=%llu\tquota=%llu\n", u->address,
 		       u->require_client_certificate ? "on" : "off", u->disabled ? "yes" : "no",
 		       (unsigned long long)u->used_bytes, (unsigned long long)u->quota_bytes);

@@ -113,6 +113,9 @@ void store_stats(struct store *s, uint64_t *commits_r, uint64_t *writes_r)
 struct store_thunk {
 	union {
 		store_done_cb *done;
+		store_users_cb *users;
+		store_login_cb *login;
+		store_scram_cb *scram;
 	} cb;
 	void *ctx;
 };
@@ -141,14 +144,47 @@ static void complete_done(void *arg, int rc, struct store_backend_result *res)
 	free(t);
 }
 
+static void complete_users(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_users r = {.v = res->users, .n = res->n_users};
+	res->users = NULL;
+	res->n_users = 0;
+	t->cb.users(t->ctx, rc, &r);
+	store_users_free(&r);
+	free(t);
+}
+
+static void complete_login(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_login r = {.user_id = res->user_id,
+	                        .require_client_certificate = res->require_client_certificate};
+	t->cb.login(t->ctx, rc, &r);
+	free(t);
+}
+
+static void complete_scram(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_scram_material r = {.user_id = res->user_id, .scram = res->scram};
+	memset(&res->scram, 0, sizeof(res->scram));
+	t->cb.scram(t->ctx, rc, &r);
+	store_scram_material_free(&r);
+	free(t);
+}
+
 /* ---- Operations: each is its backend's ---- */
 
-int store_user_add(struct store *s, const char *address, const char *password, store_cb *cb,
+int store_user_add(struct store *s, const char *address, const char *password, store_users_cb *cb,
                    void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->user_add(s->impl, address, password, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.users = cb;
+	return thunk_submitted(t,
+	                       s->backend->user_add(s->impl, address, password, complete_users, t));
 }
 
 int store_user_del(struct store *s, const char *address, store_done_cb *cb, void *ctx)
@@ -204,32 +240,41 @@ int store_user_set_quota(struct store *s, const char *address, uint64_t bytes, s
 	    t, s->backend->user_set_quota(s->impl, address, bytes, complete_done, t));
 }
 
-int store_user_get(struct store *s, const char *address, store_cb *cb, void *ctx)
+int store_user_get(struct store *s, const char *address, store_users_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->user_get(s->impl, address, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.users = cb;
+	return thunk_submitted(t, s->backend->user_get(s->impl, address, complete_users, t));
 }
 
-int store_user_list(struct store *s, store_cb *cb, void *ctx)
+int store_user_list(struct store *s, store_users_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->user_list(s->impl, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.users = cb;
+	return thunk_submitted(t, s->backend->user_list(s->impl, complete_users, t));
 }
 
-int store_auth(struct store *s, const char *address, const char *password, store_cb *cb, void *ctx)
+int store_auth(struct store *s, const char *address, const char *password, store_login_cb *cb,
+               void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->auth(s->impl, address, password, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.login = cb;
+	return thunk_submitted(t, s->backend->auth(s->impl, address, password, complete_login, t));
 }
 
-int store_user_scram(struct store *s, const char *address, store_cb *cb, void *ctx)
+int store_user_scram(struct store *s, const char *address, store_scram_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->user_scram(s->impl, address, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.scram = cb;
+	return thunk_submitted(t, s->backend->user_scram(s->impl, address, complete_scram, t));
 }
 
 int store_mailbox_list(struct store *s, int64_t user_id, store_cb *cb, void *ctx)

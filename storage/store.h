@@ -223,6 +223,31 @@ typedef void store_cb(void *ctx, int rc, struct store_result *res);
 /* An operation that hands back nothing but its rc. */
 typedef void store_done_cb(void *ctx, int rc);
 
+/* Users: store_user_add, store_user_get (one), store_user_list. */
+struct store_users {
+	struct store_user *v;
+	size_t n;
+};
+typedef void store_users_cb(void *ctx, int rc, struct store_users *res);
+void store_users_free(struct store_users *res);
+void store_users_move(struct store_users *dst, struct store_users *src);
+
+/* A password check that passed: store_auth. Holds nothing to free. */
+struct store_login {
+	int64_t user_id;
+	bool require_client_certificate;
+};
+typedef void store_login_cb(void *ctx, int rc, struct store_login *res);
+
+/* A user's SCRAM material: store_user_scram. */
+struct store_scram_material {
+	int64_t user_id;
+	struct store_scram scram;
+};
+typedef void store_scram_cb(void *ctx, int rc, struct store_scram_material *res);
+void store_scram_material_free(struct store_scram_material *res);
+void store_scram_material_move(struct store_scram_material *dst, struct store_scram_material *src);
+
 /* Moves every field of src into dst (dst's previous contents are freed); src is left empty. */
 void store_result_move(struct store_result *dst, struct store_result *src);
 void store_result_free(struct store_result *res);
@@ -238,12 +263,18 @@ struct store_sync {
 	int rc;
 	bool done;
 	struct store_result res;
+	struct store_users users;
+	struct store_login login;
+	struct store_scram_material scram;
 	void *impl; /* mutex and condition variable */
 };
 void store_sync_init(struct store_sync *w);
 void store_sync_cb(void *ctx, int rc, struct store_result *res);
 /* The callback of an operation without a result: only rc. */
 void store_sync_done_cb(void *ctx, int rc);
+void store_sync_users(void *ctx, int rc, struct store_users *res);
+void store_sync_login(void *ctx, int rc, struct store_login *res);
+void store_sync_scram(void *ctx, int rc, struct store_scram_material *res);
 /* Waits for the callback (unless submit_rc < 0) and returns its rc, or submit_rc. */
 int store_sync_wait(struct store_sync *w, int submit_rc);
 /* Frees w.res and the waiting machinery. */
@@ -256,8 +287,8 @@ int store_address_normalize(const char *address, char **out_r);
 
 /* Creates the user with a yescrypt hash and SCRAM material of password (borrowed, wiped
  * from the store's own copies after use) and the mailboxes INBOX, Sent, Drafts, Trash,
- * Junk, Archive. res: users[0]. -EEXIST, -EINVAL. */
-int store_user_add(struct store *s, const char *address, const char *password, store_cb *cb,
+ * Junk, Archive. res: v[0], the new user. -EEXIST, -EINVAL. */
+int store_user_add(struct store *s, const char *address, const char *password, store_users_cb *cb,
                    void *ctx);
 /* Deletes the user, its mailboxes and messages (content is freed with its last reference).
  * -ENOENT. */
@@ -271,20 +302,21 @@ int store_user_set_disabled(struct store *s, const char *address, bool on, store
                             void *ctx);
 int store_user_set_quota(struct store *s, const char *address, uint64_t bytes, store_done_cb *cb,
                          void *ctx);
-/* res: users[0]. -ENOENT. */
-int store_user_get(struct store *s, const char *address, store_cb *cb, void *ctx);
-/* res: users[], ordered by address. */
-int store_user_list(struct store *s, store_cb *cb, void *ctx);
+/* res: v[0]. -ENOENT. */
+int store_user_get(struct store *s, const char *address, store_users_cb *cb, void *ctx);
+/* res: v[], ordered by address. */
+int store_user_list(struct store *s, store_users_cb *cb, void *ctx);
 /*
- * Password check on a worker thread: rc 0 with res.user_id and
- * res.require_client_certificate, or -EACCES for a wrong password, an unknown user and a
+ * Password check on a worker thread: rc 0 with res->user_id and
+ * res->require_client_certificate, or -EACCES for a wrong password, an unknown user and a
  * disabled user alike (an unknown user is checked against a dummy hash: same time).
  * Verifies yescrypt and imported $6$ / $2b$ hashes.
  */
-int store_auth(struct store *s, const char *address, const char *password, store_cb *cb, void *ctx);
+int store_auth(struct store *s, const char *address, const char *password, store_login_cb *cb,
+               void *ctx);
 /* res: scram (salt, iterations, stored_key, server_key), user_id. -ENOENT when unknown or
  * disabled, or when the user has no SCRAM material (imported hash). */
-int store_user_scram(struct store *s, const char *address, store_cb *cb, void *ctx);
+int store_user_scram(struct store *s, const char *address, store_scram_cb *cb, void *ctx);
 
 /* ---- Mailboxes ---- */
 

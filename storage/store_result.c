@@ -104,6 +104,40 @@ static void queue_free_all(struct store_queue_entry *q, size_t n)
 	free(q);
 }
 
+static void scram_free(struct store_scram *sc)
+{
+	free(sc->salt);
+	free(sc->stored_key);
+	free(sc->server_key);
+	memset(sc, 0, sizeof(*sc));
+}
+
+void store_users_free(struct store_users *res)
+{
+	user_free_all(res->v, res->n);
+	memset(res, 0, sizeof(*res));
+}
+
+void store_users_move(struct store_users *dst, struct store_users *src)
+{
+	store_users_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
+void store_scram_material_free(struct store_scram_material *res)
+{
+	scram_free(&res->scram);
+	memset(res, 0, sizeof(*res));
+}
+
+void store_scram_material_move(struct store_scram_material *dst, struct store_scram_material *src)
+{
+	store_scram_material_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
 void store_backend_result_free(struct store_backend_result *res)
 {
 	user_free_all(res->users, res->n_users);
@@ -118,9 +152,7 @@ void store_backend_result_free(struct store_backend_result *res)
 	free(res->delivered);
 	queue_free_all(res->queue, res->n_queue);
 	store_cert_free_all(res->certs, res->n_certs);
-	free(res->scram.salt);
-	free(res->scram.stored_key);
-	free(res->scram.server_key);
+	scram_free(&res->scram);
 	free(res->data);
 	memset(res, 0, sizeof(*res));
 }
@@ -189,6 +221,27 @@ void store_sync_done_cb(void *ctx, int rc)
 	sync_finish(sync_begin(ctx), rc);
 }
 
+void store_sync_users(void *ctx, int rc, struct store_users *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_users_move(&w->users, res);
+	sync_finish(w, rc);
+}
+
+void store_sync_login(void *ctx, int rc, struct store_login *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	w->login = *res;
+	sync_finish(w, rc);
+}
+
+void store_sync_scram(void *ctx, int rc, struct store_scram_material *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_scram_material_move(&w->scram, res);
+	sync_finish(w, rc);
+}
+
 int store_sync_wait(struct store_sync *w, int submit_rc)
 {
 	struct store_sync_impl *impl = w->impl;
@@ -205,6 +258,8 @@ void store_sync_done(struct store_sync *w)
 {
 	struct store_sync_impl *impl = w->impl;
 	store_result_free(&w->res);
+	store_users_free(&w->users);
+	store_scram_material_free(&w->scram);
 	if (impl != NULL) {
 		pthread_mutex_destroy(&impl->lock);
 		pthread_cond_destroy(&impl->cv);

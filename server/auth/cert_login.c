@@ -95,14 +95,14 @@ static void cert_finish(struct cert_login *l, enum auth_login_status status, con
 		cert_reply(l);
 }
 
-static void cert_user_got(void *ctx, int rc, struct store_result *res)
+static void cert_user_got(void *ctx, int rc, struct store_users *res)
 {
 	struct cert_login *l = ctx;
 	if (!conn_is_open(l->conn)) {
 		cert_finish(l, AUTH_LOGIN_FAILED, "connection_closed");
 		return;
 	}
-	if (rc == -ENOENT || (rc == 0 && res->n_users != 1)) {
+	if (rc == -ENOENT || (rc == 0 && res->n != 1)) {
 		cert_finish(l, AUTH_LOGIN_FAILED, "not_a_user");
 		return;
 	}
@@ -112,7 +112,7 @@ static void cert_user_got(void *ctx, int rc, struct store_result *res)
 		cert_finish(l, AUTH_LOGIN_TEMPFAIL, "store_error");
 		return;
 	}
-	const struct store_user *u = &res->users[0];
+	const struct store_user *u = &res->v[0];
 	if (u->disabled) {
 		cert_finish(l, AUTH_LOGIN_FAILED, "disabled");
 		return;

@@ -129,7 +129,7 @@ static void login_check_cert(struct login *l)
 		login_finish(l, AUTH_LOGIN_OK, NULL);
 }
 
-static void login_auth_done(void *ctx, int rc, struct store_result *res)
+static void login_auth_done(void *ctx, int rc, struct store_login *res)
 {
 	struct login *l = ctx;
 	if (rc == 0) {
@@ -155,15 +155,15 @@ static void login_check_password(struct login *l)
 }
 
 /* Step 2: the cache, keyed by the stored hash's tag so a changed password misses. */
-static void login_user_got(void *ctx, int rc, struct store_result *res)
+static void login_user_got(void *ctx, int rc, struct store_users *res)
 {
 	struct login *l = ctx;
 	if (!login_alive(l)) {
 		login_finish(l, AUTH_LOGIN_FAILED, "connection_closed");
 		return;
 	}
-	if (rc == 0 && res->n_users == 1 && res->users[0].password_tag != NULL) {
-		const struct store_user *u = &res->users[0];
+	if (rc == 0 && res->n == 1 && res->v[0].password_tag != NULL) {
+		const struct store_user *u = &res->v[0];
 		l->password_tag = xstrdup(u->password_tag);
 		struct services *sv = conn_services(l->conn);
 		if (!u->disabled && authcache_hit(sv->authcache, l->user, l->password,

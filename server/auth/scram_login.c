@@ -125,7 +125,7 @@ static void scram_done(struct scram_auth *a, enum auth_login_status st, const ch
 	scram_answer(a, &r);
 }
 
-static void scram_user_got(void *ctx, int rc, struct store_result *res)
+static void scram_user_got(void *ctx, int rc, struct store_users *res)
 {
 	struct scram_auth *a = ctx;
 	char *final = a->first; /* the server-final-message waited here */
@@ -138,7 +138,7 @@ static void scram_user_got(void *ctx, int rc, struct store_result *res)
 		scram_answer(a, &(struct scram_auth_result){.done = true});
 		return;
 	}
-	if (rc < 0 || res->n_users != 1 || res->users[0].disabled) {
+	if (rc < 0 || res->n != 1 || res->v[0].disabled) {
 		/* Deleted or disabled between the two lookups, or the store failed. */
 		free(final);
 		if (rc == -ENOENT || rc == 0)
@@ -148,7 +148,7 @@ static void scram_user_got(void *ctx, int rc, struct store_result *res)
 		return;
 	}
 	const char *why = NULL;
-	if (auth_cert_policy(a->conn, a->user, res->users[0].require_client_certificate, &why) < 0)
+	if (auth_cert_policy(a->conn, a->user, res->v[0].require_client_certificate, &why) < 0)
 		scram_done(a, auth_cert_policy_status(why), why, NULL);
 	else
 		scram_done(a, AUTH_LOGIN_OK, NULL, final);
@@ -205,7 +205,7 @@ void scram_auth_step(struct scram_auth *a, const char *b64, size_t len)
 	conn_after(c, 0, scram_proof_cb, a);
 }
 
-static void scram_material_got(void *ctx, int rc, struct store_result *res)
+static void scram_material_got(void *ctx, int rc, struct store_scram_material *res)
 {
 	struct scram_auth *a = ctx;
 	char *out = NULL;

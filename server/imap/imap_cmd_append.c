@@ -221,17 +221,17 @@ static void append_deliver(struct append_op *op, const char *spool_path)
 }
 
 /* A MULTIAPPEND that cannot fit is refused before any message is stored. */
-static void append_quota(void *ctx, int rc, struct store_result *res)
+static void append_quota(void *ctx, int rc, struct store_users *res)
 {
 	struct append_op *op = ctx;
 	struct imap_client *cl = op->cl;
 	if (!imap_async_end(cl))
 		return;
-	if (rc == 0 && res->n_users == 1 && res->users[0].quota_bytes > 0) {
+	if (rc == 0 && res->n == 1 && res->v[0].quota_bytes > 0) {
 		uint64_t total = 0;
 		for (size_t i = 0; i < op->n; i++)
 			total += op->msgs[i].len;
-		const struct store_user *u = &res->users[0];
+		const struct store_user *u = &res->v[0];
 		if (u->used_bytes + total > u->quota_bytes) {
 			imap_done(cl, "NO", "[OVERQUOTA] Quota exceeded");
 			return;

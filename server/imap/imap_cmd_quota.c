@@ -22,17 +22,17 @@ static void quota_free(void *p)
 	free(op);
 }
 
-static void quota_got(void *ctx, int rc, struct store_result *res)
+static void quota_got(void *ctx, int rc, struct store_users *res)
 {
 	struct quota_op *op = ctx;
 	struct imap_client *cl = op->cl;
 	if (!imap_async_end(cl))
 		return;
-	if (rc < 0 || res->n_users != 1) {
+	if (rc < 0 || res->n != 1) {
 		imap_done(cl, "NO", "[SERVERBUG] Cannot read the quota");
 		return;
 	}
-	const struct store_user *u = &res->users[0];
+	const struct store_user *u = &res->v[0];
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
 	if (op->root) {

@@ -58,15 +58,15 @@ static void notice_deliver(struct notice *n)
 		notice_stored(n, rc, NULL);
 }
 
-static void notice_user(void *ctx, int rc, struct store_result *res)
+static void notice_user(void *ctx, int rc, struct store_users *res)
 {
 	struct notice *n = ctx;
-	if (rc < 0 || res == NULL || res->n_users == 0) {
+	if (rc < 0 || res == NULL || res->n == 0) {
 		/* A local sender unknown (deleted since) gets none, as with bounces. */
 		notice_stored(n, rc < 0 ? rc : -ENOENT, NULL);
 		return;
 	}
-	n->target.user_id = res->users[0].id;
+	n->target.user_id = res->v[0].id;
 	n->req.targets = &n->target;
 	n->req.n_targets = 1;
 	notice_deliver(n);

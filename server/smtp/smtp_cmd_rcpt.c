@@ -27,7 +27,7 @@ struct smtp_rcpt_wait {
 	char *address; /* normalised */
 };
 
-static void smtp_rcpt_looked_up(void *ctx, int rc, struct store_result *res)
+static void smtp_rcpt_looked_up(void *ctx, int rc, struct store_users *res)
 {
 	struct smtp_rcpt_wait *w = ctx;
 	struct smtp_session *s = w->s;
@@ -39,21 +39,21 @@ static void smtp_rcpt_looked_up(void *ctx, int rc, struct store_result *res)
 		return;
 	}
 	s->waiting = false;
-	if (rc == 0 && (res->n_users != 1 || res->users[0].disabled))
+	if (rc == 0 && (res->n != 1 || res->v[0].disabled))
 		rc = -ENOENT;
 	if (rc == -ENOENT) {
 		smtp_error(s, "550 5.1.1 Recipient address rejected: user unknown");
 	} else if (rc < 0) {
 		smtp_reply(s, "451 4.3.0 Temporary failure looking up the recipient");
-	} else if ((quota_reply =
-	                smtp_quota_rcpt_reply(res->users[0].quota_bytes, res->users[0].used_bytes,
-	                                      s->txn.mail.has_size, s->txn.mail.size)) != NULL) {
+	} else if ((quota_reply = smtp_quota_rcpt_reply(res->v[0].quota_bytes, res->v[0].used_bytes,
+	                                                s->txn.mail.has_size, s->txn.mail.size)) !=
+	           NULL) {
 		/* Not counted as an error: a full mailbox is no fault of the client's. */
 		smtp_reply(s, quota_reply);
 	} else {
 		if (!smtp_txn_has_rcpt(&s->txn, w->address))
-			smtp_txn_add_rcpt(&s->txn, w->address, res->users[0].id,
-			                  res->users[0].quota_bytes, w->notify, w->orcpt);
+			smtp_txn_add_rcpt(&s->txn, w->address, res->v[0].id, res->v[0].quota_bytes,
+			                  w->notify, w->orcpt);
 		smtp_set_state(s, SMTP_S_RCPT);
 		smtp_reply(s, "250 2.1.5 Ok");
 	}

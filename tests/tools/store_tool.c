@@ -29,9 +29,9 @@ static int inbox(const char *address, int64_t *user_id_r, int64_t *mailbox_id_r)
 {
 	struct store_sync w;
 	store_sync_init(&w);
-	int rc = store_sync_wait(&w, store_user_get(st, address, store_sync_cb, &w));
+	int rc = store_sync_wait(&w, store_user_get(st, address, store_sync_users, &w));
 	if (rc == 0)
-		*user_id_r = w.res.users[0].id;
+		*user_id_r = w.users.v[0].id;
 	store_sync_done(&w);
 	if (rc < 0)
 		return fail("user", rc);

@@ -122,20 +122,20 @@ Test(sealctl, user_verbs)
 	cr_assert_eq(store_open(&opt, &s, &e), 0);
 	struct store_sync w;
 	store_sync_init(&w);
-	cr_assert_eq(
-	    store_sync_wait(&w, store_auth(s, "alice@corp.example", "new pw", store_sync_cb, &w)),
-	    0);
+	cr_assert_eq(store_sync_wait(
+	                 &w, store_auth(s, "alice@corp.example", "new pw", store_sync_login, &w)),
+	             0);
 	store_sync_done(&w);
 	store_sync_init(&w);
-	cr_assert_eq(store_sync_wait(
-	                 &w, store_auth(s, "alice@corp.example", "s3cret pw", store_sync_cb, &w)),
+	cr_assert_eq(store_sync_wait(&w, store_auth(s, "alice@corp.example", "s3cret pw",
+	                                            store_sync_login, &w)),
 	             -EACCES);
 	store_sync_done(&w);
 	/* sealctl works while the database is open elsewhere (sealmaild). */
 	cr_assert_eq(run("pw", "user add carol@corp.example --password-stdin"), 0);
 	store_sync_init(&w);
 	cr_assert_eq(
-	    store_sync_wait(&w, store_user_get(s, "carol@corp.example", store_sync_cb, &w)), 0);
+	    store_sync_wait(&w, store_user_get(s, "carol@corp.example", store_sync_users, &w)), 0);
 	store_sync_done(&w);
 	store_close(s);
 	free(path);

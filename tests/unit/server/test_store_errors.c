@@ -41,6 +41,7 @@ struct pumped {
 	bool done;
 	int rc;
 	struct store_result res;
+	struct store_users users;
 };
 
 static void pumped_cb(void *ctx, int rc, struct store_result *res)
@@ -48,6 +49,14 @@ static void pumped_cb(void *ctx, int rc, struct store_result *res)
 	struct pumped *p = ctx;
 	p->rc = rc;
 	store_result_move(&p->res, res);
+	p->done = true;
+}
+
+static void pumped_users(void *ctx, int rc, struct store_users *res)
+{
+	struct pumped *p = ctx;
+	p->rc = rc;
+	store_users_move(&p->users, res);
 	p->done = true;
 }
 
@@ -60,6 +69,7 @@ static bool pumped_done(void *arg)
 #define PUMP(p, call)                                                                              \
 	do {                                                                                       \
 		store_result_free(&(p)->res);                                                      \
+		store_users_free(&(p)->users);                                                     \
 		memset((p), 0, sizeof(*(p)));                                                      \
 		int rc_ = (call);                                                                  \
 		cr_assert_eq(rc_, 0, "%s: %d", #call, rc_);                                        \
@@ -71,9 +81,9 @@ static void store_setup(void)
 	static const char msg[] = "From: bob@corp.example\r\nTo: alice@corp.example\r\n"
 	                          "Subject: hello\r\n\r\nHello Alice, the report is ready.\r\n";
 	struct pumped p = {0};
-	PUMP(&p, store_user_add(sv.store, "alice@corp.example", "pw-alice", pumped_cb, &p));
+	PUMP(&p, store_user_add(sv.store, "alice@corp.example", "pw-alice", pumped_users, &p));
 	cr_assert_eq(p.rc, 0);
-	struct store_target t = {.user_id = p.res.users[0].id};
+	struct store_target t = {.user_id = p.users.v[0].id};
 	struct store_deliver_req req = {
 	    .data = msg, .size = sizeof(msg) - 1, .targets = &t, .n_targets = 1};
 	for (int i = 0; i < 2; i++) {
@@ -81,6 +91,7 @@ static void store_setup(void)
 		cr_assert_eq(p.rc, 0);
 	}
 	store_result_free(&p.res);
+	store_users_free(&p.users);
 }
 
 static void open_store(void)

@@ -23,10 +23,10 @@ TestSuite(store, .init = setup, .fini = teardown, .timeout = 60);
 
 static int64_t add_user(const char *address, const char *password)
 {
-	int rc = FX_CALL(&fx, store_user_add(fx.s, address, password, store_sync_cb, &fx.w));
+	int rc = FX_CALL(&fx, store_user_add(fx.s, address, password, store_sync_users, &fx.w));
 	cr_assert_eq(rc, 0, "user_add %s: %s", address, store_strerror(rc));
-	cr_assert_eq(fx.w.res.n_users, 1);
-	return fx.w.res.users[0].id;
+	cr_assert_eq(fx.w.users.n, 1);
+	return fx.w.users.v[0].id;
 }
 
 static int64_t mailbox_id(int64_t user, const char *name)
@@ -90,18 +90,18 @@ Test(store, user_lifecycle)
 {
 	int64_t id = add_user("Alice@Corp.Example", "secret one");
 	cr_assert_gt(id, 0);
-	cr_assert_str_eq(fx.w.res.users[0].address, "alice@corp.example");
+	cr_assert_str_eq(fx.w.users.v[0].address, "alice@corp.example");
 	cr_assert_eq(
-	    FX_CALL(&fx, store_user_add(fx.s, "alice@corp.example", "x", store_sync_cb, &fx.w)),
+	    FX_CALL(&fx, store_user_add(fx.s, "alice@corp.example", "x", store_sync_users, &fx.w)),
 	    -EEXIST);
-	cr_assert_eq(store_user_add(fx.s, "not an address", "x", store_sync_cb, &fx.w), -EINVAL);
-	cr_assert_eq(store_user_add(fx.s, "b@corp.example", "", store_sync_cb, &fx.w), -EINVAL);
+	cr_assert_eq(store_user_add(fx.s, "not an address", "x", store_sync_users, &fx.w), -EINVAL);
+	cr_assert_eq(store_user_add(fx.s, "b@corp.example", "", store_sync_users, &fx.w), -EINVAL);
 	add_user("bob@corp.example", "pw");
 
-	cr_assert_eq(FX_CALL(&fx, store_user_list(fx.s, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_users, 2);
-	cr_assert_str_eq(fx.w.res.users[0].address, "alice@corp.example");
-	cr_assert_str_eq(fx.w.res.users[1].address, "bob@corp.example");
+	cr_assert_eq(FX_CALL(&fx, store_user_list(fx.s, store_sync_users, &fx.w)), 0);
+	cr_assert_eq(fx.w.users.n, 2);
+	cr_assert_str_eq(fx.w.users.v[0].address, "alice@corp.example");
+	cr_assert_str_eq(fx.w.users.v[1].address, "bob@corp.example");
 
 	cr_assert_eq(FX_CALL(&fx, store_user_set_require_cert(fx.s, "alice@corp.example", true,
 	                                                      store_sync_done_cb, &fx.w)),
@@ -109,10 +109,10 @@ Test(store, user_lifecycle)
 	cr_assert_eq(FX_CALL(&fx, store_user_set_quota(fx.s, "alice@corp.example", 12345,
 	                                               store_sync_done_cb, &fx.w)),
 	             0);
-	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "ALICE@corp.example", store_sync_cb, &fx.w)),
-	             0);
-	cr_assert(fx.w.res.users[0].require_client_certificate);
-	cr_assert_eq(fx.w.res.users[0].quota_bytes, 12345);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_get(fx.s, "ALICE@corp.example", store_sync_users, &fx.w)), 0);
+	cr_assert(fx.w.users.v[0].require_client_certificate);
+	cr_assert_eq(fx.w.users.v[0].quota_bytes, 12345);
 	cr_assert_eq(FX_CALL(&fx, store_user_set_require_cert(fx.s, "nobody@corp.example", true,
 	                                                      store_sync_done_cb, &fx.w)),
 	             -ENOENT);
@@ -122,8 +122,9 @@ Test(store, user_lifecycle)
 	cr_assert_eq(
 	    FX_CALL(&fx, store_user_del(fx.s, "alice@corp.example", store_sync_done_cb, &fx.w)),
 	    -ENOENT);
-	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
-	             -ENOENT);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_users, &fx.w)),
+	    -ENOENT);
 	assert_rows("SELECT count(*) FROM mailboxes", 6);
 }
 
@@ -157,22 +158,23 @@ Test(store, default_mailboxes)
 Test(store, passwords)
 {
 	add_user("alice@corp.example", "correct horse");
-	int64_t uid = fx.w.res.users[0].id;
+	int64_t uid = fx.w.users.v[0].id;
 	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "correct horse",
-	                                     store_sync_cb, &fx.w)),
+	                                     store_sync_login, &fx.w)),
 	             0);
-	cr_assert_eq(fx.w.res.user_id, uid);
+	cr_assert_eq(fx.w.login.user_id, uid);
 	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "Alice@corp.example", "correct horse",
-	                                     store_sync_cb, &fx.w)),
+	                                     store_sync_login, &fx.w)),
 	             0);
 	cr_assert_eq(
-	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "wrong", store_sync_cb, &fx.w)),
+	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "wrong", store_sync_login, &fx.w)),
 	    -EACCES);
-	cr_assert_eq(fx.w.res.user_id, 0);
+	cr_assert_eq(fx.w.login.user_id, 0);
 	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "nobody@corp.example", "correct horse",
-	                                     store_sync_cb, &fx.w)),
+	                                     store_sync_login, &fx.w)),
 	             -EACCES);
-	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "garbage", "x", store_sync_cb, &fx.w)), -EACCES);
+	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "garbage", "x", store_sync_login, &fx.w)),
+	             -EACCES);
 
 	/* The hash is yescrypt; the password itself is nowhere in the file. */
 	assert_rows("SELECT count(*) FROM users WHERE password_hash LIKE '$y$%'", 1);
@@ -181,36 +183,36 @@ Test(store, passwords)
 	            0);
 
 	cr_assert_eq(
-	    FX_CALL(&fx, store_user_scram(fx.s, "alice@corp.example", store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.scram.iterations, 4096);
-	cr_assert_eq(strlen(fx.w.res.scram.stored_key), 44); /* base64 of 32 bytes */
-	cr_assert_eq(strlen(fx.w.res.scram.server_key), 44);
-	cr_assert_eq(strlen(fx.w.res.scram.salt), 24);
-	char *old_salt = strdup(fx.w.res.scram.salt);
+	    FX_CALL(&fx, store_user_scram(fx.s, "alice@corp.example", store_sync_scram, &fx.w)), 0);
+	cr_assert_eq(fx.w.scram.scram.iterations, 4096);
+	cr_assert_eq(strlen(fx.w.scram.scram.stored_key), 44); /* base64 of 32 bytes */
+	cr_assert_eq(strlen(fx.w.scram.scram.server_key), 44);
+	cr_assert_eq(strlen(fx.w.scram.scram.salt), 24);
+	char *old_salt = strdup(fx.w.scram.scram.salt);
 
 	cr_assert_eq(FX_CALL(&fx, store_user_passwd(fx.s, "alice@corp.example", "new one",
 	                                            store_sync_done_cb, &fx.w)),
 	             0);
 	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "correct horse",
-	                                     store_sync_cb, &fx.w)),
+	                                     store_sync_login, &fx.w)),
 	             -EACCES);
+	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "new one",
+	                                     store_sync_login, &fx.w)),
+	             0);
 	cr_assert_eq(
-	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "new one", store_sync_cb, &fx.w)),
-	    0);
-	cr_assert_eq(
-	    FX_CALL(&fx, store_user_scram(fx.s, "alice@corp.example", store_sync_cb, &fx.w)), 0);
-	cr_assert_str_neq(fx.w.res.scram.salt, old_salt);
+	    FX_CALL(&fx, store_user_scram(fx.s, "alice@corp.example", store_sync_scram, &fx.w)), 0);
+	cr_assert_str_neq(fx.w.scram.scram.salt, old_salt);
 	free(old_salt);
 
 	/* Disabled: the same answer as a wrong password. */
 	cr_assert_eq(FX_CALL(&fx, store_user_set_disabled(fx.s, "alice@corp.example", true,
 	                                                  store_sync_done_cb, &fx.w)),
 	             0);
+	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "new one",
+	                                     store_sync_login, &fx.w)),
+	             -EACCES);
 	cr_assert_eq(
-	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "new one", store_sync_cb, &fx.w)),
-	    -EACCES);
-	cr_assert_eq(
-	    FX_CALL(&fx, store_user_scram(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
+	    FX_CALL(&fx, store_user_scram(fx.s, "alice@corp.example", store_sync_scram, &fx.w)),
 	    -ENOENT);
 }
 
@@ -229,11 +231,11 @@ Test(store, imported_hashes)
 	                          NULL, NULL, NULL),
 	             SQLITE_OK);
 	sqlite3_close(db);
+	cr_assert_eq(FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "password",
+	                                     store_sync_login, &fx.w)),
+	             0);
 	cr_assert_eq(
-	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "password", store_sync_cb, &fx.w)),
-	    0);
-	cr_assert_eq(
-	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "pw", store_sync_cb, &fx.w)),
+	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "pw", store_sync_login, &fx.w)),
 	    -EACCES);
 }
 
@@ -544,10 +546,9 @@ Test(store, mailboxes_copy_move)
 	cr_assert_eq(
 	    FX_CALL(&fx, store_mailbox_delete(fx.s, a, "Old/2026", store_sync_done_cb, &fx.w)), 0);
 	assert_rows("SELECT sum(refs) FROM contents", 2);
-	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
-	             0);
-	cr_assert_eq(fx.w.res.users[0].used_bytes,
-	             strlen(msg1) + strlen("Subject: 2\r\n\r\nx\r\n"));
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_users, &fx.w)), 0);
+	cr_assert_eq(fx.w.users.v[0].used_bytes, strlen(msg1) + strlen("Subject: 2\r\n\r\nx\r\n"));
 }
 
 Test(store, copy_move_into_same_mailbox)
@@ -587,9 +588,9 @@ Test(store, copy_move_into_same_mailbox)
 	cr_assert_eq(fx.w.res.n_uids, 2);
 	cr_assert_eq(fx.w.res.uids[0], 1);
 	cr_assert_eq(fx.w.res.uids[1], 2);
-	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
-	             0);
-	cr_assert_eq(fx.w.res.users[0].used_bytes,
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_users, &fx.w)), 0);
+	cr_assert_eq(fx.w.users.v[0].used_bytes,
 	             2 * (strlen(msg1) + strlen("Subject: 2\r\n\r\nx\r\n")));
 }
 

@@ -25,9 +25,9 @@ TestSuite(store_cert, .init = setup, .fini = teardown, .timeout = 60);
 
 static int64_t add_user(const char *address)
 {
-	int rc = FX_CALL(&fx, store_user_add(fx.s, address, "pw", store_sync_cb, &fx.w));
+	int rc = FX_CALL(&fx, store_user_add(fx.s, address, "pw", store_sync_users, &fx.w));
 	cr_assert_eq(rc, 0, "user_add %s: %s", address, store_strerror(rc));
-	return fx.w.res.users[0].id;
+	return fx.w.users.v[0].id;
 }
 
 static int add_cert(const char *serial, const char *address, enum store_cert_kind kind,

@@ -114,10 +114,10 @@ int main(void)
 	if (store_open(&opt, &s, &err) < 0)
 		die(err);
 	store_sync_init(&w);
-	if (store_sync_wait(&w, store_user_add(s, "crash@corp.example", "pw", store_sync_cb, &w)) <
-	    0)
+	if (store_sync_wait(
+	        &w, store_user_add(s, "crash@corp.example", "pw", store_sync_users, &w)) < 0)
 		die("user add");
-	int64_t user = w.res.users[0].id;
+	int64_t user = w.users.v[0].id;
 	store_sync_done(&w);
 	store_sync_init(&w);
 	if (store_sync_wait(&w, store_mailbox_get(s, user, "INBOX", store_sync_cb, &w)) < 0)

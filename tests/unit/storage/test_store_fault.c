@@ -29,12 +29,12 @@ TestSuite(store_fault, .fini = teardown, .timeout = 60);
 
 static int add_user(const char *address)
 {
-	return FX_CALL(&fx, store_user_add(fx.s, address, "pw", store_sync_cb, &fx.w));
+	return FX_CALL(&fx, store_user_add(fx.s, address, "pw", store_sync_users, &fx.w));
 }
 
 static int get_user(const char *address)
 {
-	return FX_CALL(&fx, store_user_get(fx.s, address, store_sync_cb, &fx.w));
+	return FX_CALL(&fx, store_user_get(fx.s, address, store_sync_users, &fx.w));
 }
 
 Test(store_fault, passes_calls_through_without_rules)
@@ -42,7 +42,7 @@ Test(store_fault, passes_calls_through_without_rules)
 	open_with("fault");
 	cr_assert_eq(add_user("alice@corp.example"), 0);
 	cr_assert_eq(get_user("alice@corp.example"), 0);
-	cr_assert_str_eq(fx.w.res.users[0].address, "alice@corp.example");
+	cr_assert_str_eq(fx.w.users.v[0].address, "alice@corp.example");
 	cr_assert_eq(get_user("bob@corp.example"), -ENOENT);
 	cr_assert_eq(store_fault_calls(fx.s, "user_get"), 2);
 	cr_assert_eq(store_fault_calls(fx.s, NULL), 3);
@@ -58,7 +58,7 @@ Test(store_fault, fails_the_nth_call_in_the_callback)
 	cr_assert_eq(get_user("alice@corp.example"), 0);
 	cr_assert_eq(get_user("alice@corp.example"), 0);
 	cr_assert_eq(get_user("alice@corp.example"), -EIO);
-	cr_assert_eq(fx.w.res.n_users, 0);
+	cr_assert_eq(fx.w.users.n, 0);
 	cr_assert_eq(get_user("alice@corp.example"), 0);
 	cr_assert_eq(store_fault_failed(fx.s), 1);
 }
@@ -72,7 +72,7 @@ Test(store_fault, fails_every_call_to_one_operation_at_submit)
 	static const char msg[] = "Subject: x\r\n\r\nbody\r\n";
 	struct store_target t = {.user_id = 0};
 	cr_assert_eq(get_user("alice@corp.example"), 0);
-	t.user_id = fx.w.res.users[0].id;
+	t.user_id = fx.w.users.v[0].id;
 	struct store_deliver_req req = {
 	    .data = msg, .size = sizeof(msg) - 1, .targets = &t, .n_targets = 1};
 	for (int i = 0; i < 3; i++) {
@@ -83,7 +83,7 @@ Test(store_fault, fails_every_call_to_one_operation_at_submit)
 		cr_assert(!fx.w.done);
 	}
 	cr_assert_eq(get_user("alice@corp.example"), 0);
-	cr_assert_eq(fx.w.res.users[0].used_bytes, 0);
+	cr_assert_eq(fx.w.users.v[0].used_bytes, 0);
 	store_fault_clear(fx.s);
 	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
 	cr_assert_eq(fx.w.res.delivered[0].rc, 0);
@@ -96,7 +96,7 @@ Test(store_fault, fails_everything)
 	cr_assert_eq(store_fault_add(fx.s, &r), 0);
 	cr_assert_eq(add_user("alice@corp.example"), -ENOSPC);
 	cr_assert_eq(get_user("alice@corp.example"), -ENOSPC);
-	cr_assert_eq(FX_CALL(&fx, store_user_list(fx.s, store_sync_cb, &fx.w)), -ENOSPC);
+	cr_assert_eq(FX_CALL(&fx, store_user_list(fx.s, store_sync_users, &fx.w)), -ENOSPC);
 	cr_assert_eq(FX_CALL(&fx, store_queue_list(fx.s, store_sync_cb, &fx.w)), -ENOSPC);
 	store_fault_clear(fx.s);
 	/* Nothing reached the inner store. */
@@ -110,11 +110,11 @@ Test(store_fault, wraps_sqlite)
 	struct store_fault_rule r = {.op = "auth", .nth = 1, .rc = -EBUSY};
 	cr_assert_eq(store_fault_add(fx.s, &r), 0);
 	cr_assert_eq(
-	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "pw", store_sync_cb, &fx.w)),
+	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "pw", store_sync_login, &fx.w)),
 	    -EBUSY);
 	cr_assert_eq(
-	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "pw", store_sync_cb, &fx.w)), 0);
-	cr_assert_gt(fx.w.res.user_id, 0);
+	    FX_CALL(&fx, store_auth(fx.s, "alice@corp.example", "pw", store_sync_login, &fx.w)), 0);
+	cr_assert_gt(fx.w.login.user_id, 0);
 	/* The SQLite file is there: the inner store is the real one. */
 	cr_assert_eq(access(fx.path, F_OK), 0);
 }
@@ -126,12 +126,12 @@ struct thread_seen {
 	struct store_sync *w;
 };
 
-static void thread_cb(void *ctx, int rc, struct store_result *res)
+static void thread_cb(void *ctx, int rc, struct store_users *res)
 {
 	struct thread_seen *t = ctx;
 	t->same_thread = pthread_equal(pthread_self(), t->submitter);
 	t->calls++;
-	store_sync_cb(t->w, rc, res);
+	store_sync_users(t->w, rc, res);
 }
 
 Test(store_fault, callback_failure_runs_once_on_another_thread)

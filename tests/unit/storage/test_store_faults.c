@@ -47,8 +47,8 @@ static void exec_sql(const char *sql)
 
 static int64_t add_user(const char *address)
 {
-	cr_assert_eq(FX_CALL(&fx, store_user_add(fx.s, address, "pw", store_sync_cb, &fx.w)), 0);
-	return fx.w.res.users[0].id;
+	cr_assert_eq(FX_CALL(&fx, store_user_add(fx.s, address, "pw", store_sync_users, &fx.w)), 0);
+	return fx.w.users.v[0].id;
 }
 
 /* ---- Readers beside the writer ---- */
@@ -174,13 +174,32 @@ static int calls[64];
 static int changes;
 static uint64_t last_change_modseq;
 
-static void async_cb(void *ctx, int rc, struct store_result *res)
+static void async_seen(void *ctx)
 {
 	int *slot = ctx;
 	cr_assert(pthread_equal(pthread_self(), loop_thread), "callback off the loop thread");
 	(*slot)++;
+}
+
+static void async_cb(void *ctx, int rc, struct store_result *res)
+{
 	(void)rc;
 	(void)res;
+	async_seen(ctx);
+}
+
+static void async_users(void *ctx, int rc, struct store_users *res)
+{
+	(void)rc;
+	(void)res;
+	async_seen(ctx);
+}
+
+static void async_login(void *ctx, int rc, struct store_login *res)
+{
+	(void)rc;
+	(void)res;
+	async_seen(ctx);
 }
 
 static void on_change(void *ctx, const struct store_change *ch)
@@ -202,9 +221,9 @@ Test(faults, async_completions_run_once_on_the_loop)
 	loop_thread = pthread_self();
 	cr_assert_eq(fx_open_opts(&fx, &opt), 0);
 
-	cr_assert_eq(store_user_add(fx.s, "alice@corp.example", "pw", async_cb, &calls[0]), 0);
+	cr_assert_eq(store_user_add(fx.s, "alice@corp.example", "pw", async_users, &calls[0]), 0);
 	/* A call that fails to start never calls back. */
-	cr_assert_eq(store_user_add(fx.s, "bad address", "pw", async_cb, &calls[1]), -EINVAL);
+	cr_assert_eq(store_user_add(fx.s, "bad address", "pw", async_users, &calls[1]), -EINVAL);
 	while (calls[0] == 0) {
 		pthread_mutex_lock(&p.lock);
 		while (p.n == 0)
@@ -218,8 +237,8 @@ Test(faults, async_completions_run_once_on_the_loop)
 	    .data = msg, .size = sizeof(msg) - 1, .targets = &t, .n_targets = 1};
 	for (int i = 2; i < 42; i++)
 		cr_assert_eq(store_deliver(fx.s, &req, async_cb, &calls[i]), 0);
-	cr_assert_eq(store_user_list(fx.s, async_cb, &calls[42]), 0);
-	cr_assert_eq(store_auth(fx.s, "alice@corp.example", "pw", async_cb, &calls[43]), 0);
+	cr_assert_eq(store_user_list(fx.s, async_users, &calls[42]), 0);
+	cr_assert_eq(store_auth(fx.s, "alice@corp.example", "pw", async_login, &calls[43]), 0);
 	/* Completions that are queued run only when the loop drains them: then all at once. */
 	store_close(fx.s);
 	fx.s = NULL;
@@ -246,7 +265,7 @@ Test(faults, migrations_from_version_1)
 	exec_sql("INSERT INTO users (address, password_hash, created) VALUES ('old@x.y', 'h', 0)");
 
 	fx_open(&fx);
-	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "old@x.y", store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "old@x.y", store_sync_users, &fx.w)), 0);
 	store_close(fx.s);
 	fx.s = NULL;
 	exec_sql("SELECT count(*) FROM fts"); /* version 2 added it */
@@ -276,8 +295,8 @@ Test(faults, newer_schema_refused)
 	snprintf(restore, sizeof(restore), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
 	exec_sql(restore);
 	fx_open(&fx);
-	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_cb, &fx.w)),
-	             0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_users, &fx.w)), 0);
 }
 
 Test(faults, corrupt_file_refused)

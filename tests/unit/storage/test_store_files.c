@@ -23,7 +23,8 @@ static void expect_private(const struct store_fixture *fx)
 
 static void add_user(struct store_fixture *fx, const char *address)
 {
-	cr_assert_eq(FX_CALL(fx, store_user_add(fx->s, address, "pw", store_sync_cb, &fx->w)), 0);
+	cr_assert_eq(FX_CALL(fx, store_user_add(fx->s, address, "pw", store_sync_users, &fx->w)),
+	             0);
 }
 
 /* A permissive umask must not leak into the files: the first writes create -wal and

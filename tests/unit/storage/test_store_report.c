@@ -26,9 +26,9 @@ TestSuite(store_report, .init = setup, .fini = teardown, .timeout = 60);
 
 static int64_t add_user(const char *address, uint64_t quota)
 {
-	int rc = FX_CALL(&fx, store_user_add(fx.s, address, "pw", store_sync_cb, &fx.w));
+	int rc = FX_CALL(&fx, store_user_add(fx.s, address, "pw", store_sync_users, &fx.w));
 	cr_assert_eq(rc, 0, "user_add %s: %s", address, store_strerror(rc));
-	int64_t id = fx.w.res.users[0].id;
+	int64_t id = fx.w.users.v[0].id;
 	if (quota > 0)
 		cr_assert_eq(FX_CALL(&fx, store_user_set_quota(fx.s, address, quota,
 		                                               store_sync_done_cb, &fx.w)),

@@ -32,12 +32,12 @@ static int wait_for(struct waited *w, int submit_rc)
 	return w->rc;
 }
 
-static void user_added(void *ctx, int rc, struct store_result *res)
+static void user_added(void *ctx, int rc, struct store_users *res)
 {
 	struct waited *w = ctx;
 	w->rc = rc;
 	if (rc == 0)
-		w->id = res->users[0].id;
+		w->id = res->v[0].id;
 	w->done = true;
 }
 

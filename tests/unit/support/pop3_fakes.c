@@ -120,7 +120,7 @@ struct fake_login {
 	char *user;
 };
 
-static void fake_login_done(void *ctx, int rc, struct store_result *res)
+static void fake_login_done(void *ctx, int rc, struct store_login *res)
 {
 	struct fake_login *l = ctx;
 	struct auth_login_result r = {.status = AUTH_LOGIN_FAILED, .user = l->user};

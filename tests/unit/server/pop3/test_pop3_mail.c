@@ -149,7 +149,7 @@ struct fake_login {
 	char *user;
 };
 
-static void fake_login_done(void *ctx, int rc, struct store_result *res)
+static void fake_login_done(void *ctx, int rc, struct store_login *res)
 {
 	struct fake_login *l = ctx;
 	struct auth_login_result r = {.status = AUTH_LOGIN_FAILED, .user = l->user};
@@ -244,9 +244,9 @@ static void setup(void)
 	cr_assert_eq(store_open(&opt, &ps, &err), 0);
 	nt = notify_new();
 	cr_assert_eq(FX_CALL(&fx, store_user_add(fx.s, "alice@corp.example", "pw-alice",
-	                                         store_sync_cb, &fx.w)),
+	                                         store_sync_users, &fx.w)),
 	             0);
-	alice = fx.w.res.users[0].id;
+	alice = fx.w.users.v[0].id;
 	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, alice, "INBOX", store_sync_cb, &fx.w)),
 	             0);
 	alice_inbox = fx.w.res.mailboxes[0].id;

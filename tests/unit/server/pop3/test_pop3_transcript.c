@@ -48,9 +48,9 @@ static void setup(void)
 	sv.notify = notify_new();
 	sv.authfail = authfail_new();
 	cr_assert_eq(FX_CALL(&fx, store_user_add(fx.s, "alice@corp.example", "pw-alice",
-	                                         store_sync_cb, &fx.w)),
+	                                         store_sync_users, &fx.w)),
 	             0);
-	alice = fx.w.res.users[0].id;
+	alice = fx.w.users.v[0].id;
 	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, alice, "INBOX", store_sync_cb, &fx.w)),
 	             0);
 	alice_inbox = fx.w.res.mailboxes[0].id;
