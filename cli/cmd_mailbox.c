@@ -55,7 +55,7 @@ static int cmd_list(struct cli *cli, int argc, char **argv)
 	store_sync_done(&w);
 	if (rc == 0) {
 		store_sync_init(&w);
-		rc = cli_wait(&w, store_mailbox_list(s, user_id, store_sync_cb, &w));
+		rc = cli_wait(&w, store_mailbox_list(s, user_id, store_sync_mailboxes, &w));
 	}
 	if (rc < 0) {
 		if (rc == -ENOENT)
@@ -69,8 +69,8 @@ static int cmd_list(struct cli *cli, int argc, char **argv)
 		return CLI_FAIL;
 	}
 	printf("NAME\tSPECIAL-USE\tMESSAGES\tUNSEEN\tBYTES\tUIDVALIDITY\tUIDNEXT\n");
-	for (size_t i = 0; i < w.res.n_mailboxes; i++) {
-		const struct store_mailbox *mb = &w.res.mailboxes[i];
+	for (size_t i = 0; i < w.mailboxes.n; i++) {
+		const struct store_mailbox *mb = &w.mailboxes.v[i];
 		printf("%s\t%s\t%u\t%u\t%llu\t%u\t%u\n", mb->name,
 		       special_use_name(mb->special_use), mb->messages, mb->unseen,
 		       (unsigned long long)mb->size, mb->uidvalidity, mb->uidnext);

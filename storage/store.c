@@ -116,6 +116,7 @@ struct store_thunk {
 		store_users_cb *users;
 		store_login_cb *login;
 		store_scram_cb *scram;
+		store_mailboxes_cb *mailboxes;
 	} cb;
 	void *ctx;
 };
@@ -171,6 +172,17 @@ static void complete_scram(void *arg, int rc, struct store_backend_result *res)
 	memset(&res->scram, 0, sizeof(res->scram));
 	t->cb.scram(t->ctx, rc, &r);
 	store_scram_material_free(&r);
+	free(t);
+}
+
+static void complete_mailboxes(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_mailboxes r = {.v = res->mailboxes, .n = res->n_mailboxes};
+	res->mailboxes = NULL;
+	res->n_mailboxes = 0;
+	t->cb.mailboxes(t->ctx, rc, &r);
+	store_mailboxes_free(&r);
 	free(t);
 }
 
@@ -277,26 +289,36 @@ int store_user_scram(struct store *s, const char *address, store_scram_cb *cb, v
 	return thunk_submitted(t, s->backend->user_scram(s->impl, address, complete_scram, t));
 }
 
-int store_mailbox_list(struct store *s, int64_t user_id, store_cb *cb, void *ctx)
+int store_mailbox_list(struct store *s, int64_t user_id, store_mailboxes_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->mailbox_list(s->impl, user_id, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.mailboxes = cb;
+	return thunk_submitted(t,
+	                       s->backend->mailbox_list(s->impl, user_id, complete_mailboxes, t));
 }
 
-int store_mailbox_get(struct store *s, int64_t user_id, const char *name, store_cb *cb, void *ctx)
+int store_mailbox_get(struct store *s, int64_t user_id, const char *name, store_mailboxes_cb *cb,
+                      void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->mailbox_get(s->impl, user_id, name, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.mailboxes = cb;
+	return thunk_submitted(
+	    t, s->backend->mailbox_get(s->impl, user_id, name, complete_mailboxes, t));
 }
 
 int store_mailbox_create(struct store *s, int64_t user_id, const char *name, unsigned special_use,
-                         store_cb *cb, void *ctx)
+                         store_mailboxes_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->mailbox_create(s->impl, user_id, name, special_use, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.mailboxes = cb;
+	return thunk_submitted(t, s->backend->mailbox_create(s->impl, user_id, name, special_use,
+	                                                     complete_mailboxes, t));
 }
 
 int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, store_done_cb *cb,
@@ -311,11 +333,14 @@ int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, sto
 }
 
 int store_mailbox_rename(struct store *s, int64_t user_id, const char *name, const char *new_name,
-                         store_cb *cb, void *ctx)
+                         store_mailboxes_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->mailbox_rename(s->impl, user_id, name, new_name, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.mailboxes = cb;
+	return thunk_submitted(
+	    t, s->backend->mailbox_rename(s->impl, user_id, name, new_name, complete_mailboxes, t));
 }
 
 int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, bool on,

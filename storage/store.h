@@ -248,6 +248,15 @@ typedef void store_scram_cb(void *ctx, int rc, struct store_scram_material *res)
 void store_scram_material_free(struct store_scram_material *res);
 void store_scram_material_move(struct store_scram_material *dst, struct store_scram_material *src);
 
+/* Mailboxes with their counts: store_mailbox_list, _get, _create, _rename. */
+struct store_mailboxes {
+	struct store_mailbox *v;
+	size_t n;
+};
+typedef void store_mailboxes_cb(void *ctx, int rc, struct store_mailboxes *res);
+void store_mailboxes_free(struct store_mailboxes *res);
+void store_mailboxes_move(struct store_mailboxes *dst, struct store_mailboxes *src);
+
 /* Moves every field of src into dst (dst's previous contents are freed); src is left empty. */
 void store_result_move(struct store_result *dst, struct store_result *src);
 void store_result_free(struct store_result *res);
@@ -266,6 +275,7 @@ struct store_sync {
 	struct store_users users;
 	struct store_login login;
 	struct store_scram_material scram;
+	struct store_mailboxes mailboxes;
 	void *impl; /* mutex and condition variable */
 };
 void store_sync_init(struct store_sync *w);
@@ -275,6 +285,7 @@ void store_sync_done_cb(void *ctx, int rc);
 void store_sync_users(void *ctx, int rc, struct store_users *res);
 void store_sync_login(void *ctx, int rc, struct store_login *res);
 void store_sync_scram(void *ctx, int rc, struct store_scram_material *res);
+void store_sync_mailboxes(void *ctx, int rc, struct store_mailboxes *res);
 /* Waits for the callback (unless submit_rc < 0) and returns its rc, or submit_rc. */
 int store_sync_wait(struct store_sync *w, int submit_rc);
 /* Frees w.res and the waiting machinery. */
@@ -320,20 +331,22 @@ int store_user_scram(struct store *s, const char *address, store_scram_cb *cb, v
 
 /* ---- Mailboxes ---- */
 
-/* res: mailboxes[] of the user with counts, ordered by name (INBOX first). -ENOENT. */
-int store_mailbox_list(struct store *s, int64_t user_id, store_cb *cb, void *ctx);
-/* One mailbox by name (INBOX any case) with counts: SELECT, STATUS. res: mailboxes[0].
+/* res: v[], the user's mailboxes with counts, ordered by name (INBOX first). -ENOENT. */
+int store_mailbox_list(struct store *s, int64_t user_id, store_mailboxes_cb *cb, void *ctx);
+/* One mailbox by name (INBOX any case) with counts: SELECT, STATUS. res: v[0].
  * -ENOENT. */
-int store_mailbox_get(struct store *s, int64_t user_id, const char *name, store_cb *cb, void *ctx);
-/* res: mailboxes[0]. -EEXIST, -EINVAL (bad name). */
+int store_mailbox_get(struct store *s, int64_t user_id, const char *name, store_mailboxes_cb *cb,
+                      void *ctx);
+/* res: v[0], the new mailbox. -EEXIST, -EINVAL (bad name). */
 int store_mailbox_create(struct store *s, int64_t user_id, const char *name, unsigned special_use,
-                         store_cb *cb, void *ctx);
+                         store_mailboxes_cb *cb, void *ctx);
 /* Deletes the mailbox and its messages (not INBOX: -EINVAL). */
 int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, store_done_cb *cb,
                          void *ctx);
-/* Renames (new UIDVALIDITY is not needed: ids are stable). -ENOENT, -EEXIST, -EINVAL. */
+/* Renames (new UIDVALIDITY is not needed: ids are stable). res: v[0], the mailbox under its
+ * new name with its counts. -ENOENT, -EEXIST, -EINVAL. */
 int store_mailbox_rename(struct store *s, int64_t user_id, const char *name, const char *new_name,
-                         store_cb *cb, void *ctx);
+                         store_mailboxes_cb *cb, void *ctx);
 int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, bool on,
                             store_done_cb *cb, void *ctx);
 

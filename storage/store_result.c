@@ -138,12 +138,30 @@ void store_scram_material_move(struct store_scram_material *dst, struct store_sc
 	memset(src, 0, sizeof(*src));
 }
 
+static void mailbox_free_all(struct store_mailbox *mb, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		store_mailbox_clear(&mb[i]);
+	free(mb);
+}
+
+void store_mailboxes_free(struct store_mailboxes *res)
+{
+	mailbox_free_all(res->v, res->n);
+	memset(res, 0, sizeof(*res));
+}
+
+void store_mailboxes_move(struct store_mailboxes *dst, struct store_mailboxes *src)
+{
+	store_mailboxes_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
 void store_backend_result_free(struct store_backend_result *res)
 {
 	user_free_all(res->users, res->n_users);
-	for (size_t i = 0; i < res->n_mailboxes; i++)
-		store_mailbox_clear(&res->mailboxes[i]);
-	free(res->mailboxes);
+	mailbox_free_all(res->mailboxes, res->n_mailboxes);
 	for (size_t i = 0; i < res->n_msgs; i++)
 		store_msg_clear(&res->msgs[i]);
 	free(res->msgs);
@@ -242,6 +260,13 @@ void store_sync_scram(void *ctx, int rc, struct store_scram_material *res)
 	sync_finish(w, rc);
 }
 
+void store_sync_mailboxes(void *ctx, int rc, struct store_mailboxes *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_mailboxes_move(&w->mailboxes, res);
+	sync_finish(w, rc);
+}
+
 int store_sync_wait(struct store_sync *w, int submit_rc)
 {
 	struct store_sync_impl *impl = w->impl;
@@ -260,6 +285,7 @@ void store_sync_done(struct store_sync *w)
 	store_result_free(&w->res);
 	store_users_free(&w->users);
 	store_scram_material_free(&w->scram);
+	store_mailboxes_free(&w->mailboxes);
 	if (impl != NULL) {
 		pthread_mutex_destroy(&impl->lock);
 		pthread_cond_destroy(&impl->cv);

@@ -240,7 +240,7 @@ static void append_quota(void *ctx, int rc, struct store_users *res)
 	append_next(op);
 }
 
-static void append_dst(void *ctx, int rc, struct store_result *res)
+static void append_dst(void *ctx, int rc, struct store_mailboxes *res)
 {
 	struct append_op *op = ctx;
 	struct imap_client *cl = op->cl;
@@ -250,12 +250,12 @@ static void append_dst(void *ctx, int rc, struct store_result *res)
 		imap_done(cl, "NO", "[SERVERBUG] Store error, try again");
 		return;
 	}
-	if (rc < 0 || res->n_mailboxes != 1) {
+	if (rc < 0 || res->n != 1) {
 		imap_done(cl, "NO", "[TRYCREATE] No such mailbox");
 		return;
 	}
 	op->target.user_id = cl->user_id;
-	op->target.mailbox_id = res->mailboxes[0].id;
+	op->target.mailbox_id = res->v[0].id;
 	imap_async_begin(cl);
 	if (store_user_get(imap_store(cl), cl->user, append_quota, op) < 0) {
 		conn_release(cl->c);

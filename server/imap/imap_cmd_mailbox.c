@@ -71,7 +71,7 @@ static void simple_done(void *ctx, int rc)
 		imap_done(cl, "OK", "Completed");
 }
 
-static void simple_mailbox(void *ctx, int rc, struct store_result *res)
+static void simple_mailbox(void *ctx, int rc, struct store_mailboxes *res)
 {
 	(void)res;
 	simple_done(ctx, rc);
@@ -267,19 +267,19 @@ static void fmt_status(struct imap_client *cl, struct buf *o, const struct store
 	buf_append_str(o, ")\r\n");
 }
 
-static void status_got(void *ctx, int rc, struct store_result *res)
+static void status_got(void *ctx, int rc, struct store_mailboxes *res)
 {
 	struct mbox_op *op = ctx;
 	struct imap_client *cl = op->cl;
 	if (!imap_async_end(cl))
 		return;
-	if (rc < 0 || res->n_mailboxes != 1) {
+	if (rc < 0 || res->n != 1) {
 		imap_done(cl, "NO", imap_mailbox_error(rc < 0 ? rc : -ENOENT));
 		return;
 	}
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
-	fmt_status(cl, &o, &res->mailboxes[0], op->status_items);
+	fmt_status(cl, &o, &res->v[0], op->status_items);
 	conn_write(cl->c, o.data, o.len);
 	buf_free(&o);
 	imap_done(cl, "OK", "STATUS completed");
@@ -345,26 +345,25 @@ static bool any_match(const struct mbox_op *op, const char *name)
 	return false;
 }
 
-static const struct store_mailbox *mailbox_find(const struct store_result *res, const char *name,
+static const struct store_mailbox *mailbox_find(const struct store_mailboxes *res, const char *name,
                                                 size_t len)
 {
-	for (size_t i = 0; i < res->n_mailboxes; i++)
-		if (strlen(res->mailboxes[i].name) == len &&
-		    strncmp(res->mailboxes[i].name, name, len) == 0)
-			return &res->mailboxes[i];
+	for (size_t i = 0; i < res->n; i++)
+		if (strlen(res->v[i].name) == len && strncmp(res->v[i].name, name, len) == 0)
+			return &res->v[i];
 	return NULL;
 }
 
 /* The names LIST can return: every mailbox, then once each parent that is not a mailbox
  * itself ("a" of "a/b"), in the order they first appear. */
-static char **list_names(const struct store_result *res, size_t *n_r)
+static char **list_names(const struct store_mailboxes *res, size_t *n_r)
 {
-	char **v = xcalloc(res->n_mailboxes + 1, sizeof(*v));
-	size_t n = 0, cap = res->n_mailboxes + 1;
-	for (size_t i = 0; i < res->n_mailboxes; i++)
-		v[n++] = xstrdup(res->mailboxes[i].name);
-	for (size_t i = 0; i < res->n_mailboxes; i++) {
-		const char *name = res->mailboxes[i].name;
+	char **v = xcalloc(res->n + 1, sizeof(*v));
+	size_t n = 0, cap = res->n + 1;
+	for (size_t i = 0; i < res->n; i++)
+		v[n++] = xstrdup(res->v[i].name);
+	for (size_t i = 0; i < res->n; i++) {
+		const char *name = res->v[i].name;
 		for (const char *sl = strchr(name, '/'); sl != NULL; sl = strchr(sl + 1, '/')) {
 			size_t len = (size_t)(sl - name);
 			bool seen = false;
@@ -390,12 +389,12 @@ static bool is_below(const char *child, const char *name, size_t nl)
 
 /* RECURSIVEMATCH (RFC 5258) and LSUB with "%" (RFC 3501 6.3.9): name has a subscribed
  * descendant the patterns do not return themselves. */
-static bool subscribed_below(const struct mbox_op *op, const struct store_result *res,
+static bool subscribed_below(const struct mbox_op *op, const struct store_mailboxes *res,
                              const char *name)
 {
 	size_t nl = strlen(name);
-	for (size_t i = 0; i < res->n_mailboxes; i++) {
-		const struct store_mailbox *d = &res->mailboxes[i];
+	for (size_t i = 0; i < res->n; i++) {
+		const struct store_mailbox *d = &res->v[i];
 		if (d->subscribed && is_below(d->name, name, nl) && !any_match(op, d->name))
 			return true;
 	}
@@ -430,7 +429,7 @@ static void fmt_attrs(struct buf *o, const struct mbox_op *op, const struct stor
 }
 
 static void list_one(struct imap_client *cl, const struct mbox_op *op,
-                     const struct store_result *res, const char *name, struct buf *o)
+                     const struct store_mailboxes *res, const char *name, struct buf *o)
 {
 	if (!any_match(op, name))
 		return;
@@ -447,8 +446,8 @@ static void list_one(struct imap_client *cl, const struct mbox_op *op,
 	}
 	bool children = false;
 	size_t nl = strlen(name);
-	for (size_t k = 0; k < res->n_mailboxes && !children; k++)
-		children = is_below(res->mailboxes[k].name, name, nl);
+	for (size_t k = 0; k < res->n && !children; k++)
+		children = is_below(res->v[k].name, name, nl);
 	buf_append_str(o, op->lsub ? "* LSUB (" : "* LIST (");
 	if (op->lsub && !selected && mb != NULL) /* RFC 3501 6.3.9: a subscribed name's parent */
 		buf_append_str(o, "\\Noselect ");
@@ -465,7 +464,7 @@ static void list_one(struct imap_client *cl, const struct mbox_op *op,
 		fmt_status(cl, o, mb, op->status_items);
 }
 
-static void list_got(void *ctx, int rc, struct store_result *res)
+static void list_got(void *ctx, int rc, struct store_mailboxes *res)
 {
 	struct mbox_op *op = ctx;
 	struct imap_client *cl = op->cl;

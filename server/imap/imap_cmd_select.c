@@ -149,18 +149,18 @@ static void select_listed(void *ctx, int rc, struct store_result *res)
 	select_opened(op, res->modseq);
 }
 
-static void select_got(void *ctx, int rc, struct store_result *res)
+static void select_got(void *ctx, int rc, struct store_mailboxes *res)
 {
 	struct select_op *op = ctx;
 	struct imap_client *cl = op->cl;
 	if (!imap_async_end(cl))
 		return;
-	if (rc < 0 || res->n_mailboxes != 1) {
+	if (rc < 0 || res->n != 1) {
 		imap_done(cl, "NO", imap_mailbox_error(rc < 0 ? rc : -ENOENT));
 		return;
 	}
-	op->mb = res->mailboxes[0];
-	op->mb.name = xstrdup(res->mailboxes[0].name);
+	op->mb = res->v[0];
+	op->mb.name = xstrdup(res->v[0].name);
 	/* Unchanged since a snapshot was read (HIGHESTMODSEQ rises with every change, by
 	 * whomever): no need to list the messages again. */
 	struct imap_snap_key key = {op->mb.uidvalidity, op->mb.uidnext, op->mb.highest_modseq,

@@ -306,7 +306,7 @@ static void copied(void *ctx, int rc, struct store_result *res)
 	buf_free(&o);
 }
 
-static void copy_dst(void *ctx, int rc, struct store_result *res)
+static void copy_dst(void *ctx, int rc, struct store_mailboxes *res)
 {
 	struct chg_op *op = ctx;
 	struct imap_client *cl = op->cl;
@@ -316,11 +316,11 @@ static void copy_dst(void *ctx, int rc, struct store_result *res)
 		imap_done(cl, "NO", "[SERVERBUG] Store error, try again");
 		return;
 	}
-	if (rc < 0 || res->n_mailboxes != 1) {
+	if (rc < 0 || res->n != 1) {
 		imap_done(cl, "NO", "[TRYCREATE] No such mailbox");
 		return;
 	}
-	op->dst_id = res->mailboxes[0].id;
+	op->dst_id = res->v[0].id;
 	imap_async_begin(cl);
 	rc = store_copy(imap_store(cl), cl->mailbox_id, op->r, op->nr, op->dst_id, op->move, copied,
 	                op);

@@ -75,18 +75,18 @@ static void pop3_mail_listed(void *ctx, int rc, struct store_result *res)
 	pop3_mail_finish(m, rc);
 }
 
-static void pop3_mail_got_inbox(void *ctx, int rc, struct store_result *res)
+static void pop3_mail_got_inbox(void *ctx, int rc, struct store_mailboxes *res)
 {
 	struct pop3_mail *m = ctx;
 	if (!conn_release(m->c))
 		return;
-	if (rc == 0 && res->n_mailboxes != 1)
+	if (rc == 0 && res->n != 1)
 		rc = -EIO;
 	if (rc < 0) {
 		pop3_mail_finish(m, rc);
 		return;
 	}
-	m->mailbox_id = res->mailboxes[0].id;
+	m->mailbox_id = res->v[0].id;
 	/* The lock comes before the snapshot, so no other POP3 session changes what we
 	 * list. */
 	if (!notify_lock_mailbox(conn_services(m->c)->notify, m->mailbox_id)) {

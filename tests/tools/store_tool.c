@@ -36,9 +36,10 @@ static int inbox(const char *address, int64_t *user_id_r, int64_t *mailbox_id_r)
 	if (rc < 0)
 		return fail("user", rc);
 	store_sync_init(&w);
-	rc = store_sync_wait(&w, store_mailbox_get(st, *user_id_r, "INBOX", store_sync_cb, &w));
+	rc = store_sync_wait(&w,
+	                     store_mailbox_get(st, *user_id_r, "INBOX", store_sync_mailboxes, &w));
 	if (rc == 0)
-		*mailbox_id_r = w.res.mailboxes[0].id;
+		*mailbox_id_r = w.mailboxes.v[0].id;
 	store_sync_done(&w);
 	return rc < 0 ? fail("INBOX", rc) : 0;
 }

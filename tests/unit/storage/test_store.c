@@ -31,9 +31,9 @@ static int64_t add_user(const char *address, const char *password)
 
 static int64_t mailbox_id(int64_t user, const char *name)
 {
-	int rc = FX_CALL(&fx, store_mailbox_get(fx.s, user, name, store_sync_cb, &fx.w));
+	int rc = FX_CALL(&fx, store_mailbox_get(fx.s, user, name, store_sync_mailboxes, &fx.w));
 	cr_assert_eq(rc, 0, "mailbox_get %s: %s", name, store_strerror(rc));
-	return fx.w.res.mailboxes[0].id;
+	return fx.w.mailboxes.v[0].id;
 }
 
 static int deliver(const char *msg, const struct store_target *t, size_t n)
@@ -131,8 +131,8 @@ Test(store, user_lifecycle)
 Test(store, default_mailboxes)
 {
 	int64_t id = add_user("alice@corp.example", "pw");
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_list(fx.s, id, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_mailboxes, 6);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_list(fx.s, id, store_sync_mailboxes, &fx.w)), 0);
+	cr_assert_eq(fx.w.mailboxes.n, 6);
 	static const struct {
 		const char *name;
 		unsigned su;
@@ -143,14 +143,15 @@ Test(store, default_mailboxes)
 	            {"Sent", STORE_SU_SENT},
 	            {"Trash", STORE_SU_TRASH}};
 	for (size_t i = 0; i < 6; i++) {
-		struct store_mailbox *mb = &fx.w.res.mailboxes[i];
+		struct store_mailbox *mb = &fx.w.mailboxes.v[i];
 		cr_expect_str_eq(mb->name, want[i].name);
 		cr_expect_eq(mb->special_use, want[i].su, "%s", mb->name);
 		cr_expect_eq(mb->uidnext, 1);
 		cr_expect_gt(mb->uidvalidity, 0);
 		cr_expect(mb->subscribed);
 	}
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_list(fx.s, 999, store_sync_cb, &fx.w)), -ENOENT);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_list(fx.s, 999, store_sync_mailboxes, &fx.w)),
+	             -ENOENT);
 	/* INBOX in any case is INBOX. */
 	cr_assert_eq(mailbox_id(id, "inbox"), mailbox_id(id, "INBOX"));
 }
@@ -292,7 +293,7 @@ Test(store, uids_never_reused_and_modseq_grows)
 	int64_t a = add_user("alice@corp.example", "pw");
 	int64_t inbox = mailbox_id(a, "INBOX");
 	struct store_target t = {.user_id = a};
-	uint64_t last_modseq = fx.w.res.mailboxes[0].highest_modseq;
+	uint64_t last_modseq = fx.w.mailboxes.v[0].highest_modseq;
 	uint32_t last_uid = 0;
 	char msg[128];
 
@@ -331,9 +332,10 @@ Test(store, uids_never_reused_and_modseq_grows)
 	}
 	cr_assert_eq(last_uid, 15);
 	assert_rows("SELECT count(*) FROM contents", 0);
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.mailboxes[0].uidnext, 16);
-	cr_assert_eq(fx.w.res.mailboxes[0].messages, 0);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.mailboxes.v[0].uidnext, 16);
+	cr_assert_eq(fx.w.mailboxes.v[0].messages, 0);
 }
 
 Test(store, remove_takes_exactly_the_ranges_whatever_their_flags)
@@ -376,20 +378,23 @@ Test(store, rename_inbox_moves_its_messages_and_keeps_inbox)
 	struct store_target t = {.user_id = a, .flags = STORE_SEEN};
 	cr_assert_eq(deliver("Subject: 1\r\n\r\none\r\n", &t, 1), 0);
 	cr_assert_eq(deliver("Subject: 2\r\n\r\ntwo\r\n", &t, 1), 0);
-	cr_assert_eq(
-	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "INBOX/Sub", 0, store_sync_cb, &fx.w)), 0);
-	int64_t sub = fx.w.res.mailboxes[0].id;
-	cr_assert_eq(
-	    FX_CALL(&fx, store_mailbox_rename(fx.s, a, "inbox", "Old", store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.mailboxes[0].messages, 2);
-	cr_assert_eq(fx.w.res.mailboxes[0].unseen, 0);
-	cr_assert_neq(fx.w.res.mailboxes[0].id, inbox);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_create(fx.s, a, "INBOX/Sub", 0,
+	                                               store_sync_mailboxes, &fx.w)),
+	             0);
+	int64_t sub = fx.w.mailboxes.v[0].id;
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_rename(fx.s, a, "inbox", "Old",
+	                                               store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.mailboxes.v[0].messages, 2);
+	cr_assert_eq(fx.w.mailboxes.v[0].unseen, 0);
+	cr_assert_neq(fx.w.mailboxes.v[0].id, inbox);
 	/* INBOX is the same mailbox, now empty; its children stay where they were. */
 	cr_assert_eq(mailbox_id(a, "INBOX"), inbox);
 	cr_assert_eq(mailbox_id(a, "INBOX/Sub"), sub);
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.mailboxes[0].messages, 0);
-	cr_assert_eq(fx.w.res.mailboxes[0].uidnext, 3); /* UIDs are never reused */
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.mailboxes.v[0].messages, 0);
+	cr_assert_eq(fx.w.mailboxes.v[0].uidnext, 3); /* UIDs are never reused */
 	int64_t old = mailbox_id(a, "Old");
 	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, old, 0, store_sync_cb, &fx.w)), 0);
 	cr_assert_eq(fx.w.res.n_msgs, 2);
@@ -398,12 +403,14 @@ Test(store, rename_inbox_moves_its_messages_and_keeps_inbox)
 	assert_rows("SELECT count(*) FROM contents", 2);
 	/* A taken name fails and moves nothing; nothing can become INBOX. */
 	cr_assert_eq(deliver("Subject: 3\r\n\r\nthree\r\n", &t, 1), 0);
-	cr_assert_eq(
-	    FX_CALL(&fx, store_mailbox_rename(fx.s, a, "INBOX", "Old", store_sync_cb, &fx.w)),
-	    -EEXIST);
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.mailboxes[0].messages, 1);
-	cr_assert_eq(store_mailbox_rename(fx.s, a, "Old", "inbox", store_sync_cb, &fx.w), -EINVAL);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_rename(fx.s, a, "INBOX", "Old",
+	                                               store_sync_mailboxes, &fx.w)),
+	             -EEXIST);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.mailboxes.v[0].messages, 1);
+	cr_assert_eq(store_mailbox_rename(fx.s, a, "Old", "inbox", store_sync_mailboxes, &fx.w),
+	             -EINVAL);
 }
 
 Test(store, uidvalidity_never_given_twice)
@@ -412,10 +419,10 @@ Test(store, uidvalidity_never_given_twice)
 	uint32_t seen[8];
 	for (int i = 0; i < 8; i++) {
 		/* Created and deleted again within the same second, eight times over. */
-		cr_assert_eq(
-		    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Again", 0, store_sync_cb, &fx.w)),
-		    0);
-		seen[i] = fx.w.res.mailboxes[0].uidvalidity;
+		cr_assert_eq(FX_CALL(&fx, store_mailbox_create(fx.s, a, "Again", 0,
+		                                               store_sync_mailboxes, &fx.w)),
+		             0);
+		seen[i] = fx.w.mailboxes.v[0].uidvalidity;
 		for (int k = 0; k < i; k++)
 			cr_assert_gt(seen[i], seen[k], "UIDVALIDITY %u given again", seen[i]);
 		cr_assert_eq(
@@ -491,18 +498,22 @@ Test(store, mailboxes_copy_move)
 {
 	int64_t a = add_user("alice@corp.example", "pw");
 	int64_t inbox = mailbox_id(a, "INBOX");
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_create(fx.s, a, "Projects/2026", 0,
+	                                               store_sync_mailboxes, &fx.w)),
+	             0);
+	int64_t proj = fx.w.mailboxes.v[0].id;
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_create(fx.s, a, "Projects/2026", 0,
+	                                               store_sync_mailboxes, &fx.w)),
+	             -EEXIST);
+	cr_assert_eq(store_mailbox_create(fx.s, a, "../etc", 0, store_sync_mailboxes, &fx.w),
+	             -EINVAL);
+	cr_assert_eq(store_mailbox_create(fx.s, a, "a\nb", 0, store_sync_mailboxes, &fx.w),
+	             -EINVAL);
+	cr_assert_eq(store_mailbox_create(fx.s, a, "/abs", 0, store_sync_mailboxes, &fx.w),
+	             -EINVAL);
 	cr_assert_eq(
-	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Projects/2026", 0, store_sync_cb, &fx.w)),
-	    0);
-	int64_t proj = fx.w.res.mailboxes[0].id;
-	cr_assert_eq(
-	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Projects/2026", 0, store_sync_cb, &fx.w)),
-	    -EEXIST);
-	cr_assert_eq(store_mailbox_create(fx.s, a, "../etc", 0, store_sync_cb, &fx.w), -EINVAL);
-	cr_assert_eq(store_mailbox_create(fx.s, a, "a\nb", 0, store_sync_cb, &fx.w), -EINVAL);
-	cr_assert_eq(store_mailbox_create(fx.s, a, "/abs", 0, store_sync_cb, &fx.w), -EINVAL);
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_create(fx.s, 777, "X", 0, store_sync_cb, &fx.w)),
-	             -ENOENT);
+	    FX_CALL(&fx, store_mailbox_create(fx.s, 777, "X", 0, store_sync_mailboxes, &fx.w)),
+	    -ENOENT);
 
 	struct store_target t = {.user_id = a, .flags = STORE_SEEN};
 	cr_assert_eq(deliver(msg1, &t, 1), 0);
@@ -522,26 +533,30 @@ Test(store, mailboxes_copy_move)
 	cr_assert_eq(fx.w.res.n_uids, 1);
 	cr_assert_eq(fx.w.res.uids[0], 2);
 	cr_assert_eq(fx.w.res.uids2[0], 1);
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.mailboxes[0].messages, 1);
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "Trash", store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.mailboxes[0].messages, 1);
-	cr_assert_eq(fx.w.res.mailboxes[0].unseen, 0);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.mailboxes.v[0].messages, 1);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "Trash", store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.mailboxes.v[0].messages, 1);
+	cr_assert_eq(fx.w.mailboxes.v[0].unseen, 0);
 
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_rename(fx.s, a, "Projects", "Old",
+	                                               store_sync_mailboxes, &fx.w)),
+	             -ENOENT);
 	cr_assert_eq(
-	    FX_CALL(&fx, store_mailbox_rename(fx.s, a, "Projects", "Old", store_sync_cb, &fx.w)),
-	    -ENOENT);
-	cr_assert_eq(
-	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Projects", 0, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(
-	    FX_CALL(&fx, store_mailbox_rename(fx.s, a, "Projects", "Old", store_sync_cb, &fx.w)),
+	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Projects", 0, store_sync_mailboxes, &fx.w)),
 	    0);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_rename(fx.s, a, "Projects", "Old",
+	                                               store_sync_mailboxes, &fx.w)),
+	             0);
 	cr_assert_eq(mailbox_id(a, "Old/2026"), proj);
 	cr_assert_eq(
 	    FX_CALL(&fx, store_mailbox_subscribe(fx.s, a, "Old", false, store_sync_done_cb, &fx.w)),
 	    0);
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "Old", store_sync_cb, &fx.w)), 0);
-	cr_assert(!fx.w.res.mailboxes[0].subscribed);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "Old", store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert(!fx.w.mailboxes.v[0].subscribed);
 	cr_assert_eq(store_mailbox_delete(fx.s, a, "inbox", store_sync_done_cb, &fx.w), -EINVAL);
 	cr_assert_eq(
 	    FX_CALL(&fx, store_mailbox_delete(fx.s, a, "Old/2026", store_sync_done_cb, &fx.w)), 0);
@@ -568,9 +583,10 @@ Test(store, copy_move_into_same_mailbox)
 	cr_assert_eq(fx.w.res.uids[1], 2);
 	cr_assert_eq(fx.w.res.uids2[0], 3);
 	cr_assert_eq(fx.w.res.uids2[1], 4);
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.mailboxes[0].messages, 4);
-	cr_assert_eq(fx.w.res.mailboxes[0].uidnext, 5);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.mailboxes.v[0].messages, 4);
+	cr_assert_eq(fx.w.mailboxes.v[0].uidnext, 5);
 
 	/* MOVE there: new UIDs, the old ones expunged. */
 	struct store_uid_range two = {1, 2};

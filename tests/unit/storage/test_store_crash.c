@@ -120,9 +120,9 @@ int main(void)
 	int64_t user = w.users.v[0].id;
 	store_sync_done(&w);
 	store_sync_init(&w);
-	if (store_sync_wait(&w, store_mailbox_get(s, user, "INBOX", store_sync_cb, &w)) < 0)
+	if (store_sync_wait(&w, store_mailbox_get(s, user, "INBOX", store_sync_mailboxes, &w)) < 0)
 		die("mailbox get");
-	inbox_id = w.res.mailboxes[0].id;
+	inbox_id = w.mailboxes.v[0].id;
 	store_sync_done(&w);
 	store_close(s);
 

@@ -110,8 +110,9 @@ Test(faults, readers_concurrent_with_writer)
 {
 	fx_open(&fx);
 	int64_t a = add_user("alice@corp.example");
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
-	struct reader_arg r = {.s = fx.s, .inbox = fx.w.res.mailboxes[0].id};
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
+	             0);
+	struct reader_arg r = {.s = fx.s, .inbox = fx.w.mailboxes.v[0].id};
 	pthread_t rt, pt[4];
 	struct producer_arg pa[4];
 	pthread_create(&rt, NULL, reader_main, &r);
@@ -365,9 +366,10 @@ Test(faults, disk_full_fails_delivery)
 	int rc = FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w));
 	free(big);
 	cr_assert_eq(rc, -ENOSPC, "%d", rc);
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.mailboxes[0].messages, 0);
-	cr_assert_eq(fx.w.res.mailboxes[0].uidnext, 1);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.mailboxes.v[0].messages, 0);
+	cr_assert_eq(fx.w.mailboxes.v[0].uidnext, 1);
 	/* A small one still fits: the store keeps working. */
 	req.data = "Subject: s\r\n\r\ns\r\n";
 	req.size = strlen(req.data);
@@ -450,8 +452,9 @@ Test(faults, grouped_deliveries_searchable_at_completion)
 	cr_assert_eq(fx_open_opts(&fx, &opt), 0);
 	int64_t a = add_user("alice@corp.example");
 	int64_t b = add_user("bob@corp.example");
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
-	int64_t inbox = fx.w.res.mailboxes[0].id;
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
+	             0);
+	int64_t inbox = fx.w.mailboxes.v[0].id;
 	struct store_target tb = {.user_id = b};
 	struct store_deliver_req rb = {
 	    .data = "Subject: bob\r\n\r\nbobword\r\n", .size = 25, .targets = &tb, .n_targets = 1};
@@ -560,9 +563,10 @@ Test(faults, delivery_failing_after_a_write_leaves_nothing)
 	for (size_t i = 0; i < 20; i++)
 		cr_assert_eq(bu.rc[i], i == 7 ? -EFBIG : 0, "delivery %zu: %d", i, bu.rc[i]);
 	burst_done(&bu, 20);
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.mailboxes[0].messages, 19);
-	cr_assert_eq(fx.w.res.mailboxes[0].uidnext, 20);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.mailboxes.v[0].messages, 19);
+	cr_assert_eq(fx.w.mailboxes.v[0].uidnext, 20);
 	cr_assert_eq(count_rows("SELECT count(*) FROM contents"), 19);
 	cr_assert_eq(count_rows("SELECT count(*) FROM fts"), 19);
 	cr_assert_eq(count_rows("SELECT count(*) FROM contents WHERE body LIKE '%body7%'"), 0);

@@ -41,12 +41,12 @@ static void user_added(void *ctx, int rc, struct store_users *res)
 	w->done = true;
 }
 
-static void mailbox_created(void *ctx, int rc, struct store_result *res)
+static void mailbox_created(void *ctx, int rc, struct store_mailboxes *res)
 {
 	struct waited *w = ctx;
 	w->rc = rc;
 	if (rc == 0)
-		w->id = res->mailboxes[0].id;
+		w->id = res->v[0].id;
 	w->done = true;
 }
 

@@ -247,9 +247,9 @@ static void setup(void)
 	                                         store_sync_users, &fx.w)),
 	             0);
 	alice = fx.w.users.v[0].id;
-	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, alice, "INBOX", store_sync_cb, &fx.w)),
-	             0);
-	alice_inbox = fx.w.res.mailboxes[0].id;
+	cr_assert_eq(
+	    FX_CALL(&fx, store_mailbox_get(fx.s, alice, "INBOX", store_sync_mailboxes, &fx.w)), 0);
+	alice_inbox = fx.w.mailboxes.v[0].id;
 }
 
 static void teardown(void)
