@@ -218,22 +218,22 @@ static int crl_write(struct cli *cli, struct cert_ca *ca, uint64_t number, unsig
 	if (s == NULL)
 		return CLI_FAIL;
 	store_sync_init(&w);
-	int rc = cli_wait(&w, store_cert_list_revoked(s, store_sync_cb, &w));
+	int rc = cli_wait(&w, store_cert_list_revoked(s, store_sync_certs, &w));
 	if (rc < 0) {
 		store_sync_done(&w);
 		cli_error("reading the revoked certificates failed: %s: retry 'sealctl cert crl'",
 		          store_strerror(rc));
 		return CLI_FAIL;
 	}
-	struct cert_revoked *rev = xcalloc(w.res.n_certs + 1, sizeof(*rev));
-	for (size_t i = 0; i < w.res.n_certs; i++) {
-		rev[i].serial = w.res.certs[i].serial;
-		rev[i].revoked_at = (time_t)w.res.certs[i].revoked_at;
+	struct cert_revoked *rev = xcalloc(w.certs.n + 1, sizeof(*rev));
+	for (size_t i = 0; i < w.certs.n; i++) {
+		rev[i].serial = w.certs.v[i].serial;
+		rev[i].revoked_at = (time_t)w.certs.v[i].revoked_at;
 	}
 	char *path = crl_path(cli);
 	public_parent(path);
-	rc = cert_crl_write(ca, rev, w.res.n_certs, number, days, path, &err);
-	*n_r = w.res.n_certs;
+	rc = cert_crl_write(ca, rev, w.certs.n, number, days, path, &err);
+	*n_r = w.certs.n;
 	free(rev);
 	store_sync_done(&w);
 	if (rc < 0) {
@@ -290,8 +290,8 @@ static int crl_renew(struct cli *cli, struct cert_ca *ca, unsigned days)
 	if (s == NULL)
 		return CLI_FAIL;
 	store_sync_init(&w);
-	int rc = cli_wait(&w, store_cert_crl_next(s, store_sync_cb, &w));
-	uint64_t number = w.res.crl_number;
+	int rc = cli_wait(&w, store_cert_crl_next(s, store_sync_certs, &w));
+	uint64_t number = w.certs.crl_number;
 	store_sync_done(&w);
 	if (rc < 0) {
 		cli_error("taking the next CRL number failed: %s: retry 'sealctl cert crl'",
@@ -322,7 +322,7 @@ static int record(struct cli *cli, const struct cert_issued *is, enum store_cert
 	    .not_after = is->not_after,
 	};
 	store_sync_init(&w);
-	int rc = cli_wait(&w, store_cert_add(s, &c, store_sync_cb, &w));
+	int rc = cli_wait(&w, store_cert_add(s, &c, store_sync_certs, &w));
 	store_sync_done(&w);
 	if (rc < 0) {
 		cli_error("recording certificate %s failed: %s: its files were removed, retry",
@@ -560,23 +560,22 @@ static int cmd_list(struct cli *cli, int argc, char **argv)
 	store_sync_init(&w);
 	int rc =
 	    cli_wait(&w, store_cert_list(s, days > 0 ? (int64_t)now + (int64_t)days * 86400 : 0,
-	                                 store_sync_cb, &w));
+	                                 store_sync_certs, &w));
 	if (rc < 0) {
 		store_sync_done(&w);
 		cli_error("listing certificates failed: %s", store_strerror(rc));
 		return CLI_FAIL;
 	}
 	int wserial = 6, waddr = 7;
-	for (size_t i = 0; i < w.res.n_certs; i++) {
-		int ls = (int)strlen(w.res.certs[i].serial),
-		    la = (int)strlen(w.res.certs[i].address);
+	for (size_t i = 0; i < w.certs.n; i++) {
+		int ls = (int)strlen(w.certs.v[i].serial), la = (int)strlen(w.certs.v[i].address);
 		wserial = ls > wserial ? ls : wserial;
 		waddr = la > waddr ? la : waddr;
 	}
 	printf("%-*s  %-*s  %-20s  %-13s  %s\n", wserial, "SERIAL", waddr, "ADDRESS", "NOT-AFTER",
 	       "STATUS", "KIND");
-	for (size_t i = 0; i < w.res.n_certs; i++) {
-		const struct store_cert *c = &w.res.certs[i];
+	for (size_t i = 0; i < w.certs.n; i++) {
+		const struct store_cert *c = &w.certs.v[i];
 		char t[32];
 		/* --expiring lists what still works and soon will not. */
 		if (days > 0 && c->not_after < now)
@@ -631,7 +630,7 @@ static int cmd_revoke(struct cli *cli, int argc, char **argv)
 	}
 	store_sync_init(&w);
 	rc = cli_wait(&w, store_cert_revoke(s, address != NULL ? NULL : serial, address,
-	                                    (int64_t)time(NULL), store_sync_cb, &w));
+	                                    (int64_t)time(NULL), store_sync_certs, &w));
 	if (rc == -EALREADY) {
 		printf("certificate %s was already revoked: nothing changed\n", serial);
 		rc = CLI_OK;
@@ -646,9 +645,9 @@ static int cmd_revoke(struct cli *cli, int argc, char **argv)
 		cli_error("revoking failed: %s: nothing was revoked, retry", store_strerror(rc));
 		rc = CLI_FAIL;
 	} else {
-		uint64_t number = w.res.crl_number;
-		for (size_t i = 0; i < w.res.n_certs; i++)
-			printf("revoked %s (%s)\n", w.res.certs[i].serial, w.res.certs[i].address);
+		uint64_t number = w.certs.crl_number;
+		for (size_t i = 0; i < w.certs.n; i++)
+			printf("revoked %s (%s)\n", w.certs.v[i].serial, w.certs.v[i].address);
 		fflush(stdout);
 		size_t n = 0;
 		char *path = NULL;

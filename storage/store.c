@@ -117,6 +117,7 @@ struct store_thunk {
 		store_login_cb *login;
 		store_scram_cb *scram;
 		store_mailboxes_cb *mailboxes;
+		store_certs_cb *certs;
 	} cb;
 	void *ctx;
 };
@@ -183,6 +184,17 @@ static void complete_mailboxes(void *arg, int rc, struct store_backend_result *r
 	res->n_mailboxes = 0;
 	t->cb.mailboxes(t->ctx, rc, &r);
 	store_mailboxes_free(&r);
+	free(t);
+}
+
+static void complete_certs(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_certs r = {.v = res->certs, .n = res->n_certs, .crl_number = res->crl_number};
+	res->certs = NULL;
+	res->n_certs = 0;
+	t->cb.certs(t->ctx, rc, &r);
+	store_certs_free(&r);
 	free(t);
 }
 
@@ -526,53 +538,71 @@ int store_queue_report(struct store *s, const struct store_queue_report *rep, st
 	return s->backend->queue_report(s->impl, rep, cb, ctx);
 }
 
-int store_cert_add(struct store *s, const struct store_cert_new *cert, store_cb *cb, void *ctx)
+int store_cert_add(struct store *s, const struct store_cert_new *cert, store_certs_cb *cb,
+                   void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->cert_add(s->impl, cert, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.certs = cb;
+	return thunk_submitted(t, s->backend->cert_add(s->impl, cert, complete_certs, t));
 }
 
-int store_cert_list(struct store *s, int64_t expiring_before, store_cb *cb, void *ctx)
+int store_cert_list(struct store *s, int64_t expiring_before, store_certs_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->cert_list(s->impl, expiring_before, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.certs = cb;
+	return thunk_submitted(t,
+	                       s->backend->cert_list(s->impl, expiring_before, complete_certs, t));
 }
 
-int store_cert_get(struct store *s, const char *serial, store_cb *cb, void *ctx)
+int store_cert_get(struct store *s, const char *serial, store_certs_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->cert_get(s->impl, serial, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.certs = cb;
+	return thunk_submitted(t, s->backend->cert_get(s->impl, serial, complete_certs, t));
 }
 
-int store_cert_find_valid(struct store *s, const char *address, int64_t now, store_cb *cb,
+int store_cert_find_valid(struct store *s, const char *address, int64_t now, store_certs_cb *cb,
                           void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->cert_find_valid(s->impl, address, now, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.certs = cb;
+	return thunk_submitted(
+	    t, s->backend->cert_find_valid(s->impl, address, now, complete_certs, t));
 }
 
 int store_cert_revoke(struct store *s, const char *serial, const char *address, int64_t now,
-                      store_cb *cb, void *ctx)
+                      store_certs_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->cert_revoke(s->impl, serial, address, now, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.certs = cb;
+	return thunk_submitted(
+	    t, s->backend->cert_revoke(s->impl, serial, address, now, complete_certs, t));
 }
 
-int store_cert_crl_next(struct store *s, store_cb *cb, void *ctx)
+int store_cert_crl_next(struct store *s, store_certs_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->cert_crl_next(s->impl, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.certs = cb;
+	return thunk_submitted(t, s->backend->cert_crl_next(s->impl, complete_certs, t));
 }
 
-int store_cert_list_revoked(struct store *s, store_cb *cb, void *ctx)
+int store_cert_list_revoked(struct store *s, store_certs_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->cert_list_revoked(s->impl, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.certs = cb;
+	return thunk_submitted(t, s->backend->cert_list_revoked(s->impl, complete_certs, t));
 }

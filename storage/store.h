@@ -257,6 +257,18 @@ typedef void store_mailboxes_cb(void *ctx, int rc, struct store_mailboxes *res);
 void store_mailboxes_free(struct store_mailboxes *res);
 void store_mailboxes_move(struct store_mailboxes *dst, struct store_mailboxes *src);
 
+/* Issued certificates and the CRL number taken: store_cert_* (struct store_cert is below,
+ * with the operations). */
+struct store_cert;
+struct store_certs {
+	struct store_cert *v;
+	size_t n;
+	uint64_t crl_number; /* store_cert_revoke, store_cert_crl_next; else 0 */
+};
+typedef void store_certs_cb(void *ctx, int rc, struct store_certs *res);
+void store_certs_free(struct store_certs *res);
+void store_certs_move(struct store_certs *dst, struct store_certs *src);
+
 /* Moves every field of src into dst (dst's previous contents are freed); src is left empty. */
 void store_result_move(struct store_result *dst, struct store_result *src);
 void store_result_free(struct store_result *res);
@@ -276,6 +288,7 @@ struct store_sync {
 	struct store_login login;
 	struct store_scram_material scram;
 	struct store_mailboxes mailboxes;
+	struct store_certs certs;
 	void *impl; /* mutex and condition variable */
 };
 void store_sync_init(struct store_sync *w);
@@ -286,6 +299,7 @@ void store_sync_users(void *ctx, int rc, struct store_users *res);
 void store_sync_login(void *ctx, int rc, struct store_login *res);
 void store_sync_scram(void *ctx, int rc, struct store_scram_material *res);
 void store_sync_mailboxes(void *ctx, int rc, struct store_mailboxes *res);
+void store_sync_certs(void *ctx, int rc, struct store_certs *res);
 /* Waits for the callback (unless submit_rc < 0) and returns its rc, or submit_rc. */
 int store_sync_wait(struct store_sync *w, int submit_rc);
 /* Frees w.res and the waiting machinery. */
@@ -611,29 +625,30 @@ struct store_cert_new {
 };
 
 /* Records an issued certificate; a client certificate is linked to the user of that address
- * when there is one. res: certs[0]. -EEXIST (serial already recorded), -EINVAL. */
-int store_cert_add(struct store *s, const struct store_cert_new *cert, store_cb *cb, void *ctx);
+ * when there is one. res: v[0]. -EEXIST (serial already recorded), -EINVAL. */
+int store_cert_add(struct store *s, const struct store_cert_new *cert, store_certs_cb *cb,
+                   void *ctx);
 /* Every certificate ordered by not_after; with expiring_before > 0 only those not revoked
- * whose not_after <= expiring_before (expired ones included). res: certs[]. */
-int store_cert_list(struct store *s, int64_t expiring_before, store_cb *cb, void *ctx);
-/* res: certs[0]. -ENOENT, -EINVAL (serial not lowercase hex). */
-int store_cert_get(struct store *s, const char *serial, store_cb *cb, void *ctx);
+ * whose not_after <= expiring_before (expired ones included). res: v[]. */
+int store_cert_list(struct store *s, int64_t expiring_before, store_certs_cb *cb, void *ctx);
+/* res: v[0]. -ENOENT, -EINVAL (serial not lowercase hex). */
+int store_cert_get(struct store *s, const char *serial, store_certs_cb *cb, void *ctx);
 /* The client certificates of address that are neither revoked nor expired at now.
- * res: certs[] (possibly none). */
-int store_cert_find_valid(struct store *s, const char *address, int64_t now, store_cb *cb,
+ * res: v[] (possibly none). */
+int store_cert_find_valid(struct store *s, const char *address, int64_t now, store_certs_cb *cb,
                           void *ctx);
 /*
  * Revokes, at now, the certificate with that serial (address NULL) or every valid (as
  * store_cert_find_valid) certificate of address (serial NULL), and takes the next CRL
- * number in the same transaction. res: certs[] now revoked, crl_number. -ENOENT (no such
+ * number in the same transaction. res: v[] now revoked, crl_number. -ENOENT (no such
  * serial, or address has no valid certificate), -EALREADY (that serial is already revoked:
  * nothing changed, no number taken), -EINVAL.
  */
 int store_cert_revoke(struct store *s, const char *serial, const char *address, int64_t now,
-                      store_cb *cb, void *ctx);
+                      store_certs_cb *cb, void *ctx);
 /* Takes the next CRL number (1 the first time; strictly increasing). res: crl_number. */
-int store_cert_crl_next(struct store *s, store_cb *cb, void *ctx);
-/* Every revoked certificate, oldest revocation first (what a CRL lists). res: certs[]. */
-int store_cert_list_revoked(struct store *s, store_cb *cb, void *ctx);
+int store_cert_crl_next(struct store *s, store_certs_cb *cb, void *ctx);
+/* Every revoked certificate, oldest revocation first (what a CRL lists). res: v[]. */
+int store_cert_list_revoked(struct store *s, store_certs_cb *cb, void *ctx);
 
 #endif

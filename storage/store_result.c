@@ -158,6 +158,19 @@ void store_mailboxes_move(struct store_mailboxes *dst, struct store_mailboxes *s
 	memset(src, 0, sizeof(*src));
 }
 
+void store_certs_free(struct store_certs *res)
+{
+	store_cert_free_all(res->v, res->n);
+	memset(res, 0, sizeof(*res));
+}
+
+void store_certs_move(struct store_certs *dst, struct store_certs *src)
+{
+	store_certs_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
 void store_backend_result_free(struct store_backend_result *res)
 {
 	user_free_all(res->users, res->n_users);
@@ -267,6 +280,13 @@ void store_sync_mailboxes(void *ctx, int rc, struct store_mailboxes *res)
 	sync_finish(w, rc);
 }
 
+void store_sync_certs(void *ctx, int rc, struct store_certs *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_certs_move(&w->certs, res);
+	sync_finish(w, rc);
+}
+
 int store_sync_wait(struct store_sync *w, int submit_rc)
 {
 	struct store_sync_impl *impl = w->impl;
@@ -286,6 +306,7 @@ void store_sync_done(struct store_sync *w)
 	store_users_free(&w->users);
 	store_scram_material_free(&w->scram);
 	store_mailboxes_free(&w->mailboxes);
+	store_certs_free(&w->certs);
 	if (impl != NULL) {
 		pthread_mutex_destroy(&impl->lock);
 		pthread_cond_destroy(&impl->cv);

@@ -40,15 +40,15 @@ static int add_cert(const char *serial, const char *address, enum store_cert_kin
 	    .not_before = NOW - DAY,
 	    .not_after = not_after,
 	};
-	return FX_CALL(&fx, store_cert_add(fx.s, &c, store_sync_cb, &fx.w));
+	return FX_CALL(&fx, store_cert_add(fx.s, &c, store_sync_certs, &fx.w));
 }
 
 Test(store_cert, add_get_and_link_to_user)
 {
 	int64_t alice = add_user("alice@corp.example");
 	cr_assert_eq(add_cert("0a1b", "alice@corp.example", STORE_CERT_CLIENT, NOW + 30 * DAY), 0);
-	cr_assert_eq(fx.w.res.n_certs, 1);
-	const struct store_cert *c = &fx.w.res.certs[0];
+	cr_assert_eq(fx.w.certs.n, 1);
+	const struct store_cert *c = &fx.w.certs.v[0];
 	cr_expect_str_eq(c->serial, "0a1b");
 	cr_expect_str_eq(c->address, "alice@corp.example");
 	cr_expect_eq(c->user_id, alice);
@@ -60,13 +60,13 @@ Test(store_cert, add_get_and_link_to_user)
 
 	/* A server certificate is never linked, even if a user has that name. */
 	cr_assert_eq(add_cert("0c", "mail.corp.example", STORE_CERT_SERVER, NOW + DAY), 0);
-	cr_expect_eq(fx.w.res.certs[0].user_id, 0);
-	cr_expect_eq(fx.w.res.certs[0].kind, STORE_CERT_SERVER);
+	cr_expect_eq(fx.w.certs.v[0].user_id, 0);
+	cr_expect_eq(fx.w.certs.v[0].kind, STORE_CERT_SERVER);
 
-	cr_assert_eq(FX_CALL(&fx, store_cert_get(fx.s, "0a1b", store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_certs, 1);
-	cr_expect_str_eq(fx.w.res.certs[0].address, "alice@corp.example");
-	cr_expect_eq(FX_CALL(&fx, store_cert_get(fx.s, "ffff", store_sync_cb, &fx.w)), -ENOENT);
+	cr_assert_eq(FX_CALL(&fx, store_cert_get(fx.s, "0a1b", store_sync_certs, &fx.w)), 0);
+	cr_assert_eq(fx.w.certs.n, 1);
+	cr_expect_str_eq(fx.w.certs.v[0].address, "alice@corp.example");
+	cr_expect_eq(FX_CALL(&fx, store_cert_get(fx.s, "ffff", store_sync_certs, &fx.w)), -ENOENT);
 	/* Serials are unique. */
 	cr_expect_eq(add_cert("0a1b", "alice@corp.example", STORE_CERT_CLIENT, NOW + DAY), -EEXIST);
 }
@@ -74,25 +74,25 @@ Test(store_cert, add_get_and_link_to_user)
 Test(store_cert, refuses_bad_arguments)
 {
 	struct store_cert_new c = {.serial = "0A1B", .address = "a@b.c", .not_after = NOW};
-	cr_expect_eq(store_cert_add(fx.s, &c, store_sync_cb, &fx.w), -EINVAL); /* upper case */
+	cr_expect_eq(store_cert_add(fx.s, &c, store_sync_certs, &fx.w), -EINVAL); /* upper case */
 	c.serial = "";
-	cr_expect_eq(store_cert_add(fx.s, &c, store_sync_cb, &fx.w), -EINVAL);
+	cr_expect_eq(store_cert_add(fx.s, &c, store_sync_certs, &fx.w), -EINVAL);
 	c.serial = "12:34";
-	cr_expect_eq(store_cert_add(fx.s, &c, store_sync_cb, &fx.w), -EINVAL);
+	cr_expect_eq(store_cert_add(fx.s, &c, store_sync_certs, &fx.w), -EINVAL);
 	c.serial = "11111111111111111111111111111111111111111"; /* 41 digits */
-	cr_expect_eq(store_cert_add(fx.s, &c, store_sync_cb, &fx.w), -EINVAL);
+	cr_expect_eq(store_cert_add(fx.s, &c, store_sync_certs, &fx.w), -EINVAL);
 	c.serial = "12";
 	c.address = "";
-	cr_expect_eq(store_cert_add(fx.s, &c, store_sync_cb, &fx.w), -EINVAL);
+	cr_expect_eq(store_cert_add(fx.s, &c, store_sync_certs, &fx.w), -EINVAL);
 	c.address = "a@b.c";
 	c.not_before = NOW + 1;
-	cr_expect_eq(store_cert_add(fx.s, &c, store_sync_cb, &fx.w), -EINVAL);
-	cr_expect_eq(store_cert_get(fx.s, "xyz", store_sync_cb, &fx.w), -EINVAL);
-	cr_expect_eq(store_cert_revoke(fx.s, NULL, NULL, NOW, store_sync_cb, &fx.w), -EINVAL);
-	cr_expect_eq(store_cert_revoke(fx.s, "12", "a@b.c", NOW, store_sync_cb, &fx.w), -EINVAL);
-	cr_expect_eq(store_cert_revoke(fx.s, NULL, "not an address", NOW, store_sync_cb, &fx.w),
+	cr_expect_eq(store_cert_add(fx.s, &c, store_sync_certs, &fx.w), -EINVAL);
+	cr_expect_eq(store_cert_get(fx.s, "xyz", store_sync_certs, &fx.w), -EINVAL);
+	cr_expect_eq(store_cert_revoke(fx.s, NULL, NULL, NOW, store_sync_certs, &fx.w), -EINVAL);
+	cr_expect_eq(store_cert_revoke(fx.s, "12", "a@b.c", NOW, store_sync_certs, &fx.w), -EINVAL);
+	cr_expect_eq(store_cert_revoke(fx.s, NULL, "not an address", NOW, store_sync_certs, &fx.w),
 	             -EINVAL);
-	cr_expect_eq(store_cert_list(fx.s, -1, store_sync_cb, &fx.w), -EINVAL);
+	cr_expect_eq(store_cert_list(fx.s, -1, store_sync_certs, &fx.w), -EINVAL);
 }
 
 Test(store_cert, list_and_expiring)
@@ -102,34 +102,35 @@ Test(store_cert, list_and_expiring)
 	cr_assert_eq(add_cert("02", "alice@corp.example", STORE_CERT_CLIENT, NOW + 10 * DAY), 0);
 	cr_assert_eq(add_cert("03", "alice@corp.example", STORE_CERT_CLIENT, NOW - DAY / 2), 0);
 	cr_assert_eq(add_cert("04", "alice@corp.example", STORE_CERT_CLIENT, NOW + 5 * DAY), 0);
-	cr_assert_eq(FX_CALL(&fx, store_cert_revoke(fx.s, "04", NULL, NOW, store_sync_cb, &fx.w)),
-	             0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_cert_revoke(fx.s, "04", NULL, NOW, store_sync_certs, &fx.w)), 0);
 
-	cr_assert_eq(FX_CALL(&fx, store_cert_list(fx.s, 0, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_certs, 4);
+	cr_assert_eq(FX_CALL(&fx, store_cert_list(fx.s, 0, store_sync_certs, &fx.w)), 0);
+	cr_assert_eq(fx.w.certs.n, 4);
 	/* Ordered by not_after. */
-	cr_expect_str_eq(fx.w.res.certs[0].serial, "03");
-	cr_expect_str_eq(fx.w.res.certs[1].serial, "04");
-	cr_expect_str_eq(fx.w.res.certs[2].serial, "02");
-	cr_expect_str_eq(fx.w.res.certs[3].serial, "01");
+	cr_expect_str_eq(fx.w.certs.v[0].serial, "03");
+	cr_expect_str_eq(fx.w.certs.v[1].serial, "04");
+	cr_expect_str_eq(fx.w.certs.v[2].serial, "02");
+	cr_expect_str_eq(fx.w.certs.v[3].serial, "01");
 
 	/* Expiring within 30 days: not the revoked one, not the one good for 300 days. */
-	cr_assert_eq(FX_CALL(&fx, store_cert_list(fx.s, NOW + 30 * DAY, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_certs, 2);
-	cr_expect_str_eq(fx.w.res.certs[0].serial, "03");
-	cr_expect_str_eq(fx.w.res.certs[1].serial, "02");
+	cr_assert_eq(FX_CALL(&fx, store_cert_list(fx.s, NOW + 30 * DAY, store_sync_certs, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.certs.n, 2);
+	cr_expect_str_eq(fx.w.certs.v[0].serial, "03");
+	cr_expect_str_eq(fx.w.certs.v[1].serial, "02");
 
 	/* Valid at NOW: 01 and 02 (03 expired, 04 revoked). */
 	cr_assert_eq(FX_CALL(&fx, store_cert_find_valid(fx.s, "Alice@Corp.Example", NOW,
-	                                                store_sync_cb, &fx.w)),
+	                                                store_sync_certs, &fx.w)),
 	             0);
-	cr_assert_eq(fx.w.res.n_certs, 2);
-	cr_expect_str_eq(fx.w.res.certs[0].serial, "01");
-	cr_expect_str_eq(fx.w.res.certs[1].serial, "02");
+	cr_assert_eq(fx.w.certs.n, 2);
+	cr_expect_str_eq(fx.w.certs.v[0].serial, "01");
+	cr_expect_str_eq(fx.w.certs.v[1].serial, "02");
 	cr_assert_eq(FX_CALL(&fx, store_cert_find_valid(fx.s, "bob@corp.example", NOW,
-	                                                store_sync_cb, &fx.w)),
+	                                                store_sync_certs, &fx.w)),
 	             0);
-	cr_expect_eq(fx.w.res.n_certs, 0);
+	cr_expect_eq(fx.w.certs.n, 0);
 }
 
 Test(store_cert, revoke_by_serial_and_crl_numbers)
@@ -137,30 +138,31 @@ Test(store_cert, revoke_by_serial_and_crl_numbers)
 	add_user("alice@corp.example");
 	cr_assert_eq(add_cert("aa", "alice@corp.example", STORE_CERT_CLIENT, NOW + DAY), 0);
 
-	cr_assert_eq(FX_CALL(&fx, store_cert_crl_next(fx.s, store_sync_cb, &fx.w)), 0);
-	cr_expect_eq(fx.w.res.crl_number, 1);
+	cr_assert_eq(FX_CALL(&fx, store_cert_crl_next(fx.s, store_sync_certs, &fx.w)), 0);
+	cr_expect_eq(fx.w.certs.crl_number, 1);
 
-	cr_assert_eq(FX_CALL(&fx, store_cert_revoke(fx.s, "aa", NULL, NOW, store_sync_cb, &fx.w)),
-	             0);
-	cr_assert_eq(fx.w.res.n_certs, 1);
-	cr_expect_str_eq(fx.w.res.certs[0].serial, "aa");
-	cr_expect_eq(fx.w.res.certs[0].revoked_at, NOW);
-	cr_expect_eq(fx.w.res.crl_number, 2);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_cert_revoke(fx.s, "aa", NULL, NOW, store_sync_certs, &fx.w)), 0);
+	cr_assert_eq(fx.w.certs.n, 1);
+	cr_expect_str_eq(fx.w.certs.v[0].serial, "aa");
+	cr_expect_eq(fx.w.certs.v[0].revoked_at, NOW);
+	cr_expect_eq(fx.w.certs.crl_number, 2);
 
 	/* Again: nothing changes, no number is taken. */
 	cr_expect_eq(
-	    FX_CALL(&fx, store_cert_revoke(fx.s, "aa", NULL, NOW + 5, store_sync_cb, &fx.w)),
+	    FX_CALL(&fx, store_cert_revoke(fx.s, "aa", NULL, NOW + 5, store_sync_certs, &fx.w)),
 	    -EALREADY);
-	cr_expect_eq(FX_CALL(&fx, store_cert_revoke(fx.s, "bb", NULL, NOW, store_sync_cb, &fx.w)),
-	             -ENOENT);
-	cr_assert_eq(FX_CALL(&fx, store_cert_get(fx.s, "aa", store_sync_cb, &fx.w)), 0);
-	cr_expect_eq(fx.w.res.certs[0].revoked_at, NOW);
-	cr_assert_eq(FX_CALL(&fx, store_cert_crl_next(fx.s, store_sync_cb, &fx.w)), 0);
-	cr_expect_eq(fx.w.res.crl_number, 3);
+	cr_expect_eq(
+	    FX_CALL(&fx, store_cert_revoke(fx.s, "bb", NULL, NOW, store_sync_certs, &fx.w)),
+	    -ENOENT);
+	cr_assert_eq(FX_CALL(&fx, store_cert_get(fx.s, "aa", store_sync_certs, &fx.w)), 0);
+	cr_expect_eq(fx.w.certs.v[0].revoked_at, NOW);
+	cr_assert_eq(FX_CALL(&fx, store_cert_crl_next(fx.s, store_sync_certs, &fx.w)), 0);
+	cr_expect_eq(fx.w.certs.crl_number, 3);
 
-	cr_assert_eq(FX_CALL(&fx, store_cert_list_revoked(fx.s, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_certs, 1);
-	cr_expect_str_eq(fx.w.res.certs[0].serial, "aa");
+	cr_assert_eq(FX_CALL(&fx, store_cert_list_revoked(fx.s, store_sync_certs, &fx.w)), 0);
+	cr_assert_eq(fx.w.certs.n, 1);
+	cr_expect_str_eq(fx.w.certs.v[0].serial, "aa");
 }
 
 Test(store_cert, revoke_by_address)
@@ -173,25 +175,25 @@ Test(store_cert, revoke_by_address)
 	cr_assert_eq(add_cert("b1", "bob@corp.example", STORE_CERT_CLIENT, NOW + DAY), 0);
 
 	cr_assert_eq(FX_CALL(&fx, store_cert_revoke(fx.s, NULL, "ALICE@corp.example", NOW,
-	                                            store_sync_cb, &fx.w)),
+	                                            store_sync_certs, &fx.w)),
 	             0);
-	cr_assert_eq(fx.w.res.n_certs, 2);
-	cr_expect_str_eq(fx.w.res.certs[0].serial, "a1");
-	cr_expect_str_eq(fx.w.res.certs[1].serial, "a2");
-	cr_expect_eq(fx.w.res.crl_number, 1);
+	cr_assert_eq(fx.w.certs.n, 2);
+	cr_expect_str_eq(fx.w.certs.v[0].serial, "a1");
+	cr_expect_str_eq(fx.w.certs.v[1].serial, "a2");
+	cr_expect_eq(fx.w.certs.crl_number, 1);
 	/* Nothing valid is left. */
 	cr_expect_eq(FX_CALL(&fx, store_cert_revoke(fx.s, NULL, "alice@corp.example", NOW,
-	                                            store_sync_cb, &fx.w)),
+	                                            store_sync_certs, &fx.w)),
 	             -ENOENT);
-	cr_assert_eq(FX_CALL(&fx, store_cert_list_revoked(fx.s, store_sync_cb, &fx.w)), 0);
-	cr_expect_eq(fx.w.res.n_certs, 2);
+	cr_assert_eq(FX_CALL(&fx, store_cert_list_revoked(fx.s, store_sync_certs, &fx.w)), 0);
+	cr_expect_eq(fx.w.certs.n, 2);
 	/* Bob's is untouched. */
 	cr_assert_eq(FX_CALL(&fx, store_cert_find_valid(fx.s, "bob@corp.example", NOW,
-	                                                store_sync_cb, &fx.w)),
+	                                                store_sync_certs, &fx.w)),
 	             0);
-	cr_expect_eq(fx.w.res.n_certs, 1);
-	cr_assert_eq(FX_CALL(&fx, store_cert_crl_next(fx.s, store_sync_cb, &fx.w)), 0);
-	cr_expect_eq(fx.w.res.crl_number, 2);
+	cr_expect_eq(fx.w.certs.n, 1);
+	cr_assert_eq(FX_CALL(&fx, store_cert_crl_next(fx.s, store_sync_certs, &fx.w)), 0);
+	cr_expect_eq(fx.w.certs.crl_number, 2);
 }
 
 Test(store_cert, record_outlives_user)
@@ -200,26 +202,26 @@ Test(store_cert, record_outlives_user)
 	cr_assert_eq(add_cert("a1", "alice@corp.example", STORE_CERT_CLIENT, NOW + DAY), 0);
 	cr_assert_eq(
 	    FX_CALL(&fx, store_user_del(fx.s, "alice@corp.example", store_sync_done_cb, &fx.w)), 0);
-	cr_assert_eq(FX_CALL(&fx, store_cert_get(fx.s, "a1", store_sync_cb, &fx.w)), 0);
-	cr_expect_eq(fx.w.res.certs[0].user_id, 0);
+	cr_assert_eq(FX_CALL(&fx, store_cert_get(fx.s, "a1", store_sync_certs, &fx.w)), 0);
+	cr_expect_eq(fx.w.certs.v[0].user_id, 0);
 	/* Still revocable by address after the user is gone. */
 	cr_assert_eq(FX_CALL(&fx, store_cert_revoke(fx.s, NULL, "alice@corp.example", NOW,
-	                                            store_sync_cb, &fx.w)),
+	                                            store_sync_certs, &fx.w)),
 	             0);
-	cr_expect_eq(fx.w.res.n_certs, 1);
+	cr_expect_eq(fx.w.certs.n, 1);
 }
 
 Test(store_cert, crl_number_survives_reopen)
 {
 	fx_sqlite_only(); /* a reopened mem store is a new one */
 	for (int i = 1; i <= 3; i++) {
-		cr_assert_eq(FX_CALL(&fx, store_cert_crl_next(fx.s, store_sync_cb, &fx.w)), 0);
-		cr_expect_eq(fx.w.res.crl_number, (uint64_t)i);
+		cr_assert_eq(FX_CALL(&fx, store_cert_crl_next(fx.s, store_sync_certs, &fx.w)), 0);
+		cr_expect_eq(fx.w.certs.crl_number, (uint64_t)i);
 	}
 	store_sync_done(&fx.w);
 	store_sync_init(&fx.w);
 	store_close(fx.s);
 	fx_open(&fx);
-	cr_assert_eq(FX_CALL(&fx, store_cert_crl_next(fx.s, store_sync_cb, &fx.w)), 0);
-	cr_expect_eq(fx.w.res.crl_number, 4);
+	cr_assert_eq(FX_CALL(&fx, store_cert_crl_next(fx.s, store_sync_certs, &fx.w)), 0);
+	cr_expect_eq(fx.w.certs.crl_number, 4);
 }
