@@ -111,7 +111,7 @@ static void *producer_main(void *arg)
 		    .data = msg, .size = MSG_SIZE, .targets = &t, .n_targets = 1};
 		struct store_sync w;
 		store_sync_init(&w);
-		if (store_sync_wait(&w, store_deliver(p->s, &req, store_sync_cb, &w)) == 0)
+		if (store_sync_wait(&w, store_deliver(p->s, &req, store_sync_delivery, &w)) == 0)
 			p->done++;
 		else
 			p->failed++;

@@ -118,6 +118,7 @@ struct store_thunk {
 		store_scram_cb *scram;
 		store_mailboxes_cb *mailboxes;
 		store_certs_cb *certs;
+		store_delivery_cb *delivery;
 	} cb;
 	void *ctx;
 };
@@ -195,6 +196,22 @@ static void complete_certs(void *arg, int rc, struct store_backend_result *res)
 	res->n_certs = 0;
 	t->cb.certs(t->ctx, rc, &r);
 	store_certs_free(&r);
+	free(t);
+}
+
+static void complete_delivery(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_delivery_result r = {.content_id = res->id,
+	                                  .v = res->delivered,
+	                                  .n = res->n_delivered,
+	                                  .queue_id = res->n_queue > 0 ? res->queue[0].id : 0,
+	                                  .size = res->total_size,
+	                                  .report_rc = res->report_rc};
+	res->delivered = NULL;
+	res->n_delivered = 0;
+	t->cb.delivery(t->ctx, rc, &r);
+	store_delivery_result_free(&r);
 	free(t);
 }
 
@@ -366,11 +383,14 @@ int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, 
 	    t, s->backend->mailbox_subscribe(s->impl, user_id, name, on, complete_done, t));
 }
 
-int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb *cb, void *ctx)
+int store_deliver(struct store *s, const struct store_deliver_req *req, store_delivery_cb *cb,
+                  void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->deliver(s->impl, req, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.delivery = cb;
+	return thunk_submitted(t, s->backend->deliver(s->impl, req, complete_delivery, t));
 }
 
 int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,

@@ -269,6 +269,24 @@ typedef void store_certs_cb(void *ctx, int rc, struct store_certs *res);
 void store_certs_free(struct store_certs *res);
 void store_certs_move(struct store_certs *dst, struct store_certs *src);
 
+/* What a delivery did: store_deliver (struct store_delivered is below, with it). */
+struct store_delivered;
+struct store_delivery_result {
+	int64_t content_id;
+	struct store_delivered *v; /* one per target, in request order */
+	size_t n;
+	int64_t queue_id; /* the relay queue entry, 0 when nothing was relayed */
+	uint64_t size;    /* bytes of the message */
+	/* With a report, when a target failed: 0 the report is stored, -ENODATA none was
+	 * wanted, -ENOENT its local recipient is unknown, -EDQUOT that mailbox is full (the
+	 * report is dropped, the delivery stands). */
+	int report_rc;
+};
+typedef void store_delivery_cb(void *ctx, int rc, struct store_delivery_result *res);
+void store_delivery_result_free(struct store_delivery_result *res);
+void store_delivery_result_move(struct store_delivery_result *dst,
+                                struct store_delivery_result *src);
+
 /* Moves every field of src into dst (dst's previous contents are freed); src is left empty. */
 void store_result_move(struct store_result *dst, struct store_result *src);
 void store_result_free(struct store_result *res);
@@ -289,6 +307,7 @@ struct store_sync {
 	struct store_scram_material scram;
 	struct store_mailboxes mailboxes;
 	struct store_certs certs;
+	struct store_delivery_result delivery;
 	void *impl; /* mutex and condition variable */
 };
 void store_sync_init(struct store_sync *w);
@@ -300,6 +319,7 @@ void store_sync_login(void *ctx, int rc, struct store_login *res);
 void store_sync_scram(void *ctx, int rc, struct store_scram_material *res);
 void store_sync_mailboxes(void *ctx, int rc, struct store_mailboxes *res);
 void store_sync_certs(void *ctx, int rc, struct store_certs *res);
+void store_sync_delivery(void *ctx, int rc, struct store_delivery_result *res);
 /* Waits for the callback (unless submit_rc < 0) and returns its rc, or submit_rc. */
 int store_sync_wait(struct store_sync *w, int submit_rc);
 /* Frees w.res and the waiting machinery. */
@@ -411,7 +431,7 @@ struct store_report_input {
  * The report goes to `to`: into the INBOX of that user when local, else onto the relay
  * queue with the null sender (and REQUIRETLS when the delivery has it, RFC 8689 5). A
  * report with nowhere to go (local user unknown, that mailbox over quota) is dropped and
- * the delivery stands: res.report_rc says which. No report is made for an empty `to`:
+ * the delivery stands: res->report_rc says which. No report is made for an empty `to`:
  * the null sender is never reported to (RFC 3461 6.2).
  */
 struct store_deliver_report {
@@ -449,13 +469,14 @@ struct store_deliver_req {
  * target mailbox with a new UID and modseq, queues the relay recipients, all in one
  * transaction; the callback runs after COMMIT. The MIME structure and SEARCH fields are
  * computed on a worker thread first. The request is borrowed until the callback.
- * res: id (content id), delivered[] (one per target: rc per target: a target over quota or
- * unknown does not fail the others; req->report tells the sender about it), queue[0].id
- * when relayed, report_rc. rc: -ENOSPC (disk full: nothing stored), -EFBIG, -EIO; when
+ * res: content_id, v[] (one per target: rc per target: a target over quota or unknown does
+ * not fail the others; req->report tells the sender about it), queue_id when relayed, size,
+ * report_rc. rc: -ENOSPC (disk full: nothing stored), -EFBIG, -EIO; when
  * every target failed and nothing is relayed (nothing stored, no report): -EDQUOT when a
  * target was over quota, else -ENOENT.
  */
-int store_deliver(struct store *s, const struct store_deliver_req *req, store_cb *cb, void *ctx);
+int store_deliver(struct store *s, const struct store_deliver_req *req, store_delivery_cb *cb,
+                  void *ctx);
 
 /* Every message of a mailbox in UID order (SELECT, FETCH FLAGS, POP3 maildrop).
  * changed_since > 0 lists only messages with a higher modseq. res: msgs[], modseq,

@@ -171,6 +171,20 @@ void store_certs_move(struct store_certs *dst, struct store_certs *src)
 	memset(src, 0, sizeof(*src));
 }
 
+void store_delivery_result_free(struct store_delivery_result *res)
+{
+	free(res->v);
+	memset(res, 0, sizeof(*res));
+}
+
+void store_delivery_result_move(struct store_delivery_result *dst,
+                                struct store_delivery_result *src)
+{
+	store_delivery_result_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
 void store_backend_result_free(struct store_backend_result *res)
 {
 	user_free_all(res->users, res->n_users);
@@ -287,6 +301,13 @@ void store_sync_certs(void *ctx, int rc, struct store_certs *res)
 	sync_finish(w, rc);
 }
 
+void store_sync_delivery(void *ctx, int rc, struct store_delivery_result *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_delivery_result_move(&w->delivery, res);
+	sync_finish(w, rc);
+}
+
 int store_sync_wait(struct store_sync *w, int submit_rc)
 {
 	struct store_sync_impl *impl = w->impl;
@@ -307,6 +328,7 @@ void store_sync_done(struct store_sync *w)
 	store_scram_material_free(&w->scram);
 	store_mailboxes_free(&w->mailboxes);
 	store_certs_free(&w->certs);
+	store_delivery_result_free(&w->delivery);
 	if (impl != NULL) {
 		pthread_mutex_destroy(&impl->lock);
 		pthread_cond_destroy(&impl->cv);

@@ -131,14 +131,14 @@ static void fail(struct append_op *op, int rc)
 		undone(op, 0, NULL);
 }
 
-static void appended(void *ctx, int rc, struct store_result *res)
+static void appended(void *ctx, int rc, struct store_delivery_result *res)
 {
 	struct append_op *op = ctx;
 	struct imap_client *cl = op->cl;
 	if (!imap_async_end(cl))
 		return;
-	if (rc == 0 && res->n_delivered == 1 && res->delivered[0].rc < 0)
-		rc = res->delivered[0].rc;
+	if (rc == 0 && res->n == 1 && res->v[0].rc < 0)
+		rc = res->v[0].rc;
 	/* When its only target fails the store answers -ENOENT and keeps no per-target rc;
 	 * the mailbox was there a moment ago, so the quota is the likely reason. */
 	if (rc == -ENOENT)
@@ -147,9 +147,9 @@ static void appended(void *ctx, int rc, struct store_result *res)
 		fail(op, rc);
 		return;
 	}
-	op->uidvalidity = res->delivered[0].uidvalidity;
-	op->uids[op->next++] = res->delivered[0].uid;
-	if (cl->state == IMAP_STATE_SELECTED && res->delivered[0].mailbox_id == cl->mailbox_id)
+	op->uidvalidity = res->v[0].uidvalidity;
+	op->uids[op->next++] = res->v[0].uid;
+	if (cl->state == IMAP_STATE_SELECTED && res->v[0].mailbox_id == cl->mailbox_id)
 		cl->changed = true;
 	append_next(op);
 }

@@ -36,7 +36,7 @@ static void notice_free(struct notice *n)
 	free(n);
 }
 
-static void notice_stored(void *ctx, int rc, struct store_result *res)
+static void notice_stored(void *ctx, int rc, struct store_delivery_result *res)
 {
 	struct notice *n = ctx;
 	(void)res;

@@ -263,7 +263,7 @@ static const char *txn_store_reply(int rc)
 
 /* RFC 3461 6.2.3.2: local recipients that asked NOTIFY=SUCCESS get a "delivered" report,
  * now that the message is committed (relay_notice.c decides who asked). */
-static void txn_report_delivered(struct smtp_txn *t, const struct store_result *res)
+static void txn_report_delivered(struct smtp_txn *t, const struct store_delivery_result *res)
 {
 	struct services *sv = conn_services(t->c);
 	if (t->mail.address[0] == '\0' || t->n_local == 0)
@@ -283,10 +283,10 @@ static void txn_report_delivered(struct smtp_txn *t, const struct store_result *
 		while (r->user_id > 0 && k < t->req->n_targets &&
 		       t->targets[k].user_id != r->user_id)
 			k++;
-		if (r->user_id <= 0 || k >= res->n_delivered || res->delivered[k].rc != 0)
+		if (r->user_id <= 0 || k >= res->n || res->v[k].rc != 0)
 			continue;
-		n.mailbox_id = res->delivered[k].mailbox_id;
-		n.uid = res->delivered[k].uid;
+		n.mailbox_id = res->v[k].mailbox_id;
+		n.uid = res->v[k].uid;
 		nr[n.n_rcpts++] = (struct relay_notice_rcpt){r->address, r->notify, r->orcpt};
 	}
 	relay_notice_delivered(sv->store, sv->cfg, &n);
@@ -310,7 +310,7 @@ static const char *txn_refused_reply(const struct smtp_txn *t, int rc)
 
 /* What became of the report on a refused copy, for the log line. */
 static const char *txn_report_outcome(const struct smtp_txn *t, const struct smtp_txn_rcpt *r,
-                                      const struct store_result *res)
+                                      const struct store_delivery_result *res)
 {
 	if (t->report == NULL)
 		return "report=none reason=null_sender";
@@ -329,16 +329,16 @@ static const char *txn_report_outcome(const struct smtp_txn *t, const struct smt
 }
 
 /* One line per recipient whose copy the store refused: never a silent loss. */
-static unsigned txn_log_refused(struct smtp_txn *t, const struct store_result *res)
+static unsigned txn_log_refused(struct smtp_txn *t, const struct store_delivery_result *res)
 {
 	unsigned failed = 0;
-	for (size_t k = 0; k < res->n_delivered && k < t->req->n_targets; k++) {
-		const struct store_delivered *d = &res->delivered[k];
+	for (size_t k = 0; k < res->n && k < t->req->n_targets; k++) {
+		const struct store_delivered *d = &res->v[k];
 		if (d->rc == 0)
 			continue;
 		failed++;
 		const char *status, *diag;
-		smtp_bounce_status(d->rc, d->quota_bytes, res->total_size, &status, &diag);
+		smtp_bounce_status(d->rc, d->quota_bytes, res->size, &status, &diag);
 		for (size_t i = 0; i < t->n_rcpts; i++) {
 			const struct smtp_txn_rcpt *r = &t->rcpts[i];
 			if (r->user_id != t->targets[k].user_id)
@@ -355,7 +355,7 @@ static unsigned txn_log_refused(struct smtp_txn *t, const struct store_result *r
 	return failed;
 }
 
-static void txn_delivered(void *ctx, int rc, struct store_result *res)
+static void txn_delivered(void *ctx, int rc, struct store_delivery_result *res)
 {
 	struct smtp_txn *t = ctx;
 	if (!conn_release(t->c))

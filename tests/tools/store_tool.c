@@ -54,12 +54,12 @@ static int deliver(const char *address, const char *path)
 	    .spool_path = path, .targets = &t, .n_targets = 1, .sender = ""};
 	struct store_sync w;
 	store_sync_init(&w);
-	int rc = store_sync_wait(&w, store_deliver(st, &req, store_sync_cb, &w));
-	if (rc == 0 && w.res.n_delivered == 1 && w.res.delivered[0].rc == 0)
-		printf("%" PRIu32 " %" PRIu32 "\n", w.res.delivered[0].uidvalidity,
-		       w.res.delivered[0].uid);
+	int rc = store_sync_wait(&w, store_deliver(st, &req, store_sync_delivery, &w));
+	if (rc == 0 && w.delivery.n == 1 && w.delivery.v[0].rc == 0)
+		printf("%" PRIu32 " %" PRIu32 "\n", w.delivery.v[0].uidvalidity,
+		       w.delivery.v[0].uid);
 	else if (rc == 0)
-		rc = w.res.n_delivered == 1 ? w.res.delivered[0].rc : -EIO;
+		rc = w.delivery.n == 1 ? w.delivery.v[0].rc : -EIO;
 	store_sync_done(&w);
 	return rc < 0 ? fail("deliver", rc) : 0;
 }

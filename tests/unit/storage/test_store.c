@@ -40,7 +40,7 @@ static int deliver(const char *msg, const struct store_target *t, size_t n)
 {
 	struct store_deliver_req req = {
 	    .data = msg, .size = strlen(msg), .targets = t, .n_targets = n};
-	return FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w));
+	return FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w));
 }
 
 /* SELECT count(*) ... on the database file, beside the store, is n: what the SQLite
@@ -246,19 +246,19 @@ Test(store, deliver_shared_content)
 	int64_t b = add_user("bob@corp.example", "pw");
 	struct store_target t[] = {{.user_id = a}, {.user_id = b}, {.user_id = 4242}};
 	cr_assert_eq(deliver(msg1, t, 3), 0);
-	cr_assert_eq(fx.w.res.n_delivered, 3);
-	cr_assert_eq(fx.w.res.delivered[0].rc, 0);
-	cr_assert_eq(fx.w.res.delivered[0].uid, 1);
-	cr_assert_eq(fx.w.res.delivered[1].rc, 0);
-	cr_assert_eq(fx.w.res.delivered[1].uid, 1);
-	cr_assert_eq(fx.w.res.delivered[2].rc, -ENOENT);
-	int64_t inbox_a = fx.w.res.delivered[0].mailbox_id;
+	cr_assert_eq(fx.w.delivery.n, 3);
+	cr_assert_eq(fx.w.delivery.v[0].rc, 0);
+	cr_assert_eq(fx.w.delivery.v[0].uid, 1);
+	cr_assert_eq(fx.w.delivery.v[1].rc, 0);
+	cr_assert_eq(fx.w.delivery.v[1].uid, 1);
+	cr_assert_eq(fx.w.delivery.v[2].rc, -ENOENT);
+	int64_t inbox_a = fx.w.delivery.v[0].mailbox_id;
 	assert_rows("SELECT count(*) FROM contents", 1);
 	assert_rows("SELECT refs FROM contents", 2);
 
 	/* The same bytes again: still one content row. */
 	cr_assert_eq(deliver(msg1, t, 1), 0);
-	cr_assert_eq(fx.w.res.delivered[0].uid, 2);
+	cr_assert_eq(fx.w.delivery.v[0].uid, 2);
 	assert_rows("SELECT count(*) FROM contents", 1);
 	assert_rows("SELECT refs FROM contents", 3);
 
@@ -301,8 +301,8 @@ Test(store, uids_never_reused_and_modseq_grows)
 		for (int i = 0; i < 5; i++) {
 			snprintf(msg, sizeof(msg), "Subject: %d.%d\r\n\r\nbody\r\n", round, i);
 			cr_assert_eq(deliver(msg, &t, 1), 0);
-			cr_assert_gt(fx.w.res.delivered[0].uid, last_uid);
-			last_uid = fx.w.res.delivered[0].uid;
+			cr_assert_gt(fx.w.delivery.v[0].uid, last_uid);
+			last_uid = fx.w.delivery.v[0].uid;
 			cr_assert_eq(
 			    FX_CALL(&fx, store_message_list(fx.s, inbox, 0, store_sync_cb, &fx.w)),
 			    0);
@@ -619,10 +619,10 @@ Test(store, quota)
 	             0);
 	struct store_target t[] = {{.user_id = a}, {.user_id = b}};
 	cr_assert_eq(deliver(msg1, t, 2), 0); /* 70 bytes fit */
-	cr_assert_eq(fx.w.res.delivered[0].rc, 0);
+	cr_assert_eq(fx.w.delivery.v[0].rc, 0);
 	cr_assert_eq(deliver("Subject: second\r\n\r\nsecond body\r\n", t, 2), 0);
-	cr_assert_eq(fx.w.res.delivered[0].rc, -EDQUOT);
-	cr_assert_eq(fx.w.res.delivered[1].rc, 0);
+	cr_assert_eq(fx.w.delivery.v[0].rc, -EDQUOT);
+	cr_assert_eq(fx.w.delivery.v[1].rc, 0);
 	/* Every target over quota or unknown: the delivery fails (-EDQUOT: a quota was the
 	 * reason) and nothing is stored. */
 	cr_assert_eq(deliver("Subject: third\r\n\r\nthird body\r\n", t, 1), -EDQUOT);
@@ -647,9 +647,9 @@ Test(store, relay_queue)
 	                                .requiretls = true,
 	                                .ret = "HDRS",
 	                                .envid = "abc"};
-	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_queue, 1);
-	int64_t qid = fx.w.res.queue[0].id;
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w)), 0);
+	cr_assert_gt(fx.w.delivery.queue_id, 0);
+	int64_t qid = fx.w.delivery.queue_id;
 	assert_rows("SELECT refs FROM contents", 2);
 
 	cr_assert_eq(FX_CALL(&fx, store_queue_list(fx.s, store_sync_cb, &fx.w)), 0);
@@ -671,8 +671,8 @@ Test(store, relay_queue)
 	req.n_targets = 0;
 	req.data = "Subject: r\r\n\r\nr\r\n";
 	req.size = strlen(req.data);
-	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
-	int64_t qid2 = fx.w.res.queue[0].id;
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w)), 0);
+	int64_t qid2 = fx.w.delivery.queue_id;
 	cr_assert_eq(FX_CALL(&fx, store_queue_delete(fx.s, qid2, store_sync_done_cb, &fx.w)), 0);
 	cr_assert_eq(FX_CALL(&fx, store_queue_delete(fx.s, qid2, store_sync_done_cb, &fx.w)),
 	             -ENOENT);
@@ -702,8 +702,8 @@ Test(store, spooled_large_message)
 
 	struct store_target t = {.user_id = a};
 	struct store_deliver_req req = {.spool_path = spool, .targets = &t, .n_targets = 1};
-	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
-	uint32_t uid = fx.w.res.delivered[0].uid;
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w)), 0);
+	uint32_t uid = fx.w.delivery.v[0].uid;
 	size_t off = 0;
 	while (off < size) {
 		cr_assert_eq(FX_CALL(&fx, store_content_read(fx.s, inbox, uid, off, 1 << 20,
@@ -721,7 +721,7 @@ Test(store, spooled_large_message)
 	store_close(fx.s);
 	struct store_options opt = {.max_message_size = 1024 * 1024};
 	cr_assert_eq(fx_open_opts(&fx, &opt), 0);
-	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), -EFBIG);
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w)), -EFBIG);
 }
 
 Test(store, mime_fields_and_search)

@@ -41,10 +41,10 @@ static void *producer(void *arg)
 		    .data = msg, .size = strlen(msg), .targets = &t, .n_targets = 1};
 		struct store_sync w;
 		store_sync_init(&w);
-		int rc = store_sync_wait(&w, store_deliver(s, &req, store_sync_cb, &w));
+		int rc = store_sync_wait(&w, store_deliver(s, &req, store_sync_delivery, &w));
 		if (rc == 0) {
 			char line[32];
-			int n = snprintf(line, sizeof(line), "%u\n", w.res.delivered[0].uid);
+			int n = snprintf(line, sizeof(line), "%u\n", w.delivery.v[0].uid);
 			/* Short writes to a pipe are atomic: no torn lines. */
 			if (write(1, line, (size_t)n) != n)
 				_exit(3);

@@ -79,14 +79,14 @@ Test(store_fault, fails_every_call_to_one_operation_at_submit)
 		/* At submit: the error comes back at once and the callback never runs. */
 		store_sync_done(&fx.w);
 		store_sync_init(&fx.w);
-		cr_assert_eq(store_deliver(fx.s, &req, store_sync_cb, &fx.w), -EIO);
+		cr_assert_eq(store_deliver(fx.s, &req, store_sync_delivery, &fx.w), -EIO);
 		cr_assert(!fx.w.done);
 	}
 	cr_assert_eq(get_user("alice@corp.example"), 0);
 	cr_assert_eq(fx.w.users.v[0].used_bytes, 0);
 	store_fault_clear(fx.s);
-	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.delivered[0].rc, 0);
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w)), 0);
+	cr_assert_eq(fx.w.delivery.v[0].rc, 0);
 }
 
 Test(store_fault, fails_everything)

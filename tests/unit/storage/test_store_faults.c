@@ -99,7 +99,7 @@ static void *producer_main(void *p)
 		    .data = msg, .size = strlen(msg), .targets = &t, .n_targets = 1};
 		struct store_sync w;
 		store_sync_init(&w);
-		if (store_sync_wait(&w, store_deliver(a->s, &req, store_sync_cb, &w)) != 0)
+		if (store_sync_wait(&w, store_deliver(a->s, &req, store_sync_delivery, &w)) != 0)
 			a->failures++;
 		store_sync_done(&w);
 	}
@@ -182,7 +182,7 @@ static void async_seen(void *ctx)
 	(*slot)++;
 }
 
-static void async_cb(void *ctx, int rc, struct store_result *res)
+static void async_delivery(void *ctx, int rc, struct store_delivery_result *res)
 {
 	(void)rc;
 	(void)res;
@@ -237,7 +237,7 @@ Test(faults, async_completions_run_once_on_the_loop)
 	struct store_deliver_req req = {
 	    .data = msg, .size = sizeof(msg) - 1, .targets = &t, .n_targets = 1};
 	for (int i = 2; i < 42; i++)
-		cr_assert_eq(store_deliver(fx.s, &req, async_cb, &calls[i]), 0);
+		cr_assert_eq(store_deliver(fx.s, &req, async_delivery, &calls[i]), 0);
 	cr_assert_eq(store_user_list(fx.s, async_users, &calls[42]), 0);
 	cr_assert_eq(store_auth(fx.s, "alice@corp.example", "pw", async_login, &calls[43]), 0);
 	/* Completions that are queued run only when the loop drains them: then all at once. */
@@ -363,7 +363,7 @@ Test(faults, disk_full_fails_delivery)
 	memcpy(big, "Subject: big\r\n\r\n", 16);
 	struct store_target t = {.user_id = a};
 	struct store_deliver_req req = {.data = big, .size = size, .targets = &t, .n_targets = 1};
-	int rc = FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w));
+	int rc = FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w));
 	free(big);
 	cr_assert_eq(rc, -ENOSPC, "%d", rc);
 	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
@@ -373,7 +373,7 @@ Test(faults, disk_full_fails_delivery)
 	/* A small one still fits: the store keeps working. */
 	req.data = "Subject: s\r\n\r\ns\r\n";
 	req.size = strlen(req.data);
-	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w)), 0);
 }
 
 /* ---- Group commit ---- */
@@ -399,7 +399,7 @@ static void burst_run(struct burst *b, size_t n)
 	int submit[BURST];
 	for (size_t i = 0; i < n; i++) {
 		store_sync_init(&b->w[i]);
-		submit[i] = store_deliver(fx.s, &b->req[i], store_sync_cb, &b->w[i]);
+		submit[i] = store_deliver(fx.s, &b->req[i], store_sync_delivery, &b->w[i]);
 	}
 	for (size_t i = 0; i < n; i++)
 		b->rc[i] = store_sync_wait(&b->w[i], submit[i]);
@@ -458,7 +458,7 @@ Test(faults, grouped_deliveries_searchable_at_completion)
 	struct store_target tb = {.user_id = b};
 	struct store_deliver_req rb = {
 	    .data = "Subject: bob\r\n\r\nbobword\r\n", .size = 25, .targets = &tb, .n_targets = 1};
-	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &rb, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &rb, store_sync_delivery, &fx.w)), 0);
 
 	static struct burst bu;
 	memset(&bu, 0, sizeof(bu));
@@ -484,11 +484,11 @@ Test(faults, grouped_deliveries_searchable_at_completion)
 	store_sync_init(&wd);
 	int submit[BURST];
 	store_sync_init(&bu.w[0]);
-	submit[0] = store_deliver(fx.s, &bu.req[0], store_sync_cb, &bu.w[0]);
+	submit[0] = store_deliver(fx.s, &bu.req[0], store_sync_delivery, &bu.w[0]);
 	usleep(50 * 1000);
 	for (size_t i = 1; i < BURST; i++) {
 		store_sync_init(&bu.w[i]);
-		submit[i] = store_deliver(fx.s, &bu.req[i], store_sync_cb, &bu.w[i]);
+		submit[i] = store_deliver(fx.s, &bu.req[i], store_sync_delivery, &bu.w[i]);
 		if (i == 2) {
 			wait_queued(2);
 			cr_assert_eq(
@@ -512,7 +512,7 @@ Test(faults, grouped_deliveries_searchable_at_completion)
 		cr_assert_eq(bu.rc[i], 0, "delivery %zu: %d", i, bu.rc[i]);
 		if (bu.t[i][0].user_id == b)
 			continue;
-		uint32_t uid = bu.w[i].res.delivered[0].uid;
+		uint32_t uid = bu.w[i].delivery.v[0].uid;
 		char q[32];
 		snprintf(q, sizeof(q), "word%zux", i);
 		cr_assert_eq(FX_CALL(&fx, store_search_text(fx.s, inbox, q, store_sync_cb, &fx.w)),
@@ -591,7 +591,8 @@ Test(faults, wal_checkpointed_beside_the_writer_and_bounded)
 	off_t wal_max = 0;
 	for (int i = 0; i < 600; i++) {
 		snprintf(msg + 16, 32, "%d ", i); /* distinct content */
-		cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
+		cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w)),
+		             0);
 		struct stat st;
 		if (stat(wal, &st) == 0 && st.st_size > wal_max)
 			wal_max = st.st_size;

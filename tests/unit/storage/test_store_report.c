@@ -111,7 +111,7 @@ static int deliver_with(const struct store_target *t, size_t n, const struct sto
 	                                .n_relay = n_relay,
 	                                .requiretls = true,
 	                                .report = rp};
-	return FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w));
+	return FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w));
 }
 
 Test(store_report, local_sender_gets_report_with_the_copies)
@@ -123,10 +123,10 @@ Test(store_report, local_sender_gets_report_with_the_copies)
 	struct hook h = {0};
 	struct store_deliver_report rp = {hook_format, &h, "Carol@Corp.Example", true};
 	cr_assert_eq(deliver_with(t, 2, NULL, 0, &rp), 0);
-	cr_assert_eq(fx.w.res.delivered[0].rc, -EDQUOT);
-	cr_assert_eq(fx.w.res.delivered[0].quota_bytes, 100);
-	cr_assert_eq(fx.w.res.delivered[1].rc, 0);
-	cr_assert_eq(fx.w.res.report_rc, 0);
+	cr_assert_eq(fx.w.delivery.v[0].rc, -EDQUOT);
+	cr_assert_eq(fx.w.delivery.v[0].quota_bytes, 100);
+	cr_assert_eq(fx.w.delivery.v[1].rc, 0);
+	cr_assert_eq(fx.w.delivery.report_rc, 0);
 	cr_assert_eq(h.calls, 1);
 	cr_assert_eq(h.failed, 1);
 	cr_assert_eq(h.first_rc, -EDQUOT);
@@ -152,8 +152,8 @@ Test(store_report, remote_sender_report_is_queued_with_the_null_sender)
 	struct hook h = {0};
 	struct store_deliver_report rp = {hook_format, &h, "x@partner.example", false};
 	cr_assert_eq(deliver_with(t, 2, NULL, 0, &rp), 0);
-	cr_assert_eq(fx.w.res.report_rc, 0);
-	cr_assert_eq(fx.w.res.n_queue, 0); /* the outer delivery relays nothing */
+	cr_assert_eq(fx.w.delivery.report_rc, 0);
+	cr_assert_eq(fx.w.delivery.queue_id, 0); /* the outer delivery relays nothing */
 	cr_assert_eq(count_rows("SELECT count(*) FROM queue WHERE sender = '' AND requiretls = 1"),
 	             1);
 	cr_assert_eq(count_rows("SELECT count(*) FROM queue_rcpts WHERE address = "
@@ -169,7 +169,7 @@ Test(store_report, nothing_failed_no_hook_call)
 	struct store_deliver_report rp = {hook_format, &h, "carol@corp.example", true};
 	cr_assert_eq(deliver_with(&t, 1, NULL, 0, &rp), 0);
 	cr_assert_eq(h.calls, 0);
-	cr_assert_eq(fx.w.res.report_rc, 0);
+	cr_assert_eq(fx.w.delivery.report_rc, 0);
 }
 
 Test(store_report, none_wanted_or_nowhere_to_go_keeps_the_delivery)
@@ -180,21 +180,21 @@ Test(store_report, none_wanted_or_nowhere_to_go_keeps_the_delivery)
 	struct hook h = {.none = true};
 	struct store_deliver_report rp = {hook_format, &h, "bob@corp.example", true};
 	cr_assert_eq(deliver_with(t, 2, NULL, 0, &rp), 0);
-	cr_assert_eq(fx.w.res.report_rc, -ENODATA);
+	cr_assert_eq(fx.w.delivery.report_rc, -ENODATA);
 	cr_assert_eq(inbox_count("bob@corp.example"), 1);
 
 	/* An unknown local sender: no report, the copy stays. */
 	h = (struct hook){0};
 	rp.to = "ghost@corp.example";
 	cr_assert_eq(deliver_with(t, 2, NULL, 0, &rp), 0);
-	cr_assert_eq(fx.w.res.report_rc, -ENOENT);
+	cr_assert_eq(fx.w.delivery.report_rc, -ENOENT);
 	cr_assert_eq(h.calls, 1);
 	cr_assert_eq(inbox_count("bob@corp.example"), 2);
 
 	/* The sender is the full one: its report cannot be stored either. */
 	rp.to = "full@corp.example";
 	cr_assert_eq(deliver_with(t, 2, NULL, 0, &rp), 0);
-	cr_assert_eq(fx.w.res.report_rc, -EDQUOT);
+	cr_assert_eq(fx.w.delivery.report_rc, -EDQUOT);
 	cr_assert_eq(inbox_count("bob@corp.example"), 3);
 	cr_assert_eq(inbox_count("full@corp.example"), 0);
 
@@ -202,7 +202,7 @@ Test(store_report, none_wanted_or_nowhere_to_go_keeps_the_delivery)
 	h = (struct hook){0};
 	rp.to = "";
 	cr_assert_eq(deliver_with(t, 2, NULL, 0, &rp), 0);
-	cr_assert_eq(fx.w.res.report_rc, -ENODATA);
+	cr_assert_eq(fx.w.delivery.report_rc, -ENODATA);
 	cr_assert_eq(h.calls, 0);
 }
 
@@ -255,8 +255,8 @@ Test(store_report, spooled_message_head)
 	                                .n_targets = 2,
 	                                .sender = "bob@corp.example",
 	                                .report = &rp};
-	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.report_rc, 0);
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w)), 0);
+	cr_assert_eq(fx.w.delivery.report_rc, 0);
 	cr_assert_eq(h.size, total);
 	cr_assert_eq(h.head_len, STORE_REPORT_HEAD_MAX);
 	cr_assert_not(h.head_complete);

@@ -50,13 +50,13 @@ static void mailbox_created(void *ctx, int rc, struct store_mailboxes *res)
 	w->done = true;
 }
 
-static void delivered(void *ctx, int rc, struct store_result *res)
+static void delivered(void *ctx, int rc, struct store_delivery_result *res)
 {
 	struct waited *w = ctx;
 	w->rc = rc;
 	/* One target: its own outcome is the delivery's. */
-	if (rc == 0 && res->n_delivered == 1)
-		w->rc = res->delivered[0].rc;
+	if (rc == 0 && res->n == 1)
+		w->rc = res->v[0].rc;
 	w->done = true;
 }
 

@@ -276,8 +276,8 @@ static uint32_t deliver(const char *msg, size_t len)
 {
 	struct store_target t = {.user_id = alice};
 	struct store_deliver_req req = {.data = msg, .size = len, .targets = &t, .n_targets = 1};
-	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
-	return fx.w.res.delivered[0].uid;
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w)), 0);
+	return fx.w.delivery.v[0].uid;
 }
 
 static size_t inbox_count(void)

@@ -74,7 +74,7 @@ static void deliver(const char *msg)
 	struct store_target t = {.user_id = alice};
 	struct store_deliver_req req = {
 	    .data = msg, .size = strlen(msg), .targets = &t, .n_targets = 1};
-	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_cb, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w)), 0);
 }
 
 static size_t inbox_count(void)

@@ -317,11 +317,11 @@ static void teardown(void)
 
 TestSuite(relay, .init = setup, .fini = teardown, .timeout = 120);
 
-static void deliver_cb(void *ctx, int rc, struct store_result *res)
+static void deliver_cb(void *ctx, int rc, struct store_delivery_result *res)
 {
 	int *done = ctx;
 	cr_assert_eq(rc, 0, "store_deliver: %s", store_strerror(rc));
-	cr_assert_gt(res->queue != NULL ? res->queue[0].id : res->id, 0);
+	cr_assert_gt(res->queue_id != 0 ? res->queue_id : res->content_id, 0);
 	*done = 1;
 }
 
