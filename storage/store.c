@@ -119,6 +119,9 @@ struct store_thunk {
 		store_mailboxes_cb *mailboxes;
 		store_certs_cb *certs;
 		store_delivery_cb *delivery;
+		store_flags_cb *flags;
+		store_uids_cb *uids;
+		store_copied_cb *copied;
 	} cb;
 	void *ctx;
 };
@@ -212,6 +215,50 @@ static void complete_delivery(void *arg, int rc, struct store_backend_result *re
 	res->n_delivered = 0;
 	t->cb.delivery(t->ctx, rc, &r);
 	store_delivery_result_free(&r);
+	free(t);
+}
+
+static void complete_flags(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_flags_changed r = {.v = res->msgs,
+	                                .n = res->n_msgs,
+	                                .skipped = res->uids,
+	                                .n_skipped = res->n_uids,
+	                                .modseq = res->modseq};
+	res->msgs = NULL;
+	res->n_msgs = 0;
+	res->uids = NULL;
+	res->n_uids = 0;
+	t->cb.flags(t->ctx, rc, &r);
+	store_flags_changed_free(&r);
+	free(t);
+}
+
+static void complete_uids(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_uids r = {.v = res->uids, .n = res->n_uids, .modseq = res->modseq};
+	res->uids = NULL;
+	res->n_uids = 0;
+	t->cb.uids(t->ctx, rc, &r);
+	store_uids_free(&r);
+	free(t);
+}
+
+static void complete_copied(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_copied r = {.src = res->uids,
+	                         .dst = res->uids2,
+	                         .n = res->n_uids,
+	                         .uidvalidity = res->uidvalidity,
+	                         .modseq = res->modseq};
+	res->uids = NULL;
+	res->uids2 = NULL;
+	res->n_uids = 0;
+	t->cb.copied(t->ctx, rc, &r);
+	store_copied_free(&r);
 	free(t);
 }
 
@@ -442,61 +489,81 @@ int store_content_read(struct store *s, int64_t mailbox_id, uint32_t uid, uint64
 
 int store_flags_store(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
                       size_t n_ranges, enum store_flag_mode mode, unsigned flags,
-                      const char *keywords, uint64_t unchanged_since, store_cb *cb, void *ctx)
+                      const char *keywords, uint64_t unchanged_since, store_flags_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->flags_store(s->impl, mailbox_id, ranges, n_ranges, mode, flags, keywords,
-	                               unchanged_since, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.flags = cb;
+	return thunk_submitted(t, s->backend->flags_store(s->impl, mailbox_id, ranges, n_ranges,
+	                                                  mode, flags, keywords, unchanged_since,
+	                                                  complete_flags, t));
 }
 
 int store_expunge(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
-                  size_t n_ranges, store_cb *cb, void *ctx)
+                  size_t n_ranges, store_uids_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->expunge(s->impl, mailbox_id, ranges, n_ranges, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.uids = cb;
+	return thunk_submitted(
+	    t, s->backend->expunge(s->impl, mailbox_id, ranges, n_ranges, complete_uids, t));
 }
 
 int store_remove(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
-                 size_t n_ranges, store_cb *cb, void *ctx)
+                 size_t n_ranges, store_uids_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->remove(s->impl, mailbox_id, ranges, n_ranges, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.uids = cb;
+	return thunk_submitted(
+	    t, s->backend->remove(s->impl, mailbox_id, ranges, n_ranges, complete_uids, t));
 }
 
 int store_copy(struct store *s, int64_t src_mailbox_id, const struct store_uid_range *ranges,
-               size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx)
+               size_t n_ranges, int64_t dst_mailbox_id, bool move, store_copied_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->copy(s->impl, src_mailbox_id, ranges, n_ranges, dst_mailbox_id, move, cb,
-	                        ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.copied = cb;
+	return thunk_submitted(t, s->backend->copy(s->impl, src_mailbox_id, ranges, n_ranges,
+	                                           dst_mailbox_id, move, complete_copied, t));
 }
 
-int store_vanished(struct store *s, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
+int store_vanished(struct store *s, int64_t mailbox_id, uint64_t since_modseq, store_uids_cb *cb,
                    void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->vanished(s->impl, mailbox_id, since_modseq, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.uids = cb;
+	return thunk_submitted(
+	    t, s->backend->vanished(s->impl, mailbox_id, since_modseq, complete_uids, t));
 }
 
-int store_search_text(struct store *s, int64_t mailbox_id, const char *text, store_cb *cb,
+int store_search_text(struct store *s, int64_t mailbox_id, const char *text, store_uids_cb *cb,
                       void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->search_text(s->impl, mailbox_id, text, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.uids = cb;
+	return thunk_submitted(
+	    t, s->backend->search_text(s->impl, mailbox_id, text, complete_uids, t));
 }
 
-int store_search_body(struct store *s, int64_t mailbox_id, const char *text, store_cb *cb,
+int store_search_body(struct store *s, int64_t mailbox_id, const char *text, store_uids_cb *cb,
                       void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->search_body(s->impl, mailbox_id, text, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.uids = cb;
+	return thunk_submitted(
+	    t, s->backend->search_body(s->impl, mailbox_id, text, complete_uids, t));
 }
 
 int store_queue_list(struct store *s, store_cb *cb, void *ctx)

@@ -287,6 +287,41 @@ void store_delivery_result_free(struct store_delivery_result *res);
 void store_delivery_result_move(struct store_delivery_result *dst,
                                 struct store_delivery_result *src);
 
+/* What STORE changed: store_flags_store (struct store_msg is below). */
+struct store_msg;
+struct store_flags_changed {
+	struct store_msg *v; /* the messages changed, with their new flags and modseq */
+	size_t n;
+	uint32_t *skipped; /* UIDs left alone by unchanged_since */
+	size_t n_skipped;
+	uint64_t modseq;
+};
+typedef void store_flags_cb(void *ctx, int rc, struct store_flags_changed *res);
+void store_flags_changed_free(struct store_flags_changed *res);
+void store_flags_changed_move(struct store_flags_changed *dst, struct store_flags_changed *src);
+
+/* UIDs: store_expunge, store_remove (the ones removed), store_vanished, store_search_text. */
+struct store_uids {
+	uint32_t *v;
+	size_t n;
+	uint64_t modseq; /* after the change (store_expunge, store_remove); else 0 */
+};
+typedef void store_uids_cb(void *ctx, int rc, struct store_uids *res);
+void store_uids_free(struct store_uids *res);
+void store_uids_move(struct store_uids *dst, struct store_uids *src);
+
+/* What a COPY or MOVE made: store_copy. */
+struct store_copied {
+	uint32_t *src; /* source UIDs... */
+	uint32_t *dst; /* ...and the destination UID of each, parallel */
+	size_t n;
+	uint32_t uidvalidity; /* of the destination */
+	uint64_t modseq;
+};
+typedef void store_copied_cb(void *ctx, int rc, struct store_copied *res);
+void store_copied_free(struct store_copied *res);
+void store_copied_move(struct store_copied *dst, struct store_copied *src);
+
 /* Moves every field of src into dst (dst's previous contents are freed); src is left empty. */
 void store_result_move(struct store_result *dst, struct store_result *src);
 void store_result_free(struct store_result *res);
@@ -308,6 +343,9 @@ struct store_sync {
 	struct store_mailboxes mailboxes;
 	struct store_certs certs;
 	struct store_delivery_result delivery;
+	struct store_flags_changed flags;
+	struct store_uids uids;
+	struct store_copied copied;
 	void *impl; /* mutex and condition variable */
 };
 void store_sync_init(struct store_sync *w);
@@ -320,6 +358,9 @@ void store_sync_scram(void *ctx, int rc, struct store_scram_material *res);
 void store_sync_mailboxes(void *ctx, int rc, struct store_mailboxes *res);
 void store_sync_certs(void *ctx, int rc, struct store_certs *res);
 void store_sync_delivery(void *ctx, int rc, struct store_delivery_result *res);
+void store_sync_flags(void *ctx, int rc, struct store_flags_changed *res);
+void store_sync_uids(void *ctx, int rc, struct store_uids *res);
+void store_sync_copied(void *ctx, int rc, struct store_copied *res);
 /* Waits for the callback (unless submit_rc < 0) and returns its rc, or submit_rc. */
 int store_sync_wait(struct store_sync *w, int submit_rc);
 /* Frees w.res and the waiting machinery. */
@@ -525,37 +566,37 @@ enum store_flag_mode { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
  * STORE: changes flags (and keywords, space separated, NULL to leave them alone in ADD and
  * REMOVE; SET with NULL clears them) of the messages in the ranges. unchanged_since > 0
  * skips messages whose modseq is higher (CONDSTORE). Messages whose flags change get a new
- * modseq. res: msgs[] changed (new flags, modseq), uids[] skipped by unchanged_since,
- * modseq.
+ * modseq. res: v[] changed (new flags, modseq), skipped[] by unchanged_since, modseq.
  */
 int store_flags_store(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
                       size_t n_ranges, enum store_flag_mode mode, unsigned flags,
-                      const char *keywords, uint64_t unchanged_since, store_cb *cb, void *ctx);
+                      const char *keywords, uint64_t unchanged_since, store_flags_cb *cb,
+                      void *ctx);
 /* Removes \Deleted messages (within ranges when n_ranges > 0: UID EXPUNGE). UIDs are never
- * reused. res: uids[] expunged, modseq. */
+ * reused. res: v[] expunged, modseq. */
 int store_expunge(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
-                  size_t n_ranges, store_cb *cb, void *ctx);
+                  size_t n_ranges, store_uids_cb *cb, void *ctx);
 /* Removes exactly the messages in ranges (n_ranges > 0), whatever their flags, in one
  * transaction: POP3's UPDATE state and taking back a failed MULTIAPPEND, where flagging
  * \Deleted first and expunging after would be two commits a crash could fall between.
- * res: uids[] removed, modseq. */
+ * res: v[] removed, modseq. */
 int store_remove(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
-                 size_t n_ranges, store_cb *cb, void *ctx);
-/* COPY / MOVE the messages in ranges to dst (same user). res: uids[] source and uids2[]
- * destination (COPYUID), uidvalidity of dst. -ENOENT, -EDQUOT (copy only). */
+                 size_t n_ranges, store_uids_cb *cb, void *ctx);
+/* COPY / MOVE the messages in ranges to dst (same user). res: src[] and dst[] (COPYUID),
+ * uidvalidity of dst, modseq. -ENOENT, -EDQUOT (copy only). */
 int store_copy(struct store *s, int64_t src_mailbox_id, const struct store_uid_range *ranges,
-               size_t n_ranges, int64_t dst_mailbox_id, bool move, store_cb *cb, void *ctx);
-/* UIDs expunged since modseq (QRESYNC VANISHED). res: uids[]. */
-int store_vanished(struct store *s, int64_t mailbox_id, uint64_t since_modseq, store_cb *cb,
+               size_t n_ranges, int64_t dst_mailbox_id, bool move, store_copied_cb *cb, void *ctx);
+/* UIDs expunged since modseq (QRESYNC VANISHED). res: v[]. */
+int store_vanished(struct store *s, int64_t mailbox_id, uint64_t since_modseq, store_uids_cb *cb,
                    void *ctx);
 /* SEARCH TEXT: text is one string (spaces and quotes are part of it), matched as a
  * case-insensitive substring of the message's header or its decoded text (every text part,
- * transfer encoding undone, converted to UTF-8). res: uids[] in the mailbox whose message
- * matches. -EINVAL for a string over 4,096 bytes. */
-int store_search_text(struct store *s, int64_t mailbox_id, const char *text, store_cb *cb,
+ * transfer encoding undone, converted to UTF-8). res: v[], the UIDs in the mailbox whose
+ * message matches. -EINVAL for a string over 4,096 bytes. */
+int store_search_text(struct store *s, int64_t mailbox_id, const char *text, store_uids_cb *cb,
                       void *ctx);
 /* SEARCH BODY: as store_search_text, but the decoded text only, not the header. */
-int store_search_body(struct store *s, int64_t mailbox_id, const char *text, store_cb *cb,
+int store_search_body(struct store *s, int64_t mailbox_id, const char *text, store_uids_cb *cb,
                       void *ctx);
 
 /* ---- Relay queue ---- */

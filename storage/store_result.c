@@ -185,13 +185,59 @@ void store_delivery_result_move(struct store_delivery_result *dst,
 	memset(src, 0, sizeof(*src));
 }
 
+static void msg_free_all(struct store_msg *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		store_msg_clear(&m[i]);
+	free(m);
+}
+
+void store_flags_changed_free(struct store_flags_changed *res)
+{
+	msg_free_all(res->v, res->n);
+	free(res->skipped);
+	memset(res, 0, sizeof(*res));
+}
+
+void store_flags_changed_move(struct store_flags_changed *dst, struct store_flags_changed *src)
+{
+	store_flags_changed_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
+void store_uids_free(struct store_uids *res)
+{
+	free(res->v);
+	memset(res, 0, sizeof(*res));
+}
+
+void store_uids_move(struct store_uids *dst, struct store_uids *src)
+{
+	store_uids_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
+void store_copied_free(struct store_copied *res)
+{
+	free(res->src);
+	free(res->dst);
+	memset(res, 0, sizeof(*res));
+}
+
+void store_copied_move(struct store_copied *dst, struct store_copied *src)
+{
+	store_copied_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
 void store_backend_result_free(struct store_backend_result *res)
 {
 	user_free_all(res->users, res->n_users);
 	mailbox_free_all(res->mailboxes, res->n_mailboxes);
-	for (size_t i = 0; i < res->n_msgs; i++)
-		store_msg_clear(&res->msgs[i]);
-	free(res->msgs);
+	msg_free_all(res->msgs, res->n_msgs);
 	free(res->uids);
 	free(res->uids2);
 	free(res->delivered);
@@ -308,6 +354,27 @@ void store_sync_delivery(void *ctx, int rc, struct store_delivery_result *res)
 	sync_finish(w, rc);
 }
 
+void store_sync_flags(void *ctx, int rc, struct store_flags_changed *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_flags_changed_move(&w->flags, res);
+	sync_finish(w, rc);
+}
+
+void store_sync_uids(void *ctx, int rc, struct store_uids *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_uids_move(&w->uids, res);
+	sync_finish(w, rc);
+}
+
+void store_sync_copied(void *ctx, int rc, struct store_copied *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_copied_move(&w->copied, res);
+	sync_finish(w, rc);
+}
+
 int store_sync_wait(struct store_sync *w, int submit_rc)
 {
 	struct store_sync_impl *impl = w->impl;
@@ -329,6 +396,9 @@ void store_sync_done(struct store_sync *w)
 	store_mailboxes_free(&w->mailboxes);
 	store_certs_free(&w->certs);
 	store_delivery_result_free(&w->delivery);
+	store_flags_changed_free(&w->flags);
+	store_uids_free(&w->uids);
+	store_copied_free(&w->copied);
 	if (impl != NULL) {
 		pthread_mutex_destroy(&impl->lock);
 		pthread_cond_destroy(&impl->cv);

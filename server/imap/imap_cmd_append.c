@@ -97,7 +97,7 @@ static void append_next(struct append_op *op);
 static void append_spooled(void *ctx, int rc);
 static void append_deliver(struct append_op *op, const char *spool_path);
 
-static void undone(void *ctx, int rc, struct store_result *res)
+static void undone(void *ctx, int rc, struct store_uids *res)
 {
 	struct append_op *op = ctx;
 	struct imap_client *cl = op->cl;

@@ -512,17 +512,17 @@ static void fetch_finish(struct fetch_op *op)
 		imap_done(op->cl, "OK", "FETCH completed");
 }
 
-static void seen_stored(void *ctx, int rc, struct store_result *res)
+static void seen_stored(void *ctx, int rc, struct store_flags_changed *res)
 {
 	struct fetch_op *op = ctx;
 	struct imap_client *cl = op->cl;
 	if (!imap_async_end(cl))
 		return;
 	/* Keep our snapshot's modseqs in step so the change is not shown again. */
-	for (size_t i = 0; rc == 0 && i < res->n_msgs; i++) {
-		uint32_t s = imap_seq_of(cl, res->msgs[i].uid);
+	for (size_t i = 0; rc == 0 && i < res->n; i++) {
+		uint32_t s = imap_seq_of(cl, res->v[i].uid);
 		if (s > 0)
-			imap_snapshot_mut(cl, s)->modseq = res->msgs[i].modseq;
+			imap_snapshot_mut(cl, s)->modseq = res->v[i].modseq;
 	}
 	fetch_failed(op, rc);
 	fetch_finish(op);
@@ -738,19 +738,18 @@ static void fetch_next(struct fetch_op *op)
 	fetch_finish(op);
 }
 
-static void vanished_got(void *ctx, int rc, struct store_result *res)
+static void vanished_got(void *ctx, int rc, struct store_uids *res)
 {
 	struct fetch_op *op = ctx;
 	struct imap_client *cl = op->cl;
 	if (!imap_async_end(cl))
 		return;
-	uint32_t *v = xcalloc(res->n_uids + 1, sizeof(*v));
+	uint32_t *v = xcalloc(res->n + 1, sizeof(*v));
 	size_t nv = 0;
-	for (size_t i = 0; rc == 0 && i < res->n_uids; i++)
+	for (size_t i = 0; rc == 0 && i < res->n; i++)
 		for (size_t k = 0; k < op->n_ranges; k++)
-			if (res->uids[i] >= op->ranges[k].first &&
-			    res->uids[i] <= op->ranges[k].last) {
-				v[nv++] = res->uids[i];
+			if (res->v[i] >= op->ranges[k].first && res->v[i] <= op->ranges[k].last) {
+				v[nv++] = res->v[i];
 				break;
 			}
 	if (nv > 0) {

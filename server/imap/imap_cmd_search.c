@@ -239,14 +239,14 @@ static void after_text(struct search_op *op)
 	search_finish(op);
 }
 
-static void text_found(void *ctx, int rc, struct store_result *res);
+static void text_found(void *ctx, int rc, struct store_uids *res);
 
 struct text_ctx {
 	struct search_op *op;
 	struct imap_search_key *k;
 };
 
-static void text_found(void *ctx, int rc, struct store_result *res)
+static void text_found(void *ctx, int rc, struct store_uids *res)
 {
 	struct text_ctx *t = ctx;
 	struct search_op *op = t->op;
@@ -255,10 +255,10 @@ static void text_found(void *ctx, int rc, struct store_result *res)
 	if (!imap_async_end(op->cl))
 		return;
 	search_failed(op, rc);
-	if (rc == 0 && res->n_uids > 0) {
-		k->uids = xmalloc(res->n_uids * sizeof(uint32_t));
-		memcpy(k->uids, res->uids, res->n_uids * sizeof(uint32_t));
-		k->n_uids = res->n_uids;
+	if (rc == 0 && res->n > 0) {
+		k->uids = xmalloc(res->n * sizeof(uint32_t));
+		memcpy(k->uids, res->v, res->n * sizeof(uint32_t));
+		k->n_uids = res->n;
 		qsort(k->uids, k->n_uids, sizeof(uint32_t), cmp_u32);
 	}
 	if (--op->text_pending == 0)
@@ -273,7 +273,7 @@ static void start_text(struct imap_search_key *k, void *ctx)
 	t->k = k;
 	op->text_pending++;
 	imap_async_begin(op->cl);
-	int (*search)(struct store *, int64_t, const char *, store_cb *, void *) =
+	int (*search)(struct store *, int64_t, const char *, store_uids_cb *, void *) =
 	    k->body_only ? store_search_body : store_search_text;
 	if (search(imap_store(op->cl), op->cl->mailbox_id, k->str, text_found, t) < 0) {
 		conn_release(op->cl->c);

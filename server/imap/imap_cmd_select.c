@@ -44,7 +44,7 @@ static void select_finish(struct select_op *op)
 
 /* QRESYNC (RFC 7162 3.2.5): what vanished since the client's modseq (of the UIDs it
  * knows), then the flags of every message changed since. */
-static void select_vanished(void *ctx, int rc, struct store_result *res)
+static void select_vanished(void *ctx, int rc, struct store_uids *res)
 {
 	struct select_op *op = ctx;
 	struct imap_client *cl = op->cl;
@@ -52,12 +52,11 @@ static void select_vanished(void *ctx, int rc, struct store_result *res)
 		return;
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
-	uint32_t *v = xcalloc(res->n_uids + 1, sizeof(*v));
+	uint32_t *v = xcalloc(res->n + 1, sizeof(*v));
 	size_t nv = 0;
-	for (size_t i = 0; rc == 0 && i < res->n_uids; i++)
-		if (!op->qr_has_known ||
-		    imap_seqset_contains(&op->qr_known, res->uids[i], UINT32_MAX))
-			v[nv++] = res->uids[i];
+	for (size_t i = 0; rc == 0 && i < res->n; i++)
+		if (!op->qr_has_known || imap_seqset_contains(&op->qr_known, res->v[i], UINT32_MAX))
+			v[nv++] = res->v[i];
 	if (nv > 0) {
 		buf_append_str(&o, "* VANISHED (EARLIER) ");
 		imap_fmt_seqset(&o, v, nv);
@@ -269,7 +268,7 @@ void imap_cmd_examine(struct imap_client *cl, const struct imap_arg *a, size_t n
 
 /* ---- CLOSE / UNSELECT ---- */
 
-static void close_expunged(void *ctx, int rc, struct store_result *res)
+static void close_expunged(void *ctx, int rc, struct store_uids *res)
 {
 	struct imap_client *cl = ctx;
 	if (!imap_async_end(cl))

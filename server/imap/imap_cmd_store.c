@@ -47,7 +47,7 @@ static void fail(struct imap_client *cl, int rc)
 
 /* ---- STORE ---- */
 
-static void stored(void *ctx, int rc, struct store_result *res)
+static void stored(void *ctx, int rc, struct store_flags_changed *res)
 {
 	struct chg_op *op = ctx;
 	struct imap_client *cl = op->cl;
@@ -60,15 +60,15 @@ static void stored(void *ctx, int rc, struct store_result *res)
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
 	bool announce = false;
-	for (size_t i = 0; i < res->n_msgs; i++) {
-		uint32_t s = imap_seq_of(cl, res->msgs[i].uid);
+	for (size_t i = 0; i < res->n; i++) {
+		uint32_t s = imap_seq_of(cl, res->v[i].uid);
 		if (s == 0)
 			continue;
 		struct imap_msg *m = imap_snapshot_mut(cl, s);
-		m->flags = res->msgs[i].flags;
+		m->flags = res->v[i].flags;
 		free(m->keywords);
-		m->keywords = imap_keywords_dup(res->msgs[i].keywords);
-		m->modseq = res->msgs[i].modseq;
+		m->keywords = imap_keywords_dup(res->v[i].keywords);
+		m->modseq = res->v[i].modseq;
 		/* A new keyword is named by FLAGS before a FETCH shows it, also after .SILENT:
 		 * the client sees it in the next FETCH FLAGS. */
 		announce |= imap_keywords_learn(cl, m->keywords);
@@ -97,10 +97,10 @@ static void stored(void *ctx, int rc, struct store_result *res)
 	if (o.len > 0)
 		conn_write(cl->c, o.data, o.len);
 	buf_free(&o);
-	if (res->n_uids > 0) {
+	if (res->n_skipped > 0) {
 		struct buf m;
 		buf_init(&m, SIZE_MAX);
-		imap_fmt_seqset(&m, res->uids, res->n_uids);
+		imap_fmt_seqset(&m, res->skipped, res->n_skipped);
 		imap_donef(cl, "OK", "[MODIFIED %s] Conditional STORE failed", m.data);
 		buf_free(&m);
 		return;
@@ -173,7 +173,7 @@ void imap_cmd_store(struct imap_client *cl, const struct imap_arg *a, size_t n)
 
 /* ---- EXPUNGE ---- */
 
-static void expunged(void *ctx, int rc, struct store_result *res)
+static void expunged(void *ctx, int rc, struct store_uids *res)
 {
 	struct chg_op *op = ctx;
 	struct imap_client *cl = op->cl;
@@ -185,13 +185,13 @@ static void expunged(void *ctx, int rc, struct store_result *res)
 	}
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
-	if (cl->qresync && res->n_uids > 0) {
+	if (cl->qresync && res->n > 0) {
 		buf_append_str(&o, "* VANISHED ");
-		imap_fmt_seqset(&o, res->uids, res->n_uids);
+		imap_fmt_seqset(&o, res->v, res->n);
 		buf_append_str(&o, "\r\n");
 	}
-	for (size_t i = 0; i < res->n_uids; i++) {
-		uint32_t s = imap_seq_of(cl, res->uids[i]);
+	for (size_t i = 0; i < res->n; i++) {
+		uint32_t s = imap_seq_of(cl, res->v[i]);
 		if (s == 0)
 			continue;
 		if (!cl->qresync)
@@ -245,7 +245,7 @@ static void copy_reply(struct imap_client *cl)
 	imap_done(cl, "OK", op->reply);
 }
 
-static void copied(void *ctx, int rc, struct store_result *res)
+static void copied(void *ctx, int rc, struct store_copied *res)
 {
 	struct chg_op *op = ctx;
 	struct imap_client *cl = op->cl;
@@ -260,17 +260,17 @@ static void copied(void *ctx, int rc, struct store_result *res)
 	}
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
-	if (res->n_uids > 0) {
+	if (res->n > 0) {
 		buf_printf(&o, "[COPYUID %u ", res->uidvalidity);
-		imap_fmt_seqset(&o, res->uids, res->n_uids);
+		imap_fmt_seqset(&o, res->src, res->n);
 		buf_append_str(&o, " ");
 		/* Destination UIDs are parallel to the source ones, not necessarily sorted as
 		 * a set: write them one by one in the same order. */
-		for (size_t i = 0; i < res->n_uids; i++)
-			buf_printf(&o, "%s%u", i > 0 ? "," : "", res->uids2[i]);
+		for (size_t i = 0; i < res->n; i++)
+			buf_printf(&o, "%s%u", i > 0 ? "," : "", res->dst[i]);
 		buf_append_str(&o, "] ");
 	}
-	bool into_selected = op->dst_id == cl->mailbox_id && res->n_uids > 0;
+	bool into_selected = op->dst_id == cl->mailbox_id && res->n > 0;
 	/* New messages in the selected mailbox are shown before the tagged reply (RFC 3501
 	 * 5.2: size changes are sent during the command); after a MOVE's expunges the sync
 	 * in imap_done finds them. */
@@ -292,12 +292,9 @@ static void copied(void *ctx, int rc, struct store_result *res)
 	}
 	/* MOVE: COPYUID goes in an untagged OK (resp-text needs text after the code), then
 	 * the expunges. */
-	if (res->n_uids > 0) {
+	if (res->n > 0) {
 		conn_printf(cl->c, "* OK %.*sMoved\r\n", (int)o.len, o.data);
-		struct store_result fake = {0};
-		fake.uids = res->uids;
-		fake.n_uids = res->n_uids;
-		fake.modseq = res->modseq;
+		struct store_uids fake = {.v = res->src, .n = res->n, .modseq = res->modseq};
 		imap_async_begin(cl);
 		expunged(op, 0, &fake);
 	} else {

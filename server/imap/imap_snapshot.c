@@ -699,7 +699,7 @@ static void sync_end(struct imap_client *cl, void (*then)(struct imap_client *cl
 		conn_resume(cl->c);
 }
 
-static void sync_vanished(void *ctx, int rc, struct store_result *res)
+static void sync_vanished(void *ctx, int rc, struct store_uids *res)
 {
 	struct sync_op *op = ctx;
 	struct imap_client *cl = op->cl;
@@ -709,7 +709,7 @@ static void sync_vanished(void *ctx, int rc, struct store_result *res)
 		return;
 	}
 	if (rc == 0 && cl->state == IMAP_STATE_SELECTED)
-		merge(cl, op, res->uids, res->n_uids);
+		merge(cl, op, res->v, res->n);
 	sync_op_free(op);
 	sync_end(cl, then);
 }

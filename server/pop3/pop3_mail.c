@@ -350,12 +350,12 @@ int pop3_mail_top(struct pop3_mail *m, const char *arg, size_t len)
 
 /* ---- UPDATE ---------------------------------------------------------------------- */
 
-static void pop3_mail_removed(void *ctx, int rc, struct store_result *res)
+static void pop3_mail_removed(void *ctx, int rc, struct store_uids *res)
 {
 	struct pop3_mail *m = ctx;
 	if (rc == 0)
 		log_event(LOGL_INFO, "session=%s proto=pop3 event=update deleted=%zu expunged=%zu",
-		          conn_id(m->c), m->update_n, res->n_uids);
+		          conn_id(m->c), m->update_n, res->n);
 	if (conn_release(m->c))
 		pop3_mail_finish(m, rc);
 }

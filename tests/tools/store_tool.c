@@ -76,13 +76,14 @@ static int expunge(const char *address, const char *uid_s)
 	struct store_uid_range r = {(uint32_t)uid, (uint32_t)uid};
 	struct store_sync w;
 	store_sync_init(&w);
-	int rc = store_sync_wait(&w, store_flags_store(st, mailbox_id, &r, 1, STORE_FLAGS_ADD,
-	                                               STORE_DELETED, NULL, 0, store_sync_cb, &w));
+	int rc =
+	    store_sync_wait(&w, store_flags_store(st, mailbox_id, &r, 1, STORE_FLAGS_ADD,
+	                                          STORE_DELETED, NULL, 0, store_sync_flags, &w));
 	store_sync_done(&w);
 	if (rc < 0)
 		return fail("flag", rc);
 	store_sync_init(&w);
-	rc = store_sync_wait(&w, store_expunge(st, mailbox_id, &r, 1, store_sync_cb, &w));
+	rc = store_sync_wait(&w, store_expunge(st, mailbox_id, &r, 1, store_sync_uids, &w));
 	store_sync_done(&w);
 	return rc < 0 ? fail("expunge", rc) : 0;
 }

@@ -311,24 +311,24 @@ Test(store, uids_never_reused_and_modseq_grows)
 		}
 		/* Flag everything \Deleted, expunge: modseq grows each time. */
 		struct store_uid_range all = {1, UINT32_MAX};
+		cr_assert_eq(FX_CALL(&fx, store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_ADD,
+		                                            STORE_DELETED, NULL, 0,
+		                                            store_sync_flags, &fx.w)),
+		             0);
+		cr_assert_eq(fx.w.flags.n, 5);
+		cr_assert_gt(fx.w.flags.modseq, last_modseq);
+		last_modseq = fx.w.flags.modseq;
 		cr_assert_eq(
-		    FX_CALL(&fx, store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_ADD,
-		                                   STORE_DELETED, NULL, 0, store_sync_cb, &fx.w)),
-		    0);
-		cr_assert_eq(fx.w.res.n_msgs, 5);
-		cr_assert_gt(fx.w.res.modseq, last_modseq);
-		last_modseq = fx.w.res.modseq;
-		cr_assert_eq(
-		    FX_CALL(&fx, store_expunge(fx.s, inbox, NULL, 0, store_sync_cb, &fx.w)), 0);
-		cr_assert_eq(fx.w.res.n_uids, 5);
-		cr_assert_gt(fx.w.res.modseq, last_modseq);
-		last_modseq = fx.w.res.modseq;
-		cr_assert_eq(fx.w.res.uids[4], last_uid);
+		    FX_CALL(&fx, store_expunge(fx.s, inbox, NULL, 0, store_sync_uids, &fx.w)), 0);
+		cr_assert_eq(fx.w.uids.n, 5);
+		cr_assert_gt(fx.w.uids.modseq, last_modseq);
+		last_modseq = fx.w.uids.modseq;
+		cr_assert_eq(fx.w.uids.v[4], last_uid);
 		/* VANISHED since the previous modseq lists them. */
 		cr_assert_eq(FX_CALL(&fx, store_vanished(fx.s, inbox, last_modseq - 1,
-		                                         store_sync_cb, &fx.w)),
+		                                         store_sync_uids, &fx.w)),
 		             0);
-		cr_assert_eq(fx.w.res.n_uids, 5);
+		cr_assert_eq(fx.w.uids.n, 5);
 	}
 	cr_assert_eq(last_uid, 15);
 	assert_rows("SELECT count(*) FROM contents", 0);
@@ -350,25 +350,26 @@ Test(store, remove_takes_exactly_the_ranges_whatever_their_flags)
 	}
 	/* 4 is \Deleted by someone else: it is not in the ranges, so it stays. */
 	struct store_uid_range four = {4, 4};
-	cr_assert_eq(FX_CALL(&fx, store_flags_store(fx.s, inbox, &four, 1, STORE_FLAGS_ADD,
-	                                            STORE_DELETED, NULL, 0, store_sync_cb, &fx.w)),
-	             0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_flags_store(fx.s, inbox, &four, 1, STORE_FLAGS_ADD, STORE_DELETED,
+	                                   NULL, 0, store_sync_flags, &fx.w)),
+	    0);
 	struct store_uid_range r[] = {{1, 1}, {3, 3}};
-	cr_assert_eq(FX_CALL(&fx, store_remove(fx.s, inbox, r, 2, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_uids, 2);
-	cr_assert_eq(fx.w.res.uids[0], 1);
-	cr_assert_eq(fx.w.res.uids[1], 3);
-	uint64_t modseq = fx.w.res.modseq;
+	cr_assert_eq(FX_CALL(&fx, store_remove(fx.s, inbox, r, 2, store_sync_uids, &fx.w)), 0);
+	cr_assert_eq(fx.w.uids.n, 2);
+	cr_assert_eq(fx.w.uids.v[0], 1);
+	cr_assert_eq(fx.w.uids.v[1], 3);
+	uint64_t modseq = fx.w.uids.modseq;
 	cr_assert_gt(modseq, 0);
-	cr_assert_eq(FX_CALL(&fx, store_vanished(fx.s, inbox, modseq - 1, store_sync_cb, &fx.w)),
+	cr_assert_eq(FX_CALL(&fx, store_vanished(fx.s, inbox, modseq - 1, store_sync_uids, &fx.w)),
 	             0);
-	cr_assert_eq(fx.w.res.n_uids, 2);
+	cr_assert_eq(fx.w.uids.n, 2);
 	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, 0, store_sync_cb, &fx.w)), 0);
 	cr_assert_eq(fx.w.res.n_msgs, 2);
 	cr_assert_eq(fx.w.res.msgs[0].uid, 2);
 	cr_assert_eq(fx.w.res.msgs[1].uid, 4);
 	/* No ranges is a caller's mistake, not "everything". */
-	cr_assert_eq(store_remove(fx.s, inbox, NULL, 0, store_sync_cb, &fx.w), -EINVAL);
+	cr_assert_eq(store_remove(fx.s, inbox, NULL, 0, store_sync_uids, &fx.w), -EINVAL);
 }
 
 Test(store, rename_inbox_moves_its_messages_and_keeps_inbox)
@@ -448,49 +449,50 @@ Test(store, flags_and_keywords)
 	struct store_uid_range r1 = {1, 1}, all = {1, UINT32_MAX};
 	cr_assert_eq(
 	    FX_CALL(&fx, store_flags_store(fx.s, inbox, &r1, 1, STORE_FLAGS_ADD, STORE_FLAGGED,
-	                                   "home", 0, store_sync_cb, &fx.w)),
+	                                   "home", 0, store_sync_flags, &fx.w)),
 	    0);
-	cr_assert_eq(fx.w.res.n_msgs, 1);
-	cr_assert_eq(fx.w.res.msgs[0].flags, STORE_SEEN | STORE_FLAGGED);
-	cr_assert_str_eq(fx.w.res.msgs[0].keywords, "$Junk home work");
-	cr_assert_gt(fx.w.res.msgs[0].modseq, m2);
-	uint64_t m3 = fx.w.res.msgs[0].modseq;
+	cr_assert_eq(fx.w.flags.n, 1);
+	cr_assert_eq(fx.w.flags.v[0].flags, STORE_SEEN | STORE_FLAGGED);
+	cr_assert_str_eq(fx.w.flags.v[0].keywords, "$Junk home work");
+	cr_assert_gt(fx.w.flags.v[0].modseq, m2);
+	uint64_t m3 = fx.w.flags.v[0].modseq;
 
-	cr_assert_eq(FX_CALL(&fx, store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_REMOVE,
-	                                            STORE_SEEN, "work", 0, store_sync_cb, &fx.w)),
-	             0);
-	cr_assert_eq(fx.w.res.n_msgs, 2);
-	cr_assert_eq(fx.w.res.msgs[0].flags, STORE_FLAGGED);
-	cr_assert_str_eq(fx.w.res.msgs[0].keywords, "$Junk home");
-	cr_assert_str_eq(fx.w.res.msgs[1].keywords, "$Junk");
+	cr_assert_eq(
+	    FX_CALL(&fx, store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_REMOVE, STORE_SEEN,
+	                                   "work", 0, store_sync_flags, &fx.w)),
+	    0);
+	cr_assert_eq(fx.w.flags.n, 2);
+	cr_assert_eq(fx.w.flags.v[0].flags, STORE_FLAGGED);
+	cr_assert_str_eq(fx.w.flags.v[0].keywords, "$Junk home");
+	cr_assert_str_eq(fx.w.flags.v[1].keywords, "$Junk");
 
 	/* No change, no new modseq. */
-	uint64_t m4 = fx.w.res.modseq;
+	uint64_t m4 = fx.w.flags.modseq;
 	cr_assert_eq(FX_CALL(&fx, store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_REMOVE,
-	                                            STORE_SEEN, NULL, 0, store_sync_cb, &fx.w)),
+	                                            STORE_SEEN, NULL, 0, store_sync_flags, &fx.w)),
 	             0);
-	cr_assert_eq(fx.w.res.n_msgs, 0);
+	cr_assert_eq(fx.w.flags.n, 0);
 
 	/* CONDSTORE: UNCHANGEDSINCE older than message 1's modseq skips it. */
 	cr_assert_eq(
 	    FX_CALL(&fx, store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_SET, STORE_ANSWERED,
-	                                   NULL, m3 - 1, store_sync_cb, &fx.w)),
+	                                   NULL, m3 - 1, store_sync_flags, &fx.w)),
 	    -0);
-	cr_assert_eq(fx.w.res.n_msgs, 0);
-	cr_assert_eq(fx.w.res.n_uids, 2);
+	cr_assert_eq(fx.w.flags.n, 0);
+	cr_assert_eq(fx.w.flags.n_skipped, 2);
 	cr_assert_eq(
 	    FX_CALL(&fx, store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_SET, STORE_ANSWERED,
-	                                   NULL, m4, store_sync_cb, &fx.w)),
+	                                   NULL, m4, store_sync_flags, &fx.w)),
 	    0);
-	cr_assert_eq(fx.w.res.n_msgs, 2);
-	cr_assert_eq(fx.w.res.msgs[1].flags, STORE_ANSWERED);
-	cr_assert_str_eq(fx.w.res.msgs[1].keywords, "");
+	cr_assert_eq(fx.w.flags.n, 2);
+	cr_assert_eq(fx.w.flags.v[1].flags, STORE_ANSWERED);
+	cr_assert_str_eq(fx.w.flags.v[1].keywords, "");
 
 	/* CHANGEDSINCE listing. */
 	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, m4, store_sync_cb, &fx.w)), 0);
 	cr_assert_eq(fx.w.res.n_msgs, 2);
 	cr_assert_eq(store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_SET, 0, "bad\\kw", 0,
-	                               store_sync_cb, &fx.w),
+	                               store_sync_flags, &fx.w),
 	             -EINVAL);
 }
 
@@ -520,19 +522,21 @@ Test(store, mailboxes_copy_move)
 	cr_assert_eq(deliver("Subject: 2\r\n\r\nx\r\n", &t, 1), 0);
 	struct store_uid_range all = {1, UINT32_MAX};
 	cr_assert_eq(
-	    FX_CALL(&fx, store_copy(fx.s, inbox, &all, 1, proj, false, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_uids, 2);
-	cr_assert_eq(fx.w.res.uids2[0], 1);
-	cr_assert_eq(fx.w.res.uids2[1], 2);
+	    FX_CALL(&fx, store_copy(fx.s, inbox, &all, 1, proj, false, store_sync_copied, &fx.w)),
+	    0);
+	cr_assert_eq(fx.w.copied.n, 2);
+	cr_assert_eq(fx.w.copied.dst[0], 1);
+	cr_assert_eq(fx.w.copied.dst[1], 2);
 	assert_rows("SELECT sum(refs) FROM contents", 4);
 
 	int64_t trash = mailbox_id(a, "Trash");
 	struct store_uid_range one = {2, 2};
 	cr_assert_eq(
-	    FX_CALL(&fx, store_copy(fx.s, inbox, &one, 1, trash, true, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_uids, 1);
-	cr_assert_eq(fx.w.res.uids[0], 2);
-	cr_assert_eq(fx.w.res.uids2[0], 1);
+	    FX_CALL(&fx, store_copy(fx.s, inbox, &one, 1, trash, true, store_sync_copied, &fx.w)),
+	    0);
+	cr_assert_eq(fx.w.copied.n, 1);
+	cr_assert_eq(fx.w.copied.src[0], 2);
+	cr_assert_eq(fx.w.copied.dst[0], 1);
 	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
 	             0);
 	cr_assert_eq(fx.w.mailboxes.v[0].messages, 1);
@@ -577,12 +581,13 @@ Test(store, copy_move_into_same_mailbox)
 	/* Only what was there is copied, once, under new UIDs. */
 	struct store_uid_range all = {1, UINT32_MAX};
 	cr_assert_eq(
-	    FX_CALL(&fx, store_copy(fx.s, inbox, &all, 1, inbox, false, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_uids, 2);
-	cr_assert_eq(fx.w.res.uids[0], 1);
-	cr_assert_eq(fx.w.res.uids[1], 2);
-	cr_assert_eq(fx.w.res.uids2[0], 3);
-	cr_assert_eq(fx.w.res.uids2[1], 4);
+	    FX_CALL(&fx, store_copy(fx.s, inbox, &all, 1, inbox, false, store_sync_copied, &fx.w)),
+	    0);
+	cr_assert_eq(fx.w.copied.n, 2);
+	cr_assert_eq(fx.w.copied.src[0], 1);
+	cr_assert_eq(fx.w.copied.src[1], 2);
+	cr_assert_eq(fx.w.copied.dst[0], 3);
+	cr_assert_eq(fx.w.copied.dst[1], 4);
 	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
 	             0);
 	cr_assert_eq(fx.w.mailboxes.v[0].messages, 4);
@@ -591,19 +596,20 @@ Test(store, copy_move_into_same_mailbox)
 	/* MOVE there: new UIDs, the old ones expunged. */
 	struct store_uid_range two = {1, 2};
 	cr_assert_eq(
-	    FX_CALL(&fx, store_copy(fx.s, inbox, &two, 1, inbox, true, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_uids, 2);
-	cr_assert_eq(fx.w.res.uids2[0], 5);
-	cr_assert_eq(fx.w.res.uids2[1], 6);
+	    FX_CALL(&fx, store_copy(fx.s, inbox, &two, 1, inbox, true, store_sync_copied, &fx.w)),
+	    0);
+	cr_assert_eq(fx.w.copied.n, 2);
+	cr_assert_eq(fx.w.copied.dst[0], 5);
+	cr_assert_eq(fx.w.copied.dst[1], 6);
 	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, 0, store_sync_cb, &fx.w)), 0);
 	cr_assert_eq(fx.w.res.n_msgs, 4);
 	cr_assert_eq(fx.w.res.msgs[0].uid, 3);
 	cr_assert_eq(fx.w.res.msgs[3].uid, 6);
 	cr_assert_eq(fx.w.res.msgs[3].flags, STORE_SEEN);
-	cr_assert_eq(FX_CALL(&fx, store_vanished(fx.s, inbox, 0, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_uids, 2);
-	cr_assert_eq(fx.w.res.uids[0], 1);
-	cr_assert_eq(fx.w.res.uids[1], 2);
+	cr_assert_eq(FX_CALL(&fx, store_vanished(fx.s, inbox, 0, store_sync_uids, &fx.w)), 0);
+	cr_assert_eq(fx.w.uids.n, 2);
+	cr_assert_eq(fx.w.uids.v[0], 1);
+	cr_assert_eq(fx.w.uids.v[1], 2);
 	cr_assert_eq(
 	    FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_users, &fx.w)), 0);
 	cr_assert_eq(fx.w.users.v[0].used_bytes,
@@ -792,14 +798,14 @@ Test(store, mime_fields_and_search)
 	             {"%", 0, 0},
 	             {"Q?", 1, 0}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		cr_assert_eq(
-		    FX_CALL(&fx, store_search_text(fx.s, inbox, cases[i].q, store_sync_cb, &fx.w)),
-		    0, "%s", cases[i].q);
-		cr_expect_eq(fx.w.res.n_uids, cases[i].text_hits, "TEXT %s", cases[i].q);
-		cr_assert_eq(
-		    FX_CALL(&fx, store_search_body(fx.s, inbox, cases[i].q, store_sync_cb, &fx.w)),
-		    0, "%s", cases[i].q);
-		cr_expect_eq(fx.w.res.n_uids, cases[i].body_hits, "BODY %s", cases[i].q);
+		cr_assert_eq(FX_CALL(&fx, store_search_text(fx.s, inbox, cases[i].q,
+		                                            store_sync_uids, &fx.w)),
+		             0, "%s", cases[i].q);
+		cr_expect_eq(fx.w.uids.n, cases[i].text_hits, "TEXT %s", cases[i].q);
+		cr_assert_eq(FX_CALL(&fx, store_search_body(fx.s, inbox, cases[i].q,
+		                                            store_sync_uids, &fx.w)),
+		             0, "%s", cases[i].q);
+		cr_expect_eq(fx.w.uids.n, cases[i].body_hits, "BODY %s", cases[i].q);
 	}
 }
 
@@ -822,8 +828,9 @@ Test(store, address_fields_as_written)
 	cr_assert_str_eq(m->hdr_to, "Team: a@x.example, B, C <b@x.example>;");
 	cr_assert_str_eq(m->hdr_cc, "plain@x.example");
 	cr_assert_eq(
-	    FX_CALL(&fx, store_search_text(fx.s, inbox, "m\xc3\xbcller", store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_uids, 1);
+	    FX_CALL(&fx, store_search_text(fx.s, inbox, "m\xc3\xbcller", store_sync_uids, &fx.w)),
+	    0);
+	cr_assert_eq(fx.w.uids.n, 1);
 }
 
 /* store_stats counts what the writer committed: one transaction per durable commit, and
@@ -863,13 +870,13 @@ Test(store, search_body_and_text_are_substrings)
 	             {"nothing", 1, 1},    {"ing", 1, 1},       {"th", 1, 1},
 	             {"s", 2, 1},          {"zzzz", 0, 0},      {"b@x", 1, 0}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		cr_assert_eq(
-		    FX_CALL(&fx, store_search_text(fx.s, inbox, cases[i].q, store_sync_cb, &fx.w)),
-		    0, "%s", cases[i].q);
-		cr_expect_eq(fx.w.res.n_uids, cases[i].text_hits, "TEXT %s", cases[i].q);
-		cr_assert_eq(
-		    FX_CALL(&fx, store_search_body(fx.s, inbox, cases[i].q, store_sync_cb, &fx.w)),
-		    0, "%s", cases[i].q);
-		cr_expect_eq(fx.w.res.n_uids, cases[i].body_hits, "BODY %s", cases[i].q);
+		cr_assert_eq(FX_CALL(&fx, store_search_text(fx.s, inbox, cases[i].q,
+		                                            store_sync_uids, &fx.w)),
+		             0, "%s", cases[i].q);
+		cr_expect_eq(fx.w.uids.n, cases[i].text_hits, "TEXT %s", cases[i].q);
+		cr_assert_eq(FX_CALL(&fx, store_search_body(fx.s, inbox, cases[i].q,
+		                                            store_sync_uids, &fx.w)),
+		             0, "%s", cases[i].q);
+		cr_expect_eq(fx.w.uids.n, cases[i].body_hits, "BODY %s", cases[i].q);
 	}
 }

@@ -515,19 +515,19 @@ Test(faults, grouped_deliveries_searchable_at_completion)
 		uint32_t uid = bu.w[i].delivery.v[0].uid;
 		char q[32];
 		snprintf(q, sizeof(q), "word%zux", i);
-		cr_assert_eq(FX_CALL(&fx, store_search_text(fx.s, inbox, q, store_sync_cb, &fx.w)),
-		             0);
-		cr_assert_eq(fx.w.res.n_uids, 1, "%s", q);
-		cr_assert_eq(fx.w.res.uids[0], uid, "%s", q);
+		cr_assert_eq(
+		    FX_CALL(&fx, store_search_text(fx.s, inbox, q, store_sync_uids, &fx.w)), 0);
+		cr_assert_eq(fx.w.uids.n, 1, "%s", q);
+		cr_assert_eq(fx.w.uids.v[0], uid, "%s", q);
 		ok++;
 	}
 	burst_done(&bu, BURST);
 	cr_assert_eq(count_rows("SELECT count(*) FROM contents"), (long long)ok);
 	cr_assert_eq(count_rows("SELECT count(*) FROM fts"), (long long)ok);
 	cr_assert_eq(count_rows("SELECT count(*) FROM entries"), (long long)ok);
-	cr_assert_eq(FX_CALL(&fx, store_search_text(fx.s, inbox, "bobword", store_sync_cb, &fx.w)),
-	             0);
-	cr_assert_eq(fx.w.res.n_uids, 0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_search_text(fx.s, inbox, "bobword", store_sync_uids, &fx.w)), 0);
+	cr_assert_eq(fx.w.uids.n, 0);
 	uint64_t commits, writes;
 	store_stats(fx.s, &commits, &writes);
 	cr_assert_lt(commits, writes, "no group was committed");

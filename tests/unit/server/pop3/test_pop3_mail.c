@@ -479,9 +479,10 @@ Test(pop3_mail, update_removes_exactly_the_deleted)
 		u[i] = deliver("Subject: x\r\n\r\ny\r\n", 17);
 	/* Another client flags message 2 \Deleted without expunging: POP3 must leave it. */
 	struct store_uid_range r2 = {u[1], u[1]};
-	cr_assert_eq(FX_CALL(&fx, store_flags_store(fx.s, alice_inbox, &r2, 1, STORE_FLAGS_ADD,
-	                                            STORE_DELETED, NULL, 0, store_sync_cb, &fx.w)),
-	             0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_flags_store(fx.s, alice_inbox, &r2, 1, STORE_FLAGS_ADD,
+	                                   STORE_DELETED, NULL, 0, store_sync_flags, &fx.w)),
+	    0);
 	struct sess s;
 	sess_init(&s);
 	cr_assert_eq(open_maildrop(&s), 0);
@@ -535,10 +536,11 @@ Test(pop3_mail, snapshot_ignores_later_deliveries_and_survives_expunges)
 	cr_assert_eq(open_maildrop(&s), 0);
 	deliver("Subject: 3\r\n\r\nc\r\n", 17);
 	struct store_uid_range r = {u1, u1};
-	cr_assert_eq(FX_CALL(&fx, store_flags_store(fx.s, alice_inbox, &r, 1, STORE_FLAGS_ADD,
-	                                            STORE_DELETED, NULL, 0, store_sync_cb, &fx.w)),
-	             0);
-	cr_assert_eq(FX_CALL(&fx, store_expunge(fx.s, alice_inbox, &r, 1, store_sync_cb, &fx.w)),
+	cr_assert_eq(
+	    FX_CALL(&fx, store_flags_store(fx.s, alice_inbox, &r, 1, STORE_FLAGS_ADD, STORE_DELETED,
+	                                   NULL, 0, store_sync_flags, &fx.w)),
+	    0);
+	cr_assert_eq(FX_CALL(&fx, store_expunge(fx.s, alice_inbox, &r, 1, store_sync_uids, &fx.w)),
 	             0);
 	CMD(&s, pop3_mail_stat, "");
 	cr_assert_str_eq(take(&s), "+OK 2 34\r\n");
