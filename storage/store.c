@@ -122,6 +122,7 @@ struct store_thunk {
 		store_flags_cb *flags;
 		store_uids_cb *uids;
 		store_copied_cb *copied;
+		store_msgs_cb *msgs;
 	} cb;
 	void *ctx;
 };
@@ -259,6 +260,20 @@ static void complete_copied(void *arg, int rc, struct store_backend_result *res)
 	res->n_uids = 0;
 	t->cb.copied(t->ctx, rc, &r);
 	store_copied_free(&r);
+	free(t);
+}
+
+static void complete_msgs(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_msgs r = {.v = res->msgs,
+	                       .n = res->n_msgs,
+	                       .modseq = res->modseq,
+	                       .uidvalidity = res->uidvalidity};
+	res->msgs = NULL;
+	res->n_msgs = 0;
+	t->cb.msgs(t->ctx, rc, &r);
+	store_msgs_free(&r);
 	free(t);
 }
 
@@ -440,26 +455,36 @@ int store_deliver(struct store *s, const struct store_deliver_req *req, store_de
 	return thunk_submitted(t, s->backend->deliver(s->impl, req, complete_delivery, t));
 }
 
-int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
-                       void *ctx)
+int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_since,
+                       store_msgs_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->message_list(s->impl, mailbox_id, changed_since, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.msgs = cb;
+	return thunk_submitted(
+	    t, s->backend->message_list(s->impl, mailbox_id, changed_since, complete_msgs, t));
 }
 
-int store_message_get(struct store *s, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx)
+int store_message_get(struct store *s, int64_t mailbox_id, uint32_t uid, store_msgs_cb *cb,
+                      void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->message_get(s->impl, mailbox_id, uid, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.msgs = cb;
+	return thunk_submitted(t,
+	                       s->backend->message_get(s->impl, mailbox_id, uid, complete_msgs, t));
 }
 
-int store_message_headers(struct store *s, int64_t mailbox_id, store_cb *cb, void *ctx)
+int store_message_headers(struct store *s, int64_t mailbox_id, store_msgs_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->message_headers(s->impl, mailbox_id, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.msgs = cb;
+	return thunk_submitted(t,
+	                       s->backend->message_headers(s->impl, mailbox_id, complete_msgs, t));
 }
 
 int store_message_structures(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,

@@ -322,6 +322,17 @@ typedef void store_copied_cb(void *ctx, int rc, struct store_copied *res);
 void store_copied_free(struct store_copied *res);
 void store_copied_move(struct store_copied *dst, struct store_copied *src);
 
+/* Messages of a mailbox: store_message_list, _get, _headers (struct store_msg is below). */
+struct store_msgs {
+	struct store_msg *v;
+	size_t n;
+	uint64_t modseq;      /* the mailbox's highest (store_message_list) */
+	uint32_t uidvalidity; /* the mailbox's (store_message_list) */
+};
+typedef void store_msgs_cb(void *ctx, int rc, struct store_msgs *res);
+void store_msgs_free(struct store_msgs *res);
+void store_msgs_move(struct store_msgs *dst, struct store_msgs *src);
+
 /* Moves every field of src into dst (dst's previous contents are freed); src is left empty. */
 void store_result_move(struct store_result *dst, struct store_result *src);
 void store_result_free(struct store_result *res);
@@ -346,6 +357,7 @@ struct store_sync {
 	struct store_flags_changed flags;
 	struct store_uids uids;
 	struct store_copied copied;
+	struct store_msgs msgs;
 	void *impl; /* mutex and condition variable */
 };
 void store_sync_init(struct store_sync *w);
@@ -361,6 +373,7 @@ void store_sync_delivery(void *ctx, int rc, struct store_delivery_result *res);
 void store_sync_flags(void *ctx, int rc, struct store_flags_changed *res);
 void store_sync_uids(void *ctx, int rc, struct store_uids *res);
 void store_sync_copied(void *ctx, int rc, struct store_copied *res);
+void store_sync_msgs(void *ctx, int rc, struct store_msgs *res);
 /* Waits for the callback (unless submit_rc < 0) and returns its rc, or submit_rc. */
 int store_sync_wait(struct store_sync *w, int submit_rc);
 /* Frees w.res and the waiting machinery. */
@@ -520,12 +533,13 @@ int store_deliver(struct store *s, const struct store_deliver_req *req, store_de
                   void *ctx);
 
 /* Every message of a mailbox in UID order (SELECT, FETCH FLAGS, POP3 maildrop).
- * changed_since > 0 lists only messages with a higher modseq. res: msgs[], modseq,
+ * changed_since > 0 lists only messages with a higher modseq. res: v[], modseq,
  * uidvalidity. */
-int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_since, store_cb *cb,
-                       void *ctx);
-/* One message with its MIME JSON and header fields. res: msgs[0]. -ENOENT. */
-int store_message_get(struct store *s, int64_t mailbox_id, uint32_t uid, store_cb *cb, void *ctx);
+int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_since,
+                       store_msgs_cb *cb, void *ctx);
+/* One message with its MIME JSON and header fields. res: v[0]. -ENOENT. */
+int store_message_get(struct store *s, int64_t mailbox_id, uint32_t uid, store_msgs_cb *cb,
+                      void *ctx);
 /*
  * The stored MIME structure of several messages in one read, in the order of uids[0..n),
  * and with with_content their whole content too: IMAP FETCH BODYSTRUCTURE / ENVELOPE /
@@ -539,8 +553,8 @@ int store_message_structures(struct store *s, int64_t mailbox_id, const uint32_t
                              size_t max_total, bool with_content, store_cb *cb, void *ctx);
 /* Every message of a mailbox in UID order with its decoded header fields (hdr_from, hdr_to,
  * hdr_cc, hdr_subject, hdr_message_id, hdr_date; no mime_json): IMAP SEARCH header keys in
- * one round trip (storage/sqlite/store_imap.c). res: msgs[]. */
-int store_message_headers(struct store *s, int64_t mailbox_id, store_cb *cb, void *ctx);
+ * one round trip (storage/sqlite/store_imap.c). res: v[]. */
+int store_message_headers(struct store *s, int64_t mailbox_id, store_msgs_cb *cb, void *ctx);
 /* The whole content of several messages in one read, in the order of uids[0..n), as long
  * as their sizes add up to at most max_total (≤ 1 MiB): IMAP FETCH BODY[] of many small
  * messages. res: msgs[] (uid and size = bytes of each message read; expunged ones are left

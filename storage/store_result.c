@@ -233,6 +233,19 @@ void store_copied_move(struct store_copied *dst, struct store_copied *src)
 	memset(src, 0, sizeof(*src));
 }
 
+void store_msgs_free(struct store_msgs *res)
+{
+	msg_free_all(res->v, res->n);
+	memset(res, 0, sizeof(*res));
+}
+
+void store_msgs_move(struct store_msgs *dst, struct store_msgs *src)
+{
+	store_msgs_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
 void store_backend_result_free(struct store_backend_result *res)
 {
 	user_free_all(res->users, res->n_users);
@@ -375,6 +388,13 @@ void store_sync_copied(void *ctx, int rc, struct store_copied *res)
 	sync_finish(w, rc);
 }
 
+void store_sync_msgs(void *ctx, int rc, struct store_msgs *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_msgs_move(&w->msgs, res);
+	sync_finish(w, rc);
+}
+
 int store_sync_wait(struct store_sync *w, int submit_rc)
 {
 	struct store_sync_impl *impl = w->impl;
@@ -399,6 +419,7 @@ void store_sync_done(struct store_sync *w)
 	store_flags_changed_free(&w->flags);
 	store_uids_free(&w->uids);
 	store_copied_free(&w->copied);
+	store_msgs_free(&w->msgs);
 	if (impl != NULL) {
 		pthread_mutex_destroy(&impl->lock);
 		pthread_cond_destroy(&impl->cv);

@@ -357,18 +357,18 @@ static void section_read(struct fetch_op *op)
 }
 
 /* The stored structure of the message is here: find the ranges its sections need. */
-static void structure_got(void *ctx, int rc, struct store_result *res)
+static void structure_got(void *ctx, int rc, struct store_msgs *res)
 {
 	struct fetch_op *op = ctx;
 	struct imap_client *cl = op->cl;
 	if (!imap_async_end(cl))
 		return;
-	if (rc < 0 || res->n_msgs == 0) {
+	if (rc < 0 || res->n == 0) {
 		fetch_failed(op, rc);
 		message_done(op); /* expunged meanwhile: skipped */
 		return;
 	}
-	const char *json = res->msgs[0].mime_json;
+	const char *json = res->v[0].mime_json;
 	/* A structure this version cannot read leaves ENVELOPE and BODYSTRUCTURE empty and
 	 * parts missing; the schema migration rewrites older ones. */
 	imap_bs_parse(&op->bs, json, json != NULL ? strlen(json) : 0);

@@ -291,16 +291,16 @@ static void start_texts(struct search_op *op)
 		after_text(op);
 }
 
-static void headers_got(void *ctx, int rc, struct store_result *res)
+static void headers_got(void *ctx, int rc, struct store_msgs *res)
 {
 	struct search_op *op = ctx;
 	if (!imap_async_end(op->cl))
 		return;
 	search_failed(op, rc);
-	if (rc == 0 && res->n_msgs > 0) {
-		op->hdrs = xcalloc(res->n_msgs, sizeof(*op->hdrs));
-		for (size_t i = 0; i < res->n_msgs; i++) {
-			const struct store_msg *s = &res->msgs[i];
+	if (rc == 0 && res->n > 0) {
+		op->hdrs = xcalloc(res->n, sizeof(*op->hdrs));
+		for (size_t i = 0; i < res->n; i++) {
+			const struct store_msg *s = &res->v[i];
 			struct search_hdr *h = &op->hdrs[op->n_hdrs++];
 			h->uid = s->uid;
 			h->from = s->hdr_from != NULL ? xstrdup(s->hdr_from) : NULL;

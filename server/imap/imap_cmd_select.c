@@ -125,7 +125,7 @@ static void select_opened(struct select_op *op, uint64_t modseq)
 	select_finish(op);
 }
 
-static void select_listed(void *ctx, int rc, struct store_result *res)
+static void select_listed(void *ctx, int rc, struct store_msgs *res)
 {
 	struct select_op *op = ctx;
 	struct imap_client *cl = op->cl;
@@ -142,9 +142,9 @@ static void select_listed(void *ctx, int rc, struct store_result *res)
 	struct imap_snap_key key = {op->mb.uidvalidity, op->mb.uidnext, op->mb.highest_modseq,
 	                            op->mb.messages};
 	bool exact = res->modseq == op->mb.highest_modseq &&
-	             res->uidvalidity == op->mb.uidvalidity && res->n_msgs == op->mb.messages;
+	             res->uidvalidity == op->mb.uidvalidity && res->n == op->mb.messages;
 	cl->mailbox_id = op->mb.id; /* before the snapshot: it is shared by mailbox */
-	imap_snapshot_set(cl, res->msgs, res->n_msgs, exact ? &key : NULL);
+	imap_snapshot_set(cl, res->v, res->n, exact ? &key : NULL);
 	select_opened(op, res->modseq);
 }
 

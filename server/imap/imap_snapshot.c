@@ -714,7 +714,7 @@ static void sync_vanished(void *ctx, int rc, struct store_uids *res)
 	sync_end(cl, then);
 }
 
-static void sync_listed(void *ctx, int rc, struct store_result *res)
+static void sync_listed(void *ctx, int rc, struct store_msgs *res)
 {
 	struct sync_op *op = ctx;
 	struct imap_client *cl = op->cl;
@@ -728,10 +728,10 @@ static void sync_listed(void *ctx, int rc, struct store_result *res)
 		sync_end(cl, then);
 		return;
 	}
-	op->changed = xcalloc(res->n_msgs + 1, sizeof(*op->changed));
-	for (size_t i = 0; i < res->n_msgs; i++)
-		msg_from_store(&op->changed[i], &res->msgs[i]);
-	op->n_changed = res->n_msgs;
+	op->changed = xcalloc(res->n + 1, sizeof(*op->changed));
+	for (size_t i = 0; i < res->n; i++)
+		msg_from_store(&op->changed[i], &res->v[i]);
+	op->n_changed = res->n;
 	op->modseq = res->modseq;
 	imap_async_begin(cl);
 	if (store_vanished(imap_store(cl), cl->mailbox_id, cl->highest_modseq, sync_vanished, op) ==

@@ -63,13 +63,13 @@ static void pop3_mail_finish(struct pop3_mail *m, int rc)
 
 /* ---- login: lock and snapshot ---------------------------------------------------- */
 
-static void pop3_mail_listed(void *ctx, int rc, struct store_result *res)
+static void pop3_mail_listed(void *ctx, int rc, struct store_msgs *res)
 {
 	struct pop3_mail *m = ctx;
 	if (!conn_release(m->c))
 		return;
 	if (rc == 0) {
-		pop3_maildrop_init(&m->md, res->uidvalidity, res->msgs, res->n_msgs);
+		pop3_maildrop_init(&m->md, res->uidvalidity, res->v, res->n);
 		m->open = true;
 	}
 	pop3_mail_finish(m, rc);

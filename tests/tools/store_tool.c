@@ -95,10 +95,10 @@ static int list(const char *address)
 		return 1;
 	struct store_sync w;
 	store_sync_init(&w);
-	int rc = store_sync_wait(&w, store_message_list(st, mailbox_id, 0, store_sync_cb, &w));
-	for (size_t i = 0; rc == 0 && i < w.res.n_msgs; i++)
-		printf("%" PRIu32 " %" PRIu64 " %u\n", w.res.msgs[i].uid, w.res.msgs[i].size,
-		       w.res.msgs[i].flags);
+	int rc = store_sync_wait(&w, store_message_list(st, mailbox_id, 0, store_sync_msgs, &w));
+	for (size_t i = 0; rc == 0 && i < w.msgs.n; i++)
+		printf("%" PRIu32 " %" PRIu64 " %u\n", w.msgs.v[i].uid, w.msgs.v[i].size,
+		       w.msgs.v[i].flags);
 	store_sync_done(&w);
 	return rc < 0 ? fail("list", rc) : 0;
 }

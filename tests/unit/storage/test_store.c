@@ -303,11 +303,11 @@ Test(store, uids_never_reused_and_modseq_grows)
 			cr_assert_eq(deliver(msg, &t, 1), 0);
 			cr_assert_gt(fx.w.delivery.v[0].uid, last_uid);
 			last_uid = fx.w.delivery.v[0].uid;
-			cr_assert_eq(
-			    FX_CALL(&fx, store_message_list(fx.s, inbox, 0, store_sync_cb, &fx.w)),
-			    0);
-			cr_assert_gt(fx.w.res.modseq, last_modseq);
-			last_modseq = fx.w.res.modseq;
+			cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, 0,
+			                                             store_sync_msgs, &fx.w)),
+			             0);
+			cr_assert_gt(fx.w.msgs.modseq, last_modseq);
+			last_modseq = fx.w.msgs.modseq;
 		}
 		/* Flag everything \Deleted, expunge: modseq grows each time. */
 		struct store_uid_range all = {1, UINT32_MAX};
@@ -364,10 +364,10 @@ Test(store, remove_takes_exactly_the_ranges_whatever_their_flags)
 	cr_assert_eq(FX_CALL(&fx, store_vanished(fx.s, inbox, modseq - 1, store_sync_uids, &fx.w)),
 	             0);
 	cr_assert_eq(fx.w.uids.n, 2);
-	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, 0, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_msgs, 2);
-	cr_assert_eq(fx.w.res.msgs[0].uid, 2);
-	cr_assert_eq(fx.w.res.msgs[1].uid, 4);
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, 0, store_sync_msgs, &fx.w)), 0);
+	cr_assert_eq(fx.w.msgs.n, 2);
+	cr_assert_eq(fx.w.msgs.v[0].uid, 2);
+	cr_assert_eq(fx.w.msgs.v[1].uid, 4);
 	/* No ranges is a caller's mistake, not "everything". */
 	cr_assert_eq(store_remove(fx.s, inbox, NULL, 0, store_sync_uids, &fx.w), -EINVAL);
 }
@@ -397,9 +397,9 @@ Test(store, rename_inbox_moves_its_messages_and_keeps_inbox)
 	cr_assert_eq(fx.w.mailboxes.v[0].messages, 0);
 	cr_assert_eq(fx.w.mailboxes.v[0].uidnext, 3); /* UIDs are never reused */
 	int64_t old = mailbox_id(a, "Old");
-	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, old, 0, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_msgs, 2);
-	cr_assert(fx.w.res.msgs[0].flags & STORE_SEEN);
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, old, 0, store_sync_msgs, &fx.w)), 0);
+	cr_assert_eq(fx.w.msgs.n, 2);
+	cr_assert(fx.w.msgs.v[0].flags & STORE_SEEN);
 	/* Content is shared, not copied: still one row per message. */
 	assert_rows("SELECT count(*) FROM contents", 2);
 	/* A taken name fails and moves nothing; nothing can become INBOX. */
@@ -439,11 +439,11 @@ Test(store, flags_and_keywords)
 	struct store_target t = {.user_id = a, .flags = STORE_SEEN, .keywords = "work $Junk"};
 	cr_assert_eq(deliver(msg1, &t, 1), 0);
 	cr_assert_eq(deliver("Subject: 2\r\n\r\nx\r\n", &t, 1), 0);
-	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, 0, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_msgs, 2);
-	cr_assert_eq(fx.w.res.msgs[0].flags, STORE_SEEN);
-	cr_assert_str_eq(fx.w.res.msgs[0].keywords, "$Junk work");
-	uint64_t m1 = fx.w.res.msgs[0].modseq, m2 = fx.w.res.msgs[1].modseq;
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, 0, store_sync_msgs, &fx.w)), 0);
+	cr_assert_eq(fx.w.msgs.n, 2);
+	cr_assert_eq(fx.w.msgs.v[0].flags, STORE_SEEN);
+	cr_assert_str_eq(fx.w.msgs.v[0].keywords, "$Junk work");
+	uint64_t m1 = fx.w.msgs.v[0].modseq, m2 = fx.w.msgs.v[1].modseq;
 	cr_assert_gt(m2, m1);
 
 	struct store_uid_range r1 = {1, 1}, all = {1, UINT32_MAX};
@@ -489,8 +489,8 @@ Test(store, flags_and_keywords)
 	cr_assert_str_eq(fx.w.flags.v[1].keywords, "");
 
 	/* CHANGEDSINCE listing. */
-	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, m4, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_msgs, 2);
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, m4, store_sync_msgs, &fx.w)), 0);
+	cr_assert_eq(fx.w.msgs.n, 2);
 	cr_assert_eq(store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_SET, 0, "bad\\kw", 0,
 	                               store_sync_flags, &fx.w),
 	             -EINVAL);
@@ -601,11 +601,11 @@ Test(store, copy_move_into_same_mailbox)
 	cr_assert_eq(fx.w.copied.n, 2);
 	cr_assert_eq(fx.w.copied.dst[0], 5);
 	cr_assert_eq(fx.w.copied.dst[1], 6);
-	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, 0, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_msgs, 4);
-	cr_assert_eq(fx.w.res.msgs[0].uid, 3);
-	cr_assert_eq(fx.w.res.msgs[3].uid, 6);
-	cr_assert_eq(fx.w.res.msgs[3].flags, STORE_SEEN);
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, inbox, 0, store_sync_msgs, &fx.w)), 0);
+	cr_assert_eq(fx.w.msgs.n, 4);
+	cr_assert_eq(fx.w.msgs.v[0].uid, 3);
+	cr_assert_eq(fx.w.msgs.v[3].uid, 6);
+	cr_assert_eq(fx.w.msgs.v[3].flags, STORE_SEEN);
 	cr_assert_eq(FX_CALL(&fx, store_vanished(fx.s, inbox, 0, store_sync_uids, &fx.w)), 0);
 	cr_assert_eq(fx.w.uids.n, 2);
 	cr_assert_eq(fx.w.uids.v[0], 1);
@@ -757,8 +757,8 @@ Test(store, mime_fields_and_search)
 	                           "--b1--\r\n";
 	struct store_target t = {.user_id = a};
 	cr_assert_eq(deliver(mime, &t, 1), 0);
-	cr_assert_eq(FX_CALL(&fx, store_message_get(fx.s, inbox, 1, store_sync_cb, &fx.w)), 0);
-	struct store_msg *m = &fx.w.res.msgs[0];
+	cr_assert_eq(FX_CALL(&fx, store_message_get(fx.s, inbox, 1, store_sync_msgs, &fx.w)), 0);
+	struct store_msg *m = &fx.w.msgs.v[0];
 	cr_assert_str_eq(m->hdr_subject, "\xc3\x9c"
 	                                 "berweisung heute");
 	cr_assert(strstr(m->hdr_from, "J\xc3\xbcrgen") != NULL, "%s", m->hdr_from);
@@ -822,8 +822,8 @@ Test(store, address_fields_as_written)
 	                          "Subject: addresses\r\n\r\nbody\r\n";
 	struct store_target t = {.user_id = a};
 	cr_assert_eq(deliver(msg, &t, 1), 0);
-	cr_assert_eq(FX_CALL(&fx, store_message_get(fx.s, inbox, 1, store_sync_cb, &fx.w)), 0);
-	struct store_msg *m = &fx.w.res.msgs[0];
+	cr_assert_eq(FX_CALL(&fx, store_message_get(fx.s, inbox, 1, store_sync_msgs, &fx.w)), 0);
+	struct store_msg *m = &fx.w.msgs.v[0];
 	cr_assert_str_eq(m->hdr_from, "J\xc3\xbcrgen <j@m\xc3\xbcller.example>");
 	cr_assert_str_eq(m->hdr_to, "Team: a@x.example, B, C <b@x.example>;");
 	cr_assert_str_eq(m->hdr_cc, "plain@x.example");

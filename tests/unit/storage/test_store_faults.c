@@ -69,10 +69,10 @@ static void *reader_main(void *p)
 		struct store_sync w;
 		store_sync_init(&w);
 		int rc =
-		    store_sync_wait(&w, store_message_list(r->s, r->inbox, 0, store_sync_cb, &w));
-		if (rc != 0 || w.res.n_msgs < r->last_seen)
+		    store_sync_wait(&w, store_message_list(r->s, r->inbox, 0, store_sync_msgs, &w));
+		if (rc != 0 || w.msgs.n < r->last_seen)
 			r->failures++;
-		r->last_seen = w.res.n_msgs;
+		r->last_seen = w.msgs.n;
 		r->reads++;
 		store_sync_done(&w);
 	}
@@ -128,10 +128,10 @@ Test(faults, readers_concurrent_with_writer)
 	pthread_join(rt, NULL);
 	cr_assert_eq(r.failures, 0);
 	cr_assert_gt(r.reads, 0);
-	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, r.inbox, 0, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_msgs, 200);
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, r.inbox, 0, store_sync_msgs, &fx.w)), 0);
+	cr_assert_eq(fx.w.msgs.n, 200);
 	for (size_t i = 0; i < 200; i++)
-		cr_assert_eq(fx.w.res.msgs[i].uid, i + 1);
+		cr_assert_eq(fx.w.msgs.v[i].uid, i + 1);
 }
 
 /* ---- Async completions through a poster ---- */

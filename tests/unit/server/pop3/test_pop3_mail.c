@@ -282,9 +282,9 @@ static uint32_t deliver(const char *msg, size_t len)
 
 static size_t inbox_count(void)
 {
-	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, alice_inbox, 0, store_sync_cb, &fx.w)),
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, alice_inbox, 0, store_sync_msgs, &fx.w)),
 	             0);
-	return fx.w.res.n_msgs;
+	return fx.w.msgs.n;
 }
 
 struct sess {
@@ -493,11 +493,11 @@ Test(pop3_mail, update_removes_exactly_the_deleted)
 	pop3_mail_update(&s.m);
 	cr_assert_eq(finish(&s), 0);
 	sess_free(&s);
-	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, alice_inbox, 0, store_sync_cb, &fx.w)),
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, alice_inbox, 0, store_sync_msgs, &fx.w)),
 	             0);
-	cr_assert_eq(fx.w.res.n_msgs, 2);
-	cr_assert_eq(fx.w.res.msgs[0].uid, u[1]);
-	cr_assert_eq(fx.w.res.msgs[1].uid, u[4]);
+	cr_assert_eq(fx.w.msgs.n, 2);
+	cr_assert_eq(fx.w.msgs.v[0].uid, u[1]);
+	cr_assert_eq(fx.w.msgs.v[1].uid, u[4]);
 }
 
 Test(pop3_mail, no_quit_removes_nothing)

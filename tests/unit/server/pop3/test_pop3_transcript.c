@@ -79,9 +79,9 @@ static void deliver(const char *msg)
 
 static size_t inbox_count(void)
 {
-	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, alice_inbox, 0, store_sync_cb, &fx.w)),
+	cr_assert_eq(FX_CALL(&fx, store_message_list(fx.s, alice_inbox, 0, store_sync_msgs, &fx.w)),
 	             0);
-	return fx.w.res.n_msgs;
+	return fx.w.msgs.n;
 }
 
 static struct conn *open_tls(void)
