@@ -123,6 +123,7 @@ struct store_thunk {
 		store_uids_cb *uids;
 		store_copied_cb *copied;
 		store_msgs_cb *msgs;
+		store_batch_cb *batch;
 	} cb;
 	void *ctx;
 };
@@ -274,6 +275,20 @@ static void complete_msgs(void *arg, int rc, struct store_backend_result *res)
 	res->n_msgs = 0;
 	t->cb.msgs(t->ctx, rc, &r);
 	store_msgs_free(&r);
+	free(t);
+}
+
+static void complete_batch(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_batch r = {
+	    .v = res->msgs, .n = res->n_msgs, .data = res->data, .len = res->data_len};
+	res->msgs = NULL;
+	res->n_msgs = 0;
+	res->data = NULL;
+	res->data_len = 0;
+	t->cb.batch(t->ctx, rc, &r);
+	store_batch_free(&r);
 	free(t);
 }
 
@@ -488,20 +503,26 @@ int store_message_headers(struct store *s, int64_t mailbox_id, store_msgs_cb *cb
 }
 
 int store_message_structures(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                             size_t max_total, bool with_content, store_cb *cb, void *ctx)
+                             size_t max_total, bool with_content, store_batch_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->message_structures(s->impl, mailbox_id, uids, n, max_total, with_content,
-	                                      cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.batch = cb;
+	return thunk_submitted(t, s->backend->message_structures(s->impl, mailbox_id, uids, n,
+	                                                         max_total, with_content,
+	                                                         complete_batch, t));
 }
 
 int store_content_read_batch(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                             size_t max_total, store_cb *cb, void *ctx)
+                             size_t max_total, store_batch_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->content_read_batch(s->impl, mailbox_id, uids, n, max_total, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.batch = cb;
+	return thunk_submitted(t, s->backend->content_read_batch(s->impl, mailbox_id, uids, n,
+	                                                         max_total, complete_batch, t));
 }
 
 int store_content_read(struct store *s, int64_t mailbox_id, uint32_t uid, uint64_t offset,

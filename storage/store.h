@@ -333,6 +333,17 @@ typedef void store_msgs_cb(void *ctx, int rc, struct store_msgs *res);
 void store_msgs_free(struct store_msgs *res);
 void store_msgs_move(struct store_msgs *dst, struct store_msgs *src);
 
+/* Several messages read in one go: store_content_read_batch, store_message_structures. */
+struct store_batch {
+	struct store_msg *v; /* the messages read, in request order */
+	size_t n;
+	unsigned char *data; /* their contents, one after the other (NULL when none read) */
+	size_t len;
+};
+typedef void store_batch_cb(void *ctx, int rc, struct store_batch *res);
+void store_batch_free(struct store_batch *res);
+void store_batch_move(struct store_batch *dst, struct store_batch *src);
+
 /* Moves every field of src into dst (dst's previous contents are freed); src is left empty. */
 void store_result_move(struct store_result *dst, struct store_result *src);
 void store_result_free(struct store_result *res);
@@ -358,6 +369,7 @@ struct store_sync {
 	struct store_uids uids;
 	struct store_copied copied;
 	struct store_msgs msgs;
+	struct store_batch batch;
 	void *impl; /* mutex and condition variable */
 };
 void store_sync_init(struct store_sync *w);
@@ -374,6 +386,7 @@ void store_sync_flags(void *ctx, int rc, struct store_flags_changed *res);
 void store_sync_uids(void *ctx, int rc, struct store_uids *res);
 void store_sync_copied(void *ctx, int rc, struct store_copied *res);
 void store_sync_msgs(void *ctx, int rc, struct store_msgs *res);
+void store_sync_batch(void *ctx, int rc, struct store_batch *res);
 /* Waits for the callback (unless submit_rc < 0) and returns its rc, or submit_rc. */
 int store_sync_wait(struct store_sync *w, int submit_rc);
 /* Frees w.res and the waiting machinery. */
@@ -543,25 +556,25 @@ int store_message_get(struct store *s, int64_t mailbox_id, uint32_t uid, store_m
 /*
  * The stored MIME structure of several messages in one read, in the order of uids[0..n),
  * and with with_content their whole content too: IMAP FETCH BODYSTRUCTURE / ENVELOPE /
- * BODY[part] of many messages. res: msgs[] (uid, size, mime_json; expunged ones are left
- * out), and with with_content data (the contents, one after the other) and data_len.
+ * BODY[part] of many messages. res: v[] (uid, size, mime_json; expunged ones are left out),
+ * and with with_content data (the contents, one after the other) and len.
  * Reading stops before the first message whose content (with_content) or structure would
- * take the total past max_total (≤ 1 MiB), after at least one structure: n_msgs may be
+ * take the total past max_total (≤ 1 MiB), after at least one structure: res->n may be
  * < n, ask again from there. A message that does not fit alone is not read with content.
  */
 int store_message_structures(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                             size_t max_total, bool with_content, store_cb *cb, void *ctx);
+                             size_t max_total, bool with_content, store_batch_cb *cb, void *ctx);
 /* Every message of a mailbox in UID order with its decoded header fields (hdr_from, hdr_to,
  * hdr_cc, hdr_subject, hdr_message_id, hdr_date; no mime_json): IMAP SEARCH header keys in
  * one round trip (storage/sqlite/store_imap.c). res: v[]. */
 int store_message_headers(struct store *s, int64_t mailbox_id, store_msgs_cb *cb, void *ctx);
 /* The whole content of several messages in one read, in the order of uids[0..n), as long
  * as their sizes add up to at most max_total (≤ 1 MiB): IMAP FETCH BODY[] of many small
- * messages. res: msgs[] (uid and size = bytes of each message read; expunged ones are left
- * out; reading stops before the first that does not fit, so n_msgs may be < n: ask again
- * from there), data (the contents, one after the other), data_len. */
+ * messages. res: v[] (uid and size = bytes of each message read; expunged ones are left
+ * out; reading stops before the first that does not fit, so res->n may be < n: ask again
+ * from there), data (the contents, one after the other), len. */
 int store_content_read_batch(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,
-                             size_t max_total, store_cb *cb, void *ctx);
+                             size_t max_total, store_batch_cb *cb, void *ctx);
 /*
  * Reads at most max_len (≤ 1 MiB) bytes of the message from offset: stream a message by
  * calling again with offset += data_len until offset == total_size. res: data, data_len,

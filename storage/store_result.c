@@ -246,6 +246,20 @@ void store_msgs_move(struct store_msgs *dst, struct store_msgs *src)
 	memset(src, 0, sizeof(*src));
 }
 
+void store_batch_free(struct store_batch *res)
+{
+	msg_free_all(res->v, res->n);
+	free(res->data);
+	memset(res, 0, sizeof(*res));
+}
+
+void store_batch_move(struct store_batch *dst, struct store_batch *src)
+{
+	store_batch_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
 void store_backend_result_free(struct store_backend_result *res)
 {
 	user_free_all(res->users, res->n_users);
@@ -395,6 +409,13 @@ void store_sync_msgs(void *ctx, int rc, struct store_msgs *res)
 	sync_finish(w, rc);
 }
 
+void store_sync_batch(void *ctx, int rc, struct store_batch *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_batch_move(&w->batch, res);
+	sync_finish(w, rc);
+}
+
 int store_sync_wait(struct store_sync *w, int submit_rc)
 {
 	struct store_sync_impl *impl = w->impl;
@@ -420,6 +441,7 @@ void store_sync_done(struct store_sync *w)
 	store_uids_free(&w->uids);
 	store_copied_free(&w->copied);
 	store_msgs_free(&w->msgs);
+	store_batch_free(&w->batch);
 	if (impl != NULL) {
 		pthread_mutex_destroy(&impl->lock);
 		pthread_cond_destroy(&impl->cv);

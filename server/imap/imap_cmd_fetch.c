@@ -432,7 +432,7 @@ static void batch_one(struct fetch_op *op, uint32_t seq, const struct store_msg 
 
 /* A batch read (structures, or whole contents of small messages) is here: formats what
  * came, in order; what did not fit goes in the next batch. */
-static void batch_got(void *ctx, int rc, struct store_result *res)
+static void batch_got(void *ctx, int rc, struct store_batch *res)
 {
 	struct fetch_op *op = ctx;
 	struct imap_client *cl = op->cl;
@@ -444,15 +444,15 @@ static void batch_got(void *ctx, int rc, struct store_result *res)
 		buf_init(&o, SIZE_MAX);
 		op->out = &o;
 		size_t j = 0, data_off = 0;
-		for (size_t k = 0; k < n && j < res->n_msgs; k++) {
+		for (size_t k = 0; k < n && j < res->n; k++) {
 			uint32_t seq = op->seqs[op->next + k];
 			done = k + 1;
-			if (res->msgs[j].uid != cl->msgs[seq - 1].uid)
+			if (res->v[j].uid != cl->msgs[seq - 1].uid)
 				continue; /* expunged meanwhile: skipped */
-			batch_one(op, seq, &res->msgs[j],
+			batch_one(op, seq, &res->v[j],
 			          op->batch_content ? (const char *)res->data + data_off : NULL);
 			if (op->batch_content)
-				data_off += (size_t)res->msgs[j].size;
+				data_off += (size_t)res->v[j].size;
 			j++;
 		}
 		op->out = NULL;
