@@ -124,6 +124,7 @@ struct store_thunk {
 		store_copied_cb *copied;
 		store_msgs_cb *msgs;
 		store_batch_cb *batch;
+		store_content_cb *content;
 	} cb;
 	void *ctx;
 };
@@ -289,6 +290,18 @@ static void complete_batch(void *arg, int rc, struct store_backend_result *res)
 	res->data_len = 0;
 	t->cb.batch(t->ctx, rc, &r);
 	store_batch_free(&r);
+	free(t);
+}
+
+static void complete_content(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_content r = {
+	    .data = res->data, .len = res->data_len, .total_size = res->total_size};
+	res->data = NULL;
+	res->data_len = 0;
+	t->cb.content(t->ctx, rc, &r);
+	store_content_free(&r);
 	free(t);
 }
 
@@ -526,11 +539,14 @@ int store_content_read_batch(struct store *s, int64_t mailbox_id, const uint32_t
 }
 
 int store_content_read(struct store *s, int64_t mailbox_id, uint32_t uid, uint64_t offset,
-                       size_t max_len, store_cb *cb, void *ctx)
+                       size_t max_len, store_content_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->content_read(s->impl, mailbox_id, uid, offset, max_len, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.content = cb;
+	return thunk_submitted(t, s->backend->content_read(s->impl, mailbox_id, uid, offset,
+	                                                   max_len, complete_content, t));
 }
 
 int store_flags_store(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
@@ -656,11 +672,14 @@ int store_queue_flush(struct store *s, int64_t queue_id, int64_t now, store_done
 }
 
 int store_queue_content_read(struct store *s, int64_t content_id, uint64_t offset, size_t max_len,
-                             store_cb *cb, void *ctx)
+                             store_content_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->queue_content_read(s->impl, content_id, offset, max_len, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.content = cb;
+	return thunk_submitted(t, s->backend->queue_content_read(s->impl, content_id, offset,
+	                                                         max_len, complete_content, t));
 }
 
 int store_queue_report(struct store *s, const struct store_queue_report *rep, store_cb *cb,

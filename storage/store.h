@@ -344,6 +344,16 @@ typedef void store_batch_cb(void *ctx, int rc, struct store_batch *res);
 void store_batch_free(struct store_batch *res);
 void store_batch_move(struct store_batch *dst, struct store_batch *src);
 
+/* Bytes of one message: store_content_read, store_queue_content_read. */
+struct store_content {
+	unsigned char *data;
+	size_t len;
+	uint64_t total_size; /* of the whole message */
+};
+typedef void store_content_cb(void *ctx, int rc, struct store_content *res);
+void store_content_free(struct store_content *res);
+void store_content_move(struct store_content *dst, struct store_content *src);
+
 /* Moves every field of src into dst (dst's previous contents are freed); src is left empty. */
 void store_result_move(struct store_result *dst, struct store_result *src);
 void store_result_free(struct store_result *res);
@@ -370,6 +380,7 @@ struct store_sync {
 	struct store_copied copied;
 	struct store_msgs msgs;
 	struct store_batch batch;
+	struct store_content content;
 	void *impl; /* mutex and condition variable */
 };
 void store_sync_init(struct store_sync *w);
@@ -387,6 +398,7 @@ void store_sync_uids(void *ctx, int rc, struct store_uids *res);
 void store_sync_copied(void *ctx, int rc, struct store_copied *res);
 void store_sync_msgs(void *ctx, int rc, struct store_msgs *res);
 void store_sync_batch(void *ctx, int rc, struct store_batch *res);
+void store_sync_content(void *ctx, int rc, struct store_content *res);
 /* Waits for the callback (unless submit_rc < 0) and returns its rc, or submit_rc. */
 int store_sync_wait(struct store_sync *w, int submit_rc);
 /* Frees w.res and the waiting machinery. */
@@ -577,11 +589,11 @@ int store_content_read_batch(struct store *s, int64_t mailbox_id, const uint32_t
                              size_t max_total, store_batch_cb *cb, void *ctx);
 /*
  * Reads at most max_len (≤ 1 MiB) bytes of the message from offset: stream a message by
- * calling again with offset += data_len until offset == total_size. res: data, data_len,
+ * calling again with offset += res->len until offset == total_size. res: data, len,
  * total_size. -ENOENT.
  */
 int store_content_read(struct store *s, int64_t mailbox_id, uint32_t uid, uint64_t offset,
-                       size_t max_len, store_cb *cb, void *ctx);
+                       size_t max_len, store_content_cb *cb, void *ctx);
 
 struct store_uid_range {
 	uint32_t first, last; /* inclusive; last UINT32_MAX for "*" */
@@ -655,9 +667,9 @@ int store_queue_recover(struct store *s, store_done_cb *cb, void *ctx);
  * -ENOENT when queue_id names no entry with pending recipients. */
 int store_queue_flush(struct store *s, int64_t queue_id, int64_t now, store_done_cb *cb, void *ctx);
 /* Reads the message of a queue entry by its content id (store_queue_entry.content_id),
- * like store_content_read. res: data, data_len, total_size. -ENOENT. */
+ * like store_content_read. res: data, len, total_size. -ENOENT. */
 int store_queue_content_read(struct store *s, int64_t content_id, uint64_t offset, size_t max_len,
-                             store_cb *cb, void *ctx);
+                             store_content_cb *cb, void *ctx);
 
 struct store_queue_outcome {
 	int64_t rcpt_id;

@@ -260,6 +260,19 @@ void store_batch_move(struct store_batch *dst, struct store_batch *src)
 	memset(src, 0, sizeof(*src));
 }
 
+void store_content_free(struct store_content *res)
+{
+	free(res->data);
+	memset(res, 0, sizeof(*res));
+}
+
+void store_content_move(struct store_content *dst, struct store_content *src)
+{
+	store_content_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
 void store_backend_result_free(struct store_backend_result *res)
 {
 	user_free_all(res->users, res->n_users);
@@ -416,6 +429,13 @@ void store_sync_batch(void *ctx, int rc, struct store_batch *res)
 	sync_finish(w, rc);
 }
 
+void store_sync_content(void *ctx, int rc, struct store_content *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_content_move(&w->content, res);
+	sync_finish(w, rc);
+}
+
 int store_sync_wait(struct store_sync *w, int submit_rc)
 {
 	struct store_sync_impl *impl = w->impl;
@@ -442,6 +462,7 @@ void store_sync_done(struct store_sync *w)
 	store_copied_free(&w->copied);
 	store_msgs_free(&w->msgs);
 	store_batch_free(&w->batch);
+	store_content_free(&w->content);
 	if (impl != NULL) {
 		pthread_mutex_destroy(&impl->lock);
 		pthread_cond_destroy(&impl->cv);

@@ -315,7 +315,7 @@ static void message_done(struct fetch_op *op)
 
 static void section_read(struct fetch_op *op);
 
-static void section_got(void *ctx, int rc, struct store_result *res)
+static void section_got(void *ctx, int rc, struct store_content *res)
 {
 	struct fetch_op *op = ctx;
 	if (!imap_async_end(op->cl))
@@ -326,8 +326,8 @@ static void section_got(void *ctx, int rc, struct store_result *res)
 		return;
 	}
 	size_t i = op->sec_next;
-	buf_append(&op->sec_data[i], res->data, res->data_len);
-	if (res->data_len == 0) /* shorter than its structure says: what there is */
+	buf_append(&op->sec_data[i], res->data, res->len);
+	if (res->len == 0) /* shorter than its structure says: what there is */
 		op->sec_len[i] = op->sec_data[i].len;
 	section_read(op);
 }
@@ -549,7 +549,7 @@ static const struct fetch_item *stream_item(const struct fetch_op *op)
 	return found;
 }
 
-static void stream_read(void *ctx, int rc, struct store_result *res);
+static void stream_read(void *ctx, int rc, struct store_content *res);
 
 /* The next range of a streamed message, once the client has taken the one before. */
 static void stream_more(void *ctx)
@@ -570,20 +570,20 @@ static void stream_more(void *ctx)
 	conn_close(cl->c, "fetch stream failed");
 }
 
-static void stream_read(void *ctx, int rc, struct store_result *res)
+static void stream_read(void *ctx, int rc, struct store_content *res)
 {
 	struct fetch_op *op = ctx;
 	struct imap_client *cl = op->cl;
 	if (!imap_async_end(cl))
 		return;
-	if (rc < 0 || res->data_len == 0) {
+	if (rc < 0 || res->len == 0) {
 		/* Expunged or shrunk under us: the literal was announced, so its length is
 		 * owed; nothing sane can follow. */
 		conn_write_str(cl->c, "\r\n* BYE [SERVERBUG] Message vanished while sent\r\n");
 		conn_close(cl->c, "fetch stream failed");
 		return;
 	}
-	size_t n = res->data_len;
+	size_t n = res->len;
 	if (n > op->stream_end - op->stream_off)
 		n = (size_t)(op->stream_end - op->stream_off);
 	conn_write(cl->c, res->data, n);
@@ -597,7 +597,7 @@ static void stream_read(void *ctx, int rc, struct store_result *res)
 	fetch_next(op);
 }
 
-static void stream_small(void *ctx, int rc, struct store_result *res)
+static void stream_small(void *ctx, int rc, struct store_content *res)
 {
 	struct fetch_op *op = ctx;
 	struct imap_client *cl = op->cl;
@@ -607,8 +607,8 @@ static void stream_small(void *ctx, int rc, struct store_result *res)
 	fetch_failed(op, rc);
 	if (rc == 0) {
 		/* A message that shrank (cannot happen: content is immutable) is sent as it is. */
-		uint64_t n = res->data_len < op->stream_end - op->stream_off
-		                 ? res->data_len
+		uint64_t n = res->len < op->stream_end - op->stream_off
+		                 ? res->len
 		                 : op->stream_end - op->stream_off;
 		emit(op, seq, op->stream_it, n, res->data);
 	}

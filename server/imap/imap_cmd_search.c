@@ -188,16 +188,16 @@ static void search_finish(struct search_op *op)
 
 static void raw_next(struct search_op *op);
 
-static void raw_read(void *ctx, int rc, struct store_result *res)
+static void raw_read(void *ctx, int rc, struct store_content *res)
 {
 	struct search_op *op = ctx;
 	if (!imap_async_end(op->cl))
 		return;
 	if (rc != -ENOENT) /* expunged meanwhile: it matches nothing */
 		search_failed(op, rc);
-	if (rc == 0 && res->data_len > 0) {
+	if (rc == 0 && res->len > 0) {
 		const char *d = (const char *)res->data;
-		size_t len = res->data_len;
+		size_t len = res->len;
 		const char *end = memmem(d, len, "\r\n\r\n", 4);
 		if (end != NULL)
 			len = (size_t)(end - d) + 4;

@@ -245,12 +245,12 @@ static void pop3_mail_drained(void *arg)
 	pop3_mail_read_next(arg);
 }
 
-static void pop3_mail_chunk(void *ctx, int rc, struct store_result *res)
+static void pop3_mail_chunk(void *ctx, int rc, struct store_content *res)
 {
 	struct pop3_mail *m = ctx;
 	if (!conn_release(m->c))
 		return;
-	if (rc == 0 && res->data_len == 0 && m->offset < res->total_size)
+	if (rc == 0 && res->len == 0 && m->offset < res->total_size)
 		rc = -EIO; /* no progress: never loop */
 	if (rc < 0) {
 		if (m->offset == 0) {
@@ -279,10 +279,10 @@ static void pop3_mail_chunk(void *ctx, int rc, struct store_result *res)
 		conn_write_str(m->c, "+OK top of message follows\r\n");
 	else if (m->offset == 0)
 		conn_printf(m->c, "+OK %" PRIu64 " octets\r\n", res->total_size);
-	size_t n = pop3_dotstuff_feed(&m->ds, (const char *)res->data, res->data_len, m->out);
+	size_t n = pop3_dotstuff_feed(&m->ds, (const char *)res->data, res->len, m->out);
 	if (n > 0)
 		conn_write(m->c, m->out, n);
-	m->offset += res->data_len;
+	m->offset += res->len;
 	if (m->offset < res->total_size && !pop3_dotstuff_done(&m->ds)) {
 		/* The next chunk only once the peer has taken most of this one. */
 		conn_when_drained(m->c, POP3_DRAIN_LOW, pop3_mail_drained, m);

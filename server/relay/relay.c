@@ -235,7 +235,7 @@ static void flush_session(struct relay_delivery *d)
 	buf_reset(&d->sess.out);
 }
 
-static void body_read_cb(void *ctx, int rc, struct store_result *res);
+static void body_read_cb(void *ctx, int rc, struct store_content *res);
 
 static void body_next(struct relay_delivery *d)
 {
@@ -268,7 +268,7 @@ static void body_next(struct relay_delivery *d)
 	}
 }
 
-static void body_read_cb(void *ctx, int rc, struct store_result *res)
+static void body_read_cb(void *ctx, int rc, struct store_content *res)
 {
 	struct relay_delivery *d = ctx;
 	d->body_reading = false;
@@ -277,16 +277,16 @@ static void body_read_cb(void *ctx, int rc, struct store_result *res)
 			relay_report(d);
 		return;
 	}
-	if (rc < 0 || res->data_len == 0) {
+	if (rc < 0 || res->len == 0) {
 		delivery_end(d, "cannot read the queued message");
 		return;
 	}
 	struct buf out;
 	buf_init(&out, (size_t)-1);
-	relay_dotstuff(&d->ds, res->data, res->data_len, &out);
+	relay_dotstuff(&d->ds, res->data, res->len, &out);
 	send_plain(d, out.data, out.len);
 	buf_free(&out);
-	d->body_off += res->data_len;
+	d->body_off += res->len;
 	if (d->closing)
 		return;
 	/* At most about RELAY_WRITE_LIMIT of a message in memory: a slow peer slows the
@@ -433,7 +433,7 @@ static void hops_cb(void *ctx, struct relay_hops *hops)
 	hop_connect(d);
 }
 
-static void head_cb(void *ctx, int rc, struct store_result *res)
+static void head_cb(void *ctx, int rc, struct store_content *res)
 {
 	struct relay_delivery *d = ctx;
 	struct relay *r = d->relay;
@@ -446,10 +446,10 @@ static void head_cb(void *ctx, int rc, struct store_result *res)
 		return;
 	}
 	d->head = (unsigned char *)res->data;
-	d->head_len = res->data_len;
+	d->head_len = res->len;
 	d->total = res->total_size;
 	res->data = NULL;
-	res->data_len = 0;
+	res->len = 0;
 	/* The Return-Path: of a copy also delivered here is not handed on: the next server
 	 * writes its own at final delivery. */
 	size_t skip = relay_return_path_len((const char *)d->head, d->head_len);

@@ -128,7 +128,7 @@ static void delivered_free(struct delivered *dl)
 	free(dl);
 }
 
-static void delivered_head(void *ctx, int rc, struct store_result *res)
+static void delivered_head(void *ctx, int rc, struct store_content *res)
 {
 	struct delivered *dl = ctx;
 	static unsigned seq;
@@ -153,8 +153,8 @@ static void delivered_head(void *ctx, int rc, struct store_result *res)
 	if (rc == 0 && res != NULL) {
 		/* The copy may be gone (expunged meanwhile): then the report has no original. */
 		dsn.original = (const char *)res->data;
-		dsn.original_len = res->data_len;
-		dsn.original_complete = res->data_len == res->total_size;
+		dsn.original_len = res->len;
+		dsn.original_complete = res->len == res->total_size;
 	}
 	struct buf msg;
 	buf_init(&msg, dl->cfg->limits.message_size);

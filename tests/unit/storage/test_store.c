@@ -265,17 +265,18 @@ Test(store, deliver_shared_content)
 	/* Read back by ranges. */
 	size_t len = strlen(msg1);
 	cr_assert_eq(
-	    FX_CALL(&fx, store_content_read(fx.s, inbox_a, 1, 0, 10, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.total_size, len);
-	cr_assert_eq(fx.w.res.data_len, 10);
-	cr_assert_eq(memcmp(fx.w.res.data, msg1, 10), 0);
-	cr_assert_eq(
-	    FX_CALL(&fx, store_content_read(fx.s, inbox_a, 1, 10, 1 << 20, store_sync_cb, &fx.w)),
+	    FX_CALL(&fx, store_content_read(fx.s, inbox_a, 1, 0, 10, store_sync_content, &fx.w)),
 	    0);
-	cr_assert_eq(fx.w.res.data_len, len - 10);
-	cr_assert_eq(memcmp(fx.w.res.data, msg1 + 10, len - 10), 0);
+	cr_assert_eq(fx.w.content.total_size, len);
+	cr_assert_eq(fx.w.content.len, 10);
+	cr_assert_eq(memcmp(fx.w.content.data, msg1, 10), 0);
+	cr_assert_eq(FX_CALL(&fx, store_content_read(fx.s, inbox_a, 1, 10, 1 << 20,
+	                                             store_sync_content, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.content.len, len - 10);
+	cr_assert_eq(memcmp(fx.w.content.data, msg1 + 10, len - 10), 0);
 	cr_assert_eq(
-	    FX_CALL(&fx, store_content_read(fx.s, inbox_a, 99, 0, 10, store_sync_cb, &fx.w)),
+	    FX_CALL(&fx, store_content_read(fx.s, inbox_a, 99, 0, 10, store_sync_content, &fx.w)),
 	    -ENOENT);
 
 	/* Deleting users drops references; the last one frees the content. */
@@ -713,13 +714,13 @@ Test(store, spooled_large_message)
 	size_t off = 0;
 	while (off < size) {
 		cr_assert_eq(FX_CALL(&fx, store_content_read(fx.s, inbox, uid, off, 1 << 20,
-		                                             store_sync_cb, &fx.w)),
+		                                             store_sync_content, &fx.w)),
 		             0);
-		cr_assert_eq(fx.w.res.total_size, size);
-		cr_assert_gt(fx.w.res.data_len, 0);
-		cr_assert_eq(memcmp(fx.w.res.data, bytes + off, fx.w.res.data_len), 0, "at %zu",
+		cr_assert_eq(fx.w.content.total_size, size);
+		cr_assert_gt(fx.w.content.len, 0);
+		cr_assert_eq(memcmp(fx.w.content.data, bytes + off, fx.w.content.len), 0, "at %zu",
 		             off);
-		off += fx.w.res.data_len;
+		off += fx.w.content.len;
 	}
 	free(bytes);
 
