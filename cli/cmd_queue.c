@@ -88,14 +88,14 @@ static int cmd_list(struct cli *cli, int64_t only, bool detail)
 		return CLI_FAIL;
 	struct store_sync w;
 	store_sync_init(&w);
-	int rc = cli_wait(&w, store_queue_list(s, store_sync_cb, &w));
+	int rc = cli_wait(&w, store_queue_list(s, store_sync_queue, &w));
 	bool found = false;
 	if (rc == 0) {
-		for (size_t i = 0; i < w.res.n_queue; i++) {
-			if (only != 0 && w.res.queue[i].id != only)
+		for (size_t i = 0; i < w.queue.n; i++) {
+			if (only != 0 && w.queue.v[i].id != only)
 				continue;
 			found = true;
-			print_entry(&w.res.queue[i], detail);
+			print_entry(&w.queue.v[i], detail);
 		}
 	}
 	store_sync_done(&w);

@@ -125,6 +125,8 @@ struct store_thunk {
 		store_msgs_cb *msgs;
 		store_batch_cb *batch;
 		store_content_cb *content;
+		store_queue_cb *queue;
+		store_queue_reported_cb *reported;
 	} cb;
 	void *ctx;
 };
@@ -302,6 +304,25 @@ static void complete_content(void *arg, int rc, struct store_backend_result *res
 	res->data_len = 0;
 	t->cb.content(t->ctx, rc, &r);
 	store_content_free(&r);
+	free(t);
+}
+
+static void complete_queue(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_queue_entries r = {.v = res->queue, .n = res->n_queue};
+	res->queue = NULL;
+	res->n_queue = 0;
+	t->cb.queue(t->ctx, rc, &r);
+	store_queue_entries_free(&r);
+	free(t);
+}
+
+static void complete_reported(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_queue_reported r = {.dsn_queue_id = res->id};
+	t->cb.reported(t->ctx, rc, &r);
 	free(t);
 }
 
@@ -628,11 +649,13 @@ int store_search_body(struct store *s, int64_t mailbox_id, const char *text, sto
 	    t, s->backend->search_body(s->impl, mailbox_id, text, complete_uids, t));
 }
 
-int store_queue_list(struct store *s, store_cb *cb, void *ctx)
+int store_queue_list(struct store *s, store_queue_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->queue_list(s->impl, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.queue = cb;
+	return thunk_submitted(t, s->backend->queue_list(s->impl, complete_queue, t));
 }
 
 int store_queue_delete(struct store *s, int64_t queue_id, store_done_cb *cb, void *ctx)
@@ -645,11 +668,14 @@ int store_queue_delete(struct store *s, int64_t queue_id, store_done_cb *cb, voi
 }
 
 int store_queue_due(struct store *s, int64_t now, unsigned lease_seconds, size_t limit,
-                    store_cb *cb, void *ctx)
+                    store_queue_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->queue_due(s->impl, now, lease_seconds, limit, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.queue = cb;
+	return thunk_submitted(
+	    t, s->backend->queue_due(s->impl, now, lease_seconds, limit, complete_queue, t));
 }
 
 int store_queue_recover(struct store *s, store_done_cb *cb, void *ctx)
@@ -682,12 +708,14 @@ int store_queue_content_read(struct store *s, int64_t content_id, uint64_t offse
 	                                                         max_len, complete_content, t));
 }
 
-int store_queue_report(struct store *s, const struct store_queue_report *rep, store_cb *cb,
-                       void *ctx)
+int store_queue_report(struct store *s, const struct store_queue_report *rep,
+                       store_queue_reported_cb *cb, void *ctx)
 {
 	if (cb == NULL)
 		return -EINVAL;
-	return s->backend->queue_report(s->impl, rep, cb, ctx);
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.reported = cb;
+	return thunk_submitted(t, s->backend->queue_report(s->impl, rep, complete_reported, t));
 }
 
 int store_cert_add(struct store *s, const struct store_cert_new *cert, store_certs_cb *cb,

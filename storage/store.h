@@ -354,6 +354,23 @@ typedef void store_content_cb(void *ctx, int rc, struct store_content *res);
 void store_content_free(struct store_content *res);
 void store_content_move(struct store_content *dst, struct store_content *src);
 
+/* Relay queue entries with their recipients: store_queue_list, store_queue_due (struct
+ * store_queue_entry is below). */
+struct store_queue_entry;
+struct store_queue_entries {
+	struct store_queue_entry *v;
+	size_t n;
+};
+typedef void store_queue_cb(void *ctx, int rc, struct store_queue_entries *res);
+void store_queue_entries_free(struct store_queue_entries *res);
+void store_queue_entries_move(struct store_queue_entries *dst, struct store_queue_entries *src);
+
+/* What store_queue_report stored besides the outcomes. Holds nothing to free. */
+struct store_queue_reported {
+	int64_t dsn_queue_id; /* the queue entry of a remote DSN, else 0 */
+};
+typedef void store_queue_reported_cb(void *ctx, int rc, struct store_queue_reported *res);
+
 /* Moves every field of src into dst (dst's previous contents are freed); src is left empty. */
 void store_result_move(struct store_result *dst, struct store_result *src);
 void store_result_free(struct store_result *res);
@@ -381,6 +398,8 @@ struct store_sync {
 	struct store_msgs msgs;
 	struct store_batch batch;
 	struct store_content content;
+	struct store_queue_entries queue;
+	struct store_queue_reported reported;
 	void *impl; /* mutex and condition variable */
 };
 void store_sync_init(struct store_sync *w);
@@ -399,6 +418,8 @@ void store_sync_copied(void *ctx, int rc, struct store_copied *res);
 void store_sync_msgs(void *ctx, int rc, struct store_msgs *res);
 void store_sync_batch(void *ctx, int rc, struct store_batch *res);
 void store_sync_content(void *ctx, int rc, struct store_content *res);
+void store_sync_queue(void *ctx, int rc, struct store_queue_entries *res);
+void store_sync_reported(void *ctx, int rc, struct store_queue_reported *res);
 /* Waits for the callback (unless submit_rc < 0) and returns its rc, or submit_rc. */
 int store_sync_wait(struct store_sync *w, int submit_rc);
 /* Frees w.res and the waiting machinery. */
@@ -640,8 +661,8 @@ int store_search_body(struct store *s, int64_t mailbox_id, const char *text, sto
 
 /* ---- Relay queue ---- */
 
-/* res: queue[] with recipients, oldest first. */
-int store_queue_list(struct store *s, store_cb *cb, void *ctx);
+/* res: v[], the entries with their recipients, oldest first. */
+int store_queue_list(struct store *s, store_queue_cb *cb, void *ctx);
 /* Deletes a queue entry (its content is freed with the last reference). -ENOENT. */
 int store_queue_delete(struct store *s, int64_t queue_id, store_done_cb *cb, void *ctx);
 
@@ -656,10 +677,10 @@ int store_queue_delete(struct store *s, int64_t queue_id, store_done_cb *cb, voi
  */
 
 /* Up to limit entries with recipients due at now (status 0 or an expired lease), each with
- * only those recipients, which are leased until now + lease_seconds. res: queue[] (oldest
+ * only those recipients, which are leased until now + lease_seconds. res: v[] (oldest
  * first; rcpts[].status is what it was before the lease). */
 int store_queue_due(struct store *s, int64_t now, unsigned lease_seconds, size_t limit,
-                    store_cb *cb, void *ctx);
+                    store_queue_cb *cb, void *ctx);
 /* Ends every lease (status 3 back to 0, next_attempt kept): at start, when no delivery of
  * this database can be in flight. */
 int store_queue_recover(struct store *s, store_done_cb *cb, void *ctx);
@@ -693,10 +714,10 @@ struct store_queue_report {
 
 /* Records every outcome (attempts + 1) and the DSN in one transaction; the entry is
  * removed when no recipient is left pending. The report is borrowed until the callback.
- * res: id = queue id of a queued remote DSN (else 0). -ENOENT when the entry is gone
- * (deleted by sealctl meanwhile: nothing recorded). */
-int store_queue_report(struct store *s, const struct store_queue_report *rep, store_cb *cb,
-                       void *ctx);
+ * res: dsn_queue_id, the queue id of a queued remote DSN (else 0). -ENOENT when the entry
+ * is gone (deleted by sealctl meanwhile: nothing recorded). */
+int store_queue_report(struct store *s, const struct store_queue_report *rep,
+                       store_queue_reported_cb *cb, void *ctx);
 
 /* ---- Certificates issued by the built-in client CA ----
  * The record of what sealctl issued and revoked (the certificates themselves and the CRL

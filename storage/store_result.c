@@ -273,6 +273,19 @@ void store_content_move(struct store_content *dst, struct store_content *src)
 	memset(src, 0, sizeof(*src));
 }
 
+void store_queue_entries_free(struct store_queue_entries *res)
+{
+	queue_free_all(res->v, res->n);
+	memset(res, 0, sizeof(*res));
+}
+
+void store_queue_entries_move(struct store_queue_entries *dst, struct store_queue_entries *src)
+{
+	store_queue_entries_free(dst);
+	*dst = *src;
+	memset(src, 0, sizeof(*src));
+}
+
 void store_backend_result_free(struct store_backend_result *res)
 {
 	user_free_all(res->users, res->n_users);
@@ -436,6 +449,20 @@ void store_sync_content(void *ctx, int rc, struct store_content *res)
 	sync_finish(w, rc);
 }
 
+void store_sync_queue(void *ctx, int rc, struct store_queue_entries *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_queue_entries_move(&w->queue, res);
+	sync_finish(w, rc);
+}
+
+void store_sync_reported(void *ctx, int rc, struct store_queue_reported *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	w->reported = *res;
+	sync_finish(w, rc);
+}
+
 int store_sync_wait(struct store_sync *w, int submit_rc)
 {
 	struct store_sync_impl *impl = w->impl;
@@ -463,6 +490,7 @@ void store_sync_done(struct store_sync *w)
 	store_msgs_free(&w->msgs);
 	store_batch_free(&w->batch);
 	store_content_free(&w->content);
+	store_queue_entries_free(&w->queue);
 	if (impl != NULL) {
 		pthread_mutex_destroy(&impl->lock);
 		pthread_cond_destroy(&impl->cv);

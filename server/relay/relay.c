@@ -563,7 +563,7 @@ static void delivery_start(struct relay *r, const struct store_queue_entry *q, c
 		delivery_end(d, "cannot read the queued message");
 }
 
-static void due_cb(void *ctx, int rc, struct store_result *res)
+static void due_cb(void *ctx, int rc, struct store_queue_entries *res)
 {
 	struct relay *r = ctx;
 	r->taking = false;
@@ -576,8 +576,8 @@ static void due_cb(void *ctx, int rc, struct store_result *res)
 		          store_strerror(rc));
 		return;
 	}
-	for (size_t i = 0; i < res->n_queue; i++) {
-		const struct store_queue_entry *q = &res->queue[i];
+	for (size_t i = 0; i < res->n; i++) {
+		const struct store_queue_entry *q = &res->v[i];
 		/* One delivery per recipient domain, each domain once. */
 		for (size_t k = 0; k < q->n_rcpts; k++) {
 			const char *at = strrchr(q->rcpts[k].address, '@');

@@ -23,7 +23,7 @@
 #include "server/relay/relay_runner.h"
 #include "storage/store.h"
 
-static void report_cb(void *ctx, int rc, struct store_result *res)
+static void report_cb(void *ctx, int rc, struct store_queue_reported *res)
 {
 	struct relay_delivery *d = ctx;
 	struct relay *r = d->relay;

@@ -659,9 +659,9 @@ Test(store, relay_queue)
 	int64_t qid = fx.w.delivery.queue_id;
 	assert_rows("SELECT refs FROM contents", 2);
 
-	cr_assert_eq(FX_CALL(&fx, store_queue_list(fx.s, store_sync_cb, &fx.w)), 0);
-	cr_assert_eq(fx.w.res.n_queue, 1);
-	struct store_queue_entry *q = &fx.w.res.queue[0];
+	cr_assert_eq(FX_CALL(&fx, store_queue_list(fx.s, store_sync_queue, &fx.w)), 0);
+	cr_assert_eq(fx.w.queue.n, 1);
+	struct store_queue_entry *q = &fx.w.queue.v[0];
 	cr_assert_eq(q->id, qid);
 	cr_assert_str_eq(q->sender, "alice@corp.example");
 	cr_assert(q->requiretls);

@@ -97,7 +97,7 @@ Test(store_fault, fails_everything)
 	cr_assert_eq(add_user("alice@corp.example"), -ENOSPC);
 	cr_assert_eq(get_user("alice@corp.example"), -ENOSPC);
 	cr_assert_eq(FX_CALL(&fx, store_user_list(fx.s, store_sync_users, &fx.w)), -ENOSPC);
-	cr_assert_eq(FX_CALL(&fx, store_queue_list(fx.s, store_sync_cb, &fx.w)), -ENOSPC);
+	cr_assert_eq(FX_CALL(&fx, store_queue_list(fx.s, store_sync_queue, &fx.w)), -ENOSPC);
 	store_fault_clear(fx.s);
 	/* Nothing reached the inner store. */
 	cr_assert_eq(get_user("alice@corp.example"), -ENOENT);

@@ -200,7 +200,7 @@ static void peer_start(void)
 /* ----- The case's loop ----- */
 
 /* What the queue must look like for the case to end: 1 done, 0 not yet. */
-typedef int queue_check_fn(const struct store_result *res);
+typedef int queue_check_fn(const struct store_queue_entries *res);
 static queue_check_fn *check;
 
 static void finish(void)
@@ -220,7 +220,7 @@ static void finish(void)
 	uv_close((uv_handle_t *)&poll_timer, NULL);
 }
 
-static void list_cb(void *ctx, int rc, struct store_result *res)
+static void list_cb(void *ctx, int rc, struct store_queue_entries *res)
 {
 	listing = false;
 	cr_assert_eq(rc, 0);
@@ -370,9 +370,9 @@ static size_t unstuff(char *s, size_t len)
 
 /* ----- Cases ----- */
 
-static int queue_empty(const struct store_result *res)
+static int queue_empty(const struct store_queue_entries *res)
 {
-	return res->n_queue == 0 && peer.quits > 0;
+	return res->n == 0 && peer.quits > 0;
 }
 
 Test(relay, delivers_a_queued_message_and_the_entry_goes)
@@ -418,11 +418,11 @@ Test(relay, streams_a_large_message_in_chunks)
 	free(msg);
 }
 
-static int deferred(const struct store_result *res)
+static int deferred(const struct store_queue_entries *res)
 {
-	if (res->n_queue != 1 || res->queue[0].n_rcpts != 1)
+	if (res->n != 1 || res->v[0].n_rcpts != 1)
 		return 0;
-	const struct store_queue_rcpt *r = &res->queue[0].rcpts[0];
+	const struct store_queue_rcpt *r = &res->v[0].rcpts[0];
 	if (r->status != 0 || r->attempts != 1)
 		return 0;
 	cr_assert_not_null(r->last_error);
