@@ -19,9 +19,12 @@
  *     struct store_sync, see below; sealctl, tests and benchmarks use it).
  * A write's callback runs only after its transaction has been committed durably.
  *
- * Results. Every callback receives rc (0 or negative errno) and a struct store_result
- * whose fields are borrowed until the callback returns; each function below says which
- * fields it fills. store_result_move() takes ownership of them instead.
+ * Results. Each kind of result has its own type and callback type (below "Results"): an
+ * operation takes the callback of its kind, and its comment says what the result holds.
+ * Every callback receives rc (0 or negative errno) and, unless the operation has no result
+ * (store_done_cb), a pointer to its result, never NULL: a zeroed one when rc < 0. The
+ * result is borrowed until the callback returns; store_X_move() takes ownership of its
+ * contents instead (free them with store_X_free()).
  *
  * Errors (rc): -ENOENT no such user/mailbox/message, -EEXIST already exists, -EINVAL bad
  * argument (address syntax, mailbox name), -EACCES wrong password (or unknown user, or
@@ -186,40 +189,6 @@ struct store_scram {
 	char *server_key;
 };
 
-struct store_result {
-	struct store_user *users;
-	size_t n_users;
-	struct store_mailbox *mailboxes;
-	size_t n_mailboxes;
-	struct store_msg *msgs;
-	size_t n_msgs;
-	uint32_t *uids; /* expunged / found / copy source UIDs */
-	size_t n_uids;
-	uint32_t *uids2; /* copy destination UIDs, parallel to uids */
-	struct store_delivered *delivered;
-	size_t n_delivered;
-	struct store_queue_entry *queue;
-	size_t n_queue;
-	struct store_scram scram;
-	unsigned char *data; /* store_content_read */
-	size_t data_len;
-	uint64_t total_size;
-	int64_t id;                      /* content id (deliver), queue id */
-	int64_t user_id;                 /* store_auth */
-	bool require_client_certificate; /* store_auth */
-	uint64_t modseq;                 /* highest modseq after a change */
-	uint32_t uidvalidity;
-	struct store_cert *certs; /* issued certificates (store_cert_*) */
-	size_t n_certs;
-	uint64_t crl_number; /* store_cert_revoke, store_cert_crl_next */
-	/* store_deliver with a report, when a target failed: 0 the report is stored, -ENODATA
-	 * none was wanted, -ENOENT its local recipient is unknown, -EDQUOT that mailbox is
-	 * full (the report is dropped, the delivery stands). */
-	int report_rc;
-};
-
-typedef void store_cb(void *ctx, int rc, struct store_result *res);
-
 /* An operation that hands back nothing but its rc. */
 typedef void store_done_cb(void *ctx, int rc);
 
@@ -371,21 +340,18 @@ struct store_queue_reported {
 };
 typedef void store_queue_reported_cb(void *ctx, int rc, struct store_queue_reported *res);
 
-/* Moves every field of src into dst (dst's previous contents are freed); src is left empty. */
-void store_result_move(struct store_result *dst, struct store_result *src);
-void store_result_free(struct store_result *res);
-
 /* ---- Blocking face ----
  *   struct store_sync w;
  *   store_sync_init(&w);
- *   int rc = store_sync_wait(&w, store_user_list(s, store_sync_cb, &w));
- *   ... use w.res ...
+ *   int rc = store_sync_wait(&w, store_user_list(s, store_sync_users, &w));
+ *   ... use w.users ...
  *   store_sync_done(&w);
- * Only for a store opened without a poster, from a thread that is not a store thread. */
+ * Only for a store opened without a poster, from a thread that is not a store thread. Each
+ * kind of result has its store_sync_X callback, which moves the result into the member of
+ * that name (w.users, w.mailboxes, ...); store_sync_done frees whatever was filled. */
 struct store_sync {
 	int rc;
 	bool done;
-	struct store_result res;
 	struct store_users users;
 	struct store_login login;
 	struct store_scram_material scram;
@@ -403,7 +369,6 @@ struct store_sync {
 	void *impl; /* mutex and condition variable */
 };
 void store_sync_init(struct store_sync *w);
-void store_sync_cb(void *ctx, int rc, struct store_result *res);
 /* The callback of an operation without a result: only rc. */
 void store_sync_done_cb(void *ctx, int rc);
 void store_sync_users(void *ctx, int rc, struct store_users *res);
@@ -422,7 +387,7 @@ void store_sync_queue(void *ctx, int rc, struct store_queue_entries *res);
 void store_sync_reported(void *ctx, int rc, struct store_queue_reported *res);
 /* Waits for the callback (unless submit_rc < 0) and returns its rc, or submit_rc. */
 int store_sync_wait(struct store_sync *w, int submit_rc);
-/* Frees w.res and the waiting machinery. */
+/* Frees every result held and the waiting machinery. */
 void store_sync_done(struct store_sync *w);
 
 /* ---- Users ---- */

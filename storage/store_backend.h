@@ -21,13 +21,45 @@
 #include "storage/store.h"
 
 /*
- * What a backend's operation produces: one generic result whose fields each operation of
- * store.h fills as its comment there says, and its callback. The front turns it into the
- * operation's own typed result. Until every public operation has its typed result, the
- * generic one is still store.h's struct store_result under its backend name.
+ * What a backend's operation produces: one generic result with every field an operation
+ * may fill, and its callback (res borrowed until it returns). Each operation fills the
+ * fields its typed result in store.h is built from (the front's complete_X functions in
+ * storage/store.c say which); the front moves them out and frees nothing else: a backend
+ * frees its result after the callback, as before.
  */
-#define store_backend_result store_result
-typedef store_cb store_backend_cb;
+struct store_backend_result {
+	struct store_user *users;
+	size_t n_users;
+	struct store_mailbox *mailboxes;
+	size_t n_mailboxes;
+	struct store_msg *msgs;
+	size_t n_msgs;
+	uint32_t *uids; /* expunged / found / copy source UIDs */
+	size_t n_uids;
+	uint32_t *uids2; /* copy destination UIDs, parallel to uids */
+	struct store_delivered *delivered;
+	size_t n_delivered;
+	struct store_queue_entry *queue;
+	size_t n_queue;
+	struct store_scram scram;
+	unsigned char *data; /* store_content_read */
+	size_t data_len;
+	uint64_t total_size;
+	int64_t id;                      /* content id (deliver), queue id */
+	int64_t user_id;                 /* store_auth */
+	bool require_client_certificate; /* store_auth */
+	uint64_t modseq;                 /* highest modseq after a change */
+	uint32_t uidvalidity;
+	struct store_cert *certs; /* issued certificates (store_cert_*) */
+	size_t n_certs;
+	uint64_t crl_number; /* store_cert_revoke, store_cert_crl_next */
+	/* store_deliver with a report, when a target failed: 0 the report is stored, -ENODATA
+	 * none was wanted, -ENOENT its local recipient is unknown, -EDQUOT that mailbox is
+	 * full (the report is dropped, the delivery stands). */
+	int report_rc;
+};
+
+typedef void store_backend_cb(void *ctx, int rc, struct store_backend_result *res);
 
 /* Frees every field of res and leaves it empty. */
 void store_backend_result_free(struct store_backend_result *res);
@@ -101,7 +133,7 @@ struct store_backend {
 	                void *ctx);
 	int (*search_text)(void *impl, int64_t mailbox_id, const char *text, store_backend_cb *cb,
 	                   void *ctx);
-	int (*search_body)(void *impl, int64_t mailbox_id, const char *text, store_cb *cb,
+	int (*search_body)(void *impl, int64_t mailbox_id, const char *text, store_backend_cb *cb,
 	                   void *ctx);
 
 	int (*queue_list)(void *impl, store_backend_cb *cb, void *ctx);

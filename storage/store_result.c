@@ -308,16 +308,6 @@ void store_backend_result_move(struct store_backend_result *dst, struct store_ba
 	memset(src, 0, sizeof(*src));
 }
 
-void store_result_free(struct store_result *res)
-{
-	store_backend_result_free(res);
-}
-
-void store_result_move(struct store_result *dst, struct store_result *src)
-{
-	store_backend_result_move(dst, src);
-}
-
 /* ---- Blocking face ---- */
 
 struct store_sync_impl {
@@ -351,13 +341,6 @@ static void sync_finish(struct store_sync *w, int rc)
 	w->done = true;
 	pthread_cond_signal(&impl->cv);
 	pthread_mutex_unlock(&impl->lock);
-}
-
-void store_sync_cb(void *ctx, int rc, struct store_result *res)
-{
-	struct store_sync *w = sync_begin(ctx);
-	store_result_move(&w->res, res);
-	sync_finish(w, rc);
 }
 
 void store_sync_done_cb(void *ctx, int rc)
@@ -478,7 +461,6 @@ int store_sync_wait(struct store_sync *w, int submit_rc)
 void store_sync_done(struct store_sync *w)
 {
 	struct store_sync_impl *impl = w->impl;
-	store_result_free(&w->res);
 	store_users_free(&w->users);
 	store_scram_material_free(&w->scram);
 	store_mailboxes_free(&w->mailboxes);
