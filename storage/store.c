@@ -504,6 +504,17 @@ int store_deliver(struct store *s, const struct store_deliver_req *req, store_de
 	return thunk_submitted(t, s->backend->deliver(s->impl, req, complete_delivery, t));
 }
 
+int store_deliver_batch(struct store *s, const struct store_deliver_req *reqs, size_t n,
+                        store_delivery_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.delivery = cb;
+	return thunk_submitted(t,
+	                       s->backend->deliver_batch(s->impl, reqs, n, complete_delivery, t));
+}
+
 int store_message_list(struct store *s, int64_t mailbox_id, uint64_t changed_since,
                        store_msgs_cb *cb, void *ctx)
 {

@@ -542,6 +542,19 @@ struct store_deliver_req {
  */
 int store_deliver(struct store *s, const struct store_deliver_req *req, store_delivery_cb *cb,
                   void *ctx);
+/*
+ * Delivers reqs[0..n) as one: IMAP APPEND and MULTIAPPEND (RFC 3502). Each request is one
+ * message for store_deliver with exactly one target and neither relay recipients nor a
+ * report. All are stored in one transaction (one commit, one fsync), in request order
+ * (ascending UIDs when they share a mailbox), or none is: a message refused (its target
+ * unknown or over quota, too large, a bad spool file) fails the whole call and nothing
+ * of it is stored. The MIME structure and SEARCH fields are computed on a worker first.
+ * reqs and what they point to are borrowed until the callback. res: v[] (n, one per
+ * request, in order). rc: as store_deliver (-ENOENT, -EDQUOT, -EFBIG, -ENOSPC, -EIO);
+ * -EINVAL at submit for n 0 or a request that is not one target only.
+ */
+int store_deliver_batch(struct store *s, const struct store_deliver_req *reqs, size_t n,
+                        store_delivery_cb *cb, void *ctx);
 
 /* Every message of a mailbox in UID order (SELECT, FETCH FLAGS, POP3 maildrop).
  * changed_since > 0 lists only messages with a higher modseq. res: v[], modseq,
@@ -602,8 +615,8 @@ int store_flags_store(struct store *s, int64_t mailbox_id, const struct store_ui
 int store_expunge(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
                   size_t n_ranges, store_uids_cb *cb, void *ctx);
 /* Removes exactly the messages in ranges (n_ranges > 0), whatever their flags, in one
- * transaction: POP3's UPDATE state and taking back a failed MULTIAPPEND, where flagging
- * \Deleted first and expunging after would be two commits a crash could fall between.
+ * transaction: POP3's UPDATE state, where flagging \Deleted first and expunging after
+ * would be two commits a crash could fall between.
  * res: v[] removed, modseq. */
 int store_remove(struct store *s, int64_t mailbox_id, const struct store_uid_range *ranges,
                  size_t n_ranges, store_uids_cb *cb, void *ctx);

@@ -106,6 +106,8 @@ struct store_backend {
 
 	int (*deliver)(void *impl, const struct store_deliver_req *req, store_backend_cb *cb,
 	               void *ctx);
+	int (*deliver_batch)(void *impl, const struct store_deliver_req *reqs, size_t n,
+	                     store_backend_cb *cb, void *ctx);
 	int (*message_list)(void *impl, int64_t mailbox_id, uint64_t changed_since,
 	                    store_backend_cb *cb, void *ctx);
 	int (*message_get)(void *impl, int64_t mailbox_id, uint32_t uid, store_backend_cb *cb,

@@ -6,9 +6,11 @@
  * The messages are literals in the assembled command (bounded by limits.message_size
  * each, the reader checks that before the "+" continuation); one over IMAP_SPOOL_MIN
  * arrived in a spool file instead (imap_session.c), which the store streams from, so no
- * large message is held whole in memory. They are delivered one
- * after the other: a failure part-way reports NO, and the ones already stored are
- * expunged again so MULTIAPPEND stays all-or-nothing as RFC 3502 asks.
+ * large message is held whole in memory. They are delivered together with
+ * store_deliver_batch: one transaction, so one fsync for the whole command, the UIDs in
+ * the order of the messages, and a message refused fails the command with nothing stored
+ * (all-or-nothing, as RFC 3502 asks, even across a crash). The tagged OK follows the
+ * commit.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -38,11 +40,11 @@ struct append_op {
 	char *name;
 	struct append_msg *msgs;
 	size_t n, next;
-	struct store_target target;
-	struct store_deliver_req req;
+	struct store_target target;   /* the mailbox; flags and keywords per message below */
+	struct store_target *targets; /* one per message */
+	struct store_deliver_req *reqs;
 	uint32_t uidvalidity;
 	uint32_t *uids;
-	int rc;
 };
 
 static void append_free(void *p)
@@ -51,6 +53,8 @@ static void append_free(void *p)
 	for (size_t i = 0; i < op->n; i++)
 		free(op->msgs[i].keywords);
 	free(op->msgs);
+	free(op->targets);
+	free(op->reqs);
 	free(op->uids);
 	free(op->name);
 	free(op);
@@ -93,42 +97,14 @@ int imap_parse_datetime(const char *s, size_t len, int64_t *t_r)
 	return 0;
 }
 
-static void append_next(struct append_op *op);
-static void append_spooled(void *ctx, int rc);
-static void append_deliver(struct append_op *op, const char *spool_path);
+static void append_spool_next(struct append_op *op);
 
-static void undone(void *ctx, int rc, struct store_uids *res)
+static void append_fail(struct append_op *op, int rc)
 {
-	struct append_op *op = ctx;
-	struct imap_client *cl = op->cl;
-	(void)rc;
-	(void)res;
-	if (!imap_async_end(cl))
-		return;
-	imap_done(cl, "NO",
-	          op->rc == -EDQUOT  ? "[OVERQUOTA] Quota exceeded"
-	          : op->rc == -EFBIG ? "[TOOBIG] Message too large"
-	                             : "[SERVERBUG] APPEND failed");
-}
-
-static void fail(struct append_op *op, int rc)
-{
-	struct imap_client *cl = op->cl;
-	op->rc = rc;
-	if (op->next == 0) {
-		imap_async_begin(cl);
-		undone(op, 0, NULL);
-		return;
-	}
-	struct store_uid_range *r = xcalloc(op->next + 1, sizeof(*r));
-	for (size_t i = 0; i < op->next; i++)
-		r[i] = (struct store_uid_range){op->uids[i], op->uids[i]};
-	imap_async_begin(cl);
-	/* Takes back what the failed MULTIAPPEND already stored, in one transaction. */
-	int src = store_remove(imap_store(cl), op->target.mailbox_id, r, op->next, undone, op);
-	free(r);
-	if (src < 0)
-		undone(op, 0, NULL);
+	imap_done(op->cl, "NO",
+	          rc == -EDQUOT  ? "[OVERQUOTA] Quota exceeded"
+	          : rc == -EFBIG ? "[TOOBIG] Message too large"
+	                         : "[SERVERBUG] APPEND failed");
 }
 
 static void appended(void *ctx, int rc, struct store_delivery_result *res)
@@ -137,44 +113,59 @@ static void appended(void *ctx, int rc, struct store_delivery_result *res)
 	struct imap_client *cl = op->cl;
 	if (!imap_async_end(cl))
 		return;
-	if (rc == 0 && res->n == 1 && res->v[0].rc < 0)
-		rc = res->v[0].rc;
-	/* When its only target fails the store answers -ENOENT and keeps no per-target rc;
-	 * the mailbox was there a moment ago, so the quota is the likely reason. */
+	/* The mailbox was there a moment ago, so the quota is the likely reason. */
 	if (rc == -ENOENT)
 		rc = -EDQUOT;
+	if (rc == 0 && res->n != op->n)
+		rc = -EIO;
 	if (rc < 0) {
-		fail(op, rc);
+		append_fail(op, rc); /* the batch stored nothing */
 		return;
 	}
+	for (size_t i = 0; i < op->n; i++)
+		op->uids[i] = res->v[i].uid;
 	op->uidvalidity = res->v[0].uidvalidity;
-	op->uids[op->next++] = res->v[0].uid;
 	if (cl->state == IMAP_STATE_SELECTED && res->v[0].mailbox_id == cl->mailbox_id)
 		cl->changed = true;
-	append_next(op);
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	buf_printf(&o, "[APPENDUID %u ", op->uidvalidity);
+	imap_fmt_seqset(&o, op->uids, op->n);
+	buf_append_str(&o, "] APPEND completed");
+	imap_done(cl, "OK", o.data);
+	buf_free(&o);
 }
 
-static void append_next(struct append_op *op)
+/* Every message of the command in one store call: one transaction and one fsync for the
+ * batch, and all or none stored. */
+static void append_submit(struct append_op *op)
 {
 	struct imap_client *cl = op->cl;
-	if (op->next == op->n) {
-		struct buf o;
-		buf_init(&o, SIZE_MAX);
-		buf_printf(&o, "[APPENDUID %u ", op->uidvalidity);
-		imap_fmt_seqset(&o, op->uids, op->n);
-		buf_append_str(&o, "] APPEND completed");
-		imap_done(cl, "OK", o.data);
-		buf_free(&o);
-		return;
+	op->targets = xcalloc(op->n, sizeof(*op->targets));
+	op->reqs = xcalloc(op->n, sizeof(*op->reqs));
+	for (size_t i = 0; i < op->n; i++) {
+		const struct append_msg *m = &op->msgs[i];
+		struct store_deliver_req *r = &op->reqs[i];
+		op->targets[i] = op->target;
+		op->targets[i].flags = m->flags;
+		op->targets[i].keywords = m->keywords;
+		if (m->spool != NULL) {
+			r->spool_path = spool_path(m->spool);
+		} else {
+			r->data = m->data;
+			r->size = (size_t)m->len;
+		}
+		r->internal_date = m->date;
+		r->targets = &op->targets[i];
+		r->n_targets = 1;
+		r->sender = "";
 	}
-	const struct append_msg *m = &op->msgs[op->next];
-	if (m->spool != NULL) {
-		/* Every byte must be on disk before the store reads the file. */
-		imap_async_begin(cl);
-		spool_finish(m->spool, append_spooled, op);
-		return;
+	imap_async_begin(cl);
+	int rc = store_deliver_batch(imap_store(cl), op->reqs, op->n, appended, op);
+	if (rc < 0) {
+		conn_release(cl->c);
+		append_fail(op, rc);
 	}
-	append_deliver(op, NULL);
 }
 
 static void append_spooled(void *ctx, int rc)
@@ -189,35 +180,24 @@ static void append_spooled(void *ctx, int rc)
 	if (rc < 0) {
 		log_event(LOGL_WARN, "session=%s proto=imap event=spool_failed error=%s",
 		          conn_id(cl->c), strerror(-rc));
-		fail(op, rc);
+		append_fail(op, rc);
 		return;
 	}
-	append_deliver(op, spool_path(m->spool));
+	op->next++;
+	append_spool_next(op);
 }
 
-static void append_deliver(struct append_op *op, const char *spool_path)
+/* Every byte of each spooled message must be on disk before the store reads the file. */
+static void append_spool_next(struct append_op *op)
 {
-	struct imap_client *cl = op->cl;
-	const struct append_msg *m = &op->msgs[op->next];
-	op->target.flags = m->flags;
-	op->target.keywords = m->keywords;
-	memset(&op->req, 0, sizeof(op->req));
-	if (spool_path != NULL) {
-		op->req.spool_path = spool_path;
-	} else {
-		op->req.data = m->data;
-		op->req.size = (size_t)m->len;
+	while (op->next < op->n && op->msgs[op->next].spool == NULL)
+		op->next++;
+	if (op->next == op->n) {
+		append_submit(op);
+		return;
 	}
-	op->req.internal_date = m->date;
-	op->req.targets = &op->target;
-	op->req.n_targets = 1;
-	op->req.sender = "";
-	imap_async_begin(cl);
-	int rc = store_deliver(imap_store(cl), &op->req, appended, op);
-	if (rc < 0) {
-		conn_release(cl->c);
-		fail(op, rc);
-	}
+	imap_async_begin(op->cl);
+	spool_finish(op->msgs[op->next].spool, append_spooled, op);
 }
 
 /* A MULTIAPPEND that cannot fit is refused before any message is stored. */
@@ -237,7 +217,7 @@ static void append_quota(void *ctx, int rc, struct store_users *res)
 			return;
 		}
 	}
-	append_next(op);
+	append_spool_next(op);
 }
 
 static void append_dst(void *ctx, int rc, struct store_mailboxes *res)
@@ -259,7 +239,7 @@ static void append_dst(void *ctx, int rc, struct store_mailboxes *res)
 	imap_async_begin(cl);
 	if (store_user_get(imap_store(cl), cl->user, append_quota, op) < 0) {
 		conn_release(cl->c);
-		append_next(op);
+		append_spool_next(op);
 	}
 }
 

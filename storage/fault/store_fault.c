@@ -236,6 +236,10 @@ FAULT_OP(mailbox_subscribe,
 FAULT_OP(deliver,
          (void *impl, const struct store_deliver_req *req, store_backend_cb *cb, void *ctx),
          (f->inner_impl, req, cb, ctx))
+FAULT_OP(deliver_batch,
+         (void *impl, const struct store_deliver_req *reqs, size_t n, store_backend_cb *cb,
+          void *ctx),
+         (f->inner_impl, reqs, n, cb, ctx))
 FAULT_OP(message_list,
          (void *impl, int64_t mailbox_id, uint64_t changed_since, store_backend_cb *cb, void *ctx),
          (f->inner_impl, mailbox_id, changed_since, cb, ctx))
@@ -339,6 +343,7 @@ const struct store_backend store_backend_fault = {
     .mailbox_rename = fault_mailbox_rename,
     .mailbox_subscribe = fault_mailbox_subscribe,
     .deliver = fault_deliver,
+    .deliver_batch = fault_deliver_batch,
     .message_list = fault_message_list,
     .message_get = fault_message_get,
     .message_headers = fault_message_headers,

@@ -849,6 +849,7 @@ const struct store_backend store_backend_mem = {
     .mailbox_rename = mem_mailbox_rename,
     .mailbox_subscribe = mem_mailbox_subscribe,
     .deliver = mem_store_deliver,
+    .deliver_batch = mem_store_deliver_batch,
     .message_list = mem_store_message_list,
     .message_get = mem_store_message_get,
     .message_headers = mem_store_message_headers,

@@ -382,6 +382,95 @@ int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_bac
 	return 0;
 }
 
+/* Every message is checked (with the ones before it in the batch counted against its
+ * user's quota) before the first is added: all or none, as SQLite's one transaction. */
+int mem_store_deliver_batch(void *impl, const struct store_deliver_req *reqs, size_t n,
+                            store_backend_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	if (n == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_deliver_req *r = &reqs[i];
+		if ((r->data == NULL && r->spool_path == NULL) || r->n_targets != 1 ||
+		    r->n_relay != 0 || r->report != NULL)
+			return -EINVAL;
+		if (r->spool_path == NULL && r->size > m->max_message_size)
+			return -EFBIG;
+	}
+	char **kw = xcalloc(n + 1, sizeof(*kw));
+	unsigned char **spooled = xcalloc(n + 1, sizeof(*spooled));
+	const void **data = xcalloc(n + 1, sizeof(*data));
+	size_t *size = xcalloc(n + 1, sizeof(*size));
+	struct mem_mailbox **mbs = xcalloc(n + 1, sizeof(*mbs));
+	struct store_backend_result res = {0};
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = store_keywords_normalize(reqs[i].targets[0].keywords, &kw[i]);
+	if (rc < 0)
+		goto out;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		data[i] = reqs[i].data;
+		size[i] = reqs[i].size;
+		if (reqs[i].spool_path != NULL) {
+			rc = spool_load(reqs[i].spool_path, m->max_message_size, &spooled[i],
+			                &size[i]);
+			data[i] = spooled[i];
+		}
+	}
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct mem_mailbox *mb = target_mailbox(m, &reqs[i].targets[0]);
+		struct mem_user *u = mb != NULL ? mem_user_by_id(m, mb->user_id) : NULL;
+		if (mb == NULL || u == NULL) {
+			rc = -ENOENT;
+			break;
+		}
+		uint64_t used = mem_user_used(m, u->id) + size[i];
+		uint32_t uids = 1;
+		for (size_t k = 0; k < i; k++) {
+			used += mbs[k]->user_id == u->id ? size[k] : 0;
+			uids += mbs[k] == mb ? 1 : 0;
+		}
+		if (u->quota != 0 && used > u->quota)
+			rc = -EDQUOT;
+		else if ((uint64_t)mb->uidnext + uids > UINT32_MAX)
+			rc = -EFBIG;
+		mbs[i] = mb;
+	}
+	if (rc == 0) {
+		int64_t now = (int64_t)time(NULL);
+		res.delivered = xcalloc(n + 1, sizeof(*res.delivered));
+		res.n_delivered = n;
+		for (size_t i = 0; i < n; i++) {
+			struct store_delivered *d = &res.delivered[i];
+			struct mem_content *c = mem_content_get(m, data[i], size[i]);
+			mem_entry_add(m, mbs[i], c, reqs[i].targets[0].flags, kw[i],
+			              reqs[i].internal_date != 0 ? reqs[i].internal_date : now,
+			              &d->uid);
+			mem_content_unref(m, c);
+			d->mailbox_id = mbs[i]->id;
+			d->uidvalidity = mbs[i]->uidvalidity;
+			d->quota_bytes = mem_user_by_id(m, mbs[i]->user_id)->quota;
+			mem_note(m, mbs[i]);
+		}
+	}
+	mem_done(m, cb, ctx, rc, &res, true);
+	pthread_mutex_unlock(&m->lock);
+	rc = 0;
+out:
+	for (size_t i = 0; i < n; i++) {
+		free(kw[i]);
+		free(spooled[i]);
+	}
+	free(kw);
+	free(spooled);
+	free(data);
+	free(size);
+	free(mbs);
+	return rc;
+}
+
 /* ---- Reading ---- */
 
 int mem_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since,

@@ -125,6 +125,8 @@ void mem_queued_clear(struct mem_store *m, struct mem_queued *q);
 /* The operations (store_backend_mem in store_mem.c). */
 int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_backend_cb *cb,
                       void *ctx);
+int mem_store_deliver_batch(void *impl, const struct store_deliver_req *reqs, size_t n,
+                            store_backend_cb *cb, void *ctx);
 int mem_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since,
                            store_backend_cb *cb, void *ctx);
 int mem_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_backend_cb *cb,

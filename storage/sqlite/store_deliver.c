@@ -617,3 +617,133 @@ int sqlite_store_deliver(void *impl, const struct store_deliver_req *req, store_
 	j->d.n_keywords = req->n_targets;
 	return store_job_submit(&j->job);
 }
+
+/*
+ * store_deliver_batch: the messages of one APPEND or MULTIAPPEND in one job, so one
+ * transaction and one fsync carry them all, in order, and a refused message takes the
+ * others back with it (RFC 3502). The job needs no savepoint: a message refused before
+ * the batch's first write has written nothing, and one refused after it has, so the writer
+ * rolls the whole transaction back and runs the other jobs again (store_job.no_savepoint).
+ */
+struct batch_job {
+	struct store_job job;
+	size_t n;
+	size_t prepared; /* d[0..prepared) were prepared on a worker */
+	struct store_delivery d[];
+};
+
+/* What the prepared messages of a batch may hold (MIME structure, index text: up to
+ * STORE_FTS_MAX each) until the writer takes them: a MULTIAPPEND of thousands of large
+ * messages is not held whole. The rest are prepared and indexed one by one on the writer. */
+#define BATCH_PREPARED_MAX (32u * 1024 * 1024)
+
+static void batch_job_free(struct store_job *job)
+{
+	struct batch_job *b = (struct batch_job *)job;
+	for (size_t i = 0; i < b->n; i++)
+		store_delivery_clear(&b->d[i]);
+}
+
+static size_t mime_held(const struct store_mime_info *m)
+{
+	return (m->json != NULL ? strlen(m->json) : 0) + (m->text != NULL ? strlen(m->text) : 0);
+}
+
+/* Hash and MIME of the messages, on one worker, within BATCH_PREPARED_MAX. */
+static int batch_prepare(struct store_job *job)
+{
+	struct batch_job *b = (struct batch_job *)job;
+	size_t held = 0;
+	for (b->prepared = 0; b->prepared < b->n && held < BATCH_PREPARED_MAX; b->prepared++) {
+		struct store_delivery *d = &b->d[b->prepared];
+		int rc = store_delivery_prepare(job->store, d);
+		if (rc < 0)
+			return rc;
+		held += mime_held(&d->mime);
+	}
+	return 0;
+}
+
+static int batch_run(struct store_conn *c, struct store_job *job)
+{
+	struct batch_job *b = (struct batch_job *)job;
+	struct store_delivered *all = xcalloc(b->n + 1, sizeof(*all));
+	int rc = 0;
+	for (size_t i = 0; i < b->n && rc == 0; i++) {
+		struct store_delivery *d = &b->d[i];
+		bool late = i >= b->prepared;
+		if (late) {
+			store_mime_info_clear(&d->mime); /* from a run rolled back */
+			rc = store_delivery_prepare(job->store, d);
+			if (rc < 0)
+				break;
+		}
+		rc = store_delivery_run(c, job, d);
+		if (rc == 0 && job->res.delivered[0].rc < 0)
+			rc = job->res.delivered[0].rc;
+		if (rc == 0)
+			all[i] = job->res.delivered[0];
+		free(job->res.delivered);
+		job->res.delivered = NULL;
+		if (late) {
+			if (rc == 0)
+				rc = store_delivery_index(c, d);
+			store_mime_info_clear(&d->mime);
+		}
+	}
+	job->res.delivered = all;
+	job->res.n_delivered = b->n;
+	return rc;
+}
+
+static int batch_run_deferred(struct store_conn *c, struct store_job *job)
+{
+	struct batch_job *b = (struct batch_job *)job;
+	for (size_t i = 0; i < b->n; i++) {
+		int rc = store_delivery_index(c, &b->d[i]);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int sqlite_store_deliver_batch(void *impl, const struct store_deliver_req *reqs, size_t n,
+                               store_backend_cb *cb, void *ctx)
+{
+	struct sqlite_store *s = impl;
+	if (n == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_deliver_req *r = &reqs[i];
+		if ((r->data == NULL && r->spool_path == NULL) || r->n_targets != 1 ||
+		    r->n_relay != 0 || r->report != NULL)
+			return -EINVAL;
+		if (r->spool_path == NULL && r->size > s->opt.max_message_size)
+			return -EFBIG;
+	}
+	char **kw = xcalloc(n + 1, sizeof(*kw));
+	for (size_t i = 0; i < n; i++) {
+		if (store_keywords_normalize(reqs[i].targets[0].keywords, &kw[i]) < 0) {
+			for (size_t k = 0; k < i; k++)
+				free(kw[k]);
+			free(kw);
+			return -EINVAL;
+		}
+	}
+	struct batch_job *b =
+	    store_job_new(sizeof(*b) + n * sizeof(b->d[0]), s, STORE_JOB_WRITE, batch_run, cb, ctx);
+	b->job.free_args = batch_job_free;
+	b->job.prepare = batch_prepare;
+	b->job.run_deferred = batch_run_deferred;
+	b->job.no_savepoint = true;
+	b->n = n;
+	for (size_t i = 0; i < n; i++) {
+		b->d[i].req = &reqs[i];
+		b->d[i].defer_index = true;
+		b->d[i].keywords = xcalloc(1, sizeof(*b->d[i].keywords));
+		b->d[i].keywords[0] = kw[i];
+		b->d[i].n_keywords = 1;
+	}
+	free(kw);
+	return store_job_submit(&b->job);
+}

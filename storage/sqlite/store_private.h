@@ -218,6 +218,8 @@ int sqlite_store_mailbox_subscribe(void *impl, int64_t user_id, const char *name
                                    store_backend_cb *cb, void *ctx);
 int sqlite_store_deliver(void *impl, const struct store_deliver_req *req, store_backend_cb *cb,
                          void *ctx);
+int sqlite_store_deliver_batch(void *impl, const struct store_deliver_req *reqs, size_t n,
+                               store_backend_cb *cb, void *ctx);
 int sqlite_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since,
                               store_backend_cb *cb, void *ctx);
 int sqlite_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_backend_cb *cb,

@@ -27,6 +27,7 @@ const struct store_backend store_backend_sqlite = {
     .mailbox_rename = sqlite_store_mailbox_rename,
     .mailbox_subscribe = sqlite_store_mailbox_subscribe,
     .deliver = sqlite_store_deliver,
+    .deliver_batch = sqlite_store_deliver_batch,
     .message_list = sqlite_store_message_list,
     .message_get = sqlite_store_message_get,
     .message_headers = sqlite_store_message_headers,
