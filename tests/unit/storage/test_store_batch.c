@@ -191,7 +191,7 @@ Test(store_batch, refused_at_submit)
 
 /* A batch larger than what its prepared messages may hold at once (32 MiB of index text):
  * the rest are prepared on the writer, and are stored and found by SEARCH all the same. */
-Test(store_batch, larger_than_prepared_bound, .timeout = 120)
+Test(store_batch, larger_than_prepared_bound)
 {
 	enum { BIG_N = 36, BIG_SIZE = (1024 + 64) * 1024 };
 	int64_t u = add_user("frank@corp.example");
