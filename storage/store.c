@@ -188,9 +188,14 @@ static void complete_scram(void *arg, int rc, struct store_backend_result *res)
 static void complete_mailboxes(void *arg, int rc, struct store_backend_result *res)
 {
 	struct store_thunk *t = arg;
-	struct store_mailboxes r = {.v = res->mailboxes, .n = res->n_mailboxes};
+	struct store_mailboxes r = {.v = res->mailboxes,
+	                            .n = res->n_mailboxes,
+	                            .missing = res->names,
+	                            .n_missing = res->n_names};
 	res->mailboxes = NULL;
 	res->n_mailboxes = 0;
+	res->names = NULL;
+	res->n_names = 0;
 	t->cb.mailboxes(t->ctx, rc, &r);
 	store_mailboxes_free(&r);
 	free(t);
@@ -492,6 +497,17 @@ int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, 
 	t->cb.done = cb;
 	return thunk_submitted(
 	    t, s->backend->mailbox_subscribe(s->impl, user_id, name, on, complete_done, t));
+}
+
+int store_recent_take(struct store *s, int64_t mailbox_id, uint32_t upto, store_uids_cb *cb,
+                      void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.uids = cb;
+	return thunk_submitted(
+	    t, s->backend->recent_take(s->impl, mailbox_id, upto, complete_uids, t));
 }
 
 int store_deliver(struct store *s, const struct store_deliver_req *req, store_delivery_cb *cb,

@@ -130,7 +130,8 @@ struct store_mailbox {
 	uint64_t highest_modseq;
 	uint32_t messages;
 	uint32_t unseen;
-	uint64_t size; /* bytes of all messages */
+	uint64_t size;   /* bytes of all messages */
+	uint32_t recent; /* messages no session has taken as \Recent yet (store_recent_take) */
 };
 
 /* One message in one mailbox. */
@@ -221,6 +222,10 @@ void store_scram_material_move(struct store_scram_material *dst, struct store_sc
 struct store_mailboxes {
 	struct store_mailbox *v;
 	size_t n;
+	/* store_mailbox_list: the names subscribed to that are no mailbox (a subscription
+	 * outlives its mailbox, RFC 3501 6.3.6), sorted. */
+	char **missing;
+	size_t n_missing;
 };
 typedef void store_mailboxes_cb(void *ctx, int rc, struct store_mailboxes *res);
 void store_mailboxes_free(struct store_mailboxes *res);
@@ -446,8 +451,19 @@ int store_mailbox_delete(struct store *s, int64_t user_id, const char *name, sto
  * new name with its counts. -ENOENT, -EEXIST, -EINVAL. */
 int store_mailbox_rename(struct store *s, int64_t user_id, const char *name, const char *new_name,
                          store_mailboxes_cb *cb, void *ctx);
+/* Adds name to the user's subscriptions or removes it; name need not be a mailbox (and
+ * removing a name that is not subscribed succeeds). -EINVAL for an invalid name. A new
+ * mailbox is subscribed; a renamed one keeps its subscription; a deleted one leaves it. */
 int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, bool on,
                             store_done_cb *cb, void *ctx);
+/*
+ * \Recent (RFC 3501 2.3.2): hands the messages of the mailbox that no caller has taken yet,
+ * up to (not including) UID upto, to this caller, and to no later one. The session that
+ * selects a mailbox read-write, or has it selected when a message arrives, takes them.
+ * res: v[], the UIDs taken (existing messages only; empty when another took them first).
+ */
+int store_recent_take(struct store *s, int64_t mailbox_id, uint32_t upto, store_uids_cb *cb,
+                      void *ctx);
 
 /* ---- Messages ---- */
 

@@ -32,6 +32,8 @@ struct store_backend_result {
 	size_t n_users;
 	struct store_mailbox *mailboxes;
 	size_t n_mailboxes;
+	char **names; /* store_mailbox_list: subscribed names without a mailbox */
+	size_t n_names;
 	struct store_msg *msgs;
 	size_t n_msgs;
 	uint32_t *uids; /* expunged / found / copy source UIDs */
@@ -103,6 +105,8 @@ struct store_backend {
 	                      store_backend_cb *cb, void *ctx);
 	int (*mailbox_subscribe)(void *impl, int64_t user_id, const char *name, bool on,
 	                         store_backend_cb *cb, void *ctx);
+	int (*recent_take)(void *impl, int64_t mailbox_id, uint32_t upto, store_backend_cb *cb,
+	                   void *ctx);
 
 	int (*deliver)(void *impl, const struct store_deliver_req *req, store_backend_cb *cb,
 	               void *ctx);

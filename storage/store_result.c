@@ -145,9 +145,17 @@ static void mailbox_free_all(struct store_mailbox *mb, size_t n)
 	free(mb);
 }
 
+static void names_free_all(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 void store_mailboxes_free(struct store_mailboxes *res)
 {
 	mailbox_free_all(res->v, res->n);
+	names_free_all(res->missing, res->n_missing);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -290,6 +298,7 @@ void store_backend_result_free(struct store_backend_result *res)
 {
 	user_free_all(res->users, res->n_users);
 	mailbox_free_all(res->mailboxes, res->n_mailboxes);
+	names_free_all(res->names, res->n_names);
 	msg_free_all(res->msgs, res->n_msgs);
 	free(res->uids);
 	free(res->uids2);

@@ -233,6 +233,9 @@ FAULT_OP(mailbox_rename,
 FAULT_OP(mailbox_subscribe,
          (void *impl, int64_t user_id, const char *name, bool on, store_backend_cb *cb, void *ctx),
          (f->inner_impl, user_id, name, on, cb, ctx))
+FAULT_OP(recent_take,
+         (void *impl, int64_t mailbox_id, uint32_t upto, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, upto, cb, ctx))
 FAULT_OP(deliver,
          (void *impl, const struct store_deliver_req *req, store_backend_cb *cb, void *ctx),
          (f->inner_impl, req, cb, ctx))
@@ -342,6 +345,7 @@ const struct store_backend store_backend_fault = {
     .mailbox_delete = fault_mailbox_delete,
     .mailbox_rename = fault_mailbox_rename,
     .mailbox_subscribe = fault_mailbox_subscribe,
+    .recent_take = fault_recent_take,
     .deliver = fault_deliver,
     .deliver_batch = fault_deliver_batch,
     .message_list = fault_message_list,

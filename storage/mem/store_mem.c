@@ -53,6 +53,39 @@ struct mem_mailbox *mem_mailbox_by_name(struct mem_store *m, int64_t user_id, co
 	return NULL;
 }
 
+/* Subscriptions are names of the user, kept when their mailbox goes (RFC 3501 6.3.6). */
+static size_t sub_find(const struct mem_user *u, const char *name)
+{
+	for (size_t i = 0; i < u->n_subs; i++)
+		if (strcmp(u->subs[i], name) == 0)
+			return i;
+	return SIZE_MAX;
+}
+
+static void sub_set(struct mem_store *m, int64_t user_id, const char *name, bool on)
+{
+	struct mem_user *u = mem_user_by_id(m, user_id);
+	if (u == NULL)
+		return;
+	size_t i = sub_find(u, name);
+	if (on && i == SIZE_MAX) {
+		u->subs = xreallocarray(u->subs, u->n_subs + 1, sizeof(*u->subs));
+		u->subs[u->n_subs++] = xstrdup(name);
+	} else if (!on && i != SIZE_MAX) {
+		free(u->subs[i]);
+		u->subs[i] = u->subs[--u->n_subs];
+	}
+}
+
+static void subs_free(struct mem_user *u)
+{
+	for (size_t i = 0; i < u->n_subs; i++)
+		free(u->subs[i]);
+	free(u->subs);
+	u->subs = NULL;
+	u->n_subs = 0;
+}
+
 struct mem_mailbox *mem_mailbox_add(struct mem_store *m, int64_t user_id, const char *name,
                                     unsigned special_use)
 {
@@ -61,7 +94,8 @@ struct mem_mailbox *mem_mailbox_add(struct mem_store *m, int64_t user_id, const 
 	mb->user_id = user_id;
 	mb->name = xstrdup(strcasecmp(name, "INBOX") == 0 ? "INBOX" : name);
 	mb->special_use = special_use;
-	mb->subscribed = true;
+	mb->recent_uid = 1;
+	sub_set(m, user_id, mb->name, true);
 	/* The clock, but never a value given before (as the SQLite backend). */
 	uint32_t now = (uint32_t)time(NULL);
 	m->last_uidvalidity = now > m->last_uidvalidity ? now : m->last_uidvalidity + 1;
@@ -129,13 +163,13 @@ void mem_note(struct mem_store *m, const struct mem_mailbox *mb)
 static void mailbox_fill(struct mem_store *m, const struct mem_mailbox *mb,
                          struct store_mailbox *out)
 {
-	(void)m;
 	memset(out, 0, sizeof(*out));
 	out->id = mb->id;
 	out->user_id = mb->user_id;
 	out->name = xstrdup(mb->name);
 	out->special_use = mb->special_use;
-	out->subscribed = mb->subscribed;
+	struct mem_user *u = mem_user_by_id(m, mb->user_id);
+	out->subscribed = u != NULL && sub_find(u, mb->name) != SIZE_MAX;
 	out->uidvalidity = mb->uidvalidity;
 	out->uidnext = mb->uidnext;
 	out->highest_modseq = mb->highest_modseq;
@@ -143,6 +177,8 @@ static void mailbox_fill(struct mem_store *m, const struct mem_mailbox *mb,
 	for (size_t i = 0; i < mb->n_entries; i++) {
 		if (!(mb->entries[i].flags & STORE_SEEN))
 			out->unseen++;
+		if (mb->entries[i].uid >= mb->recent_uid)
+			out->recent++;
 		out->size += mb->entries[i].content->size;
 	}
 }
@@ -192,6 +228,7 @@ static void mem_close(void *impl)
 	for (size_t i = 0; i < m->n_users; i++) {
 		free(m->users[i].address);
 		scram_clear(&m->users[i].scram);
+		subs_free(&m->users[i]);
 	}
 	free(m->users);
 	free(m->contents);
@@ -332,6 +369,7 @@ static int user_change(struct mem_store *m, const char *address, enum user_chang
 				m->certs[i].user_id = 0;
 		free(u->address);
 		scram_clear(&u->scram);
+		subs_free(u);
 		*u = m->users[--m->n_users];
 	} else if (what == USER_PASSWD) {
 		password_set(u, password);
@@ -488,6 +526,11 @@ static int mailbox_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static int mem_mailbox_list(void *impl, int64_t user_id, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
@@ -502,6 +545,14 @@ static int mem_mailbox_list(void *impl, int64_t user_id, store_backend_cb *cb, v
 	}
 	if (res.n_mailboxes > 0)
 		qsort(res.mailboxes, res.n_mailboxes, sizeof(*res.mailboxes), mailbox_cmp);
+	struct mem_user *u = mem_user_by_id(m, user_id);
+	for (size_t i = 0; u != NULL && i < u->n_subs; i++)
+		if (mem_mailbox_by_name(m, user_id, u->subs[i]) == NULL) {
+			res.names = xreallocarray(res.names, res.n_names + 1, sizeof(*res.names));
+			res.names[res.n_names++] = xstrdup(u->subs[i]);
+		}
+	if (res.n_names > 0)
+		qsort(res.names, res.n_names, sizeof(*res.names), name_cmp);
 	mem_done(m, cb, ctx, res.n_mailboxes > 0 ? 0 : -ENOENT, &res, false);
 	pthread_mutex_unlock(&m->lock);
 	return 0;
@@ -597,6 +648,11 @@ static int mem_mailbox_rename(void *impl, int64_t user_id, const char *name, con
 			if (x->user_id != user_id || !under(x->name, old))
 				continue;
 			char *nn = xasprintf("%s%s", new_name, x->name + strlen(old));
+			struct mem_user *u = mem_user_by_id(m, user_id);
+			if (u != NULL && sub_find(u, x->name) != SIZE_MAX && sub_find(u, nn) == SIZE_MAX) {
+				sub_set(m, user_id, x->name, false);
+				sub_set(m, user_id, nn, true);
+			}
 			free(x->name);
 			x->name = nn;
 		}
@@ -615,10 +671,30 @@ static int mem_mailbox_subscribe(void *impl, int64_t user_id, const char *name, 
 	if (!store_mailbox_name_valid(name))
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
-	struct mem_mailbox *mb = mem_mailbox_by_name(m, user_id, name);
-	if (mb != NULL)
-		mb->subscribed = on;
-	mem_done(m, cb, ctx, mb != NULL ? 0 : -ENOENT, NULL, true);
+	sub_set(m, user_id, strcasecmp(name, "INBOX") == 0 ? "INBOX" : name, on);
+	mem_done(m, cb, ctx, 0, NULL, true);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static int mem_recent_take(void *impl, int64_t mailbox_id, uint32_t upto, store_backend_cb *cb,
+                           void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_backend_result res = {0};
+	pthread_mutex_lock(&m->lock);
+	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
+	if (mb != NULL && mb->recent_uid < upto) {
+		for (size_t i = 0; i < mb->n_entries; i++) {
+			uint32_t uid = mb->entries[i].uid;
+			if (uid < mb->recent_uid || uid >= upto)
+				continue;
+			res.uids = xreallocarray(res.uids, res.n_uids + 1, sizeof(*res.uids));
+			res.uids[res.n_uids++] = uid;
+		}
+		mb->recent_uid = upto;
+	}
+	mem_done(m, cb, ctx, mb != NULL ? 0 : -ENOENT, &res, true);
 	pthread_mutex_unlock(&m->lock);
 	return 0;
 }
@@ -848,6 +924,7 @@ const struct store_backend store_backend_mem = {
     .mailbox_delete = mem_mailbox_delete,
     .mailbox_rename = mem_mailbox_rename,
     .mailbox_subscribe = mem_mailbox_subscribe,
+    .recent_take = mem_recent_take,
     .deliver = mem_store_deliver,
     .deliver_batch = mem_store_deliver_batch,
     .message_list = mem_store_message_list,

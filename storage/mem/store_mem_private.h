@@ -35,8 +35,8 @@ struct mem_mailbox {
 	int64_t user_id;
 	char *name;
 	unsigned special_use;
-	bool subscribed;
 	uint32_t uidvalidity;
+	uint32_t recent_uid; /* first UID not taken as \Recent (store_recent_take) */
 	uint32_t uidnext;
 	uint64_t highest_modseq;
 	struct mem_entry *entries; /* UID order */
@@ -54,6 +54,8 @@ struct mem_user {
 	bool require_cert;
 	bool disabled;
 	uint64_t quota;
+	char **subs; /* subscribed names, in no order */
+	size_t n_subs;
 };
 
 struct mem_rcpt {

@@ -26,6 +26,7 @@ int store_mailbox_load(struct store_conn *c, sqlite3_stmt *st, struct store_mail
 	mb->messages = (uint32_t)sqlite3_column_int64(st, 8);
 	mb->unseen = (uint32_t)sqlite3_column_int64(st, 9);
 	mb->size = (uint64_t)sqlite3_column_int64(st, 10);
+	mb->recent = (uint32_t)sqlite3_column_int64(st, 11);
 	(void)c;
 	return 0;
 }
@@ -174,7 +175,22 @@ static int list_run(struct store_conn *c, struct store_job *job)
 	if (rc != SQLITE_DONE)
 		return store_err(c->db, rc);
 	/* Every user has an INBOX: none means no such user. */
-	return job->res.n_mailboxes > 0 ? 0 : -ENOENT;
+	if (job->res.n_mailboxes == 0)
+		return -ENOENT;
+	st = store_stmt(c, SQL_SUBSCRIBED_MISSING);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, j->user_id);
+	cap = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (job->res.n_names == cap) {
+			cap = cap != 0 ? cap * 2 : 8;
+			job->res.names = xreallocarray(job->res.names, cap, sizeof(*job->res.names));
+		}
+		job->res.names[job->res.n_names++] = store_col_text(st, 0);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
 }
 
 int sqlite_store_mailbox_list(void *impl, int64_t user_id, store_backend_cb *cb, void *ctx)
@@ -359,16 +375,14 @@ int sqlite_store_mailbox_rename(void *impl, int64_t user_id, const char *name, c
 static int subscribe_run(struct store_conn *c, struct store_job *job)
 {
 	struct mailbox_job *j = (struct mailbox_job *)job;
-	sqlite3_stmt *st = store_stmt(c, SQL_MAILBOX_SUBSCRIBE);
+	sqlite3_stmt *st = store_stmt(c, j->on ? SQL_SUBSCRIBE_ADD : SQL_SUBSCRIBE_DEL);
 	if (st == NULL)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, j->user_id);
 	store_bind_text(st, 2, j->name);
-	sqlite3_bind_int(st, 3, j->on);
 	int rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		return store_err(c->db, rc);
-	return sqlite3_changes(c->db) > 0 ? 0 : -ENOENT;
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
 }
 
 int sqlite_store_mailbox_subscribe(void *impl, int64_t user_id, const char *name, bool on,
@@ -380,5 +394,65 @@ int sqlite_store_mailbox_subscribe(void *impl, int64_t user_id, const char *name
 	struct mailbox_job *j =
 	    mailbox_job_new(s, STORE_JOB_WRITE, subscribe_run, user_id, name, cb, ctx);
 	j->on = on;
+	return store_job_submit(&j->job);
+}
+
+/* \Recent (RFC 3501 2.3.2): the UIDs from the mailbox's first untaken one up to upto go to
+ * this caller, and no later caller gets them. */
+struct recent_job {
+	struct store_job job;
+	int64_t mailbox_id;
+	uint32_t upto;
+};
+
+static int recent_run(struct store_conn *c, struct store_job *job)
+{
+	struct recent_job *j = (struct recent_job *)job;
+	sqlite3_stmt *st = store_stmt(c, SQL_RECENT_GET);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, j->mailbox_id);
+	int rc = sqlite3_step(st);
+	int64_t first = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? -ENOENT : store_err(c->db, rc);
+	if (first >= (int64_t)j->upto)
+		return 0;
+	st = store_stmt(c, SQL_RECENT_SET);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, j->mailbox_id);
+	sqlite3_bind_int64(st, 2, j->upto);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return store_err(c->db, rc);
+	st = store_stmt(c, SQL_ENTRY_UIDS_BETWEEN);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, j->mailbox_id);
+	sqlite3_bind_int64(st, 2, first);
+	sqlite3_bind_int64(st, 3, j->upto);
+	size_t cap = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (job->res.n_uids == cap) {
+			cap = cap != 0 ? cap * 2 : 16;
+			job->res.uids = xreallocarray(job->res.uids, cap, sizeof(*job->res.uids));
+		}
+		job->res.uids[job->res.n_uids++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
+}
+
+int sqlite_store_recent_take(void *impl, int64_t mailbox_id, uint32_t upto, store_backend_cb *cb,
+                             void *ctx)
+{
+	struct sqlite_store *s = impl;
+	struct recent_job *j =
+	    store_job_new(sizeof(*j), s, STORE_JOB_WRITE, recent_run, cb, ctx);
+	j->mailbox_id = mailbox_id;
+	j->upto = upto;
 	return store_job_submit(&j->job);
 }

@@ -10,7 +10,7 @@
 
 #include "storage/store_backend.h"
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 #define STORE_BLOB_CHUNK     (64 * 1024)
 #define STORE_READ_MAX       (1024 * 1024)
 #define STORE_MAX_BATCH      4096
@@ -49,7 +49,12 @@ enum store_sql {
 	SQL_MAILBOX_BY_ID,
 	SQL_MAILBOX_DELETE,
 	SQL_MAILBOX_RENAME,
-	SQL_MAILBOX_SUBSCRIBE,
+	SQL_SUBSCRIBE_ADD,
+	SQL_SUBSCRIBE_DEL,
+	SQL_SUBSCRIBED_MISSING,
+	SQL_RECENT_GET,
+	SQL_RECENT_SET,
+	SQL_ENTRY_UIDS_BETWEEN,
 	SQL_MAILBOX_BUMP,
 	SQL_MAILBOX_STATE,
 	SQL_CONTENT_BY_HASH,
@@ -206,6 +211,8 @@ int sqlite_store_auth(void *impl, const char *address, const char *password, sto
                       void *ctx);
 int sqlite_store_user_scram(void *impl, const char *address, store_backend_cb *cb, void *ctx);
 int sqlite_store_mailbox_list(void *impl, int64_t user_id, store_backend_cb *cb, void *ctx);
+int sqlite_store_recent_take(void *impl, int64_t mailbox_id, uint32_t upto, store_backend_cb *cb,
+                             void *ctx);
 int sqlite_store_mailbox_get(void *impl, int64_t user_id, const char *name, store_backend_cb *cb,
                              void *ctx);
 int sqlite_store_mailbox_create(void *impl, int64_t user_id, const char *name, unsigned special_use,

@@ -161,6 +161,27 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TRIGGER contents_fts_unref AFTER DELETE ON contents BEGIN"
     " DELETE FROM fts WHERE rowid = OLD.id;"
     " END;",
+
+    /* 7: subscriptions are names of their own (RFC 3501 6.3.6: deleting a mailbox must not
+     * drop its subscription, LIST shows it \NonExistent); a new mailbox is subscribed and a
+     * renamed one keeps its subscription, as before. recent_uid is the first UID no session
+     * has taken as \Recent yet (store_recent_take): every message stored before is old. */
+    "CREATE TABLE subscriptions ("
+    " user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL,"
+    " PRIMARY KEY (user_id, name)) WITHOUT ROWID;"
+    "INSERT INTO subscriptions (user_id, name)"
+    " SELECT user_id, name FROM mailboxes WHERE subscribed <> 0;"
+    "ALTER TABLE mailboxes DROP COLUMN subscribed;"
+    "ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;"
+    "UPDATE mailboxes SET recent_uid = uidnext;"
+    "CREATE TRIGGER mailboxes_subscribe AFTER INSERT ON mailboxes BEGIN"
+    " INSERT OR IGNORE INTO subscriptions (user_id, name) VALUES (NEW.user_id, NEW.name);"
+    " END;"
+    "CREATE TRIGGER mailboxes_rename_subscription AFTER UPDATE OF name ON mailboxes BEGIN"
+    " UPDATE OR IGNORE subscriptions SET name = NEW.name"
+    "  WHERE user_id = NEW.user_id AND name = OLD.name;"
+    " END;",
 };
 
 /* Steps that SQL alone cannot do, run after that version's SQL in the same transaction. */

@@ -11,8 +11,10 @@
 #include "storage/sqlite/store_private.h"
 
 #define MB_COLS                                                                                    \
-	"m.id, m.user_id, m.name, m.special_use, m.subscribed, m.uidvalidity, m.uidnext, "         \
-	"m.highest_modseq, m.messages, m.unseen, m.bytes"
+	"m.id, m.user_id, m.name, m.special_use, "                                                 \
+	"EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = m.user_id AND s.name = m.name), " \
+	"m.uidvalidity, m.uidnext, m.highest_modseq, m.messages, m.unseen, m.bytes, "              \
+	"(SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id AND e.uid >= m.recent_uid)"
 #define USER_COLS                                                                                  \
 	"id, address, require_client_cert, disabled, quota_bytes, used_bytes, password_hash"
 #define ENTRY_COLS "uid, modseq, flags, keywords, internal_date, size, content_id"
@@ -57,8 +59,17 @@ static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_MAILBOX_RENAME] = "UPDATE mailboxes SET name = ?3 || substr(name, length(?2) + 1) "
                            "WHERE user_id = ?1 AND (name = ?2 OR "
                            "substr(name, 1, length(?2) + 1) = ?2 || '/')",
-    [SQL_MAILBOX_SUBSCRIBE] = "UPDATE mailboxes SET subscribed = ?3 "
-                              "WHERE user_id = ?1 AND name = ?2",
+    /* Subscriptions are names, kept when their mailbox goes (RFC 3501 6.3.6). */
+    [SQL_SUBSCRIBE_ADD] = "INSERT OR IGNORE INTO subscriptions (user_id, name) VALUES (?1, ?2)",
+    [SQL_SUBSCRIBE_DEL] = "DELETE FROM subscriptions WHERE user_id = ?1 AND name = ?2",
+    [SQL_SUBSCRIBED_MISSING] = "SELECT s.name FROM subscriptions s WHERE s.user_id = ? AND "
+                               "NOT EXISTS (SELECT 1 FROM mailboxes m WHERE "
+                               "m.user_id = s.user_id AND m.name = s.name) ORDER BY s.name",
+    /* \Recent: the first UID no session has taken yet (store_recent_take). */
+    [SQL_RECENT_GET] = "SELECT recent_uid FROM mailboxes WHERE id = ?",
+    [SQL_RECENT_SET] = "UPDATE mailboxes SET recent_uid = ?2 WHERE id = ?1",
+    [SQL_ENTRY_UIDS_BETWEEN] = "SELECT uid FROM entries WHERE mailbox_id = ?1 "
+                               "AND uid >= ?2 AND uid < ?3 ORDER BY uid",
     [SQL_MAILBOX_BUMP] = "UPDATE mailboxes SET highest_modseq = highest_modseq + 1, "
                          "uidnext = uidnext + ?2 WHERE id = ?1 "
                          "RETURNING highest_modseq, uidnext",

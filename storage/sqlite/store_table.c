@@ -26,6 +26,7 @@ const struct store_backend store_backend_sqlite = {
     .mailbox_delete = sqlite_store_mailbox_delete,
     .mailbox_rename = sqlite_store_mailbox_rename,
     .mailbox_subscribe = sqlite_store_mailbox_subscribe,
+    .recent_take = sqlite_store_recent_take,
     .deliver = sqlite_store_deliver,
     .deliver_batch = sqlite_store_deliver_batch,
     .message_list = sqlite_store_message_list,

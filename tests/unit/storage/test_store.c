@@ -881,3 +881,81 @@ Test(store, search_body_and_text_are_substrings)
 		cr_expect_eq(fx.w.uids.n, cases[i].body_hits, "BODY %s", cases[i].q);
 	}
 }
+
+/* RFC 3501 6.3.6: a subscription is a name; deleting its mailbox leaves it, and the list
+ * names it among the missing ones. Any valid name may be subscribed. */
+Test(store, subscriptions_outlive_their_mailbox)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	cr_assert_eq(
+	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Lists", 0, store_sync_mailboxes, &fx.w)), 0);
+	cr_assert(fx.w.mailboxes.v[0].subscribed, "a new mailbox is subscribed");
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_subscribe(fx.s, a, "Nowhere/Yet", true,
+	                                                  store_sync_done_cb, &fx.w)),
+	             0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_mailbox_delete(fx.s, a, "Lists", store_sync_done_cb, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_list(fx.s, a, store_sync_mailboxes, &fx.w)), 0);
+	cr_assert_eq(fx.w.mailboxes.n_missing, 2);
+	cr_assert_str_eq(fx.w.mailboxes.missing[0], "Lists");
+	cr_assert_str_eq(fx.w.mailboxes.missing[1], "Nowhere/Yet");
+	/* Created again, it is subscribed (still) and no longer missing. */
+	cr_assert_eq(
+	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Lists", 0, store_sync_mailboxes, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_subscribe(fx.s, a, "Nowhere/Yet", false,
+	                                                  store_sync_done_cb, &fx.w)),
+	             0);
+	/* Unsubscribing what is not subscribed is no error. */
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_subscribe(fx.s, a, "Nowhere/Yet", false,
+	                                                  store_sync_done_cb, &fx.w)),
+	             0);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_list(fx.s, a, store_sync_mailboxes, &fx.w)), 0);
+	cr_assert_eq(fx.w.mailboxes.n_missing, 0);
+	bool found = false;
+	for (size_t i = 0; i < fx.w.mailboxes.n; i++)
+		if (strcmp(fx.w.mailboxes.v[i].name, "Lists") == 0)
+			found = fx.w.mailboxes.v[i].subscribed;
+	cr_assert(found);
+	/* A rename carries the subscription along. */
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_rename(fx.s, a, "Lists", "Archive2",
+	                                               store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert(fx.w.mailboxes.v[0].subscribed);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_subscribe(fx.s, a, "bad//name", true,
+	                                                  store_sync_done_cb, &fx.w)),
+	             -EINVAL);
+}
+
+/* \Recent: each new UID is handed out once, to the first taker; later takers get none. */
+Test(store, recent_is_taken_once)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	int64_t inbox = mailbox_id(a, "INBOX");
+	struct store_target t = {.user_id = a};
+	cr_assert_eq(deliver(msg1, &t, 1), 0);
+	cr_assert_eq(deliver("Subject: 2\r\n\r\nx\r\n", &t, 1), 0);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.mailboxes.v[0].recent, 2);
+	cr_assert_eq(FX_CALL(&fx, store_recent_take(fx.s, inbox, 3, store_sync_uids, &fx.w)), 0);
+	cr_assert_eq(fx.w.uids.n, 2);
+	cr_assert_eq(fx.w.uids.v[0], 1);
+	cr_assert_eq(fx.w.uids.v[1], 2);
+	cr_assert_eq(FX_CALL(&fx, store_recent_take(fx.s, inbox, 3, store_sync_uids, &fx.w)), 0);
+	cr_assert_eq(fx.w.uids.n, 0);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.mailboxes.v[0].recent, 0);
+	cr_assert_eq(deliver("Subject: 3\r\n\r\nx\r\n", &t, 1), 0);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, a, "INBOX", store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.mailboxes.v[0].recent, 1);
+	/* upto bounds what is taken: UID 3 only goes with upto 4. */
+	cr_assert_eq(FX_CALL(&fx, store_recent_take(fx.s, inbox, 3, store_sync_uids, &fx.w)), 0);
+	cr_assert_eq(fx.w.uids.n, 0);
+	cr_assert_eq(FX_CALL(&fx, store_recent_take(fx.s, inbox, 4, store_sync_uids, &fx.w)), 0);
+	cr_assert_eq(fx.w.uids.n, 1);
+	cr_assert_eq(fx.w.uids.v[0], 3);
+	cr_assert_eq(FX_CALL(&fx, store_recent_take(fx.s, 99999, 4, store_sync_uids, &fx.w)),
+	             -ENOENT);
+}
