@@ -209,7 +209,7 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct fetch_item *str
 		switch (it->kind) {
 		case FI_FLAGS:
 			buf_append_str(&o, "FLAGS ");
-			imap_fmt_flags(&o, msg->flags, msg->keywords);
+			imap_fmt_flags(&o, msg->flags, msg->keywords, imap_recent_is(cl, msg->uid));
 			had_flags = true;
 			break;
 		case FI_UID:
@@ -266,7 +266,7 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct fetch_item *str
 		buf_printf(&o, "%sUID %u", sp ? " " : "", msg->uid), sp = true;
 	if (mark_seen && !had_flags) {
 		buf_append_str(&o, sp ? " FLAGS " : "FLAGS ");
-		imap_fmt_flags(&o, msg->flags, msg->keywords);
+		imap_fmt_flags(&o, msg->flags, msg->keywords, imap_recent_is(cl, msg->uid));
 	}
 	if ((op->changedsince > 0 || (cl->condstore && mark_seen)) && !had_modseq)
 		buf_printf(&o, " MODSEQ (%llu)", (unsigned long long)msg->modseq);

@@ -251,7 +251,11 @@ static void fmt_status(struct imap_client *cl, struct buf *o, const struct store
 		sep = " ";
 	}
 	if (items & ST_RECENT) {
-		buf_printf(o, "%sRECENT 0", sep);
+		/* Untaken ones, and those this session holds when it has the mailbox selected. */
+		uint32_t recent = mb->recent;
+		if (cl->state == IMAP_STATE_SELECTED && cl->mailbox_id == mb->id)
+			recent += imap_recent_count(cl);
+		buf_printf(o, "%sRECENT %u", sep, recent);
 		sep = " ";
 	}
 	if (items & ST_HIGHESTMODSEQ) {
@@ -354,30 +358,41 @@ static const struct store_mailbox *mailbox_find(const struct store_mailboxes *re
 	return NULL;
 }
 
-/* The names LIST can return: every mailbox, then once each parent that is not a mailbox
- * itself ("a" of "a/b"), in the order they first appear. */
-static char **list_names(const struct store_mailboxes *res, size_t *n_r)
+static bool missing_sub(const struct store_mailboxes *res, const char *name)
 {
-	char **v = xcalloc(res->n + 1, sizeof(*v));
-	size_t n = 0, cap = res->n + 1;
+	for (size_t i = 0; i < res->n_missing; i++)
+		if (strcmp(res->missing[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void name_add(char ***v, size_t *n, size_t *cap, const char *name, size_t len)
+{
+	for (size_t k = 0; k < *n; k++)
+		if (strlen((*v)[k]) == len && strncmp((*v)[k], name, len) == 0)
+			return;
+	if (*n == *cap) {
+		*cap *= 2;
+		*v = xreallocarray(*v, *cap, sizeof(**v));
+	}
+	(*v)[(*n)++] = xstrndup(name, len);
+}
+
+/* The names LIST can return: every mailbox, then once each parent that is not a mailbox
+ * itself ("a" of "a/b"), in the order they first appear; with subs, also the subscribed
+ * names that are no mailbox and their parents. */
+static char **list_names(const struct store_mailboxes *res, bool subs, size_t *n_r)
+{
+	size_t n = 0, cap = res->n + res->n_missing + 1;
+	char **v = xcalloc(cap, sizeof(*v));
 	for (size_t i = 0; i < res->n; i++)
 		v[n++] = xstrdup(res->v[i].name);
-	for (size_t i = 0; i < res->n; i++) {
-		const char *name = res->v[i].name;
-		for (const char *sl = strchr(name, '/'); sl != NULL; sl = strchr(sl + 1, '/')) {
-			size_t len = (size_t)(sl - name);
-			bool seen = false;
-			for (size_t k = 0; k < n && !seen; k++)
-				seen = strlen(v[k]) == len && strncmp(v[k], name, len) == 0;
-			if (seen)
-				continue;
-			if (n == cap) {
-				cap *= 2;
-				v = xreallocarray(v, cap, sizeof(*v));
-			}
-			v[n++] = xstrndup(name, len);
-		}
-	}
+	for (size_t i = 0; subs && i < res->n_missing; i++)
+		name_add(&v, &n, &cap, res->missing[i], strlen(res->missing[i]));
+	size_t whole = n;
+	for (size_t i = 0; i < whole; i++)
+		for (const char *sl = strchr(v[i], '/'); sl != NULL; sl = strchr(sl + 1, '/'))
+			name_add(&v, &n, &cap, v[i], (size_t)(sl - v[i]));
 	*n_r = n;
 	return v;
 }
@@ -398,20 +413,27 @@ static bool subscribed_below(const struct mbox_op *op, const struct store_mailbo
 		if (d->subscribed && is_below(d->name, name, nl) && !any_match(op, d->name))
 			return true;
 	}
+	for (size_t i = 0; i < res->n_missing; i++)
+		if (is_below(res->missing[i], name, nl) && !any_match(op, res->missing[i]))
+			return true;
 	return false;
 }
 
 static void fmt_attrs(struct buf *o, const struct mbox_op *op, const struct store_mailbox *mb,
-                      bool children)
+                      bool subscribed, bool children)
 {
 	const char *sep = "";
-	if (mb == NULL) {
-		/* Not a mailbox: RFC 5258 calls it \NonExistent where its rules apply. */
+	if (mb == NULL && !(op->lsub && subscribed)) {
+		/* Not a mailbox: RFC 5258 calls it \NonExistent where its rules apply. LSUB
+		 * keeps \Noselect for the parents it adds (RFC 3501 6.3.9) and shows a
+		 * subscribed name as the subscription it is. */
 		bool ext = op->subscribed_only && !op->lsub;
 		buf_append_str(o, ext ? "\\NonExistent" : "\\Noselect");
 		sep = " ";
 	}
 	buf_printf(o, "%s%s", sep, children ? "\\HasChildren" : "\\HasNoChildren");
+	if (mb == NULL && subscribed && op->subscribed_only && !op->lsub)
+		buf_append_str(o, " \\Subscribed");
 	if (mb == NULL || op->lsub)
 		return;
 	if ((op->subscribed_only || op->ret_subscribed) && mb->subscribed)
@@ -437,8 +459,9 @@ static void list_one(struct imap_client *cl, const struct mbox_op *op,
 	if (op->special_only && (mb == NULL || mb->special_use == 0))
 		return;
 	bool selected = true, childinfo = false;
+	bool subscribed = mb != NULL ? mb->subscribed : missing_sub(res, name);
 	if (op->lsub || op->subscribed_only) {
-		selected = mb != NULL && mb->subscribed;
+		selected = subscribed;
 		if (op->lsub || op->recursive)
 			childinfo = subscribed_below(op, res, name);
 		if (!selected && !childinfo)
@@ -451,7 +474,7 @@ static void list_one(struct imap_client *cl, const struct mbox_op *op,
 	buf_append_str(o, op->lsub ? "* LSUB (" : "* LIST (");
 	if (op->lsub && !selected && mb != NULL) /* RFC 3501 6.3.9: a subscribed name's parent */
 		buf_append_str(o, "\\Noselect ");
-	fmt_attrs(o, op, mb, children);
+	fmt_attrs(o, op, mb, subscribed, children);
 	buf_append_str(o, ") \"/\" ");
 	char *cname = imap_mailbox_to_client(name, cl->utf8);
 	imap_fmt_cstring(o, cname, true);
@@ -477,7 +500,7 @@ static void list_got(void *ctx, int rc, struct store_mailboxes *res)
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
 	size_t n;
-	char **names = list_names(res, &n);
+	char **names = list_names(res, op->lsub || op->subscribed_only, &n);
 	for (size_t i = 0; i < n; i++) {
 		list_one(cl, op, res, names[i], &o);
 		free(names[i]);

@@ -107,7 +107,8 @@ static void search_finish(struct search_op *op)
 		struct imap_search_msg m = {
 		    .seq = (uint32_t)i + 1,
 		    .uid = cl->msgs[i].uid,
-		    .flags = cl->msgs[i].flags,
+		    .flags = cl->msgs[i].flags |
+		             (imap_recent_is(cl, cl->msgs[i].uid) ? IMAP_SEARCH_RECENT : 0),
 		    .keywords = cl->msgs[i].keywords,
 		    .size = cl->msgs[i].size,
 		    .modseq = cl->msgs[i].modseq,

@@ -25,6 +25,7 @@ struct select_op {
 	bool qr_has_known;
 	/* notify_generation() before the store reads (see select_opened) */
 	uint64_t notify_gen;
+	uint64_t modseq; /* the snapshot's, while \Recent is taken */
 };
 
 static void select_op_free(void *p)
@@ -68,7 +69,7 @@ static void select_vanished(void *ctx, int rc, struct store_uids *res)
 		if (m->modseq <= op->qr_modseq)
 			continue;
 		buf_printf(&o, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
-		imap_fmt_flags(&o, m->flags, m->keywords);
+		imap_fmt_flags(&o, m->flags, m->keywords, imap_recent_is(cl, m->uid));
 		buf_printf(&o, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
 	}
 	conn_write(cl->c, o.data, o.len);
@@ -106,7 +107,8 @@ static void select_opened(struct select_op *op, uint64_t modseq)
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
 	imap_fmt_flags_announce(cl, &o);
-	buf_printf(&o, "* %zu EXISTS\r\n* 0 RECENT\r\n", cl->n_msgs);
+	buf_printf(&o, "* %zu EXISTS\r\n", cl->n_msgs);
+	imap_recent_fmt(cl, &o);
 	if (unseen > 0)
 		buf_printf(&o, "* OK [UNSEEN %u] First unseen\r\n", unseen);
 	buf_printf(&o,
@@ -123,6 +125,38 @@ static void select_opened(struct select_op *op, uint64_t modseq)
 		conn_release(cl->c);
 	}
 	select_finish(op);
+}
+
+static void select_recent_taken(void *arg)
+{
+	struct select_op *op = arg;
+	select_opened(op, op->modseq);
+}
+
+/* The snapshot is in place: \Recent before the untagged responses count it. SELECT takes
+ * what no session has taken yet (when there is any); EXAMINE takes nothing and sees as
+ * recent the newest messages that are still untaken. */
+static void select_recent(struct select_op *op, uint64_t modseq)
+{
+	struct imap_client *cl = op->cl;
+	op->modseq = modseq;
+	uint32_t untaken = op->mb.recent;
+	if (untaken == 0 || cl->n_msgs == 0 || !imap_recent_shown(cl)) {
+		select_opened(op, modseq);
+		return;
+	}
+	if (op->examine) {
+		size_t from = untaken < cl->n_msgs ? cl->n_msgs - untaken : 0;
+		uint32_t *v = xcalloc(cl->n_msgs - from, sizeof(*v));
+		for (size_t i = from; i < cl->n_msgs; i++)
+			v[i - from] = cl->msgs[i].uid;
+		imap_recent_add(cl, v, cl->n_msgs - from);
+		free(v);
+		select_opened(op, modseq);
+		return;
+	}
+	imap_recent_take(cl, op->mb.id, cl->msgs[cl->n_msgs - 1].uid + 1, select_recent_taken, NULL,
+	                 op);
 }
 
 static void select_listed(void *ctx, int rc, struct store_msgs *res)
@@ -145,7 +179,7 @@ static void select_listed(void *ctx, int rc, struct store_msgs *res)
 	             res->uidvalidity == op->mb.uidvalidity && res->n == op->mb.messages;
 	cl->mailbox_id = op->mb.id; /* before the snapshot: it is shared by mailbox */
 	imap_snapshot_set(cl, res->v, res->n, exact ? &key : NULL);
-	select_opened(op, res->modseq);
+	select_recent(op, res->modseq);
 }
 
 static void select_got(void *ctx, int rc, struct store_mailboxes *res)
@@ -166,7 +200,7 @@ static void select_got(void *ctx, int rc, struct store_mailboxes *res)
 	                            op->mb.messages};
 	cl->mailbox_id = op->mb.id;
 	if (imap_snapshot_reuse(cl, &key)) {
-		select_opened(op, op->mb.highest_modseq);
+		select_recent(op, op->mb.highest_modseq);
 		return;
 	}
 	imap_async_begin(cl);

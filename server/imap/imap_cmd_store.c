@@ -80,7 +80,7 @@ static void stored(void *ctx, int rc, struct store_flags_changed *res)
 			buf_printf(&o, "UID %u ", m->uid);
 		if (!op->silent) {
 			buf_append_str(&o, "FLAGS ");
-			imap_fmt_flags(&o, m->flags, m->keywords);
+			imap_fmt_flags(&o, m->flags, m->keywords, imap_recent_is(cl, m->uid));
 		}
 		if (cl->condstore)
 			buf_printf(&o, "%sMODSEQ (%llu)", op->silent ? "" : " ",

@@ -119,6 +119,10 @@ struct imap_client {
 	 * not among them is announced before any FETCH shows it (RFC 3501 7.2.6). */
 	char **flag_kw;
 	size_t n_flag_kw;
+	/* The UIDs of the selected mailbox that are \Recent in this session, sorted
+	 * (imap_recent.c). */
+	uint32_t *recent;
+	size_t n_recent;
 };
 
 /* A command that writes more than a reply (FETCH) produces its next piece only once the
@@ -180,8 +184,8 @@ int imap_set_to_ranges(struct imap_client *cl, const struct imap_arg *a, bool ui
                        struct store_uid_range **ranges_r, size_t *n_r);
 /* A snapshot keyword string: NULL for none, else a copy. */
 char *imap_keywords_dup(const char *kw);
-/* "\\Seen \\Answered ... keywords" */
-void imap_fmt_flags(struct buf *o, unsigned flags, const char *keywords);
+/* "(\\Seen \\Answered ... [\\Recent] keywords)" */
+void imap_fmt_flags(struct buf *o, unsigned flags, const char *keywords, bool recent);
 /* Parses a flag list: 0 or -EINVAL; keywords_r is a new space-separated string or NULL. */
 int imap_parse_flags(const struct imap_arg *a, unsigned *flags_r, char **keywords_r);
 /* A mailbox argument as a store name, or NULL after answering NO/BAD. */
@@ -204,6 +208,23 @@ uint64_t imap_highest_modseq(const struct imap_client *cl);
  * the first one with a mailbox selected gets "* OK [HIGHESTMODSEQ n]" first. */
 void imap_condstore_enable(struct imap_client *cl);
 void imap_watch(struct imap_client *cl, bool on);
+
+/* imap_recent.c: \Recent in this session. */
+bool imap_recent_is(const struct imap_client *cl, uint32_t uid);
+/* How many messages of the snapshot are \Recent here. */
+uint32_t imap_recent_count(const struct imap_client *cl);
+/* Adds uids (ascending, each above every UID held) to the session's recent ones. */
+void imap_recent_add(struct imap_client *cl, const uint32_t *uids, size_t n);
+void imap_recent_clear(struct imap_client *cl);
+/* false for an IMAP4rev2 session, which has no \Recent. */
+bool imap_recent_shown(const struct imap_client *cl);
+/* Takes the untaken messages below UID upto of mailbox_id (store_recent_take), adds them,
+ * then calls then(arg) once, also when nothing is taken or the store fails; when the
+ * connection is gone by then, gone(arg) instead (if not NULL). */
+void imap_recent_take(struct imap_client *cl, int64_t mailbox_id, uint32_t upto,
+                      void (*then)(void *arg), void (*gone)(void *arg), void *arg);
+/* "* n RECENT" (nothing for IMAP4rev2). */
+void imap_recent_fmt(const struct imap_client *cl, struct buf *o);
 
 /* Command handlers, one file per command or family, named after it. */
 /* imap_cmd_auth.c */

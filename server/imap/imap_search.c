@@ -143,9 +143,9 @@ static const struct flagword flagwords[] = {
     {"UNDRAFT", IMAP_SK_NOFLAG, STORE_DRAFT},
     {"UNFLAGGED", IMAP_SK_NOFLAG, STORE_FLAGGED},
     {"UNSEEN", IMAP_SK_NOFLAG, STORE_SEEN},
-    {"OLD", IMAP_SK_ALL, 0},
+    {"OLD", IMAP_SK_NOFLAG, IMAP_SEARCH_RECENT},
     {"NEW", IMAP_SK_NEW, 0},
-    {"RECENT", IMAP_SK_NEW, 0},
+    {"RECENT", IMAP_SK_FLAG, IMAP_SEARCH_RECENT},
     {"ALL", IMAP_SK_ALL, 0},
 };
 
@@ -574,7 +574,7 @@ bool imap_search_match(const struct imap_search_key *k, const struct imap_search
 	case IMAP_SK_NOFLAG:
 		return (m->flags & k->flag) == 0;
 	case IMAP_SK_NEW:
-		return false;
+		return (m->flags & (IMAP_SEARCH_RECENT | STORE_SEEN)) == IMAP_SEARCH_RECENT;
 	case IMAP_SK_KEYWORD:
 		return has_keyword(m->keywords, k->str);
 	case IMAP_SK_UNKEYWORD:

@@ -20,7 +20,7 @@ enum imap_skey {
 	IMAP_SK_NOT,    /* one child */
 	IMAP_SK_FLAG,   /* flags set: u.flag */
 	IMAP_SK_NOFLAG, /* flags clear */
-	IMAP_SK_NEW,    /* \Recent and not \Seen: we have no \Recent, so never */
+	IMAP_SK_NEW,    /* \Recent and not \Seen */
 	IMAP_SK_KEYWORD,
 	IMAP_SK_UNKEYWORD,
 	IMAP_SK_LARGER,
@@ -53,6 +53,10 @@ struct imap_search_key {
 	uint32_t *uids;
 	size_t n_uids;
 };
+
+/* In imap_search_msg.flags beside the store's flags: the message is \Recent in this
+ * session (RECENT, NEW, OLD). */
+#define IMAP_SEARCH_RECENT (1u << 16)
 
 struct imap_search_msg {
 	uint32_t seq, uid;

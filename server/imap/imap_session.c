@@ -100,6 +100,7 @@ void imap_set_state(struct imap_client *cl, enum imap_state st)
 		cl->saved = NULL;
 		cl->n_saved = 0;
 		imap_keywords_forget(cl);
+		imap_recent_clear(cl);
 	}
 	/* After login a command may be one long line (an ID with many parameters, a SEARCH
 	 * with a long OR chain): the line limit becomes the command's own bound, which the
@@ -219,7 +220,7 @@ char *imap_keywords_dup(const char *kw)
 	return kw != NULL && kw[0] != '\0' ? xstrdup(kw) : NULL;
 }
 
-void imap_fmt_flags(struct buf *o, unsigned flags, const char *keywords)
+void imap_fmt_flags(struct buf *o, unsigned flags, const char *keywords, bool recent)
 {
 	bool first = true;
 	buf_append(o, "(", 1);
@@ -230,6 +231,10 @@ void imap_fmt_flags(struct buf *o, unsigned flags, const char *keywords)
 			buf_append_str(o, flag_names[i].name);
 			first = false;
 		}
+	if (recent) {
+		buf_append_str(o, first ? "\\Recent" : " \\Recent");
+		first = false;
+	}
 	if (keywords != NULL && keywords[0] != '\0') {
 		if (!first)
 			buf_append(o, " ", 1);

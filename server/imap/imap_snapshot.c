@@ -573,10 +573,13 @@ struct sync_op {
 	struct imap_msg *changed; /* UID order, keywords owned */
 	size_t n_changed;
 	uint64_t modseq; /* the mailbox's HIGHESTMODSEQ when the list was read */
+	uint32_t *gone;  /* UIDs expunged since, sorted */
+	size_t n_gone;
 };
 
 static void sync_op_free(struct sync_op *op)
 {
+	free(op->gone);
 	for (size_t i = 0; i < op->n_changed; i++)
 		free(op->changed[i].keywords);
 	free(op->changed);
@@ -642,7 +645,8 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 					if (cl->uid || cl->condstore)
 						buf_printf(&o, "UID %u ", s->uid);
 					buf_append_str(&o, "FLAGS ");
-					imap_fmt_flags(&o, nw[nn].flags, nw[nn].keywords);
+					imap_fmt_flags(&o, nw[nn].flags, nw[nn].keywords,
+					               imap_recent_is(cl, nw[nn].uid));
 					if (cl->condstore)
 						buf_printf(&o, " MODSEQ (%llu)",
 						           (unsigned long long)s->modseq);
@@ -667,8 +671,10 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 		sn->msgs = nw;
 		sn->n = nn;
 		view(cl);
-		if (added > 0 || seq_shift > 0)
+		if (added > 0 || seq_shift > 0) {
 			buf_printf(&o, "* %zu EXISTS\r\n", nn);
+			imap_recent_fmt(cl, &o);
+		}
 	}
 	/* Expunges held back (FETCH, STORE, SEARCH by sequence number) are read again next
 	 * time: the snapshot's modseq stays until they have been shown. */
@@ -699,6 +705,22 @@ static void sync_end(struct imap_client *cl, void (*then)(struct imap_client *cl
 		conn_resume(cl->c);
 }
 
+static void sync_merged(void *arg)
+{
+	struct sync_op *op = arg;
+	struct imap_client *cl = op->cl;
+	void (*then)(struct imap_client *) = op->then;
+	if (cl->state == IMAP_STATE_SELECTED)
+		merge(cl, op, op->gone, op->n_gone);
+	sync_op_free(op);
+	sync_end(cl, then);
+}
+
+static void sync_dropped(void *arg)
+{
+	sync_op_free(arg);
+}
+
 static void sync_vanished(void *ctx, int rc, struct store_uids *res)
 {
 	struct sync_op *op = ctx;
@@ -708,10 +730,26 @@ static void sync_vanished(void *ctx, int rc, struct store_uids *res)
 		sync_op_free(op);
 		return;
 	}
-	if (rc == 0 && cl->state == IMAP_STATE_SELECTED)
-		merge(cl, op, res->v, res->n);
-	sync_op_free(op);
-	sync_end(cl, then);
+	if (rc < 0 || cl->state != IMAP_STATE_SELECTED) {
+		sync_op_free(op);
+		sync_end(cl, then);
+		return;
+	}
+	op->gone = res->v;
+	op->n_gone = res->n;
+	res->v = NULL;
+	res->n = 0;
+	/* New messages go to the session that has the mailbox selected read-write when it
+	 * learns of them, unless another took them first (RFC 3501 2.3.2). */
+	uint32_t last = cl->n_msgs > 0 ? cl->msgs[cl->n_msgs - 1].uid : 0, top = 0;
+	for (size_t i = 0; i < op->n_changed; i++)
+		if (op->changed[i].uid > last && op->changed[i].uid > top)
+			top = op->changed[i].uid;
+	if (top > 0 && !cl->readonly) {
+		imap_recent_take(cl, cl->mailbox_id, top + 1, sync_merged, sync_dropped, op);
+		return;
+	}
+	sync_merged(op);
 }
 
 static void sync_listed(void *ctx, int rc, struct store_msgs *res)

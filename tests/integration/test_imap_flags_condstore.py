@@ -208,9 +208,10 @@ def test_enabling_command_sends_highestmodseq_then_modseq(env, local, enabler):
     lines = cmd(lc, "s", "SELECT INBOX")
     hms = highestmodseq(lines)
     assert hms is not None, lines
-    # Not enabled yet: a STORE's FETCH has neither MODSEQ nor UID.
+    # Not enabled yet: a STORE's FETCH has neither MODSEQ nor UID. (This session is the
+    # first to select the new messages: they are \Recent here.)
     lines = cmd(lc, "a", "STORE 1 +FLAGS (\\Draft)")
-    assert lines[0] == b"* 1 FETCH (FLAGS (\\Seen \\Draft))\r\n", lines
+    assert lines[0] == b"* 1 FETCH (FLAGS (\\Seen \\Draft \\Recent))\r\n", lines
     lines = cmd(lc, "e", enabler)
     assert lines[-1].startswith(b"e OK"), lines
     got = highestmodseq(lines)
@@ -220,7 +221,7 @@ def test_enabling_command_sends_highestmodseq_then_modseq(env, local, enabler):
     lines = cmd(lc, "e2", enabler)
     assert highestmodseq(lines) is None, lines
     lines = cmd(lc, "b", "STORE 1 +FLAGS (\\Flagged)")
-    assert re.match(rb"\* 1 FETCH \(UID 1 FLAGS \(\\Seen \\Flagged \\Draft\) MODSEQ \(\d+\)\)\r\n$",
+    assert re.match(rb"\* 1 FETCH \(UID 1 FLAGS \(\\Seen \\Flagged \\Draft \\Recent\) MODSEQ \(\d+\)\)\r\n$",
                     lines[0]), lines
     lc.sock.close()
 
@@ -233,7 +234,7 @@ def test_select_condstore_and_enable_need_no_extra_line(env):
     lines = cmd(lc, "f", "FETCH 1 MODSEQ")
     assert highestmodseq(lines) is None, lines
     lines = cmd(lc, "b", "STORE 1 -FLAGS (\\Seen)")
-    assert re.match(rb"\* 1 FETCH \(UID 1 FLAGS \(\) MODSEQ \(\d+\)\)\r\n$", lines[0]), lines
+    assert re.match(rb"\* 1 FETCH \(UID 1 FLAGS \(\\Recent\) MODSEQ \(\d+\)\)\r\n$", lines[0]), lines
     lc.sock.close()
 
 
@@ -247,7 +248,7 @@ def test_unsolicited_fetch_carries_modseq_after_fetch_modseq(env):
     cmd(lc2, "s", "SELECT INBOX")
     assert cmd(lc2, "t", "STORE 2 +FLAGS (\\Flagged)")[-1].startswith(b"t OK")
     lines = cmd(lc, "n", "NOOP")
-    assert any(re.match(rb"\* 2 FETCH \(UID 2 FLAGS \(\\Seen \\Flagged\) MODSEQ \(\d+\)\)", l)
+    assert any(re.match(rb"\* 2 FETCH \(UID 2 FLAGS \(\\Seen \\Flagged \\Recent\) MODSEQ \(\d+\)\)", l)
                for l in lines), lines
     lc.sock.close()
     lc2.sock.close()
