@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "server/imap/imap_binary.h"
 #include "server/imap/imap_fetch_fmt.h"
 #include "server/imap/imap_bodystruct.h"
 #include "server/imap/imap_private.h"
@@ -30,11 +31,18 @@ enum fitem {
 	FI_MODSEQ,
 };
 
+/* BINARY (RFC 3516): a section of part numbers only, decoded before it is sent; its
+ * <partial> counts decoded bytes, so the range read is the whole part. */
+enum fbinary { FB_NONE, FB_BINARY, FB_SIZE };
+
 struct fetch_item {
 	enum fitem kind;
 	struct imap_section sec;
 	bool peek;
 	const char *rfc822; /* "RFC822", "RFC822.HEADER", "RFC822.TEXT" or NULL */
+	enum fbinary binary;
+	bool b_partial;
+	uint64_t b_off, b_len;
 };
 
 struct fetch_op {
@@ -69,6 +77,7 @@ struct fetch_op {
 	bool condstore;     /* a CONDSTORE enabling FETCH: MODSEQ or CHANGEDSINCE */
 	struct store_uid_range *ranges;
 	size_t n_ranges;
+	bool unknown_cte; /* a BINARY part's encoding could not be undone: NO [UNKNOWN-CTE] */
 };
 
 static void fetch_op_free(void *p)
@@ -130,11 +139,33 @@ static int add_item(struct fetch_op *op, const struct imap_arg *a)
 		it->peek = true;
 	} else if (a->len > 5 && strncasecmp(a->s, "BODY[", 5) == 0) {
 		skip = 4;
+	} else if (a->len > 12 && strncasecmp(a->s, "BINARY.PEEK[", 12) == 0) {
+		skip = 11;
+		it->peek = true;
+		it->binary = FB_BINARY;
+	} else if (a->len > 12 && strncasecmp(a->s, "BINARY.SIZE[", 12) == 0) {
+		skip = 11;
+		it->peek = true;
+		it->binary = FB_SIZE;
+	} else if (a->len > 7 && strncasecmp(a->s, "BINARY[", 7) == 0) {
+		skip = 6;
+		it->binary = FB_BINARY;
 	} else {
 		return -EINVAL;
 	}
 	if (imap_section_parse(a->s + skip, a->len - skip, &it->sec) < 0)
 		return -EINVAL;
+	if (it->binary != FB_NONE) {
+		/* section-binary is part numbers only; BINARY.SIZE takes no <partial>. */
+		if (it->sec.kind != IMAP_SEC_ALL || (it->binary == FB_SIZE && it->sec.partial)) {
+			imap_section_free(&it->sec);
+			return -EINVAL;
+		}
+		it->b_partial = it->sec.partial;
+		it->b_off = it->sec.p_off;
+		it->b_len = it->sec.p_len;
+		it->sec.partial = false;
+	}
 	it->kind = FI_SECTION;
 	op->need_content = true;
 	op->n_items++;
@@ -147,8 +178,8 @@ static int parse_items(struct fetch_op *op, const struct imap_arg *a)
 		const char *names[] = {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"};
 		size_t n = imap_arg_is(a, "FAST") ? 3 : imap_arg_is(a, "ALL") ? 4 : 5;
 		for (size_t i = 0; i < n; i++) {
-			struct imap_arg t = {IMAP_ARG_ATOM,    false, names[i],
-			                     strlen(names[i]), NULL,  0};
+			struct imap_arg t = {
+			    .type = IMAP_ARG_ATOM, .s = names[i], .len = strlen(names[i])};
 			add_item(op, &t);
 		}
 		return 0;
@@ -177,6 +208,61 @@ static void fmt_date(struct buf *o, int64_t t)
 
 static void fetch_next(struct fetch_op *op);
 
+/* Replaces the raw bytes of a BINARY item's part with their decoded form. 0 or
+ * -EPROTONOSUPPORT. */
+static int binary_decode(struct fetch_op *op, const struct fetch_item *it, struct buf *data)
+{
+	/* BINARY[] is the message as it is: only parts carry a transfer encoding that
+	 * applies to what the section returns. */
+	if (it->sec.n_path == 0)
+		return 0;
+	JsonObject *node =
+	    op->bs.root != NULL ? imap_bs_find(&op->bs, it->sec.path, it->sec.n_path) : NULL;
+	const char *cte = node != NULL ? imap_bs_str(node, "encoding") : NULL;
+	struct buf dec;
+	buf_init(&dec, SIZE_MAX);
+	int rc = imap_binary_decode(cte, data->data != NULL ? data->data : "", data->len, &dec);
+	if (rc < 0) {
+		buf_free(&dec);
+		return rc;
+	}
+	buf_free(data);
+	*data = dec;
+	return 0;
+}
+
+/* "BINARY[1]<off> ~{n}" / "BINARY.SIZE[1] n" from the decoded part; NIL for a part that
+ * does not exist. A literal8 only when the data holds NUL (RFC 3516 4.3). */
+static void fmt_binary(struct buf *o, const struct fetch_item *it, int rc, const struct buf *d)
+{
+	const char *data = d->data != NULL ? d->data : "";
+	size_t len = rc == 0 ? d->len : 0;
+	if (it->binary == FB_SIZE) {
+		buf_printf(o, "BINARY.SIZE[%s] %zu", it->sec.spec, len);
+		return;
+	}
+	size_t off = 0;
+	if (it->b_partial) {
+		buf_printf(o, "BINARY[%s]<%llu> ", it->sec.spec, (unsigned long long)it->b_off);
+		off = it->b_off < len ? (size_t)it->b_off : len;
+		if (it->b_len < len - off)
+			len = off + (size_t)it->b_len;
+	} else {
+		buf_printf(o, "BINARY[%s] ", it->sec.spec);
+	}
+	if (rc < 0) {
+		buf_append_str(o, "NIL");
+		return;
+	}
+	size_t n = len - off;
+	if (n == 0) {
+		buf_append_str(o, "\"\"");
+		return;
+	}
+	buf_printf(o, "%s{%zu}\r\n", imap_binary_has_nul(data + off, n) ? "~" : "", n);
+	buf_append(o, data + off, n);
+}
+
 /* Writes the FETCH response of seq. With stream_it, that item is left out and the
  * response ends in its literal announcement (stream_len bytes follow, then ")"). */
 static void emit(struct fetch_op *op, uint32_t seq, const struct fetch_item *stream_it,
@@ -184,6 +270,16 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct fetch_item *str
 {
 	struct imap_client *cl = op->cl;
 	const struct imap_msg *msg = &cl->msgs[seq - 1];
+	/* BINARY items are decoded before anything is written: a part that cannot be leaves
+	 * this message out, and the FETCH ends in NO [UNKNOWN-CTE] (RFC 3516 4.3). */
+	for (size_t i = 0; i < op->n_items; i++) {
+		if (op->items[i].binary == FB_NONE || op->sec_rc[i] < 0)
+			continue;
+		if (binary_decode(op, &op->items[i], &op->sec_data[i]) < 0) {
+			op->unknown_cte = true;
+			return;
+		}
+	}
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
 	buf_printf(&o, "* %u FETCH (", seq);
@@ -238,6 +334,10 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct fetch_item *str
 			                       cl->utf8);
 			break;
 		case FI_SECTION: {
+			if (it->binary != FB_NONE) {
+				fmt_binary(&o, it, op->sec_rc[i], &op->sec_data[i]);
+				break;
+			}
 			if (it->rfc822 != NULL)
 				buf_printf(&o, "%s ", it->rfc822);
 			else if (it->sec.partial)
@@ -506,7 +606,10 @@ static int structs_start(struct fetch_op *op)
  * could not be fetched; the client may try again), else OK. */
 static void fetch_finish(struct fetch_op *op)
 {
-	if (op->store_rc < 0)
+	if (op->unknown_cte)
+		imap_done(op->cl, "NO",
+		          "[UNKNOWN-CTE] A part's Content-Transfer-Encoding cannot be decoded");
+	else if (op->store_rc < 0)
 		imap_done(op->cl, "NO", "[SERVERBUG] Some messages could not be read, try again");
 	else
 		imap_done(op->cl, "OK", "FETCH completed");
@@ -542,7 +645,8 @@ static const struct fetch_item *stream_item(const struct fetch_op *op)
 			return NULL;
 		if (it->kind != FI_SECTION)
 			continue;
-		if (found != NULL || it->sec.kind != IMAP_SEC_ALL || it->sec.n_path != 0)
+		if (found != NULL || it->binary != FB_NONE || it->sec.kind != IMAP_SEC_ALL ||
+		    it->sec.n_path != 0)
 			return NULL;
 		found = it;
 	}

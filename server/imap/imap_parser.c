@@ -259,6 +259,12 @@ static int parse_one(struct pstate *st, unsigned depth)
 		a->len = (size_t)(w - start);
 		return 0;
 	}
+	/* literal8 (RFC 3516 4.4): "~{n}", the same framing; only APPEND takes one. */
+	bool literal8 = c == '~' && st->end - st->p > 1 && st->p[1] == '{';
+	if (literal8) {
+		st->p++;
+		c = '{';
+	}
 	if (c == '{') {
 		char *q = st->p + 1;
 		uint64_t v = 0;
@@ -280,6 +286,7 @@ static int parse_one(struct pstate *st, unsigned depth)
 			return -EINVAL;
 		a->type = IMAP_ARG_STRING;
 		a->literal = true;
+		a->literal8 = literal8;
 		a->s = q + 3;
 		a->len = (size_t)v;
 		st->p = q + 3 + v;

@@ -106,6 +106,7 @@ enum imap_arg_type {
 struct imap_arg {
 	enum imap_arg_type type;
 	bool literal;
+	bool literal8; /* "~{n}" (RFC 3516): may hold NUL; only APPEND's message may be one */
 	const char *s; /* atom / string bytes (not NUL-terminated; strings may hold NUL) */
 	size_t len;
 	struct imap_arg *list; /* IMAP_ARG_LIST: the children */

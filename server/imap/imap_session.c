@@ -311,7 +311,7 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 	}
 	buf_append_str(o, " LITERAL+ ID ENABLE IDLE UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN "
 	                  "SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE "
-	                  "QRESYNC MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE");
+	                  "QRESYNC MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE BINARY");
 }
 
 /* ---- replies ---- */
@@ -457,6 +457,15 @@ static size_t raw_word(const char *s, const char *end)
 	return n;
 }
 
+/* The command buffer s[0..len) ends in a literal8 announcement ("~{n}\r\n", RFC 3516). */
+static bool announces_literal8(const char *s, size_t len)
+{
+	size_t i = len;
+	while (i > 0 && s[i - 1] != '{')
+		i--;
+	return i >= 2 && s[i - 2] == '~';
+}
+
 /*
  * A literal is announced on the first line of a command: refuse a command that cannot run
  * here (unknown, wrong state, before TLS) before the "+" continuation, so no client sends
@@ -482,7 +491,10 @@ static const char *literal_refusal(struct imap_client *cl, const struct imap_lit
 	const char *next = name + nl < end ? name + nl + 1 : NULL;
 	bool uid, secret;
 	*cmd_r = lookup(cl, name, nl, next, next != NULL ? raw_word(next, end) : 0, &uid);
-	return refusal(cl, *cmd_r, uid, &secret);
+	const char *why = refusal(cl, *cmd_r, uid, &secret);
+	if (why == NULL && !((*cmd_r)->cmd.flags & CMD_BIG_LITERAL) && announces_literal8(s, len))
+		why = "A literal8 (~{n}) is only for APPEND";
+	return why;
 }
 
 /* The tag at the start of a raw command (for a reply when the rest cannot be parsed), or
