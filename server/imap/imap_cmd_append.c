@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "server/imap/imap_catenate.h"
 #include "server/imap/imap_fetch_fmt.h"
 #include "server/imap/imap_mutf7.h"
 #include "server/imap/imap_private.h"
@@ -30,9 +31,13 @@ struct append_msg {
 	unsigned flags;
 	char *keywords;
 	int64_t date;
-	const char *data; /* view into the command buffer */
+	const char *data; /* view into the command buffer, or into cat */
 	uint64_t len;
 	struct spool_file *spool; /* borrowed from the client (freed with the command) */
+	/* CATENATE (RFC 4469): the parts, and the message assembled from them. */
+	struct imap_cat_part *parts;
+	size_t n_parts;
+	struct buf cat;
 };
 
 struct append_op {
@@ -45,13 +50,17 @@ struct append_op {
 	struct store_deliver_req *reqs;
 	uint32_t uidvalidity;
 	uint32_t *uids;
+	size_t cat_next; /* the next CATENATE message to assemble */
 };
 
 static void append_free(void *p)
 {
 	struct append_op *op = p;
-	for (size_t i = 0; i < op->n; i++)
+	for (size_t i = 0; i < op->n; i++) {
 		free(op->msgs[i].keywords);
+		free(op->msgs[i].parts);
+		buf_free(&op->msgs[i].cat);
+	}
 	free(op->msgs);
 	free(op->targets);
 	free(op->reqs);
@@ -220,6 +229,65 @@ static void append_quota(void *ctx, int rc, struct store_users *res)
 	append_spool_next(op);
 }
 
+static void cat_step(struct append_op *op);
+
+/* "[BADURL url]": the URL as resp-text allows (no "]", CR or LF), cut there. */
+static void fail_badurl(struct imap_client *cl, const struct imap_cat_part *bad)
+{
+	size_t n = 0;
+	while (n < bad->len && n < 1024 && bad->data[n] != ']' && bad->data[n] != '\r' &&
+	       bad->data[n] != '\n' && bad->data[n] != '\0')
+		n++;
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	buf_append_str(&o, "[BADURL ");
+	buf_append(&o, bad->data, n);
+	buf_append_str(&o, "] The URL names no message of yours");
+	imap_done(cl, "NO", o.data);
+	buf_free(&o);
+}
+
+static void cat_done(void *arg, int rc, const struct imap_cat_part *bad)
+{
+	struct append_op *op = arg;
+	struct append_msg *m = &op->msgs[op->cat_next];
+	if (rc == -EINVAL && bad != NULL) {
+		fail_badurl(op->cl, bad);
+		return;
+	}
+	if (rc == 0 && m->cat.len == 0) {
+		imap_done(op->cl, "NO", "The message would be empty");
+		return;
+	}
+	if (rc < 0) {
+		append_fail(op, rc);
+		return;
+	}
+	m->data = m->cat.data;
+	m->len = m->cat.len;
+	op->cat_next++;
+	cat_step(op);
+}
+
+/* Assembles the CATENATE messages one after the other, then checks the quota. */
+static void cat_step(struct append_op *op)
+{
+	struct imap_client *cl = op->cl;
+	while (op->cat_next < op->n && op->msgs[op->cat_next].n_parts == 0)
+		op->cat_next++;
+	if (op->cat_next < op->n) {
+		struct append_msg *m = &op->msgs[op->cat_next];
+		buf_init(&m->cat, (size_t)cl->reader.message_max);
+		imap_catenate(cl, m->parts, m->n_parts, &m->cat, cat_done, op);
+		return;
+	}
+	imap_async_begin(cl);
+	if (store_user_get(imap_store(cl), cl->user, append_quota, op) < 0) {
+		conn_release(cl->c);
+		append_spool_next(op);
+	}
+}
+
 static void append_dst(void *ctx, int rc, struct store_mailboxes *res)
 {
 	struct append_op *op = ctx;
@@ -236,11 +304,37 @@ static void append_dst(void *ctx, int rc, struct store_mailboxes *res)
 	}
 	op->target.user_id = cl->user_id;
 	op->target.mailbox_id = res->v[0].id;
-	imap_async_begin(cl);
-	if (store_user_get(imap_store(cl), cl->user, append_quota, op) < 0) {
-		conn_release(cl->c);
-		append_spool_next(op);
+	cat_step(op);
+}
+
+/* "CATENATE (TEXT literal URL url ...)": 0, or the text of a tagged BAD (*toobig: a TEXT
+ * literal went to the spool, which CATENATE does not read back: NO [TOOBIG]). */
+#define CAT_MAX_PARTS 1000
+static const char *parse_catenate(struct imap_client *cl, const struct imap_arg *l,
+                                  struct append_msg *m, bool *toobig)
+{
+	if (l->type != IMAP_ARG_LIST || l->n == 0 || l->n % 2 != 0)
+		return "CATENATE needs a list of TEXT and URL parts";
+	if (l->n / 2 > CAT_MAX_PARTS)
+		return "Too many CATENATE parts";
+	m->parts = xcalloc(l->n / 2, sizeof(*m->parts));
+	for (size_t k = 0; k < l->n; k += 2) {
+		const struct imap_arg *kind = &l->list[k], *v = &l->list[k + 1];
+		struct imap_cat_part *p = &m->parts[m->n_parts++];
+		if (imap_arg_is(kind, "TEXT") && v->type == IMAP_ARG_STRING && v->literal) {
+			const struct imap_spooled *sp = imap_spooled_at(cl, v->s);
+			if (sp != NULL && v->len == 0) {
+				*toobig = true;
+				return "TEXT part too large";
+			}
+		} else if (!imap_arg_is(kind, "URL") || !imap_arg_is_astring(v)) {
+			return "A CATENATE part is TEXT literal or URL url";
+		}
+		p->is_url = !imap_arg_is(kind, "TEXT");
+		p->data = v->s;
+		p->len = v->len;
 	}
+	return NULL;
 }
 
 void imap_cmd_append(struct imap_client *cl, const struct imap_arg *a, size_t n)
@@ -269,6 +363,18 @@ void imap_cmd_append(struct imap_client *cl, const struct imap_arg *a, size_t n)
 				return;
 			}
 			i++;
+		}
+		if (i + 1 < n && imap_arg_is(&a[i], "CATENATE")) {
+			bool toobig = false;
+			const char *why = parse_catenate(cl, &a[i + 1], m, &toobig);
+			if (why != NULL) {
+				imap_done(cl, toobig ? "NO" : "BAD",
+				          toobig ? "[TOOBIG] A CATENATE TEXT part over 1 MiB"
+				                 : why);
+				return;
+			}
+			i += 2;
+			continue;
 		}
 		if (i >= n || a[i].type != IMAP_ARG_STRING || !a[i].literal) {
 			imap_done(cl, "BAD", "APPEND needs a message literal");

@@ -309,9 +309,10 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 		buf_append_str(o, " SASL-IR LITERAL+ ID ENABLE");
 		return;
 	}
-	buf_append_str(o, " LITERAL+ ID ENABLE IDLE UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN "
-	                  "SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE "
-	                  "QRESYNC MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE BINARY");
+	buf_append_str(o,
+	               " LITERAL+ ID ENABLE IDLE UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN "
+	               "SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE "
+	               "QRESYNC MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE BINARY CATENATE");
 }
 
 /* ---- replies ---- */
@@ -455,6 +456,17 @@ static size_t raw_word(const char *s, const char *end)
 	while (s + n < end && s[n] != ' ' && s[n] != '\r')
 		n++;
 	return n;
+}
+
+/* The APPEND being assembled has reached a CATENATE part list. */
+static bool in_catenate(const struct imap_reader *r)
+{
+	static const char key[] = " CATENATE (";
+	size_t k = sizeof(key) - 1;
+	for (size_t i = 0; i + k <= r->cmd.len; i++)
+		if (strncasecmp(r->cmd.data + i, key, k) == 0)
+			return true;
+	return false;
 }
 
 /* The command buffer s[0..len) ends in a literal8 announcement ("~{n}\r\n", RFC 3516). */
@@ -649,9 +661,13 @@ static void imap_client_line(struct imap_client *cl, char *line, size_t len, boo
 		}
 		/* Large APPEND literals, and any that would take the command past what it may
 		 * hold in memory, go to the disk as they arrive. */
-		if (lit.size > IMAP_SPOOL_MIN ||
-		    (cmd != NULL && (cmd->cmd.flags & CMD_BIG_LITERAL) != 0 &&
-		     imap_reader_over_max(&cl->reader, lit.size + IMAP_LITERAL_MAX_SMALL))) {
+		bool big = cmd != NULL && (cmd->cmd.flags & CMD_BIG_LITERAL) != 0;
+		bool over =
+		    big && imap_reader_over_max(&cl->reader, lit.size + IMAP_LITERAL_MAX_SMALL);
+		/* A CATENATE TEXT part is assembled in memory: it stays in the command as long
+		 * as the command fits its bound (larger ones spool, and APPEND refuses them). */
+		if ((lit.size > IMAP_SPOOL_MIN && !(big && !over && in_catenate(&cl->reader))) ||
+		    over) {
 			int src = spool_literal(cl, &lit);
 			if (src < 0 && src != -ENOTSUP) {
 				log_event(LOGL_WARN,
