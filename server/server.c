@@ -392,6 +392,18 @@ static void server_store_changed(void *ctx, const struct store_change *change)
 	notify_publish(srv->services->notify, change);
 }
 
+/* The store met an I/O error or corruption while writing and takes no more writes: mail
+ * can no longer be accepted safely. Stop as on SIGTERM (connections are told), and exit
+ * with EX_TEMPFAIL (75) so that a supervisor restarts sealmaild, whose store recovery then
+ * reads what is really on disk. */
+static void server_store_failed(void *ctx, const char *reason)
+{
+	struct server *srv = ctx;
+	log_event(LOGL_ERROR, "event=stopping reason=\"store failed: %s\" exit=75", reason);
+	srv->exit_code = 75;
+	server_stop(srv);
+}
+
 static int server_open_store(struct server *srv)
 {
 	static struct store_poster poster;
@@ -405,6 +417,8 @@ static int server_open_store(struct server *srv)
 	    .poster = &poster,
 	    .on_change = server_store_changed,
 	    .change_ctx = srv,
+	    .on_failure = server_store_failed,
+	    .failure_ctx = srv,
 	};
 	const char *err = NULL;
 	if (mkdir(srv->cfg->data_dir, 0700) < 0 && errno != EEXIST) {
@@ -558,6 +572,8 @@ int server_run(struct config *cfg)
 		server_finish(&srv);
 	}
 	uv_run(&loop, UV_RUN_DEFAULT);
+	if (srv.exit_code != 0)
+		ret = srv.exit_code;
 	int lc = uv_loop_close(&loop);
 	if (lc != 0) {
 		log_event(LOGL_ERROR, "event=loop_close_failed error=%s", uv_strerror(lc));

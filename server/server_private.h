@@ -53,6 +53,7 @@ struct server {
 	struct poster *poster;
 	struct relay *relay; /* the relay runner (relay.h) once started, NULL after relay_stop */
 	bool stopping;
+	int exit_code; /* non-zero: why the server stopped on its own (store failure: 75) */
 	uint64_t next_id;
 };
 

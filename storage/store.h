@@ -70,6 +70,11 @@ struct store_options {
 	const struct store_poster *poster; /* NULL: callbacks on store threads */
 	store_change_fn *on_change;        /* optional */
 	void *change_ctx;
+	/* Optional: called once (through the poster) when a write or fsync failed so that the
+	 * store no longer trusts its files: from then on every write fails with -EIO (reads go
+	 * on) until the store is opened again. reason is borrowed for the call. */
+	void (*on_failure)(void *ctx, const char *reason);
+	void *failure_ctx;
 };
 
 /*

@@ -111,9 +111,10 @@ static void append_spool_next(struct append_op *op);
 static void append_fail(struct append_op *op, int rc)
 {
 	imap_done(op->cl, "NO",
-	          rc == -EDQUOT  ? "[OVERQUOTA] Quota exceeded"
-	          : rc == -EFBIG ? "[TOOBIG] Message too large"
-	                         : "[SERVERBUG] APPEND failed");
+	          rc == -EDQUOT                 ? "[OVERQUOTA] Quota exceeded"
+	          : rc == -EFBIG                ? "[TOOBIG] Message too large"
+	          : rc == -ENOSPC || rc == -EIO ? imap_mailbox_error(rc)
+	                                        : "[SERVERBUG] APPEND failed");
 }
 
 static void appended(void *ctx, int rc, struct store_delivery_result *res)

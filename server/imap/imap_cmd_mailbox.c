@@ -52,6 +52,10 @@ const char *imap_mailbox_error(int rc)
 		return "[CANNOT] Invalid mailbox name or operation";
 	case -EDQUOT:
 		return "[OVERQUOTA] Quota exceeded";
+	case -ENOSPC:
+		return "[UNAVAILABLE] The server's disk is full, try again later";
+	case -EIO:
+		return "[UNAVAILABLE] The server cannot store mail now, try again later";
 	default:
 		return "[SERVERBUG] Store error";
 	}

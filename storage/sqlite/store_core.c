@@ -169,6 +169,11 @@ int store_job_submit(struct store_job *job)
 		job_destroy(job);
 		return -ESHUTDOWN;
 	}
+	if (s->poisoned && job->kind == STORE_JOB_WRITE) {
+		pthread_mutex_unlock(&s->lock);
+		job_destroy(job);
+		return -EIO;
+	}
 	if (job->kind == STORE_JOB_WRITE && job->prepare == NULL) {
 		queue_push(&s->writes, job);
 		pthread_cond_signal(&s->writer_cv);
@@ -180,6 +185,59 @@ int store_job_submit(struct store_job *job)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return 0;
+}
+
+/* ---- A disk that failed ---- */
+
+struct poison_note {
+	void (*fn)(void *ctx, const char *reason);
+	void *ctx;
+	char reason[256];
+};
+
+static void poison_run(void *arg)
+{
+	struct poison_note *p = arg;
+	p->fn(p->ctx, p->reason);
+	free(p);
+}
+
+/*
+ * After SQLite met an I/O error or corruption while writing (extended code ec): a failed
+ * fsync may have dropped the data it was to make durable from the page cache, and trying
+ * again would report success for bytes that are gone (the kernel marks them clean). So the
+ * store stops writing: every write job queued or submitted from now fails with -EIO,
+ * nothing more is acknowledged, and the owner hears it once (on_failure) to stop taking
+ * mail. Reads go on. Only a restart, whose recovery reads what is really on disk, ends it.
+ * Returns true when ec is such an error.
+ */
+static bool store_poison(struct sqlite_store *s, int ec, const char *what)
+{
+	int prim = ec & 0xff;
+	if (prim != SQLITE_IOERR && prim != SQLITE_CORRUPT && prim != SQLITE_NOTADB)
+		return false;
+	pthread_mutex_lock(&s->lock);
+	bool first = !s->poisoned;
+	s->poisoned = true;
+	pthread_mutex_unlock(&s->lock);
+	if (!first)
+		return true;
+	log_event(LOGL_ERROR,
+	          "event=store_failed during=%s sqlite_rc=%d msg=\"%s\" action=\"no more writes; "
+	          "restart sealmaild once the disk is checked\"",
+	          what, ec, sqlite3_errstr(ec));
+	if (s->opt.on_failure == NULL)
+		return true;
+	struct poison_note *p = xcalloc(1, sizeof(*p));
+	p->fn = s->opt.on_failure;
+	p->ctx = s->opt.failure_ctx;
+	snprintf(p->reason, sizeof(p->reason), "%s failed: %s (sqlite %d)", what,
+	         sqlite3_errstr(ec), ec);
+	if (s->has_poster)
+		s->poster.post(s->poster.ctx, poison_run, p);
+	else
+		poison_run(p);
+	return true;
 }
 
 /* ---- Writer ---- */
@@ -235,6 +293,19 @@ static void writer_requeue(struct sqlite_store *s, struct store_job *first)
 static void writer_fail_one(struct sqlite_store *s, struct store_job *batch, struct store_job *job)
 {
 	struct store_conn *c = &s->wconn;
+	if (store_poison(s, sqlite3_extended_errcode(c->db), "write")) {
+		/* Nothing of this batch is trusted to be on disk: none of it is acknowledged,
+		 * and nothing runs again. */
+		if (!sqlite3_get_autocommit(c->db))
+			store_exec_stmt(c, SQL_ROLLBACK);
+		while (batch != NULL) {
+			struct store_job *j = batch;
+			batch = batch->next;
+			j->rc = -EIO;
+			job_finish(j);
+		}
+		return;
+	}
 	if (!sqlite3_get_autocommit(c->db))
 		store_exec_stmt(c, SQL_ROLLBACK);
 	store_job_unlink(&batch, job);
@@ -263,6 +334,18 @@ static int writer_run_deferred(struct store_conn *c, struct store_job *first,
 static void writer_run_batch(struct sqlite_store *s, struct store_job *batch)
 {
 	struct store_conn *c = &s->wconn;
+	pthread_mutex_lock(&s->lock);
+	bool poisoned = s->poisoned;
+	pthread_mutex_unlock(&s->lock);
+	if (poisoned) { /* queued before the failure: never run */
+		while (batch != NULL) {
+			struct store_job *j = batch;
+			batch = batch->next;
+			j->rc = -EIO;
+			job_finish(j);
+		}
+		return;
+	}
 	int rc = store_exec_stmt(c, SQL_BEGIN);
 	struct store_job *job, *failed = NULL;
 	struct store_job *deferred = NULL; /* first job whose deferred step has not run */
@@ -330,8 +413,12 @@ static void writer_run_batch(struct sqlite_store *s, struct store_job *batch)
 			s->stat_writes += n;
 			pthread_mutex_unlock(&s->lock);
 		}
-		if (rc < 0 && !sqlite3_get_autocommit(c->db))
-			store_exec_stmt(c, SQL_ROLLBACK);
+		if (rc < 0) {
+			if (store_poison(s, sqlite3_extended_errcode(c->db), "commit"))
+				rc = -EIO;
+			if (!sqlite3_get_autocommit(c->db))
+				store_exec_stmt(c, SQL_ROLLBACK);
+		}
 	}
 	/* Completions only after COMMIT returned: a 250 means durable. */
 	while (batch != NULL) {
@@ -454,6 +541,10 @@ static int writer_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
 	struct sqlite_store *s = arg;
 	pthread_mutex_lock(&s->lock);
+	if (s->poisoned) {
+		pthread_mutex_unlock(&s->lock);
+		return SQLITE_OK;
+	}
 	if (frames >= STORE_CKPT_MAX_PAGES) {
 		/* SQLite runs one checkpoint at a time and a second one just returns BUSY: wait
 		 * for the checkpointer's, then copy the rest while no frame can be added. */
@@ -462,7 +553,8 @@ static int writer_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 		s->ckpt_running = true;
 		pthread_mutex_unlock(&s->lock);
 		int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY &&
+		    !store_poison(s, sqlite3_extended_errcode(db), "checkpoint"))
 			store_err(db, rc);
 		pthread_mutex_lock(&s->lock);
 		s->ckpt_running = false;
@@ -491,13 +583,16 @@ static void *checkpointer_main(void *arg)
 		if (s->ckpt_stop)
 			break;
 		s->ckpt_wanted = false;
+		if (s->poisoned)
+			continue; /* nothing is written after a failure */
 		s->ckpt_running = true;
 		pthread_mutex_unlock(&s->lock);
 		int frames = 0, copied = 0;
 		/* PASSIVE: copies what no reader still needs, never waits for the writer. */
 		int rc = sqlite3_wal_checkpoint_v2(s->cconn.db, NULL, SQLITE_CHECKPOINT_PASSIVE,
 		                                   &frames, &copied);
-		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY &&
+		    !store_poison(s, sqlite3_extended_errcode(s->cconn.db), "checkpoint"))
 			store_err(s->cconn.db, rc);
 		pthread_mutex_lock(&s->lock);
 		s->ckpt_running = false;
@@ -685,10 +780,24 @@ void sqlite_store_close(void *impl)
 	pthread_mutex_unlock(&s->lock);
 	pthread_join(s->checkpointer, NULL);
 
+	/* A clean close checkpoints the WAL into the main file: the writer's is the last.
+	 * After a failed write it must not: the WAL may hold the frames of a transaction whose
+	 * COMMIT failed, which nobody was told is stored; the next open decides from what is
+	 * really on disk. */
+	if (s->poisoned) {
+		struct store_conn *all[] = {&s->cconn, &s->wconn};
+		for (size_t i = 0; i < 2; i++)
+			if (all[i]->db != NULL)
+				sqlite3_db_config(all[i]->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1,
+				                  NULL);
+		for (unsigned i = 0; i < s->n_workers; i++)
+			if (slots[i].conn.db != NULL)
+				sqlite3_db_config(slots[i].conn.db,
+				                  SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	}
 	for (unsigned i = 0; i < s->n_workers; i++)
 		store_conn_close(&slots[i].conn);
 	store_conn_close(&s->cconn);
-	/* A clean close checkpoints the WAL into the main file: the writer's is the last. */
 	store_conn_close(&s->wconn);
 	free(s->slots);
 	free(s->workers);

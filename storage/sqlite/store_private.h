@@ -168,6 +168,10 @@ struct sqlite_store {
 	struct store_queue reads;
 	bool stopping;
 	bool writer_exit_ok; /* workers joined: the writer may stop once its queue is empty */
+	/* A write or fsync failed (I/O error, corruption): what is on disk can no longer be
+	 * trusted to be what was committed, so no write is attempted again until a restart
+	 * (store_core.c, store_poison). Under lock. */
+	bool poisoned;
 
 	pthread_t writer;
 	struct store_conn wconn;

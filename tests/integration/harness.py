@@ -396,12 +396,15 @@ class Server:
 
     # -- lifecycle
 
-    def start(self, timeout=10):
+    def start(self, timeout=10, env=None):
+        """Starts sealmaild (env: extra environment variables, e.g. LD_PRELOAD)."""
         self.log_file = open(self.log_path, "wb")
+        penv = server_env()
+        penv.update(env or {})
         self.proc = subprocess.Popen([tool("sealmaild"), "-c", self.config_path],
                                      stdin=subprocess.DEVNULL, stdout=self.log_file,
                                      stderr=subprocess.STDOUT, cwd=self.dir,
-                                     env=server_env())
+                                     env=penv)
         deadline = time.monotonic() + timeout
         while True:
             text = self.log()
