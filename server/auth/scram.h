@@ -8,11 +8,13 @@
  * - scram_server_*: one exchange, given the user's stored material (salt, iterations,
  *   StoredKey, ServerKey, all base64 as the store keeps them). Pure apart from GNU SASL:
  *   no I/O, no store, no libuv; unit-tested against a GNU SASL client.
- * - scram_auth_*: the login around it for a connection, like auth_login (login.h): the
- *   check slot and the failed-login delay of failure answers, the store lookup off the loop thread,
- * dummy material for an unknown or disabled user (the same answers in the same time as a wrong
- * password), the certificate policy, one log line (event=auth_ok / event=auth_failed with mech,
- *   user, ip) and the failure accounting.
+ * - scram_auth_*: the login around it for a connection, the one SMTP AUTH, IMAP
+ *   AUTHENTICATE and POP3 AUTH share (they only carry its messages in their continuations).
+ *   Like auth_login (login.h): the check slot and the failed-login delay of failure
+ *   answers, the store lookup off the loop thread, dummy material for an unknown or
+ *   disabled user or one without SCRAM material (the same answers in the same time as a
+ *   wrong password), the certificate policy, one log line (event=auth_ok /
+ *   event=auth_failed with mech, user, ip) and the failure accounting.
  *
  * Only the mechanisms named here are ever started (gsasl_server_start would start any of
  * its built-in ones).
@@ -90,11 +92,16 @@ bool scram_plus_offered(struct conn *c);
 
 struct scram_auth_result {
 	/* false: send challenge (base64) in a continuation and pass the client's answer to
-	 * scram_auth_step. true: the exchange is over, see status; with AUTH_LOGIN_OK,
-	 * challenge is the server-final-message (RFC 4954: sent as a last continuation
-	 * before the success reply). */
+	 * scram_auth_step. That happens twice: with the server-first-message, and with the
+	 * server-final-message once the proof matched (SMTP, IMAP and POP3 have no "additional
+	 * data with success", RFC 4422 5: the client answers it with an empty response).
+	 * true: the exchange is over, see status; AUTH_LOGIN_OK only after that empty answer. */
 	bool done;
 	enum auth_login_status status;
+	/* With AUTH_LOGIN_FAILED: the answer to the server-final-message was not empty. The
+	 * proof had matched (logged as event=auth_ok) but the client broke the exchange: the
+	 * protocol answers as to a malformed response, and the session stays logged out. */
+	bool malformed;
 	const char *challenge; /* borrowed during the callback */
 	int64_t user_id;
 	const char *user; /* normalised address, valid during the callback */
@@ -112,7 +119,8 @@ typedef void scram_auth_cb(void *sess, const struct scram_auth_result *r);
  */
 struct scram_auth *scram_auth_start(struct conn *c, bool plus, const char *b64, size_t len,
                                     scram_auth_cb *cb);
-/* The client's answer to a challenge (base64; "" for an empty line). cb runs once. */
+/* The client's answer to a challenge (base64; "" for an empty line). cb runs once. A
+ * client's "*" (cancel) is the protocol's to answer: it calls scram_auth_free instead. */
 void scram_auth_step(struct scram_auth *x, const char *b64, size_t len);
 /* Forgets the exchange (not while a step is running: the connection is held then, and
  * its session is not closed before the step's callback). NULL is fine. */

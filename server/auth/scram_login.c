@@ -7,7 +7,10 @@
  *           the proof (GNU SASL, on the loop: no key stretching happens here, the store
  *           keeps the stretched keys), then the user's certificate flag (store thread)
  *           and the certificate policy, one log line, the failure accounting; a failure's
- *           answer waits the failed-login delay, a success's does not.
+ *           answer waits the failed-login delay, a success's does not, and is the
+ *           server-final-message in one more challenge;
+ *   ack:    the client's empty answer to it ends the exchange as logged in (on the next turn
+ *           of the loop, so every step answers the same way).
  * An unknown or disabled user gets a server-first-message like everyone else (a fixed
  * salt per name) and fails at the proof, as a wrong password does.
  */
@@ -40,6 +43,8 @@ struct scram_auth {
 	bool busy;    /* a step runs: the connection is held */
 	bool checked; /* the proof was checked: the outcome counts */
 	bool held;    /* holds one of the address's check slots */
+	bool acking;  /* the server-final-message went out: the next answer must be empty */
+	bool ack_ok;  /* that answer was empty */
 };
 
 static bool scram_alive(const struct scram_auth *a)
@@ -121,7 +126,9 @@ static void scram_done(struct scram_auth *a, enum auth_login_status st, const ch
 		conn_after(a->conn, delay, scram_fail_cb, a);
 		return;
 	}
-	struct scram_auth_result r = {.done = true, .status = st, .challenge = final};
+	/* A success is not over yet: the server-final-message goes out as a challenge. */
+	a->acking = st == AUTH_LOGIN_OK;
+	struct scram_auth_result r = {.done = !a->acking, .status = st, .challenge = final};
 	scram_answer(a, &r);
 }
 
@@ -196,11 +203,30 @@ static void scram_proof_cb(void *arg)
 		scram_user_got(a, s, NULL);
 }
 
+/* The client's answer to the server-final-message. */
+static void scram_ack_cb(void *arg)
+{
+	struct scram_auth *a = arg;
+	struct scram_auth_result r = {.done = true, .status = AUTH_LOGIN_OK};
+	if (!a->ack_ok) {
+		r.status = AUTH_LOGIN_FAILED;
+		r.malformed = true;
+	}
+	scram_answer(a, &r);
+}
+
 void scram_auth_step(struct scram_auth *a, const char *b64, size_t len)
 {
 	struct conn *c = a->conn;
+	assert(!a->busy);
 	conn_step_begin(c);
 	a->busy = true;
+	if (a->acking) {
+		a->acking = false;
+		a->ack_ok = len == 0;
+		conn_after(c, 0, scram_ack_cb, a);
+		return;
+	}
 	a->final = xstrndup(b64, len);
 	conn_after(c, 0, scram_proof_cb, a);
 }

@@ -139,24 +139,28 @@ static void auth_external_resp(struct smtp_auth *a, const char *resp, size_t len
 	auth_cert_login(a->c, AUTH_CERT_EXTERNAL, authzid, auth_checked);
 }
 
-/* Each SCRAM step's outcome: a challenge, the server-final (logged in), or a refusal. */
+/* Each SCRAM step's outcome: a challenge (the server-first, then the server-final), or
+ * the end of the exchange. */
 static void auth_scram_cb(void *sess, const struct scram_auth_result *r)
 {
 	struct smtp_auth *a = smtp_session_auth(sess);
 	if (!r->done) {
-		a->state = SMTP_AUTH_SCRAM_PROOF;
+		a->state = SMTP_AUTH_SCRAM_WAIT;
 		conn_printf(a->c, "334 %s\r\n", r->challenge);
 		return;
 	}
-	if (r->status == AUTH_LOGIN_OK) {
-		snprintf(a->user, sizeof(a->user), "%s", r->user);
-		a->state = SMTP_AUTH_SCRAM_FINAL;
-		conn_printf(a->c, "334 %s\r\n", r->challenge);
+	if (r->malformed) {
+		/* RFC 4954 4: the server-final-message is answered with an empty line. */
+		auth_fail_now(a, R_CANCEL);
 		return;
 	}
+	/* The exchange is freed before the session hears the outcome; r->user lives in it. */
+	char user[AUTH_FIELD_MAX + 1];
+	snprintf(user, sizeof(user), "%s", r->user != NULL ? r->user : "");
+	struct auth_login_result lr = {.status = r->status, .user_id = r->user_id, .user = user};
 	smtp_auth_cleanup(a);
-	struct auth_login_result lr = {.status = r->status};
 	auth_checked(sess, &lr);
+	explicit_bzero(user, sizeof(user));
 }
 
 static void auth_scram_first(struct smtp_auth *a, const char *b64, size_t len)
@@ -247,23 +251,9 @@ void smtp_auth_line(struct smtp_auth *a, const char *line, size_t len)
 	case SMTP_AUTH_SCRAM_FIRST:
 		auth_scram_first(a, line, len);
 		return;
-	case SMTP_AUTH_SCRAM_PROOF:
+	case SMTP_AUTH_SCRAM_WAIT:
 		a->state = SMTP_AUTH_CHECKING;
 		scram_auth_step(a->scram, line, len);
-		return;
-	case SMTP_AUTH_SCRAM_FINAL:
-		/* RFC 4954 4: the client acknowledges the server-final-message with an empty
-		 * line; the proof was already checked and logged. */
-		if (len != 0) {
-			auth_fail_now(a, R_CANCEL);
-			return;
-		}
-		smtp_auth_cleanup(a);
-		a->state = SMTP_AUTH_IDLE;
-		a->succeeded = true;
-		conn_write_str(a->c, R_OK);
-		a->done(a->sess, true, a->user);
-		explicit_bzero(a->user, sizeof(a->user));
 		return;
 	case SMTP_AUTH_LOGIN_USER:
 		if (auth_login_decode(line, len, a->user, sizeof(a->user)) < 0 ||

@@ -28,8 +28,7 @@ enum smtp_auth_state {
 	SMTP_AUTH_LOGIN_PASS,    /* 334 UGFzc3dvcmQ6 sent */
 	SMTP_AUTH_EXTERNAL_WAIT, /* 334 sent, waiting for the EXTERNAL authzid (or "=") */
 	SMTP_AUTH_SCRAM_FIRST,   /* 334 sent, waiting for the SCRAM client-first-message */
-	SMTP_AUTH_SCRAM_PROOF,   /* server-first sent, waiting for the client-final-message */
-	SMTP_AUTH_SCRAM_FINAL,   /* server-final sent (logged in), waiting for an empty line */
+	SMTP_AUTH_SCRAM_WAIT,    /* a SCRAM challenge sent, waiting for the client's answer */
 	SMTP_AUTH_CHECKING,      /* auth_login running */
 };
 
