@@ -1,6 +1,13 @@
 /*
- * CAPABILITY, NOOP, CHECK, LOGOUT, and logging in: LOGIN, AUTHENTICATE PLAIN and EXTERNAL
- * (the greeting's PREAUTH is in imap_session.c).
+ * CAPABILITY, NOOP, CHECK, LOGOUT, and logging in: LOGIN, AUTHENTICATE PLAIN, EXTERNAL and
+ * SCRAM-SHA-256(-PLUS) (the greeting's PREAUTH is in imap_session.c).
+ *
+ * AUTHENTICATE (RFC 9051 6.2.2, SASL-IR RFC 4959): each challenge is a "+ " continuation,
+ * the client's "*" cancels (tagged BAD), a response that cannot be decoded is BAD, refused
+ * credentials are NO [AUTHENTICATIONFAILED]. IMAP has no "additional data with success",
+ * so SCRAM's server-final-message is one more continuation, which the client answers with
+ * an empty line before the tagged OK (RFC 4422 5). The exchanges themselves are shared
+ * with SMTP and POP3 (server/auth/): nothing here checks a password or a proof.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -11,6 +18,7 @@
 #include "server/auth/auth.h"
 #include "server/auth/cert_login.h"
 #include "server/auth/login.h"
+#include "server/auth/scram.h"
 #include "server/imap/imap_private.h"
 
 void imap_cmd_capability(struct imap_client *cl, const struct imap_arg *a, size_t n)
@@ -50,6 +58,22 @@ void imap_cmd_logout(struct imap_client *cl, const struct imap_arg *a, size_t n)
 	imap_done(cl, "OK", "LOGOUT completed");
 }
 
+/* Ends AUTHENTICATE or LOGIN that ran through server/auth/: the tagged reply is written;
+ * the step that called back resumes input itself after this. */
+static void login_end(struct imap_client *cl)
+{
+	free(cl->tag);
+	cl->tag = NULL;
+	cl->busy = false;
+	cl->cmd_flags = 0;
+	if (cl->op_free != NULL)
+		cl->op_free(cl->op);
+	cl->op = NULL;
+	cl->op_free = NULL;
+	imap_args_free(&cl->args);
+	imap_reader_reset(&cl->reader);
+}
+
 static void login_done(void *sess, const struct auth_login_result *r)
 {
 	struct imap_client *cl = sess;
@@ -66,7 +90,6 @@ static void login_done(void *sess, const struct auth_login_result *r)
 			buf_append_str(&o, "[");
 			imap_write_capability(cl, &o);
 			buf_append_str(&o, "] Logged in");
-			/* auth_login resumes input itself after this callback. */
 			conn_printf(cl->c, "%s OK %s\r\n", cl->tag, o.data);
 			buf_free(&o);
 		}
@@ -90,12 +113,7 @@ static void login_done(void *sess, const struct auth_login_result *r)
 		conn_printf(cl->c, "%s NO [AUTHENTICATIONFAILED] Invalid credentials\r\n", cl->tag);
 		break;
 	}
-	free(cl->tag);
-	cl->tag = NULL;
-	cl->busy = false;
-	cl->cmd_flags = 0;
-	imap_args_free(&cl->args);
-	imap_reader_reset(&cl->reader);
+	login_end(cl);
 }
 
 static void start_login(struct imap_client *cl, const char *mech, const char *user,
@@ -169,29 +187,101 @@ static void external_login(struct imap_client *cl, const char *b64, size_t len)
 	auth_cert_login(cl->c, AUTH_CERT_EXTERNAL, authzid, login_done);
 }
 
+/* ---- SCRAM-SHA-256(-PLUS) -------------------------------------------------------- */
+
+static void scram_op_free(void *op)
+{
+	scram_auth_free(op);
+}
+
+/* Waits for the client's answer to a challenge (the first one is empty: no SASL-IR). */
+static void scram_continue(struct imap_client *cl, const char *challenge)
+{
+	cl->auth_continue = true;
+	cl->auth_mech = IMAP_SASL_SCRAM;
+	conn_set_line_limit(cl->c, IMAP_SASL_LINE_MAX);
+	conn_printf(cl->c, "+ %s\r\n", challenge);
+}
+
+/* Each step's outcome (server/auth/scram.h), with input paused until it returns. */
+static void scram_step_done(void *sess, const struct scram_auth_result *r)
+{
+	struct imap_client *cl = sess;
+	if (!r->done) {
+		scram_continue(cl, r->challenge);
+		return;
+	}
+	if (r->malformed) {
+		conn_printf(cl->c,
+		            "%s BAD The answer to the server's last message must be empty\r\n",
+		            cl->tag);
+		login_end(cl);
+		return;
+	}
+	struct auth_login_result lr = {.status = r->status, .user_id = r->user_id, .user = r->user};
+	login_done(sess, &lr);
+}
+
+static void scram_response(struct imap_client *cl, const char *b64, size_t len)
+{
+	if (len == 1 && b64[0] == '*') {
+		imap_done(cl, "BAD", "Authentication cancelled"); /* frees the exchange */
+		return;
+	}
+	if (cl->op != NULL) {
+		scram_auth_step(cl->op, b64, len);
+		return;
+	}
+	struct scram_auth *x = scram_auth_start(cl->c, cl->scram_plus, b64, len, scram_step_done);
+	if (x == NULL) {
+		imap_done(cl, "BAD", "Invalid SASL SCRAM message");
+		return;
+	}
+	cl->op = x;
+	cl->op_free = scram_op_free;
+}
+
+/* ---- AUTHENTICATE ------------------------------------------------------------------- */
+
 void imap_cmd_authenticate(struct imap_client *cl, const struct imap_arg *a, size_t n)
 {
 	if (n < 1 || n > 2 || a[0].type != IMAP_ARG_ATOM) {
 		imap_done(cl, "BAD", "AUTHENTICATE needs a mechanism");
 		return;
 	}
-	bool external = imap_arg_is(&a[0], "EXTERNAL");
-	if (!external && !imap_arg_is(&a[0], "PLAIN")) {
+	enum imap_sasl mech;
+	if (imap_arg_is(&a[0], "PLAIN")) {
+		mech = IMAP_SASL_PLAIN;
+	} else if (imap_arg_is(&a[0], "EXTERNAL")) {
+		mech = IMAP_SASL_EXTERNAL;
+	} else if (scram_mech_allowed(a[0].s, a[0].len, &cl->scram_plus) &&
+	           (!cl->scram_plus || scram_plus_offered(cl->c))) {
+		/* -PLUS only where CAPABILITY lists it (auth.channel_binding and a binding to
+		 * give): elsewhere it is as unknown as any other name. */
+		mech = IMAP_SASL_SCRAM;
+	} else {
 		imap_done(cl, "NO", "Unsupported authentication mechanism");
 		return;
 	}
 	if (n == 2) {
-		if (external)
+		/* RFC 4959: "=" is an empty initial response. */
+		bool empty = a[1].len == 1 && a[1].s[0] == '=';
+		switch (mech) {
+		case IMAP_SASL_PLAIN:
+			plain_login(cl, empty ? "" : a[1].s, empty ? 0 : a[1].len);
+			break;
+		case IMAP_SASL_EXTERNAL:
 			external_login(cl, a[1].s, a[1].len);
-		else if (a[1].len == 1 && a[1].s[0] == '=')
-			plain_login(cl, "", 0);
-		else
-			plain_login(cl, a[1].s, a[1].len);
+			break;
+		case IMAP_SASL_SCRAM:
+			scram_response(cl, empty ? "" : a[1].s, empty ? 0 : a[1].len);
+			break;
+		}
 		return;
 	}
 	cl->auth_continue = true;
-	cl->auth_external = external;
-	conn_set_line_limit(cl->c, 4096);
+	cl->auth_mech = mech;
+	conn_set_line_limit(cl->c, IMAP_SASL_LINE_MAX);
 	conn_write_str(cl->c, "+ \r\n");
 }
 
@@ -199,10 +289,22 @@ void imap_authenticate_response(struct imap_client *cl, const char *line, size_t
 {
 	cl->auth_continue = false;
 	conn_set_line_limit(cl->c, 0);
-	if (cl->auth_external) {
-		cl->auth_external = false;
+	switch (cl->auth_mech) {
+	case IMAP_SASL_EXTERNAL:
 		external_login(cl, line, len);
 		return;
+	case IMAP_SASL_SCRAM:
+		scram_response(cl, line, len);
+		return;
+	case IMAP_SASL_PLAIN:
+		plain_login(cl, line, len);
+		return;
 	}
-	plain_login(cl, line, len);
+}
+
+void imap_authenticate_too_long(struct imap_client *cl)
+{
+	cl->auth_continue = false;
+	conn_set_line_limit(cl->c, 0);
+	imap_done(cl, "BAD", "[TOOBIG] Authentication response too long");
 }

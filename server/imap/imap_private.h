@@ -32,6 +32,13 @@ enum imap_cmd_flag {
 	IMAP_CMD_NO_EXPUNGE = CMD_PROTO_FIRST, /* no EXPUNGE responses before its tagged reply */
 };
 
+/* The SASL mechanisms of AUTHENTICATE. */
+enum imap_sasl { IMAP_SASL_PLAIN, IMAP_SASL_EXTERNAL, IMAP_SASL_SCRAM };
+
+/* The longest AUTHENTICATE response line (a PLAIN response of three AUTH_FIELD_MAX fields
+ * in base64, with room to spare). */
+#define IMAP_SASL_LINE_MAX 4096
+
 struct imap_client;
 
 /* One entry of the command table (imap_session.c): the shared dispatcher's entry, whose
@@ -77,9 +84,11 @@ struct imap_client {
 	bool tls_pending; /* STARTTLS answered: ignore input until the handshake ends */
 	unsigned cmd_flags;
 	unsigned preauth_commands, errors;
-	/* AUTHENTICATE waiting for the client's response line. */
+	/* AUTHENTICATE waiting for the client's response line, and for which mechanism (a
+	 * SCRAM exchange in progress is the command's op). */
 	bool auth_continue;
-	bool auth_external; /* the continuation answers AUTHENTICATE EXTERNAL, not PLAIN */
+	enum imap_sasl auth_mech;
+	bool scram_plus; /* SCRAM-SHA-256-PLUS */
 	/* APPEND literal target etc. are in the parsed args (the whole command is buffered). */
 	int64_t user_id;
 	char *user;
@@ -235,6 +244,8 @@ void imap_cmd_logout(struct imap_client *cl, const struct imap_arg *a, size_t n)
 void imap_cmd_login(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_authenticate(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_authenticate_response(struct imap_client *cl, const char *line, size_t len);
+/* The response line was longer than IMAP_SASL_LINE_MAX: ends AUTHENTICATE with BAD. */
+void imap_authenticate_too_long(struct imap_client *cl);
 /* imap_cmd_enable.c, imap_cmd_id.c, imap_cmd_idle.c */
 void imap_cmd_enable(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_id(struct imap_client *cl, const struct imap_arg *a, size_t n);

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "server/auth/cert_login.h"
+#include "server/auth/scram.h"
 #include "server/imap/imap.h"
 #include "server/imap/imap_mutf7.h"
 #include "server/imap/imap_private.h"
@@ -304,8 +305,13 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 		return;
 	}
 	if (cl->state == IMAP_STATE_NOAUTH) {
-		buf_append_str(o, auth_cert_offered(cl->c) ? " AUTH=PLAIN AUTH=EXTERNAL"
-		                                           : " AUTH=PLAIN");
+		/* The same mechanisms as SMTP AUTH and POP3 SASL (smtp_auth.c, pop3_auth.c). */
+		buf_append_str(o, " AUTH=PLAIN");
+		if (scram_plus_offered(cl->c))
+			buf_append_str(o, " AUTH=SCRAM-SHA-256-PLUS");
+		buf_append_str(o, " AUTH=SCRAM-SHA-256");
+		if (auth_cert_offered(cl->c))
+			buf_append_str(o, " AUTH=EXTERNAL");
 		buf_append_str(o, " SASL-IR LITERAL+ ID ENABLE");
 		return;
 	}
@@ -737,6 +743,12 @@ static void imap_client_bytes(struct imap_client *cl, const char *data, size_t l
 
 static void imap_client_line_too_long(struct imap_client *cl)
 {
+	if (cl->auth_continue) {
+		/* The rest of the line is skipped by the conn; the exchange ends here. */
+		imap_authenticate_too_long(cl);
+		count_error(cl);
+		return;
+	}
 	command_reset(cl);
 	conn_write_str(cl->c, "* BAD [TOOBIG] Line too long\r\n");
 	if (++cl->errors >= conn_config(cl->c)->limits.errors)

@@ -425,6 +425,22 @@ static void pop3_login_done(void *sess, const struct auth_login_result *r)
 	pop3_resume(s);
 }
 
+/* A SCRAM challenge went out, or the exchange ended with an -ERR of pop3_auth's. */
+static void pop3_login_more(void *sess, int rc)
+{
+	struct pop3_session *s = sess;
+
+	pop3_handled(s, rc);
+	pop3_resume(s);
+}
+
+struct pop3_auth *pop3_session_auth(void *sess)
+{
+	struct pop3_session *s = sess;
+
+	return &s->auth;
+}
+
 static void pop3_refuse(struct pop3_session *s, const struct cmdtab_entry *e, enum cmdtab_verdict v)
 {
 	switch (v) {
@@ -485,7 +501,7 @@ static void *pop3_open(struct conn *c)
 
 	s->c = c;
 	pop3_set_state(s, POP3_S_AUTHORIZATION);
-	pop3_auth_init(&s->auth, c, s, pop3_login_done);
+	pop3_auth_init(&s->auth, c, s, pop3_login_done, pop3_login_more);
 	pop3_mail_init(&s->mail, c, s, pop3_mail_done);
 	pop3_reply(s, "+OK sealmail ready");
 	return s;

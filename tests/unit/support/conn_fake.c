@@ -19,6 +19,7 @@
 #include "common/xmalloc.h"
 #include "server/auth/cert_login.h"
 #include "server/auth/login.h"
+#include "server/auth/scram.h"
 #include "server/conn.h"
 #include "server/notify.h"
 
@@ -44,6 +45,8 @@ struct conn {
 	const char *peer_name;         /* borrowed */
 	/* A login answered "on the loop": after the current callback returns. */
 	auth_login_cb *login_cb;
+	/* A SCRAM step answered likewise (the scripted exchange below). */
+	struct scram_auth *scram_pending;
 };
 
 /* The fake's own interface (the tests declare these too). */
@@ -88,6 +91,8 @@ struct conn *fake_conn_open(const struct proto_handler *h, const struct config *
 	return c;
 }
 
+static void fake_scram_answer(struct conn *c);
+
 void fake_conn_line_n(struct conn *c, const char *line, size_t len)
 {
 	fake_conn_line_cr(c, line, len, true);
@@ -113,6 +118,8 @@ void fake_conn_line_cr(struct conn *c, const char *line, size_t len, bool has_cr
 		c->login_cb = NULL;
 		cb(c->sess, &r);
 	}
+	if (c->scram_pending != NULL && !c->closed)
+		fake_scram_answer(c);
 }
 
 void fake_conn_line(struct conn *c, const char *line)
@@ -420,6 +427,101 @@ FAKE_WEAK void auth_cert_login(struct conn *c, enum auth_cert_use use, const cha
 	(void)use;
 	(void)authzid;
 	c->login_cb = cb; /* answered "failed" like auth_login, after the line callback */
+}
+
+/*
+ * A scripted SCRAM exchange (the real one, server/auth/scram_login.c, needs the store and
+ * GNU SASL; its own tests and the integration tests run it). Base64 is not decoded: the
+ * client-first is anything but "" or "!..." (undecodable: scram_auth_start gives NULL); the
+ * server-first challenge is FAKE_SCRAM_FIRST; the client-final "proof" is right, anything
+ * else is a wrong password; then the server-final FAKE_SCRAM_FINAL, answered by an empty
+ * line (logged in as FAKE_SCRAM_USER) or anything else (malformed).
+ */
+#define FAKE_SCRAM_FIRST "c2VydmVyLWZpcnN0"
+#define FAKE_SCRAM_FINAL "c2VydmVyLWZpbmFs"
+#define FAKE_SCRAM_USER  "alice@example.org"
+
+struct scram_auth {
+	struct conn *c;
+	scram_auth_cb *cb;
+	unsigned step; /* answers given */
+	char *in;      /* the client's last message */
+	bool busy;
+};
+
+unsigned fake_scram_live; /* exchanges not yet freed */
+
+static void fake_scram_answer(struct conn *c)
+{
+	struct scram_auth *x = c->scram_pending;
+	struct scram_auth_result r = {.done = true, .status = AUTH_LOGIN_FAILED};
+	c->scram_pending = NULL;
+	x->busy = false;
+	switch (x->step++) {
+	case 0:
+		r.done = false;
+		r.challenge = FAKE_SCRAM_FIRST;
+		break;
+	case 1:
+		if (strcmp(x->in, "proof") == 0) {
+			r.done = false;
+			r.challenge = FAKE_SCRAM_FINAL;
+		}
+		break;
+	default:
+		if (x->in[0] == '\0') {
+			r.status = AUTH_LOGIN_OK;
+			r.user = FAKE_SCRAM_USER;
+			r.user_id = 1;
+		} else {
+			r.malformed = true;
+		}
+		break;
+	}
+	x->cb(c->sess, &r);
+}
+
+FAKE_WEAK bool scram_plus_offered(struct conn *c)
+{
+	(void)c;
+	return false;
+}
+
+FAKE_WEAK struct scram_auth *scram_auth_start(struct conn *c, bool plus, const char *b64,
+                                              size_t len, scram_auth_cb *cb)
+{
+	(void)plus;
+	if (len == 0 || b64[0] == '!')
+		return NULL;
+	struct scram_auth *x = xcalloc(1, sizeof(*x));
+	x->c = c;
+	x->cb = cb;
+	x->in = xstrndup(b64, len);
+	x->busy = true;
+	c->scram_pending = x;
+	fake_scram_live++;
+	return x;
+}
+
+FAKE_WEAK void scram_auth_step(struct scram_auth *x, const char *b64, size_t len)
+{
+	if (x->busy)
+		abort(); /* one step at a time, as the real one asserts */
+	free(x->in);
+	x->in = xstrndup(b64, len);
+	x->busy = true;
+	x->c->scram_pending = x;
+}
+
+FAKE_WEAK void scram_auth_free(struct scram_auth *x)
+{
+	if (x == NULL)
+		return;
+	if (x->busy)
+		abort();
+	fake_scram_live--;
+	free(x->in);
+	free(x);
 }
 
 #define FAKE_UNREACHED()                                                                           \

@@ -36,7 +36,7 @@ void fake_conn_set_services(struct conn *c, struct services *sv);
 	"+OK Capability list "                                                                     \
 	"follows\r\nSTLS\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\n.\r\n"
 #define CAPA_TLS                                                                                   \
-	"+OK Capability list follows\r\nUSER\r\nSASL PLAIN\r\nRESP-CODES\r\nPIPELINING\r\n"        \
+	"+OK Capability list follows\r\nUSER\r\nSASL PLAIN SCRAM-SHA-256\r\nRESP-CODES\r\nPIPELINING\r\n"        \
 	"TOP\r\nUIDL\r\nAUTH-RESP-CODE\r\n.\r\n"
 #define NEED_TLS_AUTH "-ERR [AUTH] TLS required, use STLS first\r\n"
 #define NEED_TLS      "-ERR TLS required, use STLS first\r\n"

@@ -228,14 +228,14 @@ Test(pop3_transcript, capa_before_and_after_login)
 	struct conn *c = open_tls();
 	const char *caps = say(c, "CAPA");
 	cr_assert(strstr(caps, "\r\nUSER\r\n") != NULL, "%s", caps);
-	cr_assert(strstr(caps, "\r\nSASL PLAIN\r\n") != NULL, "%s", caps);
+	cr_assert(strstr(caps, "\r\nSASL PLAIN SCRAM-SHA-256\r\n") != NULL, "%s", caps);
 	cr_assert(strstr(caps, "\r\nUIDL\r\n") != NULL, "%s", caps);
 	cr_assert(strstr(caps, "STLS") == NULL, "%s", caps);
 	fake_conn_free(c);
 	c = open_tls();
 	fake_conn_set_cert_identity(c, "alice@corp.example");
 	caps = say(c, "CAPA");
-	cr_assert(strstr(caps, "\r\nSASL PLAIN EXTERNAL\r\n") != NULL, "%s", caps);
+	cr_assert(strstr(caps, "\r\nSASL PLAIN SCRAM-SHA-256 EXTERNAL\r\n") != NULL, "%s", caps);
 	EXPECT_PREFIX(c, "AUTH EXTERNAL =", "+OK");
 	caps = say(c, "CAPA");
 	cr_assert(strstr(caps, "USER") == NULL && strstr(caps, "SASL") == NULL, "%s", caps);
@@ -387,9 +387,9 @@ Test(pop3_transcript, shutdown_outside_a_step_says_goodbye)
 Test(pop3_transcript, bare_auth_lists_the_mechanisms)
 {
 	struct conn *c = open_tls();
-	EXPECT(c, "AUTH", "+OK\r\nPLAIN\r\n.\r\n");
+	EXPECT(c, "AUTH", "+OK\r\nPLAIN\r\nSCRAM-SHA-256\r\n.\r\n");
 	fake_conn_set_cert_identity(c, "alice@corp.example");
-	EXPECT(c, "AUTH", "+OK\r\nPLAIN\r\nEXTERNAL\r\n.\r\n");
+	EXPECT(c, "AUTH", "+OK\r\nPLAIN\r\nSCRAM-SHA-256\r\nEXTERNAL\r\n.\r\n");
 	login(c);
 	fake_conn_free(c);
 }
