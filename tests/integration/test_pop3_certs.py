@@ -31,7 +31,7 @@ def test_sasl_external_logs_in_as_the_certificate_user(cert_env):
     deliver(cert_env, user, b"Subject: ext\r\n\r\nbody\r\n")
     p = connect(cert_env)
     caps = p.capa()
-    assert caps["SASL"] == ["PLAIN", "EXTERNAL"]
+    assert caps["SASL"] == ["PLAIN", "SCRAM-SHA-256", "EXTERNAL"]
     assert p._shortcmd("AUTH EXTERNAL =").startswith(b"+OK")
     assert p.stat()[0] == 1
     p.quit()
@@ -52,7 +52,7 @@ def test_sasl_external_logs_in_as_the_certificate_user(cert_env):
 def test_no_external_without_a_certificate(cert_env):
     cert_env.add_user("alice", PASSWORD)
     p = connect(cert_env, with_cert=False)
-    assert p.capa()["SASL"] == ["PLAIN"]
+    assert p.capa()["SASL"] == ["PLAIN", "SCRAM-SHA-256"]
     with pytest.raises(poplib.error_proto):
         p._shortcmd("AUTH EXTERNAL =")
     p.quit()

@@ -1,13 +1,10 @@
 """SMTP AUTH SCRAM-SHA-256 (RFC 5802, 7677, 4954) against the real sealmaild, with the client
-side of SCRAM written here (smtplib has none): PBKDF2-HMAC-SHA-256, HMAC and SHA-256 from
-hashlib. The client checks the server's signature too. Python's ssl module cannot export
+side of SCRAM in scram_client.py (smtplib has none). Python's ssl module cannot export
 tls-exporter keying material, so SCRAM-SHA-256-PLUS is only checked to be offered and to
 refuse a binding that does not match the TLS session (the matching case is a unit test).
 The module's server turns auth.channel_binding on (PLUS is offered only then); the last
 tests run one with the default, where PLUS is neither offered nor accepted."""
 import base64
-import hashlib
-import hmac
 import os
 import re
 import time
@@ -15,6 +12,7 @@ import time
 import pytest
 
 import harness
+from scram_client import Scram, b64
 from smtp_env import PASSWORD, SmtpEnv
 
 CHANNEL_BINDING = "auth:\n  channel_binding: true\n"
@@ -34,50 +32,6 @@ def env(server):
     e = SmtpEnv(server)
     e.alice = e.add_user("alice")
     return e
-
-
-def b64(b):
-    return base64.b64encode(b).decode()
-
-
-def saslname(user):
-    return user.replace("=", "=3D").replace(",", "=2C")
-
-
-class Scram:
-    """The client of one exchange."""
-
-    def __init__(self, user, password, cbind=b"n,,"):
-        self.user, self.password = user, password
-        self.gs2 = cbind
-        self.nonce = b64(os.urandom(18))
-        self.first_bare = "n=%s,r=%s" % (saslname(user), self.nonce)
-
-    def first(self):
-        return b64(self.gs2 + self.first_bare.encode())
-
-    def final(self, server_first_b64, cb_data=b"", tamper=None):
-        sf = base64.b64decode(server_first_b64).decode()
-        attrs = dict(kv.split("=", 1) for kv in sf.split(","))
-        assert attrs["r"].startswith(self.nonce), sf
-        self.salt, self.iterations = attrs["s"], int(attrs["i"])
-        salted = hashlib.pbkdf2_hmac("sha256", self.password.encode(),
-                                     base64.b64decode(attrs["s"]), self.iterations)
-        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-        stored_key = hashlib.sha256(client_key).digest()
-        without_proof = "c=%s,r=%s" % (b64(self.gs2 + cb_data), attrs["r"])
-        auth_msg = ",".join([self.first_bare, sf, without_proof]).encode()
-        sig = hmac.new(stored_key, auth_msg, "sha256").digest()
-        proof = bytes(a ^ b for a, b in zip(client_key, sig))
-        if tamper:
-            proof = bytes([proof[0] ^ 1]) + proof[1:]
-        server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-        self.server_sig = hmac.new(server_key, auth_msg, "sha256").digest()
-        return b64((without_proof + ",p=" + b64(proof)).encode())
-
-    def check_server_final(self, server_final_b64):
-        sf = base64.b64decode(server_final_b64).decode()
-        assert sf == "v=" + b64(self.server_sig), sf
 
 
 def code(reply):
