@@ -17,6 +17,8 @@ PACKAGES=(
   clang libclang-rt-14-dev
   # Real mail clients the integration tests send and synchronise with.
   msmtp neomutt isync
+  # GNU SASL's client: SCRAM-SHA-256-PLUS with a real tls-exporter binding (Python cannot).
+  gsasl
 )
 
 installed() {

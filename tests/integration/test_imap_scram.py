@@ -390,6 +390,28 @@ def test_certificate_and_password_user(env):
     lc.close()
 
 
+# --------------------------------------------------------------------------- a real client
+
+
+@pytest.mark.parametrize("mech", ["SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"])
+def test_gnu_sasl_client_logs_in(env, mech):
+    """GNU SASL's gsasl (Debian package gsasl) over STARTTLS: SCRAM-SHA-256, and -PLUS with
+    the tls-exporter binding of its own TLS session, which Python cannot produce. For the
+    plain mechanism it is told not to bind: without --no-cb gsasl 2.2.0 gives up before its
+    first message (also against a server that offers no -PLUS)."""
+    user = env.add_user("gsasl")
+    since = env.srv.log_size()
+    args = ["gsasl", "--client", "--imap", "--connect=127.0.0.1:%d" % env.stls_port,
+            "--starttls", "--x509-ca-file=" + env.ca, "--hostname=127.0.0.1",
+            "-a", user, "-p", PASSWORD, "--mechanism", mech]
+    if not mech.endswith("-PLUS"):
+        args.append("--no-cb")
+    r = subprocess.run(args, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert b"OK [CAPABILITY" in r.stdout, r.stdout
+    env.srv.wait_log(r"proto=imap event=auth_ok mech=%s user=%s " % (mech, user), since=since)
+
+
 # --------------------------------------------------------------------------- the default
 
 
