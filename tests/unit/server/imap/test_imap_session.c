@@ -388,3 +388,101 @@ Test(imap, select_a_created_mailbox_and_a_missing_one)
 	cr_assert(starts_with(fake_conn_output(c), "a3 BAD "), "%s", fake_conn_output(c));
 	fake_conn_free(c);
 }
+
+/* ---- AUTHENTICATE SCRAM-SHA-256 through conn_fake.c's scripted exchange ------------- */
+
+extern unsigned fake_scram_live;
+
+#define SCRAM_FIRST "+ c2VydmVyLWZpcnN0\r\n" /* the fake's server-first challenge */
+#define SCRAM_FINAL "+ c2VydmVyLWZpbmFs\r\n" /* and its server-final */
+
+static void expect(struct conn *c, const char *line, const char *prefix)
+{
+	fake_conn_clear_output(c);
+	fake_conn_line(c, line);
+	const char *out = fake_conn_output(c);
+	cr_assert(starts_with(out, prefix), "after \"%s\": %s", line, out);
+}
+
+Test(imap, scram_is_offered_next_to_plain)
+{
+	struct conn *c = open_session(true);
+	fake_conn_line(c, "a1 CAPABILITY");
+	cr_assert(contains(fake_conn_output(c), " AUTH=PLAIN AUTH=SCRAM-SHA-256 SASL-IR"), "%s",
+	          fake_conn_output(c));
+	/* -PLUS is not offered here (no binding), so it is as unknown as any name. */
+	expect(c, "a2 AUTHENTICATE SCRAM-SHA-256-PLUS cD10bHMtZXhwb3J0ZXIsLG49YSxyPWI=",
+	       "a2 NO Unsupported");
+	fake_conn_free(c);
+}
+
+Test(imap, scram_with_and_without_sasl_ir)
+{
+	struct conn *c = open_session(true);
+	expect(c, "a1 AUTHENTICATE SCRAM-SHA-256 Zmlyc3Q=", SCRAM_FIRST);
+	expect(c, "proof", SCRAM_FINAL);
+	expect(c, "", "a1 OK [CAPABILITY IMAP4rev1 ");
+	cr_assert(!contains(fake_conn_output(c), "AUTH="), "%s", fake_conn_output(c));
+	cr_assert_eq(fake_scram_live, 0);
+	fake_conn_free(c);
+
+	c = open_session(true);
+	expect(c, "a1 authenticate scram-sha-256", "+ \r\n");
+	expect(c, "Zmlyc3Q=", SCRAM_FIRST);
+	expect(c, "proof", SCRAM_FINAL);
+	expect(c, "", "a1 OK ");
+	cr_assert_eq(fake_scram_live, 0);
+	fake_conn_free(c);
+}
+
+Test(imap, scram_refusals_end_the_command_and_keep_the_session)
+{
+	struct conn *c = open_session(true);
+	/* Cancelled at each step. */
+	expect(c, "a1 AUTHENTICATE SCRAM-SHA-256", "+ \r\n");
+	expect(c, "*", "a1 BAD ");
+	expect(c, "a2 AUTHENTICATE SCRAM-SHA-256 Zmlyc3Q=", SCRAM_FIRST);
+	expect(c, "*", "a2 BAD ");
+	expect(c, "a3 AUTHENTICATE SCRAM-SHA-256 Zmlyc3Q=", SCRAM_FIRST);
+	expect(c, "proof", SCRAM_FINAL);
+	expect(c, "*", "a3 BAD ");
+	/* Undecodable first messages, an empty one, a wrong proof, a non-empty answer to the
+	 * server-final-message. */
+	expect(c, "b1 AUTHENTICATE SCRAM-SHA-256 !!!", "b1 BAD ");
+	expect(c, "b2 AUTHENTICATE SCRAM-SHA-256 =", "b2 BAD ");
+	expect(c, "b3 AUTHENTICATE SCRAM-SHA-256", "+ \r\n");
+	expect(c, "", "b3 BAD ");
+	expect(c, "b4 AUTHENTICATE SCRAM-SHA-256 Zmlyc3Q=", SCRAM_FIRST);
+	expect(c, "wrong", "b4 NO [AUTHENTICATIONFAILED] ");
+	expect(c, "b5 AUTHENTICATE SCRAM-SHA-256 Zmlyc3Q=", SCRAM_FIRST);
+	expect(c, "proof", SCRAM_FINAL);
+	expect(c, "dj1ubw==", "b5 BAD ");
+	cr_assert_eq(fake_scram_live, 0);
+	/* Still logged out, and a login still works. */
+	expect(c, "c1 SELECT INBOX", "c1 BAD ");
+	expect(c, "c2 AUTHENTICATE SCRAM-SHA-256 Zmlyc3Q=", SCRAM_FIRST);
+	expect(c, "proof", SCRAM_FINAL);
+	expect(c, "", "c2 OK ");
+	fake_conn_free(c);
+}
+
+Test(imap, scram_response_too_long_ends_the_command)
+{
+	struct conn *c = open_session(true);
+	expect(c, "a1 AUTHENTICATE SCRAM-SHA-256 Zmlyc3Q=", SCRAM_FIRST);
+	fake_conn_clear_output(c);
+	fake_conn_too_long(c);
+	cr_assert(starts_with(fake_conn_output(c), "a1 BAD [TOOBIG] "), "%s", fake_conn_output(c));
+	cr_assert_eq(fake_scram_live, 0);
+	expect(c, "a2 NOOP", "a2 OK ");
+	fake_conn_free(c);
+}
+
+Test(imap, scram_exchange_pending_at_close_is_freed)
+{
+	struct conn *c = open_session(true);
+	expect(c, "a1 AUTHENTICATE SCRAM-SHA-256 Zmlyc3Q=", SCRAM_FIRST);
+	cr_assert_eq(fake_scram_live, 1);
+	fake_conn_free(c);
+	cr_assert_eq(fake_scram_live, 0);
+}

@@ -36,7 +36,8 @@ void fake_conn_set_services(struct conn *c, struct services *sv);
 	"+OK Capability list "                                                                     \
 	"follows\r\nSTLS\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\n.\r\n"
 #define CAPA_TLS                                                                                   \
-	"+OK Capability list follows\r\nUSER\r\nSASL PLAIN SCRAM-SHA-256\r\nRESP-CODES\r\nPIPELINING\r\n"        \
+	"+OK Capability list follows\r\nUSER\r\nSASL PLAIN "                                       \
+	"SCRAM-SHA-256\r\nRESP-CODES\r\nPIPELINING\r\n"                                            \
 	"TOP\r\nUIDL\r\nAUTH-RESP-CODE\r\n.\r\n"
 #define NEED_TLS_AUTH "-ERR [AUTH] TLS required, use STLS first\r\n"
 #define NEED_TLS      "-ERR TLS required, use STLS first\r\n"
@@ -329,4 +330,73 @@ Test(pop3, login_with_a_store_user_opens_the_maildrop)
 	say(c, "QUIT");
 	cr_assert(strncmp(fake_conn_output(c), "+OK", 3) == 0, "%s", fake_conn_output(c));
 	fake_conn_free(c);
+}
+
+/* ---- AUTH SCRAM-SHA-256 through conn_fake.c's scripted exchange --------------------- */
+
+extern unsigned fake_scram_live;
+
+#define SCRAM_FIRST "+ c2VydmVyLWZpcnN0\r\n" /* the fake's server-first challenge */
+#define SCRAM_FINAL "+ c2VydmVyLWZpbmFs\r\n" /* and its server-final */
+
+static void expect(struct conn *c, const char *line, const char *want)
+{
+	fake_conn_clear_output(c);
+	say(c, line);
+	cr_assert_str_eq(fake_conn_output(c), want, "after \"%s\"", line);
+}
+
+Test(pop3, scram_with_and_without_initial_response)
+{
+	cr_assert_eq(alice, 1); /* the fake exchange logs in user 1 */
+	struct conn *c = open_session(true);
+	expect(c, "AUTH SCRAM-SHA-256 Zmlyc3Q=", SCRAM_FIRST);
+	expect(c, "proof", SCRAM_FINAL);
+	expect(c, "", "+OK maildrop locked and ready\r\n");
+	cr_assert_eq(fake_scram_live, 0);
+	expect(c, "QUIT", "+OK Bye\r\n");
+	fake_conn_free(c);
+
+	c = open_session(true);
+	expect(c, "auth scram-sha-256", "+ \r\n");
+	expect(c, "Zmlyc3Q=", SCRAM_FIRST);
+	expect(c, "proof", SCRAM_FINAL);
+	expect(c, "", "+OK maildrop locked and ready\r\n");
+	fake_conn_free(c);
+}
+
+Test(pop3, scram_refusals)
+{
+	struct conn *c = open_session(true);
+	expect(c, "AUTH SCRAM-SHA-256", "+ \r\n");
+	expect(c, "*", "-ERR authentication cancelled\r\n");
+	expect(c, "AUTH SCRAM-SHA-256 Zmlyc3Q=", SCRAM_FIRST);
+	expect(c, "*", "-ERR authentication cancelled\r\n");
+	expect(c, "AUTH SCRAM-SHA-256 Zmlyc3Q=", SCRAM_FIRST);
+	expect(c, "proof", SCRAM_FINAL);
+	expect(c, "*", "-ERR authentication cancelled\r\n");
+	expect(c, "AUTH SCRAM-SHA-256 !!!", "-ERR [AUTH] malformed SASL SCRAM message\r\n");
+	expect(c, "AUTH SCRAM-SHA-256 =", "-ERR [AUTH] malformed SASL SCRAM message\r\n");
+	cr_assert_eq(fake_scram_live, 0);
+	fake_conn_free(c);
+
+	c = open_session(true);
+	expect(c, "AUTH SCRAM-SHA-256 Zmlyc3Q=", SCRAM_FIRST);
+	expect(c, "wrong", "-ERR [AUTH] invalid user name or password\r\n");
+	expect(c, "AUTH SCRAM-SHA-256 Zmlyc3Q=", SCRAM_FIRST);
+	expect(c, "proof", SCRAM_FINAL);
+	expect(c, "dj1ubw==", "-ERR [AUTH] the answer to the last challenge must be empty\r\n");
+	expect(c, "STAT", "-ERR Not authenticated\r\n");
+	expect(c, "AUTH SCRAM-SHA-256-PLUS Zmlyc3Q=", "-ERR [AUTH] unsupported mechanism\r\n");
+	cr_assert_eq(fake_scram_live, 0);
+	fake_conn_free(c);
+}
+
+Test(pop3, scram_exchange_pending_at_close_is_freed)
+{
+	struct conn *c = open_session(true);
+	expect(c, "AUTH SCRAM-SHA-256 Zmlyc3Q=", SCRAM_FIRST);
+	cr_assert_eq(fake_scram_live, 1);
+	fake_conn_free(c);
+	cr_assert_eq(fake_scram_live, 0);
 }
