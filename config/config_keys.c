@@ -222,7 +222,8 @@ const struct cfg_key cfg_keys[] = {
      C(auth.channel_binding),
      .def = "false",
      .doc = "true: offer SCRAM-SHA-256-PLUS (SCRAM bound to the TLS session by "
-            "tls-exporter, RFC 9266) besides SCRAM-SHA-256 in SMTP AUTH. false: only "
+            "tls-exporter, RFC 9266) besides SCRAM-SHA-256 in SMTP AUTH, IMAP CAPABILITY "
+            "and POP3 CAPA. false: only "
             "SCRAM-SHA-256 is offered and a request for the -PLUS variant is refused as an "
             "unknown mechanism. Off by default because some clients (neomutt) pick -PLUS "
             "whenever it is offered and then fail when their TLS library cannot give the "
