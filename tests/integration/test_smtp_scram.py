@@ -43,7 +43,7 @@ def text(reply):
 
 
 def scram_login(env, user, password, ir=True, mech="SCRAM-SHA-256", cbind=b"n,,",
-                cb_data=b"", tamper=False):
+                cb_data=b"", tamper=False, ack=""):
     """Runs an exchange; returns (final reply, the connection, the client, server-first)."""
     lc = env.raw()
     cl = Scram(user, password, cbind)
@@ -62,7 +62,7 @@ def scram_login(env, user, password, ir=True, mech="SCRAM-SHA-256", cbind=b"n,,"
     r = lc.smtp_reply()
     if code(r) == 334:
         cl.check_server_final(text(r))
-        lc.send("\r\n")
+        lc.send(ack + "\r\n")
         r = lc.smtp_reply()
     return r, lc, cl, server_first
 
@@ -114,6 +114,17 @@ def test_cancel_and_bad_messages(env):
     lc.send("AUTH DIGEST-MD5\r\n")
     assert code(lc.smtp_reply()) == 504
     lc.close()
+
+
+def test_only_an_empty_answer_to_the_server_final_message_logs_in(env):
+    # RFC 4954 4: the client acknowledges the server-final-message with an empty line;
+    # "*" cancels, anything else is refused. Either way the session is not logged in.
+    for ack in ("*", b64(b"v=yes")):
+        r, lc, _, _ = scram_login(env, env.alice, PASSWORD, ack=ack)
+        assert code(r) == 501, (ack, r)
+        lc.send("MAIL FROM:<%s>\r\n" % env.alice)
+        assert code(lc.smtp_reply()) == 530
+        lc.close()
 
 
 def test_failures_answer_alike_are_logged_and_throttled(env):
