@@ -15,8 +15,9 @@ PACKAGES=(
   # The fuzz step of tests/run.sh: clang, and the libFuzzer/ASan/UBSan runtimes, which
   # clang only recommends (so --no-install-recommends would leave them out).
   clang libclang-rt-14-dev
-  # Real mail clients the integration tests send and synchronise with.
-  msmtp neomutt isync
+  # Real mail clients the integration tests send and synchronise with; isync's Cyrus SASL
+  # has SCRAM only with libsasl2-modules, which it merely recommends.
+  msmtp neomutt isync libsasl2-modules
   # GNU SASL's client: SCRAM-SHA-256-PLUS with a real tls-exporter binding (Python cannot).
   gsasl
 )

@@ -3,7 +3,8 @@ over implicit TLS, both ways: messages appended on the server reach the maildir,
 in the maildir (the ",S" and "F" letters of the file name) reaches the server, and a message
 written into the maildir is uploaded. mbsync reads FLAGS and PERMANENTFLAGS to decide what
 it may store, and stores flags with UID STORE, so it relies on keywords being announced and
-on STORE's answers."""
+on STORE's answers. It logs in through Cyrus SASL, which picks SCRAM-SHA-256 when the
+server offers it (its SCRAM plugin is in Debian's libsasl2-modules)."""
 import os
 import re
 import shutil
@@ -150,7 +151,10 @@ def test_mbsync_both_ways(env, tmp_path):
     m.logout()
 
     rc, inbox = write_rc(env, tmp_path, user)
+    since = env.srv.log_size()
     run_mbsync(rc)
+    env.srv.wait_log(r"proto=imap event=auth_ok mech=SCRAM-SHA-256 user=%s " % user,
+                     since=since)
     files = maildir_files(inbox)
     assert len(files) == 2, files
     subjects = {}
