@@ -253,9 +253,10 @@ static void copied(void *ctx, int rc, struct store_copied *res)
 		return;
 	if (rc < 0) {
 		imap_done(cl, "NO",
-		          rc == -ENOENT   ? "[TRYCREATE] No such mailbox"
-		          : rc == -EDQUOT ? "[OVERQUOTA] Quota exceeded"
-		                          : "[SERVERBUG] COPY failed");
+		          rc == -ENOENT                 ? "[TRYCREATE] No such mailbox"
+		          : rc == -EDQUOT               ? "[OVERQUOTA] Quota exceeded"
+		          : rc == -ENOSPC || rc == -EIO ? imap_mailbox_error(rc)
+		                                        : "[SERVERBUG] COPY failed");
 		return;
 	}
 	struct buf o;

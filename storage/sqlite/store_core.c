@@ -293,6 +293,8 @@ static void writer_requeue(struct sqlite_store *s, struct store_job *first)
 static void writer_fail_one(struct sqlite_store *s, struct store_job *batch, struct store_job *job)
 {
 	struct store_conn *c = &s->wconn;
+	if ((sqlite3_extended_errcode(c->db) & 0xff) == SQLITE_FULL)
+		store_disk_full(s);
 	if (store_poison(s, sqlite3_extended_errcode(c->db), "write")) {
 		/* Nothing of this batch is trusted to be on disk: none of it is acknowledged,
 		 * and nothing runs again. */
@@ -350,8 +352,13 @@ static void writer_run_batch(struct sqlite_store *s, struct store_job *batch)
 	struct store_job *job, *failed = NULL;
 	struct store_job *deferred = NULL; /* first job whose deferred step has not run */
 
+	bool full = store_disk_refuses(s);
 	if (rc == 0) {
 		for (job = batch; job != NULL; job = job->next) {
+			if (full && job->adds_mail) {
+				job->rc = -ENOSPC; /* nothing written: no savepoint needed */
+				continue;
+			}
 			/* A job without a deferred step may delete what the pending steps
 			 * refer to (content rows): they run first. */
 			if (deferred != NULL && job->run_deferred == NULL) {
@@ -414,6 +421,8 @@ static void writer_run_batch(struct sqlite_store *s, struct store_job *batch)
 			pthread_mutex_unlock(&s->lock);
 		}
 		if (rc < 0) {
+			if ((sqlite3_extended_errcode(c->db) & 0xff) == SQLITE_FULL)
+				store_disk_full(s);
 			if (store_poison(s, sqlite3_extended_errcode(c->db), "commit"))
 				rc = -EIO;
 			if (!sqlite3_get_autocommit(c->db))
@@ -709,8 +718,10 @@ int sqlite_store_open(const struct store_options *opt, void **impl_r, const char
 	pthread_cond_init(&s->ckpt_cv, NULL);
 
 	rc = store_files_private(s->path, &err);
-	if (rc == 0)
+	if (rc == 0) {
+		store_disk_open(s);
 		rc = store_conn_open(&s->wconn, s->path, s->opt.busy_ms, true, &err);
+	}
 	if (rc == 0) {
 		sqlite3_wal_hook(s->wconn.db, writer_wal_hook, s);
 		rc = store_schema_migrate(s->wconn.db, &err);
@@ -750,6 +761,7 @@ fail:
 	pthread_cond_destroy(&s->writer_cv);
 	pthread_cond_destroy(&s->worker_cv);
 	pthread_cond_destroy(&s->ckpt_cv);
+	store_disk_close(s);
 	free(s->path);
 	free(s);
 	return rc;
@@ -805,6 +817,7 @@ void sqlite_store_close(void *impl)
 	pthread_cond_destroy(&s->writer_cv);
 	pthread_cond_destroy(&s->worker_cv);
 	pthread_cond_destroy(&s->ckpt_cv);
+	store_disk_close(s);
 	free(s->path);
 	free(s);
 }

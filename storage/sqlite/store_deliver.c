@@ -611,6 +611,7 @@ int sqlite_store_deliver(void *impl, const struct store_deliver_req *req, store_
 	j->job.prepare = deliver_prepare;
 	j->job.run_deferred = deliver_run_deferred;
 	j->job.no_savepoint = true;
+	j->job.adds_mail = true;
 	j->d.req = req;
 	j->d.defer_index = true;
 	j->d.keywords = kw;
@@ -736,6 +737,7 @@ int sqlite_store_deliver_batch(void *impl, const struct store_deliver_req *reqs,
 	b->job.prepare = batch_prepare;
 	b->job.run_deferred = batch_run_deferred;
 	b->job.no_savepoint = true;
+	b->job.adds_mail = true;
 	b->n = n;
 	for (size_t i = 0; i < n; i++) {
 		b->d[i].req = &reqs[i];

@@ -400,5 +400,6 @@ int sqlite_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid
 	struct flags_job *j = flags_job_new(s, copy_run, src_mailbox_id, ranges, n_ranges, cb, ctx);
 	j->dst_mailbox_id = dst_mailbox_id;
 	j->move = move;
+	j->job.adds_mail = !move; /* a MOVE adds no bytes: content is stored once */
 	return store_job_submit(&j->job);
 }

@@ -133,6 +133,8 @@ struct store_job {
 	 * rolls the whole transaction back (the others run again): it needs no savepoint of
 	 * its own, and saves one SAVEPOINT/RELEASE and the sub-journal pages it fills. */
 	bool no_savepoint;
+	/* It adds mail (delivery, APPEND, COPY): refused at once while the disk is full. */
+	bool adds_mail;
 	store_backend_cb *cb;
 	void *ctx;
 	int rc;
@@ -172,6 +174,11 @@ struct sqlite_store {
 	 * trusted to be what was committed, so no write is attempted again until a restart
 	 * (store_core.c, store_poison). Under lock. */
 	bool poisoned;
+	/* A full disk (store_disk.c; writer thread only, after open). */
+	char *data_dir, *reserve_path;
+	uint64_t reserve_size;
+	bool disk_full;
+	int64_t disk_checked_ms, disk_logged_ms;
 
 	pthread_t writer;
 	struct store_conn wconn;
@@ -196,6 +203,11 @@ struct sqlite_store {
 /* The backend's operations (store_table.c puts them in store_backend_sqlite), one per
  * operation of store.h with its contract; impl is the struct sqlite_store open made. */
 int sqlite_store_open(const struct store_options *opt, void **impl_r, const char **error_r);
+/* store_disk.c: the reserve file and the full-disk state. */
+void store_disk_open(struct sqlite_store *s);
+void store_disk_close(struct sqlite_store *s);
+void store_disk_full(struct sqlite_store *s);
+bool store_disk_refuses(struct sqlite_store *s);
 void sqlite_store_close(void *impl);
 void sqlite_store_stats(void *impl, uint64_t *commits_r, uint64_t *writes_r);
 int sqlite_store_user_add(void *impl, const char *address, const char *password,

@@ -175,7 +175,12 @@ def test_acknowledged_work_survives_power_cuts(certs, sealmaild_bin, tmp_path_fa
         load = Load(srv, users, cycle)
         threads = [load.run(load.smtp), load.run(load.imap_append), load.run(load.imap_move),
                    load.run(load.pop3)]
-        time.sleep(rng.uniform(0.15, 0.9))
+        # Cut once work is flowing (logins cost more on a loaded machine), at a random
+        # moment after that.
+        deadline = time.monotonic() + 20
+        while not (load.smtp_acked and load.appended) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.6))
         srv.proc.kill()  # the power cut
         srv.proc.wait()
         load.stop_ev.set()

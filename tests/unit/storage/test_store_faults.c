@@ -370,9 +370,17 @@ Test(faults, disk_full_fails_delivery)
 	             0);
 	cr_assert_eq(fx.w.mailboxes.v[0].messages, 0);
 	cr_assert_eq(fx.w.mailboxes.v[0].uidnext, 1);
-	/* A small one still fits: the store keeps working. */
+	/* While the disk is full new mail is refused at once, even a small message that
+	 * would fit: it must not eat the room kept for what frees room. */
 	req.data = "Subject: s\r\n\r\ns\r\n";
 	req.size = strlen(req.data);
+	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w)), -ENOSPC);
+	/* The file system itself has room (only the page count was capped): a second later
+	 * the store looks again and takes mail. */
+	cr_assert_eq(
+	    sqlite3_exec(sq()->wconn.db, "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL),
+	    SQLITE_OK);
+	usleep(1100 * 1000);
 	cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w)), 0);
 }
 
