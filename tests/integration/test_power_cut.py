@@ -3,7 +3,8 @@
 random moment the process is killed and every write that no completed fsync covered is
 undone (powercut.py), which is what a power cut would leave on a disk that keeps exactly what
 was synced. The store then has to hold, exactly once, every message whose acknowledgement
-went out (SMTP 250, IMAP APPEND and MOVE OK, POP3 DELE committed by QUIT's +OK), nothing
+went out (SMTP 250 for local and relayed mail, IMAP APPEND and MOVE OK, POP3 DELE
+committed by QUIT's +OK), nothing
 half-written, and pass integrity_check; the next cycle restarts on the same files.
 
 SEALMAIL_POWERCUT_CYCLES sets the number of cuts (tests/run.sh: 100; docs/testing.md has
@@ -15,6 +16,7 @@ import poplib
 import random
 import re
 import smtplib
+import socket
 import sqlite3
 import threading
 import time
@@ -26,6 +28,7 @@ import powercut
 from imap_env import ImapEnv, simple_message
 
 CYCLES = int(os.environ.get("SEALMAIL_POWERCUT_CYCLES", "100"))
+REMOTE = "someone@remote.example"  # relayed: stays in the queue (its route is dead)
 PASSWORD = "powercut-pass"
 
 
@@ -75,7 +78,7 @@ class Load:
         s.login(self.users["sender"], PASSWORD)
         i = 0
         while not self.stop_ev.is_set():
-            rcpt = self.users["smtp"] if i % 2 == 0 else self.users["pop"]
+            rcpt = (self.users["smtp"], self.users["pop"], REMOTE)[i % 3]
             subj = "s-%d-%d" % (self.cycle, i)
             i += 1
             s.sendmail(self.users["sender"], [rcpt], simple_message(subj, sender=self.users["sender"]))
@@ -143,6 +146,9 @@ def counts(db):
         bad = c.execute("SELECT count(*) FROM contents WHERE length(body) <> size").fetchone()[0]
         assert bad == 0, "%d half-written messages" % bad
         got = collections.Counter()
+        for (subj,) in c.execute("SELECT c.hdr_subject FROM queue q "
+                                 "JOIN contents c ON c.id = q.content_id"):
+            got[("queue", subj)] += 1
         for addr, box, subj in c.execute(
                 "SELECT u.address, m.name, c.hdr_subject FROM entries e "
                 "JOIN contents c ON c.id = e.content_id JOIN mailboxes m ON m.id = e.mailbox_id "
@@ -154,7 +160,13 @@ def counts(db):
 
 
 def test_acknowledged_work_survives_power_cuts(certs, sealmaild_bin, tmp_path_factory):
-    srv = harness.Server(certs, workdir=str(tmp_path_factory.mktemp("srv")))
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead_port = dead.getsockname()[1]
+    dead.close()  # nothing listens there: relayed mail is deferred and stays queued
+    srv = harness.Server(certs, workdir=str(tmp_path_factory.mktemp("srv")),
+                         extra_yaml="relay:\n  routes:\n    - { domain: remote.example, "
+                                    "host: 127.0.0.1, port: %d, tls: none }\n" % dead_port)
     srv.start()
     env = ImapEnv(srv)
     users = {k: env.add_user("pc-" + k, PASSWORD) for k in ("sender", "smtp", "imap", "pop")}
@@ -199,7 +211,7 @@ def test_acknowledged_work_survives_power_cuts(certs, sealmaild_bin, tmp_path_fa
         dele_tried |= load.dele_tried
         got = counts(db)
         for rcpt, subj in smtp_acked:
-            n = got[(rcpt, "INBOX", subj)]
+            n = got[(rcpt, "INBOX", subj)] if rcpt != REMOTE else got[("queue", subj)]
             if rcpt == users["pop"] and subj in deleted:
                 assert n == 0, "cycle %d: %s came back after a committed DELE" % (cycle, subj)
             elif rcpt == users["pop"] and subj in dele_tried:
