@@ -152,6 +152,13 @@ struct store_msg {
 	char *mime_json; /* body structure with byte offsets, docs/storage.md */
 	char *hdr_from, *hdr_to, *hdr_cc, *hdr_subject, *hdr_message_id; /* decoded, UTF-8 */
 	int64_t hdr_date; /* Date: header, seconds since the epoch, 0 when missing/bad */
+	/* Filled by store_message_sortkeys only (else NULL / false), with hdr_message_id and
+	 * hdr_date: the SORT and THREAD keys computed at delivery (docs/storage.md). */
+	char *sort_subject;                  /* RFC 5256 base subject, UTF-8 */
+	bool sort_reply;                     /* a reply or forward marker was removed from it */
+	char *sort_from, *sort_to, *sort_cc; /* addr-mailbox (local part) of the first address */
+	char *sort_from_name, *sort_to_name; /* RFC 5957: its display name, else its addr-spec */
+	char *thread_refs; /* References' msg-ids (else In-Reply-To's), space separated */
 };
 
 /* Per target of store_deliver, in request order. */
@@ -600,6 +607,11 @@ int store_message_structures(struct store *s, int64_t mailbox_id, const uint32_t
  * hdr_cc, hdr_subject, hdr_message_id, hdr_date; no mime_json): IMAP SEARCH header keys in
  * one round trip (storage/sqlite/store_imap.c). res: v[]. */
 int store_message_headers(struct store *s, int64_t mailbox_id, store_msgs_cb *cb, void *ctx);
+/* Every message of a mailbox in UID order with what IMAP SORT and THREAD compare, as
+ * computed at delivery: uid, size, internal_date, hdr_date, hdr_message_id and the sort_*
+ * and thread_refs fields (no other header fields, no mime_json). One read; no message is
+ * parsed. res: v[]. */
+int store_message_sortkeys(struct store *s, int64_t mailbox_id, store_msgs_cb *cb, void *ctx);
 /* The whole content of several messages in one read, in the order of uids[0..n), as long
  * as their sizes add up to at most max_total (≤ 1 MiB): IMAP FETCH BODY[] of many small
  * messages. res: v[] (uid and size = bytes of each message read; expunged ones are left

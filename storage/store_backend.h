@@ -117,6 +117,7 @@ struct store_backend {
 	int (*message_get)(void *impl, int64_t mailbox_id, uint32_t uid, store_backend_cb *cb,
 	                   void *ctx);
 	int (*message_headers)(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx);
+	int (*message_sortkeys)(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx);
 	int (*message_structures)(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
 	                          size_t max_total, bool with_content, store_backend_cb *cb,
 	                          void *ctx);
@@ -218,6 +219,11 @@ struct store_mime_info {
 	char *json;
 	char *from, *to, *cc, *subject, *message_id;
 	int64_t date;
+	/* SORT and THREAD keys (the sort_* and thread_refs fields of struct store_msg). */
+	char *sort_subject;
+	bool sort_reply;
+	char *sort_from, *sort_to, *sort_cc, *sort_from_name, *sort_to_name;
+	char *thread_refs;
 	char *text;   /* decoded text for the text index, bounded */
 	char *header; /* the header block for the text index (UTF-8), bounded */
 };

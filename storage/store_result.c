@@ -68,6 +68,13 @@ void store_msg_clear(struct store_msg *m)
 	free(m->hdr_cc);
 	free(m->hdr_subject);
 	free(m->hdr_message_id);
+	free(m->sort_subject);
+	free(m->sort_from);
+	free(m->sort_to);
+	free(m->sort_cc);
+	free(m->sort_from_name);
+	free(m->sort_to_name);
+	free(m->thread_refs);
 	memset(m, 0, sizeof(*m));
 }
 

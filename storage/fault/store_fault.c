@@ -251,6 +251,8 @@ FAULT_OP(message_get,
          (f->inner_impl, mailbox_id, uid, cb, ctx))
 FAULT_OP(message_headers, (void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx),
          (f->inner_impl, mailbox_id, cb, ctx))
+FAULT_OP(message_sortkeys, (void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, cb, ctx))
 FAULT_OP(message_structures,
          (void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n, size_t max_total,
           bool with_content, store_backend_cb *cb, void *ctx),
@@ -351,6 +353,7 @@ const struct store_backend store_backend_fault = {
     .message_list = fault_message_list,
     .message_get = fault_message_get,
     .message_headers = fault_message_headers,
+    .message_sortkeys = fault_message_sortkeys,
     .message_structures = fault_message_structures,
     .content_read_batch = fault_content_read_batch,
     .content_read = fault_content_read,

@@ -930,6 +930,7 @@ const struct store_backend store_backend_mem = {
     .message_list = mem_store_message_list,
     .message_get = mem_store_message_get,
     .message_headers = mem_store_message_headers,
+    .message_sortkeys = mem_store_message_sortkeys,
     .message_structures = mem_store_message_structures,
     .content_read_batch = mem_store_content_read_batch,
     .content_read = mem_store_content_read,

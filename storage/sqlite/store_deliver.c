@@ -190,6 +190,15 @@ static int content_store(struct store_conn *c, struct store_delivery *j, int64_t
 	if (rc != SQLITE_DONE)
 		return store_err(c->db, rc);
 	*id_r = sqlite3_last_insert_rowid(c->db);
+	st = store_stmt(c, SQL_SORTKEY_INSERT);
+	if (st == NULL)
+		return -EIO;
+	store_sortkeys_bind(st, *id_r, &j->mime);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return store_err(c->db, rc);
 	if (req->spool_path != NULL) {
 		rc = blob_fill(c, *id_r, req->spool_path, j->size);
 		if (rc < 0)
@@ -197,6 +206,21 @@ static int content_store(struct store_conn *c, struct store_delivery *j, int64_t
 	}
 	j->index_id = *id_r;
 	return j->defer_index ? 0 : store_delivery_index(c, j);
+}
+
+void store_sortkeys_bind(sqlite3_stmt *st, int64_t content_id, const struct store_mime_info *info)
+{
+	sqlite3_bind_int64(st, 1, content_id);
+	sqlite3_bind_int64(st, 2, info->date);
+	store_bind_text(st, 3, info->message_id);
+	store_bind_text(st, 4, info->sort_subject);
+	sqlite3_bind_int(st, 5, info->sort_reply ? 1 : 0);
+	store_bind_text(st, 6, info->sort_from);
+	store_bind_text(st, 7, info->sort_from_name);
+	store_bind_text(st, 8, info->sort_to);
+	store_bind_text(st, 9, info->sort_to_name);
+	store_bind_text(st, 10, info->sort_cc);
+	store_bind_text(st, 11, info->thread_refs);
 }
 
 int store_delivery_index(struct store_conn *c, struct store_delivery *d)

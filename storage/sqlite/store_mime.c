@@ -14,6 +14,7 @@
 #include <gmime/gmime.h>
 #include <json-glib/json-glib.h>
 
+#include "common/basesubject.h"
 #include "common/buf.h"
 #include "common/xmalloc.h"
 #include "storage/sqlite/store_private.h"
@@ -38,6 +39,13 @@ void store_mime_info_clear(struct store_mime_info *info)
 	free(info->message_id);
 	free(info->text);
 	free(info->header);
+	free(info->sort_subject);
+	free(info->sort_from);
+	free(info->sort_to);
+	free(info->sort_cc);
+	free(info->sort_from_name);
+	free(info->sort_to_name);
+	free(info->thread_refs);
 	memset(info, 0, sizeof(*info));
 }
 
@@ -573,6 +581,115 @@ static char *address_list(InternetAddressList *l)
 	return out;
 }
 
+/* ---- SORT and THREAD keys (RFC 5256, RFC 5957) ---- */
+
+#define SORT_KEY_MAX    1024 /* a longer key is cut: it still sorts by its first 1 KiB */
+#define THREAD_REFS_MAX 100  /* msg-ids of References kept, the last ones (nearest parents) */
+
+static char *key_dup(const char *s, size_t len)
+{
+	if (len > SORT_KEY_MAX)
+		len = SORT_KEY_MAX;
+	/* Cut on a UTF-8 character boundary. */
+	while (len > 0 && len < strlen(s) && ((unsigned char)s[len] & 0xc0) == 0x80)
+		len--;
+	return xstrndup(s, len);
+}
+
+/* The first mailbox of l, looking into a group when the list starts with one. */
+static InternetAddressMailbox *first_mailbox(InternetAddressList *l)
+{
+	for (int depth = 0; l != NULL && depth < 4; depth++) {
+		if (internet_address_list_length(l) == 0)
+			return NULL;
+		InternetAddress *ia = internet_address_list_get_address(l, 0);
+		if (INTERNET_ADDRESS_IS_MAILBOX(ia))
+			return INTERNET_ADDRESS_MAILBOX(ia);
+		if (!INTERNET_ADDRESS_IS_GROUP(ia))
+			return NULL;
+		l = internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia));
+	}
+	return NULL;
+}
+
+/* The addr-mailbox (RFC 5256 FROM, TO, CC: the local part) and, when name_r is not NULL,
+ * the RFC 5957 display name (else the addr-spec) of the first address of l. */
+static void sort_address(InternetAddressList *l, char **mbox_r, char **name_r)
+{
+	InternetAddressMailbox *mb = first_mailbox(l);
+	if (mb == NULL)
+		return;
+	const char *addr = internet_address_mailbox_get_addr(mb);
+	if (addr == NULL)
+		addr = "";
+	const char *at = strrchr(addr, '@');
+	size_t local = at != NULL ? (size_t)(at - addr) : strlen(addr);
+	/* A quoted local part compares by its content. */
+	if (local >= 2 && addr[0] == '"' && addr[local - 1] == '"')
+		*mbox_r = key_dup(addr + 1, local - 2);
+	else
+		*mbox_r = key_dup(addr, local);
+	if (name_r != NULL) {
+		const char *name = internet_address_get_name(INTERNET_ADDRESS(mb));
+		const char *d = name != NULL && name[0] != '\0' ? name : addr;
+		*name_r = key_dup(d, strlen(d));
+	}
+}
+
+/* The msg-ids of a References (or In-Reply-To) value, space separated, the last
+ * THREAD_REFS_MAX of them, or NULL when it has none. */
+static char *thread_ids(const char *value)
+{
+	if (value == NULL)
+		return NULL;
+	GMimeReferences *refs = g_mime_references_parse(NULL, value);
+	if (refs == NULL)
+		return NULL;
+	int n = g_mime_references_length(refs);
+	struct buf b;
+	buf_init(&b, SIZE_MAX);
+	for (int i = n > THREAD_REFS_MAX ? n - THREAD_REFS_MAX : 0; i < n; i++) {
+		const char *id = g_mime_references_get_message_id(refs, i);
+		if (id == NULL || id[0] == '\0' || strpbrk(id, " \t\r\n") != NULL)
+			continue;
+		if (b.len > 0)
+			buf_append_str(&b, " ");
+		buf_append_str(&b, id);
+	}
+	g_mime_references_free(refs);
+	char *out = b.len > 0 ? xstrndup(b.data, b.len) : NULL;
+	buf_free(&b);
+	return out;
+}
+
+/* THREAD=REFERENCES step 1: References' msg-ids, else (none, or none valid) the first of
+ * In-Reply-To. */
+static char *thread_refs(GMimeMessage *msg)
+{
+	char *ids = thread_ids(g_mime_object_get_header(GMIME_OBJECT(msg), "References"));
+	if (ids != NULL)
+		return ids;
+	ids = thread_ids(g_mime_object_get_header(GMIME_OBJECT(msg), "In-Reply-To"));
+	if (ids != NULL)
+		ids[strcspn(ids, " ")] = '\0';
+	return ids;
+}
+
+static void sort_keys(GMimeMessage *msg, struct store_mime_info *info)
+{
+	const char *subject = info->subject != NULL ? info->subject : "";
+	info->sort_subject = basesubject_get(subject, strlen(subject), &info->sort_reply);
+	if (strlen(info->sort_subject) > SORT_KEY_MAX) {
+		char *cut = key_dup(info->sort_subject, SORT_KEY_MAX);
+		free(info->sort_subject);
+		info->sort_subject = cut;
+	}
+	sort_address(g_mime_message_get_from(msg), &info->sort_from, &info->sort_from_name);
+	sort_address(g_mime_message_get_to(msg), &info->sort_to, &info->sort_to_name);
+	sort_address(g_mime_message_get_cc(msg), &info->sort_cc, NULL);
+	info->thread_refs = thread_refs(msg);
+}
+
 /* The builder's document as a new string. */
 static char *json_build(JsonBuilder *jb)
 {
@@ -673,6 +790,7 @@ static int parse_stream(GMimeStream *stream, gint64 size, struct store_mime_info
 	info->message_id = mid != NULL ? xstrdup(mid) : NULL;
 	GDateTime *date = g_mime_message_get_date(msg);
 	info->date = date != NULL ? (int64_t)g_date_time_to_unix(date) : 0;
+	sort_keys(msg, info);
 
 	struct walk w = {.jb = json_builder_new(), .src = stream, .size = size};
 	buf_init(&w.text, STORE_FTS_MAX + 2);

@@ -10,7 +10,7 @@
 
 #include "storage/store_backend.h"
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 #define STORE_BLOB_CHUNK     (64 * 1024)
 #define STORE_READ_MAX       (1024 * 1024)
 #define STORE_MAX_BATCH      4096
@@ -60,6 +60,7 @@ enum store_sql {
 	SQL_CONTENT_BY_HASH,
 	SQL_CONTENT_INSERT,
 	SQL_FTS_INSERT,
+	SQL_SORTKEY_INSERT,
 	SQL_ENTRY_INSERT,
 	SQL_ENTRY_LIST,
 	SQL_ENTRY_LIST_SINCE,
@@ -248,6 +249,7 @@ int sqlite_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_s
 int sqlite_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_backend_cb *cb,
                              void *ctx);
 int sqlite_store_message_headers(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx);
+int sqlite_store_message_sortkeys(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx);
 int sqlite_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
                                     size_t max_total, bool with_content, store_backend_cb *cb,
                                     void *ctx);
@@ -307,6 +309,10 @@ void store_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 /* store_sql.c */
 /* The statement, reset and with bindings cleared; NULL when it cannot be prepared. */
 sqlite3_stmt *store_stmt(struct store_conn *c, enum store_sql id);
+/* The text of statement id (for a migration, which runs before the table is used). */
+const char *store_sql_string(enum store_sql id);
+/* store_deliver.c: binds the SQL_SORTKEY_INSERT parameters for content_id from info. */
+void store_sortkeys_bind(sqlite3_stmt *st, int64_t content_id, const struct store_mime_info *info);
 int store_exec_stmt(struct store_conn *c, enum store_sql id);
 void store_conn_close(struct store_conn *c);
 int store_conn_open(struct store_conn *c, const char *path, unsigned busy_ms, bool writer,

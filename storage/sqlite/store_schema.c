@@ -182,14 +182,34 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " UPDATE OR IGNORE subscriptions SET name = NEW.name"
     "  WHERE user_id = NEW.user_id AND name = OLD.name;"
     " END;",
+
+    /* 8: what IMAP SORT and THREAD compare, computed at delivery (store_mime.c), one row
+     * per content row. A table of its own rather than columns of contents: a contents
+     * row holds the message body, and columns after it are reached only by walking the
+     * body's overflow pages, which made a SORT over 10,000 messages read the mailbox
+     * instead of a few hundred kilobytes. migrate_sortkeys fills it for every content
+     * row stored before. */
+    "CREATE TABLE sortkeys ("
+    " content_id INTEGER PRIMARY KEY,"
+    " date INTEGER NOT NULL DEFAULT 0,"
+    " message_id TEXT,"
+    " subject TEXT,"
+    " reply INTEGER NOT NULL DEFAULT 0,"
+    " from_mbox TEXT, from_name TEXT, to_mbox TEXT, to_name TEXT, cc_mbox TEXT,"
+    " refs TEXT);"
+    "CREATE TRIGGER contents_sortkeys_unref AFTER DELETE ON contents BEGIN"
+    " DELETE FROM sortkeys WHERE content_id = OLD.id;"
+    " END;",
 };
 
 /* Steps that SQL alone cannot do, run after that version's SQL in the same transaction. */
 static int migrate_mime(sqlite3 *db, char **msg_r);
 static int migrate_index(sqlite3 *db, char **msg_r);
+static int migrate_sortkeys(sqlite3 *db, char **msg_r);
 static int (*const migration_fns[STORE_SCHEMA_VERSION])(sqlite3 *db, char **msg_r) = {
     [4] = migrate_mime,
     [5] = migrate_index,
+    [7] = migrate_sortkeys,
 };
 
 static _Thread_local char schema_error[512];
@@ -260,6 +280,36 @@ static int migrate_index(sqlite3 *db, char **msg_r)
 		rc = SQLITE_OK;
 	if (rc != SQLITE_OK)
 		*msg_r = sqlite3_mprintf("building the text index: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(sel);
+	sqlite3_finalize(ins);
+	return rc;
+}
+
+/* The SORT and THREAD keys of every content row, from its body parsed as delivery parses
+ * it (store_sortkeys_bind is the statement delivery uses too). */
+static int migrate_sortkeys(sqlite3 *db, char **msg_r)
+{
+	sqlite3_stmt *sel = NULL, *ins = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT id, body FROM contents", -1, &sel, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, store_sql_string(SQL_SORTKEY_INSERT), -1, &ins, NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		struct store_mime_info info;
+		const void *body = sqlite3_column_blob(sel, 1);
+		size_t size = (size_t)sqlite3_column_bytes(sel, 1);
+		if (store_mime_parse_mem(body != NULL ? body : "", size, &info) < 0)
+			memset(&info, 0, sizeof(info)); /* empty keys: sorts first, threads alone */
+		store_sortkeys_bind(ins, sqlite3_column_int64(sel, 0), &info);
+		rc = sqlite3_step(ins);
+		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+		sqlite3_reset(ins);
+		sqlite3_clear_bindings(ins);
+		store_mime_info_clear(&info);
+	}
+	if (rc == SQLITE_DONE)
+		rc = SQLITE_OK;
+	if (rc != SQLITE_OK)
+		*msg_r = sqlite3_mprintf("computing the sort keys: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(sel);
 	sqlite3_finalize(ins);
 	return rc;

@@ -80,6 +80,9 @@ static const char *const store_sql_text[SQL__COUNT] = {
                            "hdr_cc, hdr_subject, hdr_message_id, hdr_date) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [SQL_FTS_INSERT] = "INSERT INTO fts (rowid, header, body) VALUES (?, ?, ?)",
+    [SQL_SORTKEY_INSERT] = "INSERT INTO sortkeys (content_id, date, message_id, subject, reply, "
+                           "from_mbox, from_name, to_mbox, to_name, cc_mbox, refs) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [SQL_ENTRY_INSERT] = "INSERT INTO entries (mailbox_id, uid, content_id, modseq, flags, "
                          "keywords, internal_date, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     [SQL_ENTRY_LIST] = "SELECT " ENTRY_COLS " FROM entries WHERE mailbox_id = ? ORDER BY uid",
@@ -160,6 +163,11 @@ static const char *const store_sql_text[SQL__COUNT] = {
                          "ORDER BY revoked_at, id",
     [SQL_CRL_NEXT] = "UPDATE crl_state SET number = number + 1 WHERE id = 1 RETURNING number",
 };
+
+const char *store_sql_string(enum store_sql id)
+{
+	return store_sql_text[id];
+}
 
 sqlite3_stmt *store_stmt(struct store_conn *c, enum store_sql id)
 {

@@ -32,6 +32,7 @@ const struct store_backend store_backend_sqlite = {
     .message_list = sqlite_store_message_list,
     .message_get = sqlite_store_message_get,
     .message_headers = sqlite_store_message_headers,
+    .message_sortkeys = sqlite_store_message_sortkeys,
     .message_structures = sqlite_store_message_structures,
     .content_read_batch = sqlite_store_content_read_batch,
     .content_read = sqlite_store_content_read,

@@ -959,3 +959,56 @@ Test(store, recent_is_taken_once)
 	cr_assert_eq(FX_CALL(&fx, store_recent_take(fx.s, 99999, 4, store_sync_uids, &fx.w)),
 	             -ENOENT);
 }
+
+/* The SORT and THREAD keys come back for every message in UID order, as computed at
+ * delivery: base subject, first addresses, display names, references (on every backend). */
+Test(store, sortkeys)
+{
+	int64_t a = add_user("sortkeys@corp.example", "pw-sort-1");
+	int64_t inbox = mailbox_id(a, "INBOX");
+	static const char m1[] = "From: =?UTF-8?Q?J=C3=BCrgen?= <Juergen@corp.example>\r\n"
+	                         "To: Team: t1@x.example, t2@x.example;\r\n"
+	                         "Cc: \"quoted local\"@x.example, other@x.example\r\n"
+	                         "Subject: =?UTF-8?Q?Re=3A_[list]_Gr=C3=BC=C3=9Fe?= (fwd)\r\n"
+	                         "Message-ID: <m1@corp.example>\r\n"
+	                         "References: <r0@x> <r1@x>\r\n"
+	                         "In-Reply-To: <ignored@x>\r\n"
+	                         "Date: Sat, 28 Nov 2026 11:00:00 +0100\r\n\r\nbody\r\n";
+	static const char m2[] = "From: bare@corp.example\r\n"
+	                         "Subject: plain\r\n"
+	                         "In-Reply-To: <p1@x> <p2@x>\r\n\r\nbody\r\n";
+	static const char m3[] = "no header at all\r\n";
+	struct store_target t = {.user_id = a};
+	cr_assert_eq(deliver(m1, &t, 1), 0);
+	cr_assert_eq(deliver(m2, &t, 1), 0);
+	cr_assert_eq(deliver(m3, &t, 1), 0);
+	cr_assert_eq(FX_CALL(&fx, store_message_sortkeys(fx.s, inbox, store_sync_msgs, &fx.w)), 0);
+	cr_assert_eq(fx.w.msgs.n, 3);
+	const struct store_msg *m = &fx.w.msgs.v[0];
+	cr_assert_eq(m->uid, 1);
+	cr_assert_eq(m->size, sizeof(m1) - 1);
+	cr_assert_str_eq(m->sort_subject, "Gr\xc3\xbc\xc3\x9f"
+	                                  "e");
+	cr_assert(m->sort_reply);
+	cr_assert_str_eq(m->sort_from, "Juergen");
+	cr_assert_str_eq(m->sort_from_name, "J\xc3\xbcrgen");
+	cr_assert_str_eq(m->sort_to, "t1");
+	cr_assert_str_eq(m->sort_to_name, "t1@x.example");
+	cr_assert_str_eq(m->sort_cc, "quoted local");
+	cr_assert_str_eq(m->hdr_message_id, "m1@corp.example");
+	cr_assert_str_eq(m->thread_refs, "r0@x r1@x");
+	cr_assert_eq(m->hdr_date, 1795860000);
+	m = &fx.w.msgs.v[1];
+	cr_assert_str_eq(m->sort_subject, "plain");
+	cr_assert(!m->sort_reply);
+	cr_assert_str_eq(m->sort_from, "bare");
+	cr_assert_str_eq(m->sort_from_name, "bare@corp.example");
+	cr_assert_null(m->sort_to);
+	cr_assert_str_eq(m->thread_refs, "p1@x"); /* only the first of In-Reply-To */
+	cr_assert_null(m->hdr_message_id);
+	cr_assert_eq(m->hdr_date, 0);
+	m = &fx.w.msgs.v[2];
+	cr_assert_eq(m->uid, 3);
+	cr_assert_null(m->sort_from);
+	cr_assert_null(m->thread_refs);
+}

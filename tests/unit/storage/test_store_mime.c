@@ -151,3 +151,35 @@ Test(store_mime, migration_builds_the_trigram_index)
 	    fx_count_rows(&fx, "SELECT rowid FROM fts WHERE fts MATCH 'body : \"codedwo\"'"), 2);
 	fx_rmdir(&fx);
 }
+
+/* A store of schema 6 gets the SORT and THREAD keys of every content row stored before
+ * when it is opened (schema 8). */
+Test(store_mime, migration_fills_the_sort_keys)
+{
+	memset(&fx, 0, sizeof(fx));
+	fx_dir(&fx);
+	sqlite3 *db;
+	const char *err = NULL;
+	cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+	cr_assert_eq(store_schema_migrate_to(db, 6, &err), 0);
+	sqlite3_close(db);
+	exec_sql("INSERT INTO contents (sha256, size, refs, body) VALUES (x'01', 30, 1,"
+	         " CAST('Subject: Re: [l] old' || char(13, 10) || 'From: Old <o@x>' ||"
+	         " char(13, 10) || 'References: <a@x> <b@x>' ||"
+	         " char(13, 10, 13, 10) || 'body' || char(13, 10) AS BLOB))");
+	exec_sql("INSERT INTO contents (sha256, size, refs, body) VALUES (x'02', 3, 1,"
+	         " CAST('abc' AS BLOB))");
+	fx_open(&fx);
+	store_close(fx.s);
+	fx.s = NULL;
+	cr_assert_eq(fx_count_rows(&fx, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	cr_assert_eq(fx_count_rows(&fx, "SELECT count(*) FROM sortkeys"), 2);
+	cr_assert_eq(fx_count_rows(&fx, "SELECT count(*) FROM sortkeys WHERE subject = 'old'"
+	                                " AND reply = 1 AND from_mbox = 'o' AND from_name = 'Old'"
+	                                " AND refs = 'a@x b@x'"),
+	             1);
+	/* The keys go with their content. */
+	exec_sql("DELETE FROM contents WHERE sha256 = x'02'");
+	cr_assert_eq(fx_count_rows(&fx, "SELECT count(*) FROM sortkeys"), 1);
+	fx_rmdir(&fx);
+}
