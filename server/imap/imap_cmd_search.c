@@ -37,6 +37,10 @@ struct search_op {
 	size_t raw_next, raw_n;
 	/* A store failure: the answer is NO, never an incomplete list of hits. */
 	int store_rc;
+	/* SORT and THREAD (imap_search_run): who takes the hits instead of a SEARCH answer. */
+	imap_search_done_fn *done;
+	void *ext;
+	void (*ext_free)(void *ext);
 };
 
 static void search_failed(struct search_op *op, int rc)
@@ -49,6 +53,8 @@ static void search_free(void *p)
 {
 	struct search_op *op = p;
 	imap_search_free(&op->search);
+	if (op->ext_free != NULL)
+		op->ext_free(op->ext);
 	for (size_t i = 0; i < op->n_hdrs; i++) {
 		free(op->hdrs[i].from);
 		free(op->hdrs[i].to);
@@ -96,7 +102,10 @@ static void search_finish(struct search_op *op)
 {
 	struct imap_client *cl = op->cl;
 	if (op->store_rc < 0) {
-		imap_done(cl, "NO", "[SERVERBUG] SEARCH failed, try again");
+		if (op->done != NULL)
+			op->done(cl, op->ext, op->store_rc, NULL, 0);
+		else
+			imap_done(cl, "NO", "[SERVERBUG] SEARCH failed, try again");
 		return;
 	}
 	uint32_t max_uid = cl->n_msgs > 0 ? cl->msgs[cl->n_msgs - 1].uid : 0;
@@ -131,10 +140,16 @@ static void search_finish(struct search_op *op)
 			m.hdr_len = op->raw_len[i];
 		}
 		if (imap_search_match(&op->search.root, &m, (uint32_t)cl->n_msgs, max_uid)) {
-			hits[nh++] = cl->uid ? cl->msgs[i].uid : (uint32_t)i + 1;
+			hits[nh++] =
+			    cl->uid && op->done == NULL ? cl->msgs[i].uid : (uint32_t)i + 1;
 			if (cl->msgs[i].modseq > maxmod)
 				maxmod = cl->msgs[i].modseq;
 		}
+	}
+	if (op->done != NULL) {
+		op->done(cl, op->ext, 0, hits, nh);
+		free(hits);
+		return;
 	}
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
@@ -316,16 +331,24 @@ static void headers_got(void *ctx, int rc, struct store_msgs *res)
 	start_texts(op);
 }
 
-void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n)
+static void search_start(struct imap_client *cl, const struct imap_arg *a, size_t n,
+                         imap_search_done_fn *done, void *ext, void (*ext_free)(void *ext))
 {
 	struct search_op *op = xcalloc(1, sizeof(*op));
 	op->cl = cl;
+	op->done = done;
+	op->ext = ext;
+	op->ext_free = ext_free;
 	cl->op = op;
 	cl->op_free = search_free;
 	const char *err = NULL;
 	int rc = imap_search_parse(a, n, &op->search, &err);
 	if (rc < 0) {
 		imap_done(cl, rc == -ENOTSUP ? "NO" : "BAD", err);
+		return;
+	}
+	if (done != NULL && op->search.has_return) {
+		imap_done(cl, "BAD", "RETURN options belong to SEARCH");
 		return;
 	}
 	if (!imap_search_seqs_valid(&op->search.root, (uint32_t)cl->n_msgs)) {
@@ -342,4 +365,15 @@ void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		search_failed(op, -EIO);
 	}
 	start_texts(op);
+}
+
+void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n)
+{
+	search_start(cl, a, n, NULL, NULL, NULL);
+}
+
+void imap_search_run(struct imap_client *cl, const struct imap_arg *a, size_t n,
+                     imap_search_done_fn *done, void *ext, void (*ext_free)(void *ext))
+{
+	search_start(cl, a, n, done, ext, ext_free);
 }

@@ -277,6 +277,18 @@ void imap_cmd_copy(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_move(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_expunge(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n);
+/* SORT and THREAD's search: a[0..n) are search keys (no CHARSET, no RETURN). On a parse
+ * error it answers BAD or NO itself; else done(cl, ext, rc, seqs, n) gets the sequence
+ * numbers of the matching messages in ascending order (borrowed for the call), or rc < 0
+ * after a store failure (then it must answer). ext is freed with the command (ext_free).
+ * done may answer (imap_done) or go on asynchronously. */
+typedef void imap_search_done_fn(struct imap_client *cl, void *ext, int rc, const uint32_t *seqs,
+                                 size_t n);
+void imap_search_run(struct imap_client *cl, const struct imap_arg *a, size_t n,
+                     imap_search_done_fn *done, void *ext, void (*ext_free)(void *ext));
+/* imap_cmd_sort.c */
+void imap_cmd_sort(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_thread(struct imap_client *cl, const struct imap_arg *a, size_t n);
 /* imap_cmd_append.c */
 void imap_cmd_append(struct imap_client *cl, const struct imap_arg *a, size_t n);
 /* "dd-Mon-yyyy hh:mm:ss +zzzz" (RFC 3501 date-time) as epoch seconds. 0 or -EINVAL. */

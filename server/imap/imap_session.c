@@ -57,6 +57,8 @@ static const struct imap_command commands[] = {
     {{"FETCH", NULL, CMD_UID | IMAP_CMD_NO_EXPUNGE, IMAP_STATE_SELECTED}, imap_cmd_fetch},
     {{"STORE", NULL, CMD_UID | IMAP_CMD_NO_EXPUNGE, IMAP_STATE_SELECTED}, imap_cmd_store},
     {{"SEARCH", NULL, CMD_UID | IMAP_CMD_NO_EXPUNGE, IMAP_STATE_SELECTED}, imap_cmd_search},
+    {{"SORT", NULL, CMD_UID | IMAP_CMD_NO_EXPUNGE, IMAP_STATE_SELECTED}, imap_cmd_sort},
+    {{"THREAD", NULL, CMD_UID | IMAP_CMD_NO_EXPUNGE, IMAP_STATE_SELECTED}, imap_cmd_thread},
     {{"COPY", NULL, CMD_UID | IMAP_CMD_NO_EXPUNGE, IMAP_STATE_SELECTED}, imap_cmd_copy},
     {{"MOVE", NULL, CMD_UID, IMAP_STATE_SELECTED}, imap_cmd_move},
     {{"GETQUOTA", NULL, 0, ALL_AUTH}, imap_cmd_getquota},
@@ -318,7 +320,8 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 	buf_append_str(o,
 	               " LITERAL+ ID ENABLE IDLE UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN "
 	               "SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE "
-	               "QRESYNC MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE BINARY CATENATE");
+	               "QRESYNC MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE BINARY CATENATE "
+	               "SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
 }
 
 /* ---- replies ---- */
