@@ -27,25 +27,18 @@ every APPEND only after its own fsync cannot go past it; group commit can.
 --record appends a dated section (machine, command line, table) to bench/RESULTS.md.
 """
 import argparse
-import datetime
 import os
-import platform
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-from imap_bench import DovecotTarget, Sealmail  # noqa: E402
-from fetch_bench import cpu_model, login, small_message  # noqa: E402
-from fetch_struct_bench import distro  # noqa: E402
-import harness  # noqa: E402
-import peers  # noqa: E402
+from fetch_bench import login, small_message  # noqa: E402
+import benchlib  # noqa: E402
 
 MEASURES = ["single", "multi"]
 
@@ -153,8 +146,6 @@ class Target:
             self.rates[key].append(len(msgs) / dt)
             self.cpu[key] += cpu * 1000 / len(msgs)
 
-    def stop(self):
-        self.t.stop()
 
 
 def table(targets, args, fsyncs):
@@ -205,25 +196,15 @@ def main():
 
     rnd = random.Random(20241204)
     msgs = [small_message(i, rnd) for i in range(args.messages)]
-    work = tempfile.mkdtemp(prefix="append-bench-")
-    certs = harness.CertSet(os.path.join(work, "certs"))
-    ctx = harness.client_context(certs)
-    targets = []
-    fsyncs = [fsync_rate(work)]
-    print("fsync: %.0f/s" % fsyncs[0], flush=True)
-    try:
+    with benchlib.Servers("append-bench-") as sv:
+        ctx = sv.ctx
+        targets = []
+        fsyncs = [fsync_rate(sv.work)]
+        print("fsync: %.0f/s" % fsyncs[0], flush=True)
         for name, path in zip(names, paths):
-            os.environ["SEALMAIL_BUILD"] = path  # harness.tool() for sealctl and sealmaild
-            t = Target(name, Sealmail(os.path.join(work, "s%d" % len(targets)), certs, 10))
-            t.t.start()
-            targets.append(t)
+            targets.append(Target(name, sv.sealmail(path)))
         if args.dovecot:
-            ok, out = peers.Dovecot.install()
-            if not ok:
-                raise RuntimeError("dovecot-imapd could not be installed: %s" % out[-300:])
-            d = Target("dovecot " + peers.Dovecot.version(), DovecotTarget(work, certs, False))
-            d.t.start()
-            targets.append(d)
+            targets.append(Target(*sv.dovecot()))
         for r in range(args.rounds):
             for t in targets:
                 t.measure(ctx, msgs, args)
@@ -231,24 +212,11 @@ def main():
                 "%s %s" % (t.label, " ".join("%s %.0f/s" % (k, t.rates[k][-1])
                                              for k in MEASURES)) for t in targets)),
                   flush=True)
-        fsyncs.append(fsync_rate(work))
+        fsyncs.append(fsync_rate(sv.work))
         result = table(targets, args, fsyncs)
         print(result)
         if args.record:
-            when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-                f.write("\n## APPEND and MULTIAPPEND, %s\n\n" % when)
-                f.write("Machine: %s, %d cores, %s, %s; `%s`.\n\n" %
-                        (cpu_model(), os.cpu_count(), distro(), platform.platform(),
-                         " ".join(["bench/append_bench.py"] + sys.argv[1:])))
-                f.write(result)
-    finally:
-        for t in targets:
-            try:
-                t.stop()
-            except Exception as e:  # noqa: BLE001  (stop the others all the same)
-                print("stopping %s: %s" % (t.label, e))
-        shutil.rmtree(work, ignore_errors=True)
+            benchlib.record("APPEND and MULTIAPPEND", "append_bench.py", "", result)
 
 
 if __name__ == "__main__":

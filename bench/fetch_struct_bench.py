@@ -26,23 +26,18 @@ must send the same literal bytes.
 --record appends a dated section (machine, command line, table) to bench/RESULTS.md.
 """
 import argparse
-import datetime
 import os
-import platform
 import random
 import statistics
 import sys
-import tempfile
 import time
-import shutil
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-from imap_bench import DovecotTarget, Sealmail  # noqa: E402
-from fetch_bench import Counted, append, cpu_model, login, small_message  # noqa: E402
-import harness  # noqa: E402
-import peers  # noqa: E402
+from fetch_bench import login, small_message  # noqa: E402
+import benchlib  # noqa: E402
+from benchlib import distro  # noqa: E402,F401  (its old home: other scripts import it here)
 
 MEASURES = [
     ("structure", b"FETCH 1:* (BODYSTRUCTURE ENVELOPE)"),
@@ -79,10 +74,9 @@ class Target:
                 self.times[key].append(dt)
                 self.cpu[key] += cpu
 
-    def stop(self):
+    def close(self):
         if self.conn:
             self.conn.close()
-        self.t.stop()
 
 
 def table(targets, rounds):
@@ -114,17 +108,6 @@ def table(targets, rounds):
     return "\n".join(lines) + "\n"
 
 
-def distro():
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return "unknown distribution"
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--builds", required=True, help="comma-separated meson build directories")
@@ -138,60 +121,37 @@ def main():
 
     rnd = random.Random(20241204)
     msgs = [small_message(i, rnd) for i in range(args.messages)]
-    work = tempfile.mkdtemp(prefix="fetch-struct-bench-")
-    certs = harness.CertSet(os.path.join(work, "certs"))
-    ctx = harness.client_context(certs)
     targets = []
-    try:
-        for name, path in zip(names, paths):
-            os.environ["SEALMAIL_BUILD"] = path  # harness.tool() for sealctl and sealmaild
-            t = Target(name, Sealmail(os.path.join(work, "s%d" % len(targets)), certs, 10))
-            t.t.start()
-            targets.append(t)
-        if args.dovecot:
-            ok, out = peers.Dovecot.install()
-            if not ok:
-                raise RuntimeError("dovecot-imapd could not be installed: %s" % out[-300:])
-            d = Target("dovecot " + peers.Dovecot.version(), DovecotTarget(work, certs, False))
-            d.t.start()
-            targets.append(d)
-        for t in targets:
-            t0 = time.perf_counter()
-            append(t.t.port, ctx, msgs)
-            print("%s: %d messages appended in %.1f s" % (t.label, len(msgs),
-                                                          time.perf_counter() - t0), flush=True)
-            t.open(ctx)
-            t.measure(len(msgs), record=False)
-        for r in range(args.rounds):
+    with benchlib.Servers("fetch-struct-bench-") as sv:
+        try:
+            for name, path in zip(names, paths):
+                targets.append(Target(name, sv.sealmail(path)))
+            if args.dovecot:
+                targets.append(Target(*sv.dovecot()))
             for t in targets:
-                t.measure(len(msgs))
-            print("round %d: %s" % (r + 1, "; ".join(
-                "%s %s" % (t.label, " ".join("%.0f ms" % (t.times[k][-1] * 1000)
-                                             for k, _ in MEASURES)) for t in targets)),
-                  flush=True)
-        sm = [t for t in targets if not t.label.startswith("dovecot")]
-        for key, _ in MEASURES:
-            if len({t.bytes[key] for t in sm}) > 1:
-                raise RuntimeError("sealmaild builds differ in %s bytes: %s" %
-                                   (key, [t.bytes[key] for t in sm]))
-        result = table(targets, args.rounds)
-        print(result)
-        if args.record:
-            when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-                f.write("\n## FETCH structure and part 1, %s\n\n" % when)
-                f.write("Machine: %s, %d cores, %s, %s; `%s` (%d messages).\n\n" %
-                        (cpu_model(), os.cpu_count(), distro(), platform.platform(),
-                         " ".join(["bench/fetch_struct_bench.py"] + sys.argv[1:]),
-                         args.messages))
-                f.write(result)
-    finally:
-        for t in targets:
-            try:
-                t.stop()
-            except Exception as e:  # noqa: BLE001  (stop the others all the same)
-                print("stopping %s: %s" % (t.label, e))
-        shutil.rmtree(work, ignore_errors=True)
+                benchlib.fill(t.t, sv.ctx, msgs, t.label)
+                t.open(sv.ctx)
+                t.measure(len(msgs), record=False)
+            for r in range(args.rounds):
+                for t in targets:
+                    t.measure(len(msgs))
+                print("round %d: %s" % (r + 1, "; ".join(
+                    "%s %s" % (t.label, " ".join("%.0f ms" % (t.times[k][-1] * 1000)
+                                                 for k, _ in MEASURES)) for t in targets)),
+                      flush=True)
+            sm = [t for t in targets if not t.label.startswith("dovecot")]
+            for key, _ in MEASURES:
+                if len({t.bytes[key] for t in sm}) > 1:
+                    raise RuntimeError("sealmaild builds differ in %s bytes: %s" %
+                                       (key, [t.bytes[key] for t in sm]))
+            result = table(targets, args.rounds)
+            print(result)
+            if args.record:
+                benchlib.record("FETCH structure and part 1", "fetch_struct_bench.py",
+                                " (%d messages)" % args.messages, result)
+        finally:
+            for t in targets:
+                t.close()
 
 
 if __name__ == "__main__":

@@ -33,28 +33,22 @@ came before it, and no index (the same rows in a plain table), each twice, alter
 --record appends a dated section (machine, command line, tables) to bench/RESULTS.md.
 """
 import argparse
-import datetime
 import email
 import email.header
 import email.policy
 import os
-import platform
 import random
-import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-from imap_bench import DovecotTarget, Raw, Sealmail  # noqa: E402
-from fetch_bench import append, cpu_model, small_message  # noqa: E402
-from fetch_struct_bench import distro  # noqa: E402
-import harness  # noqa: E402
-import peers  # noqa: E402
+from imap_bench import Raw, Sealmail  # noqa: E402
+from fetch_bench import append, small_message  # noqa: E402
+import benchlib  # noqa: E402
 
 RARE = "zanzibarquokka"
 
@@ -166,10 +160,10 @@ class Target:
                 self.times[m].append(dt)
                 self.cpu[m] += cpu
 
-    def stop(self):
+    def close(self):
         if self.conn:
             self.conn.close()
-        self.t.stop()
+            self.conn = None
 
 
 def search_table(targets, rounds, want):
@@ -282,82 +276,62 @@ def main():
         len(msgs), time.perf_counter() - t0,
         ", ".join("%s %s %d" % (m[0], m[1], len(want[m])) for m in MEASURES)), flush=True)
 
-    work = tempfile.mkdtemp(prefix="search-bench-")
-    certs = harness.CertSet(os.path.join(work, "certs"))
-    ctx = harness.client_context(certs)
     targets = []
-    try:
-        t = Target("sealmail", Sealmail(os.path.join(work, "s"), certs, 10))
-        t.t.start()
-        targets.append(t)
-        if args.dovecot:
-            ok, out = peers.Dovecot.install()
-            if not ok:
-                raise RuntimeError("dovecot-imapd could not be installed: %s" % out[-300:])
-            d = Target("dovecot " + peers.Dovecot.version(), DovecotTarget(work, certs, False))
-            d.t.start()
-            targets.append(d)
-        for t in targets:
-            t0 = time.perf_counter()
-            append(t.t.port, ctx, msgs)
-            print("%s: %d messages appended in %.1f s" % (t.label, len(msgs),
-                                                          time.perf_counter() - t0), flush=True)
-            t.open(ctx)
-            t.measure(record=False)
-        for r in range(args.rounds):
+    with benchlib.Servers("search-bench-") as sv:
+        ctx = sv.ctx
+        try:
+            targets.append(Target("sealmail", sv.sealmail(args.build)))
+            if args.dovecot:
+                targets.append(Target(*sv.dovecot()))
             for t in targets:
-                t.measure()
-            print("round %d: %s" % (r + 1, "; ".join(
-                "%s %s" % (t.label, " ".join("%.0f" % (t.times[m][-1] * 1000)
-                                             for m in MEASURES)) for t in targets)),
-                  flush=True)
-        wrong = [(m, len(targets[0].answers[m] or []), len(want[m])) for m in MEASURES
-                 if (targets[0].answers[m] or []) != want[m]]
-        if wrong:
-            raise RuntimeError("sealmail answers differ from the substring scan: %s" % wrong)
-        notes = []
-        for t in targets[1:]:
-            for m in MEASURES:
-                if (t.answers[m] or []) != want[m]:
-                    notes.append("- %s answers %s %s with %d messages, the scan %d" % (
-                        t.label, m[0], quoted(m[1]).decode(), len(t.answers[m] or []),
-                        len(want[m])))
-        size, total = index_bytes(db_path(targets[0].t))
-        idx = sum(size.values())
-        result = search_table(targets, args.rounds, want)
-        result += "\n- every sealmail answer equals the substring scan of the decoded messages\n"
-        result += "\n".join(notes) + ("\n" if notes else "")
-        result += ("- %d rounds, alternating %s; ms: lower is better; CPU: server "
-                   "utime+stime per command, mean of the rounds (ticks of %.0f ms)\n" % (
-                       args.rounds, " ".join(t.label for t in targets),
-                       1000 / os.sysconf("SC_CLK_TCK")))
-        result += ("- trigram index of the %d messages: %d bytes (%.0f per message; the "
-                   "messages are %.0f bytes on average), database %d bytes\n" % (
-                       len(msgs), idx, idx / len(msgs), sum(map(len, msgs)) / len(msgs),
-                       total))
-        print(result, flush=True)
+                benchlib.fill(t.t, ctx, msgs, t.label)
+                t.open(ctx)
+                t.measure(record=False)
+            for r in range(args.rounds):
+                for t in targets:
+                    t.measure()
+                print("round %d: %s" % (r + 1, "; ".join(
+                    "%s %s" % (t.label, " ".join("%.0f" % (t.times[m][-1] * 1000)
+                                                 for m in MEASURES)) for t in targets)),
+                      flush=True)
+            wrong = [(m, len(targets[0].answers[m] or []), len(want[m])) for m in MEASURES
+                     if (targets[0].answers[m] or []) != want[m]]
+            if wrong:
+                raise RuntimeError("sealmail answers differ from the substring scan: %s"
+                                   % wrong)
+            notes = []
+            for t in targets[1:]:
+                for m in MEASURES:
+                    if (t.answers[m] or []) != want[m]:
+                        notes.append("- %s answers %s %s with %d messages, the scan %d" % (
+                            t.label, m[0], quoted(m[1]).decode(), len(t.answers[m] or []),
+                            len(want[m])))
+            size, total = index_bytes(db_path(targets[0].t))
+            idx = sum(size.values())
+            result = search_table(targets, args.rounds, want)
+            result += ("\n- every sealmail answer equals the substring scan of the decoded "
+                       "messages\n")
+            result += "\n".join(notes) + ("\n" if notes else "")
+            result += ("- %d rounds, alternating %s; ms: lower is better; CPU: server "
+                       "utime+stime per command, mean of the rounds (ticks of %.0f ms)\n" % (
+                           args.rounds, " ".join(t.label for t in targets),
+                           1000 / os.sysconf("SC_CLK_TCK")))
+            result += ("- trigram index of the %d messages: %d bytes (%.0f per message; the "
+                       "messages are %.0f bytes on average), database %d bytes\n" % (
+                           len(msgs), idx, idx / len(msgs), sum(map(len, msgs)) / len(msgs),
+                           total))
+            print(result, flush=True)
+        finally:
+            for t in targets:
+                t.close()
         for t in targets:
-            t.stop()
-        targets = []
-        deliver = deliveries(work, certs, ctx, msgs, args.deliveries)
+            sv.stop(t.t)
+        deliver = deliveries(sv.work, sv.certs, ctx, msgs, args.deliveries)
         print(deliver)
         if args.record:
-            when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-                f.write("\n## SEARCH BODY and TEXT, %s\n\n" % when)
-                f.write("Machine: %s, %d cores, %s, %s; `%s` (%d messages).\n\n" %
-                        (cpu_model(), os.cpu_count(), distro(), platform.platform(),
-                         " ".join(["bench/search_bench.py"] + sys.argv[1:]), args.messages))
-                f.write(result)
-                f.write("\nCost per delivery:\n\n")
-                f.write(deliver)
-    finally:
-        for t in targets:
-            try:
-                t.stop()
-            except Exception as e:  # noqa: BLE001  (stop the others all the same)
-                print("stopping %s: %s" % (t.label, e))
-        shutil.rmtree(work, ignore_errors=True)
+            benchlib.record("SEARCH BODY and TEXT", "search_bench.py",
+                            " (%d messages)" % args.messages,
+                            result + "\nCost per delivery:\n\n" + deliver)
 
 
 if __name__ == "__main__":

@@ -153,8 +153,9 @@ struct store_msg {
 	char *hdr_from, *hdr_to, *hdr_cc, *hdr_subject, *hdr_message_id; /* decoded, UTF-8 */
 	int64_t hdr_date; /* Date: header, seconds since the epoch, 0 when missing/bad */
 	/* Filled by store_message_sortkeys only (else NULL / false), with hdr_message_id and
-	 * hdr_date: the SORT and THREAD keys computed at delivery (docs/storage.md). */
-	char *sort_subject;                  /* RFC 5256 base subject, UTF-8 */
+	 * hdr_date: the SORT and THREAD keys computed at delivery (docs/storage.md). The
+	 * strings are in i;unicode-casemap form (RFC 5051): compare them with strcmp. */
+	char *sort_subject;                  /* RFC 5256 base subject */
 	bool sort_reply;                     /* a reply or forward marker was removed from it */
 	char *sort_from, *sort_to, *sort_cc; /* addr-mailbox (local part) of the first address */
 	char *sort_from_name, *sort_to_name; /* RFC 5957: its display name, else its addr-spec */

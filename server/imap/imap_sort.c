@@ -1,13 +1,13 @@
 /*
  * SORT ordering (RFC 5256 section 2.2, RFC 5957): a stable bottom-up merge sort over
- * pointers with the criteria as context, strings compared with i;ascii-casemap. The keys
- * were computed at delivery, so a comparison is integer or byte work only.
+ * pointers with the criteria as context. The keys were computed at delivery, already in
+ * the form the collation compares (i;unicode-casemap, the I18NLEVEL=1 default that RFC
+ * 5256 section 1 requires), so a comparison is integer or byte work only.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/basesubject.h"
 #include "common/xmalloc.h"
 #include "server/imap/imap_sort.h"
 
@@ -70,6 +70,13 @@ int imap_sort_parse(const struct imap_arg *a, struct imap_sort_crit *c, size_t *
 	return 0;
 }
 
+/* The keys are stored in i;unicode-casemap form (RFC 5051, computed at delivery): what is
+ * left is i;octet. NULL is "". */
+static int key_cmp(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "");
+}
+
 static int cmp_i64(int64_t a, int64_t b)
 {
 	return a < b ? -1 : a > b;
@@ -86,17 +93,17 @@ static int cmp_key(const struct imap_sort_msg *a, const struct imap_sort_msg *b,
 	case IMAP_SORT_SIZE:
 		return a->size < b->size ? -1 : a->size > b->size;
 	case IMAP_SORT_CC:
-		return basesubject_casecmp(a->cc, b->cc);
+		return key_cmp(a->cc, b->cc);
 	case IMAP_SORT_FROM:
-		return basesubject_casecmp(a->from, b->from);
+		return key_cmp(a->from, b->from);
 	case IMAP_SORT_TO:
-		return basesubject_casecmp(a->to, b->to);
+		return key_cmp(a->to, b->to);
 	case IMAP_SORT_SUBJECT:
-		return basesubject_casecmp(a->subject, b->subject);
+		return key_cmp(a->subject, b->subject);
 	case IMAP_SORT_DISPLAYFROM:
-		return basesubject_casecmp(a->display_from, b->display_from);
+		return key_cmp(a->display_from, b->display_from);
 	case IMAP_SORT_DISPLAYTO:
-		return basesubject_casecmp(a->display_to, b->display_to);
+		return key_cmp(a->display_to, b->display_to);
 	}
 	return 0;
 }

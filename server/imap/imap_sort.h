@@ -33,7 +33,9 @@ struct imap_sort_crit {
 
 #define IMAP_SORT_CRIT_MAX 32
 
-/* One message as SORT and THREAD see it. Strings are borrowed, NULL counts as "". */
+/* One message as SORT and THREAD see it. Strings are borrowed, NULL counts as "", and
+ * they are compared as octets: they must already be in the collation's form (the store's
+ * keys are i;unicode-casemap). */
 struct imap_sort_msg {
 	uint32_t seq, uid;
 	uint64_t size;

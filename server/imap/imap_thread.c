@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/basesubject.h"
 #include "common/xmalloc.h"
 #include "server/imap/imap_sort.h"
 
@@ -411,6 +410,12 @@ static void prune(struct tree *t, size_t root)
 	free(stack);
 }
 
+static bool same_subject(const struct imap_sort_msg *a, const struct imap_sort_msg *b)
+{
+	return strcmp(a->subject != NULL ? a->subject : "", b->subject != NULL ? b->subject : "") ==
+	       0;
+}
+
 static const char *thread_subject(const struct tree *t, size_t c)
 {
 	const struct node *x = &t->v[c];
@@ -433,7 +438,7 @@ static void merge_subjects(struct tree *t, size_t root)
 	for (size_t c = t->v[root].first; c != NONE; c = t->v[c].next)
 		top[k++] = c;
 	struct table subj;
-	table_init(&subj, k, true);
+	table_init(&subj, k, false); /* the keys are casemapped already */
 	/* (B) One thread per subject: a dummy wins, else a message that is not a reply. */
 	for (size_t i = 0; i < k; i++) {
 		size_t c = top[i];
@@ -520,8 +525,7 @@ void imap_thread(const struct imap_sort_msg *msgs, size_t n, enum imap_thread_al
 		size_t head = NONE;
 		for (size_t i = 0; i < n; i++) {
 			size_t x = node_new(&t, v[i]);
-			if (head != NONE &&
-			    basesubject_casecmp(v[i]->subject, t.v[head].m->subject) == 0) {
+			if (head != NONE && same_subject(v[i], t.v[head].m)) {
 				append_child(&t, head, x);
 			} else {
 				append_child(&t, root, x);

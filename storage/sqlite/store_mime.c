@@ -596,6 +596,28 @@ static char *key_dup(const char *s, size_t len)
 	return xstrndup(s, len);
 }
 
+/*
+ * The i;unicode-casemap form of s (RFC 5051): every character titlecased by its simple
+ * mapping, then NFKD; two keys compare with strcmp. RFC 5256 section 1 makes SORT and
+ * THREAD collate as I18NLEVEL=1 does, whose default comparator this is (RFC 5255 4.3); on
+ * ASCII it is i;ascii-casemap. Bytes that are not UTF-8 are kept as they are (compared as
+ * octets). The key is cut to SORT_KEY_MAX.
+ */
+static char *casemap_key(const char *s)
+{
+	size_t len = strlen(s);
+	if (!g_utf8_validate(s, (gssize)len, NULL))
+		return key_dup(s, len);
+	GString *t = g_string_sized_new(len + 8);
+	for (const char *p = s; *p != '\0'; p = g_utf8_next_char(p))
+		g_string_append_unichar(t, g_unichar_totitle(g_utf8_get_char(p)));
+	gchar *d = g_utf8_normalize(t->str, (gssize)t->len, G_NORMALIZE_NFKD);
+	g_string_free(t, TRUE);
+	char *out = key_dup(d != NULL ? d : "", d != NULL ? strlen(d) : 0);
+	g_free(d);
+	return out;
+}
+
 /* The first mailbox of l, looking into a group when the list starts with one. */
 static InternetAddressMailbox *first_mailbox(InternetAddressList *l)
 {
@@ -625,14 +647,14 @@ static void sort_address(InternetAddressList *l, char **mbox_r, char **name_r)
 	const char *at = strrchr(addr, '@');
 	size_t local = at != NULL ? (size_t)(at - addr) : strlen(addr);
 	/* A quoted local part compares by its content. */
-	if (local >= 2 && addr[0] == '"' && addr[local - 1] == '"')
-		*mbox_r = key_dup(addr + 1, local - 2);
-	else
-		*mbox_r = key_dup(addr, local);
+	char *lp = local >= 2 && addr[0] == '"' && addr[local - 1] == '"'
+	               ? xstrndup(addr + 1, local - 2)
+	               : xstrndup(addr, local);
+	*mbox_r = casemap_key(lp);
+	free(lp);
 	if (name_r != NULL) {
 		const char *name = internet_address_get_name(INTERNET_ADDRESS(mb));
-		const char *d = name != NULL && name[0] != '\0' ? name : addr;
-		*name_r = key_dup(d, strlen(d));
+		*name_r = casemap_key(name != NULL && name[0] != '\0' ? name : addr);
 	}
 }
 
@@ -678,12 +700,9 @@ static char *thread_refs(GMimeMessage *msg)
 static void sort_keys(GMimeMessage *msg, struct store_mime_info *info)
 {
 	const char *subject = info->subject != NULL ? info->subject : "";
-	info->sort_subject = basesubject_get(subject, strlen(subject), &info->sort_reply);
-	if (strlen(info->sort_subject) > SORT_KEY_MAX) {
-		char *cut = key_dup(info->sort_subject, SORT_KEY_MAX);
-		free(info->sort_subject);
-		info->sort_subject = cut;
-	}
+	char *base = basesubject_get(subject, strlen(subject), &info->sort_reply);
+	info->sort_subject = casemap_key(base);
+	free(base);
 	sort_address(g_mime_message_get_from(msg), &info->sort_from, &info->sort_from_name);
 	sort_address(g_mime_message_get_to(msg), &info->sort_to, &info->sort_to_name);
 	sort_address(g_mime_message_get_cc(msg), &info->sort_cc, NULL);

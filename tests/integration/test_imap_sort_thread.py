@@ -217,3 +217,22 @@ def test_smtp_delivery_then_sort(env):
         assert data == [b"(1 2)"], data
     finally:
         m.logout()
+
+
+def test_unicode_collation(env):
+    """RFC 5256 section 1: strings collate as I18NLEVEL=1 (i;unicode-casemap, RFC 5051):
+    "Örsted" sorts as "O", a combining diaeresis, "RSTED": between N and P, not after Z."""
+    user = env.add_user("sortuni")
+    m = env.imaps(user)
+    try:
+        for name, subject in [("Zoe", "zebra"), ("=?UTF-8?Q?=C3=96rsted?=", "=?UTF-8?Q?=C3=9Cber?="),
+                              ("Nina", "twenty"), ("paul", "Under")]:
+            data = msg("%s <x@x.example>" % name, None, subject, None, "%s@t" % subject, 5)
+            assert m.append("INBOX", None, None, data)[0] == "OK"
+        m.select("INBOX")
+        assert sort(m, "(DISPLAYFROM)") == [3, 2, 4, 1]
+        # "Über" is "U", a combining diaeresis (0xCC 0x88), "BER": after "twenty", and
+        # after "Under" too, since the mark's bytes sort above every letter.
+        assert sort(m, "(SUBJECT)") == [3, 4, 2, 1]
+    finally:
+        m.logout()

@@ -987,22 +987,24 @@ Test(store, sortkeys)
 	const struct store_msg *m = &fx.w.msgs.v[0];
 	cr_assert_eq(m->uid, 1);
 	cr_assert_eq(m->size, sizeof(m1) - 1);
-	cr_assert_str_eq(m->sort_subject, "Gr\xc3\xbc\xc3\x9f"
-	                                  "e");
+	/* i;unicode-casemap: titlecase, then NFKD ("ü" is "U" and a combining diaeresis; "ß"
+	 * has no simple titlecase mapping). */
+	cr_assert_str_eq(m->sort_subject, "GRU\xcc\x88\xc3\x9f"
+	                                  "E");
 	cr_assert(m->sort_reply);
-	cr_assert_str_eq(m->sort_from, "Juergen");
-	cr_assert_str_eq(m->sort_from_name, "J\xc3\xbcrgen");
-	cr_assert_str_eq(m->sort_to, "t1");
-	cr_assert_str_eq(m->sort_to_name, "t1@x.example");
-	cr_assert_str_eq(m->sort_cc, "quoted local");
+	cr_assert_str_eq(m->sort_from, "JUERGEN");
+	cr_assert_str_eq(m->sort_from_name, "JU\xcc\x88RGEN");
+	cr_assert_str_eq(m->sort_to, "T1");
+	cr_assert_str_eq(m->sort_to_name, "T1@X.EXAMPLE");
+	cr_assert_str_eq(m->sort_cc, "QUOTED LOCAL");
 	cr_assert_str_eq(m->hdr_message_id, "m1@corp.example");
 	cr_assert_str_eq(m->thread_refs, "r0@x r1@x");
 	cr_assert_eq(m->hdr_date, 1795860000);
 	m = &fx.w.msgs.v[1];
-	cr_assert_str_eq(m->sort_subject, "plain");
+	cr_assert_str_eq(m->sort_subject, "PLAIN");
 	cr_assert(!m->sort_reply);
-	cr_assert_str_eq(m->sort_from, "bare");
-	cr_assert_str_eq(m->sort_from_name, "bare@corp.example");
+	cr_assert_str_eq(m->sort_from, "BARE");
+	cr_assert_str_eq(m->sort_from_name, "BARE@CORP.EXAMPLE");
 	cr_assert_null(m->sort_to);
 	cr_assert_str_eq(m->thread_refs, "p1@x"); /* only the first of In-Reply-To */
 	cr_assert_null(m->hdr_message_id);

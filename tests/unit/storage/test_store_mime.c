@@ -174,8 +174,8 @@ Test(store_mime, migration_fills_the_sort_keys)
 	fx.s = NULL;
 	cr_assert_eq(fx_count_rows(&fx, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	cr_assert_eq(fx_count_rows(&fx, "SELECT count(*) FROM sortkeys"), 2);
-	cr_assert_eq(fx_count_rows(&fx, "SELECT count(*) FROM sortkeys WHERE subject = 'old'"
-	                                " AND reply = 1 AND from_mbox = 'o' AND from_name = 'Old'"
+	cr_assert_eq(fx_count_rows(&fx, "SELECT count(*) FROM sortkeys WHERE subject = 'OLD'"
+	                                " AND reply = 1 AND from_mbox = 'O' AND from_name = 'OLD'"
 	                                " AND refs = 'a@x b@x'"),
 	             1);
 	/* The keys go with their content. */

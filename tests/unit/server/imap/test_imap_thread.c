@@ -1,6 +1,7 @@
-/* THREAD REFERENCES and ORDEREDSUBJECT (RFC 5256 section 3) on hand-made mailboxes, and
- * hostile ones: cycles, self references, duplicate and missing Message-IDs, chains deep
- * enough to overflow any recursion, and 1,000 messages of tangled references. */
+/* THREAD REFERENCES and ORDEREDSUBJECT (RFC 5256 section 3) on hand-made mailboxes (base
+ * subjects already in the casemapped form the store keeps), and hostile ones: cycles, self
+ * references, duplicate and missing Message-IDs, chains deep enough to overflow any recursion, and
+ * 1,000 messages of tangled references. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,16 +140,16 @@ Test(imap_thread, duplicate_and_missing_ids)
 Test(imap_thread, subjects_merge)
 {
 	/* A reply by subject only goes under the original. */
-	const struct tm_msg r[] = {{1, 1, "a", NULL, "Topic", false},
-	                           {2, 2, "b", NULL, "topic", true}};
+	const struct tm_msg r[] = {{1, 1, "a", NULL, "TOPIC", false},
+	                           {2, 2, "b", NULL, "TOPIC", true}};
 	expect_refs(r, N(r), "(1 2)");
 	/* The original after the reply in the mailbox: still the parent. */
-	const struct tm_msg r2[] = {{1, 1, "b", NULL, "Topic", true},
-	                            {2, 2, "a", NULL, "Topic", false}};
+	const struct tm_msg r2[] = {{1, 1, "b", NULL, "TOPIC", true},
+	                            {2, 2, "a", NULL, "TOPIC", false}};
 	expect_refs(r2, N(r2), "(2 1)");
 	/* Two originals: a new dummy holds both. */
-	const struct tm_msg o[] = {{1, 1, "a", NULL, "Topic", false},
-	                           {2, 2, "b", NULL, "Topic", false}};
+	const struct tm_msg o[] = {{1, 1, "a", NULL, "TOPIC", false},
+	                           {2, 2, "b", NULL, "TOPIC", false}};
 	expect_refs(o, N(o), "((1)(2))");
 	/* A dummy thread takes a message of its subject as a child. */
 	const struct tm_msg d[] = {{1, 1, "x", "gone", "S", true},
@@ -176,7 +177,7 @@ Test(imap_thread, orderedsubject)
 	const struct tm_msg v[] = {{1, 10, "a", NULL, "A", false},
 	                           {2, 5, "b", NULL, "A", true},
 	                           {3, 1, "c", NULL, "B", false},
-	                           {4, 20, "d", NULL, "a", false},
+	                           {4, 20, "d", NULL, "A", false},
 	                           {5, 30, "e", NULL, "C", false}};
 	char *got = thread_of(v, N(v), IMAP_THREAD_ORDEREDSUBJECT);
 	cr_expect_str_eq(got, "(3)(2 (1)(4))(5)");
