@@ -30,7 +30,6 @@ other has not. The differences are printed, not fatal: bench/RESULTS.md explains
 bench/RESULTS.md.
 """
 import argparse
-import base64
 import datetime
 import os
 import random
@@ -43,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 from imap_bench import PASSWORD, USER, Raw  # noqa: E402
-from fetch_bench import FIRST, LAST, DOMAINS, _text  # noqa: E402
+from fetch_bench import FIRST, LAST, DOMAINS, _text, login  # noqa: E402
 import benchlib  # noqa: E402
 
 MEASURES = [
@@ -159,6 +158,32 @@ def messages(n):
     return out
 
 
+def arrivals(n):
+    """The INTERNALDATE of each message: a minute apart, every 25th the same as the one
+    before (ties for ARRIVAL), so that both servers hold the same dates."""
+    t0 = datetime.datetime(2025, 3, 1, 9, 0, tzinfo=datetime.timezone.utc)
+    out, k = [], 0
+    for i in range(n):
+        if i % 25 != 24:
+            k += 1
+        out.append((t0 + datetime.timedelta(minutes=k)).strftime("%d-%b-%Y %H:%M:%S +0000"))
+    return out
+
+
+def fill(server, ctx, msgs, label, batch=200):
+    """MULTIAPPEND with LITERAL+ and an INBOX date-time per message, in order."""
+    dates = arrivals(len(msgs))
+    t0 = time.perf_counter()
+    c = login(server.port, ctx)
+    for k in range(0, len(msgs), batch):
+        c.cmd(b"APPEND INBOX " + b" ".join(
+            b'"%s" {%d+}\r\n%s' % (dates[j].encode(), len(msgs[j]), msgs[j])
+            for j in range(k, min(k + batch, len(msgs)))))
+    c.close()
+    print("%s: %d messages appended in %.1f s" % (label, len(msgs), time.perf_counter() - t0),
+          flush=True)
+
+
 # ---- answers -------------------------------------------------------------------------------
 
 class Answered(Raw):
@@ -177,7 +202,7 @@ def parse_threads(s):
     body = s[len("* THREAD"):].strip()
     tops, depth, start = [], 0, 0
     parent, stack, last = {}, [], None
-    for k, tok in enumerate(re.findall(r"\(|\)|\d+", body)):
+    for tok in re.findall(r"\(|\)|\d+", body):
         if tok == "(":
             stack.append(last)
         elif tok == ")":
@@ -322,7 +347,7 @@ def main():
             if args.dovecot:
                 targets.append(Target(*sv.dovecot()))
             for t in targets:
-                benchlib.fill(t.t, sv.ctx, msgs, t.label)
+                fill(t.t, sv.ctx, msgs, t.label)
                 t.open(sv.ctx)
                 t.measure(record=False)
             for r in range(args.rounds):

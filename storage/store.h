@@ -608,11 +608,13 @@ int store_message_structures(struct store *s, int64_t mailbox_id, const uint32_t
  * hdr_cc, hdr_subject, hdr_message_id, hdr_date; no mime_json): IMAP SEARCH header keys in
  * one round trip (storage/sqlite/store_imap.c). res: v[]. */
 int store_message_headers(struct store *s, int64_t mailbox_id, store_msgs_cb *cb, void *ctx);
-/* Every message of a mailbox in UID order with what IMAP SORT and THREAD compare, as
- * computed at delivery: uid, size, internal_date, hdr_date, hdr_message_id and the sort_*
- * and thread_refs fields (no other header fields, no mime_json). One read; no message is
- * parsed. res: v[]. */
-int store_message_sortkeys(struct store *s, int64_t mailbox_id, store_msgs_cb *cb, void *ctx);
+/* The messages of a mailbox with a UID above after_uid (0: all), in UID order, with what
+ * IMAP SORT and THREAD compare, as computed at delivery: uid, size, internal_date,
+ * hdr_date, hdr_message_id and the sort_* and thread_refs fields (no other header fields,
+ * no mime_json). One read; no message is parsed. Keys never change once stored, so a
+ * caller may keep them and later ask only for newer UIDs. res: v[]. */
+int store_message_sortkeys(struct store *s, int64_t mailbox_id, uint32_t after_uid,
+                           store_msgs_cb *cb, void *ctx);
 /* The whole content of several messages in one read, in the order of uids[0..n), as long
  * as their sizes add up to at most max_total (≤ 1 MiB): IMAP FETCH BODY[] of many small
  * messages. res: v[] (uid and size = bytes of each message read; expunged ones are left

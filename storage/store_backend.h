@@ -117,7 +117,8 @@ struct store_backend {
 	int (*message_get)(void *impl, int64_t mailbox_id, uint32_t uid, store_backend_cb *cb,
 	                   void *ctx);
 	int (*message_headers)(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx);
-	int (*message_sortkeys)(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx);
+	int (*message_sortkeys)(void *impl, int64_t mailbox_id, uint32_t after_uid,
+	                        store_backend_cb *cb, void *ctx);
 	int (*message_structures)(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
 	                          size_t max_total, bool with_content, store_backend_cb *cb,
 	                          void *ctx);

@@ -21,6 +21,7 @@ struct sort_op {
 	size_t n_crit;
 	uint32_t *seqs; /* the hits, ascending */
 	size_t n_seqs;
+	uint32_t max_uid; /* the snapshot's highest UID */
 };
 
 static void sort_op_free(void *p)
@@ -35,23 +36,141 @@ static const char *cmd_name(const struct sort_op *op)
 	return op->thread ? "THREAD" : "SORT";
 }
 
-/* The keys of uid in res (UID order), or NULL: expunged since the snapshot was taken. */
-static const struct store_msg *keys_of(const struct store_msgs *res, uint32_t uid)
+/*
+ * The sort keys of the selected mailbox, kept by the session between commands: a
+ * message's keys never change once stored, so a later SORT or THREAD asks the store only
+ * for UIDs above max_uid, and a repeated one none at all. Expunged messages stay until
+ * the cache is more than twice the mailbox, then it is read again whole.
+ *
+ * Like a sort index, it also keeps the order of every cached message for the last few
+ * sort criteria (ties by UID, which is sequence order), so a repeated SORT walks that
+ * order and keeps the hits: no comparison at all. And it keeps the last THREAD answer
+ * with exactly what it was computed from (algorithm, UID or sequence numbers, the hits
+ * and their UIDs, the keys' generation): THREAD is a function of those alone, and a
+ * client that shows a threaded view asks again for each page.
+ */
+#define SORT_ORDERS 4
+
+struct sort_order {
+	struct imap_sort_crit crit[IMAP_SORT_CRIT_MAX];
+	size_t n_crit;
+	uint32_t *perm; /* indexes into v, NULL: unused slot */
+	uint64_t used;  /* for replacing the least recently used */
+};
+
+struct thread_memo {
+	enum imap_thread_alg alg;
+	bool uid;
+	uint64_t gen;
+	uint32_t *seqs, *uids; /* the hits it was computed for */
+	size_t n;
+	char *answer; /* the thread lists */
+	size_t len;
+};
+
+struct imap_sortcache {
+	int64_t mailbox_id;
+	uint32_t uidvalidity;
+	uint32_t max_uid;        /* keys are held for every UID up to it the store had */
+	struct imap_sort_msg *v; /* in UID order; the strings point into parts */
+	size_t n, cap;
+	struct store_msgs *parts; /* the store's results, kept whole */
+	size_t n_parts;
+	uint64_t gen; /* bumped when v changes */
+	uint64_t clock;
+	struct sort_order orders[SORT_ORDERS];
+	struct thread_memo memo;
+	uint8_t *hit; /* per entry of v: a hit of the running command */
+};
+
+static void memo_clear(struct thread_memo *m)
 {
-	size_t lo = 0, hi = res->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (res->v[mid].uid == uid)
-			return &res->v[mid];
-		if (res->v[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	free(m->seqs);
+	free(m->uids);
+	free(m->answer);
+	memset(m, 0, sizeof(*m));
 }
 
-static void answer(struct sort_op *op, const struct imap_sort_msg *msgs, size_t n)
+static void orders_clear(struct imap_sortcache *sc)
+{
+	for (size_t i = 0; i < SORT_ORDERS; i++) {
+		free(sc->orders[i].perm);
+		memset(&sc->orders[i], 0, sizeof(sc->orders[i]));
+	}
+}
+
+void imap_sortcache_free(struct imap_client *cl)
+{
+	struct imap_sortcache *sc = cl->sortcache;
+	if (sc == NULL)
+		return;
+	for (size_t i = 0; i < sc->n_parts; i++)
+		store_msgs_free(&sc->parts[i]);
+	free(sc->parts);
+	free(sc->v);
+	orders_clear(sc);
+	memo_clear(&sc->memo);
+	free(sc->hit);
+	free(sc);
+	cl->sortcache = NULL;
+}
+
+/* Adds what the store read (UIDs above sc->max_uid, ascending) to the cache. */
+static void cache_add(struct imap_sortcache *sc, struct store_msgs *res)
+{
+	if (res->n == 0)
+		return;
+	sc->gen++;
+	orders_clear(sc);
+	memo_clear(&sc->memo);
+	free(sc->hit);
+	sc->hit = NULL;
+	sc->parts = xreallocarray(sc->parts, sc->n_parts + 1, sizeof(*sc->parts));
+	struct store_msgs *p = &sc->parts[sc->n_parts++];
+	memset(p, 0, sizeof(*p));
+	store_msgs_move(p, res);
+	if (sc->n + p->n > sc->cap) {
+		sc->cap = (sc->n + p->n) * 3 / 2 + 64;
+		sc->v = xreallocarray(sc->v, sc->cap, sizeof(*sc->v));
+	}
+	for (size_t i = 0; i < p->n; i++) {
+		const struct store_msg *k = &p->v[i];
+		struct imap_sort_msg *m = &sc->v[sc->n++];
+		memset(m, 0, sizeof(*m));
+		m->uid = k->uid;
+		m->size = k->size;
+		m->arrival = k->internal_date;
+		/* RFC 5256 2.2: the sent date, else INTERNALDATE. */
+		m->date = k->hdr_date != 0 ? k->hdr_date : k->internal_date;
+		m->subject = k->sort_subject;
+		m->reply = k->sort_reply;
+		m->from = k->sort_from;
+		m->to = k->sort_to;
+		m->cc = k->sort_cc;
+		m->display_from = k->sort_from_name;
+		m->display_to = k->sort_to_name;
+		m->message_id = k->hdr_message_id;
+		m->refs = k->thread_refs;
+	}
+	if (sc->v[sc->n - 1].uid > sc->max_uid)
+		sc->max_uid = sc->v[sc->n - 1].uid;
+}
+
+/* " 123": buf_printf's cost is most of a 10,000-number answer. */
+static void put_u32(struct buf *o, uint32_t v)
+{
+	char tmp[12];
+	size_t i = sizeof(tmp);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	tmp[--i] = ' ';
+	buf_append(o, tmp + i, sizeof(tmp) - i);
+}
+
+/* v[0..n) are the hits (borrowed; sorted in place for SORT). */
+static void answer(struct sort_op *op, const struct imap_sort_msg **v, size_t n)
 {
 	struct imap_client *cl = op->cl;
 	struct buf o;
@@ -60,22 +179,173 @@ static void answer(struct sort_op *op, const struct imap_sort_msg *msgs, size_t 
 		buf_append_str(&o, "* THREAD");
 		if (n > 0) {
 			buf_append_str(&o, " ");
-			imap_thread(msgs, n, op->alg, cl->uid, &o);
+			imap_thread(v, n, op->alg, cl->uid, &o);
 		}
 	} else {
-		const struct imap_sort_msg **v = xmalloc((n + 1) * sizeof(*v));
-		for (size_t i = 0; i < n; i++)
-			v[i] = &msgs[i];
 		imap_sort(v, n, op->crit, op->n_crit);
 		buf_append_str(&o, "* SORT");
 		for (size_t i = 0; i < n; i++)
-			buf_printf(&o, " %u", cl->uid ? v[i]->uid : v[i]->seq);
-		free(v);
+			put_u32(&o, cl->uid ? v[i]->uid : v[i]->seq);
 	}
 	buf_append_str(&o, "\r\n");
 	conn_write(cl->c, o.data, o.len);
 	buf_free(&o);
 	imap_donef(cl, "OK", "%s completed", cmd_name(op));
+}
+
+static bool same_crit(const struct sort_order *o, const struct sort_op *op)
+{
+	if (o->perm == NULL || o->n_crit != op->n_crit)
+		return false;
+	for (size_t i = 0; i < o->n_crit; i++)
+		if (o->crit[i].key != op->crit[i].key || o->crit[i].reverse != op->crit[i].reverse)
+			return false;
+	return true;
+}
+
+/* The order of every cached message by op's criteria, computed now if not kept. */
+static const uint32_t *cached_order(struct imap_sortcache *sc, const struct sort_op *op)
+{
+	struct sort_order *o = NULL, *lru = &sc->orders[0];
+	for (size_t i = 0; i < SORT_ORDERS && o == NULL; i++) {
+		if (same_crit(&sc->orders[i], op))
+			o = &sc->orders[i];
+		else if (sc->orders[i].used < lru->used)
+			lru = &sc->orders[i];
+	}
+	if (o == NULL) {
+		o = lru;
+		free(o->perm);
+		memcpy(o->crit, op->crit, op->n_crit * sizeof(op->crit[0]));
+		o->n_crit = op->n_crit;
+		/* Sequence numbers of this order: the cache's own (UID order). The hits get
+		 * theirs back before the answer is written. */
+		const struct imap_sort_msg **p = xmalloc((sc->n + 1) * sizeof(*p));
+		uint32_t *seq = xmalloc((sc->n + 1) * sizeof(*seq));
+		for (size_t k = 0; k < sc->n; k++) {
+			seq[k] = sc->v[k].seq;
+			sc->v[k].seq = (uint32_t)k + 1;
+			p[k] = &sc->v[k];
+		}
+		imap_sort(p, sc->n, op->crit, op->n_crit);
+		o->perm = xmalloc((sc->n + 1) * sizeof(*o->perm));
+		for (size_t k = 0; k < sc->n; k++)
+			o->perm[k] = (uint32_t)(p[k] - sc->v);
+		for (size_t k = 0; k < sc->n; k++)
+			sc->v[k].seq = seq[k];
+		free(seq);
+		free(p);
+	}
+	o->used = ++sc->clock;
+	return o->perm;
+}
+
+/* SORT of hits that are all in the cache (sc->hit marks them, their seq is set). */
+static void answer_sorted(struct sort_op *op, struct imap_sortcache *sc)
+{
+	struct imap_client *cl = op->cl;
+	const uint32_t *perm = cached_order(sc, op);
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	buf_append_str(&o, "* SORT");
+	for (size_t i = 0; i < sc->n; i++) {
+		const struct imap_sort_msg *m = &sc->v[perm[i]];
+		if (sc->hit[perm[i]])
+			put_u32(&o, cl->uid ? m->uid : m->seq);
+	}
+	buf_append_str(&o, "\r\n");
+	conn_write(cl->c, o.data, o.len);
+	buf_free(&o);
+	imap_donef(cl, "OK", "%s completed", cmd_name(op));
+}
+
+/* THREAD of hits that are all in the cache: the kept answer when it was computed from the
+ * same hits, algorithm and keys, else computed and kept. */
+static void answer_threaded(struct sort_op *op, struct imap_sortcache *sc,
+                            const struct imap_sort_msg **v, size_t n)
+{
+	struct imap_client *cl = op->cl;
+	struct thread_memo *m = &sc->memo;
+	bool same = m->answer != NULL && m->alg == op->alg && m->uid == cl->uid &&
+	            m->gen == sc->gen && m->n == n;
+	for (size_t i = 0; same && i < n; i++)
+		same = m->seqs[i] == v[i]->seq && m->uids[i] == v[i]->uid;
+	if (!same) {
+		memo_clear(m);
+		struct buf t;
+		buf_init(&t, SIZE_MAX);
+		imap_thread(v, n, op->alg, cl->uid, &t);
+		m->alg = op->alg;
+		m->uid = cl->uid;
+		m->gen = sc->gen;
+		m->n = n;
+		m->seqs = xmalloc((n + 1) * sizeof(*m->seqs));
+		m->uids = xmalloc((n + 1) * sizeof(*m->uids));
+		for (size_t i = 0; i < n; i++) {
+			m->seqs[i] = v[i]->seq;
+			m->uids[i] = v[i]->uid;
+		}
+		m->answer = xstrndup(t.data != NULL ? t.data : "", t.len);
+		m->len = t.len;
+		buf_free(&t);
+	}
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	buf_append_str(&o, "* THREAD ");
+	buf_append(&o, m->answer, m->len);
+	buf_append_str(&o, "\r\n");
+	conn_write(cl->c, o.data, o.len);
+	buf_free(&o);
+	imap_donef(cl, "OK", "%s completed", cmd_name(op));
+}
+
+/* The hits with their keys from the cache (both in UID order: one walk; the entries get
+ * this command's sequence numbers in place), or with only what the snapshot has for a
+ * message the store no longer holds. */
+static void answer_from_cache(struct sort_op *op)
+{
+	struct imap_client *cl = op->cl;
+	struct imap_sortcache *sc = cl->sortcache;
+	const struct imap_sort_msg **v = xmalloc((op->n_seqs + 1) * sizeof(*v));
+	struct imap_sort_msg *gone = NULL;
+	size_t n = 0, k = 0, n_gone = 0;
+	if (sc != NULL) {
+		if (sc->hit == NULL)
+			sc->hit = xmalloc(sc->n + 1);
+		memset(sc->hit, 0, sc->n);
+	}
+	for (size_t i = 0; i < op->n_seqs; i++) {
+		uint32_t seq = op->seqs[i];
+		if (seq == 0 || seq > cl->n_msgs)
+			continue;
+		const struct imap_msg *im = &cl->msgs[seq - 1];
+		while (sc != NULL && k < sc->n && sc->v[k].uid < im->uid)
+			k++;
+		if (sc != NULL && k < sc->n && sc->v[k].uid == im->uid) {
+			sc->v[k].seq = seq;
+			sc->hit[k] = 1;
+			v[n++] = &sc->v[k];
+			continue;
+		}
+		if (gone == NULL)
+			gone = xcalloc(op->n_seqs, sizeof(*gone));
+		struct imap_sort_msg *m = &gone[n_gone++];
+		m->seq = seq;
+		m->uid = im->uid;
+		m->size = im->size;
+		m->arrival = m->date = im->internal_date;
+		v[n++] = m;
+	}
+	/* A message the store no longer has (expunged after this session's snapshot) has no
+	 * kept order or answer: computed for this command only. */
+	if (sc != NULL && n_gone == 0 && !op->thread)
+		answer_sorted(op, sc);
+	else if (sc != NULL && n_gone == 0)
+		answer_threaded(op, sc, v, n);
+	else
+		answer(op, v, n);
+	free(gone);
+	free(v);
 }
 
 static void keys_got(void *ctx, int rc, struct store_msgs *res)
@@ -88,37 +358,18 @@ static void keys_got(void *ctx, int rc, struct store_msgs *res)
 		imap_donef(cl, "NO", "[SERVERBUG] %s failed, try again", cmd_name(op));
 		return;
 	}
-	struct imap_sort_msg *msgs = xcalloc(op->n_seqs + 1, sizeof(*msgs));
-	size_t n = 0;
-	for (size_t i = 0; i < op->n_seqs; i++) {
-		uint32_t seq = op->seqs[i];
-		if (seq == 0 || seq > cl->n_msgs)
-			continue;
-		const struct imap_msg *im = &cl->msgs[seq - 1];
-		struct imap_sort_msg *m = &msgs[n++];
-		m->seq = seq;
-		m->uid = im->uid;
-		m->size = im->size;
-		m->arrival = im->internal_date;
-		m->date = im->internal_date;
-		const struct store_msg *k = keys_of(res, im->uid);
-		if (k == NULL)
-			continue; /* gone from the store: sorts by what the snapshot has */
-		/* RFC 5256 2.2: the sent date, else INTERNALDATE. */
-		if (k->hdr_date != 0)
-			m->date = k->hdr_date;
-		m->subject = k->sort_subject;
-		m->reply = k->sort_reply;
-		m->from = k->sort_from;
-		m->to = k->sort_to;
-		m->cc = k->sort_cc;
-		m->display_from = k->sort_from_name;
-		m->display_to = k->sort_to_name;
-		m->message_id = k->hdr_message_id;
-		m->refs = k->thread_refs;
+	struct imap_sortcache *sc = cl->sortcache;
+	if (sc == NULL || sc->mailbox_id != cl->mailbox_id || sc->uidvalidity != cl->uidvalidity) {
+		imap_sortcache_free(cl);
+		sc = cl->sortcache = xcalloc(1, sizeof(*sc));
+		sc->mailbox_id = cl->mailbox_id;
+		sc->uidvalidity = cl->uidvalidity;
 	}
-	answer(op, msgs, n);
-	free(msgs);
+	cache_add(sc, res);
+	/* Every UID the snapshot has was in the store when it was read. */
+	if (op->max_uid > sc->max_uid)
+		sc->max_uid = op->max_uid;
+	answer_from_cache(op);
 }
 
 static void matched(struct imap_client *cl, void *ext, int rc, const uint32_t *seqs, size_t n)
@@ -135,8 +386,19 @@ static void matched(struct imap_client *cl, void *ext, int rc, const uint32_t *s
 	op->seqs = xmalloc(n * sizeof(*op->seqs));
 	memcpy(op->seqs, seqs, n * sizeof(*seqs));
 	op->n_seqs = n;
+	op->max_uid = cl->msgs[cl->n_msgs - 1].uid;
+	struct imap_sortcache *sc = cl->sortcache;
+	if (sc != NULL && (sc->mailbox_id != cl->mailbox_id || sc->uidvalidity != cl->uidvalidity ||
+	                   sc->n > 2 * cl->n_msgs + 1024))
+		imap_sortcache_free(cl);
+	sc = cl->sortcache;
+	if (sc != NULL && sc->max_uid >= op->max_uid) {
+		answer_from_cache(op);
+		return;
+	}
 	imap_async_begin(cl);
-	if (store_message_sortkeys(imap_store(cl), cl->mailbox_id, keys_got, op) == 0)
+	if (store_message_sortkeys(imap_store(cl), cl->mailbox_id, sc != NULL ? sc->max_uid : 0,
+	                           keys_got, op) == 0)
 		return;
 	conn_release(cl->c);
 	imap_donef(cl, "NO", "[SERVERBUG] %s failed, try again", cmd_name(op));

@@ -121,6 +121,8 @@ struct imap_client {
 	size_t n_spooled;
 	uint64_t spool_left; /* bytes of the last one still to come */
 	bool spool_paused;   /* input paused until the spool catches up */
+	/* SORT and THREAD keys of the selected mailbox (imap_cmd_sort.c), or NULL. */
+	struct imap_sortcache *sortcache;
 	/* SEARCHRES ($) */
 	uint32_t *saved;
 	size_t n_saved;
@@ -287,6 +289,7 @@ typedef void imap_search_done_fn(struct imap_client *cl, void *ext, int rc, cons
 void imap_search_run(struct imap_client *cl, const struct imap_arg *a, size_t n,
                      imap_search_done_fn *done, void *ext, void (*ext_free)(void *ext));
 /* imap_cmd_sort.c */
+void imap_sortcache_free(struct imap_client *cl);
 void imap_cmd_sort(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_thread(struct imap_client *cl, const struct imap_arg *a, size_t n);
 /* imap_cmd_append.c */

@@ -102,6 +102,7 @@ void imap_set_state(struct imap_client *cl, enum imap_state st)
 		free(cl->saved);
 		cl->saved = NULL;
 		cl->n_saved = 0;
+		imap_sortcache_free(cl);
 		imap_keywords_forget(cl);
 		imap_recent_clear(cl);
 	}

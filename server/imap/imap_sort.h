@@ -63,10 +63,10 @@ enum imap_thread_alg {
 	IMAP_THREAD_REFERENCES,
 };
 
-/* Threads msgs[0..n) (in sequence order) and appends the thread lists of RFC 5256's
+/* Threads v[0..n) (borrowed, in sequence order) and appends the thread lists of RFC 5256's
  * thread-data after "THREAD" ("(2)(3 6 (4 23)(44 7 96))", nothing for no message) to o,
  * naming messages by UID when uid is set, else by sequence number. */
-void imap_thread(const struct imap_sort_msg *msgs, size_t n, enum imap_thread_alg alg, bool uid,
+void imap_thread(const struct imap_sort_msg *const *v, size_t n, enum imap_thread_alg alg, bool uid,
                  struct buf *o);
 
 #endif

@@ -93,95 +93,74 @@ static size_t n_children(const struct tree *t, size_t p, size_t stop_at)
 
 /* ---- a table of strings to node indexes ---- */
 
-struct table {
-	const char **key;
-	size_t *len;
-	size_t *val;
-	size_t cap, used;
-	bool casemap; /* keys compare with i;ascii-casemap (subjects), else exactly (ids) */
+struct slot {
+	const char *key; /* NULL: empty */
+	size_t len;
+	uint64_t hash;
+	size_t val;
 };
 
-static uint64_t hash_bytes(const char *s, size_t len, bool casemap)
+struct table {
+	struct slot *v; /* one array: a probe touches one cache line */
+	size_t cap, used;
+};
+
+static uint64_t hash_bytes(const char *s, size_t len)
 {
 	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (casemap && c >= 'a' && c <= 'z')
-			c = (unsigned char)(c - 'a' + 'A');
-		h = (h ^ c) * 1099511628211ull;
-	}
-	return h;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+	return h ^ (h >> 29);
 }
 
-static bool key_eq(const struct table *tb, size_t i, const char *s, size_t len)
+static void table_init(struct table *tb, size_t expect)
 {
-	if (tb->len[i] != len)
-		return false;
-	if (!tb->casemap)
-		return memcmp(tb->key[i], s, len) == 0;
-	for (size_t k = 0; k < len; k++) {
-		unsigned char a = (unsigned char)tb->key[i][k], b = (unsigned char)s[k];
-		if (a >= 'a' && a <= 'z')
-			a = (unsigned char)(a - 'a' + 'A');
-		if (b >= 'a' && b <= 'z')
-			b = (unsigned char)(b - 'a' + 'A');
-		if (a != b)
-			return false;
-	}
-	return true;
-}
-
-static void table_init(struct table *tb, size_t expect, bool casemap)
-{
-	memset(tb, 0, sizeof(*tb));
 	tb->cap = 64;
 	while (tb->cap < expect * 2)
 		tb->cap *= 2;
-	tb->key = xcalloc(tb->cap, sizeof(*tb->key));
-	tb->len = xcalloc(tb->cap, sizeof(*tb->len));
-	tb->val = xcalloc(tb->cap, sizeof(*tb->val));
-	tb->casemap = casemap;
+	tb->v = xcalloc(tb->cap, sizeof(*tb->v));
+	tb->used = 0;
 }
 
 static void table_free(struct table *tb)
 {
-	free(tb->key);
-	free(tb->len);
-	free(tb->val);
+	free(tb->v);
 }
 
 /* The slot of s: where it is, or the empty slot where it would go. */
-static size_t table_slot(const struct table *tb, const char *s, size_t len)
+static size_t table_slot(const struct table *tb, const char *s, size_t len, uint64_t h)
 {
-	size_t i = (size_t)hash_bytes(s, len, tb->casemap) & (tb->cap - 1);
-	while (tb->key[i] != NULL && !key_eq(tb, i, s, len))
+	size_t i = (size_t)h & (tb->cap - 1);
+	while (tb->v[i].key != NULL &&
+	       !(tb->v[i].hash == h && tb->v[i].len == len && memcmp(tb->v[i].key, s, len) == 0))
 		i = (i + 1) & (tb->cap - 1);
 	return i;
 }
 
 static size_t table_get(const struct table *tb, const char *s, size_t len)
 {
-	size_t i = table_slot(tb, s, len);
-	return tb->key[i] != NULL ? tb->val[i] : NONE;
+	size_t i = table_slot(tb, s, len, hash_bytes(s, len));
+	return tb->v[i].key != NULL ? tb->v[i].val : NONE;
 }
 
 static void table_put(struct table *tb, const char *s, size_t len, size_t val)
 {
 	if ((tb->used + 1) * 2 > tb->cap) {
 		struct table big;
-		table_init(&big, tb->cap, tb->casemap);
+		table_init(&big, tb->cap);
 		for (size_t i = 0; i < tb->cap; i++)
-			if (tb->key[i] != NULL)
-				table_put(&big, tb->key[i], tb->len[i], tb->val[i]);
+			if (tb->v[i].key != NULL)
+				big.v[table_slot(&big, tb->v[i].key, tb->v[i].len, tb->v[i].hash)] =
+				    tb->v[i];
+		big.used = tb->used;
 		table_free(tb);
 		*tb = big;
 	}
-	size_t i = table_slot(tb, s, len);
-	if (tb->key[i] == NULL)
+	uint64_t h = hash_bytes(s, len);
+	size_t i = table_slot(tb, s, len, h);
+	if (tb->v[i].key == NULL)
 		tb->used++;
-	tb->key[i] = s;
-	tb->len[i] = len;
-	tb->val[i] = val;
+	tb->v[i] = (struct slot){s, len, h, val};
 }
 
 /* ---- sorting siblings by sent date ---- */
@@ -256,7 +235,14 @@ static size_t preorder(const struct tree *t, size_t root, size_t **out)
 
 static void put_num(struct buf *o, const struct node *x, bool uid)
 {
-	buf_printf(o, "%u", uid ? x->m->uid : x->m->seq);
+	uint32_t v = uid ? x->m->uid : x->m->seq;
+	char tmp[11];
+	size_t i = sizeof(tmp);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	buf_append(o, tmp + i, sizeof(tmp) - i);
 }
 
 /* Appends "(...)" for each child of root: a chain of only children is "a b c", a node
@@ -438,7 +424,7 @@ static void merge_subjects(struct tree *t, size_t root)
 	for (size_t c = t->v[root].first; c != NONE; c = t->v[c].next)
 		top[k++] = c;
 	struct table subj;
-	table_init(&subj, k, false); /* the keys are casemapped already */
+	table_init(&subj, k); /* the keys are casemapped already: exact match */
 	/* (B) One thread per subject: a dummy wins, else a message that is not a reply. */
 	for (size_t i = 0; i < k; i++) {
 		size_t c = top[i];
@@ -490,7 +476,7 @@ static void merge_subjects(struct tree *t, size_t root)
 static void thread_references(struct tree *t, size_t n)
 {
 	struct table ids;
-	table_init(&ids, n * 2, false);
+	table_init(&ids, n * 2);
 	/* A duplicate Message-ID names the first message that has it (lowest sequence
 	 * number); the others are as if they had a unique one of their own, and so has a
 	 * message without one. */
@@ -504,12 +490,14 @@ static void thread_references(struct tree *t, size_t n)
 	table_free(&ids);
 }
 
-void imap_thread(const struct imap_sort_msg *msgs, size_t n, enum imap_thread_alg alg, bool uid,
-                 struct buf *o)
+void imap_thread(const struct imap_sort_msg *const *msgs, size_t n, enum imap_thread_alg alg,
+                 bool uid, struct buf *o)
 {
 	if (n == 0)
 		return;
 	struct tree t = {0};
+	t.cap = n + n / 2 + 16; /* messages, the dummies of missing references, the root */
+	t.v = xmalloc(t.cap * sizeof(*t.v));
 	size_t *buf = NULL, cap = 0;
 	if (alg == IMAP_THREAD_ORDEREDSUBJECT) {
 		/* By base subject, then sent date; each run of one subject is a thread whose
@@ -517,7 +505,7 @@ void imap_thread(const struct imap_sort_msg *msgs, size_t n, enum imap_thread_al
 		 * date of their first message. */
 		const struct imap_sort_msg **v = xmalloc(n * sizeof(*v));
 		for (size_t i = 0; i < n; i++)
-			v[i] = &msgs[i];
+			v[i] = msgs[i];
 		static const struct imap_sort_crit by[] = {{IMAP_SORT_SUBJECT, false},
 		                                           {IMAP_SORT_DATE, false}};
 		imap_sort(v, n, by, 2);
@@ -538,7 +526,7 @@ void imap_thread(const struct imap_sort_msg *msgs, size_t n, enum imap_thread_al
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		node_new(&t, &msgs[i]);
+		node_new(&t, msgs[i]);
 	thread_references(&t, n);
 	/* (2) Everything without a parent under one root. */
 	size_t root = node_new(&t, NULL);

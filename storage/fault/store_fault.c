@@ -251,8 +251,9 @@ FAULT_OP(message_get,
          (f->inner_impl, mailbox_id, uid, cb, ctx))
 FAULT_OP(message_headers, (void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx),
          (f->inner_impl, mailbox_id, cb, ctx))
-FAULT_OP(message_sortkeys, (void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx),
-         (f->inner_impl, mailbox_id, cb, ctx))
+FAULT_OP(message_sortkeys,
+         (void *impl, int64_t mailbox_id, uint32_t after_uid, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, mailbox_id, after_uid, cb, ctx))
 FAULT_OP(message_structures,
          (void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n, size_t max_total,
           bool with_content, store_backend_cb *cb, void *ctx),

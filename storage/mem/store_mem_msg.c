@@ -612,13 +612,16 @@ static void sortkeys_fill(const struct mem_content *c, struct store_msg *out)
 	store_mime_info_clear(&info);
 }
 
-int mem_store_message_sortkeys(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx)
+int mem_store_message_sortkeys(void *impl, int64_t mailbox_id, uint32_t after_uid,
+                               store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
 	struct store_backend_result res = {0};
 	pthread_mutex_lock(&m->lock);
 	struct mem_mailbox *mb = mem_mailbox_by_id(m, mailbox_id);
 	for (size_t i = 0; mb != NULL && i < mb->n_entries; i++) {
+		if (mb->entries[i].uid <= after_uid)
+			continue;
 		struct store_msg *o = msg_push(&res);
 		memset(o, 0, sizeof(*o));
 		o->uid = mb->entries[i].uid;

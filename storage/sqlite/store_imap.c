@@ -68,17 +68,24 @@ int sqlite_store_message_headers(void *impl, int64_t mailbox_id, store_backend_c
 	"SELECT e.uid, e.internal_date, e.size, k.date, k.message_id, k.subject, k.reply, "        \
 	"k.from_mbox, k.from_name, k.to_mbox, k.to_name, k.cc_mbox, k.refs "                       \
 	"FROM entries e LEFT JOIN sortkeys k ON k.content_id = e.content_id "                      \
-	"WHERE e.mailbox_id = ? ORDER BY e.uid"
+	"WHERE e.mailbox_id = ? AND e.uid > ? ORDER BY e.uid"
+
+struct sortkeys_job {
+	struct store_job job;
+	int64_t mailbox_id;
+	uint32_t after_uid;
+};
 
 static int sortkeys_run(struct store_conn *c, struct store_job *job)
 {
-	struct headers_job *j = (struct headers_job *)job;
+	struct sortkeys_job *j = (struct sortkeys_job *)job;
 	sqlite3_stmt *st = NULL;
 	size_t cap = 0;
 	int rc = sqlite3_prepare_v3(c->db, SORTKEYS_SQL, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
 	if (rc != SQLITE_OK)
 		return store_err(c->db, rc);
 	sqlite3_bind_int64(st, 1, j->mailbox_id);
+	sqlite3_bind_int64(st, 2, j->after_uid);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (job->res.n_msgs == cap) {
 			cap = cap != 0 ? cap * 2 : 256;
@@ -105,10 +112,12 @@ static int sortkeys_run(struct store_conn *c, struct store_job *job)
 	return rc;
 }
 
-int sqlite_store_message_sortkeys(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx)
+int sqlite_store_message_sortkeys(void *impl, int64_t mailbox_id, uint32_t after_uid,
+                                  store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
-	struct headers_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, sortkeys_run, cb, ctx);
+	struct sortkeys_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, sortkeys_run, cb, ctx);
 	j->mailbox_id = mailbox_id;
+	j->after_uid = after_uid;
 	return store_job_submit(&j->job);
 }

@@ -249,7 +249,8 @@ int sqlite_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_s
 int sqlite_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_backend_cb *cb,
                              void *ctx);
 int sqlite_store_message_headers(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx);
-int sqlite_store_message_sortkeys(void *impl, int64_t mailbox_id, store_backend_cb *cb, void *ctx);
+int sqlite_store_message_sortkeys(void *impl, int64_t mailbox_id, uint32_t after_uid,
+                                  store_backend_cb *cb, void *ctx);
 int sqlite_store_message_structures(void *impl, int64_t mailbox_id, const uint32_t *uids, size_t n,
                                     size_t max_total, bool with_content, store_backend_cb *cb,
                                     void *ctx);

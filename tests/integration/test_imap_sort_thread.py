@@ -205,6 +205,11 @@ def test_smtp_delivery_then_sort(env):
         assert m.append("INBOX", None, None, msg("b@x.example", None, "Middle", None, "s1@t",
                                                  10))[0] == "OK"
         m.select("INBOX")
+        # The session keeps the keys it read, the orders and the last THREAD answer: the
+        # next SORT and THREAD must still see new mail.
+        assert sort(m, "(SUBJECT)") == [1]
+        assert sort(m, "(DATE)") == [1]
+        assert m.thread("REFERENCES", "UTF-8", "ALL")[1] == [b"(1)"]
         env.submit(user, user, msg(user, user, "Re: [x] 0 first by subject",
                                    "Mon, 01 Jan 2001 00:00:00 +0000", "s2@t", 10,
                                    extra="In-Reply-To: <s1@t>\r\n"))
@@ -215,6 +220,12 @@ def test_smtp_delivery_then_sort(env):
         assert sort(m, "(DATE)") == [2, 1]
         typ, data = m.thread("REFERENCES", "UTF-8", "ALL")
         assert data == [b"(1 2)"], data
+        # And an expunged message is gone from the answers.
+        m.store("2", "+FLAGS", "\\Deleted")
+        m.expunge()
+        assert sort(m, "(SUBJECT)") == [1]
+        typ, data = m.uid("SORT", "(SUBJECT)", "UTF-8", "ALL")
+        assert data == [b"1"], data
     finally:
         m.logout()
 

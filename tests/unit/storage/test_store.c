@@ -982,7 +982,7 @@ Test(store, sortkeys)
 	cr_assert_eq(deliver(m1, &t, 1), 0);
 	cr_assert_eq(deliver(m2, &t, 1), 0);
 	cr_assert_eq(deliver(m3, &t, 1), 0);
-	cr_assert_eq(FX_CALL(&fx, store_message_sortkeys(fx.s, inbox, store_sync_msgs, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_message_sortkeys(fx.s, inbox, 0, store_sync_msgs, &fx.w)), 0);
 	cr_assert_eq(fx.w.msgs.n, 3);
 	const struct store_msg *m = &fx.w.msgs.v[0];
 	cr_assert_eq(m->uid, 1);
@@ -1013,4 +1013,10 @@ Test(store, sortkeys)
 	cr_assert_eq(m->uid, 3);
 	cr_assert_null(m->sort_from);
 	cr_assert_null(m->thread_refs);
+	/* Only the newer ones. */
+	cr_assert_eq(FX_CALL(&fx, store_message_sortkeys(fx.s, inbox, 1, store_sync_msgs, &fx.w)), 0);
+	cr_assert_eq(fx.w.msgs.n, 2);
+	cr_assert_eq(fx.w.msgs.v[0].uid, 2);
+	cr_assert_eq(FX_CALL(&fx, store_message_sortkeys(fx.s, inbox, 3, store_sync_msgs, &fx.w)), 0);
+	cr_assert_eq(fx.w.msgs.n, 0);
 }

@@ -31,9 +31,13 @@ static char *thread_of(const struct tm_msg *v, size_t n, enum imap_thread_alg al
 		m[i].subject = v[i].subject;
 		m[i].reply = v[i].reply;
 	}
+	const struct imap_sort_msg **p = xmalloc((n + 1) * sizeof(*p));
+	for (size_t i = 0; i < n; i++)
+		p[i] = &m[i];
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
-	imap_thread(m, n, alg, false, &o);
+	imap_thread(p, n, alg, false, &o);
+	free(p);
 	char *s = xstrndup(o.data != NULL ? o.data : "", o.len);
 	buf_free(&o);
 	free(m);
