@@ -45,11 +45,11 @@ static const char *cmd_name(const struct sort_op *op)
  * Like a sort index, it also keeps the order of every cached message for the last few
  * sort criteria (ties by UID, which is sequence order), so a repeated SORT walks that
  * order and keeps the hits: no comparison at all. And it keeps the last THREAD answer
- * with exactly what it was computed from (algorithm, UID or sequence numbers, the hits
+ * of each algorithm with exactly what it was computed from (algorithm, UID or sequence numbers, the hits
  * and their UIDs, the keys' generation): THREAD is a function of those alone, and a
  * client that shows a threaded view asks again for each page.
  */
-#define SORT_ORDERS 4
+#define SORT_ORDERS 8
 
 struct sort_order {
 	struct imap_sort_crit crit[IMAP_SORT_CRIT_MAX];
@@ -79,7 +79,7 @@ struct imap_sortcache {
 	uint64_t gen; /* bumped when v changes */
 	uint64_t clock;
 	struct sort_order orders[SORT_ORDERS];
-	struct thread_memo memo;
+	struct thread_memo memo[2]; /* by enum imap_thread_alg */
 	uint8_t *hit; /* per entry of v: a hit of the running command */
 };
 
@@ -109,7 +109,8 @@ void imap_sortcache_free(struct imap_client *cl)
 	free(sc->parts);
 	free(sc->v);
 	orders_clear(sc);
-	memo_clear(&sc->memo);
+	memo_clear(&sc->memo[0]);
+	memo_clear(&sc->memo[1]);
 	free(sc->hit);
 	free(sc);
 	cl->sortcache = NULL;
@@ -122,7 +123,8 @@ static void cache_add(struct imap_sortcache *sc, struct store_msgs *res)
 		return;
 	sc->gen++;
 	orders_clear(sc);
-	memo_clear(&sc->memo);
+	memo_clear(&sc->memo[0]);
+	memo_clear(&sc->memo[1]);
 	free(sc->hit);
 	sc->hit = NULL;
 	sc->parts = xreallocarray(sc->parts, sc->n_parts + 1, sizeof(*sc->parts));
@@ -265,7 +267,7 @@ static void answer_threaded(struct sort_op *op, struct imap_sortcache *sc,
                             const struct imap_sort_msg **v, size_t n)
 {
 	struct imap_client *cl = op->cl;
-	struct thread_memo *m = &sc->memo;
+	struct thread_memo *m = &sc->memo[op->alg == IMAP_THREAD_REFERENCES];
 	bool same = m->answer != NULL && m->alg == op->alg && m->uid == cl->uid &&
 	            m->gen == sc->gen && m->n == n;
 	for (size_t i = 0; same && i < n; i++)

@@ -95,9 +95,7 @@ static size_t n_children(const struct tree *t, size_t p, size_t stop_at)
 
 struct slot {
 	const char *key; /* NULL: empty */
-	size_t len;
-	uint64_t hash;
-	size_t val;
+	uint32_t len, hash, val;
 };
 
 struct table {
@@ -105,12 +103,12 @@ struct table {
 	size_t cap, used;
 };
 
-static uint64_t hash_bytes(const char *s, size_t len)
+static uint32_t hash_bytes(const char *s, size_t len)
 {
 	uint64_t h = 1469598103934665603ull; /* FNV-1a */
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-	return h ^ (h >> 29);
+	return (uint32_t)(h ^ (h >> 32));
 }
 
 static void table_init(struct table *tb, size_t expect)
@@ -128,7 +126,7 @@ static void table_free(struct table *tb)
 }
 
 /* The slot of s: where it is, or the empty slot where it would go. */
-static size_t table_slot(const struct table *tb, const char *s, size_t len, uint64_t h)
+static size_t table_slot(const struct table *tb, const char *s, size_t len, uint32_t h)
 {
 	size_t i = (size_t)h & (tb->cap - 1);
 	while (tb->v[i].key != NULL &&
@@ -156,11 +154,13 @@ static void table_put(struct table *tb, const char *s, size_t len, size_t val)
 		table_free(tb);
 		*tb = big;
 	}
-	uint64_t h = hash_bytes(s, len);
+	uint32_t h = hash_bytes(s, len);
 	size_t i = table_slot(tb, s, len, h);
 	if (tb->v[i].key == NULL)
 		tb->used++;
-	tb->v[i] = (struct slot){s, len, h, val};
+	/* Lengths and node indexes fit: a key is at most a header line, nodes are counted
+	 * in messages (IMAP numbers them in 32 bits). */
+	tb->v[i] = (struct slot){s, (uint32_t)len, h, (uint32_t)val};
 }
 
 /* ---- sorting siblings by sent date ---- */
@@ -476,7 +476,7 @@ static void merge_subjects(struct tree *t, size_t root)
 static void thread_references(struct tree *t, size_t n)
 {
 	struct table ids;
-	table_init(&ids, n * 2);
+	table_init(&ids, n); /* grows when References name many absent messages */
 	/* A duplicate Message-ID names the first message that has it (lowest sequence
 	 * number); the others are as if they had a unique one of their own, and so has a
 	 * message without one. */
