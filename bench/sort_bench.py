@@ -76,8 +76,60 @@ def fmt_date(t, zone):
     return local.strftime("%a, %d %b %Y %H:%M:%S ") + zone
 
 
+# Hand-made messages put at the end of the corpus: the corners of RFC 5256 where servers
+# may part ways. (headers, body) with %(i)d for a number unique in the corpus.
+EDGES = [
+    # References in a cycle, a message naming itself, one naming its own child
+    "From: a@edge.example\r\nSubject: cycle one\r\nMessage-ID: <cyc1@edge>\r\n"
+    "References: <cyc2@edge>\r\nDate: Mon, 03 Mar 2025 10:00:00 +0000",
+    "From: b@edge.example\r\nSubject: cycle two\r\nMessage-ID: <cyc2@edge>\r\n"
+    "References: <cyc1@edge>\r\nDate: Mon, 03 Mar 2025 10:01:00 +0000",
+    "From: c@edge.example\r\nSubject: self\r\nMessage-ID: <self@edge>\r\n"
+    "References: <self@edge>\r\nDate: Mon, 03 Mar 2025 10:02:00 +0000",
+    # subjects: only a blob, nested [fwd:], a blob before Re, Re with a blob, "(fwd)" twice
+    "From: d@edge.example\r\nSubject: [only a blob]\r\nDate: Mon, 03 Mar 2025 10:03:00 +0000",
+    "From: e@edge.example\r\nSubject: [fwd: [Fwd: Re: nested (fwd)]]\r\n"
+    "Date: Mon, 03 Mar 2025 10:04:00 +0000",
+    "From: f@edge.example\r\nSubject: [x] [y] re[3]: blobbed\r\n"
+    "Date: Mon, 03 Mar 2025 10:05:00 +0000",
+    "From: g@edge.example\r\nSubject: nested (fwd) (FWD)\r\nDate: Mon, 03 Mar 2025 10:06:00 +0000",
+    "From: h@edge.example\r\nSubject: Re: [only a blob]\r\nDate: Mon, 03 Mar 2025 10:07:00 +0000",
+    # no Subject, an empty one, white space only
+    "From: i@edge.example\r\nDate: Mon, 03 Mar 2025 10:08:00 +0000",
+    "From: j@edge.example\r\nSubject: \r\nDate: Mon, 03 Mar 2025 10:09:00 +0000",
+    "From: k@edge.example\r\nSubject:  \t \r\nDate: Mon, 03 Mar 2025 10:10:00 +0000",
+    # addresses: a group first, no From, a quoted local part, an encoded display name,
+    # a display name that is empty quotes
+    "From: Team: q1@edge.example, q2@edge.example;\r\nCc: undisclosed-recipients:;\r\n"
+    "Subject: group\r\nDate: Mon, 03 Mar 2025 10:11:00 +0000",
+    "Subject: no from\r\nDate: Mon, 03 Mar 2025 10:12:00 +0000",
+    "From: \"quoted local\"@edge.example\r\nSubject: quoted\r\n"
+    "Date: Mon, 03 Mar 2025 10:13:00 +0000",
+    "From: \"\" <empty.name@edge.example>\r\nSubject: empty name\r\n"
+    "Date: Mon, 03 Mar 2025 10:14:00 +0000",
+    # dates: unparsable, a far zone, the same instant written in two zones
+    "From: l@edge.example\r\nSubject: bad date\r\nDate: yesterday at noon",
+    "From: m@edge.example\r\nSubject: zone a\r\nDate: Mon, 03 Mar 2025 23:30:00 -1200",
+    "From: n@edge.example\r\nSubject: zone b\r\nDate: Tue, 04 Mar 2025 11:30:00 +0000",
+    # two messages with one Message-ID, and a reply to it
+    "From: o@edge.example\r\nSubject: twin\r\nMessage-ID: <twin@edge>\r\n"
+    "Date: Mon, 03 Mar 2025 10:15:00 +0000",
+    "From: p@edge.example\r\nSubject: twin\r\nMessage-ID: <twin@edge>\r\n"
+    "Date: Mon, 03 Mar 2025 10:16:00 +0000",
+    "From: q@edge.example\r\nSubject: Re: twin\r\nMessage-ID: <twin-reply@edge>\r\n"
+    "In-Reply-To: <twin@edge>\r\nDate: Mon, 03 Mar 2025 10:17:00 +0000",
+    # In-Reply-To with junk before the msg-id, References with an invalid one
+    "From: r@edge.example\r\nSubject: Re: twin\r\nMessage-ID: <irt@edge>\r\n"
+    "In-Reply-To: your message of today <twin-reply@edge>\r\n"
+    "Date: Mon, 03 Mar 2025 10:18:00 +0000",
+    "From: s@edge.example\r\nSubject: Re: twin\r\nMessage-ID: <badref@edge>\r\n"
+    "References: not-a-msg-id\r\nIn-Reply-To: <irt@edge>\r\n"
+    "Date: Mon, 03 Mar 2025 10:19:00 +0000",
+]
+
+
 def messages(n):
-    """n messages in threads, and how many of each oddity they hold."""
+    """n messages in threads, the last len(EDGES) of them hand-made corners."""
     rnd = random.Random(20261207)
     t0 = datetime.datetime(2025, 3, 1, 8, 0, tzinfo=datetime.timezone.utc)
     threads = []  # [subject, [message ids]]
@@ -157,6 +209,10 @@ def messages(n):
         h += ["MIME-Version: 1.0", 'Content-Type: text/plain; charset="utf-8"']
         body = _text(rnd, rnd.randint(1500, 3500))
         out.append(("\r\n".join(h) + "\r\n\r\n" + body).encode())
+    if n > 2 * len(EDGES):
+        for k, e in enumerate(EDGES):
+            out[n - len(EDGES) + k] = (e + "\r\nTo: Bench User <%s>\r\n\r\nedge case %d\r\n"
+                                       % (USER, k)).encode()
     return out
 
 

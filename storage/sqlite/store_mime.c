@@ -618,44 +618,56 @@ static char *casemap_key(const char *s)
 	return out;
 }
 
-/* The first mailbox of l, looking into a group when the list starts with one. */
-static InternetAddressMailbox *first_mailbox(InternetAddressList *l)
-{
-	for (int depth = 0; l != NULL && depth < 4; depth++) {
-		if (internet_address_list_length(l) == 0)
-			return NULL;
-		InternetAddress *ia = internet_address_list_get_address(l, 0);
-		if (INTERNET_ADDRESS_IS_MAILBOX(ia))
-			return INTERNET_ADDRESS_MAILBOX(ia);
-		if (!INTERNET_ADDRESS_IS_GROUP(ia))
-			return NULL;
-		l = internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia));
-	}
-	return NULL;
-}
-
-/* The addr-mailbox (RFC 5256 FROM, TO, CC: the local part) and, when name_r is not NULL,
- * the RFC 5957 display name (else the addr-spec) of the first address of l. */
+/*
+ * The keys of the first address of l as IMAP's address structure (RFC 3501 ENVELOPE) has
+ * it, which RFC 5256 and RFC 5957 refer to: *mbox_r its addr-mailbox (FROM, TO, CC: the
+ * local part, unquoted) and, when name_r is not NULL, its addr-name, else addr-mailbox "@"
+ * addr-host (DISPLAYFROM, DISPLAYTO). A list that starts with a group starts with the
+ * group's marker, whose addr-mailbox is the group's name and which has no addr-name: both
+ * keys are that name.
+ */
 static void sort_address(InternetAddressList *l, char **mbox_r, char **name_r)
 {
-	InternetAddressMailbox *mb = first_mailbox(l);
-	if (mb == NULL)
+	if (l == NULL || internet_address_list_length(l) == 0)
 		return;
-	const char *addr = internet_address_mailbox_get_addr(mb);
+	InternetAddress *ia = internet_address_list_get_address(l, 0);
+	const char *name = internet_address_get_name(ia);
+	if (name != NULL && name[0] == '\0')
+		name = NULL;
+	if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+		*mbox_r = casemap_key(name != NULL ? name : "");
+		if (name_r != NULL)
+			*name_r = casemap_key(name != NULL ? name : "");
+		return;
+	}
+	if (!INTERNET_ADDRESS_IS_MAILBOX(ia))
+		return;
+	const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
 	if (addr == NULL)
 		addr = "";
 	const char *at = strrchr(addr, '@');
 	size_t local = at != NULL ? (size_t)(at - addr) : strlen(addr);
-	/* A quoted local part compares by its content. */
+	/* A quoted local part is its content, as in the address structure. */
 	char *lp = local >= 2 && addr[0] == '"' && addr[local - 1] == '"'
 	               ? xstrndup(addr + 1, local - 2)
 	               : xstrndup(addr, local);
 	*mbox_r = casemap_key(lp);
-	free(lp);
 	if (name_r != NULL) {
-		const char *name = internet_address_get_name(INTERNET_ADDRESS(mb));
-		*name_r = casemap_key(name != NULL && name[0] != '\0' ? name : addr);
+		if (name != NULL) {
+			*name_r = casemap_key(name);
+		} else {
+			struct buf b;
+			buf_init(&b, SIZE_MAX);
+			buf_append_str(&b, lp);
+			if (at != NULL)
+				buf_append_str(&b, at);
+			char *spec = xstrndup(b.data != NULL ? b.data : "", b.len);
+			buf_free(&b);
+			*name_r = casemap_key(spec);
+			free(spec);
+		}
 	}
+	free(lp);
 }
 
 /* The msg-ids of a References (or In-Reply-To) value, space separated, the last

@@ -975,6 +975,7 @@ Test(store, sortkeys)
 	                         "In-Reply-To: <ignored@x>\r\n"
 	                         "Date: Sat, 28 Nov 2026 11:00:00 +0100\r\n\r\nbody\r\n";
 	static const char m2[] = "From: bare@corp.example\r\n"
+	                         "To: \"a b\"@x.example\r\n"
 	                         "Subject: plain\r\n"
 	                         "In-Reply-To: <p1@x> <p2@x>\r\n\r\nbody\r\n";
 	static const char m3[] = "no header at all\r\n";
@@ -982,7 +983,8 @@ Test(store, sortkeys)
 	cr_assert_eq(deliver(m1, &t, 1), 0);
 	cr_assert_eq(deliver(m2, &t, 1), 0);
 	cr_assert_eq(deliver(m3, &t, 1), 0);
-	cr_assert_eq(FX_CALL(&fx, store_message_sortkeys(fx.s, inbox, 0, store_sync_msgs, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_message_sortkeys(fx.s, inbox, 0, store_sync_msgs, &fx.w)),
+	             0);
 	cr_assert_eq(fx.w.msgs.n, 3);
 	const struct store_msg *m = &fx.w.msgs.v[0];
 	cr_assert_eq(m->uid, 1);
@@ -994,8 +996,9 @@ Test(store, sortkeys)
 	cr_assert(m->sort_reply);
 	cr_assert_str_eq(m->sort_from, "JUERGEN");
 	cr_assert_str_eq(m->sort_from_name, "JU\xcc\x88RGEN");
-	cr_assert_str_eq(m->sort_to, "T1");
-	cr_assert_str_eq(m->sort_to_name, "T1@X.EXAMPLE");
+	/* A group first: its marker in the address structure, the group's name. */
+	cr_assert_str_eq(m->sort_to, "TEAM");
+	cr_assert_str_eq(m->sort_to_name, "TEAM");
 	cr_assert_str_eq(m->sort_cc, "QUOTED LOCAL");
 	cr_assert_str_eq(m->hdr_message_id, "m1@corp.example");
 	cr_assert_str_eq(m->thread_refs, "r0@x r1@x");
@@ -1005,7 +1008,9 @@ Test(store, sortkeys)
 	cr_assert(!m->sort_reply);
 	cr_assert_str_eq(m->sort_from, "BARE");
 	cr_assert_str_eq(m->sort_from_name, "BARE@CORP.EXAMPLE");
-	cr_assert_null(m->sort_to);
+	/* No display name: addr-mailbox "@" addr-host, the local part unquoted. */
+	cr_assert_str_eq(m->sort_to, "A B");
+	cr_assert_str_eq(m->sort_to_name, "A B@X.EXAMPLE");
 	cr_assert_str_eq(m->thread_refs, "p1@x"); /* only the first of In-Reply-To */
 	cr_assert_null(m->hdr_message_id);
 	cr_assert_eq(m->hdr_date, 0);
@@ -1014,9 +1019,11 @@ Test(store, sortkeys)
 	cr_assert_null(m->sort_from);
 	cr_assert_null(m->thread_refs);
 	/* Only the newer ones. */
-	cr_assert_eq(FX_CALL(&fx, store_message_sortkeys(fx.s, inbox, 1, store_sync_msgs, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_message_sortkeys(fx.s, inbox, 1, store_sync_msgs, &fx.w)),
+	             0);
 	cr_assert_eq(fx.w.msgs.n, 2);
 	cr_assert_eq(fx.w.msgs.v[0].uid, 2);
-	cr_assert_eq(FX_CALL(&fx, store_message_sortkeys(fx.s, inbox, 3, store_sync_msgs, &fx.w)), 0);
+	cr_assert_eq(FX_CALL(&fx, store_message_sortkeys(fx.s, inbox, 3, store_sync_msgs, &fx.w)),
+	             0);
 	cr_assert_eq(fx.w.msgs.n, 0);
 }
