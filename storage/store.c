@@ -570,8 +570,8 @@ int store_message_sortkeys(struct store *s, int64_t mailbox_id, uint32_t after_u
 		return -EINVAL;
 	struct store_thunk *t = thunk_new(ctx);
 	t->cb.msgs = cb;
-	return thunk_submitted(t,
-	                       s->backend->message_sortkeys(s->impl, mailbox_id, after_uid, complete_msgs, t));
+	return thunk_submitted(
+	    t, s->backend->message_sortkeys(s->impl, mailbox_id, after_uid, complete_msgs, t));
 }
 
 int store_message_structures(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n,

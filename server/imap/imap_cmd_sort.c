@@ -45,9 +45,9 @@ static const char *cmd_name(const struct sort_op *op)
  * Like a sort index, it also keeps the order of every cached message for the last few
  * sort criteria (ties by UID, which is sequence order), so a repeated SORT walks that
  * order and keeps the hits: no comparison at all. And it keeps the last THREAD answer
- * of each algorithm with exactly what it was computed from (algorithm, UID or sequence numbers, the hits
- * and their UIDs, the keys' generation): THREAD is a function of those alone, and a
- * client that shows a threaded view asks again for each page.
+ * of each algorithm with exactly what it was computed from (algorithm, UID or sequence
+ * numbers, the hits and their UIDs, the keys' generation): THREAD is a function of those
+ * alone, and a client that shows a threaded view asks again for each page.
  */
 #define SORT_ORDERS 8
 
@@ -80,7 +80,7 @@ struct imap_sortcache {
 	uint64_t clock;
 	struct sort_order orders[SORT_ORDERS];
 	struct thread_memo memo[2]; /* by enum imap_thread_alg */
-	uint8_t *hit; /* per entry of v: a hit of the running command */
+	uint8_t *hit;               /* per entry of v: a hit of the running command */
 };
 
 static void memo_clear(struct thread_memo *m)

@@ -116,7 +116,8 @@ int sqlite_store_message_sortkeys(void *impl, int64_t mailbox_id, uint32_t after
                                   store_backend_cb *cb, void *ctx)
 {
 	struct sqlite_store *s = impl;
-	struct sortkeys_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, sortkeys_run, cb, ctx);
+	struct sortkeys_job *j =
+	    store_job_new(sizeof(*j), s, STORE_JOB_READ, sortkeys_run, cb, ctx);
 	j->mailbox_id = mailbox_id;
 	j->after_uid = after_uid;
 	return store_job_submit(&j->job);
