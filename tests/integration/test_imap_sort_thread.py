@@ -247,3 +247,18 @@ def test_unicode_collation(env):
         assert sort(m, "(SUBJECT)") == [3, 4, 2, 1]
     finally:
         m.logout()
+
+
+def test_repeated_commands_follow_flag_changes(env, box):
+    """The session keeps orders and THREAD answers; the hits of flag keys still change."""
+    assert sort(box, "(DATE)", "UNSEEN") == [4, 2, 3, 1, 5, 6]
+    box.store("2,5", "+FLAGS", "\\Seen")
+    try:
+        assert sort(box, "(DATE)", "UNSEEN") == [4, 3, 1, 6]
+        assert sort(box, "(DATE)", "SEEN") == [2, 5]
+        typ, data = box.thread("REFERENCES", "UTF-8", "UNSEEN")
+        assert data == [b"(3 4)(1)(6)"], data  # 3 was sent before 1
+    finally:
+        box.store("2,5", "-FLAGS", "\\Seen")
+    typ, data = box.thread("REFERENCES", "UTF-8", "UNSEEN")
+    assert data == [b"(2 1)(3 4)((5)(6))"], data
