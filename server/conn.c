@@ -1,11 +1,13 @@
 /*
  * A connection: TCP handle + optional TLS session + bounded line reader + write queue.
  *
- * Input flows socket -> (TLS) -> linebuf -> protocol callbacks; output flows protocol ->
- * (TLS) -> uv_write. Reading stops whenever the protocol is paused, the line buffer has no
- * room for another read, or too much output is queued (back-pressure), and starts again
- * when that clears. One read buffer is shared by every connection: libuv calls read_cb
- * right after alloc_cb on the loop thread, and the bytes are consumed before it returns.
+ * Input flows socket -> (TLS) -> (inflate) -> linebuf -> protocol callbacks; output flows
+ * protocol -> (deflate) -> (TLS) -> uv_write. Compression (conn_compress_start) sits
+ * inside TLS, as RFC 4978 orders the layers: data is compressed before it is encrypted. Reading
+ * stops whenever the protocol is paused, the line buffer has no room for another read, or too much
+ * output is queued (back-pressure), and starts again when that clears. One read buffer is shared by
+ * every connection: libuv calls read_cb right after alloc_cb on the loop thread, and the bytes are
+ * consumed before it returns.
  */
 #include "server/conn.h"
 
@@ -20,6 +22,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "server/compress_pipe.h"
 #include "server/conn_peer.h"
 #include "server/server_private.h"
 #include "server/tls.h"
@@ -33,6 +36,7 @@
 
 static char read_area[READ_CHUNK];
 static char plain_area[READ_CHUNK];
+static char zin_area[READ_CHUNK]; /* compressed plaintext from TLS, before inflating */
 
 struct conn_write_owned {
 	uv_write_t req;
@@ -210,15 +214,25 @@ static void conn_flush_tls(struct conn *c)
 		conn_send(c, data, len);
 }
 
+static int conn_tls_sink(void *arg, const void *chunk, size_t len)
+{
+	struct conn *c = arg;
+	return tls_session_write(c->tls, chunk, len) < 0 ? -EIO : 0;
+}
+
 /* Everything the protocol wrote since the last flush goes out as one write (one TLS
- * record when encrypted). */
+ * record when encrypted). Compressed output is flushed at the end of each batch, so no
+ * reply waits in the compressor for the next one. */
 static void conn_flush(struct conn *c)
 {
 	struct buf *out = &c->out;
 	if (out->len > 0 && (c->state == CONN_PLAIN || c->state == CONN_TLS ||
 	                     (c->state == CONN_CLOSING && !c->was_tls))) {
 		if (c->tls != NULL) {
-			if (tls_session_write(c->tls, out->data, out->len) < 0) {
+			int r = c->zpipe != NULL ? compress_pipe_write(c->zpipe, out->data,
+			                                               out->len, conn_tls_sink, c)
+			                         : tls_session_write(c->tls, out->data, out->len);
+			if (r < 0) {
 				buf_reset(out);
 				conn_finish_close(c);
 				return;
@@ -278,6 +292,10 @@ static void conn_free(struct conn *c)
 	struct server *srv = c->server;
 	linebuf_free(&c->in);
 	buf_free(&c->out);
+	if (c->zpipe != NULL) {
+		compress_pipe_free(c->zpipe);
+		free(c->zpipe);
+	}
 	free(c->identity);
 	free(c->peer_name);
 	free(c);
@@ -460,6 +478,22 @@ static void conn_update_reading(struct conn *c)
 
 static void conn_begin_tls(struct conn *c);
 
+/* The line that turned compression on is consumed: whatever the peer sent after it was
+ * compressed (RFC 4978 3), though it came in with the line. It goes to the inflater. */
+static void conn_compress_take_input(struct conn *c)
+{
+	const char *data;
+	c->compress_take_input = false;
+	size_t n = linebuf_peek_raw(&c->in, &data, SIZE_MAX);
+	if (n == 0)
+		return;
+	if (compress_pipe_feed(c->zpipe, data, n) < 0) {
+		conn_close(c, "compress_overflow"); /* cannot happen: in_max covers the linebuf */
+		return;
+	}
+	linebuf_consume_raw(&c->in, n);
+}
+
 /* Delivers buffered lines (and raw bytes) to the protocol while it may take them. */
 static void conn_dispatch(struct conn *c)
 {
@@ -504,6 +538,8 @@ static void conn_dispatch(struct conn *c)
 		 * the linebuf lives until the conn is freed, which is never inside a
 		 * callback (uv_close defers it). */
 		linebuf_consume_line(&c->in);
+		if (c->compress_take_input)
+			conn_compress_take_input(c);
 	}
 	conn_leave(c);
 	if (c->starttls_requested && c->state == CONN_PLAIN) {
@@ -527,10 +563,30 @@ static void conn_pump(struct conn *c)
 		size_t room = c->in.buf.max - c->in.buf.len;
 		if (room == 0)
 			break;
+		if (room > sizeof(plain_area))
+			room = sizeof(plain_area);
+		if (c->zpipe != NULL) {
+			/* At most room bytes come out of the inflater per turn, however little
+			 * input they came from: the linebuf bounds them like any input. */
+			ssize_t z = compress_pipe_read(c->zpipe, plain_area, room);
+			if (z > 0) {
+				linebuf_feed(&c->in, plain_area, (size_t)z);
+				continue;
+			}
+			if (z < 0) {
+				log_event(
+				    LOGL_INFO,
+				    "session=%s proto=%s event=compress_error ip=%s reason=%s",
+				    c->id, conn_proto_name(c), c->ip,
+				    z == -EPIPE ? "stream_ended" : "bad_data");
+				conn_close(c, "compress_error");
+				return;
+			}
+		}
 		const char *err = NULL;
-		ssize_t n =
-		    tls_session_read(c->tls, plain_area,
-		                     room < sizeof(plain_area) ? room : sizeof(plain_area), &err);
+		char *area = c->zpipe != NULL ? zin_area : plain_area;
+		ssize_t n = tls_session_read(c->tls, area,
+		                             c->zpipe != NULL ? sizeof(zin_area) : room, &err);
 		if (n == 0)
 			break;
 		if (n == TLS_EOF) {
@@ -543,7 +599,12 @@ static void conn_pump(struct conn *c)
 			conn_finish_close(c);
 			return;
 		}
-		linebuf_feed(&c->in, plain_area, (size_t)n);
+		if (c->zpipe == NULL)
+			linebuf_feed(&c->in, plain_area, (size_t)n);
+		else if (compress_pipe_feed(c->zpipe, zin_area, (size_t)n) < 0) {
+			conn_close(c, "compress_overflow"); /* cannot happen: fed only when empty */
+			return;
+		}
 	}
 	if (c->state != CONN_CLOSED) {
 		conn_flush_tls(c);
@@ -828,6 +889,31 @@ void conn_start_tls(struct conn *c)
 {
 	if (c->state == CONN_PLAIN && c->tls == NULL)
 		c->starttls_requested = true;
+}
+
+int conn_compress_start(struct conn *c)
+{
+	if (c->zpipe != NULL)
+		return -EALREADY;
+	if (c->state != CONN_TLS || c->tls == NULL)
+		return -ENOTSUP;
+	/* The reply that accepts compression (already written) goes out as it is. */
+	conn_flush(c);
+	if (c->state != CONN_TLS)
+		return -ENOTSUP;
+	c->zpipe = xmalloc(sizeof(*c->zpipe));
+	/* Held input: what came with the command line (at most the linebuf), then one TLS
+	 * read at a time. */
+	compress_pipe_init(c->zpipe, c->in.buf.max + READ_CHUNK);
+	c->compress_take_input = true;
+	log_event(LOGL_INFO, "session=%s proto=%s event=compress algorithm=deflate", c->id,
+	          conn_proto_name(c));
+	return 0;
+}
+
+bool conn_is_compressed(const struct conn *c)
+{
+	return c->zpipe != NULL;
 }
 
 bool conn_is_tls(const struct conn *c)

@@ -81,6 +81,21 @@ bool conn_is_tls(const struct conn *c);
 /* The TLS session (for version, cipher, peer certificate), or NULL before TLS. */
 struct tls_session *conn_tls(struct conn *c);
 
+/*
+ * Turns on DEFLATE compression (RFC 1951 raw, as IMAP COMPRESS=DEFLATE, RFC 4978, defines
+ * it) in both directions, inside TLS. Call it from the line callback of the command that
+ * asks for it, after writing the reply that accepts it:
+ * - output: everything written so far (that reply included) is sent uncompressed now;
+ *   everything written afterwards is compressed and flushed at the end of each batch;
+ * - input: the bytes after the current line, already received or not, are compressed.
+ * Decompressed input goes through the same line reader, limits and back-pressure as any
+ * input; corrupt compressed input, or a peer ending its stream, closes the connection.
+ * Returns 0; -EALREADY when compression is already on; -ENOTSUP when TLS is not active
+ * (compression is only offered inside TLS). Compression stays on until the end.
+ */
+int conn_compress_start(struct conn *c);
+bool conn_is_compressed(const struct conn *c);
+
 /* Flushes what was written, then closes. Idempotent. reason is logged. */
 void conn_close(struct conn *c, const char *reason);
 

@@ -14,6 +14,7 @@
 #include "server/crlguard.h"
 #include "server/linebuf.h"
 
+struct compress_pipe;
 struct tls_ctx;
 struct tls_session;
 
@@ -74,6 +75,7 @@ struct conn {
 	const struct proto_handler *proto;
 	void *sess; /* protocol state, NULL until open */
 	struct tls_session *tls;
+	struct compress_pipe *zpipe; /* DEFLATE inside TLS once conn_compress_start ran */
 	struct linebuf in;
 	struct buf out;        /* written since the last flush */
 	uint64_t expect_bytes; /* raw bytes still owed to proto->bytes */
@@ -105,6 +107,9 @@ struct conn {
 	char id[17];
 	char ip[48];
 	char user[128];
+	/* COMPRESS was accepted in the line being dispatched: what follows that line in the
+	 * linebuf is compressed and moves to the inflater. */
+	bool compress_take_input;
 };
 
 /* conn.c */
