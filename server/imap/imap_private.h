@@ -152,6 +152,9 @@ bool imap_async_end(struct imap_client *cl); /* false: the connection is gone, r
 /* Ends the running command with "tag OK|NO|BAD text" (after pending updates when
  * allowed), resumes input and frees the command's op. */
 void imap_done(struct imap_client *cl, const char *status, const char *text);
+/* As imap_done, but the tagged reply goes out now, never after pending updates (COMPRESS:
+ * its OK is the last uncompressed byte). */
+void imap_done_now(struct imap_client *cl, const char *status, const char *text);
 void imap_donef(struct imap_client *cl, const char *status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void imap_set_state(struct imap_client *cl, enum imap_state st);
@@ -248,6 +251,8 @@ void imap_cmd_authenticate(struct imap_client *cl, const struct imap_arg *a, siz
 void imap_authenticate_response(struct imap_client *cl, const char *line, size_t len);
 /* The response line was longer than IMAP_SASL_LINE_MAX: ends AUTHENTICATE with BAD. */
 void imap_authenticate_too_long(struct imap_client *cl);
+/* imap_cmd_compress.c */
+void imap_cmd_compress(struct imap_client *cl, const struct imap_arg *a, size_t n);
 /* imap_cmd_enable.c, imap_cmd_id.c, imap_cmd_idle.c */
 void imap_cmd_enable(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_id(struct imap_client *cl, const struct imap_arg *a, size_t n);

@@ -36,6 +36,7 @@ static const struct imap_command commands[] = {
     {{"LOGIN", NULL, CMD_PRE_AUTH | CMD_SECRET, IMAP_STATE_NOAUTH}, imap_cmd_login},
     {{"AUTHENTICATE", NULL, CMD_PRE_AUTH | CMD_SECRET, IMAP_STATE_NOAUTH}, imap_cmd_authenticate},
     {{"ENABLE", NULL, 0, ALL_AUTH}, imap_cmd_enable},
+    {{"COMPRESS", NULL, 0, ALL_AUTH}, imap_cmd_compress},
     {{"ID", NULL, CMD_PRE_AUTH, ANY}, imap_cmd_id},
     {{"NAMESPACE", NULL, 0, ALL_AUTH}, imap_cmd_namespace},
     {{"IDLE", NULL, 0, ALL_AUTH}, imap_cmd_idle},
@@ -322,6 +323,10 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 	                  "SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE "
 	                  "QRESYNC MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE BINARY CATENATE "
 	                  "SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
+	/* RFC 4978: a command-auth command, so offered after login, and only while it can
+	 * still be turned on. */
+	if (!conn_is_compressed(cl->c))
+		buf_append_str(o, " COMPRESS=DEFLATE");
 }
 
 /* ---- replies ---- */
@@ -360,6 +365,13 @@ void imap_done(struct imap_client *cl, const char *status, const char *text)
 		imap_sync_then(cl, send_tagged);
 		return;
 	}
+	send_tagged(cl);
+}
+
+void imap_done_now(struct imap_client *cl, const char *status, const char *text)
+{
+	free(cl->reply);
+	cl->reply = xasprintf("%s %s", status, text);
 	send_tagged(cl);
 }
 

@@ -9,6 +9,7 @@
  * against STARTTLS command injection, CVE-2011-0411). After conn_close, nothing is
  * delivered, as with the real conn.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,6 +32,8 @@ struct conn {
 	struct buf out;
 	bool tls;
 	unsigned start_tls_calls;
+	bool compressed;
+	size_t compressed_at; /* output length when conn_compress_start ran */
 	bool closed;
 	char *close_reason;
 	unsigned paused;
@@ -64,6 +67,9 @@ void fake_conn_goodbye(struct conn *c, enum conn_goodbye why);
 const char *fake_conn_output(struct conn *c);
 void fake_conn_clear_output(struct conn *c);
 unsigned fake_conn_start_tls_calls(const struct conn *c);
+/* Whether conn_compress_start ran, and how much output was written before it (that part
+ * goes out uncompressed). */
+bool fake_conn_compressed(const struct conn *c, size_t *at_r);
 bool fake_conn_closed(const struct conn *c);
 const char *fake_conn_close_reason(const struct conn *c);
 void fake_conn_free(struct conn *c);
@@ -173,6 +179,13 @@ void fake_conn_clear_output(struct conn *c)
 	buf_reset(&c->out);
 }
 
+bool fake_conn_compressed(const struct conn *c, size_t *at_r)
+{
+	if (at_r != NULL)
+		*at_r = c->compressed_at;
+	return c->compressed;
+}
+
 unsigned fake_conn_start_tls_calls(const struct conn *c)
 {
 	return c->start_tls_calls;
@@ -223,6 +236,22 @@ void conn_printf(struct conn *c, const char *fmt, ...)
 void conn_start_tls(struct conn *c)
 {
 	c->start_tls_calls++;
+}
+
+int conn_compress_start(struct conn *c)
+{
+	if (c->compressed)
+		return -EALREADY;
+	if (!c->tls)
+		return -ENOTSUP;
+	c->compressed = true;
+	c->compressed_at = c->out.len;
+	return 0;
+}
+
+bool conn_is_compressed(const struct conn *c)
+{
+	return c->compressed;
 }
 
 bool conn_is_tls(const struct conn *c)

@@ -28,6 +28,7 @@ void fake_conn_goodbye(struct conn *c, enum conn_goodbye why);
 const char *fake_conn_output(struct conn *c);
 void fake_conn_clear_output(struct conn *c);
 unsigned fake_conn_start_tls_calls(const struct conn *c);
+bool fake_conn_compressed(const struct conn *c, size_t *at_r);
 bool fake_conn_closed(const struct conn *c);
 const char *fake_conn_close_reason(const struct conn *c);
 void fake_conn_free(struct conn *c);
@@ -485,4 +486,59 @@ Test(imap, scram_exchange_pending_at_close_is_freed)
 	cr_assert_eq(fake_scram_live, 1);
 	fake_conn_free(c);
 	cr_assert_eq(fake_scram_live, 0);
+}
+
+/* COMPRESS (RFC 4978): after login only, DEFLATE only, once; its tagged OK is the last
+ * thing written before compression starts. */
+Test(imap, compress_deflate)
+{
+	struct conn *c = open_session(true);
+	say(c, "a0 CAPABILITY");
+	cr_assert(!contains(fake_conn_output(c), "COMPRESS"), "%s", fake_conn_output(c));
+	fake_conn_clear_output(c);
+	say(c, "a0 COMPRESS DEFLATE");
+	cr_assert(starts_with(fake_conn_output(c), "a0 BAD Log in first\r\n"), "%s",
+	          fake_conn_output(c));
+	cr_assert(!fake_conn_compressed(c, NULL));
+	fake_conn_free(c);
+
+	c = open_logged_in();
+	say(c, "a1 CAPABILITY");
+	cr_assert(contains(fake_conn_output(c), " COMPRESS=DEFLATE"), "%s", fake_conn_output(c));
+	fake_conn_clear_output(c);
+	const char *bad[] = {"a2 COMPRESS", "a2 COMPRESS GZIP", "a2 COMPRESS DEFLATE DEFLATE",
+	                     "a2 COMPRESS \"DEFLATE\"", "a2 COMPRESS (DEFLATE)"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		say(c, bad[i]);
+		cr_assert(starts_with(fake_conn_output(c), "a2 BAD "), "%s: %s", bad[i],
+		          fake_conn_output(c));
+		cr_assert(!fake_conn_compressed(c, NULL));
+		fake_conn_clear_output(c);
+	}
+	say(c, "a3 compress deflate");
+	size_t at = 0;
+	cr_assert(fake_conn_compressed(c, &at));
+	cr_assert_str_eq(fake_conn_output(c), "a3 OK DEFLATE active\r\n");
+	cr_assert_eq(at, strlen("a3 OK DEFLATE active\r\n"));
+	fake_conn_clear_output(c);
+	say(c, "a4 CAPABILITY");
+	cr_assert(!contains(fake_conn_output(c), "COMPRESS"), "%s", fake_conn_output(c));
+	fake_conn_clear_output(c);
+	say(c, "a5 COMPRESS DEFLATE");
+	cr_assert_str_eq(fake_conn_output(c),
+	                 "a5 NO [COMPRESSIONACTIVE] DEFLATE is already active\r\n");
+	fake_conn_clear_output(c);
+	/* Selected state too. */
+	say(c, "a6 SELECT INBOX");
+	cr_assert(contains(fake_conn_output(c), "\r\na6 OK [READ-WRITE] "), "%s",
+	          fake_conn_output(c));
+	fake_conn_free(c);
+
+	c = open_logged_in();
+	say(c, "b1 SELECT INBOX");
+	fake_conn_clear_output(c);
+	say(c, "b2 COMPRESS DEFLATE");
+	cr_assert_str_eq(fake_conn_output(c), "b2 OK DEFLATE active\r\n");
+	cr_assert(fake_conn_compressed(c, NULL));
+	fake_conn_free(c);
 }
