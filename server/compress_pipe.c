@@ -59,17 +59,32 @@ void compress_pipe_init(struct compress_pipe *p, size_t in_max)
 	p->inf.zalloc = compress_pipe_zalloc;
 	p->inf.zfree = compress_pipe_zfree;
 	p->inf.opaque = p;
-	/* Both fail only on bad parameters (constants here) or allocation (which aborts). */
-	if (deflateInit2(&p->def, COMPRESS_PIPE_LEVEL, Z_DEFLATED, -COMPRESS_PIPE_OUT_WBITS,
-	                 COMPRESS_PIPE_OUT_MEMLEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
-		abort();
+	/* Fails only on bad parameters (constants here) or allocation (which aborts). */
 	if (inflateInit2(&p->inf, -COMPRESS_PIPE_IN_WBITS) != Z_OK)
 		abort();
 }
 
+static void compress_pipe_deflate_start(struct compress_pipe *p)
+{
+	if (p->def_live)
+		return;
+	if (deflateInit2(&p->def, COMPRESS_PIPE_LEVEL, Z_DEFLATED, -COMPRESS_PIPE_OUT_WBITS,
+	                 COMPRESS_PIPE_OUT_MEMLEVEL, Z_DEFAULT_STRATEGY) != Z_OK)
+		abort();
+	p->def_live = true;
+}
+
+void compress_pipe_idle(struct compress_pipe *p)
+{
+	if (!p->def_live)
+		return;
+	deflateEnd(&p->def);
+	p->def_live = false;
+}
+
 void compress_pipe_free(struct compress_pipe *p)
 {
-	deflateEnd(&p->def);
+	compress_pipe_idle(p);
 	inflateEnd(&p->inf);
 	compress_pipe_drop_input(p);
 }
@@ -81,6 +96,7 @@ int compress_pipe_write(struct compress_pipe *p, const void *data, size_t len,
 	const unsigned char *d = data;
 	if (len == 0)
 		return 0;
+	compress_pipe_deflate_start(p);
 	/* avail_in is 32 bits: feed very large batches in slices, flushing after the last. */
 	while (len > 0) {
 		size_t slice = len > (1u << 30) ? (1u << 30) : len;

@@ -13,10 +13,15 @@
  * bounds lines and literals as for uncompressed input (decompression bombs).
  *
  * Memory: the deflate side uses a small window (COMPRESS_PIPE_OUT_WBITS, memLevel
- * COMPRESS_PIPE_OUT_MEMLEVEL): any inflater accepts a smaller window than its own. The
- * inflate side must accept any window the peer chose, up to 32 KiB. zlib allocates through
+ * COMPRESS_PIPE_OUT_MEMLEVEL): any inflater accepts a smaller window than its own. It exists
+ * only while output flows: compress_pipe_idle() frees it, and the next write starts a new
+ * one. The raw stream allows that without telling the peer: every write ends with a sync
+ * flush (byte-aligned, every block complete), and a new deflater never refers back to what
+ * the old one sent. The inflate side must accept any window the peer chose, up to 32 KiB,
+ * and must keep it, since the peer may refer back at any time. zlib allocates through
  * xmalloc (allocation failure aborts) and compress_pipe_memory() reports what it holds.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <zlib.h>
@@ -33,6 +38,7 @@
 struct compress_pipe {
 	z_stream def;
 	z_stream inf;
+	bool def_live;     /* def holds a deflate state (from the first write after idle) */
 	unsigned char *in; /* compressed input (malloc'd, NULL when none is held); the part
 	                    * not yet inflated is inf.next_in[0..inf.avail_in) */
 	size_t in_cap;     /* bytes allocated at in */
@@ -53,6 +59,11 @@ void compress_pipe_free(struct compress_pipe *p);
  */
 int compress_pipe_write(struct compress_pipe *p, const void *data, size_t len,
                         int (*sink)(void *arg, const void *chunk, size_t chunk_len), void *arg);
+
+/* The output side is idle (everything written has been handed on): frees the deflate
+ * state, about 70 KiB, until the next write. What is sent next is compressed without the
+ * history of what went before; nothing else changes for the peer. */
+void compress_pipe_idle(struct compress_pipe *p);
 
 /* Copies compressed input in. 0, or -ENOBUFS when the held input would pass in_max
  * (nothing is taken then). */

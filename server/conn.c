@@ -146,6 +146,9 @@ static void conn_write_done(struct conn *c, size_t len, int status)
 		return;
 	}
 	c->bytes_out += len;
+	/* All output taken by the peer: an idle compressed session keeps no deflate state. */
+	if (c->zpipe != NULL && c->write_queued == 0 && c->out.len == 0)
+		compress_pipe_idle(c->zpipe);
 	if (c->state == CONN_CLOSING && c->write_queued == 0) {
 		conn_linger(c);
 		return;
