@@ -1,5 +1,6 @@
 """Node's imapflow (npm) against the real sealmaild: login, list, mailboxOpen, append, fetch,
 flags, search, move and IDLE woken by another client's APPEND (node/imap.js does the work).
+imapflow turns COMPRESS=DEFLATE (RFC 4978) on when it is offered: all of it runs compressed.
 
 Needs `npm ci --prefix tests/integration/node` first; skipped with that hint otherwise."""
 import json
@@ -47,3 +48,4 @@ def test_imapflow_session(env):
     assert out["idleExists"] == out["idleBefore"] + 1, out
     assert out["move"]["destination"] == "FlowDest" and out["move"]["uidMap"] == [[1, 1]], out
     assert out["status"]["messages"] == 1, out
+    assert "event=compress algorithm=deflate" in env.srv.log(), env.srv.log()[-3000:]
