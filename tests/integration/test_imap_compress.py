@@ -346,7 +346,6 @@ def test_a_stream_that_ends_closes(env):
     assert env.srv.alive()
 
 
-@pytest.mark.skipif(harness.sanitized(), reason="ASan's quarantine keeps freed memory in RSS")
 def test_decompression_bomb_hits_the_line_limit(env):
     c = RawZ(env, timeout=60)
     c.login(USER)
@@ -365,7 +364,9 @@ def test_decompression_bomb_hits_the_line_limit(env):
     assert b"* BAD [TOOBIG] Line too long\r\n" in r, r
     assert r[-1].startswith(b"b2 OK"), r
     grown = harness.rss_kib(env.srv.pid) - before
-    assert grown < 8 * 1024, "sealmaild grew by %d KiB inflating the bomb" % grown
+    # Under ASan freed memory stays in RSS (its quarantine): the bound means nothing there.
+    if not harness.sanitized():
+        assert grown < 8 * 1024, "sealmaild grew by %d KiB inflating the bomb" % grown
     c.close()
 
 
@@ -384,7 +385,6 @@ def populate_random(env, user, n, size):
     return msgs
 
 
-@pytest.mark.skipif(harness.sanitized(), reason="ASan's quarantine keeps freed memory in RSS")
 def test_backpressure_on_compressed_output(env):
     """Pipelined FETCHes over a compressed connection that does not read: the daemon holds
     little (it counts compressed bytes queued), then answers everything in order."""
@@ -405,7 +405,8 @@ def test_backpressure_on_compressed_output(env):
         peak = max(peak, harness.rss_kib(env.srv.pid))
     grown = peak - before
     print("6 stalled compressed FETCH 1:* of 16 MiB: RSS %d -> peak %d KiB" % (before, peak))
-    assert grown < 32 * 1024, "sealmaild grew by %d KiB" % grown
+    if not harness.sanitized():  # ASan's quarantine keeps freed memory in RSS
+        assert grown < 32 * 1024, "sealmaild grew by %d KiB" % grown
     for i in range(6):
         out = c.response("f%d" % i)
         bodies, pos = [], 0
