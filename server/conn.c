@@ -33,6 +33,10 @@
 #define WRITE_LOW      (64 * 1024)  /* dispatch buffered commands again below this */
 #define CLOSE_GRACE_MS 5000         /* flush time allowed before a forced close */
 #define CONN_LINGER_MS 2000         /* how long a closing conn drains the peer's input */
+/* Decompressed bytes one turn of the loop takes from a compressed connection. DEFLATE
+ * expands up to ~1000:1, so one 16 KiB read could otherwise keep the loop on one
+ * connection for 16 MiB of input (a bomb): past this the rest waits for the next turn. */
+#define INFLATE_TURN (256 * 1024)
 
 static char read_area[READ_CHUNK];
 static char plain_area[READ_CHUNK];
@@ -467,7 +471,8 @@ static bool conn_can_dispatch(const struct conn *c)
 static void conn_update_reading(struct conn *c)
 {
 	bool want = c->state != CONN_CLOSING && c->state != CONN_CLOSED && !c->paused &&
-	            c->write_queued < WRITE_HIGH && c->in.buf.max - c->in.buf.len >= READ_CHUNK;
+	            c->write_queued < WRITE_HIGH && c->in.buf.max - c->in.buf.len >= READ_CHUNK &&
+	            !c->inflate_yielded;
 	if (c->state == CONN_HANDSHAKE)
 		want = true;
 	if (want && !c->reading) {
@@ -556,9 +561,19 @@ static void conn_dispatch(struct conn *c)
 		buf_free(&c->in.buf); /* idle connections keep no big buffers */
 }
 
+static void conn_pump_later(void *arg)
+{
+	struct conn *c = arg;
+	c->inflate_yielded = false;
+	if (!conn_release(c))
+		return;
+	conn_pump(c);
+}
+
 /* Moves decrypted bytes into the line buffer while it has room, dispatching as it goes. */
 static void conn_pump(struct conn *c)
 {
+	size_t inflated = 0;
 	for (;;) {
 		conn_dispatch(c);
 		if (c->state != CONN_TLS || c->paused || c->starttls_requested || c->output_stalled)
@@ -569,10 +584,20 @@ static void conn_pump(struct conn *c)
 		if (room > sizeof(plain_area))
 			room = sizeof(plain_area);
 		if (c->zpipe != NULL) {
-			/* At most room bytes come out of the inflater per turn, however little
+			if (inflated >= INFLATE_TURN) {
+				/* Reading stops until the next turn goes on from here. */
+				if (!c->inflate_yielded) {
+					c->inflate_yielded = true;
+					conn_hold(c);
+					conn_after(c, 0, conn_pump_later, c);
+				}
+				break;
+			}
+			/* At most room bytes come out of the inflater per call, however little
 			 * input they came from: the linebuf bounds them like any input. */
 			ssize_t z = compress_pipe_read(c->zpipe, plain_area, room);
 			if (z > 0) {
+				inflated += (size_t)z;
 				linebuf_feed(&c->in, plain_area, (size_t)z);
 				continue;
 			}
