@@ -541,7 +541,9 @@ static void conn_dispatch(struct conn *c)
 			c->proto->line_too_long(c->sess);
 			continue;
 		}
+		c->in_line = true;
 		c->proto->line(c->sess, line, len, has_cr);
+		c->in_line = false;
 		/* The line is consumed after the callback: it may have closed the conn, but
 		 * the linebuf lives until the conn is freed, which is never inside a
 		 * callback (uv_close defers it). */
@@ -933,7 +935,12 @@ int conn_compress_start(struct conn *c)
 	/* Held input: what came with the command line (at most the linebuf), then one TLS
 	 * read at a time. */
 	compress_pipe_init(c->zpipe, c->in.buf.max + READ_CHUNK);
-	c->compress_take_input = true;
+	/* Inside the line callback the command's own line is still in the linebuf: what
+	 * follows it moves once it is consumed. Anywhere else all of it follows. */
+	if (c->in_line)
+		c->compress_take_input = true;
+	else
+		conn_compress_take_input(c);
 	log_event(LOGL_INFO, "session=%s proto=%s event=compress algorithm=deflate", c->id,
 	          conn_proto_name(c));
 	return 0;

@@ -83,8 +83,8 @@ struct tls_session *conn_tls(struct conn *c);
 
 /*
  * Turns on DEFLATE compression (RFC 1951 raw, as IMAP COMPRESS=DEFLATE, RFC 4978, defines
- * it) in both directions, inside TLS. Call it from the line callback of the command that
- * asks for it, after writing the reply that accepts it:
+ * it) in both directions, inside TLS. Call it after writing the reply that accepts it,
+ * from the line callback of the command that asks for it (or later, with input paused):
  * - output: everything written so far (that reply included) is sent uncompressed now;
  *   everything written afterwards is compressed and flushed at the end of each batch;
  * - input: the bytes after the current line, already received or not, are compressed.

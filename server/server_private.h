@@ -110,6 +110,7 @@ struct conn {
 	/* COMPRESS was accepted in the line being dispatched: what follows that line in the
 	 * linebuf is compressed and moves to the inflater. */
 	bool compress_take_input;
+	bool in_line;         /* proto->line is running (its line is still in the linebuf) */
 	bool inflate_yielded; /* INFLATE_TURN reached: the next loop turn pumps on, reading waits */
 };
 
