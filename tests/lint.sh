@@ -6,7 +6,7 @@
 #     includes uv.h or server/ headers, nor do certs/, config/, common/ and cli/; only the
 #     top of server/ (main.c, server.c, listener.c, conn.c) includes server_private.h;
 #     protocol code (server/smtp, server/imap, server/pop3) never includes uv.h, GnuTLS or
-#     sqlite3.h.
+#     sqlite3.h; only server/compress_pipe.h (and tests, fuzz targets) includes zlib.h.
 # Prints each violation as file:line: rule and exits 1 if there is any.
 set -u
 cd "$(dirname "$0")/.."
@@ -22,6 +22,11 @@ check_file() {
 	case "$f" in
 	config/*) ;;
 	*) grep -nE '#include\s*<yaml\.h>' "$f" | sed -E "s|^([0-9]+):.*|$f:\1: yaml.h outside config/|" ;;
+	esac
+	case "$f" in
+	server/compress_pipe.h | tests/* | fuzz/*) ;;
+	*) grep -nE '#include\s*<zlib\.h>' "$f" |
+		sed -E "s|^([0-9]+):.*|$f:\1: zlib.h outside server/compress_pipe.h|" ;;
 	esac
 	case "$f" in
 	storage/sqlite/* | bench/* | tests/*) ;;
