@@ -2,12 +2,12 @@
  * A connection: TCP handle + optional TLS session + bounded line reader + write queue.
  *
  * Input flows socket -> (TLS) -> (inflate) -> linebuf -> protocol callbacks; output flows
- * protocol -> (deflate) -> (TLS) -> uv_write. Compression (conn_compress_start) sits
- * inside TLS, as RFC 4978 orders the layers: data is compressed before it is encrypted. Reading
- * stops whenever the protocol is paused, the line buffer has no room for another read, or too much
- * output is queued (back-pressure), and starts again when that clears. One read buffer is shared by
- * every connection: libuv calls read_cb right after alloc_cb on the loop thread, and the bytes are
- * consumed before it returns.
+ * protocol -> (deflate) -> (TLS) -> uv_write. Compression (conn_compress_start) sits inside
+ * TLS, as RFC 4978 orders the layers: data is compressed before it is encrypted. Reading
+ * stops whenever the protocol is paused, the line buffer has no room for another read, or
+ * too much output is queued (back-pressure), and starts again when that clears. One read
+ * buffer is shared by every connection: libuv calls read_cb right after alloc_cb on the
+ * loop thread, and the bytes are consumed before it returns.
  */
 #include "server/conn.h"
 
