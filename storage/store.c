@@ -397,6 +397,17 @@ int store_user_set_quota(struct store *s, const char *address, uint64_t bytes, s
 	    t, s->backend->user_set_quota(s->impl, address, bytes, complete_done, t));
 }
 
+int store_user_set_message_quota(struct store *s, const char *address, uint64_t messages,
+                                 store_done_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.done = cb;
+	return thunk_submitted(
+	    t, s->backend->user_set_message_quota(s->impl, address, messages, complete_done, t));
+}
+
 int store_user_get(struct store *s, const char *address, store_users_cb *cb, void *ctx)
 {
 	if (cb == NULL)

@@ -119,6 +119,8 @@ struct store_user {
 	bool disabled;
 	uint64_t quota_bytes; /* 0 = unlimited */
 	uint64_t used_bytes;
+	uint64_t quota_messages; /* 0 = unlimited */
+	uint64_t used_messages;  /* messages in all the user's mailboxes */
 	/* SHA-256 (hex) of the stored password hash: changes whenever the password does, so
 	 * the server's login cache can tell a stale entry; reveals nothing usable. */
 	char *password_tag;
@@ -135,7 +137,9 @@ struct store_mailbox {
 	uint64_t highest_modseq;
 	uint32_t messages;
 	uint32_t unseen;
-	uint64_t size;   /* bytes of all messages */
+	uint64_t size;         /* bytes of all messages */
+	uint32_t deleted;      /* messages flagged \Deleted */
+	uint64_t deleted_size; /* their bytes */
 	uint32_t recent; /* messages no session has taken as \Recent yet (store_recent_take) */
 };
 
@@ -168,7 +172,8 @@ struct store_delivered {
 	int64_t mailbox_id;
 	uint32_t uid;
 	uint32_t uidvalidity;
-	uint64_t quota_bytes; /* the target user's quota when it was found, 0 = unlimited */
+	uint64_t quota_bytes;    /* the target user's quota when it was found, 0 = unlimited */
+	uint64_t quota_messages; /* the same for its message-count limit */
 };
 
 struct store_queue_rcpt {
@@ -428,8 +433,13 @@ int store_user_set_require_cert(struct store *s, const char *address, bool on, s
                                 void *ctx);
 int store_user_set_disabled(struct store *s, const char *address, bool on, store_done_cb *cb,
                             void *ctx);
+/* The user's limits, 0 = unlimited: bytes of storage, and the number of messages in all
+ * its mailboxes (a delivery, APPEND or COPY that would pass either fails with -EDQUOT;
+ * what is already stored stays). -ENOENT. */
 int store_user_set_quota(struct store *s, const char *address, uint64_t bytes, store_done_cb *cb,
                          void *ctx);
+int store_user_set_message_quota(struct store *s, const char *address, uint64_t messages,
+                                 store_done_cb *cb, void *ctx);
 /* res: v[0]. -ENOENT. */
 int store_user_get(struct store *s, const char *address, store_users_cb *cb, void *ctx);
 /* res: v[], ordered by address. */

@@ -88,6 +88,8 @@ struct store_backend {
 	                         void *ctx);
 	int (*user_set_quota)(void *impl, const char *address, uint64_t bytes, store_backend_cb *cb,
 	                      void *ctx);
+	int (*user_set_message_quota)(void *impl, const char *address, uint64_t messages,
+	                              store_backend_cb *cb, void *ctx);
 	int (*user_get)(void *impl, const char *address, store_backend_cb *cb, void *ctx);
 	int (*user_list)(void *impl, store_backend_cb *cb, void *ctx);
 	int (*auth)(void *impl, const char *address, const char *password, store_backend_cb *cb,

@@ -206,6 +206,9 @@ FAULT_OP(user_set_disabled,
 FAULT_OP(user_set_quota,
          (void *impl, const char *address, uint64_t bytes, store_backend_cb *cb, void *ctx),
          (f->inner_impl, address, bytes, cb, ctx))
+FAULT_OP(user_set_message_quota,
+         (void *impl, const char *address, uint64_t messages, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, address, messages, cb, ctx))
 FAULT_OP(user_get, (void *impl, const char *address, store_backend_cb *cb, void *ctx),
          (f->inner_impl, address, cb, ctx))
 FAULT_OP(user_list, (void *impl, store_backend_cb *cb, void *ctx), (f->inner_impl, cb, ctx))
@@ -338,6 +341,7 @@ const struct store_backend store_backend_fault = {
     .user_set_require_cert = fault_user_set_require_cert,
     .user_set_disabled = fault_user_set_disabled,
     .user_set_quota = fault_user_set_quota,
+    .user_set_message_quota = fault_user_set_message_quota,
     .user_get = fault_user_get,
     .user_list = fault_user_list,
     .auth = fault_auth,

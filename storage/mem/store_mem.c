@@ -140,6 +140,22 @@ uint64_t mem_user_used(struct mem_store *m, int64_t user_id)
 	return used;
 }
 
+uint64_t mem_user_messages(struct mem_store *m, int64_t user_id)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < m->n_mailboxes; i++)
+		if (m->mailboxes[i]->user_id == user_id)
+			n += m->mailboxes[i]->n_entries;
+	return n;
+}
+
+bool mem_user_over(struct mem_store *m, const struct mem_user *u, uint64_t n, uint64_t size)
+{
+	if (u->quota != 0 && mem_user_used(m, u->id) + size > u->quota)
+		return true;
+	return u->quota_messages != 0 && mem_user_messages(m, u->id) + n > u->quota_messages;
+}
+
 void mem_done(struct mem_store *m, store_backend_cb *cb, void *ctx, int rc,
               struct store_backend_result *res, bool write)
 {
@@ -180,6 +196,10 @@ static void mailbox_fill(struct mem_store *m, const struct mem_mailbox *mb,
 		if (mb->entries[i].uid >= mb->recent_uid)
 			out->recent++;
 		out->size += mb->entries[i].content->size;
+		if (mb->entries[i].flags & STORE_DELETED) {
+			out->deleted++;
+			out->deleted_size += mb->entries[i].content->size;
+		}
 	}
 }
 
@@ -287,6 +307,8 @@ static void user_fill(struct mem_store *m, const struct mem_user *u, struct stor
 	out->disabled = u->disabled;
 	out->quota_bytes = u->quota;
 	out->used_bytes = mem_user_used(m, u->id);
+	out->quota_messages = u->quota_messages;
+	out->used_messages = mem_user_messages(m, u->id);
 	gnutls_hash_fast(GNUTLS_DIG_SHA256, u->hash, sizeof(u->hash), tag);
 	out->password_tag = xmalloc(65);
 	for (size_t i = 0; i < 32; i++) {
@@ -345,7 +367,14 @@ static int mem_user_add(void *impl, const char *address, const char *password, s
 	return 0;
 }
 
-enum user_change { USER_DEL, USER_PASSWD, USER_REQUIRE_CERT, USER_DISABLED, USER_QUOTA };
+enum user_change {
+	USER_DEL,
+	USER_PASSWD,
+	USER_REQUIRE_CERT,
+	USER_DISABLED,
+	USER_QUOTA,
+	USER_MESSAGE_QUOTA
+};
 
 static int user_change(struct mem_store *m, const char *address, enum user_change what,
                        const char *password, uint64_t value, store_backend_cb *cb, void *ctx)
@@ -377,8 +406,10 @@ static int user_change(struct mem_store *m, const char *address, enum user_chang
 		u->require_cert = value != 0;
 	} else if (what == USER_DISABLED) {
 		u->disabled = value != 0;
-	} else {
+	} else if (what == USER_QUOTA) {
 		u->quota = value;
+	} else {
+		u->quota_messages = value;
 	}
 	mem_done(m, cb, ctx, rc, &res, true);
 	pthread_mutex_unlock(&m->lock);
@@ -417,6 +448,14 @@ static int mem_user_set_quota(void *impl, const char *address, uint64_t bytes, s
 	if (bytes > INT64_MAX)
 		return -EINVAL;
 	return user_change(impl, address, USER_QUOTA, NULL, bytes, cb, ctx);
+}
+
+static int mem_user_set_message_quota(void *impl, const char *address, uint64_t messages,
+                                      store_backend_cb *cb, void *ctx)
+{
+	if (messages > INT64_MAX)
+		return -EINVAL;
+	return user_change(impl, address, USER_MESSAGE_QUOTA, NULL, messages, cb, ctx);
 }
 
 static int mem_user_get(void *impl, const char *address, store_backend_cb *cb, void *ctx)
@@ -649,7 +688,8 @@ static int mem_mailbox_rename(void *impl, int64_t user_id, const char *name, con
 				continue;
 			char *nn = xasprintf("%s%s", new_name, x->name + strlen(old));
 			struct mem_user *u = mem_user_by_id(m, user_id);
-			if (u != NULL && sub_find(u, x->name) != SIZE_MAX && sub_find(u, nn) == SIZE_MAX) {
+			if (u != NULL && sub_find(u, x->name) != SIZE_MAX &&
+			    sub_find(u, nn) == SIZE_MAX) {
 				sub_set(m, user_id, x->name, false);
 				sub_set(m, user_id, nn, true);
 			}
@@ -914,6 +954,7 @@ const struct store_backend store_backend_mem = {
     .user_set_require_cert = mem_user_set_require_cert,
     .user_set_disabled = mem_user_set_disabled,
     .user_set_quota = mem_user_set_quota,
+    .user_set_message_quota = mem_user_set_message_quota,
     .user_get = mem_user_get,
     .user_list = mem_user_list,
     .auth = mem_auth,

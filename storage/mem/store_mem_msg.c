@@ -238,7 +238,7 @@ static int report_place(struct mem_store *m, const void *msg, size_t len, const 
 		struct mem_mailbox *mb = u != NULL ? mem_mailbox_by_name(m, u->id, "INBOX") : NULL;
 		if (mb == NULL)
 			rc = -ENOENT;
-		else if (u->quota != 0 && mem_user_used(m, u->id) + len > u->quota)
+		else if (mem_user_over(m, u, 1, len))
 			rc = -EDQUOT;
 		else
 			rc = mem_entry_add(m, mb, c, 0, NULL, (int64_t)time(NULL), NULL);
@@ -312,11 +312,14 @@ int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_bac
 			continue;
 		}
 		d->quota_bytes = u->quota;
-		uint64_t used = mem_user_used(m, u->id);
+		d->quota_messages = u->quota_messages;
+		uint64_t used = 0, count = 1;
 		for (size_t k = 0; k < i; k++) /* this delivery's earlier copies count too */
-			if (mbs[k] != NULL && mbs[k]->user_id == u->id)
+			if (mbs[k] != NULL && mbs[k]->user_id == u->id) {
 				used += size;
-		if (u->quota != 0 && used + size > u->quota) {
+				count++;
+			}
+		if (mem_user_over(m, u, count, used + size)) {
 			d->rc = -EDQUOT;
 			over_quota = true;
 			continue;
@@ -426,13 +429,14 @@ int mem_store_deliver_batch(void *impl, const struct store_deliver_req *reqs, si
 			rc = -ENOENT;
 			break;
 		}
-		uint64_t used = mem_user_used(m, u->id) + size[i];
+		uint64_t used = size[i], count = 1;
 		uint32_t uids = 1;
 		for (size_t k = 0; k < i; k++) {
 			used += mbs[k]->user_id == u->id ? size[k] : 0;
+			count += mbs[k]->user_id == u->id ? 1 : 0;
 			uids += mbs[k] == mb ? 1 : 0;
 		}
-		if (u->quota != 0 && used > u->quota)
+		if (mem_user_over(m, u, count, used))
 			rc = -EDQUOT;
 		else if ((uint64_t)mb->uidnext + uids > UINT32_MAX)
 			rc = -EFBIG;
@@ -452,6 +456,7 @@ int mem_store_deliver_batch(void *impl, const struct store_deliver_req *reqs, si
 			d->mailbox_id = mbs[i]->id;
 			d->uidvalidity = mbs[i]->uidvalidity;
 			d->quota_bytes = mem_user_by_id(m, mbs[i]->user_id)->quota;
+			d->quota_messages = mem_user_by_id(m, mbs[i]->user_id)->quota_messages;
 			mem_note(m, mbs[i]);
 		}
 	}
@@ -941,12 +946,14 @@ int mem_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid_ra
 		rc = -ENOENT;
 		goto out;
 	}
-	uint64_t need = 0;
+	uint64_t need = 0, count = 0;
 	for (size_t i = 0; i < src->n_entries; i++)
-		if (in_ranges(src->entries[i].uid, ranges, n_ranges))
+		if (in_ranges(src->entries[i].uid, ranges, n_ranges)) {
 			need += src->entries[i].content->size;
+			count++;
+		}
 	struct mem_user *u = mem_user_by_id(m, src->user_id);
-	if (!move && u != NULL && u->quota != 0 && mem_user_used(m, u->id) + need > u->quota) {
+	if (!move && u != NULL && count > 0 && mem_user_over(m, u, count, need)) {
 		rc = -EDQUOT;
 		goto out;
 	}

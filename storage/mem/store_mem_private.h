@@ -54,7 +54,8 @@ struct mem_user {
 	bool require_cert;
 	bool disabled;
 	uint64_t quota;
-	char **subs; /* subscribed names, in no order */
+	uint64_t quota_messages; /* 0 = unlimited */
+	char **subs;             /* subscribed names, in no order */
 	size_t n_subs;
 };
 
@@ -107,6 +108,10 @@ struct mem_mailbox *mem_mailbox_by_name(struct mem_store *m, int64_t user_id, co
 struct mem_mailbox *mem_mailbox_add(struct mem_store *m, int64_t user_id, const char *name,
                                     unsigned special_use);
 uint64_t mem_user_used(struct mem_store *m, int64_t user_id);
+/* Messages in all the user's mailboxes. */
+uint64_t mem_user_messages(struct mem_store *m, int64_t user_id);
+/* Whether adding n messages of size bytes (in all) would pass u's limits. */
+bool mem_user_over(struct mem_store *m, const struct mem_user *u, uint64_t n, uint64_t size);
 /* Hands the result on (under the lock: keeps the order of completions) and counts writes. */
 void mem_done(struct mem_store *m, store_backend_cb *cb, void *ctx, int rc,
               struct store_backend_result *res, bool write);

@@ -252,12 +252,14 @@ struct target_state {
 	uint32_t messages;
 	uint64_t quota;
 	uint64_t used;
+	uint64_t quota_messages;
+	uint64_t used_messages;
 	bool found; /* the target's user and mailbox exist (quota and used are its) */
 };
 
 /* 0, -ENOENT (no such user or mailbox, or not the user's), -EDQUOT (size would pass the
- * user's quota), -EFBIG (no UID left), or an error. ts->mailbox_id and uidvalidity are set
- * whenever the mailbox was found. */
+ * user's storage quota, or one more message its message quota), -EFBIG (no UID left), or an error.
+ * ts->mailbox_id and uidvalidity are set whenever the mailbox was found. */
 static int target_load(struct store_conn *c, const struct store_target *t, uint64_t size,
                        struct target_state *ts)
 {
@@ -279,11 +281,15 @@ static int target_load(struct store_conn *c, const struct store_target *t, uint6
 	ts->messages = (uint32_t)sqlite3_column_int64(st, 5);
 	ts->quota = (uint64_t)sqlite3_column_int64(st, 6);
 	ts->used = (uint64_t)sqlite3_column_int64(st, 7);
+	ts->quota_messages = (uint64_t)sqlite3_column_int64(st, 8);
+	ts->used_messages = (uint64_t)sqlite3_column_int64(st, 9);
 	sqlite3_reset(st);
 	if (t->user_id != 0 && ts->user_id != t->user_id)
 		return -ENOENT;
 	ts->found = true;
 	if (ts->quota != 0 && ts->used + size > ts->quota)
+		return -EDQUOT;
+	if (ts->quota_messages != 0 && ts->used_messages >= ts->quota_messages)
 		return -EDQUOT;
 	return ts->uidnext >= UINT32_MAX ? -EFBIG : 0;
 }
@@ -551,6 +557,7 @@ int store_delivery_run(struct store_conn *c, struct store_job *job, struct store
 		d->mailbox_id = ts.mailbox_id;
 		d->uidvalidity = ts.uidvalidity;
 		d->quota_bytes = ts.found ? ts.quota : 0;
+		d->quota_messages = ts.found ? ts.quota_messages : 0;
 		if (d->rc == 0) {
 			first = i;
 			break;
@@ -578,6 +585,7 @@ int store_delivery_run(struct store_conn *c, struct store_job *job, struct store
 			d->mailbox_id = ts.mailbox_id;
 			d->uidvalidity = ts.uidvalidity;
 			d->quota_bytes = ts.found ? ts.quota : 0;
+			d->quota_messages = ts.found ? ts.quota_messages : 0;
 			if (d->rc == -ENOENT || d->rc == -EDQUOT)
 				continue;
 			if (d->rc < 0)

@@ -331,7 +331,8 @@ static int copy_entries(struct store_conn *c, struct store_job *job, const struc
 		rc = collect(c, j, &msgs, &n);
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		total += msgs[i].size;
-	if (rc == 0 && !j->move && total > 0) {
+	/* A MOVE stays within one user: neither its bytes nor its count change. */
+	if (rc == 0 && !j->move && n > 0) {
 		sqlite3_stmt *st = store_stmt(c, SQL_QUOTA_CHECK);
 		if (st == NULL) {
 			rc = -EIO;
@@ -340,7 +341,11 @@ static int copy_entries(struct store_conn *c, struct store_job *job, const struc
 			if (sqlite3_step(st) == SQLITE_ROW) {
 				uint64_t quota = (uint64_t)sqlite3_column_int64(st, 0);
 				uint64_t used = (uint64_t)sqlite3_column_int64(st, 1);
+				uint64_t quota_msgs = (uint64_t)sqlite3_column_int64(st, 2);
+				uint64_t used_msgs = (uint64_t)sqlite3_column_int64(st, 3);
 				if (quota != 0 && used + total > quota)
+					rc = -EDQUOT;
+				if (quota_msgs != 0 && used_msgs + n > quota_msgs)
 					rc = -EDQUOT;
 			}
 			sqlite3_reset(st);

@@ -27,6 +27,8 @@ int store_mailbox_load(struct store_conn *c, sqlite3_stmt *st, struct store_mail
 	mb->unseen = (uint32_t)sqlite3_column_int64(st, 9);
 	mb->size = (uint64_t)sqlite3_column_int64(st, 10);
 	mb->recent = (uint32_t)sqlite3_column_int64(st, 11);
+	mb->deleted = (uint32_t)sqlite3_column_int64(st, 12);
+	mb->deleted_size = (uint64_t)sqlite3_column_int64(st, 13);
 	(void)c;
 	return 0;
 }
@@ -185,7 +187,8 @@ static int list_run(struct store_conn *c, struct store_job *job)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (job->res.n_names == cap) {
 			cap = cap != 0 ? cap * 2 : 8;
-			job->res.names = xreallocarray(job->res.names, cap, sizeof(*job->res.names));
+			job->res.names =
+			    xreallocarray(job->res.names, cap, sizeof(*job->res.names));
 		}
 		job->res.names[job->res.n_names++] = store_col_text(st, 0);
 	}
@@ -450,8 +453,7 @@ int sqlite_store_recent_take(void *impl, int64_t mailbox_id, uint32_t upto, stor
                              void *ctx)
 {
 	struct sqlite_store *s = impl;
-	struct recent_job *j =
-	    store_job_new(sizeof(*j), s, STORE_JOB_WRITE, recent_run, cb, ctx);
+	struct recent_job *j = store_job_new(sizeof(*j), s, STORE_JOB_WRITE, recent_run, cb, ctx);
 	j->mailbox_id = mailbox_id;
 	j->upto = upto;
 	return store_job_submit(&j->job);

@@ -10,7 +10,7 @@
 
 #include "storage/store_backend.h"
 
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 #define STORE_BLOB_CHUNK     (64 * 1024)
 #define STORE_READ_MAX       (1024 * 1024)
 #define STORE_MAX_BATCH      4096
@@ -41,6 +41,7 @@ enum store_sql {
 	SQL_USER_SET_REQUIRE_CERT,
 	SQL_USER_SET_DISABLED,
 	SQL_USER_SET_QUOTA,
+	SQL_USER_SET_MESSAGE_QUOTA,
 	SQL_USER_AUTH,
 	SQL_USER_SCRAM,
 	SQL_MAILBOX_INSERT,
@@ -222,6 +223,8 @@ int sqlite_store_user_set_disabled(void *impl, const char *address, bool on, sto
                                    void *ctx);
 int sqlite_store_user_set_quota(void *impl, const char *address, uint64_t bytes,
                                 store_backend_cb *cb, void *ctx);
+int sqlite_store_user_set_message_quota(void *impl, const char *address, uint64_t messages,
+                                        store_backend_cb *cb, void *ctx);
 int sqlite_store_user_get(void *impl, const char *address, store_backend_cb *cb, void *ctx);
 int sqlite_store_user_list(void *impl, store_backend_cb *cb, void *ctx);
 int sqlite_store_auth(void *impl, const char *address, const char *password, store_backend_cb *cb,

@@ -200,6 +200,49 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TRIGGER contents_sortkeys_unref AFTER DELETE ON contents BEGIN"
     " DELETE FROM sortkeys WHERE content_id = OLD.id;"
     " END;",
+
+    /* 9: a limit on the number of messages per user (0 = none), and per mailbox the count
+     * and bytes of \Deleted messages (IMAP STATUS DELETED and DELETED-STORAGE, RFC 9208),
+     * kept by the same triggers as unseen so that STATUS never scans. */
+    "ALTER TABLE users ADD COLUMN quota_messages INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE mailboxes ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE mailboxes ADD COLUMN deleted_bytes INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE mailboxes SET"
+    " deleted = (SELECT count(*) FROM entries e"
+    "  WHERE e.mailbox_id = mailboxes.id AND (e.flags & 8) <> 0),"
+    " deleted_bytes = (SELECT coalesce(sum(e.size), 0) FROM entries e"
+    "  WHERE e.mailbox_id = mailboxes.id AND (e.flags & 8) <> 0);"
+    "DROP TRIGGER entries_ref;"
+    "DROP TRIGGER entries_unref;"
+    "DROP TRIGGER entries_seen;"
+    "CREATE TRIGGER entries_ref AFTER INSERT ON entries BEGIN"
+    " UPDATE mailboxes SET messages = messages + 1, bytes = bytes + NEW.size,"
+    "  unseen = unseen + ((NEW.flags & 1) = 0),"
+    "  deleted = deleted + ((NEW.flags & 8) <> 0),"
+    "  deleted_bytes = deleted_bytes + ((NEW.flags & 8) <> 0) * NEW.size"
+    "  WHERE id = NEW.mailbox_id;"
+    " UPDATE contents SET refs = refs + 1 WHERE id = NEW.content_id;"
+    " UPDATE users SET used_bytes = used_bytes + NEW.size"
+    "  WHERE id = (SELECT user_id FROM mailboxes WHERE id = NEW.mailbox_id);"
+    " END;"
+    "CREATE TRIGGER entries_unref AFTER DELETE ON entries BEGIN"
+    " UPDATE mailboxes SET messages = messages - 1, bytes = bytes - OLD.size,"
+    "  unseen = unseen - ((OLD.flags & 1) = 0),"
+    "  deleted = deleted - ((OLD.flags & 8) <> 0),"
+    "  deleted_bytes = deleted_bytes - ((OLD.flags & 8) <> 0) * OLD.size"
+    "  WHERE id = OLD.mailbox_id;"
+    " UPDATE users SET used_bytes = used_bytes - OLD.size"
+    "  WHERE id = (SELECT user_id FROM mailboxes WHERE id = OLD.mailbox_id);"
+    " UPDATE contents SET refs = refs - 1 WHERE id = OLD.content_id;"
+    " DELETE FROM contents WHERE id = OLD.content_id AND refs <= 0;"
+    " END;"
+    "CREATE TRIGGER entries_seen AFTER UPDATE OF flags ON entries BEGIN"
+    " UPDATE mailboxes SET unseen = unseen + ((NEW.flags & 1) = 0) - ((OLD.flags & 1) = 0),"
+    "  deleted = deleted + ((NEW.flags & 8) <> 0) - ((OLD.flags & 8) <> 0),"
+    "  deleted_bytes = deleted_bytes + ((NEW.flags & 8) <> 0) * NEW.size"
+    "   - ((OLD.flags & 8) <> 0) * OLD.size"
+    "  WHERE id = NEW.mailbox_id;"
+    " END;",
 };
 
 /* Steps that SQL alone cannot do, run after that version's SQL in the same transaction. */

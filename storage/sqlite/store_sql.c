@@ -14,13 +14,20 @@
 	"m.id, m.user_id, m.name, m.special_use, "                                                 \
 	"EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = m.user_id AND s.name = m.name), " \
 	"m.uidvalidity, m.uidnext, m.highest_modseq, m.messages, m.unseen, m.bytes, "              \
-	"(SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id AND e.uid >= m.recent_uid)"
+	"(SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id AND e.uid >= m.recent_uid), "   \
+	"m.deleted, m.deleted_bytes"
 #define USER_COLS                                                                                  \
-	"id, address, require_client_cert, disabled, quota_bytes, used_bytes, password_hash"
+	"id, address, require_client_cert, disabled, quota_bytes, used_bytes, password_hash, "     \
+	"quota_messages, " USER_MESSAGES("users.id")
+/* Messages of a user: the sum of its few mailboxes' counts, which triggers keep. */
+#define USER_MESSAGES(id)                                                                          \
+	"(SELECT coalesce(sum(um.messages), 0) FROM mailboxes um WHERE um.user_id = " id ")"
 #define ENTRY_COLS "uid, modseq, flags, keywords, internal_date, size, content_id"
 #define DELIVER_COLS                                                                               \
 	"m.id, m.user_id, m.uidvalidity, m.uidnext, m.highest_modseq, m.messages, "                \
-	"u.quota_bytes, u.used_bytes FROM mailboxes m JOIN users u ON u.id = m.user_id"
+	"u.quota_bytes, u.used_bytes, u.quota_messages, " USER_MESSAGES(                           \
+	    "u.id") " "                                                                            \
+	            "FROM mailboxes m JOIN users u ON u.id = m.user_id"
 #define CERT_COLS "id, serial, address, user_id, kind, not_before, not_after, revoked_at, created"
 
 static const char *const store_sql_text[SQL__COUNT] = {
@@ -43,6 +50,7 @@ static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_USER_SET_REQUIRE_CERT] = "UPDATE users SET require_client_cert = ?2 WHERE address = ?1",
     [SQL_USER_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE address = ?1",
     [SQL_USER_SET_QUOTA] = "UPDATE users SET quota_bytes = ?2 WHERE address = ?1",
+    [SQL_USER_SET_MESSAGE_QUOTA] = "UPDATE users SET quota_messages = ?2 WHERE address = ?1",
     [SQL_USER_AUTH] = "SELECT id, password_hash, require_client_cert, disabled FROM users "
                       "WHERE address = ?",
     [SQL_USER_SCRAM] = "SELECT id, scram_salt, scram_iterations, scram_stored_key, "
@@ -105,7 +113,8 @@ static const char *const store_sql_text[SQL__COUNT] = {
                             "VALUES (?, ?, ?)",
     [SQL_EXPUNGED_SINCE] = "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? "
                            "ORDER BY uid",
-    [SQL_QUOTA_CHECK] = "SELECT quota_bytes, used_bytes FROM users WHERE id = ?",
+    [SQL_QUOTA_CHECK] = "SELECT quota_bytes, used_bytes, quota_messages, " USER_MESSAGES(
+        "users.id") " FROM users WHERE id = ?",
     /* Delivery (store_deliver.c): a target with what its checks and its new entry need. */
     [SQL_DELIVER_INBOX] = "SELECT " DELIVER_COLS " WHERE m.user_id = ? AND m.name = 'INBOX'",
     [SQL_DELIVER_MAILBOX] = "SELECT " DELIVER_COLS " WHERE m.id = ?",

@@ -16,6 +16,7 @@ const struct store_backend store_backend_sqlite = {
     .user_set_require_cert = sqlite_store_user_set_require_cert,
     .user_set_disabled = sqlite_store_user_set_disabled,
     .user_set_quota = sqlite_store_user_set_quota,
+    .user_set_message_quota = sqlite_store_user_set_message_quota,
     .user_get = sqlite_store_user_get,
     .user_list = sqlite_store_user_list,
     .auth = sqlite_store_auth,

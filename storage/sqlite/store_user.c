@@ -181,6 +181,8 @@ static void user_from_row(sqlite3_stmt *st, struct store_user *u)
 	u->disabled = sqlite3_column_int(st, 3) != 0;
 	u->quota_bytes = (uint64_t)sqlite3_column_int64(st, 4);
 	u->used_bytes = (uint64_t)sqlite3_column_int64(st, 5);
+	u->quota_messages = (uint64_t)sqlite3_column_int64(st, 7);
+	u->used_messages = (uint64_t)sqlite3_column_int64(st, 8);
 	const unsigned char *hash = sqlite3_column_text(st, 6);
 	unsigned char d[32];
 	static const char hex[] = "0123456789abcdef";
@@ -391,6 +393,16 @@ int sqlite_store_user_set_quota(void *impl, const char *address, uint64_t bytes,
 	if (bytes > INT64_MAX)
 		return -EINVAL;
 	return user_update(s, address, SQL_USER_SET_QUOTA, (int64_t)bytes, NULL, cb, ctx);
+}
+
+int sqlite_store_user_set_message_quota(void *impl, const char *address, uint64_t messages,
+                                        store_backend_cb *cb, void *ctx)
+{
+	struct sqlite_store *s = impl;
+	if (messages > INT64_MAX)
+		return -EINVAL;
+	return user_update(s, address, SQL_USER_SET_MESSAGE_QUOTA, (int64_t)messages, NULL, cb,
+	                   ctx);
 }
 
 static int user_get_run(struct store_conn *c, struct store_job *job)

@@ -636,6 +636,119 @@ Test(store, quota)
 	assert_rows("SELECT count(*) FROM contents", 2);
 }
 
+/* The message-count limit refuses what would pass it wherever messages are added:
+ * delivery (one target among others), APPEND (batch: all or none), COPY (MOVE stays). */
+Test(store, message_quota)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	int64_t b = add_user("bob@corp.example", "pw");
+	int64_t inbox = mailbox_id(a, "INBOX");
+	int64_t trash = mailbox_id(a, "Trash");
+	cr_assert_eq(FX_CALL(&fx, store_user_set_message_quota(fx.s, "alice@corp.example", 2,
+	                                                       store_sync_done_cb, &fx.w)),
+	             0);
+	cr_assert_eq(FX_CALL(&fx, store_user_set_message_quota(fx.s, "nobody@corp.example", 2,
+	                                                       store_sync_done_cb, &fx.w)),
+	             -ENOENT);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_users, &fx.w)), 0);
+	cr_assert_eq(fx.w.users.v[0].quota_messages, 2);
+	cr_assert_eq(fx.w.users.v[0].used_messages, 0);
+	cr_assert_eq(fx.w.users.v[0].quota_bytes, 0);
+
+	struct store_target t[] = {{.user_id = a}, {.user_id = b}};
+	cr_assert_eq(deliver(msg1, t, 2), 0);
+	cr_assert_eq(fx.w.delivery.v[0].rc, 0);
+	cr_assert_eq(fx.w.delivery.v[0].quota_messages, 2);
+	/* A batch of two where one fits: none is stored. */
+	struct store_target ta = {.mailbox_id = inbox};
+	struct store_deliver_req reqs[2] = {
+	    {.data = "Subject: b1\r\n\r\nx\r\n", .size = 18, .targets = &ta, .n_targets = 1},
+	    {.data = "Subject: b2\r\n\r\ny\r\n", .size = 18, .targets = &ta, .n_targets = 1},
+	};
+	cr_assert_eq(FX_CALL(&fx, store_deliver_batch(fx.s, reqs, 2, store_sync_delivery, &fx.w)),
+	             -EDQUOT);
+	cr_assert_eq(FX_CALL(&fx, store_deliver_batch(fx.s, reqs, 1, store_sync_delivery, &fx.w)),
+	             0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_users, &fx.w)), 0);
+	cr_assert_eq(fx.w.users.v[0].used_messages, 2);
+	/* Full: the delivery to alice is refused, bob's copy stands. */
+	cr_assert_eq(deliver("Subject: third\r\n\r\nthird\r\n", t, 2), 0);
+	cr_assert_eq(fx.w.delivery.v[0].rc, -EDQUOT);
+	cr_assert_eq(fx.w.delivery.v[1].rc, 0);
+	cr_assert_eq(deliver("Subject: fourth\r\n\r\nfourth\r\n", t, 1), -EDQUOT);
+	/* COPY would make three; MOVE keeps two. */
+	struct store_uid_range all = {1, UINT32_MAX};
+	cr_assert_eq(
+	    FX_CALL(&fx, store_copy(fx.s, inbox, &all, 1, trash, false, store_sync_copied, &fx.w)),
+	    -EDQUOT);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_copy(fx.s, inbox, &all, 1, trash, true, store_sync_copied, &fx.w)),
+	    0);
+	/* Raised: room for one more. */
+	cr_assert_eq(FX_CALL(&fx, store_user_set_message_quota(fx.s, "alice@corp.example", 3,
+	                                                       store_sync_done_cb, &fx.w)),
+	             0);
+	cr_assert_eq(deliver("Subject: fifth\r\n\r\nfifth\r\n", t, 1), 0);
+	cr_assert_eq(deliver("Subject: sixth\r\n\r\nsixth\r\n", t, 1), -EDQUOT);
+	/* 0 is no limit. */
+	cr_assert_eq(FX_CALL(&fx, store_user_set_message_quota(fx.s, "alice@corp.example", 0,
+	                                                       store_sync_done_cb, &fx.w)),
+	             0);
+	cr_assert_eq(deliver("Subject: sixth\r\n\r\nsixth\r\n", t, 1), 0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_user_get(fx.s, "alice@corp.example", store_sync_users, &fx.w)), 0);
+	cr_assert_eq(fx.w.users.v[0].used_messages, 4);
+}
+
+/* The \Deleted count and bytes of a mailbox follow STORE, EXPUNGE and new messages. */
+Test(store, deleted_counts)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	int64_t inbox = mailbox_id(a, "INBOX");
+	struct store_target t = {.user_id = a};
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(deliver(i == 0   ? msg1
+		                     : i == 1 ? "Subject: 2\r\n\r\nx\r\n"
+		                              : "Subject: 3\r\n\r\nyy\r\n",
+		                     &t, 1),
+		             0);
+	struct store_uid_range r12 = {1, 2}, r2 = {2, 2}, all = {1, UINT32_MAX};
+	cr_assert_eq(mailbox_id(a, "INBOX"), inbox);
+	cr_assert_eq(fx.w.mailboxes.v[0].deleted, 0);
+	cr_assert_eq(fx.w.mailboxes.v[0].deleted_size, 0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_flags_store(fx.s, inbox, &r12, 1, STORE_FLAGS_ADD, STORE_DELETED,
+	                                   NULL, 0, store_sync_flags, &fx.w)),
+	    0);
+	mailbox_id(a, "INBOX");
+	cr_assert_eq(fx.w.mailboxes.v[0].deleted, 2);
+	cr_assert_eq(fx.w.mailboxes.v[0].deleted_size, strlen(msg1) + 17);
+	/* Setting other flags keeps it; removing \Deleted from one drops it. */
+	cr_assert_eq(FX_CALL(&fx, store_flags_store(fx.s, inbox, &all, 1, STORE_FLAGS_ADD,
+	                                            STORE_SEEN, NULL, 0, store_sync_flags, &fx.w)),
+	             0);
+	cr_assert_eq(
+	    FX_CALL(&fx, store_flags_store(fx.s, inbox, &r2, 1, STORE_FLAGS_REMOVE, STORE_DELETED,
+	                                   NULL, 0, store_sync_flags, &fx.w)),
+	    0);
+	mailbox_id(a, "INBOX");
+	cr_assert_eq(fx.w.mailboxes.v[0].deleted, 1);
+	cr_assert_eq(fx.w.mailboxes.v[0].deleted_size, strlen(msg1));
+	cr_assert_eq(FX_CALL(&fx, store_expunge(fx.s, inbox, NULL, 0, store_sync_uids, &fx.w)), 0);
+	mailbox_id(a, "INBOX");
+	cr_assert_eq(fx.w.mailboxes.v[0].deleted, 0);
+	cr_assert_eq(fx.w.mailboxes.v[0].deleted_size, 0);
+	cr_assert_eq(fx.w.mailboxes.v[0].messages, 2);
+	/* A message appended with \Deleted counts from the start. */
+	struct store_target td = {.mailbox_id = inbox, .flags = STORE_DELETED};
+	cr_assert_eq(deliver("Subject: 4\r\n\r\nz\r\n", &td, 1), 0);
+	mailbox_id(a, "INBOX");
+	cr_assert_eq(fx.w.mailboxes.v[0].deleted, 1);
+	cr_assert_eq(fx.w.mailboxes.v[0].deleted_size, 17);
+}
+
 Test(store, relay_queue)
 {
 	int64_t a = add_user("alice@corp.example", "pw");
@@ -888,7 +1001,8 @@ Test(store, subscriptions_outlive_their_mailbox)
 {
 	int64_t a = add_user("alice@corp.example", "pw");
 	cr_assert_eq(
-	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Lists", 0, store_sync_mailboxes, &fx.w)), 0);
+	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Lists", 0, store_sync_mailboxes, &fx.w)),
+	    0);
 	cr_assert(fx.w.mailboxes.v[0].subscribed, "a new mailbox is subscribed");
 	cr_assert_eq(FX_CALL(&fx, store_mailbox_subscribe(fx.s, a, "Nowhere/Yet", true,
 	                                                  store_sync_done_cb, &fx.w)),
@@ -901,7 +1015,8 @@ Test(store, subscriptions_outlive_their_mailbox)
 	cr_assert_str_eq(fx.w.mailboxes.missing[1], "Nowhere/Yet");
 	/* Created again, it is subscribed (still) and no longer missing. */
 	cr_assert_eq(
-	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Lists", 0, store_sync_mailboxes, &fx.w)), 0);
+	    FX_CALL(&fx, store_mailbox_create(fx.s, a, "Lists", 0, store_sync_mailboxes, &fx.w)),
+	    0);
 	cr_assert_eq(FX_CALL(&fx, store_mailbox_subscribe(fx.s, a, "Nowhere/Yet", false,
 	                                                  store_sync_done_cb, &fx.w)),
 	             0);
