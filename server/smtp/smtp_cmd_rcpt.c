@@ -6,7 +6,8 @@
  *   from an authenticated submission session (550 5.7.1 otherwise: never an open relay).
  * - a local recipient's quota is checked against its usage and MAIL's SIZE= (RFC 1870):
  *   452 4.2.2 when it is full or the message would fill it, 552 5.2.2 when the declared
- *   size can never fit (smtp_quota.h).
+ *   size can never fit (smtp_quota.h); a recipient holding as many messages as its
+ *   message-count limit allows gets 452 4.2.2 too.
  * - The store look-up pauses input (so pipelined commands wait and replies stay in order)
  *   and holds the conn (so a close meanwhile never frees what the completion touches).
  */
@@ -47,7 +48,9 @@ static void smtp_rcpt_looked_up(void *ctx, int rc, struct store_users *res)
 		smtp_reply(s, "451 4.3.0 Temporary failure looking up the recipient");
 	} else if ((quota_reply = smtp_quota_rcpt_reply(res->v[0].quota_bytes, res->v[0].used_bytes,
 	                                                s->txn.mail.has_size, s->txn.mail.size)) !=
-	           NULL) {
+	               NULL ||
+	           (quota_reply = smtp_quota_count_reply(res->v[0].quota_messages,
+	                                                 res->v[0].used_messages)) != NULL) {
 		/* Not counted as an error: a full mailbox is no fault of the client's. */
 		smtp_reply(s, quota_reply);
 	} else {

@@ -25,3 +25,10 @@ const char *smtp_quota_rcpt_reply(uint64_t quota, uint64_t used, bool has_size, 
 		return SMTP_QUOTA_FULL_TEMP;
 	return NULL;
 }
+
+const char *smtp_quota_count_reply(uint64_t quota_messages, uint64_t used_messages)
+{
+	if (quota_messages != 0 && used_messages >= quota_messages)
+		return SMTP_QUOTA_FULL_TEMP;
+	return NULL;
+}

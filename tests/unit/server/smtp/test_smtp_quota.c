@@ -58,3 +58,12 @@ Test(smtp_quota, never_fits)
 	cr_assert_not(smtp_quota_never_fits(100, 100));
 	cr_assert(smtp_quota_never_fits(100, 101));
 }
+
+Test(smtp_quota, message_count)
+{
+	cr_assert_null(smtp_quota_count_reply(0, 1000000));
+	cr_assert_null(smtp_quota_count_reply(3, 2));
+	cr_assert_str_eq(smtp_quota_count_reply(3, 3), SMTP_QUOTA_FULL_TEMP);
+	/* Lowered under the usage: still temporary, never a wrap. */
+	cr_assert_str_eq(smtp_quota_count_reply(3, 10), SMTP_QUOTA_FULL_TEMP);
+}
