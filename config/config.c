@@ -315,7 +315,20 @@ static void set_scalar(struct ctx *c, const struct cfg_key *key, const char *tex
 	free(shown);
 }
 
-/* domains, legacy_gateways, dns_servers: a list of single values. */
+/* local@domain: a local part of printable characters without spaces, '@' or quotes
+ * (what the store's addresses are), and a domain name. */
+static bool mail_address_ok(const char *text)
+{
+	const char *at = strrchr(text, '@');
+	if (at == NULL || at == text || at - text > 64)
+		return false;
+	for (const char *p = text; p < at; p++)
+		if (*p <= ' ' || *p >= 127 || *p == '@' || *p == '"' || *p == '\\')
+			return false;
+	return cfg_is_dns_name(at + 1);
+}
+
+/* domains, legacy_gateways, dns_servers, auth.admins: a list of single values. */
 static void set_strings(struct ctx *c, const struct cfg_key *key, yaml_node_t *node,
                         const char *dkey, void *base)
 {
@@ -341,6 +354,7 @@ static void set_strings(struct ctx *c, const struct cfg_key *key, yaml_node_t *n
 		char *shown = cfg_escape(text, item->data.scalar.length);
 		bool domain = key->type == CFG_TYPE_DOMAINS;
 		bool server = key->type == CFG_TYPE_DNS_SERVERS;
+		bool mail = key->type == CFG_TYPE_MAIL_ADDRESSES;
 		struct cfg_addr a;
 		struct cfg_dns_server ds;
 		const char *why = NULL;
@@ -348,18 +362,21 @@ static void set_strings(struct ctx *c, const struct cfg_key *key, yaml_node_t *n
 			err(c, line, ikey, "contains a NUL byte");
 		} else if (server && cfg_dns_server_parse(text, &ds, &why) < 0) {
 			err(c, line, ikey, "'%s' %s", shown, why);
+		} else if (mail && !mail_address_ok(text)) {
+			err(c, line, ikey, "'%s' is not an e-mail address (give local@domain)",
+			    shown);
 		} else if (domain && !cfg_is_dns_name(text)) {
 			err(c, line, ikey,
 			    "'%s' is not a domain (letters, digits, '-' and '.'; use the A-label "
 			    "xn-- form for international names)",
 			    shown);
-		} else if (!domain && !server && !cfg_is_dns_name(text) &&
+		} else if (!domain && !server && !mail && !cfg_is_dns_name(text) &&
 		           !cfg_addr_parse(text, &a)) {
 			err(c, line, ikey, "'%s' is neither a host name nor a numeric address",
 			    shown);
 		} else {
 			char *v = xstrdup(text);
-			if (domain)
+			if (domain || mail)
 				cfg_lower(v);
 			size_t dup;
 			for (dup = 0; dup < *n; dup++) {
@@ -437,6 +454,7 @@ static void set_value(struct ctx *c, const struct cfg_key *key, yaml_node_t *nod
 	case CFG_TYPE_DOMAINS:
 	case CFG_TYPE_HOSTS:
 	case CFG_TYPE_DNS_SERVERS:
+	case CFG_TYPE_MAIL_ADDRESSES:
 		set_strings(c, key, node, dkey, base);
 		return;
 	default:
@@ -803,6 +821,9 @@ void cfg_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->n_domains; i++)
 		free(cfg->domains[i]);
 	free(cfg->domains);
+	for (size_t i = 0; i < cfg->auth.n_admins; i++)
+		free(cfg->auth.admins[i]);
+	free(cfg->auth.admins);
 	free(cfg->data_dir);
 	free(cfg->ca_dir);
 	free(cfg->tls.certificate);
@@ -907,6 +928,14 @@ bool cfg_is_local_domain(const struct config *cfg, const char *domain, size_t le
 		    strncasecmp(cfg->domains[i], domain, len) == 0)
 			return true;
 	}
+	return false;
+}
+
+bool cfg_is_admin(const struct config *cfg, const char *address)
+{
+	for (size_t i = 0; address != NULL && i < cfg->auth.n_admins; i++)
+		if (strcasecmp(cfg->auth.admins[i], address) == 0)
+			return true;
 	return false;
 }
 

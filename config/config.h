@@ -112,6 +112,8 @@ struct config {
 	struct {
 		bool require_client_certificate;
 		bool channel_binding; /* offer SCRAM-SHA-256-PLUS; default false */
+		char **admins;        /* IMAP administrators (SETQUOTA), lower-case addresses */
+		size_t n_admins;
 	} auth;
 	struct cfg_relay relay;
 	struct cfg_limits limits;
@@ -139,6 +141,8 @@ int cfg_load_flags(const char *path, unsigned flags, struct config **cfg_r,
 void cfg_free(struct config *cfg);
 void cfg_errors_free(struct cfg_errors *errs);
 
+/* True when address (any case) is one of auth.admins. */
+bool cfg_is_admin(const struct config *cfg, const char *address);
 /* True when domain (any case) is one of cfg->domains. */
 bool cfg_is_local_domain(const struct config *cfg, const char *domain, size_t len);
 

@@ -228,6 +228,14 @@ const struct cfg_key cfg_keys[] = {
             "unknown mechanism. Off by default because some clients (neomutt) pick -PLUS "
             "whenever it is offered and then fail when their TLS library cannot give the "
             "binding."},
+    {.path = "auth.admins",
+     .type = CFG_TYPE_MAIL_ADDRESSES,
+     C(auth.admins),
+     .count_offset = offsetof(struct config, auth.n_admins),
+     .doc = "Users who are IMAP administrators: they may read and set the quota of any user "
+            "with GETQUOTA and SETQUOTA (RFC 9208), naming another user's quota root by "
+            "that user's address. Nobody else may use SETQUOTA. Lower-cased when loaded; "
+            "an address that is no user grants nothing. Default: none."},
 
     {.path = "relay", SECTION, .doc = "Mail for domains that are not local."},
     {.path = "relay.certificate",
@@ -481,6 +489,8 @@ static const char *type_doc(const struct cfg_key *key)
 		return "list of domains";
 	case CFG_TYPE_HOSTS:
 		return "list of host names or addresses";
+	case CFG_TYPE_MAIL_ADDRESSES:
+		return "list of e-mail addresses";
 	case CFG_TYPE_DNS_SERVERS:
 		return "list of numeric addresses, each with an optional port";
 	case CFG_TYPE_ROUTE_DOMAIN:

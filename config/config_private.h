@@ -10,22 +10,24 @@
 #include <stdint.h>
 
 enum cfg_type {
-	CFG_TYPE_SECTION,      /* a mapping of further keys */
-	CFG_TYPE_LIST,         /* a sequence of mappings (listeners, routes) */
-	CFG_TYPE_HOSTNAME,     /* a DNS name (char *) */
-	CFG_TYPE_HOST,         /* a DNS name or a numeric address (char *) */
-	CFG_TYPE_ADDRESS,      /* a numeric IPv4 or IPv6 address (char *) */
-	CFG_TYPE_DOMAINS,      /* a sequence of domains, lower-cased (char **, size_t count) */
-	CFG_TYPE_HOSTS,        /* a sequence of host names or addresses (char **, size_t count) */
-	CFG_TYPE_DNS_SERVERS,  /* a sequence of cfg_dns_server_parse entries (char **, count) */
-	CFG_TYPE_ROUTE_DOMAIN, /* a domain, lower-cased, or "*" (char *) */
-	CFG_TYPE_FILE,         /* a path to a file that must be readable (char *, absolute) */
-	CFG_TYPE_DIR,          /* a path to a folder, not checked (char *, absolute) */
-	CFG_TYPE_BOOL,         /* true or false (bool) */
-	CFG_TYPE_UINT,         /* a whole number in [min, max] (unsigned) */
-	CFG_TYPE_U64,          /* a whole number in [min, max] (uint64_t) */
-	CFG_TYPE_PORT,         /* a whole number in [min, max] (uint16_t) */
-	CFG_TYPE_ENUM,         /* one of values[] (an enum, stored as int) */
+	CFG_TYPE_SECTION,        /* a mapping of further keys */
+	CFG_TYPE_LIST,           /* a sequence of mappings (listeners, routes) */
+	CFG_TYPE_HOSTNAME,       /* a DNS name (char *) */
+	CFG_TYPE_HOST,           /* a DNS name or a numeric address (char *) */
+	CFG_TYPE_ADDRESS,        /* a numeric IPv4 or IPv6 address (char *) */
+	CFG_TYPE_DOMAINS,        /* a sequence of domains, lower-cased (char **, size_t count) */
+	CFG_TYPE_HOSTS,          /* a sequence of host names or addresses (char **, size_t count) */
+	CFG_TYPE_DNS_SERVERS,    /* a sequence of cfg_dns_server_parse entries (char **, count) */
+	CFG_TYPE_MAIL_ADDRESSES, /* a sequence of local@domain addresses, lower-cased (char **,
+	                            count) */
+	CFG_TYPE_ROUTE_DOMAIN,   /* a domain, lower-cased, or "*" (char *) */
+	CFG_TYPE_FILE,           /* a path to a file that must be readable (char *, absolute) */
+	CFG_TYPE_DIR,            /* a path to a folder, not checked (char *, absolute) */
+	CFG_TYPE_BOOL,           /* true or false (bool) */
+	CFG_TYPE_UINT,           /* a whole number in [min, max] (unsigned) */
+	CFG_TYPE_U64,            /* a whole number in [min, max] (uint64_t) */
+	CFG_TYPE_PORT,           /* a whole number in [min, max] (uint16_t) */
+	CFG_TYPE_ENUM,           /* one of values[] (an enum, stored as int) */
 };
 
 /* Which struct offset and count_offset point into. */

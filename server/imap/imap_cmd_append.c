@@ -217,12 +217,13 @@ static void append_quota(void *ctx, int rc, struct store_users *res)
 	struct imap_client *cl = op->cl;
 	if (!imap_async_end(cl))
 		return;
-	if (rc == 0 && res->n == 1 && res->v[0].quota_bytes > 0) {
+	if (rc == 0 && res->n == 1) {
 		uint64_t total = 0;
 		for (size_t i = 0; i < op->n; i++)
 			total += op->msgs[i].len;
 		const struct store_user *u = &res->v[0];
-		if (u->used_bytes + total > u->quota_bytes) {
+		if ((u->quota_bytes > 0 && u->used_bytes + total > u->quota_bytes) ||
+		    (u->quota_messages > 0 && u->used_messages + op->n > u->quota_messages)) {
 			imap_done(cl, "NO", "[OVERQUOTA] Quota exceeded");
 			return;
 		}

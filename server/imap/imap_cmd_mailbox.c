@@ -207,12 +207,14 @@ enum {
 	ST_HIGHESTMODSEQ = 32,
 	ST_SIZE = 64,
 	ST_DELETED = 128,
+	ST_DELETED_STORAGE = 256,
 };
 
 static int parse_status_items(const struct imap_arg *l, unsigned *items)
 {
-	static const char *const names[] = {"MESSAGES", "UIDNEXT",       "UIDVALIDITY", "UNSEEN",
-	                                    "RECENT",   "HIGHESTMODSEQ", "SIZE",        "DELETED"};
+	static const char *const names[] = {"MESSAGES", "UIDNEXT", "UIDVALIDITY",
+	                                    "UNSEEN",   "RECENT",  "HIGHESTMODSEQ",
+	                                    "SIZE",     "DELETED", "DELETED-STORAGE"};
 	if (l->type != IMAP_ARG_LIST || l->n == 0)
 		return -EINVAL;
 	*items = 0;
@@ -270,8 +272,15 @@ static void fmt_status(struct imap_client *cl, struct buf *o, const struct store
 		buf_printf(o, "%sSIZE %llu", sep, (unsigned long long)mb->size);
 		sep = " ";
 	}
-	if (items & ST_DELETED)
-		buf_printf(o, "%sDELETED 0", sep);
+	/* RFC 9208 4.2: \Deleted messages and, in the STORAGE resource's units of 1024
+	 * octets, the space an EXPUNGE would give back (rounded up as usage is). */
+	if (items & ST_DELETED) {
+		buf_printf(o, "%sDELETED %u", sep, mb->deleted);
+		sep = " ";
+	}
+	if (items & ST_DELETED_STORAGE)
+		buf_printf(o, "%sDELETED-STORAGE %llu", sep,
+		           (unsigned long long)((mb->deleted_size + 1023) / 1024));
 	buf_append_str(o, ")\r\n");
 }
 

@@ -304,5 +304,6 @@ int imap_parse_datetime(const char *s, size_t len, int64_t *t_r);
 /* imap_cmd_quota.c */
 void imap_cmd_getquota(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_getquotaroot(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_setquota(struct imap_client *cl, const struct imap_arg *a, size_t n);
 
 #endif

@@ -64,6 +64,7 @@ static const struct imap_command commands[] = {
     {{"MOVE", NULL, CMD_UID, IMAP_STATE_SELECTED}, imap_cmd_move},
     {{"GETQUOTA", NULL, 0, ALL_AUTH}, imap_cmd_getquota},
     {{"GETQUOTAROOT", NULL, 0, ALL_AUTH}, imap_cmd_getquotaroot},
+    {{"SETQUOTA", NULL, 0, ALL_AUTH}, imap_cmd_setquota},
 };
 
 struct store *imap_store(struct imap_client *cl)
@@ -322,6 +323,7 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 	buf_append_str(o, " LITERAL+ ID ENABLE IDLE UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN "
 	                  "SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE "
 	                  "QRESYNC MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE BINARY CATENATE "
+	                  "QUOTA=RES-MESSAGE QUOTASET STATUS=SIZE "
 	                  "SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
 	/* RFC 4978: a command-auth command, so offered after login, and only while it can
 	 * still be turned on. */

@@ -204,6 +204,8 @@ Test(config, design_example_loads)
 		cr_assert_eq(l->line, 11 + (int)i);
 	}
 	cr_assert_eq(cfg->auth.require_client_certificate, false);
+	cr_assert_eq(cfg->auth.n_admins, 0);
+	cr_assert_not(cfg_is_admin(cfg, "postmaster@corp.example"));
 
 	assert_path(cfg->relay.certificate, "certs/relay.crt");
 	assert_path(cfg->relay.key, "certs/relay.key");
@@ -418,6 +420,14 @@ static const struct error_case error_cases[] = {
      10, "relay.routes[0].verify", "unknown key"},
     {"unknown limits key", MIN "limits: { message_size: 1, bogus: 2 }\n", 8, "limits.bogus",
      "unknown key"},
+    {"admin not an address", MIN "auth: { admins: [corp.example] }\n", 8, "auth.admins[0]",
+     "is not an e-mail address"},
+    {"admin with a space", MIN "auth: { admins: [\"a b@corp.example\"] }\n", 8, "auth.admins[0]",
+     "is not an e-mail address"},
+    {"admin listed twice", MIN "auth: { admins: [a@corp.example, A@Corp.Example] }\n", 8,
+     "auth.admins[1]", "listed twice"},
+    {"admins not a list", MIN "auth: { admins: a@corp.example }\n", 8, "auth.admins",
+     "expected a list"},
     {"dotted key is not a path", MIN "tls.crl: data/ca/crl.pem\n", 8, "tls.crl", "unknown key"},
     {"duplicate key", MIN "hostname: b.example\n", 8, "hostname",
      "written twice (first on line 1)"},
@@ -1070,6 +1080,24 @@ Test(config, no_file_checks_for_sealctl)
 	cr_assert_eq(cfg_load_flags(cfg_path, CFG_LOAD_NO_FILE_CHECKS, &cfg, &errs), 0, "%s",
 	             errs.n ? errs.lines[0] : "");
 	assert_path(cfg->tls.crl, "data/ca/crl.pem");
+	cfg_free(cfg);
+	cfg_errors_free(&errs);
+}
+
+Test(config, admins_are_lower_cased_and_matched_in_any_case)
+{
+	struct config *cfg;
+	struct cfg_errors errs = {0};
+	cr_assert_eq(load("domains: [corp.example]\n" TLS LISTENER
+	                  "auth: { admins: [Boss@Corp.Example, ops@other.example] }\n",
+	                  &cfg, &errs),
+	             0);
+	cr_assert_eq(cfg->auth.n_admins, 2);
+	cr_assert_str_eq(cfg->auth.admins[0], "boss@corp.example");
+	cr_assert(cfg_is_admin(cfg, "boss@corp.example"));
+	cr_assert(cfg_is_admin(cfg, "BOSS@corp.example"));
+	cr_assert_not(cfg_is_admin(cfg, "alice@corp.example"));
+	cr_assert_not(cfg_is_admin(cfg, NULL));
 	cfg_free(cfg);
 	cfg_errors_free(&errs);
 }
