@@ -1,8 +1,8 @@
 #ifndef SEALMAIL_CLI_PRIVATE_H
 #define SEALMAIL_CLI_PRIVATE_H
 /*
- * sealctl internals: one file per noun (cmd_user.c, cmd_mailbox.c, later cmd_cert.c,
- * cmd_queue.c), dispatched from sealctl.c. A noun handler returns the exit code:
+ * sealctl internals: one file per noun (cmd_user.c, cmd_mailbox.c, cmd_cert.c,
+ * cmd_queue.c, cmd_quota.c), dispatched from sealctl.c. A noun handler returns the exit code:
  * CLI_OK, CLI_FAIL (operational failure) or CLI_USAGE, after printing one line on
  * standard error that says what to do.
  */
@@ -30,6 +30,7 @@ extern const struct cli_noun cli_noun_user;
 extern const struct cli_noun cli_noun_mailbox;
 extern const struct cli_noun cli_noun_queue;
 extern const struct cli_noun cli_noun_cert;
+extern const struct cli_noun cli_noun_quota;
 
 /* The store of the configured data_dir (created when missing), or NULL after printing why. */
 struct store *cli_store(struct cli *cli);

@@ -198,3 +198,79 @@ Test(sealctl, usage_exit_2)
 	cr_expect_eq(run("", "user add alice@corp.example --password-stdin"), 2);
 	cr_assert_eq(run(NULL, "--help"), 0);
 }
+
+Test(sealctl, quota_set_and_show)
+{
+	cr_assert_eq(run("pw", "user add alice@corp.example --password-stdin"), 0);
+	cr_assert_eq(run(NULL, "quota show Alice@Corp.Example"), 0);
+	expect_out_contains("storage: 0 bytes used, limit none");
+	expect_out_contains("messages: 0, limit none");
+	cr_assert_eq(run(NULL, "quota set alice@corp.example --storage 20000 --messages 2"), 0);
+	expect_out_contains("limit 20000 bytes");
+	expect_out_contains("messages: 0, limit 2");
+	/* One limit changed leaves the other. */
+	cr_assert_eq(run(NULL, "quota set alice@corp.example --storage none"), 0);
+	expect_out_contains("storage: 0 bytes used, limit none");
+	expect_out_contains("messages: 0, limit 2");
+
+	/* What the store enforces is what sealctl set: the third message is refused. */
+	char *path = xasprintf("%s/data/mail.db", dir);
+	struct store_options opt = {.path = path};
+	struct store *s;
+	const char *e;
+	cr_assert_eq(store_open(&opt, &s, &e), 0);
+	struct store_sync w;
+	store_sync_init(&w);
+	cr_assert_eq(
+	    store_sync_wait(&w, store_user_get(s, "alice@corp.example", store_sync_users, &w)), 0);
+	int64_t uid = w.users.v[0].id;
+	store_sync_done(&w);
+	struct store_target t = {.user_id = uid};
+	static const char msg[] = "Subject: q\r\n\r\nq\r\n";
+	struct store_deliver_req req = {
+	    .data = msg, .size = strlen(msg), .targets = &t, .n_targets = 1};
+	for (int i = 0; i < 3; i++) {
+		store_sync_init(&w);
+		cr_assert_eq(store_sync_wait(&w, store_deliver(s, &req, store_sync_delivery, &w)),
+		             i < 2 ? 0 : -EDQUOT, "message %d", i);
+		store_sync_done(&w);
+	}
+	store_close(s);
+	free(path);
+	cr_assert_eq(run(NULL, "quota show alice@corp.example"), 0);
+	expect_out_contains("messages: 2, limit 2");
+	char *want = xasprintf("storage: %zu bytes used", 2 * strlen(msg));
+	expect_out_contains(want);
+	free(want);
+
+	/* Operational failures exit 1, usage errors 2, each with one line. */
+	cr_assert_eq(run(NULL, "quota show nobody@corp.example"), 1);
+	expect_one_error_line();
+	cr_assert_eq(run(NULL, "quota set nobody@corp.example --messages 3"), 1);
+	expect_one_error_line();
+	cr_assert_eq(run(NULL, "quota set alice@elsewhere.example --messages 3"), 1);
+	expect_one_error_line();
+	static const char *const usage[] = {
+	    "quota set alice@corp.example",
+	    "quota set alice@corp.example --storage",
+	    "quota set alice@corp.example --storage 0",
+	    "quota set alice@corp.example --storage -5",
+	    "quota set alice@corp.example --storage 12k",
+	    "quota set alice@corp.example --messages 99999999999999999999",
+	    "quota set alice@corp.example --messages 1 --messages 2",
+	    "quota set alice@corp.example --bytes 5",
+	    "quota set 'not an address' --messages 1",
+	    "quota show",
+	    "quota show alice@corp.example extra",
+	    "quota show 'not an address'",
+	    "quota frob alice@corp.example",
+	};
+	for (size_t i = 0; i < sizeof(usage) / sizeof(usage[0]); i++) {
+		cr_expect_eq(run(NULL, usage[i]), 2, "%s", usage[i]);
+		expect_one_error_line();
+	}
+	/* Nothing of the refused commands changed the limits. */
+	cr_assert_eq(run(NULL, "quota show alice@corp.example"), 0);
+	expect_out_contains("messages: 2, limit 2");
+	expect_out_contains("limit none");
+}
