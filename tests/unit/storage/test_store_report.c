@@ -263,3 +263,32 @@ Test(store_report, spooled_message_head)
 	cr_assert_str_eq(h.head_start, "Subject: spoole");
 	cr_assert_eq(inbox_count("bob@corp.example"), 2);
 }
+
+/* The message-count limit refuses a copy and a report as the storage quota does. */
+Test(store_report, message_limit_refuses_copy_and_report)
+{
+	int64_t capped = add_user("capped@corp.example", 0);
+	int64_t bob = add_user("bob@corp.example", 0);
+	cr_assert_eq(FX_CALL(&fx, store_user_set_message_quota(fx.s, "capped@corp.example", 1,
+	                                                       store_sync_done_cb, &fx.w)),
+	             0);
+	struct store_target t[] = {{.user_id = capped}, {.user_id = bob}};
+	struct hook h = {0};
+	struct store_deliver_report rp = {hook_format, &h, "bob@corp.example", true};
+	cr_assert_eq(deliver_with(t, 2, NULL, 0, &rp), 0); /* capped's first fits */
+	cr_assert_eq(h.calls, 0);
+	cr_assert_eq(deliver_with(t, 2, NULL, 0, &rp), 0);
+	cr_assert_eq(fx.w.delivery.v[0].rc, -EDQUOT);
+	cr_assert_eq(fx.w.delivery.v[0].quota_messages, 1);
+	cr_assert_eq(h.first_rc, -EDQUOT);
+	cr_assert_eq(fx.w.delivery.report_rc, 0); /* bob got the report */
+	cr_assert_eq(inbox_count("bob@corp.example"), 3);
+	/* The capped user as the sender: the report has nowhere to go, the copy stays. */
+	struct store_target tb = {.user_id = bob};
+	struct store_target tt[] = {{.user_id = capped}, tb};
+	rp.to = "capped@corp.example";
+	cr_assert_eq(deliver_with(tt, 2, NULL, 0, &rp), 0);
+	cr_assert_eq(fx.w.delivery.report_rc, -EDQUOT);
+	cr_assert_eq(inbox_count("capped@corp.example"), 1);
+	cr_assert_eq(inbox_count("bob@corp.example"), 4);
+}
