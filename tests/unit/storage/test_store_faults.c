@@ -279,6 +279,43 @@ Test(faults, migrations_from_version_1)
 	sqlite3_close(db);
 }
 
+/* The step that added message limits and \Deleted counts counts what was already there. */
+Test(faults, migration_counts_deleted_messages)
+{
+	sqlite3 *db;
+	const char *err = NULL;
+	cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+	cr_assert_eq(store_schema_migrate_to(db, STORE_SCHEMA_VERSION - 1, &err), 0);
+	sqlite3_close(db);
+	exec_sql(
+	    "INSERT INTO users (id, address, password_hash, created) VALUES (1, 'old@x.y', 'h', 0);"
+	    "INSERT INTO mailboxes (id, user_id, name, uidvalidity, uidnext) "
+	    "VALUES (1, 1, 'INBOX', 1, 4);"
+	    "INSERT INTO contents (id, sha256, size, body) VALUES (1, x'01', 10, x'00'),"
+	    " (2, x'02', 20, x'00'), (3, x'03', 40, x'00');"
+	    "INSERT INTO entries (mailbox_id, uid, content_id, modseq, flags, internal_date, size)"
+	    " VALUES (1, 1, 1, 1, 8, 0, 10), (1, 2, 2, 1, 9, 0, 20), (1, 3, 3, 1, 1, 0, 40);");
+
+	fx_open(&fx);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, 1, "INBOX", store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.mailboxes.v[0].messages, 3);
+	cr_assert_eq(fx.w.mailboxes.v[0].deleted, 2);
+	cr_assert_eq(fx.w.mailboxes.v[0].deleted_size, 30);
+	cr_assert_eq(FX_CALL(&fx, store_user_get(fx.s, "old@x.y", store_sync_users, &fx.w)), 0);
+	cr_assert_eq(fx.w.users.v[0].quota_messages, 0);
+	cr_assert_eq(fx.w.users.v[0].used_messages, 3);
+	/* The new triggers keep them from here on. */
+	struct store_uid_range r3 = {3, 3};
+	cr_assert_eq(FX_CALL(&fx, store_flags_store(fx.s, 1, &r3, 1, STORE_FLAGS_ADD, STORE_DELETED,
+	                                            NULL, 0, store_sync_flags, &fx.w)),
+	             0);
+	cr_assert_eq(FX_CALL(&fx, store_mailbox_get(fx.s, 1, "INBOX", store_sync_mailboxes, &fx.w)),
+	             0);
+	cr_assert_eq(fx.w.mailboxes.v[0].deleted, 3);
+	cr_assert_eq(fx.w.mailboxes.v[0].deleted_size, 70);
+}
+
 Test(faults, newer_schema_refused)
 {
 	fx_open(&fx);
