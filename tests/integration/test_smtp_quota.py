@@ -3,7 +3,8 @@
 (552 5.2.2); a copy refused only after DATA while another copy is stored gets 250 and a DSN
 to the sender naming that recipient (Action: failed, Status 5.2.2: it is not retried),
 stored with the copies; a transaction with nothing stored gets the quota code itself. DATA
-and BDAT alike. Quotas are set in the database file (sealctl has no quota command)."""
+and BDAT alike. Quotas are set in the database file directly (sealctl quota set does the
+same through the store)."""
 import os
 import re
 import sqlite3
