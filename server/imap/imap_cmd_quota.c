@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/xmalloc.h"
 #include "config/config.h"
 #include "server/imap/imap_fetch_fmt.h"
@@ -187,6 +188,12 @@ static void set_messages_done(void *ctx, int rc)
 		                        : "[SERVERBUG] Cannot set the quota");
 		return;
 	}
+	/* Addresses here passed the store's syntax check: nothing to escape. */
+	log_event(LOGL_INFO,
+	          "session=%s proto=imap event=quota_set user=%s target=%s storage=%llu "
+	          "messages=%llu",
+	          conn_id(cl->c), cl->user, op->address, (unsigned long long)op->bytes,
+	          (unsigned long long)op->messages);
 	quota_read(cl, op); /* the untagged QUOTA with the new limits (RFC 9208 4.1.3) */
 }
 

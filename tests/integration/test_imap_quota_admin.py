@@ -63,6 +63,8 @@ def test_admin_sets_and_reads_own_and_other_roots(env):
     assert quota_lines(data)[bob] == {"MESSAGE": (0, 5)}, data
     typ, data = a.getquota('"%s"' % bob)
     assert typ == "OK" and quota_lines(data)[bob] == {"MESSAGE": (0, 5)}, data
+    assert ("event=quota_set user=%s target=%s storage=0 messages=5" % (env.admin, bob)
+            in env.srv.log()), env.srv.log()[-2000:]
     # Bob sees the limit under his own root "".
     b = env.imaps(bob)
     b.append("INBOX", None, None, simple_message("one", "x" * 3000 + "\r\n"))
