@@ -7,8 +7,11 @@
  * SETQUOTA; nobody else may (NO [NOPERM]). A root a user cannot see does not exist for
  * them (NO [NONEXISTENT]), so a non-administrator learns nothing about other users.
  *
- * A resource without a limit is left out of the QUOTA response; a root without any limit
- * gets no QUOTA response at all, since RFC 9208's quota-list holds at least one resource.
+ * A resource without a limit is left out of the QUOTA response. A user without any limit
+ * has no quota root: RFC 9208's quota-list holds at least one resource, and GETQUOTA and
+ * GETQUOTAROOT must answer a QUOTA response for every root they name. So GETQUOTAROOT
+ * lists no root and GETQUOTA answers NO [NONEXISTENT] until a limit is set; SETQUOTA
+ * creates the root by setting one (and SETQUOTA with no limits removes it).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -88,11 +91,14 @@ static int quota_root_resolve(struct imap_client *cl, struct quota_op *op, const
 	return 0;
 }
 
-/* "* QUOTA root (...)" for u, or nothing when it has no limit. */
+static bool quota_has_root(const struct store_user *u)
+{
+	return u->quota_bytes != 0 || u->quota_messages != 0;
+}
+
+/* "* QUOTA root (...)" for u, which has a limit. */
 static void quota_write(struct buf *o, const char *root, const struct store_user *u)
 {
-	if (u->quota_bytes == 0 && u->quota_messages == 0)
-		return;
 	buf_append_str(o, "* QUOTA ");
 	imap_fmt_cstring(o, root, false);
 	buf_append_str(o, " (");
@@ -121,14 +127,20 @@ static void quota_got(void *ctx, int rc, struct store_users *res)
 		imap_done(cl, "NO", "[SERVERBUG] Cannot read the quota");
 		return;
 	}
+	bool has_root = quota_has_root(&res->v[0]);
+	if (op->kind == QUOTA_GET && !has_root) {
+		imap_done(cl, "NO", "[NONEXISTENT] No such quota root (no limit is set)");
+		return;
+	}
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
 	if (op->kind == QUOTA_GETROOT) {
 		buf_append_str(&o, "* QUOTAROOT ");
 		imap_fmt_cstring(&o, op->mailbox, true);
-		buf_append_str(&o, " \"\"\r\n");
+		buf_append_str(&o, has_root ? " \"\"\r\n" : "\r\n");
 	}
-	quota_write(&o, op->root, &res->v[0]);
+	if (has_root)
+		quota_write(&o, op->root, &res->v[0]);
 	conn_write(cl->c, o.data, o.len);
 	buf_free(&o);
 	imap_done(cl, "OK",

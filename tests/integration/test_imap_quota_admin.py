@@ -77,11 +77,13 @@ def test_admin_sets_and_reads_own_and_other_roots(env):
     typ, data = a.setquota('"%s"' % bob, "(STORAGE 10 MESSAGE 5)")
     assert typ == "OK", data
     assert quota_lines(data)[bob] == {"STORAGE": (4, 10), "MESSAGE": (1, 5)}, data
-    # SETQUOTA replaces every limit: () leaves none, and then no QUOTA line.
+    # SETQUOTA replaces every limit: () leaves none, and with them the root goes.
     typ, data = a.setquota('"%s"' % bob, "()")
     assert typ == "OK" and data == [None], data
     typ, data = b.getquota('""')
-    assert typ == "OK" and data == [None], data
+    assert typ == "NO" and b"[NONEXISTENT]" in data[0], data
+    typ, data = b.getquotaroot("INBOX")
+    assert typ == "OK" and data[0] in ([b"INBOX"], [b'"INBOX"']) and data[1] == [None], data
     # A root that is no user.
     typ, data = a.getquota('"nobody@corp.example"')
     assert typ == "NO" and b"[NONEXISTENT]" in data[0], data
@@ -102,9 +104,9 @@ def test_non_admin_gets_noperm_and_sees_no_other_root(env):
     assert typ == "NO" and b"[NOPERM]" in data[0], data
     typ, data = m.getquota('"%s"' % env.admin)
     assert typ == "NO" and b"[NONEXISTENT]" in data[0], data
-    # Nothing changed for the user.
+    # Nothing changed for the user: still no limit, so no root.
     typ, data = m.getquota('""')
-    assert typ == "OK" and data == [None], data
+    assert typ == "NO" and b"[NONEXISTENT]" in data[0], data
     m.logout()
 
 
