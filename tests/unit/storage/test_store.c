@@ -702,6 +702,53 @@ Test(store, message_quota)
 	cr_assert_eq(fx.w.users.v[0].used_messages, 4);
 }
 
+/* A relay DSN to a local sender at its message limit is dropped, the outcome still
+ * recorded; with room it is stored. */
+Test(store, message_quota_drops_relay_dsn)
+{
+	int64_t a = add_user("alice@corp.example", "pw");
+	struct store_target t = {.user_id = a};
+	cr_assert_eq(deliver(msg1, &t, 1), 0);
+	cr_assert_eq(FX_CALL(&fx, store_user_set_message_quota(fx.s, "alice@corp.example", 1,
+	                                                       store_sync_done_cb, &fx.w)),
+	             0);
+	static const char dsn[] = "Subject: Undelivered\r\n\r\nreport\r\n";
+	for (int round = 0; round < 2; round++) {
+		struct store_relay_rcpt rr = {.address = "x@partner.example"};
+		static const char outgoing[] = "Subject: out\r\n\r\nout\r\n";
+		struct store_deliver_req req = {.data = outgoing,
+		                                .size = strlen(outgoing),
+		                                .sender = "alice@corp.example",
+		                                .relay = &rr,
+		                                .n_relay = 1};
+		cr_assert_eq(FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w)),
+		             0);
+		int64_t qid = fx.w.delivery.queue_id;
+		cr_assert_eq(FX_CALL(&fx, store_queue_list(fx.s, store_sync_queue, &fx.w)), 0);
+		cr_assert_eq(fx.w.queue.n, 1);
+		struct store_queue_outcome out = {.rcpt_id = fx.w.queue.v[0].rcpts[0].id,
+		                                  .status = 2,
+		                                  .error = "550 no such user"};
+		struct store_queue_report rep = {.queue_id = qid,
+		                                 .outcomes = &out,
+		                                 .n_outcomes = 1,
+		                                 .dsn = dsn,
+		                                 .dsn_len = strlen(dsn),
+		                                 .dsn_local = true};
+		cr_assert_eq(
+		    FX_CALL(&fx, store_queue_report(fx.s, &rep, store_sync_reported, &fx.w)), 0);
+		cr_assert_eq(FX_CALL(&fx, store_queue_list(fx.s, store_sync_queue, &fx.w)), 0);
+		cr_assert_eq(fx.w.queue.n, 0, "round %d: the entry is done", round);
+		mailbox_id(a, "INBOX");
+		cr_assert_eq(fx.w.mailboxes.v[0].messages, round == 0 ? 1 : 2, "round %d", round);
+		/* Room for one more for the second round. */
+		cr_assert_eq(
+		    FX_CALL(&fx, store_user_set_message_quota(fx.s, "alice@corp.example", 2,
+		                                              store_sync_done_cb, &fx.w)),
+		    0);
+	}
+}
+
 /* The \Deleted count and bytes of a mailbox follow STORE, EXPUNGE and new messages. */
 Test(store, deleted_counts)
 {
