@@ -165,16 +165,7 @@ static void search_finish(struct search_op *op)
 	} else if (op->search.has_return) {
 		unsigned e = op->search.esearch;
 		buf_printf(&o, "* ESEARCH (TAG \"%s\")%s", cl->tag, cl->uid ? " UID" : "");
-		if ((e & IMAP_ES_MIN) && nh > 0)
-			buf_printf(&o, " MIN %u", hits[0]);
-		if ((e & IMAP_ES_MAX) && nh > 0)
-			buf_printf(&o, " MAX %u", hits[nh - 1]);
-		if (e & IMAP_ES_COUNT)
-			buf_printf(&o, " COUNT %zu", nh);
-		if ((e & IMAP_ES_ALL) && nh > 0) {
-			buf_append_str(&o, " ALL ");
-			imap_fmt_seqset(&o, hits, nh);
-		}
+		imap_esearch_fmt(&o, e, hits, nh, op->search.partial_lo, op->search.partial_hi);
 		/* RFC 4731 3.2: the highest modseq of the messages returned, which are those
 		 * of MIN and MAX alone when neither ALL nor COUNT is asked for. */
 		if (op->search.needs_modseq && nh > 0 && !(e & (IMAP_ES_ALL | IMAP_ES_COUNT))) {
@@ -183,6 +174,13 @@ static void search_finish(struct search_op *op)
 				maxmod = hit_modseq(cl, hits[0]);
 			if ((e & IMAP_ES_MAX) && hit_modseq(cl, hits[nh - 1]) > maxmod)
 				maxmod = hit_modseq(cl, hits[nh - 1]);
+			/* PARTIAL returns the messages at its positions */
+			for (size_t i = op->search.partial_lo;
+			     (e & IMAP_ES_PARTIAL) && i > 0 && i <= nh &&
+			     i <= op->search.partial_hi;
+			     i++)
+				if (hit_modseq(cl, hits[i - 1]) > maxmod)
+					maxmod = hit_modseq(cl, hits[i - 1]);
 		}
 		if (op->search.needs_modseq && nh > 0 && maxmod > 0)
 			buf_printf(&o, " MODSEQ %llu", (unsigned long long)maxmod);

@@ -11,6 +11,7 @@
 
 #include "common/xmalloc.h"
 #include "server/imap/imap_private.h"
+#include "server/imap/imap_search.h"
 #include "server/imap/imap_sort.h"
 
 struct sort_op {
@@ -22,6 +23,10 @@ struct sort_op {
 	uint32_t *seqs; /* the hits, ascending */
 	size_t n_seqs;
 	uint32_t max_uid; /* the snapshot's highest UID */
+	/* ESORT (RFC 5267 section 3): SORT RETURN (...) answers with ESEARCH. */
+	bool esort;
+	unsigned ret; /* IMAP_ES_* */
+	uint32_t partial_lo, partial_hi;
 };
 
 static void sort_op_free(void *p)
@@ -171,6 +176,45 @@ static void put_u32(struct buf *o, uint32_t v)
 	buf_append(o, tmp + i, sizeof(tmp) - i);
 }
 
+static int cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+	return a < b ? -1 : a > b;
+}
+
+/* The SORT answer: nums[0..n) in sort order (UIDs or sequence numbers, as asked), uids
+ * the same messages' UIDs (for SAVE; sorted in place). */
+static void write_sorted(struct sort_op *op, const uint32_t *nums, uint32_t *uids, size_t n)
+{
+	struct imap_client *cl = op->cl;
+	struct buf o;
+	buf_init(&o, SIZE_MAX);
+	if (!op->esort) {
+		buf_append_str(&o, "* SORT");
+		for (size_t i = 0; i < n; i++)
+			put_u32(&o, nums[i]);
+		buf_append_str(&o, "\r\n");
+	} else {
+		if (op->ret & IMAP_ES_SAVE) {
+			/* RFC 5182: $ is a set of messages; the sort order is not kept. */
+			qsort(uids, n, sizeof(*uids), cmp_u32);
+			free(cl->saved);
+			cl->saved = xmalloc((n + 1) * sizeof(uint32_t));
+			memcpy(cl->saved, uids, n * sizeof(uint32_t));
+			cl->n_saved = n;
+		}
+		if (op->ret != IMAP_ES_SAVE) {
+			buf_printf(&o, "* ESEARCH (TAG \"%s\")%s", cl->tag, cl->uid ? " UID" : "");
+			imap_esearch_fmt(&o, op->ret, nums, n, op->partial_lo, op->partial_hi);
+			buf_append_str(&o, "\r\n");
+		}
+	}
+	if (o.len > 0)
+		conn_write(cl->c, o.data, o.len);
+	buf_free(&o);
+	imap_donef(cl, "OK", "%s completed", cmd_name(op));
+}
+
 /* v[0..n) are the hits (borrowed; sorted in place for SORT). */
 static void answer(struct sort_op *op, const struct imap_sort_msg **v, size_t n)
 {
@@ -185,9 +229,17 @@ static void answer(struct sort_op *op, const struct imap_sort_msg **v, size_t n)
 		}
 	} else {
 		imap_sort(v, n, op->crit, op->n_crit);
-		buf_append_str(&o, "* SORT");
-		for (size_t i = 0; i < n; i++)
-			put_u32(&o, cl->uid ? v[i]->uid : v[i]->seq);
+		uint32_t *nums = xmalloc((n + 1) * sizeof(*nums));
+		uint32_t *uids = xmalloc((n + 1) * sizeof(*uids));
+		for (size_t i = 0; i < n; i++) {
+			nums[i] = cl->uid ? v[i]->uid : v[i]->seq;
+			uids[i] = v[i]->uid;
+		}
+		buf_free(&o);
+		write_sorted(op, nums, uids, n);
+		free(nums);
+		free(uids);
+		return;
 	}
 	buf_append_str(&o, "\r\n");
 	conn_write(cl->c, o.data, o.len);
@@ -247,18 +299,19 @@ static void answer_sorted(struct sort_op *op, struct imap_sortcache *sc)
 {
 	struct imap_client *cl = op->cl;
 	const uint32_t *perm = cached_order(sc, op);
-	struct buf o;
-	buf_init(&o, SIZE_MAX);
-	buf_append_str(&o, "* SORT");
+	uint32_t *nums = xmalloc((sc->n + 1) * sizeof(*nums));
+	uint32_t *uids = xmalloc((sc->n + 1) * sizeof(*uids));
+	size_t n = 0;
 	for (size_t i = 0; i < sc->n; i++) {
 		const struct imap_sort_msg *m = &sc->v[perm[i]];
-		if (sc->hit[perm[i]])
-			put_u32(&o, cl->uid ? m->uid : m->seq);
+		if (sc->hit[perm[i]]) {
+			nums[n] = cl->uid ? m->uid : m->seq;
+			uids[n++] = m->uid;
+		}
 	}
-	buf_append_str(&o, "\r\n");
-	conn_write(cl->c, o.data, o.len);
-	buf_free(&o);
-	imap_donef(cl, "OK", "%s completed", cmd_name(op));
+	write_sorted(op, nums, uids, n);
+	free(nums);
+	free(uids);
 }
 
 /* THREAD of hits that are all in the cache: the kept answer when it was computed from the
@@ -436,6 +489,22 @@ void imap_cmd_sort(struct imap_client *cl, const struct imap_arg *a, size_t n)
 	struct sort_op *op = xcalloc(1, sizeof(*op));
 	op->cl = cl;
 	const char *err = NULL;
+	if (n >= 1 && imap_arg_is(&a[0], "RETURN")) {
+		if (n < 2 || a[1].type != IMAP_ARG_LIST) {
+			free(op);
+			imap_done(cl, "BAD", "RETURN needs a list");
+			return;
+		}
+		if (imap_search_parse_return(&a[1], &op->ret, &op->partial_lo, &op->partial_hi,
+		                             &err) < 0) {
+			free(op);
+			imap_done(cl, "BAD", err);
+			return;
+		}
+		op->esort = true;
+		a += 2;
+		n -= 2;
+	}
 	if (n < 1 || imap_sort_parse(&a[0], op->crit, &op->n_crit, &err) < 0) {
 		free(op);
 		imap_done(cl, "BAD", err != NULL ? err : "SORT needs sort criteria");

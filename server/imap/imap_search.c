@@ -133,20 +133,13 @@ struct flagword {
 };
 
 static const struct flagword flagwords[] = {
-    {"ANSWERED", IMAP_SK_FLAG, STORE_ANSWERED},
-    {"DELETED", IMAP_SK_FLAG, STORE_DELETED},
-    {"DRAFT", IMAP_SK_FLAG, STORE_DRAFT},
-    {"FLAGGED", IMAP_SK_FLAG, STORE_FLAGGED},
-    {"SEEN", IMAP_SK_FLAG, STORE_SEEN},
-    {"UNANSWERED", IMAP_SK_NOFLAG, STORE_ANSWERED},
-    {"UNDELETED", IMAP_SK_NOFLAG, STORE_DELETED},
-    {"UNDRAFT", IMAP_SK_NOFLAG, STORE_DRAFT},
-    {"UNFLAGGED", IMAP_SK_NOFLAG, STORE_FLAGGED},
-    {"UNSEEN", IMAP_SK_NOFLAG, STORE_SEEN},
-    {"OLD", IMAP_SK_NOFLAG, IMAP_SEARCH_RECENT},
-    {"NEW", IMAP_SK_NEW, 0},
-    {"RECENT", IMAP_SK_FLAG, IMAP_SEARCH_RECENT},
-    {"ALL", IMAP_SK_ALL, 0},
+    {"ANSWERED", IMAP_SK_FLAG, STORE_ANSWERED},   {"DELETED", IMAP_SK_FLAG, STORE_DELETED},
+    {"DRAFT", IMAP_SK_FLAG, STORE_DRAFT},         {"FLAGGED", IMAP_SK_FLAG, STORE_FLAGGED},
+    {"SEEN", IMAP_SK_FLAG, STORE_SEEN},           {"UNANSWERED", IMAP_SK_NOFLAG, STORE_ANSWERED},
+    {"UNDELETED", IMAP_SK_NOFLAG, STORE_DELETED}, {"UNDRAFT", IMAP_SK_NOFLAG, STORE_DRAFT},
+    {"UNFLAGGED", IMAP_SK_NOFLAG, STORE_FLAGGED}, {"UNSEEN", IMAP_SK_NOFLAG, STORE_SEEN},
+    {"OLD", IMAP_SK_NOFLAG, IMAP_SEARCH_RECENT},  {"NEW", IMAP_SK_NEW, 0},
+    {"RECENT", IMAP_SK_FLAG, IMAP_SEARCH_RECENT}, {"ALL", IMAP_SK_ALL, 0},
 };
 
 static int parse_key(struct sp *p, struct imap_search_key *k, unsigned depth)
@@ -306,6 +299,104 @@ static bool needs_raw(const struct imap_search_key *k)
 	return false;
 }
 
+/* nz-number ":" nz-number, each at most 2^32-1. */
+static bool parse_partial(const struct imap_arg *a, uint32_t *lo_r, uint32_t *hi_r)
+{
+	if (a->type != IMAP_ARG_ATOM)
+		return false;
+	uint64_t v[2] = {0, 0};
+	size_t k = 0, digits = 0;
+	for (size_t i = 0; i < a->len; i++) {
+		char c = a->s[i];
+		if (c == ':' && k == 0 && digits > 0) {
+			k = 1;
+			digits = 0;
+			continue;
+		}
+		/* nz-number: no leading zero */
+		if (c < '0' || c > '9' || (digits == 0 && c == '0'))
+			return false;
+		v[k] = v[k] * 10 + (uint64_t)(c - '0');
+		if (v[k] > UINT32_MAX)
+			return false;
+		digits++;
+	}
+	if (k != 1 || digits == 0)
+		return false;
+	/* As in a sequence range, 10:1 is 1:10. */
+	*lo_r = (uint32_t)(v[0] < v[1] ? v[0] : v[1]);
+	*hi_r = (uint32_t)(v[0] < v[1] ? v[1] : v[0]);
+	return true;
+}
+
+int imap_search_parse_return(const struct imap_arg *l, unsigned *opts_r, uint32_t *lo_r,
+                             uint32_t *hi_r, const char **error_r)
+{
+	unsigned e = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		if (imap_arg_is(&l->list[i], "MIN")) {
+			e |= IMAP_ES_MIN;
+		} else if (imap_arg_is(&l->list[i], "MAX")) {
+			e |= IMAP_ES_MAX;
+		} else if (imap_arg_is(&l->list[i], "COUNT")) {
+			e |= IMAP_ES_COUNT;
+		} else if (imap_arg_is(&l->list[i], "ALL")) {
+			e |= IMAP_ES_ALL;
+		} else if (imap_arg_is(&l->list[i], "SAVE")) {
+			e |= IMAP_ES_SAVE;
+		} else if (imap_arg_is(&l->list[i], "PARTIAL")) {
+			if (e & IMAP_ES_PARTIAL) {
+				*error_r = "PARTIAL given twice";
+				return -EINVAL;
+			}
+			if (i + 1 >= l->n || !parse_partial(&l->list[i + 1], lo_r, hi_r)) {
+				*error_r = "PARTIAL needs a range such as 1:100";
+				return -EINVAL;
+			}
+			i++;
+			e |= IMAP_ES_PARTIAL;
+		} else {
+			*error_r = "unknown RETURN option";
+			return -EINVAL;
+		}
+	}
+	if ((e & IMAP_ES_ALL) && (e & IMAP_ES_PARTIAL)) {
+		*error_r = "RETURN takes ALL or PARTIAL, not both";
+		return -EINVAL;
+	}
+	/* RETURN () means ALL; RETURN (SAVE) alone saves and answers nothing
+	 * (RFC 5182 2.1). */
+	if (e == 0)
+		e = IMAP_ES_ALL;
+	*opts_r = e;
+	return 0;
+}
+
+void imap_esearch_fmt(struct buf *o, unsigned opts, const uint32_t *v, size_t n,
+                      uint32_t partial_lo, uint32_t partial_hi)
+{
+	if ((opts & IMAP_ES_MIN) && n > 0)
+		buf_printf(o, " MIN %u", v[0]);
+	if ((opts & IMAP_ES_MAX) && n > 0)
+		buf_printf(o, " MAX %u", v[n - 1]);
+	if (opts & IMAP_ES_COUNT)
+		buf_printf(o, " COUNT %zu", n);
+	if ((opts & IMAP_ES_ALL) && n > 0) {
+		buf_append_str(o, " ALL ");
+		imap_fmt_seqset(o, v, n);
+	}
+	if (opts & IMAP_ES_PARTIAL) {
+		buf_printf(o, " PARTIAL (%u:%u ", partial_lo, partial_hi);
+		if (partial_lo > n) {
+			buf_append_str(o, "NIL");
+		} else {
+			size_t end = partial_hi < n ? partial_hi : n;
+			imap_fmt_seqset(o, v + partial_lo - 1, end - (partial_lo - 1));
+		}
+		buf_append_str(o, ")");
+	}
+}
+
 int imap_search_parse(const struct imap_arg *args, size_t n, struct imap_search *s,
                       const char **error_r)
 {
@@ -320,26 +411,9 @@ int imap_search_parse(const struct imap_arg *args, size_t n, struct imap_search 
 			return -EINVAL;
 		}
 		s->has_return = true;
-		for (size_t i = 0; i < l->n; i++) {
-			if (imap_arg_is(&l->list[i], "MIN"))
-				s->esearch |= IMAP_ES_MIN;
-			else if (imap_arg_is(&l->list[i], "MAX"))
-				s->esearch |= IMAP_ES_MAX;
-			else if (imap_arg_is(&l->list[i], "COUNT"))
-				s->esearch |= IMAP_ES_COUNT;
-			else if (imap_arg_is(&l->list[i], "ALL"))
-				s->esearch |= IMAP_ES_ALL;
-			else if (imap_arg_is(&l->list[i], "SAVE"))
-				s->esearch |= IMAP_ES_SAVE;
-			else {
-				*error_r = "unknown RETURN option";
-				return -EINVAL;
-			}
-		}
-		/* RETURN () means ALL; RETURN (SAVE) alone saves and answers nothing
-		 * (RFC 5182 2.1). */
-		if (s->esearch == 0)
-			s->esearch |= IMAP_ES_ALL;
+		if (imap_search_parse_return(l, &s->esearch, &s->partial_lo, &s->partial_hi,
+		                             error_r) < 0)
+			return -EINVAL;
 	}
 	if (p.i < n && imap_arg_is(&args[p.i], "CHARSET")) {
 		p.i++;

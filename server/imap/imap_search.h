@@ -81,17 +81,32 @@ enum imap_esearch_opt {
 	IMAP_ES_COUNT = 4,
 	IMAP_ES_ALL = 8,
 	IMAP_ES_SAVE = 16,
+	IMAP_ES_PARTIAL = 32, /* RFC 5267 4.4 */
 };
 
 struct imap_search {
-	struct imap_search_key root; /* an AND */
-	unsigned esearch;            /* RETURN (...) options; 0 for plain SEARCH */
+	struct imap_search_key root;     /* an AND */
+	unsigned esearch;                /* RETURN (...) options; 0 for plain SEARCH */
+	uint32_t partial_lo, partial_hi; /* PARTIAL lo:hi, lo <= hi */
 	bool has_return;
 	bool needs_header;     /* a header key: load the decoded fields */
 	bool needs_raw_header; /* a key the decoded fields cannot answer (BCC, other fields) */
 	bool needs_modseq;     /* a MODSEQ key: the reply carries (MODSEQ n) */
 };
 
+/* Parses the list after RETURN (SEARCH's, and SORT's with ESORT) into *opts_r and, for
+ * PARTIAL, the positions *lo_r <= *hi_r. An empty list means ALL (RFC 4731 3.1). 0, or
+ * -EINVAL with *error_r (unknown option, a bad range, both ALL and PARTIAL, which RFC 5267
+ * section 4.4 forbids, or PARTIAL twice). */
+int imap_search_parse_return(const struct imap_arg *l, unsigned *opts_r, uint32_t *lo_r,
+                             uint32_t *hi_r, const char **error_r);
+/* Appends the ESEARCH return data (" MIN 3 MAX 9 COUNT 4 ALL 3,5:6,9 PARTIAL (1:2 3,5)")
+ * of the hits v[0..n), given in result order: ascending for SEARCH, the sort order for
+ * SORT (RFC 5267 section 3: MIN and MAX are then the first and last in that order, and ALL
+ * and PARTIAL list them in that order, a range "a:b" standing only for the ascending run
+ * a, a+1 ... b). Nothing for SAVE; MIN, MAX and ALL are left out when there is no hit. */
+void imap_esearch_fmt(struct buf *o, unsigned opts, const uint32_t *v, size_t n,
+                      uint32_t partial_lo, uint32_t partial_hi);
 /* Parses args[0..n) (after "SEARCH"; RETURN (...) and CHARSET are handled). 0 or -EINVAL
  * with *error_r; -ENOTSUP for an unknown charset ([BADCHARSET]). */
 int imap_search_parse(const struct imap_arg *args, size_t n, struct imap_search *s,
@@ -108,7 +123,8 @@ bool imap_search_seqs_valid(const struct imap_search_key *k, uint32_t n_msgs);
 bool imap_search_match(const struct imap_search_key *k, const struct imap_search_msg *m,
                        uint32_t max_seq, uint32_t max_uid);
 
-/* "1:3,5" from sorted numbers. */
+/* "1:3,5" from numbers; only ascending runs of consecutive numbers become ranges, so the
+ * order of unsorted numbers is kept. */
 void imap_fmt_seqset(struct buf *o, const uint32_t *v, size_t n);
 /* Parses "1-Feb-1994" into seconds at 00:00 UTC. 0 or -EINVAL. */
 int imap_parse_date(const char *s, size_t len, int64_t *t_r);

@@ -324,7 +324,7 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 	                  "SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE "
 	                  "QRESYNC MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE BINARY CATENATE "
 	                  "QUOTA=RES-MESSAGE QUOTASET STATUS=SIZE "
-	                  "SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
+	                  "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
 	/* RFC 4978: a command-auth command, so offered after login, and only while it can
 	 * still be turned on. */
 	if (!conn_is_compressed(cl->c))

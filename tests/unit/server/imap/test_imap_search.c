@@ -343,3 +343,88 @@ Test(imap_search, nil_is_a_string)
 	imap_search_free(&s);
 	imap_args_free(&args);
 }
+
+/* RETURN (...) of a "RETURN (...)" line: "opts lo hi" or "BAD". */
+static char *ret(const char *line)
+{
+	char *cmd = NULL;
+	size_t l = (size_t)asprintf(&cmd, "%s\r\n", line);
+	struct imap_args args;
+	const char *err;
+	char *r = NULL;
+	cr_assert_eq(imap_parse(cmd, l, &args, &err), 0);
+	unsigned opts = 0;
+	uint32_t lo = 0, hi = 0;
+	if (imap_search_parse_return(&args.v[1], &opts, &lo, &hi, &err) < 0)
+		r = strdup("BAD");
+	else
+		cr_assert(asprintf(&r, "%u %u %u", opts, lo, hi) > 0);
+	imap_args_free(&args);
+	free(cmd);
+	return r;
+}
+
+Test(imap_search, return_options)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"RETURN ()", "8 0 0"},
+	    {"RETURN (MIN MAX)", "3 0 0"},
+	    {"RETURN (PARTIAL 1:10)", "32 1 10"},
+	    {"RETURN (PARTIAL 10:1 COUNT)", "36 1 10"},
+	    {"RETURN (PARTIAL 4294967295:4294967295)", "32 4294967295 4294967295"},
+	    {"RETURN (PARTIAL 4294967296:1)", "BAD"},
+	    {"RETURN (PARTIAL 0:10)", "BAD"},
+	    {"RETURN (PARTIAL 01:10)", "BAD"},
+	    {"RETURN (PARTIAL 1:)", "BAD"},
+	    {"RETURN (PARTIAL :5)", "BAD"},
+	    {"RETURN (PARTIAL 5)", "BAD"},
+	    {"RETURN (PARTIAL -1:-10)", "BAD"},
+	    {"RETURN (PARTIAL 1:2:3)", "BAD"},
+	    {"RETURN (PARTIAL \"1:10\")", "BAD"},
+	    {"RETURN (PARTIAL)", "BAD"},
+	    {"RETURN (PARTIAL 1:5 PARTIAL 6:9)", "BAD"},
+	    {"RETURN (ALL PARTIAL 1:5)", "BAD"},
+	    {"RETURN (BOGUS)", "BAD"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *r = ret(cases[i].in);
+		cr_expect_str_eq(r, cases[i].out, "%s", cases[i].in);
+		free(r);
+	}
+}
+
+static char *esfmt(unsigned opts, const uint32_t *v, size_t n, uint32_t lo, uint32_t hi)
+{
+	struct buf o;
+	buf_init(&o, 1000);
+	imap_esearch_fmt(&o, opts, v, n, lo, hi);
+	char *r = strdup(o.data != NULL ? o.data : "");
+	buf_free(&o);
+	return r;
+}
+
+Test(imap_search, esearch_format_in_result_order)
+{
+	/* A sort order: ranges only for ascending runs, never reordered. */
+	uint32_t v[] = {5, 3, 2, 9, 12, 13, 14, 7};
+	char *r = esfmt(IMAP_ES_MIN | IMAP_ES_MAX | IMAP_ES_COUNT | IMAP_ES_ALL, v, 8, 0, 0);
+	cr_assert_str_eq(r, " MIN 5 MAX 7 COUNT 8 ALL 5,3,2,9,12:14,7");
+	free(r);
+	r = esfmt(IMAP_ES_PARTIAL, v, 8, 4, 6);
+	cr_assert_str_eq(r, " PARTIAL (4:6 9,12:13)");
+	free(r);
+	r = esfmt(IMAP_ES_PARTIAL, v, 8, 7, 100);
+	cr_assert_str_eq(r, " PARTIAL (7:100 14,7)");
+	free(r);
+	r = esfmt(IMAP_ES_PARTIAL, v, 8, 9, 10);
+	cr_assert_str_eq(r, " PARTIAL (9:10 NIL)");
+	free(r);
+	r = esfmt(IMAP_ES_PARTIAL | IMAP_ES_MIN | IMAP_ES_COUNT, NULL, 0, 1, 10);
+	cr_assert_str_eq(r, " COUNT 0 PARTIAL (1:10 NIL)");
+	free(r);
+	r = esfmt(IMAP_ES_SAVE, v, 8, 0, 0);
+	cr_assert_str_eq(r, "");
+	free(r);
+}
