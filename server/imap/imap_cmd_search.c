@@ -349,6 +349,7 @@ static void search_start(struct imap_client *cl, const struct imap_arg *a, size_
 		imap_done(cl, "BAD", "RETURN options belong to SEARCH");
 		return;
 	}
+	imap_search_set_saved(&op->search.root, cl->saved, cl->n_saved);
 	if (!imap_search_seqs_valid(&op->search.root, (uint32_t)cl->n_msgs)) {
 		imap_done(cl, "BAD", "Invalid message sequence number");
 		return;

@@ -457,6 +457,26 @@ void imap_search_each_text(struct imap_search_key *k,
 		imap_search_each_text(&k->kids[i], fn, ctx);
 }
 
+static int cmp_uid(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+	return a < b ? -1 : a > b;
+}
+
+void imap_search_set_saved(struct imap_search_key *k, const uint32_t *uids, size_t n)
+{
+	if (k->type == IMAP_SK_SAVED) {
+		free(k->uids);
+		k->uids = xmalloc((n + 1) * sizeof(*k->uids));
+		if (n > 0)
+			memcpy(k->uids, uids, n * sizeof(*uids));
+		k->n_uids = n;
+		qsort(k->uids, n, sizeof(*k->uids), cmp_uid);
+	}
+	for (size_t i = 0; i < k->n_kids; i++)
+		imap_search_set_saved(&k->kids[i], uids, n);
+}
+
 /* ASCII case-insensitive substring. */
 static bool contains_ci(const char *h, size_t hl, const char *n)
 {
@@ -680,7 +700,7 @@ bool imap_search_match(const struct imap_search_key *k, const struct imap_search
 	case IMAP_SK_UID:
 		return imap_seqset_contains(&k->set, m->uid, max_uid);
 	case IMAP_SK_SAVED:
-		return false;
+		return in_uids(k, m->uid);
 	case IMAP_SK_HEADER: {
 		const char *dv = m->decoded ? decoded_field(m, k->field) : NULL;
 		if (dv != NULL && k->str[0] != '\0')

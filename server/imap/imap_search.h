@@ -115,11 +115,14 @@ void imap_search_free(struct imap_search *s);
 /* Calls fn for every TEXT key (for the session to fill uids). */
 void imap_search_each_text(struct imap_search_key *k,
                            void (*fn)(struct imap_search_key *k, void *ctx), void *ctx);
+/* Gives every "$" key of k the SEARCHRES result uids[0..n) (copied): "$" matches those
+ * messages (RFC 5182 2.1); without it, "$" matches none. */
+void imap_search_set_saved(struct imap_search_key *k, const uint32_t *uids, size_t n);
 /* Whether every message sequence number of k's sequence-set keys names a message of a
  * mailbox of n_msgs (RFC 9051 seq-number: a greater number, or "*" in an empty mailbox,
  * is answered BAD, as in FETCH and STORE). UID sets are not checked: any UID may be asked. */
 bool imap_search_seqs_valid(const struct imap_search_key *k, uint32_t n_msgs);
-/* Evaluates; max_seq and max_uid are what "*" stands for. saved is the SEARCHRES result. */
+/* Evaluates; max_seq and max_uid are what "*" stands for. */
 bool imap_search_match(const struct imap_search_key *k, const struct imap_search_msg *m,
                        uint32_t max_seq, uint32_t max_uid);
 

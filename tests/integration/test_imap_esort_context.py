@@ -110,6 +110,10 @@ def test_esort_save_keeps_the_set(lc):
         b"* 3 FETCH (UID 4)\r\n", b"* 5 FETCH (UID 6)\r\n", b"* 6 FETCH (UID 7)\r\n"], r
     r = ok(lc, "v3", "SORT RETURN (SAVE COUNT) (SIZE) UTF-8 SMALLER 200")
     assert untagged(r) == ['* ESEARCH (TAG "v3") COUNT 2']
+    r = ok(lc, "v5", "SEARCH $")  # RFC 5182: $ is a search key too
+    assert untagged(r, b"SEARCH") == ["* SEARCH 1 4"]
+    r = ok(lc, "v6", "UID SORT RETURN (ALL) (REVERSE SIZE) UTF-8 NOT $")
+    assert untagged(r) == ['* ESEARCH (TAG "v6") UID ALL 4,7,6,3']
     r = ok(lc, "v4", "FETCH $ (UID)")
     assert [line for line in r if line.startswith(b"* ")] == [
         b"* 1 FETCH (UID 2)\r\n", b"* 4 FETCH (UID 5)\r\n"], r

@@ -428,3 +428,48 @@ Test(imap_search, esearch_format_in_result_order)
 	cr_assert_str_eq(r, "");
 	free(r);
 }
+
+/* "$" matches the SEARCHRES result it was given, and nothing without one. */
+static char *run_saved(const char *query, const uint32_t *saved, size_t n_saved, bool give)
+{
+	char *cmd = NULL;
+	size_t l = (size_t)asprintf(&cmd, "%s\r\n", query);
+	struct imap_args args;
+	const char *err;
+	cr_assert_eq(imap_parse(cmd, l, &args, &err), 0);
+	struct imap_search s;
+	cr_assert_eq(imap_search_parse(args.v, args.n, &s, &err), 0, "%s", query);
+	if (give)
+		imap_search_set_saved(&s.root, saved, n_saved);
+	struct buf o;
+	buf_init(&o, 100);
+	for (size_t i = 0; i < 3; i++)
+		if (imap_search_match(&s.root, &msgs[i], 3, 15))
+			buf_printf(&o, "%s%u", o.len > 0 ? " " : "", msgs[i].seq);
+	char *r = strdup(o.data != NULL ? o.data : "");
+	buf_free(&o);
+	imap_search_free(&s);
+	imap_args_free(&args);
+	free(cmd);
+	return r;
+}
+
+Test(imap_search, saved_result)
+{
+	static const uint32_t saved[] = {15, 10}; /* any order, as a sort saved it */
+	char *r = run_saved("$", saved, 2, true);
+	cr_expect_str_eq(r, "1 3");
+	free(r);
+	r = run_saved("NOT $", saved, 2, true);
+	cr_expect_str_eq(r, "2");
+	free(r);
+	r = run_saved("OR $ UID 11", saved, 1, true);
+	cr_expect_str_eq(r, "2 3");
+	free(r);
+	r = run_saved("$", NULL, 0, true);
+	cr_expect_str_eq(r, "");
+	free(r);
+	r = run_saved("$", saved, 2, false);
+	cr_expect_str_eq(r, "");
+	free(r);
+}
