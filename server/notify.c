@@ -17,7 +17,9 @@ struct notify {
 	struct notify_lock *locks[NOTIFY_BUCKETS];
 	/* The watcher a publish loop will visit next: kept right if it unsubscribes. */
 	struct notify_watcher *cursor;
-	uint64_t generation; /* publishes so far */
+	struct notify_user_watcher *users[NOTIFY_BUCKETS];
+	struct notify_user_watcher *ucursor; /* the same, for the users' watchers */
+	uint64_t generation;                 /* publishes so far */
 };
 
 static size_t notify_bucket(int64_t mailbox_id)
@@ -86,6 +88,66 @@ void notify_publish(struct notify *n, const struct store_change *change)
 			w->fn(w, change);
 	}
 	n->cursor = saved;
+	struct notify_user_watcher *usaved = n->ucursor;
+	n->ucursor = n->users[notify_bucket(change->user_id)];
+	while (n->ucursor != NULL) {
+		struct notify_user_watcher *w = n->ucursor;
+		n->ucursor = w->next;
+		if (w->user_id == change->user_id && w->change_fn != NULL)
+			w->change_fn(w, change);
+	}
+	n->ucursor = usaved;
+}
+
+void notify_subscribe_user(struct notify *n, struct notify_user_watcher *w)
+{
+	if (w->linked)
+		notify_unsubscribe_user(n, w);
+	struct notify_user_watcher **head = &n->users[notify_bucket(w->user_id)];
+	w->prev = NULL;
+	w->next = *head;
+	if (*head != NULL)
+		(*head)->prev = w;
+	*head = w;
+	w->linked = true;
+}
+
+void notify_unsubscribe_user(struct notify *n, struct notify_user_watcher *w)
+{
+	if (!w->linked)
+		return;
+	if (n->ucursor == w)
+		n->ucursor = w->next;
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		n->users[notify_bucket(w->user_id)] = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	w->prev = w->next = NULL;
+	w->linked = false;
+}
+
+void notify_publish_mailbox(struct notify *n, const struct notify_mailbox_event *ev)
+{
+	struct notify_user_watcher *usaved = n->ucursor;
+	n->ucursor = n->users[notify_bucket(ev->user_id)];
+	while (n->ucursor != NULL) {
+		struct notify_user_watcher *w = n->ucursor;
+		n->ucursor = w->next;
+		if (w->user_id == ev->user_id && w->mailbox_fn != NULL)
+			w->mailbox_fn(w, ev);
+	}
+	n->ucursor = usaved;
+}
+
+unsigned notify_user_count(struct notify *n, int64_t user_id)
+{
+	unsigned count = 0;
+	for (struct notify_user_watcher *w = n->users[notify_bucket(user_id)]; w; w = w->next)
+		if (w->user_id == user_id)
+			count++;
+	return count;
 }
 
 uint64_t notify_generation(const struct notify *n)
