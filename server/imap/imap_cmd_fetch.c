@@ -78,6 +78,8 @@ struct fetch_op {
 	struct store_uid_range *ranges;
 	size_t n_ranges;
 	bool unknown_cte; /* a BINARY part's encoding could not be undone: NO [UNKNOWN-CTE] */
+	/* An unsolicited FETCH (NOTIFY MessageNew): no tagged reply, then(cl) at the end. */
+	void (*then)(struct imap_client *cl);
 };
 
 static void fetch_op_free(void *p)
@@ -606,6 +608,15 @@ static int structs_start(struct fetch_op *op)
  * could not be fetched; the client may try again), else OK. */
 static void fetch_finish(struct fetch_op *op)
 {
+	if (op->then != NULL) {
+		struct imap_client *cl = op->cl;
+		void (*then)(struct imap_client *) = op->then;
+		cl->op = NULL;
+		cl->op_free = NULL;
+		fetch_op_free(op);
+		then(cl);
+		return;
+	}
 	if (op->unknown_cte)
 		imap_done(op->cl, "NO",
 		          "[UNKNOWN-CTE] A part's Content-Transfer-Encoding cannot be decoded");
@@ -866,6 +877,51 @@ static void vanished_got(void *ctx, int rc, struct store_uids *res)
 		buf_free(&o);
 	}
 	free(v);
+	fetch_next(op);
+}
+
+/* Parses items, the text of a fetch-att list ("(UID BODY.PEEK[HEADER])"), into op. */
+static int parse_items_text(struct fetch_op *op, const char *items)
+{
+	char *copy = xstrdup(items);
+	struct imap_args a = {0};
+	const char *err;
+	int rc = imap_parse(copy, strlen(copy), &a, &err);
+	if (rc == 0)
+		rc = a.n == 1 && a.v[0].type == IMAP_ARG_LIST ? parse_items(op, &a.v[0]) : -EINVAL;
+	imap_args_free(&a);
+	free(copy);
+	return rc;
+}
+
+int imap_fetch_items_check(const char *items)
+{
+	struct fetch_op *op = xcalloc(1, sizeof(*op));
+	int rc = parse_items_text(op, items);
+	fetch_op_free(op);
+	return rc;
+}
+
+void imap_fetch_unsolicited(struct imap_client *cl, const char *items, const uint32_t *seqs,
+                            size_t n, void (*then)(struct imap_client *cl))
+{
+	struct fetch_op *op = xcalloc(1, sizeof(*op));
+	op->cl = cl;
+	op->then = then;
+	if (n == 0 || parse_items_text(op, items) < 0) {
+		fetch_op_free(op);
+		then(cl);
+		return;
+	}
+	/* RFC 5465 5.1: a notification never sets \Seen, whatever the client asked for. */
+	for (size_t i = 0; i < op->n_items; i++)
+		op->items[i].peek = true;
+	op->seqs = xcalloc(n, sizeof(*op->seqs));
+	memcpy(op->seqs, seqs, n * sizeof(*seqs));
+	op->n_seqs = n;
+	op->stream_it = stream_item(op);
+	cl->op = op;
+	cl->op_free = fetch_op_free;
 	fetch_next(op);
 }
 

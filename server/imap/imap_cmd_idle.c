@@ -13,6 +13,8 @@ void imap_cmd_idle(struct imap_client *cl, const struct imap_arg *a, size_t n)
 	/* Stay "busy" (the tag is kept) but take lines: DONE ends it. */
 	if (cl->changed)
 		imap_sync_then(cl, NULL);
+	else
+		imap_notify_pump(cl); /* NOTIFY's waiting notifications */
 }
 
 void imap_idle_line(struct imap_client *cl, const char *line, size_t len)

@@ -19,6 +19,7 @@ struct mbox_op {
 	size_t n_patterns;
 	bool lsub, subscribed_only, recursive, special_only, ret_subscribed;
 	unsigned status_items;
+	int event; /* enum notify_mailbox_kind published when the change succeeds, or 0 */
 };
 
 static void mbox_op_free(void *p)
@@ -69,10 +70,15 @@ static void simple_done(void *ctx, int rc)
 	struct imap_client *cl = op->cl;
 	if (!imap_async_end(cl))
 		return;
-	if (rc < 0)
+	if (rc < 0) {
 		imap_done(cl, "NO", imap_mailbox_error(rc));
-	else
-		imap_done(cl, "OK", "Completed");
+		return;
+	}
+	/* CREATE: the store's form of the name, which INBOX rules may have changed. */
+	if (op->event != 0)
+		imap_notify_mailbox_event(cl, op->event, op->name2 != NULL ? op->name2 : op->name,
+		                          op->name2 != NULL ? op->name : NULL);
+	imap_done(cl, "OK", "Completed");
 }
 
 static void simple_mailbox(void *ctx, int rc, struct store_mailboxes *res)
@@ -104,6 +110,7 @@ void imap_cmd_create(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		return;
 	struct mbox_op *op = mbox_op_new(cl);
 	op->name = name;
+	op->event = NOTIFY_MAILBOX_CREATED;
 	unsigned su = 0;
 	if (n >= 2 && a[1].type == IMAP_ARG_LIST && a[1].n == 2 &&
 	    imap_arg_is(&a[1].list[0], "USE") && a[1].list[1].type == IMAP_ARG_LIST) {
@@ -137,6 +144,7 @@ void imap_cmd_delete(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		return;
 	struct mbox_op *op = mbox_op_new(cl);
 	op->name = name;
+	op->event = NOTIFY_MAILBOX_DELETED;
 	if (strcmp(name, "INBOX") == 0) {
 		imap_done(cl, "NO", "[CANNOT] INBOX cannot be deleted");
 		return;
@@ -165,6 +173,7 @@ void imap_cmd_rename(struct imap_client *cl, const struct imap_arg *a, size_t n)
 	struct mbox_op *op = mbox_op_new(cl);
 	op->name = from;
 	op->name2 = to;
+	op->event = NOTIFY_MAILBOX_RENAMED;
 	imap_async_begin(cl);
 	start(cl, op,
 	      store_mailbox_rename(imap_store(cl), cl->user_id, from, to, simple_mailbox, op));
@@ -181,6 +190,7 @@ static void subscribe(struct imap_client *cl, const struct imap_arg *a, size_t n
 		return;
 	struct mbox_op *op = mbox_op_new(cl);
 	op->name = name;
+	op->event = on ? NOTIFY_MAILBOX_SUBSCRIBED : NOTIFY_MAILBOX_UNSUBSCRIBED;
 	imap_async_begin(cl);
 	start(cl, op,
 	      store_mailbox_subscribe(imap_store(cl), cl->user_id, name, on, simple_done, op));
@@ -282,6 +292,12 @@ static void fmt_status(struct imap_client *cl, struct buf *o, const struct store
 		buf_printf(o, "%sDELETED-STORAGE %llu", sep,
 		           (unsigned long long)((mb->deleted_size + 1023) / 1024));
 	buf_append_str(o, ")\r\n");
+}
+
+void imap_fmt_status(struct imap_client *cl, struct buf *o, const struct store_mailbox *mb,
+                     unsigned items)
+{
+	fmt_status(cl, o, mb, items);
 }
 
 static void status_got(void *ctx, int rc, struct store_mailboxes *res)

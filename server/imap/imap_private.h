@@ -134,6 +134,8 @@ struct imap_client {
 	 * (imap_recent.c). */
 	uint32_t *recent;
 	size_t n_recent;
+	/* NOTIFY (imap_cmd_notify.c), NULL when not set. */
+	struct imap_notify *notify;
 };
 
 /* A command that writes more than a reply (FETCH) produces its next piece only once the
@@ -271,6 +273,37 @@ void imap_cmd_unsubscribe(struct imap_client *cl, const struct imap_arg *a, size
 void imap_cmd_status(struct imap_client *cl, const struct imap_arg *a, size_t n);
 /* The response code and text of a tagged NO for a store error on a mailbox. */
 const char *imap_mailbox_error(int rc);
+/* STATUS items (imap_fmt_status), as STATUS and LIST-STATUS take them. */
+enum imap_status_item {
+	IMAP_STATUS_MESSAGES = 1,
+	IMAP_STATUS_UIDNEXT = 2,
+	IMAP_STATUS_UIDVALIDITY = 4,
+	IMAP_STATUS_UNSEEN = 8,
+	IMAP_STATUS_RECENT = 16,
+	IMAP_STATUS_HIGHESTMODSEQ = 32,
+	IMAP_STATUS_SIZE = 64,
+	IMAP_STATUS_DELETED = 128,
+};
+/* Appends "* STATUS name (items)" for mb. */
+void imap_fmt_status(struct imap_client *cl, struct buf *o, const struct store_mailbox *mb,
+                     unsigned items);
+/* imap_cmd_notify.c: NOTIFY (RFC 5465). */
+struct imap_notify;
+void imap_cmd_notify(struct imap_client *cl, const struct imap_arg *a, size_t n);
+/* Sends what NOTIFY has pending (and the selected mailbox's changes it asks for) when the
+ * session may speak: no command running (or IDLE), no command being assembled. Safe to
+ * call at any time; does nothing otherwise. */
+void imap_notify_pump(struct imap_client *cl);
+/* The selected mailbox watcher saw a change: true when NOTIFY takes care of it (a
+ * SELECTED filter), false when the session behaves as without NOTIFY. */
+bool imap_notify_selected_change(struct imap_client *cl, const struct store_change *ch);
+/* SELECTED-DELAYED, between commands: expunges wait for a command that may show them. */
+bool imap_notify_holds_expunges(const struct imap_client *cl);
+/* Publishes a mailbox event of this session's successful command to the user's other
+ * sessions. kind is an enum notify_mailbox_kind; old_name for renames, else NULL. */
+void imap_notify_mailbox_event(struct imap_client *cl, int kind, const char *name,
+                               const char *old_name);
+void imap_notify_free(struct imap_client *cl);
 /* imap_cmd_select.c */
 void imap_cmd_select(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_examine(struct imap_client *cl, const struct imap_arg *a, size_t n);
@@ -297,6 +330,13 @@ void imap_search_run(struct imap_client *cl, const struct imap_arg *a, size_t n,
 void imap_sortcache_free(struct imap_client *cl);
 void imap_cmd_sort(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_thread(struct imap_client *cl, const struct imap_arg *a, size_t n);
+/* A fetch-att list as text ("(UID BODY.PEEK[HEADER])"): 0 when FETCH takes it, -EINVAL. */
+int imap_fetch_items_check(const char *items);
+/* FETCH items (a fetch-att list as text) of the messages seqs[0..n) with no tagged reply
+ * and never setting \Seen, then then(cl) once (never when the connection closes first).
+ * Only while no command runs, or in IDLE: it uses cl->op. */
+void imap_fetch_unsolicited(struct imap_client *cl, const char *items, const uint32_t *seqs,
+                            size_t n, void (*then)(struct imap_client *cl));
 /* imap_cmd_append.c */
 void imap_cmd_append(struct imap_client *cl, const struct imap_arg *a, size_t n);
 /* "dd-Mon-yyyy hh:mm:ss +zzzz" (RFC 3501 date-time) as epoch seconds. 0 or -EINVAL. */

@@ -65,6 +65,7 @@ static const struct imap_command commands[] = {
     {{"GETQUOTA", NULL, 0, ALL_AUTH}, imap_cmd_getquota},
     {{"GETQUOTAROOT", NULL, 0, ALL_AUTH}, imap_cmd_getquotaroot},
     {{"SETQUOTA", NULL, 0, ALL_AUTH}, imap_cmd_setquota},
+    {{"NOTIFY", NULL, 0, ALL_AUTH}, imap_cmd_notify},
 };
 
 struct store *imap_store(struct imap_client *cl)
@@ -325,6 +326,7 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 	                  "QRESYNC MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE BINARY CATENATE "
 	                  "QUOTA=RES-MESSAGE QUOTASET STATUS=SIZE "
 	                  "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
+	buf_append_str(o, " NOTIFY");
 	/* RFC 4978: a command-auth command, so offered after login, and only while it can
 	 * still be turned on. */
 	if (!conn_is_compressed(cl->c))
@@ -354,6 +356,7 @@ static void send_tagged(struct imap_client *cl)
 		return;
 	}
 	conn_resume(cl->c);
+	imap_notify_pump(cl); /* between commands: what NOTIFY holds may go out */
 }
 
 void imap_done(struct imap_client *cl, const char *status, const char *text)
@@ -850,6 +853,7 @@ static void imap_client_free(struct imap_client *cl)
 	imap_set_state(cl, IMAP_STATE_LOGOUT);
 	if (cl->op_free != NULL)
 		cl->op_free(cl->op);
+	imap_notify_free(cl);
 	imap_args_free(&cl->args);
 	cl->spool_paused = false; /* closing: nothing to resume */
 	command_reset(cl);

@@ -527,6 +527,10 @@ uint64_t imap_highest_modseq(const struct imap_client *cl)
 static void idle_sync(void *ctx)
 {
 	struct imap_client *cl = ctx;
+	if (cl->notify != NULL) {
+		imap_notify_pump(cl); /* it decides when a sync may start */
+		return;
+	}
 	if (cl->idling && !cl->syncing && cl->changed)
 		imap_sync_then(cl, NULL);
 }
@@ -536,6 +540,8 @@ static void on_change(struct notify_watcher *w, const struct store_change *ch)
 	struct imap_client *cl = w->ctx;
 	if (ch->highest_modseq > cl->highest_modseq || ch->exists != cl->n_msgs)
 		cl->changed = true;
+	if (imap_notify_selected_change(cl, ch))
+		return;
 	/* IDLE keeps its tag (busy) but takes updates at once, unless the client has not
 	 * read the last ones: then the changes add up in the store, not in our output, and
 	 * one sync shows them all once it has read. */
@@ -606,7 +612,8 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 {
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
-	bool allow_expunge = !(cl->cmd_flags & IMAP_CMD_NO_EXPUNGE) || !cl->busy;
+	bool allow_expunge = (!(cl->cmd_flags & IMAP_CMD_NO_EXPUNGE) || !cl->busy) &&
+	                     !imap_notify_holds_expunges(cl);
 	bool announce = false; /* a keyword the client has not been told of */
 	if (op->n_changed > 0 || n_gone > 0) {
 		own(cl);
@@ -699,10 +706,12 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 static void sync_end(struct imap_client *cl, void (*then)(struct imap_client *cl))
 {
 	cl->syncing = false;
-	if (then != NULL)
+	if (then != NULL) {
 		then(cl);
-	else
+	} else {
 		conn_resume(cl->c);
+		imap_notify_pump(cl);
+	}
 }
 
 static void sync_merged(void *arg)

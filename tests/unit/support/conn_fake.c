@@ -593,6 +593,27 @@ FAKE_WEAK void notify_unsubscribe(struct notify *n, struct notify_watcher *w)
 	FAKE_UNREACHED();
 }
 
+FAKE_WEAK void notify_subscribe_user(struct notify *n, struct notify_user_watcher *w)
+{
+	(void)n;
+	(void)w;
+	FAKE_UNREACHED();
+}
+
+FAKE_WEAK void notify_unsubscribe_user(struct notify *n, struct notify_user_watcher *w)
+{
+	(void)n;
+	(void)w;
+	FAKE_UNREACHED();
+}
+
+FAKE_WEAK void notify_publish_mailbox(struct notify *n, const struct notify_mailbox_event *ev)
+{
+	(void)n;
+	(void)ev;
+	FAKE_UNREACHED();
+}
+
 /* Sessions that use the store (mem_store.h) get their services here. */
 void fake_conn_set_services(struct conn *c, struct services *sv);
 void fake_conn_set_services(struct conn *c, struct services *sv)
