@@ -214,10 +214,12 @@ bool imap_notify_selected_change(struct imap_client *cl, const struct store_chan
 
 static bool may_speak(const struct imap_client *cl)
 {
-	return conn_is_open(cl->c) && cl->state != IMAP_STATE_LOGOUT && !cl->tls_pending &&
-	       !cl->auth_continue && (!cl->busy || cl->idling) && cl->reader.cmd.len == 0 &&
-	       cl->discard == 0 && !cl->skip_command && cl->spool_left == 0 && !cl->syncing &&
-	       cl->op == NULL;
+	/* A running command keeps its own text in the reader; an idle session's reader
+	 * holds a command being assembled (its literal may be on its way). */
+	bool between = cl->busy ? cl->idling : cl->reader.cmd.len == 0;
+	return between && conn_is_open(cl->c) && cl->state != IMAP_STATE_LOGOUT &&
+	       !cl->tls_pending && !cl->auth_continue && cl->discard == 0 && !cl->skip_command &&
+	       cl->spool_left == 0 && !cl->syncing && cl->op == NULL;
 }
 
 static void pump_drained(void *arg)
@@ -341,7 +343,8 @@ static void fmt_event(struct imap_client *cl, const struct imap_notify_spec *spe
 		return;
 	}
 	char attrs[64];
-	snprintf(attrs, sizeof(attrs), "%s%s", has_children(res, p->name) ? "\\HasChildren" : "\\HasNoChildren",
+	snprintf(attrs, sizeof(attrs), "%s%s",
+	         has_children(res, p->name) ? "\\HasChildren" : "\\HasNoChildren",
 	         sub ? " \\Subscribed" : "");
 	fmt_list(cl, o, attrs, p->name, p->old_name);
 }

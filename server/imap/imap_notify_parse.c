@@ -104,7 +104,8 @@ static int parse_events(struct parse_state *ps, const struct imap_arg *ev, bool 
 		if (bit == IMAP_NOTIFY_MESSAGE_NEW && i + 1 < ev->n &&
 		    ev->list[i + 1].type == IMAP_ARG_LIST) {
 			if (!selected)
-				return bad(ps, "Fetch attributes only apply to the selected mailbox");
+				return bad(ps,
+				           "Fetch attributes only apply to the selected mailbox");
 			int rc = parse_fetch_att(ps, &ev->list[i + 1], &g->fetch_att);
 			if (rc < 0)
 				return rc;
@@ -114,7 +115,7 @@ static int parse_events(struct parse_state *ps, const struct imap_arg *ev, bool 
 			ps->unsupported = true;
 	}
 	unsigned e = g->events;
-	bool new = e & IMAP_NOTIFY_MESSAGE_NEW, expunge = e & IMAP_NOTIFY_MESSAGE_EXPUNGE;
+	bool new = e &IMAP_NOTIFY_MESSAGE_NEW, expunge = e &IMAP_NOTIFY_MESSAGE_EXPUNGE;
 	if (new != expunge)
 		return bad(ps, "MessageNew and MessageExpunge go together");
 	if ((e & (IMAP_NOTIFY_FLAG_CHANGE | IMAP_NOTIFY_ANNOTATION_CHANGE)) && !new)
@@ -149,15 +150,19 @@ static int parse_group(struct parse_state *ps, const struct imap_arg *l,
 		const char *name;
 		enum imap_notify_filter f;
 	} filters[] = {
-	    {"SELECTED", IMAP_NOTIFY_SELECTED},   {"SELECTED-DELAYED", IMAP_NOTIFY_SELECTED_DELAYED},
-	    {"INBOXES", IMAP_NOTIFY_INBOXES},     {"PERSONAL", IMAP_NOTIFY_PERSONAL},
-	    {"SUBSCRIBED", IMAP_NOTIFY_SUBSCRIBED}, {"SUBTREE", IMAP_NOTIFY_SUBTREE},
+	    {"SELECTED", IMAP_NOTIFY_SELECTED},
+	    {"SELECTED-DELAYED", IMAP_NOTIFY_SELECTED_DELAYED},
+	    {"INBOXES", IMAP_NOTIFY_INBOXES},
+	    {"PERSONAL", IMAP_NOTIFY_PERSONAL},
+	    {"SUBSCRIBED", IMAP_NOTIFY_SUBSCRIBED},
+	    {"SUBTREE", IMAP_NOTIFY_SUBTREE},
 	    {"MAILBOXES", IMAP_NOTIFY_MAILBOXES},
 	};
 	if (l->type != IMAP_ARG_LIST || l->n < 2 || !is_atom(&l->list[0]))
 		return bad(ps, "An event group is (filter events)");
 	size_t k = 0;
-	while (k < sizeof(filters) / sizeof(filters[0]) && !imap_arg_is(&l->list[0], filters[k].name))
+	while (k < sizeof(filters) / sizeof(filters[0]) &&
+	       !imap_arg_is(&l->list[0], filters[k].name))
 		k++;
 	if (k == sizeof(filters) / sizeof(filters[0]))
 		return bad(ps, "Unknown mailbox filter");
@@ -182,7 +187,8 @@ static int parse_group(struct parse_state *ps, const struct imap_arg *l,
 	}
 	if (l->n != next + 1)
 		return bad(ps, "An event group is (filter events)");
-	bool selected = g->filter == IMAP_NOTIFY_SELECTED || g->filter == IMAP_NOTIFY_SELECTED_DELAYED;
+	bool selected =
+	    g->filter == IMAP_NOTIFY_SELECTED || g->filter == IMAP_NOTIFY_SELECTED_DELAYED;
 	return parse_events(ps, &l->list[next], selected, g);
 }
 
@@ -222,7 +228,8 @@ int imap_notify_parse(const struct imap_arg *a, size_t n, bool utf8, struct imap
 			*error_r = ps.error;
 			return rc;
 		}
-		if (g->filter == IMAP_NOTIFY_SELECTED || g->filter == IMAP_NOTIFY_SELECTED_DELAYED) {
+		if (g->filter == IMAP_NOTIFY_SELECTED ||
+		    g->filter == IMAP_NOTIFY_SELECTED_DELAYED) {
 			if (have_selected) {
 				*error_r = "Only one SELECTED or SELECTED-DELAYED filter";
 				return -EINVAL;
@@ -273,7 +280,8 @@ static bool group_has(const struct imap_notify_group *g, const char *name, bool 
 	case IMAP_NOTIFY_SUBTREE:
 		for (size_t i = 0; i < g->n_names; i++) {
 			size_t l = strlen(g->names[i]);
-			if (strncmp(name, g->names[i], l) == 0 && (name[l] == '\0' || name[l] == '/'))
+			if (strncmp(name, g->names[i], l) == 0 &&
+			    (name[l] == '\0' || name[l] == '/'))
 				return true;
 		}
 		return false;

@@ -23,14 +23,15 @@ enum imap_notify_event {
 	IMAP_NOTIFY_SERVER_METADATA_CHANGE = 1 << 7,
 };
 
-#define IMAP_NOTIFY_MESSAGE_EVENTS                                                               \
-	(IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE | IMAP_NOTIFY_FLAG_CHANGE |       \
+#define IMAP_NOTIFY_MESSAGE_EVENTS                                                                 \
+	(IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE | IMAP_NOTIFY_FLAG_CHANGE |         \
 	 IMAP_NOTIFY_ANNOTATION_CHANGE)
-#define IMAP_NOTIFY_SUPPORTED                                                                    \
-	(IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE | IMAP_NOTIFY_FLAG_CHANGE |       \
+#define IMAP_NOTIFY_SUPPORTED                                                                      \
+	(IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE | IMAP_NOTIFY_FLAG_CHANGE |         \
 	 IMAP_NOTIFY_MAILBOX_NAME | IMAP_NOTIFY_SUBSCRIPTION_CHANGE)
 /* What a BADEVENT response code lists: the events this server supports. */
-#define IMAP_NOTIFY_BADEVENT_LIST "(MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)"
+#define IMAP_NOTIFY_BADEVENT_LIST                                                                  \
+	"(MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)"
 
 enum imap_notify_filter {
 	IMAP_NOTIFY_SELECTED,
@@ -43,16 +44,16 @@ enum imap_notify_filter {
 };
 
 /* Bounds on one NOTIFY SET: a client cannot make a session hold more than this. */
-#define IMAP_NOTIFY_MAX_GROUPS  64
-#define IMAP_NOTIFY_MAX_NAMES   1000 /* mailbox names over all groups */
-#define IMAP_NOTIFY_MAX_FETCH   64   /* fetch attributes of MessageNew */
+#define IMAP_NOTIFY_MAX_GROUPS 64
+#define IMAP_NOTIFY_MAX_NAMES  1000 /* mailbox names over all groups */
+#define IMAP_NOTIFY_MAX_FETCH  64   /* fetch attributes of MessageNew */
 
 struct imap_notify_group {
 	enum imap_notify_filter filter;
 	char **names; /* SUBTREE / MAILBOXES: store names (UTF-8), owned; invalid ones left out */
 	size_t n_names;
-	unsigned events;  /* enum imap_notify_event bits; 0 for NONE */
-	char *fetch_att;  /* SELECTED*: "(UID BODY.PEEK[...])" for MessageNew, or NULL; owned */
+	unsigned events; /* enum imap_notify_event bits; 0 for NONE */
+	char *fetch_att; /* SELECTED*: "(UID BODY.PEEK[...])" for MessageNew, or NULL; owned */
 };
 
 struct imap_notify_spec {

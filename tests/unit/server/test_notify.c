@@ -145,10 +145,8 @@ Test(notify_user, changes_reach_the_users_watchers_only)
 	cr_assert_eq(ucalls[0], 2);
 	notify_unsubscribe(n, &mw);
 	/* Mailbox events: only mailbox_fn, only that user; a NULL mailbox_fn is skipped. */
-	struct notify_mailbox_event ev = {.user_id = 9,
-	                                  .kind = NOTIFY_MAILBOX_RENAMED,
-	                                  .name = "b",
-	                                  .old_name = "a"};
+	struct notify_mailbox_event ev = {
+	    .user_id = 9, .kind = NOTIFY_MAILBOX_RENAMED, .name = "b", .old_name = "a"};
 	notify_publish_mailbox(n, &ev);
 	cr_assert_eq(mcalls[2], 1);
 	cr_assert_eq(mcalls[0], 0);
@@ -183,7 +181,8 @@ Test(notify_user, a_watcher_may_unsubscribe_others_during_publish)
 		    .user_id = 5, .mailbox_fn = unsub_users_fn, .ctx = (void *)(intptr_t)i};
 		notify_subscribe_user(g_n, &g_uw[i]);
 	}
-	struct notify_mailbox_event ev = {.user_id = 5, .kind = NOTIFY_MAILBOX_CREATED, .name = "x"};
+	struct notify_mailbox_event ev = {
+	    .user_id = 5, .kind = NOTIFY_MAILBOX_CREATED, .name = "x"};
 	notify_publish_mailbox(g_n, &ev);
 	int total = 0;
 	for (int i = 0; i < 4; i++)

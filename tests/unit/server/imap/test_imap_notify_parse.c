@@ -135,9 +135,8 @@ Test(imap_notify_parse, spec_contents)
 	cr_assert_eq(imap_notify_events_for(&spec, "Other", false), 0);
 	imap_notify_spec_free(&spec);
 
-	cr_assert_eq(parse("SET (MAILBOXES Lists/x NONE) (SUBTREE Lists (MailboxName))", &spec,
-	                   &err),
-	             0);
+	cr_assert_eq(
+	    parse("SET (MAILBOXES Lists/x NONE) (SUBTREE Lists (MailboxName))", &spec, &err), 0);
 	cr_assert_eq(imap_notify_events_for(&spec, "Lists/x", false), 0);
 	cr_assert_eq(imap_notify_events_for(&spec, "Lists/y", false), IMAP_NOTIFY_MAILBOX_NAME);
 	cr_assert_null(imap_notify_selected(&spec));
