@@ -233,15 +233,14 @@ static void after_async(struct imap_client *cl)
 	imap_notify_pump(cl);
 }
 
-/* Items of a STATUS notification: what the events change (RFC 5465 5.1-5.3). */
-static unsigned status_items(const struct imap_client *cl, unsigned events)
+/* Items of a STATUS notification: what the events change (RFC 5465 5.1-5.3). A flag
+ * change that leaves UNSEEN as it was shows only in HIGHESTMODSEQ, which RFC 5465 asks
+ * for from a server that has CONDSTORE. */
+static unsigned status_items(unsigned events)
 {
 	unsigned items = IMAP_STATUS_MESSAGES | IMAP_STATUS_UIDNEXT | IMAP_STATUS_UIDVALIDITY;
-	if (events & IMAP_NOTIFY_FLAG_CHANGE) {
-		items |= IMAP_STATUS_UNSEEN;
-		if (cl->condstore)
-			items |= IMAP_STATUS_HIGHESTMODSEQ;
-	}
+	if (events & IMAP_NOTIFY_FLAG_CHANGE)
+		items |= IMAP_STATUS_UNSEEN | IMAP_STATUS_HIGHESTMODSEQ;
 	return items;
 }
 
@@ -298,7 +297,7 @@ static void fmt_statuses(struct imap_client *cl, const struct imap_notify_spec *
 			continue; /* deleted since: its MailboxName event tells */
 		unsigned ev = imap_notify_events_for(spec, mb->name, mb->subscribed);
 		if (ev & IMAP_NOTIFY_MESSAGE_EVENTS)
-			imap_fmt_status(cl, o, mb, status_items(cl, ev));
+			imap_fmt_status(cl, o, mb, status_items(ev));
 	}
 }
 
