@@ -227,10 +227,19 @@ static void pump_drained(void *arg)
 	imap_notify_pump(arg);
 }
 
+void imap_notify_resume(struct imap_client *cl)
+{
+	/* Resuming may run buffered commands at once, LOGOUT among them: held, the session
+	 * outlives that, and conn_release says whether it is still there. */
+	conn_hold(cl->c);
+	conn_resume(cl->c);
+	if (conn_release(cl->c))
+		imap_notify_pump(cl);
+}
+
 static void after_async(struct imap_client *cl)
 {
-	conn_resume(cl->c);
-	imap_notify_pump(cl);
+	imap_notify_resume(cl);
 }
 
 /* Items of a STATUS notification: what the events change (RFC 5465 5.1-5.3). A flag

@@ -294,6 +294,8 @@ void imap_cmd_notify(struct imap_client *cl, const struct imap_arg *a, size_t n)
  * session may speak: no command running (or IDLE), no command being assembled. Safe to
  * call at any time; does nothing otherwise. */
 void imap_notify_pump(struct imap_client *cl);
+/* conn_resume, then imap_notify_pump unless the connection closed meanwhile. */
+void imap_notify_resume(struct imap_client *cl);
 /* The selected mailbox watcher saw a change: true when NOTIFY takes care of it (a
  * SELECTED filter), false when the session behaves as without NOTIFY. */
 bool imap_notify_selected_change(struct imap_client *cl, const struct store_change *ch);

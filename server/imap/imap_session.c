@@ -355,8 +355,7 @@ static void send_tagged(struct imap_client *cl)
 		conn_close(cl->c, "logout");
 		return;
 	}
-	conn_resume(cl->c);
-	imap_notify_pump(cl); /* between commands: what NOTIFY holds may go out */
+	imap_notify_resume(cl); /* between commands: what NOTIFY holds may go out */
 }
 
 void imap_done(struct imap_client *cl, const char *status, const char *text)

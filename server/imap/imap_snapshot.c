@@ -709,8 +709,7 @@ static void sync_end(struct imap_client *cl, void (*then)(struct imap_client *cl
 	if (then != NULL) {
 		then(cl);
 	} else {
-		conn_resume(cl->c);
-		imap_notify_pump(cl);
+		imap_notify_resume(cl);
 	}
 }
 

@@ -349,3 +349,23 @@ def test_overflow_turns_notify_off(env):
     nothing_waiting(a)
     for lc in (a, b, w):
         lc.close()
+
+
+def test_pipelined_commands_and_logout_while_notifying(env):
+    user = env.add_user("npipe")
+    a = env.raw(user, timeout=WAIT)
+    ok(cmd(a, "n", "NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxName))"), "n")
+    b = env.raw(user, timeout=WAIT)
+    for i in range(20):
+        # Changes and commands cross: the session's notifications, its buffered commands
+        # and finally its LOGOUT all meet on resume.
+        b.send("c%d CREATE pipe%d\r\nap%d APPEND INBOX {5+}\r\nx: y\r\n" % (i, i, i))
+        a.send("p%d NOOP\r\n" % i)
+    b.imap_tagged("ap19")
+    a.send("q NOOP\r\nz LOGOUT\r\n")
+    got = a.imap_tagged("z")
+    assert got[-1].startswith(b"z OK"), got[-3:]
+    assert b"* BYE" in b"".join(got)
+    ok(cmd(b, "s", "STATUS INBOX (MESSAGES)"), "s")
+    b.close()
+    a.close()
