@@ -463,6 +463,7 @@ static void take_over(struct imap_client *cl, struct imap_notify *nt)
 	cl->notify = nt;
 	nt->fetch_mailbox = cl->state == IMAP_STATE_SELECTED ? cl->mailbox_id : 0;
 	nt->fetched_uid = cl->n_msgs > 0 ? cl->msgs[cl->n_msgs - 1].uid : 0;
+	nt->sync_due = cl->changed; /* what came before NOTIFY goes out with the first pump */
 	struct notify *n = notifier(cl);
 	if (n != NULL)
 		notify_subscribe_user(n, &nt->uw);
