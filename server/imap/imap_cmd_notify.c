@@ -50,6 +50,12 @@ struct imap_notify {
 	size_t n_changed;
 	struct pending_event *events;
 	size_t n_events;
+	/* What the running flush shows: taken from the above when its read started, so a
+	 * change that comes during the read waits for the next one (which sees it). */
+	int64_t *fl_changed;
+	size_t n_fl_changed;
+	struct pending_event *fl_events;
+	size_t n_fl_events;
 	bool flushing;   /* a read of the mailboxes for pending notifications is running */
 	bool sync_due;   /* the selected mailbox changed since the last sync NOTIFY started */
 	bool overflowed; /* NOTIFICATIONOVERFLOW is due */
@@ -65,18 +71,35 @@ static struct notify *notifier(struct imap_client *cl)
 	return sv != NULL ? sv->notify : NULL;
 }
 
+static void events_free(struct pending_event *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].name);
+		free(v[i].old_name);
+	}
+	free(v);
+}
+
+/* Forgets what the running flush took. */
+static void flight_clear(struct imap_notify *nt)
+{
+	events_free(nt->fl_events, nt->n_fl_events);
+	nt->fl_events = NULL;
+	nt->n_fl_events = 0;
+	free(nt->fl_changed);
+	nt->fl_changed = NULL;
+	nt->n_fl_changed = 0;
+}
+
 static void pending_clear(struct imap_notify *nt)
 {
-	for (size_t i = 0; i < nt->n_events; i++) {
-		free(nt->events[i].name);
-		free(nt->events[i].old_name);
-	}
-	free(nt->events);
+	events_free(nt->events, nt->n_events);
 	nt->events = NULL;
 	nt->n_events = 0;
 	free(nt->changed);
 	nt->changed = NULL;
 	nt->n_changed = 0;
+	flight_clear(nt);
 }
 
 static void nt_free(struct imap_notify *nt)
@@ -111,7 +134,8 @@ static void overflow(struct imap_notify *nt)
 
 static bool full(const struct imap_notify *nt)
 {
-	return nt->n_changed + nt->n_events >= IMAP_NOTIFY_PENDING_MAX;
+	return nt->n_changed + nt->n_events + nt->n_fl_changed + nt->n_fl_events >=
+	       IMAP_NOTIFY_PENDING_MAX;
 }
 
 static void on_user_change(struct notify_user_watcher *w, const struct store_change *ch)
@@ -367,13 +391,13 @@ static void flush_got(void *ctx, int rc, struct store_mailboxes *res)
 	if (rc == 0 && !nt->overflowed) {
 		struct buf o;
 		buf_init(&o, SIZE_MAX);
-		fmt_statuses(cl, &nt->spec, res, nt->changed, nt->n_changed, &o);
-		for (size_t i = 0; i < nt->n_events; i++)
-			fmt_event(cl, &nt->spec, res, &nt->events[i], &o);
+		fmt_statuses(cl, &nt->spec, res, nt->fl_changed, nt->n_fl_changed, &o);
+		for (size_t i = 0; i < nt->n_fl_events; i++)
+			fmt_event(cl, &nt->spec, res, &nt->fl_events[i], &o);
 		conn_write(cl->c, o.data, o.len);
 		buf_free(&o);
 	}
-	pending_clear(nt);
+	flight_clear(nt);
 	after_async(cl);
 }
 
@@ -433,6 +457,14 @@ void imap_notify_pump(struct imap_client *cl)
 		return;
 	struct store *s = imap_store(cl);
 	nt->flushing = true;
+	nt->fl_changed = nt->changed;
+	nt->n_fl_changed = nt->n_changed;
+	nt->fl_events = nt->events;
+	nt->n_fl_events = nt->n_events;
+	nt->changed = NULL;
+	nt->n_changed = 0;
+	nt->events = NULL;
+	nt->n_events = 0;
 	imap_async_begin(cl);
 	if (s != NULL && store_mailbox_list(s, cl->user_id, flush_got, cl) == 0)
 		return;
