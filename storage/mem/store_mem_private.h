@@ -118,6 +118,9 @@ void mem_done(struct mem_store *m, store_backend_cb *cb, void *ctx, int rc,
 /* Announces the mailbox's state to on_change. */
 void mem_note(struct mem_store *m, const struct mem_mailbox *mb);
 
+/* Largest read a content call returns. */
+#define MEM_READ_MAX (1024 * 1024)
+
 /* store_mem_msg.c */
 struct mem_content *mem_content_get(struct mem_store *m, const void *data, size_t size);
 void mem_content_unref(struct mem_store *m, struct mem_content *c);
@@ -127,6 +130,15 @@ int mem_entry_add(struct mem_store *m, struct mem_mailbox *mb, struct mem_conten
                   unsigned flags, const char *keywords, int64_t internal_date, uint32_t *uid_r);
 /* Moves every message of src to dst with new UIDs (renaming INBOX). */
 void mem_entries_move_all(struct mem_store *m, struct mem_mailbox *src, struct mem_mailbox *dst);
+struct mem_content *mem_content_by_id(struct mem_store *m, int64_t id);
+/* Bytes [offset, offset + max_len) of c into res (data, data_len, total_size). */
+void mem_content_range(const struct mem_content *c, uint64_t offset, size_t max_len,
+                       struct store_backend_result *res);
+/* A report or DSN: into the INBOX of a local user, else onto the queue with the null
+ * sender. 0, -ENOENT or -EDQUOT. */
+int mem_report_place(struct mem_store *m, const void *msg, size_t len, const char *to, bool local,
+                     bool requiretls, int64_t *queue_id_r);
+/* store_mem_queue.c */
 void mem_queued_clear(struct mem_store *m, struct mem_queued *q);
 
 /* The operations (store_backend_mem in store_mem.c). */
