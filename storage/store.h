@@ -141,6 +141,8 @@ struct store_mailbox {
 	uint32_t deleted;      /* messages flagged \Deleted */
 	uint64_t deleted_size; /* their bytes */
 	uint32_t recent; /* messages no session has taken as \Recent yet (store_recent_take) */
+	/* MAILBOXID (RFC 8474): random, kept across RENAME, never that of a deleted mailbox. */
+	uint64_t objectid;
 };
 
 /* One message in one mailbox. */
@@ -152,6 +154,15 @@ struct store_msg {
 	int64_t internal_date; /* seconds since the epoch */
 	uint64_t size;
 	int64_t content_id; /* same value for every copy of the same bytes */
+	/* RFC 8474 EMAILID and THREADID (random; an entry keeps them through COPY and MOVE;
+	 * THREADID is shared by the user's messages whose Message-IDs and References link
+	 * them) and RFC 8514's save date (seconds since the epoch: when the entry was added
+	 * to its mailbox). */
+	uint64_t email_id, thread_id;
+	int64_t save_date;
+	/* Filled by store_message_get and store_message_structures only (else NULL): the
+	 * RFC 8970 preview, UTF-8, at most 256 characters, NULL when the message has no text. */
+	char *preview;
 	/* Filled by store_message_get only (else NULL / 0): */
 	char *mime_json; /* body structure with byte offsets, docs/storage.md */
 	char *hdr_from, *hdr_to, *hdr_cc, *hdr_subject, *hdr_message_id; /* decoded, UTF-8 */

@@ -229,7 +229,13 @@ struct store_mime_info {
 	char *thread_refs;
 	char *text;   /* decoded text for the text index, bounded */
 	char *header; /* the header block for the text index (UTF-8), bounded */
+	char *preview; /* RFC 8970 preview (store_preview_make), NULL when none */
 };
+/* The RFC 8970 preview of a text part's decoded UTF-8 text (html: markup removed): quoted
+ * lines and a signature left out, white space folded, at most STORE_PREVIEW_CHARS
+ * characters; NULL when nothing is left. */
+#define STORE_PREVIEW_CHARS 256
+char *store_preview_make(const char *text, size_t len, bool html);
 int store_mime_parse_mem(const void *data, size_t size, struct store_mime_info *info);
 int store_mime_parse_file(const char *path, struct store_mime_info *info);
 void store_mime_info_clear(struct store_mime_info *info);

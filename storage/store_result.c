@@ -75,6 +75,7 @@ void store_msg_clear(struct store_msg *m)
 	free(m->sort_from_name);
 	free(m->sort_to_name);
 	free(m->thread_refs);
+	free(m->preview);
 	memset(m, 0, sizeof(*m));
 }
 

@@ -95,6 +95,7 @@ struct mem_mailbox *mem_mailbox_add(struct mem_store *m, int64_t user_id, const 
 	mb->name = xstrdup(strcasecmp(name, "INBOX") == 0 ? "INBOX" : name);
 	mb->special_use = special_use;
 	mb->recent_uid = 1;
+	mb->objectid = mem_random64();
 	sub_set(m, user_id, mb->name, true);
 	/* The clock, but never a value given before (as the SQLite backend). */
 	uint32_t now = (uint32_t)time(NULL);
@@ -184,6 +185,7 @@ static void mailbox_fill(struct mem_store *m, const struct mem_mailbox *mb,
 	out->user_id = mb->user_id;
 	out->name = xstrdup(mb->name);
 	out->special_use = mb->special_use;
+	out->objectid = mb->objectid;
 	struct mem_user *u = mem_user_by_id(m, mb->user_id);
 	out->subscribed = u != NULL && sub_find(u, mb->name) != SIZE_MAX;
 	out->uidvalidity = mb->uidvalidity;
@@ -249,6 +251,7 @@ static void mem_close(void *impl)
 		free(m->users[i].address);
 		scram_clear(&m->users[i].scram);
 		subs_free(&m->users[i]);
+		mem_threads_free(&m->users[i]);
 	}
 	free(m->users);
 	free(m->contents);
@@ -399,6 +402,7 @@ static int user_change(struct mem_store *m, const char *address, enum user_chang
 		free(u->address);
 		scram_clear(&u->scram);
 		subs_free(u);
+		mem_threads_free(u);
 		*u = m->users[--m->n_users];
 	} else if (what == USER_PASSWD) {
 		password_set(u, password);

@@ -68,10 +68,14 @@ void mem_entry_clear(struct mem_store *m, struct mem_entry *e)
 }
 
 int mem_entry_add(struct mem_store *m, struct mem_mailbox *mb, struct mem_content *c,
-                  unsigned flags, const char *keywords, int64_t internal_date, uint32_t *uid_r)
+                  unsigned flags, const char *keywords, int64_t internal_date,
+                  const struct mem_entry *from, uint32_t *uid_r)
 {
 	if (mb->uidnext >= UINT32_MAX)
 		return -EFBIG;
+	/* Read before entries grow: from may be one of them. */
+	uint64_t email_id = from != NULL ? from->email_id : mem_random64();
+	uint64_t thread_id = from != NULL ? from->thread_id : mem_thread_assign(m, mb->user_id, c);
 	mb->entries = xreallocarray(mb->entries, mb->n_entries + 1, sizeof(*mb->entries));
 	struct mem_entry *e = &mb->entries[mb->n_entries++];
 	e->uid = mb->uidnext++;
@@ -80,10 +84,12 @@ int mem_entry_add(struct mem_store *m, struct mem_mailbox *mb, struct mem_conten
 	e->keywords = xstrdup(keywords != NULL ? keywords : "");
 	e->internal_date = internal_date;
 	e->content = c;
+	e->email_id = email_id;
+	e->thread_id = thread_id;
+	e->save_date = (int64_t)time(NULL);
 	c->refs++;
 	if (uid_r != NULL)
 		*uid_r = e->uid;
-	(void)m;
 	return 0;
 }
 
@@ -118,7 +124,7 @@ void mem_entries_move_all(struct mem_store *m, struct mem_mailbox *src, struct m
 	uint64_t modseq = ++src->highest_modseq;
 	while (src->n_entries > 0) {
 		struct mem_entry *e = &src->entries[0];
-		mem_entry_add(m, dst, e->content, e->flags, e->keywords, e->internal_date, NULL);
+		mem_entry_add(m, dst, e->content, e->flags, e->keywords, e->internal_date, e, NULL);
 		entry_remove(m, src, 0, modseq);
 	}
 	mem_note(m, src);
@@ -145,6 +151,9 @@ static void msg_fill(const struct mem_entry *e, struct store_msg *out)
 	out->internal_date = e->internal_date;
 	out->size = e->content->size;
 	out->content_id = e->content->id;
+	out->email_id = e->email_id;
+	out->thread_id = e->thread_id;
+	out->save_date = e->save_date;
 }
 
 static struct store_msg *msg_push(struct store_backend_result *res)
@@ -239,7 +248,7 @@ int mem_report_place(struct mem_store *m, const void *msg, size_t len, const cha
 		else if (mem_user_over(m, u, 1, len))
 			rc = -EDQUOT;
 		else
-			rc = mem_entry_add(m, mb, c, 0, NULL, (int64_t)time(NULL), NULL);
+			rc = mem_entry_add(m, mb, c, 0, NULL, (int64_t)time(NULL), NULL, NULL);
 		if (rc == 0)
 			mem_note(m, mb);
 	} else {
@@ -354,7 +363,8 @@ int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_bac
 			struct store_delivered *d = &res.delivered[i];
 			if (mbs[i] == NULL)
 				continue;
-			mem_entry_add(m, mbs[i], c, req->targets[i].flags, kw[i], now, &d->uid);
+			mem_entry_add(m, mbs[i], c, req->targets[i].flags, kw[i], now, NULL,
+			              &d->uid);
 			d->mailbox_id = mbs[i]->id;
 			d->uidvalidity = mbs[i]->uidvalidity;
 			mem_note(m, mbs[i]);
@@ -449,7 +459,7 @@ int mem_store_deliver_batch(void *impl, const struct store_deliver_req *reqs, si
 			struct mem_content *c = mem_content_get(m, data[i], size[i]);
 			mem_entry_add(m, mbs[i], c, reqs[i].targets[0].flags, kw[i],
 			              reqs[i].internal_date != 0 ? reqs[i].internal_date : now,
-			              &d->uid);
+			              NULL, &d->uid);
 			mem_content_unref(m, c);
 			d->mailbox_id = mbs[i]->id;
 			d->uidvalidity = mbs[i]->uidvalidity;
@@ -545,14 +555,17 @@ static void headers_fill(const struct mem_content *c, struct store_msg *out)
 	out->hdr_date = 0;
 }
 
-/* The stored MIME structure, computed as delivery does for SQLite (store_mime.c). */
-static char *mem_structure(const struct mem_content *c)
+/* The stored MIME structure and the preview, computed as delivery does for SQLite
+ * (store_mime.c). */
+static char *mem_structure(const struct mem_content *c, char **preview_r)
 {
 	struct store_mime_info info = {0};
 	char *json = NULL;
 	if (store_mime_parse_mem(c->data, c->size, &info) == 0) {
 		json = info.json;
 		info.json = NULL;
+		*preview_r = info.preview;
+		info.preview = NULL;
 	}
 	store_mime_info_clear(&info);
 	return json;
@@ -570,7 +583,7 @@ int mem_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_ba
 		struct store_msg *o = msg_push(&res);
 		msg_fill(e, o);
 		headers_fill(e->content, o);
-		o->mime_json = mem_structure(e->content);
+		o->mime_json = mem_structure(e->content, &o->preview);
 	}
 	mem_done(m, cb, ctx, e != NULL ? 0 : -ENOENT, &res, false);
 	pthread_mutex_unlock(&m->lock);
@@ -657,12 +670,14 @@ static int mem_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_
 		struct mem_entry *e = entry_by_uid(mb, uids[i]);
 		if (e == NULL)
 			continue;
-		char *json = with_mime ? mem_structure(e->content) : NULL;
+		char *preview = NULL;
+		char *json = with_mime ? mem_structure(e->content, &preview) : NULL;
 		size_t jlen = json != NULL ? strlen(json) : 0;
 		size_t need = jlen + (with_content ? e->content->size : 0);
 		/* As SQLite does: stop where the next one does not fit; the caller asks again. */
 		if (need > max_total - total && (res.n_msgs > 0 || with_content)) {
 			free(json);
+			free(preview);
 			break;
 		}
 		struct store_msg *o = &res.msgs[res.n_msgs++];
@@ -670,6 +685,10 @@ static int mem_batch(void *impl, int64_t mailbox_id, const uint32_t *uids, size_
 		o->size = e->content->size;
 		o->content_id = e->content->id;
 		o->mime_json = json;
+		o->preview = preview;
+		o->email_id = e->email_id;
+		o->thread_id = e->thread_id;
+		o->save_date = e->save_date;
 		if (with_content) {
 			memcpy(res.data + data_len, e->content->data, e->content->size);
 			data_len += e->content->size;
@@ -966,7 +985,7 @@ int mem_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid_ra
 	for (size_t k = 0; k < n_todo; k++) {
 		struct mem_entry *e = entry_by_uid(src, todo[k]);
 		uint32_t uid;
-		rc = mem_entry_add(m, dst, e->content, e->flags, e->keywords, e->internal_date,
+		rc = mem_entry_add(m, dst, e->content, e->flags, e->keywords, e->internal_date, e,
 		                   &uid);
 		if (rc < 0)
 			break;

@@ -23,6 +23,8 @@ struct mem_entry {
 	char *keywords;
 	int64_t internal_date;
 	struct mem_content *content;
+	uint64_t email_id, thread_id; /* RFC 8474, as the SQLite backend gives them */
+	int64_t save_date;
 };
 
 struct mem_expunged {
@@ -39,6 +41,7 @@ struct mem_mailbox {
 	uint32_t recent_uid; /* first UID not taken as \Recent (store_recent_take) */
 	uint32_t uidnext;
 	uint64_t highest_modseq;
+	uint64_t objectid; /* MAILBOXID */
 	struct mem_entry *entries; /* UID order */
 	size_t n_entries;
 	struct mem_expunged *expunged;
@@ -57,6 +60,13 @@ struct mem_user {
 	uint64_t quota_messages; /* 0 = unlimited */
 	char **subs;             /* subscribed names, in no order */
 	size_t n_subs;
+	struct mem_thread_ref *threads; /* Message-IDs named and their THREADID */
+	size_t n_threads;
+};
+
+struct mem_thread_ref {
+	char *message_id;
+	uint64_t thread_id;
 };
 
 struct mem_rcpt {
@@ -125,9 +135,17 @@ void mem_note(struct mem_store *m, const struct mem_mailbox *mb);
 struct mem_content *mem_content_get(struct mem_store *m, const void *data, size_t size);
 void mem_content_unref(struct mem_store *m, struct mem_content *c);
 void mem_entry_clear(struct mem_store *m, struct mem_entry *e);
-/* Appends a message to mb with a new UID and modseq. */
+/* Appends a message to mb with a new UID and modseq, saved now: a copy of from (its
+ * EMAILID and THREADID), or with from NULL a new message (new ids, its thread). */
 int mem_entry_add(struct mem_store *m, struct mem_mailbox *mb, struct mem_content *c,
-                  unsigned flags, const char *keywords, int64_t internal_date, uint32_t *uid_r);
+                  unsigned flags, const char *keywords, int64_t internal_date,
+                  const struct mem_entry *from, uint32_t *uid_r);
+
+/* store_mem_thread.c */
+uint64_t mem_random64(void);
+/* The THREADID of user_id's new message c (as store_thread.c decides it for SQLite). */
+uint64_t mem_thread_assign(struct mem_store *m, int64_t user_id, const struct mem_content *c);
+void mem_threads_free(struct mem_user *u);
 /* Moves every message of src to dst with new UIDs (renaming INBOX). */
 void mem_entries_move_all(struct mem_store *m, struct mem_mailbox *src, struct mem_mailbox *dst);
 struct mem_content *mem_content_by_id(struct mem_store *m, int64_t id);

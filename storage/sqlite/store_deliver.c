@@ -199,6 +199,17 @@ static int content_store(struct store_conn *c, struct store_delivery *j, int64_t
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE)
 		return store_err(c->db, rc);
+	if (j->mime.preview != NULL) {
+		st = store_stmt(c, SQL_PREVIEW_INSERT);
+		if (st == NULL)
+			return -EIO;
+		sqlite3_bind_int64(st, 1, *id_r);
+		store_bind_text(st, 2, j->mime.preview);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return store_err(c->db, rc);
+	}
 	if (req->spool_path != NULL) {
 		rc = blob_fill(c, *id_r, req->spool_path, j->size);
 		if (rc < 0)
@@ -294,37 +305,44 @@ static int target_load(struct store_conn *c, const struct store_target *t, uint6
 	return ts->uidnext >= UINT32_MAX ? -EFBIG : 0;
 }
 
-/* One mailbox entry row (the entries_ref trigger keeps the mailbox's counts). */
+/* One mailbox entry row (the entries_ref trigger keeps the mailbox's counts), saved now;
+ * m gives what it is (content, size, flags, keywords, internal date, EMAILID, THREADID). */
 static int entry_insert(struct store_conn *c, int64_t mailbox_id, uint32_t uid, uint64_t modseq,
-                        int64_t content_id, uint64_t size, unsigned flags, const char *keywords,
-                        int64_t internal_date)
+                        const struct store_msg *m)
 {
 	sqlite3_stmt *st = store_stmt(c, SQL_ENTRY_INSERT);
 	if (st == NULL)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, content_id);
+	sqlite3_bind_int64(st, 3, m->content_id);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)modseq);
-	sqlite3_bind_int(st, 5, (int)flags);
-	store_bind_text(st, 6, keywords != NULL ? keywords : "");
-	sqlite3_bind_int64(st, 7, internal_date);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)size);
+	sqlite3_bind_int(st, 5, (int)m->flags);
+	store_bind_text(st, 6, m->keywords != NULL ? m->keywords : "");
+	sqlite3_bind_int64(st, 7, m->internal_date);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)m->size);
+	sqlite3_bind_int64(st, 9, (sqlite3_int64)m->email_id);
+	sqlite3_bind_int64(st, 10, (sqlite3_int64)m->thread_id);
+	sqlite3_bind_int64(st, 11, (sqlite3_int64)time(NULL));
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
 }
 
 /* The new entry in a loaded target: the mailbox's next UID and modseq (the entries_ref
- * trigger keeps its counts), then the change to announce, known without reading it back. */
+ * trigger keeps its counts), a new EMAILID, the thread its Message-IDs put it in; then the
+ * change to announce, known without reading it back. */
 static int target_add(struct store_conn *c, struct store_job *job, const struct target_state *ts,
                       int64_t content_id, uint64_t size, const struct store_target *t,
                       const char *keywords, int64_t internal_date, uint32_t *uid_r)
 {
 	uint32_t uid = (uint32_t)ts->uidnext;
 	uint64_t modseq = ts->modseq + 1;
+	struct store_thread_stmts th = {store_stmt(c, SQL_THREAD_KEYS),
+	                                store_stmt(c, SQL_THREAD_FIND),
+	                                store_stmt(c, SQL_THREAD_ADD)};
 	sqlite3_stmt *st = store_stmt(c, SQL_DELIVER_BUMP);
-	if (st == NULL)
+	if (st == NULL || th.keys == NULL || th.find == NULL || th.add == NULL)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, ts->mailbox_id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)modseq);
@@ -333,8 +351,18 @@ static int target_add(struct store_conn *c, struct store_job *job, const struct 
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return store_err(c->db, rc);
-	rc = entry_insert(c, ts->mailbox_id, uid, modseq, content_id, size, t->flags, keywords,
-	                  internal_date);
+	struct store_msg m = {.content_id = content_id,
+	                      .size = size,
+	                      .flags = t->flags,
+	                      .keywords = (char *)keywords,
+	                      .internal_date = internal_date};
+	int64_t thread = 0;
+	rc = store_thread_assign(c->db, &th, ts->user_id, content_id, &thread);
+	if (rc < 0)
+		return rc;
+	m.thread_id = (uint64_t)thread;
+	sqlite3_randomness(sizeof(m.email_id), &m.email_id);
+	rc = entry_insert(c, ts->mailbox_id, uid, modseq, &m);
 	if (rc < 0)
 		return rc;
 	*uid_r = uid;
@@ -343,16 +371,14 @@ static int target_add(struct store_conn *c, struct store_job *job, const struct 
 }
 
 int store_entry_add(struct store_conn *c, struct store_job *job, int64_t mailbox_id,
-                    int64_t content_id, uint64_t size, unsigned flags, const char *keywords,
-                    int64_t internal_date, uint32_t *uid_r)
+                    const struct store_msg *m, uint32_t *uid_r)
 {
 	uint64_t modseq;
 	uint32_t uid;
 	int rc = store_mailbox_bump(c, mailbox_id, 1, &modseq, &uid);
 	if (rc < 0)
 		return rc;
-	rc = entry_insert(c, mailbox_id, uid, modseq, content_id, size, flags, keywords,
-	                  internal_date);
+	rc = entry_insert(c, mailbox_id, uid, modseq, m);
 	if (rc < 0)
 		return rc;
 	*uid_r = uid;

@@ -358,8 +358,7 @@ static int copy_entries(struct store_conn *c, struct store_job *job, const struc
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		struct store_msg *m = &msgs[i];
 		uint32_t uid;
-		rc = store_entry_add(c, job, j->dst_mailbox_id, m->content_id, m->size, m->flags,
-		                     m->keywords, m->internal_date, &uid);
+		rc = store_entry_add(c, job, j->dst_mailbox_id, m, &uid);
 		if (rc == 0 && j->move) {
 			if (modseq == 0)
 				rc = store_mailbox_bump(c, j->mailbox_id, 0, &modseq, NULL);

@@ -16,6 +16,7 @@
 
 #define HEADERS_SQL                                                                                \
 	"SELECT e.uid, e.modseq, e.flags, e.keywords, e.internal_date, e.size, e.content_id, "     \
+	"e.emailid, e.threadid, e.savedate, "                                                      \
 	"c.hdr_from, c.hdr_to, c.hdr_cc, c.hdr_subject, c.hdr_message_id, c.hdr_date "             \
 	"FROM entries e JOIN contents c ON c.id = e.content_id "                                   \
 	"WHERE e.mailbox_id = ? ORDER BY e.uid"
@@ -42,12 +43,12 @@ static int headers_run(struct store_conn *c, struct store_job *job)
 		struct store_msg *m = &job->res.msgs[job->res.n_msgs++];
 		memset(m, 0, sizeof(*m));
 		store_msg_load(st, m);
-		m->hdr_from = store_col_text(st, 7);
-		m->hdr_to = store_col_text(st, 8);
-		m->hdr_cc = store_col_text(st, 9);
-		m->hdr_subject = store_col_text(st, 10);
-		m->hdr_message_id = store_col_text(st, 11);
-		m->hdr_date = sqlite3_column_int64(st, 12);
+		m->hdr_from = store_col_text(st, 10);
+		m->hdr_to = store_col_text(st, 11);
+		m->hdr_cc = store_col_text(st, 12);
+		m->hdr_subject = store_col_text(st, 13);
+		m->hdr_message_id = store_col_text(st, 14);
+		m->hdr_date = sqlite3_column_int64(st, 15);
 	}
 	rc = rc == SQLITE_DONE ? 0 : store_err(c->db, rc);
 	sqlite3_finalize(st);

@@ -29,6 +29,7 @@ int store_mailbox_load(struct store_conn *c, sqlite3_stmt *st, struct store_mail
 	mb->recent = (uint32_t)sqlite3_column_int64(st, 11);
 	mb->deleted = (uint32_t)sqlite3_column_int64(st, 12);
 	mb->deleted_size = (uint64_t)sqlite3_column_int64(st, 13);
+	mb->objectid = (uint64_t)sqlite3_column_int64(st, 14);
 	(void)c;
 	return 0;
 }

@@ -24,6 +24,9 @@ void store_msg_load(sqlite3_stmt *st, struct store_msg *m)
 	m->internal_date = sqlite3_column_int64(st, 4);
 	m->size = (uint64_t)sqlite3_column_int64(st, 5);
 	m->content_id = sqlite3_column_int64(st, 6);
+	m->email_id = (uint64_t)sqlite3_column_int64(st, 7);
+	m->thread_id = (uint64_t)sqlite3_column_int64(st, 8);
+	m->save_date = sqlite3_column_int64(st, 9);
 }
 
 /* ---- Keywords ---- */
@@ -196,13 +199,14 @@ static int get_run(struct store_conn *c, struct store_job *job)
 	if (rc == SQLITE_ROW) {
 		struct store_msg *m = xcalloc(1, sizeof(*m));
 		store_msg_load(st, m);
-		m->mime_json = store_col_text(st, 7);
-		m->hdr_from = store_col_text(st, 8);
-		m->hdr_to = store_col_text(st, 9);
-		m->hdr_cc = store_col_text(st, 10);
-		m->hdr_subject = store_col_text(st, 11);
-		m->hdr_message_id = store_col_text(st, 12);
-		m->hdr_date = sqlite3_column_int64(st, 13);
+		m->mime_json = store_col_text(st, 10);
+		m->hdr_from = store_col_text(st, 11);
+		m->hdr_to = store_col_text(st, 12);
+		m->hdr_cc = store_col_text(st, 13);
+		m->hdr_subject = store_col_text(st, 14);
+		m->hdr_message_id = store_col_text(st, 15);
+		m->hdr_date = sqlite3_column_int64(st, 16);
+		m->preview = store_col_text(st, 17);
 		job->res.msgs = m;
 		job->res.n_msgs = 1;
 		rc = 0;
@@ -237,17 +241,23 @@ static void structs_job_free(struct store_job *job)
 	free(((struct structs_job *)job)->uids);
 }
 
+/* What FETCH EMAILID, THREADID, SAVEDATE and PREVIEW show, read with the structure. */
+#define STRUCT_META                                                                                \
+	"e.emailid, e.threadid, e.savedate, "                                                      \
+	"(SELECT p.text FROM previews p WHERE p.content_id = e.content_id)"
+
 static int structs_run(struct store_conn *c, struct store_job *job)
 {
 	struct structs_job *j = (struct structs_job *)job;
 	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v3(c->db,
-	                            j->with_mime ? "SELECT e.size, c.id, c.mime FROM entries e "
-	                                           "JOIN contents c ON c.id = e.content_id "
-	                                           "WHERE e.mailbox_id = ? AND e.uid = ?"
-	                                         : "SELECT size, content_id, NULL FROM entries "
-	                                           "WHERE mailbox_id = ? AND uid = ?",
-	                            -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+	int rc = sqlite3_prepare_v3(
+	    c->db,
+	    j->with_mime ? "SELECT e.size, c.id, c.mime, " STRUCT_META " FROM entries e "
+	                   "JOIN contents c ON c.id = e.content_id "
+	                   "WHERE e.mailbox_id = ? AND e.uid = ?"
+	                 : "SELECT e.size, e.content_id, NULL, " STRUCT_META " FROM entries e "
+	                   "WHERE e.mailbox_id = ? AND e.uid = ?",
+	    -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
 	if (rc != SQLITE_OK)
 		return store_err(c->db, rc);
 	rc = store_exec_stmt(c, SQL_BEGIN_READ); /* one snapshot for the whole batch */
@@ -295,6 +305,10 @@ static int structs_run(struct store_conn *c, struct store_job *job)
 		m->size = size;
 		m->content_id = content_id;
 		m->mime_json = store_col_text(st, 2);
+		m->email_id = (uint64_t)sqlite3_column_int64(st, 3);
+		m->thread_id = (uint64_t)sqlite3_column_int64(st, 4);
+		m->save_date = sqlite3_column_int64(st, 5);
+		m->preview = store_col_text(st, 6);
 		total += need < j->max_total - total ? need : j->max_total - total;
 	}
 	job->res.data_len = data_len;

@@ -46,6 +46,7 @@ void store_mime_info_clear(struct store_mime_info *info)
 	free(info->sort_from_name);
 	free(info->sort_to_name);
 	free(info->thread_refs);
+	free(info->preview);
 	memset(info, 0, sizeof(*info));
 }
 
@@ -58,6 +59,10 @@ void store_mime_info_clear(struct store_mime_info *info)
 struct walk {
 	JsonBuilder *jb;
 	struct buf text;
+	/* The RFC 8970 preview: from the first inline text/plain part, else the first
+	 * text/html one (preview_html). */
+	char *preview;
+	bool preview_html;
 	size_t parts;
 	GMimeStream *src;
 	gint64 size;
@@ -213,11 +218,31 @@ static void jraw(JsonBuilder *jb, const char *member, GMimeObject *obj, const ch
 	free(v);
 }
 
+/* A preview from this part's decoded text, if it is the part a preview comes from. */
+static void preview_take(struct walk *w, GMimePart *part, const char *text, size_t len)
+{
+	if (g_mime_part_is_attachment(part) || (w->preview != NULL && !w->preview_html))
+		return;
+	GMimeContentType *ct = g_mime_object_get_content_type(GMIME_OBJECT(part));
+	const char *sub = ct != NULL ? g_mime_content_type_get_media_subtype(ct) : "plain";
+	bool html = sub != NULL && g_ascii_strcasecmp(sub, "html") == 0;
+	if (!html && sub != NULL && g_ascii_strcasecmp(sub, "plain") != 0)
+		return;
+	if (w->preview != NULL && html)
+		return; /* an html part after another: the first one stays */
+	char *p = store_preview_make(text, len, html);
+	if (p == NULL && w->preview != NULL)
+		return;
+	free(w->preview);
+	w->preview = p;
+	w->preview_html = html;
+}
+
 static void index_text(struct walk *w, GMimePart *part, GMimeDataWrapper *content)
 {
 	GMimeStream *src = g_mime_data_wrapper_get_stream(content);
 	if (src == NULL || g_mime_stream_length(src) > TEXT_PART_MAX ||
-	    w->text.len >= STORE_FTS_MAX)
+	    (w->text.len >= STORE_FTS_MAX && (w->preview != NULL && !w->preview_html)))
 		return;
 	GMimeStream *mem = g_mime_stream_mem_new();
 	GMimeStream *filtered = g_mime_stream_filter_new(mem);
@@ -233,10 +258,13 @@ static void index_text(struct walk *w, GMimePart *part, GMimeDataWrapper *conten
 	if (g_mime_data_wrapper_write_to_stream(content, filtered) >= 0) {
 		g_mime_stream_flush(filtered);
 		GByteArray *bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-		size_t room = STORE_FTS_MAX - w->text.len;
+		preview_take(w, part, (const char *)bytes->data, bytes->len);
+		size_t room = w->text.len < STORE_FTS_MAX ? STORE_FTS_MAX - w->text.len : 0;
 		size_t n = bytes->len < room ? bytes->len : room;
-		buf_append(&w->text, bytes->data, n);
-		buf_append(&w->text, "\n", 1);
+		if (room > 0) {
+			buf_append(&w->text, bytes->data, n);
+			buf_append(&w->text, "\n", 1);
+		}
 	}
 	g_object_unref(filtered);
 	g_object_unref(mem);
@@ -834,6 +862,7 @@ static int parse_stream(GMimeStream *stream, gint64 size, struct store_mime_info
 	}
 	if (w.text.len > 0)
 		info->text = xstrndup(w.text.data, w.text.len);
+	info->preview = w.preview;
 	info->header = index_header(&w, msg, info);
 	buf_free(&w.text);
 	g_object_unref(w.jb);

@@ -10,7 +10,7 @@
 
 #include "storage/store_backend.h"
 
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 #define STORE_BLOB_CHUNK     (64 * 1024)
 #define STORE_READ_MAX       (1024 * 1024)
 #define STORE_MAX_BATCH      4096
@@ -62,6 +62,10 @@ enum store_sql {
 	SQL_CONTENT_INSERT,
 	SQL_FTS_INSERT,
 	SQL_SORTKEY_INSERT,
+	SQL_PREVIEW_INSERT,
+	SQL_THREAD_KEYS,
+	SQL_THREAD_FIND,
+	SQL_THREAD_ADD,
 	SQL_ENTRY_INSERT,
 	SQL_ENTRY_LIST,
 	SQL_ENTRY_LIST_SINCE,
@@ -343,12 +347,24 @@ int store_mailbox_note(struct store_conn *c, struct store_job *job, int64_t mail
 int store_entries_move_all(struct store_conn *c, struct store_job *job, int64_t src_mailbox_id,
                            int64_t dst_mailbox_id);
 
+/* store_thread.c: THREADID (RFC 8474) of a user's new message, from the Message-IDs its
+ * content names (sortkeys) and the ones the user's mail named before (threadids). The
+ * statements are the writer's own (store_stmt) or, in a migration, prepared for it. */
+struct store_thread_stmts {
+	sqlite3_stmt *keys, *find, *add;
+};
+int store_thread_stmts_prepare(sqlite3 *db, struct store_thread_stmts *t);
+void store_thread_stmts_finalize(struct store_thread_stmts *t);
+/* 0 with *thread_r set, or a negative errno (the SQLite error is the connection's). */
+int store_thread_assign(sqlite3 *db, const struct store_thread_stmts *t, int64_t user_id,
+                        int64_t content_id, int64_t *thread_r);
+
 /* store_message.c */
 void store_msg_load(sqlite3_stmt *st, struct store_msg *m);
-/* Adds one message entry (new UID and modseq) and notes the change. */
+/* Adds a copy of message m (content, size, flags, keywords, dates, EMAILID and THREADID)
+ * as a new entry (new UID and modseq, saved now) and notes the change. */
 int store_entry_add(struct store_conn *c, struct store_job *job, int64_t mailbox_id,
-                    int64_t content_id, uint64_t size, unsigned flags, const char *keywords,
-                    int64_t internal_date, uint32_t *uid_r);
+                    const struct store_msg *m, uint32_t *uid_r);
 /* UID ranges, copied for a job. */
 struct store_uid_range *store_ranges_dup(const struct store_uid_range *r, size_t n);
 

@@ -243,118 +243,218 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "   - ((OLD.flags & 8) <> 0) * OLD.size"
     "  WHERE id = NEW.mailbox_id;"
     " END;",
+
+    /* 10: object ids (RFC 8474), save dates (RFC 8514) and previews (RFC 8970). Ids are
+     * random 64-bit values: they say nothing about the server's volume or a mailbox's
+     * name, and a deleted mailbox's id never comes back for a new one of the same name.
+     * A message's EMAILID and THREADID live on its entry and go with it on COPY and
+     * MOVE; every copy of a message already in two mailboxes shares one. Threads are
+     * per user: threadids maps each Message-ID a user's mail has named (its own or in
+     * References / In-Reply-To) to the thread it joined (store_thread.c). A message
+     * stored before has its internal date as its save date; migrate_objects gives it a
+     * thread and migrate_previews a preview. */
+    "ALTER TABLE mailboxes ADD COLUMN objectid INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE mailboxes SET objectid = random();"
+    "CREATE TRIGGER mailboxes_objectid AFTER INSERT ON mailboxes WHEN NEW.objectid = 0 BEGIN"
+    " UPDATE mailboxes SET objectid = random() WHERE id = NEW.id;"
+    " END;"
+    "ALTER TABLE entries ADD COLUMN emailid INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE entries ADD COLUMN threadid INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE entries ADD COLUMN savedate INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TEMP TABLE objectid_map AS SELECT m.user_id AS user_id, e.content_id AS content_id,"
+    " random() AS emailid FROM entries e JOIN mailboxes m ON m.id = e.mailbox_id"
+    " GROUP BY m.user_id, e.content_id;"
+    "UPDATE entries SET savedate = internal_date, emailid = (SELECT o.emailid"
+    " FROM objectid_map o JOIN mailboxes m ON m.user_id = o.user_id"
+    " WHERE m.id = entries.mailbox_id AND o.content_id = entries.content_id);"
+    "DROP TABLE objectid_map;"
+    "CREATE TABLE threadids ("
+    " user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    " message_id TEXT NOT NULL,"
+    " threadid INTEGER NOT NULL,"
+    " PRIMARY KEY (user_id, message_id)) WITHOUT ROWID;"
+    "CREATE TABLE previews ("
+    " content_id INTEGER PRIMARY KEY,"
+    " text TEXT NOT NULL);"
+    "CREATE TRIGGER contents_previews_unref AFTER DELETE ON contents BEGIN"
+    " DELETE FROM previews WHERE content_id = OLD.id;"
+    " END;",
 };
+
+static _Thread_local char schema_error[512];
 
 /* Steps that SQL alone cannot do, run after that version's SQL in the same transaction. */
 static int migrate_mime(sqlite3 *db, char **msg_r);
 static int migrate_index(sqlite3 *db, char **msg_r);
 static int migrate_sortkeys(sqlite3 *db, char **msg_r);
+static int migrate_objects(sqlite3 *db, char **msg_r);
 static int (*const migration_fns[STORE_SCHEMA_VERSION])(sqlite3 *db, char **msg_r) = {
     [4] = migrate_mime,
     [5] = migrate_index,
     [7] = migrate_sortkeys,
+    [9] = migrate_objects,
 };
 
-static _Thread_local char schema_error[512];
+/* Binds what one content row gives its statement: false to leave the row out. */
+typedef bool content_bind_fn(sqlite3_stmt *st, int64_t id, const struct store_mime_info *info);
 
-/* Every content row whose structure is not of this version's form ("v"), parsed again from
- * its body with the code delivery uses. */
-static int migrate_mime(sqlite3 *db, char **msg_r)
+/*
+ * Runs the statement ins, bound by bind, for every content row sel (id, body) yields,
+ * parsed again from its body with the code delivery uses. A body that cannot be parsed is
+ * bound with empty fields, or left out with skip_unparsed.
+ */
+static int each_content(sqlite3 *db, sqlite3_stmt *sel, sqlite3_stmt *ins, bool skip_unparsed,
+                        content_bind_fn *bind, const char *what, char **msg_r)
 {
-	sqlite3_stmt *sel = NULL, *upd = NULL;
-	int rc = sqlite3_prepare_v2(
-	    db,
-	    "SELECT id, body FROM contents WHERE mime IS NULL OR NOT json_valid(mime)"
-	    " OR json_extract(mime, '$.v') IS NOT ?",
-	    -1, &sel, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(db, "UPDATE contents SET mime = ? WHERE id = ?", -1, &upd,
-		                        NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int(sel, 1, STORE_MIME_VERSION);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+	int rc = SQLITE_OK;
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		rc = SQLITE_OK;
 		struct store_mime_info info;
 		const void *body = sqlite3_column_blob(sel, 1);
 		size_t size = (size_t)sqlite3_column_bytes(sel, 1);
 		if (store_mime_parse_mem(body != NULL ? body : "", size, &info) < 0) {
-			rc = SQLITE_OK;
-			continue; /* left as it was: FETCH shows it without structure */
+			if (skip_unparsed)
+				continue;
+			memset(&info, 0, sizeof(info));
 		}
-		sqlite3_bind_text(upd, 1, info.json, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(upd, 2, sqlite3_column_int64(sel, 0));
+		if (bind(ins, sqlite3_column_int64(sel, 0), &info)) {
+			rc = sqlite3_step(ins);
+			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+		}
+		sqlite3_reset(ins);
+		sqlite3_clear_bindings(ins);
+		store_mime_info_clear(&info);
+		if (rc != SQLITE_OK)
+			break;
+	}
+	if (rc == SQLITE_DONE)
+		rc = SQLITE_OK;
+	if (rc != SQLITE_OK)
+		*msg_r = sqlite3_mprintf("%s: %s", what, sqlite3_errmsg(db));
+	return rc;
+}
+
+/* each_content with statements made from sel_sql and ins_sql. */
+static int each_content_sql(sqlite3 *db, const char *sel_sql, const char *ins_sql,
+                            bool skip_unparsed, content_bind_fn *bind, const char *what,
+                            char **msg_r)
+{
+	sqlite3_stmt *sel = NULL, *ins = NULL;
+	int rc = sqlite3_prepare_v2(db, sel_sql, -1, &sel, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, ins_sql, -1, &ins, NULL);
+	if (rc == SQLITE_OK)
+		rc = each_content(db, sel, ins, skip_unparsed, bind, what, msg_r);
+	else
+		*msg_r = sqlite3_mprintf("%s: %s", what, sqlite3_errmsg(db));
+	sqlite3_finalize(sel);
+	sqlite3_finalize(ins);
+	return rc;
+}
+
+static bool bind_mime(sqlite3_stmt *st, int64_t id, const struct store_mime_info *info)
+{
+	sqlite3_bind_text(st, 1, info->json, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, id);
+	return true;
+}
+
+/* Every content row whose structure is not of this version's form ("v"); one that cannot
+ * be parsed is left as it was (FETCH shows it without structure). */
+static int migrate_mime(sqlite3 *db, char **msg_r)
+{
+	char sel[256];
+	snprintf(sel, sizeof(sel),
+	         "SELECT id, body FROM contents WHERE mime IS NULL OR NOT json_valid(mime)"
+	         " OR json_extract(mime, '$.v') IS NOT %d",
+	         STORE_MIME_VERSION);
+	return each_content_sql(db, sel, "UPDATE contents SET mime = ? WHERE id = ?", true,
+	                        bind_mime, "recomputing the MIME structure", msg_r);
+}
+
+static bool bind_index(sqlite3_stmt *st, int64_t id, const struct store_mime_info *info)
+{
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, info->header, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, info->text, -1, SQLITE_STATIC);
+	return true; /* an empty row for a body that cannot be parsed: found by nothing */
+}
+
+/* The text index row of every content row. */
+static int migrate_index(sqlite3 *db, char **msg_r)
+{
+	return each_content_sql(db, "SELECT id, body FROM contents",
+	                        store_sql_string(SQL_FTS_INSERT), false, bind_index,
+	                        "building the text index", msg_r);
+}
+
+static bool bind_sortkeys(sqlite3_stmt *st, int64_t id, const struct store_mime_info *info)
+{
+	store_sortkeys_bind(st, id, info); /* empty keys: sorts first, threads alone */
+	return true;
+}
+
+/* The SORT and THREAD keys of every content row (store_sortkeys_bind is the statement
+ * delivery uses too). */
+static int migrate_sortkeys(sqlite3 *db, char **msg_r)
+{
+	return each_content_sql(db, "SELECT id, body FROM contents",
+	                        store_sql_string(SQL_SORTKEY_INSERT), false, bind_sortkeys,
+	                        "computing the sort keys", msg_r);
+}
+
+static bool bind_preview(sqlite3_stmt *st, int64_t id, const struct store_mime_info *info)
+{
+	if (info->preview == NULL)
+		return false; /* no row: an empty preview */
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, info->preview, -1, SQLITE_STATIC);
+	return true;
+}
+
+/* Every message stored before version 10: a preview per content row, and a thread per
+ * entry, given in the order the user's messages arrived, as delivery would have. */
+static int migrate_objects(sqlite3 *db, char **msg_r)
+{
+	int rc = each_content_sql(db, "SELECT id, body FROM contents",
+	                          store_sql_string(SQL_PREVIEW_INSERT), false, bind_preview,
+	                          "computing the previews", msg_r);
+	if (rc != SQLITE_OK)
+		return rc;
+	struct store_thread_stmts t = {0};
+	sqlite3_stmt *sel = NULL, *upd = NULL;
+	rc = sqlite3_prepare_v2(db,
+	                        "SELECT m.user_id, e.content_id, e.mailbox_id, e.uid FROM entries e"
+	                        " JOIN mailboxes m ON m.id = e.mailbox_id"
+	                        " ORDER BY m.user_id, e.internal_date, e.mailbox_id, e.uid",
+	                        -1, &sel, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(
+		    db, "UPDATE entries SET threadid = ?3 WHERE mailbox_id = ?1 AND uid = ?2", -1,
+		    &upd, NULL);
+	if (rc == SQLITE_OK)
+		rc = store_thread_stmts_prepare(db, &t);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		int64_t thread = 0;
+		if (store_thread_assign(db, &t, sqlite3_column_int64(sel, 0),
+		                        sqlite3_column_int64(sel, 1), &thread) < 0) {
+			rc = sqlite3_errcode(db);
+			break;
+		}
+		sqlite3_bind_int64(upd, 1, sqlite3_column_int64(sel, 2));
+		sqlite3_bind_int64(upd, 2, sqlite3_column_int64(sel, 3));
+		sqlite3_bind_int64(upd, 3, thread);
 		rc = sqlite3_step(upd);
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 		sqlite3_reset(upd);
-		store_mime_info_clear(&info);
 	}
 	if (rc == SQLITE_DONE)
 		rc = SQLITE_OK;
 	if (rc != SQLITE_OK)
-		*msg_r = sqlite3_mprintf("recomputing the MIME structure: %s", sqlite3_errmsg(db));
+		*msg_r = sqlite3_mprintf("giving messages their threads: %s", sqlite3_errmsg(db));
+	store_thread_stmts_finalize(&t);
 	sqlite3_finalize(sel);
 	sqlite3_finalize(upd);
-	return rc;
-}
-
-/* The text index row of every content row, from its body parsed as delivery parses it. */
-static int migrate_index(sqlite3 *db, char **msg_r)
-{
-	sqlite3_stmt *sel = NULL, *ins = NULL;
-	int rc = sqlite3_prepare_v2(db, "SELECT id, body FROM contents", -1, &sel, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(
-		    db, "INSERT INTO fts (rowid, header, body) VALUES (?, ?, ?)", -1, &ins, NULL);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
-		struct store_mime_info info;
-		const void *body = sqlite3_column_blob(sel, 1);
-		size_t size = (size_t)sqlite3_column_bytes(sel, 1);
-		if (store_mime_parse_mem(body != NULL ? body : "", size, &info) < 0)
-			memset(&info, 0, sizeof(info)); /* an empty row: found by nothing */
-		sqlite3_bind_int64(ins, 1, sqlite3_column_int64(sel, 0));
-		sqlite3_bind_text(ins, 2, info.header, -1, SQLITE_STATIC);
-		sqlite3_bind_text(ins, 3, info.text, -1, SQLITE_STATIC);
-		rc = sqlite3_step(ins);
-		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-		sqlite3_reset(ins);
-		sqlite3_clear_bindings(ins);
-		store_mime_info_clear(&info);
-	}
-	if (rc == SQLITE_DONE)
-		rc = SQLITE_OK;
-	if (rc != SQLITE_OK)
-		*msg_r = sqlite3_mprintf("building the text index: %s", sqlite3_errmsg(db));
-	sqlite3_finalize(sel);
-	sqlite3_finalize(ins);
-	return rc;
-}
-
-/* The SORT and THREAD keys of every content row, from its body parsed as delivery parses
- * it (store_sortkeys_bind is the statement delivery uses too). */
-static int migrate_sortkeys(sqlite3 *db, char **msg_r)
-{
-	sqlite3_stmt *sel = NULL, *ins = NULL;
-	int rc = sqlite3_prepare_v2(db, "SELECT id, body FROM contents", -1, &sel, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(db, store_sql_string(SQL_SORTKEY_INSERT), -1, &ins, NULL);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
-		struct store_mime_info info;
-		const void *body = sqlite3_column_blob(sel, 1);
-		size_t size = (size_t)sqlite3_column_bytes(sel, 1);
-		if (store_mime_parse_mem(body != NULL ? body : "", size, &info) < 0)
-			memset(&info, 0, sizeof(info)); /* empty keys: sorts first, threads alone */
-		store_sortkeys_bind(ins, sqlite3_column_int64(sel, 0), &info);
-		rc = sqlite3_step(ins);
-		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-		sqlite3_reset(ins);
-		sqlite3_clear_bindings(ins);
-		store_mime_info_clear(&info);
-	}
-	if (rc == SQLITE_DONE)
-		rc = SQLITE_OK;
-	if (rc != SQLITE_OK)
-		*msg_r = sqlite3_mprintf("computing the sort keys: %s", sqlite3_errmsg(db));
-	sqlite3_finalize(sel);
-	sqlite3_finalize(ins);
 	return rc;
 }
 
@@ -419,7 +519,8 @@ int store_schema_migrate_to(sqlite3 *db, int target, const char **error_r)
 			if (!sqlite3_get_autocommit(db))
 				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 			*error_r = schema_error;
-			return store_err(db, rc);
+			rc = store_err(db, rc);
+			return rc < 0 ? rc : -EIO; /* never "done" without the new version */
 		}
 		version++;
 	}

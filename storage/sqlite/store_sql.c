@@ -15,14 +15,16 @@
 	"EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = m.user_id AND s.name = m.name), " \
 	"m.uidvalidity, m.uidnext, m.highest_modseq, m.messages, m.unseen, m.bytes, "              \
 	"(SELECT count(*) FROM entries e WHERE e.mailbox_id = m.id AND e.uid >= m.recent_uid), "   \
-	"m.deleted, m.deleted_bytes"
+	"m.deleted, m.deleted_bytes, m.objectid"
 #define USER_COLS                                                                                  \
 	"id, address, require_client_cert, disabled, quota_bytes, used_bytes, password_hash, "     \
 	"quota_messages, " USER_MESSAGES("users.id")
 /* Messages of a user: the sum of its few mailboxes' counts, which triggers keep. */
 #define USER_MESSAGES(id)                                                                          \
 	"(SELECT coalesce(sum(um.messages), 0) FROM mailboxes um WHERE um.user_id = " id ")"
-#define ENTRY_COLS "uid, modseq, flags, keywords, internal_date, size, content_id"
+#define ENTRY_COLS                                                                                 \
+	"uid, modseq, flags, keywords, internal_date, size, content_id, emailid, threadid, "       \
+	"savedate"
 #define DELIVER_COLS                                                                               \
 	"m.id, m.user_id, m.uidvalidity, m.uidnext, m.highest_modseq, m.messages, "                \
 	"u.quota_bytes, u.used_bytes, u.quota_messages, " USER_MESSAGES(                           \
@@ -91,15 +93,22 @@ static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_SORTKEY_INSERT] = "INSERT INTO sortkeys (content_id, date, message_id, subject, reply, "
                            "from_mbox, from_name, to_mbox, to_name, cc_mbox, refs) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [SQL_PREVIEW_INSERT] = "INSERT INTO previews (content_id, text) VALUES (?, ?)",
+    [SQL_THREAD_KEYS] = "SELECT message_id, refs FROM sortkeys WHERE content_id = ?",
+    [SQL_THREAD_FIND] = "SELECT threadid FROM threadids WHERE user_id = ? AND message_id = ?",
+    [SQL_THREAD_ADD] = "INSERT OR IGNORE INTO threadids (user_id, message_id, threadid) "
+                       "VALUES (?, ?, ?)",
     [SQL_ENTRY_INSERT] = "INSERT INTO entries (mailbox_id, uid, content_id, modseq, flags, "
-                         "keywords, internal_date, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         "keywords, internal_date, size, emailid, threadid, savedate) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [SQL_ENTRY_LIST] = "SELECT " ENTRY_COLS " FROM entries WHERE mailbox_id = ? ORDER BY uid",
     [SQL_ENTRY_LIST_SINCE] = "SELECT " ENTRY_COLS " FROM entries "
                              "WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
     [SQL_ENTRY_GET] = "SELECT e.uid, e.modseq, e.flags, e.keywords, e.internal_date, e.size, "
-                      "e.content_id, c.mime, c.hdr_from, c.hdr_to, c.hdr_cc, c.hdr_subject, "
-                      "c.hdr_message_id, c.hdr_date FROM entries e "
-                      "JOIN contents c ON c.id = e.content_id "
+                      "e.content_id, e.emailid, e.threadid, e.savedate, c.mime, c.hdr_from, "
+                      "c.hdr_to, c.hdr_cc, c.hdr_subject, c.hdr_message_id, c.hdr_date, "
+                      "(SELECT p.text FROM previews p WHERE p.content_id = e.content_id) "
+                      "FROM entries e JOIN contents c ON c.id = e.content_id "
                       "WHERE e.mailbox_id = ? AND e.uid = ?",
     [SQL_ENTRY_CONTENT] = "SELECT content_id, size FROM entries WHERE mailbox_id = ? AND uid = ?",
     [SQL_ENTRY_RANGE] = "SELECT " ENTRY_COLS " FROM entries "
