@@ -155,7 +155,11 @@ static size_t html_ref(const char *s, size_t len, uint32_t *cp)
 	} names[] = {{"amp", '&'},       {"lt", '<'},       {"gt", '>'},       {"quot", '"'},
 	             {"apos", '\''},     {"nbsp", ' '},     {"mdash", 0x2014}, {"ndash", 0x2013},
 	             {"hellip", 0x2026}, {"copy", 0xa9},    {"rsquo", 0x2019}, {"lsquo", 0x2018},
-	             {"rdquo", 0x201d},  {"ldquo", 0x201c}, {"euro", 0x20ac}};
+	             {"rdquo", 0x201d},  {"ldquo", 0x201c}, {"euro", 0x20ac},  {"eacute", 0xe9},
+	             {"egrave", 0xe8},   {"ecirc", 0xea},   {"agrave", 0xe0},  {"aacute", 0xe1},
+	             {"auml", 0xe4},     {"ouml", 0xf6},    {"uuml", 0xfc},    {"Auml", 0xc4},
+	             {"Ouml", 0xd6},     {"Uuml", 0xdc},    {"szlig", 0xdf},   {"ccedil", 0xe7},
+	             {"ntilde", 0xf1},   {"iacute", 0xed},  {"oacute", 0xf3},  {"uacute", 0xfa}};
 	const char *semi = memchr(s, ';', len < 12 ? len : 12);
 	if (semi == NULL)
 		return 0;

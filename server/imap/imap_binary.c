@@ -138,3 +138,34 @@ bool imap_binary_has_nul(const char *data, size_t len)
 {
 	return len > 0 && memchr(data, '\0', len) != NULL;
 }
+
+void imap_fmt_binary(struct buf *o, const char *spec, bool size_only, bool partial, uint64_t p_off,
+                     uint64_t p_len, const struct buf *d)
+{
+	const char *data = d != NULL && d->data != NULL ? d->data : "";
+	size_t len = d != NULL ? d->len : 0;
+	if (size_only) {
+		buf_printf(o, "BINARY.SIZE[%s] %zu", spec, len);
+		return;
+	}
+	size_t off = 0;
+	if (partial) {
+		buf_printf(o, "BINARY[%s]<%llu> ", spec, (unsigned long long)p_off);
+		off = p_off < len ? (size_t)p_off : len;
+		if (p_len < len - off)
+			len = off + (size_t)p_len;
+	} else {
+		buf_printf(o, "BINARY[%s] ", spec);
+	}
+	if (d == NULL) {
+		buf_append_str(o, "NIL");
+		return;
+	}
+	size_t n = len - off;
+	if (n == 0) {
+		buf_append_str(o, "\"\"");
+		return;
+	}
+	buf_printf(o, "%s{%zu}\r\n", imap_binary_has_nul(data + off, n) ? "~" : "", n);
+	buf_append(o, data + off, n);
+}

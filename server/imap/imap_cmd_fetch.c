@@ -13,6 +13,7 @@
 #include "common/xmalloc.h"
 #include "server/imap/imap_binary.h"
 #include "server/imap/imap_fetch_fmt.h"
+#include "server/imap/imap_objectid.h"
 #include "server/imap/imap_bodystruct.h"
 #include "server/imap/imap_private.h"
 #include "server/imap/imap_search.h"
@@ -29,6 +30,7 @@ enum fitem {
 	FI_BODY,
 	FI_SECTION, /* BODY[...] / BODY.PEEK[...] / RFC822* */
 	FI_MODSEQ,
+	FI_META, /* EMAILID, THREADID, SAVEDATE, PREVIEW: read with the structure */
 };
 
 /* BINARY (RFC 3516): a section of part numbers only, decoded before it is sent; its
@@ -37,6 +39,7 @@ enum fbinary { FB_NONE, FB_BINARY, FB_SIZE };
 
 struct fetch_item {
 	enum fitem kind;
+	enum imap_meta_item meta;
 	struct imap_section sec;
 	bool peek;
 	const char *rfc822; /* "RFC822", "RFC822.HEADER", "RFC822.TEXT" or NULL */
@@ -78,6 +81,8 @@ struct fetch_op {
 	struct store_uid_range *ranges;
 	size_t n_ranges;
 	bool unknown_cte; /* a BINARY part's encoding could not be undone: NO [UNKNOWN-CTE] */
+	const struct store_msg *meta; /* the message being formatted, for FI_META items */
+	struct store_msg meta_own;    /* ...when it is read on its own (store_message_get) */
 	/* An unsolicited FETCH (NOTIFY MessageNew): no tagged reply, then(cl) at the end. */
 	void (*then)(struct imap_client *cl);
 };
@@ -91,6 +96,7 @@ static void fetch_op_free(void *p)
 	free(op->seen_uids);
 	free(op->ranges);
 	imap_bs_free(&op->bs);
+	free(op->meta_own.preview);
 	for (size_t i = 0; i < 64; i++)
 		buf_free(&op->sec_data[i]);
 	free(op);
@@ -119,6 +125,15 @@ static int add_item(struct fetch_op *op, const struct imap_arg *a)
 			if (it->kind == FI_ENVELOPE || it->kind == FI_BODYSTRUCTURE ||
 			    it->kind == FI_BODY)
 				op->need_content = true;
+			op->n_items++;
+			return 0;
+		}
+	static const char *const meta[] = {"EMAILID", "THREADID", "SAVEDATE", "PREVIEW"};
+	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
+		if (imap_arg_is(a, meta[i])) {
+			it->kind = FI_META;
+			it->meta = (enum imap_meta_item)i;
+			op->need_content = true;
 			op->n_items++;
 			return 0;
 		}
@@ -189,23 +204,24 @@ static int parse_items(struct fetch_op *op, const struct imap_arg *a)
 	if (a->type == IMAP_ARG_LIST) {
 		if (a->n == 0)
 			return -EINVAL;
-		for (size_t i = 0; i < a->n; i++)
+		for (size_t i = 0; i < a->n; i++) {
 			if (add_item(op, &a->list[i]) < 0)
 				return -EINVAL;
+			/* RFC 8970 3.1: PREVIEW (LAZY). The preview is always at hand, so LAZY
+			 * changes nothing; any other modifier is an error. */
+			if (imap_arg_is(&a->list[i], "PREVIEW") && i + 1 < a->n &&
+			    a->list[i + 1].type == IMAP_ARG_LIST) {
+				const struct imap_arg *mods = &a->list[++i];
+				if (mods->n == 0)
+					return -EINVAL;
+				for (size_t k = 0; k < mods->n; k++)
+					if (!imap_arg_is(&mods->list[k], "LAZY"))
+						return -EINVAL;
+			}
+		}
 		return 0;
 	}
 	return add_item(op, a);
-}
-
-static void fmt_date(struct buf *o, int64_t t)
-{
-	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	time_t tt = (time_t)t;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	buf_printf(o, "\"%02d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday, mon[tm.tm_mon],
-	           tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 static void fetch_next(struct fetch_op *op);
@@ -231,38 +247,6 @@ static int binary_decode(struct fetch_op *op, const struct fetch_item *it, struc
 	buf_free(data);
 	*data = dec;
 	return 0;
-}
-
-/* "BINARY[1]<off> ~{n}" / "BINARY.SIZE[1] n" from the decoded part; NIL for a part that
- * does not exist. A literal8 only when the data holds NUL (RFC 3516 4.3). */
-static void fmt_binary(struct buf *o, const struct fetch_item *it, int rc, const struct buf *d)
-{
-	const char *data = d->data != NULL ? d->data : "";
-	size_t len = rc == 0 ? d->len : 0;
-	if (it->binary == FB_SIZE) {
-		buf_printf(o, "BINARY.SIZE[%s] %zu", it->sec.spec, len);
-		return;
-	}
-	size_t off = 0;
-	if (it->b_partial) {
-		buf_printf(o, "BINARY[%s]<%llu> ", it->sec.spec, (unsigned long long)it->b_off);
-		off = it->b_off < len ? (size_t)it->b_off : len;
-		if (it->b_len < len - off)
-			len = off + (size_t)it->b_len;
-	} else {
-		buf_printf(o, "BINARY[%s] ", it->sec.spec);
-	}
-	if (rc < 0) {
-		buf_append_str(o, "NIL");
-		return;
-	}
-	size_t n = len - off;
-	if (n == 0) {
-		buf_append_str(o, "\"\"");
-		return;
-	}
-	buf_printf(o, "%s{%zu}\r\n", imap_binary_has_nul(data + off, n) ? "~" : "", n);
-	buf_append(o, data + off, n);
 }
 
 /* Writes the FETCH response of seq. With stream_it, that item is left out and the
@@ -316,7 +300,7 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct fetch_item *str
 			break;
 		case FI_INTERNALDATE:
 			buf_append_str(&o, "INTERNALDATE ");
-			fmt_date(&o, msg->internal_date);
+			imap_fmt_date(&o, msg->internal_date);
 			break;
 		case FI_SIZE:
 			buf_printf(&o, "RFC822.SIZE %llu", (unsigned long long)msg->size);
@@ -324,6 +308,9 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct fetch_item *str
 		case FI_MODSEQ:
 			buf_printf(&o, "MODSEQ (%llu)", (unsigned long long)msg->modseq);
 			had_modseq = true;
+			break;
+		case FI_META:
+			imap_fmt_meta(&o, it->meta, op->meta, cl->utf8);
 			break;
 		case FI_ENVELOPE:
 			buf_append_str(&o, "ENVELOPE ");
@@ -337,7 +324,9 @@ static void emit(struct fetch_op *op, uint32_t seq, const struct fetch_item *str
 			break;
 		case FI_SECTION: {
 			if (it->binary != FB_NONE) {
-				fmt_binary(&o, it, op->sec_rc[i], &op->sec_data[i]);
+				imap_fmt_binary(&o, it->sec.spec, it->binary == FB_SIZE,
+				                it->b_partial, it->b_off, it->b_len,
+				                op->sec_rc[i] == 0 ? &op->sec_data[i] : NULL);
 				break;
 			}
 			if (it->rfc822 != NULL)
@@ -482,6 +471,14 @@ static void structure_got(void *ctx, int rc, struct store_msgs *res)
 			                                   &op->sec_off[i], &op->sec_len[i]);
 	}
 	op->sec_next = 0;
+	/* Kept: section reads come before the message is formatted, and res goes now. */
+	free(op->meta_own.preview);
+	op->meta_own.email_id = res->v[0].email_id;
+	op->meta_own.thread_id = res->v[0].thread_id;
+	op->meta_own.save_date = res->v[0].save_date;
+	op->meta_own.preview = res->v[0].preview;
+	res->v[0].preview = NULL;
+	op->meta = &op->meta_own;
 	section_read(op);
 }
 
@@ -501,7 +498,9 @@ static void batch_format(struct fetch_op *op, uint32_t seq, const struct store_m
 		if (op->sec_rc[i] == 0 && data != NULL)
 			buf_append(&op->sec_data[i], data + op->sec_off[i], (size_t)op->sec_len[i]);
 	}
+	op->meta = m;
 	emit(op, seq, NULL, 0, NULL);
+	op->meta = NULL;
 	for (size_t i = 0; i < op->n_items; i++)
 		buf_free(&op->sec_data[i]);
 }
@@ -652,7 +651,8 @@ static const struct fetch_item *stream_item(const struct fetch_op *op)
 	const struct fetch_item *found = NULL;
 	for (size_t i = 0; i < op->n_items; i++) {
 		const struct fetch_item *it = &op->items[i];
-		if (it->kind == FI_ENVELOPE || it->kind == FI_BODYSTRUCTURE || it->kind == FI_BODY)
+		if (it->kind == FI_ENVELOPE || it->kind == FI_BODYSTRUCTURE ||
+		    it->kind == FI_BODY || it->kind == FI_META)
 			return NULL;
 		if (it->kind != FI_SECTION)
 			continue;

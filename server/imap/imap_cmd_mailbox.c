@@ -10,6 +10,7 @@
 #include "common/xmalloc.h"
 #include "server/imap/imap_fetch_fmt.h"
 #include "server/imap/imap_mutf7.h"
+#include "server/imap/imap_objectid.h"
 #include "server/imap/imap_private.h"
 
 struct mbox_op {
@@ -19,7 +20,8 @@ struct mbox_op {
 	size_t n_patterns;
 	bool lsub, subscribed_only, recursive, special_only, ret_subscribed;
 	unsigned status_items;
-	int event; /* enum notify_mailbox_kind published when the change succeeds, or 0 */
+	int event;           /* enum notify_mailbox_kind published when the change succeeds, or 0 */
+	uint64_t created_id; /* CREATE: the new mailbox's MAILBOXID (RFC 8474 4.1) */
 };
 
 static void mbox_op_free(void *p)
@@ -78,12 +80,31 @@ static void simple_done(void *ctx, int rc)
 	if (op->event != 0)
 		imap_notify_mailbox_event(cl, op->event, op->name2 != NULL ? op->name2 : op->name,
 		                          op->name2 != NULL ? op->name : NULL);
+	if (op->created_id != 0) {
+		struct buf t;
+		buf_init(&t, 64);
+		buf_append_str(&t, "[MAILBOXID (");
+		imap_fmt_objectid(&t, 'F', op->created_id);
+		buf_append_str(&t, ")] Completed");
+		buf_append(&t, "", 1);
+		imap_done(cl, "OK", t.data);
+		buf_free(&t);
+		return;
+	}
 	imap_done(cl, "OK", "Completed");
 }
 
 static void simple_mailbox(void *ctx, int rc, struct store_mailboxes *res)
 {
 	(void)res;
+	simple_done(ctx, rc);
+}
+
+static void created_mailbox(void *ctx, int rc, struct store_mailboxes *res)
+{
+	struct mbox_op *op = ctx;
+	if (rc == 0 && res->n > 0)
+		op->created_id = res->v[0].objectid;
 	simple_done(ctx, rc);
 }
 
@@ -130,7 +151,7 @@ void imap_cmd_create(struct imap_client *cl, const struct imap_arg *a, size_t n)
 	}
 	imap_async_begin(cl);
 	start(cl, op,
-	      store_mailbox_create(imap_store(cl), cl->user_id, name, su, simple_mailbox, op));
+	      store_mailbox_create(imap_store(cl), cl->user_id, name, su, created_mailbox, op));
 }
 
 void imap_cmd_delete(struct imap_client *cl, const struct imap_arg *a, size_t n)
@@ -218,13 +239,14 @@ enum {
 	ST_SIZE = 64,
 	ST_DELETED = 128,
 	ST_DELETED_STORAGE = 256,
+	ST_MAILBOXID = 512,
 };
 
 static int parse_status_items(const struct imap_arg *l, unsigned *items)
 {
-	static const char *const names[] = {"MESSAGES", "UIDNEXT", "UIDVALIDITY",
-	                                    "UNSEEN",   "RECENT",  "HIGHESTMODSEQ",
-	                                    "SIZE",     "DELETED", "DELETED-STORAGE"};
+	static const char *const names[] = {
+	    "MESSAGES",      "UIDNEXT", "UIDVALIDITY", "UNSEEN",          "RECENT",
+	    "HIGHESTMODSEQ", "SIZE",    "DELETED",     "DELETED-STORAGE", "MAILBOXID"};
 	if (l->type != IMAP_ARG_LIST || l->n == 0)
 		return -EINVAL;
 	*items = 0;
@@ -288,9 +310,16 @@ static void fmt_status(struct imap_client *cl, struct buf *o, const struct store
 		buf_printf(o, "%sDELETED %u", sep, mb->deleted);
 		sep = " ";
 	}
-	if (items & ST_DELETED_STORAGE)
+	if (items & ST_DELETED_STORAGE) {
 		buf_printf(o, "%sDELETED-STORAGE %llu", sep,
 		           (unsigned long long)((mb->deleted_size + 1023) / 1024));
+		sep = " ";
+	}
+	if (items & ST_MAILBOXID) {
+		buf_printf(o, "%sMAILBOXID (", sep);
+		imap_fmt_objectid(o, 'F', mb->objectid);
+		buf_append_str(o, ")");
+	}
 	buf_append_str(o, ")\r\n");
 }
 

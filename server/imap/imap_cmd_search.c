@@ -22,6 +22,8 @@ struct search_hdr {
 	uint32_t uid;
 	char *from, *to, *cc, *subject, *message_id;
 	int64_t date;
+	uint64_t email_id, thread_id;
+	int64_t save_date;
 };
 
 struct search_op {
@@ -133,6 +135,9 @@ static void search_finish(struct search_op *op)
 				m.subject = h->subject;
 				m.message_id = h->message_id;
 				m.date = h->date;
+				m.email_id = h->email_id;
+				m.thread_id = h->thread_id;
+				m.save_date = h->save_date;
 			}
 		}
 		if (op->raw != NULL && i < op->raw_n && op->raw[i] != NULL) {
@@ -324,6 +329,9 @@ static void headers_got(void *ctx, int rc, struct store_msgs *res)
 			h->message_id =
 			    s->hdr_message_id != NULL ? xstrdup(s->hdr_message_id) : NULL;
 			h->date = s->hdr_date;
+			h->email_id = s->email_id;
+			h->thread_id = s->thread_id;
+			h->save_date = s->save_date;
 		}
 	}
 	start_texts(op);

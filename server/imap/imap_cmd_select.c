@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/xmalloc.h"
+#include "server/imap/imap_objectid.h"
 #include "server/imap/imap_private.h"
 #include "server/imap/imap_search.h"
 #include "server/notify.h"
@@ -115,6 +116,9 @@ static void select_opened(struct select_op *op, uint64_t modseq)
 	           "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] Predicted next UID\r\n"
 	           "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
 	           cl->uidvalidity, uidnext, (unsigned long long)cl->highest_modseq);
+	buf_append_str(&o, "* OK [MAILBOXID (");
+	imap_fmt_objectid(&o, 'F', op->mb.objectid);
+	buf_append_str(&o, ")] Mailbox id\r\n");
 	conn_write(cl->c, o.data, o.len);
 	buf_free(&o);
 	if (op->qr && op->qr_uidvalidity == cl->uidvalidity) {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include "common/xmalloc.h"
@@ -463,4 +464,15 @@ void imap_section_finish(const struct imap_section *sec, const char *data, size_
 	}
 	buf_append(o, src, slen);
 	buf_free(&tmp);
+}
+
+void imap_fmt_date(struct buf *o, int64_t t)
+{
+	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	buf_printf(o, "\"%02d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday, mon[tm.tm_mon],
+	           tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }

@@ -20,6 +20,8 @@
  * holds only safe characters (8-bit UTF-8 only when utf8 is true), else a literal. */
 void imap_fmt_string(struct buf *o, const char *s, size_t len, bool utf8);
 void imap_fmt_cstring(struct buf *o, const char *s, bool utf8);
+/* A date-time ("07-Dec-2026 21:00:00 +0000", quoted) of t, seconds since the epoch. */
+void imap_fmt_date(struct buf *o, int64_t t);
 
 /* ENVELOPE of the message whose node is node (the root, or an embedded message's); every
  * field NIL when the node has none. */

@@ -9,6 +9,7 @@
 
 #include "common/xmalloc.h"
 #include "server/imap/imap_header.h"
+#include "server/imap/imap_objectid.h"
 #include "server/imap/imap_search.h"
 #include "storage/store.h"
 
@@ -231,6 +232,43 @@ static int parse_key(struct sp *p, struct imap_search_key *k, unsigned depth)
 				p->needs_header = true;
 			return next_date(p, &k->num);
 		}
+	}
+	/* SAVEDATESUPPORTED: every mailbox here keeps save dates (RFC 8514 4.2). */
+	if (imap_arg_is(a, "SAVEDATESUPPORTED")) {
+		k->type = IMAP_SK_ALL;
+		return 0;
+	}
+	static const struct {
+		const char *w;
+		enum imap_skey t;
+	} saved[] = {{"SAVEDBEFORE", IMAP_SK_SAVEDBEFORE},
+	             {"SAVEDON", IMAP_SK_SAVEDON},
+	             {"SAVEDSINCE", IMAP_SK_SAVEDSINCE}};
+	for (size_t i = 0; i < sizeof(saved) / sizeof(saved[0]); i++) {
+		if (imap_arg_is(a, saved[i].w)) {
+			k->type = saved[i].t;
+			p->needs_header = true;
+			return next_date(p, &k->num);
+		}
+	}
+	if (imap_arg_is(a, "EMAILID") || imap_arg_is(a, "THREADID")) {
+		bool email = imap_arg_is(a, "EMAILID");
+		k->type = email ? IMAP_SK_EMAILID : IMAP_SK_THREADID;
+		p->needs_header = true;
+		const struct imap_arg *v = next(p);
+		/* RFC 8474 6: objectid is an atom of ALPHA / DIGIT / "_" / "-". */
+		if (v == NULL || v->type != IMAP_ARG_ATOM || v->len == 0 || v->len > 255 ||
+		    strspn(v->s,
+		           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") <
+		        v->len) {
+			p->error = "bad object id";
+			return -EINVAL;
+		}
+		uint64_t id = 0;
+		if (!imap_objectid_parse(v->s, v->len, email ? 'M' : 'T', &id))
+			k->str = xstrdup("?"); /* no id this server gave: matches nothing */
+		k->num = id;
+		return 0;
 	}
 	static const char *const hdrs[] = {"FROM", "TO", "CC", "BCC", "SUBJECT"};
 	for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
@@ -677,6 +715,16 @@ bool imap_search_match(const struct imap_search_key *k, const struct imap_search
 		return m->size > k->num;
 	case IMAP_SK_SMALLER:
 		return m->size < k->num;
+	case IMAP_SK_SAVEDBEFORE:
+		return day_of(m->save_date) < (int64_t)k->num;
+	case IMAP_SK_SAVEDON:
+		return day_of(m->save_date) == (int64_t)k->num;
+	case IMAP_SK_SAVEDSINCE:
+		return day_of(m->save_date) >= (int64_t)k->num;
+	case IMAP_SK_EMAILID:
+		return k->str == NULL && m->email_id == k->num;
+	case IMAP_SK_THREADID:
+		return k->str == NULL && m->thread_id != 0 && m->thread_id == k->num;
 	case IMAP_SK_BEFORE:
 		return day_of(m->internal_date) < (int64_t)k->num;
 	case IMAP_SK_ON:

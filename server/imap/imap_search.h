@@ -37,6 +37,11 @@ enum imap_skey {
 	IMAP_SK_TEXT,   /* BODY / TEXT: uids from the full-text index */
 	IMAP_SK_MODSEQ,
 	IMAP_SK_SAVED, /* $ */
+	IMAP_SK_SAVEDBEFORE, /* save date (RFC 8514), by day (UTC) */
+	IMAP_SK_SAVEDON,
+	IMAP_SK_SAVEDSINCE,
+	IMAP_SK_EMAILID,  /* RFC 8474: num is the id; str set when it is no id of this server */
+	IMAP_SK_THREADID, /* the same */
 };
 
 struct imap_search_key {
@@ -73,6 +78,9 @@ struct imap_search_msg {
 	bool decoded;
 	const char *from, *to, *cc, *subject, *message_id;
 	int64_t date; /* Date: in epoch seconds, 0 when missing */
+	/* Loaded with the decoded fields: RFC 8474 ids and the RFC 8514 save date. */
+	uint64_t email_id, thread_id;
+	int64_t save_date;
 };
 
 enum imap_esearch_opt {
@@ -89,7 +97,7 @@ struct imap_search {
 	unsigned esearch;                /* RETURN (...) options; 0 for plain SEARCH */
 	uint32_t partial_lo, partial_hi; /* PARTIAL lo:hi, lo <= hi */
 	bool has_return;
-	bool needs_header;     /* a header key: load the decoded fields */
+	bool needs_header;     /* a header, id or save date key: load the decoded fields */
 	bool needs_raw_header; /* a key the decoded fields cannot answer (BCC, other fields) */
 	bool needs_modseq;     /* a MODSEQ key: the reply carries (MODSEQ n) */
 };

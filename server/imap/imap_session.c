@@ -326,7 +326,7 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 	                  "QRESYNC MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE BINARY CATENATE "
 	                  "QUOTA=RES-MESSAGE QUOTASET STATUS=SIZE "
 	                  "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
-	buf_append_str(o, " NOTIFY");
+	buf_append_str(o, " NOTIFY OBJECTID SAVEDATE PREVIEW");
 	/* RFC 4978: a command-auth command, so offered after login, and only while it can
 	 * still be turned on. */
 	if (!conn_is_compressed(cl->c))

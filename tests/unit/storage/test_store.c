@@ -23,24 +23,17 @@ TestSuite(store, .init = setup, .fini = teardown, .timeout = 60);
 
 static int64_t add_user(const char *address, const char *password)
 {
-	int rc = FX_CALL(&fx, store_user_add(fx.s, address, password, store_sync_users, &fx.w));
-	cr_assert_eq(rc, 0, "user_add %s: %s", address, store_strerror(rc));
-	cr_assert_eq(fx.w.users.n, 1);
-	return fx.w.users.v[0].id;
+	return fx_add_user(&fx, address, password);
 }
 
 static int64_t mailbox_id(int64_t user, const char *name)
 {
-	int rc = FX_CALL(&fx, store_mailbox_get(fx.s, user, name, store_sync_mailboxes, &fx.w));
-	cr_assert_eq(rc, 0, "mailbox_get %s: %s", name, store_strerror(rc));
-	return fx.w.mailboxes.v[0].id;
+	return fx_mailbox_id(&fx, user, name);
 }
 
 static int deliver(const char *msg, const struct store_target *t, size_t n)
 {
-	struct store_deliver_req req = {
-	    .data = msg, .size = strlen(msg), .targets = t, .n_targets = n};
-	return FX_CALL(&fx, store_deliver(fx.s, &req, store_sync_delivery, &fx.w));
+	return fx_deliver(&fx, msg, t, n);
 }
 
 /* SELECT count(*) ... on the database file, beside the store, is n: what the SQLite

@@ -23,16 +23,12 @@ TestSuite(store_batch, .init = setup, .fini = teardown, .timeout = 60);
 
 static int64_t add_user(const char *address)
 {
-	int rc = FX_CALL(&fx, store_user_add(fx.s, address, "pw one two", store_sync_users, &fx.w));
-	cr_assert_eq(rc, 0, "user_add %s: %s", address, store_strerror(rc));
-	return fx.w.users.v[0].id;
+	return fx_add_user(&fx, address, "pw one two");
 }
 
 static int64_t mailbox_id(int64_t user, const char *name)
 {
-	int rc = FX_CALL(&fx, store_mailbox_get(fx.s, user, name, store_sync_mailboxes, &fx.w));
-	cr_assert_eq(rc, 0, "mailbox_get %s: %s", name, store_strerror(rc));
-	return fx.w.mailboxes.v[0].id;
+	return fx_mailbox_id(&fx, user, name);
 }
 
 static size_t count(int64_t mailbox)

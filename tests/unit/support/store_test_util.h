@@ -92,6 +92,33 @@ static inline int fx_wait(struct store_fixture *fx, int submit_rc)
 
 #define FX_CALL(fx, call) fx_wait((fx), (fx_begin(fx), (call)))
 
+/* A new user: its id. */
+static inline int64_t fx_add_user(struct store_fixture *fx, const char *address,
+                                  const char *password)
+{
+	int rc = FX_CALL(fx, store_user_add(fx->s, address, password, store_sync_users, &fx->w));
+	cr_assert_eq(rc, 0, "user_add %s: %s", address, store_strerror(rc));
+	cr_assert_eq(fx->w.users.n, 1);
+	return fx->w.users.v[0].id;
+}
+
+/* The id of the user's mailbox name. */
+static inline int64_t fx_mailbox_id(struct store_fixture *fx, int64_t user, const char *name)
+{
+	int rc = FX_CALL(fx, store_mailbox_get(fx->s, user, name, store_sync_mailboxes, &fx->w));
+	cr_assert_eq(rc, 0, "mailbox_get %s: %s", name, store_strerror(rc));
+	return fx->w.mailboxes.v[0].id;
+}
+
+/* Delivers msg to targets t[0..n): the call's rc; the result is in fx->w.delivery. */
+static inline int fx_deliver(struct store_fixture *fx, const char *msg,
+                             const struct store_target *t, size_t n)
+{
+	struct store_deliver_req req = {
+	    .data = msg, .size = strlen(msg), .targets = t, .n_targets = n};
+	return FX_CALL(fx, store_deliver(fx->s, &req, store_sync_delivery, &fx->w));
+}
+
 /* One number (SELECT count(*) ...) read from the database file, beside the store. */
 static inline long long fx_count_rows(const struct store_fixture *fx, const char *sql)
 {

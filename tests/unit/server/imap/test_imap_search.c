@@ -16,11 +16,11 @@ static const char hdr[] = "From: Alice <alice@x.org>\r\nSubject: Quarterly repor
 
 static const struct imap_search_msg msgs[] = {
     {1, 10, STORE_SEEN, "", 100, 5, 1704067200, hdr, sizeof(hdr) - 1, false, NULL, NULL, NULL, NULL,
-     NULL, 0}, /* 1 Jan */
+     NULL, 0, 0xa1, 0x71, 1704240000}, /* 1 Jan, saved 3 Jan */
     {2, 11, 0, "$Work", 5000, 6, 1704153600, hdr, sizeof(hdr) - 1, false, NULL, NULL, NULL, NULL,
-     NULL, 0}, /* 2 Jan */
+     NULL, 0, 0xa2, 0x71, 1704153600}, /* 2 Jan, saved 2 Jan */
     {3, 15, STORE_DELETED | STORE_FLAGGED, "", 300, 9, 1704240000, "To: b@y\r\n\r\n", 11, false,
-     NULL, NULL, NULL, NULL, NULL, 0}, /* 3 Jan */
+     NULL, NULL, NULL, NULL, NULL, 0, 0xa3, 0, 1704067200}, /* 3 Jan, saved 1 Jan */
 };
 
 /* The decoded fields the store keeps answer header keys when loaded. */
@@ -39,7 +39,10 @@ static const struct imap_search_msg decoded_msg = {1,
                                                    NULL,
                                                    "Quartalsbericht Q3",
                                                    "mp-1@example.org",
-                                                   1733216400};
+                                                   1733216400,
+                                                   0,
+                                                   0,
+                                                   0};
 
 /* Returns the matching sequence numbers as "1 3", or "BAD". */
 static char *run(const char *query)
@@ -110,6 +113,20 @@ Test(imap_search, keys)
 	    {"OR OR SEEN DELETED", "BAD"},
 	    {"SINCE 32-Jan-2024", "BAD"},
 	    {"", "BAD"},
+	    /* RFC 8514: the save date, not the internal date. */
+	    {"SAVEDSINCE 2-Jan-2024", "1 2"},
+	    {"SAVEDBEFORE 2-Jan-2024", "3"},
+	    {"SAVEDON 3-Jan-2024", "1"},
+	    {"SAVEDATESUPPORTED", "1 2 3"},
+	    {"SAVEDON", "BAD"},
+	    /* RFC 8474: ids as FETCH shows them; one never given matches nothing. */
+	    {"EMAILID M00000000000000a2", "2"},
+	    {"THREADID T0000000000000071", "1 2"},
+	    {"THREADID T0000000000000000", ""},
+	    {"EMAILID M00000000000000A2", ""},
+	    {"EMAILID Xyz", ""},
+	    {"EMAILID \"a b\"", "BAD"},
+	    {"EMAILID", "BAD"},
 	};
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		char *got = run(c[i].q);
