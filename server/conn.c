@@ -21,6 +21,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/xmalloc.h"
 #include "server/compress_pipe.h"
 #include "server/conn_peer.h"
@@ -102,6 +103,7 @@ static void conn_timer_cb(uv_timer_t *t)
 	case CONN_HANDSHAKE:
 		log_event(LOGL_INFO, "session=%s event=tls_failed ip=%s reason=handshake_timeout",
 		          c->id, c->ip);
+		metrics_inc(METRIC_TLS_HANDSHAKES, conn_proto_name(c), "timeout", NULL);
 		conn_finish_close(c);
 		break;
 	case CONN_CLOSING:
@@ -712,6 +714,7 @@ static void conn_handshake(struct conn *c)
 	if (r < 0) {
 		log_event(LOGL_INFO, "session=%s proto=%s event=tls_failed ip=%s reason=\"%s\"",
 		          c->id, conn_proto_name(c), c->ip, err ? err : "handshake");
+		metrics_inc(METRIC_TLS_HANDSHAKES, conn_proto_name(c), "failed", NULL);
 		/* Let the alert reach the peer, then close. */
 		conn_proto_close(c);
 		c->state = CONN_CLOSING;
@@ -723,6 +726,7 @@ static void conn_handshake(struct conn *c)
 	}
 	c->state = CONN_TLS;
 	c->was_tls = true;
+	metrics_inc(METRIC_TLS_HANDSHAKES, conn_proto_name(c), "ok", NULL);
 	const char *subject = tls_session_peer_subject(c->tls);
 	const char *refused = tls_session_peer_error(c->tls);
 	char subj[256], why[80];
@@ -872,6 +876,7 @@ void conn_accepted(struct listener *l)
 	          conn_proto_name(c), c->ip, l->cfg->address, l->port,
 	          l->cfg->tls == CFG_TLS_IMPLICIT ? "implicit" : "starttls",
 	          refuse ? " refused=" : "", refuse ? refuse : "");
+	metrics_inc(METRIC_CONNECTIONS, conn_proto_name(c), NULL, NULL);
 	if (refuse != NULL) {
 		c->state = CONN_CLOSING;
 		conn_finish_close(c);

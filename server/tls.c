@@ -61,6 +61,7 @@ struct tls_ctx {
 	/* Earliest nextUpdate among the CRLs, or (time_t)-1 when none has one. */
 	time_t crl_next_update;
 	struct crl_mark crl_mark;         /* of the file's first CRL, for the rollback check */
+	time_t cert_not_after;            /* the server certificate's (the chain's first) */
 	const char *crl_distrusted;       /* tls_ctx_crl_distrust's reason, or NULL */
 	gnutls_x509_trust_list_t peer_tl; /* tls.peer_ca, or NULL (tls_peer.h) */
 };
@@ -197,6 +198,7 @@ static int tls_load_keypair(struct tls_ctx *ctx, const char *cert_path, const ch
 		r = -EINVAL;
 		goto out;
 	}
+	ctx->cert_not_after = gnutls_x509_crt_get_expiration_time(crts[0]);
 	r = 0;
 out:
 	for (unsigned i = 0; i < n_crts; i++)
@@ -959,4 +961,9 @@ int tls_ctx_recheck_peer(struct tls_ctx *ctx, const struct tls_session *s, const
 	}
 	gnutls_x509_crt_deinit(crt);
 	return r;
+}
+
+time_t tls_ctx_cert_not_after(const struct tls_ctx *ctx)
+{
+	return ctx->cert_not_after;
 }

@@ -40,6 +40,8 @@ const char *tls_ctx_crl_problem(const struct tls_ctx *ctx);
 /* The loaded CRL's mark (of the file's first CRL) and earliest nextUpdate ((time_t)-1 when
  * none has one); false when the context has no CRL. */
 bool tls_ctx_crl_mark(const struct tls_ctx *ctx, struct crl_mark *mark_r, time_t *next_update_r);
+/* When the server certificate (the first of the chain) expires; (time_t)-1 if unknown. */
+time_t tls_ctx_cert_not_after(const struct tls_ctx *ctx);
 /* Marks the CRL untrustworthy (older than one accepted before): from now on certificates
  * are refused with reason, a static string. Call before the context serves sessions. */
 void tls_ctx_crl_distrust(struct tls_ctx *ctx, const char *reason);

@@ -127,6 +127,7 @@ struct store_thunk {
 		store_content_cb *content;
 		store_queue_cb *queue;
 		store_queue_reported_cb *reported;
+		store_queue_summary_cb *summary;
 	} cb;
 	void *ctx;
 };
@@ -320,6 +321,13 @@ static void complete_queue(void *arg, int rc, struct store_backend_result *res)
 	res->n_queue = 0;
 	t->cb.queue(t->ctx, rc, &r);
 	store_queue_entries_free(&r);
+	free(t);
+}
+
+static void complete_summary(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	t->cb.summary(t->ctx, rc, &res->queue_summary);
 	free(t);
 }
 
@@ -705,6 +713,15 @@ int store_queue_list(struct store *s, store_queue_cb *cb, void *ctx)
 	struct store_thunk *t = thunk_new(ctx);
 	t->cb.queue = cb;
 	return thunk_submitted(t, s->backend->queue_list(s->impl, complete_queue, t));
+}
+
+int store_queue_summary(struct store *s, store_queue_summary_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.summary = cb;
+	return thunk_submitted(t, s->backend->queue_summary(s->impl, complete_summary, t));
 }
 
 int store_queue_delete(struct store *s, int64_t queue_id, store_done_cb *cb, void *ctx)

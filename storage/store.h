@@ -365,6 +365,13 @@ struct store_queue_entries {
 	size_t n;
 };
 typedef void store_queue_cb(void *ctx, int rc, struct store_queue_entries *res);
+/* The relay queue's length: messages, recipients not done yet (pending or in flight), and
+ * when the oldest message was queued (seconds since the epoch, 0 when the queue is empty). */
+struct store_queue_summary {
+	uint64_t messages, recipients;
+	int64_t oldest;
+};
+typedef void store_queue_summary_cb(void *ctx, int rc, const struct store_queue_summary *res);
 void store_queue_entries_free(struct store_queue_entries *res);
 void store_queue_entries_move(struct store_queue_entries *dst, struct store_queue_entries *src);
 
@@ -698,6 +705,8 @@ int store_search_body(struct store *s, int64_t mailbox_id, const char *text, sto
 
 /* res: v[], the entries with their recipients, oldest first. */
 int store_queue_list(struct store *s, store_queue_cb *cb, void *ctx);
+/* Counts only, in one read (metrics): cheap however long the queue is. */
+int store_queue_summary(struct store *s, store_queue_summary_cb *cb, void *ctx);
 /* Deletes a queue entry (its content is freed with the last reference). -ENOENT. */
 int store_queue_delete(struct store *s, int64_t queue_id, store_done_cb *cb, void *ctx);
 

@@ -59,6 +59,7 @@ struct store_backend_result {
 	 * none was wanted, -ENOENT its local recipient is unknown, -EDQUOT that mailbox is
 	 * full (the report is dropped, the delivery stands). */
 	int report_rc;
+	struct store_queue_summary queue_summary; /* store_queue_summary */
 };
 
 typedef void store_backend_cb(void *ctx, int rc, struct store_backend_result *res);
@@ -147,6 +148,7 @@ struct store_backend {
 	                   void *ctx);
 
 	int (*queue_list)(void *impl, store_backend_cb *cb, void *ctx);
+	int (*queue_summary)(void *impl, store_backend_cb *cb, void *ctx);
 	int (*queue_delete)(void *impl, int64_t queue_id, store_backend_cb *cb, void *ctx);
 	int (*queue_due)(void *impl, int64_t now, unsigned lease_seconds, size_t limit,
 	                 store_backend_cb *cb, void *ctx);

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/xmalloc.h"
 #include "server/auth/auth.h"
 #include "server/conn.h"
@@ -84,6 +85,11 @@ static void cert_finish(struct cert_login *l, enum auth_login_status status, con
 		          "session=%s proto=%s event=auth_failed mech=EXTERNAL user=%s ip=%s "
 		          "serial=%s reason=%s",
 		          conn_id(c), conn_proto_name(c), user_esc, ip, conn_cert_serial(c), why);
+	if (!skipped)
+		metrics_inc(METRIC_LOGINS, conn_proto_name(c), "EXTERNAL",
+		            status == AUTH_LOGIN_OK         ? "ok"
+		            : status == AUTH_LOGIN_TEMPFAIL ? "tempfail"
+		                                            : "failed");
 	if (status == AUTH_LOGIN_OK)
 		authfail_succeeded(af, ip, l->user, false, now);
 	else if (status == AUTH_LOGIN_FAILED && !skipped && conn_is_open(c))

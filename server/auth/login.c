@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/xmalloc.h"
 #include "server/auth/auth.h"
 #include "server/conn.h"
@@ -76,6 +77,10 @@ static void login_finish(struct login *l, enum auth_login_status status, const c
 		          "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
 		          conn_id(c), conn_proto_name(c), l->mech, user_esc, ip, why);
 	}
+	metrics_inc(METRIC_LOGINS, conn_proto_name(c), l->mech,
+	            status == AUTH_LOGIN_OK         ? "ok"
+	            : status == AUTH_LOGIN_TEMPFAIL ? "tempfail"
+	                                            : "failed");
 	if (status == AUTH_LOGIN_OK)
 		authfail_succeeded(sv->authfail, ip, l->user, l->held, now);
 	else if (status == AUTH_LOGIN_TEMPFAIL || !l->checked)

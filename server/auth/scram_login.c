@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/xmalloc.h"
 #include "server/auth/auth.h"
 #include "server/auth/scram.h"
@@ -73,6 +74,10 @@ static unsigned scram_log(struct scram_auth *a, enum auth_login_status st, const
 		log_event(LOGL_WARN,
 		          "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
 		          conn_id(c), conn_proto_name(c), scram_mech_name(a), user_esc, ip, why);
+	metrics_inc(METRIC_LOGINS, conn_proto_name(c), scram_mech_name(a),
+	            st == AUTH_LOGIN_OK         ? "ok"
+	            : st == AUTH_LOGIN_TEMPFAIL ? "tempfail"
+	                                        : "failed");
 	bool held = a->held;
 	a->held = false;
 	if (st == AUTH_LOGIN_OK) {

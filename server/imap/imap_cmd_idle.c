@@ -4,11 +4,13 @@
  */
 #include <strings.h>
 
+#include "common/metrics.h"
 #include "server/imap/imap_private.h"
 
 void imap_cmd_idle(struct imap_client *cl, const struct imap_arg *a, size_t n)
 {
 	cl->idling = true;
+	metrics_gauge_add(METRIC_IMAP_IDLE, 1);
 	conn_write_str(cl->c, "+ idling\r\n");
 	/* Stay "busy" (the tag is kept) but take lines: DONE ends it. */
 	if (cl->changed)
@@ -20,6 +22,7 @@ void imap_cmd_idle(struct imap_client *cl, const struct imap_arg *a, size_t n)
 void imap_idle_line(struct imap_client *cl, const char *line, size_t len)
 {
 	cl->idling = false;
+	metrics_gauge_add(METRIC_IMAP_IDLE, -1);
 	if (len == 4 && strncasecmp(line, "DONE", 4) == 0)
 		imap_done(cl, "OK", "IDLE terminated");
 	else

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/xmalloc.h"
 #include "server/auth/cert_login.h"
 #include "server/auth/scram.h"
@@ -621,6 +622,9 @@ static void dispatch(struct imap_client *cl)
 	if (!(cmd->cmd.flags & CMD_SECRET))
 		log_event(LOGL_DEBUG, "session=%s proto=imap event=command name=%s", conn_id(cl->c),
 		          cmd->cmd.name);
+	char label[32];
+	snprintf(label, sizeof(label), "%s%s", uid ? "UID " : "", cmd->cmd.name);
+	metrics_inc(METRIC_IMAP_COMMANDS, label, NULL, NULL);
 	cmd->fn(cl, v + first, n - first);
 }
 
@@ -897,6 +901,9 @@ static void p_shutdown(void *s, enum conn_goodbye why)
 }
 static void p_close(void *s)
 {
+	struct imap_client *cl = s;
+	if (cl->idling)
+		metrics_gauge_add(METRIC_IMAP_IDLE, -1);
 	imap_client_free(s);
 }
 

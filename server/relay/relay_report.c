@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/xmalloc.h"
 #include "server/relay/relay_notice.h"
 #include "server/relay/relay_private.h"
@@ -144,6 +145,11 @@ void relay_report(struct relay_delivery *d)
 		if (st == 0)
 			o->next_attempt =
 			    now + relay_backoff(attempts, rc->retry_initial, rc->retry_max);
+		metrics_inc(METRIC_MESSAGES,
+		            st == 1   ? "relayed"
+		            : st == 2 ? "bounced"
+		                      : "deferred",
+		            NULL, NULL);
 		log_event(st == 1 ? LOGL_INFO : LOGL_WARN,
 		          "proto=relay event=%s queue=%" PRId64 " rcpt=%s host=%s attempt=%u%s%s%s",
 		          st == 1   ? "delivered"

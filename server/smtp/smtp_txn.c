@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/xmalloc.h"
 #include "config/config.h"
 #include "server/conn.h"
@@ -377,6 +378,11 @@ static void txn_delivered(void *ctx, int rc, struct store_delivery_result *res)
 	          "failed=%u",
 	          conn_id(t->c), conn_proto_name(t->c), t->id, from,
 	          (unsigned long long)t->data.size, t->n_local, t->n_relay, failed);
+	metrics_inc(METRIC_MESSAGES, "accepted", NULL, NULL);
+	if (t->n_local > failed) {
+		const char *lv[] = {"delivered"};
+		metrics_add(METRIC_MESSAGES, t->n_local - failed, lv);
+	}
 	txn_report_delivered(t, res);
 	char reply[96];
 	snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", t->id);

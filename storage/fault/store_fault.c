@@ -297,6 +297,7 @@ FAULT_OP(search_body,
          (void *impl, int64_t mailbox_id, const char *text, store_backend_cb *cb, void *ctx),
          (f->inner_impl, mailbox_id, text, cb, ctx))
 FAULT_OP(queue_list, (void *impl, store_backend_cb *cb, void *ctx), (f->inner_impl, cb, ctx))
+FAULT_OP(queue_summary, (void *impl, store_backend_cb *cb, void *ctx), (f->inner_impl, cb, ctx))
 FAULT_OP(queue_delete, (void *impl, int64_t queue_id, store_backend_cb *cb, void *ctx),
          (f->inner_impl, queue_id, cb, ctx))
 FAULT_OP(queue_due,
@@ -370,6 +371,7 @@ const struct store_backend store_backend_fault = {
     .search_text = fault_search_text,
     .search_body = fault_search_body,
     .queue_list = fault_queue_list,
+    .queue_summary = fault_queue_summary,
     .queue_delete = fault_queue_delete,
     .queue_due = fault_queue_due,
     .queue_recover = fault_queue_recover,

@@ -987,6 +987,7 @@ const struct store_backend store_backend_mem = {
     .search_text = mem_store_search_text,
     .search_body = mem_store_search_body,
     .queue_list = mem_store_queue_list,
+    .queue_summary = mem_store_queue_summary,
     .queue_delete = mem_store_queue_delete,
     .queue_due = mem_store_queue_due,
     .queue_recover = mem_store_queue_recover,

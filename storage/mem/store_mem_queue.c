@@ -97,6 +97,25 @@ int mem_store_queue_list(void *impl, store_backend_cb *cb, void *ctx)
 	return 0;
 }
 
+int mem_store_queue_summary(void *impl, store_backend_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_backend_result res = {0};
+	pthread_mutex_lock(&m->lock);
+	res.queue_summary.messages = m->n_queue;
+	for (size_t i = 0; i < m->n_queue; i++) {
+		const struct mem_queued *q = &m->queue[i];
+		if (res.queue_summary.oldest == 0 || q->created < res.queue_summary.oldest)
+			res.queue_summary.oldest = q->created;
+		for (size_t r = 0; r < q->n_rcpts; r++)
+			if (q->rcpts[r].status == 0 || q->rcpts[r].status == 3)
+				res.queue_summary.recipients++;
+	}
+	mem_done(m, cb, ctx, 0, &res, false);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
 int mem_store_queue_delete(void *impl, int64_t queue_id, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;

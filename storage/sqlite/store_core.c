@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/xmalloc.h"
 #include "storage/sqlite/store_private.h"
 
@@ -419,6 +420,10 @@ static void writer_run_batch(struct sqlite_store *s, struct store_job *batch)
 			s->stat_commits++;
 			s->stat_writes += n;
 			pthread_mutex_unlock(&s->lock);
+			metrics_add(METRIC_STORE_COMMITS, 1, NULL);
+			metrics_add(METRIC_STORE_COMMITTED_JOBS, n, NULL);
+			metrics_observe(METRIC_STORE_COMMIT_SECONDS,
+			                (double)ns_between(&wall0, &wall1) / 1e9);
 		}
 		if (rc < 0) {
 			if ((sqlite3_extended_errcode(c->db) & 0xff) == SQLITE_FULL)

@@ -80,6 +80,37 @@ int sqlite_store_queue_list(void *impl, store_backend_cb *cb, void *ctx)
 	return store_job_submit(job);
 }
 
+static int summary_run(struct store_conn *c, struct store_job *job)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v3(c->db,
+	                            "SELECT (SELECT count(*) FROM queue),"
+	                            " (SELECT count(*) FROM queue_rcpts WHERE status IN (0, 3)),"
+	                            " (SELECT coalesce(min(created), 0) FROM queue)",
+	                            -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_err(c->db, rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		job->res.queue_summary.messages = (uint64_t)sqlite3_column_int64(st, 0);
+		job->res.queue_summary.recipients = (uint64_t)sqlite3_column_int64(st, 1);
+		job->res.queue_summary.oldest = sqlite3_column_int64(st, 2);
+		rc = 0;
+	} else {
+		rc = store_err(c->db, rc);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int sqlite_store_queue_summary(void *impl, store_backend_cb *cb, void *ctx)
+{
+	struct sqlite_store *s = impl;
+	struct store_job *job =
+	    store_job_new(sizeof(*job), s, STORE_JOB_READ, summary_run, cb, ctx);
+	return store_job_submit(job);
+}
+
 struct queue_job {
 	struct store_job job;
 	int64_t id;
