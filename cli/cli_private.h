@@ -42,4 +42,12 @@ int cli_local_address(struct cli *cli, const char *address, char **norm_r);
 /* Runs one store call to completion: rc of the operation. */
 int cli_wait(struct store_sync *w, int submit_rc);
 
+/* The port clients should use for protocol p (an implicit-TLS listener first, else
+ * STARTTLS), 0 when none is configured. */
+unsigned cli_client_port(const struct config *cfg, enum cfg_protocol p);
+/* Writes the signed Apple profile for address with the PKCS#12 at p12_path to out_path
+ * (mode 0600): 0, or 1 after printing why. */
+int cli_mobileconfig_write(struct cli *cli, const char *address, const char *p12_path,
+                           const char *out_path);
+
 #endif

@@ -43,7 +43,7 @@ const struct cli_noun cli_noun_cert = {
     .name = "cert",
     .usage = "  sealctl -c FILE cert init-ca [--name NAME] [--days D] [--crl-days D]\n"
              "  sealctl -c FILE cert issue ADDRESS --out DIR [--days D] [--p12-password-stdin]"
-             " [--legacy-p12] [--rsa]\n"
+             " [--legacy-p12] [--rsa] [--mobileconfig FILE]\n"
              "  sealctl -c FILE cert list [--expiring DAYS]\n"
              "  sealctl -c FILE cert revoke SERIAL|ADDRESS [--crl-days D]\n"
              "  sealctl -c FILE cert crl [--days D]\n"
@@ -431,6 +431,7 @@ static int cmd_issue(struct cli *cli, int argc, char **argv)
 	const struct cli_noun *noun = &cli_noun_cert;
 	struct cert_client_options opt = {.days = CERT_CLI_CLIENT_DAYS};
 	bool pw_stdin = false;
+	const char *mobileconfig = NULL;
 	char *address = NULL;
 	char pw[P12_PASSWORD_MAX];
 	struct cert_issued is = {0};
@@ -452,11 +453,16 @@ static int cmd_issue(struct cli *cli, int argc, char **argv)
 			pw_stdin = true;
 		} else if (is_opt(argv[i], "--legacy-p12")) {
 			opt.legacy_p12 = true;
+		} else if (is_opt(argv[i], "--mobileconfig") && i + 1 < argc &&
+		           argv[i + 1][0] != '\0') {
+			mobileconfig = argv[++i];
+			opt.legacy_p12 = true; /* the only PKCS#12 format Apple devices import */
 		} else if (is_opt(argv[i], "--rsa")) {
 			opt.key_type = CERT_KEY_RSA_2048;
 		} else {
 			return cli_usage(noun, "cert issue takes ADDRESS --out DIR [--days D] "
 			                       "[--p12-password-stdin] [--legacy-p12] [--rsa] "
+			                       "[--mobileconfig FILE] "
 			                       "(passwords are never taken from arguments)");
 		}
 	}
@@ -516,6 +522,17 @@ static int cmd_issue(struct cli *cli, int argc, char **argv)
 	printf("  PKCS#12     %s/%s.p12 (%s format%s)\n", opt.out_dir, is.name,
 	       opt.legacy_p12 ? "legacy 3DES/SHA-1" : "modern AES-256",
 	       opt.legacy_p12 ? ", for macOS, iOS and Android 12 or older" : "");
+	if (mobileconfig != NULL) {
+		char p12_path[4096];
+		snprintf(p12_path, sizeof(p12_path), "%s/%s.p12", opt.out_dir, is.name);
+		if (cli_mobileconfig_write(cli, is.name, p12_path, mobileconfig) != 0) {
+			rc = CLI_FAIL;
+			goto out;
+		}
+		printf("  profile     %s (Apple .mobileconfig, signed with %s; the device asks "
+		       "for the PKCS#12 password)\n",
+		       mobileconfig, cli->cfg->tls.certificate);
+	}
 	if (!pw_stdin)
 		printf("PKCS#12 password: %s\n"
 		       "  (shown only this once and stored nowhere: give it to the person by "
