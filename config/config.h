@@ -168,6 +168,8 @@ char *cfg_ca_dir(const struct config *cfg, char **warning_r);
 
 /* Writes the reference documentation of every key (Markdown) to fp. */
 void cfg_print_reference(FILE *fp);
+/* The same as a manual page, sealmail.yaml(5), with its date and version. */
+void cfg_print_manpage(FILE *fp, const char *date, const char *version);
 
 /* ----- Added with the loader (config.c). ----- */
 

@@ -472,7 +472,7 @@ bool cfg_key_is_child(const struct cfg_key *key, const char *parent)
 	       strchr(key->path + n + 1, '.') == NULL;
 }
 
-static const char *type_doc(const struct cfg_key *key)
+const char *cfg_key_type_doc(const struct cfg_key *key)
 {
 	switch (key->type) {
 	case CFG_TYPE_SECTION:
@@ -514,7 +514,7 @@ static const char *type_doc(const struct cfg_key *key)
 static void print_key(FILE *fp, const struct cfg_key *key)
 {
 	fprintf(fp, "### `%s`\n\n", key->path);
-	fprintf(fp, "- Type: %s", type_doc(key));
+	fprintf(fp, "- Type: %s", cfg_key_type_doc(key));
 	if (key->type == CFG_TYPE_ENUM) {
 		for (size_t i = 0; key->values[i] != NULL; i++)
 			fprintf(fp, "%s`%s`", i == 0 ? " " : ", ", key->values[i]);

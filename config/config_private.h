@@ -57,6 +57,8 @@ extern const size_t cfg_n_keys;
 const struct cfg_key *cfg_key_find(const char *path);
 /* The last component of a table path: "port" for "listeners[].port". */
 const char *cfg_key_name(const struct cfg_key *key);
+/* What a value of key's type is, in words ("whole number", "one of"). */
+const char *cfg_key_type_doc(const struct cfg_key *key);
 /* True when key sits directly under parent ("" for the top level, "listeners[]", "tls"). */
 bool cfg_key_is_child(const struct cfg_key *key, const char *parent);
 

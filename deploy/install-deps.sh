@@ -20,6 +20,8 @@ PACKAGES=(
   msmtp neomutt isync libsasl2-modules
   # GNU SASL's client: SCRAM-SHA-256-PLUS with a real tls-exporter binding (Python cannot).
   gsasl
+  # groff renders the manual pages in their test.
+  groff-base
 )
 
 installed() {
