@@ -20,8 +20,8 @@ PACKAGES=(
   msmtp neomutt isync libsasl2-modules
   # GNU SASL's client: SCRAM-SHA-256-PLUS with a real tls-exporter binding (Python cannot).
   gsasl
-  # groff renders the manual pages in their test.
-  groff-base
+  # groff renders the manual pages in their test; the package test builds the .deb.
+  groff-base dpkg-dev debhelper fakeroot lintian
 )
 
 installed() {
