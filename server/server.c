@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "common/dirlock.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "server/auth/auth.h"
@@ -428,6 +429,19 @@ static int server_open_store(struct server *srv)
 		return -1;
 	}
 	server_private_dir(srv->cfg->data_dir);
+	/* One daemon per store, and none while sealctl restore replaces it: held until exit. */
+	int lock = dirlock_take(srv->cfg->data_dir, DIRLOCK_DAEMON);
+	if (lock < 0) {
+		log_event(LOGL_ERROR,
+		          "event=start_failed reason=\"data_dir %s is in use: %s\" "
+		          "fix=\"stop the other sealmaild (or wait for sealctl restore) first\"",
+		          srv->cfg->data_dir,
+		          lock == -EWOULDBLOCK
+		              ? "another sealmaild or sealctl restore holds " DIRLOCK_DAEMON
+		              : strerror(-lock));
+		free(path);
+		return -1;
+	}
 	int r = store_open(&opt, &srv->services->store, &err);
 	if (r < 0) {
 		log_event(LOGL_ERROR, "event=start_failed reason=\"store %s: %s\"", path,

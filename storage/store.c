@@ -715,6 +715,17 @@ int store_queue_list(struct store *s, store_queue_cb *cb, void *ctx)
 	return thunk_submitted(t, s->backend->queue_list(s->impl, complete_queue, t));
 }
 
+int store_backup(struct store *s, const char *path, store_done_cb *cb, void *ctx)
+{
+	if (cb == NULL || path == NULL)
+		return -EINVAL;
+	if (s->backend->backup == NULL)
+		return -ENOTSUP;
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.done = cb;
+	return thunk_submitted(t, s->backend->backup(s->impl, path, complete_done, t));
+}
+
 int store_queue_summary(struct store *s, store_queue_summary_cb *cb, void *ctx)
 {
 	if (cb == NULL)

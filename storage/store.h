@@ -705,6 +705,28 @@ int store_search_body(struct store *s, int64_t mailbox_id, const char *text, sto
 
 /* res: v[], the entries with their recipients, oldest first. */
 int store_queue_list(struct store *s, store_queue_cb *cb, void *ctx);
+/*
+ * A consistent copy of the whole store at path, while the store keeps serving (one read
+ * snapshot: writers are not held up). The copy is complete and fsynced, in rollback-journal
+ * mode (one self-contained file, mode 0600), written to path.tmp and renamed over path.
+ * -ENOTSUP for a backend that keeps nothing on disk.
+ */
+int store_backup(struct store *s, const char *path, store_done_cb *cb, void *ctx);
+/* Adds a named file (the configuration, the CA's files) to a backup store_backup made. */
+int store_backup_put_extra(const char *backup, const char *name, const void *data, size_t len,
+                           const char **error_r);
+/* Gets each file store_backup_put_extra added: return < 0 to stop the restore. */
+typedef int store_restore_extra_fn(void *ctx, const char *name, const void *data, size_t len);
+/*
+ * Puts the backup in place of the store at db_path, which nobody may have open (the
+ * caller holds data_dir's DIRLOCK_DAEMON): the backup's integrity is checked, it is copied
+ * beside db_path, its extra files are handed to extra, the copy is checked and fsynced,
+ * the old store's WAL is checkpointed into it and removed with its shared memory, and the
+ * copy is renamed over db_path; the result is checked once more. A crash at any point
+ * leaves the old store or the restored one. 0, or a negative code with *error_r.
+ */
+int store_restore(const char *backup, const char *db_path, store_restore_extra_fn *extra,
+                  void *ctx, const char **error_r);
 /* Counts only, in one read (metrics): cheap however long the queue is. */
 int store_queue_summary(struct store *s, store_queue_summary_cb *cb, void *ctx);
 /* Deletes a queue entry (its content is freed with the last reference). -ENOENT. */

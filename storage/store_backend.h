@@ -149,6 +149,7 @@ struct store_backend {
 
 	int (*queue_list)(void *impl, store_backend_cb *cb, void *ctx);
 	int (*queue_summary)(void *impl, store_backend_cb *cb, void *ctx);
+	int (*backup)(void *impl, const char *path, store_backend_cb *cb, void *ctx);
 	int (*queue_delete)(void *impl, int64_t queue_id, store_backend_cb *cb, void *ctx);
 	int (*queue_due)(void *impl, int64_t now, unsigned lease_seconds, size_t limit,
 	                 store_backend_cb *cb, void *ctx);

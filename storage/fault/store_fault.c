@@ -298,6 +298,14 @@ FAULT_OP(search_body,
          (f->inner_impl, mailbox_id, text, cb, ctx))
 FAULT_OP(queue_list, (void *impl, store_backend_cb *cb, void *ctx), (f->inner_impl, cb, ctx))
 FAULT_OP(queue_summary, (void *impl, store_backend_cb *cb, void *ctx), (f->inner_impl, cb, ctx))
+static int fault_backup(void *impl, const char *path, store_backend_cb *cb, void *ctx)
+{
+	struct fault_store *f = impl;
+	if (f->inner_b->backup == NULL)
+		return -ENOTSUP;
+	int rc = fault_check(f, "backup", cb, ctx);
+	return rc != 1 ? rc : f->inner_b->backup(f->inner_impl, path, cb, ctx);
+}
 FAULT_OP(queue_delete, (void *impl, int64_t queue_id, store_backend_cb *cb, void *ctx),
          (f->inner_impl, queue_id, cb, ctx))
 FAULT_OP(queue_due,
@@ -372,6 +380,7 @@ const struct store_backend store_backend_fault = {
     .search_body = fault_search_body,
     .queue_list = fault_queue_list,
     .queue_summary = fault_queue_summary,
+    .backup = fault_backup,
     .queue_delete = fault_queue_delete,
     .queue_due = fault_queue_due,
     .queue_recover = fault_queue_recover,

@@ -284,6 +284,7 @@ int sqlite_store_search_body(void *impl, int64_t mailbox_id, const char *text, s
                              void *ctx);
 int sqlite_store_queue_list(void *impl, store_backend_cb *cb, void *ctx);
 int sqlite_store_queue_summary(void *impl, store_backend_cb *cb, void *ctx);
+int sqlite_store_backup(void *impl, const char *path, store_backend_cb *cb, void *ctx);
 int sqlite_store_queue_delete(void *impl, int64_t queue_id, store_backend_cb *cb, void *ctx);
 int sqlite_store_queue_due(void *impl, int64_t now, unsigned lease_seconds, size_t limit,
                            store_backend_cb *cb, void *ctx);

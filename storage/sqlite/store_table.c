@@ -46,6 +46,7 @@ const struct store_backend store_backend_sqlite = {
     .search_body = sqlite_store_search_body,
     .queue_list = sqlite_store_queue_list,
     .queue_summary = sqlite_store_queue_summary,
+    .backup = sqlite_store_backup,
     .queue_delete = sqlite_store_queue_delete,
     .queue_due = sqlite_store_queue_due,
     .queue_recover = sqlite_store_queue_recover,
