@@ -44,6 +44,9 @@ int cli_local_address(struct cli *cli, const char *address, char **norm_r);
 /* Runs one store call to completion: rc of the operation. */
 int cli_wait(struct store_sync *w, int submit_rc);
 
+/* Asks the sealmaild serving this data_dir (if one runs) to close the sessions of users
+ * that are now disabled or deleted; says what to do when it cannot be signalled. */
+void cli_tell_daemon(struct cli *cli);
 /* The port clients should use for protocol p (an implicit-TLS listener first, else
  * STARTTLS), 0 when none is configured. */
 unsigned cli_client_port(const struct config *cfg, enum cfg_protocol p);

@@ -19,7 +19,9 @@ const struct cli_noun cli_noun_user = {
              "  sealctl -c FILE user list\n"
              "  sealctl -c FILE user del ADDRESS\n"
              "  sealctl -c FILE user passwd ADDRESS --password-stdin\n"
-             "  sealctl -c FILE user require-cert ADDRESS on|off\n",
+             "  sealctl -c FILE user require-cert ADDRESS on|off\n"
+             "  sealctl -c FILE user disable ADDRESS\n"
+             "  sealctl -c FILE user enable ADDRESS\n",
     .run = user_run,
 };
 
@@ -163,10 +165,51 @@ static int cmd_simple(struct cli *cli, int argc, char **argv)
 		free(address);
 		return rc;
 	}
-	if (del)
+	if (del) {
 		printf("deleted %s and all its mail\n", address);
-	else
+		cli_tell_daemon(cli);
+	} else
 		printf("require-cert %s for %s\n", on ? "on" : "off", address);
+	free(address);
+	return CLI_OK;
+}
+
+/* user disable|enable ADDRESS: no login by any means while disabled; the running
+ * sealmaild is asked to close the user's open sessions. */
+static int cmd_disable(struct cli *cli, int argc, char **argv)
+{
+	bool on = strcmp(argv[0], "disable") == 0;
+	char *address = NULL;
+	struct store_sync w;
+	if (argc != 2)
+		return cli_usage(&cli_noun_user,
+		                 on ? "user disable takes ADDRESS" : "user enable takes ADDRESS");
+	if (store_address_normalize(argv[1], &address) < 0) {
+		cli_error("'%s' is not a valid address: give local@domain", argv[1]);
+		return CLI_USAGE;
+	}
+	struct store *s = cli_store(cli);
+	if (s == NULL) {
+		free(address);
+		return CLI_FAIL;
+	}
+	store_sync_init(&w);
+	int rc = cli_wait(&w, store_user_set_disabled(s, address, on, store_sync_done_cb, &w));
+	store_sync_done(&w);
+	if (rc < 0) {
+		rc = fail(on ? "disabling" : "enabling", address, rc);
+		free(address);
+		return rc;
+	}
+	if (on) {
+		printf("disabled %s: no login by any means; mail to it is %s\n", address,
+		       cli->cfg->auth.disabled_user_mail == CFG_DISABLED_MAIL_KEEP
+		           ? "kept (auth.disabled_user_mail: keep)"
+		           : "refused with 550 5.2.1");
+		cli_tell_daemon(cli);
+	} else {
+		printf("enabled %s\n", address);
+	}
 	free(address);
 	return CLI_OK;
 }
@@ -181,5 +224,7 @@ static int user_run(struct cli *cli, int argc, char **argv)
 		return cmd_list(cli, argc, argv);
 	if (strcmp(argv[0], "del") == 0 || strcmp(argv[0], "require-cert") == 0)
 		return cmd_simple(cli, argc, argv);
+	if (strcmp(argv[0], "disable") == 0 || strcmp(argv[0], "enable") == 0)
+		return cmd_disable(cli, argc, argv);
 	return cli_usage(&cli_noun_user, "unknown verb for user");
 }

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 
+#include "common/dirlock.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "cli/cli_private.h"
@@ -37,6 +39,20 @@ static void print_usage(FILE *fp)
 	        DEFAULT_CONFIG);
 	for (size_t i = 0; i < sizeof(nouns) / sizeof(nouns[0]); i++)
 		fprintf(fp, "%s", nouns[i]->usage);
+}
+
+void cli_tell_daemon(struct cli *cli)
+{
+	long pid = dirlock_holder(cli->cfg->data_dir, DIRLOCK_DAEMON);
+	if (pid <= 0)
+		return; /* none runs: nothing is open */
+	if (kill((pid_t)pid, SIGUSR1) < 0)
+		cli_error(
+		    "could not ask sealmaild (pid %ld) to close the user's open sessions: %s; "
+		    "run 'systemctl kill -s USR1 sealmaild' as root",
+		    pid, strerror(errno));
+	else
+		printf("  asked sealmaild (pid %ld) to close the user's open sessions\n", pid);
 }
 
 int cli_usage(const struct cli_noun *noun, const char *problem)

@@ -27,6 +27,8 @@ enum cfg_route_tls { CFG_ROUTE_TLS_VERIFY, CFG_ROUTE_TLS_ENCRYPT, CFG_ROUTE_TLS_
 /* tls.client_certificate_without_eku: a client certificate without any extended key usage
  * is refused (default) or, when the administrator allows it, taken as a client one. */
 enum cfg_no_eku { CFG_NO_EKU_REFUSE, CFG_NO_EKU_ALLOW };
+/* auth.disabled_user_mail: what happens to mail for a disabled user. */
+enum cfg_disabled_mail { CFG_DISABLED_MAIL_REFUSE, CFG_DISABLED_MAIL_KEEP };
 /* store: the store backend by name (storage/store_backend.h). Only backends that keep mail
  * across restarts are offered here; the in-memory and fault ones are for tests. */
 enum cfg_store { CFG_STORE_SQLITE };
@@ -112,7 +114,8 @@ struct config {
 	struct {
 		bool require_client_certificate;
 		bool channel_binding; /* offer SCRAM-SHA-256-PLUS; default false */
-		char **admins;        /* IMAP administrators (SETQUOTA), lower-case addresses */
+		enum cfg_disabled_mail disabled_user_mail; /* default refuse */
+		char **admins; /* IMAP administrators (SETQUOTA), lower-case addresses */
 		size_t n_admins;
 	} auth;
 	struct cfg_relay relay;

@@ -24,6 +24,7 @@ static const char *const cert_login_values[] = {"none", "preauth", NULL};
 static const char *const tls_version_values[] = {"1.2", "1.3", NULL};
 static const char *const route_tls_values[] = {"verify", "encrypt", "none", NULL};
 static const char *const no_eku_values[] = {"refuse", "allow", NULL};
+static const char *const disabled_mail_values[] = {"refuse", "keep", NULL};
 static const char *const store_values[] = {"sqlite", NULL};
 
 /* The enums are stored through an int pointer by the loader. */
@@ -35,6 +36,7 @@ _Static_assert(sizeof(enum cfg_tls_version) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_route_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_no_eku) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_store) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_disabled_mail) == sizeof(int), "enum size");
 
 const struct cfg_key cfg_keys[] = {
     {.path = "hostname",
@@ -228,6 +230,14 @@ const struct cfg_key cfg_keys[] = {
             "unknown mechanism. Off by default because some clients (neomutt) pick -PLUS "
             "whenever it is offered and then fail when their TLS library cannot give the "
             "binding."},
+    {.path = "auth.disabled_user_mail",
+     .type = CFG_TYPE_ENUM,
+     C(auth.disabled_user_mail),
+     .values = disabled_mail_values,
+     .def = "refuse",
+     .doc = "Mail for a user disabled with sealctl user disable: refuse it at RCPT TO with "
+            "550 5.2.1 (the sender is told at once), or keep delivering it to the mailbox "
+            "(the user cannot log in to read it until enabled again)."},
     {.path = "auth.admins",
      .type = CFG_TYPE_MAIL_ADDRESSES,
      C(auth.admins),

@@ -31,11 +31,12 @@ struct tls_session;
 
 /* Why the server ends a session on its own, so that the goodbye says what happened. */
 enum conn_goodbye {
-	CONN_BYE_SHUTDOWN,     /* the server is stopping (SIGTERM): come back later */
-	CONN_BYE_CERT_REVOKED, /* the session's client certificate was revoked */
-	CONN_BYE_CERT_INVALID, /* it no longer verifies (expired, client CA replaced) */
-	CONN_BYE_CRL_STALE,    /* the CRL is past nextUpdate or was refused: certificates
-	                        * cannot be checked until the administrator renews it */
+	CONN_BYE_SHUTDOWN,      /* the server is stopping (SIGTERM): come back later */
+	CONN_BYE_CERT_REVOKED,  /* the session's client certificate was revoked */
+	CONN_BYE_CERT_INVALID,  /* it no longer verifies (expired, client CA replaced) */
+	CONN_BYE_CRL_STALE,     /* the CRL is past nextUpdate or was refused: certificates
+	                         * cannot be checked until the administrator renews it */
+	CONN_BYE_USER_DISABLED, /* the logged-in user was disabled or deleted (sealctl) */
 };
 
 struct proto_handler {

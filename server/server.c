@@ -103,6 +103,7 @@ static void server_finish(struct server *srv)
 		srv->poster = NULL;
 	}
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+	uv_close((uv_handle_t *)&srv->sig_usr1, NULL);
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
 	uv_close((uv_handle_t *)&srv->stop_timer, NULL);
@@ -378,11 +379,74 @@ static void server_stop(struct server *srv)
 	uv_timer_start(&srv->stop_timer, stop_timer_cb, STOP_GRACE_MS, 0);
 }
 
+/* A user's sessions, once the store says the user is disabled or gone. */
+struct user_recheck {
+	struct server *srv;
+	char *user;
+};
+
+static void user_rechecked(void *ctx, int rc, struct store_users *res)
+{
+	struct user_recheck *u = ctx;
+	struct server *srv = u->srv;
+	bool gone = rc == -ENOENT || (rc == 0 && (res->n != 1 || res->v[0].disabled));
+	for (struct conn *c = srv->conns, *next; gone && c != NULL; c = next) {
+		next = c->next;
+		const char *who = conn_user(c);
+		if (who == NULL || strcmp(who, u->user) != 0 || c->state != CONN_TLS)
+			continue;
+		char esc[200];
+		log_event(LOGL_WARN,
+		          "session=%s proto=%s event=session_closed reason=user_disabled user=%s "
+		          "ip=%s",
+		          c->id, conn_proto_name(c), log_escape(esc, sizeof(esc), who, strlen(who)),
+		          c->ip);
+		if (c->sess != NULL && c->proto->shutdown != NULL && !c->paused)
+			c->proto->shutdown(c->sess, CONN_BYE_USER_DISABLED);
+		conn_close(c, "user_disabled");
+	}
+	free(u->user);
+	free(u);
+}
+
+/* SIGUSR1, which sealctl sends after disabling or deleting a user: every logged-in user
+ * is looked up once, and the sessions of those now disabled or gone are told and closed.
+ * (Logins were refused from the change on; this ends what was already open.) */
+static void server_recheck_users(struct server *srv)
+{
+	char **seen = NULL;
+	size_t n = 0;
+	for (struct conn *c = srv->conns; c != NULL; c = c->next) {
+		const char *who = conn_user(c);
+		bool dup = who == NULL || who[0] == '\0';
+		for (size_t i = 0; !dup && i < n; i++)
+			dup = strcmp(seen[i], who) == 0;
+		if (dup)
+			continue;
+		seen = xreallocarray(seen, n + 1, sizeof(*seen));
+		seen[n++] = xstrdup(who);
+	}
+	log_event(LOGL_INFO, "event=users_recheck sessions_users=%zu", n);
+	for (size_t i = 0; i < n; i++) {
+		struct user_recheck *u = xcalloc(1, sizeof(*u));
+		u->srv = srv;
+		u->user = seen[i];
+		if (srv->services->store == NULL ||
+		    store_user_get(srv->services->store, u->user, user_rechecked, u) < 0) {
+			free(u->user);
+			free(u);
+		}
+	}
+	free(seen);
+}
+
 static void signal_cb(uv_signal_t *s, int signum)
 {
 	struct server *srv = s->data;
 	if (signum == SIGHUP)
 		server_reload(srv);
+	else if (signum == SIGUSR1)
+		server_recheck_users(srv);
 	else
 		server_stop(srv);
 }
@@ -442,6 +506,7 @@ static int server_open_store(struct server *srv)
 		free(path);
 		return -1;
 	}
+	dirlock_set_pid(lock);
 	int r = store_open(&opt, &srv->services->store, &err);
 	if (r < 0) {
 		log_event(LOGL_ERROR, "event=start_failed reason=\"store %s: %s\"", path,
@@ -540,11 +605,14 @@ int server_run(struct config *cfg)
 	server_crl_start(&srv);
 	signal(SIGPIPE, SIG_IGN);
 	uv_signal_init(&loop, &srv.sig_hup);
+	uv_signal_init(&loop, &srv.sig_usr1);
 	uv_signal_init(&loop, &srv.sig_term);
 	uv_signal_init(&loop, &srv.sig_int);
 	uv_timer_init(&loop, &srv.stop_timer);
 	srv.sig_hup.data = srv.sig_term.data = srv.sig_int.data = srv.stop_timer.data = &srv;
+	srv.sig_usr1.data = &srv;
 	uv_signal_start(&srv.sig_hup, signal_cb, SIGHUP);
+	uv_signal_start(&srv.sig_usr1, signal_cb, SIGUSR1);
 	uv_signal_start(&srv.sig_term, signal_cb, SIGTERM);
 	uv_signal_start(&srv.sig_int, signal_cb, SIGINT);
 	uv_fs_poll_init(&loop, &srv.crl_poll);

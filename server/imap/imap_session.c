@@ -801,6 +801,9 @@ static void imap_client_shutdown(struct imap_client *cl, enum conn_goodbye why)
 		conn_write_str(cl->c, "* BYE [UNAVAILABLE] Client certificates cannot be checked: "
 		                      "the revocation list is out of date\r\n");
 		break;
+	case CONN_BYE_USER_DISABLED:
+		conn_write_str(cl->c, "* BYE Your account was disabled\r\n");
+		break;
 	}
 }
 

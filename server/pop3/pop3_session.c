@@ -599,6 +599,9 @@ static void pop3_shutdown(void *sess, enum conn_goodbye why)
 		pop3_reply(s, "-ERR [SYS/TEMP] Client certificates cannot be checked: the "
 		              "revocation list is out of date");
 		break;
+	case CONN_BYE_USER_DISABLED:
+		pop3_reply(s, "-ERR [AUTH] Your account was disabled");
+		break;
 	}
 	pop3_set_state(s, POP3_S_QUIT);
 }

@@ -40,10 +40,16 @@ static void smtp_rcpt_looked_up(void *ctx, int rc, struct store_users *res)
 		return;
 	}
 	s->waiting = false;
-	if (rc == 0 && (res->n != 1 || res->v[0].disabled))
+	if (rc == 0 && res->n != 1)
 		rc = -ENOENT;
+	/* A disabled user's mail: refused (RFC 3463 5.2.1, mailbox disabled), or kept as
+	 * auth.disabled_user_mail says. */
+	bool refuse_disabled = rc == 0 && res->v[0].disabled &&
+	                       conn_config(s->c)->auth.disabled_user_mail != CFG_DISABLED_MAIL_KEEP;
 	if (rc == -ENOENT) {
 		smtp_error(s, "550 5.1.1 Recipient address rejected: user unknown");
+	} else if (refuse_disabled) {
+		smtp_error(s, "550 5.2.1 Recipient address rejected: mailbox disabled");
 	} else if (rc < 0) {
 		smtp_reply(s, "451 4.3.0 Temporary failure looking up the recipient");
 	} else if ((quota_reply = smtp_quota_rcpt_reply(res->v[0].quota_bytes, res->v[0].used_bytes,

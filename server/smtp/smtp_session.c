@@ -464,6 +464,9 @@ static void smtp_shutdown(void *sess, enum conn_goodbye why)
 		            "revocation list is out of date\r\n",
 		            host);
 		break;
+	case CONN_BYE_USER_DISABLED:
+		conn_printf(s->c, "421 4.7.0 %s Your account was disabled\r\n", host);
+		break;
 	}
 	smtp_set_state(s, SMTP_S_QUIT);
 }
