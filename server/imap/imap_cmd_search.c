@@ -105,7 +105,7 @@ static void search_finish(struct search_op *op)
 	struct imap_client *cl = op->cl;
 	if (op->store_rc < 0) {
 		if (op->done != NULL)
-			op->done(cl, op->ext, op->store_rc, NULL, 0);
+			op->done(cl, op->ext, op->store_rc, NULL, 0, &op->search);
 		else
 			imap_done(cl, "NO", "[SERVERBUG] SEARCH failed, try again");
 		return;
@@ -152,7 +152,7 @@ static void search_finish(struct search_op *op)
 		}
 	}
 	if (op->done != NULL) {
-		op->done(cl, op->ext, 0, hits, nh);
+		op->done(cl, op->ext, 0, hits, nh, &op->search);
 		free(hits);
 		return;
 	}
@@ -165,7 +165,29 @@ static void search_finish(struct search_op *op)
 			cl->saved[i] = cl->uid ? hits[i] : cl->msgs[hits[i] - 1].uid;
 		cl->n_saved = nh;
 	}
-	if (op->search.has_return && op->search.esearch == IMAP_ES_SAVE) {
+	/* RFC 5267 4.3: the context starts from this result (UIDs, ascending), or an untagged
+	 * NO [NOUPDATE] follows the answer. */
+	struct buf refused;
+	buf_init(&refused, SIZE_MAX);
+	if (op->search.esearch & IMAP_ES_UPDATE) {
+		uint32_t *uids = hits;
+		if (!cl->uid) {
+			uids = xmalloc((nh + 1) * sizeof(uint32_t));
+			for (size_t i = 0; i < nh; i++)
+				uids[i] = cl->msgs[hits[i] - 1].uid;
+		}
+		struct imap_search keep = op->search;
+		imap_context_start(cl, &refused, &op->search, keep.esearch, NULL, 0, uids, nh);
+		if (uids != hits)
+			free(uids);
+		/* What the answer below reads of the program stays: only the tree moved. */
+		op->search.esearch = keep.esearch;
+		op->search.has_return = keep.has_return;
+		op->search.needs_modseq = keep.needs_modseq;
+		op->search.partial_lo = keep.partial_lo;
+		op->search.partial_hi = keep.partial_hi;
+	}
+	if (op->search.has_return && (op->search.esearch & IMAP_ES_RESULT) == IMAP_ES_SAVE) {
 		/* nothing to answer */
 	} else if (op->search.has_return) {
 		unsigned e = op->search.esearch;
@@ -196,8 +218,12 @@ static void search_finish(struct search_op *op)
 		if (op->search.needs_modseq && nh > 0)
 			buf_printf(&o, " (MODSEQ %llu)", (unsigned long long)maxmod);
 	}
-	buf_append_str(&o, "\r\n");
-	conn_write(cl->c, o.data, o.len);
+	if (o.len > 0)
+		buf_append_str(&o, "\r\n");
+	buf_append(&o, refused.data, refused.len);
+	buf_free(&refused);
+	if (o.len > 0)
+		conn_write(cl->c, o.data, o.len);
 	buf_free(&o);
 	free(hits);
 	imap_done(cl, "OK", "SEARCH completed");
@@ -355,6 +381,11 @@ static void search_start(struct imap_client *cl, const struct imap_arg *a, size_
 	}
 	if (done != NULL && op->search.has_return) {
 		imap_done(cl, "BAD", "RETURN options belong to SEARCH");
+		return;
+	}
+	/* RFC 5267 4.3: a tag names one live result. */
+	if ((op->search.esearch & IMAP_ES_UPDATE) && imap_context_tag_used(cl)) {
+		imap_done(cl, "BAD", "Tag reuse: a result with this tag is kept up to date");
 		return;
 	}
 	imap_search_set_saved(&op->search.root, cl->saved, cl->n_saved);

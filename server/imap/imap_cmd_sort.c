@@ -27,11 +27,16 @@ struct sort_op {
 	bool esort;
 	unsigned ret; /* IMAP_ES_* */
 	uint32_t partial_lo, partial_hi;
+	/* RFC 7162 3.1.5: a MODSEQ search key puts the hits' highest modseq in the answer. */
+	bool needs_modseq;
+	/* UPDATE (RFC 5267 4.3): the search program, for the context (imap_context.c). */
+	struct imap_search search;
 };
 
 static void sort_op_free(void *p)
 {
 	struct sort_op *op = p;
+	imap_search_free(&op->search);
 	free(op->seqs);
 	free(op);
 }
@@ -163,6 +168,90 @@ static void cache_add(struct imap_sortcache *sc, struct store_msgs *res)
 		sc->max_uid = sc->v[sc->n - 1].uid;
 }
 
+const struct imap_sort_msg *imap_sortcache_find(const struct imap_client *cl, uint32_t uid)
+{
+	const struct imap_sortcache *sc = cl->sortcache;
+	if (sc == NULL || sc->mailbox_id != cl->mailbox_id || sc->uidvalidity != cl->uidvalidity)
+		return NULL;
+	size_t lo = 0, hi = sc->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (sc->v[mid].uid == uid)
+			return &sc->v[mid];
+		if (sc->v[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+bool imap_sortcache_covers(const struct imap_client *cl, uint32_t uid)
+{
+	const struct imap_sortcache *sc = cl->sortcache;
+	return sc != NULL && sc->mailbox_id == cl->mailbox_id &&
+	       sc->uidvalidity == cl->uidvalidity && uid <= sc->max_uid;
+}
+
+struct cache_load {
+	struct imap_client *cl;
+	int64_t mailbox_id;
+	uint32_t uidvalidity;
+	uint32_t after, upto;
+	void (*then)(struct imap_client *cl, int rc);
+};
+
+static void load_got(void *ctx, int rc, struct store_msgs *res)
+{
+	struct cache_load *ld = ctx;
+	struct imap_client *cl = ld->cl;
+	if (!conn_release(cl->c)) {
+		free(ld);
+		return;
+	}
+	if (rc == 0 && cl->state == IMAP_STATE_SELECTED && cl->mailbox_id == ld->mailbox_id &&
+	    cl->uidvalidity == ld->uidvalidity) {
+		struct imap_sortcache *sc = cl->sortcache;
+		if (sc == NULL && ld->after == 0) {
+			sc = cl->sortcache = xcalloc(1, sizeof(*sc));
+			sc->mailbox_id = cl->mailbox_id;
+			sc->uidvalidity = cl->uidvalidity;
+		}
+		/* Another read may have filled the cache meanwhile: then this one is stale. */
+		if (sc != NULL && sc->max_uid == ld->after) {
+			cache_add(sc, res);
+			if (ld->upto > sc->max_uid)
+				sc->max_uid = ld->upto;
+		}
+	}
+	void (*then)(struct imap_client *, int) = ld->then;
+	free(ld);
+	then(cl, rc);
+}
+
+int imap_sortcache_load(struct imap_client *cl, void (*then)(struct imap_client *cl, int rc))
+{
+	struct imap_sortcache *sc = cl->sortcache;
+	if (sc != NULL &&
+	    (sc->mailbox_id != cl->mailbox_id || sc->uidvalidity != cl->uidvalidity)) {
+		imap_sortcache_free(cl);
+		sc = NULL;
+	}
+	struct cache_load *ld = xcalloc(1, sizeof(*ld));
+	ld->cl = cl;
+	ld->mailbox_id = cl->mailbox_id;
+	ld->uidvalidity = cl->uidvalidity;
+	ld->after = sc != NULL ? sc->max_uid : 0;
+	ld->upto = cl->n_msgs > 0 ? cl->msgs[cl->n_msgs - 1].uid : 0;
+	ld->then = then;
+	conn_hold(cl->c);
+	if (store_message_sortkeys(imap_store(cl), cl->mailbox_id, ld->after, load_got, ld) == 0)
+		return 0;
+	conn_release(cl->c);
+	free(ld);
+	return -EIO;
+}
+
 /* " 123": buf_printf's cost is most of a 10,000-number answer. */
 static void put_u32(struct buf *o, uint32_t v)
 {
@@ -182,6 +271,45 @@ static int cmp_u32(const void *x, const void *y)
 	return a < b ? -1 : a > b;
 }
 
+/* "* ESEARCH (TAG ...) [UID] ..." of ESORT. */
+static void esort_line(const struct sort_op *op, struct buf *o, const uint32_t *nums, size_t n,
+                       uint64_t modseq)
+{
+	const struct imap_client *cl = op->cl;
+	if ((op->ret & IMAP_ES_RESULT) == IMAP_ES_SAVE)
+		return;
+	buf_printf(o, "* ESEARCH (TAG \"%s\")%s", cl->tag, cl->uid ? " UID" : "");
+	imap_esearch_fmt(o, op->ret, nums, n, op->partial_lo, op->partial_hi);
+	if (modseq > 0)
+		buf_printf(o, " MODSEQ %llu", (unsigned long long)modseq);
+	buf_append_str(o, "\r\n");
+}
+
+static uint64_t uid_modseq(const struct imap_client *cl, uint32_t uid)
+{
+	uint32_t seq = imap_seq_of(cl, uid);
+	return seq > 0 ? cl->msgs[seq - 1].modseq : 0;
+}
+
+/* The highest modseq of the messages an answer shows (RFC 7162 3.1.5, RFC 4731 3.2): all
+ * hits, or with ESORT and neither ALL nor COUNT, those MIN, MAX and PARTIAL name. */
+static uint64_t answer_modseq(const struct sort_op *op, const uint32_t *uids_in_order, size_t n)
+{
+	const struct imap_client *cl = op->cl;
+	unsigned e = op->ret;
+	bool all = !op->esort || (e & (IMAP_ES_ALL | IMAP_ES_COUNT));
+	uint64_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool shown =
+		    all || ((e & IMAP_ES_MIN) && i == 0) || ((e & IMAP_ES_MAX) && i == n - 1) ||
+		    ((e & IMAP_ES_PARTIAL) && i + 1 >= op->partial_lo && i + 1 <= op->partial_hi);
+		uint64_t v = shown ? uid_modseq(cl, uids_in_order[i]) : 0;
+		if (v > m)
+			m = v;
+	}
+	return m;
+}
+
 /* The SORT answer: nums[0..n) in sort order (UIDs or sequence numbers, as asked), uids
  * the same messages' UIDs (for SAVE; sorted in place). */
 static void write_sorted(struct sort_op *op, const uint32_t *nums, uint32_t *uids, size_t n)
@@ -189,12 +317,28 @@ static void write_sorted(struct sort_op *op, const uint32_t *nums, uint32_t *uid
 	struct imap_client *cl = op->cl;
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
+	uint64_t modseq = op->needs_modseq && n > 0 ? answer_modseq(op, uids, n) : 0;
 	if (!op->esort) {
 		buf_append_str(&o, "* SORT");
 		for (size_t i = 0; i < n; i++)
 			put_u32(&o, nums[i]);
+		if (modseq > 0)
+			buf_printf(&o, " (MODSEQ %llu)", (unsigned long long)modseq);
 		buf_append_str(&o, "\r\n");
 	} else {
+		/* The context takes the result in sort order, before SAVE sorts it. */
+		if (op->ret & IMAP_ES_UPDATE) {
+			struct buf refused;
+			buf_init(&refused, SIZE_MAX);
+			imap_context_start(cl, &refused, &op->search, op->ret, op->crit, op->n_crit,
+			                   uids, n);
+			esort_line(op, &o, nums, n, modseq);
+			if (refused.len > 0)
+				buf_append(&o, refused.data, refused.len);
+			buf_free(&refused);
+		} else {
+			esort_line(op, &o, nums, n, modseq);
+		}
 		if (op->ret & IMAP_ES_SAVE) {
 			/* RFC 5182: $ is a set of messages; the sort order is not kept. */
 			qsort(uids, n, sizeof(*uids), cmp_u32);
@@ -202,11 +346,6 @@ static void write_sorted(struct sort_op *op, const uint32_t *nums, uint32_t *uid
 			cl->saved = xmalloc((n + 1) * sizeof(uint32_t));
 			memcpy(cl->saved, uids, n * sizeof(uint32_t));
 			cl->n_saved = n;
-		}
-		if (op->ret != IMAP_ES_SAVE) {
-			buf_printf(&o, "* ESEARCH (TAG \"%s\")%s", cl->tag, cl->uid ? " UID" : "");
-			imap_esearch_fmt(&o, op->ret, nums, n, op->partial_lo, op->partial_hi);
-			buf_append_str(&o, "\r\n");
 		}
 	}
 	if (o.len > 0)
@@ -427,9 +566,17 @@ static void keys_got(void *ctx, int rc, struct store_msgs *res)
 	answer_from_cache(op);
 }
 
-static void matched(struct imap_client *cl, void *ext, int rc, const uint32_t *seqs, size_t n)
+static void matched(struct imap_client *cl, void *ext, int rc, const uint32_t *seqs, size_t n,
+                    struct imap_search *search)
 {
 	struct sort_op *op = ext;
+	if (search != NULL) {
+		op->needs_modseq = search->needs_modseq;
+		if (op->ret & IMAP_ES_UPDATE) {
+			op->search = *search; /* moved: the context keeps the program */
+			memset(search, 0, sizeof(*search));
+		}
+	}
 	if (rc < 0) {
 		imap_donef(cl, "NO", "[SERVERBUG] %s failed, try again", cmd_name(op));
 		return;
@@ -502,6 +649,13 @@ void imap_cmd_sort(struct imap_client *cl, const struct imap_arg *a, size_t n)
 			return;
 		}
 		op->esort = true;
+		/* RFC 5267 4.3: a tag names one live result. */
+		if ((op->ret & IMAP_ES_UPDATE) && imap_context_tag_used(cl)) {
+			free(op);
+			imap_done(cl, "BAD",
+			          "Tag reuse: a result with this tag is kept up to date");
+			return;
+		}
 		a += 2;
 		n -= 2;
 	}

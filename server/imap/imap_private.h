@@ -136,6 +136,8 @@ struct imap_client {
 	size_t n_recent;
 	/* NOTIFY (imap_cmd_notify.c), NULL when not set. */
 	struct imap_notify *notify;
+	/* Results kept up to date (imap_context.c), NULL when none. */
+	struct imap_contexts *contexts;
 };
 
 /* A command that writes more than a reply (FETCH) produces its next piece only once the
@@ -306,6 +308,31 @@ bool imap_notify_holds_expunges(const struct imap_client *cl);
 void imap_notify_mailbox_event(struct imap_client *cl, int kind, const char *name,
                                const char *old_name);
 void imap_notify_free(struct imap_client *cl);
+/* imap_context.c: CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 section 4). */
+struct imap_contexts;
+struct imap_search;
+struct imap_sort_crit;
+void imap_cmd_cancelupdate(struct imap_client *cl, const struct imap_arg *a, size_t n);
+/* The running command's tag names a live result already (RFC 5267 4.3: BAD). */
+bool imap_context_tag_used(const struct imap_client *cl);
+/* The running UID SEARCH or UID SORT asked for UPDATE (ret, its IMAP_ES_* options): keeps
+ * its result uids[0..n) (UIDs in the result's order) up to date from now on, taking the
+ * program's tree out of *search (left zeroed), with the sort criteria crit[0..n_crit) (none
+ * for SEARCH); or, when it cannot, leaves *search alone and appends "* NO [NOUPDATE
+ * "tag"] why" to o (the command's other options are still answered). */
+void imap_context_start(struct imap_client *cl, struct buf *o, struct imap_search *search,
+                        unsigned ret, const struct imap_sort_crit *crit, size_t n_crit,
+                        const uint32_t *uids, size_t n);
+/* Message uid of the snapshot changed, arrived or went: looked at again by the next
+ * imap_context_flush. Cheap; nothing when no result is kept. */
+void imap_context_note(struct imap_client *cl, uint32_t uid);
+/* Sends the ADDTO and REMOVEFROM that the noted messages make (their ESEARCH responses),
+ * evaluating the programs against those messages alone. Where the session sends
+ * unsolicited responses: after a sync, before a tagged reply. */
+void imap_context_flush(struct imap_client *cl);
+/* Forgets every live result (the mailbox is left). */
+void imap_context_clear(struct imap_client *cl);
+
 /* imap_cmd_select.c */
 void imap_cmd_select(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_examine(struct imap_client *cl, const struct imap_arg *a, size_t n);
@@ -320,16 +347,27 @@ void imap_cmd_move(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_expunge(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n);
 /* SORT and THREAD's search: a[0..n) are search keys (no CHARSET, no RETURN). On a parse
- * error it answers BAD or NO itself; else done(cl, ext, rc, seqs, n) gets the sequence
- * numbers of the matching messages in ascending order (borrowed for the call), or rc < 0
- * after a store failure (then it must answer). ext is freed with the command (ext_free).
- * done may answer (imap_done) or go on asynchronously. */
+ * error it answers BAD or NO itself; else done(cl, ext, rc, seqs, n, search) gets the
+ * sequence numbers of the matching messages in ascending order (borrowed for the call),
+ * or rc < 0 after a store failure (then it must answer), and the parsed program, which
+ * done may move out (leaving it zeroed). ext is freed with the command (ext_free). done
+ * may answer (imap_done) or go on asynchronously. */
 typedef void imap_search_done_fn(struct imap_client *cl, void *ext, int rc, const uint32_t *seqs,
-                                 size_t n);
+                                 size_t n, struct imap_search *search);
 void imap_search_run(struct imap_client *cl, const struct imap_arg *a, size_t n,
                      imap_search_done_fn *done, void *ext, void (*ext_free)(void *ext));
 /* imap_cmd_sort.c */
 void imap_sortcache_free(struct imap_client *cl);
+/* The sort keys the session holds for uid of the selected mailbox, or NULL (borrowed:
+ * valid until the next SORT, THREAD or imap_sortcache_load). */
+struct imap_sort_msg;
+const struct imap_sort_msg *imap_sortcache_find(const struct imap_client *cl, uint32_t uid);
+/* Whether the keys held reach uid: a message up to it that has none is not in the store. */
+bool imap_sortcache_covers(const struct imap_client *cl, uint32_t uid);
+/* Reads the keys of every message above those held, up to the snapshot's last, then calls
+ * then(cl, rc) once (never when the connection closes first). Holds the connection but
+ * does not pause it. 0, or -EIO: then is not called. */
+int imap_sortcache_load(struct imap_client *cl, void (*then)(struct imap_client *cl, int rc));
 void imap_cmd_sort(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_thread(struct imap_client *cl, const struct imap_arg *a, size_t n);
 /* A fetch-att list as text ("(UID BODY.PEEK[HEADER])"): 0 when FETCH takes it, -EINVAL. */

@@ -382,6 +382,10 @@ int imap_search_parse_return(const struct imap_arg *l, unsigned *opts_r, uint32_
 			e |= IMAP_ES_ALL;
 		} else if (imap_arg_is(&l->list[i], "SAVE")) {
 			e |= IMAP_ES_SAVE;
+		} else if (imap_arg_is(&l->list[i], "UPDATE")) {
+			e |= IMAP_ES_UPDATE;
+		} else if (imap_arg_is(&l->list[i], "CONTEXT")) {
+			e |= IMAP_ES_CONTEXT;
 		} else if (imap_arg_is(&l->list[i], "PARTIAL")) {
 			if (e & IMAP_ES_PARTIAL) {
 				*error_r = "PARTIAL given twice";
@@ -403,9 +407,10 @@ int imap_search_parse_return(const struct imap_arg *l, unsigned *opts_r, uint32_
 		return -EINVAL;
 	}
 	/* RETURN () means ALL; RETURN (SAVE) alone saves and answers nothing
-	 * (RFC 5182 2.1). */
-	if (e == 0)
-		e = IMAP_ES_ALL;
+	 * (RFC 5182 2.1). UPDATE and CONTEXT alone ask for no data, but a client that keeps a
+	 * live result needs it whole to start from. */
+	if ((e & IMAP_ES_RESULT) == 0)
+		e |= IMAP_ES_ALL;
 	*opts_r = e;
 	return 0;
 }

@@ -89,8 +89,13 @@ enum imap_esearch_opt {
 	IMAP_ES_COUNT = 4,
 	IMAP_ES_ALL = 8,
 	IMAP_ES_SAVE = 16,
-	IMAP_ES_PARTIAL = 32, /* RFC 5267 4.4 */
+	IMAP_ES_PARTIAL = 32,  /* RFC 5267 4.4 */
+	IMAP_ES_UPDATE = 64,   /* RFC 5267 4.3: keep the result up to date (imap_context.c) */
+	IMAP_ES_CONTEXT = 128, /* RFC 5267 4.2: a hint, taken as none */
 };
+/* The options that ask for result data (UPDATE and CONTEXT ask for none). */
+#define IMAP_ES_RESULT                                                                             \
+	(IMAP_ES_MIN | IMAP_ES_MAX | IMAP_ES_COUNT | IMAP_ES_ALL | IMAP_ES_SAVE | IMAP_ES_PARTIAL)
 
 struct imap_search {
 	struct imap_search_key root;     /* an AND */
@@ -103,7 +108,8 @@ struct imap_search {
 };
 
 /* Parses the list after RETURN (SEARCH's, and SORT's with ESORT) into *opts_r and, for
- * PARTIAL, the positions *lo_r <= *hi_r. An empty list means ALL (RFC 4731 3.1). 0, or
+ * PARTIAL, the positions *lo_r <= *hi_r. An empty list means ALL (RFC 4731 3.1), and so
+ * does a list of only UPDATE and CONTEXT: a live result starts from the whole one. 0, or
  * -EINVAL with *error_r (unknown option, a bad range, both ALL and PARTIAL, which RFC 5267
  * section 4.4 forbids, or PARTIAL twice). */
 int imap_search_parse_return(const struct imap_arg *l, unsigned *opts_r, uint32_t *lo_r,

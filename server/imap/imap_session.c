@@ -67,6 +67,7 @@ static const struct imap_command commands[] = {
     {{"GETQUOTAROOT", NULL, 0, ALL_AUTH}, imap_cmd_getquotaroot},
     {{"SETQUOTA", NULL, 0, ALL_AUTH}, imap_cmd_setquota},
     {{"NOTIFY", NULL, 0, ALL_AUTH}, imap_cmd_notify},
+    {{"CANCELUPDATE", NULL, 0, IMAP_STATE_SELECTED}, imap_cmd_cancelupdate},
 };
 
 struct store *imap_store(struct imap_client *cl)
@@ -106,6 +107,7 @@ void imap_set_state(struct imap_client *cl, enum imap_state st)
 		free(cl->saved);
 		cl->saved = NULL;
 		cl->n_saved = 0;
+		imap_context_clear(cl); /* RFC 5267 4.3: updates end with the mailbox */
 		imap_sortcache_free(cl);
 		imap_keywords_forget(cl);
 		imap_recent_clear(cl);
@@ -326,7 +328,8 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 	                  "SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE "
 	                  "QRESYNC MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE BINARY CATENATE "
 	                  "QUOTA=RES-MESSAGE QUOTASET STATUS=SIZE "
-	                  "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
+	                  "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES "
+	                  "CONTEXT=SEARCH CONTEXT=SORT");
 	buf_append_str(o, " NOTIFY OBJECTID SAVEDATE PREVIEW");
 	/* RFC 4978: a command-auth command, so offered after login, and only while it can
 	 * still be turned on. */
@@ -338,6 +341,7 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 
 static void send_tagged(struct imap_client *cl)
 {
+	imap_context_flush(cl); /* what the command changed in live results */
 	conn_printf(cl->c, "%s %s\r\n", cl->tag != NULL ? cl->tag : "*", cl->reply);
 	free(cl->reply);
 	cl->reply = NULL;

@@ -311,6 +311,7 @@ void imap_snapshot_cache_clock(uint64_t (*fn)(void))
 struct imap_msg *imap_snapshot_mut(struct imap_client *cl, uint32_t seq)
 {
 	own(cl);
+	imap_context_note(cl, cl->snap->msgs[seq - 1].uid);
 	return &cl->snap->msgs[seq - 1];
 }
 
@@ -318,6 +319,7 @@ void imap_snapshot_remove(struct imap_client *cl, uint32_t seq)
 {
 	own(cl);
 	struct imap_snap *sn = cl->snap;
+	imap_context_note(cl, sn->msgs[seq - 1].uid);
 	free(sn->msgs[seq - 1].keywords);
 	memmove(&sn->msgs[seq - 1], &sn->msgs[seq], (sn->n - seq) * sizeof(sn->msgs[0]));
 	sn->n--;
@@ -629,6 +631,7 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 				else
 					buf_printf(&o, "* %zu EXPUNGE\r\n", i + 1 - seq_shift);
 				seq_shift++;
+				imap_context_note(cl, old[i].uid);
 				free(old[i].keywords);
 				continue;
 			}
@@ -637,6 +640,7 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 				j++;
 			if (j < op->n_changed && op->changed[j].uid == old[i].uid) {
 				struct imap_msg *s = &op->changed[j];
+				imap_context_note(cl, s->uid);
 				bool kwchg = strcmp(old[i].keywords != NULL ? old[i].keywords : "",
 				                    s->keywords != NULL ? s->keywords : "") != 0;
 				if (s->flags != old[i].flags || kwchg) {
@@ -669,6 +673,7 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 		for (size_t k = 0; k < op->n_changed; k++)
 			if (op->changed[k].uid > last) {
 				announce |= imap_keywords_learn(cl, op->changed[k].keywords);
+				imap_context_note(cl, op->changed[k].uid);
 				nw[nn] = op->changed[k];
 				op->changed[k].keywords = NULL;
 				nn++;
@@ -701,6 +706,9 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 	if (o.len > 0)
 		conn_write(cl->c, o.data, o.len);
 	buf_free(&o);
+	/* RFC 5267 4.3: live results change with the FETCH, EXISTS and EXPUNGE that show
+	 * why. */
+	imap_context_flush(cl);
 }
 
 static void sync_end(struct imap_client *cl, void (*then)(struct imap_client *cl))

@@ -154,6 +154,13 @@ static void merge_sort(const struct imap_sort_msg **v, size_t n, const struct so
 	free(tmp);
 }
 
+int imap_sort_cmp(const struct imap_sort_msg *a, const struct imap_sort_msg *b,
+                  const struct imap_sort_crit *c, size_t nc)
+{
+	struct sort_ctx x = {c, nc};
+	return cmp_msg(a, b, &x);
+}
+
 void imap_sort(const struct imap_sort_msg **v, size_t n, const struct imap_sort_crit *c, size_t nc)
 {
 	struct sort_ctx x = {c, nc};

@@ -55,6 +55,10 @@ struct imap_sort_msg {
 int imap_sort_parse(const struct imap_arg *a, struct imap_sort_crit *c, size_t *n_r,
                     const char **error_r);
 
+/* <0, 0 or >0 as a sorts before, with or after b by c[0..nc), ties by sequence number. */
+int imap_sort_cmp(const struct imap_sort_msg *a, const struct imap_sort_msg *b,
+                  const struct imap_sort_crit *c, size_t nc);
+
 /* Orders v[0..n) by c[0..nc), ties (and equal keys throughout) by sequence number. */
 void imap_sort(const struct imap_sort_msg **v, size_t n, const struct imap_sort_crit *c, size_t nc);
 
