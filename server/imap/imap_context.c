@@ -346,10 +346,11 @@ static void pairs_close(struct pairs *p)
 }
 
 /* Adds uid at position pos; it joins the open pair when it comes right after it (ADDTO:
- * pos is the open pair's next position; REMOVEFROM: the same position). */
+ * pos is the open pair's next position; REMOVEFROM: the same position; position 0, a
+ * SEARCH result's, is one pair). */
 static void pairs_add(struct pairs *p, uint32_t pos, uint32_t uid, bool removal)
 {
-	uint32_t next = removal ? p->pos : p->pos + (uint32_t)p->n;
+	uint32_t next = removal || pos == 0 ? p->pos : p->pos + (uint32_t)p->n;
 	if (p->n == 0 || pos != next) {
 		pairs_close(p);
 		p->pos = pos;
@@ -531,8 +532,9 @@ static void keys_loaded(struct imap_client *cl, int rc)
 		return;
 	cx->loading = false;
 	cx->keys_failed = rc < 0;
-	/* Sent now unless a command or its output is under way: its tagged reply sends them. */
-	if ((!cl->busy || cl->idling) && !cl->syncing && cl->reader.cmd.len == 0 &&
+	/* Sent now in IDLE or between commands, unless a command is being assembled or run:
+	 * its tagged reply sends them. */
+	if ((cl->idling || (!cl->busy && cl->reader.cmd.len == 0)) && !cl->syncing &&
 	    conn_is_open(cl->c))
 		imap_context_flush(cl);
 }
