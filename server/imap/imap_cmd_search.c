@@ -43,6 +43,8 @@ struct search_op {
 	imap_search_done_fn *done;
 	void *ext;
 	void (*ext_free)(void *ext);
+	/* UPDATE: the header keys' verdicts are kept per message (imap_context_content). */
+	bool update;
 };
 
 static void search_failed(struct search_op *op, int rc)
@@ -144,6 +146,8 @@ static void search_finish(struct search_op *op)
 			m.hdr = op->raw[i];
 			m.hdr_len = op->raw_len[i];
 		}
+		if (op->update)
+			imap_context_content(&op->search.root, &m);
 		if (imap_search_match(&op->search.root, &m, (uint32_t)cl->n_msgs, max_uid)) {
 			hits[nh++] =
 			    cl->uid && op->done == NULL ? cl->msgs[i].uid : (uint32_t)i + 1;
@@ -364,10 +368,12 @@ static void headers_got(void *ctx, int rc, struct store_msgs *res)
 }
 
 static void search_start(struct imap_client *cl, const struct imap_arg *a, size_t n,
-                         imap_search_done_fn *done, void *ext, void (*ext_free)(void *ext))
+                         imap_search_done_fn *done, void *ext, void (*ext_free)(void *ext),
+                         bool update)
 {
 	struct search_op *op = xcalloc(1, sizeof(*op));
 	op->cl = cl;
+	op->update = update;
 	op->done = done;
 	op->ext = ext;
 	op->ext_free = ext_free;
@@ -388,6 +394,7 @@ static void search_start(struct imap_client *cl, const struct imap_arg *a, size_
 		imap_done(cl, "BAD", "Tag reuse: a result with this tag is kept up to date");
 		return;
 	}
+	op->update |= (op->search.esearch & IMAP_ES_UPDATE) != 0;
 	imap_search_set_saved(&op->search.root, cl->saved, cl->n_saved);
 	if (!imap_search_seqs_valid(&op->search.root, (uint32_t)cl->n_msgs)) {
 		imap_done(cl, "BAD", "Invalid message sequence number");
@@ -407,11 +414,11 @@ static void search_start(struct imap_client *cl, const struct imap_arg *a, size_
 
 void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n)
 {
-	search_start(cl, a, n, NULL, NULL, NULL);
+	search_start(cl, a, n, NULL, NULL, NULL, false);
 }
 
 void imap_search_run(struct imap_client *cl, const struct imap_arg *a, size_t n,
-                     imap_search_done_fn *done, void *ext, void (*ext_free)(void *ext))
+                     imap_search_done_fn *done, void *ext, void (*ext_free)(void *ext), bool update)
 {
-	search_start(cl, a, n, done, ext, ext_free);
+	search_start(cl, a, n, done, ext, ext_free, update);
 }

@@ -668,7 +668,8 @@ void imap_cmd_sort(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		free(op);
 		return;
 	}
-	imap_search_run(cl, a + 2, n - 2, matched, op, sort_op_free);
+	imap_search_run(cl, a + 2, n - 2, matched, op, sort_op_free,
+	                (op->ret & IMAP_ES_UPDATE) != 0);
 }
 
 void imap_cmd_thread(struct imap_client *cl, const struct imap_arg *a, size_t n)
@@ -689,5 +690,5 @@ void imap_cmd_thread(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		free(op);
 		return;
 	}
-	imap_search_run(cl, a + 2, n - 2, matched, op, sort_op_free);
+	imap_search_run(cl, a + 2, n - 2, matched, op, sort_op_free, false);
 }

@@ -43,6 +43,16 @@ struct imap_context {
 	uint32_t *set;   /* the result's UIDs, ascending */
 	uint32_t *order; /* SORT: the same in sort order; NULL for SEARCH */
 	size_t n, cap;
+	/* The program's header and text keys: each answers by the UIDs it matched (k->uids,
+	 * as a TEXT key does), known for every message up to watermark. */
+	struct content_key *content;
+	size_t n_content;
+	uint32_t watermark;
+};
+
+struct content_key {
+	struct imap_search_key *k; /* in search.root, now of type IMAP_SK_TEXT */
+	enum imap_skey type;       /* what it was */
 };
 
 struct imap_contexts {
@@ -50,9 +60,13 @@ struct imap_contexts {
 	size_t n;
 	uint32_t *pending; /* noted UIDs, unsorted, repeats allowed */
 	size_t n_pending, cap_pending;
-	bool loading;     /* sort keys are being read */
+	bool loading;     /* sort keys or new messages' headers are being read */
 	bool keys_failed; /* the last read failed: use what the snapshot has */
+	unsigned gen;     /* tells a read that outlived this set of contexts */
+	bool in_flush;    /* a read that ends at once leaves the flush to go on */
 };
+
+static unsigned contexts_gen;
 
 static void context_free(struct imap_context *x)
 {
@@ -60,6 +74,7 @@ static void context_free(struct imap_context *x)
 	imap_search_free(&x->search);
 	free(x->set);
 	free(x->order);
+	free(x->content);
 	free(x);
 }
 
@@ -97,12 +112,6 @@ static const char *key_refusal(const struct imap_search_key *k)
 		return "Message numbers change: use UIDs to have results updated";
 	case IMAP_SK_SAVED:
 		return "$ changes with SAVE: its results are not updated";
-	case IMAP_SK_HEADER:
-	case IMAP_SK_TEXT:
-	case IMAP_SK_SENTBEFORE:
-	case IMAP_SK_SENTON:
-	case IMAP_SK_SENTSINCE:
-		return "Results of header and text keys are not updated";
 	case IMAP_SK_UID:
 		for (size_t i = 0; i < k->set.n; i++)
 			if (k->set.r[i].first == IMAP_SEQ_STAR || k->set.r[i].last == IMAP_SEQ_STAR)
@@ -127,6 +136,34 @@ static int cmp_u32(const void *x, const void *y)
 	return a < b ? -1 : a > b;
 }
 
+static bool is_header_key(enum imap_skey t)
+{
+	return t == IMAP_SK_HEADER || t == IMAP_SK_SENTBEFORE || t == IMAP_SK_SENTON ||
+	       t == IMAP_SK_SENTSINCE;
+}
+
+void imap_context_content(struct imap_search_key *k, const struct imap_search_msg *m)
+{
+	if (is_header_key(k->type) && imap_search_match(k, m, 0, 0)) {
+		k->uids = xreallocarray(k->uids, k->n_uids + 1, sizeof(*k->uids));
+		k->uids[k->n_uids++] = m->uid;
+	}
+	for (size_t i = 0; i < k->n_kids; i++)
+		imap_context_content(&k->kids[i], m);
+}
+
+/* Turns every header key of k into a UID-set key and lists the content keys in x. */
+static void content_collect(struct imap_context *x, struct imap_search_key *k)
+{
+	if (is_header_key(k->type) || k->type == IMAP_SK_TEXT) {
+		x->content = xreallocarray(x->content, x->n_content + 1, sizeof(*x->content));
+		x->content[x->n_content++] = (struct content_key){k, k->type};
+		k->type = IMAP_SK_TEXT;
+	}
+	for (size_t i = 0; i < k->n_kids; i++)
+		content_collect(x, &k->kids[i]);
+}
+
 void imap_context_start(struct imap_client *cl, struct buf *o, struct imap_search *search,
                         unsigned ret, const struct imap_sort_crit *crit, size_t n_crit,
                         const uint32_t *uids, size_t n)
@@ -144,12 +181,16 @@ void imap_context_start(struct imap_client *cl, struct buf *o, struct imap_searc
 		buf_printf(o, "* NO [NOUPDATE \"%s\"] %s\r\n", cl->tag, why);
 		return;
 	}
-	if (cl->contexts == NULL)
+	if (cl->contexts == NULL) {
 		cl->contexts = xcalloc(1, sizeof(*cl->contexts));
+		cl->contexts->gen = ++contexts_gen;
+	}
 	struct imap_context *x = xcalloc(1, sizeof(*x));
 	x->tag = xstrdup(cl->tag);
 	x->search = *search;
 	memset(search, 0, sizeof(*search));
+	content_collect(x, &x->search.root);
+	x->watermark = cl->n_msgs > 0 ? cl->msgs[cl->n_msgs - 1].uid : 0;
 	x->sorted = crit != NULL;
 	if (x->sorted) {
 		memcpy(x->crit, crit, n_crit * sizeof(*crit));
@@ -532,11 +573,313 @@ static void keys_loaded(struct imap_client *cl, int rc)
 		return;
 	cx->loading = false;
 	cx->keys_failed = rc < 0;
+	if (cx->in_flush)
+		return;
 	/* Sent now in IDLE or between commands, unless a command is being assembled or run:
 	 * its tagged reply sends them. */
 	if ((cl->idling || (!cl->busy && cl->reader.cmd.len == 0)) && !cl->syncing &&
 	    conn_is_open(cl->c))
 		imap_context_flush(cl);
+}
+
+/* ---- headers and text of new messages ----
+ *
+ * A message that arrived after a result was computed has no verdict in its content keys
+ * yet: its decoded header fields (store_message_get), its raw header (store_content_read)
+ * and the full-text matches of each text key (one index query per key, whose hits among
+ * the new messages are taken) are read, one store call after the other, and the keys
+ * evaluated on them.
+ */
+
+#define HDR_MAX (64 * 1024)
+
+struct content_load {
+	struct imap_client *cl;
+	unsigned gen;
+	uint32_t *uids; /* the new messages, ascending */
+	size_t n, next;
+	bool decoded, raw;     /* what is read per message */
+	struct store_msg *dec; /* per message: hdr_* (owned) */
+	char **hdr;
+	size_t *hdr_len;
+	/* Text keys: the query, and the new messages it matched (sorted). */
+	struct text_query {
+		char *str;
+		bool body_only;
+		uint32_t *uids;
+		size_t n;
+	} * texts;
+	size_t n_texts, next_text;
+	int rc;
+};
+
+static void load_free(struct content_load *ld)
+{
+	for (size_t i = 0; i < ld->n; i++) {
+		free(ld->dec[i].hdr_from);
+		free(ld->dec[i].hdr_to);
+		free(ld->dec[i].hdr_cc);
+		free(ld->dec[i].hdr_subject);
+		free(ld->dec[i].hdr_message_id);
+		free(ld->hdr[i]);
+	}
+	for (size_t i = 0; i < ld->n_texts; i++) {
+		free(ld->texts[i].str);
+		free(ld->texts[i].uids);
+	}
+	free(ld->texts);
+	free(ld->uids);
+	free(ld->dec);
+	free(ld->hdr);
+	free(ld->hdr_len);
+	free(ld);
+}
+
+static bool uid_in(const uint32_t *v, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (v[mid] == uid)
+			return true;
+		if (v[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* Gives each context's content keys their verdicts on the new messages. */
+static void content_apply(struct imap_client *cl, struct content_load *ld)
+{
+	struct imap_contexts *cx = cl->contexts;
+	for (size_t c = 0; c < cx->n; c++) {
+		struct imap_context *x = cx->v[c];
+		if (x->n_content == 0)
+			continue;
+		for (size_t i = 0; i < ld->n; i++) {
+			uint32_t uid = ld->uids[i];
+			uint32_t seq = imap_seq_of(cl, uid);
+			if (uid <= x->watermark || seq == 0)
+				continue;
+			const struct imap_msg *im = &cl->msgs[seq - 1];
+			struct imap_search_msg m = {
+			    .seq = seq,
+			    .uid = uid,
+			    .flags = im->flags,
+			    .keywords = im->keywords,
+			    .size = im->size,
+			    .modseq = im->modseq,
+			    .internal_date = im->internal_date,
+			    .hdr = ld->hdr != NULL ? ld->hdr[i] : NULL,
+			    .hdr_len = ld->hdr != NULL ? ld->hdr_len[i] : 0,
+			    .decoded = ld->decoded,
+			    .from = ld->dec[i].hdr_from,
+			    .to = ld->dec[i].hdr_to,
+			    .cc = ld->dec[i].hdr_cc,
+			    .subject = ld->dec[i].hdr_subject,
+			    .message_id = ld->dec[i].hdr_message_id,
+			    .date = ld->dec[i].hdr_date,
+			};
+			for (size_t j = 0; j < x->n_content; j++) {
+				struct imap_search_key *k = x->content[j].k;
+				bool hit = false;
+				if (x->content[j].type == IMAP_SK_TEXT) {
+					for (size_t t = 0; t < ld->n_texts; t++)
+						if (ld->texts[t].body_only == k->body_only &&
+						    strcmp(ld->texts[t].str, k->str) == 0)
+							hit = uid_in(ld->texts[t].uids,
+							             ld->texts[t].n, uid);
+				} else {
+					/* The key as it was, on this message alone. */
+					k->type = x->content[j].type;
+					hit = imap_search_match(k, &m, 0, 0);
+					k->type = IMAP_SK_TEXT;
+				}
+				if (hit) {
+					k->uids =
+					    xreallocarray(k->uids, k->n_uids + 1, sizeof(*k->uids));
+					k->uids[k->n_uids++] = uid;
+				}
+			}
+		}
+		if (ld->n > 0 && ld->uids[ld->n - 1] > x->watermark)
+			x->watermark = ld->uids[ld->n - 1];
+	}
+}
+
+static void load_step(struct content_load *ld);
+
+/* The end of a store call: false when the load is over (its memory freed). */
+static bool load_back(struct content_load *ld, int rc)
+{
+	struct imap_client *cl = ld->cl;
+	if (!conn_release(cl->c)) {
+		load_free(ld);
+		return false;
+	}
+	if (rc < 0 && rc != -ENOENT && ld->rc == 0)
+		ld->rc = rc;
+	return true;
+}
+
+static void dec_got(void *ctx, int rc, struct store_msgs *res)
+{
+	struct content_load *ld = ctx;
+	if (!load_back(ld, rc))
+		return;
+	if (rc == 0 && res->n > 0) {
+		struct store_msg *d = &ld->dec[ld->next], *v = &res->v[0];
+		d->hdr_from = v->hdr_from;
+		d->hdr_to = v->hdr_to;
+		d->hdr_cc = v->hdr_cc;
+		d->hdr_subject = v->hdr_subject;
+		d->hdr_message_id = v->hdr_message_id;
+		d->hdr_date = v->hdr_date;
+		v->hdr_from = v->hdr_to = v->hdr_cc = v->hdr_subject = v->hdr_message_id = NULL;
+	}
+	ld->next++;
+	load_step(ld);
+}
+
+static void hdr_got(void *ctx, int rc, struct store_content *res)
+{
+	struct content_load *ld = ctx;
+	if (!load_back(ld, rc))
+		return;
+	if (rc == 0 && res->len > 0) {
+		const char *d = (const char *)res->data;
+		size_t len = res->len;
+		const char *end = memmem(d, len, "\r\n\r\n", 4);
+		if (end != NULL)
+			len = (size_t)(end - d) + 4;
+		size_t i = ld->next - ld->n; /* the second pass over the messages */
+		ld->hdr[i] = xstrndup(d, len);
+		ld->hdr_len[i] = len;
+	}
+	ld->next++;
+	load_step(ld);
+}
+
+static void text_got(void *ctx, int rc, struct store_uids *res)
+{
+	struct content_load *ld = ctx;
+	if (!load_back(ld, rc))
+		return;
+	struct text_query *t = &ld->texts[ld->next_text];
+	for (size_t i = 0; rc == 0 && i < res->n; i++)
+		if (uid_in(ld->uids, ld->n, res->v[i])) {
+			t->uids = xreallocarray(t->uids, t->n + 1, sizeof(*t->uids));
+			t->uids[t->n++] = res->v[i];
+		}
+	if (t->n > 0)
+		qsort(t->uids, t->n, sizeof(*t->uids), cmp_u32);
+	ld->next_text++;
+	load_step(ld);
+}
+
+static void keys_loaded(struct imap_client *cl, int rc);
+
+/* The next store call of the load, or its end: the verdicts, then flush again. */
+static void load_step(struct content_load *ld)
+{
+	struct imap_client *cl = ld->cl;
+	struct store *st = imap_store(cl);
+	bool same = cl->contexts != NULL && cl->contexts->gen == ld->gen &&
+	            cl->state == IMAP_STATE_SELECTED;
+	while (same && ld->rc == 0) {
+		int rc;
+		if (ld->decoded && ld->next < ld->n) {
+			conn_hold(cl->c);
+			rc = store_message_get(st, cl->mailbox_id, ld->uids[ld->next], dec_got, ld);
+		} else if (ld->raw && ld->next < 2 * ld->n) {
+			if (ld->next < ld->n)
+				ld->next = ld->n; /* no decoded pass */
+			conn_hold(cl->c);
+			rc = store_content_read(st, cl->mailbox_id, ld->uids[ld->next - ld->n], 0,
+			                        HDR_MAX, hdr_got, ld);
+		} else if (ld->next_text < ld->n_texts) {
+			struct text_query *t = &ld->texts[ld->next_text];
+			conn_hold(cl->c);
+			rc = (t->body_only ? store_search_body : store_search_text)(
+			    st, cl->mailbox_id, t->str, text_got, ld);
+		} else {
+			break;
+		}
+		if (rc == 0)
+			return;
+		conn_release(cl->c);
+		ld->rc = rc;
+	}
+	if (same && ld->rc == 0)
+		content_apply(cl, ld);
+	int rc = ld->rc;
+	load_free(ld);
+	keys_loaded(cl, rc);
+}
+
+/* The new messages some context has no content verdicts for, or 0 of them. */
+static size_t content_missing(const struct imap_client *cl, const uint32_t *p, size_t np,
+                              uint32_t **uids_r)
+{
+	const struct imap_contexts *cx = cl->contexts;
+	uint32_t low = UINT32_MAX;
+	for (size_t i = 0; i < cx->n; i++)
+		if (cx->v[i]->n_content > 0 && cx->v[i]->watermark < low)
+			low = cx->v[i]->watermark;
+	size_t n = 0;
+	*uids_r = NULL;
+	for (size_t i = 0; low != UINT32_MAX && i < np; i++)
+		if (p[i] > low && imap_seq_of(cl, p[i]) > 0) {
+			if (*uids_r == NULL)
+				*uids_r = xmalloc(np * sizeof(**uids_r));
+			(*uids_r)[n++] = p[i];
+		}
+	return n;
+}
+
+static void add_texts(struct content_load *ld, const struct imap_context *x)
+{
+	for (size_t j = 0; j < x->n_content; j++) {
+		const struct imap_search_key *k = x->content[j].k;
+		if (x->content[j].type != IMAP_SK_TEXT)
+			continue;
+		bool have = false;
+		for (size_t t = 0; t < ld->n_texts && !have; t++)
+			have = ld->texts[t].body_only == k->body_only &&
+			       strcmp(ld->texts[t].str, k->str) == 0;
+		if (have)
+			continue;
+		ld->texts = xreallocarray(ld->texts, ld->n_texts + 1, sizeof(*ld->texts));
+		ld->texts[ld->n_texts++] =
+		    (struct text_query){xstrdup(k->str), k->body_only, NULL, 0};
+	}
+}
+
+static void content_load(struct imap_client *cl, uint32_t *uids, size_t n)
+{
+	struct imap_contexts *cx = cl->contexts;
+	struct content_load *ld = xcalloc(1, sizeof(*ld));
+	ld->cl = cl;
+	ld->gen = cx->gen;
+	ld->uids = uids;
+	ld->n = n;
+	ld->dec = xcalloc(n, sizeof(*ld->dec));
+	for (size_t i = 0; i < cx->n; i++) {
+		const struct imap_context *x = cx->v[i];
+		if (x->n_content == 0)
+			continue;
+		ld->decoded |= x->search.needs_header;
+		ld->raw |= x->search.needs_raw_header;
+		add_texts(ld, x);
+	}
+	if (ld->raw) {
+		ld->hdr = xcalloc(n, sizeof(*ld->hdr));
+		ld->hdr_len = xcalloc(n, sizeof(*ld->hdr_len));
+	}
+	cx->loading = true;
+	load_step(ld);
 }
 
 void imap_context_flush(struct imap_client *cl)
@@ -560,6 +903,17 @@ void imap_context_flush(struct imap_client *cl)
 			return;
 		cx->loading = false;
 		cx->keys_failed = true;
+	}
+	uint32_t *fresh;
+	size_t n_fresh = content_missing(cl, cx->pending, np, &fresh);
+	if (n_fresh > 0 && !cx->keys_failed) {
+		cx->in_flush = true;
+		content_load(cl, fresh, n_fresh);
+		cx->in_flush = false;
+		if (cx->loading)
+			return;
+	} else {
+		free(fresh);
 	}
 	struct buf o;
 	buf_init(&o, SIZE_MAX);

@@ -323,6 +323,13 @@ bool imap_context_tag_used(const struct imap_client *cl);
 void imap_context_start(struct imap_client *cl, struct buf *o, struct imap_search *search,
                         unsigned ret, const struct imap_sort_crit *crit, size_t n_crit,
                         const uint32_t *uids, size_t n);
+/* Evaluates the header keys (HEADER, FROM ... SUBJECT, SENT*) of the program root on m
+ * (which has what they need) and adds m->uid to each one that matches (k->uids: call in
+ * ascending UID order). A message's header never changes, so a kept result needs to read
+ * it again only for messages that arrive later. */
+struct imap_search_key;
+struct imap_search_msg;
+void imap_context_content(struct imap_search_key *root, const struct imap_search_msg *m);
 /* Message uid of the snapshot changed, arrived or went: looked at again by the next
  * imap_context_flush. Cheap; nothing when no result is kept. */
 void imap_context_note(struct imap_client *cl, uint32_t uid);
@@ -351,11 +358,13 @@ void imap_cmd_search(struct imap_client *cl, const struct imap_arg *a, size_t n)
  * sequence numbers of the matching messages in ascending order (borrowed for the call),
  * or rc < 0 after a store failure (then it must answer), and the parsed program, which
  * done may move out (leaving it zeroed). ext is freed with the command (ext_free). done
- * may answer (imap_done) or go on asynchronously. */
+ * may answer (imap_done) or go on asynchronously. update: the result is to be kept up to
+ * date (the program's header keys keep what they matched: imap_context_content). */
 typedef void imap_search_done_fn(struct imap_client *cl, void *ext, int rc, const uint32_t *seqs,
                                  size_t n, struct imap_search *search);
 void imap_search_run(struct imap_client *cl, const struct imap_arg *a, size_t n,
-                     imap_search_done_fn *done, void *ext, void (*ext_free)(void *ext));
+                     imap_search_done_fn *done, void *ext, void (*ext_free)(void *ext),
+                     bool update);
 /* imap_cmd_sort.c */
 void imap_sortcache_free(struct imap_client *cl);
 /* The sort keys the session holds for uid of the selected mailbox, or NULL (borrowed:
