@@ -621,7 +621,8 @@ static void load_free(struct content_load *ld)
 		free(ld->dec[i].hdr_cc);
 		free(ld->dec[i].hdr_subject);
 		free(ld->dec[i].hdr_message_id);
-		free(ld->hdr[i]);
+		if (ld->hdr != NULL)
+			free(ld->hdr[i]);
 	}
 	for (size_t i = 0; i < ld->n_texts; i++) {
 		free(ld->texts[i].str);

@@ -400,3 +400,29 @@ def test_header_and_text_keys(env):
     nothing_waiting(a)
     b.logout()
     a.close()
+
+
+def test_updates_with_notify_and_own_fetch(env):
+    """With NOTIFY's SELECTED events the updates come between commands, without IDLE; a
+    FETCH that sets \\Seen changes a result like a STORE."""
+    user = env.add_user("ctxnotify")
+    b = fill(env, user, ["one", "two"])
+    a = env.raw(user, timeout=WAIT)
+    ok(cmd(a, "s", "SELECT INBOX"), "s")
+    r = ok(cmd(a, "u1", "UID SEARCH RETURN (UPDATE) UNSEEN"), "u1")
+    assert esearch(r, "u1") == [b'* ESEARCH (TAG "u1") UID ALL 1:2'], r
+    r = ok(cmd(a, "f", "UID FETCH 2 (BODY[TEXT])"), "f")
+    assert r.index(b"* 2 FETCH") < r.index(b"REMOVEFROM"), r
+    assert esearch(r, "u1") == [b'* ESEARCH (TAG "u1") UID REMOVEFROM (0 2)'], r
+    ok(cmd(a, "n", "NOTIFY SET (SELECTED (MessageNew MessageExpunge FlagChange))"), "n")
+    b.select("INBOX")
+    b.uid("STORE", "1", "+FLAGS", r"(\Seen)")
+    got = wait_for(a, rb'^\* ESEARCH \(TAG "u1"\)')
+    assert esearch(got, "u1") == [b'* ESEARCH (TAG "u1") UID REMOVEFROM (0 1)'], got
+    b.append("INBOX", None, None, simple_message("three", to=user))
+    got = wait_for(a, rb'^\* ESEARCH \(TAG "u1"\)')
+    assert got.index(b"* 3 EXISTS") < got.index(b"ADDTO"), got
+    assert esearch(got, "u1") == [b'* ESEARCH (TAG "u1") UID ADDTO (0 3)'], got
+    nothing_waiting(a)
+    b.logout()
+    a.close()
