@@ -136,10 +136,24 @@ static int cmp_u32(const void *x, const void *y)
 	return a < b ? -1 : a > b;
 }
 
+/* Keys on what a message's entry keeps for ever: its header, its RFC 8474 ids (set at
+ * delivery, kept through COPY and MOVE) and its RFC 8514 save date. */
 static bool is_header_key(enum imap_skey t)
 {
-	return t == IMAP_SK_HEADER || t == IMAP_SK_SENTBEFORE || t == IMAP_SK_SENTON ||
-	       t == IMAP_SK_SENTSINCE;
+	switch (t) {
+	case IMAP_SK_HEADER:
+	case IMAP_SK_SENTBEFORE:
+	case IMAP_SK_SENTON:
+	case IMAP_SK_SENTSINCE:
+	case IMAP_SK_SAVEDBEFORE:
+	case IMAP_SK_SAVEDON:
+	case IMAP_SK_SAVEDSINCE:
+	case IMAP_SK_EMAILID:
+	case IMAP_SK_THREADID:
+		return true;
+	default:
+		return false;
+	}
 }
 
 void imap_context_content(struct imap_search_key *k, const struct imap_search_msg *m)
@@ -682,6 +696,9 @@ static void content_apply(struct imap_client *cl, struct content_load *ld)
 			    .subject = ld->dec[i].hdr_subject,
 			    .message_id = ld->dec[i].hdr_message_id,
 			    .date = ld->dec[i].hdr_date,
+			    .email_id = ld->dec[i].email_id,
+			    .thread_id = ld->dec[i].thread_id,
+			    .save_date = ld->dec[i].save_date,
 			};
 			for (size_t j = 0; j < x->n_content; j++) {
 				struct imap_search_key *k = x->content[j].k;
@@ -738,6 +755,9 @@ static void dec_got(void *ctx, int rc, struct store_msgs *res)
 		d->hdr_subject = v->hdr_subject;
 		d->hdr_message_id = v->hdr_message_id;
 		d->hdr_date = v->hdr_date;
+		d->email_id = v->email_id;
+		d->thread_id = v->thread_id;
+		d->save_date = v->save_date;
 		v->hdr_from = v->hdr_to = v->hdr_cc = v->hdr_subject = v->hdr_message_id = NULL;
 	}
 	ld->next++;

@@ -140,7 +140,15 @@ Test(imap_context, search_header_keys_read_only_new_mail)
 	expect(c, "f1 UID FETCH 1:2 (BODY[TEXT])", "* ESEARCH (TAG \"h2\") UID REMOVEFROM (0 1:2)");
 	expect(c, "t1 UID STORE 1:6 -FLAGS.SILENT (\\Seen)",
 	       "* ESEARCH (TAG \"h2\") UID ADDTO (0 1:2)");
-	const char *out = say(c, "t2 UID STORE 4 +FLAGS.SILENT (\\Seen)");
+	/* The save date is kept like a header: a copy has its own, of today. */
+	expect(c, "d1 UID SEARCH RETURN (UPDATE) SAVEDSINCE 1-Jan-2000",
+	       "* ESEARCH (TAG \"d1\") UID ALL 1:6\r\n");
+	expect(c, "d2 UID SEARCH RETURN (UPDATE) SAVEDBEFORE 1-Jan-2000",
+	       "* ESEARCH (TAG \"d2\") UID\r\n");
+	const char *out = say(c, "k4 UID COPY 1 INBOX");
+	cr_assert(has(out, "* ESEARCH (TAG \"d1\") UID ADDTO (0 7)\r\n"), "%s", out);
+	cr_assert(!has(out, "(TAG \"d2\")"), "%s", out);
+	out = say(c, "t2 UID STORE 4 +FLAGS.SILENT (\\Seen)");
 	cr_assert(!has(out, "* ESEARCH"), "%s", out);
 	fake_conn_free(c);
 }
