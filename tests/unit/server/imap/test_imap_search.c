@@ -404,6 +404,13 @@ Test(imap_search, return_options)
 	    {"RETURN (PARTIAL 1:5 PARTIAL 6:9)", "BAD"},
 	    {"RETURN (ALL PARTIAL 1:5)", "BAD"},
 	    {"RETURN (BOGUS)", "BAD"},
+	    /* RFC 5267 4.2, 4.3: UPDATE and CONTEXT ask for no data; alone they mean ALL. */
+	    {"RETURN (UPDATE)", "72 0 0"},
+	    {"RETURN (CONTEXT)", "136 0 0"},
+	    {"RETURN (UPDATE COUNT)", "68 0 0"},
+	    {"RETURN (CONTEXT UPDATE PARTIAL 1:5)", "224 1 5"},
+	    {"RETURN (UPDATE SAVE)", "80 0 0"},
+	    {"RETURN (UPDATE ALL PARTIAL 1:5)", "BAD"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *r = ret(cases[i].in);
