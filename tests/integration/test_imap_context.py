@@ -426,3 +426,24 @@ def test_updates_with_notify_and_own_fetch(env):
     nothing_waiting(a)
     b.logout()
     a.close()
+
+
+def test_many_tags_and_odd_strings(env):
+    """CANCELUPDATE with thousands of tags, and tags that are no command's, is answered and
+    the session goes on."""
+    user = env.add_user("ctxmany")
+    a = env.raw(user)
+    ok(cmd(a, "s", "SELECT INBOX"), "s")
+    ok(cmd(a, "u1", "UID SEARCH RETURN (UPDATE) ALL"), "u1")
+    tags = " ".join('"t%d"' % i for i in range(1000))
+    r = cmd(a, "c", "CANCELUPDATE " + tags)
+    assert r[-1].startswith(b"c NO"), r[-1]
+    # Past what the command parser takes: BAD, and nothing cancelled.
+    tags = " ".join('"t%d"' % i for i in range(100000))
+    r = cmd(a, "c1", "CANCELUPDATE " + tags)
+    assert r[-1].startswith(b"c1 BAD"), r[-1]
+    r = cmd(a, "c2", 'CANCELUPDATE "" "u1 " "\\"u1\\""')
+    assert r[-1].startswith(b"c2 NO"), r[-1]
+    # u1 is still there.
+    ok(cmd(a, "c3", 'CANCELUPDATE "u1"'), "c3")
+    a.close()
