@@ -33,6 +33,7 @@ extern const struct cli_noun cli_noun_cert;
 extern const struct cli_noun cli_noun_quota;
 extern const struct cli_noun cli_noun_backup;
 extern const struct cli_noun cli_noun_restore;
+extern const struct cli_noun cli_noun_status;
 
 /* The store of the configured data_dir (created when missing), or NULL after printing why. */
 struct store *cli_store(struct cli *cli);

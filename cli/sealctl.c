@@ -20,7 +20,7 @@
 
 static const struct cli_noun *const nouns[] = {
     &cli_noun_user,  &cli_noun_mailbox, &cli_noun_cert,    &cli_noun_queue,
-    &cli_noun_quota, &cli_noun_backup,  &cli_noun_restore,
+    &cli_noun_quota, &cli_noun_backup,  &cli_noun_restore, &cli_noun_status,
 };
 
 void cli_error(const char *fmt, ...)
@@ -143,9 +143,10 @@ int main(int argc, char **argv)
 			noun = nouns[n];
 	if (noun == NULL)
 		return cli_usage(NULL, "unknown noun");
-	if (i + 1 >= argc)
+	if (i + 1 >= argc && noun != &cli_noun_status)
 		return cli_usage(noun, "missing verb");
-	if (strcmp(argv[i + 1], "--help") == 0 || strcmp(argv[i + 1], "-h") == 0) {
+	if (i + 1 < argc &&
+	    (strcmp(argv[i + 1], "--help") == 0 || strcmp(argv[i + 1], "-h") == 0)) {
 		printf("usage:\n%s", noun->usage);
 		return CLI_OK;
 	}

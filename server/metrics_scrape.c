@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,16 +36,25 @@ static double resident_bytes(void)
 	return n == 2 && page > 0 ? (double)rss * (double)page : 0;
 }
 
-static void fmt_connections(struct buf *o, struct server *srv)
+static const enum cfg_protocol protos[] = {CFG_PROTO_SUBMISSION, CFG_PROTO_SMTP, CFG_PROTO_IMAP,
+                                           CFG_PROTO_POP3};
+#define N_PROTOS (sizeof(protos) / sizeof(protos[0]))
+
+/* Connections open now, per entry of protos. */
+static void count_connections(struct server *srv, unsigned count[N_PROTOS])
 {
-	static const enum cfg_protocol protos[] = {CFG_PROTO_SUBMISSION, CFG_PROTO_SMTP,
-	                                           CFG_PROTO_IMAP, CFG_PROTO_POP3};
-	unsigned count[sizeof(protos) / sizeof(protos[0])] = {0};
+	memset(count, 0, N_PROTOS * sizeof(count[0]));
 	for (struct conn *c = srv->conns; c != NULL; c = c->next)
-		for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
+		for (size_t i = 0; i < N_PROTOS; i++)
 			if (c->listener->cfg->protocol == protos[i])
 				count[i]++;
-	for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
+}
+
+static void fmt_connections(struct buf *o, struct server *srv)
+{
+	unsigned count[N_PROTOS];
+	count_connections(srv, count);
+	for (size_t i = 0; i < N_PROTOS; i++) {
 		char labels[64];
 		snprintf(labels, sizeof(labels), "protocol=\"%s\"", cfg_protocol_name(protos[i]));
 		metrics_fmt_value(o, "sealmail_connections_open",
@@ -104,6 +114,45 @@ static void summary_got(void *ctx, int rc, const struct store_queue_summary *res
 	sc->cb(sc->ctx, 0, &o);
 	buf_free(&o);
 	free(sc);
+}
+
+int server_status_write(struct server *srv)
+{
+	struct buf o;
+	buf_init(&o, 1 << 20);
+	buf_printf(&o, "pid %ld\nstarted %lld\n", (long)getpid(), (long long)srv->started);
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		const struct listener *l = &srv->listeners[i];
+		buf_printf(&o, "listener %s %s %s %u %s %s\n", cfg_protocol_name(l->cfg->protocol),
+		           cfg_tls_mode_name(l->cfg->tls), l->cfg->address, l->port,
+		           cfg_client_cert_name(l->cfg->client_certificate),
+		           l->open ? "open" : "closed");
+	}
+	unsigned count[N_PROTOS];
+	count_connections(srv, count);
+	for (size_t i = 0; i < N_PROTOS; i++)
+		buf_printf(&o, "sessions %s %u\n", cfg_protocol_name(protos[i]), count[i]);
+	struct crl_mark mark;
+	time_t next_update = (time_t)-1;
+	if (srv->tls != NULL && tls_ctx_crl_mark(srv->tls, &mark, &next_update) &&
+	    next_update != (time_t)-1)
+		buf_printf(&o, "crl_next_update %lld\n", (long long)next_update);
+	time_t not_after = srv->tls != NULL ? tls_ctx_cert_not_after(srv->tls) : (time_t)-1;
+	if (not_after != (time_t)-1)
+		buf_printf(&o, "certificate_not_after %lld\n", (long long)not_after);
+	char *tmp = xasprintf("%s/status.tmp", srv->cfg->data_dir);
+	char *path = xasprintf("%s/status", srv->cfg->data_dir);
+	int rc = 0;
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL || fwrite(o.data, 1, o.len, f) != o.len || fclose(f) != 0 ||
+	    rename(tmp, path) < 0)
+		rc = -errno;
+	if (f == NULL)
+		rc = -errno;
+	buf_free(&o);
+	free(tmp);
+	free(path);
+	return rc;
 }
 
 void server_metrics_scrape(struct conn *c, metrics_scrape_cb *cb, void *ctx)

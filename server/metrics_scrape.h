@@ -15,6 +15,13 @@ struct conn;
  * not answer gives sealmail_store_up 0, not an error. */
 typedef void metrics_scrape_cb(void *ctx, int rc, struct buf *text);
 
+struct server;
+/* SIGUSR2 (sealctl status): writes data_dir/status (atomically) with what only the running
+ * server knows: its pid and start, each listener with its bound port, the sessions open
+ * per protocol, the loaded CRL's nextUpdate and the server certificate's expiry, one
+ * "key values..." line each. 0 or a negative errno. */
+int server_status_write(struct server *srv);
+
 /* Starts a scrape for the server c belongs to; cb runs on the loop thread, later. The
  * connection is held until then. */
 void server_metrics_scrape(struct conn *c, metrics_scrape_cb *cb, void *ctx);

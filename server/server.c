@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "server/auth/auth.h"
+#include "server/metrics_scrape.h"
 #include "server/server_private.h"
 #include "server/notify.h"
 #include "server/poster.h"
@@ -104,6 +105,7 @@ static void server_finish(struct server *srv)
 	}
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 	uv_close((uv_handle_t *)&srv->sig_usr1, NULL);
+	uv_close((uv_handle_t *)&srv->sig_usr2, NULL);
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
 	uv_close((uv_handle_t *)&srv->stop_timer, NULL);
@@ -447,7 +449,11 @@ static void signal_cb(uv_signal_t *s, int signum)
 		server_reload(srv);
 	else if (signum == SIGUSR1)
 		server_recheck_users(srv);
-	else
+	else if (signum == SIGUSR2) {
+		int rc = server_status_write(srv);
+		if (rc < 0)
+			log_event(LOGL_WARN, "event=status_failed reason=\"%s\"", strerror(-rc));
+	} else
 		server_stop(srv);
 }
 
@@ -606,13 +612,16 @@ int server_run(struct config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	uv_signal_init(&loop, &srv.sig_hup);
 	uv_signal_init(&loop, &srv.sig_usr1);
+	uv_signal_init(&loop, &srv.sig_usr2);
 	uv_signal_init(&loop, &srv.sig_term);
 	uv_signal_init(&loop, &srv.sig_int);
 	uv_timer_init(&loop, &srv.stop_timer);
 	srv.sig_hup.data = srv.sig_term.data = srv.sig_int.data = srv.stop_timer.data = &srv;
-	srv.sig_usr1.data = &srv;
+	srv.sig_usr1.data = srv.sig_usr2.data = &srv;
+	srv.started = time(NULL);
 	uv_signal_start(&srv.sig_hup, signal_cb, SIGHUP);
 	uv_signal_start(&srv.sig_usr1, signal_cb, SIGUSR1);
+	uv_signal_start(&srv.sig_usr2, signal_cb, SIGUSR2);
 	uv_signal_start(&srv.sig_term, signal_cb, SIGTERM);
 	uv_signal_start(&srv.sig_int, signal_cb, SIGINT);
 	uv_fs_poll_init(&loop, &srv.crl_poll);

@@ -38,7 +38,8 @@ struct server {
 	struct tls_ctx *tls; /* current context; sessions hold their own reference */
 	struct listener *listeners;
 	size_t n_listeners;
-	uv_signal_t sig_hup, sig_usr1, sig_term, sig_int;
+	uv_signal_t sig_hup, sig_usr1, sig_usr2, sig_term, sig_int;
+	time_t started;
 	uv_timer_t stop_timer;
 	uv_fs_poll_t crl_poll;    /* reload when tls.crl changes */
 	uv_timer_t crl_timer;     /* expiry warnings; stale-CRL logs and session closing */
