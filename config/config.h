@@ -142,6 +142,10 @@ int cfg_load(const char *path, struct config **cfg_r, struct cfg_errors *errs);
 int cfg_load_flags(const char *path, unsigned flags, struct config **cfg_r,
                    struct cfg_errors *errs);
 void cfg_free(struct config *cfg);
+/* The keys whose values differ between a and b, comma-separated ("limits.connections,
+ * listeners[1].port"; a list whose length changed is named alone): a new string, "" when
+ * none differs. */
+char *cfg_diff(const struct config *a, const struct config *b);
 void cfg_errors_free(struct cfg_errors *errs);
 
 /* True when address (any case) is one of auth.admins. */

@@ -266,6 +266,31 @@ static bool server_crl_rolled_back(struct server *srv, struct tls_ctx *ctx)
 
 static void crl_tick(uv_timer_t *t);
 
+/* SIGHUP reloads the TLS files only; every other change in the configuration file waits
+ * for a restart. Say which, so that nobody believes a change is live when it is not. */
+static void server_reload_config_check(struct server *srv)
+{
+	struct config *now = NULL;
+	struct cfg_errors errs = {0};
+	if (cfg_load(srv->cfg->path, &now, &errs) < 0) {
+		log_event(LOGL_WARN,
+		          "event=reload_config_invalid file=\"%s\" errors=%zu "
+		          "action=running_config_kept",
+		          srv->cfg->path, errs.n);
+		cfg_errors_free(&errs);
+		return;
+	}
+	cfg_errors_free(&errs);
+	char *changed = cfg_diff(srv->cfg, now);
+	if (changed[0] != '\0')
+		log_event(LOGL_WARN,
+		          "event=reload_restart_needed keys=\"%s\" "
+		          "reason=\"a reload applies only the contents of the TLS files\"",
+		          changed);
+	free(changed);
+	cfg_free(now);
+}
+
 static void server_reload(struct server *srv)
 {
 	struct tls_ctx *ctx = NULL;
@@ -445,9 +470,10 @@ static void server_recheck_users(struct server *srv)
 static void signal_cb(uv_signal_t *s, int signum)
 {
 	struct server *srv = s->data;
-	if (signum == SIGHUP)
+	if (signum == SIGHUP) {
+		server_reload_config_check(srv);
 		server_reload(srv);
-	else if (signum == SIGUSR1)
+	} else if (signum == SIGUSR1)
 		server_recheck_users(srv);
 	else if (signum == SIGUSR2) {
 		int rc = server_status_write(srv);

@@ -67,3 +67,21 @@ def test_mailbox_create_rename_delete(server):
     m.logout()
     r = sealctl(server, "mailbox", "create", "nobody@" + harness.DOMAIN, "X", ok=False)
     assert r.returncode == 1 and "no such user" in r.stderr, r.stderr
+
+
+def test_reload_names_the_changes_it_does_not_apply(make_server):
+    import signal
+    import time
+    srv = make_server()
+    srv.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "event=reloaded" not in srv.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "event=reload_restart_needed" not in srv.log()
+    srv.limits = dict(srv.limits or {}, connections=321)
+    srv.write_config()
+    srv.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "event=reload_restart_needed" not in srv.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 'event=reload_restart_needed keys="limits.connections"' in srv.log(), srv.log()[-2000:]

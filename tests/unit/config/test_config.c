@@ -1101,3 +1101,40 @@ Test(config, admins_are_lower_cased_and_matched_in_any_case)
 	cfg_free(cfg);
 	cfg_errors_free(&errs);
 }
+
+/* cfg_diff names exactly the keys that changed, list elements by index. */
+Test(config, diff_names_changed_keys)
+{
+	static const char base[] =
+	    "hostname: a.corp.example\n"
+	    "domains: [corp.example]\n"
+	    "tls: { certificate: certs/server.crt, key: certs/server.key }\n"
+	    "listeners:\n"
+	    "  - { protocol: imap, address: 127.0.0.1, port: 993, tls: implicit }\n"
+	    "  - { protocol: pop3, address: 127.0.0.1, port: 995, tls: implicit }\n"
+	    "limits: { connections: 100 }\n";
+	static const char changed[] =
+	    "hostname: a.corp.example\n"
+	    "domains: [corp.example, other.example]\n"
+	    "tls: { certificate: certs/server.crt, key: certs/server.key }\n"
+	    "listeners:\n"
+	    "  - { protocol: imap, address: 127.0.0.1, port: 993, tls: "
+	    "implicit }\n"
+	    "  - { protocol: pop3, address: 127.0.0.1, port: 1995, tls: "
+	    "implicit }\n"
+	    "limits: { connections: 200 }\n";
+	struct config *a, *b, *c;
+	struct cfg_errors errs = {0};
+	cr_assert_eq(load(base, &a, &errs), 0);
+	cr_assert_eq(load(changed, &b, &errs), 0);
+	cr_assert_eq(load(base, &c, &errs), 0);
+	char *d = cfg_diff(a, b);
+	cr_assert_str_eq(d, "domains,listeners[1].port,limits.connections");
+	free(d);
+	d = cfg_diff(a, c);
+	cr_assert_str_eq(d, "");
+	free(d);
+	cfg_free(a);
+	cfg_free(b);
+	cfg_free(c);
+}
