@@ -61,22 +61,26 @@ static bool daemon_status(struct cli *cli, long pid)
 	char line[1024];
 	unsigned total = 0;
 	while (fgets(line, sizeof(line), f) != NULL) {
-		char a[64], b[64], c[128], d[64], e[64];
-		unsigned port, n;
-		long long t;
-		if (sscanf(line, "started %lld", &t) == 1) {
-			when("started", (time_t)t, now);
-		} else if (sscanf(line, "listener %63s %63s %127s %u %63s %63s", a, b, c, &port, d,
-		                  e) == 6) {
-			printf("  listener %-10s %-8s %s:%u client_certificate=%s%s\n", a, b, c,
-			       port, d, strcmp(e, "open") == 0 ? "" : " (NOT LISTENING)");
-		} else if (sscanf(line, "sessions %63s %u", a, &n) == 2) {
-			printf("  sessions %-10s %u\n", a, n);
-			total += n;
-		} else if (sscanf(line, "crl_next_update %lld", &t) == 1) {
-			when("CRL next update", (time_t)t, now);
-		} else if (sscanf(line, "certificate_not_after %lld", &t) == 1) {
-			when("server certificate", (time_t)t, now);
+		/* "key value..." lines: split at spaces. */
+		char *w[8] = {0};
+		size_t n = 0;
+		line[strcspn(line, "\n")] = '\0';
+		for (char *save = NULL, *t = strtok_r(line, " ", &save); t != NULL && n < 8;
+		     t = strtok_r(NULL, " ", &save))
+			w[n++] = t;
+		if (n == 2 && strcmp(w[0], "started") == 0) {
+			when("started", (time_t)strtoll(w[1], NULL, 10), now);
+		} else if (n == 7 && strcmp(w[0], "listener") == 0) {
+			printf("  listener %-10s %-8s %s:%s client_certificate=%s%s\n", w[1], w[2],
+			       w[3], w[4], w[5],
+			       strcmp(w[6], "open") == 0 ? "" : " (NOT LISTENING)");
+		} else if (n == 3 && strcmp(w[0], "sessions") == 0) {
+			printf("  sessions %-10s %s\n", w[1], w[2]);
+			total += (unsigned)strtoul(w[2], NULL, 10);
+		} else if (n == 2 && strcmp(w[0], "crl_next_update") == 0) {
+			when("CRL next update", (time_t)strtoll(w[1], NULL, 10), now);
+		} else if (n == 2 && strcmp(w[0], "certificate_not_after") == 0) {
+			when("server certificate", (time_t)strtoll(w[1], NULL, 10), now);
 		}
 	}
 	fclose(f);
