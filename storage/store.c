@@ -846,6 +846,15 @@ int store_cert_revoke(struct store *s, const char *serial, const char *address, 
 	    t, s->backend->cert_revoke(s->impl, serial, address, now, complete_certs, t));
 }
 
+int store_ping(struct store *s, store_done_cb *cb, void *ctx)
+{
+	if (cb == NULL)
+		return -EINVAL;
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.done = cb;
+	return thunk_submitted(t, s->backend->ping(s->impl, complete_done, t));
+}
+
 int store_cert_crl_next(struct store *s, store_certs_cb *cb, void *ctx)
 {
 	if (cb == NULL)

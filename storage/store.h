@@ -431,6 +431,13 @@ int store_sync_wait(struct store_sync *w, int submit_rc);
 /* Frees every result held and the waiting machinery. */
 void store_sync_done(struct store_sync *w);
 
+/* ---- Health ---- */
+
+/* A health check (HTTPS /healthz): the backend answers a trivial query the way it answers
+ * real ones (SQLite: a read on a worker's connection). rc 0, or -EIO when the store cannot
+ * read or no longer takes writes (a write or fsync failed), -ESHUTDOWN when closing. */
+int store_ping(struct store *s, store_done_cb *cb, void *ctx);
+
 /* ---- Users ---- */
 
 /* Address syntax check and lower-casing: 0 and a new string in *out_r, or -EINVAL. */

@@ -171,6 +171,8 @@ struct store_backend {
 	                   store_backend_cb *cb, void *ctx);
 	int (*cert_crl_next)(void *impl, store_backend_cb *cb, void *ctx);
 	int (*cert_list_revoked)(void *impl, store_backend_cb *cb, void *ctx);
+
+	int (*ping)(void *impl, store_backend_cb *cb, void *ctx);
 };
 
 extern const struct store_backend store_backend_sqlite;

@@ -336,6 +336,7 @@ FAULT_OP(cert_revoke,
           void *ctx),
          (f->inner_impl, serial, address, now, cb, ctx))
 FAULT_OP(cert_crl_next, (void *impl, store_backend_cb *cb, void *ctx), (f->inner_impl, cb, ctx))
+FAULT_OP(ping, (void *impl, store_backend_cb *cb, void *ctx), (f->inner_impl, cb, ctx))
 FAULT_OP(cert_list_revoked, (void *impl, store_backend_cb *cb, void *ctx), (f->inner_impl, cb, ctx))
 
 const struct store_backend store_backend_fault = {
@@ -393,5 +394,6 @@ const struct store_backend store_backend_fault = {
     .cert_find_valid = fault_cert_find_valid,
     .cert_revoke = fault_cert_revoke,
     .cert_crl_next = fault_cert_crl_next,
+    .ping = fault_ping,
     .cert_list_revoked = fault_cert_list_revoked,
 };

@@ -920,6 +920,16 @@ static int mem_cert_revoke(void *impl, const char *serial, const char *address, 
 	return 0;
 }
 
+static int mem_ping(void *impl, store_backend_cb *cb, void *ctx)
+{
+	struct mem_store *m = impl;
+	struct store_backend_result res = {0};
+	pthread_mutex_lock(&m->lock);
+	mem_done(m, cb, ctx, 0, &res, false);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
 static int mem_cert_crl_next(void *impl, store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
@@ -1000,5 +1010,6 @@ const struct store_backend store_backend_mem = {
     .cert_find_valid = mem_cert_find_valid,
     .cert_revoke = mem_cert_revoke,
     .cert_crl_next = mem_cert_crl_next,
+    .ping = mem_ping,
     .cert_list_revoked = mem_cert_list_revoked,
 };

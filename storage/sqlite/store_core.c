@@ -835,3 +835,25 @@ void sqlite_store_stats(void *impl, uint64_t *commits_r, uint64_t *writes_r)
 	*writes_r = s->stat_writes;
 	pthread_mutex_unlock(&s->lock);
 }
+
+/* A read like any other, on a worker's own connection: it answers only when a worker is
+ * free and the database file can be read. A poisoned store still reads, but it no longer
+ * takes mail, so it is not healthy. */
+static int ping_run(struct store_conn *c, struct store_job *job)
+{
+	struct sqlite_store *s = job->store;
+	bool poisoned;
+	pthread_mutex_lock(&s->lock);
+	poisoned = s->poisoned;
+	pthread_mutex_unlock(&s->lock);
+	if (poisoned)
+		return -EIO;
+	return sqlite3_exec(c->db, "SELECT 1", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+int sqlite_store_ping(void *impl, store_backend_cb *cb, void *ctx)
+{
+	struct sqlite_store *s = impl;
+	struct store_job *job = store_job_new(sizeof(*job), s, STORE_JOB_READ, ping_run, cb, ctx);
+	return store_job_submit(job);
+}

@@ -304,6 +304,7 @@ int sqlite_store_cert_find_valid(void *impl, const char *address, int64_t now, s
 int sqlite_store_cert_revoke(void *impl, const char *serial, const char *address, int64_t now,
                              store_backend_cb *cb, void *ctx);
 int sqlite_store_cert_crl_next(void *impl, store_backend_cb *cb, void *ctx);
+int sqlite_store_ping(void *impl, store_backend_cb *cb, void *ctx);
 int sqlite_store_cert_list_revoked(void *impl, store_backend_cb *cb, void *ctx);
 
 /* store_core.c */

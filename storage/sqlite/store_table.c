@@ -60,4 +60,5 @@ const struct store_backend store_backend_sqlite = {
     .cert_revoke = sqlite_store_cert_revoke,
     .cert_crl_next = sqlite_store_cert_crl_next,
     .cert_list_revoked = sqlite_store_cert_list_revoked,
+    .ping = sqlite_store_ping,
 };
