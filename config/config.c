@@ -585,6 +585,15 @@ static void check_listeners(struct ctx *c)
 			err_item(c, "listeners", i, "certificate_login", l->line,
 			         "preauth needs client_certificate: optional or required (this "
 			         "listener never asks for a certificate)");
+		/* HTTP has no STARTTLS (RFC 2817's Upgrade is not what clients do), and
+		 * nothing logs in over it. */
+		if (l->protocol == CFG_PROTO_HTTPS && l->tls == CFG_TLS_STARTTLS)
+			err_item(c, "listeners", i, "tls", l->line,
+			         "https listeners are implicit TLS only (HTTP has no STARTTLS): "
+			         "say tls: implicit");
+		if (l->protocol == CFG_PROTO_HTTPS && l->certificate_login != CFG_CERT_LOGIN_NONE)
+			err_item(c, "listeners", i, "certificate_login", l->line,
+			         "https listeners log nobody in: leave certificate_login out");
 		if (l->n_peers > 0 && l->protocol != CFG_PROTO_SMTP)
 			err_item(c, "listeners", i, "peers", l->line,
 			         "only smtp listeners take peers (organisation servers); this is a "

@@ -15,7 +15,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum cfg_protocol { CFG_PROTO_SUBMISSION, CFG_PROTO_SMTP, CFG_PROTO_IMAP, CFG_PROTO_POP3 };
+/* HTTPS serves client autoconfiguration and health checks beside the mail protocols
+ * (docs/https.md); it is implicit TLS only. */
+enum cfg_protocol {
+	CFG_PROTO_SUBMISSION,
+	CFG_PROTO_SMTP,
+	CFG_PROTO_IMAP,
+	CFG_PROTO_POP3,
+	CFG_PROTO_HTTPS,
+};
 enum cfg_tls_mode { CFG_TLS_IMPLICIT, CFG_TLS_STARTTLS };
 enum cfg_client_cert { CFG_CLIENT_CERT_NONE, CFG_CLIENT_CERT_OPTIONAL, CFG_CLIENT_CERT_REQUIRED };
 /* certificate_login: "none" (default: a certificate never logs in by itself; EXTERNAL
@@ -153,7 +161,7 @@ bool cfg_is_admin(const struct config *cfg, const char *address);
 /* True when domain (any case) is one of cfg->domains. */
 bool cfg_is_local_domain(const struct config *cfg, const char *domain, size_t len);
 
-const char *cfg_protocol_name(enum cfg_protocol p); /* "submission", "smtp", "imap", "pop3" */
+const char *cfg_protocol_name(enum cfg_protocol p); /* "submission", "smtp", "imap", "pop3", "https" */
 
 /* True when no client certificate can make a session on the smtp listener l an
  * organisation server (neither l->peers nor tls.peer_ca is set): local senders are then

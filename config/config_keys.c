@@ -17,7 +17,7 @@
 #define SECTION   CFG_TYPE_SECTION, CFG_SCOPE_CONFIG, 0
 #define UINT_MAX_ UINT_MAX
 
-static const char *const protocol_values[] = {"submission", "smtp", "imap", "pop3", NULL};
+static const char *const protocol_values[] = {"submission", "smtp", "imap", "pop3", "https", NULL};
 static const char *const tls_mode_values[] = {"implicit", "starttls", NULL};
 static const char *const client_cert_values[] = {"none", "optional", "required", NULL};
 static const char *const cert_login_values[] = {"none", "preauth", NULL};
@@ -148,7 +148,8 @@ const struct cfg_key cfg_keys[] = {
      .values = protocol_values,
      .required = true,
      .doc = "What the listener speaks: submission (mail from users), smtp (mail from peer "
-            "servers), imap or pop3."},
+            "servers), imap, pop3, or https (client autoconfiguration and /healthz, "
+            "docs/https.md; tls: implicit only)."},
     {.path = "listeners[].address",
      .type = CFG_TYPE_ADDRESS,
      L(address),
@@ -169,7 +170,7 @@ const struct cfg_key cfg_keys[] = {
      .required = true,
      .doc = "implicit: TLS from the first byte (465, 993, 995). starttls: the client must "
             "send STARTTLS (STLS in POP3) before anything else is accepted (587, 143, 110, "
-            "25). There is no `none`."},
+            "25, never https). There is no `none`."},
     {.path = "listeners[].client_certificate",
      .type = CFG_TYPE_ENUM,
      L(client_certificate),
@@ -600,7 +601,7 @@ void cfg_print_reference(FILE *fp)
 
 const char *cfg_protocol_name(enum cfg_protocol p)
 {
-	return (unsigned)p < 4 ? protocol_values[p] : "?";
+	return (unsigned)p <= CFG_PROTO_HTTPS ? protocol_values[p] : "?";
 }
 
 const char *cfg_tls_mode_name(enum cfg_tls_mode m)
