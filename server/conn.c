@@ -516,6 +516,17 @@ static void conn_dispatch(struct conn *c)
 			c->output_stalled = true;
 			break;
 		}
+		if (c->proto->raw != NULL) {
+			const char *data;
+			size_t n = linebuf_peek_raw(&c->in, &data, SIZE_MAX);
+			if (n == 0)
+				break;
+			size_t took = c->proto->raw(c->sess, data, n);
+			linebuf_consume_raw(&c->in, took < n ? took : n);
+			if (took == 0)
+				break; /* it waits for more input (or paused, or closed) */
+			continue;
+		}
 		if (c->expect_bytes > 0) {
 			const char *data;
 			size_t max =
@@ -1160,6 +1171,26 @@ void conn_set_line_limit(struct conn *c, size_t limit)
 {
 	c->line_limit_override = limit;
 	conn_apply_line_limit(c);
+}
+
+bool conn_listeners_bound(const struct conn *c)
+{
+	const struct server *srv = c->server;
+	if (srv->stopping || srv->n_listeners != srv->cfg->n_listeners)
+		return false;
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		if (!srv->listeners[i].open || srv->listeners[i].port == 0)
+			return false;
+	return true;
+}
+
+uint16_t conn_listener_port(const struct conn *c, const struct cfg_listener *l)
+{
+	const struct server *srv = c->server;
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		if (srv->listeners[i].cfg == l)
+			return srv->listeners[i].open ? srv->listeners[i].port : 0;
+	return 0;
 }
 
 const struct cfg_listener *conn_listener(const struct conn *c)

@@ -63,6 +63,15 @@ struct proto_handler {
 	void (*shutdown)(void *sess, enum conn_goodbye why);
 	/* The connection is gone (or going): free the state. Nothing may be written. */
 	void (*close)(void *sess);
+	/* Byte-stream protocols (HTTP): when set, input is never split into lines and line,
+	 * line_too_long and bytes are never called; every byte received is offered here, in
+	 * order, while the session is not paused. Returns how many bytes it took from the
+	 * front; what it did not take is offered again right away (a pipelined request after
+	 * an answered one), or after conn_resume when it paused. Taking none means it waits
+	 * for more input. Input waiting to be offered is bounded like lines
+	 * (limits.line_length_preauth plus one read): beyond that the conn stops reading.
+	 * May be NULL. */
+	size_t (*raw)(void *sess, const char *data, size_t len);
 };
 
 /* Queue plaintext for the peer (encrypted when TLS is on). Never fails; a peer that does
@@ -182,8 +191,16 @@ const char *conn_peer_name(const struct conn *c);
 /* The authenticated user given to conn_set_authenticated, or NULL. */
 const char *conn_user(const struct conn *c);
 
+/* Every listener of the server's configuration is bound and accepting (false while the
+ * server stops). For health checks. */
+bool conn_listeners_bound(const struct conn *c);
+/* The port listener l (an element of conn_config(c)->listeners) is bound to: its
+ * configured port, or the one the kernel chose for port 0. 0 when it is not bound. */
+uint16_t conn_listener_port(const struct conn *c, const struct cfg_listener *l);
+
 const struct cfg_listener *conn_listener(const struct conn *c);
-/* The listener's protocol as log lines name it: "submission", "smtp", "imap", "pop3". */
+/* The listener's protocol as log lines name it: "submission", "smtp", "imap", "pop3",
+ * "https". */
 const char *conn_proto_name(const struct conn *c);
 const struct config *conn_config(const struct conn *c);
 const char *conn_id(const struct conn *c);      /* short session id for logs, "3fa2c1d0" */
