@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "server/https/https.h"
 #include "server/imap/imap.h"
 #include "server/pop3/pop3.h"
 #include "server/server_private.h"
@@ -22,6 +23,8 @@ const struct proto_handler *listener_proto_for(enum cfg_protocol p)
 		return &imap_proto_handler;
 	case CFG_PROTO_POP3:
 		return &pop3_proto_handler;
+	case CFG_PROTO_HTTPS:
+		return &https_proto_handler;
 	}
 	return NULL;
 }
