@@ -11,6 +11,8 @@ PACKAGES=(
   build-essential meson ninja-build pkg-config
   libgnutls28-dev nettle-dev gnutls-bin libuv1-dev libsqlite3-dev sqlite3 libyaml-dev libcriterion-dev
   libgmime-3.0-dev libjson-glib-dev libgsasl-dev libc-ares-dev libidn2-dev libcrypt-dev zlib1g-dev
+  # HTTP/1.1 request parsing for https listeners (server/https/).
+  libhttp-parser-dev
   python3 python3-pytest python3-pytest-xdist python3-yaml curl swaks libnet-ssleay-perl fetchmail openssl nodejs npm
   # The fuzz step of tests/run.sh: clang, and the libFuzzer/ASan/UBSan runtimes, which
   # clang only recommends (so --no-install-recommends would leave them out).
