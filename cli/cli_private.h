@@ -2,7 +2,7 @@
 #define SEALMAIL_CLI_PRIVATE_H
 /*
  * sealctl internals: one file per noun (cmd_user.c, cmd_mailbox.c, cmd_cert.c,
- * cmd_queue.c, cmd_quota.c), dispatched from sealctl.c. A noun handler returns the exit code:
+ * cmd_queue.c, cmd_quota.c, cmd_dns.c), dispatched from sealctl.c. A noun handler returns the exit code:
  * CLI_OK, CLI_FAIL (operational failure) or CLI_USAGE, after printing one line on
  * standard error that says what to do.
  */
@@ -34,6 +34,7 @@ extern const struct cli_noun cli_noun_quota;
 extern const struct cli_noun cli_noun_backup;
 extern const struct cli_noun cli_noun_restore;
 extern const struct cli_noun cli_noun_status;
+extern const struct cli_noun cli_noun_dns;
 
 /* The store of the configured data_dir (created when missing), or NULL after printing why. */
 struct store *cli_store(struct cli *cli);
