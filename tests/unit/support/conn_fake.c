@@ -50,6 +50,7 @@ struct conn {
 	auth_login_cb *login_cb;
 	/* A SCRAM step answered likewise (the scripted exchange below). */
 	struct scram_auth *scram_pending;
+	struct buf raw_in; /* byte-stream input not yet taken by proto_handler.raw */
 };
 
 /* The fake's own interface (the tests declare these too). */
@@ -73,6 +74,8 @@ bool fake_conn_compressed(const struct conn *c, size_t *at_r);
 bool fake_conn_closed(const struct conn *c);
 const char *fake_conn_close_reason(const struct conn *c);
 void fake_conn_free(struct conn *c);
+/* Byte-stream input (proto_handler.raw), offered as the real conn does. */
+void fake_conn_raw(struct conn *c, const void *data, size_t len);
 
 /* What the next fake_conn_open's peer certificate makes it (fake_conn_next_peer). */
 static enum conn_peer_kind fake_next_peer_kind;
@@ -93,6 +96,7 @@ struct conn *fake_conn_open(const struct proto_handler *h, const struct config *
 	c->listener = l;
 	c->tls = tls;
 	buf_init(&c->out, 1u << 20);
+	buf_init(&c->raw_in, 1u << 20);
 	c->sess = h->open(c);
 	return c;
 }
@@ -164,6 +168,20 @@ void fake_conn_goodbye(struct conn *c, enum conn_goodbye why)
 	conn_close(c, "shutdown");
 }
 
+/* Like conn.c's dispatch: what is not taken stays and is offered again while the session
+ * takes something and is not paused; nothing after a close. */
+void fake_conn_raw(struct conn *c, const void *data, size_t len)
+{
+	if (buf_append(&c->raw_in, data, len) < 0)
+		abort();
+	while (!c->closed && c->paused == 0 && c->raw_in.len > 0) {
+		size_t took = c->h->raw(c->sess, c->raw_in.data, c->raw_in.len);
+		buf_consume(&c->raw_in, took < c->raw_in.len ? took : c->raw_in.len);
+		if (took == 0)
+			break;
+	}
+}
+
 void fake_conn_shutdown(struct conn *c)
 {
 	fake_conn_goodbye(c, CONN_BYE_SHUTDOWN);
@@ -205,6 +223,7 @@ void fake_conn_free(struct conn *c)
 {
 	c->h->close(c->sess);
 	buf_free(&c->out);
+	buf_free(&c->raw_in);
 	free(c->close_reason);
 	free(c->user);
 	free(c);
@@ -400,6 +419,18 @@ const struct cfg_listener *conn_listener(const struct conn *c)
 const struct config *conn_config(const struct conn *c)
 {
 	return c->cfg;
+}
+
+bool conn_listeners_bound(const struct conn *c)
+{
+	(void)c;
+	return true;
+}
+
+uint16_t conn_listener_port(const struct conn *c, const struct cfg_listener *l)
+{
+	(void)c;
+	return l->port;
 }
 
 const char *conn_id(const struct conn *c)
