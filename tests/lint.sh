@@ -5,8 +5,9 @@
 #     only storage/sqlite/ (and tests, benchmarks) include sqlite3.h; storage/ never
 #     includes uv.h or server/ headers, nor do certs/, config/, common/ and cli/; only the
 #     top of server/ (main.c, server.c, listener.c, conn.c, metrics_scrape.c) includes server_private.h;
-#     protocol code (server/smtp, server/imap, server/pop3) never includes uv.h, GnuTLS or
-#     sqlite3.h; only server/compress_pipe.h (and tests, fuzz targets) includes zlib.h.
+#     protocol code (server/smtp, server/imap, server/pop3, server/https) never includes
+#     uv.h, GnuTLS or sqlite3.h; only server/https (and tests, fuzz targets) includes
+#     http_parser.h; only server/compress_pipe.h (and tests, fuzz targets) includes zlib.h.
 # Prints each violation as file:line: rule and exits 1 if there is any.
 set -u
 cd "$(dirname "$0")/.."
@@ -29,6 +30,11 @@ check_file() {
 		sed -E "s|^([0-9]+):.*|$f:\1: zlib.h outside server/compress_pipe.h|" ;;
 	esac
 	case "$f" in
+	server/https/* | tests/* | fuzz/*) ;;
+	*) grep -nE '#include\s*<http_parser\.h>' "$f" |
+		sed -E "s|^([0-9]+):.*|$f:\1: http_parser.h outside server/https/|" ;;
+	esac
+	case "$f" in
 	storage/sqlite/* | bench/* | tests/*) ;;
 	*) grep -nE '#include\s*<sqlite3\.h>' "$f" |
 		sed -E "s|^([0-9]+):.*|$f:\1: sqlite3.h outside storage/sqlite/|" ;;
@@ -47,7 +53,7 @@ check_file() {
 		sed -E "s|^([0-9]+):.*|$f:\1: only the top of server/ includes server_private.h|" ;;
 	esac
 	case "$f" in
-	server/smtp/* | server/imap/* | server/pop3/*)
+	server/smtp/* | server/imap/* | server/pop3/* | server/https/*)
 		grep -nE '#include\s*(<uv\.h>|<gnutls/|<sqlite3\.h>|"server/server_private\.h")' "$f" |
 			sed -E "s|^([0-9]+):.*|$f:\1: protocol code includes libuv, GnuTLS, SQLite or server internals|" ;;
 	esac

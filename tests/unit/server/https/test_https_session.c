@@ -175,7 +175,7 @@ Test(https, refusals)
 	snprintf(many + n, sizeof(many) - n, "\r\n");
 	n = (size_t)snprintf(big_hdr, sizeof(big_hdr), "GET /healthz HTTP/1.1\r\nHost: x\r\nX: ");
 	memset(big_hdr + n, 'a', 8500);
-	strcpy(big_hdr + n + 8500, "\r\n\r\n");
+	memcpy(big_hdr + n + 8500, "\r\n\r\n", 5);
 	const struct refusal cases[] = {
 	    {long_url, "414 URI Too Long", true},
 	    {many, "431 Request Header Fields Too Large", true},

@@ -89,7 +89,7 @@ Test(https_text, address_valid)
 	/* Length: a 64-byte local part is the most; 254 bytes in all. */
 	char buf[300];
 	memset(buf, 'a', 65);
-	strcpy(buf + 65, "@x.example");
+	memcpy(buf + 65, "@x.example", 11);
 	cr_assert(!https_address_valid(buf, strlen(buf)));
 	cr_assert(https_address_valid(buf + 1, strlen(buf + 1)));
 	/* An embedded NUL is never valid (len is the truth). */
