@@ -100,12 +100,23 @@ const char *https_request_header(const struct https_request *req, const char *na
 	return NULL;
 }
 
+/* Empties b; a keep-alive connection between requests keeps no big buffer. */
+static void https_buf_empty(struct buf *b)
+{
+	size_t max = b->max;
+	if (b->cap > 1024) {
+		buf_free(b);
+		buf_init(b, max);
+	}
+	buf_reset(b);
+}
+
 static void https_request_reset(struct https_session *s)
 {
 	struct https_request *req = &s->req;
-	buf_reset(&req->url);
-	buf_reset(&req->hdr);
-	buf_reset(&req->body);
+	https_buf_empty(&req->url);
+	https_buf_empty(&req->hdr);
+	https_buf_empty(&req->body);
 	req->n_headers = 0;
 	req->path_len = 0;
 	req->query = NULL;

@@ -197,6 +197,10 @@ Test(https, refusals)
 	     "400 Bad Request", false},
 	    {"GET /healthz HTTP/1.0\r\n\r\n", "200 OK", true},
 	    {"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "200 OK", true},
+	    /* No protocol switch: answered, then closed (the parser stops there). */
+	    {"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+	     "200 OK", true},
+	    {"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", "400 Bad Request", false},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		bool closed;
