@@ -8,7 +8,7 @@
  *   client that found the server through DNS may have none. A service with no listener
  *   gets the "decidedly not available" record (target ".", RFC 6186 3.4 and RFC 2782).
  * - CNAME records for autoconfig.D and autodiscover.D (Thunderbird and Outlook look
- *   there), when an https listener exists.
+ *   there) and Outlook's _autodiscover._tcp SRV record, when an https listener exists.
  * Nothing is looked up: this only prints.
  */
 #include <stdio.h>
@@ -93,6 +93,10 @@ static void dns_domain(const struct config *cfg, const char *domain)
 		printf("; clients ask these names on port 443; the https listener is on port %u\n",
 		       https->port);
 	printf("autoconfig.%s. %d IN CNAME %s.\n", domain, DNS_TTL, cfg->hostname);
+	/* Outlook also asks this SRV record (after the two names). */
+	if (https->port != 0)
+		printf("_autodiscover._tcp.%s. %d IN SRV 0 1 %u %s.\n", domain, DNS_TTL,
+		       https->port, cfg->hostname);
 	printf("autodiscover.%s. %d IN CNAME %s.\n", domain, DNS_TTL, cfg->hostname);
 }
 

@@ -513,6 +513,7 @@ def test_sealctl_dns_records(certs, tmp_path):
         ("_pop3._tcp.%s." % DOMAIN, "SRV", "0", "0", "0", "."),
         ("autoconfig.%s." % DOMAIN, "CNAME", HOSTNAME + "."),
         ("autodiscover.%s." % DOMAIN, "CNAME", HOSTNAME + "."),
+        ("_autodiscover._tcp.%s." % DOMAIN, "SRV", "0", "1", "443", HOSTNAME + "."),
     }
     got = {tuple([x[0]] + x[3:]) for x in recs}
     assert got == want, r.stdout
