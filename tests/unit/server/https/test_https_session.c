@@ -236,3 +236,17 @@ Test(https, head_has_headers_only)
 	cr_assert(len >= 4 && strcmp(out + len - 4, "\r\n\r\n") == 0, "%s", out);
 	free(out);
 }
+
+Test(https, healthz_without_store_is_503)
+{
+	struct conn *c = fake_conn_open(&https_proto_handler, &cfg, &listeners[2], true);
+	struct services none = {.cfg = &cfg};
+	fake_conn_set_services(c, &none);
+	const char in[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+	fake_conn_raw(c, in, sizeof(in) - 1);
+	const char *out = fake_conn_output(c);
+	cr_assert(strncmp(out, "HTTP/1.1 503 Service Unavailable\r\n", 34) == 0, "%s", out);
+	cr_assert(strstr(out, "unavailable: the store does not answer\n") != NULL, "%s", out);
+	cr_assert(!fake_conn_closed(c));
+	fake_conn_free(c);
+}
