@@ -549,7 +549,15 @@ static const struct error_case error_cases[] = {
     {"bad protocol",
      MIN "  - { protocol: imaps, address: 127.0.0.1, port: 994, tls: implicit "
          "}\n",
-     8, "listeners[1].protocol", "'imaps' is not allowed (allowed: submission, smtp, imap, pop3)"},
+     8, "listeners[1].protocol",
+     "'imaps' is not allowed (allowed: submission, smtp, imap, pop3, https)"},
+    {"https with starttls",
+     MIN "  - { protocol: https, address: 127.0.0.1, port: 443, tls: starttls }\n", 8,
+     "listeners[1].tls", "https listeners are implicit TLS only"},
+    {"https with certificate_login",
+     MIN "  - { protocol: https, address: 127.0.0.1, port: 443, tls: implicit, "
+         "client_certificate: optional, certificate_login: preauth }\n",
+     8, "listeners[1].certificate_login", "https listeners log nobody in"},
     {"bad client_certificate",
      MIN "  - { protocol: imap, address: 127.0.0.1, port: 994, tls: "
          "implicit, client_certificate: yes }\n",
