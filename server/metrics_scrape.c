@@ -37,7 +37,7 @@ static double resident_bytes(void)
 }
 
 static const enum cfg_protocol protos[] = {CFG_PROTO_SUBMISSION, CFG_PROTO_SMTP, CFG_PROTO_IMAP,
-                                           CFG_PROTO_POP3};
+                                           CFG_PROTO_POP3, CFG_PROTO_HTTPS};
 #define N_PROTOS (sizeof(protos) / sizeof(protos[0]))
 
 /* Connections open now, per entry of protos. */
