@@ -355,6 +355,7 @@ static void set_strings(struct ctx *c, const struct cfg_key *key, yaml_node_t *n
 		bool domain = key->type == CFG_TYPE_DOMAINS;
 		bool server = key->type == CFG_TYPE_DNS_SERVERS;
 		bool mail = key->type == CFG_TYPE_MAIL_ADDRESSES;
+		bool net = key->type == CFG_TYPE_NETS;
 		struct cfg_addr a;
 		struct cfg_dns_server ds;
 		const char *why = NULL;
@@ -362,6 +363,11 @@ static void set_strings(struct ctx *c, const struct cfg_key *key, yaml_node_t *n
 			err(c, line, ikey, "contains a NUL byte");
 		} else if (server && cfg_dns_server_parse(text, &ds, &why) < 0) {
 			err(c, line, ikey, "'%s' %s", shown, why);
+		} else if (net && !cfg_net_valid(text)) {
+			err(c, line, ikey,
+			    "'%s' is not a numeric address or network (127.0.0.1, ::1, "
+			    "10.0.0.0/8, fd00::/8)",
+			    shown);
 		} else if (mail && !mail_address_ok(text)) {
 			err(c, line, ikey, "'%s' is not an e-mail address (give local@domain)",
 			    shown);
@@ -370,7 +376,7 @@ static void set_strings(struct ctx *c, const struct cfg_key *key, yaml_node_t *n
 			    "'%s' is not a domain (letters, digits, '-' and '.'; use the A-label "
 			    "xn-- form for international names)",
 			    shown);
-		} else if (!domain && !server && !mail && !cfg_is_dns_name(text) &&
+		} else if (!domain && !server && !mail && !net && !cfg_is_dns_name(text) &&
 		           !cfg_addr_parse(text, &a)) {
 			err(c, line, ikey, "'%s' is neither a host name nor a numeric address",
 			    shown);
@@ -455,6 +461,7 @@ static void set_value(struct ctx *c, const struct cfg_key *key, yaml_node_t *nod
 	case CFG_TYPE_HOSTS:
 	case CFG_TYPE_DNS_SERVERS:
 	case CFG_TYPE_MAIL_ADDRESSES:
+	case CFG_TYPE_NETS:
 		set_strings(c, key, node, dkey, base);
 		return;
 	default:
@@ -833,6 +840,12 @@ void cfg_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->auth.n_admins; i++)
 		free(cfg->auth.admins[i]);
 	free(cfg->auth.admins);
+	for (size_t i = 0; i < cfg->metrics.n_allow_from; i++)
+		free(cfg->metrics.allow_from[i]);
+	free(cfg->metrics.allow_from);
+	for (size_t i = 0; i < cfg->metrics.n_allow_certificates; i++)
+		free(cfg->metrics.allow_certificates[i]);
+	free(cfg->metrics.allow_certificates);
 	free(cfg->data_dir);
 	free(cfg->ca_dir);
 	free(cfg->tls.certificate);
@@ -962,4 +975,17 @@ const struct cfg_route *cfg_route_find(const struct config *cfg, const char *dom
 		}
 	}
 	return any;
+}
+
+bool cfg_metrics_allowed(const struct config *cfg, const char *ip, const char *cert_identity)
+{
+	for (size_t i = 0; cert_identity != NULL && i < cfg->metrics.n_allow_certificates; i++)
+		if (strcasecmp(cfg->metrics.allow_certificates[i], cert_identity) == 0)
+			return true;
+	if (cfg->metrics.n_allow_from == 0)
+		return ip != NULL && (cfg_net_match("127.0.0.0/8", ip) || cfg_net_match("::1", ip));
+	for (size_t i = 0; ip != NULL && i < cfg->metrics.n_allow_from; i++)
+		if (cfg_net_match(cfg->metrics.allow_from[i], ip))
+			return true;
+	return false;
 }

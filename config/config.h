@@ -126,6 +126,12 @@ struct config {
 		char **admins; /* IMAP administrators (SETQUOTA), lower-case addresses */
 		size_t n_admins;
 	} auth;
+	struct {
+		char **allow_from; /* networks; none written: loopback only */
+		size_t n_allow_from;
+		char **allow_certificates; /* certificate identities (lower-case addresses) */
+		size_t n_allow_certificates;
+	} metrics;
 	struct cfg_relay relay;
 	struct cfg_limits limits;
 };
@@ -154,6 +160,14 @@ void cfg_free(struct config *cfg);
  * listeners[1].port"; a list whose length changed is named alone): a new string, "" when
  * none differs. */
 char *cfg_diff(const struct config *a, const struct config *b);
+/* Whether net is a numeric address or address/prefix (CIDR), and whether the numeric
+ * address ip lies in it. */
+bool cfg_net_valid(const char *net);
+bool cfg_net_match(const char *net, const char *ip);
+/* May a client at ip, with the verified certificate identity cert_identity (NULL: none),
+ * read /metrics? metrics.allow_from (loopback when not written) or
+ * metrics.allow_certificates. */
+bool cfg_metrics_allowed(const struct config *cfg, const char *ip, const char *cert_identity);
 void cfg_errors_free(struct cfg_errors *errs);
 
 /* True when address (any case) is one of auth.admins. */

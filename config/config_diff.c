@@ -39,7 +39,8 @@ static bool same(const struct cfg_key *key, const void *a, const void *b)
 	case CFG_TYPE_DOMAINS:
 	case CFG_TYPE_HOSTS:
 	case CFG_TYPE_DNS_SERVERS:
-	case CFG_TYPE_MAIL_ADDRESSES: {
+	case CFG_TYPE_MAIL_ADDRESSES:
+	case CFG_TYPE_NETS: {
 		size_t na = *(const size_t *)at(a, key->count_offset);
 		size_t nb = *(const size_t *)at(b, key->count_offset);
 		char *const *va = *(char **const *)at(a, key->offset);

@@ -248,6 +248,28 @@ const struct cfg_key cfg_keys[] = {
             "that user's address. Nobody else may use SETQUOTA. Lower-cased when loaded; "
             "an address that is no user grants nothing. Default: none."},
 
+    {.path = "metrics",
+     SECTION,
+     .doc = "Who may read GET /metrics on an https listener (docs/metrics.md). A client is "
+            "let in when its address is in allow_from or its verified client certificate "
+            "names one of allow_certificates; everyone else gets 403."},
+    {.path = "metrics.allow_from",
+     .type = CFG_TYPE_NETS,
+     C(metrics.allow_from),
+     .count_offset = offsetof(struct config, metrics.n_allow_from),
+     .def_doc = "loopback only (127.0.0.0/8 and ::1)",
+     .doc = "Addresses or networks (address/prefix) whose clients may read /metrics, for "
+            "example [127.0.0.1, 10.0.5.0/24]. An IPv4 client connected to an IPv6 listener "
+            "(::ffff:a.b.c.d) matches IPv4 networks."},
+    {.path = "metrics.allow_certificates",
+     .type = CFG_TYPE_MAIL_ADDRESSES,
+     C(metrics.allow_certificates),
+     .count_offset = offsetof(struct config, metrics.n_allow_certificates),
+     .doc = "Identities (the e-mail address a client certificate carries) that may read "
+            "/metrics from any address: give the scraper a certificate from the built-in CA "
+            "(sealctl cert issue) and list its address here. The listener must ask for "
+            "certificates (client_certificate: optional or required). Default: none."},
+
     {.path = "relay", SECTION, .doc = "Mail for domains that are not local."},
     {.path = "relay.certificate",
      .type = CFG_TYPE_FILE,
@@ -518,6 +540,8 @@ const char *cfg_key_type_doc(const struct cfg_key *key)
 		return "whole number";
 	case CFG_TYPE_ENUM:
 		return "one of";
+	case CFG_TYPE_NETS:
+		return "list of numeric addresses or networks (address/prefix)";
 	}
 	return "?";
 }

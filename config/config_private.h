@@ -28,6 +28,8 @@ enum cfg_type {
 	CFG_TYPE_U64,            /* a whole number in [min, max] (uint64_t) */
 	CFG_TYPE_PORT,           /* a whole number in [min, max] (uint16_t) */
 	CFG_TYPE_ENUM,           /* one of values[] (an enum, stored as int) */
+	CFG_TYPE_NETS,           /* a sequence of numeric addresses or address/prefix (char **,
+	                            count) */
 };
 
 /* Which struct offset and count_offset point into. */

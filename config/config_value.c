@@ -357,3 +357,64 @@ char *cfg_path_absolute(const char *path)
 	cfg_path_normalize(p);
 	return p;
 }
+
+/* "a.b.c.d[/n]" or "x::y[/n]": the address and prefix length (all bits without one). */
+static bool net_parse(const char *s, struct cfg_addr *a, unsigned *bits_r)
+{
+	char host[64];
+	const char *slash = strchr(s, '/');
+	size_t hl = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	if (hl == 0 || hl >= sizeof(host))
+		return false;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (!cfg_addr_parse(host, a))
+		return false;
+	unsigned max = a->family == AF_INET ? 32 : 128, bits = max;
+	if (slash != NULL) {
+		const char *p = slash + 1;
+		if (*p == '\0' || strlen(p) > 3)
+			return false;
+		bits = 0;
+		for (; *p != '\0'; p++) {
+			if (*p < '0' || *p > '9')
+				return false;
+			bits = bits * 10 + (unsigned)(*p - '0');
+		}
+		if (bits > max)
+			return false;
+	}
+	*bits_r = bits;
+	return true;
+}
+
+bool cfg_net_valid(const char *net)
+{
+	struct cfg_addr a;
+	unsigned bits;
+	return net_parse(net, &a, &bits);
+}
+
+bool cfg_net_match(const char *net, const char *ip)
+{
+	struct cfg_addr n, a;
+	unsigned bits;
+	if (!net_parse(net, &n, &bits) || !cfg_addr_parse(ip, &a))
+		return false;
+	/* An IPv4 client seen as ::ffff:a.b.c.d matches IPv4 networks too. */
+	static const unsigned char v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
+	if (a.family == AF_INET6 && n.family == AF_INET && memcmp(a.bytes, v4_mapped, 12) == 0) {
+		memmove(a.bytes, a.bytes + 12, 4);
+		a.family = AF_INET;
+	}
+	if (a.family != n.family)
+		return false;
+	size_t full = bits / 8;
+	if (memcmp(a.bytes, n.bytes, full) != 0)
+		return false;
+	unsigned rest = bits % 8;
+	if (rest == 0)
+		return true;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (a.bytes[full] & mask) == (n.bytes[full] & mask);
+}

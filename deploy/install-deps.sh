@@ -24,6 +24,8 @@ PACKAGES=(
   gsasl
   # groff renders the manual pages in their test; the package test builds the .deb.
   groff-base dpkg-dev debhelper fakeroot lintian
+  # The /metrics test reads the text with Prometheus' own parser.
+  python3-prometheus-client
 )
 
 installed() {

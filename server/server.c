@@ -621,6 +621,7 @@ int server_run(struct config *cfg)
 	uv_loop_init(&loop);
 	srv.loop = &loop;
 	services.notify = notify_new();
+	services.metrics_scrape = server_metrics_scrape;
 	srv.poster = poster_new(&loop);
 	if (server_open_store(&srv) < 0) {
 		poster_close(srv.poster);

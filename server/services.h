@@ -8,6 +8,8 @@
 #include "config/config.h"
 
 struct store;
+struct buf;
+struct conn;
 struct authfail;
 struct authcache;
 struct notify;
@@ -18,6 +20,10 @@ struct services {
 	struct authfail *authfail;
 	struct authcache *authcache;
 	struct notify *notify; /* mailbox change watchers, POP3 maildrop locks */
+	/* The /metrics text of the server c belongs to (server_metrics_scrape in
+	 * metrics_scrape.h); NULL where there is no server (protocol unit tests). */
+	void (*metrics_scrape)(struct conn *c, void (*cb)(void *ctx, int rc, struct buf *text),
+	                       void *ctx);
 };
 
 #endif

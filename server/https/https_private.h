@@ -30,7 +30,7 @@
 #define HTTPS_MAX_HEADER_BYTES 8192 /* names and values of all fields together */
 #define HTTPS_MAX_BODY         8192 /* request body (only autodiscover POST reads one) */
 /* The largest reply a handler writes (documents are a few KiB). */
-#define HTTPS_MAX_REPLY (64 * 1024)
+#define HTTPS_MAX_REPLY (4 * 1024 * 1024) /* a /metrics scrape can be large */
 
 enum https_method {
 	HTTPS_M_GET = 1 << 0,
@@ -75,9 +75,10 @@ void https_reply_error(struct https_session *s, int status, bool close);
 
 /* Asynchronous handlers: pause the connection until the reply (conn_step_begin). */
 void https_async_begin(struct https_session *s);
-/* From the completion: runs fn(s, arg) when the connection is still open (it replies),
- * then goes on with pipelined requests. Calls nothing when the connection is gone. */
-void https_async_end(struct conn *c, void (*fn)(struct https_session *s, void *arg), void *arg);
+/* From the completion, exactly once: runs fn(s, arg) when the connection is still open (it
+ * replies), then goes on with pipelined requests; calls nothing when the connection is
+ * gone. Returns whether fn ran (else arg is still the caller's to free). */
+bool https_async_end(struct conn *c, void (*fn)(struct https_session *s, void *arg), void *arg);
 
 struct conn *https_conn(struct https_session *s);
 /* The reason text of a status ("Not Found"). */
@@ -104,6 +105,7 @@ void https_route_allow(const struct https_route *route, char *out, size_t outlen
 void https_health(struct https_session *s, const struct https_request *req);
 void https_autoconfig(struct https_session *s, const struct https_request *req);
 void https_autodiscover(struct https_session *s, const struct https_request *req);
+void https_metrics(struct https_session *s, const struct https_request *req);
 
 /* ---- pure helpers (https_text.c) ---- */
 

@@ -14,6 +14,7 @@
 
 static const struct https_route https_routes[] = {
     {"/healthz", false, HTTPS_M_GET, https_health},
+    {"/metrics", false, HTTPS_M_GET, https_metrics},
     /* Thunderbird: autoconfig.<domain>/mail/config-v1.1.xml?emailaddress=... and
      * <domain>/.well-known/autoconfig/mail/config-v1.1.xml */
     {"/mail/config-v1.1.xml", false, HTTPS_M_GET, https_autoconfig},

@@ -234,10 +234,10 @@ static void https_async_run(void *sess, void *arg)
 	a->fn(sess, a->arg);
 }
 
-void https_async_end(struct conn *c, void (*fn)(struct https_session *s, void *arg), void *arg)
+bool https_async_end(struct conn *c, void (*fn)(struct https_session *s, void *arg), void *arg)
 {
 	struct https_async a = {fn, arg};
-	conn_step_end(c, https_async_run, &a);
+	return conn_step_end(c, https_async_run, &a);
 }
 
 /* ---- the parser's callbacks ---- */
