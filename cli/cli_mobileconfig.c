@@ -54,6 +54,43 @@ static int slurp(const char *path, size_t max, char **data_r, size_t *len_r)
 	return 0;
 }
 
+/* The PKCS#12 goes to data_dir/profiles/ADDRESS.p12 too, for GET /mobileconfig on an https
+ * listener: encrypted with its password, which the server never has; owned like data_dir
+ * (sealctl may run as root, sealmaild as its own user). */
+static int publish_p12(struct cli *cli, const char *address, const char *p12, size_t len)
+{
+	struct stat dst;
+	char *dir = xasprintf("%s/profiles", cli->cfg->data_dir);
+	char *path = xasprintf("%s/%s.p12", dir, address);
+	char *tmp = xasprintf("%s.tmp", path);
+	int rc = 1;
+	if (stat(cli->cfg->data_dir, &dst) < 0 || (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
+		cli_error("cannot publish the identity in %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	if (chown(dir, dst.st_uid, dst.st_gid) < 0 && geteuid() == 0)
+		goto fail;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto fail;
+	bool ok = write(fd, p12, len) == (ssize_t)len && fsync(fd) == 0 &&
+	          (fchown(fd, dst.st_uid, dst.st_gid) == 0 || geteuid() != 0);
+	close(fd);
+	if (!ok || rename(tmp, path) < 0)
+		goto fail;
+	printf("  published   %s (for GET /mobileconfig on an https listener)\n", path);
+	rc = 0;
+	goto out;
+fail:
+	cli_error("cannot publish the identity at %s: %s", path, strerror(errno));
+	unlink(tmp);
+out:
+	free(tmp);
+	free(path);
+	free(dir);
+	return rc;
+}
+
 int cli_mobileconfig_write(struct cli *cli, const char *address, const char *p12_path,
                            const char *out_path)
 {
@@ -102,7 +139,7 @@ int cli_mobileconfig_write(struct cli *cli, const char *address, const char *p12
 		goto out;
 	}
 	close(fd);
-	rc = 0;
+	rc = publish_p12(cli, address, p12, p12_len);
 out:
 	gnutls_free(der);
 	buf_free(&plist);

@@ -663,8 +663,15 @@ static int cmd_revoke(struct cli *cli, int argc, char **argv)
 		rc = CLI_FAIL;
 	} else {
 		uint64_t number = w.certs.crl_number;
-		for (size_t i = 0; i < w.certs.n; i++)
+		for (size_t i = 0; i < w.certs.n; i++) {
 			printf("revoked %s (%s)\n", w.certs.v[i].serial, w.certs.v[i].address);
+			/* Its published identity (GET /mobileconfig) is withdrawn with it. */
+			char *pub = xasprintf("%s/profiles/%s.p12", cli->cfg->data_dir,
+			                      w.certs.v[i].address);
+			if (unlink(pub) == 0)
+				printf("  withdrew %s\n", pub);
+			free(pub);
+		}
 		fflush(stdout);
 		size_t n = 0;
 		char *path = NULL;

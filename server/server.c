@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "server/auth/auth.h"
+#include "server/auth/login.h"
 #include "server/metrics_scrape.h"
 #include "server/server_private.h"
 #include "server/notify.h"
@@ -622,6 +623,7 @@ int server_run(struct config *cfg)
 	srv.loop = &loop;
 	services.notify = notify_new();
 	services.metrics_scrape = server_metrics_scrape;
+	services.login = auth_login;
 	srv.poster = poster_new(&loop);
 	if (server_open_store(&srv) < 0) {
 		poster_close(srv.poster);

@@ -13,6 +13,7 @@ struct conn;
 struct authfail;
 struct authcache;
 struct notify;
+struct auth_login_result;
 
 struct services {
 	const struct config *cfg;
@@ -24,6 +25,10 @@ struct services {
 	 * metrics_scrape.h); NULL where there is no server (protocol unit tests). */
 	void (*metrics_scrape)(struct conn *c, void (*cb)(void *ctx, int rc, struct buf *text),
 	                       void *ctx);
+	/* auth_login (server/auth/login.h), for protocol libraries that cannot link it:
+	 * throttling, the login cache, the log line, the certificate policy. NULL in tests. */
+	void (*login)(struct conn *c, const char *mech, const char *user, const char *password,
+	              void (*cb)(void *sess, const struct auth_login_result *r));
 };
 
 #endif

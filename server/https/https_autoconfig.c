@@ -30,12 +30,8 @@
 #define NO_STORE_HEADERS "Cache-Control: no-store\r\n"
 
 /* One server a client may use: the listeners in the order described above. */
-struct ac_server {
-	const struct cfg_listener *l;
-	uint16_t port;
-};
-
-static size_t ac_servers(struct conn *c, enum cfg_protocol proto, struct ac_server *out, size_t max)
+size_t https_client_servers(struct conn *c, enum cfg_protocol proto, struct https_server *out,
+                            size_t max)
 {
 	const struct config *cfg = conn_config(c);
 	size_t n = 0;
@@ -74,7 +70,7 @@ static int ac_put_escaped(struct buf *b, const char *s)
 /* ---- Thunderbird ---- */
 
 static int tb_server(struct buf *b, const char *element, const char *type, const char *host,
-                     const struct ac_server *sv)
+                     const struct https_server *sv)
 {
 	int r = buf_printf(b, "    <%s type=\"%s\">\n      <hostname>", element, type);
 	if (r == 0)
@@ -92,7 +88,7 @@ static int tb_server(struct buf *b, const char *element, const char *type, const
 static int tb_document(struct conn *c, const char *domain, struct buf *b)
 {
 	const struct config *cfg = conn_config(c);
-	struct ac_server sv[16];
+	struct https_server sv[16];
 	int r = ac_put(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 	                  "<clientConfig version=\"1.1\">\n  <emailProvider id=\"");
 	if (r == 0)
@@ -114,13 +110,13 @@ static int tb_document(struct conn *c, const char *domain, struct buf *b)
 		if (r == 0)
 			r = buf_printf(b, "</%s>\n", names[i]);
 	}
-	size_t n = ac_servers(c, CFG_PROTO_IMAP, sv, 16);
+	size_t n = https_client_servers(c, CFG_PROTO_IMAP, sv, 16);
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = tb_server(b, "incomingServer", "imap", cfg->hostname, &sv[i]);
-	n = ac_servers(c, CFG_PROTO_POP3, sv, 16);
+	n = https_client_servers(c, CFG_PROTO_POP3, sv, 16);
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = tb_server(b, "incomingServer", "pop3", cfg->hostname, &sv[i]);
-	n = ac_servers(c, CFG_PROTO_SUBMISSION, sv, 16);
+	n = https_client_servers(c, CFG_PROTO_SUBMISSION, sv, 16);
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = tb_server(b, "outgoingServer", "smtp", cfg->hostname, &sv[i]);
 	if (r == 0)
@@ -184,7 +180,7 @@ void https_autoconfig(struct https_session *s, const struct https_request *req)
 /* ---- Outlook ---- */
 
 static int od_protocol(struct buf *b, const char *type, const char *host, const char *login,
-                       const struct ac_server *sv)
+                       const struct https_server *sv)
 {
 	int r = buf_printf(b, "      <Protocol>\n        <Type>%s</Type>\n        <Server>", type);
 	if (r == 0)
@@ -210,7 +206,7 @@ static int od_protocol(struct buf *b, const char *type, const char *host, const 
 static int od_document(struct conn *c, const char *addr, struct buf *b)
 {
 	const struct config *cfg = conn_config(c);
-	struct ac_server sv[16];
+	struct https_server sv[16];
 	int r = ac_put(b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
 	                  "<Autodiscover xmlns=\"http://schemas.microsoft.com/exchange/"
 	                  "autodiscover/responseschema/2006\">\n"
@@ -224,7 +220,7 @@ static int od_document(struct conn *c, const char *addr, struct buf *b)
 	} kinds[] = {
 	    {CFG_PROTO_IMAP, "IMAP"}, {CFG_PROTO_POP3, "POP3"}, {CFG_PROTO_SUBMISSION, "SMTP"}};
 	for (size_t k = 0; k < 3 && r == 0; k++) {
-		size_t n = ac_servers(c, kinds[k].proto, sv, 16);
+		size_t n = https_client_servers(c, kinds[k].proto, sv, 16);
 		for (size_t i = 0; i < n && r == 0; i++)
 			r = od_protocol(b, kinds[k].type, cfg->hostname, addr, &sv[i]);
 	}

@@ -101,11 +101,21 @@ int https_route_find(const struct https_request *req, const struct https_route *
 /* "GET, HEAD, POST" for an Allow header. */
 void https_route_allow(const struct https_route *route, char *out, size_t outlen);
 
+/* The listeners clients should use for proto, in the order to try them (implicit TLS,
+ * then STARTTLS, then those requiring a client certificate), with their bound ports. */
+struct https_server {
+	const struct cfg_listener *l;
+	uint16_t port;
+};
+size_t https_client_servers(struct conn *c, enum cfg_protocol proto, struct https_server *out,
+                            size_t max);
+
 /* ---- handlers ---- */
 void https_health(struct https_session *s, const struct https_request *req);
 void https_autoconfig(struct https_session *s, const struct https_request *req);
 void https_autodiscover(struct https_session *s, const struct https_request *req);
 void https_metrics(struct https_session *s, const struct https_request *req);
+void https_profile(struct https_session *s, const struct https_request *req);
 
 /* ---- pure helpers (https_text.c) ---- */
 

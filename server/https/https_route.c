@@ -15,6 +15,8 @@
 static const struct https_route https_routes[] = {
     {"/healthz", false, HTTPS_M_GET, https_health},
     {"/metrics", false, HTTPS_M_GET, https_metrics},
+    /* Apple devices: the account (and the identity) as a signed configuration profile. */
+    {"/mobileconfig", false, HTTPS_M_GET, https_profile},
     /* Thunderbird: autoconfig.<domain>/mail/config-v1.1.xml?emailaddress=... and
      * <domain>/.well-known/autoconfig/mail/config-v1.1.xml */
     {"/mail/config-v1.1.xml", false, HTTPS_M_GET, https_autoconfig},
