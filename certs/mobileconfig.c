@@ -240,3 +240,8 @@ out:
 	gnutls_free(crts);
 	return rc;
 }
+
+void mobileconfig_free(unsigned char *der)
+{
+	gnutls_free(der);
+}

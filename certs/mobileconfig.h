@@ -35,9 +35,11 @@ int mobileconfig_build(const struct mobileconfig *mc, struct buf *out, const cha
 
 /* CMS SignedData (DER) of data[0..len) embedded, signed with SHA-256 by the key of
  * cert_pem (a chain: the first certificate signs, the others go along), key_pem. 0, or a
- * negative code with *error_r. out is allocated with gnutls_malloc: gnutls_free it. */
+ * negative code with *error_r. Free *out_r with mobileconfig_free. */
 int mobileconfig_sign(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
                       const void *data, size_t len, unsigned char **out_r, size_t *out_len_r,
                       const char **error_r);
+
+void mobileconfig_free(unsigned char *der);
 
 #endif

@@ -11,8 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <gnutls/gnutls.h>
-
 #include "certs/mobileconfig.h"
 #include "cli/cli_private.h"
 #include "common/xmalloc.h"
@@ -141,7 +139,7 @@ int cli_mobileconfig_write(struct cli *cli, const char *address, const char *p12
 	close(fd);
 	rc = publish_p12(cli, address, p12, p12_len);
 out:
-	gnutls_free(der);
+	mobileconfig_free(der);
 	buf_free(&plist);
 	if (key != NULL)
 		explicit_bzero(key, key_len);

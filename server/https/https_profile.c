@@ -16,8 +16,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <gnutls/gnutls.h>
-
 #include "certs/mobileconfig.h"
 #include "common/base64.h"
 #include "common/log.h"
@@ -99,7 +97,7 @@ static void profile_send(struct https_session *s, const char *address)
 		https_reply(s, 200, PROFILE_TYPE, (const char *)der, der_len, PROFILE_HEADERS,
 		            false);
 	}
-	gnutls_free(der);
+	mobileconfig_free(der);
 	buf_free(&plist);
 	if (key != NULL)
 		explicit_bzero(key, key_len);
