@@ -128,6 +128,7 @@ struct store_thunk {
 		store_queue_cb *queue;
 		store_queue_reported_cb *reported;
 		store_queue_summary_cb *summary;
+		store_metadata_cb *metadata;
 	} cb;
 	void *ctx;
 };
@@ -199,6 +200,17 @@ static void complete_mailboxes(void *arg, int rc, struct store_backend_result *r
 	res->n_names = 0;
 	t->cb.mailboxes(t->ctx, rc, &r);
 	store_mailboxes_free(&r);
+	free(t);
+}
+
+static void complete_metadata(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_metadata r = {.v = res->meta, .n = res->n_meta};
+	res->meta = NULL;
+	res->n_meta = 0;
+	t->cb.metadata(t->ctx, rc, &r);
+	store_metadata_free(&r);
 	free(t);
 }
 
@@ -516,6 +528,33 @@ int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, 
 	t->cb.done = cb;
 	return thunk_submitted(
 	    t, s->backend->mailbox_subscribe(s->impl, user_id, name, on, complete_done, t));
+}
+
+int store_metadata_get(struct store *s, int64_t user_id, int64_t mailbox_id,
+                       const char *const *names, size_t n, int depth, store_metadata_cb *cb,
+                       void *ctx)
+{
+	if (cb == NULL || n == 0 || depth < STORE_META_DEPTH_INFINITY || depth > 1)
+		return -EINVAL;
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.metadata = cb;
+	return thunk_submitted(t, s->backend->metadata_get(s->impl, user_id, mailbox_id, names, n,
+	                                                   depth, complete_metadata, t));
+}
+
+int store_metadata_set(struct store *s, int64_t user_id, int64_t mailbox_id,
+                       const struct store_meta_change *changes, size_t n, uint64_t max_entries,
+                       store_done_cb *cb, void *ctx)
+{
+	if (cb == NULL || n == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (changes[i].name == NULL || !store_meta_name_valid(changes[i].name))
+			return -EINVAL;
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.done = cb;
+	return thunk_submitted(t, s->backend->metadata_set(s->impl, user_id, mailbox_id, changes,
+	                                                   n, max_entries, complete_done, t));
 }
 
 int store_recent_take(struct store *s, int64_t mailbox_id, uint32_t upto, store_uids_cb *cb,

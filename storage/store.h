@@ -381,6 +381,20 @@ struct store_queue_reported {
 };
 typedef void store_queue_reported_cb(void *ctx, int rc, struct store_queue_reported *res);
 
+/* Annotations (IMAP METADATA, RFC 5464): store_metadata_get. */
+struct store_meta_entry {
+	char *name;           /* "/private/..." or "/shared/...", lower case */
+	unsigned char *value; /* len bytes, may hold NUL; a NUL follows them (not counted) */
+	size_t len;
+};
+struct store_metadata {
+	struct store_meta_entry *v; /* ordered by name */
+	size_t n;
+};
+typedef void store_metadata_cb(void *ctx, int rc, struct store_metadata *res);
+void store_metadata_free(struct store_metadata *res);
+void store_metadata_move(struct store_metadata *dst, struct store_metadata *src);
+
 /* ---- Blocking face ----
  *   struct store_sync w;
  *   store_sync_init(&w);
@@ -407,6 +421,7 @@ struct store_sync {
 	struct store_content content;
 	struct store_queue_entries queue;
 	struct store_queue_reported reported;
+	struct store_metadata metadata;
 	void *impl; /* mutex and condition variable */
 };
 void store_sync_init(struct store_sync *w);
@@ -426,6 +441,7 @@ void store_sync_batch(void *ctx, int rc, struct store_batch *res);
 void store_sync_content(void *ctx, int rc, struct store_content *res);
 void store_sync_queue(void *ctx, int rc, struct store_queue_entries *res);
 void store_sync_reported(void *ctx, int rc, struct store_queue_reported *res);
+void store_sync_metadata(void *ctx, int rc, struct store_metadata *res);
 /* Waits for the callback (unless submit_rc < 0) and returns its rc, or submit_rc. */
 int store_sync_wait(struct store_sync *w, int submit_rc);
 /* Frees every result held and the waiting machinery. */
@@ -512,6 +528,46 @@ int store_mailbox_subscribe(struct store *s, int64_t user_id, const char *name, 
  */
 int store_recent_take(struct store *s, int64_t mailbox_id, uint32_t upto, store_uids_cb *cb,
                       void *ctx);
+
+/* ---- Annotations (IMAP METADATA, RFC 5464) ----
+ * Entries of one user, either on the server as a whole (mailbox_id 0: the user's server
+ * annotations; this store has no annotations shared between users) or on one of the
+ * user's mailboxes. A name is "/private/..." or "/shared/..." in lower case, checked by
+ * the caller (store_meta_name_valid); the two scopes are distinct entries. A mailbox's
+ * entries go with it: kept across RENAME (the id stays), removed when it is deleted, and
+ * copied to the new mailbox when INBOX is renamed (RFC 5464 4.1). */
+
+#define STORE_META_DEPTH_INFINITY (-1)
+
+/* The entries of mailbox_id (0: server) named names[0..n) (lower case, no trailing "/"),
+ * and with depth 1 those one level below each, with STORE_META_DEPTH_INFINITY every one
+ * below (RFC 5464 4.2.2). res: v[], ordered by name, each once. -ENOENT when mailbox_id
+ * is not a mailbox of user_id; -EINVAL for n 0. */
+int store_metadata_get(struct store *s, int64_t user_id, int64_t mailbox_id,
+                       const char *const *names, size_t n, int depth, store_metadata_cb *cb,
+                       void *ctx);
+
+/* One change of store_metadata_set: value NULL removes the entry (no error when absent). */
+struct store_meta_change {
+	const char *name;
+	const void *value;
+	size_t len;
+};
+
+/*
+ * Sets or removes the entries of changes[0..n) on mailbox_id (0: server) in one
+ * transaction: all or none. With max_entries > 0, -EDQUOT when the change would leave the
+ * user (server and every mailbox together) with more than max_entries entries and more
+ * than before. -ENOENT when mailbox_id is not a mailbox of user_id; -EINVAL for n 0 or a
+ * name store_meta_name_valid refuses. changes and what they point to are borrowed until
+ * the call returns.
+ */
+int store_metadata_set(struct store *s, int64_t user_id, int64_t mailbox_id,
+                       const struct store_meta_change *changes, size_t n, uint64_t max_entries,
+                       store_done_cb *cb, void *ctx);
+/* A name the store keeps: "/private/x..." or "/shared/x..." in lower case, printable
+ * ASCII without "*", "%", "//" or a trailing "/". */
+bool store_meta_name_valid(const char *name);
 
 /* ---- Messages ---- */
 

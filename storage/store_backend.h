@@ -60,6 +60,8 @@ struct store_backend_result {
 	 * full (the report is dropped, the delivery stands). */
 	int report_rc;
 	struct store_queue_summary queue_summary; /* store_queue_summary */
+	struct store_meta_entry *meta; /* store_metadata_get */
+	size_t n_meta;
 };
 
 typedef void store_backend_cb(void *ctx, int rc, struct store_backend_result *res);
@@ -110,6 +112,12 @@ struct store_backend {
 	                         store_backend_cb *cb, void *ctx);
 	int (*recent_take)(void *impl, int64_t mailbox_id, uint32_t upto, store_backend_cb *cb,
 	                   void *ctx);
+	int (*metadata_get)(void *impl, int64_t user_id, int64_t mailbox_id,
+	                    const char *const *names, size_t n, int depth, store_backend_cb *cb,
+	                    void *ctx);
+	int (*metadata_set)(void *impl, int64_t user_id, int64_t mailbox_id,
+	                    const struct store_meta_change *changes, size_t n, uint64_t max_entries,
+	                    store_backend_cb *cb, void *ctx);
 
 	int (*deliver)(void *impl, const struct store_deliver_req *req, store_backend_cb *cb,
 	               void *ctx);
@@ -204,6 +212,12 @@ void store_user_clear(struct store_user *u);
 void store_mailbox_clear(struct store_mailbox *mb);
 void store_msg_clear(struct store_msg *m);
 void store_cert_free_all(struct store_cert *certs, size_t n);
+/* storage/store_meta.c: whether name is one of names[0..n) or below one of them within
+ * depth (STORE_META_DEPTH_INFINITY: any); and freeing entries. */
+bool store_meta_matches(const char *name, const char *const *names, size_t n, int depth);
+void store_meta_free_all(struct store_meta_entry *v, size_t n);
+/* Sorts v[0..n) by name. */
+void store_meta_sort(struct store_meta_entry *v, size_t n);
 
 /* ---- Completions from a thread of the backend's own (storage/store_async.c) ----
  * For backends that do their work at submit: results are queued here and handed to the

@@ -315,6 +315,7 @@ void store_backend_result_free(struct store_backend_result *res)
 	store_cert_free_all(res->certs, res->n_certs);
 	scram_free(&res->scram);
 	free(res->data);
+	store_meta_free_all(res->meta, res->n_meta);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -390,6 +391,13 @@ void store_sync_mailboxes(void *ctx, int rc, struct store_mailboxes *res)
 {
 	struct store_sync *w = sync_begin(ctx);
 	store_mailboxes_move(&w->mailboxes, res);
+	sync_finish(w, rc);
+}
+
+void store_sync_metadata(void *ctx, int rc, struct store_metadata *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_metadata_move(&w->metadata, res);
 	sync_finish(w, rc);
 }
 
@@ -490,6 +498,7 @@ void store_sync_done(struct store_sync *w)
 	store_batch_free(&w->batch);
 	store_content_free(&w->content);
 	store_queue_entries_free(&w->queue);
+	store_metadata_free(&w->metadata);
 	if (impl != NULL) {
 		pthread_mutex_destroy(&impl->lock);
 		pthread_cond_destroy(&impl->cv);

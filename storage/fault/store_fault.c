@@ -239,6 +239,14 @@ FAULT_OP(mailbox_subscribe,
 FAULT_OP(recent_take,
          (void *impl, int64_t mailbox_id, uint32_t upto, store_backend_cb *cb, void *ctx),
          (f->inner_impl, mailbox_id, upto, cb, ctx))
+FAULT_OP(metadata_get,
+         (void *impl, int64_t user_id, int64_t mailbox_id, const char *const *names, size_t n,
+          int depth, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, user_id, mailbox_id, names, n, depth, cb, ctx))
+FAULT_OP(metadata_set,
+         (void *impl, int64_t user_id, int64_t mailbox_id, const struct store_meta_change *changes,
+          size_t n, uint64_t max_entries, store_backend_cb *cb, void *ctx),
+         (f->inner_impl, user_id, mailbox_id, changes, n, max_entries, cb, ctx))
 FAULT_OP(deliver,
          (void *impl, const struct store_deliver_req *req, store_backend_cb *cb, void *ctx),
          (f->inner_impl, req, cb, ctx))
@@ -362,6 +370,8 @@ const struct store_backend store_backend_fault = {
     .mailbox_delete = fault_mailbox_delete,
     .mailbox_rename = fault_mailbox_rename,
     .mailbox_subscribe = fault_mailbox_subscribe,
+    .metadata_get = fault_metadata_get,
+    .metadata_set = fault_metadata_set,
     .recent_take = fault_recent_take,
     .deliver = fault_deliver,
     .deliver_batch = fault_deliver_batch,

@@ -126,6 +126,7 @@ static void mailbox_remove(struct mem_store *m, struct mem_mailbox *mb)
 			break;
 		}
 	}
+	mem_meta_drop(m, mb->user_id, mb->id);
 	mailbox_free(m, mb);
 }
 
@@ -256,6 +257,7 @@ static void mem_close(void *impl)
 	free(m->users);
 	free(m->contents);
 	store_cert_free_all(m->certs, m->n_certs);
+	mem_meta_free(m);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
@@ -399,6 +401,7 @@ static int user_change(struct mem_store *m, const char *address, enum user_chang
 		for (size_t i = 0; i < m->n_certs; i++)
 			if (m->certs[i].user_id == id)
 				m->certs[i].user_id = 0;
+		mem_meta_drop(m, id, 0);
 		free(u->address);
 		scram_clear(&u->scram);
 		subs_free(u);
@@ -682,6 +685,7 @@ static int mem_mailbox_rename(void *impl, int64_t user_id, const char *name, con
 	} else if (strcmp(mb->name, "INBOX") == 0) {
 		/* INBOX stays, empty; its messages move to the new mailbox. */
 		struct mem_mailbox *dst = mem_mailbox_add(m, user_id, new_name, 0);
+		mem_meta_copy(m, mb->id, dst->id); /* RFC 5464 4.1: INBOX keeps them too */
 		mem_entries_move_all(m, mb, dst);
 		mailbox_result(m, dst, &res);
 	} else {
@@ -979,6 +983,8 @@ const struct store_backend store_backend_mem = {
     .mailbox_delete = mem_mailbox_delete,
     .mailbox_rename = mem_mailbox_rename,
     .mailbox_subscribe = mem_mailbox_subscribe,
+    .metadata_get = mem_store_metadata_get,
+    .metadata_set = mem_store_metadata_set,
     .recent_take = mem_recent_take,
     .deliver = mem_store_deliver,
     .deliver_batch = mem_store_deliver_batch,

@@ -87,6 +87,15 @@ struct mem_queued {
 	size_t n_rcpts;
 };
 
+/* An annotation (IMAP METADATA): mailbox_id 0 for the user's server annotations. */
+struct mem_annot {
+	int64_t user_id;
+	int64_t mailbox_id;
+	char *name;
+	unsigned char *value;
+	size_t len;
+};
+
 struct mem_store {
 	pthread_mutex_t lock;
 	struct store_async *async;
@@ -108,6 +117,8 @@ struct mem_store {
 	struct store_cert *certs;
 	size_t n_certs;
 	uint64_t crl_number;
+	struct mem_annot *annots;
+	size_t n_annots;
 };
 
 /* store_mem.c */
@@ -156,6 +167,17 @@ void mem_content_range(const struct mem_content *c, uint64_t offset, size_t max_
  * sender. 0, -ENOENT or -EDQUOT. */
 int mem_report_place(struct mem_store *m, const void *msg, size_t len, const char *to, bool local,
                      bool requiretls, int64_t *queue_id_r);
+/* store_mem_meta.c: annotations. Drops those of a mailbox (mailbox_id > 0) or of a user
+ * (mailbox_id 0: all of them); copies a mailbox's to another (renaming INBOX); frees all. */
+void mem_meta_drop(struct mem_store *m, int64_t user_id, int64_t mailbox_id);
+void mem_meta_copy(struct mem_store *m, int64_t src, int64_t dst);
+void mem_meta_free(struct mem_store *m);
+int mem_store_metadata_get(void *impl, int64_t user_id, int64_t mailbox_id,
+                           const char *const *names, size_t n, int depth, store_backend_cb *cb,
+                           void *ctx);
+int mem_store_metadata_set(void *impl, int64_t user_id, int64_t mailbox_id,
+                           const struct store_meta_change *changes, size_t n,
+                           uint64_t max_entries, store_backend_cb *cb, void *ctx);
 /* store_mem_queue.c */
 void mem_queued_clear(struct mem_store *m, struct mem_queued *q);
 

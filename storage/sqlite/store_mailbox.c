@@ -332,7 +332,10 @@ static int rename_inbox(struct store_conn *c, struct store_job *job, struct mail
 		return rc;
 	int64_t dst = job->res.mailboxes[0].id;
 	store_backend_result_free(&job->res);
-	rc = store_entries_move_all(c, job, inbox, dst);
+	/* RFC 5464 4.1: INBOX keeps its annotations, the new mailbox gets a copy. */
+	rc = store_metadata_copy(c, inbox, dst);
+	if (rc == 0)
+		rc = store_entries_move_all(c, job, inbox, dst);
 	store_backend_result_free(&job->res);
 	if (rc < 0)
 		return rc;

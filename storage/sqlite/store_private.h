@@ -10,7 +10,7 @@
 
 #include "storage/store_backend.h"
 
-#define STORE_SCHEMA_VERSION 10
+#define STORE_SCHEMA_VERSION 11
 #define STORE_BLOB_CHUNK     (64 * 1024)
 #define STORE_READ_MAX       (1024 * 1024)
 #define STORE_MAX_BATCH      4096
@@ -104,6 +104,13 @@ enum store_sql {
 	SQL_CERT_REVOKE,
 	SQL_CERT_REVOKED,
 	SQL_CRL_NEXT,
+	SQL_META_OWNED,
+	SQL_META_GET,
+	SQL_META_UPDATE,
+	SQL_META_INSERT,
+	SQL_META_DELETE,
+	SQL_META_COUNT,
+	SQL_META_COPY,
 	SQL__COUNT
 };
 
@@ -247,6 +254,14 @@ int sqlite_store_mailbox_rename(void *impl, int64_t user_id, const char *name, c
                                 store_backend_cb *cb, void *ctx);
 int sqlite_store_mailbox_subscribe(void *impl, int64_t user_id, const char *name, bool on,
                                    store_backend_cb *cb, void *ctx);
+int sqlite_store_metadata_get(void *impl, int64_t user_id, int64_t mailbox_id,
+                              const char *const *names, size_t n, int depth,
+                              store_backend_cb *cb, void *ctx);
+int sqlite_store_metadata_set(void *impl, int64_t user_id, int64_t mailbox_id,
+                              const struct store_meta_change *changes, size_t n,
+                              uint64_t max_entries, store_backend_cb *cb, void *ctx);
+/* store_metadata.c: copies the annotations of mailbox src to dst (renaming INBOX). */
+int store_metadata_copy(struct store_conn *c, int64_t src, int64_t dst);
 int sqlite_store_deliver(void *impl, const struct store_deliver_req *req, store_backend_cb *cb,
                          void *ctx);
 int sqlite_store_deliver_batch(void *impl, const struct store_deliver_req *reqs, size_t n,

@@ -279,6 +279,18 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TRIGGER contents_previews_unref AFTER DELETE ON contents BEGIN"
     " DELETE FROM previews WHERE content_id = OLD.id;"
     " END;",
+
+    /* 11: IMAP METADATA annotations (RFC 5464), per user: mailbox_id NULL for the user's
+     * server annotations. A mailbox's go with it (ON DELETE CASCADE) and stay across a
+     * rename, as the id does; a user's go with the user. The key treats NULL as 0. */
+    "CREATE TABLE annotations ("
+    " user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    " mailbox_id INTEGER REFERENCES mailboxes (id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL,"
+    " value BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX annotations_key"
+    " ON annotations (user_id, coalesce(mailbox_id, 0), name);"
+    "CREATE INDEX annotations_mailbox ON annotations (mailbox_id);",
 };
 
 static _Thread_local char schema_error[512];

@@ -180,6 +180,20 @@ static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_CERT_REVOKED] = "SELECT " CERT_COLS " FROM certs WHERE revoked_at IS NOT NULL "
                          "ORDER BY revoked_at, id",
     [SQL_CRL_NEXT] = "UPDATE crl_state SET number = number + 1 WHERE id = 1 RETURNING number",
+    /* Annotations (store_metadata.c): mailbox 0 is the user's server annotations. */
+    [SQL_META_OWNED] = "SELECT 1 FROM mailboxes WHERE id = ?1 AND user_id = ?2",
+    [SQL_META_GET] = "SELECT name, value FROM annotations WHERE user_id = ?1 AND "
+                     "coalesce(mailbox_id, 0) = ?2 AND (name = ?3 OR "
+                     "(name > ?3 || '/' AND name < ?3 || '0')) ORDER BY name",
+    [SQL_META_UPDATE] = "UPDATE annotations SET value = ?4 WHERE user_id = ?1 AND "
+                        "coalesce(mailbox_id, 0) = ?2 AND name = ?3",
+    [SQL_META_INSERT] = "INSERT INTO annotations (user_id, mailbox_id, name, value) "
+                        "VALUES (?1, nullif(?2, 0), ?3, ?4)",
+    [SQL_META_DELETE] = "DELETE FROM annotations WHERE user_id = ?1 AND "
+                        "coalesce(mailbox_id, 0) = ?2 AND name = ?3",
+    [SQL_META_COUNT] = "SELECT count(*) FROM annotations WHERE user_id = ?1",
+    [SQL_META_COPY] = "INSERT OR IGNORE INTO annotations (user_id, mailbox_id, name, value) "
+                      "SELECT user_id, ?2, name, value FROM annotations WHERE mailbox_id = ?1",
 };
 
 const char *store_sql_string(enum store_sql id)
