@@ -553,8 +553,8 @@ int store_metadata_set(struct store *s, int64_t user_id, int64_t mailbox_id,
 			return -EINVAL;
 	struct store_thunk *t = thunk_new(ctx);
 	t->cb.done = cb;
-	return thunk_submitted(t, s->backend->metadata_set(s->impl, user_id, mailbox_id, changes,
-	                                                   n, max_entries, complete_done, t));
+	return thunk_submitted(t, s->backend->metadata_set(s->impl, user_id, mailbox_id, changes, n,
+	                                                   max_entries, complete_done, t));
 }
 
 int store_recent_take(struct store *s, int64_t mailbox_id, uint32_t upto, store_uids_cb *cb,

@@ -566,7 +566,7 @@ int store_metadata_set(struct store *s, int64_t user_id, int64_t mailbox_id,
                        const struct store_meta_change *changes, size_t n, uint64_t max_entries,
                        store_done_cb *cb, void *ctx);
 /* A name the store keeps: "/private/x..." or "/shared/x..." in lower case, printable
- * ASCII without "*", "%", "//" or a trailing "/". */
+ * ASCII (space included) without "*", "%", "//" or a trailing "/". */
 bool store_meta_name_valid(const char *name);
 
 /* ---- Messages ---- */

@@ -21,7 +21,7 @@ bool store_meta_name_valid(const char *name)
 		return false;
 	for (const char *p = rest; *p != '\0'; p++) {
 		unsigned char c = (unsigned char)*p;
-		if (c <= 0x20 || c >= 0x7f || c == '*' || c == '%' || (c >= 'A' && c <= 'Z'))
+		if (c < 0x20 || c >= 0x7f || c == '*' || c == '%' || (c >= 'A' && c <= 'Z'))
 			return false;
 		if (c == '/' && (p[1] == '/' || p[1] == '\0'))
 			return false;

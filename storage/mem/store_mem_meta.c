@@ -74,12 +74,12 @@ static bool owned(struct mem_store *m, int64_t user_id, int64_t mailbox_id)
 	return mb != NULL && mb->user_id == user_id;
 }
 
-static size_t annot_find(struct mem_store *m, int64_t user_id, int64_t mailbox_id,
-                         const char *name)
+static size_t annot_find(struct mem_store *m, int64_t user_id, int64_t mailbox_id, const char *name)
 {
 	for (size_t i = 0; i < m->n_annots; i++) {
 		const struct mem_annot *a = &m->annots[i];
-		if (a->user_id == user_id && a->mailbox_id == mailbox_id && strcmp(a->name, name) == 0)
+		if (a->user_id == user_id && a->mailbox_id == mailbox_id &&
+		    strcmp(a->name, name) == 0)
 			return i;
 	}
 	return SIZE_MAX;
@@ -110,8 +110,10 @@ int mem_store_metadata_get(void *impl, int64_t user_id, int64_t mailbox_id,
 			    !store_meta_matches(a->name, names, n, depth))
 				continue;
 			res.meta = xreallocarray(res.meta, res.n_meta + 1, sizeof(*res.meta));
-			res.meta[res.n_meta++] = (struct store_meta_entry){
-			    .name = xstrdup(a->name), .value = value_dup(a->value, a->len), .len = a->len};
+			res.meta[res.n_meta++] =
+			    (struct store_meta_entry){.name = xstrdup(a->name),
+			                              .value = value_dup(a->value, a->len),
+			                              .len = a->len};
 		}
 		store_meta_sort(res.meta, res.n_meta);
 	}
@@ -121,8 +123,8 @@ int mem_store_metadata_get(void *impl, int64_t user_id, int64_t mailbox_id,
 }
 
 int mem_store_metadata_set(void *impl, int64_t user_id, int64_t mailbox_id,
-                           const struct store_meta_change *changes, size_t n,
-                           uint64_t max_entries, store_backend_cb *cb, void *ctx)
+                           const struct store_meta_change *changes, size_t n, uint64_t max_entries,
+                           store_backend_cb *cb, void *ctx)
 {
 	struct mem_store *m = impl;
 	int rc = 0;
@@ -142,7 +144,8 @@ int mem_store_metadata_set(void *impl, int64_t user_id, int64_t mailbox_id,
 			for (size_t k = i + 1; k < n; k++)
 				if (strcmp(changes[k].name, changes[i].name) == 0)
 					last = k;
-			bool exists = annot_find(m, user_id, mailbox_id, changes[i].name) != SIZE_MAX;
+			bool exists =
+			    annot_find(m, user_id, mailbox_id, changes[i].name) != SIZE_MAX;
 			bool will = changes[last].value != NULL;
 			after = after + (will && !exists) - (!will && exists);
 		}

@@ -176,8 +176,8 @@ int mem_store_metadata_get(void *impl, int64_t user_id, int64_t mailbox_id,
                            const char *const *names, size_t n, int depth, store_backend_cb *cb,
                            void *ctx);
 int mem_store_metadata_set(void *impl, int64_t user_id, int64_t mailbox_id,
-                           const struct store_meta_change *changes, size_t n,
-                           uint64_t max_entries, store_backend_cb *cb, void *ctx);
+                           const struct store_meta_change *changes, size_t n, uint64_t max_entries,
+                           store_backend_cb *cb, void *ctx);
 /* store_mem_queue.c */
 void mem_queued_clear(struct mem_store *m, struct mem_queued *q);
 

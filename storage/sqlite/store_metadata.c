@@ -86,8 +86,8 @@ static int get_run(struct store_conn *c, struct store_job *job)
 			if (len > 0)
 				memcpy(e.value, v, len);
 			e.value[len] = '\0';
-			job->res.meta =
-			    xreallocarray(job->res.meta, job->res.n_meta + 1, sizeof(*job->res.meta));
+			job->res.meta = xreallocarray(job->res.meta, job->res.n_meta + 1,
+			                              sizeof(*job->res.meta));
 			job->res.meta[job->res.n_meta++] = e;
 		}
 		sqlite3_reset(st);
@@ -99,8 +99,8 @@ static int get_run(struct store_conn *c, struct store_job *job)
 }
 
 int sqlite_store_metadata_get(void *impl, int64_t user_id, int64_t mailbox_id,
-                              const char *const *names, size_t n, int depth,
-                              store_backend_cb *cb, void *ctx)
+                              const char *const *names, size_t n, int depth, store_backend_cb *cb,
+                              void *ctx)
 {
 	struct sqlite_store *s = impl;
 	struct meta_job *j = store_job_new(sizeof(*j), s, STORE_JOB_READ, get_run, cb, ctx);

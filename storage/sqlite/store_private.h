@@ -255,8 +255,8 @@ int sqlite_store_mailbox_rename(void *impl, int64_t user_id, const char *name, c
 int sqlite_store_mailbox_subscribe(void *impl, int64_t user_id, const char *name, bool on,
                                    store_backend_cb *cb, void *ctx);
 int sqlite_store_metadata_get(void *impl, int64_t user_id, int64_t mailbox_id,
-                              const char *const *names, size_t n, int depth,
-                              store_backend_cb *cb, void *ctx);
+                              const char *const *names, size_t n, int depth, store_backend_cb *cb,
+                              void *ctx);
 int sqlite_store_metadata_set(void *impl, int64_t user_id, int64_t mailbox_id,
                               const struct store_meta_change *changes, size_t n,
                               uint64_t max_entries, store_backend_cb *cb, void *ctx);
