@@ -78,6 +78,8 @@ struct cfg_limits {
 	unsigned session_duration;     /* seconds, 0 = unlimited (default 0; SMTP uses it) */
 	unsigned commands;             /* per session before login, default 100 */
 	unsigned errors;               /* per session, default 10 */
+	unsigned metadata_size;        /* bytes of one IMAP METADATA value, default 16384 */
+	unsigned metadata_entries;     /* IMAP METADATA entries per user, default 256 */
 	/* Where limits.connections is written (else limits:, else 1): warnings about it that
 	 * only the server can judge (the open-file limit) name this line. */
 	int connections_line;

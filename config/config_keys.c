@@ -477,6 +477,26 @@ const struct cfg_key cfg_keys[] = {
      .def = "10",
      .doc = "Failed commands (protocol errors, failed logins) after which a session is "
             "closed."},
+    {.path = "limits.metadata_size",
+     .type = CFG_TYPE_UINT,
+     C(limits.metadata_size),
+     .min = 1024,
+     .max = 65536,
+     .def = "16384",
+     .doc = "Largest value of one IMAP METADATA annotation (RFC 5464), in bytes. A larger "
+            "SETMETADATA value is refused with `NO [METADATA MAXSIZE n]`, before its literal "
+            "is sent when it comes as one. At least 1024 (RFC 5464 4.1) and at most 65536, "
+            "the bound of an IMAP literal outside APPEND."},
+    {.path = "limits.metadata_entries",
+     .type = CFG_TYPE_UINT,
+     C(limits.metadata_entries),
+     .min = 10,
+     .max = 100000,
+     .def = "256",
+     .doc = "IMAP METADATA annotations one user may have in all: server entries and the "
+            "entries of every mailbox, /private and /shared together. A SETMETADATA that "
+            "would add one past it is refused with `NO [METADATA TOOMANY]`; changing or "
+            "removing entries is always allowed. At least 10 (RFC 5464 4.1)."},
 };
 
 const size_t cfg_n_keys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
