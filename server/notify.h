@@ -8,9 +8,9 @@
  *
  * Beside the watchers of one mailbox there are watchers of one user (IMAP NOTIFY): they get
  * every change of any of that user's mailboxes, and the mailbox events (create, delete,
- * rename, subscribe, unsubscribe) that the session which made one publishes after it
- * succeeded. Those events do not pass through the store: the store reports message changes
- * only.
+ * rename, subscribe, unsubscribe, IMAP METADATA changes) that the session which made one
+ * publishes after it succeeded. Those events do not pass through the store: the store reports
+ * message changes only.
  *
  * Loop thread only. A watcher may unsubscribe itself (or others) from inside a callback.
  */
@@ -36,6 +36,7 @@ enum notify_mailbox_kind {
 	NOTIFY_MAILBOX_RENAMED, /* old_name -> name */
 	NOTIFY_MAILBOX_SUBSCRIBED,
 	NOTIFY_MAILBOX_UNSUBSCRIBED,
+	NOTIFY_METADATA_CHANGED, /* IMAP METADATA entries of name ("" for the server) */
 };
 
 /* A mailbox event: names are the store's (UTF-8), borrowed for the callback only. */
@@ -44,6 +45,7 @@ struct notify_mailbox_event {
 	enum notify_mailbox_kind kind;
 	const char *name;
 	const char *old_name; /* RENAMED only, else NULL */
+	const char *entries;  /* METADATA_CHANGED only: the entries, an IMAP entry-list */
 	const void *origin;   /* who made it (a session), so it can tell its own; may be NULL */
 };
 

@@ -19,8 +19,9 @@
  * NOTIFICATIONOVERFLOW and NOTIFY is off (RFC 5465 5.8), rather than holding without end
  * what a client that does not read would never take.
  *
- * Events of the session's own CREATE, DELETE, RENAME, SUBSCRIBE and UNSUBSCRIBE are not
- * sent back to it: its tagged OK already said so. Message changes in other mailboxes are
+ * Events of the session's own CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE and
+ * SETMETADATA are not sent back to it: its tagged OK already said so (RFC 5464 4.4: the
+ * unsolicited METADATA is for changes by a third party). Message changes in other mailboxes are
  * reported whoever made them (the store does not say who).
  */
 #include <errno.h>
@@ -40,6 +41,7 @@
 struct pending_event {
 	enum notify_mailbox_kind kind;
 	char *name, *old_name;
+	char *entries; /* METADATA_CHANGED: an entry-list */
 };
 
 struct imap_notify {
@@ -76,6 +78,7 @@ static void events_free(struct pending_event *v, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(v[i].name);
 		free(v[i].old_name);
+		free(v[i].entries);
 	}
 	free(v);
 }
@@ -166,7 +169,9 @@ static void on_mailbox_event(struct notify_user_watcher *w, const struct notify_
 		struct pending_event *p = &nt->events[i];
 		if (p->kind == ev->kind && strcmp(p->name, ev->name) == 0 &&
 		    (p->old_name == NULL) == (ev->old_name == NULL) &&
-		    (p->old_name == NULL || strcmp(p->old_name, ev->old_name) == 0))
+		    (p->old_name == NULL || strcmp(p->old_name, ev->old_name) == 0) &&
+		    (p->entries == NULL) == (ev->entries == NULL) &&
+		    (p->entries == NULL || strcmp(p->entries, ev->entries) == 0))
 			return;
 	}
 	if (full(nt)) {
@@ -178,6 +183,7 @@ static void on_mailbox_event(struct notify_user_watcher *w, const struct notify_
 	p->kind = ev->kind;
 	p->name = xstrdup(ev->name);
 	p->old_name = ev->old_name != NULL ? xstrdup(ev->old_name) : NULL;
+	p->entries = ev->entries != NULL ? xstrdup(ev->entries) : NULL;
 	imap_notify_pump(nt->cl);
 }
 
@@ -192,6 +198,21 @@ void imap_notify_mailbox_event(struct imap_client *cl, int kind, const char *nam
 	    .kind = (enum notify_mailbox_kind)kind,
 	    .name = name,
 	    .old_name = old_name,
+	    .origin = cl,
+	};
+	notify_publish_mailbox(n, &ev);
+}
+
+void imap_notify_metadata_event(struct imap_client *cl, const char *mailbox, const char *entries)
+{
+	struct notify *n = notifier(cl);
+	if (n == NULL)
+		return;
+	struct notify_mailbox_event ev = {
+	    .user_id = cl->user_id,
+	    .kind = NOTIFY_METADATA_CHANGED,
+	    .name = mailbox,
+	    .entries = entries,
 	    .origin = cl,
 	};
 	notify_publish_mailbox(n, &ev);
@@ -352,10 +373,43 @@ static void fmt_list(struct imap_client *cl, struct buf *o, const char *attrs, c
 	buf_append_str(o, "\r\n");
 }
 
+/* RFC 5464 4.4.2 through RFC 5465 5.9 and 5.10: "* METADATA mailbox entry-list", names
+ * only. Server entries for a ServerMetadataChange in any group; a mailbox's for a
+ * MailboxMetadataChange of the group that names it (never one a SELECTED filter covers:
+ * that filter takes message events only). */
+static void fmt_metadata(struct imap_client *cl, const struct imap_notify_spec *spec,
+                         const struct store_mailboxes *res, const struct pending_event *p,
+                         struct buf *o)
+{
+	if (p->name[0] == '\0') {
+		bool on = false;
+		for (size_t i = 0; i < spec->n_groups; i++)
+			on = on || (spec->groups[i].events & IMAP_NOTIFY_SERVER_METADATA_CHANGE);
+		if (on)
+			buf_printf(o, "* METADATA \"\" %s\r\n", p->entries);
+		return;
+	}
+	const struct store_mailbox *mb = find_name(res, p->name);
+	if (mb == NULL || (is_selected(cl, mb) && imap_notify_selected(spec) != NULL))
+		return; /* deleted since, or the SELECTED filter's */
+	if (!(imap_notify_events_for(spec, p->name, mb->subscribed) &
+	      IMAP_NOTIFY_MAILBOX_METADATA_CHANGE))
+		return;
+	buf_append_str(o, "* METADATA ");
+	char *c = imap_mailbox_to_client(p->name, cl->utf8);
+	imap_fmt_cstring(o, c, true);
+	free(c);
+	buf_printf(o, " %s\r\n", p->entries);
+}
+
 static void fmt_event(struct imap_client *cl, const struct imap_notify_spec *spec,
                       const struct store_mailboxes *res, const struct pending_event *p,
                       struct buf *o)
 {
+	if (p->kind == NOTIFY_METADATA_CHANGED) {
+		fmt_metadata(cl, spec, res, p, o);
+		return;
+	}
 	bool sub = subscribed(res, p->name);
 	unsigned ev = imap_notify_events_for(spec, p->name, sub);
 	if (p->kind == NOTIFY_MAILBOX_SUBSCRIBED || p->kind == NOTIFY_MAILBOX_UNSUBSCRIBED) {

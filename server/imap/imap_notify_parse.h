@@ -11,7 +11,7 @@
 
 #include "server/imap/imap_parser.h"
 
-/* Events (RFC 5465 section 5). The last three are known and refused (BADEVENT). */
+/* Events (RFC 5465 section 5). AnnotationChange is known and refused (BADEVENT). */
 enum imap_notify_event {
 	IMAP_NOTIFY_MESSAGE_NEW = 1 << 0,
 	IMAP_NOTIFY_MESSAGE_EXPUNGE = 1 << 1,
@@ -28,10 +28,12 @@ enum imap_notify_event {
 	 IMAP_NOTIFY_ANNOTATION_CHANGE)
 #define IMAP_NOTIFY_SUPPORTED                                                                      \
 	(IMAP_NOTIFY_MESSAGE_NEW | IMAP_NOTIFY_MESSAGE_EXPUNGE | IMAP_NOTIFY_FLAG_CHANGE |         \
-	 IMAP_NOTIFY_MAILBOX_NAME | IMAP_NOTIFY_SUBSCRIPTION_CHANGE)
+	 IMAP_NOTIFY_MAILBOX_NAME | IMAP_NOTIFY_SUBSCRIPTION_CHANGE |                              \
+	 IMAP_NOTIFY_MAILBOX_METADATA_CHANGE | IMAP_NOTIFY_SERVER_METADATA_CHANGE)
 /* What a BADEVENT response code lists: the events this server supports. */
 #define IMAP_NOTIFY_BADEVENT_LIST                                                                  \
-	"(MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)"
+	"(MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange "                    \
+	"MailboxMetadataChange ServerMetadataChange)"
 
 enum imap_notify_filter {
 	IMAP_NOTIFY_SELECTED,

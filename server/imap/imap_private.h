@@ -30,6 +30,9 @@ enum imap_state {
 /* IMAP's own command flags, beside cmdtab's (CMD_SECRET, CMD_UID, CMD_BIG_LITERAL...). */
 enum imap_cmd_flag {
 	IMAP_CMD_NO_EXPUNGE = CMD_PROTO_FIRST, /* no EXPUNGE responses before its tagged reply */
+	/* SETMETADATA: takes a literal8 value, and a literal over limits.metadata_size is
+	 * refused before it is sent (imap_metadata_literal_refused). */
+	IMAP_CMD_METADATA = CMD_PROTO_FIRST << 1,
 };
 
 /* The SASL mechanisms of AUTHENTICATE. */
@@ -307,6 +310,10 @@ bool imap_notify_holds_expunges(const struct imap_client *cl);
  * sessions. kind is an enum notify_mailbox_kind; old_name for renames, else NULL. */
 void imap_notify_mailbox_event(struct imap_client *cl, int kind, const char *name,
                                const char *old_name);
+/* Publishes a SETMETADATA of this session to the user's other sessions: the mailbox's
+ * store name ("" for the server) and the entries set or removed, formatted as RFC 5464's
+ * entry-list. */
+void imap_notify_metadata_event(struct imap_client *cl, const char *mailbox, const char *entries);
 void imap_notify_free(struct imap_client *cl);
 /* imap_context.c: CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 section 4). */
 struct imap_contexts;
@@ -390,6 +397,13 @@ void imap_fetch_unsolicited(struct imap_client *cl, const char *items, const uin
 void imap_cmd_append(struct imap_client *cl, const struct imap_arg *a, size_t n);
 /* "dd-Mon-yyyy hh:mm:ss +zzzz" (RFC 3501 date-time) as epoch seconds. 0 or -EINVAL. */
 int imap_parse_datetime(const char *s, size_t len, int64_t *t_r);
+/* imap_cmd_metadata.c: GETMETADATA, SETMETADATA (RFC 5464). */
+void imap_cmd_getmetadata(struct imap_client *cl, const struct imap_arg *a, size_t n);
+void imap_cmd_setmetadata(struct imap_client *cl, const struct imap_arg *a, size_t n);
+/* A SETMETADATA literal of size bytes is announced: when it is over limits.metadata_size,
+ * writes "tag NO [METADATA MAXSIZE n]" and returns true (the caller forgets the command
+ * and skips the literal if it comes anyway); false: it may come. */
+bool imap_metadata_literal_refused(struct imap_client *cl, const char *tag, uint64_t size);
 /* imap_cmd_quota.c */
 void imap_cmd_getquota(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_getquotaroot(struct imap_client *cl, const struct imap_arg *a, size_t n);

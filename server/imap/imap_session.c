@@ -68,6 +68,8 @@ static const struct imap_command commands[] = {
     {{"SETQUOTA", NULL, 0, ALL_AUTH}, imap_cmd_setquota},
     {{"NOTIFY", NULL, 0, ALL_AUTH}, imap_cmd_notify},
     {{"CANCELUPDATE", NULL, 0, IMAP_STATE_SELECTED}, imap_cmd_cancelupdate},
+    {{"GETMETADATA", NULL, 0, ALL_AUTH}, imap_cmd_getmetadata},
+    {{"SETMETADATA", NULL, IMAP_CMD_METADATA, ALL_AUTH}, imap_cmd_setmetadata},
 };
 
 struct store *imap_store(struct imap_client *cl)
@@ -330,7 +332,7 @@ void imap_write_capability(struct imap_client *cl, struct buf *o)
 	                  "QUOTA=RES-MESSAGE QUOTASET STATUS=SIZE "
 	                  "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES "
 	                  "CONTEXT=SEARCH CONTEXT=SORT");
-	buf_append_str(o, " NOTIFY OBJECTID SAVEDATE PREVIEW");
+	buf_append_str(o, " NOTIFY OBJECTID SAVEDATE PREVIEW METADATA METADATA-SERVER");
 	/* RFC 4978: a command-auth command, so offered after login, and only while it can
 	 * still be turned on. */
 	if (!conn_is_compressed(cl->c))
@@ -534,8 +536,9 @@ static const char *literal_refusal(struct imap_client *cl, const struct imap_lit
 	bool uid, secret;
 	*cmd_r = lookup(cl, name, nl, next, next != NULL ? raw_word(next, end) : 0, &uid);
 	const char *why = refusal(cl, *cmd_r, uid, &secret);
-	if (why == NULL && !((*cmd_r)->cmd.flags & CMD_BIG_LITERAL) && announces_literal8(s, len))
-		why = "A literal8 (~{n}) is only for APPEND";
+	if (why == NULL && !((*cmd_r)->cmd.flags & (CMD_BIG_LITERAL | IMAP_CMD_METADATA)) &&
+	    announces_literal8(s, len))
+		why = "A literal8 (~{n}) is only for APPEND and SETMETADATA";
 	return why;
 }
 
@@ -632,6 +635,44 @@ static void dispatch(struct imap_client *cl)
 	cmd->fn(cl, v + first, n - first);
 }
 
+/*
+ * A SETMETADATA value announced as a literal over limits.metadata_size is refused with NO
+ * [METADATA MAXSIZE n] before its "+" (RFC 5464 4.3), whatever the reader's own bound, so
+ * its bytes are never read into memory. true: answered and the command forgotten.
+ */
+static bool metadata_literal(struct imap_client *cl, const char *line, size_t len)
+{
+	struct imap_literal lit;
+	if (cl->state == IMAP_STATE_NOAUTH || !imap_literal_at_end(line, len, &lit))
+		return false;
+	bool first = cl->reader.cmd.len == 0;
+	const char *s = first ? line : cl->reader.cmd.data;
+	size_t n = first ? len : cl->reader.cmd.len;
+	const char *sp = memchr(s, ' ', n);
+	if (sp == NULL)
+		return false;
+	bool uid;
+	const struct imap_command *cmd = lookup(cl, sp + 1, raw_word(sp + 1, s + n), NULL, 0, &uid);
+	if (cmd == NULL || !(cmd->cmd.flags & IMAP_CMD_METADATA))
+		return false;
+	char *tag = first ? raw_tag(line, len) : pending_tag(cl);
+	bool refused = imap_metadata_literal_refused(cl, tag, lit.size);
+	free(tag);
+	if (!refused)
+		return false;
+	command_reset(cl);
+	if (lit.nonsync && lit.size > 0) {
+		/* RFC 7888 4: it comes anyway; skipped unless more than any command could be. */
+		if (lit.size > cl->reader.message_max + IMAP_COMMAND_MAX_EXTRA) {
+			conn_write_str(cl->c, "* BYE [TOOBIG] Literal too large\r\n");
+			conn_close(cl->c, "literal too large");
+		} else {
+			skip_literal(cl, lit.size);
+		}
+	}
+	return true;
+}
+
 static void imap_client_line(struct imap_client *cl, char *line, size_t len, bool has_cr)
 {
 	if (cl->tls_pending)
@@ -651,6 +692,8 @@ static void imap_client_line(struct imap_client *cl, char *line, size_t len, boo
 		skip_line(cl, line, len);
 		return;
 	}
+	if (metadata_literal(cl, line, len))
+		return;
 	bool first = cl->reader.cmd.len == 0;
 	/* A reply to a command refused mid-way still carries its tag (the reader forgets
 	 * the command on an error). */

@@ -81,11 +81,13 @@ static const struct {
     {"SET (\"PERSONAL\" (MailboxName))", -EINVAL},
     /* Events we do not support, well-formed: BADEVENT. */
     {"SET (PERSONAL (MessageNew MessageExpunge AnnotationChange))", -ENOTSUP},
-    {"SET (PERSONAL (MailboxMetadataChange))", -ENOTSUP},
-    {"SET (PERSONAL (ServerMetadataChange))", -ENOTSUP},
     {"SET (PERSONAL (SomethingNew))", -ENOTSUP},
     /* ...but a syntax error anywhere is BAD first. */
-    {"SET (PERSONAL (ServerMetadataChange)) (SELECTED (MessageNew))", -EINVAL},
+    {"SET (PERSONAL (SomethingNew)) (SELECTED (MessageNew))", -EINVAL},
+    /* The METADATA events (RFC 5464), but never with a selected filter. */
+    {"SET (PERSONAL (MailboxMetadataChange))", 0},
+    {"SET (PERSONAL (ServerMetadataChange))", 0},
+    {"SET (SELECTED (MessageNew MessageExpunge MailboxMetadataChange))", -EINVAL},
 };
 
 Test(imap_notify_parse, table)
