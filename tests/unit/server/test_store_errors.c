@@ -117,6 +117,8 @@ static void setup(void)
 	cfg.limits.message_size = 1 << 20;
 	cfg.limits.line_length = 65536;
 	cfg.limits.line_length_preauth = 2048;
+	cfg.limits.metadata_size = 16384;
+	cfg.limits.metadata_entries = 256;
 	memset(&sv, 0, sizeof(sv));
 	sv.cfg = &cfg;
 	sv.notify = notify_new();
@@ -206,6 +208,8 @@ static const char *const ops[] = {"auth",
                                   "mailbox_delete",
                                   "mailbox_rename",
                                   "mailbox_subscribe",
+                                  "metadata_get",
+                                  "metadata_set",
                                   "deliver",
                                   "deliver_batch",
                                   "message_list",
@@ -354,6 +358,10 @@ static const char *const imap_lines[] = {"a LOGIN alice@corp.example pw-alice",
                                          "m RENAME Projects Old",
                                          "n DELETE Old",
                                          "o SUBSCRIBE Archive",
+                                         "ma SETMETADATA INBOX (/private/comment \"x\")",
+                                         "mb GETMETADATA INBOX /private/comment",
+                                         "mc SETMETADATA \"\" (/shared/comment \"y\")",
+                                         "md GETMETADATA \"\" (/shared/comment /shared/admin)",
                                          "p LOGOUT",
                                          NULL};
 static const char *const imap_temp[] = {"NO [SERVERBUG]", "NO [UNAVAILABLE]", NULL};
