@@ -80,7 +80,8 @@ static struct meta_op *meta_op_new(struct imap_client *cl, enum meta_kind kind)
  */
 static int meta_entry(const struct imap_arg *a, bool set, char **name_r)
 {
-	if (!imap_arg_is_astring(a) || a->len == 0 || a->len > META_NAME_MAX)
+	/* entry = astring: a literal8 is a value only. */
+	if (!imap_arg_is_astring(a) || a->literal8 || a->len == 0 || a->len > META_NAME_MAX)
 		return -EINVAL;
 	char *name = xmalloc(a->len + 1);
 	for (size_t i = 0; i < a->len; i++) {
@@ -499,8 +500,8 @@ static void meta_set_run(struct meta_op *op)
 
 void imap_cmd_setmetadata(struct imap_client *cl, const struct imap_arg *a, size_t n)
 {
-	if (n != 2 || !imap_arg_is_astring(&a[0]) || a[1].type != IMAP_ARG_LIST || a[1].n == 0 ||
-	    a[1].n % 2 != 0 || a[1].n / 2 > META_NAMES_MAX) {
+	if (n != 2 || !imap_arg_is_astring(&a[0]) || a[0].literal8 || a[1].type != IMAP_ARG_LIST ||
+	    a[1].n == 0 || a[1].n % 2 != 0 || a[1].n / 2 > META_NAMES_MAX) {
 		imap_done(cl, "BAD",
 		          "SETMETADATA needs a mailbox and a list of entries and values");
 		return;

@@ -297,6 +297,11 @@ def test_bad_bytes_in_names_and_values(env):
     assert r[-1].startswith(b"d BAD"), r
     lc.send("l8 GETMETADATA INBOX ~{10}\r\n")
     assert lc.readline().startswith(b"l8 BAD"), "literal8 accepted outside SETMETADATA"
+    # In SETMETADATA only a value may be a literal8, not the mailbox or an entry name.
+    r = lit(lc, "l9", "SETMETADATA ", b"INBOX", b' (/private/x "v")', True)
+    assert r[-1].startswith(b"l9 BAD"), r
+    r = lit(lc, "l10", "SETMETADATA INBOX (", b"/private/x", b' "v")', True)
+    assert r[-1].startswith(b"l10 BAD"), r
     ok(cmd(lc, "after", "NOOP"), "after")
     lc.close()
 
