@@ -568,6 +568,10 @@ int store_metadata_set(struct store *s, int64_t user_id, int64_t mailbox_id,
 /* A name the store keeps: "/private/x..." or "/shared/x..." in lower case, printable
  * ASCII (space included) without "*", "%", "//" or a trailing "/". */
 bool store_meta_name_valid(const char *name);
+/* Whether name is one of names[0..n) or below one of them within depth (0, 1 or
+ * STORE_META_DEPTH_INFINITY): what store_metadata_get returns, for entries a caller
+ * computes itself. */
+bool store_meta_matches(const char *name, const char *const *names, size_t n, int depth);
 
 /* ---- Messages ---- */
 

@@ -212,9 +212,7 @@ void store_user_clear(struct store_user *u);
 void store_mailbox_clear(struct store_mailbox *mb);
 void store_msg_clear(struct store_msg *m);
 void store_cert_free_all(struct store_cert *certs, size_t n);
-/* storage/store_meta.c: whether name is one of names[0..n) or below one of them within
- * depth (STORE_META_DEPTH_INFINITY: any); and freeing entries. */
-bool store_meta_matches(const char *name, const char *const *names, size_t n, int depth);
+/* storage/store_meta.c: freeing entries. */
 void store_meta_free_all(struct store_meta_entry *v, size_t n);
 /* Sorts v[0..n) by name. */
 void store_meta_sort(struct store_meta_entry *v, size_t n);

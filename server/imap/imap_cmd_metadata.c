@@ -244,23 +244,9 @@ static void meta_fmt_name(struct buf *o, const char *name)
 	imap_fmt_cstring(o, name, false);
 }
 
-/* What a name of the request matches at the command's depth (store_metadata_get's rule,
- * for the computed entries). */
 static bool meta_requested(const struct meta_op *op, const char *name)
 {
-	for (size_t i = 0; i < op->n_names; i++) {
-		const char *p = op->names[i];
-		size_t len = strlen(p);
-		if (strncmp(name, p, len) != 0)
-			continue;
-		if (name[len] == '\0')
-			return true;
-		if (op->depth == 0 || name[len] != '/')
-			continue;
-		if (op->depth == STORE_META_DEPTH_INFINITY || strchr(name + len + 1, '/') == NULL)
-			return true;
-	}
-	return false;
+	return store_meta_matches(name, (const char *const *)op->names, op->n_names, op->depth);
 }
 
 /* The computed entries of the target, in *e (names and values static or owned by *own). */
