@@ -650,21 +650,6 @@ static void load_free(struct content_load *ld)
 	free(ld);
 }
 
-static bool uid_in(const uint32_t *v, size_t n, uint32_t uid)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (v[mid] == uid)
-			return true;
-		if (v[mid] < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return false;
-}
-
 /* Gives each context's content keys their verdicts on the new messages. */
 static void content_apply(struct imap_client *cl, struct content_load *ld)
 {
@@ -707,8 +692,8 @@ static void content_apply(struct imap_client *cl, struct content_load *ld)
 					for (size_t t = 0; t < ld->n_texts; t++)
 						if (ld->texts[t].body_only == k->body_only &&
 						    strcmp(ld->texts[t].str, k->str) == 0)
-							hit = uid_in(ld->texts[t].uids,
-							             ld->texts[t].n, uid);
+							hit = imap_uid_in(ld->texts[t].uids,
+							                  ld->texts[t].n, uid);
 				} else {
 					/* The key as it was, on this message alone. */
 					k->type = x->content[j].type;
@@ -790,7 +775,7 @@ static void text_got(void *ctx, int rc, struct store_uids *res)
 		return;
 	struct text_query *t = &ld->texts[ld->next_text];
 	for (size_t i = 0; rc == 0 && i < res->n; i++)
-		if (uid_in(ld->uids, ld->n, res->v[i])) {
+		if (imap_uid_in(ld->uids, ld->n, res->v[i])) {
 			t->uids = xreallocarray(t->uids, t->n + 1, sizeof(*t->uids));
 			t->uids[t->n++] = res->v[i];
 		}

@@ -194,6 +194,8 @@ void imap_snapshot_cache_clock(uint64_t (*now_ms)(void));
 /* Message seq (1-based, must exist) for changing: the snapshot becomes this session's own
  * copy first if others share it. The pointer is valid until the next snapshot call. */
 struct imap_msg *imap_snapshot_mut(struct imap_client *cl, uint32_t seq);
+/* Whether uid is in v[0..n), sorted ascending (binary search). */
+bool imap_uid_in(const uint32_t *v, size_t n, uint32_t uid);
 /* Removes message seq (1-based, must exist) from this session's snapshot. */
 void imap_snapshot_remove(struct imap_client *cl, uint32_t seq);
 /* Sequence number (1-based) of uid, or 0. */

@@ -594,7 +594,7 @@ static void sync_op_free(struct sync_op *op)
 	free(op);
 }
 
-static bool uid_in(const uint32_t *v, size_t n, uint32_t uid)
+bool imap_uid_in(const uint32_t *v, size_t n, uint32_t uid)
 {
 	size_t lo = 0, hi = n;
 	while (lo < hi) {
@@ -625,7 +625,7 @@ static void merge(struct imap_client *cl, struct sync_op *op, const uint32_t *go
 		struct imap_msg *nw = xcalloc(op->n_changed + n_old + 1, sizeof(*nw));
 		uint32_t seq_shift = 0;
 		for (size_t i = 0; i < n_old; i++) {
-			if (uid_in(gone_uids, n_gone, old[i].uid) && allow_expunge) {
+			if (imap_uid_in(gone_uids, n_gone, old[i].uid) && allow_expunge) {
 				if (cl->qresync)
 					buf_printf(&o, "* VANISHED %u\r\n", old[i].uid);
 				else
