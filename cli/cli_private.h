@@ -2,9 +2,9 @@
 #define SEALMAIL_CLI_PRIVATE_H
 /*
  * sealctl internals: one file per noun (cmd_user.c, cmd_mailbox.c, cmd_cert.c,
- * cmd_queue.c, cmd_quota.c, cmd_dns.c), dispatched from sealctl.c. A noun handler returns the exit code:
- * CLI_OK, CLI_FAIL (operational failure) or CLI_USAGE, after printing one line on
- * standard error that says what to do.
+ * cmd_queue.c, cmd_quota.c, cmd_dns.c), dispatched from sealctl.c. A noun handler returns the exit
+ * code: CLI_OK, CLI_FAIL (operational failure) or CLI_USAGE, after printing one line on standard
+ * error that says what to do.
  */
 #include <stdbool.h>
 

@@ -19,9 +19,8 @@
 #define DEFAULT_CONFIG "/etc/sealmail/sealmail.yaml"
 
 static const struct cli_noun *const nouns[] = {
-    &cli_noun_user,  &cli_noun_mailbox, &cli_noun_cert,    &cli_noun_queue,
-    &cli_noun_quota, &cli_noun_backup,  &cli_noun_restore, &cli_noun_status,
-    &cli_noun_dns,
+    &cli_noun_user,   &cli_noun_mailbox, &cli_noun_cert,   &cli_noun_queue, &cli_noun_quota,
+    &cli_noun_backup, &cli_noun_restore, &cli_noun_status, &cli_noun_dns,
 };
 
 void cli_error(const char *fmt, ...)

@@ -177,7 +177,8 @@ bool cfg_is_admin(const struct config *cfg, const char *address);
 /* True when domain (any case) is one of cfg->domains. */
 bool cfg_is_local_domain(const struct config *cfg, const char *domain, size_t len);
 
-const char *cfg_protocol_name(enum cfg_protocol p); /* "submission", "smtp", "imap", "pop3", "https" */
+const char *
+cfg_protocol_name(enum cfg_protocol p); /* "submission", "smtp", "imap", "pop3", "https" */
 
 /* True when no client certificate can make a session on the smtp listener l an
  * organisation server (neither l->peers nor tls.peer_ca is set): local senders are then

@@ -77,8 +77,9 @@ static void man_key(FILE *fp, const struct cfg_key *key)
 
 void cfg_print_manpage(FILE *fp, const char *date, const char *version)
 {
-	fprintf(fp, ".\\\" Generated from config/config_keys.c by sealmail-config-reference --man.\n"
-	            ".TH SEALMAIL.YAML 5 \"%s\" \"sealmail %s\" \"File Formats\"\n",
+	fprintf(fp,
+	        ".\\\" Generated from config/config_keys.c by sealmail-config-reference --man.\n"
+	        ".TH SEALMAIL.YAML 5 \"%s\" \"sealmail %s\" \"File Formats\"\n",
 	        date, version);
 	fputs(".SH NAME\nsealmail.yaml \\- configuration of the sealmail mail server\n"
 	      ".SH SYNOPSIS\n.B /etc/sealmail/sealmail.yaml\n"

@@ -1173,31 +1173,6 @@ void conn_set_line_limit(struct conn *c, size_t limit)
 	conn_apply_line_limit(c);
 }
 
-bool conn_listeners_bound(const struct conn *c)
-{
-	const struct server *srv = c->server;
-	if (srv->stopping || srv->n_listeners != srv->cfg->n_listeners)
-		return false;
-	for (size_t i = 0; i < srv->n_listeners; i++)
-		if (!srv->listeners[i].open || srv->listeners[i].port == 0)
-			return false;
-	return true;
-}
-
-uint16_t conn_listener_port(const struct conn *c, const struct cfg_listener *l)
-{
-	const struct server *srv = c->server;
-	for (size_t i = 0; i < srv->n_listeners; i++)
-		if (srv->listeners[i].cfg == l)
-			return srv->listeners[i].open ? srv->listeners[i].port : 0;
-	return 0;
-}
-
-const struct cfg_listener *conn_listener(const struct conn *c)
-{
-	return c->listener->cfg;
-}
-
 const struct config *conn_config(const struct conn *c)
 {
 	return c->server->cfg;

@@ -102,3 +102,30 @@ void listener_stop(struct listener *l)
 		uv_close((uv_handle_t *)&l->tcp, listener_closed);
 	}
 }
+
+/* What sessions may ask about the listeners (conn.h). */
+
+bool conn_listeners_bound(const struct conn *c)
+{
+	const struct server *srv = c->server;
+	if (srv->stopping || srv->n_listeners != srv->cfg->n_listeners)
+		return false;
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		if (!srv->listeners[i].open || srv->listeners[i].port == 0)
+			return false;
+	return true;
+}
+
+uint16_t conn_listener_port(const struct conn *c, const struct cfg_listener *l)
+{
+	const struct server *srv = c->server;
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		if (srv->listeners[i].cfg == l)
+			return srv->listeners[i].open ? srv->listeners[i].port : 0;
+	return 0;
+}
+
+const struct cfg_listener *conn_listener(const struct conn *c)
+{
+	return c->listener->cfg;
+}

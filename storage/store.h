@@ -792,8 +792,8 @@ typedef int store_restore_extra_fn(void *ctx, const char *name, const void *data
  * copy is renamed over db_path; the result is checked once more. A crash at any point
  * leaves the old store or the restored one. 0, or a negative code with *error_r.
  */
-int store_restore(const char *backup, const char *db_path, store_restore_extra_fn *extra,
-                  void *ctx, const char **error_r);
+int store_restore(const char *backup, const char *db_path, store_restore_extra_fn *extra, void *ctx,
+                  const char **error_r);
 /* Counts only, in one read (metrics): cheap however long the queue is. */
 int store_queue_summary(struct store *s, store_queue_summary_cb *cb, void *ctx);
 /* Deletes a queue entry (its content is freed with the last reference). -ENOENT. */

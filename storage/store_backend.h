@@ -60,7 +60,7 @@ struct store_backend_result {
 	 * full (the report is dropped, the delivery stands). */
 	int report_rc;
 	struct store_queue_summary queue_summary; /* store_queue_summary */
-	struct store_meta_entry *meta; /* store_metadata_get */
+	struct store_meta_entry *meta;            /* store_metadata_get */
 	size_t n_meta;
 };
 
@@ -244,8 +244,8 @@ struct store_mime_info {
 	bool sort_reply;
 	char *sort_from, *sort_to, *sort_cc, *sort_from_name, *sort_to_name;
 	char *thread_refs;
-	char *text;   /* decoded text for the text index, bounded */
-	char *header; /* the header block for the text index (UTF-8), bounded */
+	char *text;    /* decoded text for the text index, bounded */
+	char *header;  /* the header block for the text index (UTF-8), bounded */
 	char *preview; /* RFC 8970 preview (store_preview_make), NULL when none */
 };
 /* The RFC 8970 preview of a text part's decoded UTF-8 text (html: markup removed): quoted

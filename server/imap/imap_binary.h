@@ -27,7 +27,7 @@ bool imap_binary_has_nul(const char *data, size_t len);
 /* "BINARY[spec]<off> ~{n}" (a literal8 only when the data holds NUL, RFC 3516 4.3) or
  * "BINARY.SIZE[spec] n" from the decoded part d; NIL (size 0) when d is NULL: the part
  * does not exist. */
-void imap_fmt_binary(struct buf *o, const char *spec, bool size_only, bool partial,
-                     uint64_t p_off, uint64_t p_len, const struct buf *d);
+void imap_fmt_binary(struct buf *o, const char *spec, bool size_only, bool partial, uint64_t p_off,
+                     uint64_t p_len, const struct buf *d);
 
 #endif

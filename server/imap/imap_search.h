@@ -36,7 +36,7 @@ enum imap_skey {
 	IMAP_SK_HEADER, /* field name + substring */
 	IMAP_SK_TEXT,   /* BODY / TEXT: uids from the full-text index */
 	IMAP_SK_MODSEQ,
-	IMAP_SK_SAVED, /* $ */
+	IMAP_SK_SAVED,       /* $ */
 	IMAP_SK_SAVEDBEFORE, /* save date (RFC 8514), by day (UTC) */
 	IMAP_SK_SAVEDON,
 	IMAP_SK_SAVEDSINCE,

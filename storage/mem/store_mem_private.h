@@ -41,7 +41,7 @@ struct mem_mailbox {
 	uint32_t recent_uid; /* first UID not taken as \Recent (store_recent_take) */
 	uint32_t uidnext;
 	uint64_t highest_modseq;
-	uint64_t objectid; /* MAILBOXID */
+	uint64_t objectid;         /* MAILBOXID */
 	struct mem_entry *entries; /* UID order */
 	size_t n_entries;
 	struct mem_expunged *expunged;

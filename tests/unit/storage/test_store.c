@@ -789,14 +789,6 @@ Test(store, deleted_counts)
 	cr_assert_eq(fx.w.mailboxes.v[0].deleted_size, 17);
 }
 
-static struct store_queue_summary summary;
-
-static void summary_got(void *ctx, int rc, const struct store_queue_summary *res)
-{
-	summary = *res;
-	store_sync_done_cb(ctx, rc);
-}
-
 Test(store, relay_queue)
 {
 	int64_t a = add_user("alice@corp.example", "pw");
@@ -835,7 +827,7 @@ Test(store, relay_queue)
 	cr_assert_null(q->rcpts[1].notify);
 	cr_assert_eq(q->rcpts[1].status, 0);
 	int64_t created = q->created; /* fx.w's results go with the next call */
-	cr_assert_eq(FX_CALL(&fx, store_queue_summary(fx.s, summary_got, &fx.w)), 0);
+	struct store_queue_summary summary = fx_queue_summary(&fx);
 	cr_assert_eq(summary.messages, 1);
 	cr_assert_eq(summary.recipients, 2);
 	cr_assert_eq(summary.oldest, created);
@@ -852,7 +844,7 @@ Test(store, relay_queue)
 	cr_assert_eq(FX_CALL(&fx, store_queue_delete(fx.s, qid, store_sync_done_cb, &fx.w)), 0);
 	assert_rows("SELECT count(*) FROM contents", 1);
 	assert_rows("SELECT count(*) FROM queue_rcpts", 0);
-	cr_assert_eq(FX_CALL(&fx, store_queue_summary(fx.s, summary_got, &fx.w)), 0);
+	summary = fx_queue_summary(&fx);
 	cr_assert_eq(summary.messages, 0);
 	cr_assert_eq(summary.recipients, 0);
 	cr_assert_eq(summary.oldest, 0);

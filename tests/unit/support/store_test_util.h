@@ -119,6 +119,21 @@ static inline int fx_deliver(struct store_fixture *fx, const char *msg,
 	return FX_CALL(fx, store_deliver(fx->s, &req, store_sync_delivery, &fx->w));
 }
 
+static struct store_queue_summary fx_summary;
+
+static inline void fx_summary_got(void *ctx, int rc, const struct store_queue_summary *res)
+{
+	fx_summary = *res;
+	store_sync_done_cb(ctx, rc);
+}
+
+/* The relay queue's counts (store_queue_summary), the call asserted to succeed. */
+static inline struct store_queue_summary fx_queue_summary(struct store_fixture *fx)
+{
+	cr_assert_eq(FX_CALL(fx, store_queue_summary(fx->s, fx_summary_got, &fx->w)), 0);
+	return fx_summary;
+}
+
 /* One number (SELECT count(*) ...) read from the database file, beside the store. */
 static inline long long fx_count_rows(const struct store_fixture *fx, const char *sql)
 {
