@@ -18,21 +18,12 @@
 
 #define HDR_MAX (64 * 1024)
 
-struct search_hdr {
-	uint32_t uid;
-	char *from, *to, *cc, *subject, *message_id;
-	int64_t date;
-	uint64_t email_id, thread_id;
-	int64_t save_date;
-};
-
 struct search_op {
 	struct imap_client *cl;
 	struct imap_search search;
 	size_t text_pending;
-	/* Decoded header fields of the mailbox, in UID order (copied from the store's result). */
-	struct search_hdr *hdrs;
-	size_t n_hdrs;
+	/* Decoded header fields of the mailbox, in UID order (the store's result, kept). */
+	struct store_msgs hdrs;
 	/* Raw headers, parallel to the snapshot (NULL when unread). */
 	char **raw;
 	size_t *raw_len;
@@ -59,14 +50,7 @@ static void search_free(void *p)
 	imap_search_free(&op->search);
 	if (op->ext_free != NULL)
 		op->ext_free(op->ext);
-	for (size_t i = 0; i < op->n_hdrs; i++) {
-		free(op->hdrs[i].from);
-		free(op->hdrs[i].to);
-		free(op->hdrs[i].cc);
-		free(op->hdrs[i].subject);
-		free(op->hdrs[i].message_id);
-	}
-	free(op->hdrs);
+	store_msgs_free(&op->hdrs);
 	for (size_t i = 0; i < op->raw_n; i++)
 		free(op->raw[i]);
 	free(op->raw);
@@ -80,14 +64,14 @@ static int cmp_u32(const void *x, const void *y)
 	return a < b ? -1 : a > b;
 }
 
-static const struct search_hdr *hdr_of(const struct search_op *op, uint32_t uid)
+static const struct store_msg *hdr_of(const struct search_op *op, uint32_t uid)
 {
-	size_t lo = 0, hi = op->n_hdrs;
+	size_t lo = 0, hi = op->hdrs.n;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		if (op->hdrs[mid].uid == uid)
-			return &op->hdrs[mid];
-		if (op->hdrs[mid].uid < uid)
+		if (op->hdrs.v[mid].uid == uid)
+			return &op->hdrs.v[mid];
+		if (op->hdrs.v[mid].uid < uid)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -128,19 +112,10 @@ static void search_finish(struct search_op *op)
 		    .internal_date = cl->msgs[i].internal_date,
 		};
 		if (op->search.needs_header) {
-			const struct search_hdr *h = hdr_of(op, m.uid);
+			const struct store_msg *h = hdr_of(op, m.uid);
 			m.decoded = true;
-			if (h != NULL) {
-				m.from = h->from;
-				m.to = h->to;
-				m.cc = h->cc;
-				m.subject = h->subject;
-				m.message_id = h->message_id;
-				m.date = h->date;
-				m.email_id = h->email_id;
-				m.thread_id = h->thread_id;
-				m.save_date = h->save_date;
-			}
+			if (h != NULL)
+				imap_search_msg_stored(&m, h);
 		}
 		if (op->raw != NULL && i < op->raw_n && op->raw[i] != NULL) {
 			m.hdr = op->raw[i];
@@ -346,24 +321,8 @@ static void headers_got(void *ctx, int rc, struct store_msgs *res)
 	if (!imap_async_end(op->cl))
 		return;
 	search_failed(op, rc);
-	if (rc == 0 && res->n > 0) {
-		op->hdrs = xcalloc(res->n, sizeof(*op->hdrs));
-		for (size_t i = 0; i < res->n; i++) {
-			const struct store_msg *s = &res->v[i];
-			struct search_hdr *h = &op->hdrs[op->n_hdrs++];
-			h->uid = s->uid;
-			h->from = s->hdr_from != NULL ? xstrdup(s->hdr_from) : NULL;
-			h->to = s->hdr_to != NULL ? xstrdup(s->hdr_to) : NULL;
-			h->cc = s->hdr_cc != NULL ? xstrdup(s->hdr_cc) : NULL;
-			h->subject = s->hdr_subject != NULL ? xstrdup(s->hdr_subject) : NULL;
-			h->message_id =
-			    s->hdr_message_id != NULL ? xstrdup(s->hdr_message_id) : NULL;
-			h->date = s->hdr_date;
-			h->email_id = s->email_id;
-			h->thread_id = s->thread_id;
-			h->save_date = s->save_date;
-		}
-	}
+	if (rc == 0)
+		store_msgs_move(&op->hdrs, res); /* kept, not copied: the fields are read-only */
 	start_texts(op);
 }
 

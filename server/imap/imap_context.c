@@ -675,16 +675,8 @@ static void content_apply(struct imap_client *cl, struct content_load *ld)
 			    .hdr = ld->hdr != NULL ? ld->hdr[i] : NULL,
 			    .hdr_len = ld->hdr != NULL ? ld->hdr_len[i] : 0,
 			    .decoded = ld->decoded,
-			    .from = ld->dec[i].hdr_from,
-			    .to = ld->dec[i].hdr_to,
-			    .cc = ld->dec[i].hdr_cc,
-			    .subject = ld->dec[i].hdr_subject,
-			    .message_id = ld->dec[i].hdr_message_id,
-			    .date = ld->dec[i].hdr_date,
-			    .email_id = ld->dec[i].email_id,
-			    .thread_id = ld->dec[i].thread_id,
-			    .save_date = ld->dec[i].save_date,
 			};
+			imap_search_msg_stored(&m, &ld->dec[i]);
 			for (size_t j = 0; j < x->n_content; j++) {
 				struct imap_search_key *k = x->content[j].k;
 				bool hit = false;

@@ -784,3 +784,16 @@ void imap_fmt_seqset(struct buf *o, const uint32_t *v, size_t n)
 		i = j + 1;
 	}
 }
+
+void imap_search_msg_stored(struct imap_search_msg *m, const struct store_msg *h)
+{
+	m->from = h->hdr_from;
+	m->to = h->hdr_to;
+	m->cc = h->hdr_cc;
+	m->subject = h->hdr_subject;
+	m->message_id = h->hdr_message_id;
+	m->date = h->hdr_date;
+	m->email_id = h->email_id;
+	m->thread_id = h->thread_id;
+	m->save_date = h->save_date;
+}

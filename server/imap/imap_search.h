@@ -83,6 +83,11 @@ struct imap_search_msg {
 	int64_t save_date;
 };
 
+struct store_msg;
+/* Sets m's decoded fields, ids and save date from the store's message h (the strings are
+ * borrowed); m->decoded is the caller's to set. */
+void imap_search_msg_stored(struct imap_search_msg *m, const struct store_msg *h);
+
 enum imap_esearch_opt {
 	IMAP_ES_MIN = 1,
 	IMAP_ES_MAX = 2,
