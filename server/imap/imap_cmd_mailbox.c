@@ -229,19 +229,6 @@ void imap_cmd_unsubscribe(struct imap_client *cl, const struct imap_arg *a, size
 
 /* ---- STATUS ---- */
 
-enum {
-	ST_MESSAGES = 1,
-	ST_UIDNEXT = 2,
-	ST_UIDVALIDITY = 4,
-	ST_UNSEEN = 8,
-	ST_RECENT = 16,
-	ST_HIGHESTMODSEQ = 32,
-	ST_SIZE = 64,
-	ST_DELETED = 128,
-	ST_DELETED_STORAGE = 256,
-	ST_MAILBOXID = 512,
-};
-
 static int parse_status_items(const struct imap_arg *l, unsigned *items)
 {
 	static const char *const names[] = {
@@ -272,23 +259,23 @@ static void fmt_status(struct imap_client *cl, struct buf *o, const struct store
 	free(cname);
 	buf_append_str(o, " (");
 	const char *sep = "";
-	if (items & ST_MESSAGES) {
+	if (items & IMAP_STATUS_MESSAGES) {
 		buf_printf(o, "%sMESSAGES %u", sep, mb->messages);
 		sep = " ";
 	}
-	if (items & ST_UIDNEXT) {
+	if (items & IMAP_STATUS_UIDNEXT) {
 		buf_printf(o, "%sUIDNEXT %u", sep, mb->uidnext);
 		sep = " ";
 	}
-	if (items & ST_UIDVALIDITY) {
+	if (items & IMAP_STATUS_UIDVALIDITY) {
 		buf_printf(o, "%sUIDVALIDITY %u", sep, mb->uidvalidity);
 		sep = " ";
 	}
-	if (items & ST_UNSEEN) {
+	if (items & IMAP_STATUS_UNSEEN) {
 		buf_printf(o, "%sUNSEEN %u", sep, mb->unseen);
 		sep = " ";
 	}
-	if (items & ST_RECENT) {
+	if (items & IMAP_STATUS_RECENT) {
 		/* Untaken ones, and those this session holds when it has the mailbox selected. */
 		uint32_t recent = mb->recent;
 		if (cl->state == IMAP_STATE_SELECTED && cl->mailbox_id == mb->id)
@@ -296,26 +283,26 @@ static void fmt_status(struct imap_client *cl, struct buf *o, const struct store
 		buf_printf(o, "%sRECENT %u", sep, recent);
 		sep = " ";
 	}
-	if (items & ST_HIGHESTMODSEQ) {
+	if (items & IMAP_STATUS_HIGHESTMODSEQ) {
 		buf_printf(o, "%sHIGHESTMODSEQ %llu", sep, (unsigned long long)mb->highest_modseq);
 		sep = " ";
 	}
-	if (items & ST_SIZE) {
+	if (items & IMAP_STATUS_SIZE) {
 		buf_printf(o, "%sSIZE %llu", sep, (unsigned long long)mb->size);
 		sep = " ";
 	}
 	/* RFC 9208 4.2: \Deleted messages and, in the STORAGE resource's units of 1024
 	 * octets, the space an EXPUNGE would give back (rounded up as usage is). */
-	if (items & ST_DELETED) {
+	if (items & IMAP_STATUS_DELETED) {
 		buf_printf(o, "%sDELETED %u", sep, mb->deleted);
 		sep = " ";
 	}
-	if (items & ST_DELETED_STORAGE) {
+	if (items & IMAP_STATUS_DELETED_STORAGE) {
 		buf_printf(o, "%sDELETED-STORAGE %llu", sep,
 		           (unsigned long long)((mb->deleted_size + 1023) / 1024));
 		sep = " ";
 	}
-	if (items & ST_MAILBOXID) {
+	if (items & IMAP_STATUS_MAILBOXID) {
 		buf_printf(o, "%sMAILBOXID (", sep);
 		imap_fmt_objectid(o, 'F', mb->objectid);
 		buf_append_str(o, ")");
@@ -360,7 +347,7 @@ void imap_cmd_status(struct imap_client *cl, const struct imap_arg *a, size_t n)
 	struct mbox_op *op = mbox_op_new(cl);
 	op->name = name;
 	op->status_items = items;
-	if (items & ST_HIGHESTMODSEQ)
+	if (items & IMAP_STATUS_HIGHESTMODSEQ)
 		imap_condstore_enable(cl); /* RFC 7162 3.1: an enabling command */
 	imap_async_begin(cl);
 	start(cl, op, store_mailbox_get(imap_store(cl), cl->user_id, name, status_got, op));

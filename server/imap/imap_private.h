@@ -290,6 +290,8 @@ enum imap_status_item {
 	IMAP_STATUS_HIGHESTMODSEQ = 32,
 	IMAP_STATUS_SIZE = 64,
 	IMAP_STATUS_DELETED = 128,
+	IMAP_STATUS_DELETED_STORAGE = 256,
+	IMAP_STATUS_MAILBOXID = 512,
 };
 /* Appends "* STATUS name (items)" for mb. */
 void imap_fmt_status(struct imap_client *cl, struct buf *o, const struct store_mailbox *mb,
