@@ -129,6 +129,8 @@ struct store_thunk {
 		store_queue_reported_cb *reported;
 		store_queue_summary_cb *summary;
 		store_metadata_cb *metadata;
+		store_audit_cb *audit;
+		store_audit_check_cb *audit_check;
 	} cb;
 	void *ctx;
 };
@@ -763,6 +765,58 @@ int store_backup(struct store *s, const char *path, store_done_cb *cb, void *ctx
 	struct store_thunk *t = thunk_new(ctx);
 	t->cb.done = cb;
 	return thunk_submitted(t, s->backend->backup(s->impl, path, complete_done, t));
+}
+
+static void complete_audit(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	struct store_audit_records r = {.v = res->audit, .n = res->n_audit};
+	res->audit = NULL;
+	res->n_audit = 0;
+	t->cb.audit(t->ctx, rc, &r);
+	store_audit_records_free(&r);
+	free(t);
+}
+
+static void complete_audit_check(void *arg, int rc, struct store_backend_result *res)
+{
+	struct store_thunk *t = arg;
+	t->cb.audit_check(t->ctx, rc, &res->audit_check);
+	free(t);
+}
+
+int store_audit_append(struct store *s, const struct store_audit_record *r)
+{
+	if (r == NULL || r->action == NULL)
+		return -EINVAL;
+	if (s->backend->audit_append == NULL)
+		return -ENOTSUP;
+	return s->backend->audit_append(s->impl, r);
+}
+
+int store_audit_query(struct store *s, const struct store_audit_filter *f, store_audit_cb *cb,
+                      void *ctx)
+{
+	if (cb == NULL || f == NULL)
+		return -EINVAL;
+	if (s->backend->audit_query == NULL)
+		return -ENOTSUP;
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.audit = cb;
+	return thunk_submitted(t, s->backend->audit_query(s->impl, f, complete_audit, t));
+}
+
+int store_audit_verify(struct store *s, uint64_t anchor_seq, const unsigned char *anchor,
+                       store_audit_check_cb *cb, void *ctx)
+{
+	if (cb == NULL || (anchor_seq > 0 && anchor == NULL))
+		return -EINVAL;
+	if (s->backend->audit_verify == NULL)
+		return -ENOTSUP;
+	struct store_thunk *t = thunk_new(ctx);
+	t->cb.audit_check = cb;
+	return thunk_submitted(
+	    t, s->backend->audit_verify(s->impl, anchor_seq, anchor, complete_audit_check, t));
 }
 
 int store_queue_summary(struct store *s, store_queue_summary_cb *cb, void *ctx)

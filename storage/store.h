@@ -75,6 +75,9 @@ struct store_options {
 	 * on) until the store is opened again. reason is borrowed for the call. */
 	void (*on_failure)(void *ctx, const char *reason);
 	void *failure_ctx;
+	/* Audit records older than this many days are removed (an hourly pass of the
+	 * writer, itself recorded); 0 keeps them for ever. */
+	unsigned audit_retention_days;
 };
 
 /*
@@ -395,6 +398,91 @@ typedef void store_metadata_cb(void *ctx, int rc, struct store_metadata *res);
 void store_metadata_free(struct store_metadata *res);
 void store_metadata_move(struct store_metadata *dst, struct store_metadata *src);
 
+/* ---- Access audit ----
+ * Who did what to which mail, as an append-only chain (docs/audit.md). Each record's hash
+ * is SHA-256 over the previous record's hash and its own fields (store_audit_hash), so
+ * editing or removing a record breaks the chain where it happened. Records are kept in
+ * memory and written by the writer in the transaction of the next group commit, or at the
+ * latest STORE_AUDIT_FLUSH_MS after the first one waiting: they cost no fsync of their
+ * own. A record is written before or with the change it describes when the caller appends
+ * it before asking for that change. */
+struct store_audit_record {
+	uint64_t seq;    /* given by the store: 1, 2, 3... (retention removes the oldest) */
+	int64_t time_ms; /* Unix time in milliseconds */
+	char *actor;     /* the user, "sealctl:NAME" for an administrator, or the name tried */
+	char *ip;        /* client address, "" for sealctl */
+	char *session;   /* session id of the log lines, or sealctl's process id */
+	char *proto;     /* imap, pop3, submission, smtp, https, sealctl, store */
+	char *action;    /* docs/audit.md lists them: login, fetch, flags, expunge, ... */
+	char *mailbox;   /* "" when none */
+	char *uids;      /* UID set ("1:4,9"), "" when none */
+	char *detail;    /* action's own words: items fetched, flags, mechanism, command */
+	unsigned char prev[32], hash[32]; /* the chain (read results only) */
+};
+void store_audit_record_free(struct store_audit_record *r);
+/* The record's hash after prev (32 bytes): SHA-256 of "sealmail-audit-1", prev, seq and
+ * time as 8-byte big-endian numbers and each text field with a 4-byte big-endian length,
+ * in the order of the struct. Shared by every backend and by the verifier. */
+void store_audit_hash(const unsigned char *prev, const struct store_audit_record *r,
+                      unsigned char *out);
+/* Queues a copy of r (seq, prev and hash are ignored) for the next commit. Never blocks and
+ * has no callback. 0, or -EAGAIN when STORE_AUDIT_MAX records are already waiting (the
+ * disk cannot keep up: the caller must not go on as if it had been recorded), -EIO (the
+ * store no longer writes), -ESHUTDOWN, -ENOTSUP (a backend without an audit). */
+#define STORE_AUDIT_FLUSH_MS 250
+#define STORE_AUDIT_MAX      65536
+int store_audit_append(struct store *s, const struct store_audit_record *r);
+
+struct store_audit_filter {
+	const char *actor;          /* exact, or NULL */
+	const char *mailbox;        /* exact, or NULL */
+	int64_t since_ms, until_ms; /* 0: open */
+	uint64_t after_seq;         /* records with seq > after_seq (paging) */
+	size_t limit;               /* 0: 1000 */
+};
+struct store_audit_records {
+	struct store_audit_record *v;
+	size_t n;
+};
+typedef void store_audit_cb(void *ctx, int rc, struct store_audit_records *res);
+void store_audit_records_free(struct store_audit_records *res);
+void store_audit_records_move(struct store_audit_records *dst, struct store_audit_records *src);
+/* Records matching f in seq order, at most f->limit of them. res: v[]. */
+int store_audit_query(struct store *s, const struct store_audit_filter *f, store_audit_cb *cb,
+                      void *ctx);
+
+/* What store_audit_verify found. */
+struct store_audit_check {
+	uint64_t records;             /* records checked */
+	uint64_t first_seq, last_seq; /* 0 when there are none */
+	unsigned char head[32];       /* hash of last_seq (the anchor's when there are none) */
+	uint64_t bad_seq;             /* 0: the chain is whole; else the first record at fault */
+	char problem[256];            /* what is wrong at bad_seq, one line */
+};
+typedef void store_audit_check_cb(void *ctx, int rc, const struct store_audit_check *res);
+/* Walks the whole chain from the record after the retention anchor to the recorded head,
+ * recomputing every hash. With anchor_seq > 0, the record of that seq must also have the
+ * hash anchor (32 bytes), written down elsewhere earlier (sealctl audit verify --anchor). */
+int store_audit_verify(struct store *s, uint64_t anchor_seq, const unsigned char *anchor,
+                       store_audit_check_cb *cb, void *ctx);
+
+/* The verifier's steps, shared by the backends: start at the retention anchor, feed each
+ * record in seq order, then end at the recorded head. A step returns false once the chain
+ * is broken (check->bad_seq and problem say where and how). */
+struct store_audit_walk {
+	struct store_audit_check check;
+	uint64_t expect_seq;
+	unsigned char prev[32];
+	uint64_t want_seq; /* --anchor */
+	unsigned char want[32];
+	bool want_seen;
+};
+void store_audit_walk_start(struct store_audit_walk *w, uint64_t anchor_seq,
+                            const unsigned char *anchor_hash);
+bool store_audit_walk_step(struct store_audit_walk *w, const struct store_audit_record *r);
+void store_audit_walk_end(struct store_audit_walk *w, uint64_t head_seq,
+                          const unsigned char *head_hash);
+
 /* ---- Blocking face ----
  *   struct store_sync w;
  *   store_sync_init(&w);
@@ -422,6 +510,8 @@ struct store_sync {
 	struct store_queue_entries queue;
 	struct store_queue_reported reported;
 	struct store_metadata metadata;
+	struct store_audit_records audit;
+	struct store_audit_check audit_check;
 	void *impl; /* mutex and condition variable */
 };
 void store_sync_init(struct store_sync *w);
@@ -442,6 +532,8 @@ void store_sync_content(void *ctx, int rc, struct store_content *res);
 void store_sync_queue(void *ctx, int rc, struct store_queue_entries *res);
 void store_sync_reported(void *ctx, int rc, struct store_queue_reported *res);
 void store_sync_metadata(void *ctx, int rc, struct store_metadata *res);
+void store_sync_audit(void *ctx, int rc, struct store_audit_records *res);
+void store_sync_audit_check(void *ctx, int rc, const struct store_audit_check *res);
 /* Waits for the callback (unless submit_rc < 0) and returns its rc, or submit_rc. */
 int store_sync_wait(struct store_sync *w, int submit_rc);
 /* Frees every result held and the waiting machinery. */

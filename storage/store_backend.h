@@ -62,6 +62,9 @@ struct store_backend_result {
 	struct store_queue_summary queue_summary; /* store_queue_summary */
 	struct store_meta_entry *meta;            /* store_metadata_get */
 	size_t n_meta;
+	struct store_audit_record *audit; /* store_audit_query */
+	size_t n_audit;
+	struct store_audit_check audit_check; /* store_audit_verify */
 };
 
 typedef void store_backend_cb(void *ctx, int rc, struct store_backend_result *res);
@@ -158,6 +161,14 @@ struct store_backend {
 	int (*queue_list)(void *impl, store_backend_cb *cb, void *ctx);
 	int (*queue_summary)(void *impl, store_backend_cb *cb, void *ctx);
 	int (*backup)(void *impl, const char *path, store_backend_cb *cb, void *ctx);
+
+	/* The access audit; NULL in a backend without one (store_audit_append then fails
+	 * with -ENOTSUP). audit_append has no callback: see store.h. */
+	int (*audit_append)(void *impl, const struct store_audit_record *r);
+	int (*audit_query)(void *impl, const struct store_audit_filter *f, store_backend_cb *cb,
+	                   void *ctx);
+	int (*audit_verify)(void *impl, uint64_t anchor_seq, const unsigned char *anchor,
+	                    store_backend_cb *cb, void *ctx);
 	int (*queue_delete)(void *impl, int64_t queue_id, store_backend_cb *cb, void *ctx);
 	int (*queue_due)(void *impl, int64_t now, unsigned lease_seconds, size_t limit,
 	                 store_backend_cb *cb, void *ctx);

@@ -316,6 +316,8 @@ void store_backend_result_free(struct store_backend_result *res)
 	scram_free(&res->scram);
 	free(res->data);
 	store_meta_free_all(res->meta, res->n_meta);
+	struct store_audit_records audit = {.v = res->audit, .n = res->n_audit};
+	store_audit_records_free(&audit);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -398,6 +400,20 @@ void store_sync_metadata(void *ctx, int rc, struct store_metadata *res)
 {
 	struct store_sync *w = sync_begin(ctx);
 	store_metadata_move(&w->metadata, res);
+	sync_finish(w, rc);
+}
+
+void store_sync_audit(void *ctx, int rc, struct store_audit_records *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	store_audit_records_move(&w->audit, res);
+	sync_finish(w, rc);
+}
+
+void store_sync_audit_check(void *ctx, int rc, const struct store_audit_check *res)
+{
+	struct store_sync *w = sync_begin(ctx);
+	w->audit_check = *res;
 	sync_finish(w, rc);
 }
 
@@ -499,6 +515,7 @@ void store_sync_done(struct store_sync *w)
 	store_content_free(&w->content);
 	store_queue_entries_free(&w->queue);
 	store_metadata_free(&w->metadata);
+	store_audit_records_free(&w->audit);
 	if (impl != NULL) {
 		pthread_mutex_destroy(&impl->lock);
 		pthread_cond_destroy(&impl->cv);

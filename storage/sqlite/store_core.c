@@ -291,7 +291,8 @@ static void writer_requeue(struct sqlite_store *s, struct store_job *first)
 
 /* The whole transaction is gone (SQLite rolled it back, or we do now): job fails, the rest
  * of the batch goes back to the queue to run again in a new transaction. */
-static void writer_fail_one(struct sqlite_store *s, struct store_job *batch, struct store_job *job)
+static void writer_fail_one(struct sqlite_store *s, struct store_job *batch, struct store_job *job,
+                            struct store_audit_batch *audit)
 {
 	struct store_conn *c = &s->wconn;
 	if ((sqlite3_extended_errcode(c->db) & 0xff) == SQLITE_FULL)
@@ -307,13 +308,44 @@ static void writer_fail_one(struct sqlite_store *s, struct store_job *batch, str
 			j->rc = -EIO;
 			job_finish(j);
 		}
+		store_audit_giveback(s, audit);
 		return;
 	}
 	if (!sqlite3_get_autocommit(c->db))
 		store_exec_stmt(c, SQL_ROLLBACK);
 	store_job_unlink(&batch, job);
 	writer_requeue(s, batch);
+	store_audit_giveback(s, audit);
 	job_finish(job);
+}
+
+/* The audit records first in the transaction, under a savepoint: when they cannot be
+ * written the jobs still run, and the records wait for the next transaction. 0, or the
+ * error of a transaction SQLite rolled back (the caller begins again). */
+static int writer_audit(struct sqlite_store *s, struct store_audit_batch *audit)
+{
+	struct store_conn *c = &s->wconn;
+	if (audit->n == 0)
+		return 0;
+	int rc = store_exec_stmt(c, SQL_SAVEPOINT);
+	if (rc == 0)
+		rc = store_audit_write(c, s, audit);
+	if (rc == 0)
+		return store_exec_stmt(c, SQL_RELEASE);
+	int ec = sqlite3_extended_errcode(c->db);
+	log_event(LOGL_ERROR, "event=audit_write_failed records=%zu error=\"%s\"", audit->n,
+	          sqlite3_errmsg(c->db));
+	if ((ec & 0xff) == SQLITE_FULL)
+		store_disk_full(s);
+	bool poisoned = store_poison(s, ec, "audit");
+	if (sqlite3_get_autocommit(c->db)) {
+		store_audit_giveback(s, audit);
+		return poisoned ? -EIO : store_exec_stmt(c, SQL_BEGIN);
+	}
+	store_exec_stmt(c, SQL_ROLLBACK_TO);
+	store_exec_stmt(c, SQL_RELEASE);
+	store_audit_giveback(s, audit);
+	return poisoned ? -EIO : 0;
 }
 
 /* Runs the deferred steps of the jobs from first up to (not including) stop. 0, or the
@@ -334,7 +366,8 @@ static int writer_run_deferred(struct store_conn *c, struct store_job *first,
 	return 0;
 }
 
-static void writer_run_batch(struct sqlite_store *s, struct store_job *batch)
+static void writer_run_batch(struct sqlite_store *s, struct store_job *batch,
+                             struct store_audit_batch *audit)
 {
 	struct store_conn *c = &s->wconn;
 	pthread_mutex_lock(&s->lock);
@@ -347,9 +380,12 @@ static void writer_run_batch(struct sqlite_store *s, struct store_job *batch)
 			j->rc = -EIO;
 			job_finish(j);
 		}
+		store_audit_giveback(s, audit);
 		return;
 	}
 	int rc = store_exec_stmt(c, SQL_BEGIN);
+	if (rc == 0)
+		rc = writer_audit(s, audit);
 	struct store_job *job, *failed = NULL;
 	struct store_job *deferred = NULL; /* first job whose deferred step has not run */
 
@@ -364,7 +400,7 @@ static void writer_run_batch(struct sqlite_store *s, struct store_job *batch)
 			 * refer to (content rows): they run first. */
 			if (deferred != NULL && job->run_deferred == NULL) {
 				if (writer_run_deferred(c, deferred, job, &failed) < 0) {
-					writer_fail_one(s, batch, failed);
+					writer_fail_one(s, batch, failed, audit);
 					return;
 				}
 				deferred = NULL;
@@ -382,7 +418,7 @@ static void writer_run_batch(struct sqlite_store *s, struct store_job *batch)
 			if (job->rc < 0 &&
 			    (sqlite3_get_autocommit(c->db) ||
 			     (job->no_savepoint && sqlite3_total_changes64(c->db) != changes))) {
-				writer_fail_one(s, batch, job);
+				writer_fail_one(s, batch, job, audit);
 				return;
 			}
 			if (!job->no_savepoint) {
@@ -400,7 +436,7 @@ static void writer_run_batch(struct sqlite_store *s, struct store_job *batch)
 		}
 		if (rc == 0 && deferred != NULL &&
 		    writer_run_deferred(c, deferred, NULL, &failed) < 0) {
-			writer_fail_one(s, batch, failed);
+			writer_fail_one(s, batch, failed, audit);
 			return;
 		}
 		struct timespec wall0, wall1, cpu0, cpu1;
@@ -434,6 +470,10 @@ static void writer_run_batch(struct sqlite_store *s, struct store_job *batch)
 				store_exec_stmt(c, SQL_ROLLBACK);
 		}
 	}
+	if (rc == 0)
+		store_audit_batch_free(audit); /* committed */
+	else
+		store_audit_giveback(s, audit);
 	/* Completions only after COMMIT returned: a 250 means durable. */
 	while (batch != NULL) {
 		job = batch;
@@ -469,16 +509,45 @@ static void writer_gather(struct sqlite_store *s)
 			break;
 }
 
+static int64_t writer_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Waits on writer_cv (lock held) until woken or the monotonic time deadline_ns. */
+static void writer_wait_until(struct sqlite_store *s, int64_t deadline_ns)
+{
+	struct timespec until = {.tv_sec = deadline_ns / 1000000000,
+	                         .tv_nsec = deadline_ns % 1000000000};
+	pthread_cond_timedwait(&s->writer_cv, &s->lock, &until);
+}
+
 static void *writer_main(void *arg)
 {
 	struct sqlite_store *s = arg;
 	for (;;) {
 		pthread_mutex_lock(&s->lock);
-		while (s->writes.head == NULL && !(s->stopping && s->writer_exit_ok))
-			pthread_cond_wait(&s->writer_cv, &s->lock);
-		if (s->writes.head == NULL) {
+		/* Audit records alone wait for their deadline (or a crowd of them): they ride
+		 * on the next group commit when one comes before. */
+		while (s->writes.head == NULL && !store_audit_due(s, writer_now_ns()) &&
+		       !(s->stopping && s->writer_exit_ok && s->audit_n == 0)) {
+			if (s->audit_n > 0)
+				writer_wait_until(s, s->audit_due_ns);
+			else
+				pthread_cond_wait(&s->writer_cv, &s->lock);
+		}
+		if (s->writes.head == NULL && s->audit_n == 0) {
 			pthread_mutex_unlock(&s->lock);
 			break;
+		}
+		struct store_audit_batch audit = {0};
+		if (s->writes.head == NULL) {
+			store_audit_take(s, &audit);
+			pthread_mutex_unlock(&s->lock);
+			writer_run_batch(s, NULL, &audit);
+			continue;
 		}
 		if (!s->opt.no_group_commit)
 			writer_gather(s);
@@ -500,8 +569,9 @@ static void *writer_main(void *arg)
 			s->writes.len -= n;
 			last->next = NULL;
 		}
+		store_audit_take(s, &audit);
 		pthread_mutex_unlock(&s->lock);
-		writer_run_batch(s, batch);
+		writer_run_batch(s, batch, &audit);
 	}
 	return NULL;
 }
@@ -816,6 +886,11 @@ void sqlite_store_close(void *impl)
 		store_conn_close(&slots[i].conn);
 	store_conn_close(&s->cconn);
 	store_conn_close(&s->wconn);
+	if (s->audit_n > 0)
+		log_event(LOGL_ERROR, "event=audit_lost records=%zu reason=store_closed",
+		          s->audit_n);
+	struct store_audit_batch left = {.v = s->audit_v, .n = s->audit_n};
+	store_audit_batch_free(&left);
 	free(s->slots);
 	free(s->workers);
 	pthread_mutex_destroy(&s->lock);

@@ -10,7 +10,7 @@
 
 #include "storage/store_backend.h"
 
-#define STORE_SCHEMA_VERSION 11
+#define STORE_SCHEMA_VERSION 12
 #define STORE_BLOB_CHUNK     (64 * 1024)
 #define STORE_READ_MAX       (1024 * 1024)
 #define STORE_MAX_BATCH      4096
@@ -111,6 +111,9 @@ enum store_sql {
 	SQL_META_DELETE,
 	SQL_META_COUNT,
 	SQL_META_COPY,
+	SQL_AUDIT_STATE,
+	SQL_AUDIT_INSERT,
+	SQL_AUDIT_SET_HEAD,
 	SQL__COUNT
 };
 
@@ -211,6 +214,13 @@ struct sqlite_store {
 	unsigned n_workers;
 	pthread_t *workers;
 	struct store_worker_slot *slots;
+	/* Audit records waiting for the writer's next transaction (store_audit.c). Under
+	 * lock; the writer takes them all at once. audit_due_ns (CLOCK_MONOTONIC): when the
+	 * first of them must be written at the latest. */
+	struct store_audit_record *audit_v;
+	size_t audit_n, audit_cap;
+	int64_t audit_due_ns;
+	int64_t audit_prune_ms; /* writer only: next retention pass (wall clock) */
 };
 
 /* The backend's operations (store_table.c puts them in store_backend_sqlite), one per
@@ -345,6 +355,24 @@ int store_conn_open(struct store_conn *c, const char *path, unsigned busy_ms, bo
                     const char **error_r);
 char *store_col_text(sqlite3_stmt *st, int col);
 int store_bind_text(sqlite3_stmt *st, int col, const char *text);
+
+/* store_audit.c: the writer's part of the audit. Takes every waiting record (under lock),
+ * writes them with their chain into the running transaction, and gives them back when
+ * the transaction does not commit. */
+struct store_audit_batch {
+	struct store_audit_record *v;
+	size_t n;
+};
+void store_audit_take(struct sqlite_store *s, struct store_audit_batch *b);
+bool store_audit_due(struct sqlite_store *s, int64_t now_ns);
+int store_audit_write(struct store_conn *c, struct sqlite_store *s, struct store_audit_batch *b);
+void store_audit_giveback(struct sqlite_store *s, struct store_audit_batch *b);
+void store_audit_batch_free(struct store_audit_batch *b);
+int sqlite_store_audit_append(void *impl, const struct store_audit_record *r);
+int sqlite_store_audit_query(void *impl, const struct store_audit_filter *f, store_backend_cb *cb,
+                             void *ctx);
+int sqlite_store_audit_verify(void *impl, uint64_t anchor_seq, const unsigned char *anchor,
+                              store_backend_cb *cb, void *ctx);
 
 /* store_schema.c */
 int store_schema_migrate(sqlite3 *db, const char **error_r);

@@ -291,6 +291,49 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE UNIQUE INDEX annotations_key"
     " ON annotations (user_id, coalesce(mailbox_id, 0), name);"
     "CREATE INDEX annotations_mailbox ON annotations (mailbox_id);",
+    /* 12: the access audit (store_audit.c, docs/audit.md): one row per recorded access or
+     * change, chained by SHA-256 (prev is the hash of the record before, hash covers prev
+     * and the row). audit_state keeps where the chain starts after retention removed the
+     * oldest records (anchor) and its last record (head), so that removing records at
+     * either end shows too. The triggers make the table append-only for everything but
+     * retention, which first moves the anchor past what it removes. */
+    "CREATE TABLE audit ("
+    " seq INTEGER PRIMARY KEY,"
+    " ts INTEGER NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " ip TEXT NOT NULL,"
+    " session TEXT NOT NULL,"
+    " proto TEXT NOT NULL,"
+    " action TEXT NOT NULL,"
+    " mailbox TEXT NOT NULL,"
+    " uids TEXT NOT NULL,"
+    " detail TEXT NOT NULL,"
+    " prev BLOB NOT NULL,"
+    " hash BLOB NOT NULL);"
+    "CREATE INDEX audit_ts ON audit (ts);"
+    "CREATE INDEX audit_actor ON audit (actor, ts);"
+    "CREATE TABLE audit_state ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " anchor_seq INTEGER NOT NULL,"
+    " anchor_hash BLOB NOT NULL,"
+    " head_seq INTEGER NOT NULL,"
+    " head_hash BLOB NOT NULL);"
+    "INSERT INTO audit_state VALUES (1, 0, zeroblob(32), 0, zeroblob(32));"
+    "CREATE TRIGGER audit_append_only BEFORE UPDATE ON audit BEGIN"
+    " SELECT RAISE(ABORT, 'audit records cannot be changed');"
+    " END;"
+    "CREATE TRIGGER audit_retention_only BEFORE DELETE ON audit"
+    " WHEN OLD.seq > (SELECT anchor_seq FROM audit_state) BEGIN"
+    " SELECT RAISE(ABORT, 'audit records are removed only by retention');"
+    " END;"
+    "CREATE TRIGGER audit_state_forward BEFORE UPDATE ON audit_state"
+    " WHEN NEW.anchor_seq < OLD.anchor_seq OR NEW.head_seq < OLD.head_seq"
+    " OR NEW.anchor_seq > NEW.head_seq BEGIN"
+    " SELECT RAISE(ABORT, 'the audit chain only moves forward');"
+    " END;"
+    "CREATE TRIGGER audit_state_keep BEFORE DELETE ON audit_state BEGIN"
+    " SELECT RAISE(ABORT, 'the audit state cannot be removed');"
+    " END;",
 };
 
 static _Thread_local char schema_error[512];

@@ -194,6 +194,11 @@ static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_META_COUNT] = "SELECT count(*) FROM annotations WHERE user_id = ?1",
     [SQL_META_COPY] = "INSERT OR IGNORE INTO annotations (user_id, mailbox_id, name, value) "
                       "SELECT user_id, ?2, name, value FROM annotations WHERE mailbox_id = ?1",
+    [SQL_AUDIT_STATE] = "SELECT anchor_seq, anchor_hash, head_seq, head_hash FROM audit_state",
+    [SQL_AUDIT_INSERT] = "INSERT INTO audit (seq, ts, actor, ip, session, proto, action, "
+                         "mailbox, uids, detail, prev, hash) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [SQL_AUDIT_SET_HEAD] = "UPDATE audit_state SET head_seq = ?1, head_hash = ?2",
 };
 
 const char *store_sql_string(enum store_sql id)
