@@ -35,6 +35,7 @@ extern const struct cli_noun cli_noun_backup;
 extern const struct cli_noun cli_noun_restore;
 extern const struct cli_noun cli_noun_status;
 extern const struct cli_noun cli_noun_dns;
+extern const struct cli_noun cli_noun_audit;
 
 /* The store of the configured data_dir (created when missing), or NULL after printing why. */
 struct store *cli_store(struct cli *cli);
@@ -43,6 +44,9 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage(const struct cli_noun *noun, const char *problem);
 /* Normalizes address and checks that its domain is configured: 0, or an exit code. */
 int cli_local_address(struct cli *cli, const char *address, char **norm_r);
+/* Records the command argv[0..argc) (noun first) and its exit code rc in the access audit,
+ * unless it only looked (cmd_audit.c). */
+void cli_audit_admin(struct cli *cli, int argc, char **argv, int rc);
 /* Runs one store call to completion: rc of the operation. */
 int cli_wait(struct store_sync *w, int submit_rc);
 

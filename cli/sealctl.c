@@ -20,7 +20,7 @@
 
 static const struct cli_noun *const nouns[] = {
     &cli_noun_user,   &cli_noun_mailbox, &cli_noun_cert,   &cli_noun_queue, &cli_noun_quota,
-    &cli_noun_backup, &cli_noun_restore, &cli_noun_status, &cli_noun_dns,
+    &cli_noun_backup, &cli_noun_restore, &cli_noun_status, &cli_noun_dns,   &cli_noun_audit,
 };
 
 void cli_error(const char *fmt, ...)
@@ -73,8 +73,10 @@ struct store *cli_store(struct cli *cli)
 		return NULL;
 	}
 	char *path = xasprintf("%s/mail.db", dir);
-	struct store_options opt = {
-	    .backend = cfg_store_name(cli->cfg->store), .path = path, .workers = 1};
+	struct store_options opt = {.backend = cfg_store_name(cli->cfg->store),
+	                            .path = path,
+	                            .workers = 1,
+	                            .audit_retention_days = cli->cfg->audit.retention_days};
 	const char *err = NULL;
 	int rc = store_open(&opt, &cli->store, &err);
 	free(path);
@@ -160,6 +162,7 @@ int main(int argc, char **argv)
 	}
 	cfg_errors_free(&errs);
 	rc = noun->run(&cli, argc - i - 1, argv + i + 1);
+	cli_audit_admin(&cli, argc - i, argv + i, rc);
 	store_close(cli.store);
 	free(cli.ca_dir);
 	cfg_free(cli.cfg);

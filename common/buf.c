@@ -103,3 +103,20 @@ void buf_reset(struct buf *b)
 {
 	buf_consume(b, b->len);
 }
+
+void buf_append_uidset(struct buf *o, const uint32_t *v, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		size_t j = i;
+		while (j + 1 < n && v[j + 1] == v[j] + 1)
+			j++;
+		if (i > 0)
+			buf_append(o, ",", 1);
+		if (j == i)
+			buf_printf(o, "%u", v[i]);
+		else
+			buf_printf(o, "%u:%u", v[i], v[j]);
+		i = j + 1;
+	}
+}

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct buf {
 	char *data; /* always NUL-terminated after len when data != NULL */
@@ -29,5 +30,9 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((forma
 /* Drops the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
+
+/* "1:3,5" from numbers (IMAP sequence-set syntax): only ascending runs of consecutive
+ * numbers become ranges, so the order of unsorted numbers is kept. */
+void buf_append_uidset(struct buf *o, const uint32_t *v, size_t n);
 
 #endif

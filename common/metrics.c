@@ -62,6 +62,11 @@ static const struct family families[METRIC__COUNT] = {
                           "IMAP sessions in IDLE now.",
                           FT_GAUGE,
                           {NULL}},
+    [METRIC_AUDIT_RECORDS] = {"sealmail_audit_records_total",
+                              "Access audit records handed to the store (recorded), and "
+                              "those it could not take, whose sessions were closed (refused).",
+                              FT_COUNTER,
+                              {"outcome"}},
 };
 
 static const double bucket_le[N_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,

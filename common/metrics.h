@@ -26,6 +26,7 @@ enum metric_id {
 	METRIC_STORE_COMMITTED_JOBS, /* counter: writes carried by those commits */
 	METRIC_STORE_COMMIT_SECONDS, /* histogram: COMMIT, fsync included */
 	METRIC_IMAP_IDLE,            /* gauge: IMAP sessions in IDLE */
+	METRIC_AUDIT_RECORDS,        /* counter: outcome (recorded, refused) */
 	METRIC__COUNT
 };
 

@@ -134,6 +134,10 @@ struct config {
 		char **allow_certificates; /* certificate identities (lower-case addresses) */
 		size_t n_allow_certificates;
 	} metrics;
+	struct {
+		bool enabled;            /* default true */
+		unsigned retention_days; /* 0: for ever; default 2190 */
+	} audit;
 	struct cfg_relay relay;
 	struct cfg_limits limits;
 };

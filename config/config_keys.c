@@ -270,6 +270,32 @@ const struct cfg_key cfg_keys[] = {
             "(sealctl cert issue) and list its address here. The listener must ask for "
             "certificates (client_certificate: optional or required). Default: none."},
 
+    {.path = "audit",
+     SECTION,
+     .doc = "The access audit (docs/audit.md): who read, changed or removed which message, "
+            "logins, submissions and administrators' changes, in the store as an "
+            "append-only hash chain. Read it with sealctl audit show and check it with "
+            "sealctl audit verify."},
+    {.path = "audit.enabled",
+     .type = CFG_TYPE_BOOL,
+     C(audit.enabled),
+     .def = "true",
+     .doc = "true: every session's accesses and every sealctl change are recorded. false: "
+            "nothing new is recorded (what is recorded stays, and still checks). While "
+            "records cannot be written (the disk is full or failing and "
+            "65536 records wait), sessions that would add one are closed rather than "
+            "served unrecorded."},
+    {.path = "audit.retention_days",
+     .type = CFG_TYPE_UINT,
+     C(audit.retention_days),
+     .min = 0,
+     .max = 36500,
+     .def = "2190",
+     .doc = "Records older than this many days are removed, oldest first, in an hourly "
+            "pass that is itself recorded; the chain keeps checking from the last removed "
+            "record's hash. 0 keeps every record. The default is six years, the HIPAA "
+            "retention period for compliance documentation."},
+
     {.path = "relay", SECTION, .doc = "Mail for domains that are not local."},
     {.path = "relay.certificate",
      .type = CFG_TYPE_FILE,

@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/xmalloc.h"
+#include "server/audit.h"
 #include "server/compress_pipe.h"
 #include "server/conn_peer.h"
 #include "server/server_private.h"
@@ -368,6 +369,8 @@ static void conn_finish_close(struct conn *c)
 	srv->n_conns--;
 	c->listener->n_conns--;
 	server_ip_release(srv, c->ip);
+	if (c->authenticated)
+		audit_logout(c, now_ms(c) - c->started_ms);
 	log_event(LOGL_INFO,
 	          "session=%s proto=%s event=disconnect ip=%s duration_ms=%llu bytes_in=%llu "
 	          "bytes_out=%llu",

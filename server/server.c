@@ -517,6 +517,7 @@ static int server_open_store(struct server *srv)
 	    .change_ctx = srv,
 	    .on_failure = server_store_failed,
 	    .failure_ctx = srv,
+	    .audit_retention_days = srv->cfg->audit.retention_days,
 	};
 	const char *err = NULL;
 	if (mkdir(srv->cfg->data_dir, 0700) < 0 && errno != EEXIST) {

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/xmalloc.h"
+#include "server/audit.h"
 #include "server/auth/auth.h"
 #include "server/conn.h"
 #include "server/services.h"
@@ -85,6 +86,8 @@ static void cert_finish(struct cert_login *l, enum auth_login_status status, con
 		          "session=%s proto=%s event=auth_failed mech=EXTERNAL user=%s ip=%s "
 		          "serial=%s reason=%s",
 		          conn_id(c), conn_proto_name(c), user_esc, ip, conn_cert_serial(c), why);
+	if (!skipped)
+		audit_login(c, u, "EXTERNAL", status == AUTH_LOGIN_OK, why);
 	if (!skipped)
 		metrics_inc(METRIC_LOGINS, conn_proto_name(c), "EXTERNAL",
 		            status == AUTH_LOGIN_OK         ? "ok"

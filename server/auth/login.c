@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/xmalloc.h"
+#include "server/audit.h"
 #include "server/auth/auth.h"
 #include "server/conn.h"
 #include "server/services.h"
@@ -77,6 +78,7 @@ static void login_finish(struct login *l, enum auth_login_status status, const c
 		          "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
 		          conn_id(c), conn_proto_name(c), l->mech, user_esc, ip, why);
 	}
+	audit_login(c, l->user, l->mech, status == AUTH_LOGIN_OK, why);
 	metrics_inc(METRIC_LOGINS, conn_proto_name(c), l->mech,
 	            status == AUTH_LOGIN_OK         ? "ok"
 	            : status == AUTH_LOGIN_TEMPFAIL ? "tempfail"

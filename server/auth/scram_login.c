@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/xmalloc.h"
+#include "server/audit.h"
 #include "server/auth/auth.h"
 #include "server/auth/scram.h"
 #include "server/conn.h"
@@ -74,6 +75,7 @@ static unsigned scram_log(struct scram_auth *a, enum auth_login_status st, const
 		log_event(LOGL_WARN,
 		          "session=%s proto=%s event=auth_failed mech=%s user=%s ip=%s reason=%s",
 		          conn_id(c), conn_proto_name(c), scram_mech_name(a), user_esc, ip, why);
+	audit_login(c, a->user, scram_mech_name(a), st == AUTH_LOGIN_OK, why);
 	metrics_inc(METRIC_LOGINS, conn_proto_name(c), scram_mech_name(a),
 	            st == AUTH_LOGIN_OK         ? "ok"
 	            : st == AUTH_LOGIN_TEMPFAIL ? "tempfail"

@@ -13,6 +13,7 @@
  * commit.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -20,6 +21,7 @@
 
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "server/audit.h"
 #include "server/imap/imap_catenate.h"
 #include "server/imap/imap_fetch_fmt.h"
 #include "server/imap/imap_mutf7.h"
@@ -140,7 +142,7 @@ static void appended(void *ctx, int rc, struct store_delivery_result *res)
 	struct buf o;
 	buf_init(&o, SIZE_MAX);
 	buf_printf(&o, "[APPENDUID %u ", op->uidvalidity);
-	imap_fmt_seqset(&o, op->uids, op->n);
+	buf_append_uidset(&o, op->uids, op->n);
 	buf_append_str(&o, "] APPEND completed");
 	imap_done(cl, "OK", o.data);
 	buf_free(&o);
@@ -170,6 +172,15 @@ static void append_submit(struct append_op *op)
 		r->n_targets = 1;
 		r->sender = "";
 	}
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < op->n; i++)
+		bytes +=
+		    op->msgs[i].spool != NULL ? spool_size(op->msgs[i].spool) : op->msgs[i].len;
+	char detail[80];
+	snprintf(detail, sizeof(detail), "messages=%zu bytes=%llu", op->n,
+	         (unsigned long long)bytes);
+	if (!audit_session(cl->c, "append", op->name, NULL, 0, detail))
+		return;
 	imap_async_begin(cl);
 	int rc = store_deliver_batch(imap_store(cl), op->reqs, op->n, appended, op);
 	if (rc < 0) {

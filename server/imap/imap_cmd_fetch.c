@@ -871,13 +871,23 @@ static void vanished_got(void *ctx, int rc, struct store_uids *res)
 		struct buf o;
 		buf_init(&o, SIZE_MAX);
 		buf_append_str(&o, "* VANISHED (EARLIER) ");
-		imap_fmt_seqset(&o, v, nv);
+		buf_append_uidset(&o, v, nv);
 		buf_append_str(&o, "\r\n");
 		conn_write(cl->c, o.data, o.len);
 		buf_free(&o);
 	}
 	free(v);
 	fetch_next(op);
+}
+
+/* The access audit of a FETCH that sends content (a body section, RFC822*, BINARY,
+ * ENVELOPE, BODY[STRUCTURE] or PREVIEW): the messages it will send and the items asked,
+ * before anything is sent. Flags, sizes and dates alone are not content. */
+static bool fetch_audit(struct fetch_op *op, const char *items)
+{
+	if (!op->need_content || op->n_seqs == 0)
+		return true;
+	return imap_audit_seqs(op->cl, "fetch", op->seqs, op->n_seqs, items);
 }
 
 /* Parses items, the text of a fetch-att list ("(UID BODY.PEEK[HEADER])"), into op. */
@@ -922,6 +932,8 @@ void imap_fetch_unsolicited(struct imap_client *cl, const char *items, const uin
 	op->stream_it = stream_item(op);
 	cl->op = op;
 	cl->op_free = fetch_op_free;
+	if (!fetch_audit(op, items))
+		return;
 	fetch_next(op);
 }
 
@@ -984,6 +996,13 @@ void imap_cmd_fetch(struct imap_client *cl, const struct imap_arg *a, size_t n)
 	op->ranges = r;
 	op->n_ranges = nr;
 	op->stream_it = stream_item(op);
+	struct buf items;
+	buf_init(&items, 4096);
+	imap_audit_args(&items, &a[1], 1);
+	bool audited = fetch_audit(op, items.data != NULL ? items.data : "");
+	buf_free(&items);
+	if (!audited)
+		return;
 	if (op->vanished) {
 		imap_async_begin(cl);
 		if (store_vanished(imap_store(cl), cl->mailbox_id, op->changedsince, vanished_got,

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "common/xmalloc.h"
+#include "server/audit.h"
 #include "server/imap/imap_fetch_fmt.h"
 #include "server/imap/imap_mutf7.h"
 #include "server/imap/imap_objectid.h"
@@ -149,6 +150,8 @@ void imap_cmd_create(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		imap_done(cl, "NO", "[ALREADYEXISTS] INBOX always exists");
 		return;
 	}
+	if (!audit_session(cl->c, "mailbox_create", name, NULL, 0, NULL))
+		return;
 	imap_async_begin(cl);
 	start(cl, op,
 	      store_mailbox_create(imap_store(cl), cl->user_id, name, su, created_mailbox, op));
@@ -173,6 +176,8 @@ void imap_cmd_delete(struct imap_client *cl, const struct imap_arg *a, size_t n)
 	if (cl->state == IMAP_STATE_SELECTED && cl->mailbox_name != NULL &&
 	    strcmp(cl->mailbox_name, name) == 0)
 		imap_set_state(cl, IMAP_STATE_AUTH);
+	if (!audit_session(cl->c, "mailbox_delete", name, NULL, 0, NULL))
+		return;
 	imap_async_begin(cl);
 	start(cl, op, store_mailbox_delete(imap_store(cl), cl->user_id, name, simple_done, op));
 }
@@ -195,6 +200,11 @@ void imap_cmd_rename(struct imap_client *cl, const struct imap_arg *a, size_t n)
 	op->name = from;
 	op->name2 = to;
 	op->event = NOTIFY_MAILBOX_RENAMED;
+	char *detail = xasprintf("to=%s", to);
+	bool audited = audit_session(cl->c, "mailbox_rename", from, NULL, 0, detail);
+	free(detail);
+	if (!audited)
+		return;
 	imap_async_begin(cl);
 	start(cl, op,
 	      store_mailbox_rename(imap_store(cl), cl->user_id, from, to, simple_mailbox, op));

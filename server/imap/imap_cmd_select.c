@@ -61,7 +61,7 @@ static void select_vanished(void *ctx, int rc, struct store_uids *res)
 			v[nv++] = res->v[i];
 	if (nv > 0) {
 		buf_append_str(&o, "* VANISHED (EARLIER) ");
-		imap_fmt_seqset(&o, v, nv);
+		buf_append_uidset(&o, v, nv);
 		buf_append_str(&o, "\r\n");
 	}
 	free(v);
@@ -322,6 +322,8 @@ void imap_cmd_close(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		imap_done(cl, "OK", "CLOSE completed");
 		return;
 	}
+	if (!imap_audit_deleted(cl, "expunge", "CLOSE"))
+		return;
 	imap_async_begin(cl);
 	if (store_expunge(imap_store(cl), cl->mailbox_id, NULL, 0, close_expunged, cl) < 0) {
 		conn_release(cl->c);

@@ -100,7 +100,7 @@ static void stored(void *ctx, int rc, struct store_flags_changed *res)
 	if (res->n_skipped > 0) {
 		struct buf m;
 		buf_init(&m, SIZE_MAX);
-		imap_fmt_seqset(&m, res->skipped, res->n_skipped);
+		buf_append_uidset(&m, res->skipped, res->n_skipped);
 		imap_donef(cl, "OK", "[MODIFIED %s] Conditional STORE failed", m.data);
 		buf_free(&m);
 		return;
@@ -163,6 +163,15 @@ void imap_cmd_store(struct imap_client *cl, const struct imap_arg *a, size_t n)
 		imap_done(cl, "OK", "STORE completed");
 		return;
 	}
+	struct buf words;
+	buf_init(&words, 4096);
+	imap_audit_args(&words, &a[i], 2);
+	bool audited = imap_audit_ranges(cl, "flags", op->r, op->nr, words.data);
+	buf_free(&words);
+	if (!audited) {
+		free(kw);
+		return;
+	}
 	imap_async_begin(cl);
 	rc = store_flags_store(imap_store(cl), cl->mailbox_id, op->r, op->nr, mode, flags, kw,
 	                       unchanged, stored, op);
@@ -187,7 +196,7 @@ static void expunged(void *ctx, int rc, struct store_uids *res)
 	buf_init(&o, SIZE_MAX);
 	if (cl->qresync && res->n > 0) {
 		buf_append_str(&o, "* VANISHED ");
-		imap_fmt_seqset(&o, res->v, res->n);
+		buf_append_uidset(&o, res->v, res->n);
 		buf_append_str(&o, "\r\n");
 	}
 	for (size_t i = 0; i < res->n; i++) {
@@ -231,6 +240,11 @@ void imap_cmd_expunge(struct imap_client *cl, const struct imap_arg *a, size_t n
 			return;
 		}
 	}
+	/* The messages marked \Deleted as this session sees them (UID EXPUNGE: of the set). */
+	bool audited = cl->uid ? imap_audit_ranges(cl, "expunge", op->r, op->nr, "UID EXPUNGE")
+	                       : imap_audit_deleted(cl, "expunge", "EXPUNGE");
+	if (!audited)
+		return;
 	imap_async_begin(cl);
 	int rc = store_expunge(imap_store(cl), cl->mailbox_id, op->r, op->nr, expunged, op);
 	if (rc < 0)
@@ -263,7 +277,7 @@ static void copied(void *ctx, int rc, struct store_copied *res)
 	buf_init(&o, SIZE_MAX);
 	if (res->n > 0) {
 		buf_printf(&o, "[COPYUID %u ", res->uidvalidity);
-		imap_fmt_seqset(&o, res->src, res->n);
+		buf_append_uidset(&o, res->src, res->n);
 		buf_append_str(&o, " ");
 		/* Destination UIDs are parallel to the source ones, not necessarily sorted as
 		 * a set: write them one by one in the same order. */
@@ -319,6 +333,11 @@ static void copy_dst(void *ctx, int rc, struct store_mailboxes *res)
 		return;
 	}
 	op->dst_id = res->v[0].id;
+	char *detail = xasprintf("to=%s", op->dst);
+	bool audited = imap_audit_ranges(cl, op->move ? "move" : "copy", op->r, op->nr, detail);
+	free(detail);
+	if (!audited)
+		return;
 	imap_async_begin(cl);
 	rc = store_copy(imap_store(cl), cl->mailbox_id, op->r, op->nr, op->dst_id, op->move, copied,
 	                op);

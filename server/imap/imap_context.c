@@ -395,7 +395,7 @@ static void pairs_close(struct pairs *p)
 	if (p->n == 0)
 		return;
 	buf_printf(&p->b, "%s%u ", p->any ? " " : "", p->pos);
-	imap_fmt_seqset(&p->b, p->uids, p->n);
+	buf_append_uidset(&p->b, p->uids, p->n);
 	p->any = true;
 	p->n = 0;
 }

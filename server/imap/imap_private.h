@@ -413,4 +413,19 @@ void imap_cmd_getquota(struct imap_client *cl, const struct imap_arg *a, size_t 
 void imap_cmd_getquotaroot(struct imap_client *cl, const struct imap_arg *a, size_t n);
 void imap_cmd_setquota(struct imap_client *cl, const struct imap_arg *a, size_t n);
 
+/* imap_audit.c: the session's records in the access audit (server/audit.h). Each returns
+ * false when the session is being closed because the record could not be kept: the
+ * caller stops. */
+struct buf;
+/* The words a[0..n) as the client wrote them (atoms, strings' bytes, lists in parens). */
+void imap_audit_args(struct buf *b, const struct imap_arg *a, size_t n);
+/* The selected mailbox's messages seqs[0..n) (sequence numbers). */
+bool imap_audit_seqs(struct imap_client *cl, const char *action, const uint32_t *seqs, size_t n,
+                     const char *detail);
+/* The selected mailbox's messages in the UID ranges r[0..nr). */
+bool imap_audit_ranges(struct imap_client *cl, const char *action,
+                       const struct store_uid_range *r, size_t nr, const char *detail);
+/* The selected mailbox's messages marked \Deleted (EXPUNGE, CLOSE). */
+bool imap_audit_deleted(struct imap_client *cl, const char *action, const char *detail);
+
 #endif

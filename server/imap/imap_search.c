@@ -426,7 +426,7 @@ void imap_esearch_fmt(struct buf *o, unsigned opts, const uint32_t *v, size_t n,
 		buf_printf(o, " COUNT %zu", n);
 	if ((opts & IMAP_ES_ALL) && n > 0) {
 		buf_append_str(o, " ALL ");
-		imap_fmt_seqset(o, v, n);
+		buf_append_uidset(o, v, n);
 	}
 	if (opts & IMAP_ES_PARTIAL) {
 		buf_printf(o, " PARTIAL (%u:%u ", partial_lo, partial_hi);
@@ -434,7 +434,7 @@ void imap_esearch_fmt(struct buf *o, unsigned opts, const uint32_t *v, size_t n,
 			buf_append_str(o, "NIL");
 		} else {
 			size_t end = partial_hi < n ? partial_hi : n;
-			imap_fmt_seqset(o, v + partial_lo - 1, end - (partial_lo - 1));
+			buf_append_uidset(o, v + partial_lo - 1, end - (partial_lo - 1));
 		}
 		buf_append_str(o, ")");
 	}
@@ -766,23 +766,6 @@ bool imap_search_match(const struct imap_search_key *k, const struct imap_search
 		return m->modseq >= k->num;
 	}
 	return false;
-}
-
-void imap_fmt_seqset(struct buf *o, const uint32_t *v, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		size_t j = i;
-		while (j + 1 < n && v[j + 1] == v[j] + 1)
-			j++;
-		if (i > 0)
-			buf_append(o, ",", 1);
-		if (j == i)
-			buf_printf(o, "%u", v[i]);
-		else
-			buf_printf(o, "%u:%u", v[i], v[j]);
-		i = j + 1;
-	}
 }
 
 void imap_search_msg_stored(struct imap_search_msg *m, const struct store_msg *h)

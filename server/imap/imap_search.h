@@ -145,9 +145,6 @@ bool imap_search_seqs_valid(const struct imap_search_key *k, uint32_t n_msgs);
 bool imap_search_match(const struct imap_search_key *k, const struct imap_search_msg *m,
                        uint32_t max_seq, uint32_t max_uid);
 
-/* "1:3,5" from numbers; only ascending runs of consecutive numbers become ranges, so the
- * order of unsorted numbers is kept. */
-void imap_fmt_seqset(struct buf *o, const uint32_t *v, size_t n);
 /* Parses "1-Feb-1994" into seconds at 00:00 UTC. 0 or -EINVAL. */
 int imap_parse_date(const char *s, size_t len, int64_t *t_r);
 /* The calendar day of a Date: field's value (RFC 5322, obsolete forms included) as seconds

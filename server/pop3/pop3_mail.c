@@ -6,11 +6,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "server/audit.h"
 #include "server/conn.h"
 #include "server/notify.h"
 #include "server/services.h"
@@ -329,6 +331,8 @@ int pop3_mail_retr(struct pop3_mail *m, const char *arg, size_t len)
 	const struct pop3_msg *msg = pop3_mail_arg_msg(m, arg, len, &n);
 	if (msg == NULL)
 		return -1;
+	if (!audit_session(m->c, "retr", "INBOX", &msg->uid, 1, NULL))
+		return -1;
 	pop3_dotstuff_init(&m->ds);
 	return pop3_mail_stream(m, msg);
 }
@@ -343,6 +347,10 @@ int pop3_mail_top(struct pop3_mail *m, const char *arg, size_t len)
 	}
 	const struct pop3_msg *msg = pop3_mail_arg_msg(m, arg, (size_t)(sp - arg), &n);
 	if (msg == NULL)
+		return -1;
+	char detail[48];
+	snprintf(detail, sizeof(detail), "lines=%llu", (unsigned long long)lines);
+	if (!audit_session(m->c, "top", "INBOX", &msg->uid, 1, detail))
 		return -1;
 	pop3_dotstuff_init_top(&m->ds, lines);
 	return pop3_mail_stream(m, msg);
@@ -373,6 +381,18 @@ void pop3_mail_update(struct pop3_mail *m)
 	/* One transaction removes exactly the DELE'd UIDs (RFC 1939 UPDATE is all or nothing):
 	 * a message another client flagged \Deleted stays, and a crash leaves either every
 	 * DELE'd message or none of them removed. */
+	uint32_t *uids = xcalloc(m->md.n + 1, sizeof(*uids));
+	size_t k = 0;
+	for (size_t i = 0; i < m->md.n; i++)
+		if (m->md.msgs[i].deleted)
+			uids[k++] = m->md.msgs[i].uid;
+	bool audited = audit_session(m->c, "expunge", "INBOX", uids, k, "DELE");
+	free(uids);
+	if (!audited) {
+		free(ranges);
+		pop3_mail_finish(m, -EIO);
+		return;
+	}
 	conn_hold(m->c);
 	int rc = store_remove(pop3_store(m), m->mailbox_id, ranges, n, pop3_mail_removed, m);
 	free(ranges);

@@ -13,6 +13,7 @@
 #include "common/metrics.h"
 #include "common/xmalloc.h"
 #include "config/config.h"
+#include "server/audit.h"
 #include "server/conn.h"
 #include "server/relay/relay_notice.h"
 #include "server/services.h"
@@ -434,6 +435,23 @@ static void txn_report_prepare(struct smtp_txn *t, size_t n_targets)
 	t->req->report = &rp->hook;
 }
 
+/* A logged-in user's submission in the access audit, before it is stored: sender,
+ * recipients and size. Mail from other servers is no user's access and is not recorded. */
+static bool txn_audit(struct smtp_txn *t)
+{
+	if (conn_user(t->c) == NULL)
+		return true;
+	struct buf d;
+	buf_init(&d, 8192);
+	buf_printf(&d, "id=%s from=<%s> size=%llu to=", t->id, t->mail.address,
+	           (unsigned long long)t->bytes);
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		buf_printf(&d, "%s<%s>", i > 0 ? "," : "", t->rcpts[i].address);
+	bool ok = audit_session(t->c, "submit", NULL, NULL, 0, d.data);
+	buf_free(&d);
+	return ok;
+}
+
 static void txn_deliver(struct smtp_txn *t)
 {
 	struct services *sv = conn_services(t->c);
@@ -479,6 +497,8 @@ static void txn_deliver(struct smtp_txn *t)
 	                                          : NULL;
 	req->envid = t->mail.envid[0] ? t->mail.envid : NULL;
 	txn_report_prepare(t, nt);
+	if (!txn_audit(t))
+		return;
 	conn_hold(t->c);
 	int rc = store_deliver(s, req, txn_delivered, t);
 	if (rc < 0) {

@@ -204,7 +204,7 @@ Test(imap_search, seqset_format)
 	uint32_t v[] = {1, 2, 3, 5, 7, 8};
 	struct buf o;
 	buf_init(&o, 100);
-	imap_fmt_seqset(&o, v, 6);
+	buf_append_uidset(&o, v, 6);
 	cr_assert_str_eq(o.data, "1:3,5,7:8");
 	buf_free(&o);
 }

@@ -86,6 +86,10 @@ const char *conn_cert_serial(const struct conn *c)
 {
 	return c->identity != NULL ? "1f" : "-";
 }
+const char *conn_user(const struct conn *c)
+{
+	return NULL;
+}
 const struct config *conn_config(const struct conn *c)
 {
 	return c->cfg;
