@@ -29,7 +29,8 @@ static bool audit_put(struct conn *c, const char *actor, const char *action, con
                       const char *uids, const char *detail)
 {
 	struct services *sv = conn_services(c);
-	if (sv == NULL || sv->store == NULL || !conn_config(c)->audit.enabled)
+	const struct config *cfg = conn_config(c);
+	if (sv == NULL || sv->store == NULL || cfg == NULL || !cfg->audit.enabled)
 		return true;
 	struct store_audit_record r = {
 	    .actor = (char *)(actor != NULL ? actor : ""),
