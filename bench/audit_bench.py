@@ -14,7 +14,9 @@ alternating the daemons (on, off, on, off, ...), over one connection each:
   2. IMAP the whole mailbox in one command: FETCH 1:N (BODY.PEEK[]): MB/s of literal bytes
      (one record naming N UIDs).
   3. POP3 RETR n for every message, one after the other: messages/s (one record each).
-Medians and bests over the rounds, and the ratio on/off (the target: at least 0.90). The
+Medians and bests over the rounds, and the ratio on/off (the target: at least 0.90), with
+the daemon's CPU time (all threads, from /proc: utime+stime) per message fetched, which the
+machine's other load does not change the way it changes wall-clock rates. The
 records the audited daemon wrote are counted in its store at the end (they must be there:
 one per FETCH command and per RETR, plus logins and logouts), and the run checks that
 `sealctl audit verify` passes on it.
@@ -39,6 +41,7 @@ from imap_bench import PASSWORD, USER, Raw  # noqa: E402
 from fetch_bench import append, small_message  # noqa: E402
 import benchlib  # noqa: E402
 import harness  # noqa: E402
+import peers  # noqa: E402
 
 
 class Daemon:
@@ -178,10 +181,13 @@ def main():
                 fn(d, sv.ctx, min(args.messages, 200))
         before = on.records()
         results = {(d.label, k): [] for d in (on, off) for k in range(len(MEASURES))}
+        cpu = {(d.label, k): 0.0 for d in (on, off) for k in range(len(MEASURES))}
         for r in range(args.rounds):
             for k, (_, _, fn) in enumerate(MEASURES):
                 for d in ((on, off) if r % 2 == 0 else (off, on)):
+                    c0 = peers.tree_cpu(d.srv.pid)
                     results[(d.label, k)].append(fn(d, sv.ctx, args.messages))
+                    cpu[(d.label, k)] += peers.tree_cpu(d.srv.pid) - c0
             print("round %d done" % (r + 1), flush=True)
         time.sleep(1)  # the last records' flush interval
         written = on.records() - before
@@ -190,12 +196,14 @@ def main():
                                  "verify"], capture_output=True, text=True)
         assert off.records() == 0, "the daemon with audit off wrote records"
         lines = ["| measure | audit on (median, best) | audit off (median, best) | on/off "
-                 "(median) |", "|---|---:|---:|---:|"]
+                 "(median) | server CPU per message, on / off |", "|---|---:|---:|---:|---:|"]
+        per = args.rounds * args.messages
         for k, (name, unit, _) in enumerate(MEASURES):
             a, b = results[("audit on", k)], results[("audit off", k)]
-            lines.append("| %s | %.0f %s (%.0f) | %.0f %s (%.0f) | %.2f |" % (
+            lines.append("| %s | %.0f %s (%.0f) | %.0f %s (%.0f) | %.2f | %.0f / %.0f us |" % (
                 name, statistics.median(a), unit, max(a), statistics.median(b), unit, max(b),
-                statistics.median(a) / statistics.median(b)))
+                statistics.median(a) / statistics.median(b),
+                cpu[("audit on", k)] / per * 1e6, cpu[("audit off", k)] / per * 1e6))
         body = "\n".join(lines) + "\n\n"
         body += ("Audit records the audited daemon wrote during the timed rounds: %d (at "
                  "least %d expected: one per FETCH command and per RETR, plus logins and "

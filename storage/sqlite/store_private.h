@@ -221,6 +221,7 @@ struct sqlite_store {
 	size_t audit_n, audit_cap;
 	int64_t audit_due_ns;
 	int64_t audit_prune_ms; /* writer only: next retention pass (wall clock) */
+	int64_t audit_head_ms;  /* writer only: next event=audit_head log line */
 };
 
 /* The backend's operations (store_table.c puts them in store_backend_sqlite), one per

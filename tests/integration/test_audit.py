@@ -118,6 +118,10 @@ def test_imap_reads_and_changes_are_recorded(env):
     assert "sealctl audit verify" not in text
     out = sealctl(env.srv, "audit", "verify").stdout
     assert out.startswith("audit chain intact:"), out
+    # The daemon logs the head: an anchor outside the database.
+    logged = env.srv.wait_log(r"event=audit_head seq=(\d+) hash=([0-9a-f]{64})")
+    assert sealctl(env.srv, "audit", "verify", "--anchor",
+                   "%s:%s" % logged.groups()).returncode == 0
 
 
 def test_failed_login_and_certificate_serial(env):
