@@ -241,34 +241,18 @@ static void structs_job_free(struct store_job *job)
 	free(((struct structs_job *)job)->uids);
 }
 
-/* What FETCH EMAILID, THREADID, SAVEDATE and PREVIEW show, read with the structure. */
-#define STRUCT_META                                                                                \
-	"e.emailid, e.threadid, e.savedate, "                                                      \
-	"(SELECT p.text FROM previews p WHERE p.content_id = e.content_id)"
-
 static int structs_run(struct store_conn *c, struct store_job *job)
 {
 	struct structs_job *j = (struct structs_job *)job;
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v3(
-	    c->db,
-	    j->with_mime ? "SELECT e.size, c.id, c.mime, " STRUCT_META " FROM entries e "
-	                   "JOIN contents c ON c.id = e.content_id "
-	                   "WHERE e.mailbox_id = ? AND e.uid = ?"
-	                 : "SELECT e.size, e.content_id, NULL, " STRUCT_META " FROM entries e "
-	                   "WHERE e.mailbox_id = ? AND e.uid = ?",
-	    -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-	if (rc != SQLITE_OK)
-		return store_err(c->db, rc);
-	rc = store_exec_stmt(c, SQL_BEGIN_READ); /* one snapshot for the whole batch */
-	if (rc < 0) {
-		sqlite3_finalize(st);
+	/* Prepared once per connection: a FETCH of one message runs this for that message. */
+	sqlite3_stmt *st = store_stmt(c, j->with_mime ? SQL_STRUCTS_MIME : SQL_STRUCTS);
+	if (st == NULL)
+		return -EIO;
+	int rc = store_exec_stmt(c, SQL_BEGIN_READ); /* one snapshot for the whole batch */
+	if (rc < 0)
 		return rc;
-	}
-	size_t total = 0, data_len = 0;
+	size_t total = 0, data_len = 0, data_cap = 0;
 	job->res.msgs = xcalloc(j->n, sizeof(*job->res.msgs));
-	if (j->with_content)
-		job->res.data = xmalloc(j->max_total + 1);
 	for (size_t i = 0; i < j->n; i++) {
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, j->mailbox_id);
@@ -286,6 +270,17 @@ static int structs_run(struct store_conn *c, struct store_job *job)
 		uint64_t need = json_len + (j->with_content ? size : 0);
 		if (need > j->max_total - total && (job->res.n_msgs > 0 || j->with_content))
 			break; /* the caller asks again from here */
+		/* The buffer grows to what the batch holds (at most max_total): a FETCH of one
+		 * small message allocates kilobytes, not the batch's megabyte. */
+		if (j->with_content && data_len + size + 1 > data_cap) {
+			size_t want = data_cap == 0 ? 64 * 1024 : data_cap * 2;
+			while (want < data_len + size + 1)
+				want *= 2;
+			if (want > j->max_total + 1)
+				want = j->max_total + 1;
+			job->res.data = xrealloc(job->res.data, want);
+			data_cap = want;
+		}
 		if (j->with_content && size > 0) {
 			sqlite3_blob *blob = NULL;
 			rc = sqlite3_blob_open(c->db, "main", "contents", "body", content_id, 0,
@@ -311,11 +306,13 @@ static int structs_run(struct store_conn *c, struct store_job *job)
 		m->preview = store_col_text(st, 6);
 		total += need < j->max_total - total ? need : j->max_total - total;
 	}
+	if (j->with_content && job->res.data == NULL)
+		job->res.data = xmalloc(1); /* callers may count on a buffer */
 	job->res.data_len = data_len;
 	rc = 0;
 out:
 	store_exec_stmt(c, SQL_COMMIT);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc;
 }
 

@@ -30,6 +30,9 @@
 	"u.quota_bytes, u.used_bytes, u.quota_messages, " USER_MESSAGES(                           \
 	    "u.id") " "                                                                            \
 	            "FROM mailboxes m JOIN users u ON u.id = m.user_id"
+#define STRUCT_META                                                                                \
+	"e.emailid, e.threadid, e.savedate, "                                                      \
+	"(SELECT p.text FROM previews p WHERE p.content_id = e.content_id)"
 #define CERT_COLS "id, serial, address, user_id, kind, not_before, not_after, revoked_at, created"
 
 static const char *const store_sql_text[SQL__COUNT] = {
@@ -194,6 +197,13 @@ static const char *const store_sql_text[SQL__COUNT] = {
     [SQL_META_COUNT] = "SELECT count(*) FROM annotations WHERE user_id = ?1",
     [SQL_META_COPY] = "INSERT OR IGNORE INTO annotations (user_id, mailbox_id, name, value) "
                       "SELECT user_id, ?2, name, value FROM annotations WHERE mailbox_id = ?1",
+    /* A batch of messages for FETCH (store_message.c, structs_run): size, content id, MIME
+     * structure (or NULL) and what EMAILID, THREADID, SAVEDATE and PREVIEW show. */
+    [SQL_STRUCTS] = "SELECT e.size, e.content_id, NULL, " STRUCT_META " FROM entries e "
+                    "WHERE e.mailbox_id = ? AND e.uid = ?",
+    [SQL_STRUCTS_MIME] = "SELECT e.size, c.id, c.mime, " STRUCT_META " FROM entries e "
+                         "JOIN contents c ON c.id = e.content_id "
+                         "WHERE e.mailbox_id = ? AND e.uid = ?",
     [SQL_AUDIT_STATE] = "SELECT anchor_seq, anchor_hash, head_seq, head_hash FROM audit_state",
     [SQL_AUDIT_INSERT] = "INSERT INTO audit (seq, ts, actor, ip, session, proto, action, "
                          "mailbox, uids, detail, prev, hash) "
