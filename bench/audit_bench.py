@@ -27,7 +27,6 @@ import argparse
 import os
 import random
 import re
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -70,30 +69,18 @@ class Daemon:
             db.close()
 
 
-class Pop3:
-    """POP3 over TLS reading RETR answers up to their terminating line (no poplib)."""
+class Pop3(Raw):
+    """POP3 over TLS reading RETR answers up to their terminating line (no poplib); the
+    connection and line reading are imap_bench.Raw's (its constructor reads the greeting)."""
 
     def __init__(self, port, ctx):
-        s = socket.create_connection(("127.0.0.1", port), timeout=60)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
-        self.buf = b""
-        self.line()
+        super().__init__(port, ctx)
         self.ok(b"USER " + USER.encode())
         self.ok(b"PASS " + PASSWORD.encode())
 
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.s.recv(262144)
-            if not chunk:
-                raise EOFError
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
     def ok(self, cmd):
         self.s.sendall(cmd + b"\r\n")
-        line = self.line()
+        line = self.readline()
         if not line.startswith(b"+OK"):
             raise RuntimeError(line)
         return line
@@ -103,9 +90,8 @@ class Pop3:
         while True:
             i = self.buf.find(b"\r\n.\r\n")
             if i >= 0:
-                got = i + 2
                 self.buf = self.buf[i + 5:]
-                return got
+                return i + 2
             chunk = self.s.recv(262144)
             if not chunk:
                 raise EOFError
@@ -114,10 +100,10 @@ class Pop3:
     def close(self):
         try:
             self.s.sendall(b"QUIT\r\n")
-            self.line()
+            self.readline()
         except (OSError, EOFError):
             pass
-        self.s.close()
+        super().close()
 
 
 def imap(d, ctx):
