@@ -45,7 +45,16 @@ static char *dup_or_empty(const char *s)
 int sqlite_store_audit_append(void *impl, const struct store_audit_record *r)
 {
 	struct sqlite_store *s = impl;
-	struct store_audit_record copy = {
+	pthread_mutex_lock(&s->audit_lock);
+	if (s->audit_n >= STORE_AUDIT_MAX) {
+		pthread_mutex_unlock(&s->audit_lock);
+		return -EAGAIN;
+	}
+	if (s->audit_n == s->audit_cap) {
+		s->audit_cap = s->audit_cap == 0 ? 64 : s->audit_cap * 2;
+		s->audit_v = xreallocarray(s->audit_v, s->audit_cap, sizeof(*s->audit_v));
+	}
+	s->audit_v[s->audit_n++] = (struct store_audit_record){
 	    .time_ms = r->time_ms != 0 ? r->time_ms : wall_ms(),
 	    .actor = dup_or_empty(r->actor),
 	    .ip = dup_or_empty(r->ip),
@@ -56,47 +65,41 @@ int sqlite_store_audit_append(void *impl, const struct store_audit_record *r)
 	    .uids = dup_or_empty(r->uids),
 	    .detail = dup_or_empty(r->detail),
 	};
-	int rc = 0;
-	pthread_mutex_lock(&s->lock);
-	if (s->stopping)
-		rc = -ESHUTDOWN;
-	else if (s->poisoned)
-		rc = -EIO;
-	else if (s->audit_n >= STORE_AUDIT_MAX)
-		rc = -EAGAIN;
-	if (rc == 0) {
-		if (s->audit_n == s->audit_cap) {
-			s->audit_cap = s->audit_cap == 0 ? 64 : s->audit_cap * 2;
-			s->audit_v = xreallocarray(s->audit_v, s->audit_cap, sizeof(*s->audit_v));
-		}
-		s->audit_v[s->audit_n++] = copy;
-		if (s->audit_n == 1)
-			s->audit_due_ns = mono_ns() + (int64_t)STORE_AUDIT_FLUSH_MS * 1000000;
-		/* The first one makes the writer wait with a deadline; a crowd wakes it now. */
-		if (s->audit_n == 1 || s->audit_n == AUDIT_WAKE_AT)
-			pthread_cond_signal(&s->writer_cv);
+	bool wake = s->audit_n == 1 || s->audit_n == AUDIT_WAKE_AT;
+	if (s->audit_n == 1)
+		s->audit_due_ns = mono_ns() + (int64_t)STORE_AUDIT_FLUSH_MS * 1000000;
+	pthread_mutex_unlock(&s->audit_lock);
+	/* The first one makes the writer wait with a deadline, a crowd wakes it now. Under the
+	 * queues' lock, so that a writer about to wait cannot miss it; only then. */
+	if (wake) {
+		pthread_mutex_lock(&s->lock);
+		pthread_cond_signal(&s->writer_cv);
+		pthread_mutex_unlock(&s->lock);
 	}
-	pthread_mutex_unlock(&s->lock);
-	if (rc < 0)
-		store_audit_record_free(&copy);
-	return rc;
+	return 0;
 }
 
-/* Under lock. */
-bool store_audit_due(struct sqlite_store *s, int64_t now_ns)
+bool store_audit_waiting(struct sqlite_store *s, int64_t now_ns, int64_t *due_ns_r, bool *due_r)
 {
-	return s->audit_n > 0 &&
-	       (s->audit_n >= AUDIT_WAKE_AT || s->stopping || now_ns >= s->audit_due_ns);
+	pthread_mutex_lock(&s->audit_lock);
+	bool waiting = s->audit_n > 0;
+	*due_ns_r = s->audit_due_ns;
+	*due_r =
+	    waiting && (s->audit_n >= AUDIT_WAKE_AT || s->stopping || now_ns >= s->audit_due_ns);
+	pthread_mutex_unlock(&s->audit_lock);
+	return waiting;
 }
 
-/* Under lock. */
+/* Called with lock held. */
 void store_audit_take(struct sqlite_store *s, struct store_audit_batch *b)
 {
+	pthread_mutex_lock(&s->audit_lock);
 	b->v = s->audit_v;
 	b->n = s->audit_n;
 	s->audit_v = NULL;
 	s->audit_n = 0;
 	s->audit_cap = 0;
+	pthread_mutex_unlock(&s->audit_lock);
 }
 
 void store_audit_batch_free(struct store_audit_batch *b)
@@ -122,6 +125,7 @@ void store_audit_giveback(struct sqlite_store *s, struct store_audit_batch *b)
 		store_audit_batch_free(b);
 		return;
 	}
+	pthread_mutex_lock(&s->audit_lock);
 	size_t n = b->n + s->audit_n;
 	struct store_audit_record *v = xcalloc(n, sizeof(*v));
 	memcpy(v, b->v, b->n * sizeof(*v));
@@ -132,6 +136,7 @@ void store_audit_giveback(struct sqlite_store *s, struct store_audit_batch *b)
 	s->audit_n = n;
 	s->audit_cap = n;
 	s->audit_due_ns = mono_ns() + AUDIT_RETRY_NS;
+	pthread_mutex_unlock(&s->audit_lock);
 	pthread_mutex_unlock(&s->lock);
 	free(b->v);
 	b->v = NULL;

@@ -531,14 +531,18 @@ static void *writer_main(void *arg)
 		pthread_mutex_lock(&s->lock);
 		/* Audit records alone wait for their deadline (or a crowd of them): they ride
 		 * on the next group commit when one comes before. */
-		while (s->writes.head == NULL && !store_audit_due(s, writer_now_ns()) &&
-		       !(s->stopping && s->writer_exit_ok && s->audit_n == 0)) {
-			if (s->audit_n > 0)
-				writer_wait_until(s, s->audit_due_ns);
+		int64_t due_ns = 0;
+		bool due = false, waiting = false;
+		while (s->writes.head == NULL) {
+			waiting = store_audit_waiting(s, writer_now_ns(), &due_ns, &due);
+			if (due || (s->stopping && s->writer_exit_ok && !waiting))
+				break;
+			if (waiting)
+				writer_wait_until(s, due_ns);
 			else
 				pthread_cond_wait(&s->writer_cv, &s->lock);
 		}
-		if (s->writes.head == NULL && s->audit_n == 0) {
+		if (s->writes.head == NULL && !waiting) {
 			pthread_mutex_unlock(&s->lock);
 			break;
 		}
@@ -784,6 +788,7 @@ int sqlite_store_open(const struct store_options *opt, void **impl_r, const char
 	}
 	s->opt.poster = NULL;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->audit_lock, NULL);
 	pthread_condattr_t monotonic;
 	pthread_condattr_init(&monotonic);
 	pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
@@ -833,6 +838,7 @@ fail:
 	free(s->slots);
 	free(s->workers);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->audit_lock);
 	pthread_cond_destroy(&s->writer_cv);
 	pthread_cond_destroy(&s->worker_cv);
 	pthread_cond_destroy(&s->ckpt_cv);
@@ -894,6 +900,7 @@ void sqlite_store_close(void *impl)
 	free(s->slots);
 	free(s->workers);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->audit_lock);
 	pthread_cond_destroy(&s->writer_cv);
 	pthread_cond_destroy(&s->worker_cv);
 	pthread_cond_destroy(&s->ckpt_cv);

@@ -216,9 +216,12 @@ struct sqlite_store {
 	unsigned n_workers;
 	pthread_t *workers;
 	struct store_worker_slot *slots;
-	/* Audit records waiting for the writer's next transaction (store_audit.c). Under
-	 * lock; the writer takes them all at once. audit_due_ns (CLOCK_MONOTONIC): when the
-	 * first of them must be written at the latest. */
+	/* Audit records waiting for the writer's next transaction (store_audit.c), under
+	 * audit_lock, a lock of their own so that a session adding one never waits for the
+	 * job queues' lock (taken in that order when both are needed: lock, then audit_lock).
+	 * The writer takes them all at once. audit_due_ns (CLOCK_MONOTONIC): when the first of
+	 * them must be written at the latest. */
+	pthread_mutex_t audit_lock;
 	struct store_audit_record *audit_v;
 	size_t audit_n, audit_cap;
 	int64_t audit_due_ns;
@@ -367,7 +370,9 @@ struct store_audit_batch {
 	size_t n;
 };
 void store_audit_take(struct sqlite_store *s, struct store_audit_batch *b);
-bool store_audit_due(struct sqlite_store *s, int64_t now_ns);
+/* Called with lock held: whether records wait (*due_ns_r: by when they must be written),
+ * and whether that time has come (or enough wait to write them at once). */
+bool store_audit_waiting(struct sqlite_store *s, int64_t now_ns, int64_t *due_ns_r, bool *due_r);
 int store_audit_write(struct store_conn *c, struct sqlite_store *s, struct store_audit_batch *b);
 void store_audit_giveback(struct sqlite_store *s, struct store_audit_batch *b);
 void store_audit_batch_free(struct store_audit_batch *b);
