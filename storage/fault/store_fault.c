@@ -170,7 +170,7 @@ static int fault_check(struct fault_store *f, const char *op, store_backend_cb *
 		if (fr->nth != 0 && fr->seen != fr->nth)
 			continue;
 		f->failed++;
-		if (fr->at_submit) {
+		if (fr->at_submit || cb == NULL) { /* an operation without a callback */
 			rc = fr->rc;
 		} else {
 			store_async_complete(f->async, cb, ctx, fr->rc, NULL);
@@ -314,6 +314,32 @@ static int fault_backup(void *impl, const char *path, store_backend_cb *cb, void
 	int rc = fault_check(f, "backup", cb, ctx);
 	return rc != 1 ? rc : f->inner_b->backup(f->inner_impl, path, cb, ctx);
 }
+static int fault_audit_append(void *impl, const struct store_audit_record *r)
+{
+	struct fault_store *f = impl;
+	if (f->inner_b->audit_append == NULL)
+		return -ENOTSUP;
+	int rc = fault_check(f, "audit_append", NULL, NULL);
+	return rc != 1 ? rc : f->inner_b->audit_append(f->inner_impl, r);
+}
+static int fault_audit_query(void *impl, const struct store_audit_filter *flt, store_backend_cb *cb,
+                             void *ctx)
+{
+	struct fault_store *f = impl;
+	if (f->inner_b->audit_query == NULL)
+		return -ENOTSUP;
+	int rc = fault_check(f, "audit_query", cb, ctx);
+	return rc != 1 ? rc : f->inner_b->audit_query(f->inner_impl, flt, cb, ctx);
+}
+static int fault_audit_verify(void *impl, uint64_t anchor_seq, const unsigned char *anchor,
+                              store_backend_cb *cb, void *ctx)
+{
+	struct fault_store *f = impl;
+	if (f->inner_b->audit_verify == NULL)
+		return -ENOTSUP;
+	int rc = fault_check(f, "audit_verify", cb, ctx);
+	return rc != 1 ? rc : f->inner_b->audit_verify(f->inner_impl, anchor_seq, anchor, cb, ctx);
+}
 FAULT_OP(queue_delete, (void *impl, int64_t queue_id, store_backend_cb *cb, void *ctx),
          (f->inner_impl, queue_id, cb, ctx))
 FAULT_OP(queue_due,
@@ -392,6 +418,9 @@ const struct store_backend store_backend_fault = {
     .queue_list = fault_queue_list,
     .queue_summary = fault_queue_summary,
     .backup = fault_backup,
+    .audit_append = fault_audit_append,
+    .audit_query = fault_audit_query,
+    .audit_verify = fault_audit_verify,
     .queue_delete = fault_queue_delete,
     .queue_due = fault_queue_due,
     .queue_recover = fault_queue_recover,

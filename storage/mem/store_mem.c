@@ -258,6 +258,7 @@ static void mem_close(void *impl)
 	free(m->contents);
 	store_cert_free_all(m->certs, m->n_certs);
 	mem_meta_free(m);
+	mem_audit_free(m);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
@@ -1004,6 +1005,9 @@ const struct store_backend store_backend_mem = {
     .search_body = mem_store_search_body,
     .queue_list = mem_store_queue_list,
     .queue_summary = mem_store_queue_summary,
+    .audit_append = mem_store_audit_append,
+    .audit_query = mem_store_audit_query,
+    .audit_verify = mem_store_audit_verify,
     .queue_delete = mem_store_queue_delete,
     .queue_due = mem_store_queue_due,
     .queue_recover = mem_store_queue_recover,

@@ -119,6 +119,8 @@ struct mem_store {
 	uint64_t crl_number;
 	struct mem_annot *annots;
 	size_t n_annots;
+	struct store_audit_record *audit; /* store_mem_audit.c: seq i + 1 at [i] */
+	size_t n_audit;
 };
 
 /* store_mem.c */
@@ -229,5 +231,13 @@ int mem_store_queue_content_read(void *impl, int64_t content_id, uint64_t offset
                                  store_backend_cb *cb, void *ctx);
 int mem_store_queue_report(void *impl, const struct store_queue_report *rep, store_backend_cb *cb,
                            void *ctx);
+
+/* store_mem_audit.c */
+int mem_store_audit_append(void *impl, const struct store_audit_record *r);
+int mem_store_audit_query(void *impl, const struct store_audit_filter *f, store_backend_cb *cb,
+                          void *ctx);
+int mem_store_audit_verify(void *impl, uint64_t anchor_seq, const unsigned char *anchor,
+                           store_backend_cb *cb, void *ctx);
+void mem_audit_free(struct mem_store *m);
 
 #endif

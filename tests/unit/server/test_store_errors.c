@@ -426,3 +426,64 @@ Test(store_errors, smtp_answers_every_store_failure_with_a_temporary_error)
 	static const char *const known[] = {NULL};
 	cr_assert_eq(fail_each_call(&smtp_script, known), 0);
 }
+
+/* ---- The access audit: fail closed ---- */
+
+static const char *const audit_lines[] = {
+    "a LOGIN alice@corp.example pw-alice", "b SELECT INBOX", "c FETCH 1 (BODY[])",
+    "d UID FETCH 2 (BODY.PEEK[TEXT])",     "e NOOP",         NULL};
+static const struct script audit_script = {"imap", &imap_proto_handler, CFG_PROTO_IMAP, audit_lines,
+                                           imap_temp};
+
+struct pumped_audit {
+	bool done;
+	int rc;
+	struct store_audit_records recs;
+};
+
+static void audit_got(void *ctx, int rc, struct store_audit_records *res)
+{
+	struct pumped_audit *p = ctx;
+	p->rc = rc;
+	store_audit_records_move(&p->recs, res);
+	p->done = true;
+}
+
+static bool audit_done(void *arg)
+{
+	return ((struct pumped_audit *)arg)->done;
+}
+
+Test(store_errors, imap_session_is_closed_when_its_audit_record_is_refused)
+{
+	cfg.audit.enabled = true;
+	open_store();
+	/* The second record (the second FETCH) finds the store's backlog full. */
+	struct store_fault_rule r = {
+	    .op = "audit_append", .nth = 2, .rc = -EAGAIN, .at_submit = true};
+	cr_assert_eq(store_fault_add(sv.store, &r), 0);
+	size_t n = count_lines(&audit_script);
+	char **replies = calloc(n, sizeof(*replies));
+	run_script(&audit_script, replies, n);
+	cr_expect(strstr(replies[2], "Hello Alice") != NULL, "%s", replies[2]);
+	cr_expect(strstr(replies[3], "Hello Alice") == NULL, "served unrecorded: %s", replies[3]);
+	cr_expect(strstr(replies[3], "d OK") == NULL, "%s", replies[3]);
+	cr_expect_str_empty(replies[4], "the session went on: %s", replies[4]);
+	for (size_t i = 0; i < n; i++)
+		free(replies[i]);
+	free(replies);
+
+	/* What was recorded: the first FETCH, with its mailbox, UID and items. */
+	struct pumped_audit p = {0};
+	struct store_audit_filter f = {0};
+	cr_assert_eq(store_audit_query(sv.store, &f, audit_got, &p), 0);
+	cr_assert(pop3_fake_run_until(audit_done, &p));
+	cr_assert_eq(p.rc, 0);
+	cr_assert_eq(p.recs.n, 1);
+	cr_expect_str_eq(p.recs.v[0].action, "fetch");
+	cr_expect_str_eq(p.recs.v[0].mailbox, "INBOX");
+	cr_expect_str_eq(p.recs.v[0].uids, "1");
+	cr_expect_str_eq(p.recs.v[0].detail, "(BODY[])");
+	cr_expect_str_eq(p.recs.v[0].actor, "alice@corp.example");
+	store_audit_records_free(&p.recs);
+}
