@@ -21,9 +21,7 @@
 
 /* Aliases can make a small file expand into very many errors: stop listing them here. */
 #define CFG_MAX_ERRORS 100
-#define CFG_MAX_KEYS   64
-
-_Static_assert(CFG_MAX_KEYS >= 50, "key table grew: raise CFG_MAX_KEYS");
+#define CFG_MAX_KEYS   96
 
 struct key_line {
 	char *key; /* display path, "listeners[2].port" */
@@ -574,6 +572,67 @@ static void err_item(struct ctx *c, const char *list, size_t i, const char *name
 	free(key);
 }
 
+/* A gateway listener needs a backend it may send plaintext to; its keys mean nothing on
+ * other listeners. */
+static void check_gateway(struct ctx *c, size_t i, const struct cfg_listener *l)
+{
+	const struct cfg_relay *r = &c->cfg->relay;
+	char *bkey = xasprintf("listeners[%zu].backend", i);
+	int bline = line_of(c, bkey);
+	if (l->protocol != CFG_PROTO_GATEWAY) {
+		if (bline > 0)
+			err(c, bline, bkey,
+			    "only gateway listeners take a backend; this is a %s "
+			    "listener",
+			    cfg_protocol_name(l->protocol));
+		if (l->speaks != CFG_SPEAKS_NONE)
+			err_item(c, "listeners", i, "speaks", l->line,
+			         "only gateway listeners take speaks; this is a %s listener",
+			         cfg_protocol_name(l->protocol));
+		if (l->proxy_protocol != CFG_PROXY_NONE)
+			err_item(
+			    c, "listeners", i, "proxy_protocol", l->line,
+			    "only gateway listeners take proxy_protocol; this is a %s listener",
+			    cfg_protocol_name(l->protocol));
+		free(bkey);
+		return;
+	}
+	if (bline == 0)
+		err_item(c, "listeners", i, "backend", l->line,
+		         "missing: a gateway needs the server it passes the stream to, as "
+		         "backend: { host: 127.0.0.1, port: 143 }");
+	char *hkey = xasprintf("%s.host", bkey), *pkey = xasprintf("%s.port", bkey);
+	if (bline > 0 && l->backend_host == NULL && line_of(c, hkey) == 0)
+		err_item(c, "listeners", i, "backend.host", bline, "missing");
+	if (bline > 0 && l->backend_port == 0 && line_of(c, pkey) == 0)
+		err_item(c, "listeners", i, "backend.port", bline, "missing");
+	free(hkey);
+	free(pkey);
+	if (l->backend_host != NULL && !cfg_host_is_loopback(l->backend_host)) {
+		bool listed = false;
+		for (size_t j = 0; j < r->n_legacy_gateways && !listed; j++)
+			listed = cfg_host_equal(l->backend_host, r->legacy_gateways[j]);
+		if (!listed) {
+			char *h = cfg_escape(l->backend_host, strlen(l->backend_host));
+			err_item(c, "listeners", i, "backend.host", bline,
+			         "the gateway passes the stream on in plaintext, allowed only to "
+			         "loopback (127.0.0.0/8, ::1, localhost) or a host in "
+			         "relay.legacy_gateways, and %s is neither",
+			         h);
+			free(h);
+		}
+	}
+	if (l->tls == CFG_TLS_STARTTLS && l->speaks == CFG_SPEAKS_NONE)
+		err_item(c, "listeners", i, "speaks", l->line,
+		         "tls: starttls needs speaks: smtp, imap or pop3 (the gateway answers the "
+		         "STARTTLS exchange of that protocol itself)");
+	if (l->certificate_login != CFG_CERT_LOGIN_NONE)
+		err_item(c, "listeners", i, "certificate_login", l->line,
+		         "gateway listeners log nobody in (the backend does): leave "
+		         "certificate_login out");
+	free(bkey);
+}
+
 static void check_listeners(struct ctx *c)
 {
 	struct config *cfg = c->cfg;
@@ -611,6 +670,7 @@ static void check_listeners(struct ctx *c)
 			    c, "listeners", i, "peers", l->line,
 			    "needs client_certificate: optional or required (peers are known by "
 			    "their certificates, and this listener never asks for one)");
+		check_gateway(c, i, l);
 		if (l->address == NULL || l->port == 0)
 			continue;
 		struct cfg_addr a;
@@ -859,6 +919,7 @@ void cfg_free(struct config *cfg)
 		for (size_t k = 0; k < l->n_peers; k++)
 			free(l->peers[k]);
 		free(l->peers);
+		free(l->backend_host);
 	}
 	free(cfg->listeners);
 	free(cfg->relay.certificate);

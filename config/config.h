@@ -23,6 +23,7 @@ enum cfg_protocol {
 	CFG_PROTO_IMAP,
 	CFG_PROTO_POP3,
 	CFG_PROTO_HTTPS,
+	CFG_PROTO_GATEWAY, /* TLS in front of a plaintext backend (docs/gateway.md) */
 };
 enum cfg_tls_mode { CFG_TLS_IMPLICIT, CFG_TLS_STARTTLS };
 enum cfg_client_cert { CFG_CLIENT_CERT_NONE, CFG_CLIENT_CERT_OPTIONAL, CFG_CLIENT_CERT_REQUIRED };
@@ -31,6 +32,11 @@ enum cfg_client_cert { CFG_CLIENT_CERT_NONE, CFG_CLIENT_CERT_OPTIONAL, CFG_CLIEN
  * verified user with PREAUTH, SMTP submission treats the certificate as the login). */
 enum cfg_cert_login { CFG_CERT_LOGIN_NONE, CFG_CERT_LOGIN_PREAUTH };
 enum cfg_tls_version { CFG_TLS_1_2, CFG_TLS_1_3 };
+/* gateway listeners: the protocol the backend speaks, for the STARTTLS dance the gateway
+ * answers itself and for its goodbyes; none relays bytes only (implicit TLS). */
+enum cfg_speaks { CFG_SPEAKS_NONE, CFG_SPEAKS_SMTP, CFG_SPEAKS_IMAP, CFG_SPEAKS_POP3 };
+/* gateway listeners: what the gateway tells the backend before the client's bytes. */
+enum cfg_proxy_protocol { CFG_PROXY_NONE, CFG_PROXY_V2 };
 enum cfg_route_tls { CFG_ROUTE_TLS_VERIFY, CFG_ROUTE_TLS_ENCRYPT, CFG_ROUTE_TLS_NONE };
 /* tls.client_certificate_without_eku: a client certificate without any extended key usage
  * is refused (default) or, when the administrator allows it, taken as a client one. */
@@ -53,7 +59,13 @@ struct cfg_listener {
 	 * may carry to send from a local domain here. */
 	char **peers;
 	size_t n_peers;
-	int line; /* line of the listener in the file */
+	/* gateway only: the plaintext server behind it (loopback or relay.legacy_gateways),
+	 * what it speaks and whether it is sent a PROXY protocol header. */
+	char *backend_host;
+	uint16_t backend_port;
+	enum cfg_speaks speaks;                 /* default none */
+	enum cfg_proxy_protocol proxy_protocol; /* default none */
+	int line;                               /* line of the listener in the file */
 };
 
 struct cfg_route {
@@ -80,6 +92,8 @@ struct cfg_limits {
 	unsigned errors;               /* per session, default 10 */
 	unsigned metadata_size;        /* bytes of one IMAP METADATA value, default 16384 */
 	unsigned metadata_entries;     /* IMAP METADATA entries per user, default 256 */
+	unsigned gateway_idle_timeout; /* seconds without a byte either way, default 1800 */
+	unsigned gateway_session_duration; /* seconds, 0 = unlimited (default 86400) */
 	/* Where limits.connections is written (else limits:, else 1): warnings about it that
 	 * only the server can judge (the open-file limit) name this line. */
 	int connections_line;
@@ -247,5 +261,7 @@ const char *cfg_client_cert_name(enum cfg_client_cert m);
 const char *cfg_route_tls_name(enum cfg_route_tls m);
 /* The backend name store_options.backend takes ("sqlite"). */
 const char *cfg_store_name(enum cfg_store m);
+/* "none", "smtp", "imap", "pop3". */
+const char *cfg_speaks_name(enum cfg_speaks m);
 
 #endif

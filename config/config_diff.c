@@ -92,10 +92,13 @@ static void diff_list(struct buf *o, const struct cfg_key *list, const struct co
 	for (size_t i = 0; i < na; i++)
 		for (size_t k = 0; k < cfg_n_keys; k++) {
 			const struct cfg_key *key = &cfg_keys[k];
-			if (!cfg_key_is_child(key, parent) ||
+			/* Children and the keys of sections inside an element
+			 * (listeners[].backend.host). */
+			size_t np = strlen(parent);
+			if (strncmp(key->path, parent, np) != 0 || key->path[np] != '.' ||
 			    same(key, ea + i * list->elem_size, eb + i * list->elem_size))
 				continue;
-			char *p = xasprintf("%s[%zu].%s", list->path, i, cfg_key_name(key));
+			char *p = xasprintf("%s[%zu]%s", list->path, i, key->path + np);
 			add(o, p);
 			free(p);
 		}

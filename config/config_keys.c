@@ -17,7 +17,10 @@
 #define SECTION   CFG_TYPE_SECTION, CFG_SCOPE_CONFIG, 0
 #define UINT_MAX_ UINT_MAX
 
-static const char *const protocol_values[] = {"submission", "smtp", "imap", "pop3", "https", NULL};
+static const char *const protocol_values[] = {"submission", "smtp",    "imap", "pop3",
+                                              "https",      "gateway", NULL};
+static const char *const speaks_values[] = {"none", "smtp", "imap", "pop3", NULL};
+static const char *const proxy_protocol_values[] = {"none", "v2", NULL};
 static const char *const tls_mode_values[] = {"implicit", "starttls", NULL};
 static const char *const client_cert_values[] = {"none", "optional", "required", NULL};
 static const char *const cert_login_values[] = {"none", "preauth", NULL};
@@ -37,6 +40,8 @@ _Static_assert(sizeof(enum cfg_route_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_no_eku) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_store) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cfg_disabled_mail) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_speaks) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cfg_proxy_protocol) == sizeof(int), "enum size");
 
 const struct cfg_key cfg_keys[] = {
     {.path = "hostname",
@@ -148,8 +153,9 @@ const struct cfg_key cfg_keys[] = {
      .values = protocol_values,
      .required = true,
      .doc = "What the listener speaks: submission (mail from users), smtp (mail from peer "
-            "servers), imap, pop3, or https (client autoconfiguration and /healthz, "
-            "docs/https.md; tls: implicit only)."},
+            "servers), imap, pop3, https (client autoconfiguration and /healthz, "
+            "docs/https.md; tls: implicit only), or gateway (TLS in front of an older "
+            "plaintext mail server given by backend, docs/gateway.md)."},
     {.path = "listeners[].address",
      .type = CFG_TYPE_ADDRESS,
      L(address),
@@ -212,6 +218,43 @@ const struct cfg_key cfg_keys[] = {
      .def = "0",
      .doc = "Connections this listener accepts at once; 0 means only limits.connections "
             "applies."},
+    {.path = "listeners[].backend",
+     SECTION,
+     .doc = "gateway listeners only, and required there: the plaintext server the decrypted "
+            "stream goes to, as { host: ..., port: ... }."},
+    {.path = "listeners[].backend.host",
+     .type = CFG_TYPE_HOST,
+     L(backend_host),
+     .doc = "Host name or numeric address of the backend: loopback (127.0.0.0/8, ::1, "
+            "localhost) or a host listed in relay.legacy_gateways, because the stream "
+            "crosses the network in plaintext from here on. Required with backend."},
+    {.path = "listeners[].backend.port",
+     .type = CFG_TYPE_PORT,
+     L(backend_port),
+     .min = 1,
+     .max = 65535,
+     .doc = "TCP port of the backend. Required with backend."},
+    {.path = "listeners[].speaks",
+     .type = CFG_TYPE_ENUM,
+     L(speaks),
+     .values = speaks_values,
+     .def = "none",
+     .doc = "gateway listeners only: the protocol of the backend. With tls: starttls the "
+            "gateway answers the greeting and the STARTTLS (STLS) exchange of this "
+            "protocol itself, offering nothing but STARTTLS before TLS, and needs smtp, "
+            "imap or pop3 here. With tls: implicit it only lets the gateway say goodbye "
+            "in the protocol's words when the backend cannot be reached; none relays "
+            "bytes only."},
+    {.path = "listeners[].proxy_protocol",
+     .type = CFG_TYPE_ENUM,
+     L(proxy_protocol),
+     .values = proxy_protocol_values,
+     .def = "none",
+     .doc = "gateway listeners only: v2 sends the backend a PROXY protocol version 2 "
+            "header first (the client's address and port, the TLS version and cipher, "
+            "whether a client certificate was verified, its common name and subject; "
+            "docs/gateway.md), so the backend can log and judge the real client. The "
+            "backend must expect it."},
 
     {.path = "auth", SECTION, .doc = "Login policy."},
     {.path = "auth.require_client_certificate",
@@ -523,6 +566,24 @@ const struct cfg_key cfg_keys[] = {
             "entries of every mailbox, /private and /shared together. A SETMETADATA that "
             "would add one past it is refused with `NO [METADATA TOOMANY]`; changing or "
             "removing entries is always allowed. At least 10 (RFC 5464 4.1)."},
+    {.path = "limits.gateway_idle_timeout",
+     .type = CFG_TYPE_UINT,
+     C(limits.gateway_idle_timeout),
+     .min = 1,
+     .max = UINT_MAX_,
+     .def = "1800",
+     .doc = "Seconds a gateway session may pass no byte in either direction before it is "
+            "closed (after the TLS handshake; before it, limits.handshake_timeout and, for "
+            "the STARTTLS exchange, limits.idle_timeout_preauth apply)."},
+    {.path = "limits.gateway_session_duration",
+     .type = CFG_TYPE_UINT,
+     C(limits.gateway_session_duration),
+     .min = 0,
+     .max = UINT_MAX_,
+     .def = "86400",
+     .doc = "Longest gateway session in seconds, however busy; 0 means unlimited. A "
+            "client certificate is checked again at every CRL reload, so this bounds "
+            "sessions for other reasons (a backend that never ends a stream)."},
 };
 
 const size_t cfg_n_keys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
@@ -671,7 +732,7 @@ void cfg_print_reference(FILE *fp)
 
 const char *cfg_protocol_name(enum cfg_protocol p)
 {
-	return (unsigned)p <= CFG_PROTO_HTTPS ? protocol_values[p] : "?";
+	return (unsigned)p <= CFG_PROTO_GATEWAY ? protocol_values[p] : "?";
 }
 
 const char *cfg_tls_mode_name(enum cfg_tls_mode m)
@@ -687,6 +748,11 @@ const char *cfg_client_cert_name(enum cfg_client_cert m)
 const char *cfg_store_name(enum cfg_store m)
 {
 	return (unsigned)m < 1 ? store_values[m] : "?";
+}
+
+const char *cfg_speaks_name(enum cfg_speaks m)
+{
+	return (unsigned)m < 4 ? speaks_values[m] : "?";
 }
 
 const char *cfg_route_tls_name(enum cfg_route_tls m)
