@@ -62,6 +62,8 @@ static void conn_enter(struct conn *c);
 static void conn_leave(struct conn *c);
 static void conn_resume_input(struct conn *c);
 static void conn_arm_timer(struct conn *c);
+static void conn_peer_ended(struct conn *c);
+static void conn_dispatch(struct conn *c);
 
 static uint64_t now_ms(struct conn *c)
 {
@@ -136,12 +138,32 @@ static void conn_arm_timer(struct conn *c)
 	}
 	if (c->state == CONN_HANDSHAKE)
 		secs = lim->handshake_timeout;
+	else if (c->idle_override_s > 0)
+		secs = c->idle_override_s;
 	else
 		secs = c->authenticated ? lim->idle_timeout : lim->idle_timeout_preauth;
 	uv_timer_start(&c->timer, conn_timer_cb, secs * 1000, 0);
 }
 
 /* ---- output ---------------------------------------------------------------------- */
+
+static void conn_fin_cb(uv_shutdown_t *req, int status)
+{
+	free(req);
+	(void)status; /* a broken socket shows as a failed read or write */
+}
+
+/* conn_shutdown_output: the FIN follows the last queued write. */
+static void conn_maybe_fin(struct conn *c)
+{
+	if (!c->out_shut || c->fin_sent || c->write_queued > 0 ||
+	    (c->state != CONN_PLAIN && c->state != CONN_TLS))
+		return;
+	uv_shutdown_t *req = xmalloc(sizeof(*req));
+	c->fin_sent = true;
+	if (uv_shutdown(req, (uv_stream_t *)&c->tcp, conn_fin_cb) < 0)
+		free(req);
+}
 
 static void conn_write_done(struct conn *c, size_t len, int status)
 {
@@ -177,8 +199,10 @@ static void conn_write_done(struct conn *c, size_t len, int status)
 		c->output_stalled = false;
 		conn_resume_input(c);
 	}
-	if (c->state != CONN_CLOSED)
+	if (c->state != CONN_CLOSED) {
+		conn_maybe_fin(c);
 		conn_update_reading(c);
+	}
 }
 
 static void conn_write_cb(uv_write_t *req, int status)
@@ -261,7 +285,8 @@ static void conn_flush(struct conn *c)
 
 void conn_write(struct conn *c, const void *data, size_t len)
 {
-	if ((c->state != CONN_PLAIN && c->state != CONN_TLS) || c->proto_closed || len == 0)
+	if ((c->state != CONN_PLAIN && c->state != CONN_TLS) || c->proto_closed || len == 0 ||
+	    c->out_shut)
 		return;
 	if (buf_append(&c->out, data, len) < 0)
 		abort(); /* out.max is effectively unbounded; back-pressure bounds it */
@@ -390,7 +415,7 @@ void conn_close(struct conn *c, const char *reason)
 	if (c->state == CONN_CLOSING || c->state == CONN_CLOSED)
 		return;
 	log_event(LOGL_DEBUG, "session=%s event=closing reason=%s", c->id, reason);
-	if (c->state == CONN_TLS && c->tls != NULL) {
+	if (c->state == CONN_TLS && c->tls != NULL && !c->out_shut) {
 		/* Give the protocol's last words to TLS before close_notify. */
 		conn_flush(c);
 		tls_session_bye(c->tls);
@@ -432,7 +457,18 @@ static void conn_linger_cb(uv_shutdown_t *req, int status)
 
 static void conn_linger(struct conn *c)
 {
-	if (c->peer_eof || c->lingering) {
+	if (c->fin_sent && !c->peer_eof && !c->lingering) {
+		/* conn_shutdown_output sent the FIN already: only the draining is left. */
+		if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) < 0) {
+			conn_finish_close(c);
+			return;
+		}
+		c->reading = true;
+		c->lingering = true;
+		uv_timer_start(&c->timer, conn_timer_cb, CONN_LINGER_MS, 0);
+		return;
+	}
+	if (c->peer_eof || c->lingering || c->fin_sent) {
 		if (!c->lingering)
 			conn_finish_close(c);
 		return;
@@ -477,7 +513,7 @@ static void conn_update_reading(struct conn *c)
 {
 	bool want = c->state != CONN_CLOSING && c->state != CONN_CLOSED && !c->paused &&
 	            c->write_queued < WRITE_HIGH && c->in.buf.max - c->in.buf.len >= READ_CHUNK &&
-	            !c->inflate_yielded;
+	            !c->inflate_yielded && !c->in_eof;
 	if (c->state == CONN_HANDSHAKE)
 		want = true;
 	if (want && !c->reading) {
@@ -567,6 +603,12 @@ static void conn_dispatch(struct conn *c)
 		if (c->compress_take_input)
 			conn_compress_take_input(c);
 	}
+	/* Half-close: the peer's EOF comes after every byte it sent before it. */
+	if (c->in_drained && !c->eof_told && conn_can_dispatch(c) && c->in.buf.len == 0 &&
+	    c->proto->eof != NULL) {
+		c->eof_told = true;
+		c->proto->eof(c->sess);
+	}
 	conn_leave(c);
 	if (c->starttls_requested && c->state == CONN_PLAIN) {
 		conn_flush(c);
@@ -633,8 +675,20 @@ static void conn_pump(struct conn *c)
 		char *area = c->zpipe != NULL ? zin_area : plain_area;
 		ssize_t n = tls_session_read(c->tls, area,
 		                             c->zpipe != NULL ? sizeof(zin_area) : room, &err);
+		if (n == 0 && c->in_eof && !c->in_drained) {
+			/* The socket ended without close_notify and TLS holds nothing more. */
+			c->in_drained = true;
+			continue;
+		}
 		if (n == 0)
 			break;
+		if (n == TLS_EOF && c->proto->eof != NULL && c->sess != NULL) {
+			if (c->in_drained)
+				break;
+			conn_peer_ended(c);
+			c->in_drained = true;
+			continue;
+		}
 		if (n == TLS_EOF) {
 			conn_close(c, "tls_close_notify");
 			return;
@@ -785,11 +839,25 @@ static void conn_begin_tls(struct conn *c)
 	conn_update_reading(c);
 }
 
+/* Half-close: the peer ended its side; input stops, output goes on. */
+static void conn_peer_ended(struct conn *c)
+{
+	c->in_eof = true;
+	c->peer_eof = true;
+	conn_update_reading(c);
+}
+
 static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
 	struct conn *c = s->data;
 	if (nread == 0)
 		return;
+	if (nread == UV_EOF && c->state == CONN_TLS && c->proto->eof != NULL && c->sess != NULL &&
+	    !c->in_eof) {
+		conn_peer_ended(c);
+		conn_pump(c);
+		return;
+	}
 	if (nread < 0) {
 		if (nread != UV_EOF)
 			log_event(LOGL_DEBUG, "session=%s event=read_failed error=%s", c->id,
@@ -1189,4 +1257,49 @@ const char *conn_id(const struct conn *c)
 const char *conn_peer_ip(const struct conn *c)
 {
 	return c->ip;
+}
+
+void conn_shutdown_output(struct conn *c)
+{
+	if (c->out_shut || (c->state != CONN_PLAIN && c->state != CONN_TLS))
+		return;
+	conn_flush(c);
+	if (c->state != CONN_PLAIN && c->state != CONN_TLS)
+		return;
+	if (c->tls != NULL) {
+		tls_session_bye(c->tls);
+		conn_flush_tls(c);
+	}
+	c->out_shut = true;
+	conn_maybe_fin(c);
+}
+
+void conn_set_idle_timeout(struct conn *c, unsigned secs)
+{
+	c->idle_override_s = secs;
+	if (c->state == CONN_PLAIN || c->state == CONN_TLS)
+		conn_arm_timer(c);
+}
+
+void conn_touch(struct conn *c)
+{
+	if (c->state == CONN_PLAIN || c->state == CONN_TLS)
+		conn_arm_timer(c);
+}
+
+struct uv_loop_s *conn_loop(const struct conn *c)
+{
+	return c->server->loop;
+}
+
+int conn_sockaddrs(struct conn *c, struct sockaddr_storage *peer_r,
+                   struct sockaddr_storage *local_r)
+{
+	int n = sizeof(*peer_r);
+	int r = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)peer_r, &n);
+	if (r == 0) {
+		n = sizeof(*local_r);
+		r = uv_tcp_getsockname(&c->tcp, (struct sockaddr *)local_r, &n);
+	}
+	return r;
 }

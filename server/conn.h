@@ -72,7 +72,33 @@ struct proto_handler {
 	 * (limits.line_length_preauth plus one read): beyond that the conn stops reading.
 	 * May be NULL. */
 	size_t (*raw)(void *sess, const char *data, size_t len);
+	/* Half-close (the gateway): when set, the peer ending its side (TCP EOF, or TLS
+	 * close_notify) is not the end of the session. Reading stops; once every byte
+	 * received before it was offered, eof runs once; the session may go on writing and
+	 * ends with conn_shutdown_output and conn_close. When NULL the conn closes at EOF.
+	 * May be NULL. */
+	void (*eof)(void *sess);
 };
+
+/* Ends our side of the stream while the peer may still send: close_notify (under TLS)
+ * after what was written, then TCP FIN once the queue is taken. Writes after it are
+ * dropped. Once; for sessions with an eof callback. */
+void conn_shutdown_output(struct conn *c);
+/* The idle timeout in seconds for this connection from now on, instead of
+ * limits.idle_timeout(_preauth). */
+void conn_set_idle_timeout(struct conn *c, unsigned secs);
+/* Restarts the idle timer: the session saw activity the conn cannot see (bytes from a
+ * backend). */
+void conn_touch(struct conn *c);
+/* The event loop of the connection, for sessions that run timers or sockets of their own
+ * (the gateway's backend). conn.h does not include libuv: the type is libuv's. */
+struct uv_loop_s;
+struct uv_loop_s *conn_loop(const struct conn *c);
+/* The peer's address and the local address it connected to (for a PROXY header). 0, or
+ * a negative libuv code when the socket cannot say. */
+struct sockaddr_storage;
+int conn_sockaddrs(struct conn *c, struct sockaddr_storage *peer_r,
+                   struct sockaddr_storage *local_r);
 
 /* Queue plaintext for the peer (encrypted when TLS is on). Never fails; a peer that does
  * not read is bounded by back-pressure: above a high-water mark of output not yet taken

@@ -27,6 +27,11 @@ struct outconn {
 	unsigned handles; /* close callbacks owed */
 	bool drain_armed;
 	bool connected;
+	bool reading;      /* uv_read_start is in force */
+	bool read_stopped; /* the owner asked outconn_read_stop */
+	bool shut_wanted;  /* outconn_shutdown ran: FIN once the queue is empty */
+	bool shut_sent;
+	bool eof; /* the peer's EOF was reported */
 	bool handshaking;
 	bool delivering; /* the line callback runs: in is borrowed by it */
 	bool dead;       /* failed ran */
@@ -52,6 +57,25 @@ static void oc_fail(struct outconn *oc, enum outconn_failure what, const char *r
 
 /* ----- Writing ----- */
 
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+	free(req);
+	(void)status; /* a failure shows as a failed write or read if it matters */
+}
+
+/* The FIN goes after the last queued write (libuv orders it after them anyway; waiting
+ * keeps write_queued meaningful until then). */
+static void maybe_shutdown(struct outconn *oc)
+{
+	if (!oc->shut_wanted || oc->shut_sent || oc->write_queued > 0 || !oc->connected ||
+	    !oc_live(oc))
+		return;
+	uv_shutdown_t *req = xmalloc(sizeof(*req));
+	oc->shut_sent = true;
+	if (uv_shutdown(req, (uv_stream_t *)&oc->tcp, shutdown_cb) < 0)
+		free(req);
+}
+
 static void write_cb(uv_write_t *req, int status)
 {
 	struct outconn *oc = req->data;
@@ -67,6 +91,7 @@ static void write_cb(uv_write_t *req, int status)
 		oc->drain_armed = false;
 		oc->ops.drained(oc->ctx);
 	}
+	maybe_shutdown(oc);
 }
 
 /* Sends bytes as they are (ciphertext, or plaintext before TLS); takes ownership of data. */
@@ -99,7 +124,7 @@ static void flush_tls(struct outconn *oc)
 
 void outconn_write(struct outconn *oc, const void *data, size_t len)
 {
-	if (len == 0 || !oc_live(oc))
+	if (len == 0 || !oc_live(oc) || oc->shut_wanted)
 		return;
 	if (oc->tls != NULL) {
 		if (tls_client_write(oc->tls, data, len) < 0) {
@@ -135,6 +160,10 @@ void outconn_when_drained(struct outconn *oc, size_t low)
 static void on_plaintext(struct outconn *oc, const char *data, size_t len)
 {
 	bool was_plain = oc->tls == NULL;
+	if (oc->ops.data != NULL) {
+		oc->ops.data(oc->ctx, data, len);
+		return;
+	}
 	while (len > 0 && oc_live(oc)) {
 		size_t room = oc->lim.line_max - oc->in.len;
 		size_t take = len < room ? len : room;
@@ -201,11 +230,19 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	if (nread == 0 || !oc_live(oc))
 		return;
 	if (nread < 0) {
+		if (nread == UV_EOF && oc->ops.eof != NULL && oc->tls == NULL) {
+			uv_read_stop(s);
+			oc->reading = false;
+			oc->eof = true;
+			oc->ops.eof(oc->ctx);
+			return;
+		}
 		oc_fail(oc, OUTCONN_LOST,
 		        nread == UV_EOF ? "connection closed by the peer" : "connection lost");
 		return;
 	}
-	uv_timer_again(&oc->timer);
+	if (oc->lim.idle_ms > 0)
+		uv_timer_again(&oc->timer);
 	if (oc->tls == NULL) {
 		on_plaintext(oc, b->base, (size_t)nread);
 		return;
@@ -277,9 +314,42 @@ static void connect_cb(uv_connect_t *req, int status)
 		return;
 	}
 	oc->connected = true;
-	uv_timer_start(&oc->timer, timeout_cb, oc->lim.idle_ms, oc->lim.idle_ms);
+	if (oc->lim.idle_ms > 0)
+		uv_timer_start(&oc->timer, timeout_cb, oc->lim.idle_ms, oc->lim.idle_ms);
+	else
+		uv_timer_stop(&oc->timer);
 	uv_tcp_nodelay(&oc->tcp, 1);
-	uv_read_start((uv_stream_t *)&oc->tcp, alloc_cb, read_cb);
+	if (oc->ops.connected != NULL) {
+		oc->ops.connected(oc->ctx);
+		if (!oc_live(oc))
+			return;
+	}
+	if (!oc->read_stopped && uv_read_start((uv_stream_t *)&oc->tcp, alloc_cb, read_cb) == 0)
+		oc->reading = true;
+	maybe_shutdown(oc);
+}
+
+void outconn_read_stop(struct outconn *oc)
+{
+	oc->read_stopped = true;
+	if (oc->reading && oc_live(oc)) {
+		uv_read_stop((uv_stream_t *)&oc->tcp);
+		oc->reading = false;
+	}
+}
+
+void outconn_read_start(struct outconn *oc)
+{
+	oc->read_stopped = false;
+	if (!oc->reading && oc->connected && !oc->eof && oc_live(oc) &&
+	    uv_read_start((uv_stream_t *)&oc->tcp, alloc_cb, read_cb) == 0)
+		oc->reading = true;
+}
+
+void outconn_shutdown(struct outconn *oc)
+{
+	oc->shut_wanted = true;
+	maybe_shutdown(oc);
 }
 
 struct outconn *outconn_new(uv_loop_t *loop, const struct outconn_ops *ops, void *ctx,

@@ -41,11 +41,21 @@ enum outconn_failure {
 	                  * input overflow", "TLS write failed", a handshake error */
 };
 
-/* line, failed and closed are required; tls_ready and drained only by an owner that calls
- * outconn_start_tls or outconn_when_drained. */
+/* line (or data), failed and closed are required; tls_ready and drained only by an owner
+ * that calls outconn_start_tls or outconn_when_drained. */
 struct outconn_ops {
 	/* One line from the peer (plaintext, or decrypted once TLS is up). */
 	void (*line)(void *ctx, const char *line, size_t len);
+	/* A byte stream instead of lines (the gateway's backend): when set, every byte read
+	 * comes here as it arrives, line is never called and lim.line_max does not apply.
+	 * The buffer is borrowed until the callback returns. */
+	void (*data)(void *ctx, const char *data, size_t len);
+	/* Optional: the TCP connection is up (before anything is read). */
+	void (*connected)(void *ctx);
+	/* Optional: the peer ended its side of the stream (EOF). When set, EOF is not a
+	 * failure: reading stops and writing goes on (half-close); when NULL, EOF fails
+	 * the connection with OUTCONN_LOST. */
+	void (*eof)(void *ctx);
 	/* The TLS handshake finished (outconn_tls says with what). */
 	void (*tls_ready)(void *ctx);
 	/* Armed with outconn_when_drained: the bytes queued fell to its mark. */
@@ -61,7 +71,8 @@ struct outconn_limits {
 	size_t line_max;     /* bytes of a line, its line end included */
 	uint64_t connect_ms; /* connecting: then OUTCONN_CONNECT "timed out" */
 	uint64_t idle_ms;    /* connected, from the connect and each read: then
-	                      * OUTCONN_LOST "timeout waiting for the peer" */
+	                      * OUTCONN_LOST "timeout waiting for the peer"; 0: no such
+	                      * timeout (the owner keeps time) */
 };
 
 /* A new connection on loop (its handles are initialised; close it with outconn_close
@@ -88,6 +99,14 @@ void outconn_start_tls(struct outconn *oc, struct tls_client_ctx *ctx, const cha
                        bool verify);
 /* The TLS session once outconn_start_tls ran, else NULL. Borrowed. */
 const struct tls_client *outconn_tls(const struct outconn *oc);
+/* Stops and restarts reading from the peer (back-pressure: the owner's other side is not
+ * taking what this one sends). Reading starts by itself at the connect; stopping before
+ * that delays it. No effect on a dead or closing connection. */
+void outconn_read_stop(struct outconn *oc);
+void outconn_read_start(struct outconn *oc);
+/* Ends our side of the stream (TCP FIN, shutdown(SHUT_WR)) once every queued write is
+ * taken, so the peer sees EOF after the last byte. Writes after it are dropped. Once. */
+void outconn_shutdown(struct outconn *oc);
 /* Closes the connection at once (writes not yet taken by the socket are cancelled).
  * closed runs once, later, from the loop. Once per outconn. */
 void outconn_close(struct outconn *oc);

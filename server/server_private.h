@@ -99,10 +99,16 @@ struct conn {
 	bool proto_closed;
 	bool proto_close_pending;
 	bool was_tls;
-	bool peer_eof;       /* the peer closed its side: no lingering needed */
-	bool lingering;      /* FIN sent, discarding input until EOF or a grace timer */
-	bool output_stalled; /* dispatch stopped at WRITE_HIGH; resumes as writes complete */
-	char *identity;      /* conn_cert_identity, computed once */
+	bool peer_eof;            /* the peer closed its side: no lingering needed */
+	bool lingering;           /* FIN sent, discarding input until EOF or a grace timer */
+	bool output_stalled;      /* dispatch stopped at WRITE_HIGH; resumes as writes complete */
+	bool in_eof;              /* half-close: the peer ended its side, proto->eof is owed */
+	bool in_drained;          /* ... and TLS holds no more of its input */
+	bool eof_told;            /* proto->eof ran */
+	bool out_shut;            /* conn_shutdown_output ran: close_notify queued, FIN to follow */
+	bool fin_sent;            /* uv_shutdown was called on the socket */
+	unsigned idle_override_s; /* conn_set_idle_timeout, 0 = the limits */
+	char *identity;           /* conn_cert_identity, computed once */
 	enum conn_peer_kind peer_kind; /* decided when the handshake completes */
 	char *peer_name;               /* conn_peer_name */
 	char id[17];

@@ -83,6 +83,7 @@ struct tls_session {
 	bool peer_from_peer_ca;
 	const char *peer_error;
 	char *peer_subject;
+	char *peer_cn; /* the subject's (first) common name, "" when it has none */
 	char peer_serial[41];
 	unsigned char *peer_der;
 	size_t peer_der_len;
@@ -594,6 +595,11 @@ static void tls_record_peer(struct tls_session *s, const gnutls_datum_t *der)
 	}
 	s->peer_serial[o] = '\0';
 	s->peer_subject = xstrndup((const char *)dn.data, dn.size);
+	char cn[256];
+	size_t cn_len = sizeof(cn);
+	if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cn_len) < 0)
+		cn_len = 0;
+	s->peer_cn = xstrndup(cn, cn_len);
 	s->peer_der = xmalloc(der->size);
 	memcpy(s->peer_der, der->data, der->size);
 	s->peer_der_len = der->size;
@@ -700,6 +706,7 @@ void tls_session_free(struct tls_session *s)
 	gnutls_deinit(s->gs);
 	tls_pipe_free(&s->pipe);
 	free(s->peer_subject);
+	free(s->peer_cn);
 	free(s->peer_der);
 	tls_ctx_unref(s->ctx);
 	free(s);
@@ -875,6 +882,11 @@ bool tls_session_peer_verified(const struct tls_session *s)
 const char *tls_session_peer_subject(const struct tls_session *s)
 {
 	return s->peer_verified ? s->peer_subject : NULL;
+}
+
+const char *tls_session_peer_cn(const struct tls_session *s)
+{
+	return s->peer_verified ? s->peer_cn : NULL;
 }
 
 const char *tls_session_peer_serial(const struct tls_session *s)

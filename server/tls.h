@@ -94,6 +94,9 @@ bool tls_session_peer_verified(const struct tls_session *s);
 /* Subject DN and hex serial of the verified peer certificate, or NULL. Owned by s. */
 const char *tls_session_peer_subject(const struct tls_session *s);
 const char *tls_session_peer_serial(const struct tls_session *s);
+/* The subject's common name of the verified peer certificate ("" when it has none), or
+ * NULL. Owned by s. Not an identity (conn_cert_identity is): for logs and PROXY headers. */
+const char *tls_session_peer_cn(const struct tls_session *s);
 /* DER of the verified peer certificate (for mapping it to a user), or NULL. Owned by s. */
 const void *tls_session_peer_der(const struct tls_session *s, size_t *len_r);
 /* True when the verified peer certificate chains to tls.peer_ca (the organisation's
