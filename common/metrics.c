@@ -67,6 +67,21 @@ static const struct family families[METRIC__COUNT] = {
                               "those it could not take, whose sessions were closed (refused).",
                               FT_COUNTER,
                               {"outcome"}},
+    [METRIC_GATEWAY_SESSIONS] =
+        {"sealmail_gateway_sessions_total",
+         "Gateway sessions ended, by outcome (relayed: the backend "
+         "was reached; backend_failed; not_relayed: the client left before).",
+         FT_COUNTER,
+         {"outcome"}},
+    [METRIC_GATEWAY_BYTES] = {"sealmail_gateway_bytes_total",
+                              "Plaintext bytes relayed by gateways, by direction "
+                              "(to_backend, to_client).",
+                              FT_COUNTER,
+                              {"direction"}},
+    [METRIC_GATEWAY_BACKEND_FAILURES] = {"sealmail_gateway_backend_connect_failures_total",
+                                         "Gateway connections to the backend that failed.",
+                                         FT_COUNTER,
+                                         {NULL}},
 };
 
 static const double bucket_le[N_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,

@@ -17,16 +17,19 @@
 #include "common/buf.h"
 
 enum metric_id {
-	METRIC_CONNECTIONS,          /* counter: protocol */
-	METRIC_TLS_HANDSHAKES,       /* counter: protocol, outcome */
-	METRIC_LOGINS,               /* counter: protocol, mechanism, outcome */
-	METRIC_MESSAGES,             /* counter: event (accepted, delivered, relayed, ...) */
-	METRIC_IMAP_COMMANDS,        /* counter: command */
-	METRIC_STORE_COMMITS,        /* counter */
-	METRIC_STORE_COMMITTED_JOBS, /* counter: writes carried by those commits */
-	METRIC_STORE_COMMIT_SECONDS, /* histogram: COMMIT, fsync included */
-	METRIC_IMAP_IDLE,            /* gauge: IMAP sessions in IDLE */
-	METRIC_AUDIT_RECORDS,        /* counter: outcome (recorded, refused) */
+	METRIC_CONNECTIONS,              /* counter: protocol */
+	METRIC_TLS_HANDSHAKES,           /* counter: protocol, outcome */
+	METRIC_LOGINS,                   /* counter: protocol, mechanism, outcome */
+	METRIC_MESSAGES,                 /* counter: event (accepted, delivered, relayed, ...) */
+	METRIC_IMAP_COMMANDS,            /* counter: command */
+	METRIC_STORE_COMMITS,            /* counter */
+	METRIC_STORE_COMMITTED_JOBS,     /* counter: writes carried by those commits */
+	METRIC_STORE_COMMIT_SECONDS,     /* histogram: COMMIT, fsync included */
+	METRIC_IMAP_IDLE,                /* gauge: IMAP sessions in IDLE */
+	METRIC_AUDIT_RECORDS,            /* counter: outcome (recorded, refused) */
+	METRIC_GATEWAY_SESSIONS,         /* counter: outcome (relayed, backend_failed, ...) */
+	METRIC_GATEWAY_BYTES,            /* counter: direction (to_backend, to_client) */
+	METRIC_GATEWAY_BACKEND_FAILURES, /* counter: backend connects that failed */
 	METRIC__COUNT
 };
 

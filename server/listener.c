@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "server/gateway/gateway.h"
 #include "server/https/https.h"
 #include "server/imap/imap.h"
 #include "server/pop3/pop3.h"
@@ -25,6 +26,8 @@ const struct proto_handler *listener_proto_for(enum cfg_protocol p)
 		return &pop3_proto_handler;
 	case CFG_PROTO_HTTPS:
 		return &https_proto_handler;
+	case CFG_PROTO_GATEWAY:
+		return &gateway_proto_handler;
 	}
 	return NULL;
 }

@@ -36,8 +36,9 @@ static double resident_bytes(void)
 	return n == 2 && page > 0 ? (double)rss * (double)page : 0;
 }
 
-static const enum cfg_protocol protos[] = {CFG_PROTO_SUBMISSION, CFG_PROTO_SMTP, CFG_PROTO_IMAP,
-                                           CFG_PROTO_POP3, CFG_PROTO_HTTPS};
+static const enum cfg_protocol protos[] = {CFG_PROTO_SUBMISSION, CFG_PROTO_SMTP,
+                                           CFG_PROTO_IMAP,       CFG_PROTO_POP3,
+                                           CFG_PROTO_HTTPS,      CFG_PROTO_GATEWAY};
 #define N_PROTOS (sizeof(protos) / sizeof(protos[0]))
 
 /* Connections open now, per entry of protos. */
