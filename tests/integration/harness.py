@@ -376,11 +376,18 @@ class Server:
         for k, v in self.tls.items():
             out.append("  %s: %s" % (k, _q(v)))
         out.append("listeners:")
+        def value(k, v):
+            if k == "port" or isinstance(v, int):
+                return str(v)
+            if isinstance(v, list):
+                return "[" + ", ".join(_q(x) for x in v) + "]"
+            if isinstance(v, dict):  # a mapping inside a listener (gateway backend:)
+                return "{ " + ", ".join("%s: %s" % (a, value(a, b)) for a, b in v.items()) + " }"
+            return _q(v)
+
         for l in self.listeners:
             out.append("  - { " + ", ".join(
-                "%s: %s" % (k, v if k == "port" else
-                            "[" + ", ".join(_q(x) for x in v) + "]" if isinstance(v, list)
-                            else _q(v)) for k, v in l.items()) + " }")
+                "%s: %s" % (k, value(k, v)) for k, v in l.items()) + " }")
         if self.limits:
             out.append("limits:")
             for k, v in self.limits.items():
