@@ -550,7 +550,31 @@ static const struct error_case error_cases[] = {
      MIN "  - { protocol: imaps, address: 127.0.0.1, port: 994, tls: implicit "
          "}\n",
      8, "listeners[1].protocol",
-     "'imaps' is not allowed (allowed: submission, smtp, imap, pop3, https)"},
+     "'imaps' is not allowed (allowed: submission, smtp, imap, pop3, https, gateway)"},
+    /* gateway listeners */
+    {"gateway backend not loopback",
+     MIN "  - { protocol: gateway, address: 127.0.0.1, port: 994, tls: implicit,\n"
+         "      backend: { host: 192.0.2.1, port: 143 } }\n",
+     9, "listeners[1].backend.host", "192.0.2.1 is neither"},
+    {"gateway backend missing",
+     MIN "  - { protocol: gateway, address: 127.0.0.1, port: 994, tls: implicit }\n",
+     8, "listeners[1].backend", "missing: a gateway needs"},
+    {"gateway backend port missing",
+     MIN "  - { protocol: gateway, address: 127.0.0.1, port: 994, tls: implicit,\n"
+         "      backend: { host: localhost } }\n",
+     9, "listeners[1].backend.port", "missing"},
+    {"gateway starttls without speaks",
+     MIN "  - { protocol: gateway, address: 127.0.0.1, port: 994, tls: starttls,\n"
+         "      backend: { host: 127.0.0.1, port: 143 } }\n",
+     8, "listeners[1].speaks", "tls: starttls needs speaks"},
+    {"backend on an imap listener",
+     MIN "  - { protocol: imap, address: 127.0.0.1, port: 994, tls: implicit,\n"
+         "      backend: { host: 127.0.0.1, port: 143 } }\n",
+     9, "listeners[1].backend", "only gateway listeners take a backend"},
+    {"proxy_protocol on an imap listener",
+     MIN "  - { protocol: imap, address: 127.0.0.1, port: 994, tls: implicit, "
+         "proxy_protocol: v2 }\n",
+     8, "listeners[1].proxy_protocol", "only gateway listeners"},
     {"https with starttls",
      MIN "  - { protocol: https, address: 127.0.0.1, port: 443, tls: starttls }\n", 8,
      "listeners[1].tls", "https listeners are implicit TLS only"},
