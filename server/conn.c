@@ -215,12 +215,32 @@ static void conn_write_cb(uv_write_t *req, int status)
 	conn_write_done(c, len, status);
 }
 
-/* Hands a malloc'd buffer to libuv; it is freed in the write callback. */
+/* Sends a malloc'd buffer (taking it): at once if the socket takes it all, else what is
+ * left goes to libuv and is freed in the write callback. */
 static void conn_send(struct conn *c, void *data, size_t len)
 {
 	if (c->state == CONN_CLOSED) {
 		free(data);
 		return;
+	}
+	/* Nothing queued: offer it to the socket now, so what the kernel takes at once is
+	 * freed at once. Through uv_write it would wait for the next turn of the loop, and a
+	 * relay moving many records in one turn (the gateway) would hold them all and make
+	 * the heap grow and shrink on every turn. Errors are left to uv_write to report.
+	 * Not while someone waits for a write to complete (a stalled dispatch, a drain
+	 * callback): only the write callback wakes them. */
+	if (c->write_queued == 0 && !c->output_stalled && c->drain_fn == NULL) {
+		uv_buf_t now = uv_buf_init(data, (unsigned int)len);
+		int n = uv_try_write((uv_stream_t *)&c->tcp, &now, 1);
+		if (n > 0) {
+			c->bytes_out += (uint64_t)n;
+			if ((size_t)n == len) {
+				free(data);
+				return;
+			}
+			memmove(data, (char *)data + n, len - (size_t)n);
+			len -= (size_t)n;
+		}
 	}
 	struct conn_write_owned *w = xmalloc(sizeof(*w));
 	w->conn = c;
@@ -281,6 +301,10 @@ static void conn_flush(struct conn *c)
 	if (out->cap > 4096)
 		buf_free(out); /* idle connections keep no big buffers */
 	conn_flush_tls(c);
+	/* Everything was taken by the socket at once (conn_send): as after a completed
+	 * write, an idle compressed session keeps no deflate state. */
+	if (c->zpipe != NULL && c->write_queued == 0 && c->state != CONN_CLOSED)
+		compress_pipe_idle(c->zpipe);
 }
 
 void conn_write(struct conn *c, const void *data, size_t len)
@@ -794,6 +818,14 @@ static void conn_handshake(struct conn *c)
 	}
 	c->state = CONN_TLS;
 	c->was_tls = true;
+	/* GnuTLS sends its session tickets with its Finished, so nothing answers the client's
+	 * Finished until the session speaks: the kernel would delay that ACK (40 ms), and a
+	 * client with Nagle on holds its first request until it comes. A gateway, whose first
+	 * bytes wait for the backend, showed it. Acknowledge now. */
+	uv_os_fd_t fd;
+	int one = 1;
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 	metrics_inc(METRIC_TLS_HANDSHAKES, conn_proto_name(c), "ok", NULL);
 	const char *subject = tls_session_peer_subject(c->tls);
 	const char *refused = tls_session_peer_error(c->tls);

@@ -101,6 +101,21 @@ static void send_raw(struct outconn *oc, void *data, size_t len)
 		free(data);
 		return;
 	}
+	/* Nothing queued: what the socket takes at once is freed at once (conn.c's
+	 * conn_send does the same; a relay would otherwise hold a turn's worth of buffers). */
+	if (oc->write_queued == 0 && oc->connected && !oc->drain_armed) {
+		uv_buf_t now = uv_buf_init(data, (unsigned)len);
+		int n = uv_try_write((uv_stream_t *)&oc->tcp, &now, 1);
+		if (n > 0) {
+			if ((size_t)n == len) {
+				free(data);
+				maybe_shutdown(oc);
+				return;
+			}
+			memmove(data, (char *)data + n, len - (size_t)n);
+			len -= (size_t)n;
+		}
+	}
 	uv_write_t *req = xmalloc(sizeof(*req) + sizeof(uv_buf_t));
 	uv_buf_t *b = (uv_buf_t *)(req + 1);
 	*b = uv_buf_init(data, (unsigned)len);
