@@ -1015,7 +1015,10 @@ void conn_shutdown_all(struct server *srv)
 		struct conn *next = c->next;
 		if (c->state == CONN_HANDSHAKE) {
 			conn_finish_close(c);
-		} else if ((c->state == CONN_PLAIN || c->state == CONN_TLS) && !c->paused) {
+		} else if ((c->state == CONN_PLAIN || c->state == CONN_TLS) &&
+		           (!c->paused || (c->proto->eof != NULL && c->holds == 0))) {
+			/* A byte relay (a session with eof) paused by back-pressure is not in the
+			 * middle of work: it would wait for its peer, not for the store. */
 			if (c->sess != NULL && c->proto->shutdown != NULL) {
 				conn_enter(c);
 				c->proto->shutdown(c->sess, CONN_BYE_SHUTDOWN);

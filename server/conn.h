@@ -76,7 +76,8 @@ struct proto_handler {
 	 * close_notify) is not the end of the session. Reading stops; once every byte
 	 * received before it was offered, eof runs once; the session may go on writing and
 	 * ends with conn_shutdown_output and conn_close. When NULL the conn closes at EOF.
-	 * May be NULL. */
+	 * A session with eof is a byte relay: at SIGTERM it is closed even while paused
+	 * (back-pressure), unless it holds the conn. May be NULL. */
 	void (*eof)(void *sess);
 };
 

@@ -12,7 +12,8 @@ small Python backend of gateway_backend.py on a free loopback port.
   the gateway's RSS bounded (skipped under ASan, whose quarantine keeps freed memory).
 - proxy_protocol: v2 headers parse with the right addresses and TLVs.
 - Half-close passes through both ways; the idle timeout ends a silent session; an
-  unreachable backend gets the protocol's goodbye and counts in the metrics.
+  unreachable backend gets the protocol's goodbye and counts in the metrics; SIGTERM
+  closes a relay stalled by back-pressure at once.
 - --check refuses a non-loopback backend not in relay.legacy_gateways, with file:line.
 """
 import hashlib
@@ -255,6 +256,28 @@ def test_backend_not_reading_keeps_memory_bounded(make_server, certs, backends):
     print("sent %d MiB before the stall, gateway RSS grew by %d KiB" % (sent >> 20, grown))
     assert sent < 200 * 1024 * 1024, "200 MB went into a backend that never reads"
     assert grown < 24 * 1024, "gateway RSS grew by %d KiB" % grown
+    lc.close()
+
+
+def test_sigterm_closes_a_stalled_relay(make_server, certs, backends):
+    """A session paused by back-pressure waits for its peer, not for the store: SIGTERM
+    closes it at once rather than after the stop grace."""
+    be = backends("none", read=False)
+    srv = make_server(listeners=[gw(be)])
+    lc = harness.tls_client(srv.port("gateway", "implicit"), ctx_for(certs), timeout=10)
+    assert lc.readline() == GREETINGS["none"]
+    lc.sock.settimeout(2)
+    block = os.urandom(1 << 20)
+    try:
+        for _ in range(200):
+            lc.sock.sendall(block)
+    except socket.timeout:
+        pass
+    srv.wait_log(r"event=gateway_session|event=connect")  # the session exists
+    assert srv.stop() == 0
+    log = srv.log()
+    assert "event=stop_forced" not in log, log[-2000:]
+    assert re.search(r"event=gateway_session .*reason=shutdown", log), log[-2000:]
     lc.close()
 
 
