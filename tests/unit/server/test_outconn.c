@@ -537,3 +537,76 @@ Test(outconn, close_with_writes_pending_calls_closed_once)
 	cr_assert_eq(r.failed, 0);
 	cr_assert_eq(r.drained, 0);
 }
+
+/* ----- A byte stream (the gateway's backend) ----- */
+
+struct stream_rec {
+	struct rec base; /* first: the shared callbacks take it */
+	char data[256];
+	size_t len;
+	unsigned connected, eofs;
+};
+
+static void stream_data(void *ctx, const char *data, size_t len)
+{
+	struct stream_rec *s = ctx;
+	size_t take = len < sizeof(s->data) - 1 - s->len ? len : sizeof(s->data) - 1 - s->len;
+	memcpy(s->data + s->len, data, take);
+	s->len += take;
+}
+
+static void stream_connected(void *ctx)
+{
+	struct stream_rec *s = ctx;
+	s->connected++;
+}
+
+static void stream_eof(void *ctx)
+{
+	struct stream_rec *s = ctx;
+	s->eofs++;
+	/* Half-close: writing still works after the peer's EOF; then our FIN, then close. */
+	outconn_write(s->base.oc, "late\r\n", 6);
+	outconn_shutdown(s->base.oc);
+	outconn_close(s->base.oc);
+}
+
+static const struct outconn_ops stream_ops = {
+    .data = stream_data,
+    .connected = stream_connected,
+    .eof = stream_eof,
+    .failed = rec_failed,
+    .closed = rec_closed,
+};
+
+Test(outconn, byte_stream_then_eof_is_not_a_failure)
+{
+	/* No line splitting and no line limit (the pieces are longer than line_max), and the
+	 * peer's close is an EOF event, not a failure. */
+	static const char *const script[] = {
+	    "no line end here, and longer than the limit of 64 bytes of a line....",
+	    "\r\n+",
+	    NULL,
+	};
+	struct peer p;
+	peer_init(&p);
+	p.script = script;
+	p.close_after = true;
+	struct stream_rec s = {0};
+	struct outconn_limits lim = default_lim;
+	lim.idle_ms = 0; /* the owner keeps time */
+	s.base.peer = &p;
+	uv_update_time(&loop);
+	s.base.oc = outconn_new(&loop, &stream_ops, &s, &lim);
+	uv_timer_init(&loop, &guard);
+	guard.data = &s.base;
+	guard_fired = false;
+	uv_timer_start(&guard, guard_cb, GUARD_MS, 0);
+	outconn_connect(s.base.oc, (const struct sockaddr *)&p.addr);
+	run_case(&s.base);
+	cr_assert_eq(s.connected, 1);
+	cr_assert_eq(s.eofs, 1);
+	cr_assert_eq(s.base.failed, 0);
+	cr_assert_str_eq(s.data, "no line end here, and longer than the limit of 64 bytes of a "
+	                         "line....\r\n+");
+}
