@@ -479,6 +479,29 @@ def test_backend_down_goodbye_and_metrics(make_server, certs):
                      text, re.M), text
 
 
+def test_listener_and_per_ip_limits(make_server, certs, backends):
+    """max_connections and limits.connections_per_ip apply to gateway listeners as to
+    every listener: past them a connection is closed at accept, before TLS."""
+    be = backends("pop3")
+    srv = make_server(listeners=[gw(be, speaks="pop3", max_connections=1),
+                                 gw(be, speaks="pop3")],
+                      limits={"connections_per_ip": 2})
+    first = harness.tls_client(srv.port("gateway", "implicit", 0), ctx_for(certs))
+    assert first.readline() == GREETINGS["pop3"]
+    with pytest.raises(REFUSED):
+        lc = harness.tls_client(srv.port("gateway", "implicit", 0), ctx_for(certs))
+        raise AssertionError("over max_connections, yet relayed: %r" % lc.readline())
+    srv.wait_log(r"proto=gateway event=connect .*refused=listener_full")
+    second = harness.tls_client(srv.port("gateway", "implicit", 1), ctx_for(certs))
+    assert second.readline() == GREETINGS["pop3"]
+    with pytest.raises(REFUSED):
+        lc = harness.tls_client(srv.port("gateway", "implicit", 1), ctx_for(certs))
+        raise AssertionError("over connections_per_ip, yet relayed: %r" % lc.readline())
+    srv.wait_log(r"proto=gateway event=connect .*refused=too_many_connections_from_ip")
+    first.close()
+    second.close()
+
+
 # --------------------------------------------------------------------------- configuration
 
 def _check(path):
