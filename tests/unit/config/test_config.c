@@ -557,8 +557,8 @@ static const struct error_case error_cases[] = {
          "      backend: { host: 192.0.2.1, port: 143 } }\n",
      9, "listeners[1].backend.host", "192.0.2.1 is neither"},
     {"gateway backend missing",
-     MIN "  - { protocol: gateway, address: 127.0.0.1, port: 994, tls: implicit }\n",
-     8, "listeners[1].backend", "missing: a gateway needs"},
+     MIN "  - { protocol: gateway, address: 127.0.0.1, port: 994, tls: implicit }\n", 8,
+     "listeners[1].backend", "missing: a gateway needs"},
     {"gateway backend port missing",
      MIN "  - { protocol: gateway, address: 127.0.0.1, port: 994, tls: implicit,\n"
          "      backend: { host: localhost } }\n",
