@@ -67,6 +67,13 @@ struct store_options {
 	unsigned busy_ms;          /* wait this long for another process's lock, 0 = 5000 */
 	bool no_group_commit;      /* one transaction per write (benchmarks only) */
 	uint64_t max_message_size; /* 0 = 50 MiB */
+	/* Encryption at rest (sqlite; docs/encryption.md): the 32-byte key-encryption key, read
+	 * during the call only. NULL: the store must be a plaintext one. With a key, a new store
+	 * is created encrypted and an existing one must be encrypted under it; every mismatch
+	 * fails store_open before any file is touched. */
+	const uint8_t *kek;
+	/* Spool files handed to deliveries are sealed (spool_crypt.h), not plain. */
+	bool spool_sealed;
 	const struct store_poster *poster; /* NULL: callbacks on store threads */
 	store_change_fn *on_change;        /* optional */
 	void *change_ctx;

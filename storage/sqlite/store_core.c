@@ -17,6 +17,7 @@
 #include "common/metrics.h"
 #include "common/xmalloc.h"
 #include "storage/sqlite/store_private.h"
+#include "storage/sqlite/store_vfs.h"
 
 static _Thread_local char store_error_buf[512];
 
@@ -797,10 +798,24 @@ int sqlite_store_open(const struct store_options *opt, void **impl_r, const char
 	pthread_cond_init(&s->worker_cv, NULL);
 	pthread_cond_init(&s->ckpt_cv, NULL);
 
+	s->opt.kek = NULL; /* borrowed for this call only */
+	rc = store_crypt_open(s->path, opt->kek, &s->vfs, &err);
+	if (rc < 0) {
+		/* Nothing was touched: no reserve file, no mode fixes. */
+		*error_r = err;
+		pthread_mutex_destroy(&s->lock);
+		pthread_cond_destroy(&s->writer_cv);
+		pthread_cond_destroy(&s->worker_cv);
+		pthread_cond_destroy(&s->ckpt_cv);
+		free(s->path);
+		free(s);
+		return rc;
+	}
+	s->vfs_name = s->vfs != NULL ? store_vfs_name(s->vfs) : NULL;
 	rc = store_files_private(s->path, &err);
 	if (rc == 0) {
 		store_disk_open(s);
-		rc = store_conn_open(&s->wconn, s->path, s->opt.busy_ms, true, &err);
+		rc = store_conn_open(&s->wconn, s->path, s->vfs_name, s->opt.busy_ms, true, &err);
 	}
 	if (rc == 0) {
 		sqlite3_wal_hook(s->wconn.db, writer_wal_hook, s);
@@ -814,12 +829,13 @@ int sqlite_store_open(const struct store_options *opt, void **impl_r, const char
 	s->workers = xcalloc(s->opt.workers, sizeof(*s->workers));
 	for (unsigned i = 0; i < s->opt.workers; i++) {
 		slots[i].store = s;
-		rc = store_conn_open(&slots[i].conn, s->path, s->opt.busy_ms, false, &err);
+		rc = store_conn_open(&slots[i].conn, s->path, s->vfs_name, s->opt.busy_ms, false,
+		                     &err);
 		if (rc < 0)
 			goto fail_workers;
 		s->n_workers++;
 	}
-	rc = store_conn_open(&s->cconn, s->path, s->opt.busy_ms, false, &err);
+	rc = store_conn_open(&s->cconn, s->path, s->vfs_name, s->opt.busy_ms, false, &err);
 	if (rc < 0)
 		goto fail_workers;
 	for (unsigned i = 0; i < s->n_workers; i++)
@@ -843,6 +859,7 @@ fail:
 	pthread_cond_destroy(&s->worker_cv);
 	pthread_cond_destroy(&s->ckpt_cv);
 	store_disk_close(s);
+	store_vfs_unregister(s->vfs);
 	free(s->path);
 	free(s);
 	return rc;
@@ -905,6 +922,7 @@ void sqlite_store_close(void *impl)
 	pthread_cond_destroy(&s->worker_cv);
 	pthread_cond_destroy(&s->ckpt_cv);
 	store_disk_close(s);
+	store_vfs_unregister(s->vfs);
 	free(s->path);
 	free(s);
 }

@@ -127,6 +127,7 @@ struct store_conn {
 enum store_job_kind { STORE_JOB_READ, STORE_JOB_WRITE };
 
 struct store_job;
+struct store_vfs;
 /* Runs on a worker or the writer with that thread's connection. Returns 0 or -errno. */
 typedef int store_job_run_fn(struct store_conn *c, struct store_job *job);
 /* Runs on a worker before a write job goes to the writer (hashing, MIME parsing). */
@@ -178,6 +179,8 @@ struct store_queue {
 struct sqlite_store {
 	struct store_options opt;
 	char *path;
+	struct store_vfs *vfs; /* the sealing VFS of an encrypted store, else NULL */
+	const char *vfs_name;  /* its name, NULL for the default VFS */
 	struct store_poster poster;
 	bool has_poster;
 
@@ -357,7 +360,17 @@ const char *store_sql_string(enum store_sql id);
 void store_sortkeys_bind(sqlite3_stmt *st, int64_t content_id, const struct store_mime_info *info);
 int store_exec_stmt(struct store_conn *c, enum store_sql id);
 void store_conn_close(struct store_conn *c);
-int store_conn_open(struct store_conn *c, const char *path, unsigned busy_ms, bool writer,
+/* data_dir/store.key beside the database at db_path (malloc'd). */
+char *store_key_path(const char *db_path);
+/* Before anything is opened: *vfs_r the sealing VFS of an encrypted store (kek, 32 bytes,
+ * unwraps its data key; a new store gets a new one), NULL for a plaintext store (kek NULL).
+ * A mismatch of the two, or a wrong key, is refused (-EPERM, -EKEYREJECTED, -EBADMSG) and
+ * no file is touched. */
+int store_crypt_open(const char *db_path, const uint8_t *kek, struct store_vfs **vfs_r,
+                     const char **error_r);
+/* vfs: the sealing VFS's name for an encrypted store, NULL for the default. */
+int store_conn_open(struct store_conn *c, const char *path, const char *vfs, unsigned busy_ms,
+                    bool writer,
                     const char **error_r);
 char *store_col_text(sqlite3_stmt *st, int col);
 int store_bind_text(sqlite3_stmt *st, int col, const char *text);

@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/xmalloc.h"
 #include "storage/sqlite/store_private.h"
+#include "storage/sqlite/store_vfs.h"
 
 #define MB_COLS                                                                                    \
 	"m.id, m.user_id, m.name, m.special_use, "                                                 \
@@ -301,14 +303,14 @@ static int conn_pragma(struct store_conn *c, const char *sql, const char *path,
 	return err;
 }
 
-int store_conn_open(struct store_conn *c, const char *path, unsigned busy_ms, bool writer,
-                    const char **error_r)
+int store_conn_open(struct store_conn *c, const char *path, const char *vfs, unsigned busy_ms,
+                    bool writer, const char **error_r)
 {
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
 	int rc;
 
 	memset(c, 0, sizeof(*c));
-	rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+	rc = sqlite3_open_v2(path, &c->db, flags, vfs);
 	if (rc != SQLITE_OK) {
 		snprintf(conn_error, sizeof(conn_error),
 		         "cannot open %s: %s: check the path and its "
@@ -320,6 +322,24 @@ int store_conn_open(struct store_conn *c, const char *path, unsigned busy_ms, bo
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, (int)busy_ms);
+	if (vfs != NULL) {
+		/* Room for each page's nonce and tag, asked for before the first page of a new
+		 * file is written (an existing file keeps what its header says). Sorts and
+		 * statement journals stay in memory: the sealing VFS refuses temporary files. */
+		int reserve = STORE_VFS_RESERVE;
+		sqlite3_file_control(c->db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve);
+		rc = conn_pragma(c, "PRAGMA temp_store = MEMORY;", path, error_r);
+		/* A new file turns to WAL in a transaction of the default rollback mode, whose
+		 * journal file the VFS refuses: that one write keeps its journal in memory (a
+		 * crash during it leaves a store with nothing in it yet). */
+		struct stat st;
+		if (rc == 0 && writer && (stat(path, &st) < 0 || st.st_size == 0))
+			rc = conn_pragma(c, "PRAGMA journal_mode = MEMORY;", path, error_r);
+		if (rc < 0) {
+			store_conn_close(c);
+			return rc;
+		}
+	}
 	rc = conn_pragma(c, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;", path, error_r);
 	if (rc == 0 && writer) {
 		/* Reading the header here is what detects a file that is not a database. */

@@ -215,7 +215,7 @@ Test(store, imported_hashes)
 	fx_sqlite_only();
 	add_user("alice@corp.example", "x");
 	sqlite3 *db;
-	cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+	fx_db_open(&fx, &db, SQLITE_OPEN_READWRITE);
 	sqlite3_busy_timeout(db, 5000);
 	/* "pw" as SHA-512 crypt and bcrypt. */
 	cr_assert_eq(sqlite3_exec(db,

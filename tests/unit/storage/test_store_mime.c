@@ -87,6 +87,7 @@ static void exec_sql(const char *sql)
  * headers) gets the new form when it is opened. */
 Test(store_mime, migration_recomputes_old_rows)
 {
+	fx_plain_only();
 	memset(&fx, 0, sizeof(fx));
 	fx_dir(&fx);
 	sqlite3 *db;
@@ -120,6 +121,7 @@ Test(store_mime, migration_recomputes_old_rows)
  * base64 text decoded, the rows of the word index gone. */
 Test(store_mime, migration_builds_the_trigram_index)
 {
+	fx_plain_only();
 	memset(&fx, 0, sizeof(fx));
 	fx_dir(&fx);
 	sqlite3 *db;
@@ -156,6 +158,7 @@ Test(store_mime, migration_builds_the_trigram_index)
  * when it is opened (schema 8). */
 Test(store_mime, migration_fills_the_sort_keys)
 {
+	fx_plain_only();
 	memset(&fx, 0, sizeof(fx));
 	fx_dir(&fx);
 	sqlite3 *db;

@@ -2,7 +2,10 @@
 #define SEALMAIL_STORE_TEST_UTIL_H
 /* Shared by the store tests: a fresh database folder and blocking calls. The backend is
  * SQLite unless SEALMAIL_STORE_BACKEND names another (meson runs test_store on "mem" as
- * well); tests of what only SQLite has call fx_sqlite_only() first. */
+ * well); tests of what only SQLite has call fx_sqlite_only() first. With
+ * SEALMAIL_STORE_ENCRYPT=1 SQLite stores are opened encrypted under fx_test_kek (meson runs
+ * test_store that way too); tests that read the file with plain SQLite call
+ * fx_plain_only(). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
@@ -11,7 +14,9 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include "storage/sqlite/store_vfs.h"
 #include "storage/store.h"
+#include "storage/store_key.h"
 
 struct store_fixture {
 	char dir[64];
@@ -27,12 +32,31 @@ static inline void fx_dir(struct store_fixture *fx)
 	snprintf(fx->path, sizeof(fx->path), "%s/mail.db", fx->dir);
 }
 
+static const uint8_t fx_test_kek[32] = {
+    0x5e, 0xa1, 0x6d, 0x41, 0x17, 0xe5, 0x7a, 0x11, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
+    0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x01};
+
+static inline bool fx_encrypted(void)
+{
+	const char *e = getenv("SEALMAIL_STORE_ENCRYPT");
+	return e != NULL && strcmp(e, "1") == 0;
+}
+
+/* Skips a test that reads or writes the database file with plain SQLite. */
+#define fx_plain_only()                                                                            \
+	do {                                                                                       \
+		if (fx_encrypted())                                                                \
+			cr_skip_test("reads the file with plain SQLite");                          \
+	} while (0)
+
 static inline int fx_open_opts(struct store_fixture *fx, struct store_options *opt)
 {
 	const char *err = NULL;
 	opt->path = fx->path;
 	if (opt->backend == NULL)
 		opt->backend = getenv("SEALMAIL_STORE_BACKEND");
+	if (opt->kek == NULL && fx_encrypted())
+		opt->kek = fx_test_kek;
 	int rc = store_open(opt, &fx->s, &err);
 	if (rc < 0)
 		cr_log_info("store_open: %s", err);
@@ -134,13 +158,35 @@ static inline struct store_queue_summary fx_queue_summary(struct store_fixture *
 	return fx_summary;
 }
 
+/* The database file opened beside the store, through a sealing VFS of its data key when it
+ * is encrypted (one per process: the last is kept registered). */
+static inline void fx_db_open(const struct store_fixture *fx, sqlite3 **db_r, int flags)
+{
+	static struct store_vfs *vfs;
+	const char *name = NULL;
+	if (fx_encrypted()) {
+		char hdr[160];
+		uint8_t dek[32];
+		const char *err = NULL;
+		snprintf(hdr, sizeof(hdr), "%s/%s", fx->dir, STORE_KEY_FILE);
+		cr_assert_eq(store_key_unwrap(hdr, fx_test_kek, dek, &err), 0, "%s", err);
+		struct store_vfs *old = vfs;
+		cr_assert_eq(store_vfs_register(dek, &vfs), 0);
+		(void)old; /* may still serve a connection of the caller: kept */
+		name = store_vfs_name(vfs);
+	}
+	cr_assert_eq(sqlite3_open_v2(fx->path, db_r, flags, name), SQLITE_OK);
+	if (name != NULL)
+		sqlite3_exec(*db_r, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL);
+}
+
 /* One number (SELECT count(*) ...) read from the database file, beside the store. */
 static inline long long fx_count_rows(const struct store_fixture *fx, const char *sql)
 {
 	sqlite3 *db;
 	sqlite3_stmt *st;
 	long long n = -1;
-	cr_assert_eq(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	fx_db_open(fx, &db, SQLITE_OPEN_READONLY);
 	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sql);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
