@@ -7,6 +7,7 @@
  * error that says what to do.
  */
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config/config.h"
 #include "storage/store.h"
@@ -37,6 +38,9 @@ extern const struct cli_noun cli_noun_status;
 extern const struct cli_noun cli_noun_dns;
 extern const struct cli_noun cli_noun_audit;
 
+/* The configured key-encryption key into kek, *kek_r pointing at it (NULL when the store
+ * is not to be encrypted): CLI_OK, or CLI_FAIL after printing why. Wipe kek after use. */
+int cli_kek(struct cli *cli, uint8_t kek[32], const uint8_t **kek_r);
 /* The store of the configured data_dir (created when missing), or NULL after printing why. */
 struct store *cli_store(struct cli *cli);
 /* Prints "sealctl: <formatted>" on standard error. */

@@ -4,6 +4,7 @@
  * runs: the store is SQLite in WAL mode and waits for the server's write lock.
  */
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "cli/cli_private.h"
+#include "storage/store_key.h"
 
 #define DEFAULT_CONFIG "/etc/sealmail/sealmail.yaml"
 
@@ -62,6 +64,21 @@ int cli_usage(const struct cli_noun *noun, const char *problem)
 	return CLI_USAGE;
 }
 
+int cli_kek(struct cli *cli, uint8_t kek[STORE_KEK_LEN], const uint8_t **kek_r)
+{
+	bool have = false;
+	const char *err = NULL;
+	*kek_r = NULL;
+	if (store_kek_resolve(cli->cfg->encryption.key_file, cli->cfg->encryption.credential, kek,
+	                      &have, &err) < 0) {
+		cli_error("%s", err);
+		return CLI_FAIL;
+	}
+	if (have)
+		*kek_r = kek;
+	return CLI_OK;
+}
+
 struct store *cli_store(struct cli *cli)
 {
 	if (cli->store != NULL)
@@ -78,7 +95,14 @@ struct store *cli_store(struct cli *cli)
 	                            .workers = 1,
 	                            .audit_retention_days = cli->cfg->audit.retention_days};
 	const char *err = NULL;
-	int rc = store_open(&opt, &cli->store, &err);
+	uint8_t kek[STORE_KEK_LEN];
+	int rc = cli_kek(cli, kek, &opt.kek);
+	if (rc != CLI_OK) {
+		free(path);
+		return NULL;
+	}
+	rc = store_open(&opt, &cli->store, &err);
+	gnutls_memset(kek, 0, sizeof(kek));
 	free(path);
 	if (rc < 0) {
 		cli_error("%s", err);

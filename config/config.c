@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -772,9 +773,36 @@ static void check_limits(struct ctx *c)
 		    l->line_length_preauth, l->line_length);
 }
 
+static bool path_within(const char *path, const char *dir);
+
+/* The key of the store must not travel with a copy of data_dir, nor be readable by others. */
+static void check_encryption(struct ctx *c)
+{
+	const char *kf = c->cfg->encryption.key_file;
+	if (kf != NULL && c->cfg->encryption.credential != NULL)
+		err(c, line_of_or(c, "encryption.credential", 1), "encryption.credential",
+		    "set either encryption.key_file or encryption.credential, not both");
+	if (kf == NULL)
+		return;
+	int line = line_of_or(c, "encryption.key_file", 1);
+	if (c->cfg->data_dir != NULL && path_within(kf, c->cfg->data_dir)) {
+		err(c, line, "encryption.key_file",
+		    "%s is inside data_dir (%s): a copy or backup of data_dir would carry its own "
+		    "key; keep it elsewhere, for example /etc/sealmail/store.kek",
+		    kf, c->cfg->data_dir);
+		return;
+	}
+	struct stat st;
+	if (!c->no_file_checks && stat(kf, &st) == 0 && (st.st_mode & 077) != 0)
+		err(c, line, "encryption.key_file",
+		    "%s may be read by group or others (mode %04o): chmod 0400 it", kf,
+		    (unsigned)(st.st_mode & 07777));
+}
+
 static void check(struct ctx *c)
 {
 	check_listeners(c);
+	check_encryption(c);
 	check_relay(c);
 	check_limits(c);
 	if (c->cfg->hostname == NULL && line_of(c, "hostname") == 0) {
@@ -907,6 +935,8 @@ void cfg_free(struct config *cfg)
 		free(cfg->metrics.allow_certificates[i]);
 	free(cfg->metrics.allow_certificates);
 	free(cfg->data_dir);
+	free(cfg->encryption.key_file);
+	free(cfg->encryption.credential);
 	free(cfg->ca_dir);
 	free(cfg->tls.certificate);
 	free(cfg->tls.key);

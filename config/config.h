@@ -125,6 +125,10 @@ struct config {
 	enum cfg_store store; /* default sqlite */
 	char *ca_dir;         /* absolute, or NULL when not written (see cfg_ca_dir) */
 	struct {
+		char *key_file;   /* absolute path of the KEK, outside data_dir, or NULL */
+		char *credential; /* systemd credential name holding the KEK, or NULL */
+	} encryption;
+	struct {
 		char *certificate; /* PEM chain, required */
 		char *key;         /* PEM key, required */
 		char *client_ca;   /* required when a listener asks for client certificates */

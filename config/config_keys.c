@@ -86,6 +86,28 @@ const struct cfg_key cfg_keys[] = {
             "writes. Keep it out of data_dir and out of reach of the user sealmaild runs "
             "as: whoever reads ca.key can issue a certificate for any address."},
 
+    {.path = "encryption",
+     SECTION,
+     .doc = "Encryption at rest of the store (docs/encryption.md): with a key, mail.db, its "
+            "WAL, spool files and backups are sealed with AES-256-GCM under a data key "
+            "that data_dir/store.key keeps wrapped by this key. Set at most one of "
+            "key_file and credential. A new store is created encrypted; an existing "
+            "plaintext one is converted with `sealctl store encrypt`."},
+    {.path = "encryption.key_file",
+     .type = CFG_TYPE_FILE,
+     C(encryption.key_file),
+     .doc = "File holding the key-encryption key: 32 bytes, or 64 hex digits (`sealctl "
+            "store genkey PATH` makes one). It must lie outside data_dir (a copy of "
+            "data_dir must not carry its key) and be readable by its owner only. Without "
+            "it sealmaild does not start on an encrypted store."},
+    {.path = "encryption.credential",
+     .type = CFG_TYPE_HOSTNAME,
+     C(encryption.credential),
+     .doc = "Name of a systemd credential holding the key-encryption key, read from "
+            "$CREDENTIALS_DIRECTORY/NAME (LoadCredential= or LoadCredentialEncrypted=, "
+            "which can seal it to the TPM: docs/encryption.md). Letters, digits, '-' and "
+            "'.'."},
+
     {.path = "tls", SECTION, .required = true, .doc = "The server's TLS credentials and policy."},
     {.path = "tls.certificate",
      .type = CFG_TYPE_FILE,

@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -23,6 +24,7 @@
 #include "server/relay/relay.h"
 #include "server/services.h"
 #include "server/spool.h"
+#include "storage/store_key.h"
 #include "storage/store.h"
 #include "server/tls.h"
 
@@ -520,6 +522,26 @@ static int server_open_store(struct server *srv)
 	    .audit_retention_days = srv->cfg->audit.retention_days,
 	};
 	const char *err = NULL;
+	/* The key is checked before anything in data_dir is created, locked or changed: a
+	 * wrong or missing key stops the start with the store as it was. */
+	uint8_t kek[STORE_KEK_LEN];
+	bool have_kek = false;
+	int kr = store_kek_resolve(srv->cfg->encryption.key_file, srv->cfg->encryption.credential,
+	                           kek, &have_kek, &err);
+	if (kr == 0 && have_kek)
+		kr = store_key_verify(srv->cfg->data_dir, kek, &err);
+	else if (kr == 0 && store_key_present(srv->cfg->data_dir)) {
+		err = "the store is encrypted (data_dir/store.key exists) but no key is configured: "
+		      "set encryption.key_file or encryption.credential";
+		kr = -EPERM;
+	}
+	if (kr < 0) {
+		log_event(LOGL_ERROR, "event=start_failed reason=\"store key: %s\"", err);
+		gnutls_memset(kek, 0, sizeof(kek));
+		free(path);
+		return -1;
+	}
+	opt.kek = have_kek ? kek : NULL;
 	if (mkdir(srv->cfg->data_dir, 0700) < 0 && errno != EEXIST) {
 		log_event(LOGL_ERROR, "event=start_failed reason=\"cannot create data_dir %s: %s\"",
 		          srv->cfg->data_dir, strerror(errno));
@@ -542,6 +564,7 @@ static int server_open_store(struct server *srv)
 	}
 	dirlock_set_pid(lock);
 	int r = store_open(&opt, &srv->services->store, &err);
+	gnutls_memset(kek, 0, sizeof(kek));
 	if (r < 0) {
 		log_event(LOGL_ERROR, "event=start_failed reason=\"store %s: %s\"", path,
 		          err ? err : store_strerror(r));

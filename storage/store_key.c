@@ -239,3 +239,49 @@ int store_key_create(const char *header_path, const uint8_t kek[STORE_KEK_LEN],
 		gnutls_memset(dek_r, 0, STORE_KEK_LEN);
 	return rc;
 }
+
+int store_kek_resolve(const char *key_file, const char *credential,
+                      uint8_t kek[STORE_KEK_LEN], bool *have_r, const char **error_r)
+{
+	*have_r = false;
+	if (key_file == NULL && credential == NULL)
+		return 0;
+	if (key_file != NULL) {
+		int rc = store_kek_load(key_file, kek, error_r);
+		*have_r = rc == 0;
+		return rc;
+	}
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	if (dir == NULL || dir[0] == '\0')
+		return fail(error_r, -ENOENT,
+		            "encryption.credential %s is set but $CREDENTIALS_DIRECTORY is not: "
+		            "start sealmaild from its systemd unit with LoadCredentialEncrypted=%s "
+		            "(docs/encryption.md)",
+		            credential, credential);
+	char *path = xasprintf("%s/%s", dir, credential);
+	int rc = store_kek_load(path, kek, error_r);
+	free(path);
+	*have_r = rc == 0;
+	return rc;
+}
+
+bool store_key_present(const char *data_dir)
+{
+	char *hdr = xasprintf("%s/%s", data_dir, STORE_KEY_FILE);
+	bool present = access(hdr, F_OK) == 0;
+	free(hdr);
+	return present;
+}
+
+int store_key_verify(const char *data_dir, const uint8_t kek[STORE_KEK_LEN],
+                     const char **error_r)
+{
+	if (!store_key_present(data_dir))
+		return 0;
+	char *hdr = xasprintf("%s/%s", data_dir, STORE_KEY_FILE);
+	uint8_t dek[STORE_KEK_LEN];
+	int rc = store_key_unwrap(hdr, kek, dek, error_r);
+	gnutls_memset(dek, 0, sizeof(dek));
+	free(hdr);
+	return rc;
+}

@@ -1,0 +1,276 @@
+"""Encryption at rest (docs/encryption.md): with a key configured, nothing under data_dir
+(mail.db, its WAL and -shm, spool files of large messages in transit, anything else) holds
+a message's words, its recipient or its subject; plain sqlite3 cannot read mail.db; a
+modified page is an integrity error, never other data; a wrong or missing key stops
+sealmaild before it changes anything; sealctl converts, rekeys, backs up and restores."""
+import hashlib
+import os
+import re
+import smtplib
+import subprocess
+import time
+
+import pytest
+
+import harness
+from imap_env import PASSWORD, ImapEnv, simple_message
+
+SPOOL_MIN = 256 * 1024  # SMTP_TXN_MEM_MAX: larger messages go through the spool
+
+
+def make_key(path):
+    with open(path, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    os.chmod(path, 0o400)
+    return path
+
+
+def enc_yaml(key):
+    return "encryption:\n  key_file: %s\n" % key
+
+
+def sealctl(srv, *args, check=True, env=None):
+    e = harness.server_env()
+    e.update(env or {})
+    r = subprocess.run([harness.tool("sealctl"), "-c", srv.config_path, *args],
+                       capture_output=True, text=True, timeout=120, env=e)
+    if check:
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+    assert not harness.sanitizer_reports(r.stderr), r.stderr
+    return r
+
+
+def data_dir(srv):
+    return os.path.join(srv.dir, "data")
+
+
+def files_under(d):
+    for root, _, names in os.walk(d):
+        for n in names:
+            yield os.path.join(root, n)
+
+
+def leaks(d, needles):
+    """[(file, needle)] for every needle found in any file under d."""
+    found = []
+    for p in files_under(d):
+        try:
+            with open(p, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue  # removed meanwhile (a spool file)
+        for n in needles:
+            if n in data:
+                found.append((p, n))
+    return found
+
+
+def snapshot(d):
+    """{path: (sha256, mtime_ns, mode)} of every file under d."""
+    out = {}
+    for p in files_under(d):
+        st = os.stat(p)
+        with open(p, "rb") as f:
+            out[p] = (hashlib.sha256(f.read()).hexdigest(), st.st_mtime_ns, st.st_mode)
+    return out
+
+
+def search(env, user, word):
+    m = env.imaps(user, timeout=60)
+    m.select("INBOX", readonly=True)
+    typ, data = m.search(None, "TEXT", word)
+    assert typ == "OK", data
+    m.logout()
+    return data[0].split()
+
+
+def bodies(env, user):
+    """{seq: (ok, body or error)} of every message of INBOX."""
+    m = env.imaps(user, timeout=60)
+    m.select("INBOX", readonly=True)
+    typ, data = m.search(None, "ALL")
+    out = {}
+    for n in data[0].split():
+        try:
+            typ, got = m.fetch(n, "(BODY.PEEK[])")
+        except Exception as e:  # noqa: BLE001 - an error is one possible answer
+            out[n] = (False, repr(e))
+            m = env.imaps(user, timeout=60)
+            m.select("INBOX", readonly=True)
+            continue
+        if typ != "OK":
+            out[n] = (False, got)
+            continue
+        out[n] = (True, b"".join(p[1] for p in got if isinstance(p, tuple)))
+    m.logout()
+    return out
+
+
+def spooled_submit(env, user, rcpt, msg, spool_dir, needles):
+    """Submits msg (larger than SPOOL_MIN), pausing once the spool file holds most of it to
+    check that file for needles. Returns the leaks found in the spool while in transit."""
+    s = smtplib.SMTP_SSL("127.0.0.1", env.srv.port("submission", "implicit"),
+                         context=env.ctx(), timeout=60)
+    try:
+        s.login(user, env.users[user])
+        s.mail(user)
+        s.rcpt(rcpt)
+        code, _ = s.docmd("DATA")
+        assert code == 354
+        head = msg[:len(msg) - 1024]
+        s.send(head)
+        deadline = time.monotonic() + 60
+        found = None
+        while found is None:
+            for p in files_under(spool_dir):
+                try:
+                    if os.path.getsize(p) >= SPOOL_MIN:
+                        found = p
+                except OSError:
+                    pass
+            assert time.monotonic() < deadline, "no spool file appeared"
+            time.sleep(0.05)
+        in_transit = leaks(spool_dir, needles)
+        s.send(msg[len(msg) - 1024:] + b".\r\n")
+        code, reply = s.getreply()
+        assert code == 250, reply
+    finally:
+        s.quit()
+    return in_transit
+
+
+@pytest.fixture
+def enc_server(make_server, tmp_path):
+    key = make_key(str(tmp_path / "store.kek"))
+    srv = make_server(extra_yaml=enc_yaml(key))
+    srv.kek = key
+    return srv
+
+
+def deliver_marked(srv, marker, large=True):
+    env = ImapEnv(srv)
+    env.require_smtp_auth()
+    user = env.add_user("enc1")
+    subject = "subj-%s" % marker
+    for i in range(3):
+        env.submit(user, user, simple_message(subject + "-%d" % i, to=user,
+                                              body="%s line %d\r\n" % (marker, i)))
+    in_transit = []
+    if large:
+        line = ("%s %s\r\n" % (marker, "x" * 60)).encode()
+        big = simple_message(subject + "-big", to=user, body="") + line * (3 * SPOOL_MIN //
+                                                                            len(line))
+        needles = [marker.encode(), user.encode(), subject.encode()]
+        in_transit = spooled_submit(env, user, user, big, os.path.join(data_dir(srv), "spool"),
+                                    needles)
+    return env, user, subject, in_transit
+
+
+def test_nothing_readable_under_data_dir(enc_server):
+    srv = enc_server
+    marker = "ZQXMARK%s" % os.urandom(4).hex()
+    env, user, subject, in_transit = deliver_marked(srv, marker)
+    assert in_transit == [], in_transit
+    hits = search(env, user, marker)
+    assert len(hits) == 4, hits
+    got = bodies(env, user)
+    assert all(ok and marker.encode() in b for ok, b in got.values()), got
+    needles = [marker.encode(), user.encode(), subject.encode()]
+    # While running: mail.db, -wal, -shm as they are.
+    names = {os.path.basename(p) for p in files_under(data_dir(srv))}
+    assert "mail.db-wal" in names and "store.key" in names, names
+    assert leaks(data_dir(srv), needles) == []
+    srv.stop()
+    assert leaks(data_dir(srv), needles) == []
+    r = subprocess.run(["sqlite3", os.path.join(data_dir(srv), "mail.db"),
+                        "SELECT count(*) FROM sqlite_master"], capture_output=True, text=True)
+    assert r.returncode != 0, r.stdout
+    assert "not a database" in r.stderr or "encrypted" in r.stderr, r.stderr
+    srv.start()
+    assert len(search(env, user, marker)) == 4
+    srv.stop()
+
+
+def test_modified_page_is_an_integrity_error(enc_server):
+    srv = enc_server
+    marker = "FLIPMARK%s" % os.urandom(4).hex()
+    env, user, _, _ = deliver_marked(srv, marker)
+    before = bodies(env, user)
+    assert all(ok for ok, _ in before.values())
+    srv.stop()
+    db = os.path.join(data_dir(srv), "mail.db")
+    size = os.path.getsize(db)
+    # The large message fills most of the file: its middle is one of its pages.
+    with open(db, "r+b") as f:
+        f.seek(size // 2)
+        b = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([b[0] ^ 0x01]))
+    srv.start()
+    after = bodies(env, user)
+    failed = [n for n, (ok, _) in after.items() if not ok]
+    for n, (ok, body) in after.items():
+        if ok:
+            assert body == before[n][1], "message %s came back changed" % n
+    assert failed, "the modified page was read as data"
+    srv.wait_log(r"event=store_integrity_error", since=0)
+    srv.stop()
+
+
+def test_wrong_or_missing_key_refuses_and_changes_nothing(enc_server, tmp_path):
+    srv = enc_server
+    _, user, _, _ = deliver_marked(srv, "KEYMARK", large=False)
+    srv.stop()
+    before = snapshot(data_dir(srv))
+    good = srv.extra_yaml
+    wrong = make_key(str(tmp_path / "wrong.kek"))
+    cases = {
+        "wrong key": (enc_yaml(wrong), {}, "not the key of this store"),
+        "no key": ("", {}, "no key is configured"),
+        "credential missing": ("encryption:\n  credential: sealmail-kek\n", {},
+                               "CREDENTIALS_DIRECTORY"),
+    }
+    for name, (yaml, env, msg) in cases.items():
+        srv.extra_yaml = yaml
+        srv.write_config()
+        with pytest.raises(harness.ServerError):
+            srv.start(env=env)
+        assert srv.proc.returncode != 0, name
+        assert msg in srv.log(), (name, srv.log())
+        assert snapshot(data_dir(srv)) == before, name
+        r = sealctl(srv, "user", "list", check=False)
+        assert r.returncode != 0, (name, r.stdout)
+        assert snapshot(data_dir(srv)) == before, name
+    # The right key as a systemd credential.
+    cred = tmp_path / "creds"
+    cred.mkdir()
+    with open(srv.kek) as f, open(cred / "sealmail-kek", "w") as g:
+        g.write(f.read())
+    os.chmod(cred / "sealmail-kek", 0o400)
+    srv.extra_yaml = "encryption:\n  credential: sealmail-kek\n"
+    srv.write_config()
+    srv.start(env={"CREDENTIALS_DIRECTORY": str(cred)})
+    env = ImapEnv(srv)
+    env.users[user] = PASSWORD
+    assert len(search(env, user, "KEYMARK")) == 3
+    srv.stop()
+    srv.extra_yaml = good
+    srv.write_config()
+
+
+def test_key_file_checks(make_server, tmp_path):
+    srv = make_server(start=False)
+    os.makedirs(data_dir(srv), exist_ok=True)
+    inside = make_key(os.path.join(data_dir(srv), "in.kek"))
+    loose = str(tmp_path / "loose.kek")
+    with open(loose, "w") as f:
+        f.write(os.urandom(32).hex())
+    os.chmod(loose, 0o644)
+    for key, msg in ((inside, "inside data_dir"), (loose, "group or others")):
+        srv.extra_yaml = enc_yaml(key)
+        srv.write_config()
+        r = subprocess.run([harness.tool("sealmaild"), "--check", "-c", srv.config_path],
+                           capture_output=True, text=True, env=harness.server_env())
+        assert r.returncode != 0
+        assert re.search(r"sealmail\.yaml:\d+: encryption\.key_file: ", r.stderr), r.stderr
+        assert msg in r.stderr, r.stderr
