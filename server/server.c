@@ -531,8 +531,9 @@ static int server_open_store(struct server *srv)
 	if (kr == 0 && have_kek)
 		kr = store_key_verify(srv->cfg->data_dir, kek, &err);
 	else if (kr == 0 && store_key_present(srv->cfg->data_dir)) {
-		err = "the store is encrypted (data_dir/store.key exists) but no key is configured: "
-		      "set encryption.key_file or encryption.credential";
+		err =
+		    "the store is encrypted (data_dir/store.key exists) but no key is configured: "
+		    "set encryption.key_file or encryption.credential";
 		kr = -EPERM;
 	}
 	if (kr < 0) {
@@ -542,6 +543,7 @@ static int server_open_store(struct server *srv)
 		return -1;
 	}
 	opt.kek = have_kek ? kek : NULL;
+	opt.spool_sealed = true; /* server/spool.c seals every spool file */
 	if (mkdir(srv->cfg->data_dir, 0700) < 0 && errno != EEXIST) {
 		log_event(LOGL_ERROR, "event=start_failed reason=\"cannot create data_dir %s: %s\"",
 		          srv->cfg->data_dir, strerror(errno));

@@ -13,10 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
+#include <gnutls/gnutls.h>
 
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
+#include "storage/store_spool.h"
 
 #define SPOOL_PENDING_MAX (256u * 1024 * 1024) /* the session pauses far below this */
 
@@ -42,6 +44,13 @@ struct spool_file {
 	void *drain_ctx;
 	void (*finish_cb)(void *ctx, int rc);
 	void *finish_ctx;
+	/* Sealing (storage/store_spool.h): plain bytes wait in stage until a whole chunk is
+	 * there and more follows (the last chunk is sealed as such by spool_finish). */
+	struct store_spool_sealer sealer;
+	unsigned char *stage;
+	size_t stage_len;
+	uint64_t plain;        /* plain bytes accepted */
+	unsigned char *sealed; /* one sealed chunk */
 };
 
 int spool_setup(void *uv_loop, const char *data_dir)
@@ -91,6 +100,11 @@ static void spool_step(struct spool_file *f);
 
 static void destroy(struct spool_file *f)
 {
+	store_spool_seal_end(&f->sealer);
+	if (f->stage != NULL)
+		gnutls_memset(f->stage, 0, STORE_SPOOL_CHUNK);
+	free(f->stage);
+	free(f->sealed);
 	buf_free(&f->pending);
 	buf_free(&f->inflight);
 	free(f->path);
@@ -230,6 +244,14 @@ int spool_create(struct spool_file **f_r)
 	                    (unsigned long long)++spool_counter);
 	buf_init(&f->pending, SPOOL_PENDING_MAX);
 	buf_init(&f->inflight, SPOOL_PENDING_MAX);
+	f->stage = xmalloc(STORE_SPOOL_CHUNK);
+	f->sealed = xmalloc(STORE_SPOOL_CHUNK + STORE_SPOOL_TAG);
+	uint8_t hdr[STORE_SPOOL_HDR];
+	if (store_spool_seal_begin(&f->sealer, hdr) < 0 ||
+	    buf_append(&f->pending, hdr, sizeof(hdr)) < 0) {
+		destroy(f);
+		return -EIO;
+	}
 	f->state = SP_OPENING;
 	int r = uv_fs_open(spool_loop, &f->req, f->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	                   0600, on_open);
@@ -242,13 +264,36 @@ int spool_create(struct spool_file **f_r)
 	return 0;
 }
 
+/* Seals what is staged as the next chunk onto pending. */
+static int seal_stage(struct spool_file *f, bool final)
+{
+	if (store_spool_seal_chunk(&f->sealer, f->stage, f->stage_len, final, f->sealed) < 0)
+		return -EIO;
+	int r = buf_append(&f->pending, f->sealed, f->stage_len + STORE_SPOOL_TAG);
+	f->stage_len = 0;
+	return r;
+}
+
 int spool_write(struct spool_file *f, const void *data, size_t len)
 {
 	if (f->error != 0)
 		return f->error;
-	int r = buf_append(&f->pending, data, len);
-	if (r < 0)
-		return r;
+	const unsigned char *p = data;
+	f->plain += len;
+	while (len > 0) {
+		if (f->stage_len == STORE_SPOOL_CHUNK) {
+			int r = seal_stage(f, false);
+			if (r < 0)
+				return r;
+		}
+		size_t n = STORE_SPOOL_CHUNK - f->stage_len;
+		if (n > len)
+			n = len;
+		memcpy(f->stage + f->stage_len, p, n);
+		f->stage_len += n;
+		p += n;
+		len -= n;
+	}
 	spool_step(f);
 	return f->error;
 }
@@ -266,6 +311,11 @@ void spool_on_drain(struct spool_file *f, void (*drained)(void *ctx), void *ctx)
 
 void spool_finish(struct spool_file *f, void (*cb)(void *ctx, int rc), void *ctx)
 {
+	if (f->error == 0 && f->state != SP_CLOSED) {
+		int r = seal_stage(f, true);
+		if (r < 0)
+			f->error = r;
+	}
 	f->finishing = true;
 	f->finish_cb = cb;
 	f->finish_ctx = ctx;
@@ -289,7 +339,7 @@ const char *spool_path(const struct spool_file *f)
 
 uint64_t spool_size(const struct spool_file *f)
 {
-	return f->offset;
+	return f->plain;
 }
 
 void spool_free(struct spool_file *f)

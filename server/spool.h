@@ -6,7 +6,9 @@
  * written asynchronously on the libuv thread pool so the loop thread never waits for the
  * disk. The path goes to store_deliver (spool_path), which reads it in chunks; the file is
  * removed with spool_free after the delivery callback. A spool file is never the durable
- * copy of a message (the store is), so it is not fsynced.
+ * copy of a message (the store is), so it is not fsynced. Its bytes on disk are sealed
+ * (storage/store_spool.h) under a key only this process holds: the store opens it with
+ * spool_sealed set.
  *
  * Protocol code sees only this header (no uv.h): sealmaild implements it in spool.c, unit
  * tests of sessions link a fake.
@@ -37,7 +39,7 @@ void spool_on_drain(struct spool_file *f, void (*drained)(void *ctx), void *ctx)
 void spool_finish(struct spool_file *f, void (*cb)(void *ctx, int rc), void *ctx);
 /* The file's absolute path (valid until spool_free). */
 const char *spool_path(const struct spool_file *f);
-/* Bytes written so far. */
+/* Message bytes accepted so far (before sealing). */
 uint64_t spool_size(const struct spool_file *f);
 /* Removes the file and frees f, cancelling the callbacks not yet run. Safe at any time,
  * also while writes are in flight (the memory is freed when they complete). */

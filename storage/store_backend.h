@@ -265,7 +265,8 @@ struct store_mime_info {
 #define STORE_PREVIEW_CHARS 256
 char *store_preview_make(const char *text, size_t len, bool html);
 int store_mime_parse_mem(const void *data, size_t size, struct store_mime_info *info);
-int store_mime_parse_file(const char *path, struct store_mime_info *info);
+/* sealed: path is a sealed spool file (store_spool.h). */
+int store_mime_parse_file(const char *path, bool sealed, struct store_mime_info *info);
 void store_mime_info_clear(struct store_mime_info *info);
 
 #endif

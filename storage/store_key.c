@@ -240,8 +240,8 @@ int store_key_create(const char *header_path, const uint8_t kek[STORE_KEK_LEN],
 	return rc;
 }
 
-int store_kek_resolve(const char *key_file, const char *credential,
-                      uint8_t kek[STORE_KEK_LEN], bool *have_r, const char **error_r)
+int store_kek_resolve(const char *key_file, const char *credential, uint8_t kek[STORE_KEK_LEN],
+                      bool *have_r, const char **error_r)
 {
 	*have_r = false;
 	if (key_file == NULL && credential == NULL)
@@ -273,8 +273,7 @@ bool store_key_present(const char *data_dir)
 	return present;
 }
 
-int store_key_verify(const char *data_dir, const uint8_t kek[STORE_KEK_LEN],
-                     const char **error_r)
+int store_key_verify(const char *data_dir, const uint8_t kek[STORE_KEK_LEN], const char **error_r)
 {
 	if (!store_key_present(data_dir))
 		return 0;

@@ -26,14 +26,13 @@ int store_kek_load(const char *path, uint8_t kek[STORE_KEK_LEN], const char **er
 /* The configured KEK: from key_file, or from the systemd credential name
  * ($CREDENTIALS_DIRECTORY/name). Both NULL: 0 with *have_r false (no encryption). A
  * credential without $CREDENTIALS_DIRECTORY is refused with what to do. */
-int store_kek_resolve(const char *key_file, const char *credential,
-                      uint8_t kek[STORE_KEK_LEN], bool *have_r, const char **error_r);
+int store_kek_resolve(const char *key_file, const char *credential, uint8_t kek[STORE_KEK_LEN],
+                      bool *have_r, const char **error_r);
 /* Whether data_dir holds an encrypted store (its store.key exists). */
 bool store_key_present(const char *data_dir);
 /* Checks kek against data_dir/store.key without touching anything: 0 (or no header yet),
  * -EKEYREJECTED, -EBADMSG, with *error_r. */
-int store_key_verify(const char *data_dir, const uint8_t kek[STORE_KEK_LEN],
-                     const char **error_r);
+int store_key_verify(const char *data_dir, const uint8_t kek[STORE_KEK_LEN], const char **error_r);
 /* Writes a new random KEK to path (created 0400, never overwritten: -EEXIST), as hex. */
 int store_kek_generate(const char *path, const char **error_r);
 

@@ -232,6 +232,7 @@ static int mem_open(const struct store_options *opt, void **impl_r, const char *
 	m->async = store_async_new(opt->poster);
 	m->on_change = opt->on_change;
 	m->change_ctx = opt->change_ctx;
+	m->spool_sealed = opt->spool_sealed;
 	m->max_message_size = opt->max_message_size != 0 ? opt->max_message_size : 50 * 1024 * 1024;
 	*impl_r = m;
 	return 0;

@@ -15,6 +15,7 @@
 
 #include "common/xmalloc.h"
 #include "storage/mem/store_mem_private.h"
+#include "storage/store_spool.h"
 
 /* ---- Contents and entries ---- */
 
@@ -164,24 +165,23 @@ static struct store_msg *msg_push(struct store_backend_result *res)
 
 /* ---- Delivery ---- */
 
-static int spool_load(const char *path, uint64_t max, unsigned char **data_r, size_t *size_r)
+static int spool_load(const char *path, bool sealed, uint64_t max, unsigned char **data_r,
+                      size_t *size_r)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	int rc = 0;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-	} else if ((uint64_t)st.st_size > max) {
+	struct store_spool_reader *r;
+	uint64_t size;
+	int rc = store_spool_open(path, sealed, &r, &size);
+	if (rc < 0)
+		return rc;
+	if (size > max) {
 		rc = -EFBIG;
 	} else {
-		unsigned char *buf = xmalloc((size_t)st.st_size + 1);
+		unsigned char *buf = xmalloc((size_t)size + 1);
 		size_t got = 0;
-		while (got < (size_t)st.st_size) {
-			ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		while (got < (size_t)size) {
+			ssize_t n = store_spool_pread(r, buf + got, (size_t)size - got, got);
 			if (n <= 0) {
-				rc = n < 0 ? -errno : -EIO;
+				rc = n < 0 ? (int)n : -EIO;
 				break;
 			}
 			got += (size_t)n;
@@ -193,7 +193,7 @@ static int spool_load(const char *path, uint64_t max, unsigned char **data_r, si
 			*size_r = got;
 		}
 	}
-	close(fd);
+	store_spool_close(r);
 	return rc;
 }
 
@@ -281,7 +281,8 @@ int mem_store_deliver(void *impl, const struct store_deliver_req *req, store_bac
 	const void *data = req->data;
 	size_t size = req->size;
 	if (rc == 0 && req->spool_path != NULL) {
-		rc = spool_load(req->spool_path, m->max_message_size, &spooled, &size);
+		rc = spool_load(req->spool_path, m->spool_sealed, m->max_message_size, &spooled,
+		                &size);
 		data = spooled;
 	}
 	if (rc < 0) {
@@ -424,8 +425,8 @@ int mem_store_deliver_batch(void *impl, const struct store_deliver_req *reqs, si
 		data[i] = reqs[i].data;
 		size[i] = reqs[i].size;
 		if (reqs[i].spool_path != NULL) {
-			rc = spool_load(reqs[i].spool_path, m->max_message_size, &spooled[i],
-			                &size[i]);
+			rc = spool_load(reqs[i].spool_path, m->spool_sealed, m->max_message_size,
+			                &spooled[i], &size[i]);
 			data[i] = spooled[i];
 		}
 	}

@@ -102,6 +102,7 @@ struct mem_store {
 	store_change_fn *on_change;
 	void *change_ctx;
 	uint64_t max_message_size;
+	bool spool_sealed;
 	int64_t next_id; /* one sequence for every id: ids are never reused */
 	uint32_t last_uidvalidity;
 	uint64_t writes;

@@ -17,6 +17,7 @@
 
 #include "common/xmalloc.h"
 #include "storage/sqlite/store_private.h"
+#include "storage/store_spool.h"
 
 struct deliver_job {
 	struct store_job job;
@@ -39,25 +40,19 @@ static void deliver_job_free(struct store_job *job)
 	store_delivery_clear(&((struct deliver_job *)job)->d);
 }
 
-static int hash_file(const char *path, uint64_t max, uint64_t *size_r, unsigned char *out)
+static int hash_file(const char *path, bool sealed, uint64_t max, uint64_t *size_r,
+                     unsigned char *out)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct store_spool_reader *r;
 	gnutls_hash_hd_t h = NULL;
 	unsigned char *chunk = NULL;
-	struct stat stt;
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &stt) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if ((uint64_t)stt.st_size > max) {
+	int rc = store_spool_open(path, sealed, &r, size_r);
+	if (rc < 0)
+		return rc;
+	if (*size_r > max) {
 		rc = -EFBIG;
 		goto out;
 	}
-	*size_r = (uint64_t)stt.st_size;
 	if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) {
 		rc = -EIO;
 		goto out;
@@ -65,11 +60,9 @@ static int hash_file(const char *path, uint64_t max, uint64_t *size_r, unsigned 
 	chunk = xmalloc(STORE_BLOB_CHUNK);
 	uint64_t done = 0;
 	while (done < *size_r) {
-		ssize_t n = read(fd, chunk, STORE_BLOB_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = store_spool_pread(r, chunk, STORE_BLOB_CHUNK, done);
 		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO; /* shrank under us */
+			rc = n < 0 ? (int)n : -EIO; /* shrank under us */
 			goto out;
 		}
 		gnutls_hash(h, chunk, (size_t)n);
@@ -79,7 +72,7 @@ out:
 	if (h != NULL)
 		gnutls_hash_deinit(h, out);
 	free(chunk);
-	close(fd);
+	store_spool_close(r);
 	return rc;
 }
 
@@ -90,9 +83,10 @@ int store_delivery_prepare(struct sqlite_store *s, struct store_delivery *j)
 	int rc;
 
 	if (req->spool_path != NULL) {
-		rc = hash_file(req->spool_path, max, &j->size, j->sha256);
+		j->spool_sealed = s->opt.spool_sealed;
+		rc = hash_file(req->spool_path, j->spool_sealed, max, &j->size, j->sha256);
 		if (rc == 0)
-			rc = store_mime_parse_file(req->spool_path, &j->mime);
+			rc = store_mime_parse_file(req->spool_path, j->spool_sealed, &j->mime);
 	} else {
 		if (req->size > max)
 			return -EFBIG;
@@ -111,14 +105,16 @@ static int deliver_prepare(struct store_job *job)
 }
 
 /* Streams the spool file into the zeroblob of the new row, chunk by chunk. */
-static int blob_fill(struct store_conn *c, int64_t content_id, const char *path, uint64_t size)
+static int blob_fill(struct store_conn *c, int64_t content_id, const char *path, bool sealed,
+                     uint64_t size)
 {
 	sqlite3_blob *blob = NULL;
 	unsigned char *chunk = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int rc;
-	if (fd < 0)
-		return -errno;
+	struct store_spool_reader *r;
+	uint64_t file_size;
+	int rc = store_spool_open(path, sealed, &r, &file_size);
+	if (rc < 0)
+		return rc;
 	rc = sqlite3_blob_open(c->db, "main", "contents", "body", content_id, 1, &blob);
 	if (rc != SQLITE_OK) {
 		rc = store_err(c->db, rc);
@@ -129,11 +125,9 @@ static int blob_fill(struct store_conn *c, int64_t content_id, const char *path,
 	while (done < size) {
 		size_t want =
 		    size - done < STORE_BLOB_CHUNK ? (size_t)(size - done) : STORE_BLOB_CHUNK;
-		ssize_t n = read(fd, chunk, want);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = store_spool_pread(r, chunk, want, done);
 		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO;
+			rc = n < 0 ? (int)n : -EIO;
 			goto out;
 		}
 		rc = sqlite3_blob_write(blob, chunk, (int)n, (int)done);
@@ -148,7 +142,7 @@ out:
 	if (blob != NULL)
 		sqlite3_blob_close(blob);
 	free(chunk);
-	close(fd);
+	store_spool_close(r);
 	return rc;
 }
 
@@ -211,7 +205,7 @@ static int content_store(struct store_conn *c, struct store_delivery *j, int64_t
 			return store_err(c->db, rc);
 	}
 	if (req->spool_path != NULL) {
-		rc = blob_fill(c, *id_r, req->spool_path, j->size);
+		rc = blob_fill(c, *id_r, req->spool_path, j->spool_sealed, j->size);
 		if (rc < 0)
 			return rc;
 	}
@@ -386,27 +380,26 @@ int store_entry_add(struct store_conn *c, struct store_job *job, int64_t mailbox
 }
 
 /* The first STORE_REPORT_HEAD_MAX bytes of a spooled message, for its report. */
-static int head_read(const char *path, unsigned char **head_r, size_t *len_r)
+static int head_read(const char *path, bool sealed, unsigned char **head_r, size_t *len_r)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	struct store_spool_reader *r;
+	uint64_t size;
+	int rc = store_spool_open(path, sealed, &r, &size);
+	if (rc < 0)
+		return rc;
 	unsigned char *head = xmalloc(STORE_REPORT_HEAD_MAX);
 	size_t len = 0;
-	int rc = 0;
 	while (len < STORE_REPORT_HEAD_MAX) {
-		ssize_t n = read(fd, head + len, STORE_REPORT_HEAD_MAX - len);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = store_spool_pread(r, head + len, STORE_REPORT_HEAD_MAX - len, len);
 		if (n < 0) {
-			rc = -errno;
+			rc = (int)n;
 			break;
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
 	}
-	close(fd);
+	store_spool_close(r);
 	if (rc < 0) {
 		free(head);
 		return rc;
@@ -501,7 +494,7 @@ static int report_failures(struct store_conn *c, struct store_job *job, struct s
 	unsigned char *head = NULL;
 	int rc;
 	if (req->spool_path != NULL) {
-		rc = head_read(req->spool_path, &head, &in.head_len);
+		rc = head_read(req->spool_path, job->store->opt.spool_sealed, &head, &in.head_len);
 		if (rc < 0)
 			return rc;
 		in.head = head;

@@ -880,17 +880,13 @@ int store_mime_parse_mem(const void *data, size_t size, struct store_mime_info *
 	return rc;
 }
 
-int store_mime_parse_file(const char *path, struct store_mime_info *info)
+int store_mime_parse_file(const char *path, bool sealed, struct store_mime_info *info)
 {
 	memset(info, 0, sizeof(*info));
 	pthread_once(&mime_once, mime_init);
-	GError *err = NULL;
-	GMimeStream *stream = g_mime_stream_fs_open(path, O_RDONLY, 0, &err);
-	if (stream == NULL) {
-		if (err != NULL)
-			g_error_free(err);
+	GMimeStream *stream = store_spool_stream_open(path, sealed);
+	if (stream == NULL)
 		return -EIO;
-	}
 	int rc = parse_stream(stream, g_mime_stream_length(stream), info);
 	g_object_unref(stream);
 	return rc;

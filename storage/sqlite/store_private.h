@@ -360,6 +360,8 @@ const char *store_sql_string(enum store_sql id);
 void store_sortkeys_bind(sqlite3_stmt *st, int64_t content_id, const struct store_mime_info *info);
 int store_exec_stmt(struct store_conn *c, enum store_sql id);
 void store_conn_close(struct store_conn *c);
+/* A GMime stream (GMimeStream *) over a spool file's plain bytes, or NULL. */
+struct _GMimeStream *store_spool_stream_open(const char *path, bool sealed);
 /* data_dir/store.key beside the database at db_path (malloc'd). */
 char *store_key_path(const char *db_path);
 /* Before anything is opened: *vfs_r the sealing VFS of an encrypted store (kek, 32 bytes,
@@ -446,7 +448,8 @@ struct store_delivery {
 	struct store_mime_info mime;
 	char **keywords;
 	size_t n_keywords;
-	bool defer_index; /* run leaves the FTS row to store_delivery_index */
+	bool spool_sealed; /* req->spool_path is a sealed spool file (store_spool.h) */
+	bool defer_index;  /* run leaves the FTS row to store_delivery_index */
 	int64_t index_id; /* content stored by run whose FTS row is still owed, or 0 */
 };
 int store_delivery_prepare(struct sqlite_store *s, struct store_delivery *d);

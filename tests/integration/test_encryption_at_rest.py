@@ -75,6 +75,13 @@ def snapshot(d):
     return out
 
 
+def reenv(env):
+    """The ImapEnv of env's server after a restart (new ports), knowing the same users."""
+    fresh = ImapEnv(env.srv)
+    fresh.users = dict(env.users)
+    return fresh
+
+
 def search(env, user, word):
     m = env.imaps(user, timeout=60)
     m.select("INBOX", readonly=True)
@@ -187,7 +194,7 @@ def test_nothing_readable_under_data_dir(enc_server):
     assert r.returncode != 0, r.stdout
     assert "not a database" in r.stderr or "encrypted" in r.stderr, r.stderr
     srv.start()
-    assert len(search(env, user, marker)) == 4
+    assert len(search(reenv(env), user, marker)) == 4
     srv.stop()
 
 
@@ -200,20 +207,27 @@ def test_modified_page_is_an_integrity_error(enc_server):
     srv.stop()
     db = os.path.join(data_dir(srv), "mail.db")
     size = os.path.getsize(db)
-    # The large message fills most of the file: its middle is one of its pages.
+    # One bit in each of a few pages spread over the file (the large message, its index).
     with open(db, "r+b") as f:
-        f.seek(size // 2)
-        b = f.read(1)
-        f.seek(size // 2)
-        f.write(bytes([b[0] ^ 0x01]))
+        for k in range(1, 8):
+            off = size * k // 8 + 100
+            f.seek(off)
+            b = f.read(1)
+            f.seek(off)
+            f.write(bytes([b[0] ^ 0x01]))
     srv.start()
+    env = reenv(env)
     after = bodies(env, user)
-    failed = [n for n, (ok, _) in after.items() if not ok]
     for n, (ok, body) in after.items():
         if ok:
             assert body == before[n][1], "message %s came back changed" % n
-    assert failed, "the modified page was read as data"
-    srv.wait_log(r"event=store_integrity_error", since=0)
+    failed = [n for n, (ok, _) in after.items() if not ok]
+    try:
+        hits = search(env, user, marker)
+    except Exception:  # noqa: BLE001 - an error is the expected answer
+        hits = None
+    assert failed or hits is None or len(hits) != 4, "the modified pages were read as data"
+    assert "event=store_integrity_error" in srv.log()
     srv.stop()
 
 

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "server/spool.h"
+#include "storage/store_spool.h"
 
 static char dir[] = "/tmp/sealmail-spool-XXXXXX";
 static uv_loop_t loop;
@@ -83,15 +84,53 @@ Test(spool, write_finish_free)
 	char path[256];
 	snprintf(path, sizeof(path), "%s", spool_path(f));
 	cr_assert_eq(stat(path, &st), 0);
-	cr_assert_eq((size_t)st.st_size, total);
+	/* Sealed: the header and a tag per chunk (the 40th, staged at finish, is the last). */
+	cr_assert_eq((size_t)st.st_size, total + STORE_SPOOL_HDR + 40 * STORE_SPOOL_TAG);
 	cr_assert_eq(st.st_mode & 0777, 0600);
 	FILE *fp = fopen(path, "rb");
+	int plain_runs = 0;
+	while (fread(chunk, 1, 64, fp) == 64)
+		plain_runs += memcmp(chunk, "aaaaaaaaaaaaaaaa", 16) == 0;
+	fclose(fp);
+	cr_assert_eq(plain_runs, 0, "the message is on disk in clear");
+	struct store_spool_reader *rd;
+	uint64_t plain = 0;
+	cr_assert_eq(store_spool_open(path, true, &rd, &plain), 0);
+	cr_assert_eq(plain, total);
 	for (int i = 0; i < 40; i++) {
-		cr_assert_eq(fread(chunk, 1, sizeof(chunk), fp), sizeof(chunk));
+		cr_assert_eq(
+		    store_spool_pread(rd, chunk, sizeof(chunk), (uint64_t)i * sizeof(chunk)),
+		    (ssize_t)sizeof(chunk));
 		cr_assert_eq(chunk[0], 'a' + i % 26);
 		cr_assert_eq(chunk[sizeof(chunk) - 1], 'a' + i % 26);
 	}
-	fclose(fp);
+	/* Across a chunk boundary. */
+	cr_assert_eq(store_spool_pread(rd, chunk, 10, 65536 - 5), 10);
+	cr_assert_eq(chunk[4], 'a');
+	cr_assert_eq(chunk[5], 'b');
+	store_spool_close(rd);
+
+	/* Cut at a chunk's end, one byte changed, or read as plain: never the message. */
+	char copy[300];
+	snprintf(copy, sizeof(copy), "%s.cut", path);
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "head -c %zu %s > %s", (size_t)st.st_size - STORE_SPOOL_TAG,
+	         path, copy);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(store_spool_open(copy, true, &rd, &plain), 0);
+	ssize_t n = 0;
+	for (uint64_t off = 0; off < plain && n >= 0; off += (uint64_t)n)
+		n = store_spool_pread(rd, chunk, sizeof(chunk), off);
+	cr_assert_eq(n, -EBADMSG);
+	store_spool_close(rd);
+	FILE *w = fopen(path, "r+b");
+	fseek(w, STORE_SPOOL_HDR + 100, SEEK_SET);
+	fputc('x', w);
+	fclose(w);
+	cr_assert_eq(store_spool_open(path, true, &rd, &plain), 0);
+	cr_assert_eq(store_spool_pread(rd, chunk, 10, 0), -EBADMSG);
+	store_spool_close(rd);
+	unlink(copy);
 	spool_free(f);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	cr_assert_eq(stat(path, &st), -1);
