@@ -37,6 +37,9 @@ extern const struct cli_noun cli_noun_restore;
 extern const struct cli_noun cli_noun_status;
 extern const struct cli_noun cli_noun_dns;
 extern const struct cli_noun cli_noun_audit;
+extern const struct cli_noun cli_noun_store;
+/* sealctl store genkey PATH, which runs without a configuration. */
+int cli_store_genkey(int argc, char **argv);
 
 /* The configured key-encryption key into kek, *kek_r pointing at it (NULL when the store
  * is not to be encrypted): CLI_OK, or CLI_FAIL after printing why. Wipe kek after use. */

@@ -21,8 +21,9 @@
 #define DEFAULT_CONFIG "/etc/sealmail/sealmail.yaml"
 
 static const struct cli_noun *const nouns[] = {
-    &cli_noun_user,   &cli_noun_mailbox, &cli_noun_cert,   &cli_noun_queue, &cli_noun_quota,
-    &cli_noun_backup, &cli_noun_restore, &cli_noun_status, &cli_noun_dns,   &cli_noun_audit,
+    &cli_noun_user,  &cli_noun_mailbox, &cli_noun_cert,    &cli_noun_queue,
+    &cli_noun_quota, &cli_noun_backup,  &cli_noun_restore, &cli_noun_status,
+    &cli_noun_dns,   &cli_noun_audit,   &cli_noun_store,
 };
 
 void cli_error(const char *fmt, ...)
@@ -176,6 +177,8 @@ int main(int argc, char **argv)
 		printf("usage:\n%s", noun->usage);
 		return CLI_OK;
 	}
+	if (noun == &cli_noun_store && strcmp(argv[i + 1], "genkey") == 0)
+		return cli_store_genkey(argc - i - 1, argv + i + 1);
 
 	struct cfg_errors errs = {0};
 	if (cfg_load_flags(cli.config_path, CFG_LOAD_NO_FILE_CHECKS, &cli.cfg, &errs) < 0) {

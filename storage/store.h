@@ -891,6 +891,17 @@ typedef int store_restore_extra_fn(void *ctx, const char *name, const void *data
  * copy is renamed over db_path; the result is checked once more. A crash at any point
  * leaves the old store or the restored one. 0, or a negative code with *error_r.
  */
+/* Encryption at rest (docs/encryption.md; sealmaild stopped, the caller holds data_dir's
+ * lock). store_encrypt converts the plaintext store at db_path in place: an encrypted copy is
+ * written beside it (VACUUM INTO through the sealing VFS), checked, fsynced and renamed over
+ * it; a crash at any point leaves the old or the new store whole (the next open completes
+ * the new one's key header). store_rekey rewraps the data key under new_kek (the header is
+ * replaced atomically; the old KEK stops working). Both: 0 or a negative errno with
+ * *error_r. */
+int store_encrypt(const char *db_path, const uint8_t *kek, const char **error_r);
+int store_rekey(const char *db_path, const uint8_t *kek, const uint8_t *new_kek,
+                const char **error_r);
+
 int store_restore(const char *backup, const char *db_path, store_restore_extra_fn *extra, void *ctx,
                   const char **error_r);
 /* Counts only, in one read (metrics): cheap however long the queue is. */

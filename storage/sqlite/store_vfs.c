@@ -49,6 +49,7 @@ struct store_vfs {
 	pthread_mutex_t lock;
 	uint8_t prefix[8];
 	uint32_t counter;
+	bool memory_journals; /* store_vfs_memory_journals */
 };
 
 enum vfs_kind { VFS_DB, VFS_WAL };
@@ -500,6 +501,133 @@ static const sqlite3_io_methods vfs_io = {
     .xUnfetch = vfs_unfetch,
 };
 
+/* ---- Rollback journals in memory (store_vfs_memory_journals) ---- */
+
+struct mem_file {
+	sqlite3_file base;
+	uint8_t *data;
+	size_t len, cap;
+};
+
+static int mem_close(sqlite3_file *file)
+{
+	struct mem_file *m = (struct mem_file *)file;
+	if (m->data != NULL)
+		gnutls_memset(m->data, 0, m->cap);
+	free(m->data);
+	m->data = NULL;
+	return SQLITE_OK;
+}
+
+static int mem_read(sqlite3_file *file, void *buf, int amt, sqlite3_int64 off)
+{
+	struct mem_file *m = (struct mem_file *)file;
+	size_t have = (uint64_t)off < m->len ? m->len - (size_t)off : 0;
+	size_t n = have < (size_t)amt ? have : (size_t)amt;
+	if (n > 0)
+		memcpy(buf, m->data + off, n);
+	if (n < (size_t)amt) {
+		memset((uint8_t *)buf + n, 0, (size_t)amt - n);
+		return SQLITE_IOERR_SHORT_READ;
+	}
+	return SQLITE_OK;
+}
+
+static int mem_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int64 off)
+{
+	struct mem_file *m = (struct mem_file *)file;
+	size_t end = (size_t)off + (size_t)amt;
+	if (end > m->cap) {
+		size_t cap = m->cap > 0 ? m->cap : 65536;
+		while (cap < end)
+			cap *= 2;
+		m->data = xrealloc(m->data, cap);
+		memset(m->data + m->cap, 0, cap - m->cap);
+		m->cap = cap;
+	}
+	memcpy(m->data + off, buf, (size_t)amt);
+	if (end > m->len)
+		m->len = end;
+	return SQLITE_OK;
+}
+
+static int mem_truncate(sqlite3_file *file, sqlite3_int64 size)
+{
+	struct mem_file *m = (struct mem_file *)file;
+	if ((size_t)size < m->len)
+		m->len = (size_t)size;
+	return SQLITE_OK;
+}
+
+static int mem_sync(sqlite3_file *file, int flags)
+{
+	(void)file;
+	(void)flags;
+	return SQLITE_OK;
+}
+
+static int mem_size(sqlite3_file *file, sqlite3_int64 *size_r)
+{
+	*size_r = (sqlite3_int64)((struct mem_file *)file)->len;
+	return SQLITE_OK;
+}
+
+static int mem_lock(sqlite3_file *file, int level)
+{
+	(void)file;
+	(void)level;
+	return SQLITE_OK;
+}
+
+static int mem_check_reserved(sqlite3_file *file, int *out)
+{
+	(void)file;
+	*out = 0;
+	return SQLITE_OK;
+}
+
+static int mem_file_control(sqlite3_file *file, int op, void *arg)
+{
+	(void)file;
+	(void)op;
+	(void)arg;
+	return SQLITE_NOTFOUND;
+}
+
+static int mem_sector_size(sqlite3_file *file)
+{
+	(void)file;
+	return 512;
+}
+
+static int mem_device_chars(sqlite3_file *file)
+{
+	(void)file;
+	return 0;
+}
+
+static const sqlite3_io_methods mem_io = {
+    .iVersion = 1,
+    .xClose = mem_close,
+    .xRead = mem_read,
+    .xWrite = mem_write,
+    .xTruncate = mem_truncate,
+    .xSync = mem_sync,
+    .xFileSize = mem_size,
+    .xLock = mem_lock,
+    .xUnlock = mem_lock,
+    .xCheckReservedLock = mem_check_reserved,
+    .xFileControl = mem_file_control,
+    .xSectorSize = mem_sector_size,
+    .xDeviceCharacteristics = mem_device_chars,
+};
+
+static bool is_journal_name(const char *name)
+{
+	size_t n = name != NULL ? strlen(name) : 0;
+	return n > 8 && strcmp(name + n - 8, "-journal") == 0;
+}
+
 static size_t file_head(void)
 {
 	return (sizeof(struct vfs_file) + 15) & ~(size_t)15;
@@ -518,6 +646,13 @@ static int vfs_open(sqlite3_vfs *base, sqlite3_filename name, sqlite3_file *file
 		f->kind = VFS_DB;
 	} else if (flags & SQLITE_OPEN_WAL) {
 		f->kind = VFS_WAL;
+	} else if ((flags & SQLITE_OPEN_MAIN_JOURNAL) && v->memory_journals) {
+		struct mem_file *m = (struct mem_file *)file;
+		memset(m, 0, sizeof(*m));
+		m->base.pMethods = &mem_io;
+		if (out_flags != NULL)
+			*out_flags = flags;
+		return SQLITE_OK;
 	} else {
 		/* Journals and temporary files would hold pages in clear. */
 		log_event(LOGL_ERROR,
@@ -543,6 +678,8 @@ static int vfs_open(sqlite3_vfs *base, sqlite3_filename name, sqlite3_file *file
 
 static int vfs_delete(sqlite3_vfs *b, const char *name, int sync_dir)
 {
+	if (((struct store_vfs *)b)->memory_journals && is_journal_name(name))
+		return SQLITE_OK; /* it lived in memory */
 	sqlite3_vfs *u = ((struct store_vfs *)b)->under;
 	return u->xDelete(u, name, sync_dir);
 }
@@ -647,6 +784,11 @@ int store_vfs_register(const uint8_t key[STORE_KEY_LEN], struct store_vfs **vfs_
 	}
 	*vfs_r = v;
 	return 0;
+}
+
+void store_vfs_memory_journals(struct store_vfs *vfs)
+{
+	vfs->memory_journals = true;
 }
 
 const char *store_vfs_name(const struct store_vfs *vfs)

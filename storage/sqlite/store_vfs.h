@@ -23,6 +23,10 @@ struct store_vfs;
  * *vfs_r, or -ENOMEM/-EIO. store_vfs_name() is the name to give sqlite3_open_v2. */
 int store_vfs_register(const uint8_t key[STORE_KEY_LEN], struct store_vfs **vfs_r);
 const char *store_vfs_name(const struct store_vfs *vfs);
+/* Lets the instance keep rollback journals in memory (never on disk). Only for files that
+ * are thrown away unless fully written (a conversion's or a backup's temporary copy): a
+ * crash loses the journal, so it must never serve the store itself. */
+void store_vfs_memory_journals(struct store_vfs *vfs);
 /* After every connection using it is closed. NULL is ignored. */
 void store_vfs_unregister(struct store_vfs *vfs);
 

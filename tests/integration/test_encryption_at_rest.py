@@ -288,3 +288,110 @@ def test_key_file_checks(make_server, tmp_path):
         assert r.returncode != 0
         assert re.search(r"sealmail\.yaml:\d+: encryption\.key_file: ", r.stderr), r.stderr
         assert msg in r.stderr, r.stderr
+
+
+def subjects(env, user):
+    m = env.imaps(user, timeout=60)
+    m.select("INBOX", readonly=True)
+    typ, data = m.search(None, "ALL")
+    got = set()
+    nums = data[0].split()
+    if nums:
+        typ, data = m.fetch(b",".join(nums), "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        for part in data:
+            if isinstance(part, tuple):
+                got.add(part[1].decode().split(":", 1)[1].strip())
+    m.logout()
+    return got
+
+
+def plain_store_with_mail(make_server, n=5):
+    srv = make_server()
+    env = ImapEnv(srv)
+    env.require_smtp_auth()
+    user = env.add_user("conv")
+    want = set()
+    for i in range(n):
+        subj = "CONVMARK-%d" % i
+        env.submit(user, user, simple_message(subj, to=user, body="CONVMARK body %d\r\n" % i))
+        want.add(subj)
+    srv.stop()
+    return srv, env, user, want
+
+
+def test_encrypt_converts_and_keeps_every_message(make_server, tmp_path):
+    srv, env, user, want = plain_store_with_mail(make_server)
+    key = make_key(str(tmp_path / "conv.kek"))
+    # Without a key configured, the conversion refuses.
+    r = sealctl(srv, "store", "encrypt", check=False)
+    assert r.returncode == 1 and "no key is configured" in r.stderr, r.stderr
+    srv.extra_yaml = enc_yaml(key)
+    srv.write_config()
+    # A key for a plaintext store: sealmaild refuses until it is converted.
+    with pytest.raises(harness.ServerError):
+        srv.start()
+    assert "sealctl store encrypt" in srv.log()
+    r = sealctl(srv, "store", "encrypt")
+    assert "encrypted" in r.stdout
+    r = sealctl(srv, "store", "encrypt", check=False)
+    assert r.returncode == 1 and "encrypted already" in r.stderr, r.stderr
+    assert leaks(data_dir(srv), [b"CONVMARK", user.encode()]) == []
+    srv.start()
+    env = reenv(env)
+    assert subjects(env, user) == want
+    assert len(search(env, user, "CONVMARK")) == len(want)
+    srv.stop()
+
+
+@pytest.mark.parametrize("point", ["header", "copy", "checked", "wal", "renamed"])
+def test_encrypt_killed_at_each_step_leaves_a_usable_store(make_server, tmp_path, point):
+    srv, env, user, want = plain_store_with_mail(make_server, n=3)
+    key = make_key(str(tmp_path / "conv.kek"))
+    srv.extra_yaml = enc_yaml(key)
+    srv.write_config()
+    r = sealctl(srv, "store", "encrypt", check=False, env={"SEALMAIL_TEST_CRASH_AT": point})
+    assert r.returncode == -9, (point, r.returncode, r.stderr)
+    # Either the old store (plaintext, no key) or the new one (with the key) opens whole.
+    try:
+        srv.start()
+        encrypted = True
+    except harness.ServerError:
+        assert "sealctl store encrypt" in srv.log(), srv.log()
+        srv.extra_yaml = ""
+        srv.write_config()
+        srv.start()
+        encrypted = False
+    assert subjects(reenv(env), user) == want, point
+    srv.stop()
+    assert encrypted == (point == "renamed"), point
+    # And the conversion, run again, completes.
+    srv.extra_yaml = enc_yaml(key)
+    srv.write_config()
+    r = sealctl(srv, "store", "encrypt", check=False)
+    assert r.returncode == 0 or "encrypted already" in r.stderr, r.stderr
+    srv.start()
+    assert subjects(reenv(env), user) == want, point
+    srv.stop()
+    assert leaks(data_dir(srv), [b"CONVMARK"]) == []
+
+
+def test_rekey_and_the_old_key_stops_working(enc_server, tmp_path):
+    srv = enc_server
+    env, user, _, _ = deliver_marked(srv, "REKEYMARK", large=False)
+    new = str(tmp_path / "new.kek")
+    r = sealctl(srv, "store", "genkey", new)
+    assert os.stat(new).st_mode & 0o777 == 0o400
+    r = sealctl(srv, "store", "genkey", new, check=False)
+    assert r.returncode == 1
+    srv.stop()
+    r = sealctl(srv, "store", "rekey", "--new-key-file", new)
+    # The old key no longer opens the store...
+    with pytest.raises(harness.ServerError):
+        srv.start()
+    assert "not the key of this store" in srv.log()
+    # ...the new one does, with every message.
+    srv.extra_yaml = enc_yaml(new)
+    srv.write_config()
+    srv.start()
+    assert len(search(reenv(env), user, "REKEYMARK")) == 3
+    srv.stop()
