@@ -65,7 +65,7 @@ static int read_whole(const char *path, char **data_r, size_t *len_r)
 	return 0;
 }
 
-static int put_file(const char *backup, const char *name, const char *path)
+static int put_file(struct cli *cli, const char *backup, const char *name, const char *path)
 {
 	char *data = NULL;
 	size_t len = 0;
@@ -75,7 +75,15 @@ static int put_file(const char *backup, const char *name, const char *path)
 		cli_error("cannot read %s for the backup: %s", path, strerror(-rc));
 		return CLI_FAIL;
 	}
-	rc = store_backup_put_extra(backup, name, data, len, &err);
+	uint8_t kek[32];
+	const uint8_t *k;
+	if (cli_kek(cli, kek, &k) != CLI_OK) {
+		explicit_bzero(data, len);
+		free(data);
+		return CLI_FAIL;
+	}
+	rc = store_backup_put_extra(backup, k, name, data, len, &err);
+	explicit_bzero(kek, sizeof(kek));
 	explicit_bzero(data, len);
 	free(data);
 	if (rc < 0) {
@@ -104,7 +112,7 @@ static int put_ca(struct cli *cli, const char *backup, size_t *n_r)
 		struct stat st;
 		if (e->d_name[0] != '.' && lstat(path, &st) == 0 && S_ISREG(st.st_mode)) {
 			char *name = xasprintf(CA_PREFIX "%s", e->d_name);
-			rc = put_file(backup, name, path);
+			rc = put_file(cli, backup, name, path);
 			free(name);
 			(*n_r)++;
 		}
@@ -149,7 +157,7 @@ static int backup_run(struct cli *cli, int argc, char **argv)
 		return CLI_FAIL;
 	}
 	size_t n_ca = 0;
-	if (config && put_file(path, CONFIG_NAME, cli->config_path) != CLI_OK)
+	if (config && put_file(cli, path, CONFIG_NAME, cli->config_path) != CLI_OK)
 		return CLI_FAIL;
 	if (ca && put_ca(cli, path, &n_ca) != CLI_OK)
 		return CLI_FAIL;
@@ -246,7 +254,15 @@ static int restore_run(struct cli *cli, int argc, char **argv)
 	free(warn);
 	char *db_path = xasprintf("%s/mail.db", data_dir);
 	const char *err = NULL;
-	rc = store_restore(backup, db_path, restore_extra, &r, &err);
+	uint8_t kek[32];
+	const uint8_t *k;
+	if (cli_kek(cli, kek, &k) != CLI_OK) {
+		free(db_path);
+		close(lock);
+		return CLI_FAIL;
+	}
+	rc = store_restore(backup, db_path, k, restore_extra, &r, &err);
+	explicit_bzero(kek, sizeof(kek));
 	if (rc < 0) {
 		cli_error("restoring %s failed, the store at %s is unchanged: %s", backup, db_path,
 		          err != NULL ? err : strerror(-rc));

@@ -879,8 +879,8 @@ int store_queue_list(struct store *s, store_queue_cb *cb, void *ctx);
  */
 int store_backup(struct store *s, const char *path, store_done_cb *cb, void *ctx);
 /* Adds a named file (the configuration, the CA's files) to a backup store_backup made. */
-int store_backup_put_extra(const char *backup, const char *name, const void *data, size_t len,
-                           const char **error_r);
+int store_backup_put_extra(const char *backup, const uint8_t *kek, const char *name,
+                           const void *data, size_t len, const char **error_r);
 /* Gets each file store_backup_put_extra added: return < 0 to stop the restore. */
 typedef int store_restore_extra_fn(void *ctx, const char *name, const void *data, size_t len);
 /*
@@ -890,7 +890,12 @@ typedef int store_restore_extra_fn(void *ctx, const char *name, const void *data
  * the old store's WAL is checkpointed into it and removed with its shared memory, and the
  * copy is renamed over db_path; the result is checked once more. A crash at any point
  * leaves the old store or the restored one. 0, or a negative code with *error_r.
+ * An encrypted backup (its wrapped data key in backup.key) needs kek, the configured
+ * key-encryption key, and leaves an encrypted store with its header rewrapped under kek; a
+ * plaintext one is refused while kek is given or data_dir holds store.key.
  */
+int store_restore(const char *backup, const char *db_path, const uint8_t *kek,
+                  store_restore_extra_fn *extra, void *ctx, const char **error_r);
 /* Encryption at rest (docs/encryption.md; sealmaild stopped, the caller holds data_dir's
  * lock). store_encrypt converts the plaintext store at db_path in place: an encrypted copy is
  * written beside it (VACUUM INTO through the sealing VFS), checked, fsynced and renamed over
@@ -901,9 +906,6 @@ typedef int store_restore_extra_fn(void *ctx, const char *name, const void *data
 int store_encrypt(const char *db_path, const uint8_t *kek, const char **error_r);
 int store_rekey(const char *db_path, const uint8_t *kek, const uint8_t *new_kek,
                 const char **error_r);
-
-int store_restore(const char *backup, const char *db_path, store_restore_extra_fn *extra, void *ctx,
-                  const char **error_r);
 /* Counts only, in one read (metrics): cheap however long the queue is. */
 int store_queue_summary(struct store *s, store_queue_summary_cb *cb, void *ctx);
 /* Deletes a queue entry (its content is freed with the last reference). -ENOENT. */

@@ -5,6 +5,11 @@
  * the store as of one instant and deliveries go on meanwhile. The copy is then switched to
  * a rollback journal (one self-contained file), checked, fsynced and renamed into place,
  * so a crash leaves either the old file at path or none, never half a copy.
+ *
+ * An encrypted store's backup is written through a sealing VFS of the same data key (its
+ * rollback journal kept in memory: the copy is thrown away unless complete) and carries the
+ * wrapped data key in path.key (docs/encryption.md): reading it needs the key-encryption
+ * key, as the store does.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,8 +23,11 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
+#include "common/log.h"
 #include "common/xmalloc.h"
 #include "storage/sqlite/store_private.h"
+#include "storage/sqlite/store_vfs.h"
+#include "storage/store_key.h"
 
 struct backup_job {
 	struct store_job job;
@@ -29,6 +37,61 @@ struct backup_job {
 static void backup_job_free(struct store_job *job)
 {
 	free(((struct backup_job *)job)->path);
+}
+
+/* A backup's (or restored copy's) database: through a sealing VFS of the data key wrapped
+ * in key_hdr when there is one (kek needed), else plain. *vfs_r to unregister after
+ * closing. SQLITE_OK, or an SQLite code with msg. */
+static int backup_open(const char *path, const char *key_hdr, const uint8_t *kek, int flags,
+                       sqlite3 **db_r, struct store_vfs **vfs_r, char *msg, size_t cap)
+{
+	*db_r = NULL;
+	*vfs_r = NULL;
+	if (key_hdr != NULL && access(key_hdr, F_OK) == 0) {
+		const char *err = NULL;
+		uint8_t dek[STORE_KEK_LEN];
+		if (kek == NULL) {
+			snprintf(msg, cap,
+			         "%s is encrypted (%s): configure the key it was made with", path,
+			         key_hdr);
+			return SQLITE_AUTH;
+		}
+		if (store_key_unwrap(key_hdr, kek, dek, &err) < 0) {
+			snprintf(msg, cap, "%s", err);
+			return SQLITE_AUTH;
+		}
+		int rc = store_vfs_register(dek, vfs_r);
+		gnutls_memset(dek, 0, sizeof(dek));
+		if (rc < 0) {
+			snprintf(msg, cap, "cannot set up the sealing VFS");
+			return SQLITE_ERROR;
+		}
+		store_vfs_memory_journals(*vfs_r);
+	} else if (kek != NULL) {
+		snprintf(msg, cap,
+		         "%s is not encrypted but a key is configured: restore it without "
+		         "encryption configured, then run `sealctl store encrypt`",
+		         path);
+		return SQLITE_AUTH;
+	}
+	int rc = sqlite3_open_v2(path, db_r, flags, *vfs_r != NULL ? store_vfs_name(*vfs_r) : NULL);
+	if (rc == SQLITE_OK && *vfs_r != NULL)
+		rc = sqlite3_exec(*db_r, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		snprintf(msg, cap, "%s: %s", path, sqlite3_errstr(rc));
+	return rc;
+}
+
+static void backup_close(sqlite3 *db, struct store_vfs *vfs)
+{
+	if (db != NULL)
+		sqlite3_close(db);
+	store_vfs_unregister(vfs);
+}
+
+static char *key_path_of(const char *backup)
+{
+	return xasprintf("%s.key", backup);
 }
 
 static int fsync_path(const char *path, int flags)
@@ -173,17 +236,51 @@ static int backup_verify(sqlite3 *db, char *msg, size_t cap)
 static int backup_run(struct store_conn *c, struct store_job *job)
 {
 	struct backup_job *j = (struct backup_job *)job;
+	struct sqlite_store *s = job->store;
 	char *tmp = xasprintf("%s.tmp", j->path);
+	char *key_tmp = NULL;
 	sqlite3 *dst = NULL;
+	struct store_vfs *vfs = NULL;
 	int rc;
 	unlink(tmp);
+	if (s->vfs != NULL) {
+		/* The data key goes along, wrapped as in data_dir/store.key. */
+		if (store_vfs_clone(s->vfs, &vfs) < 0) {
+			rc = -EIO;
+			goto out;
+		}
+		store_vfs_memory_journals(vfs);
+		char *hdr = store_key_path(s->path);
+		char *key = key_path_of(j->path);
+		key_tmp = xasprintf("%s.tmp", key);
+		int in = open(hdr, O_RDONLY | O_CLOEXEC);
+		int outf = open(key_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		unsigned char h[STORE_KEY_HDR_LEN];
+		rc = (in >= 0 && outf >= 0 && read(in, h, sizeof(h)) == (ssize_t)sizeof(h) &&
+		      write(outf, h, sizeof(h)) == (ssize_t)sizeof(h) && fsync(outf) == 0)
+		         ? 0
+		         : -EIO;
+		if (in >= 0)
+			close(in);
+		if (outf >= 0)
+			close(outf);
+		if (rc == 0 && rename(key_tmp, key) < 0)
+			rc = -errno;
+		free(hdr);
+		free(key);
+		if (rc < 0)
+			goto out;
+	}
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = -errno;
 		goto out;
 	}
 	close(fd);
-	rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE, NULL);
+	rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE,
+	                     vfs != NULL ? store_vfs_name(vfs) : NULL);
+	if (rc == SQLITE_OK && vfs != NULL)
+		rc = sqlite3_exec(dst, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_backup *b = sqlite3_backup_init(dst, "main", c->db, "main");
 		if (b == NULL) {
@@ -197,6 +294,8 @@ static int backup_run(struct store_conn *c, struct store_job *job)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
+		log_event(LOGL_ERROR, "event=backup_failed path=\"%s\" sqlite_rc=%d msg=\"%s\"",
+		          tmp, rc, dst != NULL ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
 		rc = rc == SQLITE_FULL ? -ENOSPC : -EIO;
 		goto out;
 	}
@@ -218,8 +317,12 @@ static int backup_run(struct store_conn *c, struct store_job *job)
 out:
 	if (dst != NULL)
 		sqlite3_close(dst);
+	store_vfs_unregister(vfs);
 	if (rc < 0)
 		unlink(tmp);
+	if (key_tmp != NULL)
+		unlink(key_tmp);
+	free(key_tmp);
 	free(tmp);
 	return rc;
 }
@@ -237,12 +340,22 @@ int sqlite_store_backup(void *impl, const char *path, store_backend_cb *cb, void
 
 #define EXTRAS_TABLE "sealmail_backup_extras"
 
-int store_backup_put_extra(const char *backup, const char *name, const void *data, size_t len,
-                           const char **error_r)
+int store_backup_put_extra(const char *backup, const uint8_t *kek, const char *name,
+                           const void *data, size_t len, const char **error_r)
 {
+	static _Thread_local char open_msg[512];
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_open_v2(backup, &db, SQLITE_OPEN_READWRITE, NULL);
+	struct store_vfs *vfs = NULL;
+	char *key = key_path_of(backup);
+	int rc = backup_open(backup, key, kek, SQLITE_OPEN_READWRITE, &db, &vfs, open_msg,
+	                     sizeof(open_msg));
+	free(key);
+	if (rc != SQLITE_OK) {
+		*error_r = open_msg;
+		backup_close(db, vfs);
+		return -EIO;
+	}
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db,
 		                  "CREATE TABLE IF NOT EXISTS " EXTRAS_TABLE
@@ -268,7 +381,7 @@ int store_backup_put_extra(const char *backup, const char *name, const void *dat
 		snprintf(msg, sizeof(msg), "%s", *error_r);
 		*error_r = msg;
 	}
-	sqlite3_close(db);
+	backup_close(db, vfs);
 	return rc == SQLITE_OK ? 0 : -EIO;
 }
 
@@ -332,19 +445,33 @@ static int copy_file(const char *from, const char *to, char *msg, size_t cap)
 	return rc;
 }
 
-int store_restore(const char *backup, const char *db_path, store_restore_extra_fn *extra, void *ctx,
-                  const char **error_r)
+int store_restore(const char *backup, const char *db_path, const uint8_t *kek,
+                  store_restore_extra_fn *extra, void *ctx, const char **error_r)
 {
 	static _Thread_local char msg[512];
 	char *tmp = xasprintf("%s.restore", db_path);
 	char *wal = xasprintf("%s-wal", db_path);
 	char *shm = xasprintf("%s-shm", db_path);
+	char *bkey = key_path_of(backup);
+	char *hdr = store_key_path(db_path);
+	char *hdr_new = xasprintf("%s.new", hdr);
+	bool sealed = access(bkey, F_OK) == 0;
 	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(backup, &db, SQLITE_OPEN_READONLY, NULL);
+	struct store_vfs *vfs = NULL;
+	int rc;
+	if (!sealed && access(hdr, F_OK) == 0) {
+		snprintf(
+		    msg, sizeof(msg),
+		    "the backup is not encrypted but the store is (%s): restore into a data_dir "
+		    "without it, or move it away first",
+		    hdr);
+		*error_r = msg;
+		rc = -EPERM;
+		goto out;
+	}
+	rc = backup_open(backup, bkey, kek, SQLITE_OPEN_READONLY, &db, &vfs, msg, sizeof(msg));
 	if (rc != SQLITE_OK || integrity(db, msg, sizeof(msg)) < 0 ||
 	    backup_verify(db, msg, sizeof(msg)) < 0) {
-		if (rc != SQLITE_OK)
-			snprintf(msg, sizeof(msg), "%s", sqlite3_errstr(rc));
 		*error_r = msg;
 		rc = -EIO;
 		goto out;
@@ -357,7 +484,13 @@ int store_restore(const char *backup, const char *db_path, store_restore_extra_f
 		goto out;
 	}
 	/* The extras go to the caller, then out of the copy: a store has no such table. */
-	rc = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK ? 0 : -EIO;
+	rc = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE,
+	                     vfs != NULL ? store_vfs_name(vfs) : NULL) == SQLITE_OK
+	         ? 0
+	         : -EIO;
+	if (rc == 0 && vfs != NULL &&
+	    sqlite3_exec(db, "PRAGMA temp_store = MEMORY", NULL, NULL, NULL) != SQLITE_OK)
+		rc = -EIO;
 	sqlite3_stmt *st = NULL;
 	if (rc == 0 && sqlite3_prepare_v2(db, "SELECT name, data FROM " EXTRAS_TABLE, -1, &st,
 	                                  NULL) == SQLITE_OK) {
@@ -374,6 +507,11 @@ int store_restore(const char *backup, const char *db_path, store_restore_extra_f
 	if (rc == 0 &&
 	    sqlite3_exec(db, "DROP TABLE IF EXISTS " SUM_TABLE, NULL, NULL, NULL) != SQLITE_OK)
 		rc = -EIO;
+	/* The store's own connections never open a rollback journal: the sealed copy is put in
+	 * WAL mode here, while its journal may still live in memory. */
+	if (rc == 0 && vfs != NULL &&
+	    sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL) != SQLITE_OK)
+		rc = -EIO;
 	if (rc == 0 && integrity(db, msg, sizeof(msg)) < 0)
 		rc = -EIO;
 	else if (rc < 0)
@@ -386,10 +524,27 @@ int store_restore(const char *backup, const char *db_path, store_restore_extra_f
 		*error_r = msg;
 		goto out;
 	}
+	/* The data key wrapped under the configured key, beside store.key until the new file
+	 * has the name (the next open keeps the header that opens mail.db). */
+	if (vfs != NULL) {
+		uint8_t dek[STORE_KEK_LEN];
+		const char *err = NULL;
+		rc = store_key_unwrap(bkey, kek, dek, &err);
+		if (rc == 0)
+			rc = store_key_write(hdr_new, kek, dek, &err);
+		gnutls_memset(dek, 0, sizeof(dek));
+		if (rc < 0) {
+			snprintf(msg, sizeof(msg), "%s", err);
+			*error_r = msg;
+			goto out;
+		}
+	}
 	/* The old store's WAL belongs to the old file: folded into it first (so that a crash
 	 * from here on still leaves the old store whole, when it can be read at all), then
-	 * removed before the new file takes the name, so it is never replayed into that. */
-	if (access(db_path, F_OK) == 0 &&
+	 * removed before the new file takes the name, so it is never replayed into that. An
+	 * encrypted old store is left to its own key: its WAL is folded in by the store's
+	 * clean close, and a crash leaves the WAL to the old file's next open. */
+	if (access(db_path, F_OK) == 0 && access(hdr, F_OK) != 0 &&
 	    sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
 		sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
 	sqlite3_close(db);
@@ -405,16 +560,23 @@ int store_restore(const char *backup, const char *db_path, store_restore_extra_f
 	char *d = xstrdup(db_path);
 	rc = fsync_path(dirname(d), O_RDONLY | O_DIRECTORY);
 	free(d);
+	if (rc == 0 && vfs != NULL)
+		rc = store_crypt_recover(db_path, kek);
 	/* After: the store as the daemon will open it. */
-	if (rc == 0 && (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	if (rc == 0 && (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY,
+	                                vfs != NULL ? store_vfs_name(vfs) : NULL) != SQLITE_OK ||
 	                integrity(db, msg, sizeof(msg)) < 0)) {
 		*error_r = msg;
 		rc = -EIO;
 	}
 out:
-	if (db != NULL)
-		sqlite3_close(db);
+	backup_close(db, vfs);
 	unlink(tmp);
+	if (access(hdr_new, F_OK) == 0 && rc < 0)
+		unlink(hdr_new);
+	free(hdr_new);
+	free(hdr);
+	free(bkey);
 	free(tmp);
 	free(wal);
 	free(shm);

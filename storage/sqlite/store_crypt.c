@@ -59,7 +59,7 @@ int store_crypt_open(const char *db_path, const uint8_t *kek, struct store_vfs *
 	}
 	uint8_t dek[STORE_KEK_LEN];
 	const char *err = NULL;
-	if (!has_hdr && store_crypt_recover(db_path) == 0)
+	if (store_crypt_recover(db_path, kek) == 0)
 		has_hdr = stat(hdr, &st) == 0;
 	if (has_hdr) {
 		rc = store_key_unwrap(hdr, kek, dek, &err);
@@ -132,19 +132,35 @@ static int file_is_sealed(const char *path)
 	return h[20] == STORE_VFS_RESERVE;
 }
 
-int store_crypt_recover(const char *db_path)
+int store_crypt_recover(const char *db_path, const uint8_t *kek)
 {
 	char *hdr = store_key_path(db_path);
 	char *fresh = xasprintf("%s.new", hdr);
 	int rc = 0;
-	if (access(hdr, F_OK) < 0 && access(fresh, F_OK) == 0) {
-		/* An interrupted conversion: the rename of mail.db decided it. */
-		if (file_is_sealed(db_path) == 1) {
-			rc = rename(fresh, hdr) < 0 ? -errno : fsync_dir(db_path);
-			log_event(LOGL_INFO, "event=store_encrypt_finished path=\"%s\" rc=%d",
-			          db_path, rc);
-		} else {
+	if (access(fresh, F_OK) == 0) {
+		/* An interrupted conversion or restore: the rename of mail.db decided it, and the
+		 * header that opens mail.db is the one to keep. */
+		int sealed = file_is_sealed(db_path);
+		if (sealed != 1) {
 			unlink(fresh);
+		} else if (kek != NULL) {
+			uint8_t dek[STORE_KEK_LEN];
+			const char *err = NULL;
+			/* A key that does not unwrap the new header decides nothing (and a wrong
+			 * key must change nothing). */
+			int unwrapped = store_key_unwrap(fresh, kek, dek, &err) == 0;
+			bool takes = unwrapped && store_vfs_check_file(db_path, dek) == 1;
+			gnutls_memset(dek, 0, sizeof(dek));
+			if (!unwrapped) {
+				/* left for the right key */
+			} else if (takes) {
+				rc = rename(fresh, hdr) < 0 ? -errno : fsync_dir(db_path);
+				log_event(LOGL_INFO,
+				          "event=store_key_header_completed path=\"%s\" rc=%d", hdr,
+				          rc);
+			} else {
+				unlink(fresh);
+			}
 		}
 	}
 	free(fresh);
@@ -187,7 +203,7 @@ int store_encrypt(const char *db_path, const uint8_t *kek, const char **error_r)
 	long long msgs_src = -1, msgs_dst = -2;
 	int rc;
 
-	store_crypt_recover(db_path);
+	store_crypt_recover(db_path, kek);
 	if (access(hdr, F_OK) == 0) {
 		err = "the store is encrypted already";
 		rc = -EEXIST;
@@ -279,7 +295,7 @@ int store_encrypt(const char *db_path, const uint8_t *kek, const char **error_r)
 		rc = fsync_dir(db_path);
 	crash_point("renamed");
 	if (rc == 0)
-		rc = store_crypt_recover(db_path);
+		rc = store_crypt_recover(db_path, kek);
 	if (rc < 0)
 		err = "putting the encrypted store in place failed";
 out:

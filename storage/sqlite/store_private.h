@@ -372,7 +372,7 @@ int store_crypt_open(const char *db_path, const uint8_t *kek, struct store_vfs *
                      const char **error_r);
 /* Completes a conversion (store_encrypt) a crash interrupted after its decisive rename, or
  * drops the key header of one interrupted before it. 0 or -errno. */
-int store_crypt_recover(const char *db_path);
+int store_crypt_recover(const char *db_path, const uint8_t *kek);
 /* vfs: the sealing VFS's name for an encrypted store, NULL for the default. */
 int store_conn_open(struct store_conn *c, const char *path, const char *vfs, unsigned busy_ms,
                     bool writer,

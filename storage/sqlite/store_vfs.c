@@ -357,8 +357,18 @@ static int vfs_write(sqlite3_file *file, const void *buf, int amt, sqlite3_int64
 			return SQLITE_IOERR_WRITE;
 	} else if (f->pgsz == 0) {
 		rc = learn_pgsz(f);
-		if (rc != SQLITE_OK || f->pgsz == 0)
+		/* A new file written from its end first (the backup API): SQLite writes whole
+		 * pages to a database file, so the write's size is the page size. */
+		if (rc == SQLITE_OK && f->pgsz == 0 && f->kind == VFS_DB &&
+		    pgsz_valid((uint32_t)amt) && off % amt == 0)
+			rc = set_pgsz(f, (uint32_t)amt);
+		if (rc != SQLITE_OK || f->pgsz == 0) {
+			log_event(LOGL_ERROR,
+			          "event=store_vfs_refused file=\"%s\" offset=%lld len=%d "
+			          "reason=\"write before the page size is known\"",
+			          f->name != NULL ? f->name : "?", (long long)off, amt);
 			return SQLITE_IOERR_WRITE;
+		}
 	}
 	uint64_t pos = (uint64_t)off, end = (uint64_t)off + (uint64_t)amt;
 	while (pos < end) {
@@ -784,6 +794,31 @@ int store_vfs_register(const uint8_t key[STORE_KEY_LEN], struct store_vfs **vfs_
 	}
 	*vfs_r = v;
 	return 0;
+}
+
+int store_vfs_clone(const struct store_vfs *vfs, struct store_vfs **clone_r)
+{
+	return store_vfs_register(vfs->key, clone_r);
+}
+
+int store_vfs_check_file(const char *path, const uint8_t key[STORE_KEY_LEN])
+{
+	struct store_vfs *v;
+	if (store_vfs_register(key, &v) < 0)
+		return -EIO;
+	sqlite3 *db = NULL;
+	int ok = 0;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, v->name) == SQLITE_OK) {
+		sqlite3_file *f = NULL;
+		uint8_t head[100];
+		if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK &&
+		    f != NULL && f->pMethods != NULL)
+			ok = f->pMethods->xRead(f, head, sizeof(head), 0) == SQLITE_OK &&
+			     memcmp(head, "SQLite format 3", 16) == 0;
+	}
+	sqlite3_close(db);
+	store_vfs_unregister(v);
+	return ok;
 }
 
 void store_vfs_memory_journals(struct store_vfs *vfs)

@@ -23,6 +23,10 @@ struct store_vfs;
  * *vfs_r, or -ENOMEM/-EIO. store_vfs_name() is the name to give sqlite3_open_v2. */
 int store_vfs_register(const uint8_t key[STORE_KEY_LEN], struct store_vfs **vfs_r);
 const char *store_vfs_name(const struct store_vfs *vfs);
+/* Another instance sealing with the same key (its own nonce prefix). 0 or -EIO. */
+int store_vfs_clone(const struct store_vfs *vfs, struct store_vfs **clone_r);
+/* Whether page 1 of the database file at path opens under key: 1 yes, 0 no, -errno. */
+int store_vfs_check_file(const char *path, const uint8_t key[STORE_KEY_LEN]);
 /* Lets the instance keep rollback journals in memory (never on disk). Only for files that
  * are thrown away unless fully written (a conversion's or a backup's temporary copy): a
  * crash loses the journal, so it must never serve the store itself. */

@@ -395,3 +395,46 @@ def test_rekey_and_the_old_key_stops_working(enc_server, tmp_path):
     srv.start()
     assert len(search(reenv(env), user, "REKEYMARK")) == 3
     srv.stop()
+
+
+def test_backup_of_an_encrypted_store_is_encrypted_and_restores_with_the_key(
+        enc_server, make_server, tmp_path):
+    srv = enc_server
+    env, user, subject, _ = deliver_marked(srv, "BACKUPMARK")
+    backup = str(tmp_path / "store.backup")
+    sealctl(srv, "backup", backup, "--with-config")
+    assert os.path.exists(backup + ".key")
+    needles = [b"BACKUPMARK", user.encode(), subject.encode()]
+    for p in (backup, backup + ".key"):
+        with open(p, "rb") as f:
+            data = f.read()
+        assert not [n for n in needles if n in data], p
+    r = subprocess.run(["sqlite3", backup, "SELECT count(*) FROM sqlite_master"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0, r.stdout
+    srv.stop()
+
+    # Into a new server: without the key it is refused and nothing is written...
+    other = make_server(start=False)
+    os.makedirs(data_dir(other), exist_ok=True)
+    r = sealctl(other, "restore", backup, check=False)
+    assert r.returncode == 1 and "encrypted" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(data_dir(other), "mail.db"))
+    # ...a wrong key too...
+    wrong = make_key(str(tmp_path / "wrong.kek"))
+    other.extra_yaml = enc_yaml(wrong)
+    other.write_config()
+    r = sealctl(other, "restore", backup, check=False)
+    assert r.returncode == 1 and "not the key" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(data_dir(other), "mail.db"))
+    # ...with the key it restores, encrypted, with every message.
+    other.extra_yaml = enc_yaml(srv.kek)
+    other.write_config()
+    sealctl(other, "restore", backup)
+    assert os.path.exists(os.path.join(data_dir(other), "store.key"))
+    other.start()
+    oenv = ImapEnv(other)
+    oenv.users = dict(env.users)
+    assert len(search(oenv, user, "BACKUPMARK")) == 4
+    other.stop()
+    assert leaks(data_dir(other), needles) == []
