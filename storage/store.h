@@ -72,7 +72,7 @@ struct store_options {
 	 * is created encrypted and an existing one must be encrypted under it; every mismatch
 	 * fails store_open before any file is touched. */
 	const uint8_t *kek;
-	/* Spool files handed to deliveries are sealed (spool_crypt.h), not plain. */
+	/* Spool files handed to deliveries are sealed (storage/store_spool.h), not plain. */
 	bool spool_sealed;
 	const struct store_poster *poster; /* NULL: callbacks on store threads */
 	store_change_fn *on_change;        /* optional */
