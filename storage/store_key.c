@@ -50,7 +50,8 @@ static int hexval(int c)
 	return -1;
 }
 
-int store_kek_load(const char *path, uint8_t kek[STORE_KEK_LEN], const char **error_r)
+static int kek_load(const char *path, bool check_mode, uint8_t kek[STORE_KEK_LEN],
+                    const char **error_r)
 {
 	uint8_t buf[80];
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -61,7 +62,7 @@ int store_kek_load(const char *path, uint8_t kek[STORE_KEK_LEN], const char **er
 		close(fd);
 		return fail(error_r, -EINVAL, "the key %s is not a regular file", path);
 	}
-	if ((st.st_mode & 077) != 0) {
+	if (check_mode && (st.st_mode & 077) != 0) {
 		close(fd);
 		return fail(error_r, -EPERM,
 		            "the key %s may be read by group or others: chmod 0400 it", path);
@@ -91,6 +92,11 @@ int store_kek_load(const char *path, uint8_t kek[STORE_KEK_LEN], const char **er
 		            path, path);
 	}
 	return 0;
+}
+
+int store_kek_load(const char *path, uint8_t kek[STORE_KEK_LEN], const char **error_r)
+{
+	return kek_load(path, true, kek, error_r);
 }
 
 int store_kek_generate(const char *path, const char **error_r)
@@ -258,8 +264,13 @@ int store_kek_resolve(const char *key_file, const char *credential, uint8_t kek[
 		            "start sealmaild from its systemd unit with LoadCredentialEncrypted=%s "
 		            "(docs/encryption.md)",
 		            credential, credential);
+	if (strchr(credential, '/') != NULL)
+		return fail(error_r, -EINVAL, "encryption.credential %s is a name, not a path",
+		            credential);
+	/* systemd's credential folder is private to the unit (its files' modes are its own
+	 * choice): no mode check there. */
 	char *path = xasprintf("%s/%s", dir, credential);
-	int rc = store_kek_load(path, kek, error_r);
+	int rc = kek_load(path, false, kek, error_r);
 	free(path);
 	*have_r = rc == 0;
 	return rc;

@@ -24,7 +24,7 @@ static struct store_vfs *vfs;
 
 static void setup(void)
 {
-	strcpy(dir, "/tmp/sealmail-vfs-XXXXXX");
+	memcpy(dir, "/tmp/sealmail-vfs-XXXXXX", sizeof(dir));
 	cr_assert(mkdtemp(dir) != NULL);
 	snprintf(path, sizeof(path), "%s/t.db", dir);
 	cr_assert_eq(store_vfs_register(key, &vfs), 0);
