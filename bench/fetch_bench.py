@@ -2,6 +2,10 @@
 """IMAP FETCH throughput of two (or more) sealmaild builds, side by side in one run.
 
     /usr/bin/python3 bench/fetch_bench.py --builds DIR1,DIR2 [--rounds 5] [--record]
+    /usr/bin/python3 bench/fetch_bench.py --builds DIR --encrypt [--rounds 5] [--record]
+
+--encrypt runs every build twice, with a plain store and with one encrypted at rest
+(docs/encryption.md; label DIR+enc), so the two are measured side by side in one run.
 
 Each DIR is a meson build directory holding server/sealmaild and cli/sealctl. For each build
 one sealmaild is started with the integration harness (imap_bench.Sealmail: one implicit-TLS
@@ -242,12 +246,19 @@ def append(port, ctx, msgs, batch_bytes=8 << 20, batch_count=200):
 
 
 class Build:
-    def __init__(self, label, path, work, certs):
+    def __init__(self, label, path, work, certs, encrypt=False):
         self.label, self.path = label, path
         self.bin = os.path.join(path, "server", "sealmaild")
         self.id0 = self.binary_id()
         os.environ["SEALMAIL_BUILD"] = path  # read by harness.tool() when sealctl runs
-        self.t = Sealmail(os.path.join(work, label), certs, 10)
+        extra = ""
+        if encrypt:
+            key = os.path.join(work, label + ".kek")
+            with open(key, "w") as f:
+                f.write(os.urandom(32).hex())
+            os.chmod(key, 0o400)
+            extra = "encryption:\n  key_file: %s\n" % key
+        self.t = Sealmail(os.path.join(work, label), certs, 10, extra_yaml=extra)
         self.t.start()  # ... and when sealmaild starts
         self.conn = None
         self.times = {m[0]: [] for m in MEASURES}
@@ -423,12 +434,15 @@ def main():
     ap.add_argument("--builds", required=True,
                     help="comma-separated meson build directories (DIR1,DIR2)")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--encrypt", action="store_true",
+                    help="each build twice: plain store, then encrypted at rest")
     ap.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     paths = [os.path.abspath(p) for p in args.builds.split(",") if p]
-    if len(paths) < 2 or args.rounds < 1:
-        ap.error("--builds needs at least two directories and --rounds at least 1")
+    if len(paths) < (1 if args.encrypt else 2) or args.rounds < 1:
+        ap.error("--builds needs at least two directories (one with --encrypt) and --rounds "
+                 "at least 1")
     for p in paths:
         for exe in ("server/sealmaild", "cli/sealctl"):
             if not os.access(os.path.join(p, exe), os.X_OK):
@@ -450,8 +464,12 @@ def main():
     sink_port = rx.recv()
     builds = []
     try:
-        for label, path in zip(labels_for(paths), paths):
-            b = Build(label, path, work, certs)
+        runs = [(label, path, False) for label, path in zip(labels_for(paths), paths)]
+        if args.encrypt:
+            runs = [r for label, path, _ in runs
+                    for r in ((label, path, False), (label + "+enc", path, True))]
+        for label, path, encrypt in runs:
+            b = Build(label, path, work, certs, encrypt)
             builds.append(b)
             t0 = time.monotonic()
             append(b.t.port, ctx, small)

@@ -366,12 +366,13 @@ class Sealmail:
     label = "sealmail"
     idle_timeout = 60
 
-    def __init__(self, work, certs, max_conns):
+    def __init__(self, work, certs, max_conns, extra_yaml=""):
         self.srv = harness.Server(certs, workdir=os.path.join(work, "srv"),
                                   listeners=[("imap", "implicit", "none")],
                                   limits={"connections": max_conns + 300,
                                           "connections_per_ip": max_conns + 300,
-                                          "handshake_timeout": 60})
+                                          "handshake_timeout": 60},
+                                  extra_yaml=extra_yaml)
         # The bench issues no certificates, and builds from before ca_dir existed (compared
         # side by side by fetch_bench.py) would refuse the key.
         self.srv.ca_dir = None

@@ -13,6 +13,8 @@
  *   --count N           end each cell after N deliveries instead of after SECONDS (for
  *                       callgrind: instructions per delivery = difference of two counts)
  *   --no-probe          skip the raw fdatasync probe (profiling runs)
+ *   --encrypt X         off (default), on (the store encrypted at rest, docs/encryption.md)
+ *                       or both (every cell plain, then encrypted, in the same run)
  *
  * The "x fdatasync rate" column divides by the higher of the two probes (before and after).
  * "deliveries per fsync" counts every xSync SQLite issued (WAL commits and checkpoints).
@@ -35,6 +37,10 @@
 #define MSG_SIZE 4096
 
 static unsigned flush_us;
+/* A fixed key-encryption key: the bench measures the sealing, not the key handling. */
+static const uint8_t bench_kek[32] = {
+    0x62, 0x65, 0x6e, 0x63, 0x68, 0x2d, 0x6b, 0x65, 0x6b, 0x2d, 0x6f, 0x6e, 0x6c, 0x79, 0x2d, 0x21,
+    0x62, 0x65, 0x6e, 0x63, 0x68, 0x2d, 0x6b, 0x65, 0x6b, 0x2d, 0x6f, 0x6e, 0x6c, 0x79, 0x2d, 0x21};
 static bool counting;      /* --count given: a cell ends after that many deliveries */
 static atomic_long budget; /* deliveries left to start in this cell (--count) */
 
@@ -131,13 +137,16 @@ struct cell {
 	size_t done;
 };
 
-static void cell_run(const char *dir, int producers, bool group_commit, double seconds, long count,
-                     struct cell *out)
+static void cell_run(const char *dir, int producers, bool group_commit, bool encrypt,
+                     double seconds, long count, struct cell *out)
 {
-	char path[4096];
+	char path[4096], key_hdr[4200];
 	snprintf(path, sizeof(path), "%s/bench-%d-%d.db", dir, producers, group_commit);
+	snprintf(key_hdr, sizeof(key_hdr), "%s/store.key", dir);
 	unlink(path);
-	struct store_options opt = {.path = path, .no_group_commit = !group_commit};
+	unlink(key_hdr);
+	struct store_options opt = {
+	    .path = path, .no_group_commit = !group_commit, .kek = encrypt ? bench_kek : NULL};
 	struct store *s;
 	const char *err;
 	if (store_open(&opt, &s, &err) < 0) {
@@ -190,6 +199,7 @@ static void cell_run(const char *dir, int producers, bool group_commit, double s
 	unlink(tmp);
 	snprintf(tmp, sizeof(tmp), "%s-shm", path);
 	unlink(tmp);
+	unlink(key_hdr);
 	if (failed > 0)
 		fprintf(stderr, "store_bench: %zu deliveries failed\n", failed);
 }
@@ -197,7 +207,8 @@ static void cell_run(const char *dir, int producers, bool group_commit, double s
 static void usage(void)
 {
 	fprintf(stderr, "usage: store_bench [--flush-us N] [--producers 1,8,64] "
-	                "[--group-commit on|off|both] [--count N] [--no-probe] [DIR] [SECONDS]\n");
+	                "[--group-commit on|off|both] [--count N] [--no-probe] "
+	                "[--encrypt off|on|both] [DIR] [SECONDS]\n");
 	exit(2);
 }
 
@@ -210,6 +221,7 @@ int main(int argc, char **argv)
 	int gc_from = 1, gc_to = 0; /* group commit on, then off */
 	long count = -1;
 	bool probe = true;
+	int enc_from = 0, enc_to = 0; /* plain only */
 	int positional = 0;
 
 	for (int i = 1; i < argc; i++) {
@@ -235,6 +247,10 @@ int main(int argc, char **argv)
 			i++;
 		} else if (strcmp(a, "--count") == 0 && v != NULL) {
 			count = strtol(v, NULL, 10);
+			i++;
+		} else if (strcmp(a, "--encrypt") == 0 && v != NULL) {
+			enc_from = strcmp(v, "on") == 0 ? 1 : 0;
+			enc_to = strcmp(v, "off") == 0 ? 0 : 1;
 			i++;
 		} else if (strcmp(a, "--no-probe") == 0) {
 			probe = false;
@@ -262,13 +278,19 @@ int main(int argc, char **argv)
 	 * higher of the two (on a shared machine a probe only ever reads low), so it errs on
 	 * the side of a smaller ratio. Cells go to stderr as they finish, the table at the end. */
 	double fsync_before = probe ? fdatasync_rate(dir, seconds) : 0;
-	struct cell cells[2][16];
+	struct cell cells[2][2][16];
 	for (int gc = gc_from; gc >= gc_to; gc--) {
 		for (size_t i = 0; i < n_producers; i++) {
-			struct cell *c = &cells[gc][i];
-			cell_run(dir, producers[i], gc != 0, seconds, count, c);
-			fprintf(stderr, "store_bench: %d producers, group commit %s: %.0f/s\n",
-			        producers[i], gc ? "on" : "off", c->rate);
+			/* Plain and encrypted cells back to back, so the machine's load hits both.
+			 */
+			for (int enc = enc_from; enc <= enc_to; enc++) {
+				struct cell *c = &cells[enc][gc][i];
+				cell_run(dir, producers[i], gc != 0, enc != 0, seconds, count, c);
+				fprintf(stderr,
+				        "store_bench: %d producers, group commit %s%s: %.0f/s\n",
+				        producers[i], gc ? "on" : "off", enc ? ", encrypted" : "",
+				        c->rate);
+			}
 		}
 	}
 	double fsync_after = probe ? fdatasync_rate(dir, seconds) : 0;
@@ -277,16 +299,20 @@ int main(int argc, char **argv)
 		printf("raw fdatasync of a 4 KiB write in %s (+%u us per flush): %.0f/s before, "
 		       "%.0f/s after the cells\n\n",
 		       dir, flush_us, fsync_before, fsync_after);
-	printf("| flush +us | producers | group commit | deliveries/s | x fdatasync rate | "
+	printf("| flush +us | producers | group commit | encrypted | deliveries/s | x fdatasync "
+	       "rate | "
 	       "deliveries per commit | deliveries per fsync | CPU us per delivery |\n");
-	printf("|---:|---:|:---:|---:|---:|---:|---:|---:|\n");
+	printf("|---:|---:|:---:|:---:|---:|---:|---:|---:|---:|\n");
 	for (int gc = gc_from; gc >= gc_to; gc--) {
 		for (size_t i = 0; i < n_producers; i++) {
-			const struct cell *c = &cells[gc][i];
-			printf("| %u | %d | %s | %.0f | %.1f | %.1f | %.1f | %.0f |\n", flush_us,
-			       producers[i], gc ? "on" : "off", c->rate,
-			       fsync_rate > 0 ? c->rate / fsync_rate : 0, c->per_commit,
-			       c->per_sync, c->cpu_us);
+			for (int enc = enc_from; enc <= enc_to; enc++) {
+				const struct cell *c = &cells[enc][gc][i];
+				printf("| %u | %d | %s | %s | %.0f | %.1f | %.1f | %.1f | %.0f |\n",
+				       flush_us, producers[i], gc ? "on" : "off",
+				       enc ? "yes" : "no", c->rate,
+				       fsync_rate > 0 ? c->rate / fsync_rate : 0, c->per_commit,
+				       c->per_sync, c->cpu_us);
+			}
 		}
 	}
 	return 0;
