@@ -4,6 +4,7 @@
  * problem is collected; the walk never stops at the first one, so `--check` shows them all.
  */
 #include <arpa/inet.h> /* AF_INET */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -22,7 +23,7 @@
 
 /* Aliases can make a small file expand into very many errors: stop listing them here. */
 #define CFG_MAX_ERRORS 100
-#define CFG_MAX_KEYS   96
+#define CFG_MAX_KEYS   128 /* seen[] and set[] of walk_mapping are indexed by key */
 
 struct key_line {
 	char *key; /* display path, "listeners[2].port" */
@@ -495,6 +496,8 @@ static void walk_mapping(struct ctx *c, yaml_node_t *node, int parent_line, cons
 {
 	int seen[CFG_MAX_KEYS] = {0};
 	bool set[CFG_MAX_KEYS] = {false};
+	/* The table outgrowing the arrays wrote past them (the encryption keys found it). */
+	assert(cfg_n_keys <= CFG_MAX_KEYS);
 
 	if (node != NULL) {
 		for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
