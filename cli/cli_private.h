@@ -19,6 +19,9 @@ struct cli {
 	struct config *cfg;
 	struct store *store; /* opened on first use by cli_store() */
 	char *ca_dir;        /* the CA's folder, resolved on first use (cmd_cert.c) */
+	/* After `store rekey`: the new key file, which opens the store from then on (the
+	 * audit record of the command is written after it). */
+	const char *key_file_override;
 };
 
 struct cli_noun {

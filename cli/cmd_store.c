@@ -95,6 +95,8 @@ static int rekey_run(struct cli *cli, int argc, char **argv)
 	if (rc < 0)
 		cli_error("rekeying failed, the old key still works: %s", err);
 	else
+		cli->key_file_override = argv[2];
+	if (rc == 0)
 		printf("the data key is now wrapped by %s: set encryption.key_file to it in %s "
 		       "before the next start; the old key no longer opens the store\n",
 		       argv[2], cli->config_path);

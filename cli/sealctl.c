@@ -70,8 +70,10 @@ int cli_kek(struct cli *cli, uint8_t kek[STORE_KEK_LEN], const uint8_t **kek_r)
 	bool have = false;
 	const char *err = NULL;
 	*kek_r = NULL;
-	if (store_kek_resolve(cli->cfg->encryption.key_file, cli->cfg->encryption.credential, kek,
-	                      &have, &err) < 0) {
+	const char *file =
+	    cli->key_file_override != NULL ? cli->key_file_override : cli->cfg->encryption.key_file;
+	const char *cred = cli->key_file_override != NULL ? NULL : cli->cfg->encryption.credential;
+	if (store_kek_resolve(file, cred, kek, &have, &err) < 0) {
 		cli_error("%s", err);
 		return CLI_FAIL;
 	}

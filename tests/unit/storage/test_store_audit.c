@@ -60,7 +60,7 @@ static struct store_audit_check verify(uint64_t anchor_seq, const unsigned char 
 static void sql(const char *text)
 {
 	sqlite3 *db;
-	cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+	fx_db_open(&fx, &db, SQLITE_OPEN_READWRITE);
 	char *err = NULL;
 	int rc = sqlite3_exec(db, text, NULL, NULL, &err);
 	cr_assert_eq(rc, SQLITE_OK, "%s: %s", text, err != NULL ? err : "");
@@ -70,7 +70,7 @@ static void sql(const char *text)
 static int sql_rc(const char *text)
 {
 	sqlite3 *db;
-	cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+	fx_db_open(&fx, &db, SQLITE_OPEN_READWRITE);
 	int rc = sqlite3_exec(db, text, NULL, NULL, NULL);
 	sqlite3_close(db);
 	return rc;
@@ -203,7 +203,7 @@ Test(store_audit, a_rewritten_chain_fails_the_anchor_written_down)
 	store_close(fx.s);
 	{
 		sqlite3 *db;
-		cr_assert_eq(sqlite3_open(fx.path, &db), SQLITE_OK);
+		fx_db_open(&fx, &db, SQLITE_OPEN_READWRITE);
 		sqlite3_stmt *st, *up;
 		cr_assert_eq(
 		    sqlite3_prepare_v2(db,
