@@ -345,6 +345,16 @@ void cli_audit_admin(struct cli *cli, int argc, char **argv, int rc)
 		return;
 	if (rc == CLI_USAGE)
 		return; /* nothing was attempted */
+	/* A command that failed before any store existed (a refused restore into an empty
+	 * data_dir) changed nothing, and there is nowhere to record it: no store is made
+	 * just for that. */
+	if (cli->store == NULL && rc != CLI_OK) {
+		char *db = xasprintf("%s/mail.db", cli->cfg->data_dir);
+		bool exists = access(db, F_OK) == 0;
+		free(db);
+		if (!exists)
+			return;
+	}
 	struct store *s = cli_store(cli);
 	if (s == NULL)
 		return;
