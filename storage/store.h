@@ -436,7 +436,7 @@ void store_audit_hash(const unsigned char *prev, const struct store_audit_record
  * has no callback. 0, or -EAGAIN when STORE_AUDIT_MAX records are already waiting (the
  * disk cannot keep up: the caller must not go on as if it had been recorded), -EIO (the
  * store no longer writes), -ESHUTDOWN, -ENOTSUP (a backend without an audit). */
-#define STORE_AUDIT_FLUSH_MS 250
+#define STORE_AUDIT_FLUSH_MS 1000
 #define STORE_AUDIT_MAX      65536
 int store_audit_append(struct store *s, const struct store_audit_record *r);
 

@@ -285,10 +285,10 @@ Test(store_audit, retention_removes_the_oldest_and_keeps_the_chain)
 Test(store_audit, many_records_wake_the_writer_and_all_arrive)
 {
 	fx_sqlite_only();
-	for (int i = 0; i < 5000; i++)
+	for (int i = 0; i < 10000; i++)
 		append("alice@corp.example", "fetch", "INBOX", "1", 0);
 	reopen(0);
-	cr_expect_eq(fx_count_rows(&fx, "SELECT count(*) FROM audit"), 5000);
-	cr_expect_eq(fx_count_rows(&fx, "SELECT head_seq FROM audit_state"), 5000);
+	cr_expect_eq(fx_count_rows(&fx, "SELECT count(*) FROM audit"), 10000);
+	cr_expect_eq(fx_count_rows(&fx, "SELECT head_seq FROM audit_state"), 10000);
 	cr_expect_eq(verify(0, NULL).bad_seq, 0);
 }
