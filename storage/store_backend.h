@@ -16,7 +16,8 @@
  *
  * Backends in the tree: "sqlite" (storage/sqlite/, the server's), "mem" (storage/mem/, in
  * memory, for tests) and "fault" (storage/fault/, wraps another backend and fails chosen
- * calls, for tests). docs/storage.md says how to add one.
+ * calls, for tests).
+ * docs/storage.md says how to add one.
  */
 #include "storage/store.h"
 
@@ -210,8 +211,9 @@ const struct store_backend *store_backend_of(struct store *s);
 /* The backend's own state of s (what its open returned): for a backend's white-box tests. */
 void *store_backend_impl(struct store *s);
 
-/* ---- Helpers every backend may use (keyword, name and SCRAM rules in storage/sqlite/,
- * they hold no SQL; the freeing ones in storage/store_result.c) ---- */
+/* ---- Helpers every backend may use (keyword and name rules in storage/sqlite/, they
+ * hold no SQL; passwords, SCRAM and addresses in storage/store_password.c; the freeing
+ * ones in storage/store_result.c) ---- */
 
 /* Keywords as stored: atoms, sorted, unique, space separated ("" for none; NULL in). 0 or
  * -EINVAL. */
@@ -219,6 +221,17 @@ int store_keywords_normalize(const char *in, char **out_r);
 bool store_mailbox_name_valid(const char *name);
 /* SCRAM-SHA-256 material of password with a new salt (all fields malloc'd). 0 or -EIO. */
 int store_scram_derive(const char *password, struct store_scram *out);
+/* storage/store_password.c: a yescrypt hash of password with a new salt in *hash_r
+ * (malloc'd). 0 or -EIO. Slow (about 40 ms): call it on a worker thread. */
+int store_password_hash(const char *password, char **hash_r);
+/* Whether password matches hash (yescrypt, imported $6$ and $2b$), compared in constant
+ * time. */
+bool store_password_verify(const char *password, const char *hash);
+/* A hash of a random password, made once: check a password against it for an unknown or
+ * disabled user, so that the answer takes as long as for a known one. */
+const char *store_password_dummy_hash(void);
+/* struct store_user's password_tag of the stored hash (hash[0..len)): malloc'd, or NULL. */
+char *store_password_tag(const char *hash, size_t len);
 void store_user_clear(struct store_user *u);
 void store_mailbox_clear(struct store_mailbox *mb);
 void store_msg_clear(struct store_msg *m);
