@@ -26,6 +26,10 @@ PACKAGES=(
   groff-base dpkg-dev debhelper fakeroot lintian
   # The /metrics test reads the text with Prometheus' own parser.
   python3-prometheus-client
+  # The PostgreSQL store backend (storage/pg/, libpq) and its tests, which start a server
+  # of their own from these binaries (tests/tools/pg_harness.sh); the system-wide service
+  # the package installs is never used.
+  libpq-dev postgresql
 )
 
 installed() {
