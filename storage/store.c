@@ -19,6 +19,7 @@ static const struct store_backend *const store_backends[] = {
     &store_backend_sqlite,
     &store_backend_mem,
     &store_backend_fault,
+    &store_backend_postgresql,
 };
 #define STORE_N_BACKENDS (sizeof(store_backends) / sizeof(store_backends[0]))
 

@@ -60,9 +60,13 @@ typedef void store_change_fn(void *ctx, const struct store_change *change);
 struct store_options {
 	/* The backend by name: "sqlite" (NULL or ""), "mem" (in memory, lost at close: tests),
 	 * "fault" or "fault:BACKEND" (BACKEND, mem by default, with chosen calls failing:
-	 * storage/fault/store_fault.h). An unknown name fails store_open with -EINVAL. */
+	 * storage/fault/store_fault.h), "postgresql" (not complete: docs/postgresql.md). An unknown
+	 * name fails store_open with -EINVAL. */
 	const char *backend;
-	const char *path;          /* the database file (data_dir/mail.db); created when missing */
+	const char *path; /* the database file (data_dir/mail.db); created when missing */
+	/* "postgresql" only: the libpq connection string ("host=/run/postgresql dbname=mail";
+	 * docs/postgresql.md). Each thread of the store opens its own connection with it. */
+	const char *conninfo;
 	unsigned workers;          /* read/hash threads, 0 = 4 */
 	unsigned busy_ms;          /* wait this long for another process's lock, 0 = 5000 */
 	bool no_group_commit;      /* one transaction per write (benchmarks only) */

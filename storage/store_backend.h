@@ -15,8 +15,8 @@
  * (non-NULL callback); everything else is the backend's.
  *
  * Backends in the tree: "sqlite" (storage/sqlite/, the server's), "mem" (storage/mem/, in
- * memory, for tests) and "fault" (storage/fault/, wraps another backend and fails chosen
- * calls, for tests).
+ * memory, for tests), "fault" (storage/fault/, wraps another backend and fails chosen
+ * calls, for tests) and "postgresql" (storage/pg/, in progress: docs/postgresql.md).
  * docs/storage.md says how to add one.
  */
 #include "storage/store.h"
@@ -198,6 +198,9 @@ struct store_backend {
 extern const struct store_backend store_backend_sqlite;
 extern const struct store_backend store_backend_mem;
 extern const struct store_backend store_backend_fault;
+/* storage/pg/: not complete yet (docs/postgresql.md), so not persistent in the table's
+ * sense: the configuration does not offer it. */
+extern const struct store_backend store_backend_postgresql;
 
 /* The backend called name (the part before a ':' when there is one: "fault:sqlite"), or
  * NULL. NULL and "" name the default, "sqlite". */
