@@ -2,7 +2,8 @@
 # House rules a machine can check (docs/hacking.md):
 #   - banned functions: strcpy strcat sprintf vsprintf strtok atoi atol sscanf gets
 #   - dependencies point one way (docs/design.md, "Layers"): only config/ includes yaml.h;
-#     only storage/sqlite/ (and tests, benchmarks) include sqlite3.h; storage/ never
+#     only storage/sqlite/ (and tests, benchmarks) include sqlite3.h, only storage/pg/ (and
+#     tests) libpq-fe.h; storage/ never
 #     includes uv.h or server/ headers, nor do certs/, config/, common/ and cli/; only the
 #     top of server/ (main.c, server.c, listener.c, conn.c, metrics_scrape.c) includes server_private.h;
 #     protocol code (server/smtp, server/imap, server/pop3, server/https) never includes
@@ -33,6 +34,11 @@ check_file() {
 	server/https/* | tests/* | fuzz/*) ;;
 	*) grep -nE '#include\s*<http_parser\.h>' "$f" |
 		sed -E "s|^([0-9]+):.*|$f:\1: http_parser.h outside server/https/|" ;;
+	esac
+	case "$f" in
+	storage/pg/* | tests/*) ;;
+	*) grep -nE '#include\s*<libpq-fe\.h>' "$f" |
+		sed -E "s|^([0-9]+):.*|$f:\1: libpq-fe.h outside storage/pg/|" ;;
 	esac
 	case "$f" in
 	storage/sqlite/* | bench/* | tests/*) ;;

@@ -172,6 +172,15 @@ static bool writer_group(struct pg_store *s, struct pg_job **jobs, size_t n)
 		if (pg_exec(c, "SAVEPOINT job") < 0)
 			goto abort;
 		job->rc = job->run(c, job);
+		/* A deadlock with another front end (it goes on, this job's locks are gone with
+		 * the savepoint) or a serialization failure: run the job again. */
+		for (int again = 0; job->rc == -EAGAIN && again < 3; again++) {
+			if (pg_exec(c, "ROLLBACK TO SAVEPOINT job") < 0)
+				goto abort;
+			store_backend_result_free(&job->res);
+			job_forget_changes(job);
+			job->rc = job->run(c, job);
+		}
 		if (job->rc < 0) {
 			store_backend_result_free(&job->res);
 			job_forget_changes(job);
@@ -211,6 +220,13 @@ static void *writer_main(void *arg)
 			s->writes_tail = NULL;
 		pthread_mutex_unlock(&s->lock);
 		bool ok = writer_group(s, jobs, n);
+		/* Counted before the callbacks run, so that a caller sees its own write. */
+		if (ok) {
+			pthread_mutex_lock(&s->lock);
+			s->commits++;
+			s->writes_done += n;
+			pthread_mutex_unlock(&s->lock);
+		}
 		for (size_t i = 0; i < n; i++) {
 			if (!ok) {
 				store_backend_result_free(&jobs[i]->res);
@@ -219,10 +235,6 @@ static void *writer_main(void *arg)
 			job_complete(jobs[i], ok ? jobs[i]->rc : -EIO);
 		}
 		pthread_mutex_lock(&s->lock);
-		if (ok) {
-			s->commits++;
-			s->writes_done += n;
-		}
 	}
 	pthread_mutex_unlock(&s->lock);
 	free(jobs);
@@ -327,95 +339,48 @@ static int pg_store_ping(void *impl, store_backend_cb *cb, void *ctx)
  * runs (docs/postgresql.md lists them). */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
-#define NOTSUP(...)                                                                                \
-	{                                                                                          \
-		(void)impl;                                                                        \
-		return -ENOTSUP;                                                                   \
-	}
-static int
-ns_recent_take(void *impl, int64_t a, uint32_t b, store_backend_cb *cb,
-               void *ctx) NOTSUP() static int ns_metadata_get(void *impl, int64_t a, int64_t b,
-                                                              const char *const *c, size_t d, int e,
-                                                              store_backend_cb *cb, void *ctx)
-    NOTSUP() static int ns_metadata_set(
-        void *impl, int64_t a, int64_t b, const struct store_meta_change *c, size_t d, uint64_t e,
-        store_backend_cb *cb,
-        void *ctx) NOTSUP() static int ns_deliver(void *impl, const struct store_deliver_req *a,
-                                                  store_backend_cb *cb, void *ctx)
-        NOTSUP() static int ns_deliver_batch(
-            void *impl, const struct store_deliver_req *a, size_t b, store_backend_cb *cb,
-            void *ctx) NOTSUP() static int ns_mb_u64(void *impl, int64_t a, uint64_t b,
-                                                     store_backend_cb *cb, void *ctx)
-            NOTSUP() static int ns_mb_uid(void *impl, int64_t a, uint32_t b, store_backend_cb *cb,
-                                          void *ctx) NOTSUP() static int ns_mb(void *impl,
-                                                                               int64_t a,
-                                                                               store_backend_cb *cb,
-                                                                               void *ctx)
-                NOTSUP() static int ns_structures(
-                    void *impl, int64_t a, const uint32_t *b, size_t c, size_t d, bool e,
-                    store_backend_cb *cb,
-                    void *ctx) NOTSUP() static int ns_read_batch(void *impl, int64_t a,
-                                                                 const uint32_t *b, size_t c,
-                                                                 size_t d, store_backend_cb *cb,
-                                                                 void *ctx)
-                    NOTSUP() static int ns_content_read(void *impl, int64_t a, uint32_t b,
-                                                        uint64_t c, size_t d, store_backend_cb *cb,
-                                                        void *ctx)
-                        NOTSUP() static int ns_flags_store(void *impl, int64_t a,
-                                                           const struct store_uid_range *b,
-                                                           size_t c, enum store_flag_mode d,
-                                                           unsigned e, const char *f, uint64_t g,
-                                                           store_backend_cb *cb, void *ctx)
-                            NOTSUP() static int ns_ranges(void *impl, int64_t a,
-                                                          const struct store_uid_range *b, size_t c,
-                                                          store_backend_cb *cb, void *ctx)
-                                NOTSUP() static int ns_copy(
-                                    void *impl, int64_t a, const struct store_uid_range *b,
-                                    size_t c, int64_t d, bool e, store_backend_cb *cb,
-                                    void *ctx) NOTSUP() static int ns_search(void *impl, int64_t a,
-                                                                             const char *b,
-                                                                             store_backend_cb *cb,
-                                                                             void *ctx)
-                                    NOTSUP() static int ns_none(
-                                        void *impl, store_backend_cb *cb,
-                                        void *ctx) NOTSUP() static int ns_id(void *impl, int64_t a,
-                                                                             store_backend_cb *cb,
-                                                                             void *ctx)
-                                        NOTSUP() static int ns_due(void *impl, int64_t a,
-                                                                   unsigned b, size_t c,
-                                                                   store_backend_cb *cb, void *ctx)
-                                            NOTSUP() static int ns_flush(void *impl, int64_t a,
-                                                                         int64_t b,
-                                                                         store_backend_cb *cb,
-                                                                         void *ctx)
-                                                NOTSUP() static int ns_queue_read(
-                                                    void *impl, int64_t a, uint64_t b, size_t c,
-                                                    store_backend_cb *cb, void *ctx)
-                                                    NOTSUP() static int ns_report(
-                                                        void *impl,
-                                                        const struct store_queue_report *a,
-                                                        store_backend_cb *cb, void *ctx)
-                                                        NOTSUP() static int ns_cert_add(
-                                                            void *impl,
-                                                            const struct store_cert_new *a,
-                                                            store_backend_cb *cb, void *ctx)
-                                                            NOTSUP() static int ns_str(
-                                                                void *impl, const char *a,
-                                                                store_backend_cb *cb, void *ctx)
-                                                                NOTSUP() static int ns_find_valid(
-                                                                    void *impl, const char *a,
-                                                                    int64_t b, store_backend_cb *cb,
-                                                                    void *ctx)
-                                                                    NOTSUP() static int ns_revoke(
-                                                                        void *impl, const char *a,
-                                                                        const char *b, int64_t c,
-                                                                        store_backend_cb *cb,
-                                                                        void *ctx) NOTSUP()
-
+/* clang-format off */
+#define NOTSUP { (void)impl; return -ENOTSUP; }
+static int ns_recent_take(void *impl, int64_t a, uint32_t b, store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_metadata_get(void *impl, int64_t a, int64_t b, const char *const *c, size_t d,
+                           int e, store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_metadata_set(void *impl, int64_t a, int64_t b, const struct store_meta_change *c,
+                           size_t d, uint64_t e, store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_mb_u64(void *impl, int64_t a, uint64_t b, store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_mb_uid(void *impl, int64_t a, uint32_t b, store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_mb(void *impl, int64_t a, store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_structures(void *impl, int64_t a, const uint32_t *b, size_t c, size_t d, bool e,
+                         store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_read_batch(void *impl, int64_t a, const uint32_t *b, size_t c, size_t d,
+                         store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_flags_store(void *impl, int64_t a, const struct store_uid_range *b, size_t c,
+                          enum store_flag_mode d, unsigned e, const char *f, uint64_t g,
+                          store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_ranges(void *impl, int64_t a, const struct store_uid_range *b, size_t c,
+                     store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_copy(void *impl, int64_t a, const struct store_uid_range *b, size_t c, int64_t d,
+                   bool e, store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_search(void *impl, int64_t a, const char *b, store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_none(void *impl, store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_id(void *impl, int64_t a, store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_due(void *impl, int64_t a, unsigned b, size_t c, store_backend_cb *cb,
+                  void *ctx) NOTSUP
+static int ns_flush(void *impl, int64_t a, int64_t b, store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_queue_read(void *impl, int64_t a, uint64_t b, size_t c, store_backend_cb *cb,
+                         void *ctx) NOTSUP
+static int ns_report(void *impl, const struct store_queue_report *a, store_backend_cb *cb,
+                     void *ctx) NOTSUP
+static int ns_cert_add(void *impl, const struct store_cert_new *a, store_backend_cb *cb,
+                       void *ctx) NOTSUP
+static int ns_str(void *impl, const char *a, store_backend_cb *cb, void *ctx) NOTSUP
+static int ns_find_valid(void *impl, const char *a, int64_t b, store_backend_cb *cb,
+                         void *ctx) NOTSUP
+static int ns_revoke(void *impl, const char *a, const char *b, int64_t c, store_backend_cb *cb,
+                     void *ctx) NOTSUP
+/* clang-format on */
 #pragma GCC diagnostic pop
 
-                                                                        const
-    struct store_backend store_backend_postgresql = {
+    const struct store_backend store_backend_postgresql = {
         .name = "postgresql",
         /* Not offered by the configuration until it is complete (docs/postgresql.md). */
         .persistent = false,
@@ -442,15 +407,15 @@ ns_recent_take(void *impl, int64_t a, uint32_t b, store_backend_cb *cb,
         .recent_take = ns_recent_take,
         .metadata_get = ns_metadata_get,
         .metadata_set = ns_metadata_set,
-        .deliver = ns_deliver,
-        .deliver_batch = ns_deliver_batch,
-        .message_list = ns_mb_u64,
-        .message_get = ns_mb_uid,
+        .deliver = pg_store_deliver,
+        .deliver_batch = pg_store_deliver_batch,
+        .message_list = pg_store_message_list,
+        .message_get = pg_store_message_get,
         .message_headers = ns_mb,
         .message_sortkeys = ns_mb_uid,
         .message_structures = ns_structures,
         .content_read_batch = ns_read_batch,
-        .content_read = ns_content_read,
+        .content_read = pg_store_content_read,
         .flags_store = ns_flags_store,
         .expunge = ns_ranges,
         .remove = ns_ranges,

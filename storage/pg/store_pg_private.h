@@ -38,6 +38,19 @@ enum pg_sql {
 	PGSQL_SUBSCRIBE_ADD,
 	PGSQL_SUBSCRIBE_DEL,
 	PGSQL_SUBSCRIBED_MISSING,
+	PGSQL_TARGET_INBOX,
+	PGSQL_TARGET_MAILBOX,
+	PGSQL_TARGET_LOCK_USER,
+	PGSQL_TARGET_LOCK_MAILBOX,
+	PGSQL_MAILBOX_BUMP,
+	PGSQL_CONTENT_INSERT,
+	PGSQL_CONTENT_FIND,
+	PGSQL_PREVIEW_INSERT,
+	PGSQL_ENTRY_INSERT,
+	PGSQL_MAILBOX_STATE,
+	PGSQL_ENTRY_LIST,
+	PGSQL_ENTRY_GET,
+	PGSQL_CONTENT_READ,
 	PGSQL_PING,
 	PGSQL__COUNT
 };
@@ -159,6 +172,19 @@ int pg_store_mailbox_rename(void *impl, int64_t user_id, const char *name, const
                             store_backend_cb *cb, void *ctx);
 int pg_store_mailbox_subscribe(void *impl, int64_t user_id, const char *name, bool on,
                                store_backend_cb *cb, void *ctx);
+int pg_store_deliver(void *impl, const struct store_deliver_req *req, store_backend_cb *cb,
+                     void *ctx);
+int pg_store_deliver_batch(void *impl, const struct store_deliver_req *reqs, size_t n,
+                           store_backend_cb *cb, void *ctx);
+int pg_store_message_list(void *impl, int64_t mailbox_id, uint64_t changed_since,
+                          store_backend_cb *cb, void *ctx);
+int pg_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_backend_cb *cb,
+                         void *ctx);
+int pg_store_content_read(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset,
+                          size_t max_len, store_backend_cb *cb, void *ctx);
+/* The mailbox's user, highest modseq, uidnext and message count as a change of job. */
+int pg_mailbox_note(struct pg_conn *c, struct pg_job *job, int64_t mailbox_id);
+
 /* Inserts a mailbox with a UIDVALIDITY never given before: 0, -EEXIST, -ENOENT. */
 int pg_mailbox_insert(struct pg_conn *c, int64_t user_id, const char *name, unsigned special_use);
 

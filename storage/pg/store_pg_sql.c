@@ -69,6 +69,53 @@ static const char *const pg_sql_texts[PGSQL__COUNT] = {
                                  "NOT EXISTS (SELECT 1 FROM mailboxes m WHERE "
                                  "m.user_id = s.user_id AND m.name = s.name) "
                                  "ORDER BY s.name COLLATE \"C\"",
+    /* Delivery: the target's mailbox, then its user's row and the mailbox's row locked
+     * in that order (user first, always), so deliveries of several front ends to one
+     * user queue up there and the quota check and the UID taken stay true until COMMIT. */
+    [PGSQL_TARGET_INBOX] = "SELECT id, user_id FROM mailboxes WHERE user_id = $1 "
+                           "AND name = 'INBOX'",
+    [PGSQL_TARGET_MAILBOX] = "SELECT id, user_id FROM mailboxes WHERE id = $1",
+    [PGSQL_TARGET_LOCK_USER] =
+        "SELECT quota_bytes, used_bytes, quota_messages, "
+        "(SELECT coalesce(sum(um.messages), 0) FROM mailboxes um WHERE um.user_id = u.id) "
+        "FROM users u WHERE id = $1 FOR NO KEY UPDATE",
+    [PGSQL_TARGET_LOCK_MAILBOX] = "SELECT uidvalidity, uidnext, highest_modseq, messages "
+                                  "FROM mailboxes WHERE id = $1 FOR NO KEY UPDATE",
+    /* The UID and modseq a change takes: the row stays locked until COMMIT, so no other
+     * front end can take the same ones. */
+    [PGSQL_MAILBOX_BUMP] = "UPDATE mailboxes SET highest_modseq = highest_modseq + 1, "
+                           "uidnext = uidnext + $2 WHERE id = $1 "
+                           "RETURNING highest_modseq, uidnext",
+    [PGSQL_MAILBOX_STATE] = "SELECT user_id, highest_modseq, uidnext, messages, uidvalidity "
+                            "FROM mailboxes WHERE id = $1",
+    /* Content once per SHA-256: another front end inserting the same bytes at once makes
+     * this wait for its COMMIT and insert nothing. */
+    [PGSQL_CONTENT_INSERT] =
+        "INSERT INTO contents (sha256, size, body, mime, hdr_from, hdr_to, hdr_cc, "
+        "hdr_subject, hdr_message_id, hdr_date) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+        "$10) ON CONFLICT (sha256) DO NOTHING RETURNING id",
+    /* FOR SHARE: a delete of its last entry elsewhere (whose trigger updates refs) waits
+     * until this delivery's reference is committed, and then keeps the row. */
+    [PGSQL_CONTENT_FIND] = "SELECT id FROM contents WHERE sha256 = $1 FOR SHARE",
+    [PGSQL_PREVIEW_INSERT] = "INSERT INTO previews (content_id, text) VALUES ($1, $2) "
+                             "ON CONFLICT DO NOTHING",
+    [PGSQL_ENTRY_INSERT] = "INSERT INTO entries (mailbox_id, uid, content_id, modseq, flags, "
+                           "keywords, internal_date, size, emailid, threadid, savedate) "
+                           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    [PGSQL_ENTRY_LIST] = "SELECT uid, modseq, flags, keywords, internal_date, size, "
+                         "content_id, emailid, threadid, savedate FROM entries "
+                         "WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+    [PGSQL_ENTRY_GET] = "SELECT e.uid, e.modseq, e.flags, e.keywords, e.internal_date, "
+                        "e.size, e.content_id, e.emailid, e.threadid, e.savedate, c.mime, "
+                        "c.hdr_from, c.hdr_to, c.hdr_cc, c.hdr_subject, c.hdr_message_id, "
+                        "c.hdr_date, (SELECT p.text FROM previews p "
+                        "WHERE p.content_id = e.content_id) "
+                        "FROM entries e JOIN contents c ON c.id = e.content_id "
+                        "WHERE e.mailbox_id = $1 AND e.uid = $2",
+    /* substring counts from 1. */
+    [PGSQL_CONTENT_READ] = "SELECT c.size, substring(c.body FROM $3::int + 1 FOR $4::int) "
+                           "FROM entries e JOIN contents c ON c.id = e.content_id "
+                           "WHERE e.mailbox_id = $1 AND e.uid = $2",
     [PGSQL_PING] = "SELECT 1",
 };
 
@@ -106,6 +153,9 @@ static int pg_error(struct pg_conn *c, const PGresult *r, const char *what)
 		return -EEXIST;
 	if (state != NULL && strcmp(state, "23503") == 0)
 		return -ENOENT;
+	/* Deadlock victim, serialization failure: the writer runs the job again. */
+	if (state != NULL && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
+		return -EAGAIN;
 	log_event(LOGL_ERROR, "event=store_pg_error what=%s sqlstate=%s error=\"%s\"", what,
 	          state != NULL ? state : "-", PQerrorMessage(c->db));
 	return -EIO;

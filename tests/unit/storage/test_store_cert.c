@@ -73,6 +73,7 @@ Test(store_cert, add_get_and_link_to_user)
 
 Test(store_cert, refuses_bad_arguments)
 {
+	fx_pg_todo("store_cert_add");
 	struct store_cert_new c = {.serial = "0A1B", .address = "a@b.c", .not_after = NOW};
 	cr_expect_eq(store_cert_add(fx.s, &c, store_sync_certs, &fx.w), -EINVAL); /* upper case */
 	c.serial = "";

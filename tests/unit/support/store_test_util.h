@@ -24,7 +24,7 @@
 struct store_fixture {
 	char dir[64];
 	char path[128];
-	char pg_schema[32];   /* postgresql: the fixture's schema, "" before the first open */
+	char pg_schema[32]; /* postgresql: the fixture's schema, "" before the first open */
 	char conninfo[512];
 	struct store *s;
 	struct store_sync w;
@@ -64,7 +64,8 @@ static inline bool fx_is_pg(void)
 static inline void fx_pg_exec(const char *sql)
 {
 	const char *ci = getenv("SEALMAIL_PG_CONNINFO");
-	cr_assert(ci != NULL, "SEALMAIL_PG_CONNINFO is not set: run under tests/tools/pg_harness.sh");
+	cr_assert(ci != NULL,
+	          "SEALMAIL_PG_CONNINFO is not set: run under tests/tools/pg_harness.sh");
 	PGconn *db = PQconnectdb(ci);
 	cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
 	PQclear(PQexec(db, "SET client_min_messages = warning")); /* DROP's NOTICEs */
@@ -113,6 +114,14 @@ static inline int fx_open_opts(struct store_fixture *fx, struct store_options *o
 		cr_log_info("store_open: %s", err);
 	return rc;
 }
+
+/* Skips the test on postgresql, whose backend does not have op yet: for tests that call
+ * it without FX_CALL (argument checks at submit, threads of their own). */
+#define fx_pg_todo(op)                                                                             \
+	do {                                                                                       \
+		if (fx_is_pg())                                                                    \
+			cr_skip_test("postgresql: not done yet: %s", op);                          \
+	} while (0)
 
 /* Skips the test unless the store under test is SQLite (files, SQL, FTS, MIME parsing). */
 #define fx_sqlite_only()                                                                           \
