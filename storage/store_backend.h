@@ -221,6 +221,9 @@ void *store_backend_impl(struct store *s);
 /* Keywords as stored: atoms, sorted, unique, space separated ("" for none; NULL in). 0 or
  * -EINVAL. */
 int store_keywords_normalize(const char *in, char **out_r);
+/* Keywords cur with delta (both normalized) added (STORE_FLAGS_ADD) or removed
+ * (STORE_FLAGS_REMOVE), normalized: malloc'd. */
+char *store_keywords_apply(const char *cur, const char *delta, enum store_flag_mode mode);
 bool store_mailbox_name_valid(const char *name);
 /* SCRAM-SHA-256 material of password with a new salt (all fields malloc'd). 0 or -EIO. */
 int store_scram_derive(const char *password, struct store_scram *out);

@@ -346,18 +346,12 @@ static int ns_metadata_get(void *impl, int64_t a, int64_t b, const char *const *
                            int e, store_backend_cb *cb, void *ctx) NOTSUP
 static int ns_metadata_set(void *impl, int64_t a, int64_t b, const struct store_meta_change *c,
                            size_t d, uint64_t e, store_backend_cb *cb, void *ctx) NOTSUP
-static int ns_mb_u64(void *impl, int64_t a, uint64_t b, store_backend_cb *cb, void *ctx) NOTSUP
 static int ns_mb_uid(void *impl, int64_t a, uint32_t b, store_backend_cb *cb, void *ctx) NOTSUP
 static int ns_mb(void *impl, int64_t a, store_backend_cb *cb, void *ctx) NOTSUP
 static int ns_structures(void *impl, int64_t a, const uint32_t *b, size_t c, size_t d, bool e,
                          store_backend_cb *cb, void *ctx) NOTSUP
 static int ns_read_batch(void *impl, int64_t a, const uint32_t *b, size_t c, size_t d,
                          store_backend_cb *cb, void *ctx) NOTSUP
-static int ns_flags_store(void *impl, int64_t a, const struct store_uid_range *b, size_t c,
-                          enum store_flag_mode d, unsigned e, const char *f, uint64_t g,
-                          store_backend_cb *cb, void *ctx) NOTSUP
-static int ns_ranges(void *impl, int64_t a, const struct store_uid_range *b, size_t c,
-                     store_backend_cb *cb, void *ctx) NOTSUP
 static int ns_copy(void *impl, int64_t a, const struct store_uid_range *b, size_t c, int64_t d,
                    bool e, store_backend_cb *cb, void *ctx) NOTSUP
 static int ns_search(void *impl, int64_t a, const char *b, store_backend_cb *cb, void *ctx) NOTSUP
@@ -416,11 +410,11 @@ static int ns_revoke(void *impl, const char *a, const char *b, int64_t c, store_
         .message_structures = ns_structures,
         .content_read_batch = ns_read_batch,
         .content_read = pg_store_content_read,
-        .flags_store = ns_flags_store,
-        .expunge = ns_ranges,
-        .remove = ns_ranges,
+        .flags_store = pg_store_flags_store,
+        .expunge = pg_store_expunge,
+        .remove = pg_store_remove,
         .copy = ns_copy,
-        .vanished = ns_mb_u64,
+        .vanished = pg_store_vanished,
         .search_text = ns_search,
         .search_body = ns_search,
         .queue_list = ns_none,

@@ -27,7 +27,7 @@ int pg_mailbox_note(struct pg_conn *c, struct pg_job *job, int64_t mailbox_id)
 }
 
 /* The columns every entry query starts with (PGSQL_ENTRY_LIST's order). */
-static void entry_from_row(const PGresult *r, int row, struct store_msg *m)
+void pg_entry_from_row(const PGresult *r, int row, struct store_msg *m)
 {
 	m->uid = (uint32_t)pg_i64(r, row, 0);
 	m->modseq = (uint64_t)pg_i64(r, row, 1);
@@ -78,7 +78,7 @@ static int list_run(struct pg_conn *c, struct pg_job *job)
 	if (n > 0)
 		job->res.msgs = xcalloc(n, sizeof(*job->res.msgs));
 	for (size_t i = 0; i < n; i++)
-		entry_from_row(r, (int)i, &job->res.msgs[i]);
+		pg_entry_from_row(r, (int)i, &job->res.msgs[i]);
 	job->res.n_msgs = n;
 	PQclear(r);
 out:
@@ -114,7 +114,7 @@ static int get_run(struct pg_conn *c, struct pg_job *job)
 	}
 	struct store_msg *m = job->res.msgs = xcalloc(1, sizeof(*m));
 	job->res.n_msgs = 1;
-	entry_from_row(r, 0, m);
+	pg_entry_from_row(r, 0, m);
 	m->mime_json = pg_str(r, 0, 10);
 	m->hdr_from = pg_str(r, 0, 11);
 	m->hdr_to = pg_str(r, 0, 12);
@@ -175,5 +175,37 @@ int pg_store_content_read(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t
 	j->uid = uid;
 	j->offset = offset;
 	j->max_len = max_len;
+	return pg_job_submit(&j->job);
+}
+
+/* QRESYNC: the UIDs expunged with a modseq above since, in UID order. */
+static int vanished_run(struct pg_conn *c, struct pg_job *job)
+{
+	struct msg_job *j = (struct msg_job *)job;
+	struct pg_params p = {0};
+	int rc;
+	pg_p_i64(&p, j->mailbox_id);
+	pg_p_i64(&p, (int64_t)j->changed_since);
+	PGresult *r = pg_run(c, PGSQL_VANISHED, &p, &rc);
+	if (r == NULL)
+		return rc;
+	size_t n = (size_t)PQntuples(r);
+	if (n > 0)
+		job->res.uids = xcalloc(n, sizeof(*job->res.uids));
+	for (size_t i = 0; i < n; i++)
+		job->res.uids[i] = (uint32_t)pg_i64(r, (int)i, 0);
+	job->res.n_uids = n;
+	PQclear(r);
+	return 0;
+}
+
+int pg_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_backend_cb *cb,
+                      void *ctx)
+{
+	if (since_modseq > INT64_MAX)
+		return -EINVAL;
+	struct msg_job *j = pg_job_new(sizeof(*j), impl, PG_JOB_READ, vanished_run, cb, ctx);
+	j->mailbox_id = mailbox_id;
+	j->changed_since = since_modseq;
 	return pg_job_submit(&j->job);
 }

@@ -51,6 +51,11 @@ enum pg_sql {
 	PGSQL_ENTRY_LIST,
 	PGSQL_ENTRY_GET,
 	PGSQL_CONTENT_READ,
+	PGSQL_ENTRY_RANGE,
+	PGSQL_ENTRY_SET_FLAGS,
+	PGSQL_ENTRY_DELETE,
+	PGSQL_EXPUNGED_INSERT,
+	PGSQL_VANISHED,
 	PGSQL_PING,
 	PGSQL__COUNT
 };
@@ -182,6 +187,18 @@ int pg_store_message_get(void *impl, int64_t mailbox_id, uint32_t uid, store_bac
                          void *ctx);
 int pg_store_content_read(void *impl, int64_t mailbox_id, uint32_t uid, uint64_t offset,
                           size_t max_len, store_backend_cb *cb, void *ctx);
+int pg_store_flags_store(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                         size_t n_ranges, enum store_flag_mode mode, unsigned flags,
+                         const char *keywords, uint64_t unchanged_since, store_backend_cb *cb,
+                         void *ctx);
+int pg_store_expunge(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                     size_t n_ranges, store_backend_cb *cb, void *ctx);
+int pg_store_remove(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
+                    size_t n_ranges, store_backend_cb *cb, void *ctx);
+int pg_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_backend_cb *cb,
+                      void *ctx);
+/* An entry row of PGSQL_ENTRY_LIST's columns into *m. */
+void pg_entry_from_row(const PGresult *r, int row, struct store_msg *m);
 /* The mailbox's user, highest modseq, uidnext and message count as a change of job. */
 int pg_mailbox_note(struct pg_conn *c, struct pg_job *job, int64_t mailbox_id);
 

@@ -116,6 +116,18 @@ static const char *const pg_sql_texts[PGSQL__COUNT] = {
     [PGSQL_CONTENT_READ] = "SELECT c.size, substring(c.body FROM $3::int + 1 FOR $4::int) "
                            "FROM entries e JOIN contents c ON c.id = e.content_id "
                            "WHERE e.mailbox_id = $1 AND e.uid = $2",
+    [PGSQL_ENTRY_RANGE] = "SELECT uid, modseq, flags, keywords, internal_date, size, "
+                          "content_id, emailid, threadid, savedate FROM entries "
+                          "WHERE mailbox_id = $1 AND uid BETWEEN $2 AND $3 ORDER BY uid "
+                          "FOR NO KEY UPDATE",
+    [PGSQL_ENTRY_SET_FLAGS] = "UPDATE entries SET flags = $3, keywords = $4, modseq = $5 "
+                              "WHERE mailbox_id = $1 AND uid = $2",
+    [PGSQL_ENTRY_DELETE] = "DELETE FROM entries WHERE mailbox_id = $1 AND uid = $2",
+    [PGSQL_EXPUNGED_INSERT] = "INSERT INTO expunged (mailbox_id, uid, modseq) "
+                              "VALUES ($1, $2, $3) ON CONFLICT (mailbox_id, uid) "
+                              "DO UPDATE SET modseq = excluded.modseq",
+    [PGSQL_VANISHED] = "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 "
+                       "ORDER BY uid",
     [PGSQL_PING] = "SELECT 1",
 };
 

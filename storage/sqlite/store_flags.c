@@ -89,48 +89,6 @@ static void msgs_free(struct store_msg *msgs, size_t n)
 	free(msgs);
 }
 
-static bool kw_has(const char *list, const char *word, size_t wl)
-{
-	for (const char *p = list; *p != '\0';) {
-		const char *e = strchr(p, ' ');
-		size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
-		if (n == wl && memcmp(p, word, wl) == 0)
-			return true;
-		p += n + (e != NULL);
-	}
-	return false;
-}
-
-/* cur (+|-) delta, normalized. */
-static char *kw_apply(const char *cur, const char *delta, enum store_flag_mode mode)
-{
-	size_t cap = strlen(cur) + strlen(delta) + 2;
-	char *joined = xmalloc(cap);
-	size_t len = 0;
-	for (const char *p = cur; *p != '\0';) {
-		const char *e = strchr(p, ' ');
-		size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
-		if (mode != STORE_FLAGS_REMOVE || !kw_has(delta, p, n)) {
-			if (len > 0)
-				joined[len++] = ' ';
-			memcpy(joined + len, p, n);
-			len += n;
-		}
-		p += n + (e != NULL);
-	}
-	if (mode == STORE_FLAGS_ADD && delta[0] != '\0') {
-		if (len > 0)
-			joined[len++] = ' ';
-		memcpy(joined + len, delta, strlen(delta));
-		len += strlen(delta);
-	}
-	joined[len] = '\0';
-	char *out = NULL;
-	store_keywords_normalize(joined, &out); /* parts were valid: cannot fail */
-	free(joined);
-	return out != NULL ? out : xstrdup("");
-}
-
 static int flags_run(struct store_conn *c, struct store_job *job)
 {
 	struct flags_job *j = (struct flags_job *)job;
@@ -153,7 +111,7 @@ static int flags_run(struct store_conn *c, struct store_job *job)
 		if (j->mode == STORE_FLAGS_SET)
 			nk = xstrdup(j->keywords != NULL ? j->keywords : "");
 		else if (j->keywords != NULL)
-			nk = kw_apply(m->keywords, j->keywords, j->mode);
+			nk = store_keywords_apply(m->keywords, j->keywords, j->mode);
 		else
 			nk = xstrdup(m->keywords);
 		if (nf == m->flags && strcmp(nk, m->keywords) == 0) {

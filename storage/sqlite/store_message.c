@@ -96,6 +96,47 @@ int store_keywords_normalize(const char *in, char **out_r)
 	return 0;
 }
 
+static bool kw_has(const char *list, const char *word, size_t wl)
+{
+	for (const char *p = list; *p != '\0';) {
+		const char *e = strchr(p, ' ');
+		size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+		if (n == wl && memcmp(p, word, wl) == 0)
+			return true;
+		p += n + (e != NULL);
+	}
+	return false;
+}
+
+char *store_keywords_apply(const char *cur, const char *delta, enum store_flag_mode mode)
+{
+	size_t cap = strlen(cur) + strlen(delta) + 2;
+	char *joined = xmalloc(cap);
+	size_t len = 0;
+	for (const char *p = cur; *p != '\0';) {
+		const char *e = strchr(p, ' ');
+		size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+		if (mode != STORE_FLAGS_REMOVE || !kw_has(delta, p, n)) {
+			if (len > 0)
+				joined[len++] = ' ';
+			memcpy(joined + len, p, n);
+			len += n;
+		}
+		p += n + (e != NULL);
+	}
+	if (mode == STORE_FLAGS_ADD && delta[0] != '\0') {
+		if (len > 0)
+			joined[len++] = ' ';
+		memcpy(joined + len, delta, strlen(delta));
+		len += strlen(delta);
+	}
+	joined[len] = '\0';
+	char *out = NULL;
+	store_keywords_normalize(joined, &out); /* parts were valid: cannot fail */
+	free(joined);
+	return out != NULL ? out : xstrdup("");
+}
+
 struct store_uid_range *store_ranges_dup(const struct store_uid_range *r, size_t n)
 {
 	struct store_uid_range *out = xcalloc(n + 1, sizeof(*out));
