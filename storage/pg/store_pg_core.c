@@ -352,8 +352,6 @@ static int ns_structures(void *impl, int64_t a, const uint32_t *b, size_t c, siz
                          store_backend_cb *cb, void *ctx) NOTSUP
 static int ns_read_batch(void *impl, int64_t a, const uint32_t *b, size_t c, size_t d,
                          store_backend_cb *cb, void *ctx) NOTSUP
-static int ns_copy(void *impl, int64_t a, const struct store_uid_range *b, size_t c, int64_t d,
-                   bool e, store_backend_cb *cb, void *ctx) NOTSUP
 static int ns_search(void *impl, int64_t a, const char *b, store_backend_cb *cb, void *ctx) NOTSUP
 static int ns_none(void *impl, store_backend_cb *cb, void *ctx) NOTSUP
 static int ns_id(void *impl, int64_t a, store_backend_cb *cb, void *ctx) NOTSUP
@@ -413,7 +411,7 @@ static int ns_revoke(void *impl, const char *a, const char *b, int64_t c, store_
         .flags_store = pg_store_flags_store,
         .expunge = pg_store_expunge,
         .remove = pg_store_remove,
-        .copy = ns_copy,
+        .copy = pg_store_copy,
         .vanished = pg_store_vanished,
         .search_text = ns_search,
         .search_body = ns_search,

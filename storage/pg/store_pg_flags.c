@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/xmalloc.h"
 #include "storage/pg/store_pg_private.h"
@@ -21,7 +22,9 @@ struct flags_job {
 	unsigned flags;
 	char *keywords; /* normalized; NULL: leave keywords alone (ADD/REMOVE) */
 	uint64_t unchanged_since;
-	bool any_flags; /* remove: whatever the flags */
+	bool any_flags;         /* remove: whatever the flags */
+	int64_t dst_mailbox_id; /* copy */
+	bool move;
 };
 
 static void flags_job_free(struct pg_job *job)
@@ -273,5 +276,169 @@ int pg_store_remove(void *impl, int64_t mailbox_id, const struct store_uid_range
 	struct flags_job *j =
 	    flags_job_new(impl, expunge_run, mailbox_id, ranges, n_ranges, cb, ctx);
 	j->any_flags = true;
+	return pg_job_submit(&j->job);
+}
+
+/* The mailbox's user and UIDVALIDITY: 0 or -ENOENT. */
+static int mailbox_owner(struct pg_conn *c, int64_t mailbox_id, int64_t *user_r,
+                         uint32_t *uidvalidity_r)
+{
+	struct pg_params p = {0};
+	int rc;
+	pg_p_i64(&p, mailbox_id);
+	PGresult *r = pg_run(c, PGSQL_MAILBOX_STATE, &p, &rc);
+	if (r == NULL)
+		return rc;
+	if (PQntuples(r) == 1) {
+		*user_r = pg_i64(r, 0, 0);
+		*uidvalidity_r = (uint32_t)pg_i64(r, 0, 4);
+	} else {
+		rc = -ENOENT;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* One new entry of m in mailbox_id with its next UID (EMAILID and THREADID kept). */
+static int entry_add(struct pg_conn *c, int64_t mailbox_id, const struct store_msg *m,
+                     uint32_t *uid_r)
+{
+	struct pg_params p = {0};
+	int rc;
+	pg_p_i64(&p, mailbox_id);
+	pg_p_i64(&p, 1);
+	PGresult *r = pg_run(c, PGSQL_MAILBOX_BUMP, &p, &rc);
+	if (r == NULL)
+		return rc;
+	uint64_t modseq = (uint64_t)pg_i64(r, 0, 0);
+	int64_t uid = pg_i64(r, 0, 1) - 1;
+	PQclear(r);
+	if (uid >= UINT32_MAX)
+		return -EFBIG;
+	struct pg_params e = {0};
+	pg_p_i64(&e, mailbox_id);
+	pg_p_i64(&e, uid);
+	pg_p_i64(&e, m->content_id);
+	pg_p_i64(&e, (int64_t)modseq);
+	pg_p_i64(&e, m->flags);
+	pg_p_text(&e, m->keywords != NULL ? m->keywords : "");
+	pg_p_i64(&e, m->internal_date);
+	pg_p_i64(&e, (int64_t)m->size);
+	pg_p_i64(&e, (int64_t)m->email_id);
+	pg_p_i64(&e, (int64_t)m->thread_id);
+	pg_p_i64(&e, (int64_t)time(NULL));
+	rc = pg_run_cmd(c, PGSQL_ENTRY_INSERT, &e, NULL);
+	*uid_r = (uint32_t)uid;
+	return rc;
+}
+
+/* COPY / MOVE: the user's row, then both mailbox rows in id order, then the source
+ * entries are locked before anything is added. */
+static int copy_run(struct pg_conn *c, struct pg_job *job)
+{
+	struct flags_job *j = (struct flags_job *)job;
+	int64_t src_user = 0, dst_user = 0;
+	uint32_t src_uv = 0, dst_uv = 0;
+	struct store_msg *msgs = NULL;
+	size_t n = 0;
+	uint64_t modseq = 0, total = 0;
+	int rc = mailbox_owner(c, j->mailbox_id, &src_user, &src_uv);
+	if (rc == 0)
+		rc = mailbox_owner(c, j->dst_mailbox_id, &dst_user, &dst_uv);
+	if (rc == 0 && src_user != dst_user)
+		rc = -EINVAL;
+	uint64_t quota = 0, used = 0, quota_msgs = 0, used_msgs = 0;
+	if (rc == 0) {
+		struct pg_params pu = {0};
+		pg_p_i64(&pu, src_user);
+		PGresult *r = pg_run(c, PGSQL_TARGET_LOCK_USER, &pu, &rc);
+		if (r != NULL && PQntuples(r) == 1) {
+			quota = (uint64_t)pg_i64(r, 0, 0);
+			used = (uint64_t)pg_i64(r, 0, 1);
+			quota_msgs = (uint64_t)pg_i64(r, 0, 2);
+			used_msgs = (uint64_t)pg_i64(r, 0, 3);
+		}
+		PQclear(r);
+	}
+	int64_t lo = j->mailbox_id < j->dst_mailbox_id ? j->mailbox_id : j->dst_mailbox_id;
+	int64_t hi = j->mailbox_id < j->dst_mailbox_id ? j->dst_mailbox_id : j->mailbox_id;
+	if (rc == 0)
+		rc = lock_mailbox(c, lo, false);
+	if (rc == 0 && hi != lo)
+		rc = lock_mailbox(c, hi, false);
+	/* Collected before anything is added, so a copy into the source mailbox (RFC 6851
+	 * allows a MOVE there too) takes only the entries that were there. */
+	if (rc == 0)
+		rc = collect(c, j, &msgs, &n);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		total += msgs[i].size;
+	/* A MOVE stays within one user: neither its bytes nor its count change. */
+	if (rc == 0 && !j->move && n > 0) {
+		if ((quota != 0 && used + total > quota) ||
+		    (quota_msgs != 0 && used_msgs + n > quota_msgs))
+			rc = -EDQUOT;
+	}
+	if (rc == 0 && n > 0) {
+		job->res.uids = xcalloc(n, sizeof(*job->res.uids));
+		job->res.uids2 = xcalloc(n, sizeof(*job->res.uids2));
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct store_msg *m = &msgs[i];
+		uint32_t uid = 0;
+		rc = entry_add(c, j->dst_mailbox_id, m, &uid);
+		if (rc == 0 && j->move) {
+			if (modseq == 0)
+				rc = bump(c, j->mailbox_id, &modseq);
+			struct pg_params p = {0};
+			pg_p_i64(&p, j->mailbox_id);
+			pg_p_i64(&p, m->uid);
+			if (rc == 0)
+				rc = pg_run_cmd(c, PGSQL_ENTRY_DELETE, &p, NULL);
+			pg_p_i64(&p, (int64_t)modseq);
+			if (rc == 0)
+				rc = pg_run_cmd(c, PGSQL_EXPUNGED_INSERT, &p, NULL);
+		}
+		if (rc == 0) {
+			job->res.uids[job->res.n_uids++] = m->uid;
+			job->res.uids2[i] = uid;
+		}
+	}
+	msgs_free(msgs, n);
+	if (rc == 0 && n > 0)
+		rc = pg_mailbox_note(c, job, j->dst_mailbox_id);
+	if (rc == 0 && modseq != 0)
+		rc = pg_mailbox_note(c, job, j->mailbox_id);
+	job->res.uidvalidity = dst_uv;
+	return rc;
+}
+
+int pg_entries_move_all(struct pg_conn *c, struct pg_job *job, int64_t src_mailbox_id,
+                        int64_t dst_mailbox_id)
+{
+	struct store_uid_range all = {1, UINT32_MAX};
+	struct flags_job j = {.job = *job,
+	                      .mailbox_id = src_mailbox_id,
+	                      .dst_mailbox_id = dst_mailbox_id,
+	                      .ranges = &all,
+	                      .n_ranges = 1,
+	                      .move = true};
+	int rc = copy_run(c, &j.job);
+	/* The result and changes were made in the copy of job: hand them back. */
+	job->res = j.job.res;
+	job->changes = j.job.changes;
+	job->n_changes = j.job.n_changes;
+	return rc;
+}
+
+int pg_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid_range *ranges,
+                  size_t n_ranges, int64_t dst_mailbox_id, bool move, store_backend_cb *cb,
+                  void *ctx)
+{
+	if (n_ranges == 0)
+		return -EINVAL;
+	struct flags_job *j =
+	    flags_job_new(impl, copy_run, src_mailbox_id, ranges, n_ranges, cb, ctx);
+	j->dst_mailbox_id = dst_mailbox_id;
+	j->move = move;
 	return pg_job_submit(&j->job);
 }

@@ -199,17 +199,35 @@ int pg_store_mailbox_delete(void *impl, int64_t user_id, const char *name, store
 	return pg_job_submit(&j->job);
 }
 
+/* RFC 9051 6.3.6: renaming INBOX creates the new mailbox, moves every message of INBOX
+ * into it and leaves INBOX, empty, where it was; mailboxes under INBOX stay. */
+static int rename_inbox(struct pg_conn *c, struct pg_job *job, struct mailbox_job *j)
+{
+	int64_t inbox = job->res.mailboxes[0].id;
+	store_backend_result_free(&job->res);
+	int rc = pg_mailbox_insert(c, j->user_id, j->new_name, 0);
+	if (rc == 0)
+		rc = load_by_name(c, job, j->user_id, j->new_name);
+	if (rc < 0)
+		return rc;
+	int64_t dst = job->res.mailboxes[0].id;
+	store_backend_result_free(&job->res);
+	rc = pg_entries_move_all(c, job, inbox, dst);
+	store_backend_result_free(&job->res);
+	if (rc < 0)
+		return rc;
+	return load_by_name(c, job, j->user_id, j->new_name);
+}
+
 static int rename_run(struct pg_conn *c, struct pg_job *job)
 {
 	struct mailbox_job *j = (struct mailbox_job *)job;
 	int rc = load_by_name(c, job, j->user_id, j->name);
 	if (rc < 0)
 		return rc;
-	store_backend_result_free(&job->res);
-	/* RFC 9051 6.3.6: renaming INBOX moves its messages into a new mailbox; that needs
-	 * the message operations, which come later. */
 	if (strcmp(j->name, "INBOX") == 0)
-		return -ENOTSUP;
+		return rename_inbox(c, job, j);
+	store_backend_result_free(&job->res);
 	struct pg_params p = {0};
 	pg_p_i64(&p, j->user_id);
 	pg_p_text(&p, j->name);

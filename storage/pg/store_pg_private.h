@@ -195,6 +195,13 @@ int pg_store_expunge(void *impl, int64_t mailbox_id, const struct store_uid_rang
                      size_t n_ranges, store_backend_cb *cb, void *ctx);
 int pg_store_remove(void *impl, int64_t mailbox_id, const struct store_uid_range *ranges,
                     size_t n_ranges, store_backend_cb *cb, void *ctx);
+int pg_store_copy(void *impl, int64_t src_mailbox_id, const struct store_uid_range *ranges,
+                  size_t n_ranges, int64_t dst_mailbox_id, bool move, store_backend_cb *cb,
+                  void *ctx);
+/* Moves every entry of src to dst inside the running job (renaming INBOX); the copy's
+ * result lands in job->res. */
+int pg_entries_move_all(struct pg_conn *c, struct pg_job *job, int64_t src_mailbox_id,
+                        int64_t dst_mailbox_id);
 int pg_store_vanished(void *impl, int64_t mailbox_id, uint64_t since_modseq, store_backend_cb *cb,
                       void *ctx);
 /* An entry row of PGSQL_ENTRY_LIST's columns into *m. */
