@@ -50,3 +50,16 @@ def make_server(certs, sealmaild_bin, tmp_path_factory):
 
     yield make
     harness.check_all_stopped(started)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL of the tests' own (pg_env.py), shared by the session."""
+    import pg_env
+    if not os.path.exists(os.path.join(pg_env.BINDIR, "initdb")):
+        pytest.skip("no PostgreSQL binaries (apt-get install postgresql)")
+    pg = pg_env.PgServer().start()
+    try:
+        yield pg
+    finally:
+        pg.stop()
