@@ -341,7 +341,6 @@ static int pg_store_ping(void *impl, store_backend_cb *cb, void *ctx)
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 /* clang-format off */
 #define NOTSUP { (void)impl; return -ENOTSUP; }
-static int ns_recent_take(void *impl, int64_t a, uint32_t b, store_backend_cb *cb, void *ctx) NOTSUP
 static int ns_metadata_get(void *impl, int64_t a, int64_t b, const char *const *c, size_t d,
                            int e, store_backend_cb *cb, void *ctx) NOTSUP
 static int ns_metadata_set(void *impl, int64_t a, int64_t b, const struct store_meta_change *c,
@@ -396,7 +395,7 @@ static int ns_revoke(void *impl, const char *a, const char *b, int64_t c, store_
         .mailbox_delete = pg_store_mailbox_delete,
         .mailbox_rename = pg_store_mailbox_rename,
         .mailbox_subscribe = pg_store_mailbox_subscribe,
-        .recent_take = ns_recent_take,
+        .recent_take = pg_store_recent_take,
         .metadata_get = ns_metadata_get,
         .metadata_set = ns_metadata_set,
         .deliver = pg_store_deliver,

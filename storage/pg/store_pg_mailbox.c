@@ -271,3 +271,59 @@ int pg_store_mailbox_subscribe(void *impl, int64_t user_id, const char *name, bo
 	j->on = on;
 	return pg_job_submit(&j->job);
 }
+
+/* \Recent (RFC 3501 2.3.2): the UIDs from the mailbox's first untaken one up to upto go to
+ * this caller, and no later caller gets them, on this front end or another: the mailbox
+ * row stays locked from the read of recent_uid to COMMIT. */
+struct recent_job {
+	struct pg_job job;
+	int64_t mailbox_id;
+	uint32_t upto;
+};
+
+static int recent_run(struct pg_conn *c, struct pg_job *job)
+{
+	struct recent_job *j = (struct recent_job *)job;
+	struct pg_params p = {0};
+	int rc;
+	pg_p_i64(&p, j->mailbox_id);
+	PGresult *r = pg_run(c, PGSQL_RECENT_GET, &p, &rc);
+	if (r == NULL)
+		return rc;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return -ENOENT;
+	}
+	int64_t first = pg_i64(r, 0, 0);
+	PQclear(r);
+	if (first >= (int64_t)j->upto)
+		return 0;
+	pg_p_i64(&p, j->upto);
+	rc = pg_run_cmd(c, PGSQL_RECENT_SET, &p, NULL);
+	if (rc < 0)
+		return rc;
+	struct pg_params q = {0};
+	pg_p_i64(&q, j->mailbox_id);
+	pg_p_i64(&q, first);
+	pg_p_i64(&q, j->upto);
+	r = pg_run(c, PGSQL_ENTRY_UIDS_BETWEEN, &q, &rc);
+	if (r == NULL)
+		return rc;
+	size_t n = (size_t)PQntuples(r);
+	if (n > 0)
+		job->res.uids = xcalloc(n, sizeof(*job->res.uids));
+	for (size_t i = 0; i < n; i++)
+		job->res.uids[i] = (uint32_t)pg_i64(r, (int)i, 0);
+	job->res.n_uids = n;
+	PQclear(r);
+	return 0;
+}
+
+int pg_store_recent_take(void *impl, int64_t mailbox_id, uint32_t upto, store_backend_cb *cb,
+                         void *ctx)
+{
+	struct recent_job *j = pg_job_new(sizeof(*j), impl, PG_JOB_WRITE, recent_run, cb, ctx);
+	j->mailbox_id = mailbox_id;
+	j->upto = upto;
+	return pg_job_submit(&j->job);
+}

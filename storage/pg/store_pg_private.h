@@ -56,6 +56,9 @@ enum pg_sql {
 	PGSQL_ENTRY_DELETE,
 	PGSQL_EXPUNGED_INSERT,
 	PGSQL_VANISHED,
+	PGSQL_RECENT_GET,
+	PGSQL_RECENT_SET,
+	PGSQL_ENTRY_UIDS_BETWEEN,
 	PGSQL_PING,
 	PGSQL__COUNT
 };
@@ -209,6 +212,8 @@ void pg_entry_from_row(const PGresult *r, int row, struct store_msg *m);
 /* The mailbox's user, highest modseq, uidnext and message count as a change of job. */
 int pg_mailbox_note(struct pg_conn *c, struct pg_job *job, int64_t mailbox_id);
 
+int pg_store_recent_take(void *impl, int64_t mailbox_id, uint32_t upto, store_backend_cb *cb,
+                         void *ctx);
 /* Inserts a mailbox with a UIDVALIDITY never given before: 0, -EEXIST, -ENOENT. */
 int pg_mailbox_insert(struct pg_conn *c, int64_t user_id, const char *name, unsigned special_use);
 

@@ -128,6 +128,10 @@ static const char *const pg_sql_texts[PGSQL__COUNT] = {
                               "DO UPDATE SET modseq = excluded.modseq",
     [PGSQL_VANISHED] = "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 "
                        "ORDER BY uid",
+    [PGSQL_RECENT_GET] = "SELECT recent_uid FROM mailboxes WHERE id = $1 FOR NO KEY UPDATE",
+    [PGSQL_RECENT_SET] = "UPDATE mailboxes SET recent_uid = $2 WHERE id = $1",
+    [PGSQL_ENTRY_UIDS_BETWEEN] = "SELECT uid FROM entries WHERE mailbox_id = $1 "
+                                 "AND uid >= $2 AND uid < $3 ORDER BY uid",
     [PGSQL_PING] = "SELECT 1",
 };
 
