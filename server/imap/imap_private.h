@@ -423,8 +423,8 @@ void imap_audit_args(struct buf *b, const struct imap_arg *a, size_t n);
 bool imap_audit_seqs(struct imap_client *cl, const char *action, const uint32_t *seqs, size_t n,
                      const char *detail);
 /* The selected mailbox's messages in the UID ranges r[0..nr). */
-bool imap_audit_ranges(struct imap_client *cl, const char *action,
-                       const struct store_uid_range *r, size_t nr, const char *detail);
+bool imap_audit_ranges(struct imap_client *cl, const char *action, const struct store_uid_range *r,
+                       size_t nr, const char *detail);
 /* The selected mailbox's messages marked \Deleted (EXPUNGE, CLOSE). */
 bool imap_audit_deleted(struct imap_client *cl, const char *action, const char *detail);
 

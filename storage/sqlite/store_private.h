@@ -375,8 +375,7 @@ int store_crypt_open(const char *db_path, const uint8_t *kek, struct store_vfs *
 int store_crypt_recover(const char *db_path, const uint8_t *kek);
 /* vfs: the sealing VFS's name for an encrypted store, NULL for the default. */
 int store_conn_open(struct store_conn *c, const char *path, const char *vfs, unsigned busy_ms,
-                    bool writer,
-                    const char **error_r);
+                    bool writer, const char **error_r);
 char *store_col_text(sqlite3_stmt *st, int col);
 int store_bind_text(sqlite3_stmt *st, int col, const char *text);
 
@@ -453,7 +452,7 @@ struct store_delivery {
 	size_t n_keywords;
 	bool spool_sealed; /* req->spool_path is a sealed spool file (store_spool.h) */
 	bool defer_index;  /* run leaves the FTS row to store_delivery_index */
-	int64_t index_id; /* content stored by run whose FTS row is still owed, or 0 */
+	int64_t index_id;  /* content stored by run whose FTS row is still owed, or 0 */
 };
 int store_delivery_prepare(struct sqlite_store *s, struct store_delivery *d);
 int store_delivery_run(struct store_conn *c, struct store_job *job, struct store_delivery *d);
