@@ -404,7 +404,27 @@ class Server:
     # -- lifecycle
 
     def start(self, timeout=10, env=None):
-        """Starts sealmaild (env: extra environment variables, e.g. LD_PRELOAD)."""
+        """Starts sealmaild (env: extra environment variables, e.g. LD_PRELOAD).
+
+        A listener given a port of its own (a test that needs to know ports before the
+        start, picked free with bind(0)) can find it taken meanwhile by another test's
+        connection; then the ports are picked again and the start is tried again, at most
+        three times."""
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout, env)
+            except ServerError as e:
+                fixed = [l for l in self.listeners if l.get("port")]
+                if "address already in use" not in str(e) or not fixed or attempt == 2:
+                    raise
+                self.log_file.close()
+                for l in fixed:
+                    with socket.socket() as s:
+                        s.bind(("127.0.0.1", 0))
+                        l["port"] = s.getsockname()[1]
+                self.write_config()
+
+    def _start_once(self, timeout, env):
         self.log_file = open(self.log_path, "wb")
         penv = server_env()
         penv.update(env or {})
